@@ -155,7 +155,9 @@ func uniquePorts(s *apiextensionsv1.JSONSchemaProps) {
 }
 
 // nonNegativeWeight: from v1alpha2 on a weight is an integer and a minimum says it; v1alpha1 weights
-// are resource quantities (int-or-string) whose sign only CEL's quantity library can check.
+// are resource quantities (int-or-string). Their string form is checked by an RE2 match before CEL's
+// quantity() parses it: the match is linear, while parsing a quantity with a huge exponent
+// ("1e-999999999") does not finish, and the API server runs this rule on every write.
 func nonNegativeWeight(s *apiextensionsv1.JSONSchemaProps) {
 	if !s.XIntOrString {
 		s.Minimum = ptr(0.0)
@@ -163,8 +165,10 @@ func nonNegativeWeight(s *apiextensionsv1.JSONSchemaProps) {
 	}
 	s.MaxLength = ptr[int64](32) // bounds the cost of the rule below
 	s.XValidations = append(s.XValidations, apiextensionsv1.ValidationRule{
-		Rule:    "type(self) == int ? self >= 0 : isQuantity(self) && !quantity(self).isLessThan(quantity('0'))",
-		Message: "weight must be a non-negative quantity, such as 1 or 500m",
+		Rule: `type(self) == int ? self >= 0 : ` +
+			`self.matches('^[+]?([0-9]+([.][0-9]*)?|[.][0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]{1,2})?$') && ` +
+			`!quantity(self).isLessThan(quantity('0'))`,
+		Message: "weight must be a non-negative quantity with an exponent of at most two digits, such as 1 or 500m",
 	})
 }
 

@@ -1,0 +1,231 @@
+package mesh
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
+	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
+
+	"github.com/smi-operator/smi-operator/apis/smi"
+)
+
+func TestAccessSemantics(t *testing.T) {
+	metrics := specsv1alpha4.HTTPMatch{Name: "metrics", PathRegex: "/metrics", Methods: []string{"GET"}}
+	api := specsv1alpha4.HTTPMatch{Name: "api", PathRegex: "/api", Methods: []string{"*"}}
+	groups := []specsv1alpha4.HTTPRouteGroup{
+		httpRouteGroup("routes", metrics, api),
+		httpRouteGroup("broken", specsv1alpha4.HTTPMatch{Name: "bad", PathRegex: "["}, api),
+	}
+	tcp := []specsv1alpha4.TCPRoute{tcpRoute("port-8080", 8080), tcpRoute("all-ports"), tcpRoute("bad-ports", 0, 70000)}
+	udp := []specsv1alpha4.UDPRoute{udpRoute("dns", 53, 5353)}
+
+	metricsIR := HTTPMatch{Group: "routes", Name: "metrics", Methods: []string{"GET"},
+		Path: PathMatch{Regex: "/metrics", FullRegex: "^(?:/metrics).*", Kind: PathPrefix, Literal: "/metrics"}}
+	apiIR := HTTPMatch{Group: "routes", Name: "api",
+		Path: PathMatch{Regex: "/api", FullRegex: "^(?:/api).*", Kind: PathPrefix, Literal: "/api"}}
+	brokenAPIIR := apiIR
+	brokenAPIIR.Group = "broken"
+
+	server := sa(ns, "server")
+	sources := []accessv1alpha3.IdentityBindingSubject{sa(ns, "client")}
+	serverID, clientID := id(ns, "server"), id(ns, "client")
+	tt := ref(smi.TrafficTargetKind, "tt")
+	all := PortSet{All: true}
+
+	tests := []struct {
+		name      string
+		targets   []accessv1alpha3.TrafficTarget
+		want      []AccessRule
+		wantDiags []Diagnostic
+	}{{
+		name: "deny by default: no TrafficTarget, no access rule",
+	}, {
+		name:    "omitted matches allow every match of the route",
+		targets: []accessv1alpha3.TrafficTarget{trafficTarget("tt", server, sources, rule(smi.HTTPRouteGroupKind, "routes"))},
+		want: []AccessRule{{Source: tt, Destination: serverID, Sources: []Identity{clientID},
+			HTTP: []HTTPMatch{metricsIR, apiIR}, HTTPPorts: all}},
+	}, {
+		name:    "named matches allow only those",
+		targets: []accessv1alpha3.TrafficTarget{trafficTarget("tt", server, sources, rule(smi.HTTPRouteGroupKind, "routes", "metrics"))},
+		want: []AccessRule{{Source: tt, Destination: serverID, Sources: []Identity{clientID},
+			HTTP: []HTTPMatch{metricsIR}, HTTPPorts: all}},
+	}, {
+		name:    "unknown match name allows nothing for that name",
+		targets: []accessv1alpha3.TrafficTarget{trafficTarget("tt", server, sources, rule(smi.HTTPRouteGroupKind, "routes", "metrics", "nope"))},
+		want: []AccessRule{{Source: tt, Destination: serverID, Sources: []Identity{clientID},
+			HTTP: []HTTPMatch{metricsIR}, HTTPPorts: all}},
+		wantDiags: []Diagnostic{diag(tt, smi.ConditionResolvedRefs, ReasonMatchNotFound, SeverityWarning)},
+	}, {
+		name:    "invalid HTTP match allows nothing while the valid ones still apply",
+		targets: []accessv1alpha3.TrafficTarget{trafficTarget("tt", server, sources, rule(smi.HTTPRouteGroupKind, "broken"))},
+		want: []AccessRule{{Source: tt, Destination: serverID, Sources: []Identity{clientID},
+			HTTP: []HTTPMatch{brokenAPIIR}, HTTPPorts: all}},
+		wantDiags: []Diagnostic{
+			diag(ref(smi.HTTPRouteGroupKind, "broken"), smi.ConditionAccepted, ReasonInvalidMatch, SeverityWarning),
+			diag(tt, smi.ConditionResolvedRefs, ReasonInvalidMatch, SeverityWarning),
+		},
+	}, {
+		name:    "omitted TCP ports allow every port",
+		targets: []accessv1alpha3.TrafficTarget{trafficTarget("tt", server, sources, rule(smi.TCPRouteKind, "all-ports"))},
+		want:    []AccessRule{{Source: tt, Destination: serverID, Sources: []Identity{clientID}, TCP: all}},
+	}, {
+		name: "listed TCP ports allow those ports, unioned across rules",
+		targets: []accessv1alpha3.TrafficTarget{trafficTarget("tt", server, sources,
+			rule(smi.TCPRouteKind, "port-8080"), rule(smi.TCPRouteKind, "port-8080"))},
+		want: []AccessRule{{Source: tt, Destination: serverID, Sources: []Identity{clientID}, TCP: PortSet{Ports: []int32{8080}}}},
+	}, {
+		name:    "TCPRoute whose ports are all invalid allows nothing, not every port",
+		targets: []accessv1alpha3.TrafficTarget{trafficTarget("tt", server, sources, rule(smi.TCPRouteKind, "bad-ports"))},
+		want:    []AccessRule{{Source: tt, Destination: serverID, Sources: []Identity{clientID}}},
+		wantDiags: []Diagnostic{
+			diag(ref(smi.TCPRouteKind, "bad-ports"), smi.ConditionAccepted, ReasonInvalidPort, SeverityWarning),
+			diag(ref(smi.TCPRouteKind, "bad-ports"), smi.ConditionAccepted, ReasonInvalidPort, SeverityWarning),
+		},
+	}, {
+		name: "TCP rule match names must name the route's match",
+		targets: []accessv1alpha3.TrafficTarget{trafficTarget("tt", server, sources,
+			rule(smi.TCPRouteKind, "port-8080", "other"), rule(smi.TCPRouteKind, "all-ports", "all-ports"))},
+		want:      []AccessRule{{Source: tt, Destination: serverID, Sources: []Identity{clientID}, TCP: all}},
+		wantDiags: []Diagnostic{diag(tt, smi.ConditionResolvedRefs, ReasonMatchNotFound, SeverityWarning)},
+	}, {
+		name: "UDP route allows UDP on its ports independently of HTTP",
+		targets: []accessv1alpha3.TrafficTarget{trafficTarget("tt", server, sources,
+			rule(smi.UDPRouteKind, "dns"), rule(smi.HTTPRouteGroupKind, "routes", "metrics"))},
+		want: []AccessRule{{Source: tt, Destination: serverID, Sources: []Identity{clientID},
+			HTTP: []HTTPMatch{metricsIR}, HTTPPorts: all, UDP: PortSet{Ports: []int32{53, 5353}}}},
+	}, {
+		name: "TCPRoute next to an HTTP rule scopes HTTP to its ports and grants no raw TCP",
+		targets: []accessv1alpha3.TrafficTarget{trafficTarget("tt", server, sources,
+			rule(smi.TCPRouteKind, "port-8080"), rule(smi.HTTPRouteGroupKind, "routes", "metrics"))},
+		want: []AccessRule{{Source: tt, Destination: serverID, Sources: []Identity{clientID},
+			HTTP: []HTTPMatch{metricsIR}, HTTPPorts: PortSet{Ports: []int32{8080}}}},
+	}, {
+		name: "rule referencing a missing route allows nothing",
+		targets: []accessv1alpha3.TrafficTarget{trafficTarget("tt", server, sources,
+			rule(smi.HTTPRouteGroupKind, "gone"), rule(smi.UDPRouteKind, "gone"))},
+		want: []AccessRule{{Source: tt, Destination: serverID, Sources: []Identity{clientID}}},
+		wantDiags: []Diagnostic{
+			diag(tt, smi.ConditionResolvedRefs, ReasonRouteNotFound, SeverityWarning),
+			diag(tt, smi.ConditionResolvedRefs, ReasonRouteNotFound, SeverityWarning),
+		},
+	}, {
+		name: "missing HTTP route next to a TCPRoute does not open raw TCP",
+		targets: []accessv1alpha3.TrafficTarget{trafficTarget("tt", server, sources,
+			rule(smi.TCPRouteKind, "port-8080"), rule(smi.HTTPRouteGroupKind, "gone"))},
+		want:      []AccessRule{{Source: tt, Destination: serverID, Sources: []Identity{clientID}}},
+		wantDiags: []Diagnostic{diag(tt, smi.ConditionResolvedRefs, ReasonRouteNotFound, SeverityWarning)},
+	}, {
+		name: "missing TCPRoute next to an HTTP rule leaves HTTP on no port",
+		targets: []accessv1alpha3.TrafficTarget{trafficTarget("tt", server, sources,
+			rule(smi.TCPRouteKind, "gone"), rule(smi.HTTPRouteGroupKind, "routes", "metrics"))},
+		want: []AccessRule{{Source: tt, Destination: serverID, Sources: []Identity{clientID},
+			HTTP: []HTTPMatch{metricsIR}}},
+		wantDiags: []Diagnostic{diag(tt, smi.ConditionResolvedRefs, ReasonRouteNotFound, SeverityWarning)},
+	}, {
+		name:      "unsupported rule kind allows nothing",
+		targets:   []accessv1alpha3.TrafficTarget{trafficTarget("tt", server, sources, rule("GRPCRoute", "routes"))},
+		want:      []AccessRule{{Source: tt, Destination: serverID, Sources: []Identity{clientID}}},
+		wantDiags: []Diagnostic{diag(tt, smi.ConditionResolvedRefs, ReasonUnsupportedRouteKind, SeverityWarning)},
+	}, {
+		name: "access is additive: targets for one destination are separate adjacent rules",
+		targets: []accessv1alpha3.TrafficTarget{
+			trafficTarget("b-api", server, []accessv1alpha3.IdentityBindingSubject{sa(ns, "website")},
+				rule(smi.HTTPRouteGroupKind, "routes", "api")),
+			trafficTarget("other", sa(ns, "another"), sources, rule(smi.TCPRouteKind, "all-ports")),
+			trafficTarget("a-metrics", server, []accessv1alpha3.IdentityBindingSubject{sa(ns, "prometheus")},
+				rule(smi.HTTPRouteGroupKind, "routes", "metrics")),
+		},
+		want: []AccessRule{
+			{Source: ref(smi.TrafficTargetKind, "other"), Destination: id(ns, "another"), Sources: []Identity{clientID}, TCP: all},
+			{Source: ref(smi.TrafficTargetKind, "a-metrics"), Destination: serverID, Sources: []Identity{id(ns, "prometheus")},
+				HTTP: []HTTPMatch{metricsIR}, HTTPPorts: all},
+			{Source: ref(smi.TrafficTargetKind, "b-api"), Destination: serverID, Sources: []Identity{id(ns, "website")},
+				HTTP: []HTTPMatch{apiIR}, HTTPPorts: all},
+		},
+	}, {
+		name:    "destination in another namespace is not accepted",
+		targets: []accessv1alpha3.TrafficTarget{trafficTarget("tt", sa("bank", "server"), sources, rule(smi.TCPRouteKind, "all-ports"))},
+		wantDiags: []Diagnostic{
+			diag(tt, smi.ConditionAccepted, ReasonDestinationNamespaceMismatch, SeverityError),
+		},
+	}, {
+		name: "omitted destination and source namespaces default to the target's namespace",
+		targets: []accessv1alpha3.TrafficTarget{trafficTarget("tt", sa("", "server"),
+			[]accessv1alpha3.IdentityBindingSubject{sa("", "client"), sa("monitoring", "prometheus"), sa(ns, "client")},
+			rule(smi.TCPRouteKind, "all-ports"))},
+		want: []AccessRule{{Source: tt, Destination: serverID,
+			Sources: []Identity{id("monitoring", "prometheus"), clientID}, TCP: all}},
+	}, {
+		name: "destination that is not a ServiceAccount is not accepted",
+		targets: []accessv1alpha3.TrafficTarget{trafficTarget("tt", accessv1alpha3.IdentityBindingSubject{Kind: "Group", Name: "admins"},
+			sources, rule(smi.TCPRouteKind, "all-ports"))},
+		wantDiags: []Diagnostic{diag(tt, smi.ConditionAccepted, ReasonUnsupportedIdentityKind, SeverityError)},
+	}, {
+		name: "source that is not a ServiceAccount is left out",
+		targets: []accessv1alpha3.TrafficTarget{trafficTarget("tt", server,
+			[]accessv1alpha3.IdentityBindingSubject{{Kind: "User", Name: "alice"}}, rule(smi.TCPRouteKind, "all-ports"))},
+		want:      []AccessRule{{Source: tt, Destination: serverID, TCP: all}},
+		wantDiags: []Diagnostic{diag(tt, smi.ConditionResolvedRefs, ReasonUnsupportedIdentityKind, SeverityWarning)},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			snap := Snapshot{TrafficTargets: tc.targets, HTTPRouteGroups: groups, TCPRoutes: tcp, UDPRoutes: udp}
+			m, diags := build(t, snap, Settings{})
+			if d := cmp.Diff(tc.want, m.AccessRules); d != "" {
+				t.Errorf("access rules (-want +got):\n%s", d)
+			}
+			// Route diagnostics unrelated to the case (the fixtures' own broken routes) are
+			// reported whether referenced or not; keep only those the case is about.
+			if d := cmp.Diff(tc.wantDiags, relevant(diags, tc.wantDiags), ignoreMessage); d != "" {
+				t.Errorf("diagnostics (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+// relevant keeps the diagnostics on TrafficTargets and on objects the case expects diagnostics for.
+func relevant(diags, want []Diagnostic) []Diagnostic {
+	keep := map[ObjectRef]bool{}
+	for _, d := range want {
+		keep[d.Object] = true
+	}
+	var out []Diagnostic
+	for _, d := range diags {
+		if d.Object.Kind == smi.TrafficTargetKind || keep[d.Object] {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func TestAccessIdentityTrustDomain(t *testing.T) {
+	snap := Snapshot{
+		TrafficTargets: []accessv1alpha3.TrafficTarget{trafficTarget("tt", sa(ns, "server"),
+			[]accessv1alpha3.IdentityBindingSubject{sa("monitoring", "prometheus")}, rule(smi.TCPRouteKind, "db"))},
+		TCPRoutes: []specsv1alpha4.TCPRoute{tcpRoute("db", 5432)},
+	}
+	for _, tc := range []struct {
+		name, trustDomain, wantDest, wantSource, wantPrincipal string
+	}{
+		{"default trust domain is cluster.local", "",
+			"spiffe://cluster.local/ns/shop/sa/server", "spiffe://cluster.local/ns/monitoring/sa/prometheus",
+			"cluster.local/ns/monitoring/sa/prometheus"},
+		{"configured trust domain", "corp.example",
+			"spiffe://corp.example/ns/shop/sa/server", "spiffe://corp.example/ns/monitoring/sa/prometheus",
+			"corp.example/ns/monitoring/sa/prometheus"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, _ := build(t, snap, Settings{TrustDomain: tc.trustDomain})
+			if len(m.AccessRules) != 1 || len(m.AccessRules[0].Sources) != 1 {
+				t.Fatalf("want one rule with one source, got %+v", m.AccessRules)
+			}
+			r := m.AccessRules[0]
+			got := []string{r.Destination.SPIFFEID, r.Sources[0].SPIFFEID, r.Sources[0].Principal()}
+			if d := cmp.Diff([]string{tc.wantDest, tc.wantSource, tc.wantPrincipal}, got); d != "" {
+				t.Errorf("identities (-want +got):\n%s", d)
+			}
+		})
+	}
+}

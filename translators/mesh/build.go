@@ -1,0 +1,97 @@
+package mesh
+
+import (
+	"cmp"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/smi-operator/smi-operator/apis/smi"
+)
+
+// Build turns a snapshot into the mesh model and reports every problem it finds. It never fails:
+// whatever cannot be used is left out and explained by a Diagnostic.
+func Build(snap Snapshot, settings Settings) (Model, []Diagnostic) {
+	b := newBuilder(snap, settings.withDefaults())
+	model := Model{
+		Splits:      b.splits(snap.TrafficSplits),
+		AccessRules: b.accessRules(snap.TrafficTargets),
+	}
+	return model, b.diags.sorted()
+}
+
+// builder holds the snapshot indexed by namespace/name, and the diagnostics found so far.
+type builder struct {
+	settings   Settings
+	services   map[types.NamespacedName]Service
+	httpGroups map[types.NamespacedName]httpGroup
+	tcpRoutes  map[types.NamespacedName]portRoute
+	udpRoutes  map[types.NamespacedName]portRoute
+	diags      diagnostics
+}
+
+func newBuilder(snap Snapshot, settings Settings) *builder {
+	b := &builder{
+		settings:   settings,
+		services:   make(map[types.NamespacedName]Service, len(snap.Services)),
+		httpGroups: make(map[types.NamespacedName]httpGroup, len(snap.HTTPRouteGroups)),
+		tcpRoutes:  make(map[types.NamespacedName]portRoute, len(snap.TCPRoutes)),
+		udpRoutes:  make(map[types.NamespacedName]portRoute, len(snap.UDPRoutes)),
+	}
+	for i := range snap.Services {
+		svc := &snap.Services[i]
+		b.services[nameOf(svc.Namespace, svc.Name)] = b.service(svc)
+	}
+	// Routes are compiled once, whether referenced or not, so their own diagnostics are reported
+	// exactly once and every referrer sees the same result.
+	for i := range snap.HTTPRouteGroups {
+		g := &snap.HTTPRouteGroups[i]
+		b.httpGroups[nameOf(g.Namespace, g.Name)] = b.compileHTTPGroup(g)
+	}
+	for i := range snap.TCPRoutes {
+		r := &snap.TCPRoutes[i]
+		ref := ObjectRef{Kind: smi.TCPRouteKind, Namespace: r.Namespace, Name: r.Name}
+		b.tcpRoutes[nameOf(r.Namespace, r.Name)] = b.compilePortRoute(ref, r.Spec.Matches.Name, r.Spec.Matches.Ports)
+	}
+	for i := range snap.UDPRoutes {
+		r := &snap.UDPRoutes[i]
+		ref := ObjectRef{Kind: smi.UDPRouteKind, Namespace: r.Namespace, Name: r.Name}
+		b.udpRoutes[nameOf(r.Namespace, r.Name)] = b.compilePortRoute(ref, r.Spec.Matches.Name, r.Spec.Matches.Ports)
+	}
+	return b
+}
+
+func nameOf(namespace, name string) types.NamespacedName {
+	return types.NamespacedName{Namespace: namespace, Name: name}
+}
+
+// service converts a Kubernetes Service, defaulting the protocol as the API server does.
+func (b *builder) service(svc *corev1.Service) Service {
+	out := Service{
+		Namespace: svc.Namespace,
+		Name:      svc.Name,
+		FQDN:      svc.Name + "." + svc.Namespace + ".svc." + b.settings.ClusterDomain,
+	}
+	for _, p := range svc.Spec.Ports {
+		sp := ServicePort{Name: p.Name, Port: p.Port, Protocol: cmp.Or(p.Protocol, corev1.ProtocolTCP)}
+		if p.AppProtocol != nil {
+			sp.AppProtocol = *p.AppProtocol
+		}
+		out.Ports = append(out.Ports, sp)
+	}
+	slices.SortFunc(out.Ports, func(a, b ServicePort) int {
+		return cmp.Or(cmp.Compare(a.Port, b.Port), cmp.Compare(a.Protocol, b.Protocol))
+	})
+	return out
+}
+
+const spiffeScheme = "spiffe://"
+
+func (b *builder) identity(namespace, serviceAccount string) Identity {
+	return Identity{
+		Namespace:      namespace,
+		ServiceAccount: serviceAccount,
+		SPIFFEID:       spiffeScheme + b.settings.TrustDomain + "/ns/" + namespace + "/sa/" + serviceAccount,
+	}
+}

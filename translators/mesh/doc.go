@@ -1,0 +1,59 @@
+// Package mesh builds the version-independent model ("IR") of a service mesh from SMI objects and
+// Services. Every backend (Istio, the bundled xDS server) translates this model and nothing else, so
+// SMI semantics are decided here once, and a backend never re-reads an SMI object.
+//
+// [Build] is a pure function of a [Snapshot] and [Settings]: no Kubernetes client, no clock, no
+// package state. Its output is sorted so that the same input always gives the same model and the
+// same diagnostics, whatever order the cache listed the objects in; a reconcile that changes nothing
+// then writes nothing.
+//
+// # Diagnostics
+//
+// Every problem found becomes a [Diagnostic] on the SMI object it concerns, naming the condition it
+// turns False. A Diagnostic with [SeverityError] means the object has no effect at all: it is absent
+// from the [Model]. [SeverityWarning] means part of the object was ignored and the rest is in effect.
+// So a controller sets a condition False (with the first diagnostic's reason) when a diagnostic
+// names it, True otherwise, and Programmed=False for any object absent from the Model.
+//
+// # Decisions where SMI is silent or ambiguous
+//
+// TrafficSplit:
+//   - Conflicts are settled before anything else is validated: of the splits naming one apex, the
+//     oldest (creationTimestamp, then name) wins even when it turns out broken. Letting validity pick
+//     the winner would make traffic jump between splits whenever a backend Service comes and goes.
+//   - The apex and the backends are Services in the split's namespace. A backend must expose every
+//     port of the apex (same number and protocol, empty protocol meaning TCP); SMI maps ports by
+//     number and a backend lacking one would black-hole that port's share.
+//   - A backend listed twice gets the sum of its weights. Negative weights reject the split.
+//   - A match reference that is not a specs.smi-spec.io HTTPRouteGroup rejects the whole split
+//     (Accepted=False, UnsupportedRouteKind): dropping it would change which requests are split in a
+//     way the author did not write. A missing HTTPRouteGroup, or an invalid match in one, is only
+//     left out; if that leaves no match at all the split is not programmed, because an empty match
+//     list would mean "split everything", a much wider effect than the author asked for.
+//
+// TrafficTarget (one [AccessRule] each; rules for one destination are ORed by the backends):
+//   - destination.namespace defaults to the target's namespace and must equal it; sources'
+//     namespaces default to the target's namespace. Only kind ServiceAccount is understood.
+//   - HTTP and TCP rules in one target combine as SMI's own example intends ("only Prometheus may
+//     GET /metrics", written as a TCPRoute on 8080 plus an HTTPRouteGroup): when the target has any
+//     HTTPRouteGroup rule, its TCPRoutes only say on which ports those HTTP requests are allowed and
+//     grant no raw TCP; without HTTPRouteGroup rules they grant TCP connections. UDPRoutes always
+//     grant UDP on their ports. This is decided on the rules as written, not as resolved, so a missing
+//     HTTPRouteGroup never turns a port scope into a raw TCP grant.
+//   - A rule that cannot be resolved (missing route, unknown kind, unknown match name, invalid
+//     match, invalid port) grants nothing; access is never widened to compensate. A target whose
+//     rules all failed stays in the Model with nothing allowed, so that backends still treat its
+//     destination as governed (deny) rather than as untouched.
+//
+// HTTPRouteGroup:
+//   - pathRegex is RE2, anchored at the start of the path only. [PathMatch] keeps it as written,
+//     gives FullRegex "^(?:re).*" for engines that match the whole path (Envoy, Istio), and classifies
+//     it as any / exact / prefix when it is a plain literal, for APIs without regex (Istio's
+//     AuthorizationPolicy paths).
+//   - methods are upper-cased, de-duplicated and sorted; "*" anywhere, or no methods, means any
+//     method and is normalised to an empty list.
+//   - header names are lower-cased (HTTP/2 and Envoy use lower case); header values are RE2 regexes
+//     matched against the whole value, as the SMI examples (".*Android.*") are written.
+//   - a match with an invalid regex or an empty method or header name is left out wherever it is
+//     referenced, with a diagnostic on the HTTPRouteGroup and on each referrer.
+package mesh

@@ -1,0 +1,182 @@
+package mesh
+
+import (
+	"cmp"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Model is the mesh as SMI describes it, ready for a backend to translate.
+type Model struct {
+	// Splits holds one entry per programmed TrafficSplit, sorted by apex namespace and name. At
+	// most one split exists per apex.
+	Splits []Split
+	// AccessRules holds one entry per accepted TrafficTarget, sorted by destination identity, then
+	// by the TrafficTarget's namespace and name, so the rules of one destination are adjacent.
+	// Access is additive: a request to a destination is allowed when any of its rules allows it,
+	// and denied when none does.
+	AccessRules []AccessRule
+}
+
+// ObjectRef names an object of the snapshot.
+type ObjectRef struct {
+	// Kind is the SMI kind, one of the kind constants of package apis/smi.
+	Kind      string
+	Namespace string
+	Name      string
+}
+
+func (r ObjectRef) String() string {
+	return r.Kind + " " + r.Namespace + "/" + r.Name
+}
+
+func (r ObjectRef) compare(o ObjectRef) int {
+	return cmp.Or(cmp.Compare(r.Kind, o.Kind), cmp.Compare(r.Namespace, o.Namespace), cmp.Compare(r.Name, o.Name))
+}
+
+// Service is a Kubernetes Service as routing needs it.
+type Service struct {
+	Namespace string
+	Name      string
+	// FQDN is <name>.<namespace>.svc.<cluster domain>.
+	FQDN string
+	// Ports are the Service's ports, sorted by number then protocol.
+	Ports []ServicePort
+}
+
+// ServicePort is one port of a Service. Backends map it to endpoints by Name, as EndpointSlices do.
+type ServicePort struct {
+	Name string
+	Port int32
+	// Protocol is TCP when the Service left it empty.
+	Protocol corev1.Protocol
+	// AppProtocol is the Service's appProtocol, empty when unset; backends use it (or the name
+	// prefix, Istio style) to tell HTTP from opaque TCP.
+	AppProtocol string
+}
+
+// Split is an accepted and programmable TrafficSplit.
+type Split struct {
+	// Source is the TrafficSplit this came from.
+	Source ObjectRef
+	// Apex is the root service clients address.
+	Apex Service
+	// Backends share the split traffic in proportion to Weight, sorted by service name. A weight
+	// may be 0 (no traffic), but at least one is positive. The apex may be one of them.
+	Backends []Backend
+	// Matches select the HTTP requests that are split; a request matching any of them is split.
+	// Empty means every request and connection to the apex is split. When non-empty, only HTTP
+	// requests can match: other connections (opaque TCP ports) stay on the apex.
+	Matches []HTTPMatch
+	// CatchAllToApex is set when Matches is non-empty: requests matching none of them keep going
+	// to the apex service unchanged, which backends must program explicitly after the matches.
+	CatchAllToApex bool
+}
+
+// Backend is one weighted destination of a split.
+type Backend struct {
+	Service
+	Weight int
+}
+
+// HTTPMatch is one resolved match of an HTTPRouteGroup. A request matches when its path, method
+// and every header match.
+type HTTPMatch struct {
+	// Group is the name of the HTTPRouteGroup, in the namespace of the object that references it.
+	Group string
+	// Name is the match's name inside the group; it may be empty.
+	Name string
+	Path PathMatch
+	// Methods are upper-case and sorted; empty means any method.
+	Methods []string
+	// Headers must all match (AND), sorted by name then regex.
+	Headers []HeaderMatch
+}
+
+// PathKind tells how a path regex can be expressed without regex support.
+type PathKind string
+
+// Path kinds.
+const (
+	// PathAny matches every path (no pathRegex, or one such as ".*").
+	PathAny PathKind = "Any"
+	// PathExact matches exactly Literal.
+	PathExact PathKind = "Exact"
+	// PathPrefix matches paths starting with Literal (a string prefix, not a segment prefix).
+	PathPrefix PathKind = "Prefix"
+	// PathRegex needs a regex engine: use FullRegex.
+	PathRegex PathKind = "Regex"
+)
+
+// PathMatch is an HTTPRouteGroup pathRegex, which SMI anchors at the start of the path only.
+type PathMatch struct {
+	// Regex is the pathRegex as written.
+	Regex string
+	// FullRegex matches a whole path exactly when Regex matches at its start: "^(?:Regex).*".
+	// Empty when Kind is PathAny.
+	FullRegex string
+	Kind      PathKind
+	// Literal is the exact path or the prefix for PathExact and PathPrefix, empty otherwise.
+	Literal string
+}
+
+// HeaderMatch requires a request header to match a regex.
+type HeaderMatch struct {
+	// Name is lower case.
+	Name string
+	// Regex is RE2 and must match the whole header value.
+	Regex string
+}
+
+// Identity is a workload identity: a Kubernetes ServiceAccount.
+type Identity struct {
+	Namespace      string
+	ServiceAccount string
+	// SPIFFEID is spiffe://<trust domain>/ns/<namespace>/sa/<service account>.
+	SPIFFEID string
+}
+
+// Principal is the SPIFFE ID without its scheme, as Istio writes principals.
+func (i Identity) Principal() string {
+	return strings.TrimPrefix(i.SPIFFEID, spiffeScheme)
+}
+
+func (i Identity) compare(o Identity) int {
+	return cmp.Or(cmp.Compare(i.Namespace, o.Namespace), cmp.Compare(i.ServiceAccount, o.ServiceAccount))
+}
+
+// AccessRule is an accepted TrafficTarget: Sources may reach Destination with the traffic listed.
+// Whatever it does not list is denied. A rule allowing nothing is kept on purpose: its destination
+// is still under SMI access control and must deny everything rather than be left open.
+type AccessRule struct {
+	// Source is the TrafficTarget this came from.
+	Source      ObjectRef
+	Destination Identity
+	// Sources are sorted and unique; they may be empty (nobody is allowed).
+	Sources []Identity
+	// HTTP lists the allowed HTTP requests (any one matching allows), on HTTPPorts only.
+	HTTP []HTTPMatch
+	// HTTPPorts are the destination ports the HTTP matches apply on: every port unless the
+	// TrafficTarget also has TCPRoute rules, which then scope HTTP to their ports.
+	HTTPPorts PortSet
+	// TCP are the ports on which any TCP connection is allowed. Always empty when HTTP rules exist,
+	// since TCPRoutes then only scope HTTP.
+	TCP PortSet
+	// UDP are the ports on which UDP traffic is allowed.
+	UDP PortSet
+}
+
+// PortSet is a set of destination ports. The zero value is the empty set, so an unresolved rule
+// that leaves it untouched allows nothing.
+type PortSet struct {
+	// All means every port; Ports is then empty.
+	All bool
+	// Ports are sorted and unique.
+	Ports []int32
+}
+
+// Empty reports whether the set holds no port.
+func (p PortSet) Empty() bool {
+	return !p.All && len(p.Ports) == 0
+}

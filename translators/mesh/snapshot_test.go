@@ -1,0 +1,71 @@
+package mesh
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
+	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
+	splitv1alpha1 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha1"
+	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
+)
+
+func TestSnapshotAddSortsObjectsByKind(t *testing.T) {
+	ts := trafficSplit("canary", "web", 0, backend("web-v1", 1))
+	tt := trafficTarget("tt", sa(ns, "server"), nil, rule("TCPRoute", "db"))
+	g := httpRouteGroup("g")
+	tcp, udp := tcpRoute("db", 5432), udpRoute("dns", 53)
+	svc := service("web", 80)
+
+	var got Snapshot
+	for _, obj := range []runtime.Object{&ts, &tt, &g, &tcp, &udp, &svc} {
+		if err := got.Add(obj); err != nil {
+			t.Fatalf("Add(%T): %v", obj, err)
+		}
+	}
+	want := Snapshot{
+		TrafficSplits:   []splitv1alpha4.TrafficSplit{ts},
+		TrafficTargets:  []accessv1alpha3.TrafficTarget{tt},
+		HTTPRouteGroups: []specsv1alpha4.HTTPRouteGroup{g},
+		TCPRoutes:       []specsv1alpha4.TCPRoute{tcp},
+		UDPRoutes:       []specsv1alpha4.UDPRoute{udp},
+		Services:        []corev1.Service{svc},
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("snapshot (-want +got):\n%s", d)
+	}
+}
+
+func TestSnapshotAddRejectsOtherObjects(t *testing.T) {
+	var s Snapshot
+	if err := s.Add(&corev1.Pod{}); err == nil {
+		t.Error("Add(Pod) succeeded; want an error")
+	}
+}
+
+func TestSnapshotAddConvertsOlderVersions(t *testing.T) {
+	one, half := resource.MustParse("1"), resource.MustParse("500m")
+	old := &splitv1alpha1.TrafficSplit{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "canary"},
+		Spec: splitv1alpha1.TrafficSplitSpec{Service: "web", Backends: []splitv1alpha1.TrafficSplitBackend{
+			{Service: "web-v1", Weight: &one}, {Service: "web-v2", Weight: &half},
+		}},
+	}
+	var got Snapshot
+	if err := got.Add(old); err != nil {
+		t.Fatalf("Add(v1alpha1 TrafficSplit): %v", err)
+	}
+	if len(got.TrafficSplits) != 1 {
+		t.Fatalf("got %d TrafficSplits, want 1", len(got.TrafficSplits))
+	}
+	// v1alpha1 weights are quantities: 1 and 500m split 2:1.
+	backends := got.TrafficSplits[0].Spec.Backends
+	if len(backends) != 2 || backends[0].Weight != 2*backends[1].Weight || backends[1].Weight == 0 {
+		t.Errorf("backends %+v, want web-v1 twice the weight of web-v2", backends)
+	}
+}

@@ -1,0 +1,152 @@
+package mesh
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
+
+	"github.com/smi-operator/smi-operator/apis/smi"
+)
+
+// splits resolves every TrafficSplit. The result is sorted by apex namespace and name.
+func (b *builder) splits(in []splitv1alpha4.TrafficSplit) []Split {
+	// Oldest first within each apex, so the first split seen for an apex is the one that wins it;
+	// sorting by apex first also leaves the output in apex order.
+	ordered := make([]*splitv1alpha4.TrafficSplit, len(in))
+	for i := range in {
+		ordered[i] = &in[i]
+	}
+	slices.SortFunc(ordered, func(x, y *splitv1alpha4.TrafficSplit) int {
+		return cmp.Or(
+			cmp.Compare(x.Namespace, y.Namespace),
+			cmp.Compare(x.Spec.Service, y.Spec.Service),
+			x.CreationTimestamp.Time.Compare(y.CreationTimestamp.Time),
+			cmp.Compare(x.Name, y.Name))
+	})
+
+	owners := map[types.NamespacedName]string{}
+	var out []Split
+	for _, ts := range ordered {
+		ref := ObjectRef{Kind: smi.TrafficSplitKind, Namespace: ts.Namespace, Name: ts.Name}
+		apex := nameOf(ts.Namespace, ts.Spec.Service)
+		if owner, taken := owners[apex]; taken {
+			b.diags.fail(ref, smi.ConditionAccepted, ReasonConflicted,
+				"service %q is already split by the older TrafficSplit %q", ts.Spec.Service, owner)
+			continue
+		}
+		owners[apex] = ts.Name
+		if s, ok := b.split(ref, ts); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// split resolves one TrafficSplit that owns its apex. ok is false when it must not be programmed.
+func (b *builder) split(ref ObjectRef, ts *splitv1alpha4.TrafficSplit) (s Split, ok bool) {
+	b.validateSplit(ref, ts)
+	if b.diags.failed(ref) {
+		return Split{}, false
+	}
+	apex, found := b.services[nameOf(ts.Namespace, ts.Spec.Service)]
+	if !found {
+		// Without the apex there is no port to check backends against and nothing to route from.
+		b.diags.fail(ref, smi.ConditionResolvedRefs, ReasonApexNotFound,
+			"apex Service %q not found in namespace %q", ts.Spec.Service, ts.Namespace)
+		return Split{}, false
+	}
+
+	s = Split{Source: ref, Apex: apex, Backends: b.splitBackends(ref, apex, ts.Spec.Backends)}
+	total := 0
+	for _, be := range s.Backends {
+		total += be.Weight
+	}
+	if total == 0 {
+		b.diags.fail(ref, smi.ConditionProgrammed, ReasonNoWeightedBackends,
+			"no usable backend has a positive weight; traffic keeps going to the apex %q", ts.Spec.Service)
+	}
+
+	for _, m := range ts.Spec.Matches {
+		s.Matches = append(s.Matches, b.httpMatches(ref, ts.Namespace, m.Name, nil)...)
+	}
+	if len(ts.Spec.Matches) > 0 {
+		s.CatchAllToApex = true
+		if len(s.Matches) == 0 {
+			// Splitting everything instead would reach far more requests than the author asked.
+			b.diags.fail(ref, smi.ConditionProgrammed, ReasonNoValidMatches,
+				"none of the referenced HTTPRouteGroups has a usable match; nothing is split")
+		}
+	}
+	return s, !b.diags.failed(ref)
+}
+
+// validateSplit checks what can be judged from the TrafficSplit alone.
+func (b *builder) validateSplit(ref ObjectRef, ts *splitv1alpha4.TrafficSplit) {
+	for i, be := range ts.Spec.Backends {
+		if be.Weight < 0 {
+			b.diags.fail(ref, smi.ConditionAccepted, ReasonInvalidWeight,
+				"backends[%d] (%q) has negative weight %d", i, be.Service, be.Weight)
+		}
+	}
+	for i, m := range ts.Spec.Matches {
+		if !isHTTPRouteGroupRef(m) {
+			b.diags.fail(ref, smi.ConditionAccepted, ReasonUnsupportedRouteKind,
+				"matches[%d] refers to %s; only %s.%s is supported", i, describeRef(m), smi.HTTPRouteGroupKind, smi.SpecsGroup)
+		}
+	}
+}
+
+func isHTTPRouteGroupRef(r corev1.TypedLocalObjectReference) bool {
+	return r.Kind == smi.HTTPRouteGroupKind && (r.APIGroup == nil || *r.APIGroup == "" || *r.APIGroup == smi.SpecsGroup)
+}
+
+func describeRef(r corev1.TypedLocalObjectReference) string {
+	kind := r.Kind
+	if r.APIGroup != nil && *r.APIGroup != "" {
+		kind += "." + *r.APIGroup
+	}
+	return fmt.Sprintf("%s %q", kind, r.Name)
+}
+
+// splitBackends resolves the backends, sorted by service name. A service listed twice gets the sum
+// of its weights. Backends that cannot carry the apex's traffic are dropped with a warning.
+func (b *builder) splitBackends(ref ObjectRef, apex Service, in []splitv1alpha4.TrafficSplitBackend) []Backend {
+	weights := map[string]int{}
+	for _, be := range in {
+		weights[be.Service] += be.Weight
+	}
+	var out []Backend
+	for _, name := range slices.Sorted(maps.Keys(weights)) {
+		svc, found := b.services[nameOf(apex.Namespace, name)]
+		if !found {
+			b.diags.warn(ref, smi.ConditionResolvedRefs, ReasonBackendNotFound,
+				"backend Service %q not found in namespace %q; it gets no traffic", name, apex.Namespace)
+			continue
+		}
+		if missing := missingPorts(apex, svc); len(missing) > 0 {
+			b.diags.warn(ref, smi.ConditionResolvedRefs, ReasonBackendPortMismatch,
+				"backend Service %q lacks port %s of the apex %q; it gets no traffic", name, strings.Join(missing, ", "), apex.Name)
+			continue
+		}
+		out = append(out, Backend{Service: svc, Weight: weights[name]})
+	}
+	return out
+}
+
+// missingPorts lists, as "port/protocol", the apex ports that backend does not expose.
+func missingPorts(apex, backend Service) []string {
+	var missing []string
+	for _, p := range apex.Ports {
+		if !slices.ContainsFunc(backend.Ports, func(q ServicePort) bool { return q.Port == p.Port && q.Protocol == p.Protocol }) {
+			missing = append(missing, fmt.Sprintf("%d/%s", p.Port, p.Protocol))
+		}
+	}
+	return missing
+}

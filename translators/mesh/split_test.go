@@ -1,0 +1,234 @@
+package mesh
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
+
+	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
+	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
+
+	"github.com/smi-operator/smi-operator/apis/smi"
+)
+
+func TestSplitSemantics(t *testing.T) {
+	services := []corev1.Service{
+		service("web", 80, 9090), service("web-v1", 80, 9090), service("web-v2", 9090, 80, 443),
+		service("web-other-port", 8080),
+	}
+	udp := service("web-udp", 80, 9090)
+	udp.Spec.Ports[0].Protocol = corev1.ProtocolUDP
+
+	firefox := specsv1alpha4.HTTPMatch{Name: "firefox", Headers: map[string]string{"User-Agent": ".*Firefox.*"}}
+	abGroup := httpRouteGroup("ab", firefox)
+	firefoxIR := HTTPMatch{Group: "ab", Name: "firefox", Path: PathMatch{Kind: PathAny},
+		Headers: []HeaderMatch{{Name: "user-agent", Regex: ".*Firefox.*"}}}
+	brokenGroup := httpRouteGroup("broken", specsv1alpha4.HTTPMatch{Name: "bad", PathRegex: "/api/("})
+
+	apex := model("web", 80, 9090)
+	v1, v2 := model("web-v1", 80, 9090), model("web-v2", 80, 443, 9090)
+	canary := trafficSplit("canary", "web", 0, backend("web-v1", 90), backend("web-v2", 10))
+	splitRef := ref(smi.TrafficSplitKind, "canary")
+	canaryIR := Split{Source: splitRef, Apex: apex, Backends: []Backend{{v1, 90}, {v2, 10}}}
+
+	tests := []struct {
+		name      string
+		splits    []splitv1alpha4.TrafficSplit
+		groups    []specsv1alpha4.HTTPRouteGroup
+		services  []corev1.Service
+		want      []Split
+		wantDiags []Diagnostic
+	}{{
+		name:   "empty matches split everything",
+		splits: []splitv1alpha4.TrafficSplit{canary},
+		want:   []Split{canaryIR},
+	}, {
+		name:   "matches split only matching requests and the rest goes to the apex",
+		splits: []splitv1alpha4.TrafficSplit{withMatches(canary, groupRef("ab"))},
+		groups: []specsv1alpha4.HTTPRouteGroup{abGroup},
+		want: []Split{{Source: splitRef, Apex: apex, Backends: canaryIR.Backends,
+			Matches: []HTTPMatch{firefoxIR}, CatchAllToApex: true}},
+	}, {
+		name:   "match reference with the specs API group is accepted",
+		splits: []splitv1alpha4.TrafficSplit{withMatches(canary, corev1.TypedLocalObjectReference{APIGroup: ptr.To(smi.SpecsGroup), Kind: smi.HTTPRouteGroupKind, Name: "ab"})},
+		groups: []specsv1alpha4.HTTPRouteGroup{abGroup},
+		want: []Split{{Source: splitRef, Apex: apex, Backends: canaryIR.Backends,
+			Matches: []HTTPMatch{firefoxIR}, CatchAllToApex: true}},
+	}, {
+		name:   "backend lacking an apex port is dropped with a warning",
+		splits: []splitv1alpha4.TrafficSplit{trafficSplit("canary", "web", 0, backend("web-v1", 90), backend("web-other-port", 10))},
+		want:   []Split{{Source: splitRef, Apex: apex, Backends: []Backend{{v1, 90}}}},
+		wantDiags: []Diagnostic{
+			diag(splitRef, smi.ConditionResolvedRefs, ReasonBackendPortMismatch, SeverityWarning),
+		},
+	}, {
+		name:     "backend with the apex port number but another protocol is dropped",
+		splits:   []splitv1alpha4.TrafficSplit{trafficSplit("canary", "web", 0, backend("web-v1", 90), backend("web-udp", 10))},
+		services: []corev1.Service{udp},
+		want:     []Split{{Source: splitRef, Apex: apex, Backends: []Backend{{v1, 90}}}},
+		wantDiags: []Diagnostic{
+			diag(splitRef, smi.ConditionResolvedRefs, ReasonBackendPortMismatch, SeverityWarning),
+		},
+	}, {
+		name:   "missing backend service is dropped and refs are not resolved",
+		splits: []splitv1alpha4.TrafficSplit{trafficSplit("canary", "web", 0, backend("web-v1", 90), backend("web-v9", 10))},
+		want:   []Split{{Source: splitRef, Apex: apex, Backends: []Backend{{v1, 90}}}},
+		wantDiags: []Diagnostic{
+			diag(splitRef, smi.ConditionResolvedRefs, ReasonBackendNotFound, SeverityWarning),
+		},
+	}, {
+		name:   "missing apex service is not programmed",
+		splits: []splitv1alpha4.TrafficSplit{trafficSplit("canary", "gone", 0, backend("web-v1", 1))},
+		wantDiags: []Diagnostic{
+			diag(splitRef, smi.ConditionResolvedRefs, ReasonApexNotFound, SeverityError),
+		},
+	}, {
+		name:   "weight zero backend is kept with no traffic",
+		splits: []splitv1alpha4.TrafficSplit{trafficSplit("canary", "web", 0, backend("web-v1", 100), backend("web-v2", 0))},
+		want:   []Split{{Source: splitRef, Apex: apex, Backends: []Backend{{v1, 100}, {v2, 0}}}},
+	}, {
+		name:   "all weights zero is not programmed and traffic stays on the apex",
+		splits: []splitv1alpha4.TrafficSplit{trafficSplit("canary", "web", 0, backend("web-v1", 0), backend("web-v2", 0))},
+		wantDiags: []Diagnostic{
+			diag(splitRef, smi.ConditionProgrammed, ReasonNoWeightedBackends, SeverityError),
+		},
+	}, {
+		name:   "all weights zero after drops is not programmed",
+		splits: []splitv1alpha4.TrafficSplit{trafficSplit("canary", "web", 0, backend("web-v1", 0), backend("web-v9", 10))},
+		wantDiags: []Diagnostic{
+			diag(splitRef, smi.ConditionProgrammed, ReasonNoWeightedBackends, SeverityError),
+			diag(splitRef, smi.ConditionResolvedRefs, ReasonBackendNotFound, SeverityWarning),
+		},
+	}, {
+		name: "oldest split on an apex wins and the others are conflicted",
+		splits: []splitv1alpha4.TrafficSplit{
+			trafficSplit("a-newest", "web", 20, backend("web-v2", 1)),
+			trafficSplit("z-oldest", "web", 0, backend("web-v1", 1)),
+			trafficSplit("b-middle", "web", 10, backend("web-v2", 1)),
+		},
+		want: []Split{{Source: ref(smi.TrafficSplitKind, "z-oldest"), Apex: apex, Backends: []Backend{{v1, 1}}}},
+		wantDiags: []Diagnostic{
+			diag(ref(smi.TrafficSplitKind, "a-newest"), smi.ConditionAccepted, ReasonConflicted, SeverityError),
+			diag(ref(smi.TrafficSplitKind, "b-middle"), smi.ConditionAccepted, ReasonConflicted, SeverityError),
+		},
+	}, {
+		name: "splits of the same age on an apex are ordered by name",
+		splits: []splitv1alpha4.TrafficSplit{
+			trafficSplit("b", "web", 0, backend("web-v2", 1)),
+			trafficSplit("a", "web", 0, backend("web-v1", 1)),
+		},
+		want: []Split{{Source: ref(smi.TrafficSplitKind, "a"), Apex: apex, Backends: []Backend{{v1, 1}}}},
+		wantDiags: []Diagnostic{
+			diag(ref(smi.TrafficSplitKind, "b"), smi.ConditionAccepted, ReasonConflicted, SeverityError),
+		},
+	}, {
+		name: "oldest split wins even when broken so traffic does not jump between splits",
+		splits: []splitv1alpha4.TrafficSplit{
+			trafficSplit("old", "web", 0, backend("web-v1", 0)),
+			trafficSplit("new", "web", 10, backend("web-v2", 1)),
+		},
+		wantDiags: []Diagnostic{
+			diag(ref(smi.TrafficSplitKind, "new"), smi.ConditionAccepted, ReasonConflicted, SeverityError),
+			diag(ref(smi.TrafficSplitKind, "old"), smi.ConditionProgrammed, ReasonNoWeightedBackends, SeverityError),
+		},
+	}, {
+		name:   "apex listed as its own backend is legal",
+		splits: []splitv1alpha4.TrafficSplit{trafficSplit("canary", "web", 0, backend("web", 900), backend("web-v2", 100))},
+		want:   []Split{{Source: splitRef, Apex: apex, Backends: []Backend{{apex, 900}, {v2, 100}}}},
+	}, {
+		name:   "backend listed twice gets the sum of its weights",
+		splits: []splitv1alpha4.TrafficSplit{trafficSplit("canary", "web", 0, backend("web-v1", 1), backend("web-v2", 1), backend("web-v1", 2))},
+		want:   []Split{{Source: splitRef, Apex: apex, Backends: []Backend{{v1, 3}, {v2, 1}}}},
+	}, {
+		name:   "negative weight rejects the split",
+		splits: []splitv1alpha4.TrafficSplit{trafficSplit("canary", "web", 0, backend("web-v1", 1), backend("web-v2", -1))},
+		wantDiags: []Diagnostic{
+			diag(splitRef, smi.ConditionAccepted, ReasonInvalidWeight, SeverityError),
+		},
+	}, {
+		name:   "missing HTTPRouteGroup next to a found one is left out",
+		splits: []splitv1alpha4.TrafficSplit{withMatches(canary, groupRef("gone"), groupRef("ab"))},
+		groups: []specsv1alpha4.HTTPRouteGroup{abGroup},
+		want: []Split{{Source: splitRef, Apex: apex, Backends: canaryIR.Backends,
+			Matches: []HTTPMatch{firefoxIR}, CatchAllToApex: true}},
+		wantDiags: []Diagnostic{
+			diag(splitRef, smi.ConditionResolvedRefs, ReasonRouteNotFound, SeverityWarning),
+		},
+	}, {
+		name:   "only missing HTTPRouteGroups: nothing is split rather than everything",
+		splits: []splitv1alpha4.TrafficSplit{withMatches(canary, groupRef("gone"))},
+		wantDiags: []Diagnostic{
+			diag(splitRef, smi.ConditionProgrammed, ReasonNoValidMatches, SeverityError),
+			diag(splitRef, smi.ConditionResolvedRefs, ReasonRouteNotFound, SeverityWarning),
+		},
+	}, {
+		name:   "only invalid matches: nothing is split rather than everything",
+		splits: []splitv1alpha4.TrafficSplit{withMatches(canary, groupRef("broken"))},
+		groups: []specsv1alpha4.HTTPRouteGroup{brokenGroup},
+		wantDiags: []Diagnostic{
+			diag(ref(smi.HTTPRouteGroupKind, "broken"), smi.ConditionAccepted, ReasonInvalidMatch, SeverityWarning),
+			diag(splitRef, smi.ConditionProgrammed, ReasonNoValidMatches, SeverityError),
+			diag(splitRef, smi.ConditionResolvedRefs, ReasonInvalidMatch, SeverityWarning),
+		},
+	}, {
+		name:   "match kind other than HTTPRouteGroup rejects the split",
+		splits: []splitv1alpha4.TrafficSplit{withMatches(canary, corev1.TypedLocalObjectReference{Kind: smi.TCPRouteKind, Name: "db"})},
+		wantDiags: []Diagnostic{
+			diag(splitRef, smi.ConditionAccepted, ReasonUnsupportedRouteKind, SeverityError),
+		},
+	}, {
+		name: "HTTPRouteGroup of another API group rejects the split",
+		splits: []splitv1alpha4.TrafficSplit{withMatches(canary, corev1.TypedLocalObjectReference{
+			APIGroup: ptr.To("gateway.networking.k8s.io"), Kind: smi.HTTPRouteGroupKind, Name: "ab"})},
+		groups: []specsv1alpha4.HTTPRouteGroup{abGroup},
+		wantDiags: []Diagnostic{
+			diag(splitRef, smi.ConditionAccepted, ReasonUnsupportedRouteKind, SeverityError),
+		},
+	}, {
+		name: "splits on different apexes are independent and sorted by apex",
+		splits: []splitv1alpha4.TrafficSplit{
+			trafficSplit("z", "web-v2", 0, backend("web-v2", 1)),
+			trafficSplit("y", "web", 0, backend("web-v1", 1)),
+		},
+		want: []Split{
+			{Source: ref(smi.TrafficSplitKind, "y"), Apex: apex, Backends: []Backend{{v1, 1}}},
+			{Source: ref(smi.TrafficSplitKind, "z"), Apex: v2, Backends: []Backend{{v2, 1}}},
+		},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			snap := Snapshot{TrafficSplits: tc.splits, HTTPRouteGroups: tc.groups,
+				Services: append(services[:len(services):len(services)], tc.services...)}
+			m, diags := build(t, snap, Settings{})
+			if d := cmp.Diff(tc.want, m.Splits); d != "" {
+				t.Errorf("splits (-want +got):\n%s", d)
+			}
+			if d := cmp.Diff(tc.wantDiags, diags, ignoreMessage); d != "" {
+				t.Errorf("diagnostics (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func TestSplitServiceFacts(t *testing.T) {
+	web := service("web", 80)
+	web.Spec.Ports[0].AppProtocol = ptr.To("http")
+	snap := Snapshot{
+		Services:      []corev1.Service{web, service("web-v1", 80)},
+		TrafficSplits: []splitv1alpha4.TrafficSplit{trafficSplit("canary", "web", 0, backend("web-v1", 1))},
+	}
+	m, _ := build(t, snap, Settings{ClusterDomain: "corp.example"})
+	want := Service{Namespace: ns, Name: "web", FQDN: "web.shop.svc.corp.example",
+		Ports: []ServicePort{{Name: "p80", Port: 80, Protocol: corev1.ProtocolTCP, AppProtocol: "http"}}}
+	if len(m.Splits) != 1 {
+		t.Fatalf("want one split, got %+v", m.Splits)
+	}
+	if d := cmp.Diff(want, m.Splits[0].Apex); d != "" {
+		t.Errorf("apex (-want +got):\n%s", d)
+	}
+	if got := m.Splits[0].Backends[0].FQDN; got != "web-v1.shop.svc.corp.example" {
+		t.Errorf("backend FQDN = %q, want the configured cluster domain", got)
+	}
+}
