@@ -161,7 +161,7 @@ func printerColumns(kind string, root *apiextensionsv1.JSONSchemaProps) []apiext
 	case smi.TrafficSplitKind:
 		cols = append(cols,
 			apiextensionsv1.CustomResourceColumnDefinition{Name: "Service", Type: "string", JSONPath: ".spec.service", Description: "The apex service whose traffic is split"},
-			apiextensionsv1.CustomResourceColumnDefinition{Name: "Backends", Type: "string", JSONPath: ".spec.backends[*].service", Description: "Services receiving the traffic"})
+			apiextensionsv1.CustomResourceColumnDefinition{Name: "Backends", Type: "string", JSONPath: ".spec.backends", Description: "Services receiving the traffic, with their weights"})
 	case smi.TrafficTargetKind:
 		path := ".spec.destination.name"
 		if _, hasSpec := root.Properties["spec"]; !hasSpec {

@@ -1,0 +1,137 @@
+// Command smi-operator reconciles Service Mesh Interface objects into the configuration of the
+// chosen mesh backend, and serves the SMI CRDs' conversion and validation webhooks.
+package main
+
+import (
+	"crypto/tls"
+	"errors"
+	"flag"
+	"net/http"
+	"os"
+
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/smi-operator/smi-operator/controllers"
+)
+
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
+
+func main() {
+	var (
+		metricsAddr, probeAddr        string
+		metricsSecure, enableHTTP2    bool
+		leaderElect                   bool
+		webhookPort                   int
+		certDir, certName, keyName    string
+		certRotation, enableWebhooks  bool
+		webhookService, webhookSecret string
+		webhookConfigName             string
+	)
+	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; \"0\" disables it.")
+	flag.BoolVar(&metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS, with authentication and authorization through the API server.")
+	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz endpoints bind to.")
+	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles at a time.")
+	flag.BoolVar(&enableHTTP2, "enable-http2", false, "Serve HTTP/2 on the metrics and webhook servers. Off by default: HTTP/2 "+
+		"Rapid Reset and Stream Cancellation (CVE-2023-44487, CVE-2023-39325) make it a denial-of-service risk.")
+	flag.IntVar(&webhookPort, "webhook-port", 9443, "Port the conversion and validation webhooks listen on.")
+	flag.StringVar(&certDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Folder holding the webhook serving certificate.")
+	flag.StringVar(&certName, "webhook-cert-name", "tls.crt", "Webhook serving certificate file name in --webhook-cert-dir.")
+	flag.StringVar(&keyName, "webhook-cert-key", "tls.key", "Webhook serving key file name in --webhook-cert-dir.")
+	flag.BoolVar(&enableWebhooks, "enable-webhooks", true, "Serve the SMI conversion and validation webhooks. Off only when running "+
+		"outside the cluster, where its API server cannot call them.")
+	flag.BoolVar(&certRotation, "cert-rotation", true, "Issue and rotate the webhook serving certificate in a Secret, and inject its CA "+
+		"into the webhook configuration and the SMI CRDs. Turn off when OLM or cert-manager provides the certificate.")
+	flag.StringVar(&webhookService, "webhook-service-name", "smi-operator-webhook-service", "Service in front of the webhook server (certificate DNS name).")
+	flag.StringVar(&webhookSecret, "webhook-secret-name", "smi-operator-webhook-server-cert", "Secret holding the rotated webhook certificate.")
+	flag.StringVar(&webhookConfigName, "validating-webhook-configuration", "smi-operator-validating-webhook-configuration", "ValidatingWebhookConfiguration to inject the CA into.")
+	logOpts := zap.Options{Development: false}
+	logOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&logOpts)))
+	log := ctrl.Log.WithName("setup")
+
+	var tlsOpts []func(*tls.Config)
+	if !enableHTTP2 {
+		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
+	}
+	metricsOpts := metricsserver.Options{BindAddress: metricsAddr, SecureServing: metricsSecure, TLSOpts: tlsOpts}
+	if metricsSecure {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		Scheme:                 controllers.NewScheme(),
+		Metrics:                metricsOpts,
+		HealthProbeBindAddress: probeAddr,
+		LeaderElection:         leaderElect,
+		LeaderElectionID:       "smi-operator.smi-operator.io",
+		WebhookServer: webhook.NewServer(webhook.Options{
+			Port: webhookPort, CertDir: certDir, CertName: certName, KeyName: keyName, TLSOpts: tlsOpts,
+		}),
+	})
+	if err != nil {
+		log.Error(err, "unable to create the manager")
+		os.Exit(1)
+	}
+
+	certsReady := make(chan struct{})
+	if enableWebhooks && certRotation {
+		namespace := os.Getenv("POD_NAMESPACE")
+		if namespace == "" {
+			log.Error(nil, "--cert-rotation needs the POD_NAMESPACE environment variable (set from the downward API)")
+			os.Exit(1)
+		}
+		err = controllers.AddCertRotator(mgr, controllers.CertRotation{
+			Secret:                  types.NamespacedName{Namespace: namespace, Name: webhookSecret},
+			DNSName:                 webhookService + "." + namespace + ".svc",
+			CertDir:                 certDir,
+			ValidatingWebhookConfig: webhookConfigName,
+			Ready:                   certsReady,
+		})
+		if err != nil {
+			log.Error(err, "unable to set up webhook certificate rotation")
+			os.Exit(1)
+		}
+	} else {
+		close(certsReady)
+	}
+
+	if enableWebhooks {
+		controllers.SetupWebhooks(mgr)
+	}
+
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		log.Error(err, "unable to set up the health check")
+		os.Exit(1)
+	}
+	// Ready once the webhook server answers TLS, which it can only do once its certificate exists.
+	if err := mgr.AddReadyzCheck("readyz", func(req *http.Request) error {
+		select {
+		case <-certsReady:
+			if !enableWebhooks {
+				return nil
+			}
+			return mgr.GetWebhookServer().StartedChecker()(req)
+		default:
+			return errors.New("webhook certificate not issued yet")
+		}
+	}); err != nil {
+		log.Error(err, "unable to set up the readiness check")
+		os.Exit(1)
+	}
+
+	log.Info("starting the manager")
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		log.Error(err, "the manager stopped with an error")
+		os.Exit(1)
+	}
+}
