@@ -1,0 +1,87 @@
+// Command localrun is `make run` without a cluster: it starts a real kube-apiserver and etcd (built
+// by hack/control-plane.sh), installs the SMI CRDs and the validating webhook configuration with
+// their webhooks pointed at this machine, runs the operator binary against it, and prints the
+// kubeconfig to use with kubectl. Ctrl-C stops the operator and the control plane.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"github.com/smi-operator/smi-operator/test/testenv"
+)
+
+func main() {
+	operator := flag.String("operator", "bin/smi-operator", "operator binary to run")
+	kubeconfig := flag.String("kubeconfig-out", "", "where to write the kubeconfig (default: <cache>/smi-operator/local/kubeconfig)")
+	flag.Parse()
+	if err := run(*operator, *kubeconfig, flag.Args()); err != nil {
+		fmt.Fprintln(os.Stderr, "localrun:", err)
+		os.Exit(1)
+	}
+}
+
+func run(operator, kubeconfig string, operatorArgs []string) error {
+	if kubeconfig == "" {
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			return err
+		}
+		kubeconfig = filepath.Join(cache, "smi-operator", "local", "kubeconfig")
+	}
+	if err := os.MkdirAll(filepath.Dir(kubeconfig), 0o700); err != nil {
+		return err
+	}
+
+	fmt.Println("localrun: starting kube-apiserver and etcd, installing CRDs and webhooks")
+	env, err := testenv.Start(testenv.Options{})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := env.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "localrun: stopping the control plane:", err)
+		}
+	}()
+	if err := env.WriteKubeconfig(kubeconfig); err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	args := append([]string{
+		"--kubeconfig=" + kubeconfig,
+		"--cert-rotation=false", // the control plane trusts the certificate testenv made
+		"--webhook-port=" + strconv.Itoa(env.Webhook.LocalServingPort),
+		"--webhook-cert-dir=" + env.Webhook.LocalServingCertDir,
+		"--metrics-bind-address=:8082", "--metrics-secure=false", // :8080 is kubectl's default server
+	}, operatorArgs...)
+	cmd := exec.CommandContext(ctx, operator, args...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	fmt.Printf(`
+localrun: the operator runs against an embedded control plane. In another shell:
+
+    export KUBECONFIG=%s
+    kubectl apply -k config/samples
+    kubectl get trafficsplits -o wide
+
+Ctrl-C stops the operator and the control plane.
+
+`, kubeconfig)
+	err = cmd.Wait()
+	if ctx.Err() != nil {
+		return nil // stopped by the user
+	}
+	return fmt.Errorf("the operator exited: %w", err)
+}

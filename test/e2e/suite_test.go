@@ -1,0 +1,72 @@
+// Package e2e runs the operator's webhooks and (as backends land) its controllers against a real
+// kube-apiserver and etcd, with the generated CRDs installed.
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"testing"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/smi-operator/smi-operator/controllers"
+	"github.com/smi-operator/smi-operator/test/testenv"
+)
+
+var (
+	env       *testenv.Env
+	k8sClient client.Client
+	cancelMgr context.CancelFunc
+)
+
+func TestE2E(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "smi-operator e2e")
+}
+
+var _ = BeforeSuite(func() {
+	ctrl.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
+	var err error
+	env, err = testenv.Start(testenv.Options{})
+	Expect(err).NotTo(HaveOccurred())
+
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:  controllers.NewScheme(),
+		Metrics: metricsserver.Options{BindAddress: "0"},
+		WebhookServer: webhook.NewServer(webhook.Options{
+			Host:    env.Webhook.LocalServingHost,
+			Port:    env.Webhook.LocalServingPort,
+			CertDir: env.Webhook.LocalServingCertDir,
+			TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
+		}),
+	})
+	Expect(err).NotTo(HaveOccurred())
+	controllers.SetupWebhooks(mgr)
+
+	var ctx context.Context
+	ctx, cancelMgr = context.WithCancel(context.Background())
+	go func() {
+		defer GinkgoRecover()
+		Expect(mgr.Start(ctx)).To(Succeed())
+	}()
+	Eventually(func() error { return mgr.GetWebhookServer().StartedChecker()(nil) }).Should(Succeed())
+
+	// A client that bypasses the manager's cache: tests read exactly what the API server returns.
+	k8sClient, err = client.New(env.Config, client.Options{Scheme: controllers.NewScheme()})
+	Expect(err).NotTo(HaveOccurred())
+})
+
+var _ = AfterSuite(func() {
+	if cancelMgr != nil {
+		cancelMgr()
+	}
+	if env != nil {
+		Expect(env.Stop()).To(Succeed())
+	}
+})
