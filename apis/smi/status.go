@@ -26,3 +26,15 @@ type Status struct {
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
+
+// Labels on every object the operator generates from an SMI object.
+const (
+	// LabelManagedBy marks the operator's objects (value ManagedByValue).
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	// ManagedByValue is LabelManagedBy's value.
+	ManagedByValue = "smi-operator"
+	// LabelSourceKind names the kind of the SMI object an object was generated from.
+	LabelSourceKind = "smi.smi-operator.io/source-kind"
+	// LabelSourceName names the SMI object an object was generated from, in the same namespace.
+	LabelSourceName = "smi.smi-operator.io/source-name"
+)

@@ -35,13 +35,13 @@ func (b *builder) accessRule(tt *accessv1alpha3.TrafficTarget) (AccessRule, bool
 	destNamespace := cmp.Or(dest.Namespace, tt.Namespace)
 	switch {
 	case !isServiceAccount(dest):
-		b.diags.fail(ref, smi.ConditionAccepted, ReasonUnsupportedIdentityKind,
+		b.diags.Fail(ref, smi.ConditionAccepted, ReasonUnsupportedIdentityKind,
 			"destination must name a %s, got kind %q name %q", serviceAccountKind, dest.Kind, dest.Name)
 		return AccessRule{}, false
 	case destNamespace != tt.Namespace:
 		// Only the destination's own namespace may open it up; a target elsewhere is ignored, not
 		// honoured and not allowed to lock the destination down either.
-		b.diags.fail(ref, smi.ConditionAccepted, ReasonDestinationNamespaceMismatch,
+		b.diags.Fail(ref, smi.ConditionAccepted, ReasonDestinationNamespaceMismatch,
 			"destination %s %q is in namespace %q; a TrafficTarget must live in its destination's namespace",
 			serviceAccountKind, dest.Name, destNamespace)
 		return AccessRule{}, false
@@ -50,7 +50,7 @@ func (b *builder) accessRule(tt *accessv1alpha3.TrafficTarget) (AccessRule, bool
 	rule := AccessRule{Source: ref, Destination: b.identity(destNamespace, dest.Name)}
 	for i, src := range tt.Spec.Sources {
 		if !isServiceAccount(src) {
-			b.diags.warn(ref, smi.ConditionResolvedRefs, ReasonUnsupportedIdentityKind,
+			b.diags.Warn(ref, smi.ConditionResolvedRefs, ReasonUnsupportedIdentityKind,
 				"sources[%d] must name a %s, got kind %q name %q; it is not allowed", i, serviceAccountKind, src.Kind, src.Name)
 			continue
 		}
@@ -72,7 +72,7 @@ func (b *builder) accessRule(tt *accessv1alpha3.TrafficTarget) (AccessRule, bool
 		case smi.UDPRouteKind:
 			rule.UDP = rule.UDP.union(b.portMatches(ref, b.udpRoutes, r.Kind, tt.Namespace, r.Name, r.Matches))
 		default:
-			b.diags.warn(ref, smi.ConditionResolvedRefs, ReasonUnsupportedRouteKind,
+			b.diags.Warn(ref, smi.ConditionResolvedRefs, ReasonUnsupportedRouteKind,
 				"rules[%d] has kind %q; only %s, %s and %s are supported; it allows nothing",
 				i, r.Kind, smi.HTTPRouteGroupKind, smi.TCPRouteKind, smi.UDPRouteKind)
 		}
@@ -89,6 +89,7 @@ func (b *builder) accessRule(tt *accessv1alpha3.TrafficTarget) (AccessRule, bool
 	default:
 		rule.HTTPPorts = PortSet{All: true}
 	}
+	rule.Workloads = b.destinationWorkloads(ref, rule.Destination)
 	return rule, true
 }
 

@@ -4,6 +4,9 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
 	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
@@ -171,9 +174,11 @@ func TestAccessSemantics(t *testing.T) {
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			snap := Snapshot{TrafficTargets: tc.targets, HTTPRouteGroups: groups, TCPRoutes: tcp, UDPRoutes: udp}
+			// Every destination has a workload; which ones is TestAccessWorkloads' subject.
+			snap := Snapshot{TrafficTargets: tc.targets, HTTPRouteGroups: groups, TCPRoutes: tcp, UDPRoutes: udp,
+				Deployments: []appsv1.Deployment{deployment("server", "server"), deployment("another", "another")}}
 			m, diags := build(t, snap, Settings{})
-			if d := cmp.Diff(tc.want, m.AccessRules); d != "" {
+			if d := cmp.Diff(tc.want, m.AccessRules, cmpopts.IgnoreFields(AccessRule{}, "Workloads")); d != "" {
 				t.Errorf("access rules (-want +got):\n%s", d)
 			}
 			// Route diagnostics unrelated to the case (the fixtures' own broken routes) are
@@ -227,5 +232,145 @@ func TestAccessIdentityTrustDomain(t *testing.T) {
 				t.Errorf("identities (-want +got):\n%s", d)
 			}
 		})
+	}
+}
+
+func TestAccessWorkloads(t *testing.T) {
+	withSelector := func(d appsv1.Deployment, sel *metav1.LabelSelector) appsv1.Deployment {
+		d.Spec.Selector = sel
+		return d
+	}
+	statefulSet := func(name, account string) appsv1.StatefulSet {
+		return appsv1.StatefulSet{ObjectMeta: meta(ns, name), Spec: appsv1.StatefulSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}}, Template: podTemplate(name, account)}}
+	}
+	daemonSet := func(name, account string) appsv1.DaemonSet {
+		return appsv1.DaemonSet{ObjectMeta: meta(ns, name), Spec: appsv1.DaemonSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}}, Template: podTemplate(name, account)}}
+	}
+	deprecatedAccount := deployment("legacy", "")
+	deprecatedAccount.Spec.Template.Spec.DeprecatedServiceAccount = "server"
+	elsewhere := deployment("server", "server")
+	elsewhere.Namespace = "other"
+	// "wide" selects app=shared, the label that "sidecar-job" pods (another account) carry too.
+	wide := withSelector(deployment("wide", "server"), &metav1.LabelSelector{MatchLabels: map[string]string{"app": "shared"}})
+	wide.Spec.Template.Labels = map[string]string{"app": "shared", "role": "server"}
+	sidecarJob := deployment("sidecar-job", "batch")
+	sidecarJob.Spec.Template.Labels = map[string]string{"app": "shared", "role": "job"}
+	sidecarJob.Spec.Selector.MatchLabels = sidecarJob.Spec.Template.Labels
+	// "narrow" runs as server too and is selected by "wide": same identity, no harm.
+	narrow := deployment("narrow", "server")
+	narrow.Spec.Template.Labels = map[string]string{"app": "shared", "role": "narrow"}
+	narrow.Spec.Selector.MatchLabels = map[string]string{"app": "shared", "role": "narrow"}
+
+	expr := metav1.LabelSelectorRequirement{Key: "app", Operator: metav1.LabelSelectorOpIn, Values: []string{"server"}}
+	tt := ref(smi.TrafficTargetKind, "tt")
+	workload := func(kind, name string) Workload {
+		return Workload{Kind: kind, Name: name, Selector: map[string]string{"app": name}}
+	}
+
+	tests := []struct {
+		name         string
+		dest         string
+		deployments  []appsv1.Deployment
+		statefulSets []appsv1.StatefulSet
+		daemonSets   []appsv1.DaemonSet
+		want         []Workload
+		wantDiags    []Diagnostic
+	}{{
+		name:         "workloads running as the destination, by kind then name",
+		dest:         "server",
+		deployments:  []appsv1.Deployment{deployment("web", "server"), deployment("api", "server"), deployment("client", "client")},
+		statefulSets: []appsv1.StatefulSet{statefulSet("db", "server")},
+		daemonSets:   []appsv1.DaemonSet{daemonSet("agent", "server"), daemonSet("logger", "logs")},
+		want: []Workload{workload(DaemonSetKind, "agent"), workload(DeploymentKind, "api"), workload(DeploymentKind, "web"),
+			workload(StatefulSetKind, "db")},
+	}, {
+		name:        "pods without serviceAccountName run as default",
+		dest:        "default",
+		deployments: []appsv1.Deployment{deployment("web", ""), deployment("api", "server")},
+		want:        []Workload{workload(DeploymentKind, "web")},
+	}, {
+		name:        "the deprecated serviceAccount field still names the account",
+		dest:        "server",
+		deployments: []appsv1.Deployment{deprecatedAccount},
+		want:        []Workload{workload(DeploymentKind, "legacy")},
+	}, {
+		name:        "no workload yet: reported, the rule stays",
+		dest:        "server",
+		deployments: []appsv1.Deployment{elsewhere, deployment("web", "client")},
+		wantDiags:   []Diagnostic{diag(tt, smi.ConditionProgrammed, ReasonNoWorkloads, SeverityWarning)},
+	}, {
+		name: "matchExpressions cannot be matchLabels: the workload is skipped, the others kept",
+		dest: "server",
+		deployments: []appsv1.Deployment{
+			withSelector(deployment("exprs", "server"), &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{expr}}),
+			withSelector(deployment("mixed", "server"), &metav1.LabelSelector{MatchLabels: map[string]string{"app": "mixed"},
+				MatchExpressions: []metav1.LabelSelectorRequirement{expr}}),
+			deployment("web", "server"),
+		},
+		want: []Workload{workload(DeploymentKind, "web")},
+		wantDiags: []Diagnostic{
+			diag(tt, smi.ConditionProgrammed, ReasonUnsupportedSelector, SeverityWarning),
+			diag(tt, smi.ConditionProgrammed, ReasonUnsupportedSelector, SeverityWarning),
+		},
+	}, {
+		name:        "an empty selector would select the whole namespace: skipped",
+		dest:        "server",
+		deployments: []appsv1.Deployment{withSelector(deployment("web", "server"), nil), withSelector(deployment("api", "server"), &metav1.LabelSelector{})},
+		wantDiags: []Diagnostic{
+			diag(tt, smi.ConditionProgrammed, ReasonUnsupportedSelector, SeverityWarning),
+			diag(tt, smi.ConditionProgrammed, ReasonUnsupportedSelector, SeverityWarning),
+		},
+	}, {
+		name:        "a selector that also selects pods of another account is skipped, one selecting the same account is kept",
+		dest:        "server",
+		deployments: []appsv1.Deployment{wide, sidecarJob, narrow},
+		want:        []Workload{{Kind: DeploymentKind, Name: "narrow", Selector: map[string]string{"app": "shared", "role": "narrow"}}},
+		wantDiags:   []Diagnostic{diag(tt, smi.ConditionProgrammed, ReasonOverlappingSelector, SeverityWarning)},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			snap := Snapshot{
+				TrafficTargets: []accessv1alpha3.TrafficTarget{
+					trafficTarget("tt", sa(ns, tc.dest), nil, rule(smi.TCPRouteKind, "db")),
+				},
+				TCPRoutes:   []specsv1alpha4.TCPRoute{tcpRoute("db", 5432)},
+				Deployments: tc.deployments, StatefulSets: tc.statefulSets, DaemonSets: tc.daemonSets,
+			}
+			m, diags := build(t, snap, Settings{})
+			if len(m.AccessRules) != 1 {
+				t.Fatalf("want one access rule, got %+v", m.AccessRules)
+			}
+			if d := cmp.Diff(tc.want, m.AccessRules[0].Workloads); d != "" {
+				t.Errorf("workloads (-want +got):\n%s", d)
+			}
+			if d := cmp.Diff(tc.wantDiags, diags, ignoreMessage); d != "" {
+				t.Errorf("diagnostics (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func TestAccessWorkloadsAreSharedByTheRulesOfOneDestination(t *testing.T) {
+	snap := Snapshot{
+		TrafficTargets: []accessv1alpha3.TrafficTarget{
+			trafficTarget("a", sa(ns, "server"), nil, rule(smi.TCPRouteKind, "db")),
+			trafficTarget("b", sa(ns, "server"), nil, rule(smi.TCPRouteKind, "db")),
+		},
+		TCPRoutes:   []specsv1alpha4.TCPRoute{tcpRoute("db", 5432)},
+		Deployments: []appsv1.Deployment{deployment("web", "server")},
+	}
+	m, _ := build(t, snap, Settings{})
+	want := []Workload{{Kind: DeploymentKind, Name: "web", Selector: map[string]string{"app": "web"}}}
+	for _, r := range m.AccessRules {
+		if d := cmp.Diff(want, r.Workloads); d != "" {
+			t.Errorf("%v workloads (-want +got):\n%s", r.Source, d)
+		}
+	}
+	// Each rule owns its selector: a backend editing one must not change the other.
+	m.AccessRules[0].Workloads[0].Selector["app"] = "changed"
+	if got := m.AccessRules[1].Workloads[0].Selector["app"]; got != "web" {
+		t.Errorf("rules share a selector map: second rule now selects app=%q", got)
 	}
 }

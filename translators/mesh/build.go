@@ -18,17 +18,19 @@ func Build(snap Snapshot, settings Settings) (Model, []Diagnostic) {
 		Splits:      b.splits(snap.TrafficSplits),
 		AccessRules: b.accessRules(snap.TrafficTargets),
 	}
-	return model, b.diags.sorted()
+	return model, b.diags.Sorted()
 }
 
-// builder holds the snapshot indexed by namespace/name, and the diagnostics found so far.
+// builder holds the snapshot indexed for lookups, and the diagnostics found so far.
 type builder struct {
 	settings   Settings
 	services   map[types.NamespacedName]Service
 	httpGroups map[types.NamespacedName]httpGroup
 	tcpRoutes  map[types.NamespacedName]portRoute
 	udpRoutes  map[types.NamespacedName]portRoute
-	diags      diagnostics
+	// workloads are grouped by namespace.
+	workloads map[string][]podController
+	diags     Diagnostics
 }
 
 func newBuilder(snap Snapshot, settings Settings) *builder {
@@ -38,6 +40,7 @@ func newBuilder(snap Snapshot, settings Settings) *builder {
 		httpGroups: make(map[types.NamespacedName]httpGroup, len(snap.HTTPRouteGroups)),
 		tcpRoutes:  make(map[types.NamespacedName]portRoute, len(snap.TCPRoutes)),
 		udpRoutes:  make(map[types.NamespacedName]portRoute, len(snap.UDPRoutes)),
+		workloads:  indexWorkloads(snap),
 	}
 	for i := range snap.Services {
 		svc := &snap.Services[i]

@@ -48,6 +48,33 @@ const (
 	ReasonDestinationNamespaceMismatch = "DestinationNamespaceMismatch"
 	// ReasonUnsupportedIdentityKind: an identity is not a named ServiceAccount.
 	ReasonUnsupportedIdentityKind = "UnsupportedIdentityKind"
+	// ReasonNoWorkloads: no workload runs as a TrafficTarget's destination ServiceAccount yet; its
+	// policies are written once one appears.
+	ReasonNoWorkloads = "NoWorkloads"
+	// ReasonUnsupportedSelector: a destination workload's pod selector cannot be expressed as
+	// matchLabels; its pods get no policy from the TrafficTarget.
+	ReasonUnsupportedSelector = "UnsupportedSelector"
+	// ReasonOverlappingSelector: a destination workload's pod selector also selects pods running as
+	// another ServiceAccount; its pods get no policy from the TrafficTarget.
+	ReasonOverlappingSelector = "OverlappingSelector"
+)
+
+// Reasons reported by backend translators: what SMI allows but a backend cannot express.
+const (
+	// ReasonUnsupportedPathRegex: an HTTP path regex has no equivalent in the backend's access
+	// policy; the match is left out (allows nothing) rather than widened.
+	ReasonUnsupportedPathRegex = "UnsupportedPathRegex"
+	// ReasonUnsupportedHeaderRegex: an HTTP header regex has no equivalent in the backend's access
+	// policy; the match is left out (allows nothing) rather than widened.
+	ReasonUnsupportedHeaderRegex = "UnsupportedHeaderRegex"
+	// ReasonUnsupportedProtocol: traffic of a protocol the backend cannot route or authorize (UDP,
+	// SCTP) is left as it is.
+	ReasonUnsupportedProtocol = "UnsupportedProtocol"
+	// ReasonNoRoutablePorts: a split's apex has no port the backend can split; nothing is split.
+	ReasonNoRoutablePorts = "NoRoutablePorts"
+	// ReasonWeightRoundedToZero: a small positive weight rounds to nothing in the backend's
+	// integer weights; that backend gets no traffic.
+	ReasonWeightRoundedToZero = "WeightRoundedToZero"
 )
 
 // Diagnostic reports a problem with one object of the snapshot.
@@ -76,14 +103,16 @@ func compareDiagnostics(a, b Diagnostic) int {
 		cmp.Compare(a.Severity, b.Severity))
 }
 
-// diagnostics collects what a build finds.
-type diagnostics struct {
+// Diagnostics collects diagnostics; Build and every backend translator use it, so they report
+// alike. The zero value is ready to use.
+type Diagnostics struct {
 	list []Diagnostic
 	// errored holds the objects that got a SeverityError diagnostic.
 	errored map[ObjectRef]bool
 }
 
-func (d *diagnostics) add(obj ObjectRef, condition, reason string, sev Severity, format string, args ...any) {
+// Add records a diagnostic on obj; the message is fmt.Sprintf(format, args...).
+func (d *Diagnostics) Add(obj ObjectRef, condition, reason string, sev Severity, format string, args ...any) {
 	d.list = append(d.list, Diagnostic{
 		Object: obj, Condition: condition, Reason: reason, Severity: sev,
 		Message: fmt.Sprintf(format, args...),
@@ -96,23 +125,31 @@ func (d *diagnostics) add(obj ObjectRef, condition, reason string, sev Severity,
 	}
 }
 
-func (d *diagnostics) warn(obj ObjectRef, condition, reason, format string, args ...any) {
-	d.add(obj, condition, reason, SeverityWarning, format, args...)
+// Warn records a SeverityWarning diagnostic.
+func (d *Diagnostics) Warn(obj ObjectRef, condition, reason, format string, args ...any) {
+	d.Add(obj, condition, reason, SeverityWarning, format, args...)
 }
 
-func (d *diagnostics) fail(obj ObjectRef, condition, reason, format string, args ...any) {
-	d.add(obj, condition, reason, SeverityError, format, args...)
+// Fail records a SeverityError diagnostic.
+func (d *Diagnostics) Fail(obj ObjectRef, condition, reason, format string, args ...any) {
+	d.Add(obj, condition, reason, SeverityError, format, args...)
 }
 
-// failed reports whether obj got an error, i.e. must stay out of the Model.
-func (d *diagnostics) failed(obj ObjectRef) bool {
+// Failed reports whether obj got an error, i.e. must have no effect.
+func (d *Diagnostics) Failed(obj ObjectRef) bool {
 	return d.errored[obj]
 }
 
-// sorted returns the diagnostics sorted, without duplicates (one HTTPRouteGroup referenced twice by
+// Sorted returns the diagnostics sorted, without duplicates (one HTTPRouteGroup referenced twice by
 // the same object yields the same diagnostic twice).
-func (d *diagnostics) sorted() []Diagnostic {
-	out := slices.Clone(d.list)
+func (d *Diagnostics) Sorted() []Diagnostic {
+	return SortDiagnostics(d.list)
+}
+
+// SortDiagnostics returns a sorted copy of diags without duplicates, the order Build and the
+// backends report in, so that callers merging several lists get a stable result.
+func SortDiagnostics(diags []Diagnostic) []Diagnostic {
+	out := slices.Clone(diags)
 	slices.SortFunc(out, compareDiagnostics)
 	return slices.Compact(out)
 }

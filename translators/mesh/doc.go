@@ -3,7 +3,8 @@
 // SMI semantics are decided here once, and a backend never re-reads an SMI object.
 //
 // [Build] is a pure function of a [Snapshot] and [Settings]: no Kubernetes client, no clock, no
-// package state. Its output is sorted so that the same input always gives the same model and the
+// package state. [Settings] is the operator's one configuration type; Build reads the trust and
+// cluster domains, the backends read the access mode and mTLS. Its output is sorted so that the same input always gives the same model and the
 // same diagnostics, whatever order the cache listed the objects in; a reconcile that changes nothing
 // then writes nothing.
 //
@@ -13,7 +14,8 @@
 // turns False. A Diagnostic with [SeverityError] means the object has no effect at all: it is absent
 // from the [Model]. [SeverityWarning] means part of the object was ignored and the rest is in effect.
 // So a controller sets a condition False (with the first diagnostic's reason) when a diagnostic
-// names it, True otherwise, and Programmed=False for any object absent from the Model.
+// names it, True otherwise, and Programmed=False for any object absent from the Model. Backend
+// translators report with the same type ([Diagnostics] collects, [SortDiagnostics] merges).
 //
 // # Decisions where SMI is silent or ambiguous
 //
@@ -45,6 +47,19 @@
 //     rules all failed stays in the Model with nothing allowed, so that backends still treat its
 //     destination as governed (deny) rather than as untouched.
 //
+// Workloads (the pods an AccessRule governs, for backends that attach policies by pod labels):
+//   - a Deployment, StatefulSet or DaemonSet in the destination's namespace whose pod template
+//     runs as the destination ServiceAccount (serviceAccountName, else the deprecated
+//     serviceAccount, else "default"), identified by its spec.selector.matchLabels.
+//   - a workload is left out, with a warning on the TrafficTarget, when those labels cannot stand
+//     for its pods alone: a selector with matchExpressions (dropping them would select more), an
+//     empty selector (the whole namespace), or one that also matches the pod template of a workload
+//     running as another ServiceAccount (a policy would hand the destination's access to it). Left
+//     out means no policy from that TrafficTarget: under enforcing access its pods fall under the
+//     namespace's deny-all, so the failure is closed.
+//   - no workload at all is a warning too (NoWorkloads): the rule stays in the Model, and its
+//     policies appear once a workload does. Bare Pods, Jobs and CronJobs are not looked at.
+//
 // HTTPRouteGroup:
 //   - pathRegex is RE2, anchored at the start of the path only. [PathMatch] keeps it as written,
 //     gives FullRegex "^(?:re).*" for engines that match the whole path (Envoy, Istio), and classifies
@@ -52,8 +67,10 @@
 //     AuthorizationPolicy paths).
 //   - methods are upper-cased, de-duplicated and sorted; "*" anywhere, or no methods, means any
 //     method and is normalised to an empty list.
-//   - header names are lower-cased (HTTP/2 and Envoy use lower case); header values are RE2 regexes
-//     matched against the whole value, as the SMI examples (".*Android.*") are written.
+//   - header names are lower-cased (HTTP/2 and Envoy use lower case) and must be HTTP tokens;
+//     header values are RE2 regexes matched against the whole value, as the SMI examples
+//     (".*Android.*") are written. [HeaderMatch] also classifies a value regex as exact / prefix /
+//     suffix / presence when it is one, for APIs without regex (Istio's authorization conditions).
 //   - a match with an invalid regex or an empty method or header name is left out wherever it is
 //     referenced, with a diagnostic on the HTTPRouteGroup and on each referrer.
 package mesh

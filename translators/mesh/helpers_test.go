@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -97,6 +98,21 @@ func trafficTarget(name string, dest accessv1alpha3.IdentityBindingSubject, sour
 		Destination: dest, Sources: sources, Rules: rules}}
 }
 
+// podTemplate runs as account (the default one when empty) with labels app=<app>.
+func podTemplate(app, account string) corev1.PodTemplateSpec {
+	return corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": app}},
+		Spec:       corev1.PodSpec{ServiceAccountName: account},
+	}
+}
+
+// deployment builds a Deployment in ns selecting app=<name>, whose pods run as account.
+func deployment(name, account string) appsv1.Deployment {
+	return appsv1.Deployment{ObjectMeta: meta(ns, name), Spec: appsv1.DeploymentSpec{
+		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+		Template: podTemplate(name, account)}}
+}
+
 func ref(kind, name string) ObjectRef {
 	return ObjectRef{Kind: kind, Namespace: ns, Name: name}
 }
@@ -138,6 +154,9 @@ func reversed(s Snapshot) Snapshot {
 		TCPRoutes:       reverse(s.TCPRoutes),
 		UDPRoutes:       reverse(s.UDPRoutes),
 		Services:        reverse(s.Services),
+		Deployments:     reverse(s.Deployments),
+		StatefulSets:    reverse(s.StatefulSets),
+		DaemonSets:      reverse(s.DaemonSets),
 	}
 }
 

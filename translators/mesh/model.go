@@ -121,13 +121,35 @@ type PathMatch struct {
 	Literal string
 }
 
-// HeaderMatch requires a request header to match a regex.
+// HeaderMatch requires a request header to be present with a value matching a regex.
 type HeaderMatch struct {
-	// Name is lower case.
+	// Name is lower case, an HTTP token.
 	Name string
 	// Regex is RE2 and must match the whole header value.
 	Regex string
+	// Kind tells how Regex can be expressed without regex support, with Literal.
+	Kind HeaderKind
+	// Literal is the value, prefix or suffix for HeaderExact, HeaderPrefix and HeaderSuffix, empty
+	// otherwise.
+	Literal string
 }
+
+// HeaderKind tells how a header regex can be expressed without regex support.
+type HeaderKind string
+
+// Header kinds.
+const (
+	// HeaderPresent matches any value (".*"): the header only has to be present.
+	HeaderPresent HeaderKind = "Present"
+	// HeaderExact matches exactly Literal.
+	HeaderExact HeaderKind = "Exact"
+	// HeaderPrefix matches values starting with Literal ("lit.*").
+	HeaderPrefix HeaderKind = "Prefix"
+	// HeaderSuffix matches values ending with Literal (".*lit").
+	HeaderSuffix HeaderKind = "Suffix"
+	// HeaderRegex needs a regex engine: use Regex.
+	HeaderRegex HeaderKind = "Regex"
+)
 
 // Identity is a workload identity: a Kubernetes ServiceAccount.
 type Identity struct {
@@ -165,6 +187,28 @@ type AccessRule struct {
 	TCP PortSet
 	// UDP are the ports on which UDP traffic is allowed.
 	UDP PortSet
+	// Workloads are the controllers in Destination's namespace whose pods run as Destination,
+	// sorted by kind and name: what backends that select pods by labels attach the rule to. Empty
+	// when none exists yet (or none can be selected); the rule still governs the identity.
+	Workloads []Workload
+}
+
+// Workload kinds.
+const (
+	DeploymentKind  = "Deployment"
+	StatefulSetKind = "StatefulSet"
+	DaemonSetKind   = "DaemonSet"
+)
+
+// Workload is a controller whose pods run as an AccessRule's destination.
+type Workload struct {
+	// Kind is DeploymentKind, StatefulSetKind or DaemonSetKind.
+	Kind string
+	Name string
+	// Selector is the controller's spec.selector.matchLabels, never empty. It selects the
+	// controller's pods and, Build has checked, no pod template of another known workload running
+	// as a different ServiceAccount.
+	Selector map[string]string
 }
 
 // PortSet is a set of destination ports. The zero value is the empty set, so an unresolved rule

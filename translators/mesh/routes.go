@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"golang.org/x/net/http/httpguts"
 	"k8s.io/apimachinery/pkg/types"
 
 	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
@@ -45,7 +46,7 @@ func (b *builder) compileHTTPGroup(g *specsv1alpha4.HTTPRouteGroup) httpGroup {
 		var err error
 		if gm.match, err = compileHTTPMatch(g.Name, m); err != nil {
 			gm.invalid = err.Error()
-			b.diags.warn(out.ref, smi.ConditionAccepted, ReasonInvalidMatch,
+			b.diags.Warn(out.ref, smi.ConditionAccepted, ReasonInvalidMatch,
 				"match %s: %s; it matches nothing", gm.label, gm.invalid)
 		}
 		out.matches = append(out.matches, gm)
@@ -89,17 +90,71 @@ func compilePath(re string) (PathMatch, error) {
 // by "$" (exact), or by ".*" (a prefix again), so APIs without regex can express them exactly.
 // Anything else, including case-insensitive literals, stays a regex.
 func classifyPath(re string) (PathKind, string) {
+	sh, ok := parseLiteralShape(re)
+	switch {
+	case !ok:
+		return PathRegex, ""
+	case sh.leadingAny && sh.literal != "":
+		// ".*lit" at the start of a path means "contains lit": not a prefix.
+		return PathRegex, ""
+	case sh.endAnchored && !sh.trailingAny && !sh.leadingAny:
+		return PathExact, sh.literal
+	}
+	if sh.literal == "" {
+		return PathAny, ""
+	}
+	return PathPrefix, sh.literal
+}
+
+// classifyHeader recognises header regexes (matched against the whole value) of the forms
+// "lit" (exact), "lit.*" (prefix), ".*lit" (suffix) and ".*" (any value), anchors allowed.
+func classifyHeader(re string) (HeaderKind, string) {
+	sh, ok := parseLiteralShape(re)
+	switch {
+	case !ok, sh.leadingAny && sh.trailingAny:
+		// ".*lit.*" is "contains", which APIs without regex lack.
+		return HeaderRegex, ""
+	case sh.leadingAny && sh.literal == "":
+		return HeaderPresent, ""
+	case sh.leadingAny:
+		return HeaderSuffix, sh.literal
+	case sh.trailingAny:
+		return HeaderPrefix, sh.literal
+	}
+	return HeaderExact, sh.literal
+}
+
+// literalShape is a regex of the form [^][.*]literal[.*][$]: the forms that exact, prefix and
+// suffix string matches can express.
+type literalShape struct {
+	// leadingAny: ".*" before the literal. A lone ".*" sets it and leaves literal empty.
+	leadingAny bool
+	// literal is case-sensitive; it may be empty.
+	literal string
+	// trailingAny: ".*" after a non-empty literal.
+	trailingAny bool
+	// endAnchored: "$" at the end.
+	endAnchored bool
+}
+
+// parseLiteralShape reports whether re has that shape; ok is false for anything else, including
+// case-insensitive literals and regexes that do not parse.
+func parseLiteralShape(re string) (sh literalShape, ok bool) {
 	tree, err := syntax.Parse(re, syntax.Perl)
 	if err != nil {
-		return PathRegex, ""
+		return literalShape{}, false
 	}
 	tree = tree.Simplify()
 	parts := []*syntax.Regexp{tree}
 	if tree.Op == syntax.OpConcat {
 		parts = tree.Sub
 	}
-	// A leading "^" repeats the anchoring SMI implies.
+	// A leading "^" repeats the anchoring that both paths (SMI) and header values have.
 	if len(parts) > 0 && parts[0].Op == syntax.OpBeginText {
+		parts = parts[1:]
+	}
+	if len(parts) > 0 && isAnyString(parts[0]) {
+		sh.leadingAny = true
 		parts = parts[1:]
 	}
 	var literal []rune
@@ -107,32 +162,24 @@ func classifyPath(re string) (PathKind, string) {
 		literal = append(literal, parts[0].Rune...)
 		parts = parts[1:]
 	}
-	// Whatever follows the literal: ".*" (any rest of path) is the same as nothing.
+	sh.literal = string(literal)
 	if len(parts) > 0 && isAnyString(parts[0]) {
-		parts = parts[1:]
-		if len(parts) == 0 || (len(parts) == 1 && parts[0].Op == syntax.OpEndText) {
-			return prefixOrAny(string(literal))
+		if sh.literal == "" {
+			// ".*.*" and the like: leave them to a regex engine rather than reason about them.
+			return literalShape{}, false
 		}
-		return PathRegex, ""
+		sh.trailingAny = true
+		parts = parts[1:]
 	}
-	switch {
-	case len(parts) == 0:
-		return prefixOrAny(string(literal))
-	case len(parts) == 1 && parts[0].Op == syntax.OpEndText:
-		return PathExact, string(literal)
+	if len(parts) > 0 && parts[0].Op == syntax.OpEndText {
+		sh.endAnchored = true
+		parts = parts[1:]
 	}
-	return PathRegex, ""
+	return sh, len(parts) == 0
 }
 
 func isAnyString(re *syntax.Regexp) bool {
 	return re.Op == syntax.OpStar && (re.Sub[0].Op == syntax.OpAnyChar || re.Sub[0].Op == syntax.OpAnyCharNotNL)
-}
-
-func prefixOrAny(literal string) (PathKind, string) {
-	if literal == "" {
-		return PathAny, ""
-	}
-	return PathPrefix, literal
 }
 
 func normaliseMethods(in []string) ([]string, error) {
@@ -165,10 +212,17 @@ func compileHeaders(in map[string]string) ([]HeaderMatch, error) {
 		if lower == "" {
 			return nil, errors.New("a header name is empty")
 		}
+		if !httpguts.ValidHeaderFieldName(lower) {
+			// No request can carry it, and backends reject such names (an Istio VirtualService
+			// naming one is invalid as a whole).
+			return nil, fmt.Errorf("header name %q is not an HTTP token", name)
+		}
 		if _, err := regexp.Compile(re); err != nil {
 			return nil, fmt.Errorf("header %q: %q is not RE2: %w", name, re, err)
 		}
-		out = append(out, HeaderMatch{Name: lower, Regex: re})
+		hm := HeaderMatch{Name: lower, Regex: re}
+		hm.Kind, hm.Literal = classifyHeader(re)
+		out = append(out, hm)
 	}
 	slices.SortFunc(out, func(a, b HeaderMatch) int {
 		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Regex, b.Regex))
@@ -193,7 +247,7 @@ func (b *builder) httpMatches(referrer ObjectRef, namespace, name string, names 
 		}
 		found[gm.name] = true
 		if gm.invalid != "" {
-			b.diags.warn(referrer, smi.ConditionResolvedRefs, ReasonInvalidMatch,
+			b.diags.Warn(referrer, smi.ConditionResolvedRefs, ReasonInvalidMatch,
 				"HTTPRouteGroup %q match %s is invalid (%s) and matches nothing", name, gm.label, gm.invalid)
 			continue
 		}
@@ -220,7 +274,7 @@ func (b *builder) compilePortRoute(ref ObjectRef, matchName string, ports []int)
 		if p < 1 || p > 65535 {
 			// Ignoring it only narrows the route; if no port is left the route matches nothing,
 			// never "all ports".
-			b.diags.warn(ref, smi.ConditionAccepted, ReasonInvalidPort, "port %d is outside 1-65535 and is ignored", p)
+			b.diags.Warn(ref, smi.ConditionAccepted, ReasonInvalidPort, "port %d is outside 1-65535 and is ignored", p)
 			continue
 		}
 		r.ports.Ports = append(r.ports.Ports, int32(p))
@@ -246,7 +300,7 @@ func (b *builder) portMatches(referrer ObjectRef, routes map[types.NamespacedNam
 }
 
 func (b *builder) routeNotFound(referrer ObjectRef, kind, name string) {
-	b.diags.warn(referrer, smi.ConditionResolvedRefs, ReasonRouteNotFound,
+	b.diags.Warn(referrer, smi.ConditionResolvedRefs, ReasonRouteNotFound,
 		"%s %q not found in namespace %q; it matches nothing", kind, name, referrer.Namespace)
 }
 
@@ -261,7 +315,7 @@ func (b *builder) reportMissingMatches(referrer, route ObjectRef, names []string
 		return
 	}
 	slices.Sort(missing)
-	b.diags.warn(referrer, smi.ConditionResolvedRefs, ReasonMatchNotFound,
+	b.diags.Warn(referrer, smi.ConditionResolvedRefs, ReasonMatchNotFound,
 		"%s %q has no match named %s; those names match nothing", route.Kind, route.Name, quoteList(slices.Compact(missing)))
 }
 

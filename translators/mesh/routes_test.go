@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -63,6 +64,82 @@ func TestPathRegexSemantics(t *testing.T) {
 	}
 }
 
+func TestHeaderRegexClassification(t *testing.T) {
+	tests := []struct {
+		name        string
+		regex       string
+		wantKind    HeaderKind
+		wantLiteral string
+		match       []string
+		noMatch     []string
+	}{
+		{name: "a literal is an exact value", regex: "1", wantKind: HeaderExact, wantLiteral: "1",
+			match: []string{"1"}, noMatch: []string{"10", "01", ""}},
+		{name: "anchors around a literal change nothing", regex: "^on$", wantKind: HeaderExact, wantLiteral: "on",
+			match: []string{"on"}, noMatch: []string{"one"}},
+		{name: "escaped metacharacters are literal", regex: `v1\.2`, wantKind: HeaderExact, wantLiteral: "v1.2",
+			match: []string{"v1.2"}, noMatch: []string{"v1x2"}},
+		{name: "literal then dot star is a prefix", regex: "Bearer .*", wantKind: HeaderPrefix, wantLiteral: "Bearer ",
+			match: []string{"Bearer ", "Bearer abc"}, noMatch: []string{"bearer abc", "Basic x"}},
+		{name: "dot star then literal is a suffix", regex: ".*Android", wantKind: HeaderSuffix, wantLiteral: "Android",
+			match: []string{"Android", "Mozilla Android"}, noMatch: []string{"Android 14"}},
+		{name: "dot star alone only asks for presence", regex: ".*", wantKind: HeaderPresent,
+			match: []string{"", "anything"}},
+		{name: "contains needs a regex", regex: ".*Android.*", wantKind: HeaderRegex,
+			match: []string{"a Android b"}, noMatch: []string{"iOS"}},
+		{name: "one or more needs a regex, presence would also allow empty", regex: ".+", wantKind: HeaderRegex,
+			match: []string{"x"}, noMatch: []string{""}},
+		{name: "case-insensitive literal needs a regex", regex: "(?i)yes", wantKind: HeaderRegex,
+			match: []string{"YES"}, noMatch: []string{"no"}},
+		{name: "character classes need a regex", regex: "v[0-9]", wantKind: HeaderRegex,
+			match: []string{"v1"}, noMatch: []string{"vx"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := compileHTTPMatch("g", specsv1alpha4.HTTPMatch{Headers: map[string]string{"x-h": tc.regex}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := m.Headers[0]
+			if h.Regex != tc.regex || h.Kind != tc.wantKind || h.Literal != tc.wantLiteral {
+				t.Errorf("header = %+v, want regex %q kind %s literal %q", h, tc.regex, tc.wantKind, tc.wantLiteral)
+			}
+			// The classification must agree with the regex, which stays the reference.
+			for _, v := range tc.match {
+				if !matchesRequest(t, []HTTPMatch{m}, request{headers: map[string]string{"x-h": v}}) {
+					t.Errorf("%q does not match value %q", tc.regex, v)
+				}
+				if h.Kind != HeaderRegex && !matchesHeaderKind(h, v) {
+					t.Errorf("kind %s literal %q does not match value %q", h.Kind, h.Literal, v)
+				}
+			}
+			for _, v := range tc.noMatch {
+				if matchesRequest(t, []HTTPMatch{m}, request{headers: map[string]string{"x-h": v}}) {
+					t.Errorf("%q matches value %q", tc.regex, v)
+				}
+				if h.Kind != HeaderRegex && matchesHeaderKind(h, v) {
+					t.Errorf("kind %s literal %q matches value %q", h.Kind, h.Literal, v)
+				}
+			}
+		})
+	}
+}
+
+// matchesHeaderKind reads a classified header match the way regex-less APIs do.
+func matchesHeaderKind(h HeaderMatch, v string) bool {
+	switch h.Kind {
+	case HeaderPresent:
+		return true
+	case HeaderExact:
+		return v == h.Literal
+	case HeaderPrefix:
+		return strings.HasPrefix(v, h.Literal)
+	case HeaderSuffix:
+		return strings.HasSuffix(v, h.Literal)
+	}
+	return false
+}
+
 func TestMethodSemantics(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -102,7 +179,10 @@ func TestHeaderAndMatchSemantics(t *testing.T) {
 		}
 		matches = append(matches, m)
 	}
-	wantInsiders := []HeaderMatch{{Name: "cookie", Regex: "^(.*?;)?(type=insider)(;.*)?$"}, {Name: "user-agent", Regex: ".*Android.*"}}
+	wantInsiders := []HeaderMatch{
+		{Name: "cookie", Regex: "^(.*?;)?(type=insider)(;.*)?$", Kind: HeaderRegex},
+		{Name: "user-agent", Regex: ".*Android.*", Kind: HeaderRegex},
+	}
 	if d := cmp.Diff(wantInsiders, matches[0].Headers); d != "" {
 		t.Errorf("headers are lower-cased and sorted (-want +got):\n%s", d)
 	}
@@ -139,6 +219,7 @@ func TestInvalidHTTPMatchMatchesNothing(t *testing.T) {
 		{"invalid header regex", specsv1alpha4.HTTPMatch{Name: "m", Headers: map[string]string{"x-user": "*"}}},
 		{"empty method", specsv1alpha4.HTTPMatch{Name: "m", Methods: []string{"GET", " "}}},
 		{"empty header name", specsv1alpha4.HTTPMatch{Name: "m", Headers: map[string]string{"": ".*"}}},
+		{"header name that is not an HTTP token", specsv1alpha4.HTTPMatch{Name: "m", Headers: map[string]string{"x user[0]": ".*"}}},
 	}
 	group := ref(smi.HTTPRouteGroupKind, "g")
 	split := ref(smi.TrafficSplitKind, "canary")

@@ -3,6 +3,7 @@ package mesh
 import (
 	"fmt"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
@@ -22,13 +23,27 @@ type Snapshot struct {
 	TCPRoutes       []specsv1alpha4.TCPRoute
 	UDPRoutes       []specsv1alpha4.UDPRoute
 	Services        []corev1.Service
+	// Deployments, StatefulSets and DaemonSets are the workloads whose pods access rules apply to.
+	Deployments  []appsv1.Deployment
+	StatefulSets []appsv1.StatefulSet
+	DaemonSets   []appsv1.DaemonSet
 }
 
 // Add converts an SMI object of any served version to its hub version and appends it, or appends a
-// Service. Other objects are an error.
+// Service, Deployment, StatefulSet or DaemonSet. Other objects are an error.
 func (s *Snapshot) Add(obj runtime.Object) error {
-	if svc, ok := obj.(*corev1.Service); ok {
-		s.Services = append(s.Services, *svc)
+	switch o := obj.(type) {
+	case *corev1.Service:
+		s.Services = append(s.Services, *o)
+		return nil
+	case *appsv1.Deployment:
+		s.Deployments = append(s.Deployments, *o)
+		return nil
+	case *appsv1.StatefulSet:
+		s.StatefulSets = append(s.StatefulSets, *o)
+		return nil
+	case *appsv1.DaemonSet:
+		s.DaemonSets = append(s.DaemonSets, *o)
 		return nil
 	}
 	hub, err := toHub(obj)
@@ -59,24 +74,4 @@ func toHub(obj runtime.Object) (runtime.Object, error) {
 		return nil, fmt.Errorf("mesh: %w", err)
 	}
 	return hub, nil
-}
-
-// Settings are the cluster facts the model depends on.
-type Settings struct {
-	// TrustDomain of SPIFFE identities; default "cluster.local".
-	TrustDomain string
-	// ClusterDomain of Service FQDNs; default "cluster.local".
-	ClusterDomain string
-}
-
-const defaultDomain = "cluster.local"
-
-func (s Settings) withDefaults() Settings {
-	if s.TrustDomain == "" {
-		s.TrustDomain = defaultDomain
-	}
-	if s.ClusterDomain == "" {
-		s.ClusterDomain = defaultDomain
-	}
-	return s
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,9 +22,12 @@ func TestSnapshotAddSortsObjectsByKind(t *testing.T) {
 	g := httpRouteGroup("g")
 	tcp, udp := tcpRoute("db", 5432), udpRoute("dns", 53)
 	svc := service("web", 80)
+	dep := deployment("web", "web")
+	sts := appsv1.StatefulSet{ObjectMeta: meta(ns, "db")}
+	ds := appsv1.DaemonSet{ObjectMeta: meta(ns, "agent")}
 
 	var got Snapshot
-	for _, obj := range []runtime.Object{&ts, &tt, &g, &tcp, &udp, &svc} {
+	for _, obj := range []runtime.Object{&ts, &tt, &g, &tcp, &udp, &svc, &dep, &sts, &ds} {
 		if err := got.Add(obj); err != nil {
 			t.Fatalf("Add(%T): %v", obj, err)
 		}
@@ -35,6 +39,9 @@ func TestSnapshotAddSortsObjectsByKind(t *testing.T) {
 		TCPRoutes:       []specsv1alpha4.TCPRoute{tcp},
 		UDPRoutes:       []specsv1alpha4.UDPRoute{udp},
 		Services:        []corev1.Service{svc},
+		Deployments:     []appsv1.Deployment{dep},
+		StatefulSets:    []appsv1.StatefulSet{sts},
+		DaemonSets:      []appsv1.DaemonSet{ds},
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("snapshot (-want +got):\n%s", d)

@@ -37,7 +37,7 @@ func (b *builder) splits(in []splitv1alpha4.TrafficSplit) []Split {
 		ref := ObjectRef{Kind: smi.TrafficSplitKind, Namespace: ts.Namespace, Name: ts.Name}
 		apex := nameOf(ts.Namespace, ts.Spec.Service)
 		if owner, taken := owners[apex]; taken {
-			b.diags.fail(ref, smi.ConditionAccepted, ReasonConflicted,
+			b.diags.Fail(ref, smi.ConditionAccepted, ReasonConflicted,
 				"service %q is already split by the older TrafficSplit %q", ts.Spec.Service, owner)
 			continue
 		}
@@ -52,13 +52,13 @@ func (b *builder) splits(in []splitv1alpha4.TrafficSplit) []Split {
 // split resolves one TrafficSplit that owns its apex. ok is false when it must not be programmed.
 func (b *builder) split(ref ObjectRef, ts *splitv1alpha4.TrafficSplit) (s Split, ok bool) {
 	b.validateSplit(ref, ts)
-	if b.diags.failed(ref) {
+	if b.diags.Failed(ref) {
 		return Split{}, false
 	}
 	apex, found := b.services[nameOf(ts.Namespace, ts.Spec.Service)]
 	if !found {
 		// Without the apex there is no port to check backends against and nothing to route from.
-		b.diags.fail(ref, smi.ConditionResolvedRefs, ReasonApexNotFound,
+		b.diags.Fail(ref, smi.ConditionResolvedRefs, ReasonApexNotFound,
 			"apex Service %q not found in namespace %q", ts.Spec.Service, ts.Namespace)
 		return Split{}, false
 	}
@@ -69,7 +69,7 @@ func (b *builder) split(ref ObjectRef, ts *splitv1alpha4.TrafficSplit) (s Split,
 		total += be.Weight
 	}
 	if total == 0 {
-		b.diags.fail(ref, smi.ConditionProgrammed, ReasonNoWeightedBackends,
+		b.diags.Fail(ref, smi.ConditionProgrammed, ReasonNoWeightedBackends,
 			"no usable backend has a positive weight; traffic keeps going to the apex %q", ts.Spec.Service)
 	}
 
@@ -80,24 +80,24 @@ func (b *builder) split(ref ObjectRef, ts *splitv1alpha4.TrafficSplit) (s Split,
 		s.CatchAllToApex = true
 		if len(s.Matches) == 0 {
 			// Splitting everything instead would reach far more requests than the author asked.
-			b.diags.fail(ref, smi.ConditionProgrammed, ReasonNoValidMatches,
+			b.diags.Fail(ref, smi.ConditionProgrammed, ReasonNoValidMatches,
 				"none of the referenced HTTPRouteGroups has a usable match; nothing is split")
 		}
 	}
-	return s, !b.diags.failed(ref)
+	return s, !b.diags.Failed(ref)
 }
 
 // validateSplit checks what can be judged from the TrafficSplit alone.
 func (b *builder) validateSplit(ref ObjectRef, ts *splitv1alpha4.TrafficSplit) {
 	for i, be := range ts.Spec.Backends {
 		if be.Weight < 0 {
-			b.diags.fail(ref, smi.ConditionAccepted, ReasonInvalidWeight,
+			b.diags.Fail(ref, smi.ConditionAccepted, ReasonInvalidWeight,
 				"backends[%d] (%q) has negative weight %d", i, be.Service, be.Weight)
 		}
 	}
 	for i, m := range ts.Spec.Matches {
 		if !isHTTPRouteGroupRef(m) {
-			b.diags.fail(ref, smi.ConditionAccepted, ReasonUnsupportedRouteKind,
+			b.diags.Fail(ref, smi.ConditionAccepted, ReasonUnsupportedRouteKind,
 				"matches[%d] refers to %s; only %s.%s is supported", i, describeRef(m), smi.HTTPRouteGroupKind, smi.SpecsGroup)
 		}
 	}
@@ -126,12 +126,12 @@ func (b *builder) splitBackends(ref ObjectRef, apex Service, in []splitv1alpha4.
 	for _, name := range slices.Sorted(maps.Keys(weights)) {
 		svc, found := b.services[nameOf(apex.Namespace, name)]
 		if !found {
-			b.diags.warn(ref, smi.ConditionResolvedRefs, ReasonBackendNotFound,
+			b.diags.Warn(ref, smi.ConditionResolvedRefs, ReasonBackendNotFound,
 				"backend Service %q not found in namespace %q; it gets no traffic", name, apex.Namespace)
 			continue
 		}
 		if missing := missingPorts(apex, svc); len(missing) > 0 {
-			b.diags.warn(ref, smi.ConditionResolvedRefs, ReasonBackendPortMismatch,
+			b.diags.Warn(ref, smi.ConditionResolvedRefs, ReasonBackendPortMismatch,
 				"backend Service %q lacks port %s of the apex %q; it gets no traffic", name, strings.Join(missing, ", "), apex.Name)
 			continue
 		}

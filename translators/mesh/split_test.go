@@ -24,7 +24,7 @@ func TestSplitSemantics(t *testing.T) {
 	firefox := specsv1alpha4.HTTPMatch{Name: "firefox", Headers: map[string]string{"User-Agent": ".*Firefox.*"}}
 	abGroup := httpRouteGroup("ab", firefox)
 	firefoxIR := HTTPMatch{Group: "ab", Name: "firefox", Path: PathMatch{Kind: PathAny},
-		Headers: []HeaderMatch{{Name: "user-agent", Regex: ".*Firefox.*"}}}
+		Headers: []HeaderMatch{{Name: "user-agent", Regex: ".*Firefox.*", Kind: HeaderRegex}}}
 	brokenGroup := httpRouteGroup("broken", specsv1alpha4.HTTPMatch{Name: "bad", PathRegex: "/api/("})
 
 	apex := model("web", 80, 9090)

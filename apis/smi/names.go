@@ -1,0 +1,42 @@
+package smi
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+)
+
+const (
+	// MaxNameLength keeps generated names within a DNS-1123 label and a label value, so they fit
+	// wherever Istio or a tool copies them.
+	MaxNameLength = 63
+	// hashLength hex characters of SHA-256 (40 bits) make an accidental collision negligible.
+	hashLength = 10
+)
+
+// ShortName returns s when it fits MaxNameLength, else s cut to make room for "-<hash of s>".
+// Parts of generated names are DNS-1123 names themselves, so the result is one too.
+func ShortName(s string) string {
+	if len(s) <= MaxNameLength {
+		return s
+	}
+	return HashedName(s, s)
+}
+
+// HashedName cuts s to make room for "-<hash of key>" within MaxNameLength. The cut never leaves a
+// '-' or '.' before the hash, which DNS-1123 forbids.
+func HashedName(s, key string) string {
+	sum := sha256.Sum256([]byte(key))
+	s = strings.TrimRight(s[:min(len(s), MaxNameLength-hashLength-1)], "-.")
+	return s + "-" + hex.EncodeToString(sum[:])[:hashLength]
+}
+
+// NamespaceSourceKind is the source kind of objects generated for a whole namespace (enforcing
+// mode's allow-nothing policy), which come from no single SMI object; their source is the namespace.
+const NamespaceSourceKind = "Namespace"
+
+// SourceLabels are the labels of every object generated from the SMI object kind/name (in the
+// object's namespace): the writer finds them again, and prunes them, by these.
+func SourceLabels(kind, name string) map[string]string {
+	return map[string]string{LabelManagedBy: ManagedByValue, LabelSourceKind: kind, LabelSourceName: ShortName(name)}
+}

@@ -1,0 +1,82 @@
+// Package istio translates the mesh model into Istio objects: VirtualServices and DestinationRules
+// for TrafficSplits, AuthorizationPolicies and PeerAuthentications for TrafficTargets.
+//
+// [Translate] is a pure function of a [mesh.Model] and [mesh.Settings]: no client, no clock, no
+// package state, and sorted output. It decides nothing about SMI semantics (package mesh did); it
+// only decides how Istio expresses them, and reports, as [mesh.Diagnostic]s, what Istio cannot
+// express. A SeverityError diagnostic means the object produced nothing here; SeverityWarning means
+// part of it was left out. The controller merges these with mesh.Build's.
+//
+// # Generated objects
+//
+// Every object carries the label [smi.LabelManagedBy] set to [smi.ManagedByValue], and [smi.LabelSourceKind]
+// and [smi.LabelSourceName] naming the SMI object it comes from ([smi.NamespaceSourceKind] and the
+// namespace for the namespace-wide deny). It lives in its source's namespace and has no owner reference: the
+// controller adds those, it knows the UIDs. Names are built from the source's name and are at
+// most 63 characters; a longer name is cut and ends with a hash of the whole, and two sources
+// whose names would collide (split "a" with backend "b-c", split "a-b" with backend "c") both get
+// a hash of their unambiguous origin, so no two sources ever fight over one object. The same
+// shortening applies to the source-name label value, which therefore identifies the source only
+// when the name fits a label (63 characters).
+//
+// # TrafficSplit → VirtualService (named after the split) and DestinationRules
+//
+//   - hosts: [apex FQDN]. Routes are per apex port, each with a port match and destinations on
+//     the same port number (package mesh checked that every backend exposes the apex's ports), so
+//     a multi-port Service needs no guess from Istio about the destination port.
+//   - An apex port is HTTP or opaque TCP as Istio decides it: appProtocol first, then the port
+//     name's prefix before the first "-". http, http2, http_proxy, grpc, grpc-web, h2c,
+//     kubernetes.io/h2c and kubernetes.io/ws are HTTP; tcp, tls, https, mongo, mysql, redis and
+//     kubernetes.io/wss are TCP. Any other or no declaration leaves Istio to sniff the protocol,
+//     so such a port gets both an http and a tcp route: whichever Istio detects applies.
+//   - No matches: one http route per HTTP (or sniffed) port splitting every request, one tcp route
+//     per TCP (or sniffed) port splitting every connection.
+//   - Matches: per HTTP (or sniffed) port, one http route per match (uri prefix/exact when the path
+//     regex is a plain literal, else regex; one HTTPMatchRequest per method, since Istio ORs them;
+//     header regexes), then a catch-all http route on that port to the apex. No tcp route: opaque
+//     connections cannot match an HTTP match and stay on the apex, which is Istio's default for a
+//     port the VirtualService does not route.
+//   - Weights become integer percentages summing to exactly 100 by largest remainder (ties go to
+//     the backend that sorts first); a zero weight never receives a remainder. Backends at 0% are
+//     left out of the route: Istio gives all traffic to a route's only destination whatever its
+//     weight, so listing a 0 next to a single 100 would invite misreading for no benefit. A
+//     positive weight too small to reach 1% is reported (WeightRoundedToZero).
+//   - UDP and SCTP apex ports are not routed by Istio: reported, their traffic is left alone. A
+//     split with no port left to route (or, with matches, no HTTP port) produces nothing.
+//   - With Settings.MTLS, one DestinationRule per backend (weight 0 included, so mTLS is in place
+//     before traffic shifts) named <split>-<backend>, host the backend FQDN, tls ISTIO_MUTUAL.
+//
+// # TrafficTarget → AuthorizationPolicies (and PeerAuthentications)
+//
+//   - One ALLOW AuthorizationPolicy per destination workload (mesh.AccessRule.Workloads), named
+//     <traffictarget>-<kind>-<workload>, selector the workload's matchLabels. ALLOW is the
+//     default action and therefore does not appear in the serialized spec.
+//   - Its rules: from principals <trust domain>/ns/<ns>/sa/<sa>. One rule per HTTP match, with to
+//     paths (exact, or "<prefix>*", none for any path), methods, the HTTP ports (none for all),
+//     and when conditions request.headers[<name>] for its headers (exact, "<prefix>*",
+//     "*<suffix>", "*" for any value). A match whose operation would otherwise hold no HTTP-only
+//     field gets paths ["*"] (any path): Istio applies a rule without HTTP fields to raw TCP too,
+//     which would turn an HTTP grant into a TCP one. One rule for the TCP grant (ports, or no to
+//     for all ports). Ports are the destination workload's own (container) ports, which is what
+//     Istio's authorization sees: TCPRoute ports are read as such.
+//   - Istio has no regex in authorization policies. A path or header regex that is not one of
+//     the forms above, or a literal holding "*" (Istio would read it as a wildcard), cannot be
+//     expressed: the match is left out, so it allows nothing, and reported
+//     (UnsupportedPathRegex, UnsupportedHeaderRegex). Access is never widened to compensate.
+//   - A rule that allows nothing (no source, no usable traffic) still yields the policy, with no
+//     rules: an ALLOW policy without rules allows nothing for its workloads, where no policy could
+//     leave them open.
+//   - UDP grants are reported (UnsupportedProtocol): Istio authorization does not see UDP.
+//
+// # Access modes (mesh.Settings.Access)
+//
+//   - Enforcing (default): SMI's deny-by-default. Every namespace holding a TrafficTarget
+//     destination gets an allow-nothing AuthorizationPolicy named smi-default-deny (empty spec:
+//     no selector, so it covers the whole namespace, and no rules), so whatever no TrafficTarget
+//     allows is denied there, including for workloads no TrafficTarget names. Each destination
+//     workload gets a STRICT PeerAuthentication named like its policy, so that every request
+//     carries a proven source principal.
+//   - Permissive: only the destinations' own policies. Their workloads still accept only what
+//     their TrafficTargets allow (a plain-text request has no principal and matches no rule);
+//     other workloads and the mesh's mTLS mode are left as they are.
+package istio
