@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"flag"
+	"fmt"
 	"net/http"
 	"os"
 
@@ -18,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/smi-operator/smi-operator/controllers"
+	"github.com/smi-operator/smi-operator/translators/mesh"
 )
 
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
@@ -35,6 +37,9 @@ func main() {
 		certRotation, enableWebhooks  bool
 		webhookService, webhookSecret string
 		webhookConfigName             string
+		backend, accessMode           string
+		settings                      mesh.Settings
+		workers, qps, burst           int
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; \"0\" disables it.")
 	flag.BoolVar(&metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS, with authentication and authorization through the API server.")
@@ -53,11 +58,21 @@ func main() {
 	flag.StringVar(&webhookService, "webhook-service-name", "smi-operator-webhook-service", "Service in front of the webhook server (certificate DNS name).")
 	flag.StringVar(&webhookSecret, "webhook-secret-name", "smi-operator-webhook-server-cert", "Secret holding the rotated webhook certificate.")
 	flag.StringVar(&webhookConfigName, "validating-webhook-configuration", "smi-operator-validating-webhook-configuration", "ValidatingWebhookConfiguration to inject the CA into.")
+	flag.StringVar(&backend, "backend", "istio", "Mesh backend to program: istio, or none (webhooks only).")
+	flag.StringVar(&settings.TrustDomain, "trust-domain", "cluster.local", "SPIFFE trust domain of workload identities.")
+	flag.StringVar(&settings.ClusterDomain, "cluster-domain", "cluster.local", "DNS domain of the cluster's Services.")
+	flag.StringVar(&accessMode, "access-mode", string(mesh.AccessEnforcing), "Enforcing: SMI deny-by-default (an allow-nothing policy per "+
+		"namespace with TrafficTargets, STRICT mTLS on destinations); Permissive: only what TrafficTargets say.")
+	flag.BoolVar(&settings.MTLS, "mtls", false, "Require Istio mutual TLS to TrafficSplit backends (a DestinationRule per backend).")
+	flag.IntVar(&workers, "max-concurrent-reconciles", 8, "Reconciles run in parallel per controller.")
+	flag.IntVar(&qps, "kube-api-qps", 100, "Requests per second to the API server, sustained.")
+	flag.IntVar(&burst, "kube-api-burst", 200, "Requests to the API server allowed in a burst.")
 	logOpts := zap.Options{Development: false}
 	logOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&logOpts)))
 	log := ctrl.Log.WithName("setup")
+	ctx := ctrl.SetupSignalHandler()
 
 	var tlsOpts []func(*tls.Config)
 	if !enableHTTP2 {
@@ -68,7 +83,15 @@ func main() {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
 
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	settings.Access = mesh.AccessMode(accessMode)
+	if err := settings.Validate(); err != nil {
+		log.Error(err, "invalid mesh settings")
+		os.Exit(1)
+	}
+	restConfig := ctrl.GetConfigOrDie()
+	restConfig.QPS, restConfig.Burst = float32(qps), burst
+
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                 controllers.NewScheme(),
 		Metrics:                metricsOpts,
 		HealthProbeBindAddress: probeAddr,
@@ -108,6 +131,17 @@ func main() {
 	if enableWebhooks {
 		controllers.SetupWebhooks(mgr)
 	}
+	switch backend {
+	case "istio":
+		err = controllers.SetupIstio(ctx, mgr, controllers.Options{Settings: settings, MaxConcurrentReconciles: workers})
+	case "none":
+	default:
+		err = fmt.Errorf("unknown --backend %q: use istio or none", backend)
+	}
+	if err != nil {
+		log.Error(err, "unable to set up the backend")
+		os.Exit(1)
+	}
 
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		log.Error(err, "unable to set up the health check")
@@ -130,7 +164,7 @@ func main() {
 	}
 
 	log.Info("starting the manager")
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+	if err := mgr.Start(ctx); err != nil {
 		log.Error(err, "the manager stopped with an error")
 		os.Exit(1)
 	}

@@ -1,34 +1,44 @@
 // Package controllers wires the operator's parts into a controller-runtime manager: the scheme, the
-// SMI webhooks, the webhook certificate rotation, and (as backends land) the reconcilers.
+// SMI webhooks, the webhook certificate rotation, and the reconcilers of the active backend.
 package controllers
 
 import (
+	"context"
+	"fmt"
+
+	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 
-	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/conversion"
+	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/apis/smi/validation"
+	"github.com/smi-operator/smi-operator/controllers/index"
+	"github.com/smi-operator/smi-operator/controllers/owned"
+	"github.com/smi-operator/smi-operator/controllers/status"
+	"github.com/smi-operator/smi-operator/controllers/trafficsplit"
+	"github.com/smi-operator/smi-operator/controllers/traffictarget"
+	"github.com/smi-operator/smi-operator/translators/mesh"
 )
 
 // ConversionPath is where the SMI CRDs' conversion webhook is served (config/crd refers to it).
 const ConversionPath = "/convert"
 
-// NewScheme returns the scheme the operator's clients and caches use.
+// NewScheme returns the scheme the operator's clients and caches use: Kubernetes' own types, the
+// SMI hub versions with their status, and the Istio types it generates.
 func NewScheme() *runtime.Scheme {
 	s := runtime.NewScheme()
-	utilruntimeMust(clientgoscheme.AddToScheme(s))
-	utilruntimeMust(apiextensionsv1.AddToScheme(s))
-	utilruntimeMust(smi.AddToScheme(s))
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(apiextensionsv1.AddToScheme(s))
+	utilruntime.Must(hub.AddToScheme(s))
+	utilruntime.Must(networkingv1.AddToScheme(s))
+	utilruntime.Must(securityv1.AddToScheme(s))
 	return s
-}
-
-func utilruntimeMust(err error) {
-	if err != nil {
-		panic(err)
-	}
 }
 
 // SetupWebhooks registers the SMI conversion and validation webhooks on the manager's webhook server.
@@ -36,4 +46,39 @@ func SetupWebhooks(mgr ctrl.Manager) {
 	server := mgr.GetWebhookServer()
 	server.Register(ConversionPath, conversion.NewWebhookHandler())
 	server.Register(validation.WebhookPath, validation.NewWebhook())
+}
+
+// Options configure the reconcilers.
+type Options struct {
+	Settings mesh.Settings
+	// MaxConcurrentReconciles per controller.
+	MaxConcurrentReconciles int
+}
+
+// SetupIstio registers the reconcilers that program Istio from SMI objects. It fails when the
+// cluster serves no Istio API, rather than starting controllers that cannot watch.
+func SetupIstio(ctx context.Context, mgr ctrl.Manager, opts Options) error {
+	for _, gvk := range []schema.GroupVersionKind{
+		networkingv1.SchemeGroupVersion.WithKind("VirtualService"),
+		securityv1.SchemeGroupVersion.WithKind("AuthorizationPolicy"),
+	} {
+		if _, err := mgr.GetRESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version); err != nil {
+			return fmt.Errorf("the cluster does not serve %s (is Istio installed?): %w", gvk, err)
+		}
+	}
+	if err := index.Setup(ctx, mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
+	writer := owned.Writer{Client: mgr.GetClient(), Reader: mgr.GetClient(), Scheme: mgr.GetScheme()}
+	statusWriter := status.Writer{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("smi-operator")}
+	if err := (&trafficsplit.Reconciler{
+		Client: mgr.GetClient(), Writer: writer, Status: statusWriter,
+		Settings: opts.Settings, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	return (&traffictarget.Reconciler{
+		Client: mgr.GetClient(), Writer: writer, Status: statusWriter,
+		Settings: opts.Settings, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+	}).SetupWithManager(mgr)
 }

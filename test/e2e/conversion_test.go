@@ -17,13 +17,14 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/conversion"
 	"github.com/smi-operator/smi-operator/apis/smi/validation"
-	"github.com/smi-operator/smi-operator/controllers"
 	"github.com/smi-operator/smi-operator/test/testenv"
 )
 
@@ -67,9 +68,17 @@ func servedVersions(ctx context.Context, gvk schema.GroupVersionKind) []string {
 	return nil
 }
 
+// sdkScheme maps every SMI version to its smi-sdk-go type (the manager's scheme maps hub versions
+// to the operator's own types with status).
+var sdkScheme = func() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(smi.AddToScheme(s))
+	return s
+}()
+
 // typed decodes u into its smi-sdk-go type (through JSON: the SDK's header lists have custom codecs).
 func typed(u *unstructured.Unstructured) runtime.Object {
-	obj, err := controllers.NewScheme().New(u.GroupVersionKind())
+	obj, err := sdkScheme.New(u.GroupVersionKind())
 	Expect(err).NotTo(HaveOccurred())
 	data, err := json.Marshal(u.Object)
 	Expect(err).NotTo(HaveOccurred())
@@ -128,9 +137,12 @@ var _ = Describe("SMI CRD conversion through the API server and the conversion w
 
 			// The status subresource exists in every version and survives conversion.
 			hubGV, _ := smi.HubFor(gvk.Group)
-			hub := getAs(ctx, hubGV.WithKind(gvk.Kind), key)
-			Expect(unstructured.SetNestedField(hub.Object, map[string]any{"observedGeneration": int64(1)}, "status")).To(Succeed())
-			Expect(k8sClient.Status().Update(ctx, hub)).To(Succeed())
+			// (The controllers write status too: retry on conflicts.)
+			Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				hub := getAs(ctx, hubGV.WithKind(gvk.Kind), key)
+				Expect(unstructured.SetNestedField(hub.Object, int64(1), "status", "observedGeneration")).To(Succeed())
+				return k8sClient.Status().Update(ctx, hub)
+			})).To(Succeed())
 
 			versions := servedVersions(ctx, gvk)
 			Expect(len(versions)).To(BeNumerically(">=", 1))
@@ -148,13 +160,16 @@ var _ = Describe("SMI CRD conversion through the API server and the conversion w
 				Expect(generation).To(Equal(int64(1)), "status must survive conversion to %s", version)
 
 				By("writing it back through " + version + " with a label added")
-				labels := as.GetLabels()
-				if labels == nil {
-					labels = map[string]string{}
-				}
-				labels["written-through"] = version
-				as.SetLabels(labels)
-				Expect(k8sClient.Update(ctx, as)).To(Succeed())
+				Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+					as := getAs(ctx, gvk.GroupKind().WithVersion(version), key)
+					labels := as.GetLabels()
+					if labels == nil {
+						labels = map[string]string{}
+					}
+					labels["written-through"] = version
+					as.SetLabels(labels)
+					return k8sClient.Update(ctx, as)
+				})).To(Succeed())
 
 				back := getAs(ctx, gvk, key)
 				Expect(content(back)).To(Equal(content(original)), "a round trip through %s must lose nothing", version)

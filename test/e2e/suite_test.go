@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"testing"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/smi-operator/smi-operator/controllers"
 	"github.com/smi-operator/smi-operator/test/testenv"
+	"github.com/smi-operator/smi-operator/translators/mesh"
 )
 
 var (
@@ -32,6 +34,9 @@ func TestE2E(t *testing.T) {
 
 var _ = BeforeSuite(func() {
 	ctrl.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
+	// Reconciles run on 2 shared cores next to the API server: give them time.
+	SetDefaultEventuallyTimeout(30 * time.Second)
+	SetDefaultEventuallyPollingInterval(100 * time.Millisecond)
 	var err error
 	env, err = testenv.Start(testenv.Options{})
 	Expect(err).NotTo(HaveOccurred())
@@ -51,6 +56,10 @@ var _ = BeforeSuite(func() {
 
 	var ctx context.Context
 	ctx, cancelMgr = context.WithCancel(context.Background())
+	Expect(controllers.SetupIstio(ctx, mgr, controllers.Options{
+		Settings:                mesh.Settings{Access: mesh.AccessEnforcing},
+		MaxConcurrentReconciles: 4,
+	})).To(Succeed())
 	go func() {
 		defer GinkgoRecover()
 		Expect(mgr.Start(ctx)).To(Succeed())

@@ -64,7 +64,7 @@ func assetsDir(root string) (string, error) {
 	return dir, nil
 }
 
-// Start starts the control plane and installs the SMI CRDs (conversion through
+// Start starts the control plane and installs Istio's CRDs and the SMI CRDs (conversion through
 // https://<Webhook.LocalServingHost>:<Webhook.LocalServingPort>/convert) and the validating webhook
 // configuration from config/webhook, both trusting Webhook.LocalServingCertDir's certificate.
 func Start(opts Options) (*Env, error) {
@@ -92,12 +92,30 @@ func Start(opts Options) (*Env, error) {
 		apiServer.Set(k, v)
 	}
 	cfg, err := env.Start()
+	if err == nil {
+		err = installIstioCRDs(root, cfg)
+	}
 	if err != nil {
 		// envtest leaves the processes it started running when a later step (CRDs, webhooks) fails.
 		_ = env.Stop()
 		return nil, fmt.Errorf("starting the control plane from %s: %w", assets, err)
 	}
 	return &Env{Config: cfg, Webhook: &env.WebhookInstallOptions, env: env}, nil
+}
+
+// installIstioCRDs installs Istio's own CRDs, from the istio.io/api module the operator builds
+// with. They are installed apart from the SMI CRDs: envtest would point every multi-version CRD it
+// installs at the SMI conversion webhook, and Istio's versions share one schema (no webhook).
+func installIstioCRDs(root string, cfg *rest.Config) error {
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "istio.io/api")
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("locating the istio.io/api module: %w", err)
+	}
+	file := filepath.Join(strings.TrimSpace(string(out)), "kubernetes", "customresourcedefinitions.gen.yaml")
+	_, err = envtest.InstallCRDs(cfg, envtest.CRDInstallOptions{Paths: []string{file}, ErrorIfPathMissing: true})
+	return err
 }
 
 // Stop stops the control plane and removes its files.

@@ -1,0 +1,98 @@
+// Package index names the cache field indexes the reconcilers look SMI objects up by, so that a
+// change to any object re-reconciles exactly the SMI objects that reference it.
+package index
+
+import (
+	"context"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/smi-operator/smi-operator/apis/smi/hub"
+)
+
+// Index names.
+const (
+	// SplitApex indexes TrafficSplits by apex Service name.
+	SplitApex = "smi.apex"
+	// SplitServices indexes TrafficSplits by every Service they name (apex and backends).
+	SplitServices = "smi.services"
+	// SplitRoutes indexes TrafficSplits by the HTTPRouteGroups they match on.
+	SplitRoutes = "smi.httproutegroups"
+	// TargetRoutes indexes TrafficTargets by "<Kind>/<name>" of the routes their rules name.
+	TargetRoutes = "smi.routes"
+	// TargetDestination indexes TrafficTargets by destination ServiceAccount name.
+	TargetDestination = "smi.destination"
+	// WorkloadServiceAccount indexes Deployments, StatefulSets and DaemonSets by the
+	// ServiceAccount their pods run as.
+	WorkloadServiceAccount = "smi.serviceaccount"
+)
+
+// RouteKey is how TargetRoutes names a route.
+func RouteKey(kind, name string) string { return kind + "/" + name }
+
+// Setup registers every index with the manager's cache.
+func Setup(ctx context.Context, indexer client.FieldIndexer) error {
+	split := func(f func(*hub.TrafficSplit) []string) client.IndexerFunc {
+		return func(o client.Object) []string { return f(o.(*hub.TrafficSplit)) }
+	}
+	target := func(f func(*hub.TrafficTarget) []string) client.IndexerFunc {
+		return func(o client.Object) []string { return f(o.(*hub.TrafficTarget)) }
+	}
+	indexes := []struct {
+		obj   client.Object
+		field string
+		fn    client.IndexerFunc
+	}{
+		{&hub.TrafficSplit{}, SplitApex, split(func(s *hub.TrafficSplit) []string { return []string{s.Spec.Service} })},
+		{&hub.TrafficSplit{}, SplitServices, split(func(s *hub.TrafficSplit) []string {
+			names := []string{s.Spec.Service}
+			for _, b := range s.Spec.Backends {
+				names = append(names, b.Service)
+			}
+			return names
+		})},
+		{&hub.TrafficSplit{}, SplitRoutes, split(func(s *hub.TrafficSplit) []string {
+			var names []string
+			for _, m := range s.Spec.Matches {
+				names = append(names, m.Name)
+			}
+			return names
+		})},
+		{&hub.TrafficTarget{}, TargetRoutes, target(func(t *hub.TrafficTarget) []string {
+			var keys []string
+			for _, r := range t.Spec.Rules {
+				keys = append(keys, RouteKey(r.Kind, r.Name))
+			}
+			return keys
+		})},
+		{&hub.TrafficTarget{}, TargetDestination, target(func(t *hub.TrafficTarget) []string {
+			return []string{t.Spec.Destination.Name}
+		})},
+		{&appsv1.Deployment{}, WorkloadServiceAccount, func(o client.Object) []string {
+			return []string{ServiceAccountOf(o.(*appsv1.Deployment).Spec.Template.Spec)}
+		}},
+		{&appsv1.StatefulSet{}, WorkloadServiceAccount, func(o client.Object) []string {
+			return []string{ServiceAccountOf(o.(*appsv1.StatefulSet).Spec.Template.Spec)}
+		}},
+		{&appsv1.DaemonSet{}, WorkloadServiceAccount, func(o client.Object) []string {
+			return []string{ServiceAccountOf(o.(*appsv1.DaemonSet).Spec.Template.Spec)}
+		}},
+	}
+	for _, ix := range indexes {
+		if err := indexer.IndexField(ctx, ix.obj, ix.field, ix.fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ServiceAccountOf is the ServiceAccount pods of spec run as: Kubernetes uses "default" when the
+// spec names none.
+func ServiceAccountOf(spec corev1.PodSpec) string {
+	if spec.ServiceAccountName == "" {
+		return "default"
+	}
+	return spec.ServiceAccountName
+}

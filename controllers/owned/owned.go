@@ -1,0 +1,254 @@
+// Package owned keeps the set of objects generated from one SMI object equal to what a translator
+// wants: applied with server-side apply under one field manager, controlled by their source
+// (owner reference), found again by label, pruned when no longer wanted. An object with a wanted
+// name that the source does not control belongs to someone else: it is reported, never written.
+package owned
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+
+	"github.com/smi-operator/smi-operator/apis/smi"
+)
+
+// FieldManager is the server-side apply field manager of everything the operator writes.
+const FieldManager = "smi-operator"
+
+// Conflict is a wanted object that exists but is not controlled by the source.
+type Conflict struct {
+	Kind, Name string
+	// Owner describes who controls it ("no controller" when nobody does).
+	Owner string
+}
+
+func (c Conflict) String() string {
+	return fmt.Sprintf("%s %q already exists and belongs to %s", c.Kind, c.Name, c.Owner)
+}
+
+// Result says what a Sync did.
+type Result struct {
+	Conflicts []Conflict
+	// Writes counts applies and deletes issued; 0 when everything was already as wanted.
+	Writes int
+}
+
+// Writer syncs generated objects. Reader is the manager's cache: reading there lets a sync that
+// changes nothing issue no request at all.
+type Writer struct {
+	Client client.Client
+	Reader client.Reader
+	Scheme *runtime.Scheme
+}
+
+// Sync makes the objects generated from source, of the kinds listed, exactly wanted: each wanted
+// object is applied unless it is already as wanted, and each object labelled as generated from
+// source, controlled by it and not wanted is deleted. wanted objects must be in source's namespace
+// and carry the smi.Label* labels naming source.
+func (w Writer) Sync(ctx context.Context, source client.Object, wanted []client.Object, kinds []client.ObjectList) (Result, error) {
+	var res Result
+	ownerRef, err := w.controllerRef(source)
+	if err != nil {
+		return res, err
+	}
+	keep := map[schema.GroupVersionKind][]string{}
+	for _, obj := range wanted {
+		gvk, err := apiutil.GVKForObject(obj, w.Scheme)
+		if err != nil {
+			return res, err
+		}
+		keep[gvk] = append(keep[gvk], obj.GetName())
+		obj.SetOwnerReferences([]metav1.OwnerReference{ownerRef})
+
+		existing, _ := w.Scheme.New(gvk)
+		current := existing.(client.Object)
+		err = w.Reader.Get(ctx, client.ObjectKeyFromObject(obj), current)
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return res, err
+		case !metav1.IsControlledBy(current, source):
+			res.Conflicts = append(res.Conflicts, Conflict{Kind: gvk.Kind, Name: obj.GetName(), Owner: controllerOf(current)})
+			continue
+		default:
+			same, err := upToDate(current, obj)
+			if err != nil {
+				return res, err
+			}
+			if same {
+				continue
+			}
+		}
+		if err := w.apply(ctx, obj, gvk); err != nil {
+			return res, err
+		}
+		res.Writes++
+	}
+
+	sourceGVK, err := apiutil.GVKForObject(source, w.Scheme)
+	if err != nil {
+		return res, err
+	}
+	labels := smi.SourceLabels(sourceGVK.Kind, source.GetName())
+	controlled := func(o client.Object) bool { return metav1.IsControlledBy(o, source) }
+	for _, list := range kinds {
+		deleted, err := w.prune(ctx, source.GetNamespace(), labels, list, controlled, keep)
+		res.Writes += deleted
+		if err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+func (w Writer) controllerRef(source client.Object) (metav1.OwnerReference, error) {
+	gvk, err := apiutil.GVKForObject(source, w.Scheme)
+	if err != nil {
+		return metav1.OwnerReference{}, err
+	}
+	return *metav1.NewControllerRef(source, gvk), nil
+}
+
+func (w Writer) apply(ctx context.Context, obj client.Object, gvk schema.GroupVersionKind) error {
+	u, err := toUnstructured(obj)
+	if err != nil {
+		return err
+	}
+	u.SetGroupVersionKind(gvk)
+	err = w.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager), client.ForceOwnership)
+	if err != nil {
+		return fmt.Errorf("applying %s %s/%s: %w", gvk.Kind, obj.GetNamespace(), obj.GetName(), err)
+	}
+	return nil
+}
+
+// PruneAfterDelete deletes what a deleted source generated: every object of the kinds listed that
+// is labelled as generated from namespace/name of sourceKind. Garbage collection does the same
+// through the owner references, where a cluster runs it; doing it here keeps deletion level-based
+// and prompt, and covers clusters (and tests) without a garbage collector.
+func (w Writer) PruneAfterDelete(ctx context.Context, sourceKind, namespace, name string, kinds []client.ObjectList) error {
+	for _, list := range kinds {
+		if _, err := w.prune(ctx, namespace, smi.SourceLabels(sourceKind, name), list, func(client.Object) bool { return true }, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// prune deletes the objects in namespace with labels that owned says are the source's and keep
+// does not name.
+func (w Writer) prune(ctx context.Context, namespace string, labels map[string]string, list client.ObjectList,
+	owned func(client.Object) bool, keep map[schema.GroupVersionKind][]string) (int, error) {
+	err := w.Reader.List(ctx, list, client.InNamespace(namespace), client.MatchingLabels(labels))
+	if err != nil {
+		return 0, err
+	}
+	items, err := metaItems(list)
+	if err != nil {
+		return 0, err
+	}
+	listGVK, err := apiutil.GVKForObject(list, w.Scheme)
+	if err != nil {
+		return 0, err
+	}
+	gvk := listGVK.GroupVersion().WithKind(strings.TrimSuffix(listGVK.Kind, "List"))
+	deleted := 0
+	for _, item := range items {
+		if !owned(item) || slices.Contains(keep[gvk], item.GetName()) {
+			continue
+		}
+		uid := item.GetUID()
+		err := w.Client.Delete(ctx, item, client.Preconditions{UID: &uid})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return deleted, fmt.Errorf("pruning %s %s/%s: %w", gvk.Kind, item.GetNamespace(), item.GetName(), err)
+		}
+		deleted++
+	}
+	return deleted, nil
+}
+
+// upToDate reports whether current already has everything wanted sets: its spec, its labels and
+// its controller reference. Fields the API server or other managers add do not count.
+func upToDate(current, wanted client.Object) (bool, error) {
+	if !isSubset(wanted.GetLabels(), current.GetLabels()) || !metav1.IsControlledBy(current, ownerOf(wanted)) {
+		return false, nil
+	}
+	c, err := toUnstructured(current)
+	if err != nil {
+		return false, err
+	}
+	wu, err := toUnstructured(wanted)
+	if err != nil {
+		return false, err
+	}
+	return equality.Semantic.DeepEqual(c.Object["spec"], wu.Object["spec"]), nil
+}
+
+// ownerOf returns a stand-in object carrying the UID of wanted's controller reference.
+func ownerOf(wanted client.Object) metav1.Object {
+	owner := &metav1.ObjectMeta{}
+	if ref := metav1.GetControllerOf(wanted); ref != nil {
+		owner.UID = ref.UID
+	}
+	return owner
+}
+
+func isSubset(want, have map[string]string) bool {
+	for k, v := range want {
+		if have[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func controllerOf(obj client.Object) string {
+	if ref := metav1.GetControllerOf(obj); ref != nil {
+		return fmt.Sprintf("%s %q", ref.Kind, ref.Name)
+	}
+	return "no controller"
+}
+
+// toUnstructured goes through JSON, not the reflection converter: Istio's specs are protobuf
+// messages whose JSON form only their own marshalers produce.
+func toUnstructured(obj client.Object) (*unstructured.Unstructured, error) {
+	data, err := json.Marshal(obj)
+	if err != nil {
+		return nil, err
+	}
+	u := &unstructured.Unstructured{}
+	if err := json.Unmarshal(data, &u.Object); err != nil {
+		return nil, err
+	}
+	// Only what the operator decides is applied: status belongs to the subresource, and these are
+	// the server's.
+	delete(u.Object, "status")
+	unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
+	unstructured.RemoveNestedField(u.Object, "metadata", "resourceVersion")
+	unstructured.RemoveNestedField(u.Object, "metadata", "managedFields")
+	return u, nil
+}
+
+func metaItems(list client.ObjectList) ([]client.Object, error) {
+	objs, err := meta.ExtractList(list)
+	if err != nil {
+		return nil, err
+	}
+	items := make([]client.Object, 0, len(objs))
+	for _, o := range objs {
+		items = append(items, o.(client.Object))
+	}
+	return items, nil
+}

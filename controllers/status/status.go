@@ -1,0 +1,130 @@
+// Package status turns what the operator found about an SMI object into its conditions, writes
+// them to the status subresource only when they change, and emits an Event for every change.
+package status
+
+import (
+	"context"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/smi-operator/smi-operator/apis/smi"
+	"github.com/smi-operator/smi-operator/apis/smi/hub"
+	"github.com/smi-operator/smi-operator/translators/mesh"
+)
+
+// Reasons of True conditions, and of Programmed=False when the object was never taken on.
+const (
+	ReasonAccepted     = "Accepted"
+	ReasonResolvedRefs = "ResolvedRefs"
+	ReasonProgrammed   = "Programmed"
+	ReasonNotAccepted  = "NotAccepted"
+)
+
+// Conditions derives the three conditions of an object from the diagnostics about it: a condition
+// is False with the reason of its first diagnostic and every diagnostic's message, whatever their
+// severity (a backend dropped for a missing Service makes ResolvedRefs False, and the rest is still
+// programmed); Programmed is also False when any error kept the object out of the backend.
+func Conditions(generation int64, diags []mesh.Diagnostic) []metav1.Condition {
+	byCondition := map[string][]mesh.Diagnostic{}
+	failed := false
+	for _, d := range diags {
+		byCondition[d.Condition] = append(byCondition[d.Condition], d)
+		failed = failed || d.Severity == mesh.SeverityError
+	}
+	condition := func(typ, trueReason string) metav1.Condition {
+		c := metav1.Condition{Type: typ, Status: metav1.ConditionTrue, Reason: trueReason, ObservedGeneration: generation}
+		if ds := byCondition[typ]; len(ds) > 0 {
+			c.Status, c.Reason, c.Message = metav1.ConditionFalse, ds[0].Reason, messages(ds)
+		}
+		return c
+	}
+	accepted := condition(smi.ConditionAccepted, ReasonAccepted)
+	resolved := condition(smi.ConditionResolvedRefs, ReasonResolvedRefs)
+	programmed := condition(smi.ConditionProgrammed, ReasonProgrammed)
+	switch {
+	case accepted.Status == metav1.ConditionFalse:
+		programmed.Status, programmed.Reason, programmed.Message = metav1.ConditionFalse, ReasonNotAccepted, "not accepted: "+accepted.Message
+	case failed && programmed.Status == metav1.ConditionTrue:
+		programmed.Status, programmed.Reason, programmed.Message = metav1.ConditionFalse, firstError(diags).Reason, messages(errorsOf(diags))
+	}
+	return []metav1.Condition{accepted, resolved, programmed}
+}
+
+// About keeps the diagnostics that belong on ref's status.
+func About(diags []mesh.Diagnostic, ref mesh.ObjectRef) []mesh.Diagnostic {
+	var out []mesh.Diagnostic
+	for _, d := range diags {
+		if d.Object == ref {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func messages(ds []mesh.Diagnostic) string {
+	msgs := make([]string, 0, len(ds))
+	for _, d := range ds {
+		msgs = append(msgs, d.Message)
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func errorsOf(ds []mesh.Diagnostic) []mesh.Diagnostic {
+	var out []mesh.Diagnostic
+	for _, d := range ds {
+		if d.Severity == mesh.SeverityError {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func firstError(ds []mesh.Diagnostic) mesh.Diagnostic { return errorsOf(ds)[0] }
+
+// Writer writes conditions and their Events.
+type Writer struct {
+	Client   client.Client
+	Recorder events.EventRecorder
+}
+
+// Update sets conds on obj's status (keeping transition times of conditions that did not change)
+// and patches the status subresource if that changed anything, emitting one Event per condition
+// whose status or reason changed: Normal for True, Warning for False.
+func (w Writer) Update(ctx context.Context, obj hub.Object, conds []metav1.Condition) error {
+	before := obj.GetStatus().DeepCopy()
+	updated := obj.DeepCopyObject().(hub.Object)
+	status := updated.GetStatus()
+	status.ObservedGeneration = obj.GetGeneration()
+	var changed []metav1.Condition
+	for _, c := range conds {
+		old := meta.FindStatusCondition(before.Conditions, c.Type)
+		if old == nil || old.Status != c.Status || old.Reason != c.Reason {
+			changed = append(changed, c)
+		}
+		meta.SetStatusCondition(&status.Conditions, c)
+	}
+	if equality.Semantic.DeepEqual(before, status) {
+		return nil
+	}
+	if err := w.Client.Status().Patch(ctx, updated, client.MergeFrom(obj)); err != nil {
+		return err
+	}
+	for _, c := range changed {
+		eventType := corev1.EventTypeNormal
+		if c.Status != metav1.ConditionTrue {
+			eventType = corev1.EventTypeWarning
+		}
+		note := c.Message
+		if note == "" {
+			note = c.Type + " is " + string(c.Status)
+		}
+		w.Recorder.Eventf(obj, nil, eventType, c.Reason, c.Type, "%s", note)
+	}
+	return nil
+}

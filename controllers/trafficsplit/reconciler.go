@@ -1,0 +1,167 @@
+// Package trafficsplit reconciles TrafficSplits into the active backend's routing objects.
+package trafficsplit
+
+import (
+	"context"
+
+	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/smi-operator/smi-operator/apis/smi"
+	"github.com/smi-operator/smi-operator/apis/smi/hub"
+	"github.com/smi-operator/smi-operator/controllers/index"
+	"github.com/smi-operator/smi-operator/controllers/owned"
+	"github.com/smi-operator/smi-operator/controllers/status"
+	"github.com/smi-operator/smi-operator/translators/istio"
+	"github.com/smi-operator/smi-operator/translators/mesh"
+)
+
+// +kubebuilder:rbac:groups=split.smi-spec.io,resources=trafficsplits,verbs=get;list;watch
+// +kubebuilder:rbac:groups=split.smi-spec.io,resources=trafficsplits/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=specs.smi-spec.io,resources=httproutegroups,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
+// +kubebuilder:rbac:groups=networking.istio.io,resources=virtualservices;destinationrules,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconciler programs one TrafficSplit at a time: it reads the split, the splits sharing its apex
+// (the oldest wins), the Services and HTTPRouteGroups it names, all from the cache, and writes the
+// VirtualService (and DestinationRules) generated from them.
+type Reconciler struct {
+	Client   client.Client
+	Writer   owned.Writer
+	Status   status.Writer
+	Settings mesh.Settings
+	// MaxConcurrentReconciles sizes the worker pool; each reconcile is independent of the others.
+	MaxConcurrentReconciles int
+}
+
+// generatedKinds are the kinds a TrafficSplit generates, for pruning.
+func generatedKinds() []client.ObjectList {
+	return []client.ObjectList{&networkingv1.VirtualServiceList{}, &networkingv1.DestinationRuleList{}}
+}
+
+// Reconcile implements reconcile.Reconciler.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	split := &hub.TrafficSplit{}
+	err := r.Client.Get(ctx, req.NamespacedName, split)
+	if apierrors.IsNotFound(err) {
+		return ctrl.Result{}, r.Writer.PruneAfterDelete(ctx, smi.TrafficSplitKind, req.Namespace, req.Name, generatedKinds())
+	}
+	if err != nil || !split.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, err
+	}
+	snap, err := r.snapshot(ctx, split)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	self := mesh.ObjectRef{Kind: smi.TrafficSplitKind, Namespace: split.Namespace, Name: split.Name}
+	model, diags := mesh.Build(snap, r.Settings)
+	model.Splits = onlyFrom(model.Splits, self)
+	out, translateDiags := istio.Translate(model, r.Settings)
+	diags = append(diags, translateDiags...)
+
+	res, err := r.Writer.Sync(ctx, split, out.Objects(), generatedKinds())
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	for _, c := range res.Conflicts {
+		diags = append(diags, mesh.Diagnostic{Object: self, Condition: smi.ConditionAccepted, Reason: mesh.ReasonConflicted,
+			Severity: mesh.SeverityError, Message: c.String() + "; it is left as it is"})
+	}
+	return ctrl.Result{}, r.Status.Update(ctx, split, status.Conditions(split.Generation, status.About(diags, self)))
+}
+
+// snapshot collects what the split's model depends on: every split on the same apex (to settle
+// conflicts), the Services it names and the HTTPRouteGroups it matches on. Missing ones are left
+// out; the model reports them.
+func (r *Reconciler) snapshot(ctx context.Context, split *hub.TrafficSplit) (mesh.Snapshot, error) {
+	var snap mesh.Snapshot
+	rivals := &hub.TrafficSplitList{}
+	if err := r.Client.List(ctx, rivals, client.InNamespace(split.Namespace), client.MatchingFields{index.SplitApex: split.Spec.Service}); err != nil {
+		return snap, err
+	}
+	for i := range rivals.Items {
+		snap.TrafficSplits = append(snap.TrafficSplits, *rivals.Items[i].SDK())
+	}
+	names := []string{split.Spec.Service}
+	for _, b := range split.Spec.Backends {
+		names = append(names, b.Service)
+	}
+	for _, name := range names {
+		svc := &corev1.Service{}
+		if found, err := r.get(ctx, split.Namespace, name, svc); err != nil {
+			return snap, err
+		} else if found {
+			snap.Services = append(snap.Services, *svc)
+		}
+	}
+	for _, m := range split.Spec.Matches {
+		group := &hub.HTTPRouteGroup{}
+		if found, err := r.get(ctx, split.Namespace, m.Name, group); err != nil {
+			return snap, err
+		} else if found {
+			snap.HTTPRouteGroups = append(snap.HTTPRouteGroups, *group.SDK())
+		}
+	}
+	return snap, nil
+}
+
+func (r *Reconciler) get(ctx context.Context, namespace, name string, obj client.Object) (bool, error) {
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, obj)
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func onlyFrom(splits []mesh.Split, ref mesh.ObjectRef) []mesh.Split {
+	for _, s := range splits {
+		if s.Source == ref {
+			return []mesh.Split{s}
+		}
+	}
+	return nil
+}
+
+// SetupWithManager watches TrafficSplits, what they generate, and everything they reference.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("trafficsplit").
+		For(&hub.TrafficSplit{}).
+		Owns(&networkingv1.VirtualService{}).
+		Owns(&networkingv1.DestinationRule{}).
+		// A split created or deleted on the same apex can change who wins the apex.
+		Watches(&hub.TrafficSplit{}, r.splitsByIndex(index.SplitApex, func(o client.Object) string {
+			return o.(*hub.TrafficSplit).Spec.Service
+		})).
+		Watches(&corev1.Service{}, r.splitsByIndex(index.SplitServices, client.Object.GetName)).
+		Watches(&hub.HTTPRouteGroup{}, r.splitsByIndex(index.SplitRoutes, client.Object.GetName)).
+		// A VirtualService someone else owns, named like a split's, blocks it; when it goes, retry.
+		Watches(&networkingv1.VirtualService{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(o)}}
+		})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
+		Complete(r)
+}
+
+// splitsByIndex maps an object to the splits in its namespace whose field index holds key(object).
+func (r *Reconciler) splitsByIndex(field string, key func(client.Object) string) handler.EventHandler {
+	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		splits := &hub.TrafficSplitList{}
+		if err := r.Client.List(ctx, splits, client.InNamespace(o.GetNamespace()), client.MatchingFields{field: key(o)}); err != nil {
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(splits.Items))
+		for i := range splits.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&splits.Items[i])})
+		}
+		return reqs
+	})
+}
