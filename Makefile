@@ -59,3 +59,7 @@ build: ## Build the operator binary into bin/.
 .PHONY: run
 run: build control-plane ## Run the operator: against the current kubeconfig's cluster, else an embedded one.
 	hack/run.sh
+
+.PHONY: bench
+bench: control-plane ## Run the scale benchmarks on a real API server and print their figures.
+	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" go test -run '^$$' -bench . -benchtime 1x -timeout 60m ./test/bench/

@@ -94,8 +94,10 @@ type Writer struct {
 }
 
 // Update sets conds on obj's status (keeping transition times of conditions that did not change)
-// and patches the status subresource if that changed anything, emitting one Event per condition
-// whose status or reason changed: Normal for True, Warning for False.
+// and patches the status subresource if that changed anything. It emits a Warning Event for each
+// condition that turned False or changed its reason while False, and one Normal Event when the
+// object becomes Programmed: one Event per outcome, not one per condition, which at scale would
+// triple the API writes of a reconcile.
 func (w Writer) Update(ctx context.Context, obj hub.Object, conds []metav1.Condition) error {
 	before := obj.GetStatus().DeepCopy()
 	updated := obj.DeepCopyObject().(hub.Object)
@@ -104,7 +106,8 @@ func (w Writer) Update(ctx context.Context, obj hub.Object, conds []metav1.Condi
 	var changed []metav1.Condition
 	for _, c := range conds {
 		old := meta.FindStatusCondition(before.Conditions, c.Type)
-		if old == nil || old.Status != c.Status || old.Reason != c.Reason {
+		sameOutcome := old != nil && old.Status == c.Status && old.Reason == c.Reason
+		if !sameOutcome && (c.Status != metav1.ConditionTrue || c.Type == smi.ConditionProgrammed) {
 			changed = append(changed, c)
 		}
 		meta.SetStatusCondition(&status.Conditions, c)

@@ -9,9 +9,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
@@ -134,13 +136,14 @@ func onlyFrom(splits []mesh.Split, ref mesh.ObjectRef) []mesh.Split {
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("trafficsplit").
-		For(&hub.TrafficSplit{}).
+		// Status writes (ours) and metadata edits change nothing the reconcile reads from the object.
+		For(&hub.TrafficSplit{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&networkingv1.VirtualService{}).
 		Owns(&networkingv1.DestinationRule{}).
 		// A split created or deleted on the same apex can change who wins the apex.
 		Watches(&hub.TrafficSplit{}, r.splitsByIndex(index.SplitApex, func(o client.Object) string {
 			return o.(*hub.TrafficSplit).Spec.Service
-		})).
+		}), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Service{}, r.splitsByIndex(index.SplitServices, client.Object.GetName)).
 		Watches(&hub.HTTPRouteGroup{}, r.splitsByIndex(index.SplitRoutes, client.Object.GetName)).
 		// A VirtualService someone else owns, named like a split's, blocks it; when it goes, retry.

@@ -10,9 +10,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
@@ -177,7 +179,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	})
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("traffictarget").
-		For(&hub.TrafficTarget{}).
+		// Status writes (ours) and metadata edits change nothing the reconcile reads from the object.
+		For(&hub.TrafficTarget{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&securityv1.AuthorizationPolicy{}).
 		Owns(&securityv1.PeerAuthentication{}).
 		Watches(&hub.HTTPRouteGroup{}, byRoute(smi.HTTPRouteGroupKind)).

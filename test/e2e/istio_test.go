@@ -17,8 +17,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
+
+	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
@@ -179,6 +182,65 @@ spec:
 		split := &hub.TrafficSplit{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop"}}
 		Eventually(condition(ctx, split, smi.ConditionResolvedRefs)).Should(haveStatus(metav1.ConditionFalse, "RouteNotFound"))
 		Eventually(func() error { _, err := virtualService(ctx, ns, "shop")(); return err }).Should(Satisfy(apierrors.IsNotFound))
+	})
+
+	It("follows edits of the HTTPRouteGroup and TrafficTarget a policy comes from", func(ctx SpecContext) {
+		create(ctx, ns, deployment("ledger", "ledger")+"---\n"+`
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: {name: ledger-routes}
+spec:
+  matches:
+  - {name: entries, pathRegex: /entries, methods: [GET]}
+---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: {name: ledger}
+spec:
+  destination: {kind: ServiceAccount, name: ledger}
+  sources: [{kind: ServiceAccount, name: teller}]
+  rules: [{kind: HTTPRouteGroup, name: ledger-routes}]
+`)
+		policy := func() *securityv1.AuthorizationPolicy {
+			list := &securityv1.AuthorizationPolicyList{}
+			Expect(k8sClient.List(ctx, list, client.InNamespace(ns), client.MatchingLabels{smi.LabelSourceName: "ledger"})).To(Succeed())
+			if len(list.Items) != 1 || len(list.Items[0].Spec.Rules) == 0 {
+				return nil
+			}
+			return list.Items[0]
+		}
+		paths := func(p *securityv1.AuthorizationPolicy) []string {
+			if p == nil {
+				return nil
+			}
+			return p.Spec.Rules[0].To[0].Operation.Paths
+		}
+		principals := func(p *securityv1.AuthorizationPolicy) []string {
+			if p == nil {
+				return nil
+			}
+			return p.Spec.Rules[0].From[0].Source.Principals
+		}
+		Eventually(policy).Should(WithTransform(paths, ConsistOf("/entries*")))
+
+		By("editing the route's path")
+		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			group := &hub.HTTPRouteGroup{}
+			Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: "ledger-routes"}, group)).To(Succeed())
+			group.Spec.Matches[0].PathRegex = "/accounts"
+			return k8sClient.Update(ctx, group)
+		})).To(Succeed())
+		Eventually(policy).Should(WithTransform(paths, ConsistOf("/accounts*")))
+
+		By("adding a source")
+		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			target := &hub.TrafficTarget{}
+			Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: "ledger"}, target)).To(Succeed())
+			target.Spec.Sources = append(target.Spec.Sources, accessv1alpha3.IdentityBindingSubject{Kind: "ServiceAccount", Name: "auditor", Namespace: "audit"})
+			return k8sClient.Update(ctx, target)
+		})).To(Succeed())
+		Eventually(policy).Should(WithTransform(principals, ConsistOf(
+			"cluster.local/ns/"+ns+"/sa/teller", "cluster.local/ns/audit/sa/auditor")))
 	})
 
 	It("leaves a VirtualService it does not own untouched and says so", func(ctx SpecContext) {

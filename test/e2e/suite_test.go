@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/tls"
 	"testing"
 	"time"
 
@@ -14,7 +13,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/smi-operator/smi-operator/controllers"
 	"github.com/smi-operator/smi-operator/test/testenv"
@@ -42,14 +40,9 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme:  controllers.NewScheme(),
-		Metrics: metricsserver.Options{BindAddress: "0"},
-		WebhookServer: webhook.NewServer(webhook.Options{
-			Host:    env.Webhook.LocalServingHost,
-			Port:    env.Webhook.LocalServingPort,
-			CertDir: env.Webhook.LocalServingCertDir,
-			TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
-		}),
+		Scheme:        controllers.NewScheme(),
+		Metrics:       metricsserver.Options{BindAddress: "0"},
+		WebhookServer: env.WebhookServer(),
 	})
 	Expect(err).NotTo(HaveOccurred())
 	controllers.SetupWebhooks(mgr)

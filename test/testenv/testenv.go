@@ -4,6 +4,7 @@
 package testenv
 
 import (
+	"crypto/tls"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 )
 
 // Options tune the control plane.
@@ -116,6 +118,17 @@ func installIstioCRDs(root string, cfg *rest.Config) error {
 	file := filepath.Join(strings.TrimSpace(string(out)), "kubernetes", "customresourcedefinitions.gen.yaml")
 	_, err = envtest.InstallCRDs(cfg, envtest.CRDInstallOptions{Paths: []string{file}, ErrorIfPathMissing: true})
 	return err
+}
+
+// WebhookServer returns a webhook server listening where the installed CRDs and webhook
+// configuration call, with the certificate they trust.
+func (e *Env) WebhookServer() webhook.Server {
+	return webhook.NewServer(webhook.Options{
+		Host:    e.Webhook.LocalServingHost,
+		Port:    e.Webhook.LocalServingPort,
+		CertDir: e.Webhook.LocalServingCertDir,
+		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
+	})
 }
 
 // Stop stops the control plane and removes its files.

@@ -1,0 +1,353 @@
+// Package bench measures the operator at scale on a real API server. The figures are printed, not
+// asserted: timing depends on the machine. Run with `make bench`.
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
+	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
+	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
+
+	"github.com/smi-operator/smi-operator/apis/smi/hub"
+	"github.com/smi-operator/smi-operator/controllers"
+	"github.com/smi-operator/smi-operator/controllers/owned"
+	"github.com/smi-operator/smi-operator/test/testenv"
+	"github.com/smi-operator/smi-operator/translators/istio"
+	"github.com/smi-operator/smi-operator/translators/mesh"
+)
+
+const (
+	namespaces      = 10
+	perNamespace    = 100 // TrafficSplits and TrafficTargets per namespace
+	writers         = 8   // concurrent writers, both for the direct baseline and the operator's workers
+	qps, burst      = 500, 1000
+	pollingInterval = time.Second
+)
+
+// fixture is the input of one namespace: what exists before SMI objects arrive, and the SMI objects.
+type fixture struct {
+	prerequisites []client.Object // Services, Deployments
+	smi           []client.Object // HTTPRouteGroup, TrafficSplits, TrafficTargets (hub types)
+	snapshot      mesh.Snapshot
+}
+
+func newFixture(ns string) fixture {
+	var f fixture
+	svc := func(name string) {
+		s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}}}}
+		f.prerequisites = append(f.prerequisites, s)
+		f.snapshot.Services = append(f.snapshot.Services, *s)
+	}
+	routes := &hub.HTTPRouteGroup{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "routes"},
+		Spec: specsv1alpha4.HTTPRouteGroupSpec{Matches: []specsv1alpha4.HTTPMatch{{Name: "read", PathRegex: "/api", Methods: []string{"GET"}}}}}
+	f.smi = append(f.smi, routes)
+	f.snapshot.HTTPRouteGroups = append(f.snapshot.HTTPRouteGroups, *routes.SDK())
+	for j := range perNamespace {
+		app := fmt.Sprintf("app-%d", j)
+		svc(app)
+		backends := []splitv1alpha4.TrafficSplitBackend{{Service: app + "-v1", Weight: 90}, {Service: app + "-v2", Weight: 10}}
+		if j%2 == 0 {
+			backends = append(backends, splitv1alpha4.TrafficSplitBackend{Service: app + "-v3", Weight: 5})
+		}
+		for _, b := range backends {
+			svc(b.Service)
+		}
+		split := &hub.TrafficSplit{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: app},
+			Spec: splitv1alpha4.TrafficSplitSpec{Service: app, Backends: backends}}
+		labels := map[string]string{"app": app}
+		deploy := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: app}, Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{
+				ServiceAccountName: app, Containers: []corev1.Container{{Name: "app", Image: "example.com/app"}}}},
+		}}
+		target := &hub.TrafficTarget{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: app}, Spec: accessv1alpha3.TrafficTargetSpec{
+			Destination: accessv1alpha3.IdentityBindingSubject{Kind: "ServiceAccount", Name: app},
+			Sources:     []accessv1alpha3.IdentityBindingSubject{{Kind: "ServiceAccount", Name: "client-" + app}},
+			Rules:       []accessv1alpha3.TrafficTargetRule{{Kind: "HTTPRouteGroup", Name: "routes"}},
+		}}
+		f.prerequisites = append(f.prerequisites, deploy)
+		f.smi = append(f.smi, split, target)
+		f.snapshot.Deployments = append(f.snapshot.Deployments, *deploy)
+		f.snapshot.TrafficSplits = append(f.snapshot.TrafficSplits, *split.SDK())
+		f.snapshot.TrafficTargets = append(f.snapshot.TrafficTargets, *target.SDK())
+	}
+	return f
+}
+
+// generated is what the operator is expected to write for f: the translator's output, offline.
+func (f fixture) generated(settings mesh.Settings) []client.Object {
+	model, _ := mesh.Build(f.snapshot, settings)
+	out, _ := istio.Translate(model, settings)
+	return out.Objects()
+}
+
+// writeCounter counts the write requests (anything but GET: watches are GETs too) of every client
+// made from a rest.Config it wraps.
+type writeCounter struct {
+	writes atomic.Int64
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+func (w *writeCounter) wrap(next http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		if req.Method != http.MethodGet {
+			w.writes.Add(1)
+		}
+		return next.RoundTrip(req)
+	})
+}
+
+// writeAll writes objs with write from as many goroutines as the operator has workers.
+func writeAll(ctx context.Context, objs []client.Object, write func(context.Context, client.Object) error) error {
+	work := make(chan client.Object)
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for o := range work {
+				if err := write(ctx, o); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+				}
+			}
+		}()
+	}
+	for _, o := range objs {
+		work <- o
+	}
+	close(work)
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return err
+	}
+	return nil
+}
+
+// countGenerated counts the Istio objects present in namespaces starting with prefix. It lists
+// metadata only, so that measuring disturbs the API server as little as possible.
+func countGenerated(ctx context.Context, c client.Client, prefix string) (int, error) {
+	n := 0
+	for _, gvk := range []schema.GroupVersionKind{
+		networkingv1.SchemeGroupVersion.WithKind("VirtualServiceList"),
+		securityv1.SchemeGroupVersion.WithKind("AuthorizationPolicyList"),
+		securityv1.SchemeGroupVersion.WithKind("PeerAuthenticationList"),
+	} {
+		list := &metav1.PartialObjectMetadataList{}
+		list.SetGroupVersionKind(gvk)
+		if err := c.List(ctx, list); err != nil {
+			return 0, err
+		}
+		for _, item := range list.Items {
+			if strings.HasPrefix(item.Namespace, prefix) {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
+func reconcileTotal() float64 {
+	families, _ := crmetrics.Registry.Gather()
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() == "controller_runtime_reconcile_total" {
+			for _, m := range f.GetMetric() {
+				total += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return total
+}
+
+func startOperator(ctx context.Context, b *testing.B, cfg *rest.Config, settings mesh.Settings) (stop func(), counter *writeCounter) {
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = qps, burst
+	counter = &writeCounter{}
+	cfg.Wrap(counter.wrap)
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: controllers.NewScheme(), Metrics: metricsserver.Options{BindAddress: "0"},
+		// A second operator in the same process (the resync) reuses the controller names.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := controllers.SetupIstio(ctx, mgr, controllers.Options{Settings: settings, MaxConcurrentReconciles: writers}); err != nil {
+		b.Fatal(err)
+	}
+	mctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := mgr.Start(mctx); err != nil {
+			b.Error(err)
+		}
+	}()
+	return func() { cancel(); <-done }, counter
+}
+
+// serveWebhooks serves the SMI conversion and validation webhooks, which every SMI write goes
+// through, for as long as ctx lives.
+func serveWebhooks(ctx context.Context, b *testing.B, env *testenv.Env) {
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: controllers.NewScheme(),
+		Metrics: metricsserver.Options{BindAddress: "0"}, WebhookServer: env.WebhookServer()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	controllers.SetupWebhooks(mgr)
+	go func() { _ = mgr.Start(ctx) }()
+	for mgr.GetWebhookServer().StartedChecker()(nil) != nil {
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// BenchmarkIstioBackend creates namespaces*perNamespace TrafficSplits (2-3 backends each) and as many
+// TrafficTargets, and reports how long the operator takes to write everything they generate,
+// against the time the same client setup needs to write the same objects directly.
+func BenchmarkIstioBackend(b *testing.B) {
+	ctrl.SetLogger(zap.New(zap.Level(zapcore.ErrorLevel)))
+	env, err := testenv.Start(testenv.Options{APIServerFlags: map[string]string{"service-cluster-ip-range": "10.96.0.0/12"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer env.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	serveWebhooks(ctx, b, env)
+	cfg := rest.CopyConfig(env.Config)
+	cfg.QPS, cfg.Burst = qps, burst
+	c, err := client.New(cfg, client.Options{Scheme: controllers.NewScheme()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	settings := mesh.Settings{Access: mesh.AccessEnforcing}
+	create := func(ctx context.Context, o client.Object) error { return c.Create(ctx, o) }
+
+	// The same objects, generated offline, in three sets of namespaces: written directly with create,
+	// written directly with server-side apply (as the operator writes), and left to the operator.
+	var created, applied []client.Object
+	var operator []fixture
+	for i := range namespaces {
+		for _, prefix := range []string{"create-", "apply-", "op-"} {
+			ns := fmt.Sprintf("%s%d", prefix, i)
+			if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+				b.Fatal(err)
+			}
+			f := newFixture(ns)
+			switch prefix {
+			case "create-":
+				created = append(created, f.generated(settings)...)
+			case "apply-":
+				applied = append(applied, f.generated(settings)...)
+			default:
+				if err := writeAll(ctx, f.prerequisites, create); err != nil {
+					b.Fatal(err)
+				}
+				operator = append(operator, f)
+			}
+		}
+	}
+	want := created
+	b.Logf("per run: %d TrafficSplits, %d TrafficTargets, %d generated Istio objects", namespaces*perNamespace, namespaces*perNamespace, len(want))
+
+	b.ResetTimer()
+	start := time.Now()
+	if err := writeAll(ctx, created, create); err != nil {
+		b.Fatal(err)
+	}
+	directTime := time.Since(start)
+	start = time.Now()
+	if err := writeAll(ctx, applied, func(ctx context.Context, o client.Object) error {
+		u := &unstructured.Unstructured{}
+		data, err := json.Marshal(o)
+		if err == nil {
+			err = json.Unmarshal(data, &u.Object)
+		}
+		if err != nil {
+			return err
+		}
+		delete(u.Object, "status")
+		return c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(owned.FieldManager))
+	}); err != nil {
+		b.Fatal(err)
+	}
+	applyTime := time.Since(start)
+
+	var smiObjects []client.Object
+	for _, f := range operator {
+		smiObjects = append(smiObjects, f.smi...)
+	}
+	if err := writeAll(ctx, smiObjects, create); err != nil {
+		b.Fatal(err)
+	}
+	reconcilesBefore := reconcileTotal()
+	start = time.Now()
+	stop, _ := startOperator(ctx, b, env.Config, settings)
+	for {
+		n, err := countGenerated(ctx, c, "op-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n >= len(want) {
+			break
+		}
+		time.Sleep(pollingInterval)
+	}
+	operatorTime := time.Since(start)
+	reconciles := reconcileTotal() - reconcilesBefore
+	time.Sleep(5 * time.Second) // let status writes settle before the resync
+	stop()
+
+	// A full resync: a new operator lists everything and reconciles every object again.
+	resyncBefore := reconcileTotal()
+	stop, counter := startOperator(ctx, b, env.Config, settings)
+	for reconcileTotal()-resyncBefore < float64(len(smiObjects)-namespaces) {
+		time.Sleep(pollingInterval)
+	}
+	time.Sleep(2 * time.Second)
+	stop()
+	b.StopTimer()
+
+	ratio := operatorTime.Seconds() / directTime.Seconds()
+	b.ReportMetric(directTime.Seconds(), "create-s")
+	b.ReportMetric(applyTime.Seconds(), "apply-s")
+	b.ReportMetric(operatorTime.Seconds(), "operator-s")
+	b.ReportMetric(ratio, "ratio-to-create")
+	b.ReportMetric(operatorTime.Seconds()/applyTime.Seconds(), "ratio-to-apply")
+	b.ReportMetric(reconciles/operatorTime.Seconds(), "reconciles/s")
+	b.ReportMetric(float64(counter.writes.Load()), "resync-writes")
+	fmt.Printf("istio backend: %d generated objects; written directly: create %.1fs, server-side apply %.1fs; "+
+		"by the operator %.1fs (%.2fx create, %.2fx apply); %.0f reconciles/s; writes on a full resync with nothing changed: %d\n",
+		len(want), directTime.Seconds(), applyTime.Seconds(), operatorTime.Seconds(), ratio,
+		operatorTime.Seconds()/applyTime.Seconds(), reconciles/operatorTime.Seconds(), counter.writes.Load())
+}
