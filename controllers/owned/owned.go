@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
+	"github.com/smi-operator/smi-operator/controllers/recent"
 )
 
 // FieldManager is the server-side apply field manager of everything the operator writes.
@@ -51,6 +52,9 @@ type Writer struct {
 	Client client.Client
 	Reader client.Reader
 	Scheme *runtime.Scheme
+	// Recent, when set, keeps a reconcile that runs before the cache saw its previous apply from
+	// sending it again.
+	Recent *recent.Writes
 }
 
 // Sync makes the objects generated from source, of the kinds listed, exactly wanted: each wanted
@@ -75,8 +79,10 @@ func (w Writer) Sync(ctx context.Context, source client.Object, wanted []client.
 		existing, _ := w.Scheme.New(gvk)
 		current := existing.(client.Object)
 		err = w.Reader.Get(ctx, client.ObjectKeyFromObject(obj), current)
+		cachedVersion := current.GetResourceVersion()
 		switch {
 		case apierrors.IsNotFound(err):
+			cachedVersion = ""
 		case err != nil:
 			return res, err
 		case !metav1.IsControlledBy(current, source):
@@ -91,10 +97,13 @@ func (w Writer) Sync(ctx context.Context, source client.Object, wanted []client.
 				continue
 			}
 		}
-		if err := w.apply(ctx, obj, gvk); err != nil {
+		applied, err := w.apply(ctx, obj, gvk, cachedVersion)
+		if err != nil {
 			return res, err
 		}
-		res.Writes++
+		if applied {
+			res.Writes++
+		}
 	}
 
 	sourceGVK, err := apiutil.GVKForObject(source, w.Scheme)
@@ -121,17 +130,27 @@ func (w Writer) controllerRef(source client.Object) (metav1.OwnerReference, erro
 	return *metav1.NewControllerRef(source, gvk), nil
 }
 
-func (w Writer) apply(ctx context.Context, obj client.Object, gvk schema.GroupVersionKind) error {
+// apply applies obj unless this writer already applied the same content while the cache showed
+// cachedVersion (the cache has not caught up yet); it reports whether it sent a request.
+func (w Writer) apply(ctx context.Context, obj client.Object, gvk schema.GroupVersionKind, cachedVersion string) (bool, error) {
 	u, err := toUnstructured(obj)
 	if err != nil {
-		return err
+		return false, err
 	}
 	u.SetGroupVersionKind(gvk)
+	key := recent.Key{Kind: gvk.String(), Namespace: obj.GetNamespace(), Name: obj.GetName()}
+	content := recent.Hash(u.Object)
+	if w.Recent != nil && w.Recent.Pending(key, content, cachedVersion) {
+		return false, nil
+	}
 	err = w.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager), client.ForceOwnership)
 	if err != nil {
-		return fmt.Errorf("applying %s %s/%s: %w", gvk.Kind, obj.GetNamespace(), obj.GetName(), err)
+		return false, fmt.Errorf("applying %s %s/%s: %w", gvk.Kind, obj.GetNamespace(), obj.GetName(), err)
 	}
-	return nil
+	if w.Recent != nil {
+		w.Recent.Record(key, content, cachedVersion)
+	}
+	return true, nil
 }
 
 // PruneAfterDelete deletes what a deleted source generated: every object of the kinds listed that

@@ -4,6 +4,7 @@ package status
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
+	"github.com/smi-operator/smi-operator/controllers/recent"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 )
 
@@ -91,6 +93,9 @@ func firstError(ds []mesh.Diagnostic) mesh.Diagnostic { return errorsOf(ds)[0] }
 type Writer struct {
 	Client   client.Client
 	Recorder events.EventRecorder
+	// Recent, when set, keeps a reconcile that runs before the cache saw its previous status write
+	// from sending it (and its Events) again.
+	Recent *recent.Writes
 }
 
 // Update sets conds on obj's status (keeping transition times of conditions that did not change)
@@ -115,8 +120,16 @@ func (w Writer) Update(ctx context.Context, obj hub.Object, conds []metav1.Condi
 	if equality.Semantic.DeepEqual(before, status) {
 		return nil
 	}
+	key := recent.Key{Kind: fmt.Sprintf("%T", obj), Namespace: obj.GetNamespace(), Name: obj.GetName(), Part: "status"}
+	content := recent.Hash(conds)
+	if w.Recent != nil && w.Recent.Pending(key, content, obj.GetResourceVersion()) {
+		return nil
+	}
 	if err := w.Client.Status().Patch(ctx, updated, client.MergeFrom(obj)); err != nil {
 		return err
+	}
+	if w.Recent != nil {
+		w.Recent.Record(key, content, obj.GetResourceVersion())
 	}
 	for _, c := range changed {
 		eventType := corev1.EventTypeNormal

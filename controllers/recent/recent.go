@@ -1,0 +1,60 @@
+// Package recent remembers the writes this process made, so a reconcile that runs before the cache
+// has seen its previous write does not send the same write again. Reconciles stay level-based: a
+// write is skipped only while the cache still shows the object exactly as it was before that write
+// (same resourceVersion); any other version, ours or someone else's, is compared as usual.
+package recent
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"sync"
+)
+
+// Key names one written thing: an object, or an object's status.
+type Key struct {
+	Kind, Namespace, Name, Part string
+}
+
+// Writes is safe for concurrent use; the zero value is ready.
+type Writes struct {
+	mu     sync.Mutex
+	writes map[Key]write
+}
+
+type write struct {
+	hash   [sha256.Size]byte
+	before string // resourceVersion the object had when it was written; "" when it did not exist
+}
+
+// Hash summarises what a write sends.
+func Hash(v any) [sha256.Size]byte {
+	data, _ := json.Marshal(v)
+	return sha256.Sum256(data)
+}
+
+// Record notes that content was written to key while the cache showed resourceVersion before.
+func (w *Writes) Record(key Key, content [sha256.Size]byte, before string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.writes == nil {
+		w.writes = map[Key]write{}
+	}
+	w.writes[key] = write{hash: content, before: before}
+}
+
+// Pending reports whether content was already written to key and the cache, showing
+// resourceVersion cached, has not seen that write yet. Once the cache moved on, the record is
+// dropped.
+func (w *Writes) Pending(key Key, content [sha256.Size]byte, cached string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	last, ok := w.writes[key]
+	if !ok {
+		return false
+	}
+	if cached != last.before {
+		delete(w.writes, key)
+		return false
+	}
+	return last.hash == content
+}

@@ -1,0 +1,33 @@
+package recent
+
+import "testing"
+
+func TestPending(t *testing.T) {
+	key := Key{Kind: "VirtualService", Namespace: "shop", Name: "web"}
+	a, b := Hash(map[string]int{"weight": 1}), Hash(map[string]int{"weight": 2})
+	var w Writes
+	if w.Pending(key, a, "") {
+		t.Fatal("nothing was written, yet a write is pending")
+	}
+	w.Record(key, a, "7")
+	tests := []struct {
+		name    string
+		content [32]byte
+		cached  string
+		want    bool
+	}{
+		{"the cache still shows the object as it was before the write", a, "7", true},
+		{"other content is not the write that was made", b, "7", false},
+	}
+	for _, tc := range tests {
+		if got := w.Pending(key, tc.content, tc.cached); got != tc.want {
+			t.Errorf("%s: Pending = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if w.Pending(key, a, "9") {
+		t.Error("the cache moved on (ours or someone else's change): nothing may be skipped")
+	}
+	if w.Pending(key, a, "7") {
+		t.Error("the record outlived the cache catching up")
+	}
+}
