@@ -16,6 +16,7 @@ import (
 
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
+	"github.com/smi-operator/smi-operator/controllers/owned"
 	"github.com/smi-operator/smi-operator/controllers/recent"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 )
@@ -56,6 +57,16 @@ func Conditions(generation int64, diags []mesh.Diagnostic) []metav1.Condition {
 		programmed.Status, programmed.Reason, programmed.Message = metav1.ConditionFalse, firstError(diags).Reason, messages(errorsOf(diags))
 	}
 	return []metav1.Condition{accepted, resolved, programmed}
+}
+
+// Conflicts reports, as diagnostics on self, the wanted objects someone else owns.
+func Conflicts(self mesh.ObjectRef, conflicts []owned.Conflict) []mesh.Diagnostic {
+	out := make([]mesh.Diagnostic, 0, len(conflicts))
+	for _, c := range conflicts {
+		out = append(out, mesh.Diagnostic{Object: self, Condition: smi.ConditionAccepted, Reason: mesh.ReasonConflicted,
+			Severity: mesh.SeverityError, Message: c.String() + "; it is left as it is"})
+	}
+	return out
 }
 
 // About keeps the diagnostics that belong on ref's status.

@@ -73,10 +73,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	for _, c := range res.Conflicts {
-		diags = append(diags, mesh.Diagnostic{Object: self, Condition: smi.ConditionAccepted, Reason: mesh.ReasonConflicted,
-			Severity: mesh.SeverityError, Message: c.String() + "; it is left as it is"})
-	}
+	diags = append(diags, status.Conflicts(self, res.Conflicts)...)
 	return ctrl.Result{}, r.Status.Update(ctx, split, status.Conditions(split.Generation, status.About(diags, self)))
 }
 
@@ -156,15 +153,5 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 
 // splitsByIndex maps an object to the splits in its namespace whose field index holds key(object).
 func (r *Reconciler) splitsByIndex(field string, key func(client.Object) string) handler.EventHandler {
-	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
-		splits := &hub.TrafficSplitList{}
-		if err := r.Client.List(ctx, splits, client.InNamespace(o.GetNamespace()), client.MatchingFields{field: key(o)}); err != nil {
-			return nil
-		}
-		reqs := make([]reconcile.Request, 0, len(splits.Items))
-		for i := range splits.Items {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&splits.Items[i])})
-		}
-		return reqs
-	})
+	return index.Enqueue(r.Client, func() client.ObjectList { return &hub.TrafficSplitList{} }, field, key)
 }

@@ -76,10 +76,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	for _, c := range res.Conflicts {
-		diags = append(diags, mesh.Diagnostic{Object: self, Condition: smi.ConditionAccepted, Reason: mesh.ReasonConflicted,
-			Severity: mesh.SeverityError, Message: c.String() + "; it is left as it is"})
-	}
+	diags = append(diags, status.Conflicts(self, res.Conflicts)...)
 	if err := r.syncBaseline(ctx, target.Namespace); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -207,16 +204,7 @@ func (r *Reconciler) oneTargetIn(ctx context.Context, o client.Object) []reconci
 	return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(&targets.Items[0])}}
 }
 
+// targetsByIndex maps an object to the targets in its namespace whose field index holds key(object).
 func (r *Reconciler) targetsByIndex(field string, key func(client.Object) string) handler.EventHandler {
-	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
-		targets := &hub.TrafficTargetList{}
-		if err := r.Client.List(ctx, targets, client.InNamespace(o.GetNamespace()), client.MatchingFields{field: key(o)}); err != nil {
-			return nil
-		}
-		reqs := make([]reconcile.Request, 0, len(targets.Items))
-		for i := range targets.Items {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&targets.Items[i])})
-		}
-		return reqs
-	})
+	return index.Enqueue(r.Client, func() client.ObjectList { return &hub.TrafficTargetList{} }, field, key)
 }
