@@ -70,6 +70,11 @@ func SetupIstio(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := index.Setup(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
+	err := owned.IndexGenerated(ctx, mgr.GetFieldIndexer(), &networkingv1.VirtualService{}, &networkingv1.DestinationRule{},
+		&securityv1.AuthorizationPolicy{}, &securityv1.PeerAuthentication{})
+	if err != nil {
+		return err
+	}
 	writes := &recent.Writes{}
 	writer := owned.Writer{Client: mgr.GetClient(), Reader: mgr.GetClient(), Scheme: mgr.GetScheme(), Recent: writes}
 	statusWriter := status.Writer{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("smi-operator"), Recent: writes}

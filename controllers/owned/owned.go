@@ -110,10 +110,9 @@ func (w Writer) Sync(ctx context.Context, source client.Object, wanted []client.
 	if err != nil {
 		return res, err
 	}
-	labels := smi.SourceLabels(sourceGVK.Kind, source.GetName())
 	controlled := func(o client.Object) bool { return metav1.IsControlledBy(o, source) }
 	for _, list := range kinds {
-		deleted, err := w.prune(ctx, source.GetNamespace(), labels, list, controlled, keep)
+		deleted, err := w.prune(ctx, source.GetNamespace(), generatedBy(sourceGVK.Kind, source.GetName()), list, controlled, keep)
 		res.Writes += deleted
 		if err != nil {
 			return res, err
@@ -153,13 +152,39 @@ func (w Writer) apply(ctx context.Context, obj client.Object, gvk schema.GroupVe
 	return true, nil
 }
 
+// GeneratedByIndex indexes the operator's generated objects by "<source kind>/<source name label>"
+// in the manager's cache; Sync and PruneAfterDelete find a source's objects through it.
+const GeneratedByIndex = "smi.generatedBy"
+
+func generatedBy(kind, name string) string {
+	labels := smi.SourceLabels(kind, name)
+	return labels[smi.LabelSourceKind] + "/" + labels[smi.LabelSourceName]
+}
+
+// IndexGenerated registers GeneratedByIndex for each kind of generated object.
+func IndexGenerated(ctx context.Context, indexer client.FieldIndexer, kinds ...client.Object) error {
+	for _, kind := range kinds {
+		err := indexer.IndexField(ctx, kind, GeneratedByIndex, func(o client.Object) []string {
+			labels := o.GetLabels()
+			if labels[smi.LabelManagedBy] != smi.ManagedByValue {
+				return nil
+			}
+			return []string{labels[smi.LabelSourceKind] + "/" + labels[smi.LabelSourceName]}
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // PruneAfterDelete deletes what a deleted source generated: every object of the kinds listed that
 // is labelled as generated from namespace/name of sourceKind. Garbage collection does the same
 // through the owner references, where a cluster runs it; doing it here keeps deletion level-based
 // and prompt, and covers clusters (and tests) without a garbage collector.
 func (w Writer) PruneAfterDelete(ctx context.Context, sourceKind, namespace, name string, kinds []client.ObjectList) error {
 	for _, list := range kinds {
-		if _, err := w.prune(ctx, namespace, smi.SourceLabels(sourceKind, name), list, func(client.Object) bool { return true }, nil); err != nil {
+		if _, err := w.prune(ctx, namespace, generatedBy(sourceKind, name), list, func(client.Object) bool { return true }, nil); err != nil {
 			return err
 		}
 	}
@@ -168,9 +193,12 @@ func (w Writer) PruneAfterDelete(ctx context.Context, sourceKind, namespace, nam
 
 // prune deletes the objects in namespace with labels that owned says are the source's and keep
 // does not name.
-func (w Writer) prune(ctx context.Context, namespace string, labels map[string]string, list client.ObjectList,
+func (w Writer) prune(ctx context.Context, namespace, source string, list client.ObjectList,
 	owned func(client.Object) bool, keep map[schema.GroupVersionKind][]string) (int, error) {
-	err := w.Reader.List(ctx, list, client.InNamespace(namespace), client.MatchingLabels(labels))
+	// Through the index, not a label selector: a selector scans every object of the kind in the
+	// namespace, on every reconcile. The items are only read, so the cache need not copy them.
+	err := w.Reader.List(ctx, list, client.InNamespace(namespace), client.MatchingFields{GeneratedByIndex: source},
+		client.UnsafeDisableDeepCopy)
 	if err != nil {
 		return 0, err
 	}
@@ -189,7 +217,7 @@ func (w Writer) prune(ctx context.Context, namespace string, labels map[string]s
 			continue
 		}
 		uid := item.GetUID()
-		err := w.Client.Delete(ctx, item, client.Preconditions{UID: &uid})
+		err := w.Client.Delete(ctx, item.DeepCopyObject().(client.Object), client.Preconditions{UID: &uid})
 		if err != nil && !apierrors.IsNotFound(err) {
 			return deleted, fmt.Errorf("pruning %s %s/%s: %w", gvk.Kind, item.GetNamespace(), item.GetName(), err)
 		}

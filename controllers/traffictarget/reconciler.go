@@ -90,8 +90,9 @@ func (r *Reconciler) syncBaseline(ctx context.Context, namespace string) error {
 	if err := r.Client.Get(ctx, types.NamespacedName{Name: namespace}, ns); err != nil {
 		return client.IgnoreNotFound(err)
 	}
+	// Only whether any target is left matters: one, uncopied.
 	targets := &hub.TrafficTargetList{}
-	if err := r.Client.List(ctx, targets, client.InNamespace(namespace)); err != nil {
+	if err := r.Client.List(ctx, targets, client.InNamespace(namespace), client.Limit(1), client.UnsafeDisableDeepCopy); err != nil {
 		return err
 	}
 	var wanted []client.Object
