@@ -85,8 +85,17 @@ func messages(ds []mesh.Diagnostic) string {
 	for _, d := range ds {
 		msgs = append(msgs, d.Message)
 	}
-	return strings.Join(msgs, "; ")
+	msg := strings.Join(msgs, "; ")
+	if len(msg) > maxMessageLength {
+		msg = strings.ToValidUTF8(msg[:maxMessageLength-len(truncated)], "") + truncated
+	}
+	return msg
 }
+
+// maxMessageLength stays under metav1.Condition's limit of 32768 bytes.
+const maxMessageLength = 32000
+
+const truncated = "… (truncated)"
 
 func errorsOf(ds []mesh.Diagnostic) []mesh.Diagnostic {
 	var out []mesh.Diagnostic
