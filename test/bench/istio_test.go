@@ -6,7 +6,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -272,6 +274,31 @@ func serveWebhooks(ctx context.Context, b *testing.B, env *testenv.Env) {
 	}
 }
 
+// profileAPIServer saves a CPU profile of the API server (its /debug/pprof endpoint) to path, to
+// see where the server spends the operator's writes. Set BENCH_APISERVER_PROFILE to enable it.
+func profileAPIServer(ctx context.Context, b *testing.B, cfg *rest.Config, path string, d time.Duration) {
+	c, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		b.Error(err)
+		return
+	}
+	url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", strings.TrimSuffix(cfg.Host, "/"), int(d.Seconds()))
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		b.Error(err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		b.Error(err)
+		return
+	}
+	defer f.Close()
+	_, _ = io.Copy(f, resp.Body)
+}
+
 // BenchmarkIstioBackend creates namespaces*perNamespace TrafficSplits (2-3 backends each) and as many
 // TrafficTargets, and reports how long the operator takes to write everything they generate,
 // against the time the same client setup needs to write the same objects directly.
@@ -354,6 +381,9 @@ func BenchmarkIstioBackend(b *testing.B) {
 	reconcilesBefore := reconcileTotal()
 	start = time.Now()
 	stop, operatorWrites := startOperator(ctx, b, env.Config, settings)
+	if path := os.Getenv("BENCH_APISERVER_PROFILE"); path != "" {
+		go profileAPIServer(ctx, b, env.Config, path, 15*time.Second)
+	}
 	for {
 		n, err := countGenerated(ctx, c, "op-")
 		if err != nil {
