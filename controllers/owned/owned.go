@@ -76,8 +76,14 @@ func (w Writer) Sync(ctx context.Context, source client.Object, wanted []client.
 		keep[gvk] = append(keep[gvk], obj.GetName())
 		obj.SetOwnerReferences([]metav1.OwnerReference{ownerRef})
 
-		existing, _ := w.Scheme.New(gvk)
-		current := existing.(client.Object)
+		existing, err := w.Scheme.New(gvk)
+		if err != nil {
+			return res, err
+		}
+		current, ok := existing.(client.Object)
+		if !ok {
+			return res, fmt.Errorf("%s is not an object kind", gvk)
+		}
 		err = w.Reader.Get(ctx, client.ObjectKeyFromObject(obj), current)
 		cachedVersion := current.GetResourceVersion()
 		switch {
