@@ -1,167 +1,34 @@
 package istio
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/proto"
 	networkingapi "istio.io/api/networking/v1alpha3"
 	securityapi "istio.io/api/security/v1beta1"
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/util/validation"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
+	"github.com/smi-operator/smi-operator/translators/internal/golden"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 )
-
-// updateGolden rewrites the golden files from the current output instead of comparing.
-var updateGolden = os.Getenv("UPDATE_GOLDEN") != ""
 
 // TestGolden runs every testdata/<case>.yaml through mesh.Build and Translate and compares the
 // result with testdata/<case>.golden.yaml: the generated objects as YAML documents, then the
 // diagnostics of both steps as a comment block, so a golden file can be applied as it is.
-//
-// A case file holds SMI objects of any served version, Services and workloads, and optionally
-// one document of kind Settings with mesh.Settings' fields (trustDomain, clusterDomain, access,
-// mtls).
+// Case files are described in package translators/internal/golden.
 func TestGolden(t *testing.T) {
-	inputs, err := filepath.Glob(filepath.Join("testdata", "*.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cases := slices.DeleteFunc(inputs, func(p string) bool { return strings.HasSuffix(p, ".golden.yaml") })
-	if len(cases) == 0 {
-		t.Fatal("no test cases in testdata")
-	}
-	for _, in := range cases {
-		name := strings.TrimSuffix(filepath.Base(in), ".yaml")
-		t.Run(name, func(t *testing.T) {
-			snap, settings := loadCase(t, in, false)
-			got := translateCase(t, snap, settings, filepath.Base(in))
-			// The cache lists objects in no particular order; the output must not care.
-			reversed, _ := loadCase(t, in, true)
-			if d := cmp.Diff(got, translateCase(t, reversed, settings, filepath.Base(in))); d != "" {
-				t.Errorf("output depends on input order (-in order +reversed):\n%s", d)
-			}
-
-			golden := filepath.Join("testdata", name+".golden.yaml")
-			if updateGolden {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run UPDATE_GOLDEN=1 go test ./translators/istio/ to create it)", err)
-			}
-			if d := cmp.Diff(string(want), got); d != "" {
-				t.Errorf("%s differs (-golden +got); if the change is intended, refresh with UPDATE_GOLDEN=1:\n%s", golden, d)
-			}
-		})
-	}
-}
-
-func TestGoldenFilesHaveInputs(t *testing.T) {
-	goldens, err := filepath.Glob(filepath.Join("testdata", "*.golden.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, g := range goldens {
-		if _, err := os.Stat(strings.TrimSuffix(g, ".golden.yaml") + ".yaml"); err != nil {
-			t.Errorf("stale golden file %s: %v", g, err)
-		}
-	}
-}
-
-// settingsDocument is the test-only document that sets mesh.Settings.
-type settingsDocument struct {
-	Kind string `json:"kind"`
-	mesh.Settings
-}
-
-var decoder = func() runtime.Decoder {
-	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{smi.AddToScheme, corev1.AddToScheme, appsv1.AddToScheme} {
-		if err := add(scheme); err != nil {
-			panic(err)
-		}
-	}
-	// Strict: a misspelt field in a case must fail the case, not silently test something else.
-	return serializer.NewCodecFactory(scheme, serializer.EnableStrict).UniversalDeserializer()
-}()
-
-// loadCase reads a case file into a snapshot, adding its documents in reverse when asked.
-func loadCase(t *testing.T, path string, reverse bool) (mesh.Snapshot, mesh.Settings) {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var docs [][]byte
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	for {
-		doc, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		docs = append(docs, doc)
-	}
-	if reverse {
-		slices.Reverse(docs)
-	}
-
-	var snap mesh.Snapshot
-	var settings mesh.Settings
-	for _, doc := range docs {
-		var tm metav1.TypeMeta
-		if err := yaml.Unmarshal(doc, &tm); err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		switch {
-		case tm.Kind == "" && tm.APIVersion == "":
-			continue // comments only
-		case tm.Kind == "Settings":
-			var s settingsDocument
-			if err := yaml.UnmarshalStrict(doc, &s); err != nil {
-				t.Fatalf("%s: Settings: %v", path, err)
-			}
-			if err := s.Settings.Validate(); err != nil {
-				t.Fatalf("%s: Settings: %v", path, err)
-			}
-			settings = s.Settings
-			continue
-		}
-		obj, _, err := decoder.Decode(doc, nil, nil)
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		if err := snap.Add(obj); err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-	}
-	return snap, settings
+	golden.Run(t, ".yaml", func(t *testing.T, c golden.Case) string {
+		return translateCase(t, c.Snapshot, c.Settings, c.Input)
+	})
 }
 
 // translateCase builds, translates, checks the invariants and renders the result.

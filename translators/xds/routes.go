@@ -1,0 +1,127 @@
+package xds
+
+import (
+	"regexp"
+	"strings"
+
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/smi-operator/smi-operator/translators/mesh"
+)
+
+// splitRoutes are the routes of one apex port: a weighted route per match, then what the
+// requests matching none of them get.
+func (t *translator) splitRoutes(split *mesh.Split, port int32) []*routev3.Route {
+	weighted := t.weightedAction(split, port)
+	if len(split.Matches) == 0 {
+		return []*routev3.Route{catchAll("split", weighted)}
+	}
+	routes := make([]*routev3.Route, 0, len(split.Matches)+1)
+	for _, m := range split.Matches {
+		routes = append(routes, &routev3.Route{
+			Name:   matchName(m),
+			Match:  routeMatch(m),
+			Action: &routev3.Route_Route{Route: weighted},
+		})
+	}
+	// mesh sets CatchAllToApex whenever there are matches; without it the requests matching none
+	// would get no route at all, which gRPC clients fail with UNAVAILABLE.
+	if split.CatchAllToApex {
+		routes = append(routes, catchAll("apex", t.clusterAction(split.Apex, port)))
+	}
+	return routes
+}
+
+// weightedAction shares a port's traffic between the split's backends, on the same port number
+// (mesh checked that every backend exposes it).
+func (t *translator) weightedAction(split *mesh.Split, port int32) *routev3.RouteAction {
+	raw := make([]int, len(split.Backends))
+	for i, b := range split.Backends {
+		raw[i] = b.Weight
+	}
+	var clusters []*routev3.WeightedCluster_ClusterWeight
+	for i, w := range clusterWeights(raw) {
+		if w == 0 {
+			continue
+		}
+		clusters = append(clusters, &routev3.WeightedCluster_ClusterWeight{
+			Name:   t.cluster(split.Backends[i].Service, port),
+			Weight: wrapperspb.UInt32(w),
+		})
+	}
+	if len(clusters) == 0 {
+		// mesh never programs a split without a positive weight; should one slip through, the
+		// traffic stays on the apex rather than hitting an empty weighted_clusters, which Envoy
+		// and grpc-go reject along with the whole RouteConfiguration.
+		return t.clusterAction(split.Apex, port)
+	}
+	return &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_WeightedClusters{
+		WeightedClusters: &routev3.WeightedCluster{Clusters: clusters},
+	}}
+}
+
+// catchAll matches every request.
+func catchAll(name string, action *routev3.RouteAction) *routev3.Route {
+	return &routev3.Route{
+		Name:   name,
+		Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+		Action: &routev3.Route_Route{Route: action},
+	}
+}
+
+// matchName names a route after its HTTPRouteGroup match, for logs and config dumps.
+func matchName(m mesh.HTTPMatch) string {
+	if m.Name == "" {
+		return m.Group
+	}
+	return m.Group + "/" + m.Name
+}
+
+func routeMatch(m mesh.HTTPMatch) *routev3.RouteMatch {
+	rm := &routev3.RouteMatch{}
+	switch m.Path.Kind {
+	case mesh.PathExact:
+		rm.PathSpecifier = &routev3.RouteMatch_Path{Path: m.Path.Literal}
+	case mesh.PathPrefix:
+		rm.PathSpecifier = &routev3.RouteMatch_Prefix{Prefix: m.Path.Literal}
+	case mesh.PathRegex:
+		// FullRegex, not Regex: xDS regexes must match the whole path, SMI's only its start.
+		rm.PathSpecifier = &routev3.RouteMatch_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: m.Path.FullRegex}}
+	default: // mesh.PathAny
+		rm.PathSpecifier = &routev3.RouteMatch_Prefix{Prefix: "/"}
+	}
+	if len(m.Methods) > 0 {
+		rm.Headers = append(rm.Headers, methodMatcher(m.Methods))
+	}
+	for _, h := range m.Headers {
+		// SMI header values are RE2 regexes over the whole value, exactly safe_regex's meaning,
+		// so the regex is passed on rather than rewritten from mesh's Kind and Literal.
+		rm.Headers = append(rm.Headers, headerMatcher(h.Name, &matcherv3.StringMatcher{
+			MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: h.Regex}},
+		}))
+	}
+	return rm
+}
+
+// methodMatcher matches the :method pseudo-header against the methods: exactly for one, with an
+// alternation of the quoted names for several (method tokens may contain regex metacharacters).
+func methodMatcher(methods []string) *routev3.HeaderMatcher {
+	if len(methods) == 1 {
+		return headerMatcher(":method", &matcherv3.StringMatcher{
+			MatchPattern: &matcherv3.StringMatcher_Exact{Exact: methods[0]},
+		})
+	}
+	quoted := make([]string, len(methods))
+	for i, m := range methods {
+		quoted[i] = regexp.QuoteMeta(m)
+	}
+	return headerMatcher(":method", &matcherv3.StringMatcher{
+		MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: strings.Join(quoted, "|")}},
+	})
+}
+
+func headerMatcher(name string, m *matcherv3.StringMatcher) *routev3.HeaderMatcher {
+	return &routev3.HeaderMatcher{Name: name, HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: m}}
+}
