@@ -6,13 +6,13 @@ import (
 	"context"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
+	"github.com/smi-operator/smi-operator/translators/mesh"
 )
 
 // Index names.
@@ -74,13 +74,13 @@ func Setup(ctx context.Context, indexer client.FieldIndexer) error {
 			return []string{t.Spec.Destination.Name}
 		})},
 		{&appsv1.Deployment{}, WorkloadServiceAccount, func(o client.Object) []string {
-			return []string{ServiceAccountOf(o.(*appsv1.Deployment).Spec.Template.Spec)}
+			return []string{mesh.ServiceAccountOf(o.(*appsv1.Deployment).Spec.Template.Spec)}
 		}},
 		{&appsv1.StatefulSet{}, WorkloadServiceAccount, func(o client.Object) []string {
-			return []string{ServiceAccountOf(o.(*appsv1.StatefulSet).Spec.Template.Spec)}
+			return []string{mesh.ServiceAccountOf(o.(*appsv1.StatefulSet).Spec.Template.Spec)}
 		}},
 		{&appsv1.DaemonSet{}, WorkloadServiceAccount, func(o client.Object) []string {
-			return []string{ServiceAccountOf(o.(*appsv1.DaemonSet).Spec.Template.Spec)}
+			return []string{mesh.ServiceAccountOf(o.(*appsv1.DaemonSet).Spec.Template.Spec)}
 		}},
 	}
 	for _, ix := range indexes {
@@ -89,15 +89,6 @@ func Setup(ctx context.Context, indexer client.FieldIndexer) error {
 		}
 	}
 	return nil
-}
-
-// ServiceAccountOf is the ServiceAccount pods of spec run as: Kubernetes uses "default" when the
-// spec names none.
-func ServiceAccountOf(spec corev1.PodSpec) string {
-	if spec.ServiceAccountName == "" {
-		return "default"
-	}
-	return spec.ServiceAccountName
 }
 
 // Enqueue maps an object to the objects in its namespace, listed with newList, whose field index

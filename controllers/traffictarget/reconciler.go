@@ -167,11 +167,11 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	byWorkload := r.targetsByIndex(index.TargetDestination, func(o client.Object) string {
 		switch w := o.(type) {
 		case *appsv1.Deployment:
-			return index.ServiceAccountOf(w.Spec.Template.Spec)
+			return mesh.ServiceAccountOf(w.Spec.Template.Spec)
 		case *appsv1.StatefulSet:
-			return index.ServiceAccountOf(w.Spec.Template.Spec)
+			return mesh.ServiceAccountOf(w.Spec.Template.Spec)
 		case *appsv1.DaemonSet:
-			return index.ServiceAccountOf(w.Spec.Template.Spec)
+			return mesh.ServiceAccountOf(w.Spec.Template.Spec)
 		}
 		return ""
 	})

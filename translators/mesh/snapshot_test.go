@@ -76,3 +76,21 @@ func TestSnapshotAddConvertsOlderVersions(t *testing.T) {
 		t.Errorf("backends %+v, want web-v1 twice the weight of web-v2", backends)
 	}
 }
+
+func TestServiceAccountOf(t *testing.T) {
+	tests := []struct {
+		name string
+		spec corev1.PodSpec
+		want string
+	}{
+		{"named", corev1.PodSpec{ServiceAccountName: "api"}, "api"},
+		{"only the deprecated field", corev1.PodSpec{DeprecatedServiceAccount: "legacy"}, "legacy"},
+		{"the new field wins", corev1.PodSpec{ServiceAccountName: "api", DeprecatedServiceAccount: "legacy"}, "api"},
+		{"neither", corev1.PodSpec{}, "default"},
+	}
+	for _, tc := range tests {
+		if got := ServiceAccountOf(tc.spec); got != tc.want {
+			t.Errorf("%s: ServiceAccountOf = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

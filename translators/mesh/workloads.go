@@ -23,14 +23,19 @@ type podController struct {
 
 func newPodController(kind string, meta *metav1.ObjectMeta, selector *metav1.LabelSelector, pod *corev1.PodTemplateSpec) podController {
 	return podController{
-		kind: kind,
-		name: meta.Name,
-		// The API server still honours the deprecated serviceAccount field when the new one is
-		// empty, and runs pods as "default" when both are.
-		account:   cmp.Or(pod.Spec.ServiceAccountName, pod.Spec.DeprecatedServiceAccount, "default"),
+		kind:      kind,
+		name:      meta.Name,
+		account:   ServiceAccountOf(pod.Spec),
 		selector:  selector,
 		podLabels: pod.Labels,
 	}
+}
+
+// ServiceAccountOf is the ServiceAccount pods of spec run as. The API server still honours the
+// deprecated serviceAccount field when the new one is empty, and runs pods as "default" when both
+// are.
+func ServiceAccountOf(spec corev1.PodSpec) string {
+	return cmp.Or(spec.ServiceAccountName, spec.DeprecatedServiceAccount, "default")
 }
 
 // indexWorkloads groups the snapshot's workloads by namespace, each group sorted by kind and name.
