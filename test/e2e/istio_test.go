@@ -300,6 +300,28 @@ spec: {service: db, backends: [{service: db-b, weight: 1}]}
 		Eventually(virtualService(ctx, ns, "second")).Should(WithTransform(weights, Equal(map[string]int32{fqdn("db-b", ns): 100})))
 	})
 
+	It("programs nothing for a split whose backends all weigh zero or lack the apex port, and says why", func(ctx SpecContext) {
+		create(ctx, ns, service("pay", 80)+"---\n"+service("pay-v1", 80)+"---\n"+service("pay-v2", 8080)+"---\n"+`
+apiVersion: split.smi-spec.io/v1alpha4
+kind: TrafficSplit
+metadata: {name: pay}
+spec: {service: pay, backends: [{service: pay-v1, weight: 0}, {service: pay-v2, weight: 5}]}
+`)
+		split := &hub.TrafficSplit{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "pay"}}
+		Eventually(condition(ctx, split, smi.ConditionProgrammed)).Should(haveStatus(metav1.ConditionFalse, "NoWeightedBackends"))
+		Expect(condition(ctx, split, smi.ConditionResolvedRefs)()).To(haveStatus(metav1.ConditionFalse, "BackendPortMismatch"))
+		_, err := virtualService(ctx, ns, "pay")()
+		Expect(err).To(Satisfy(apierrors.IsNotFound), "traffic stays on the apex")
+
+		By("programming it once a backend with the apex port gets weight")
+		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(split), split)).To(Succeed())
+			split.Spec.Backends[0].Weight = 1
+			return k8sClient.Update(ctx, split)
+		})).To(Succeed())
+		Eventually(virtualService(ctx, ns, "pay")).Should(WithTransform(weights, Equal(map[string]int32{fqdn("pay-v1", ns): 100})))
+	})
+
 	It("reports a missing backend and programs the rest", func(ctx SpecContext) {
 		create(ctx, ns, service("cart", 80)+"---\n"+service("cart-v1", 80)+"---\n"+`
 apiVersion: split.smi-spec.io/v1alpha4
