@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/yaml"
 
 	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
@@ -417,6 +418,15 @@ spec: {service: idle, backends: [{service: idle-v1, weight: 1}]}
 		Eventually(condition(ctx, split, smi.ConditionProgrammed)).Should(haveStatus(metav1.ConditionTrue, "Programmed"))
 		vs, _ := virtualService(ctx, ns, "idle")()
 		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(split), split)).To(Succeed())
+		// Let the Events and the reconciles its own writes caused finish: no new write for a second.
+		before := -1
+		Eventually(func() bool {
+			n := operatorWrites.in(ns)
+			settled := n == before
+			before = n
+			return settled
+		}, "10s", "1s").Should(BeTrue())
+		reconciles := reconcileCount("trafficsplit")
 
 		By("touching the Services the split names, which re-reconciles it")
 		for _, name := range []string{"idle", "idle-v1"} {
@@ -425,14 +435,38 @@ spec: {service: idle, backends: [{service: idle-v1, weight: 1}]}
 			svc.Annotations = map[string]string{"touched": time.Now().String()}
 			Expect(k8sClient.Update(ctx, svc)).To(Succeed())
 		}
+		Eventually(func() float64 { return reconcileCount("trafficsplit") }).Should(BeNumerically(">=", reconciles+2))
+		// Identical writes would leave resourceVersions alone, so count the requests themselves.
+		Consistently(func() int { return operatorWrites.in(ns) }, "2s").Should(Equal(before), "the operator sent writes")
 		Consistently(func() []string {
 			v, _ := virtualService(ctx, ns, "idle")()
 			s := &hub.TrafficSplit{}
 			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(split), s)).To(Succeed())
 			return []string{v.ResourceVersion, s.ResourceVersion}
-		}, "2s").Should(Equal([]string{vs.ResourceVersion, split.ResourceVersion}))
+		}, "1s").Should(Equal([]string{vs.ResourceVersion, split.ResourceVersion}))
 	})
 })
+
+// reconcileCount is how many reconciles the named controller has finished, from
+// controller-runtime's metrics.
+func reconcileCount(controller string) float64 {
+	families, err := crmetrics.Registry.Gather()
+	Expect(err).NotTo(HaveOccurred())
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() != "controller_runtime_reconcile_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "controller" && l.GetValue() == controller {
+					total += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return total
+}
 
 // eventReasons lists the reasons of the Events about the object named name in namespace.
 func eventReasons(ctx context.Context, namespace, name string) []string {
