@@ -30,7 +30,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
@@ -124,53 +123,6 @@ func notOperators(objs []client.Object) []client.Object {
 	return objs
 }
 
-// writeCounter counts the write requests (anything but GET: watches are GETs too) of every client
-// made from a rest.Config it wraps.
-type writeCounter struct {
-	mu     sync.Mutex
-	byKind map[string]int // "<method> <resource>" -> requests
-	writes atomic.Int64
-	// busy sums the time write requests took, in nanoseconds.
-	busy atomic.Int64
-}
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
-
-// resourceOf is the resource (and subresource) of an API path: /apis/g/v/namespaces/ns/r/name/sub.
-func resourceOf(path string) string {
-	parts := strings.Split(strings.Trim(path, "/"), "/")
-	for i, p := range parts {
-		if p == "namespaces" && i+2 < len(parts) {
-			rest := parts[i+2:] // resource, name, subresource
-			if len(rest) == 3 {
-				return rest[0] + "/" + rest[2]
-			}
-			return rest[0]
-		}
-	}
-	return path
-}
-
-func (w *writeCounter) wrap(next http.RoundTripper) http.RoundTripper {
-	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
-		if req.Method == http.MethodGet {
-			return next.RoundTrip(req)
-		}
-		start := time.Now()
-		defer func() { w.busy.Add(int64(time.Since(start))) }()
-		w.writes.Add(1)
-		w.mu.Lock()
-		if w.byKind == nil {
-			w.byKind = map[string]int{}
-		}
-		w.byKind[req.Method+" "+resourceOf(req.URL.Path)]++
-		w.mu.Unlock()
-		return next.RoundTrip(req)
-	})
-}
-
 // writeAll writes objs with write from as many goroutines as the operator has workers.
 func writeAll(ctx context.Context, objs []client.Object, write func(context.Context, client.Object) error) error {
 	work := make(chan client.Object)
@@ -221,24 +173,11 @@ func countGenerated(ctx context.Context, c client.Client, prefix string) (int, e
 	return n, nil
 }
 
-func reconcileTotal() float64 {
-	families, _ := crmetrics.Registry.Gather()
-	total := 0.0
-	for _, f := range families {
-		if f.GetName() == "controller_runtime_reconcile_total" {
-			for _, m := range f.GetMetric() {
-				total += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return total
-}
-
-func startOperator(ctx context.Context, b *testing.B, cfg *rest.Config, settings mesh.Settings) (stop func(), counter *writeCounter) {
+func startOperator(ctx context.Context, b *testing.B, cfg *rest.Config, settings mesh.Settings) (stop func(), counter *testenv.WriteCounter) {
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = qps, burst
-	counter = &writeCounter{}
-	cfg.Wrap(counter.wrap)
+	counter = &testenv.WriteCounter{}
+	cfg.Wrap(counter.Wrap)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: controllers.NewScheme(), Metrics: metricsserver.Options{BindAddress: "0"},
 		// A second operator in the same process (the resync) reuses the controller names.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)}})
@@ -378,7 +317,7 @@ func BenchmarkIstioBackend(b *testing.B) {
 	if err := writeAll(ctx, smiObjects, create); err != nil {
 		b.Fatal(err)
 	}
-	reconcilesBefore := reconcileTotal()
+	reconcilesBefore := testenv.Reconciles("")
 	start = time.Now()
 	stop, operatorWrites := startOperator(ctx, b, env.Config, settings)
 	if path := os.Getenv("BENCH_APISERVER_PROFILE"); path != "" {
@@ -392,22 +331,19 @@ func BenchmarkIstioBackend(b *testing.B) {
 		if n >= len(want) {
 			break
 		}
-		fmt.Printf("  %5.1fs: %d of %d generated objects, %.0f reconciles\n", time.Since(start).Seconds(), n, len(want), reconcileTotal()-reconcilesBefore)
+		fmt.Printf("  %5.1fs: %d of %d generated objects, %.0f reconciles\n", time.Since(start).Seconds(), n, len(want), testenv.Reconciles("")-reconcilesBefore)
 		time.Sleep(pollingInterval)
 	}
 	operatorTime := time.Since(start)
-	reconciles := reconcileTotal() - reconcilesBefore
-	operatorWrites.mu.Lock()
-	fmt.Printf("operator: %d writes until every object existed (%v), %.1f ms each on average\n",
-		operatorWrites.writes.Load(), operatorWrites.byKind, float64(operatorWrites.busy.Load())/float64(max(operatorWrites.writes.Load(), 1))/1e6)
-	operatorWrites.mu.Unlock()
+	reconciles := testenv.Reconciles("") - reconcilesBefore
+	fmt.Printf("operator until every object existed: %v\n", operatorWrites)
 	time.Sleep(5 * time.Second) // let status writes settle before the resync
 	stop()
 
 	// A full resync: a new operator lists everything and reconciles every object again.
-	resyncBefore := reconcileTotal()
+	resyncBefore := testenv.Reconciles("")
 	stop, counter := startOperator(ctx, b, env.Config, settings)
-	for reconcileTotal()-resyncBefore < float64(len(smiObjects)-namespaces) {
+	for testenv.Reconciles("")-resyncBefore < float64(len(smiObjects)-namespaces) {
 		time.Sleep(pollingInterval)
 	}
 	time.Sleep(2 * time.Second)
@@ -421,9 +357,9 @@ func BenchmarkIstioBackend(b *testing.B) {
 	b.ReportMetric(ratio, "ratio-to-create")
 	b.ReportMetric(operatorTime.Seconds()/applyTime.Seconds(), "ratio-to-apply")
 	b.ReportMetric(reconciles/operatorTime.Seconds(), "reconciles/s")
-	b.ReportMetric(float64(counter.writes.Load()), "resync-writes")
+	b.ReportMetric(float64(counter.Total()), "resync-writes")
 	fmt.Printf("istio backend: %d generated objects; written directly: create %.1fs, server-side apply %.1fs; "+
 		"by the operator %.1fs (%.2fx create, %.2fx apply); %.0f reconciles/s; writes on a full resync with nothing changed: %d\n",
 		len(want), directTime.Seconds(), applyTime.Seconds(), operatorTime.Seconds(), ratio,
-		operatorTime.Seconds()/applyTime.Seconds(), reconciles/operatorTime.Seconds(), counter.writes.Load())
+		operatorTime.Seconds()/applyTime.Seconds(), reconciles/operatorTime.Seconds(), counter.Total())
 }

@@ -19,13 +19,13 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/yaml"
 
 	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
+	"github.com/smi-operator/smi-operator/test/testenv"
 )
 
 // create creates every object of a multi-document YAML in namespace.
@@ -421,12 +421,12 @@ spec: {service: idle, backends: [{service: idle-v1, weight: 1}]}
 		// Let the Events and the reconciles its own writes caused finish: no new write for a second.
 		before := -1
 		Eventually(func() bool {
-			n := operatorWrites.in(ns)
+			n := operatorWrites.In(ns)
 			settled := n == before
 			before = n
 			return settled
 		}, "10s", "1s").Should(BeTrue())
-		reconciles := reconcileCount("trafficsplit")
+		reconciles := testenv.Reconciles("trafficsplit")
 
 		By("touching the Services the split names, which re-reconciles it")
 		for _, name := range []string{"idle", "idle-v1"} {
@@ -435,9 +435,9 @@ spec: {service: idle, backends: [{service: idle-v1, weight: 1}]}
 			svc.Annotations = map[string]string{"touched": time.Now().String()}
 			Expect(k8sClient.Update(ctx, svc)).To(Succeed())
 		}
-		Eventually(func() float64 { return reconcileCount("trafficsplit") }).Should(BeNumerically(">=", reconciles+2))
+		Eventually(func() float64 { return testenv.Reconciles("trafficsplit") }).Should(BeNumerically(">=", reconciles+2))
 		// Identical writes would leave resourceVersions alone, so count the requests themselves.
-		Consistently(func() int { return operatorWrites.in(ns) }, "2s").Should(Equal(before), "the operator sent writes")
+		Consistently(func() int { return operatorWrites.In(ns) }, "2s").Should(Equal(before), "the operator sent writes")
 		Consistently(func() []string {
 			v, _ := virtualService(ctx, ns, "idle")()
 			s := &hub.TrafficSplit{}
@@ -446,27 +446,6 @@ spec: {service: idle, backends: [{service: idle-v1, weight: 1}]}
 		}, "1s").Should(Equal([]string{vs.ResourceVersion, split.ResourceVersion}))
 	})
 })
-
-// reconcileCount is how many reconciles the named controller has finished, from
-// controller-runtime's metrics.
-func reconcileCount(controller string) float64 {
-	families, err := crmetrics.Registry.Gather()
-	Expect(err).NotTo(HaveOccurred())
-	total := 0.0
-	for _, f := range families {
-		if f.GetName() != "controller_runtime_reconcile_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "controller" && l.GetValue() == controller {
-					total += m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return total
-}
 
 // eventReasons lists the reasons of the Events about the object named name in namespace.
 func eventReasons(ctx context.Context, namespace, name string) []string {

@@ -4,9 +4,6 @@ package e2e
 
 import (
 	"context"
-	"net/http"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -43,9 +40,8 @@ var _ = BeforeSuite(func() {
 	env, err = testenv.Start(testenv.Options{})
 	Expect(err).NotTo(HaveOccurred())
 
-	// The operator's writes are counted per namespace, so a test can check that it sent none.
 	operatorConfig := rest.CopyConfig(env.Config)
-	operatorConfig.Wrap(operatorWrites.wrap)
+	operatorConfig.Wrap(operatorWrites.Wrap)
 	mgr, err := ctrl.NewManager(operatorConfig, ctrl.Options{
 		Scheme:        controllers.NewScheme(),
 		Metrics:       metricsserver.Options{BindAddress: "0"},
@@ -71,41 +67,8 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 })
 
-// writeCounter counts the write requests (anything but GET) of a client, per namespace.
-type writeCounter struct {
-	mu     sync.Mutex
-	counts map[string]int
-}
-
-var operatorWrites = &writeCounter{counts: map[string]int{}}
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
-
-func (w *writeCounter) wrap(next http.RoundTripper) http.RoundTripper {
-	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
-		if req.Method != http.MethodGet {
-			parts := strings.Split(req.URL.Path, "/")
-			for i, p := range parts {
-				if p == "namespaces" && i+1 < len(parts) {
-					w.mu.Lock()
-					w.counts[parts[i+1]]++
-					w.mu.Unlock()
-					break
-				}
-			}
-		}
-		return next.RoundTrip(req)
-	})
-}
-
-// in returns the writes sent to namespace so far.
-func (w *writeCounter) in(namespace string) int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.counts[namespace]
-}
+// operatorWrites counts the operator's write requests, so a test can check that it sent none.
+var operatorWrites = &testenv.WriteCounter{}
 
 var _ = AfterSuite(func() {
 	if cancelMgr != nil {
