@@ -71,10 +71,20 @@ func nameOf(namespace, name string) types.NamespacedName {
 
 // service converts a Kubernetes Service, defaulting the protocol as the API server does.
 func (b *builder) service(svc *corev1.Service) Service {
+	return serviceOf(svc, b.settings.ClusterDomain)
+}
+
+// ServiceOf converts one Kubernetes Service on its own, for backends that program every Service
+// (the xDS backend serves each one to proxyless clients), not only those SMI objects reference.
+func ServiceOf(svc *corev1.Service, settings Settings) Service {
+	return serviceOf(svc, settings.withDefaults().ClusterDomain)
+}
+
+func serviceOf(svc *corev1.Service, clusterDomain string) Service {
 	out := Service{
 		Namespace: svc.Namespace,
 		Name:      svc.Name,
-		FQDN:      svc.Name + "." + svc.Namespace + ".svc." + b.settings.ClusterDomain,
+		FQDN:      svc.Name + "." + svc.Namespace + ".svc." + clusterDomain,
 	}
 	for _, p := range svc.Spec.Ports {
 		sp := ServicePort{Name: p.Name, Port: p.Port, Protocol: cmp.Or(p.Protocol, corev1.ProtocolTCP)}

@@ -9,19 +9,22 @@
 //
 // # Resources for proxyless gRPC
 //
-// Every Service the model references (each split's apex and backends) gets, for each TCP port:
+// Every Service gets, for each TCP port ([ServiceResources]):
 //
 //   - a Listener named "<svc>.<ns>.svc.<cluster domain>:<port>", the name a gRPC client dials as
 //     "xds:///<name>", holding an ApiListener HttpConnectionManager that fetches its routes over
 //     RDS (route configuration name = listener name) and ends with the router filter;
 //   - a RouteConfiguration of that name with one VirtualHost whose only domain is the listener
-//     name. For a split apex: one route per HTTP match with weighted_clusters, then a catch-all to
-//     the apex when the split has matches, or one weighted catch-all route when it has none. For
-//     any other Service: one catch-all route to its own cluster.
+//     name, and one catch-all route to the Service's own cluster;
+//   - a Cluster "outbound|<port>||<fqdn>" (Istio's naming, so logs and tools read the same on
+//     both backends), of type EDS over ADS with ROUND_ROBIN, and a ClusterLoadAssignment of the
+//     same name.
 //
-// Every cluster a route names gets a Cluster "outbound|<port>||<fqdn>" (Istio's naming, so logs
-// and tools read the same on both backends), of type EDS over ADS with ROUND_ROBIN, and a
-// ClusterLoadAssignment of the same name.
+// A split apex's RouteConfigurations are replaced by [SplitRoutes]: one route per HTTP match with
+// weighted_clusters, then a catch-all to the apex when the split has matches, or one weighted
+// catch-all route when it has none. The pieces are independent so that the xDS server redoes only
+// what a change touches: a weight change rebuilds one RouteConfiguration, an endpoint change one
+// ClusterLoadAssignment. [Translate] assembles them all at once.
 //
 // # Decisions
 //

@@ -13,8 +13,8 @@ import (
 
 // splitRoutes are the routes of one apex port: a weighted route per match, then what the
 // requests matching none of them get.
-func (t *translator) splitRoutes(split *mesh.Split, port int32) []*routev3.Route {
-	weighted := t.weightedAction(split, port)
+func splitRoutes(split *mesh.Split, port int32) []*routev3.Route {
+	weighted := weightedAction(split, port)
 	if len(split.Matches) == 0 {
 		return []*routev3.Route{catchAll("split", weighted)}
 	}
@@ -29,14 +29,14 @@ func (t *translator) splitRoutes(split *mesh.Split, port int32) []*routev3.Route
 	// mesh sets CatchAllToApex whenever there are matches; without it the requests matching none
 	// would get no route at all, which gRPC clients fail with UNAVAILABLE.
 	if split.CatchAllToApex {
-		routes = append(routes, catchAll("apex", t.clusterAction(split.Apex, port)))
+		routes = append(routes, catchAll("apex", clusterAction(ClusterName(split.Apex, port))))
 	}
 	return routes
 }
 
 // weightedAction shares a port's traffic between the split's backends, on the same port number
 // (mesh checked that every backend exposes it).
-func (t *translator) weightedAction(split *mesh.Split, port int32) *routev3.RouteAction {
+func weightedAction(split *mesh.Split, port int32) *routev3.RouteAction {
 	raw := make([]int, len(split.Backends))
 	for i, b := range split.Backends {
 		raw[i] = b.Weight
@@ -47,7 +47,7 @@ func (t *translator) weightedAction(split *mesh.Split, port int32) *routev3.Rout
 			continue
 		}
 		clusters = append(clusters, &routev3.WeightedCluster_ClusterWeight{
-			Name:   t.cluster(split.Backends[i].Service, port),
+			Name:   ClusterName(split.Backends[i].Service, port),
 			Weight: wrapperspb.UInt32(w),
 		})
 	}
@@ -55,7 +55,7 @@ func (t *translator) weightedAction(split *mesh.Split, port int32) *routev3.Rout
 		// mesh never programs a split without a positive weight; should one slip through, the
 		// traffic stays on the apex rather than hitting an empty weighted_clusters, which Envoy
 		// and grpc-go reject along with the whole RouteConfiguration.
-		return t.clusterAction(split.Apex, port)
+		return clusterAction(ClusterName(split.Apex, port))
 	}
 	return &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_WeightedClusters{
 		WeightedClusters: &routev3.WeightedCluster{Clusters: clusters},

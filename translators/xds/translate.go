@@ -36,50 +36,81 @@ type Output struct {
 	ClusterLoadAssignments []*endpointv3.ClusterLoadAssignment
 }
 
-// Translate turns the mesh model and the endpoints of its Services into xDS resources for
-// proxyless gRPC clients, and reports what it cannot express. The model's Service FQDNs already
-// carry the cluster domain, so no settings are needed yet.
-func Translate(model mesh.Model, endpoints Endpoints) (Output, []mesh.Diagnostic) {
-	t := &translator{endpoints: endpoints, clusters: map[ServiceKey]string{}}
-	splits := map[serviceName]*mesh.Split{}
-	for i := range model.Splits {
-		s := &model.Splits[i]
-		splits[nameOf(s.Apex)] = s
-	}
-	for _, svc := range referencedServices(model) {
-		split := splits[nameOf(svc)]
-		for _, port := range svc.Ports {
-			if port.Protocol != corev1.ProtocolTCP {
-				if split != nil {
-					t.diags.Warn(split.Source, smi.ConditionProgrammed, ReasonUnsupportedProtocol,
-						"port %d of apex %s is %s; proxyless gRPC clients only use TCP, so it is not split", port.Port, svc.Name, port.Protocol)
-				}
-				continue
-			}
-			var routes []*routev3.Route
-			if split != nil {
-				routes = t.splitRoutes(split, port.Port)
-			} else {
-				routes = []*routev3.Route{catchAll("default", t.clusterAction(svc, port.Port))}
-			}
-			name := ListenerName(svc, port.Port)
-			t.out.Listeners = append(t.out.Listeners, apiListener(name))
-			t.out.RouteConfigurations = append(t.out.RouteConfigurations, &routev3.RouteConfiguration{
-				Name: name,
-				VirtualHosts: []*routev3.VirtualHost{{
-					Name:    name,
-					Domains: []string{name},
-					Routes:  routes,
-				}},
-			})
+// Translate turns the mesh model, the cluster's Services and their endpoints into xDS resources for
+// proxyless gRPC clients, and reports what it cannot express. It is [ServiceResources] for every
+// Service, with [SplitRoutes] in place of the default routes of every split apex: what the xDS
+// server assembles piece by piece, in one call, for tests and the offline translate command.
+func Translate(model mesh.Model, services []mesh.Service, endpoints Endpoints) (Output, []mesh.Diagnostic) {
+	splitRoutes := map[string]*routev3.RouteConfiguration{}
+	var diags []mesh.Diagnostic
+	for _, split := range model.Splits {
+		routes, d := SplitRoutes(split)
+		diags = append(diags, d...)
+		for _, rc := range routes {
+			splitRoutes[rc.Name] = rc
 		}
 	}
-	t.finishClusters()
-	// Services were visited by namespace, name and port, but caches and clients key resources by
-	// name, and "a-b.ns" sorts before "a.ns": sort by what they key on.
-	sortByName(t.out.Listeners)
-	sortByName(t.out.RouteConfigurations)
-	return t.out, t.diags.Sorted()
+	var out Output
+	for _, svc := range services {
+		res := ServiceResources(svc, endpoints)
+		for i, rc := range res.RouteConfigurations {
+			if override, ok := splitRoutes[rc.Name]; ok {
+				res.RouteConfigurations[i] = override
+			}
+		}
+		out.Listeners = append(out.Listeners, res.Listeners...)
+		out.RouteConfigurations = append(out.RouteConfigurations, res.RouteConfigurations...)
+		out.Clusters = append(out.Clusters, res.Clusters...)
+		out.ClusterLoadAssignments = append(out.ClusterLoadAssignments, res.ClusterLoadAssignments...)
+	}
+	// Caches and clients key resources by name, and "a-b.ns" sorts before "a.ns": sort by name.
+	sortByName(out.Listeners)
+	sortByName(out.RouteConfigurations)
+	sortByName(out.Clusters)
+	slices.SortFunc(out.ClusterLoadAssignments, func(a, b *endpointv3.ClusterLoadAssignment) int {
+		return cmp.Compare(a.ClusterName, b.ClusterName)
+	})
+	return out, mesh.SortDiagnostics(diags)
+}
+
+// ServiceResources returns what one Service contributes on its own, for each TCP port: the
+// Listener a client dials, a RouteConfiguration sending everything to the Service's own cluster,
+// the Cluster and its ClusterLoadAssignment from the ready endpoints. A split apex's
+// RouteConfigurations are then replaced by [SplitRoutes]; the other three never depend on a split,
+// so a weight change touches one RouteConfiguration and an endpoint change one assignment.
+func ServiceResources(svc mesh.Service, endpoints Endpoints) Output {
+	var out Output
+	for _, port := range svc.Ports {
+		if port.Protocol != corev1.ProtocolTCP {
+			continue
+		}
+		name := ListenerName(svc, port.Port)
+		cluster := ClusterName(svc, port.Port)
+		out.Listeners = append(out.Listeners, apiListener(name))
+		out.RouteConfigurations = append(out.RouteConfigurations,
+			routeConfiguration(name, []*routev3.Route{catchAll("default", clusterAction(cluster))}))
+		out.Clusters = append(out.Clusters, edsCluster(cluster))
+		key := ServiceKey{Namespace: svc.Namespace, Name: svc.Name, Port: port.Port}
+		out.ClusterLoadAssignments = append(out.ClusterLoadAssignments, loadAssignment(cluster, endpoints[key]))
+	}
+	return out
+}
+
+// SplitRoutes returns the RouteConfigurations of a split's apex, one per TCP port, named like the
+// apex's own so that they replace its default routes. The clusters they name are the backends'
+// own, which [ServiceResources] of each backend provides.
+func SplitRoutes(split mesh.Split) ([]*routev3.RouteConfiguration, []mesh.Diagnostic) {
+	var diags mesh.Diagnostics
+	var out []*routev3.RouteConfiguration
+	for _, port := range split.Apex.Ports {
+		if port.Protocol != corev1.ProtocolTCP {
+			diags.Warn(split.Source, smi.ConditionProgrammed, ReasonUnsupportedProtocol,
+				"port %d of apex %s is %s; proxyless gRPC clients only use TCP, so it is not split", port.Port, split.Apex.Name, port.Protocol)
+			continue
+		}
+		out = append(out, routeConfiguration(ListenerName(split.Apex, port.Port), splitRoutes(&split, port.Port)))
+	}
+	return out, diags.Sorted()
 }
 
 // ListenerName is the name a proxyless gRPC client dials ("xds:///<name>") for a Service port; it
@@ -93,61 +124,21 @@ func ClusterName(svc mesh.Service, port int32) string {
 	return "outbound|" + strconv.Itoa(int(port)) + "||" + svc.FQDN
 }
 
-// translator accumulates the resources of one Translate call.
-type translator struct {
-	endpoints Endpoints
-	// clusters holds every Service port a route sends traffic to, with its cluster name.
-	clusters map[ServiceKey]string
-	out      Output
-	diags    mesh.Diagnostics
-}
-
-type serviceName struct{ namespace, name string }
-
-func nameOf(svc mesh.Service) serviceName {
-	return serviceName{svc.Namespace, svc.Name}
-}
-
-// referencedServices returns each split's apex and backends once, sorted by namespace and name.
-func referencedServices(model mesh.Model) []mesh.Service {
-	byName := map[serviceName]mesh.Service{}
-	for _, s := range model.Splits {
-		byName[nameOf(s.Apex)] = s.Apex
-		for _, b := range s.Backends {
-			byName[nameOf(b.Service)] = b.Service
-		}
+// routeConfiguration has one VirtualHost whose only domain is the name clients dial.
+func routeConfiguration(name string, routes []*routev3.Route) *routev3.RouteConfiguration {
+	return &routev3.RouteConfiguration{
+		Name: name,
+		VirtualHosts: []*routev3.VirtualHost{{
+			Name:    name,
+			Domains: []string{name},
+			Routes:  routes,
+		}},
 	}
-	out := make([]mesh.Service, 0, len(byName))
-	for _, svc := range byName {
-		out = append(out, svc)
-	}
-	slices.SortFunc(out, func(a, b mesh.Service) int {
-		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
-	})
-	return out
 }
 
-// clusterAction routes to the cluster of one Service port and records that the cluster is needed.
-func (t *translator) clusterAction(svc mesh.Service, port int32) *routev3.RouteAction {
-	return &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: t.cluster(svc, port)}}
-}
-
-func (t *translator) cluster(svc mesh.Service, port int32) string {
-	name := ClusterName(svc, port)
-	t.clusters[ServiceKey{Namespace: svc.Namespace, Name: svc.Name, Port: port}] = name
-	return name
-}
-
-// finishClusters writes a Cluster and a ClusterLoadAssignment for every cluster a route names.
-func (t *translator) finishClusters() {
-	for key, name := range t.clusters {
-		t.out.Clusters = append(t.out.Clusters, edsCluster(name))
-		t.out.ClusterLoadAssignments = append(t.out.ClusterLoadAssignments, loadAssignment(name, t.endpoints[key]))
-	}
-	sortByName(t.out.Clusters)
-	slices.SortFunc(t.out.ClusterLoadAssignments, func(a, b *endpointv3.ClusterLoadAssignment) int {
-		return cmp.Compare(a.ClusterName, b.ClusterName)
-	})
+// clusterAction routes to one cluster.
+func clusterAction(cluster string) *routev3.RouteAction {
+	return &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster}}
 }
 
 // ads is where every dynamic resource comes from: the one ADS stream a gRPC client opens.
