@@ -1,0 +1,229 @@
+package scoped_test
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/smi-operator/smi-operator/xds/scoped"
+)
+
+// fakeSource serves listeners whose stat prefix tells which scope and revision they come from.
+type fakeSource struct {
+	mu sync.Mutex
+	// revision of each scope's listeners; a listener exists in a scope when its name is listed.
+	revision map[string]int
+	names    map[string][]string
+}
+
+func (s *fakeSource) Resolve(scope, name string) (types.Resource, string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range s.names[scope] {
+		if n == name {
+			rev := s.revision[scope]
+			return &listenerv3.Listener{Name: name, StatPrefix: scope + "@" + itoa(rev)}, itoa(rev), true
+		}
+	}
+	return nil, "", false
+}
+
+func (s *fakeSource) Wildcard(scope string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.names[scope]
+}
+
+func (s *fakeSource) set(scope string, rev int, names ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.revision[scope] = rev
+	s.names[scope] = names
+}
+
+func itoa(i int) string { return string(rune('0' + i)) }
+
+// stream is one ADS client of a test server.
+type stream struct {
+	t       *testing.T
+	ads     discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient
+	node    *corev3.Node
+	replies chan *discoveryv3.DiscoveryResponse
+}
+
+func start(t *testing.T, source scoped.Source) (*scoped.Cache, func(scope string) *stream) {
+	t.Helper()
+	c := scoped.New(resourcev3.ListenerType, func(n *corev3.Node) (string, error) {
+		return n.GetMetadata().GetFields()["scope"].GetStringValue(), nil
+	}, source)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	lis := bufconn.Listen(1 << 20)
+	srv := grpc.NewServer()
+	discoveryv3.RegisterAggregatedDiscoveryServiceServer(srv, serverv3.NewServer(ctx, c, nil))
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient("passthrough:///bufnet", grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return c, func(scope string) *stream {
+		ads, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		meta, _ := structpb.NewStruct(map[string]any{"scope": scope})
+		s := &stream{t: t, ads: ads, node: &corev3.Node{Id: scope, Metadata: meta}, replies: make(chan *discoveryv3.DiscoveryResponse, 10)}
+		go func() {
+			for {
+				r, err := ads.Recv()
+				if err != nil {
+					close(s.replies)
+					return
+				}
+				s.replies <- r
+			}
+		}()
+		return s
+	}
+}
+
+func (s *stream) send(version, nonce string, nack bool, names ...string) {
+	s.t.Helper()
+	req := &discoveryv3.DiscoveryRequest{Node: s.node, TypeUrl: resourcev3.ListenerType, VersionInfo: version, ResponseNonce: nonce, ResourceNames: names}
+	if nack {
+		req.ErrorDetail = &status.Status{Message: "rejected"}
+	}
+	if err := s.ads.Send(req); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// next returns the next response, as the stat prefix of each listener.
+func (s *stream) next() (*discoveryv3.DiscoveryResponse, []string) {
+	s.t.Helper()
+	select {
+	case r := <-s.replies:
+		var got []string
+		for _, a := range r.Resources {
+			l := &listenerv3.Listener{}
+			if err := a.UnmarshalTo(l); err != nil {
+				s.t.Fatal(err)
+			}
+			got = append(got, l.Name+"="+l.StatPrefix)
+		}
+		return r, got
+	case <-time.After(5 * time.Second):
+		s.t.Fatal("no response")
+		return nil, nil
+	}
+}
+
+func (s *stream) none() {
+	s.t.Helper()
+	select {
+	case r := <-s.replies:
+		s.t.Fatalf("unexpected response %v", r)
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+func equal(t *testing.T, got []string, want ...string) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+	}
+}
+
+func TestScopesSeeTheirOwnResourceUnderOneName(t *testing.T) {
+	src := &fakeSource{revision: map[string]int{}, names: map[string][]string{}}
+	src.set("a", 1, "server", "shared")
+	src.set("b", 1, "server")
+	c, open := start(t, src)
+
+	a, b := open("a"), open("b")
+	a.send("", "", false, "server", "missing")
+	r, got := a.next()
+	equal(t, got, "server=a@1")
+	b.send("", "", false, "server")
+	rb, gotB := b.next()
+	equal(t, gotB, "server=b@1")
+	b.send(rb.VersionInfo, rb.Nonce, false, "server")
+
+	// An ACK of what was sent parks the watch: nothing changes, nothing is sent.
+	a.send(r.VersionInfo, r.Nonce, false, "server", "missing")
+	a.none()
+
+	// A change in scope b reaches b only.
+	src.set("b", 2, "server")
+	c.Notify("b")
+	a.none()
+	_, gotB = b.next()
+	equal(t, gotB, "server=b@2")
+}
+
+func TestNACKedContentIsNotResent(t *testing.T) {
+	src := &fakeSource{revision: map[string]int{}, names: map[string][]string{}}
+	src.set("a", 1, "server")
+	c, open := start(t, src)
+	a := open("a")
+	a.send("", "", false, "server")
+	first, _ := a.next()
+	a.send(first.VersionInfo, first.Nonce, false, "server")
+
+	src.set("a", 2, "server")
+	c.Notify()
+	bad, got := a.next()
+	equal(t, got, "server=a@2")
+	// The client rejects revision 2 and keeps version 1: it is not sent revision 2 again...
+	a.send(first.VersionInfo, bad.Nonce, true, "server")
+	a.none()
+	c.Notify("a")
+	a.none()
+	// ...until the content changes.
+	src.set("a", 3, "server")
+	c.Notify("a")
+	_, got = a.next()
+	equal(t, got, "server=a@3")
+}
+
+func TestWildcardAndRemoval(t *testing.T) {
+	src := &fakeSource{revision: map[string]int{}, names: map[string][]string{}}
+	src.set("a", 1, "inbound", "outbound")
+	c, open := start(t, src)
+	a := open("a")
+	a.send("", "", false)
+	r, got := a.next()
+	equal(t, got, "inbound=a@1", "outbound=a@1")
+	a.send(r.VersionInfo, r.Nonce, false)
+
+	// Listeners are full-state: dropping one is a change the client must be told about.
+	src.set("a", 1, "outbound")
+	c.Notify("a")
+	_, got = a.next()
+	equal(t, got, "outbound=a@1")
+	if n := c.Watches(); n != 0 {
+		t.Errorf("%d watches open after answering, want 0", n)
+	}
+}
