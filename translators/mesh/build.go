@@ -82,9 +82,10 @@ func ServiceOf(svc *corev1.Service, settings Settings) Service {
 
 func serviceOf(svc *corev1.Service, clusterDomain string) Service {
 	out := Service{
-		Namespace: svc.Namespace,
-		Name:      svc.Name,
-		FQDN:      svc.Name + "." + svc.Namespace + ".svc." + clusterDomain,
+		Namespace:  svc.Namespace,
+		Name:       svc.Name,
+		FQDN:       svc.Name + "." + svc.Namespace + ".svc." + clusterDomain,
+		ClusterIPs: clusterIPs(&svc.Spec),
 	}
 	for _, p := range svc.Spec.Ports {
 		sp := ServicePort{Name: p.Name, Port: p.Port, Protocol: cmp.Or(p.Protocol, corev1.ProtocolTCP)}
@@ -96,6 +97,23 @@ func serviceOf(svc *corev1.Service, clusterDomain string) Service {
 	slices.SortFunc(out.Ports, func(a, b ServicePort) int {
 		return cmp.Or(cmp.Compare(a.Port, b.Port), cmp.Compare(a.Protocol, b.Protocol))
 	})
+	return out
+}
+
+// clusterIPs returns the Service's virtual IPs, primary family first. spec.clusterIPs is
+// authoritative; spec.clusterIP, which the API server mirrors into clusterIPs[0], only fills in for
+// objects written without it (hand-made fixtures). "None" (headless) and empty entries are no IPs.
+func clusterIPs(spec *corev1.ServiceSpec) []string {
+	ips := spec.ClusterIPs
+	if len(ips) == 0 && spec.ClusterIP != "" {
+		ips = []string{spec.ClusterIP}
+	}
+	var out []string
+	for _, ip := range ips {
+		if ip != "" && ip != corev1.ClusterIPNone {
+			out = append(out, ip)
+		}
+	}
 	return out
 }
 

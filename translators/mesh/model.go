@@ -41,6 +41,10 @@ type Service struct {
 	Name      string
 	// FQDN is <name>.<namespace>.svc.<cluster domain>.
 	FQDN string
+	// ClusterIPs are the Service's virtual IPs (spec.clusterIPs, the primary family first), what
+	// a client without a DNS view of the mesh, such as a sidecar intercepting connections, sees
+	// as the destination. Empty for a headless Service ("None") and for one without an IP yet.
+	ClusterIPs []string
 	// Ports are the Service's ports, sorted by number then protocol.
 	Ports []ServicePort
 }

@@ -232,3 +232,27 @@ func TestSplitServiceFacts(t *testing.T) {
 		t.Errorf("backend FQDN = %q, want the configured cluster domain", got)
 	}
 }
+
+func TestServiceClusterIPs(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		clusterIP string
+		ips       []string
+		want      []string
+	}{
+		{name: "dual stack, primary first", clusterIP: "10.96.0.10", ips: []string{"10.96.0.10", "fd00::a"}, want: []string{"10.96.0.10", "fd00::a"}},
+		{name: "IPv6 primary", clusterIP: "fd00::a", ips: []string{"fd00::a", "10.96.0.10"}, want: []string{"fd00::a", "10.96.0.10"}},
+		{name: "only clusterIP written", clusterIP: "10.96.0.10", want: []string{"10.96.0.10"}},
+		{name: "headless", clusterIP: corev1.ClusterIPNone, ips: []string{corev1.ClusterIPNone}},
+		{name: "not allocated yet"},
+		{name: "empty entries", ips: []string{""}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			svc := service("web", 80)
+			svc.Spec.ClusterIP, svc.Spec.ClusterIPs = tc.clusterIP, tc.ips
+			if d := cmp.Diff(tc.want, ServiceOf(&svc, Settings{}).ClusterIPs); d != "" {
+				t.Errorf("ClusterIPs (-want +got):\n%s", d)
+			}
+		})
+	}
+}
