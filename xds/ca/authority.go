@@ -1,0 +1,277 @@
+package ca
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/url"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+)
+
+// +kubebuilder:rbac:groups="",namespace=system,resources=secrets,verbs=get;create;update
+
+// Keys of the CA Secret. tls.crt and tls.key are the current root (kubernetes.io/tls requires
+// them); ca.crt is the trust bundle.
+const (
+	SecretCertKey   = corev1.TLSCertKey
+	SecretKeyKey    = corev1.TLSPrivateKeyKey
+	SecretBundleKey = "ca.crt"
+)
+
+// Defaults of [Options].
+const (
+	DefaultRootTTL = 365 * 24 * time.Hour
+	DefaultCertTTL = time.Hour
+)
+
+// maxAttempts bounds how often Rotate re-reads the Secret after losing a race to another writer.
+const maxAttempts = 5
+
+// Options configure an [Authority].
+type Options struct {
+	// Secret is where the root is kept, e.g. smi-operator-system/smi-operator-xds-ca. Required.
+	Secret types.NamespacedName
+	// TrustDomain of every SPIFFE ID the Authority signs, e.g. "cluster.local". Required.
+	TrustDomain string
+	// RootTTL is the lifetime of a new root; DefaultRootTTL when zero.
+	RootTTL time.Duration
+	// CertTTL is the lifetime of a workload certificate; DefaultCertTTL when zero.
+	CertTTL time.Duration
+	// RootSPIFFESAN puts the trust domain's SPIFFE ID (spiffe://<trust domain>) into new roots.
+	RootSPIFFESAN bool
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Authority signs workload certificates with the root kept in a Secret. It is safe for
+// concurrent use.
+type Authority struct {
+	client kubernetes.Interface
+	opts   Options
+
+	rotateMu sync.Mutex // one Rotate at a time
+
+	mu        sync.RWMutex
+	root      *keyPair
+	bundle    []*x509.Certificate
+	bundlePEM []byte
+
+	cacheMu sync.Mutex
+	cache   map[string]*Certificate // by SPIFFE ID, issued by the current root
+}
+
+// New loads the root from the Secret, creating the Secret when it does not exist, and rotates the
+// root right away when it is due (see [Authority.Rotate]). A Secret that exists but does not hold
+// a usable CA is an error: it is never overwritten.
+func New(ctx context.Context, client kubernetes.Interface, opts Options) (*Authority, error) {
+	if opts.Secret.Namespace == "" || opts.Secret.Name == "" {
+		return nil, errors.New("ca: the Secret's namespace and name are required")
+	}
+	if err := validateTrustDomain(opts.TrustDomain); err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
+	}
+	if opts.RootTTL == 0 {
+		opts.RootTTL = DefaultRootTTL
+	}
+	if opts.CertTTL == 0 {
+		opts.CertTTL = DefaultCertTTL
+	}
+	if opts.RootTTL < 0 || opts.CertTTL < 0 {
+		return nil, errors.New("ca: RootTTL and CertTTL must be positive")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	a := &Authority{client: client, opts: opts, cache: map[string]*Certificate{}}
+	if _, err := a.Rotate(ctx); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Rotate re-reads the Secret and, when its root has less than a third of its lifetime left,
+// replaces it by a new root, keeping the old one in the trust bundle until it expires. A Secret
+// deleted meanwhile is created again, with the roots this Authority still trusts in its bundle.
+// Call it periodically (hourly is plenty for the default one-year root).
+//
+// rotated reports whether the root that signs new certificates changed, whether this call
+// rotated it or another replica did: the caller should then push fresh certificates and bundles
+// to its proxies. Cached certificates of the old root are dropped, and so are the cached
+// certificates that are due for renewal.
+func (a *Authority) Rotate(ctx context.Context) (rotated bool, err error) {
+	a.rotateMu.Lock()
+	defer a.rotateMu.Unlock()
+	ref := a.opts.Secret
+	for range maxAttempts {
+		root, bundle, err := a.syncOnce(ctx)
+		switch {
+		case apierrors.IsConflict(err), apierrors.IsAlreadyExists(err), apierrors.IsNotFound(err):
+			continue // another writer got there first: read again
+		case err != nil:
+			return false, err
+		}
+		return a.adopt(root, bundle), nil
+	}
+	return false, fmt.Errorf("ca: Secret %s kept changing under us: gave up after %d attempts", ref, maxAttempts)
+}
+
+// syncOnce reads the Secret and makes one attempt at creating or rotating it. Conflict,
+// AlreadyExists and NotFound errors from the API server mean "read again".
+func (a *Authority) syncOnce(ctx context.Context) (*keyPair, []*x509.Certificate, error) {
+	ref := a.opts.Secret
+	now := a.opts.Now()
+	secrets := a.client.CoreV1().Secrets(ref.Namespace)
+	s, err := secrets.Get(ctx, ref.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		root, err := newRoot(a.opts.TrustDomain, a.opts.RootSPIFFESAN, now, a.opts.RootTTL)
+		if err != nil {
+			return nil, nil, err
+		}
+		a.mu.RLock()
+		bundle := trustBundle(root.cert, a.bundle, now)
+		a.mu.RUnlock()
+		s = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{
+			Namespace: ref.Namespace,
+			Name:      ref.Name,
+			Labels:    map[string]string{"app.kubernetes.io/managed-by": "smi-operator"},
+		}, Type: corev1.SecretTypeTLS}
+		setSecretData(s, root, bundle)
+		if _, err := secrets.Create(ctx, s, metav1.CreateOptions{}); err != nil {
+			return nil, nil, annotate(err, "creating", ref)
+		}
+		return root, bundle, nil
+	}
+	if err != nil {
+		return nil, nil, annotate(err, "reading", ref)
+	}
+	root, stored, err := decodeSecret(s)
+	if err != nil {
+		return nil, nil, fmt.Errorf("ca: Secret %s does not hold a usable CA (fix or delete it): %w", ref, err)
+	}
+	if !needsRotation(root.cert, now) {
+		return root, trustBundle(root.cert, stored, now), nil
+	}
+	next, err := newRoot(a.opts.TrustDomain, a.opts.RootSPIFFESAN, now, a.opts.RootTTL)
+	if err != nil {
+		return nil, nil, err
+	}
+	bundle := trustBundle(next.cert, append([]*x509.Certificate{root.cert}, stored...), now)
+	setSecretData(s, next, bundle)
+	// s carries the resourceVersion read above: a concurrent writer makes this a Conflict.
+	if _, err := secrets.Update(ctx, s, metav1.UpdateOptions{}); err != nil {
+		return nil, nil, annotate(err, "rotating the root in", ref)
+	}
+	return next, bundle, nil
+}
+
+// annotate keeps the API error (callers test it with apierrors.Is*) and says what was done.
+func annotate(err error, doing string, ref types.NamespacedName) error {
+	return fmt.Errorf("ca: %s Secret %s: %w", doing, ref, err)
+}
+
+// setSecretData writes root and bundle into s. The type of an existing Secret is left alone: it
+// cannot be changed.
+func setSecretData(s *corev1.Secret, root *keyPair, bundle []*x509.Certificate) {
+	if s.Data == nil {
+		s.Data = map[string][]byte{}
+	}
+	s.Data[SecretCertKey] = root.certPEM
+	s.Data[SecretKeyKey] = root.keyPEM
+	s.Data[SecretBundleKey] = encodeCerts(bundle)
+}
+
+// decodeSecret returns the root and the stored bundle; a missing ca.crt is an empty bundle.
+func decodeSecret(s *corev1.Secret) (*keyPair, []*x509.Certificate, error) {
+	for _, k := range []string{SecretCertKey, SecretKeyKey} {
+		if len(s.Data[k]) == 0 {
+			return nil, nil, fmt.Errorf("%s is missing", k)
+		}
+	}
+	root, err := parseKeyPair(s.Data[SecretCertKey], s.Data[SecretKeyKey])
+	if err != nil {
+		return nil, nil, err
+	}
+	var bundle []*x509.Certificate
+	if len(s.Data[SecretBundleKey]) > 0 {
+		if bundle, err = parseCerts(s.Data[SecretBundleKey]); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", SecretBundleKey, err)
+		}
+	}
+	return root, bundle, nil
+}
+
+// adopt makes root and bundle current and reports whether the root changed.
+func (a *Authority) adopt(root *keyPair, bundle []*x509.Certificate) bool {
+	a.mu.Lock()
+	changed := a.root != nil && !bytes.Equal(a.root.cert.Raw, root.cert.Raw)
+	a.root, a.bundle, a.bundlePEM = root, bundle, encodeCerts(bundle)
+	a.mu.Unlock()
+
+	now := a.opts.Now()
+	a.cacheMu.Lock()
+	for id, c := range a.cache {
+		if changed || !now.Before(c.RenewAt()) {
+			delete(a.cache, id)
+		}
+	}
+	a.cacheMu.Unlock()
+	return changed
+}
+
+// TrustDomain is the trust domain of every SPIFFE ID the Authority signs.
+func (a *Authority) TrustDomain() string { return a.opts.TrustDomain }
+
+// TrustBundlePEM returns the roots that peers must trust, the current one first.
+func (a *Authority) TrustBundlePEM() []byte {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return bytes.Clone(a.bundlePEM)
+}
+
+// Issue signs a new certificate for spiffeID, which must be
+// spiffe://<trust domain>/ns/<namespace>/sa/<service account>.
+func (a *Authority) Issue(spiffeID string) (*Certificate, error) {
+	if _, _, err := ParseSPIFFEID(spiffeID, a.opts.TrustDomain); err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
+	}
+	u, err := url.Parse(spiffeID)
+	if err != nil {
+		return nil, err // unreachable: ParseSPIFFEID parsed it
+	}
+	a.mu.RLock()
+	root, bundlePEM := a.root, a.bundlePEM
+	a.mu.RUnlock()
+	c, err := issueLeaf(root, bundlePEM, u, a.opts.Now(), a.opts.CertTTL)
+	if err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
+	}
+	return c, nil
+}
+
+// ForIdentity returns the certificate of spiffeID that the Authority issued last while it is not
+// due for renewal (now < RenewAt), else issues and keeps a new one: all proxies of one identity
+// share one certificate. The result must not be modified.
+func (a *Authority) ForIdentity(spiffeID string) (*Certificate, error) {
+	// Held while issuing: concurrent callers for one identity wait for one signature rather than
+	// each making their own.
+	a.cacheMu.Lock()
+	defer a.cacheMu.Unlock()
+	if c, ok := a.cache[spiffeID]; ok && a.opts.Now().Before(c.RenewAt()) {
+		return c, nil
+	}
+	c, err := a.Issue(spiffeID)
+	if err != nil {
+		return nil, err
+	}
+	a.cache[spiffeID] = c
+	return c, nil
+}

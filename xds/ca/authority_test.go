@@ -1,0 +1,442 @@
+package ca
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+)
+
+var secretRef = types.NamespacedName{Namespace: "smi-operator-system", Name: "smi-operator-xds-ca"}
+
+// fakeClock is a clock tests move by hand.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func testOptions(clock *fakeClock) Options {
+	return Options{Secret: secretRef, TrustDomain: "cluster.local", RootTTL: 30 * 24 * time.Hour, Now: clock.Now}
+}
+
+func getSecret(t *testing.T, client *fake.Clientset) *corev1.Secret {
+	t.Helper()
+	s, err := client.CoreV1().Secrets(secretRef.Namespace).Get(context.Background(), secretRef.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func bundleOf(t *testing.T, pemData []byte) []*x509.Certificate {
+	t.Helper()
+	certs, err := parseCerts(pemData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return certs
+}
+
+func countActions(client *fake.Clientset, verb string) int {
+	n := 0
+	for _, a := range client.Actions() {
+		if a.GetVerb() == verb && a.GetResource().Resource == "secrets" {
+			n++
+		}
+	}
+	return n
+}
+
+func TestNewCreatesTheSecret(t *testing.T) {
+	client := fake.NewClientset()
+	clock := &fakeClock{now: t0}
+	a, err := New(context.Background(), client, testOptions(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := getSecret(t, client)
+	if s.Type != corev1.SecretTypeTLS {
+		t.Errorf("type %q, want kubernetes.io/tls", s.Type)
+	}
+	root, err := parseKeyPair(s.Data["tls.crt"], s.Data["tls.key"])
+	if err != nil {
+		t.Fatalf("the Secret does not hold the root: %v", err)
+	}
+	if b := bundleOf(t, s.Data["ca.crt"]); len(b) != 1 || !b[0].Equal(root.cert) {
+		t.Errorf("ca.crt holds %d certificates, want the root only", len(b))
+	}
+	if !bytes.Equal(a.TrustBundlePEM(), s.Data["ca.crt"]) {
+		t.Error("the Authority's bundle is not the Secret's")
+	}
+	if !root.cert.NotAfter.Equal(t0.Add(30 * 24 * time.Hour)) {
+		t.Errorf("root expires %s, want RootTTL after now", root.cert.NotAfter)
+	}
+
+	c, err := a.Issue("spiffe://cluster.local/ns/default/sa/bookbuyer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := verifyLeaf(c.CertChainPEM, s.Data["ca.crt"], clock.Now()); err != nil {
+		t.Errorf("a certificate does not verify against the Secret's bundle: %v", err)
+	}
+	if got := c.NotAfter.Sub(clock.Now()); got != DefaultCertTTL {
+		t.Errorf("certificate lifetime %s, want the default %s", got, DefaultCertTTL)
+	}
+
+	// A second Authority on the same Secret loads the same root.
+	b, err := New(context.Background(), client, testOptions(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(b.TrustBundlePEM(), a.TrustBundlePEM()) {
+		t.Error("the second Authority has another bundle")
+	}
+	if n := countActions(client, "create") + countActions(client, "update"); n != 1 {
+		t.Errorf("%d writes to the Secret, want the single create", n)
+	}
+}
+
+func TestIssueRefusesOtherIdentities(t *testing.T) {
+	a, err := New(context.Background(), fake.NewClientset(), testOptions(&fakeClock{now: t0}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]string{
+		"spiffe://other.domain/ns/default/sa/x": `trust domain "other.domain" is not "cluster.local"`,
+		"spiffe://cluster.local/ns/default":     "the path must be",
+		"https://cluster.local/ns/default/sa/x": `must start with "spiffe://"`,
+	} {
+		if _, err := a.Issue(id); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Issue(%q) = %v, want an error containing %q", id, err, want)
+		}
+		if _, err := a.ForIdentity(id); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ForIdentity(%q) = %v, want an error containing %q", id, err, want)
+		}
+	}
+}
+
+func TestNewValidatesOptions(t *testing.T) {
+	clock := &fakeClock{now: t0}
+	for name, tt := range map[string]struct {
+		mutate func(*Options)
+		want   string
+	}{
+		"no secret name":    {func(o *Options) { o.Secret.Name = "" }, "namespace and name are required"},
+		"no namespace":      {func(o *Options) { o.Secret.Namespace = "" }, "namespace and name are required"},
+		"no trust domain":   {func(o *Options) { o.TrustDomain = "" }, "trust domain is empty"},
+		"bad trust domain":  {func(o *Options) { o.TrustDomain = "Cluster.Local" }, "only lowercase"},
+		"negative cert TTL": {func(o *Options) { o.CertTTL = -time.Hour }, "must be positive"},
+		"negative root TTL": {func(o *Options) { o.RootTTL = -time.Hour }, "must be positive"},
+	} {
+		opts := testOptions(clock)
+		tt.mutate(&opts)
+		client := fake.NewClientset()
+		if _, err := New(context.Background(), client, opts); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want an error containing %q", name, err, tt.want)
+		}
+		if len(client.Actions()) != 0 {
+			t.Errorf("%s: the API server was called", name)
+		}
+	}
+}
+
+func TestNewRefusesAnUnusableSecret(t *testing.T) {
+	clock := &fakeClock{now: t0}
+	other := mustRoot(t, "cluster.local", false, t0, time.Hour)
+	mine := mustRoot(t, "cluster.local", false, t0, time.Hour)
+	for name, tt := range map[string]struct {
+		data map[string][]byte
+		want string
+	}{
+		"no key":       {map[string][]byte{"tls.crt": mine.certPEM}, "tls.key is missing"},
+		"no cert":      {map[string][]byte{"tls.key": mine.keyPEM}, "tls.crt is missing"},
+		"key mismatch": {map[string][]byte{"tls.crt": mine.certPEM, "tls.key": other.keyPEM}, "does not match"},
+		"bad bundle":   {map[string][]byte{"tls.crt": mine.certPEM, "tls.key": mine.keyPEM, "ca.crt": []byte("x")}, "ca.crt: "},
+	} {
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: secretRef.Namespace, Name: secretRef.Name}, Data: tt.data}
+		client := fake.NewClientset(s)
+		_, err := New(context.Background(), client, testOptions(clock))
+		if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "does not hold a usable CA") {
+			t.Errorf("%s: %v, want an error containing %q", name, err, tt.want)
+		}
+		if n := countActions(client, "create") + countActions(client, "update"); n != 0 {
+			t.Errorf("%s: the Secret was written %d times", name, n)
+		}
+	}
+}
+
+func TestRotation(t *testing.T) {
+	client := fake.NewClientset()
+	clock := &fakeClock{now: t0}
+	a, err := New(context.Background(), client, testOptions(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldRoot := bundleOf(t, a.TrustBundlePEM())[0]
+	oldLeaf, err := a.Issue("spiffe://cluster.local/ns/default/sa/old")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// 30-day root (+5m backdating): due with less than 10 days and 100s left.
+	clock.Add(20*24*time.Hour - time.Hour)
+	if rotated, err := a.Rotate(context.Background()); err != nil || rotated {
+		t.Fatalf("Rotate with 10 days and an hour left = %v, %v; want no rotation", rotated, err)
+	}
+	if n := countActions(client, "update"); n != 0 {
+		t.Fatalf("%d updates without a rotation", n)
+	}
+
+	clock.Add(time.Hour)
+	rotated, err := a.Rotate(context.Background())
+	if err != nil || !rotated {
+		t.Fatalf("Rotate with less than a third left = %v, %v; want a rotation", rotated, err)
+	}
+	s := getSecret(t, client)
+	stored := bundleOf(t, s.Data["ca.crt"])
+	newRoot := bundleOf(t, s.Data["tls.crt"])[0]
+	if newRoot.Equal(oldRoot) {
+		t.Fatal("tls.crt still holds the old root")
+	}
+	if len(stored) != 2 || !stored[0].Equal(newRoot) || !stored[1].Equal(oldRoot) {
+		t.Fatalf("ca.crt holds %d certificates, want the new root then the old one", len(stored))
+	}
+	if !bytes.Equal(a.TrustBundlePEM(), s.Data["ca.crt"]) {
+		t.Error("the Authority's bundle is not the Secret's")
+	}
+	if !newRoot.NotAfter.Equal(clock.Now().Add(30 * 24 * time.Hour)) {
+		t.Errorf("new root expires %s, want RootTTL after the rotation", newRoot.NotAfter)
+	}
+
+	newLeaf, err := a.Issue("spiffe://cluster.local/ns/default/sa/new")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mustParseCert(t, newLeaf.CertChainPEM).CheckSignatureFrom(newRoot); err != nil {
+		t.Errorf("a certificate issued after the rotation is not signed by the new root: %v", err)
+	}
+	// Both generations verify against the new bundle: peers of the old root stay trusted.
+	for name, leaf := range map[string]*Certificate{"old": oldLeaf, "new": newLeaf} {
+		at := clock.Now()
+		if name == "old" {
+			at = oldLeaf.NotBefore.Add(time.Minute) // within the old leaf's hour
+		}
+		if err := verifyLeaf(leaf.CertChainPEM, a.TrustBundlePEM(), at); err != nil {
+			t.Errorf("%s leaf does not verify against the bundle after rotation: %v", name, err)
+		}
+	}
+	// A bundle without the old root (what would happen without keeping it) refuses the old leaf.
+	if err := verifyLeaf(oldLeaf.CertChainPEM, encodeCerts([]*x509.Certificate{newRoot}), oldLeaf.NotBefore.Add(time.Minute)); err == nil {
+		t.Error("the old leaf verifies against the new root alone: the test proves nothing")
+	}
+
+	// Once the old root has expired it leaves the bundle; the new root is not due yet.
+	clock.Add(10 * 24 * time.Hour)
+	if rotated, err := a.Rotate(context.Background()); err != nil || rotated {
+		t.Fatalf("Rotate after the old root expired = %v, %v; want no rotation", rotated, err)
+	}
+	if b := bundleOf(t, a.TrustBundlePEM()); len(b) != 1 || !b[0].Equal(newRoot) {
+		t.Errorf("bundle holds %d certificates after the old root expired, want the new root only", len(b))
+	}
+	// A second Authority starting now loads the new root.
+	b, err := New(context.Background(), client, testOptions(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(b.TrustBundlePEM(), a.TrustBundlePEM()) {
+		t.Error("a new Authority does not load the rotated root")
+	}
+}
+
+// rootSecret builds the Secret another replica would write for root and bundle.
+func rootSecret(root *keyPair, bundle []*x509.Certificate) *corev1.Secret {
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: secretRef.Namespace, Name: secretRef.Name}, Type: corev1.SecretTypeTLS}
+	setSecretData(s, root, bundle)
+	return s
+}
+
+func TestCreateRaceAdoptsTheWinner(t *testing.T) {
+	client := fake.NewClientset()
+	winner := mustRoot(t, "cluster.local", false, t0, 30*24*time.Hour)
+	client.PrependReactor("create", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
+		// Another replica created the Secret between our Get and our Create.
+		if err := client.Tracker().Add(rootSecret(winner, []*x509.Certificate{winner.cert})); err != nil {
+			t.Error(err)
+		}
+		return true, nil, apierrors.NewAlreadyExists(corev1.Resource("secrets"), secretRef.Name)
+	})
+	a, err := New(context.Background(), client, testOptions(&fakeClock{now: t0}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := bundleOf(t, a.TrustBundlePEM()); len(b) != 1 || !b[0].Equal(winner.cert) {
+		t.Error("the Authority did not adopt the root of the replica that created the Secret")
+	}
+	if n := countActions(client, "create"); n != 1 {
+		t.Errorf("%d creates, want 1", n)
+	}
+}
+
+func TestRotationConflictAdoptsTheWinner(t *testing.T) {
+	client := fake.NewClientset()
+	clock := &fakeClock{now: t0}
+	a, err := New(context.Background(), client, testOptions(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := bundleOf(t, a.TrustBundlePEM())[0]
+	clock.Add(25 * 24 * time.Hour)
+	winner := mustRoot(t, "cluster.local", false, clock.Now(), 30*24*time.Hour)
+	client.PrependReactor("update", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
+		// Another replica rotated between our Get and our Update.
+		s := rootSecret(winner, []*x509.Certificate{winner.cert, old})
+		if err := client.Tracker().Update(corev1.SchemeGroupVersion.WithResource("secrets"), s, s.Namespace); err != nil {
+			t.Error(err)
+		}
+		return true, nil, apierrors.NewConflict(corev1.Resource("secrets"), secretRef.Name, nil)
+	})
+	rotated, err := a.Rotate(context.Background())
+	if err != nil || !rotated {
+		t.Fatalf("Rotate = %v, %v; want the root changed", rotated, err)
+	}
+	if b := bundleOf(t, a.TrustBundlePEM()); len(b) != 2 || !b[0].Equal(winner.cert) || !b[1].Equal(old) {
+		t.Error("the Authority did not adopt the winner's root and bundle")
+	}
+	if n := countActions(client, "update"); n != 1 {
+		t.Errorf("%d updates, want 1: the loser must not rotate a second time", n)
+	}
+}
+
+func TestRotateRecreatesADeletedSecret(t *testing.T) {
+	client := fake.NewClientset()
+	clock := &fakeClock{now: t0}
+	a, err := New(context.Background(), client, testOptions(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := bundleOf(t, a.TrustBundlePEM())[0]
+	if err := client.CoreV1().Secrets(secretRef.Namespace).Delete(context.Background(), secretRef.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rotated, err := a.Rotate(context.Background())
+	if err != nil || !rotated {
+		t.Fatalf("Rotate = %v, %v; want a new root", rotated, err)
+	}
+	stored := bundleOf(t, getSecret(t, client).Data["ca.crt"])
+	if len(stored) != 2 || stored[0].Equal(old) || !stored[1].Equal(old) {
+		t.Error("the re-created Secret does not keep trusting the previous root")
+	}
+}
+
+func TestForIdentityCache(t *testing.T) {
+	clock := &fakeClock{now: t0}
+	a, err := New(context.Background(), fake.NewClientset(), testOptions(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "spiffe://cluster.local/ns/default/sa/bookbuyer"
+	first, err := a.ForIdentity(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Lifetime 1h05m (backdated 5m): renew 32m30s after NotBefore, i.e. 27m30s from now.
+	if want := clock.Now().Add(27*time.Minute + 30*time.Second); !first.RenewAt().Equal(want) {
+		t.Fatalf("RenewAt %s, want %s", first.RenewAt(), want)
+	}
+	other, err := a.ForIdentity("spiffe://cluster.local/ns/default/sa/bookstore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other == first || bytes.Equal(other.CertChainPEM, first.CertChainPEM) {
+		t.Fatal("two identities share a certificate")
+	}
+
+	steps := []struct {
+		advance time.Duration
+		same    bool
+	}{
+		{0, true},
+		{27 * time.Minute, true},
+		{29 * time.Second, true}, // one second before RenewAt
+		{time.Second, false},     // at RenewAt
+		{time.Minute, true},      // the renewed one is kept
+	}
+	current := first
+	for i, s := range steps {
+		clock.Add(s.advance)
+		got, err := a.ForIdentity(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (got == current) != s.same {
+			t.Fatalf("step %d (%s): same certificate = %v, want %v", i, clock.Now().Sub(t0), got == current, s.same)
+		}
+		if !clock.Now().Before(got.RenewAt()) {
+			t.Fatalf("step %d: returned a certificate due for renewal", i)
+		}
+		current = got
+	}
+
+	// A rotation drops the cache at once: cached certificates carry the old bundle.
+	clock.Add(21 * 24 * time.Hour)
+	current, err = a.ForIdentity(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rotated, err := a.Rotate(context.Background()); err != nil || !rotated {
+		t.Fatalf("Rotate = %v, %v; want a rotation", rotated, err)
+	}
+	got, err := a.ForIdentity(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got == current {
+		t.Fatal("ForIdentity returned a certificate of the old root after rotation")
+	}
+	if !bytes.Equal(got.TrustBundlePEM, a.TrustBundlePEM()) || len(bundleOf(t, got.TrustBundlePEM)) != 2 {
+		t.Error("the certificate issued after rotation does not carry the new bundle")
+	}
+}
+
+func TestForIdentityConcurrentCallersShareOneCertificate(t *testing.T) {
+	a, err := New(context.Background(), fake.NewClientset(), testOptions(&fakeClock{now: t0}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	certs := make([]*Certificate, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			c, err := a.ForIdentity("spiffe://cluster.local/ns/default/sa/x")
+			if err != nil {
+				t.Error(err)
+			}
+			certs[i] = c
+		})
+	}
+	wg.Wait()
+	for i := range certs {
+		if certs[i] != certs[0] {
+			t.Fatalf("caller %d got another certificate", i)
+		}
+	}
+}

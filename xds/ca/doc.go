@@ -1,0 +1,46 @@
+// Package ca is the certificate authority of the operator's own xDS backend: it issues the
+// short-lived X.509-SVIDs (ECDSA P-256 keys, one SPIFFE URI SAN) that Envoy sidecars receive over
+// SDS and proxyless gRPC clients through their certificate provider, so that workloads can talk
+// mTLS and the RBAC built from TrafficTargets can match their identities. It exists because that
+// backend must work without Istio, cert-manager or SPIRE in the cluster.
+//
+// # Root
+//
+// The root CA lives in one Kubernetes Secret of type kubernetes.io/tls (tls.crt and tls.key: the
+// current root; ca.crt: the trust bundle). [New] loads it, or creates it when it does not exist;
+// when two replicas start together, the one whose Create loses re-reads and adopts the winner's
+// root. The Secret is the only shared state, so every replica signs with the same root and hands
+// out the same bundle.
+//
+// [Authority.Rotate], called periodically by the caller (this package starts no goroutines),
+// re-reads the Secret and replaces the root once it has less than a third of its lifetime left. The
+// old root stays in the trust bundle until it expires, so a peer still holding a certificate of the
+// old root keeps being trusted while everybody renews. The new root is written with Update on the
+// resourceVersion that was read: of two replicas rotating at once one wins, the other gets a
+// conflict, re-reads, and adopts the winner's root instead of rotating a second time.
+//
+// # Workload certificates
+//
+// [Authority.Issue] signs a fresh key for one SPIFFE ID of the form
+// spiffe://<trust domain>/ns/<namespace>/sa/<service account>, the identity Istio uses, so that
+// source principals read the same on both backends. Anything else (another trust domain, another
+// path, query, port, percent-encoding) is refused: the certificate is what the data plane's RBAC
+// trusts, and the caller derives the ID from an authenticated ServiceAccount token (package
+// xds/auth). Certificates are backdated five minutes for clock skew, never outlive the root, and
+// are renewed at half their lifetime ([Certificate.RenewAt]). [Authority.ForIdentity] shares one
+// certificate among all proxies of one identity until then, so a thousand replicas of a Deployment
+// cost one signature per renewal, not a thousand.
+//
+// The certificate chain holds the leaf only: leaves are signed by the root directly, and the root
+// reaches peers through the trust bundle.
+//
+// # Client
+//
+// The Authority talks to the API server through a [kubernetes.Interface], not the manager's
+// cached client: it reads one Secret now and then, and a Secret informer would need list and watch
+// on Secrets and keep every Secret of the namespace in memory.
+//
+// Its RBAC marker (in authority.go) grants access to Secrets in the operator's own namespace only
+// (a Role, not a ClusterRole), so the CA Secret must live there, e.g.
+// smi-operator-system/smi-operator-xds-ca.
+package ca
