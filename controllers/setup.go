@@ -21,10 +21,12 @@ import (
 	"github.com/smi-operator/smi-operator/controllers/index"
 	"github.com/smi-operator/smi-operator/controllers/owned"
 	"github.com/smi-operator/smi-operator/controllers/recent"
+	"github.com/smi-operator/smi-operator/controllers/service"
 	"github.com/smi-operator/smi-operator/controllers/status"
 	"github.com/smi-operator/smi-operator/controllers/trafficsplit"
 	"github.com/smi-operator/smi-operator/controllers/traffictarget"
 	"github.com/smi-operator/smi-operator/translators/mesh"
+	"github.com/smi-operator/smi-operator/xds/server"
 )
 
 // ConversionPath is where the SMI CRDs' conversion webhook is served (config/crd refers to it).
@@ -78,14 +80,39 @@ func SetupIstio(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	writes := &recent.Writes{}
 	writer := owned.Writer{Client: mgr.GetClient(), Reader: mgr.GetClient(), Scheme: mgr.GetScheme(), Recent: writes}
 	statusWriter := status.Writer{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("smi-operator"), Recent: writes}
+	return setupReconcilers(mgr, opts, statusWriter,
+		trafficsplit.Istio{Writer: writer, Settings: opts.Settings},
+		traffictarget.Istio{Client: mgr.GetClient(), Writer: writer, Settings: opts.Settings})
+}
+
+// setupReconcilers registers the reconcilers of the SMI root kinds with one backend.
+func setupReconcilers(mgr ctrl.Manager, opts Options, statusWriter status.Writer, splits trafficsplit.Backend, targets traffictarget.Backend) error {
 	if err := (&trafficsplit.Reconciler{
-		Client: mgr.GetClient(), Writer: writer, Status: statusWriter,
+		Client: mgr.GetClient(), Backend: splits, Status: statusWriter,
 		Settings: opts.Settings, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	return (&traffictarget.Reconciler{
-		Client: mgr.GetClient(), Writer: writer, Status: statusWriter,
+		Client: mgr.GetClient(), Backend: targets, Status: statusWriter,
 		Settings: opts.Settings, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 	}).SetupWithManager(mgr)
+}
+
+// SetupXDS registers the reconcilers that feed the operator's own xDS server from SMI objects,
+// Services and EndpointSlices, and the server itself.
+func SetupXDS(ctx context.Context, mgr ctrl.Manager, opts Options, xdsServer *server.Server) error {
+	if err := index.Setup(ctx, mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
+	statusWriter := status.Writer{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("smi-operator"), Recent: &recent.Writes{}}
+	if err := setupReconcilers(mgr, opts, statusWriter, trafficsplit.XDS{Server: xdsServer}, traffictarget.XDS{Server: xdsServer}); err != nil {
+		return err
+	}
+	if err := (&service.Reconciler{
+		Client: mgr.GetClient(), Server: xdsServer, Settings: opts.Settings, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	return mgr.Add(xdsServer)
 }

@@ -4,7 +4,6 @@ package trafficsplit
 import (
 	"context"
 
-	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -14,14 +13,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/controllers/index"
-	"github.com/smi-operator/smi-operator/controllers/owned"
 	"github.com/smi-operator/smi-operator/controllers/status"
-	"github.com/smi-operator/smi-operator/translators/istio"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 )
 
@@ -29,24 +25,30 @@ import (
 // +kubebuilder:rbac:groups=split.smi-spec.io,resources=trafficsplits/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=specs.smi-spec.io,resources=httproutegroups,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
-// +kubebuilder:rbac:groups=networking.istio.io,resources=virtualservices;destinationrules,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconciler programs one TrafficSplit at a time: it reads the split, the splits sharing its apex
-// (the oldest wins), the Services and HTTPRouteGroups it names, all from the cache, and writes the
-// VirtualService (and DestinationRules) generated from them.
+// (the oldest wins), the Services and HTTPRouteGroups it names, all from the cache, builds the
+// model, has the Backend program it, and reports the outcome in the split's status.
 type Reconciler struct {
 	Client   client.Client
-	Writer   owned.Writer
+	Backend  Backend
 	Status   status.Writer
 	Settings mesh.Settings
 	// MaxConcurrentReconciles sizes the worker pool; each reconcile is independent of the others.
 	MaxConcurrentReconciles int
 }
 
-// generatedKinds are the kinds a TrafficSplit generates, for pruning.
-func generatedKinds() []client.ObjectList {
-	return []client.ObjectList{&networkingv1.VirtualServiceList{}, &networkingv1.DestinationRuleList{}}
+// Backend programs what TrafficSplits generate on one mesh.
+type Backend interface {
+	// Program makes the mesh carry split as the model says: model.Splits holds it when it is
+	// programmable (it won its apex and its references resolve), else nothing, and then whatever
+	// split generated before must go. It returns what it could not express or write.
+	Program(ctx context.Context, split *hub.TrafficSplit, model mesh.Model) ([]mesh.Diagnostic, error)
+	// Forget removes what a TrafficSplit that no longer exists generated.
+	Forget(ctx context.Context, ref mesh.ObjectRef) error
+	// Watch adds the watches the backend needs to the controller, such as what it generates.
+	Watch(b *builder.Builder) *builder.Builder
 }
 
 // Reconcile implements reconcile.Reconciler.
@@ -54,7 +56,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	split := &hub.TrafficSplit{}
 	err := r.Client.Get(ctx, req.NamespacedName, split)
 	if apierrors.IsNotFound(err) {
-		return ctrl.Result{}, r.Writer.PruneAfterDelete(ctx, smi.TrafficSplitKind, req.Namespace, req.Name, generatedKinds())
+		return ctrl.Result{}, r.Backend.Forget(ctx, mesh.ObjectRef{Kind: smi.TrafficSplitKind, Namespace: req.Namespace, Name: req.Name})
 	}
 	if err != nil || !split.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, err
@@ -66,14 +68,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	self := mesh.ObjectRef{Kind: smi.TrafficSplitKind, Namespace: split.Namespace, Name: split.Name}
 	model, diags := mesh.Build(snap, r.Settings)
 	model.Splits = onlyFrom(model.Splits, self)
-	out, translateDiags := istio.Translate(model, r.Settings)
-	diags = append(diags, translateDiags...)
-
-	res, err := r.Writer.Sync(ctx, split, out.Objects(), generatedKinds())
+	programDiags, err := r.Backend.Program(ctx, split, model)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	diags = append(diags, status.Conflicts(self, res.Conflicts)...)
+	diags = append(diags, programDiags...)
 	return ctrl.Result{}, r.Status.Update(ctx, split, status.Conditions(split.Generation, status.About(diags, self)))
 }
 
@@ -129,26 +128,20 @@ func onlyFrom(splits []mesh.Split, ref mesh.ObjectRef) []mesh.Split {
 	return nil
 }
 
-// SetupWithManager watches TrafficSplits, what they generate, and everything they reference.
+// SetupWithManager watches TrafficSplits, everything they reference, and what the backend needs.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("trafficsplit").
 		// Status writes (ours) and metadata edits change nothing the reconcile reads from the object.
 		For(&hub.TrafficSplit{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Owns(&networkingv1.VirtualService{}).
-		Owns(&networkingv1.DestinationRule{}).
 		// A split created or deleted on the same apex can change who wins the apex.
 		Watches(&hub.TrafficSplit{}, r.splitsByIndex(index.SplitApex, func(o client.Object) string {
 			return o.(*hub.TrafficSplit).Spec.Service
 		}), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Service{}, r.splitsByIndex(index.SplitServices, client.Object.GetName)).
 		Watches(&hub.HTTPRouteGroup{}, r.splitsByIndex(index.SplitRoutes, client.Object.GetName)).
-		// A VirtualService someone else owns, named like a split's, blocks it; when it goes, retry.
-		Watches(&networkingv1.VirtualService{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
-			return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(o)}}
-		})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
-		Complete(r)
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles})
+	return r.Backend.Watch(b).Complete(r)
 }
 
 // splitsByIndex maps an object to the splits in its namespace whose field index holds key(object).

@@ -1,0 +1,70 @@
+// Package service serves every Service to the xDS backend's clients: its listener, default
+// route, cluster and endpoints, whether or not an SMI object names it, so proxyless gRPC clients
+// can dial any Service through xds:///, and splits can send traffic to any Service.
+package service
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/smi-operator/smi-operator/translators/mesh"
+	"github.com/smi-operator/smi-operator/translators/xds"
+	"github.com/smi-operator/smi-operator/xds/server"
+)
+
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
+
+// Reconciler serves one Service and its ready endpoints at a time.
+type Reconciler struct {
+	Client                  client.Client
+	Server                  *server.Server
+	Settings                mesh.Settings
+	MaxConcurrentReconciles int
+}
+
+// Reconcile implements reconcile.Reconciler.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	svc := &corev1.Service{}
+	err := r.Client.Get(ctx, req.NamespacedName, svc)
+	if apierrors.IsNotFound(err) {
+		r.Server.DeleteService(req.NamespacedName)
+		return ctrl.Result{}, nil
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	slices := &discoveryv1.EndpointSliceList{}
+	if err := r.Client.List(ctx, slices, client.InNamespace(svc.Namespace),
+		client.MatchingLabels{discoveryv1.LabelServiceName: svc.Name}); err != nil {
+		return ctrl.Result{}, err
+	}
+	endpoints := xds.BuildEndpoints([]corev1.Service{*svc}, slices.Items)
+	r.Server.SetService(req.NamespacedName, xds.ServiceResources(mesh.ServiceOf(svc, r.Settings), endpoints))
+	return ctrl.Result{}, nil
+}
+
+// SetupWithManager watches Services and their EndpointSlices.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("xds-service").
+		For(&corev1.Service{}).
+		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			name := o.GetLabels()[discoveryv1.LabelServiceName]
+			if name == "" {
+				return nil
+			}
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
+		})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
+		Complete(r)
+}

@@ -1,0 +1,59 @@
+package trafficsplit
+
+import (
+	"context"
+
+	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/smi-operator/smi-operator/apis/smi"
+	"github.com/smi-operator/smi-operator/apis/smi/hub"
+	"github.com/smi-operator/smi-operator/controllers/owned"
+	"github.com/smi-operator/smi-operator/controllers/status"
+	"github.com/smi-operator/smi-operator/translators/istio"
+	"github.com/smi-operator/smi-operator/translators/mesh"
+)
+
+// +kubebuilder:rbac:groups=networking.istio.io,resources=virtualservices;destinationrules,verbs=get;list;watch;create;update;patch;delete
+
+// Istio programs a split as a VirtualService (and DestinationRules), written with server-side
+// apply and controlled by the split.
+type Istio struct {
+	Writer   owned.Writer
+	Settings mesh.Settings
+}
+
+// generatedKinds are the kinds a TrafficSplit generates on Istio, for pruning.
+func generatedKinds() []client.ObjectList {
+	return []client.ObjectList{&networkingv1.VirtualServiceList{}, &networkingv1.DestinationRuleList{}}
+}
+
+// Program writes the Istio objects of the model's split and prunes the split's others.
+func (b Istio) Program(ctx context.Context, split *hub.TrafficSplit, model mesh.Model) ([]mesh.Diagnostic, error) {
+	out, diags := istio.Translate(model, b.Settings)
+	res, err := b.Writer.Sync(ctx, split, out.Objects(), generatedKinds())
+	if err != nil {
+		return nil, err
+	}
+	self := mesh.ObjectRef{Kind: smi.TrafficSplitKind, Namespace: split.Namespace, Name: split.Name}
+	return append(diags, status.Conflicts(self, res.Conflicts)...), nil
+}
+
+// Forget deletes what a deleted split generated (the garbage collector would too, in time).
+func (b Istio) Forget(ctx context.Context, ref mesh.ObjectRef) error {
+	return b.Writer.PruneAfterDelete(ctx, ref.Kind, ref.Namespace, ref.Name, generatedKinds())
+}
+
+// Watch re-reconciles a split when what it generates changes, or when a VirtualService someone
+// else owns, named like the split's, goes away (it blocked the split).
+func (b Istio) Watch(bld *builder.Builder) *builder.Builder {
+	return bld.
+		Owns(&networkingv1.VirtualService{}).
+		Owns(&networkingv1.DestinationRule{}).
+		Watches(&networkingv1.VirtualService{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(o)}}
+		}))
+}

@@ -1,0 +1,41 @@
+package traffictarget
+
+import (
+	"context"
+
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+
+	"github.com/smi-operator/smi-operator/apis/smi"
+	"github.com/smi-operator/smi-operator/apis/smi/hub"
+	"github.com/smi-operator/smi-operator/translators/mesh"
+	"github.com/smi-operator/smi-operator/xds/server"
+)
+
+// XDS programs a target as access rules of its destination identity on the operator's xDS
+// server, which turns them into the RBAC of that identity's gRPC server listeners and Envoy
+// inbound listeners.
+type XDS struct {
+	Server *server.Server
+}
+
+// Program serves the target's rule, or withdraws it when the model does not accept it.
+func (b XDS) Program(_ context.Context, target *hub.TrafficTarget, model mesh.Model) ([]mesh.Diagnostic, error) {
+	self := mesh.ObjectRef{Kind: smi.TrafficTargetKind, Namespace: target.Namespace, Name: target.Name}
+	var rules []mesh.AccessRule
+	for _, r := range model.AccessRules {
+		if r.Source == self {
+			rules = append(rules, r)
+		}
+	}
+	b.Server.SetAccess(self, rules)
+	return nil, nil
+}
+
+// Forget withdraws a deleted target's rule.
+func (b XDS) Forget(_ context.Context, ref mesh.ObjectRef) error {
+	b.Server.SetAccess(ref, nil)
+	return nil
+}
+
+// Watch adds nothing: nobody but the operator writes what the xDS server serves.
+func (b XDS) Watch(bld *builder.Builder) *builder.Builder { return bld }

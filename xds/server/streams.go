@@ -1,0 +1,143 @@
+package server
+
+import (
+	"context"
+	"strings"
+	"sync"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"github.com/go-logr/logr"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// streams authenticates ADS streams, checks what their nodes claim, and counts what happens on
+// them. It is the go-control-plane server's callbacks.
+type streams struct {
+	serverv3.CallbackFuncs
+	auth    Authenticator
+	metrics *metrics
+	log     logr.Logger
+
+	mu   sync.Mutex
+	open map[int64]*streamState
+}
+
+type streamState struct {
+	// authenticated is the identity the stream's token proved, if it presented one.
+	authenticated *Identity
+	// node is set by the first request.
+	node *nodeInfo
+}
+
+func newStreams(auth Authenticator, m *metrics, log logr.Logger) *streams {
+	return &streams{auth: auth, metrics: m, log: log, open: map[int64]*streamState{}}
+}
+
+// OnStreamOpen authenticates the stream when it presents a token; a token that does not check
+// out ends the stream, a stream without one stays unauthenticated.
+func (s *streams) OnStreamOpen(ctx context.Context, id int64, _ string) error {
+	state := &streamState{}
+	token, present, err := bearerToken(ctx)
+	if err != nil {
+		s.metrics.rejected.WithLabelValues("malformed-token").Inc()
+		return status.Error(codes.Unauthenticated, err.Error())
+	}
+	if present && s.auth != nil {
+		identity, err := s.auth.Authenticate(ctx, token)
+		if err != nil {
+			s.metrics.rejected.WithLabelValues("unauthenticated").Inc()
+			s.log.Info("refused an xDS stream", "reason", err.Error())
+			return status.Error(codes.Unauthenticated, err.Error())
+		}
+		state.authenticated = &identity
+	}
+	s.mu.Lock()
+	s.open[id] = state
+	s.mu.Unlock()
+	return nil
+}
+
+// OnStreamClosed forgets the stream.
+func (s *streams) OnStreamClosed(id int64, _ *corev3.Node) {
+	s.mu.Lock()
+	state := s.open[id]
+	delete(s.open, id)
+	s.mu.Unlock()
+	if state != nil && state.node != nil {
+		s.metrics.connected.WithLabelValues(state.node.proxy).Dec()
+	}
+}
+
+// OnStreamRequest checks the node against the stream's identity, refuses secrets to streams that
+// did not prove one, and counts ACKs and NACKs (logging each NACK with the node and the error:
+// the proxy keeps its last good configuration, and this is where an operator finds out why).
+func (s *streams) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) error {
+	s.mu.Lock()
+	state := s.open[id]
+	s.mu.Unlock()
+	if state == nil {
+		return status.Error(codes.Internal, "request on an unknown stream")
+	}
+	if state.node == nil {
+		info, err := parseNode(req.GetNode())
+		if err != nil {
+			s.metrics.rejected.WithLabelValues("bad-node").Inc()
+			return status.Error(codes.InvalidArgument, err.Error())
+		}
+		if state.authenticated != nil && *state.authenticated != info.identity {
+			s.metrics.rejected.WithLabelValues("identity-mismatch").Inc()
+			s.log.Info("refused an xDS stream claiming another identity", "node", req.GetNode().GetId(),
+				"claimed", info.identity.String(), "authenticated", state.authenticated.String())
+			return status.Errorf(codes.PermissionDenied, "node %q claims %s but its token is for %s",
+				req.GetNode().GetId(), info.identity, state.authenticated)
+		}
+		state.node = &info
+		s.metrics.connected.WithLabelValues(info.proxy).Inc()
+	}
+	if req.GetTypeUrl() == resourcev3.SecretType && (state.authenticated == nil || state.node.identity == (Identity{})) {
+		s.metrics.rejected.WithLabelValues("secrets-unauthenticated").Inc()
+		return status.Error(codes.PermissionDenied, "secrets are only served on a stream authenticated with a ServiceAccount token")
+	}
+	typ := shortType(req.GetTypeUrl())
+	switch {
+	case req.GetResponseNonce() == "":
+		// A new subscription, not a reply to a response.
+	case req.GetErrorDetail() != nil:
+		s.metrics.nacks.WithLabelValues(typ).Inc()
+		s.log.Info("a proxy rejected configuration; it keeps its last good one", "node", req.GetNode().GetId(),
+			"type", typ, "version", req.GetVersionInfo(), "error", req.GetErrorDetail().GetMessage())
+	default:
+		s.metrics.acks.WithLabelValues(typ).Inc()
+	}
+	return nil
+}
+
+// OnStreamResponse counts pushes.
+func (s *streams) OnStreamResponse(_ context.Context, _ int64, req *discoveryv3.DiscoveryRequest, _ *discoveryv3.DiscoveryResponse) {
+	s.metrics.pushes.WithLabelValues(shortType(req.GetTypeUrl())).Inc()
+}
+
+// bearerToken reads "authorization: Bearer <token>" from the stream's metadata.
+func bearerToken(ctx context.Context) (token string, present bool, err error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	values := md.Get("authorization")
+	if len(values) == 0 {
+		return "", false, nil
+	}
+	scheme, token, ok := strings.Cut(values[0], " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		return "", true, status.Error(codes.Unauthenticated, `the authorization metadata must be "Bearer <ServiceAccount token>"`)
+	}
+	return strings.TrimSpace(token), true, nil
+}
+
+// shortType is the last part of a type URL ("envoy.config.listener.v3.Listener" → "Listener"),
+// for metric labels.
+func shortType(typeURL string) string {
+	return typeURL[strings.LastIndex(typeURL, ".")+1:]
+}
