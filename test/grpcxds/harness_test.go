@@ -280,6 +280,15 @@ func socketAddress(ap netip.AddrPort) *corev3.Address {
 // is the chain's transport socket.
 func serverListener(t *testing.T, addr string, tls *tlsv3.DownstreamTlsContext, filters ...*hcmv3.HttpFilter) *listenerv3.Listener {
 	t.Helper()
+	return inboundListener(t, addr, tls, []*routev3.Route{{
+		Match:  prefix("/"),
+		Action: &routev3.Route_NonForwardingAction{NonForwardingAction: &routev3.NonForwardingAction{}},
+	}}, filters...)
+}
+
+// inboundListener is serverListener with these routes.
+func inboundListener(t *testing.T, addr string, tls *tlsv3.DownstreamTlsContext, routes []*routev3.Route, filters ...*hcmv3.HttpFilter) *listenerv3.Listener {
+	t.Helper()
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil {
 		t.Fatal(err)
@@ -290,10 +299,7 @@ func serverListener(t *testing.T, addr string, tls *tlsv3.DownstreamTlsContext, 
 			VirtualHosts: []*routev3.VirtualHost{{
 				Name:    "inbound",
 				Domains: []string{"*"},
-				Routes: []*routev3.Route{{
-					Match:  prefix("/"),
-					Action: &routev3.Route_NonForwardingAction{NonForwardingAction: &routev3.NonForwardingAction{}},
-				}},
+				Routes:  routes,
 			}},
 		}},
 		HttpFilters: append(filters, router()),
