@@ -101,20 +101,26 @@ func (b *Backend) Mode() (connectivity.ServingMode, error) {
 
 // WaitServing waits until the backend serves; the error says why it did not in time.
 func (b *Backend) WaitServing(ctx context.Context) error {
+	return b.WaitMode(ctx, connectivity.ServingModeServing)
+}
+
+// WaitMode waits until the backend's serving mode is want (e.g. not serving, after its Listener
+// went away); the error says what it was instead, and why, when ctx ended first.
+func (b *Backend) WaitMode(ctx context.Context, want connectivity.ServingMode) error {
 	for {
 		b.mu.Lock()
 		mode, modeErr, changed := b.mode, b.modeErr, b.modeCh
 		b.mu.Unlock()
-		if mode == connectivity.ServingModeServing {
+		if mode == want {
 			return nil
 		}
 		select {
 		case <-changed:
 		case <-ctx.Done():
 			if modeErr != nil {
-				return fmt.Errorf("backend %s on %s is %v: %w (%w)", b.Name, b.Addr, mode, modeErr, ctx.Err())
+				return fmt.Errorf("backend %s on %s is %v, not %v: %w (%w)", b.Name, b.Addr, mode, want, modeErr, ctx.Err())
 			}
-			return fmt.Errorf("backend %s on %s is %v: %w", b.Name, b.Addr, mode, ctx.Err())
+			return fmt.Errorf("backend %s on %s is %v, not %v: %w", b.Name, b.Addr, mode, want, ctx.Err())
 		}
 	}
 }

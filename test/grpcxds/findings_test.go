@@ -4,11 +4,9 @@ package grpcxds_test
 // running it. Each test states the finding it pins.
 
 import (
-	"context"
 	"net/netip"
 	"strings"
 	"testing"
-	"time"
 
 	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -173,11 +171,11 @@ func TestServerRBAC(t *testing.T) {
 		l := serverListener(t, b.Addr, nil)
 		l.Address = socketAddress(netip.MustParseAddrPort(netns.HostPort(8, portOf(t, b.Addr))))
 		cp.set(t, "server-wrong-address", l)
-		waitCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		defer cancel()
-		err := b.WaitServing(waitCtx)
-		if mode, _ := b.Mode(); err == nil || mode != connectivity.ServingModeNotServing || !strings.Contains(err.Error(), "does not match listening address") {
-			t.Fatalf("mode %v, %v; want not serving: … does not match listening address", mode, err)
+		if err := b.WaitMode(ctx, connectivity.ServingModeNotServing); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Mode(); err == nil || !strings.Contains(err.Error(), "does not match listening address") {
+			t.Fatalf("not serving because %v, want … does not match listening address", err)
 		}
 	})
 
