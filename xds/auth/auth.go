@@ -1,0 +1,188 @@
+package auth
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes"
+)
+
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+
+// DefaultCacheTTL is how long a successful review is reused when [Options.CacheTTL] is zero.
+const DefaultCacheTTL = time.Minute
+
+// ErrUnauthenticated is wrapped by every error that means "this caller is not let in" (no,
+// malformed, invalid or unsuitable token), as opposed to failing to ask the API server. An xDS
+// server maps it to codes.Unauthenticated and anything else to codes.Unavailable.
+var ErrUnauthenticated = errors.New("unauthenticated")
+
+// Identity is the ServiceAccount a token was issued to.
+type Identity struct {
+	Namespace      string
+	ServiceAccount string
+}
+
+func (id Identity) String() string { return id.Namespace + "/" + id.ServiceAccount }
+
+// Options configure an [Authenticator].
+type Options struct {
+	// Audiences accepted; a token must be bound to at least one. Required.
+	Audiences []string
+	// CacheTTL is how long a successful review is reused; DefaultCacheTTL when zero, no caching
+	// when negative.
+	CacheTTL time.Duration
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Authenticator checks ServiceAccount tokens with the TokenReview API. It is safe for concurrent
+// use.
+type Authenticator struct {
+	client kubernetes.Interface
+	opts   Options
+
+	mu        sync.Mutex
+	cache     map[[sha256.Size]byte]cached // by hash of the token: no tokens kept in memory
+	nextSweep time.Time
+}
+
+type cached struct {
+	id      Identity
+	expires time.Time
+}
+
+// New returns an Authenticator that reviews tokens through client.
+func New(client kubernetes.Interface, opts Options) (*Authenticator, error) {
+	if len(opts.Audiences) == 0 || slices.Contains(opts.Audiences, "") {
+		return nil, errors.New("auth: at least one audience is required, and audiences cannot be empty")
+	}
+	opts.Audiences = slices.Clone(opts.Audiences)
+	if opts.CacheTTL == 0 {
+		opts.CacheTTL = DefaultCacheTTL
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Authenticator{client: client, opts: opts, cache: map[[sha256.Size]byte]cached{}}, nil
+}
+
+// Authenticate returns the ServiceAccount that token was issued to. The error wraps
+// [ErrUnauthenticated] and says why when the token is refused: not valid (expired, revoked,
+// signed by someone else, its ServiceAccount deleted), bound to none of the configured audiences,
+// or not a ServiceAccount's.
+func (a *Authenticator) Authenticate(ctx context.Context, token string) (Identity, error) {
+	if token == "" {
+		return Identity{}, fmt.Errorf("%w: empty token", ErrUnauthenticated)
+	}
+	key := sha256.Sum256([]byte(token))
+	now := a.opts.Now()
+	a.mu.Lock()
+	c, ok := a.cache[key]
+	a.mu.Unlock()
+	if ok && now.Before(c.expires) {
+		return c.id, nil
+	}
+
+	review, err := a.client.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{
+		Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: a.opts.Audiences},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return Identity{}, fmt.Errorf("auth: reviewing the token: %w", err)
+	}
+	id, err := a.check(review.Status)
+	if err != nil {
+		return Identity{}, err
+	}
+
+	if a.opts.CacheTTL > 0 {
+		expires := now.Add(a.opts.CacheTTL)
+		if exp, ok := tokenExpiry(token); ok && exp.Before(expires) {
+			expires = exp
+		}
+		a.mu.Lock()
+		if !now.Before(a.nextSweep) {
+			for k, e := range a.cache {
+				if !now.Before(e.expires) {
+					delete(a.cache, k)
+				}
+			}
+			a.nextSweep = now.Add(a.opts.CacheTTL)
+		}
+		a.cache[key] = cached{id: id, expires: expires}
+		a.mu.Unlock()
+	}
+	return id, nil
+}
+
+// check turns a TokenReview's status into an Identity, or says why it is not one.
+func (a *Authenticator) check(st authenticationv1.TokenReviewStatus) (Identity, error) {
+	if !st.Authenticated {
+		why := st.Error
+		if why == "" {
+			why = "the token is not valid"
+		}
+		return Identity{}, fmt.Errorf("%w: %s", ErrUnauthenticated, why)
+	}
+	// The API server returns the requested audiences the token is bound to. An authenticator
+	// that ignores audiences returns none: then the token's audience is unknown, and refused.
+	if !slices.ContainsFunc(st.Audiences, func(aud string) bool { return slices.Contains(a.opts.Audiences, aud) }) {
+		return Identity{}, fmt.Errorf("%w: the token is not bound to any of the audiences %q (bound to %q)",
+			ErrUnauthenticated, a.opts.Audiences, st.Audiences)
+	}
+	id, err := parseServiceAccountUser(st.User.Username)
+	if err != nil {
+		return Identity{}, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
+	}
+	return id, nil
+}
+
+const serviceAccountPrefix = "system:serviceaccount:"
+
+// parseServiceAccountUser splits "system:serviceaccount:<namespace>:<name>".
+func parseServiceAccountUser(user string) (Identity, error) {
+	rest, ok := strings.CutPrefix(user, serviceAccountPrefix)
+	if !ok {
+		return Identity{}, fmt.Errorf("user %q is not a ServiceAccount (%s<namespace>:<name>)", user, serviceAccountPrefix)
+	}
+	ns, name, ok := strings.Cut(rest, ":")
+	if !ok || validation.IsDNS1123Label(ns) != nil || validation.IsDNS1123Subdomain(name) != nil {
+		return Identity{}, fmt.Errorf("user %q is not a valid ServiceAccount name", user)
+	}
+	return Identity{Namespace: ns, ServiceAccount: name}, nil
+}
+
+// tokenExpiry reads the exp claim of a JWT without verifying it: it is only used to shorten the
+// cache of a token the API server has just accepted.
+func tokenExpiry(token string) (time.Time, bool) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return time.Time{}, false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return time.Time{}, false
+	}
+	var claims struct {
+		Exp *json.Number `json:"exp"`
+	}
+	if json.Unmarshal(payload, &claims) != nil || claims.Exp == nil {
+		return time.Time{}, false
+	}
+	exp, err := claims.Exp.Int64()
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(exp, 0), true
+}

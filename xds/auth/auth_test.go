@@ -1,0 +1,281 @@
+package auth
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+)
+
+const audience = "smi-operator-xds"
+
+// reviewer is a fake API server answering TokenReviews from a table of tokens.
+type reviewer struct {
+	mu       sync.Mutex
+	statuses map[string]authenticationv1.TokenReviewStatus
+	err      error // returned for every review when set
+	reviews  int
+	specs    []authenticationv1.TokenReviewSpec
+}
+
+func (r *reviewer) client() *fake.Clientset {
+	c := fake.NewClientset()
+	c.PrependReactor("create", "tokenreviews", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.reviews++
+		review := action.(k8stesting.CreateAction).GetObject().(*authenticationv1.TokenReview).DeepCopy()
+		r.specs = append(r.specs, review.Spec)
+		if r.err != nil {
+			return true, nil, r.err
+		}
+		st, ok := r.statuses[review.Spec.Token]
+		if !ok {
+			st = authenticationv1.TokenReviewStatus{Error: "invalid bearer token"}
+		}
+		review.Status = st
+		return true, review, nil
+	})
+	return c
+}
+
+func (r *reviewer) count() int { r.mu.Lock(); defer r.mu.Unlock(); return r.reviews }
+
+func saStatus(user string, audiences ...string) authenticationv1.TokenReviewStatus {
+	return authenticationv1.TokenReviewStatus{
+		Authenticated: true,
+		User:          authenticationv1.UserInfo{Username: user, Groups: []string{"system:serviceaccounts"}},
+		Audiences:     audiences,
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	for _, auds := range [][]string{nil, {}, {""}, {audience, ""}} {
+		if _, err := New(fake.NewClientset(), Options{Audiences: auds}); err == nil || !strings.Contains(err.Error(), "audience") {
+			t.Errorf("New with audiences %q = %v, want an error", auds, err)
+		}
+	}
+}
+
+func TestAuthenticate(t *testing.T) {
+	r := &reviewer{statuses: map[string]authenticationv1.TokenReviewStatus{
+		"good":          saStatus("system:serviceaccount:default:bookbuyer", audience),
+		"two-audiences": saStatus("system:serviceaccount:ns-1:sa.with-dots", "other", audience),
+		"expired":       {Authenticated: false, Error: "[invalid bearer token, service account token has expired]"},
+		"silent":        {Authenticated: false},
+		"wrong-aud":     saStatus("system:serviceaccount:default:bookbuyer", "other"),
+		"no-aud":        saStatus("system:serviceaccount:default:bookbuyer"),
+		"human":         saStatus("alice@example.com", audience),
+		"node":          saStatus("system:node:node-1", audience),
+		"sa-no-name":    saStatus("system:serviceaccount:default", audience),
+		"sa-bad-ns":     saStatus("system:serviceaccount:Default:x", audience),
+		"sa-prefix":     saStatus("system:serviceaccounts:default", audience),
+	}}
+	a, err := New(r.client(), Options{Audiences: []string{audience, "second"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		token   string
+		want    Identity
+		wantErr string
+	}{
+		{token: "good", want: Identity{"default", "bookbuyer"}},
+		{token: "two-audiences", want: Identity{"ns-1", "sa.with-dots"}},
+		{token: "", wantErr: "empty token"},
+		{token: "garbage", wantErr: "invalid bearer token"},
+		{token: "expired", wantErr: "service account token has expired"},
+		{token: "silent", wantErr: "the token is not valid"},
+		{token: "wrong-aud", wantErr: `not bound to any of the audiences ["smi-operator-xds" "second"] (bound to ["other"])`},
+		{token: "no-aud", wantErr: "not bound to any of the audiences"},
+		{token: "human", wantErr: `user "alice@example.com" is not a ServiceAccount`},
+		{token: "node", wantErr: `user "system:node:node-1" is not a ServiceAccount`},
+		{token: "sa-no-name", wantErr: "is not a valid ServiceAccount name"},
+		{token: "sa-bad-ns", wantErr: "is not a valid ServiceAccount name"},
+		{token: "sa-prefix", wantErr: "is not a ServiceAccount"},
+	} {
+		t.Run(tt.token, func(t *testing.T) {
+			id, err := a.Authenticate(context.Background(), tt.token)
+			if tt.wantErr == "" {
+				if err != nil || id != tt.want {
+					t.Fatalf("got %v, %v; want %v", id, err, tt.want)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("got %v, %v; want an error containing %q", id, err, tt.wantErr)
+			}
+			if !errors.Is(err, ErrUnauthenticated) {
+				t.Fatalf("error %v does not wrap ErrUnauthenticated", err)
+			}
+			if id != (Identity{}) {
+				t.Fatalf("an identity (%v) with the error", id)
+			}
+		})
+	}
+	// Every review asked for the configured audiences and the token itself.
+	for _, spec := range r.specs {
+		if !slices.Equal(spec.Audiences, []string{audience, "second"}) {
+			t.Errorf("review for %q asked for audiences %q", spec.Token, spec.Audiences)
+		}
+	}
+	if r.count() != 12 {
+		t.Errorf("%d reviews, want 12 (none for the empty token)", r.count())
+	}
+}
+
+func TestAuthenticateAPIErrorIsNotUnauthenticated(t *testing.T) {
+	r := &reviewer{err: apierrors.NewServiceUnavailable("etcd is away")}
+	a, err := New(r.client(), Options{Audiences: []string{audience}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = a.Authenticate(context.Background(), "good")
+	if err == nil || errors.Is(err, ErrUnauthenticated) || !apierrors.IsServiceUnavailable(err) {
+		t.Fatalf("got %v, want the API server's error, not ErrUnauthenticated", err)
+	}
+}
+
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// jwt returns a JWT-shaped token with an exp claim (the signature is not checked here).
+func jwt(exp time.Time) string {
+	enc := base64.RawURLEncoding.EncodeToString
+	return enc([]byte(`{"alg":"RS256"}`)) + "." + enc([]byte(fmt.Sprintf(`{"exp":%d,"sub":"x"}`, exp.Unix()))) + ".c2ln"
+}
+
+func TestCache(t *testing.T) {
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	bookbuyer := saStatus("system:serviceaccount:default:bookbuyer", audience)
+	shortLived := jwt(t0.Add(20 * time.Second))
+	r := &reviewer{statuses: map[string]authenticationv1.TokenReviewStatus{
+		"good":     bookbuyer,
+		"other":    saStatus("system:serviceaccount:default:bookstore", audience),
+		shortLived: bookbuyer,
+	}}
+	clock := &fakeClock{now: t0}
+	a, err := New(r.client(), Options{Audiences: []string{audience}, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	expect := func(step, token string, want Identity, wantErr bool, wantReviews int) {
+		t.Helper()
+		id, err := a.Authenticate(ctx, token)
+		if (err != nil) != wantErr || id != want {
+			t.Fatalf("%s: got %v, %v; want %v (error: %v)", step, id, err, want, wantErr)
+		}
+		if r.count() != wantReviews {
+			t.Fatalf("%s: %d reviews so far, want %d", step, r.count(), wantReviews)
+		}
+	}
+	buyer, store := Identity{"default", "bookbuyer"}, Identity{"default", "bookstore"}
+
+	expect("first", "good", buyer, false, 1)
+	expect("again", "good", buyer, false, 1)
+	expect("another token", "other", store, false, 2)
+	clock.Add(59 * time.Second)
+	expect("59s later", "good", buyer, false, 2)
+	clock.Add(time.Second)
+	expect("after the TTL", "good", buyer, false, 3)
+
+	// Failures are never cached.
+	expect("garbage", "garbage", Identity{}, true, 4)
+	r.statuses["garbage"] = bookbuyer
+	expect("garbage, now valid", "garbage", buyer, false, 5)
+
+	// A token revoked after its review still passes until the entry expires, then fails.
+	delete(r.statuses, "good")
+	expect("revoked, cached", "good", buyer, false, 5)
+	clock.Add(time.Minute)
+	expect("revoked, expired from the cache", "good", Identity{}, true, 6)
+	expect("revoked, again", "good", Identity{}, true, 7)
+
+	// A token expiring before the TTL is cached until its exp only.
+	clock.now = t0
+	expect("short-lived", shortLived, buyer, false, 8)
+	clock.Add(19 * time.Second)
+	expect("short-lived, before exp", shortLived, buyer, false, 8)
+	clock.Add(time.Second)
+	expect("short-lived, at exp", shortLived, buyer, false, 9)
+}
+
+func TestCacheDisabled(t *testing.T) {
+	r := &reviewer{statuses: map[string]authenticationv1.TokenReviewStatus{
+		"good": saStatus("system:serviceaccount:default:bookbuyer", audience),
+	}}
+	a, err := New(r.client(), Options{Audiences: []string{audience}, CacheTTL: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := a.Authenticate(context.Background(), "good"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r.count() != 3 {
+		t.Fatalf("%d reviews, want 3 with the cache disabled", r.count())
+	}
+}
+
+func TestCacheSweepsExpiredEntries(t *testing.T) {
+	r := &reviewer{statuses: map[string]authenticationv1.TokenReviewStatus{}}
+	for i := range 10 {
+		r.statuses[fmt.Sprint("t", i)] = saStatus("system:serviceaccount:default:x", audience)
+	}
+	clock := &fakeClock{now: time.Unix(0, 0)}
+	a, err := New(r.client(), Options{Audiences: []string{audience}, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 9 {
+		if _, err := a.Authenticate(context.Background(), fmt.Sprint("t", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Add(2 * time.Minute)
+	if _, err := a.Authenticate(context.Background(), "t9"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(a.cache); n != 1 {
+		t.Fatalf("%d cache entries, want 1: expired tokens are kept", n)
+	}
+}
+
+func TestTokenExpiry(t *testing.T) {
+	exp := time.Unix(1900000000, 0)
+	for token, want := range map[string]bool{
+		jwt(exp):  true,
+		"opaque":  false,
+		"a.b":     false,
+		"a.!!!.c": false,
+		"a." + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"x"}`)) + ".c":    false,
+		"a." + base64.RawURLEncoding.EncodeToString([]byte(`{"exp":"soon"}`)) + ".c": false,
+	} {
+		got, ok := tokenExpiry(token)
+		if ok != want || (ok && !got.Equal(exp)) {
+			t.Errorf("tokenExpiry(%q) = %s, %v; want ok=%v", token, got, ok, want)
+		}
+	}
+}

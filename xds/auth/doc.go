@@ -1,0 +1,24 @@
+// Package auth authenticates the proxies that open ADS streams to the operator's xDS server, the
+// way istiod does: each proxy sends a Kubernetes ServiceAccount token as
+// "authorization: Bearer <token>" gRPC metadata, and the server asks the API server whether the
+// token is valid with a TokenReview. The ServiceAccount it names is the proxy's identity: it
+// decides which certificate the proxy may get (package xds/ca) and which configuration it sees.
+// Without it any process reaching the xDS port could claim any identity and obtain its
+// certificate.
+//
+// Only ServiceAccount users (system:serviceaccount:<namespace>:<name>) are accepted: a certificate
+// is issued to a workload identity, and a human's or a node's credentials are not one. Tokens
+// must be bound to one of the configured audiences (e.g. a projected token with audience
+// "smi-operator-xds"): a proxy then never sends the token it uses for the API server, which the
+// xDS server could otherwise replay there.
+//
+// Successful reviews are cached for a short time (a minute by default, never beyond the token's
+// own expiry), so that a reconnect storm after a control plane restart costs one TokenReview per
+// token rather than one per stream. Failures are never cached: a token that was refused because
+// the API server was briefly unreachable works on the next attempt. The price of the cache is
+// that a token revoked (its ServiceAccount or pod deleted) keeps authenticating for at most the
+// cache TTL.
+//
+// The [Authenticator] uses a [kubernetes.Interface]: TokenReview is a create-only virtual
+// resource, which the manager's cached client would send to the API server unchanged anyway.
+package auth
