@@ -15,6 +15,8 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
 	"github.com/smi-operator/smi-operator/apis/smi/conversion"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/apis/smi/validation"
@@ -115,4 +117,12 @@ func SetupXDS(ctx context.Context, mgr ctrl.Manager, opts Options, xdsServer *se
 		return err
 	}
 	return mgr.Add(xdsServer)
+}
+
+// NewXDSServer returns the xDS server with the operator's translators and metrics registry.
+func NewXDSServer(opts server.Options) *server.Server {
+	if opts.Registerer == nil {
+		opts.Registerer = metrics.Registry
+	}
+	return server.New(opts, nil)
 }

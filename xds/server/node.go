@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
+	"github.com/smi-operator/smi-operator/xds/auth"
 )
 
 // Node metadata keys a client's bootstrap sets (node.metadata), and their values.
@@ -22,25 +24,23 @@ const (
 )
 
 // Identity is a workload identity, a Kubernetes ServiceAccount.
-type Identity struct {
-	Namespace      string
-	ServiceAccount string
-}
+type Identity = auth.Identity
 
-// Scope is the key of the identity's per-identity resources in the scoped caches; "" when the
+// scopeKey is the key of the identity's per-identity resources in the scoped caches; "" when the
 // node names no identity.
-func (i Identity) Scope() string {
+func scopeKey(i Identity) string {
 	if i == (Identity{}) {
 		return ""
 	}
-	return i.Namespace + "/" + i.ServiceAccount
+	return i.String()
 }
 
-func (i Identity) String() string {
+// describe names an identity in messages.
+func describe(i Identity) string {
 	if i == (Identity{}) {
 		return "no identity"
 	}
-	return "ServiceAccount " + i.Namespace + "/" + i.ServiceAccount
+	return "ServiceAccount " + i.String()
 }
 
 // nodeInfo is what the server reads from a node.
@@ -75,5 +75,5 @@ func parseNode(node *corev3.Node) (nodeInfo, error) {
 // scopeOf is the scoped caches' ScopeFunc.
 func scopeOf(node *corev3.Node) (string, error) {
 	info, err := parseNode(node)
-	return info.identity.Scope(), err
+	return scopeKey(info.identity), err
 }

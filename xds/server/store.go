@@ -197,7 +197,7 @@ func (s *Server) SetAccess(source mesh.ObjectRef, rules []mesh.AccessRule) {
 	}
 	delete(s.accessScopes, source)
 	for _, rule := range rules {
-		scope := Identity{Namespace: rule.Destination.Namespace, ServiceAccount: rule.Destination.ServiceAccount}.Scope()
+		scope := scopeKey(Identity{Namespace: rule.Destination.Namespace, ServiceAccount: rule.Destination.ServiceAccount})
 		if s.access[scope] == nil {
 			s.access[scope] = map[mesh.ObjectRef][]mesh.AccessRule{}
 		}

@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/smi-operator/smi-operator/xds/auth"
 )
 
 // streams authenticates ADS streams, checks what their nodes claim, and counts what happens on
@@ -42,12 +44,13 @@ func newStreams(auth Authenticator, m *metrics, log logr.Logger) *streams {
 // out ends the stream, a stream without one stays unauthenticated.
 func (s *streams) OnStreamOpen(ctx context.Context, id int64, _ string) error {
 	state := &streamState{}
-	token, present, err := bearerToken(ctx)
-	if err != nil {
-		s.metrics.rejected.WithLabelValues("malformed-token").Inc()
-		return status.Error(codes.Unauthenticated, err.Error())
-	}
-	if present && s.auth != nil {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if len(md.Get("authorization")) > 0 && s.auth != nil {
+		token, err := auth.TokenFromContext(ctx)
+		if err != nil {
+			s.metrics.rejected.WithLabelValues("malformed-token").Inc()
+			return status.Error(codes.Unauthenticated, err.Error())
+		}
 		identity, err := s.auth.Authenticate(ctx, token)
 		if err != nil {
 			s.metrics.rejected.WithLabelValues("unauthenticated").Inc()
@@ -92,9 +95,9 @@ func (s *streams) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) e
 		if state.authenticated != nil && *state.authenticated != info.identity {
 			s.metrics.rejected.WithLabelValues("identity-mismatch").Inc()
 			s.log.Info("refused an xDS stream claiming another identity", "node", req.GetNode().GetId(),
-				"claimed", info.identity.String(), "authenticated", state.authenticated.String())
+				"claimed", describe(info.identity), "authenticated", describe(*state.authenticated))
 			return status.Errorf(codes.PermissionDenied, "node %q claims %s but its token is for %s",
-				req.GetNode().GetId(), info.identity, state.authenticated)
+				req.GetNode().GetId(), describe(info.identity), describe(*state.authenticated))
 		}
 		state.node = &info
 		s.metrics.connected.WithLabelValues(info.proxy).Inc()
@@ -120,20 +123,6 @@ func (s *streams) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) e
 // OnStreamResponse counts pushes.
 func (s *streams) OnStreamResponse(_ context.Context, _ int64, req *discoveryv3.DiscoveryRequest, _ *discoveryv3.DiscoveryResponse) {
 	s.metrics.pushes.WithLabelValues(shortType(req.GetTypeUrl())).Inc()
-}
-
-// bearerToken reads "authorization: Bearer <token>" from the stream's metadata.
-func bearerToken(ctx context.Context) (token string, present bool, err error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	values := md.Get("authorization")
-	if len(values) == 0 {
-		return "", false, nil
-	}
-	scheme, token, ok := strings.Cut(values[0], " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-		return "", true, status.Error(codes.Unauthenticated, `the authorization metadata must be "Bearer <ServiceAccount token>"`)
-	}
-	return strings.TrimSpace(token), true, nil
 }
 
 // shortType is the last part of a type URL ("envoy.config.listener.v3.Listener" → "Listener"),

@@ -1,0 +1,186 @@
+package xdse2e
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/smi-operator/smi-operator/test/grpcxds"
+	"github.com/smi-operator/smi-operator/test/netns"
+	"github.com/smi-operator/smi-operator/xds/ca"
+	"github.com/smi-operator/smi-operator/xds/server"
+)
+
+// backendPort is the port every test backend listens on (the Services' targetPort).
+const backendPort = 8080
+
+// namespace creates a namespace named after the test, so tests do not see each other's objects.
+func (o *operator) namespace(t *testing.T) string {
+	t.Helper()
+	name := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
+	if len(name) > 63 {
+		name = name[:63]
+	}
+	o.create(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
+	return name
+}
+
+func (o *operator) create(t *testing.T, obj client.Object) {
+	t.Helper()
+	if err := o.client.Create(context.Background(), obj); err != nil {
+		t.Fatalf("creating %T %s: %v", obj, obj.GetName(), err)
+	}
+}
+
+// service creates a Service with one gRPC port 80 → backendPort, and its EndpointSlice holding
+// the given addresses (ready).
+func (o *operator) service(t *testing.T, namespace, name string, addrs ...string) {
+	t.Helper()
+	o.create(t, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{
+			Name: "grpc", Port: 80, TargetPort: intstr.FromInt32(backendPort), AppProtocol: ptr.To("grpc"),
+		}}},
+	})
+	o.create(t, endpointSlice(namespace, name, addrs...))
+}
+
+func endpointSlice(namespace, service string, addrs ...string) *discoveryv1.EndpointSlice {
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: namespace, Name: service + "-slice",
+			Labels: map[string]string{discoveryv1.LabelServiceName: service},
+		},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("grpc"), Port: ptr.To(int32(backendPort)), Protocol: ptr.To(corev1.ProtocolTCP)}},
+	}
+	for _, a := range addrs {
+		slice.Endpoints = append(slice.Endpoints, discoveryv1.Endpoint{
+			Addresses: []string{a}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
+		})
+	}
+	return slice
+}
+
+// backend starts a gRPC backend (not xDS-enabled) answering as name on
+// netns.Addr(i):backendPort. In enforcing mode clients only speak mutual TLS, so it serves TLS
+// with a certificate of ServiceAccount namespace/name from the operator's CA and requires client
+// certificates from it, as a sidecar-less workload of the mesh would.
+func (o *operator) backend(t *testing.T, namespace, name string, i int) string {
+	t.Helper()
+	files := o.identity(t, namespace, name)
+	cert, err := tls.LoadX509KeyPair(files.CertificateFile, files.PrivateKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(o.ca.TrustBundlePEM())
+	creds := credentials.NewTLS(&tls.Config{
+		Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert,
+	})
+	b, err := grpcxds.StartBackend(name, netns.HostPort(i, backendPort), grpc.Creds(creds))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Stop)
+	return netns.Addr(i).String()
+}
+
+// identity issues a certificate for ServiceAccount namespace/serviceAccount from the operator's
+// CA and writes it, its key and the trust bundle to files, as a workload would get them.
+func (o *operator) identity(t *testing.T, namespace, serviceAccount string) grpcxds.PEMFiles {
+	t.Helper()
+	cert, err := o.ca.Issue(ca.SPIFFEID(o.ca.TrustDomain(), namespace, serviceAccount))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	files := grpcxds.PEMFiles{
+		CertificateFile:   filepath.Join(dir, "cert.pem"),
+		PrivateKeyFile:    filepath.Join(dir, "key.pem"),
+		CACertificateFile: filepath.Join(dir, "ca.pem"),
+	}
+	for path, data := range map[string][]byte{
+		files.CertificateFile: cert.CertChainPEM, files.PrivateKeyFile: cert.PrivateKeyPEM, files.CACertificateFile: cert.TrustBundlePEM,
+	} {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return files
+}
+
+// clientBootstrap is the bootstrap of a proxyless gRPC client of the operator's xDS server,
+// running as ServiceAccount namespace/serviceAccount: its node metadata says so and its
+// certificate provider "default" holds that identity's certificate.
+func (o *operator) clientBootstrap(t *testing.T, namespace, serviceAccount string) []byte {
+	t.Helper()
+	b, err := grpcxds.Bootstrap{
+		ServerURI: netns.HostPort(1, xdsPort),
+		NodeID:    namespace + "/" + serviceAccount,
+		NodeMetadata: map[string]any{
+			server.MetadataProxy:          server.ProxyGRPC,
+			server.MetadataNamespace:      namespace,
+			server.MetadataServiceAccount: serviceAccount,
+		},
+		CertificateProviders: map[string]grpcxds.PEMFiles{"default": o.identity(t, namespace, serviceAccount)},
+	}.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// dial connects a proxyless client to the Service's port 80.
+func dial(t *testing.T, namespace, service string, bootstrap []byte) *grpcClient {
+	t.Helper()
+	conn, err := grpcxds.Dial(fmt.Sprintf("%s.%s.svc.cluster.local:80", service, namespace), bootstrap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return &grpcClient{t: t, conn: conn}
+}
+
+type grpcClient struct {
+	t    *testing.T
+	conn grpc.ClientConnInterface
+}
+
+// waitFor calls until check accepts a reply, or fails the test after a minute.
+func (c *grpcClient) waitFor(ctx context.Context, check func(grpcxds.Reply, error) error) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := grpcxds.WaitFor(ctx, c.conn, check); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// shares makes n calls and checks how they spread over backends.
+func (c *grpcClient) shares(ctx context.Context, n int, weights map[string]float64) {
+	c.t.Helper()
+	counts, err := grpcxds.Distribution(ctx, c.conn, n)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := grpcxds.CheckShares(counts, weights); err != nil {
+		c.t.Fatalf("%d calls: %v", n, err)
+	}
+	c.t.Logf("%d calls spread as %v, expected shares %v", n, counts, weights)
+}

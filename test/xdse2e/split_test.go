@@ -1,0 +1,208 @@
+package xdse2e
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
+	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
+	"google.golang.org/grpc/metadata"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/smi-operator/smi-operator/apis/smi"
+	"github.com/smi-operator/smi-operator/apis/smi/hub"
+	"github.com/smi-operator/smi-operator/test/grpcxds"
+)
+
+// TestSplitWeightsMoveLiveTraffic: a TrafficSplit's weights show up in how a proxyless client's
+// RPCs spread, and changing them moves the traffic.
+func TestSplitWeightsMoveLiveTraffic(t *testing.T) {
+	o := start(t)
+	ctx := context.Background()
+	ns := o.namespace(t)
+	o.service(t, ns, "web", o.backend(t, ns, "web", 2))
+	o.service(t, ns, "web-v1", o.backend(t, ns, "web-v1", 3))
+	o.service(t, ns, "web-v2", o.backend(t, ns, "web-v2", 4))
+
+	c := dial(t, ns, "web", o.clientBootstrap(t, ns, "weights-client"))
+	// Without a split, the apex's own endpoints answer.
+	c.waitFor(ctx, grpcxds.FromBackend("web"))
+
+	split := &hub.TrafficSplit{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
+		Spec: splitv1alpha4.TrafficSplitSpec{Service: "web", Backends: []splitv1alpha4.TrafficSplitBackend{
+			{Service: "web-v1", Weight: 80}, {Service: "web-v2", Weight: 20},
+		}},
+	}
+	o.create(t, split)
+	c.waitFor(ctx, notFrom("web"))
+	c.shares(ctx, 1000, map[string]float64{"web-v1": 80, "web-v2": 20})
+	o.waitProgrammed(t, split)
+
+	// Flip: everything to v2, then everything back to v1.
+	for _, weights := range [][2]int{{0, 100}, {100, 0}} {
+		o.setWeights(t, split, weights[0], weights[1])
+		want := "web-v2"
+		if weights[0] == 100 {
+			want = "web-v1"
+		}
+		c.waitFor(ctx, grpcxds.FromBackend(want))
+		c.shares(ctx, 200, map[string]float64{want: 1})
+	}
+
+	// Deleting the split gives the apex its own traffic back.
+	if err := o.client.Delete(ctx, split); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(ctx, grpcxds.FromBackend("web"))
+}
+
+// TestSplitMatchesMoveLiveTraffic: only requests matching the HTTPRouteGroup are split, the
+// rest stay on the apex, and editing the match moves the traffic.
+func TestSplitMatchesMoveLiveTraffic(t *testing.T) {
+	o := start(t)
+	ctx := context.Background()
+	ns := o.namespace(t)
+	o.service(t, ns, "api", o.backend(t, ns, "api", 5))
+	o.service(t, ns, "api-canary", o.backend(t, ns, "api-canary", 6))
+	group := &hub.HTTPRouteGroup{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "canary-users"},
+		Spec: specsv1alpha4.HTTPRouteGroupSpec{Matches: []specsv1alpha4.HTTPMatch{{
+			Name: "canary", Headers: map[string]string{"x-canary": "yes"},
+		}}},
+	}
+	o.create(t, group)
+	o.create(t, &hub.TrafficSplit{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "api"},
+		Spec: splitv1alpha4.TrafficSplitSpec{
+			Service:  "api",
+			Matches:  []corev1.TypedLocalObjectReference{{APIGroup: ptr.To(smi.SpecsGroup), Kind: smi.HTTPRouteGroupKind, Name: "canary-users"}},
+			Backends: []splitv1alpha4.TrafficSplitBackend{{Service: "api-canary", Weight: 1}},
+		},
+	})
+
+	c := dial(t, ns, "api", o.clientBootstrap(t, ns, "matches-client"))
+	canary := metadata.AppendToOutgoingContext(ctx, "x-canary", "yes")
+	c.waitFor(canary, grpcxds.FromBackend("api-canary"))
+	c.shares(canary, 100, map[string]float64{"api-canary": 1})
+	c.shares(ctx, 100, map[string]float64{"api": 1})
+
+	// The match now wants another value: the old one stays on the apex, the new one is split.
+	if err := o.client.Get(ctx, client.ObjectKeyFromObject(group), group); err != nil {
+		t.Fatal(err)
+	}
+	group.Spec.Matches[0].Headers = map[string]string{"x-canary": "always"}
+	if err := o.client.Update(ctx, group); err != nil {
+		t.Fatal(err)
+	}
+	always := metadata.AppendToOutgoingContext(ctx, "x-canary", "always")
+	c.waitFor(always, grpcxds.FromBackend("api-canary"))
+	c.shares(canary, 100, map[string]float64{"api": 1})
+}
+
+// TestEndpointsAreFollowed: endpoints added to and removed from a Service's EndpointSlice, and
+// endpoints turning unready, change where RPCs go.
+func TestEndpointsAreFollowed(t *testing.T) {
+	o := start(t)
+	ctx := context.Background()
+	ns := o.namespace(t)
+	first, second := o.backend(t, ns, "first", 7), o.backend(t, ns, "second", 8)
+	o.service(t, ns, "store", first)
+	c := dial(t, ns, "store", o.clientBootstrap(t, ns, "endpoints-client"))
+	c.waitFor(ctx, grpcxds.FromBackend("first"))
+
+	o.updateSlice(t, ns, "store", func(s *discoveryv1.EndpointSlice) { *s = *endpointSlice(ns, "store", first, second) })
+	c.waitFor(ctx, grpcxds.FromBackend("second"))
+	c.shares(ctx, 400, map[string]float64{"first": 1, "second": 1})
+
+	o.updateSlice(t, ns, "store", func(s *discoveryv1.EndpointSlice) {
+		s.Endpoints[0].Conditions.Ready = ptr.To(false) // first
+	})
+	waitOnly(t, c, ctx, "second")
+
+	o.updateSlice(t, ns, "store", func(s *discoveryv1.EndpointSlice) { *s = *endpointSlice(ns, "store", first) })
+	waitOnly(t, c, ctx, "first")
+}
+
+// waitOnly waits until 50 calls in a row land on name.
+func waitOnly(t *testing.T, c *grpcClient, ctx context.Context, name string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		counts, err := grpcxds.Distribution(ctx, c.conn, 50)
+		if err == nil && counts[name] == 50 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("calls still spread as %v (error %v), want all on %s", counts, err, name)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func notFrom(name string) func(grpcxds.Reply, error) error {
+	return func(r grpcxds.Reply, err error) error {
+		if err != nil {
+			return err
+		}
+		if r.Backend == name {
+			return fmt.Errorf("%s still answers", name)
+		}
+		return nil
+	}
+}
+
+func (o *operator) setWeights(t *testing.T, split *hub.TrafficSplit, v1, v2 int) {
+	t.Helper()
+	ctx := context.Background()
+	if err := o.client.Get(ctx, client.ObjectKeyFromObject(split), split); err != nil {
+		t.Fatal(err)
+	}
+	split.Spec.Backends[0].Weight, split.Spec.Backends[1].Weight = v1, v2
+	if err := o.client.Update(ctx, split); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitProgrammed waits for the split's Programmed condition to be True for its generation.
+func (o *operator) waitProgrammed(t *testing.T, split *hub.TrafficSplit) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := &hub.TrafficSplit{}
+		if err := o.client.Get(context.Background(), client.ObjectKeyFromObject(split), got); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range got.Status.Conditions {
+			if c.Type == smi.ConditionProgrammed && c.Status == metav1.ConditionTrue && c.ObservedGeneration == got.Generation {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("TrafficSplit %s not Programmed: %+v", split.Name, got.Status.Conditions)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (o *operator) updateSlice(t *testing.T, namespace, service string, edit func(*discoveryv1.EndpointSlice)) {
+	t.Helper()
+	ctx := context.Background()
+	slice := &discoveryv1.EndpointSlice{}
+	if err := o.client.Get(ctx, types.NamespacedName{Namespace: namespace, Name: service + "-slice"}, slice); err != nil {
+		t.Fatal(err)
+	}
+	rv := slice.ResourceVersion
+	edit(slice)
+	slice.ResourceVersion = rv
+	if err := o.client.Update(ctx, slice); err != nil {
+		t.Fatal(err)
+	}
+}
