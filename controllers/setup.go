@@ -124,5 +124,5 @@ func NewXDSServer(opts server.Options) *server.Server {
 	if opts.Registerer == nil {
 		opts.Registerer = metrics.Registry
 	}
-	return server.New(opts, nil)
+	return server.New(opts)
 }

@@ -29,10 +29,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -47,6 +47,7 @@ import (
 	k8stypes "k8s.io/apimachinery/pkg/types"
 
 	"github.com/smi-operator/smi-operator/translators/mesh"
+	"github.com/smi-operator/smi-operator/translators/xds"
 	"github.com/smi-operator/smi-operator/xds/scoped"
 )
 
@@ -71,10 +72,6 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, token string) (Identity, error)
 }
 
-// ServerListenerFunc builds the listener a proxyless gRPC server asked for by name, from the
-// access rules of the server's identity; ok is false when name is not a server listener name.
-type ServerListenerFunc func(name string, rules []mesh.AccessRule, settings mesh.Settings) (l *listenerv3.Listener, ok bool, err error)
-
 // Server is the ADS server and its desired state.
 type Server struct {
 	opts    Options
@@ -84,7 +81,6 @@ type Server struct {
 	routes, grpcClusters, endpoints *linear
 	grpcListeners                   *scoped.Cache
 	mux                             *cache.MuxCache
-	serverListener                  ServerListenerFunc
 
 	mu              sync.RWMutex
 	counter         uint64
@@ -103,14 +99,13 @@ type Server struct {
 }
 
 // New returns a server with nothing to serve yet; the reconcilers fill it.
-func New(opts Options, serverListener ServerListenerFunc) *Server {
+func New(opts Options) *Server {
 	s := &Server{
 		opts:            opts,
 		metrics:         newMetrics(opts.Registerer),
 		routes:          newLinear(resourcev3.RouteType),
 		grpcClusters:    newLinear(resourcev3.ClusterType),
 		endpoints:       newLinear(resourcev3.EndpointType),
-		serverListener:  serverListener,
 		services:        map[k8stypes.NamespacedName]serviceEntry{},
 		clientListeners: map[string]versioned{},
 		defaultRoutes:   map[string]*routev3.RouteConfiguration{},
@@ -187,13 +182,10 @@ func (src *grpcListenerSource) Resolve(scope, name string) (types.Resource, stri
 	if v, ok := s.clientListeners[name]; ok {
 		return v.resource, v.version, true
 	}
-	if s.serverListener == nil {
+	if !strings.HasPrefix(name, xds.ServerListenerNamePrefix) {
 		return nil, "", false
 	}
-	l, ok, err := s.serverListener(name, s.rulesOf(scope), s.opts.Settings)
-	if !ok {
-		return nil, "", false
-	}
+	l, err := xds.ServerListener(name, s.rulesOf(scope), s.opts.Settings)
 	if err != nil {
 		// A malformed server listener name: the client gets no listener (grpc-go reports the
 		// resource missing) and the operator's log says why.

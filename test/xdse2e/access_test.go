@@ -1,0 +1,115 @@
+package xdse2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
+	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/smi-operator/smi-operator/apis/smi"
+	"github.com/smi-operator/smi-operator/apis/smi/hub"
+	"github.com/smi-operator/smi-operator/test/grpcxds"
+	"github.com/smi-operator/smi-operator/test/netns"
+	"github.com/smi-operator/smi-operator/xds/ca"
+	"github.com/smi-operator/smi-operator/xds/server"
+)
+
+// TestTrafficTargetOnXDSServer: on an xDS-enabled gRPC server, enforcing mode denies everybody
+// until a TrafficTarget names a source, which is then allowed (over mutual TLS, as the identity
+// in its certificate) while every other identity stays denied; deleting the target denies it
+// again.
+func TestTrafficTargetOnXDSServer(t *testing.T) {
+	o := start(t)
+	ctx := context.Background()
+	ns := o.namespace(t)
+	o.service(t, ns, "vault", o.xdsBackend(t, ns, "vault", 9))
+	allowed := dial(t, ns, "vault", o.clientBootstrap(t, ns, "teller"))
+	denied := dial(t, ns, "vault", o.clientBootstrap(t, ns, "visitor"))
+
+	// No TrafficTarget yet: the destination is under SMI's deny-by-default.
+	allowed.waitFor(ctx, deniedCall)
+	denied.waitFor(ctx, deniedCall)
+
+	o.create(t, &hub.HTTPRouteGroup{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "everything"},
+		Spec:       specsv1alpha4.HTTPRouteGroupSpec{Matches: []specsv1alpha4.HTTPMatch{{Name: "all", PathRegex: ".*"}}},
+	})
+	target := &hub.TrafficTarget{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "tellers-open-the-vault"},
+		Spec: accessv1alpha3.TrafficTargetSpec{
+			Destination: accessv1alpha3.IdentityBindingSubject{Kind: "ServiceAccount", Name: "vault", Namespace: ns},
+			Sources:     []accessv1alpha3.IdentityBindingSubject{{Kind: "ServiceAccount", Name: "teller", Namespace: ns}},
+			Rules:       []accessv1alpha3.TrafficTargetRule{{Kind: smi.HTTPRouteGroupKind, Name: "everything", Matches: []string{"all"}}},
+		},
+	}
+	o.create(t, target)
+	teller := ca.SPIFFEID("cluster.local", ns, "teller")
+	allowed.waitFor(ctx, func(r grpcxds.Reply, err error) error {
+		if err != nil {
+			return err
+		}
+		if r.ClientIdentity != teller {
+			return fmt.Errorf("the server saw client identity %q, want %q", r.ClientIdentity, teller)
+		}
+		return nil
+	})
+	// The rest stay denied, call after call.
+	for range 20 {
+		if err := deniedCall(grpcxds.Call(ctx, denied.conn)); err != nil {
+			t.Fatalf("visitor: %v", err)
+		}
+	}
+
+	if err := o.client.Delete(ctx, target); err != nil {
+		t.Fatal(err)
+	}
+	allowed.waitFor(ctx, deniedCall)
+}
+
+// deniedCall is a waitFor check: the call was refused by the server's RBAC.
+func deniedCall(_ grpcxds.Reply, err error) error {
+	if status.Code(err) == codes.PermissionDenied {
+		return nil
+	}
+	if err == nil {
+		return errors.New("the call was allowed, want PermissionDenied")
+	}
+	return fmt.Errorf("want PermissionDenied, got %w", err)
+}
+
+// xdsBackend starts an xDS-enabled gRPC server running as ServiceAccount namespace/name on
+// netns.Addr(i):backendPort, and waits until the operator's Listener makes it serve.
+func (o *operator) xdsBackend(t *testing.T, namespace, name string, i int) string {
+	t.Helper()
+	bootstrap, err := grpcxds.Bootstrap{
+		ServerURI: netns.HostPort(1, xdsPort),
+		NodeID:    namespace + "/" + name + "-server",
+		NodeMetadata: map[string]any{
+			server.MetadataProxy:          server.ProxyGRPC,
+			server.MetadataNamespace:      namespace,
+			server.MetadataServiceAccount: name,
+		},
+		CertificateProviders: map[string]grpcxds.PEMFiles{"default": o.identity(t, namespace, name)},
+	}.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := grpcxds.StartXDSBackend(name, netns.HostPort(i, backendPort), bootstrap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Stop)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := b.WaitServing(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return netns.Addr(i).String()
+}
