@@ -1,9 +1,10 @@
 // Package xds translates the mesh model, together with the endpoints of its Services, into the xDS
-// resources that the operator's own control plane serves. For now it serves proxyless gRPC clients
-// only (grpc-go's xds resolver); Envoy sidecar resources come later.
+// resources that the operator's own control plane serves to proxyless gRPC clients and servers
+// (grpc-go's xds resolver and xDS-enabled servers).
 //
-// [Translate] is a pure function of a [mesh.Model] and [Endpoints]: no client, no clock, no
-// package state, and sorted output. [BuildEndpoints] is the pure function that turns Services and
+// Every function is pure: [Translate] takes a [mesh.Model], the Services, their [Endpoints] and
+// [mesh.Settings]; the per-identity pieces ([ServerListener]) take that identity's access rules.
+// No client, no clock, no package state, and sorted output. [BuildEndpoints] is the pure function that turns Services and
 // EndpointSlices into [Endpoints]. Like package istio, it decides nothing about SMI semantics
 // (package mesh did), only how xDS expresses them.
 //
@@ -14,17 +15,96 @@
 //   - a Listener named "<svc>.<ns>.svc.<cluster domain>:<port>", the name a gRPC client dials as
 //     "xds:///<name>", holding an ApiListener HttpConnectionManager that fetches its routes over
 //     RDS (route configuration name = listener name) and ends with the router filter;
-//   - a RouteConfiguration of that name with one VirtualHost whose only domain is the listener
+//   - a RouteConfiguration of that name with one VirtualHost whose first domain is the listener
 //     name, and one catch-all route to the Service's own cluster;
 //   - a Cluster "outbound|<port>||<fqdn>" (Istio's naming, so logs and tools read the same on
-//     both backends), of type EDS over ADS with ROUND_ROBIN, and a ClusterLoadAssignment of the
-//     same name.
+//     both backends), of type EDS over ADS with ROUND_ROBIN, with mutual TLS when it applies (see
+//     below), and a ClusterLoadAssignment of the same name.
 //
 // A split apex's RouteConfigurations are replaced by [SplitRoutes]: one route per HTTP match with
 // weighted_clusters, then a catch-all to the apex when the split has matches, or one weighted
 // catch-all route when it has none. The pieces are independent so that the xDS server redoes only
 // what a change touches: a weight change rebuilds one RouteConfiguration, an endpoint change one
 // ClusterLoadAssignment. [Translate] assembles them all at once.
+//
+// # Proxyless gRPC servers
+//
+// An xDS-enabled grpc-go server asks LDS for "grpc/server?xds.resource.listening_address=<host>:<port>"
+// ([ServerListenerNameTemplate] is the bootstrap's server_listener_resource_name_template), the
+// address being its net.Listener's. [ParseServerListenerName] reads it back (client input: strict,
+// fuzzed) and [ServerListener] answers with the Listener for the server's identity's access rules
+// ([RulesFor]):
+//
+//   - its address is the host and port of the name, exactly as written: grpc-go refuses to serve
+//     when the Listener's address is not string-equal to its own;
+//   - one filter chain without filter_chain_match (grpc-go drops chains matching on destination
+//     port, server names, transport or application protocols) holding an HttpConnectionManager
+//     with an inline route configuration: one virtual host "*" and one route with a
+//     non_forwarding_action, which grpc-go requires on servers; HTTP filters RBAC then router;
+//   - with mutual TLS, a DownstreamTlsContext requiring a client certificate, whose certificate
+//     and trust bundle come from the certificate provider instance [CertificateProviderInstance]
+//     ("default", which the server's bootstrap must define, e.g. with grpc-go's file_watcher
+//     plugin): grpc-go NACKs SDS secrets and inline certificates.
+//
+// A server Listener belongs to one port, so its RBAC holds only the grants for that port, without
+// port conditions: a rule whose HTTPPorts or TCP ports leave the port out grants nothing there.
+//
+// # Access control (TrafficTargets)
+//
+// All access rules of one destination identity become one RBAC configuration
+// (envoy.extensions.filters.http.rbac.v3.RBAC; the network filter's for Envoy's opaque TCP), with
+// action ALLOW and one policy per rule (TrafficTarget), named "<namespace>/<name>" after it:
+//
+//   - principals: each source's SPIFFE ID as authenticated.principal_name, exact (Envoy and
+//     grpc-go compare it with the client certificate's URI SAN; a prefix would let "sa/web" admit
+//     "sa/web-admin");
+//   - permissions, ORed: one per HTTP match (on the rule's HTTPPorts), all of url_path (exact,
+//     prefix, or safe_regex with mesh.PathMatch.FullRegex, which makes the regex's whole-path
+//     match exactly SMI's anchored-at-start meaning), ":method" (exact for one method, an
+//     alternation of quoted names for several), each header's regex as safe_regex over the whole
+//     value, and destination_port for the HTTP ports unless they are all; one per TCP grant,
+//     destination_port (or any for every port). A TCP grant also allows HTTP on its ports (HTTP
+//     runs on TCP), an HTTP grant never allows raw TCP. A permission allowing anything makes the
+//     rule's other permissions redundant; they are dropped.
+//   - Rules are additive: Envoy and grpc-go allow a request when any policy matches. A rule with
+//     no source or no usable traffic yields no policy, and an ALLOW without policies denies
+//     everything: the rule's destination is still under control, never left open.
+//   - Nothing is widened: every regex is passed as written (path via FullRegex), what cannot be
+//     enforced allows nothing. UDP grants are not enforced at all (the xDS backend only sees TCP)
+//     and matches on "grpc-" headers allow nothing on proxyless servers (grpc-go NACKs RBAC with
+//     such header matchers, gRFC A41); [AccessDiagnostics] reports both.
+//   - grpc-go evaluates ":method" as POST for every RPC and url_path against "/<service>/<method>",
+//     so HTTPRouteGroups written for gRPC read naturally: methods [POST] or ["*"], pathRegex
+//     "/pkg.Service/".
+//
+// # Access modes (mesh.Settings.Access)
+//
+//   - Enforcing (the default, and any unknown mode): the policies go into "rules". A workload
+//     with rules allows exactly what they allow; a workload without rules gets an ALLOW without
+//     policies and denies everything: SMI's deny-by-default for every workload, not only in the
+//     namespaces holding destinations.
+//   - Permissive: everything is allowed, as the issue asks of the xDS backend. "rules" is left
+//     unset and the same policies go into "shadow_rules": Envoy evaluates them and reports what
+//     they would deny (shadow stats and dynamic metadata) without applying them. grpc-go treats
+//     an RBAC without "rules" as no RBAC at all and never reads shadow_rules (checked in grpc-go
+//     v1.84.0, internal/xds/httpfilter/rbac: a nil Rules, or action LOG, builds no engine, and
+//     only Rules' policies are validated), so a proxyless server allows everything as well, and
+//     one output serves both kinds of clients. The RBAC filter stays in place in both modes, so
+//     the Listener has one shape and a mode switch changes only the filter's configuration.
+//   - Difference from the Istio backend: there, permissive mode keeps the ALLOW policies of the
+//     TrafficTargets' destinations (only other workloads stay open), because Istio has no shadow
+//     mode for AuthorizationPolicies. Here permissive restricts nobody; the shadow rules show
+//     what enforcing mode would do, destinations and other workloads alike.
+//
+// # Mutual TLS
+//
+// Mutual TLS applies when enforcing (RBAC principals are only proven by client certificates) or
+// when mesh.Settings.MTLS asks for it. Proxyless clusters then get an UpstreamTlsContext and
+// server Listeners a DownstreamTlsContext, both with tls_certificate_provider_instance and
+// validation_context.ca_certificate_provider_instance named [CertificateProviderInstance]. No SAN
+// is matched on the server's certificate: a Service's pods may run as several identities, and
+// access is decided by the server's RBAC, not by the client. Workload certificates must carry
+// both the serverAuth and clientAuth extended key usages: grpc-go checks each side's.
 //
 // # Decisions
 //
@@ -37,6 +117,8 @@
 //     safe_regex string matcher (SMI header values are whole-value regexes), and methods as one
 //     ":method" header matcher. Routes keep the order of the model's matches; a request matching
 //     several is split the same way whichever route wins.
+//   - Routes have timeout 0s (none): Envoy's default of 15 s would cut every gRPC stream and long
+//     request; grpc-go ignores the field.
 //   - Only TCP ports are translated: proxyless gRPC has no UDP or SCTP. A split apex port of
 //     another protocol is reported as a warning on the TrafficSplit.
 //   - ClusterLoadAssignments have one LocalityLbEndpoints per zone (the empty zone included),

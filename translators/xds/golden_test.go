@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"github.com/google/go-cmp/cmp"
@@ -17,7 +18,9 @@ import (
 
 // TestGolden runs every testdata/<case>.yaml through mesh.Build, BuildEndpoints and Translate and
 // compares the result with testdata/<case>.golden.json: the resources as protojson, then the
-// diagnostics of every step.
+// diagnostics of every step. It also renders the per-identity pieces, for every access rule
+// destination and for one identity without rules (what any other workload gets): the proxyless
+// gRPC server Listener named goldenServerListener.
 //
 // A case file holds SMI objects of any served version, Services, EndpointSlices and workloads,
 // and optionally one document of kind Settings with mesh.Settings' fields.
@@ -33,8 +36,9 @@ func translateCase(t *testing.T, c golden.Case) string {
 	for i := range c.Snapshot.Services {
 		services[i] = mesh.ServiceOf(&c.Snapshot.Services[i], c.Settings)
 	}
-	out, diags := Translate(model, services, BuildEndpoints(c.Snapshot.Services, c.EndpointSlices))
+	out, diags := Translate(model, services, BuildEndpoints(c.Snapshot.Services, c.EndpointSlices), c.Settings)
 	checkOutput(t, out)
+	identities := renderIdentities(t, model, c.Settings)
 
 	doc := struct {
 		Comment                string            `json:"comment"`
@@ -42,6 +46,7 @@ func translateCase(t *testing.T, c golden.Case) string {
 		RouteConfigurations    []json.RawMessage `json:"routeConfigurations"`
 		Clusters               []json.RawMessage `json:"clusters"`
 		ClusterLoadAssignments []json.RawMessage `json:"clusterLoadAssignments"`
+		Identities             []identityDoc     `json:"identities"`
 		BuildDiagnostics       []string          `json:"meshBuildDiagnostics"`
 		Diagnostics            []string          `json:"xdsTranslateDiagnostics"`
 	}{
@@ -50,6 +55,7 @@ func translateCase(t *testing.T, c golden.Case) string {
 		RouteConfigurations:    marshalAll(t, out.RouteConfigurations),
 		Clusters:               marshalAll(t, out.Clusters),
 		ClusterLoadAssignments: marshalAll(t, out.ClusterLoadAssignments),
+		Identities:             identities,
 		BuildDiagnostics:       diagStrings(buildDiags),
 		Diagnostics:            diagStrings(diags),
 	}
@@ -58,6 +64,44 @@ func translateCase(t *testing.T, c golden.Case) string {
 		t.Fatal(err)
 	}
 	return string(b) + "\n"
+}
+
+// goldenServerListener is the proxyless gRPC server Listener every case renders per identity.
+const goldenServerListener = ServerListenerNamePrefix + "0.0.0.0:8080"
+
+// identityDoc is what one workload identity gets.
+type identityDoc struct {
+	Identity           string          `json:"identity"`
+	GRPCServerListener json.RawMessage `json:"grpcServerListener"`
+}
+
+// renderIdentities renders the per-identity pieces of every access rule destination, then of an
+// identity without rules.
+func renderIdentities(t *testing.T, model mesh.Model, settings mesh.Settings) []identityDoc {
+	t.Helper()
+	type id struct{ namespace, serviceAccount string }
+	var ids []id
+	for _, r := range model.AccessRules {
+		d := id{r.Destination.Namespace, r.Destination.ServiceAccount}
+		if !slices.Contains(ids, d) {
+			ids = append(ids, d)
+		}
+	}
+	ids = append(ids, id{"golden", "no-rules"})
+	var out []identityDoc
+	for _, d := range ids {
+		rules := RulesFor(model.AccessRules, d.namespace, d.serviceAccount)
+		server, err := ServerListener(goldenServerListener, rules, settings)
+		if err != nil {
+			t.Fatalf("ServerListener for %s/%s: %v", d.namespace, d.serviceAccount, err)
+		}
+		validateDeep(t, server)
+		out = append(out, identityDoc{
+			Identity:           d.namespace + "/" + d.serviceAccount,
+			GRPCServerListener: marshalAll(t, []*listenerv3.Listener{server})[0],
+		})
+	}
+	return out
 }
 
 // marshalAll renders resources as protojson, re-encoded through encoding/json: protojson's own
@@ -113,9 +157,7 @@ func checkOutput(t *testing.T, out Output) {
 		all = append(all, c)
 	}
 	for _, r := range all {
-		if err := r.ValidateAll(); err != nil {
-			t.Errorf("%T %s: %v", r, r.GetName(), err)
-		}
+		validateDeep(t, r)
 	}
 	clusters := map[string]bool{}
 	for _, c := range out.Clusters {
@@ -159,7 +201,7 @@ func checkOutput(t *testing.T, out Output) {
 			t.Errorf("Listener %s: RDS name %q has no route configuration of the listener's name", l.Name, hcm.GetRds().GetRouteConfigName())
 			continue
 		}
-		if len(rc.VirtualHosts) != 1 || !slices.Equal(rc.VirtualHosts[0].Domains, []string{l.Name}) {
+		if len(rc.VirtualHosts) != 1 || rc.VirtualHosts[0].Domains[0] != l.Name {
 			t.Errorf("RouteConfiguration %s: want one virtual host for the listener name, got %v", rc.Name, rc.VirtualHosts)
 			continue
 		}

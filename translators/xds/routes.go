@@ -57,9 +57,9 @@ func weightedAction(split *mesh.Split, port int32) *routev3.RouteAction {
 		// and grpc-go reject along with the whole RouteConfiguration.
 		return clusterAction(ClusterName(split.Apex, port))
 	}
-	return &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_WeightedClusters{
+	return withoutTimeout(&routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_WeightedClusters{
 		WeightedClusters: &routev3.WeightedCluster{Clusters: clusters},
-	}}
+	}})
 }
 
 // catchAll matches every request.

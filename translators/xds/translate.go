@@ -3,6 +3,7 @@ package xds
 import (
 	"cmp"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strconv"
 
@@ -15,6 +16,7 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	corev1 "k8s.io/api/core/v1"
 
@@ -37,22 +39,17 @@ type Output struct {
 }
 
 // Translate turns the mesh model, the cluster's Services and their endpoints into xDS resources for
-// proxyless gRPC clients, and reports what it cannot express. It is [ServiceResources] for every
-// Service, with [SplitRoutes] in place of the default routes of every split apex: what the xDS
-// server assembles piece by piece, in one call, for tests and the offline translate command.
-func Translate(model mesh.Model, services []mesh.Service, endpoints Endpoints) (Output, []mesh.Diagnostic) {
-	splitRoutes := map[string]*routev3.RouteConfiguration{}
-	var diags []mesh.Diagnostic
-	for _, split := range model.Splits {
-		routes, d := SplitRoutes(split)
-		diags = append(diags, d...)
-		for _, rc := range routes {
-			splitRoutes[rc.Name] = rc
-		}
-	}
+// proxyless gRPC clients, and reports what it cannot express, access rules included
+// ([AccessDiagnostics]). It is [ServiceResources] for every Service, with [SplitRoutes] in place
+// of the default routes of every split apex: what the xDS server assembles piece by piece, in one
+// call, for tests and the offline translate command. Server Listeners are per identity and asked
+// for by name: see [ServerListener].
+func Translate(model mesh.Model, services []mesh.Service, endpoints Endpoints, settings mesh.Settings) (Output, []mesh.Diagnostic) {
+	splitRoutes, diags := allSplitRoutes(model)
+	diags = append(diags, AccessDiagnostics(model.AccessRules)...)
 	var out Output
 	for _, svc := range services {
-		res := ServiceResources(svc, endpoints)
+		res := ServiceResources(svc, endpoints, settings)
 		for i, rc := range res.RouteConfigurations {
 			if override, ok := splitRoutes[rc.Name]; ok {
 				res.RouteConfigurations[i] = override
@@ -63,22 +60,43 @@ func Translate(model mesh.Model, services []mesh.Service, endpoints Endpoints) (
 		out.Clusters = append(out.Clusters, res.Clusters...)
 		out.ClusterLoadAssignments = append(out.ClusterLoadAssignments, res.ClusterLoadAssignments...)
 	}
-	// Caches and clients key resources by name, and "a-b.ns" sorts before "a.ns": sort by name.
+	sortOutput(&out)
+	return out, mesh.SortDiagnostics(diags)
+}
+
+// allSplitRoutes returns the RouteConfigurations of every split apex port, by name.
+func allSplitRoutes(model mesh.Model) (map[string]*routev3.RouteConfiguration, []mesh.Diagnostic) {
+	byName := map[string]*routev3.RouteConfiguration{}
+	var diags []mesh.Diagnostic
+	for _, split := range model.Splits {
+		routes, d := SplitRoutes(split)
+		diags = append(diags, d...)
+		for _, rc := range routes {
+			byName[rc.Name] = rc
+		}
+	}
+	return byName, diags
+}
+
+// sortOutput sorts every list by resource name: caches and clients key resources by name, and
+// "a-b.ns" sorts before "a.ns".
+func sortOutput(out *Output) {
 	sortByName(out.Listeners)
 	sortByName(out.RouteConfigurations)
 	sortByName(out.Clusters)
 	slices.SortFunc(out.ClusterLoadAssignments, func(a, b *endpointv3.ClusterLoadAssignment) int {
 		return cmp.Compare(a.ClusterName, b.ClusterName)
 	})
-	return out, mesh.SortDiagnostics(diags)
 }
 
-// ServiceResources returns what one Service contributes on its own, for each TCP port: the
-// Listener a client dials, a RouteConfiguration sending everything to the Service's own cluster,
-// the Cluster and its ClusterLoadAssignment from the ready endpoints. A split apex's
-// RouteConfigurations are then replaced by [SplitRoutes]; the other three never depend on a split,
-// so a weight change touches one RouteConfiguration and an endpoint change one assignment.
-func ServiceResources(svc mesh.Service, endpoints Endpoints) Output {
+// ServiceResources returns what one Service contributes on its own to proxyless gRPC clients, for
+// each TCP port: the Listener a client dials, a RouteConfiguration sending everything to the
+// Service's own cluster, the Cluster (with mutual TLS when settings ask for it) and its
+// ClusterLoadAssignment from the ready endpoints. A split apex's RouteConfigurations are then
+// replaced by [SplitRoutes]; the other three never depend on a split, so a weight change touches
+// one RouteConfiguration and an endpoint change one assignment. RouteConfigurations and
+// ClusterLoadAssignments are the same for Envoy sidecars (see [EnvoyClusters] for their Clusters).
+func ServiceResources(svc mesh.Service, endpoints Endpoints, settings mesh.Settings) Output {
 	var out Output
 	for _, port := range svc.Ports {
 		if port.Protocol != corev1.ProtocolTCP {
@@ -88,8 +106,12 @@ func ServiceResources(svc mesh.Service, endpoints Endpoints) Output {
 		cluster := ClusterName(svc, port.Port)
 		out.Listeners = append(out.Listeners, apiListener(name))
 		out.RouteConfigurations = append(out.RouteConfigurations,
-			routeConfiguration(name, []*routev3.Route{catchAll("default", clusterAction(cluster))}))
-		out.Clusters = append(out.Clusters, edsCluster(cluster))
+			routeConfiguration(svc, port.Port, []*routev3.Route{catchAll("default", clusterAction(cluster))}))
+		c := edsCluster(cluster)
+		if mtls(settings) {
+			c.TransportSocket = upstreamTLS(providerContext())
+		}
+		out.Clusters = append(out.Clusters, c)
 		key := ServiceKey{Namespace: svc.Namespace, Name: svc.Name, Port: port.Port}
 		out.ClusterLoadAssignments = append(out.ClusterLoadAssignments, loadAssignment(cluster, endpoints[key]))
 	}
@@ -108,7 +130,7 @@ func SplitRoutes(split mesh.Split) ([]*routev3.RouteConfiguration, []mesh.Diagno
 				"port %d of apex %s is %s; proxyless gRPC clients only use TCP, so it is not split", port.Port, split.Apex.Name, port.Protocol)
 			continue
 		}
-		out = append(out, routeConfiguration(ListenerName(split.Apex, port.Port), splitRoutes(&split, port.Port)))
+		out = append(out, routeConfiguration(split.Apex, port.Port, splitRoutes(&split, port.Port)))
 	}
 	return out, diags.Sorted()
 }
@@ -124,21 +146,58 @@ func ClusterName(svc mesh.Service, port int32) string {
 	return "outbound|" + strconv.Itoa(int(port)) + "||" + svc.FQDN
 }
 
-// routeConfiguration has one VirtualHost whose only domain is the name clients dial.
-func routeConfiguration(name string, routes []*routev3.Route) *routev3.RouteConfiguration {
+// routeConfiguration is named after the Service port ([ListenerName]) and has one VirtualHost
+// for every name of it: what proxyless clients dial first, then what Envoy sidecars see in the
+// Host or :authority header (see hostDomains).
+func routeConfiguration(svc mesh.Service, port int32, routes []*routev3.Route) *routev3.RouteConfiguration {
+	name := ListenerName(svc, port)
 	return &routev3.RouteConfiguration{
 		Name: name,
 		VirtualHosts: []*routev3.VirtualHost{{
 			Name:    name,
-			Domains: []string{name},
+			Domains: hostDomains(svc, port),
 			Routes:  routes,
 		}},
 	}
 }
 
+// hostDomains are the names a request to a Service port may carry as its host: the name
+// proxyless clients dial (first), then the short name, name.namespace, name.namespace.svc, the
+// FQDN and each ClusterIP, each without and with the port. grpc-go picks the virtual host by the
+// dialed name alone, so the others cost it nothing; Envoy needs them because the RouteConfiguration
+// is chosen by the connection's destination, and Envoy then still matches the Host header.
+func hostDomains(svc mesh.Service, port int32) []string {
+	p := ":" + strconv.Itoa(int(port))
+	hosts := []string{svc.Name, svc.Name + "." + svc.Namespace, svc.Name + "." + svc.Namespace + ".svc", svc.FQDN}
+	for _, ip := range svc.ClusterIPs {
+		if addr, err := netip.ParseAddr(ip); err == nil && addr.Is6() {
+			ip = "[" + ip + "]" // as a Host header writes an IPv6 address
+		}
+		hosts = append(hosts, ip)
+	}
+	out := []string{ListenerName(svc, port)}
+	for _, h := range hosts {
+		out = append(out, h, h+p)
+	}
+	// Envoy rejects a RouteConfiguration listing a domain twice.
+	seen := map[string]bool{}
+	return slices.DeleteFunc(out, func(d string) bool {
+		dup := seen[d]
+		seen[d] = true
+		return dup
+	})
+}
+
 // clusterAction routes to one cluster.
 func clusterAction(cluster string) *routev3.RouteAction {
-	return &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster}}
+	return withoutTimeout(&routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster}})
+}
+
+// withoutTimeout turns off Envoy's default 15 s request timeout, which would cut every gRPC stream
+// and long request; grpc-go ignores the field (it reads max_stream_duration).
+func withoutTimeout(a *routev3.RouteAction) *routev3.RouteAction {
+	a.Timeout = durationpb.New(0)
+	return a
 }
 
 // ads is where every dynamic resource comes from: the one ADS stream a gRPC client opens.
@@ -152,21 +211,40 @@ func ads() *corev3.ConfigSource {
 // apiListener is the client-side listener grpc-go resolves a target name to. grpc-go only accepts
 // RDS from ADS (or inline routes) and requires the router as the last HTTP filter.
 func apiListener(name string) *listenerv3.Listener {
-	hcm := &hcmv3.HttpConnectionManager{
+	return &listenerv3.Listener{
+		Name:        name,
+		ApiListener: &listenerv3.ApiListener{ApiListener: mustAny(rdsConnectionManager(name))},
+	}
+}
+
+// rdsConnectionManager fetches the routes named name over ADS and routes by them, without any
+// other filter: what clients of a Service port run, proxyless or Envoy.
+func rdsConnectionManager(name string) *hcmv3.HttpConnectionManager {
+	return &hcmv3.HttpConnectionManager{
 		StatPrefix: name,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
 			ConfigSource:    ads(),
 			RouteConfigName: name,
 		}},
-		HttpFilters: []*hcmv3.HttpFilter{{
-			Name:       "envoy.filters.http.router",
-			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})},
-		}},
+		HttpFilters: []*hcmv3.HttpFilter{routerHTTPFilter()},
 	}
-	return &listenerv3.Listener{
-		Name:        name,
-		ApiListener: &listenerv3.ApiListener{ApiListener: mustAny(hcm)},
-	}
+}
+
+func httpFilter(name string, config proto.Message) *hcmv3.HttpFilter {
+	return &hcmv3.HttpFilter{Name: name, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(config)}}
+}
+
+func routerHTTPFilter() *hcmv3.HttpFilter {
+	return httpFilter(routerFilter, &routerv3.Router{})
+}
+
+// hcmFilter is the network filter running an HttpConnectionManager.
+func hcmFilter(hcm *hcmv3.HttpConnectionManager) *listenerv3.Filter {
+	return networkFilter("envoy.filters.network.http_connection_manager", hcm)
+}
+
+func networkFilter(name string, config proto.Message) *listenerv3.Filter {
+	return &listenerv3.Filter{Name: name, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(config)}}
 }
 
 func edsCluster(name string) *clusterv3.Cluster {
