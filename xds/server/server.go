@@ -62,6 +62,11 @@ type Options struct {
 	// Authenticator checks the ServiceAccount tokens streams present; nil accepts every stream
 	// as unauthenticated, and secrets are then never served.
 	Authenticator Authenticator
+	// CA issues the certificates served over SDS; nil serves no secrets.
+	CA CertificateAuthority
+	// SecretRefresh is how often served certificates are checked for renewal (and the CA's root
+	// for rotation); one minute when zero.
+	SecretRefresh time.Duration
 	// Registerer receives the server's metrics; nil registers none.
 	Registerer prometheus.Registerer
 	Log        logr.Logger
@@ -80,6 +85,7 @@ type Server struct {
 
 	routes, grpcClusters, endpoints *linear
 	grpcListeners                   *scoped.Cache
+	secrets                         *scoped.Cache
 	mux                             *cache.MuxCache
 
 	mu              sync.RWMutex
@@ -118,6 +124,7 @@ func New(opts Options) *Server {
 	}
 	s.streams = newStreams(opts.Authenticator, s.metrics, opts.Log)
 	s.grpcListeners = scoped.New(resourcev3.ListenerType, scopeOf, (*grpcListenerSource)(s))
+	s.secrets = scoped.New(resourcev3.SecretType, scopeOf, (*secretSource)(s))
 	s.mux = &cache.MuxCache{
 		Classify: func(req *cache.Request) string { return req.GetTypeUrl() },
 		Caches: map[string]cache.Cache{
@@ -125,6 +132,7 @@ func New(opts Options) *Server {
 			resourcev3.RouteType:    s.routes.cache,
 			resourcev3.ClusterType:  s.grpcClusters.cache,
 			resourcev3.EndpointType: s.endpoints.cache,
+			resourcev3.SecretType:   s.secrets,
 		},
 	}
 	return s
@@ -154,6 +162,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	s.opts.Log.Info("serving xDS", "address", lis.Addr().String(), "tls", s.opts.TLS != nil)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(lis) }()
+	go s.refreshSecrets(ctx)
 	select {
 	case <-ctx.Done():
 		srv.GracefulStop()
@@ -163,6 +172,31 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 			return nil
 		}
 		return err
+	}
+}
+
+// refreshSecrets re-evaluates the SDS watches periodically: resolving them renews the
+// certificates that are due, which pushes them. The CA's root is rotated on the same clock.
+func (s *Server) refreshSecrets(ctx context.Context) {
+	if s.opts.CA == nil {
+		return
+	}
+	every := s.opts.SecretRefresh
+	if every <= 0 {
+		every = time.Minute
+	}
+	ticker := time.NewTicker(every)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			if _, err := s.opts.CA.Rotate(ctx); err != nil {
+				s.opts.Log.Error(err, "rotating the xDS CA root")
+			}
+			s.secrets.Notify()
+		}
 	}
 }
 

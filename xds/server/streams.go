@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 
@@ -52,6 +53,12 @@ func (s *streams) OnStreamOpen(ctx context.Context, id int64, _ string) error {
 			return status.Error(codes.Unauthenticated, err.Error())
 		}
 		identity, err := s.auth.Authenticate(ctx, token)
+		if err != nil && !errors.Is(err, auth.ErrUnauthenticated) {
+			// The API server could not be asked: the proxy should retry, not give up.
+			s.metrics.rejected.WithLabelValues("review-failed").Inc()
+			s.log.Error(err, "cannot review an xDS stream's token")
+			return status.Error(codes.Unavailable, "cannot check the token now: "+err.Error())
+		}
 		if err != nil {
 			s.metrics.rejected.WithLabelValues("unauthenticated").Inc()
 			s.log.Info("refused an xDS stream", "reason", err.Error())

@@ -1,0 +1,64 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
+	"strings"
+
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+
+	"github.com/smi-operator/smi-operator/translators/xds"
+	"github.com/smi-operator/smi-operator/xds/ca"
+)
+
+// CertificateAuthority issues the workload certificates SDS serves.
+type CertificateAuthority interface {
+	// ForIdentity returns a valid certificate for the SPIFFE ID, shared by the callers of one
+	// identity until it is due for renewal.
+	ForIdentity(spiffeID string) (*ca.Certificate, error)
+	TrustBundlePEM() []byte
+	TrustDomain() string
+	// Rotate replaces the root when it is due, keeping the old one in the trust bundle.
+	Rotate(ctx context.Context) (rotated bool, err error)
+}
+
+// secretSource serves each identity its own certificate ("default") and the trust bundle
+// ("ROOTCA"). The streams callbacks only let SDS requests through on streams authenticated as
+// the identity the node claims, so the scope here is a proven identity.
+type secretSource Server
+
+func (src *secretSource) Resolve(scope, name string) (types.Resource, string, bool) {
+	s := (*Server)(src)
+	authority := s.opts.CA
+	if authority == nil || scope == "" {
+		return nil, "", false
+	}
+	switch name {
+	case xds.WorkloadSecretName:
+		namespace, serviceAccount, ok := strings.Cut(scope, "/")
+		if !ok {
+			return nil, "", false
+		}
+		cert, err := authority.ForIdentity(ca.SPIFFEID(authority.TrustDomain(), namespace, serviceAccount))
+		if err != nil {
+			s.opts.Log.Error(err, "cannot issue a workload certificate", "identity", scope)
+			return nil, "", false
+		}
+		// A renewed certificate starts later than the one it replaces.
+		return xds.WorkloadSecret(cert.CertChainPEM, cert.PrivateKeyPEM), strconv.FormatInt(cert.NotBefore.UnixNano(), 10), true
+	case xds.TrustBundleSecretName:
+		bundle := authority.TrustBundlePEM()
+		sum := sha256.Sum256(bundle)
+		return xds.TrustBundleSecret(bundle), hex.EncodeToString(sum[:8]), true
+	}
+	return nil, "", false
+}
+
+func (src *secretSource) Wildcard(scope string) []string {
+	if scope == "" {
+		return nil
+	}
+	return []string{xds.WorkloadSecretName, xds.TrustBundleSecretName}
+}

@@ -1,0 +1,251 @@
+package server_test
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/smi-operator/smi-operator/translators/mesh"
+	"github.com/smi-operator/smi-operator/translators/xds"
+	"github.com/smi-operator/smi-operator/xds/auth"
+	"github.com/smi-operator/smi-operator/xds/ca"
+	"github.com/smi-operator/smi-operator/xds/server"
+)
+
+// tokens is an Authenticator that knows a fixed set of tokens.
+type tokens map[string]auth.Identity
+
+func (t tokens) Authenticate(_ context.Context, token string) (auth.Identity, error) {
+	if id, ok := t[token]; ok {
+		return id, nil
+	}
+	return auth.Identity{}, fmt.Errorf("%w: unknown token", auth.ErrUnauthenticated)
+}
+
+type fixture struct {
+	srv  *server.Server
+	reg  *prometheus.Registry
+	conn *grpc.ClientConn
+}
+
+func startServer(t *testing.T, opts server.Options) *fixture {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	opts.Registerer = reg
+	opts.Log = logr.Discard()
+	srv := server.New(opts)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ctx, lis) }()
+	t.Cleanup(func() { cancel(); <-done })
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return &fixture{srv: srv, reg: reg, conn: conn}
+}
+
+// ads opens a stream, with "authorization: Bearer token" when token is not empty.
+func (f *fixture) ads(t *testing.T, token string) discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	if token != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+	}
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(f.conn).StreamAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stream
+}
+
+func node(proxy, namespace, serviceAccount string) *corev3.Node {
+	meta, _ := structpb.NewStruct(map[string]any{
+		server.MetadataProxy: proxy, server.MetadataNamespace: namespace, server.MetadataServiceAccount: serviceAccount,
+	})
+	return &corev3.Node{Id: namespace + "/" + serviceAccount, Metadata: meta}
+}
+
+func newAuthority(t *testing.T) *ca.Authority {
+	t.Helper()
+	a, err := ca.New(context.Background(), fake.NewSimpleClientset(), ca.Options{
+		Secret: types.NamespacedName{Namespace: "smi-operator-system", Name: "xds-ca"}, TrustDomain: "cluster.local",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// TestSecretsGoOnlyToTheirOwnIdentity: a proxy gets its own certificate over SDS only on a
+// stream whose token proves the identity it claims; claiming another identity, presenting no
+// token, or a bad one gets nothing.
+func TestSecretsGoOnlyToTheirOwnIdentity(t *testing.T) {
+	f := startServer(t, server.Options{
+		Settings:      mesh.Settings{Access: mesh.AccessEnforcing},
+		Authenticator: tokens{"token-of-a": {Namespace: "shop", ServiceAccount: "a"}},
+		CA:            newAuthority(t),
+	})
+	sds := func(n *corev3.Node) *discoveryv3.DiscoveryRequest {
+		return &discoveryv3.DiscoveryRequest{Node: n, TypeUrl: resourcev3.SecretType, ResourceNames: []string{xds.WorkloadSecretName, xds.TrustBundleSecretName}}
+	}
+
+	// Its own identity: the certificate names it.
+	own := f.ads(t, "token-of-a")
+	if err := own.Send(sds(node(server.ProxyEnvoy, "shop", "a"))); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := own.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sans []string
+	for _, a := range resp.Resources {
+		secret := &tlsv3.Secret{}
+		if err := a.UnmarshalTo(secret); err != nil {
+			t.Fatal(err)
+		}
+		if chain := secret.GetTlsCertificate().GetCertificateChain().GetInlineBytes(); chain != nil {
+			block, _ := pem.Decode(chain)
+			cert, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, u := range cert.URIs {
+				sans = append(sans, u.String())
+			}
+		}
+	}
+	if len(resp.Resources) != 2 || len(sans) != 1 || sans[0] != "spiffe://cluster.local/ns/shop/sa/a" {
+		t.Fatalf("got %d secrets with certificate URI SANs %v, want both secrets and spiffe://cluster.local/ns/shop/sa/a", len(resp.Resources), sans)
+	}
+
+	for _, tc := range []struct {
+		name  string
+		token string
+		node  *corev3.Node
+		code  codes.Code
+	}{
+		{"another identity on a's token", "token-of-a", node(server.ProxyEnvoy, "shop", "b"), codes.PermissionDenied},
+		{"no token", "", node(server.ProxyEnvoy, "shop", "a"), codes.PermissionDenied},
+		{"a token the API server does not know", "forged", node(server.ProxyEnvoy, "shop", "a"), codes.Unauthenticated},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stream := f.ads(t, tc.token)
+			_ = stream.Send(sds(tc.node))
+			resp, err := stream.Recv()
+			if status.Code(err) != tc.code {
+				t.Fatalf("got response %v, error %v; want %v", resp, err, tc.code)
+			}
+		})
+	}
+	if got := sum(t, f.reg, "smi_operator_xds_rejected_streams_total"); got != 3 {
+		t.Errorf("rejected streams metric = %v, want 3", got)
+	}
+}
+
+// TestNACKIsCountedAndNotResent: a proxy that rejects a RouteConfiguration is not sent it again,
+// and the NACK is counted; a new version is pushed once the content changes.
+func TestNACKIsCountedAndNotResent(t *testing.T) {
+	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive}})
+	routes := func(cluster string) []*routev3.RouteConfiguration {
+		return []*routev3.RouteConfiguration{{Name: "web.shop.svc.cluster.local:80", VirtualHosts: []*routev3.VirtualHost{{
+			Name: "web", Domains: []string{"*"}, Routes: []*routev3.Route{{
+				Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+				Action: &routev3.Route_Route{Route: &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster}}},
+			}},
+		}}}}
+	}
+	split := mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "web"}
+	f.srv.SetSplit(split, routes("v1"))
+
+	stream := f.ads(t, "")
+	req := &discoveryv3.DiscoveryRequest{Node: node(server.ProxyGRPC, "shop", "client"), TypeUrl: resourcev3.RouteType, ResourceNames: []string{"web.shop.svc.cluster.local:80"}}
+	if err := stream.Send(req); err != nil {
+		t.Fatal(err)
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack := &discoveryv3.DiscoveryRequest{TypeUrl: req.TypeUrl, ResourceNames: req.ResourceNames, VersionInfo: first.VersionInfo, ResponseNonce: first.Nonce}
+	if err := stream.Send(ack); err != nil {
+		t.Fatal(err)
+	}
+	f.srv.SetSplit(split, routes("v2"))
+	second, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nack := &discoveryv3.DiscoveryRequest{TypeUrl: req.TypeUrl, ResourceNames: req.ResourceNames, VersionInfo: first.VersionInfo,
+		ResponseNonce: second.Nonce, ErrorDetail: &rpcstatus.Status{Message: "cluster v2 is unknown"}}
+	if err := stream.Send(nack); err != nil {
+		t.Fatal(err)
+	}
+	// Setting the same content again changes nothing: nothing is pushed.
+	f.srv.SetSplit(split, routes("v2"))
+	f.srv.SetSplit(split, routes("v3"))
+	third, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := &routev3.RouteConfiguration{}
+	if err := third.Resources[0].UnmarshalTo(rc); err != nil {
+		t.Fatal(err)
+	}
+	if got := rc.VirtualHosts[0].Routes[0].GetRoute().GetCluster(); got != "v3" {
+		t.Errorf("after the NACK the next push routes to %q, want v3 (v2 must not be re-sent)", got)
+	}
+	if got := sum(t, f.reg, "smi_operator_xds_nacks_total"); got != 1 {
+		t.Errorf("NACKs counted: %v, want 1", got)
+	}
+	if got := sum(t, f.reg, "smi_operator_xds_acks_total"); got != 1 {
+		t.Errorf("ACKs counted: %v, want 1", got)
+	}
+}
+
+// sum adds up every series of a metric.
+func sum(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			total += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return total
+}
