@@ -3,15 +3,19 @@
 package main
 
 import (
+	"cmp"
 	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -40,6 +44,8 @@ func main() {
 		backend, accessMode           string
 		settings                      mesh.Settings
 		workers, qps, burst           int
+		xdsOpts                       controllers.XDSOptions
+		xdsAudiences, xdsCASecret     string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; \"0\" disables it.")
 	flag.BoolVar(&metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS, with authentication and authorization through the API server.")
@@ -58,7 +64,12 @@ func main() {
 	flag.StringVar(&webhookService, "webhook-service-name", "smi-operator-webhook-service", "Service in front of the webhook server (certificate DNS name).")
 	flag.StringVar(&webhookSecret, "webhook-secret-name", "smi-operator-webhook-server-cert", "Secret holding the rotated webhook certificate.")
 	flag.StringVar(&webhookConfigName, "validating-webhook-configuration", "smi-operator-validating-webhook-configuration", "ValidatingWebhookConfiguration to inject the CA into.")
-	flag.StringVar(&backend, "backend", "istio", "Mesh backend to program: istio, or none (webhooks only).")
+	flag.StringVar(&backend, "backend", "istio", "Mesh backend to program: istio, xds (the operator's own xDS server), or none (webhooks only).")
+	flag.StringVar(&xdsOpts.Address, "xds-address", ":15010", "Address the xDS (ADS) server listens on, with --backend=xds.")
+	flag.StringVar(&xdsOpts.TLSCertDir, "xds-tls-cert-dir", "", "Folder holding tls.crt and tls.key to serve xDS over TLS; empty serves plain text.")
+	flag.StringVar(&xdsAudiences, "xds-token-audiences", "smi-operator-xds", "Comma-separated audiences the ServiceAccount tokens proxies present must be bound to.")
+	flag.StringVar(&xdsCASecret, "xds-ca-secret", "smi-operator-xds-ca", "Secret in the operator's namespace (POD_NAMESPACE) keeping the xDS CA root.")
+	flag.DurationVar(&xdsOpts.CertTTL, "xds-cert-ttl", time.Hour, "Lifetime of the workload certificates served over SDS; renewed at half-life.")
 	flag.StringVar(&settings.TrustDomain, "trust-domain", "cluster.local", "SPIFFE trust domain of workload identities.")
 	flag.StringVar(&settings.ClusterDomain, "cluster-domain", "cluster.local", "DNS domain of the cluster's Services.")
 	flag.StringVar(&accessMode, "access-mode", string(mesh.AccessEnforcing), "Enforcing: SMI deny-by-default (an allow-nothing policy per "+
@@ -92,8 +103,11 @@ func main() {
 	restConfig.QPS, restConfig.Burst = float32(qps), burst
 
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
-		Scheme:                 controllers.NewScheme(),
-		Metrics:                metricsOpts,
+		Scheme:  controllers.NewScheme(),
+		Metrics: metricsOpts,
+		// Nothing reads managedFields; at 10,000 Services and their EndpointSlices they would be
+		// a large part of the operator's memory.
+		Cache:                  cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         leaderElect,
 		LeaderElectionID:       "smi-operator.smi-operator.io",
@@ -134,9 +148,13 @@ func main() {
 	switch backend {
 	case "istio":
 		err = controllers.SetupIstio(ctx, mgr, controllers.Options{Settings: settings, MaxConcurrentReconciles: workers})
+	case "xds":
+		xdsOpts.TokenAudiences = strings.Split(xdsAudiences, ",")
+		xdsOpts.CASecret = types.NamespacedName{Namespace: cmp.Or(os.Getenv("POD_NAMESPACE"), "smi-operator-system"), Name: xdsCASecret}
+		err = controllers.SetupXDSBackend(ctx, mgr, controllers.Options{Settings: settings, MaxConcurrentReconciles: workers}, xdsOpts)
 	case "none":
 	default:
-		err = fmt.Errorf("unknown --backend %q: use istio or none", backend)
+		err = fmt.Errorf("unknown --backend %q: use istio, xds or none", backend)
 	}
 	if err != nil {
 		log.Error(err, "unable to set up the backend")

@@ -108,4 +108,3 @@ func (b Istio) oneTargetIn(ctx context.Context, o client.Object) []reconcile.Req
 	}
 	return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(&targets.Items[0])}}
 }
-
