@@ -113,7 +113,7 @@ func SetupXDS(ctx context.Context, mgr ctrl.Manager, opts Options, xdsServer *se
 	}
 	if err := (&service.Reconciler{
 		Client: mgr.GetClient(), Server: xdsServer, Settings: opts.Settings, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
-	}).SetupWithManager(mgr); err != nil {
+	}).SetupWithManager(ctx, mgr); err != nil {
 		return err
 	}
 	return mgr.Add(xdsServer)

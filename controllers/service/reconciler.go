@@ -45,7 +45,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	slices := &discoveryv1.EndpointSliceList{}
 	if err := r.Client.List(ctx, slices, client.InNamespace(svc.Namespace),
-		client.MatchingLabels{discoveryv1.LabelServiceName: svc.Name}); err != nil {
+		client.MatchingFields{sliceService: svc.Name}); err != nil {
 		return ctrl.Result{}, err
 	}
 	endpoints := xds.BuildEndpoints([]corev1.Service{*svc}, slices.Items)
@@ -53,8 +53,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	return ctrl.Result{}, nil
 }
 
+// sliceService indexes EndpointSlices by the Service they belong to: a label selector on the
+// cache would scan every slice of the namespace, for every Service.
+const sliceService = "xds.service"
+
 // SetupWithManager watches Services and their EndpointSlices.
-func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	err := mgr.GetFieldIndexer().IndexField(ctx, &discoveryv1.EndpointSlice{}, sliceService, func(o client.Object) []string {
+		if name := o.GetLabels()[discoveryv1.LabelServiceName]; name != "" {
+			return []string{name}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("xds-service").
 		For(&corev1.Service{}).
