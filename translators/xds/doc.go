@@ -1,12 +1,15 @@
 // Package xds translates the mesh model, together with the endpoints of its Services, into the xDS
 // resources that the operator's own control plane serves to proxyless gRPC clients and servers
-// (grpc-go's xds resolver and xDS-enabled servers).
+// (grpc-go's xds resolver and xDS-enabled servers) and to Envoy sidecars. The server tells them
+// apart by node metadata; the pieces here are built per Service, per split, per identity, so that
+// it redoes only what a change touches.
 //
-// Every function is pure: [Translate] takes a [mesh.Model], the Services, their [Endpoints] and
-// [mesh.Settings]; the per-identity pieces ([ServerListener]) take that identity's access rules.
-// No client, no clock, no package state, and sorted output. [BuildEndpoints] is the pure function that turns Services and
-// EndpointSlices into [Endpoints]. Like package istio, it decides nothing about SMI semantics
-// (package mesh did), only how xDS expresses them.
+// Every function is pure: [Translate] (proxyless) and [TranslateEnvoy] (what all Envoy sidecars
+// share) take a [mesh.Model], the Services, their [Endpoints] and [mesh.Settings]; the per-identity
+// pieces ([ServerListener], [InboundListener]) take that identity's access rules ([RulesFor]).
+// No client, no clock, no package state, and sorted output. [BuildEndpoints] is the pure function
+// that turns Services and EndpointSlices into [Endpoints]. Like package istio, it decides nothing
+// about SMI semantics (package mesh did), only how xDS expresses them.
 //
 // # Resources for proxyless gRPC
 //
@@ -26,6 +29,59 @@
 // catch-all route when it has none. The pieces are independent so that the xDS server redoes only
 // what a change touches: a weight change rebuilds one RouteConfiguration, an endpoint change one
 // ClusterLoadAssignment. [Translate] assembles them all at once.
+//
+// # Resources for Envoy sidecars
+//
+// Envoy sidecars share the RouteConfigurations and ClusterLoadAssignments of proxyless clients
+// (same names, same contents: one EDS cache serves both). Besides, they get:
+//
+//   - the outbound listener "outbound" on 0.0.0.0:15001 ([OutboundListener]), where the traffic
+//     capture redirects outgoing connections. The original_dst listener filter restores each
+//     connection's destination (use_original_dst is not set: there are no per-address listeners
+//     to hand over to), and one filter chain per Service ClusterIP:port
+//     ([OutboundFilterChains]) matches it with prefix_ranges (/32 or /128, every ClusterIP of a
+//     dual-stack Service) and destination_port. HTTP ports run an HttpConnectionManager (router
+//     only, no RBAC: access is decided at the destination) with RDS to the Service port's
+//     RouteConfiguration, so splits and their HTTP matches apply as for proxyless clients; other
+//     TCP ports run a tcp_proxy to the port's cluster, or weighted_clusters when a split without
+//     HTTP matches has the Service as apex (a split with matches only splits HTTP requests, as
+//     the model says). Headless Services have no ClusterIP and get no chain: connections to
+//     their pods' own addresses take the default chain, a tcp_proxy to the "passthrough"
+//     ORIGINAL_DST cluster that carries whatever is not a Service, in plain text. When mutual
+//     TLS is required (enforcing mode), the destination's inbound listener refuses them: per-pod
+//     chains for headless Services are not built (yet);
+//   - a port is HTTP when its appProtocol, or else its name up to the first "-" (Istio's
+//     convention), is http (HTTP/1.1 upstream) or http2, grpc, h2c or kubernetes.io/h2c (HTTP/2
+//     upstream, through HttpProtocolOptions on the cluster). Anything else is carried as opaque
+//     TCP: Envoy sidecars here do not sniff outbound protocols, and HTTP carried as TCP keeps
+//     working, only without HTTP routes and HTTP access rules, where TCP parsed as HTTP breaks;
+//   - RouteConfigurations list, after the name proxyless clients dial, every name a request may
+//     carry as Host or :authority: short name, name.namespace, name.namespace.svc, FQDN and each
+//     ClusterIP (IPv6 in brackets), each without and with ":<port>". The chain, not the name,
+//     picks the RouteConfiguration; the names only have to be found in it;
+//   - clusters ([EnvoyClusters]) named and fed like the proxyless ones, with, under mutual TLS,
+//     an UpstreamTlsContext taking the workload certificate and trust bundle over SDS (secrets
+//     "default" and "ROOTCA", from [WorkloadSecret] and [TrustBundleSecret]) and offering ALPN
+//     "h2" (HTTP/2 ports), "http/1.1" (HTTP ports) or none (TCP ports). No SAN is verified, as
+//     for proxyless clients. [PassthroughClusters] are the two ORIGINAL_DST clusters;
+//     "inbound-passthrough" keeps the downstream HTTP version towards the application;
+//   - the inbound listener "inbound" on 0.0.0.0:15006 for the sidecar's identity
+//     ([InboundListener]). With mutual TLS, connections are TLS-terminated (tls_inspector,
+//     DownstreamTlsContext over SDS, client certificate required): those offering ALPN "h2" or
+//     "http/1.1" go to an HttpConnectionManager with the HTTP RBAC then the router, the rest to
+//     the network RBAC (TCP grants only: an HTTP grant never opens raw TCP) then tcp_proxy, both
+//     towards "inbound-passthrough". Inside TLS nothing can be sniffed, so the ALPN, which the
+//     client sidecar sets from the Service port's protocol (and proxyless gRPC clients always set
+//     to "h2"), is what tells HTTP from TCP; HTTP rules on a port that clients carry as opaque TCP
+//     therefore allow nothing there. Enforcing mode accepts nothing else: a plain-text
+//     connection matches no chain and is closed. In permissive mode plain text is accepted as
+//     well (http_inspector: HTTP to the HTTP chain, the rest to the TCP chain). In permissive mode
+//     with mTLS, a TLS connection that an application outside the mesh opens itself is taken for
+//     mutual TLS and fails; Istio avoids this with its own ALPN values, which grpc-go clients
+//     cannot send.
+//
+// The RBAC of the inbound listener covers every port, with destination_port conditions: the
+// original_dst filter makes the application's port the connection's destination.
 //
 // # Proxyless gRPC servers
 //
@@ -101,7 +157,8 @@
 // Mutual TLS applies when enforcing (RBAC principals are only proven by client certificates) or
 // when mesh.Settings.MTLS asks for it. Proxyless clusters then get an UpstreamTlsContext and
 // server Listeners a DownstreamTlsContext, both with tls_certificate_provider_instance and
-// validation_context.ca_certificate_provider_instance named [CertificateProviderInstance]. No SAN
+// validation_context.ca_certificate_provider_instance named [CertificateProviderInstance]
+// (never SDS: grpc-go NACKs it); Envoy sidecars use SDS, as described above. No SAN
 // is matched on the server's certificate: a Service's pods may run as several identities, and
 // access is decided by the server's RBAC, not by the client. Workload certificates must carry
 // both the serverAuth and clientAuth extended key usages: grpc-go checks each side's.

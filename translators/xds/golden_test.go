@@ -5,12 +5,15 @@ import (
 	"slices"
 	"testing"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/smi-operator/smi-operator/translators/internal/golden"
 	"github.com/smi-operator/smi-operator/translators/mesh"
@@ -20,7 +23,9 @@ import (
 // compares the result with testdata/<case>.golden.json: the resources as protojson, then the
 // diagnostics of every step. It also renders the per-identity pieces, for every access rule
 // destination and for one identity without rules (what any other workload gets): the proxyless
-// gRPC server Listener named goldenServerListener.
+// gRPC server Listener named goldenServerListener and the Envoy inbound listener; and what Envoy
+// sidecars share (TranslateEnvoy's outbound listener and clusters; its RouteConfigurations and
+// ClusterLoadAssignments are the proxyless ones).
 //
 // A case file holds SMI objects of any served version, Services, EndpointSlices and workloads,
 // and optionally one document of kind Settings with mesh.Settings' fields.
@@ -39,6 +44,11 @@ func translateCase(t *testing.T, c golden.Case) string {
 	out, diags := Translate(model, services, BuildEndpoints(c.Snapshot.Services, c.EndpointSlices), c.Settings)
 	checkOutput(t, out)
 	identities := renderIdentities(t, model, c.Settings)
+	envoy, envoyDiags := TranslateEnvoy(model, services, BuildEndpoints(c.Snapshot.Services, c.EndpointSlices), c.Settings)
+	checkEnvoyOutput(t, envoy, out)
+	if d := cmp.Diff(diagStrings(diags), diagStrings(envoyDiags)); d != "" {
+		t.Errorf("TranslateEnvoy's diagnostics differ from Translate's (-Translate +TranslateEnvoy):\n%s", d)
+	}
 
 	doc := struct {
 		Comment                string            `json:"comment"`
@@ -46,6 +56,7 @@ func translateCase(t *testing.T, c golden.Case) string {
 		RouteConfigurations    []json.RawMessage `json:"routeConfigurations"`
 		Clusters               []json.RawMessage `json:"clusters"`
 		ClusterLoadAssignments []json.RawMessage `json:"clusterLoadAssignments"`
+		Envoy                  envoyDoc          `json:"envoy"`
 		Identities             []identityDoc     `json:"identities"`
 		BuildDiagnostics       []string          `json:"meshBuildDiagnostics"`
 		Diagnostics            []string          `json:"xdsTranslateDiagnostics"`
@@ -55,9 +66,13 @@ func translateCase(t *testing.T, c golden.Case) string {
 		RouteConfigurations:    marshalAll(t, out.RouteConfigurations),
 		Clusters:               marshalAll(t, out.Clusters),
 		ClusterLoadAssignments: marshalAll(t, out.ClusterLoadAssignments),
-		Identities:             identities,
-		BuildDiagnostics:       diagStrings(buildDiags),
-		Diagnostics:            diagStrings(diags),
+		Envoy: envoyDoc{
+			Listeners: marshalAll(t, envoy.Listeners),
+			Clusters:  marshalAll(t, envoy.Clusters),
+		},
+		Identities:       identities,
+		BuildDiagnostics: diagStrings(buildDiags),
+		Diagnostics:      diagStrings(diags),
 	}
 	b, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
@@ -69,10 +84,18 @@ func translateCase(t *testing.T, c golden.Case) string {
 // goldenServerListener is the proxyless gRPC server Listener every case renders per identity.
 const goldenServerListener = ServerListenerNamePrefix + "0.0.0.0:8080"
 
+// envoyDoc is what Envoy sidecars get besides the proxyless RouteConfigurations and
+// ClusterLoadAssignments.
+type envoyDoc struct {
+	Listeners []json.RawMessage `json:"listeners"`
+	Clusters  []json.RawMessage `json:"clusters"`
+}
+
 // identityDoc is what one workload identity gets.
 type identityDoc struct {
-	Identity           string          `json:"identity"`
-	GRPCServerListener json.RawMessage `json:"grpcServerListener"`
+	Identity             string          `json:"identity"`
+	GRPCServerListener   json.RawMessage `json:"grpcServerListener"`
+	EnvoyInboundListener json.RawMessage `json:"envoyInboundListener"`
 }
 
 // renderIdentities renders the per-identity pieces of every access rule destination, then of an
@@ -96,9 +119,15 @@ func renderIdentities(t *testing.T, model mesh.Model, settings mesh.Settings) []
 			t.Fatalf("ServerListener for %s/%s: %v", d.namespace, d.serviceAccount, err)
 		}
 		validateDeep(t, server)
+		inbound, err := InboundListener(rules, settings)
+		if err != nil {
+			t.Fatalf("InboundListener for %s/%s: %v", d.namespace, d.serviceAccount, err)
+		}
+		validateDeep(t, inbound)
 		out = append(out, identityDoc{
-			Identity:           d.namespace + "/" + d.serviceAccount,
-			GRPCServerListener: marshalAll(t, []*listenerv3.Listener{server})[0],
+			Identity:             d.namespace + "/" + d.serviceAccount,
+			GRPCServerListener:   marshalAll(t, []*listenerv3.Listener{server})[0],
+			EnvoyInboundListener: marshalAll(t, []*listenerv3.Listener{inbound})[0],
 		})
 	}
 	return out
@@ -244,4 +273,71 @@ func routeClusters(t *testing.T, rc string, r *routev3.Route) []string {
 		t.Errorf("RouteConfiguration %s route %s: weights sum to %d", rc, r.Name, total)
 	}
 	return names
+}
+
+// checkEnvoyOutput asserts what must hold for Envoy sidecars: every resource is valid, the
+// outbound listener names only route configurations and clusters that exist, and every EDS
+// cluster has its assignment.
+func checkEnvoyOutput(t *testing.T, envoy, proxyless Output) {
+	t.Helper()
+	if d := cmp.Diff(proxyless.RouteConfigurations, envoy.RouteConfigurations, protocmp.Transform()); d != "" {
+		t.Errorf("Envoy and proxyless RouteConfigurations differ:\n%s", d)
+	}
+	if d := cmp.Diff(proxyless.ClusterLoadAssignments, envoy.ClusterLoadAssignments, protocmp.Transform()); d != "" {
+		t.Errorf("Envoy and proxyless ClusterLoadAssignments differ:\n%s", d)
+	}
+	clusters := map[string]*clusterv3.Cluster{}
+	for _, c := range envoy.Clusters {
+		validateDeep(t, c)
+		clusters[c.Name] = c
+	}
+	assignments := map[string]bool{}
+	for _, cla := range envoy.ClusterLoadAssignments {
+		assignments[cla.ClusterName] = true
+	}
+	for _, c := range envoy.Clusters {
+		if c.GetType() == clusterv3.Cluster_EDS && !assignments[c.Name] {
+			t.Errorf("EDS cluster %s has no assignment", c.Name)
+		}
+	}
+	routes := map[string]*routev3.RouteConfiguration{}
+	for _, r := range envoy.RouteConfigurations {
+		routes[r.Name] = r
+	}
+	if len(envoy.Listeners) != 1 || envoy.Listeners[0].Name != OutboundListenerName {
+		t.Fatalf("want the outbound listener only, got %d listeners", len(envoy.Listeners))
+	}
+	outbound := envoy.Listeners[0]
+	validateDeep(t, outbound)
+	for _, chain := range append(slices.Clone(outbound.FilterChains), outbound.DefaultFilterChain) {
+		for _, f := range chain.Filters {
+			msg, err := f.GetTypedConfig().UnmarshalNew()
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch cfg := msg.(type) {
+			case *hcmv3.HttpConnectionManager:
+				if rc := routes[cfg.GetRds().GetRouteConfigName()]; rc == nil {
+					t.Errorf("chain %s: no route configuration %q", chain.Name, cfg.GetRds().GetRouteConfigName())
+				} else if !slices.Contains(rc.VirtualHosts[0].Domains, chain.Name) {
+					t.Errorf("chain %s: route configuration %s does not serve its name", chain.Name, rc.Name)
+				}
+			case *tcpproxyv3.TcpProxy:
+				names := []string{cfg.GetCluster()}
+				if w := cfg.GetWeightedClusters(); w != nil {
+					names = nil
+					for _, c := range w.Clusters {
+						names = append(names, c.Name)
+					}
+				}
+				for _, n := range names {
+					if clusters[n] == nil {
+						t.Errorf("chain %s: tcp_proxy to unknown cluster %q", chain.Name, n)
+					}
+				}
+			default:
+				t.Errorf("chain %s: unexpected filter %T", chain.Name, msg)
+			}
+		}
+	}
 }
