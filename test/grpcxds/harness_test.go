@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -368,7 +369,7 @@ func (ca *testCA) write(t *testing.T, name, block string, der []byte) string {
 	return path
 }
 
-var serial int64 = 1
+var serial atomic.Int64
 
 // issue makes a certificate (client and server usage) with a URI SAN spiffeID (when not "") and
 // IP SANs ips, and returns its files with the CA as roots.
@@ -378,9 +379,8 @@ func (ca *testCA) issue(t *testing.T, name, spiffeID string, ips ...netip.Addr) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	serial++
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
+		SerialNumber: big.NewInt(serial.Add(1) + 1),
 		Subject:      pkix.Name{CommonName: name},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(time.Hour),

@@ -25,7 +25,6 @@ import (
 // real grpc-go client spreads its calls 80/20 over two real backends as a weighted route says.
 func TestWeightedSplitFromEndpointSlices(t *testing.T) {
 	netns.Require(t)
-	ctx := testContext(t)
 	env, err := testenv.Start(testenv.Options{APIServerFlags: netns.APIServerFlags()})
 	if err != nil {
 		t.Fatal(err)
@@ -35,6 +34,7 @@ func TestWeightedSplitFromEndpointSlices(t *testing.T) {
 			t.Error(err)
 		}
 	})
+	ctx := testContext(t) // from here on: starting the control plane can take long on a busy machine
 	k8s, err := client.New(env.Config, client.Options{})
 	if err != nil {
 		t.Fatal(err)
