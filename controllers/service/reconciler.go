@@ -49,7 +49,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, err
 	}
 	endpoints := xds.BuildEndpoints([]corev1.Service{*svc}, slices.Items)
-	r.Server.SetService(req.NamespacedName, xds.ServiceResources(mesh.ServiceOf(svc, r.Settings), endpoints, r.Settings))
+	r.Server.SetService(req.NamespacedName, mesh.ServiceOf(svc, r.Settings), endpoints)
 	return ctrl.Result{}, nil
 }
 

@@ -3,30 +3,27 @@ package trafficsplit
 import (
 	"context"
 
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/translators/mesh"
-	"github.com/smi-operator/smi-operator/translators/xds"
 	"github.com/smi-operator/smi-operator/xds/server"
 )
 
-// XDS programs a split as the RouteConfigurations of its apex on the operator's xDS server.
+// XDS programs a split on the operator's xDS server: the RouteConfigurations of its apex, and
+// its TCP weights on the Envoy outbound chains.
 type XDS struct {
 	Server *server.Server
 }
 
 // Program serves the split's routes, or stops serving them when the model does not program it.
 func (b XDS) Program(_ context.Context, split *hub.TrafficSplit, model mesh.Model) ([]mesh.Diagnostic, error) {
-	var routes []*routev3.RouteConfiguration
-	var diags []mesh.Diagnostic
-	for _, s := range model.Splits {
-		routes, diags = xds.SplitRoutes(s)
+	var programmed *mesh.Split
+	if len(model.Splits) > 0 {
+		programmed = &model.Splits[0]
 	}
-	b.Server.SetSplit(mesh.ObjectRef{Kind: smi.TrafficSplitKind, Namespace: split.Namespace, Name: split.Name}, routes)
-	return diags, nil
+	return b.Server.SetSplit(mesh.ObjectRef{Kind: smi.TrafficSplitKind, Namespace: split.Namespace, Name: split.Name}, programmed), nil
 }
 
 // Forget stops serving a deleted split's routes; its apex falls back to its default routes.

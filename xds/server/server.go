@@ -24,15 +24,19 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -83,25 +87,35 @@ type Server struct {
 	metrics *metrics
 	streams *streams
 
-	routes, grpcClusters, endpoints *linear
-	grpcListeners                   *scoped.Cache
-	secrets                         *scoped.Cache
+	routes, grpcClusters, envoyClusters, endpoints *linear
+	grpcListeners, envoyListeners, secrets         *scoped.Cache
 	mux                             *cache.MuxCache
 
 	mu              sync.RWMutex
 	counter         uint64
-	services        map[k8stypes.NamespacedName]serviceEntry
+	services        map[k8stypes.NamespacedName]*serviceEntry
 	clientListeners map[string]versioned
 	defaultRoutes   map[string]*routev3.RouteConfiguration
 	splitRoutes     map[string]map[mesh.ObjectRef]*routev3.RouteConfiguration
 	splitNames      map[mesh.ObjectRef][]string
+	// splits are the programmed splits by apex and source, and splitApex each source's apex.
+	splits    map[k8stypes.NamespacedName]map[mesh.ObjectRef]*mesh.Split
+	splitApex map[mesh.ObjectRef]k8stypes.NamespacedName
+	// outboundVersion changes whenever a Service's Envoy outbound chains do.
+	outboundVersion uint64
 	access          map[string]map[mesh.ObjectRef][]mesh.AccessRule
 	accessScopes    map[mesh.ObjectRef][]string
 	accessVersion   map[string]uint64
 	// notifyScopes and notifyAllScopes collect, under mu, what unlockAndNotify tells the scoped
 	// caches once mu is released.
-	notifyScopes    map[string]bool
-	notifyAllScopes bool
+	notifyScopes         map[string]bool
+	notifyAllScopes      bool
+	notifyEnvoyListeners bool
+
+	// outbound is the Envoy outbound listener, built when asked for at outboundVersion.
+	outboundMu    sync.Mutex
+	outbound      versioned
+	outboundBuilt uint64
 }
 
 // New returns a server with nothing to serve yet; the reconcilers fill it.
@@ -111,8 +125,11 @@ func New(opts Options) *Server {
 		metrics:         newMetrics(opts.Registerer),
 		routes:          newLinear(resourcev3.RouteType),
 		grpcClusters:    newLinear(resourcev3.ClusterType),
+		envoyClusters:   newLinear(resourcev3.ClusterType),
 		endpoints:       newLinear(resourcev3.EndpointType),
-		services:        map[k8stypes.NamespacedName]serviceEntry{},
+		services:        map[k8stypes.NamespacedName]*serviceEntry{},
+		splits:          map[k8stypes.NamespacedName]map[mesh.ObjectRef]*mesh.Split{},
+		splitApex:       map[mesh.ObjectRef]k8stypes.NamespacedName{},
 		clientListeners: map[string]versioned{},
 		defaultRoutes:   map[string]*routev3.RouteConfiguration{},
 		splitRoutes:     map[string]map[mesh.ObjectRef]*routev3.RouteConfiguration{},
@@ -124,15 +141,32 @@ func New(opts Options) *Server {
 	}
 	s.streams = newStreams(opts.Authenticator, s.metrics, opts.Log)
 	s.grpcListeners = scoped.New(resourcev3.ListenerType, scopeOf, (*grpcListenerSource)(s))
+	s.envoyListeners = scoped.New(resourcev3.ListenerType, scopeOf, (*envoyListenerSource)(s))
 	s.secrets = scoped.New(resourcev3.SecretType, scopeOf, (*secretSource)(s))
+	for _, c := range xds.PassthroughClusters() {
+		s.envoyClusters.set(c.Name, c)
+	}
 	s.mux = &cache.MuxCache{
-		Classify: func(req *cache.Request) string { return req.GetTypeUrl() },
+		// Listeners and clusters differ between the two kinds of client (Envoy's come with
+		// original-destination chains and SDS, gRPC's with certificate providers); routes,
+		// endpoints and secrets do not.
+		Classify: func(req *cache.Request) string {
+			typ := req.GetTypeUrl()
+			if typ == resourcev3.ListenerType || typ == resourcev3.ClusterType {
+				if info, err := parseNode(req.GetNode()); err == nil && info.proxy == ProxyEnvoy {
+					return ProxyEnvoy + "/" + typ
+				}
+			}
+			return typ
+		},
 		Caches: map[string]cache.Cache{
-			resourcev3.ListenerType: s.grpcListeners,
-			resourcev3.RouteType:    s.routes.cache,
-			resourcev3.ClusterType:  s.grpcClusters.cache,
-			resourcev3.EndpointType: s.endpoints.cache,
-			resourcev3.SecretType:   s.secrets,
+			resourcev3.ListenerType:                    s.grpcListeners,
+			ProxyEnvoy + "/" + resourcev3.ListenerType: s.envoyListeners,
+			resourcev3.RouteType:                       s.routes.cache,
+			resourcev3.ClusterType:                     s.grpcClusters.cache,
+			ProxyEnvoy + "/" + resourcev3.ClusterType:  s.envoyClusters.cache,
+			resourcev3.EndpointType:                    s.endpoints.cache,
+			resourcev3.SecretType:                      s.secrets,
 		},
 	}
 	return s
@@ -240,4 +274,49 @@ func (src *grpcListenerSource) Wildcard(string) []string {
 		names = append(names, name)
 	}
 	return names
+}
+
+// envoyListenerSource serves Envoy sidecars their two listeners: the outbound one, shared, and
+// the inbound one of their identity.
+type envoyListenerSource Server
+
+func (src *envoyListenerSource) Resolve(scope, name string) (types.Resource, string, bool) {
+	s := (*Server)(src)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	switch name {
+	case xds.OutboundListenerName:
+		return s.outboundListener()
+	case xds.InboundListenerName:
+		l, err := xds.InboundListener(s.rulesOf(scope), s.opts.Settings)
+		if err != nil {
+			s.opts.Log.Error(err, "cannot build an Envoy inbound listener", "scope", scope)
+			return nil, "", false
+		}
+		return l, fmt.Sprintf("access-%d", s.accessVersion[scope]), true
+	}
+	return nil, "", false
+}
+
+func (src *envoyListenerSource) Wildcard(string) []string {
+	return []string{xds.InboundListenerName, xds.OutboundListenerName}
+}
+
+// outboundListener builds the outbound listener from every Service's chains, once per change
+// however many sidecars ask. The caller holds s.mu for reading.
+func (s *Server) outboundListener() (types.Resource, string, bool) {
+	s.outboundMu.Lock()
+	defer s.outboundMu.Unlock()
+	if s.outbound.resource == nil || s.outboundBuilt != s.outboundVersion {
+		keys := slices.SortedFunc(maps.Keys(s.services), func(a, b k8stypes.NamespacedName) int {
+			return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+		})
+		var chains []*listenerv3.FilterChain
+		for _, k := range keys {
+			chains = append(chains, s.services[k].chains...)
+		}
+		s.outbound = versioned{resource: xds.OutboundListener(chains), version: fmt.Sprintf("outbound-%d", s.outboundVersion)}
+		s.outboundBuilt = s.outboundVersion
+	}
+	return s.outbound.resource, s.outbound.version, true
 }

@@ -5,11 +5,14 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"maps"
+	"slices"
 	"net"
 	"testing"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -22,7 +25,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 
@@ -175,13 +180,14 @@ func TestSecretsGoOnlyToTheirOwnIdentity(t *testing.T) {
 // and the NACK is counted; a new version is pushed once the content changes.
 func TestNACKIsCountedAndNotResent(t *testing.T) {
 	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive}})
-	routes := func(cluster string) []*routev3.RouteConfiguration {
-		return []*routev3.RouteConfiguration{{Name: "web.shop.svc.cluster.local:80", VirtualHosts: []*routev3.VirtualHost{{
-			Name: "web", Domains: []string{"*"}, Routes: []*routev3.Route{{
-				Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
-				Action: &routev3.Route_Route{Route: &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster}}},
-			}},
-		}}}}
+	service := func(name string) mesh.Service {
+		return mesh.Service{Namespace: "shop", Name: name, FQDN: name + ".shop.svc.cluster.local",
+			Ports: []mesh.ServicePort{{Name: "grpc", Port: 80, Protocol: corev1.ProtocolTCP}}}
+	}
+	// The split sends everything to one backend; each version names another one.
+	routes := func(backend string) *mesh.Split {
+		return &mesh.Split{Source: mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "web"}, Apex: service("web"),
+			Backends: []mesh.Backend{{Service: service(backend), Weight: 1}}}
 	}
 	split := mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "web"}
 	f.srv.SetSplit(split, routes("v1"))
@@ -220,7 +226,7 @@ func TestNACKIsCountedAndNotResent(t *testing.T) {
 	if err := third.Resources[0].UnmarshalTo(rc); err != nil {
 		t.Fatal(err)
 	}
-	if got := rc.VirtualHosts[0].Routes[0].GetRoute().GetCluster(); got != "v3" {
+	if got := rc.VirtualHosts[0].Routes[0].GetRoute().GetWeightedClusters().GetClusters()[0].GetName(); got != "outbound|80||v3.shop.svc.cluster.local" {
 		t.Errorf("after the NACK the next push routes to %q, want v3 (v2 must not be re-sent)", got)
 	}
 	if got := sum(t, f.reg, "smi_operator_xds_nacks_total"); got != 1 {
@@ -248,4 +254,87 @@ func sum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 		}
 	}
 	return total
+}
+
+// TestEnvoySidecarGetsItsListenersAndClusters: an Envoy sidecar subscribing to everything gets
+// the shared outbound listener (a chain per Service ClusterIP:port) and its own identity's
+// inbound listener, and Envoy's clusters; a TrafficTarget on its identity re-pushes its inbound
+// listener, while a sidecar of another identity is not sent anything.
+func TestEnvoySidecarGetsItsListenersAndClusters(t *testing.T) {
+	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessEnforcing}})
+	web := mesh.Service{Namespace: "shop", Name: "web", FQDN: "web.shop.svc.cluster.local", ClusterIPs: []string{"10.96.0.10"},
+		Ports: []mesh.ServicePort{{Name: "grpc", Port: 80, Protocol: corev1.ProtocolTCP, AppProtocol: "grpc"}}}
+	f.srv.SetService(types.NamespacedName{Namespace: "shop", Name: "web"}, web, xds.Endpoints{})
+
+	subscribe := func(sa, typeURL string) (discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient, *discoveryv3.DiscoveryResponse) {
+		stream := f.ads(t, "")
+		if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node(server.ProxyEnvoy, "shop", sa), TypeUrl: typeURL}); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ack := &discoveryv3.DiscoveryRequest{TypeUrl: typeURL, VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce}
+		if err := stream.Send(ack); err != nil {
+			t.Fatal(err)
+		}
+		return stream, resp
+	}
+	names := func(resp *discoveryv3.DiscoveryResponse) map[string]proto.Message {
+		out := map[string]proto.Message{}
+		for _, a := range resp.Resources {
+			m, err := a.UnmarshalNew()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[m.(interface{ GetName() string }).GetName()] = m
+		}
+		return out
+	}
+
+	webLDS, lds := subscribe("web", resourcev3.ListenerType)
+	listeners := names(lds)
+	outbound, ok := listeners[xds.OutboundListenerName].(*listenerv3.Listener)
+	if !ok || listeners[xds.InboundListenerName] == nil || len(listeners) != 2 {
+		t.Fatalf("Envoy got listeners %v, want inbound and outbound", slices.Collect(maps.Keys(listeners)))
+	}
+	var vips []string
+	for _, c := range outbound.FilterChains {
+		for _, r := range c.GetFilterChainMatch().GetPrefixRanges() {
+			vips = append(vips, fmt.Sprintf("%s:%d", r.AddressPrefix, c.GetFilterChainMatch().GetDestinationPort().GetValue()))
+		}
+	}
+	if !slices.Equal(vips, []string{"10.96.0.10:80"}) {
+		t.Errorf("outbound chains match %v, want 10.96.0.10:80", vips)
+	}
+	_, cds := subscribe("web", resourcev3.ClusterType)
+	clusters := names(cds)
+	for _, want := range []string{"outbound|80||web.shop.svc.cluster.local", xds.PassthroughClusterName, xds.InboundPassthroughClusterName} {
+		if clusters[want] == nil {
+			t.Errorf("Envoy clusters %v lack %s", slices.Collect(maps.Keys(clusters)), want)
+		}
+	}
+
+	otherLDS, _ := subscribe("other", resourcev3.ListenerType)
+	f.srv.SetAccess(mesh.ObjectRef{Kind: "TrafficTarget", Namespace: "shop", Name: "to-web"}, []mesh.AccessRule{{
+		Source:      mesh.ObjectRef{Kind: "TrafficTarget", Namespace: "shop", Name: "to-web"},
+		Destination: mesh.Identity{Namespace: "shop", ServiceAccount: "web", SPIFFEID: "spiffe://cluster.local/ns/shop/sa/web"},
+		Sources:     []mesh.Identity{{Namespace: "shop", ServiceAccount: "client", SPIFFEID: "spiffe://cluster.local/ns/shop/sa/client"}},
+		TCP:         mesh.PortSet{All: true},
+	}})
+	pushed, err := webLDS.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(pushed)[xds.InboundListenerName]; got == nil || proto.Equal(got, listeners[xds.InboundListenerName]) {
+		t.Errorf("the web sidecar's inbound listener was not rebuilt for the TrafficTarget")
+	}
+	received := make(chan error, 1)
+	go func() { _, err := otherLDS.Recv(); received <- err }()
+	select {
+	case err := <-received:
+		t.Errorf("a sidecar of another identity got a push (%v)", err)
+	case <-time.After(300 * time.Millisecond):
+	}
 }

@@ -56,18 +56,23 @@ type versioned struct {
 	version  string
 }
 
-// serviceEntry remembers the names a Service's resources were served under, to remove those it
-// no longer has.
+// serviceEntry remembers what a Service was last served as, to remove the names it no longer
+// has and to rebuild its Envoy outbound chains when its split changes.
 type serviceEntry struct {
+	service                     mesh.Service
 	listeners, routes, clusters []string
+	// chains are the Service's chains of the Envoy outbound listener.
+	chains []*listenerv3.FilterChain
 }
 
-// SetService serves what one Service contributes on its own (xds.ServiceResources).
-func (s *Server) SetService(key k8stypes.NamespacedName, res xds.Output) {
+// SetService serves one Service with its ready endpoints: its proxyless listeners, default
+// routes, clusters and load assignments, its Envoy clusters and outbound chains.
+func (s *Server) SetService(key k8stypes.NamespacedName, svc mesh.Service, endpoints xds.Endpoints) {
+	res := xds.ServiceResources(svc, endpoints, s.opts.Settings)
 	s.mu.Lock()
 	defer s.unlockAndNotify()
-	old := s.services[key]
-	next := serviceEntry{}
+	old, existed := s.services[key]
+	next := &serviceEntry{service: svc}
 	for _, l := range res.Listeners {
 		next.listeners = append(next.listeners, l.Name)
 		s.setClientListener(l)
@@ -81,32 +86,42 @@ func (s *Server) SetService(key k8stypes.NamespacedName, res xds.Output) {
 		next.clusters = append(next.clusters, c.Name)
 		s.grpcClusters.set(c.Name, c)
 	}
+	for _, c := range xds.EnvoyClusters(svc, s.opts.Settings) {
+		s.envoyClusters.set(c.Name, c)
+	}
 	for _, cla := range res.ClusterLoadAssignments {
 		s.endpoints.set(cla.ClusterName, cla)
 	}
+	if existed {
+		next.chains = old.chains
+		s.forget(old, next)
+	}
 	s.services[key] = next
-	s.forget(old, next)
+	s.refreshChains(key)
 }
 
 // DeleteService stops serving a Service that no longer exists.
 func (s *Server) DeleteService(key k8stypes.NamespacedName) {
 	s.mu.Lock()
 	defer s.unlockAndNotify()
-	s.forget(s.services[key], serviceEntry{})
+	old, ok := s.services[key]
+	if !ok {
+		return
+	}
+	s.forget(old, &serviceEntry{})
 	delete(s.services, key)
+	if len(old.chains) > 0 {
+		s.outboundChanged()
+	}
 }
 
 // forget removes the resources old had and next does not.
-func (s *Server) forget(old, next serviceEntry) {
-	changed := false
+func (s *Server) forget(old, next *serviceEntry) {
 	for _, name := range old.listeners {
 		if !slices.Contains(next.listeners, name) {
 			delete(s.clientListeners, name)
-			changed = true
+			s.notifyAllScopes = true
 		}
-	}
-	if changed {
-		s.notifyAllScopes = true
 	}
 	for _, name := range old.routes {
 		if !slices.Contains(next.routes, name) {
@@ -117,9 +132,41 @@ func (s *Server) forget(old, next serviceEntry) {
 	for _, name := range old.clusters {
 		if !slices.Contains(next.clusters, name) {
 			s.grpcClusters.delete(name)
+			s.envoyClusters.delete(name)
 			s.endpoints.delete(name)
 		}
 	}
+}
+
+// refreshChains rebuilds a Service's Envoy outbound chains from the Service and the split whose
+// apex it is; the outbound listener changes only when they do (a TCP split, a new ClusterIP or
+// port), not on an HTTP weight change, which only touches a RouteConfiguration.
+func (s *Server) refreshChains(key k8stypes.NamespacedName) {
+	entry, ok := s.services[key]
+	if !ok {
+		return
+	}
+	chains := xds.OutboundFilterChains(entry.service, s.splitOf(key))
+	if slices.EqualFunc(chains, entry.chains, func(a, b *listenerv3.FilterChain) bool { return proto.Equal(a, b) }) {
+		return
+	}
+	entry.chains = chains
+	s.outboundChanged()
+}
+
+func (s *Server) outboundChanged() {
+	s.counter++
+	s.outboundVersion = s.counter
+	s.notifyEnvoyListeners = true
+}
+
+// splitOf is the split programmed on the apex key (the first by source, as refreshRoute picks).
+func (s *Server) splitOf(key k8stypes.NamespacedName) *mesh.Split {
+	bySource := s.splits[key]
+	if len(bySource) == 0 {
+		return nil
+	}
+	return bySource[slices.MinFunc(slices.Collect(maps.Keys(bySource)), compareRefs)]
 }
 
 func (s *Server) setClientListener(l *listenerv3.Listener) {
@@ -132,9 +179,15 @@ func (s *Server) setClientListener(l *listenerv3.Listener) {
 	s.notifyAllScopes = true
 }
 
-// SetSplit serves the routes of one TrafficSplit (xds.SplitRoutes) in place of its apex's
-// default routes; no routes forgets the split (deleted, or no longer the apex's winner).
-func (s *Server) SetSplit(source mesh.ObjectRef, routes []*routev3.RouteConfiguration) {
+// SetSplit serves one TrafficSplit's routes (xds.SplitRoutes) in place of its apex's default
+// routes, and its TCP weights on the Envoy outbound chains of the apex; nil forgets the split
+// (deleted, or no longer the apex's winner). It returns what the split's routes cannot express.
+func (s *Server) SetSplit(source mesh.ObjectRef, split *mesh.Split) []mesh.Diagnostic {
+	var routes []*routev3.RouteConfiguration
+	var diags []mesh.Diagnostic
+	if split != nil {
+		routes, diags = xds.SplitRoutes(*split)
+	}
 	s.mu.Lock()
 	defer s.unlockAndNotify()
 	var names []string
@@ -160,6 +213,29 @@ func (s *Server) SetSplit(source mesh.ObjectRef, routes []*routev3.RouteConfigur
 	} else {
 		s.splitNames[source] = names
 	}
+
+	// The apex a split programs, for the Envoy outbound chains.
+	oldApex, hadApex := s.splitApex[source]
+	if hadApex {
+		delete(s.splits[oldApex], source)
+		if len(s.splits[oldApex]) == 0 {
+			delete(s.splits, oldApex)
+		}
+		delete(s.splitApex, source)
+	}
+	if split != nil {
+		apex := k8stypes.NamespacedName{Namespace: split.Apex.Namespace, Name: split.Apex.Name}
+		if s.splits[apex] == nil {
+			s.splits[apex] = map[mesh.ObjectRef]*mesh.Split{}
+		}
+		s.splits[apex][source] = split
+		s.splitApex[source] = apex
+		s.refreshChains(apex)
+	}
+	if hadApex {
+		s.refreshChains(oldApex)
+	}
+	return diags
 }
 
 // refreshRoute serves the route configuration name should have now: a split's routes when a
@@ -217,8 +293,8 @@ func (s *Server) SetAccess(source mesh.ObjectRef, rules []mesh.AccessRule) {
 // unlockAndNotify releases the store and then tells the scoped caches which scopes changed.
 // Notifying under the lock would deadlock: the caches resolve resources through the store.
 func (s *Server) unlockAndNotify() {
-	all, scopes := s.notifyAllScopes, slices.Collect(maps.Keys(s.notifyScopes))
-	s.notifyAllScopes = false
+	all, envoy, scopes := s.notifyAllScopes, s.notifyEnvoyListeners, slices.Collect(maps.Keys(s.notifyScopes))
+	s.notifyAllScopes, s.notifyEnvoyListeners = false, false
 	clear(s.notifyScopes)
 	s.mu.Unlock()
 	switch {
@@ -226,6 +302,13 @@ func (s *Server) unlockAndNotify() {
 		s.grpcListeners.Notify()
 	case len(scopes) > 0:
 		s.grpcListeners.Notify(scopes...)
+	}
+	switch {
+	case envoy:
+		// The outbound listener is everybody's.
+		s.envoyListeners.Notify()
+	case len(scopes) > 0:
+		s.envoyListeners.Notify(scopes...)
 	}
 }
 
