@@ -89,7 +89,7 @@ type Server struct {
 
 	routes, grpcClusters, envoyClusters, endpoints *linear
 	grpcListeners, envoyListeners, secrets         *scoped.Cache
-	mux                             *cache.MuxCache
+	mux                                            *cache.MuxCache
 
 	mu              sync.RWMutex
 	counter         uint64

@@ -6,8 +6,8 @@ import (
 	"encoding/pem"
 	"fmt"
 	"maps"
-	"slices"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
