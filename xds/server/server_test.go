@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -31,6 +33,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/smi-operator/smi-operator/test/grpcxds"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 	"github.com/smi-operator/smi-operator/translators/xds"
 	"github.com/smi-operator/smi-operator/xds/auth"
@@ -49,6 +52,7 @@ func (t tokens) Authenticate(_ context.Context, token string) (auth.Identity, er
 }
 
 type fixture struct {
+	addr string
 	srv  *server.Server
 	reg  *prometheus.Registry
 	conn *grpc.ClientConn
@@ -73,7 +77,7 @@ func startServer(t *testing.T, opts server.Options) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	return &fixture{srv: srv, reg: reg, conn: conn}
+	return &fixture{addr: lis.Addr().String(), srv: srv, reg: reg, conn: conn}
 }
 
 // ads opens a stream, with "authorization: Bearer token" when token is not empty.
@@ -337,4 +341,92 @@ func TestEnvoySidecarGetsItsListenersAndClusters(t *testing.T) {
 		t.Errorf("a sidecar of another identity got a push (%v)", err)
 	case <-time.After(300 * time.Millisecond):
 	}
+}
+
+// TestPermissiveModeAllowsEverybody: with real grpc-go xDS servers and clients, permissive mode
+// lets every identity through, even to a destination whose TrafficTarget names only one source,
+// while enforcing mode (same rules) lets only that source through.
+func TestPermissiveModeAllowsEverybody(t *testing.T) {
+	for _, tc := range []struct {
+		access       mesh.AccessMode
+		strangerCode codes.Code
+	}{
+		{mesh.AccessPermissive, codes.OK},
+		{mesh.AccessEnforcing, codes.PermissionDenied},
+	} {
+		t.Run(string(tc.access), func(t *testing.T) {
+			authority := newAuthority(t)
+			f := startServer(t, server.Options{Settings: mesh.Settings{Access: tc.access}})
+			lis, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			backendAddr := lis.Addr().(*net.TCPAddr)
+			_ = lis.Close()
+			svc := mesh.Service{Namespace: "shop", Name: "vault", FQDN: "vault.shop.svc.cluster.local",
+				Ports: []mesh.ServicePort{{Name: "grpc", Port: 80, Protocol: corev1.ProtocolTCP}}}
+			f.srv.SetService(types.NamespacedName{Namespace: "shop", Name: "vault"}, svc, xds.Endpoints{
+				{Namespace: "shop", Name: "vault", Port: 80}: {{Address: "127.0.0.1", Port: uint32(backendAddr.Port), Ready: true}},
+			})
+			f.srv.SetAccess(mesh.ObjectRef{Kind: "TrafficTarget", Namespace: "shop", Name: "tellers"}, []mesh.AccessRule{{
+				Source:      mesh.ObjectRef{Kind: "TrafficTarget", Namespace: "shop", Name: "tellers"},
+				Destination: mesh.Identity{Namespace: "shop", ServiceAccount: "vault", SPIFFEID: "spiffe://cluster.local/ns/shop/sa/vault"},
+				Sources:     []mesh.Identity{{Namespace: "shop", ServiceAccount: "teller", SPIFFEID: "spiffe://cluster.local/ns/shop/sa/teller"}},
+				TCP:         mesh.PortSet{All: true},
+			}})
+
+			bootstrap := func(sa string) []byte {
+				return grpcxds.Bootstrap{
+					ServerURI: f.addr, NodeID: sa,
+					NodeMetadata: map[string]any{server.MetadataNamespace: "shop", server.MetadataServiceAccount: sa},
+					CertificateProviders: map[string]grpcxds.PEMFiles{"default": writeIdentity(t, authority, "shop", sa)},
+				}.MustJSON()
+			}
+			backend, err := grpcxds.StartXDSBackend("vault", backendAddr.String(), bootstrap("vault"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(backend.Stop)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := backend.WaitServing(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for sa, want := range map[string]codes.Code{"teller": codes.OK, "stranger": tc.strangerCode} {
+				conn, err := grpcxds.Dial("vault.shop.svc.cluster.local:80", bootstrap(sa))
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = conn.Close() })
+				err = grpcxds.WaitFor(ctx, conn, func(_ grpcxds.Reply, err error) error {
+					if status.Code(err) != want {
+						return fmt.Errorf("got %v, want %v", err, want)
+					}
+					return nil
+				})
+				if err != nil {
+					t.Errorf("%s: %v", sa, err)
+				}
+			}
+		})
+	}
+}
+
+// writeIdentity writes a certificate of the identity, its key and the trust bundle to files.
+func writeIdentity(t *testing.T, authority *ca.Authority, namespace, serviceAccount string) grpcxds.PEMFiles {
+	t.Helper()
+	cert, err := authority.Issue(ca.SPIFFEID("cluster.local", namespace, serviceAccount))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	files := grpcxds.PEMFiles{
+		CertificateFile: filepath.Join(dir, "cert.pem"), PrivateKeyFile: filepath.Join(dir, "key.pem"), CACertificateFile: filepath.Join(dir, "ca.pem"),
+	}
+	for path, data := range map[string][]byte{files.CertificateFile: cert.CertChainPEM, files.PrivateKeyFile: cert.PrivateKeyPEM, files.CACertificateFile: cert.TrustBundlePEM} {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return files
 }
