@@ -378,7 +378,7 @@ func TestPermissiveModeAllowsEverybody(t *testing.T) {
 			bootstrap := func(sa string) []byte {
 				return grpcxds.Bootstrap{
 					ServerURI: f.addr, NodeID: sa,
-					NodeMetadata: map[string]any{server.MetadataNamespace: "shop", server.MetadataServiceAccount: sa},
+					NodeMetadata:         map[string]any{server.MetadataNamespace: "shop", server.MetadataServiceAccount: sa},
 					CertificateProviders: map[string]grpcxds.PEMFiles{"default": writeIdentity(t, authority, "shop", sa)},
 				}.MustJSON()
 			}
