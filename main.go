@@ -34,6 +34,7 @@ import (
 func main() {
 	var (
 		metricsAddr, probeAddr        string
+		pprofAddr                     string
 		metricsSecure, enableHTTP2    bool
 		leaderElect                   bool
 		webhookPort                   int
@@ -50,6 +51,7 @@ func main() {
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; \"0\" disables it.")
 	flag.BoolVar(&metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS, with authentication and authorization through the API server.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz endpoints bind to.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address to serve Go's /debug/pprof on; empty (the default) serves nothing.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles at a time.")
 	flag.BoolVar(&enableHTTP2, "enable-http2", false, "Serve HTTP/2 on the metrics and webhook servers. Off by default: HTTP/2 "+
 		"Rapid Reset and Stream Cancellation (CVE-2023-44487, CVE-2023-39325) make it a denial-of-service risk.")
@@ -109,6 +111,7 @@ func main() {
 		// a large part of the operator's memory.
 		Cache:                  cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
 		HealthProbeBindAddress: probeAddr,
+		PprofBindAddress:       pprofAddr,
 		LeaderElection:         leaderElect,
 		LeaderElectionID:       "smi-operator.smi-operator.io",
 		WebhookServer: webhook.NewServer(webhook.Options{

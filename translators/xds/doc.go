@@ -165,10 +165,14 @@
 //
 // # Decisions
 //
-//   - Weighted clusters keep the split's weights as written, minus the zero ones (grpc-go and
-//     Envoy accept zero weights, but they only add noise). When the sum would not fit the uint32
-//     that xDS weights and their total are, the weights are scaled down proportionally, and a
-//     positive weight never becomes 0, so the total is always > 0 (grpc-go NACKs a 0 total).
+//   - Weighted clusters keep the split's weights as written, minus the zero ones (grpc-go drops
+//     them anyway). When the sum would not fit the uint32 that xDS weights and their total are,
+//     the weights are scaled down proportionally, and a positive weight never becomes 0, so the
+//     total is always > 0 (grpc-go NACKs a 0 total).
+//   - Backends at weight 0 are named by a "standby" route after the catch-all, which no request
+//     takes: grpc-go disconnects from every cluster no route names, so without it a weight shift
+//     to such a backend waits for new subscriptions and a new connection (about 5 ms of the
+//     7.7 ms median measured by the xDS benchmark) rather than only a picker change.
 //   - A match becomes one route: path as prefix, exact path or safe_regex (mesh.PathMatch's
 //     FullRegex, since Envoy and grpc-go match regexes against the whole path), each header as a
 //     safe_regex string matcher (SMI header values are whole-value regexes), and methods as one

@@ -16,9 +16,9 @@ import (
 func splitRoutes(split *mesh.Split, port int32) []*routev3.Route {
 	weighted := weightedAction(split, port)
 	if len(split.Matches) == 0 {
-		return []*routev3.Route{catchAll("split", weighted)}
+		return withStandby([]*routev3.Route{catchAll("split", weighted)}, split, port)
 	}
-	routes := make([]*routev3.Route, 0, len(split.Matches)+1)
+	routes := make([]*routev3.Route, 0, len(split.Matches)+2)
 	for _, m := range split.Matches {
 		routes = append(routes, &routev3.Route{
 			Name:   matchName(m),
@@ -31,7 +31,31 @@ func splitRoutes(split *mesh.Split, port int32) []*routev3.Route {
 	if split.CatchAllToApex {
 		routes = append(routes, catchAll("apex", clusterAction(ClusterName(split.Apex, port))))
 	}
-	return routes
+	return withStandby(routes, split, port)
+}
+
+// withStandby appends, after the catch-all (so that no request ever takes it), a route naming
+// the backends whose weight is 0. grpc-go drops zero-weight clusters from weighted_clusters and
+// tears down the connections of every cluster no route names: a weight moving to a backend at 0
+// would then wait for new CDS and EDS subscriptions and a new connection before the first
+// request lands (about 5 ms here), instead of a picker change. Named by a route, the standby
+// backends stay resolved and connected. Envoy keeps every cluster anyway; to it the route is
+// dead configuration.
+func withStandby(routes []*routev3.Route, split *mesh.Split, port int32) []*routev3.Route {
+	var standby []*routev3.WeightedCluster_ClusterWeight
+	for _, b := range split.Backends {
+		if b.Weight == 0 {
+			standby = append(standby, &routev3.WeightedCluster_ClusterWeight{
+				Name: ClusterName(b.Service, port), Weight: wrapperspb.UInt32(1),
+			})
+		}
+	}
+	if len(standby) == 0 {
+		return routes
+	}
+	return append(routes, catchAll("standby", withoutTimeout(&routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_WeightedClusters{
+		WeightedClusters: &routev3.WeightedCluster{Clusters: standby},
+	}})))
 }
 
 // weightedAction shares a port's traffic between the split's backends, on the same port number
