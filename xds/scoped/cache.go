@@ -10,11 +10,14 @@
 // change.
 //
 // [Cache] instead resolves each requested name for the node's scope when it answers, through a
-// [Source] that owns the data (and may build resources on demand), and re-answers a scope's
-// watches when told that the scope changed ([Cache.Notify]). Each resource carries its own
-// version, so a client is only sent a response when something it asked for changed; a NACKed
-// response is not re-sent until its content changes, so a proxy that rejects a resource keeps its
-// last good configuration instead of looping.
+// [Source] that owns the data and builds resources on demand: memory goes to what clients ask
+// for, not to every resource that could be asked for (10,000 Services nobody dials cost their
+// model, not their xDS resources). It re-answers the watches of a scope, or of names, when told
+// that they changed ([Cache.Notify], [Cache.NotifyNames]). Each resource carries its own version,
+// asked for before the resource is built, so a client is only sent a response when something it
+// asked for changed, and only what changed is built; a NACKed response is not re-sent until its
+// content changes, so a proxy that rejects a resource keeps its last good configuration instead
+// of looping.
 //
 // It speaks state-of-the-world xDS only (what grpc-go uses, and Envoy on ADS by default).
 package scoped
@@ -39,10 +42,13 @@ import (
 // so they must not call back into the Cache; they may be called concurrently for different
 // caches.
 type Source interface {
-	// Resolve returns the resource named name as a node of scope sees it, and a version that
-	// changes whenever the resource's content does. ok is false when no such resource exists for
-	// that scope.
-	Resolve(scope, name string) (res types.Resource, version string, ok bool)
+	// Version returns the version of the resource named name as a node of scope sees it: it
+	// changes whenever the resource's content does, and must be cheap (no building). ok is false
+	// when no such resource exists for that scope.
+	Version(scope, name string) (version string, ok bool)
+	// Resolve returns the resource at that version (or a newer one, if it changed meanwhile:
+	// the next notification then re-sends it).
+	Resolve(scope, name string) (res types.Resource, ok bool)
 	// Wildcard lists the names a wildcard subscriber of scope gets.
 	Wildcard(scope string) []string
 }
@@ -57,8 +63,11 @@ type Cache struct {
 	source  Source
 
 	mu sync.Mutex
-	// watches holds the open watches by scope.
-	watches map[string]map[*watch]struct{}
+	// watches holds the open watches by scope; byName the named ones by the names they ask for,
+	// and wildcard the wildcard ones.
+	watches  map[string]map[*watch]struct{}
+	byName   map[string]map[*watch]struct{}
+	wildcard map[*watch]struct{}
 	// responses counts responses, for their version_info (a label for logs: the resource
 	// versions decide what is sent).
 	responses uint64
@@ -69,11 +78,14 @@ type watch struct {
 	request  *cache.Request
 	sub      cache.Subscription
 	response chan cache.Response
+	// names are the names it asks for (nil when wildcard).
+	names []string
 }
 
 // New returns a cache for typeURL.
 func New(typeURL string, scopeOf ScopeFunc, source Source) *Cache {
-	return &Cache{typeURL: typeURL, scopeOf: scopeOf, source: source, watches: map[string]map[*watch]struct{}{}}
+	return &Cache{typeURL: typeURL, scopeOf: scopeOf, source: source,
+		watches: map[string]map[*watch]struct{}{}, byName: map[string]map[*watch]struct{}{}, wildcard: map[*watch]struct{}{}}
 }
 
 var _ cache.Cache = (*Cache)(nil)
@@ -89,6 +101,9 @@ func (c *Cache) CreateWatch(req *cache.Request, sub cache.Subscription, out chan
 		return nil, err
 	}
 	w := &watch{scope: scope, request: req, sub: sub, response: out}
+	if !sub.IsWildcard() {
+		w.names = slices.Sorted(maps.Keys(sub.SubscribedResources()))
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	// The first request of a subscription (no version yet) is always answered, even with nothing,
@@ -96,18 +111,44 @@ func (c *Cache) CreateWatch(req *cache.Request, sub cache.Subscription, out chan
 	if c.respond(w, req.GetVersionInfo() == "") {
 		return func() {}, nil
 	}
-	if c.watches[scope] == nil {
-		c.watches[scope] = map[*watch]struct{}{}
-	}
-	c.watches[scope][w] = struct{}{}
+	c.track(w)
 	return func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		delete(c.watches[w.scope], w)
-		if len(c.watches[w.scope]) == 0 {
-			delete(c.watches, w.scope)
-		}
+		c.untrack(w)
 	}, nil
+}
+
+func (c *Cache) track(w *watch) {
+	add(c.watches, w.scope, w)
+	if w.names == nil {
+		c.wildcard[w] = struct{}{}
+	}
+	for _, name := range w.names {
+		add(c.byName, name, w)
+	}
+}
+
+func (c *Cache) untrack(w *watch) {
+	remove(c.watches, w.scope, w)
+	delete(c.wildcard, w)
+	for _, name := range w.names {
+		remove(c.byName, name, w)
+	}
+}
+
+func add(index map[string]map[*watch]struct{}, key string, w *watch) {
+	if index[key] == nil {
+		index[key] = map[*watch]struct{}{}
+	}
+	index[key][w] = struct{}{}
+}
+
+func remove(index map[string]map[*watch]struct{}, key string, w *watch) {
+	delete(index[key], w)
+	if len(index[key]) == 0 {
+		delete(index, key)
+	}
 }
 
 // Notify re-evaluates the open watches of the given scopes, or of every scope when none is given,
@@ -118,14 +159,43 @@ func (c *Cache) Notify(scopes ...string) {
 	if len(scopes) == 0 {
 		scopes = slices.Collect(maps.Keys(c.watches))
 	}
+	var ws []*watch
 	for _, scope := range scopes {
 		for w := range c.watches[scope] {
-			if c.respond(w, false) {
-				delete(c.watches[scope], w)
+			ws = append(ws, w)
+		}
+	}
+	c.reevaluate(ws)
+}
+
+// NotifyNames re-evaluates the open watches, of any scope, that ask for one of the names or for
+// everything, and answers those whose resources changed: what a change to resources that look the
+// same to every scope costs, whatever the number of other watches.
+func (c *Cache) NotifyNames(names ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seen := map[*watch]bool{}
+	var ws []*watch
+	for _, name := range names {
+		for w := range c.byName[name] {
+			if !seen[w] {
+				seen[w] = true
+				ws = append(ws, w)
 			}
 		}
-		if len(c.watches[scope]) == 0 {
-			delete(c.watches, scope)
+	}
+	for w := range c.wildcard {
+		if !seen[w] {
+			ws = append(ws, w)
+		}
+	}
+	c.reevaluate(ws)
+}
+
+func (c *Cache) reevaluate(ws []*watch) {
+	for _, w := range ws {
+		if c.respond(w, false) {
+			c.untrack(w)
 		}
 	}
 }
@@ -144,41 +214,62 @@ func (c *Cache) Watches() int {
 // respond sends w its resources when they differ from what its client was last sent (or always
 // when force), and reports whether it did. Each watch is answered at most once: the server opens
 // a new one with the client's next request, so the send never blocks (the channel holds one).
+//
+// Listeners and clusters are full state in state-of-the-world xDS (a resource missing from a
+// response is deleted), so their responses carry every resource asked for; for other types only
+// what changed is built and sent, and the client keeps the rest.
 func (c *Cache) respond(w *watch, force bool) bool {
-	var names []string
-	if w.sub.IsWildcard() {
-		names = c.source.Wildcard(w.scope)
-	} else {
-		names = slices.Collect(maps.Keys(w.sub.SubscribedResources()))
+	names := w.names
+	if names == nil {
+		names = slices.Sorted(slices.Values(c.source.Wildcard(w.scope)))
 	}
-	slices.Sort(names)
+	fullState := cache.ResourceRequiresFullStateInSotw(c.typeURL)
 	returned := w.sub.ReturnedResources()
 	versions := make(map[string]string, len(names))
-	resources := make([]types.Resource, 0, len(names))
-	changed := force
+	var changed []string
 	for _, name := range names {
-		res, version, ok := c.source.Resolve(w.scope, name)
+		version, ok := c.source.Version(w.scope, name)
 		if !ok {
 			continue
 		}
 		versions[name] = version
-		resources = append(resources, res)
 		if last, sent := returned[name]; !sent || last != version {
-			changed = true
+			changed = append(changed, name)
 		}
 	}
-	if !changed && cache.ResourceRequiresFullStateInSotw(c.typeURL) {
-		// For LDS and CDS a resource missing from a response means it is gone: a removal is a
-		// change too. (Other types cannot signal removals in state-of-the-world xDS.)
+	removed := false
+	if fullState {
 		for name := range returned {
 			if _, ok := versions[name]; !ok {
-				changed = true
+				removed = true
 				break
 			}
 		}
 	}
-	if !changed {
+	if !force && len(changed) == 0 && !removed {
 		return false
+	}
+	send := changed
+	if fullState || force {
+		send = slices.Sorted(maps.Keys(versions))
+	} else {
+		// The client keeps what it was sent before: so does the record of what it has.
+		for name, version := range returned {
+			if _, ok := versions[name]; !ok {
+				continue
+			}
+			if !slices.Contains(changed, name) {
+				versions[name] = version
+			}
+		}
+	}
+	resources := make([]types.Resource, 0, len(send))
+	for _, name := range send {
+		if res, ok := c.source.Resolve(w.scope, name); ok {
+			resources = append(resources, res)
+		} else {
+			delete(versions, name)
+		}
 	}
 	c.responses++
 	w.response <- &response{

@@ -3,12 +3,14 @@ package scoped_test
 import (
 	"context"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -30,16 +32,21 @@ type fakeSource struct {
 	names    map[string][]string
 }
 
-func (s *fakeSource) Resolve(scope, name string) (types.Resource, string, bool) {
+func (s *fakeSource) Version(scope, name string) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, n := range s.names[scope] {
-		if n == name {
-			rev := s.revision[scope]
-			return &listenerv3.Listener{Name: name, StatPrefix: scope + "@" + itoa(rev)}, itoa(rev), true
-		}
+	if slices.Contains(s.names[scope], name) {
+		return itoa(s.revision[scope]), true
 	}
-	return nil, "", false
+	return "", false
+}
+
+func (s *fakeSource) Resolve(scope, name string) (types.Resource, bool) {
+	version, ok := s.Version(scope, name)
+	if !ok {
+		return nil, false
+	}
+	return &listenerv3.Listener{Name: name, StatPrefix: scope + "@" + version}, true
 }
 
 func (s *fakeSource) Wildcard(scope string) []string {
@@ -61,13 +68,18 @@ func itoa(i int) string { return string(rune('0' + i)) }
 type stream struct {
 	t       *testing.T
 	ads     discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient
+	typeURL string
 	node    *corev3.Node
 	replies chan *discoveryv3.DiscoveryResponse
 }
 
 func start(t *testing.T, source scoped.Source) (*scoped.Cache, func(scope string) *stream) {
+	return startType(t, resourcev3.ListenerType, source)
+}
+
+func startType(t *testing.T, typeURL string, source scoped.Source) (*scoped.Cache, func(scope string) *stream) {
 	t.Helper()
-	c := scoped.New(resourcev3.ListenerType, func(n *corev3.Node) (string, error) {
+	c := scoped.New(typeURL, func(n *corev3.Node) (string, error) {
 		return n.GetMetadata().GetFields()["scope"].GetStringValue(), nil
 	}, source)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -89,7 +101,7 @@ func start(t *testing.T, source scoped.Source) (*scoped.Cache, func(scope string
 			t.Fatal(err)
 		}
 		meta, _ := structpb.NewStruct(map[string]any{"scope": scope})
-		s := &stream{t: t, ads: ads, node: &corev3.Node{Id: scope, Metadata: meta}, replies: make(chan *discoveryv3.DiscoveryResponse, 10)}
+		s := &stream{t: t, ads: ads, typeURL: typeURL, node: &corev3.Node{Id: scope, Metadata: meta}, replies: make(chan *discoveryv3.DiscoveryResponse, 10)}
 		go func() {
 			for {
 				r, err := ads.Recv()
@@ -106,7 +118,7 @@ func start(t *testing.T, source scoped.Source) (*scoped.Cache, func(scope string
 
 func (s *stream) send(version, nonce string, nack bool, names ...string) {
 	s.t.Helper()
-	req := &discoveryv3.DiscoveryRequest{Node: s.node, TypeUrl: resourcev3.ListenerType, VersionInfo: version, ResponseNonce: nonce, ResourceNames: names}
+	req := &discoveryv3.DiscoveryRequest{Node: s.node, TypeUrl: s.typeURL, VersionInfo: version, ResponseNonce: nonce, ResourceNames: names}
 	if nack {
 		req.ErrorDetail = &status.Status{Message: "rejected"}
 	}
@@ -122,11 +134,16 @@ func (s *stream) next() (*discoveryv3.DiscoveryResponse, []string) {
 	case r := <-s.replies:
 		var got []string
 		for _, a := range r.Resources {
-			l := &listenerv3.Listener{}
-			if err := a.UnmarshalTo(l); err != nil {
+			m, err := a.UnmarshalNew()
+			if err != nil {
 				s.t.Fatal(err)
 			}
-			got = append(got, l.Name+"="+l.StatPrefix)
+			switch m := m.(type) {
+			case *listenerv3.Listener:
+				got = append(got, m.Name+"="+m.StatPrefix)
+			case *routev3.RouteConfiguration:
+				got = append(got, m.Name+"="+m.VirtualHosts[0].Name)
+			}
 		}
 		return r, got
 	case <-time.After(5 * time.Second):
@@ -226,4 +243,53 @@ func TestWildcardAndRemoval(t *testing.T) {
 	if n := c.Watches(); n != 0 {
 		t.Errorf("%d watches open after answering, want 0", n)
 	}
+}
+
+// routeSource serves route configurations, the same to every scope, each with its own version.
+type routeSource struct {
+	mu       sync.Mutex
+	versions map[string]int
+}
+
+func (s *routeSource) Version(_, name string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.versions[name]
+	return itoa(v), ok
+}
+
+func (s *routeSource) Resolve(scope, name string) (types.Resource, bool) {
+	v, ok := s.Version(scope, name)
+	return &routev3.RouteConfiguration{Name: name, VirtualHosts: []*routev3.VirtualHost{{Name: "v" + v}}}, ok
+}
+
+func (s *routeSource) Wildcard(string) []string { return nil }
+
+func (s *routeSource) set(name string, v int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.versions[name] = v
+}
+
+// TestNotifyNamesSendsOnlyWhatChanged: for types that are not full state (routes), a change to
+// one name wakes the watches asking for it, in any scope, and sends that resource only; watches
+// not asking for it stay parked.
+func TestNotifyNamesSendsOnlyWhatChanged(t *testing.T) {
+	src := &routeSource{versions: map[string]int{"a": 1, "b": 1, "c": 1}}
+	c, open := startType(t, resourcev3.RouteType, src)
+	x, y := open("x"), open("y")
+	x.send("", "", false, "a", "b")
+	rx, got := x.next()
+	equal(t, got, "a=v1", "b=v1")
+	x.send(rx.VersionInfo, rx.Nonce, false, "a", "b")
+	y.send("", "", false, "c")
+	ry, got := y.next()
+	equal(t, got, "c=v1")
+	y.send(ry.VersionInfo, ry.Nonce, false, "c")
+
+	src.set("b", 2)
+	c.NotifyNames("b")
+	_, got = x.next()
+	equal(t, got, "b=v2")
+	y.none()
 }

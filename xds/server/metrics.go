@@ -9,6 +9,7 @@ type metrics struct {
 	acks      *prometheus.CounterVec
 	nacks     *prometheus.CounterVec
 	rejected  *prometheus.CounterVec
+	services  prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -33,9 +34,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "smi_operator_xds_rejected_streams_total",
 			Help: "ADS streams or requests refused, by reason.",
 		}, []string{"reason"}),
+		services: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "smi_operator_xds_services",
+			Help: "Services the xDS server serves.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.connected, m.pushes, m.acks, m.nacks, m.rejected)
+		reg.MustRegister(m.connected, m.pushes, m.acks, m.nacks, m.rejected, m.services)
 	}
 	return m
 }

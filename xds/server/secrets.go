@@ -29,7 +29,18 @@ type CertificateAuthority interface {
 // the identity the node claims, so the scope here is a proven identity.
 type secretSource Server
 
-func (src *secretSource) Resolve(scope, name string) (types.Resource, string, bool) {
+func (src *secretSource) Version(scope, name string) (string, bool) {
+	_, version, ok := src.resolve(scope, name)
+	return version, ok
+}
+
+func (src *secretSource) Resolve(scope, name string) (types.Resource, bool) {
+	res, _, ok := src.resolve(scope, name)
+	return res, ok
+}
+
+// resolve builds the secret and its version: both are cheap (the CA caches certificates).
+func (src *secretSource) resolve(scope, name string) (types.Resource, string, bool) {
 	s := (*Server)(src)
 	authority := s.opts.CA
 	if authority == nil || scope == "" {

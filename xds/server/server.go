@@ -5,14 +5,16 @@
 //
 // # Caches
 //
-// Resources everybody sees the same way live in go-control-plane LinearCaches shared by all
-// clients: RouteConfigurations, Clusters and ClusterLoadAssignments. A LinearCache answers named
-// requests (grpc-go always names what it wants), versions each resource on its own and wakes only
-// the watches of what changed, so a weight change costs one RouteConfiguration and the watches on
-// it, whatever the mesh size. Resources that depend on who asks — a gRPC server's listener (its
-// name is only its listening address, its RBAC is its identity's), Envoy's inbound listener and
-// its secrets — are resolved per workload identity by package scoped. A MuxCache routes each
-// request by type URL.
+// Every type is served by a cache of package scoped, which resolves each requested name when it
+// answers: the server keeps the model of each Service (its ports and endpoints), splits and
+// access rules, and builds an xDS resource only when a client asks for it, at a version the
+// store keeps. Memory thus follows what clients use: 10,000 Services nobody dials cost their
+// model, not four xDS resources each. Caches index watches by name, versions are compared before
+// anything is built, and only what changed is built and sent, so a weight change costs one
+// RouteConfiguration and the watches on it, whatever the mesh size. Resources that depend on who
+// asks — a gRPC server's listener (its name is only its listening address, its RBAC is its
+// identity's), Envoy's inbound listener and its secrets — are resolved per workload identity.
+// A MuxCache routes each request by type URL and, for listeners and clusters, by client kind.
 //
 // # Identity
 //
@@ -24,22 +26,15 @@
 package server
 
 import (
-	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"maps"
 	"net"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
@@ -51,7 +46,6 @@ import (
 	k8stypes "k8s.io/apimachinery/pkg/types"
 
 	"github.com/smi-operator/smi-operator/translators/mesh"
-	"github.com/smi-operator/smi-operator/translators/xds"
 	"github.com/smi-operator/smi-operator/xds/scoped"
 )
 
@@ -87,65 +81,58 @@ type Server struct {
 	metrics *metrics
 	streams *streams
 
-	routes, grpcClusters, envoyClusters, endpoints *linear
-	grpcListeners, envoyListeners, secrets         *scoped.Cache
-	mux                                            *cache.MuxCache
+	grpcListeners, envoyListeners, routes, grpcClusters, envoyClusters, endpoints, secrets *scoped.Cache
+	mux                                                                                    *cache.MuxCache
 
-	mu              sync.RWMutex
-	counter         uint64
-	services        map[k8stypes.NamespacedName]*serviceEntry
-	clientListeners map[string]versioned
-	defaultRoutes   map[string]*routev3.RouteConfiguration
-	splitRoutes     map[string]map[mesh.ObjectRef]*routev3.RouteConfiguration
-	splitNames      map[mesh.ObjectRef][]string
-	// splits are the programmed splits by apex and source, and splitApex each source's apex.
-	splits    map[k8stypes.NamespacedName]map[mesh.ObjectRef]*mesh.Split
-	splitApex map[mesh.ObjectRef]k8stypes.NamespacedName
-	// outboundVersion changes whenever a Service's Envoy outbound chains do.
+	mu      sync.RWMutex
+	counter uint64
+	// services holds every Service; byListener and byCluster find one by the name of its
+	// listeners and routes ("<fqdn>:<port>") or of its clusters and load assignments.
+	services   map[k8stypes.NamespacedName]*serviceEntry
+	byListener map[string]*serviceEntry
+	byCluster  map[string]*serviceEntry
+	// splitRoutes are the split route configurations by name and source, splitNames each
+	// source's names; splits the programmed splits by apex and source, splitApex each source's.
+	splitRoutes map[string]map[mesh.ObjectRef]versioned
+	splitNames  map[mesh.ObjectRef][]string
+	splits      map[k8stypes.NamespacedName]map[mesh.ObjectRef]*mesh.Split
+	splitApex   map[mesh.ObjectRef]k8stypes.NamespacedName
+	// outboundVersion changes whenever a Service or split the Envoy outbound listener is built
+	// from does.
 	outboundVersion uint64
-	access          map[string]map[mesh.ObjectRef][]mesh.AccessRule
-	accessScopes    map[mesh.ObjectRef][]string
-	accessVersion   map[string]uint64
-	// notifyScopes and notifyAllScopes collect, under mu, what unlockAndNotify tells the scoped
-	// caches once mu is released.
-	notifyScopes         map[string]bool
-	notifyAllScopes      bool
-	notifyEnvoyListeners bool
-
-	// outbound is the Envoy outbound listener, built when asked for at outboundVersion.
-	outboundMu    sync.Mutex
-	outbound      versioned
-	outboundBuilt uint64
+	// access holds the access rules by destination scope and source, accessScopes each
+	// source's scopes, accessVersion each scope's version.
+	access        map[string]map[mesh.ObjectRef][]mesh.AccessRule
+	accessScopes  map[mesh.ObjectRef][]string
+	accessVersion map[string]uint64
+	pending       pending
 }
 
 // New returns a server with nothing to serve yet; the reconcilers fill it.
 func New(opts Options) *Server {
 	s := &Server{
-		opts:            opts,
-		metrics:         newMetrics(opts.Registerer),
-		routes:          newLinear(resourcev3.RouteType),
-		grpcClusters:    newLinear(resourcev3.ClusterType),
-		envoyClusters:   newLinear(resourcev3.ClusterType),
-		endpoints:       newLinear(resourcev3.EndpointType),
-		services:        map[k8stypes.NamespacedName]*serviceEntry{},
-		splits:          map[k8stypes.NamespacedName]map[mesh.ObjectRef]*mesh.Split{},
-		splitApex:       map[mesh.ObjectRef]k8stypes.NamespacedName{},
-		clientListeners: map[string]versioned{},
-		defaultRoutes:   map[string]*routev3.RouteConfiguration{},
-		splitRoutes:     map[string]map[mesh.ObjectRef]*routev3.RouteConfiguration{},
-		splitNames:      map[mesh.ObjectRef][]string{},
-		access:          map[string]map[mesh.ObjectRef][]mesh.AccessRule{},
-		accessScopes:    map[mesh.ObjectRef][]string{},
-		accessVersion:   map[string]uint64{},
-		notifyScopes:    map[string]bool{},
+		opts:          opts,
+		metrics:       newMetrics(opts.Registerer),
+		services:      map[k8stypes.NamespacedName]*serviceEntry{},
+		byListener:    map[string]*serviceEntry{},
+		byCluster:     map[string]*serviceEntry{},
+		splitRoutes:   map[string]map[mesh.ObjectRef]versioned{},
+		splitNames:    map[mesh.ObjectRef][]string{},
+		splits:        map[k8stypes.NamespacedName]map[mesh.ObjectRef]*mesh.Split{},
+		splitApex:     map[mesh.ObjectRef]k8stypes.NamespacedName{},
+		access:        map[string]map[mesh.ObjectRef][]mesh.AccessRule{},
+		accessScopes:  map[mesh.ObjectRef][]string{},
+		accessVersion: map[string]uint64{},
+		pending:       pending{scopes: map[string]bool{}},
 	}
 	s.streams = newStreams(opts.Authenticator, s.metrics, opts.Log)
-	s.grpcListeners = scoped.New(resourcev3.ListenerType, scopeOf, (*grpcListenerSource)(s))
-	s.envoyListeners = scoped.New(resourcev3.ListenerType, scopeOf, (*envoyListenerSource)(s))
+	s.grpcListeners = scoped.New(resourcev3.ListenerType, scopeOf, &grpcListenerSource{s: s})
+	s.envoyListeners = scoped.New(resourcev3.ListenerType, scopeOf, &envoyListenerSource{s: s})
+	s.routes = scoped.New(resourcev3.RouteType, scopeOf, &routeSource{s: s})
+	s.grpcClusters = scoped.New(resourcev3.ClusterType, scopeOf, &clusterSource{s: s})
+	s.envoyClusters = scoped.New(resourcev3.ClusterType, scopeOf, &clusterSource{s: s, envoy: true})
+	s.endpoints = scoped.New(resourcev3.EndpointType, scopeOf, &endpointSource{s: s})
 	s.secrets = scoped.New(resourcev3.SecretType, scopeOf, (*secretSource)(s))
-	for _, c := range xds.PassthroughClusters() {
-		s.envoyClusters.set(c.Name, c)
-	}
 	s.mux = &cache.MuxCache{
 		// Listeners and clusters differ between the two kinds of client (Envoy's come with
 		// original-destination chains and SDS, gRPC's with certificate providers); routes,
@@ -162,10 +149,10 @@ func New(opts Options) *Server {
 		Caches: map[string]cache.Cache{
 			resourcev3.ListenerType:                    s.grpcListeners,
 			ProxyEnvoy + "/" + resourcev3.ListenerType: s.envoyListeners,
-			resourcev3.RouteType:                       s.routes.cache,
-			resourcev3.ClusterType:                     s.grpcClusters.cache,
-			ProxyEnvoy + "/" + resourcev3.ClusterType:  s.envoyClusters.cache,
-			resourcev3.EndpointType:                    s.endpoints.cache,
+			resourcev3.RouteType:                       s.routes,
+			resourcev3.ClusterType:                     s.grpcClusters,
+			ProxyEnvoy + "/" + resourcev3.ClusterType:  s.envoyClusters,
+			resourcev3.EndpointType:                    s.endpoints,
 			resourcev3.SecretType:                      s.secrets,
 		},
 	}
@@ -238,85 +225,3 @@ func (s *Server) refreshSecrets(ctx context.Context) {
 // only the leader has anything to serve; a proxy whose connection to another replica is refused
 // retries and lands on the leader.
 func (s *Server) NeedLeaderElection() bool { return true }
-
-// grpcListenerSource resolves LDS names for proxyless gRPC nodes: client listeners are shared,
-// server listeners are built for the asking node's identity.
-type grpcListenerSource Server
-
-func (src *grpcListenerSource) Resolve(scope, name string) (types.Resource, string, bool) {
-	s := (*Server)(src)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if v, ok := s.clientListeners[name]; ok {
-		return v.resource, v.version, true
-	}
-	if !strings.HasPrefix(name, xds.ServerListenerNamePrefix) {
-		return nil, "", false
-	}
-	l, err := xds.ServerListener(name, s.rulesOf(scope), s.opts.Settings)
-	if err != nil {
-		// A malformed server listener name: the client gets no listener (grpc-go reports the
-		// resource missing) and the operator's log says why.
-		s.opts.Log.Info("cannot serve a gRPC server listener", "name", name, "scope", scope, "error", err.Error())
-		return nil, "", false
-	}
-	// Its content is a function of the name, the identity's rules and the settings: the rules'
-	// version versions it.
-	return l, fmt.Sprintf("access-%d", s.accessVersion[scope]), true
-}
-
-func (src *grpcListenerSource) Wildcard(string) []string {
-	s := (*Server)(src)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	names := make([]string, 0, len(s.clientListeners))
-	for name := range s.clientListeners {
-		names = append(names, name)
-	}
-	return names
-}
-
-// envoyListenerSource serves Envoy sidecars their two listeners: the outbound one, shared, and
-// the inbound one of their identity.
-type envoyListenerSource Server
-
-func (src *envoyListenerSource) Resolve(scope, name string) (types.Resource, string, bool) {
-	s := (*Server)(src)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	switch name {
-	case xds.OutboundListenerName:
-		return s.outboundListener()
-	case xds.InboundListenerName:
-		l, err := xds.InboundListener(s.rulesOf(scope), s.opts.Settings)
-		if err != nil {
-			s.opts.Log.Error(err, "cannot build an Envoy inbound listener", "scope", scope)
-			return nil, "", false
-		}
-		return l, fmt.Sprintf("access-%d", s.accessVersion[scope]), true
-	}
-	return nil, "", false
-}
-
-func (src *envoyListenerSource) Wildcard(string) []string {
-	return []string{xds.InboundListenerName, xds.OutboundListenerName}
-}
-
-// outboundListener builds the outbound listener from every Service's chains, once per change
-// however many sidecars ask. The caller holds s.mu for reading.
-func (s *Server) outboundListener() (types.Resource, string, bool) {
-	s.outboundMu.Lock()
-	defer s.outboundMu.Unlock()
-	if s.outbound.resource == nil || s.outboundBuilt != s.outboundVersion {
-		keys := slices.SortedFunc(maps.Keys(s.services), func(a, b k8stypes.NamespacedName) int {
-			return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
-		})
-		var chains []*listenerv3.FilterChain
-		for _, k := range keys {
-			chains = append(chains, s.services[k].chains...)
-		}
-		s.outbound = versioned{resource: xds.OutboundListener(chains), version: fmt.Sprintf("outbound-%d", s.outboundVersion)}
-		s.outboundBuilt = s.outboundVersion
-	}
-	return s.outbound.resource, s.outbound.version, true
-}

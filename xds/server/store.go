@@ -3,180 +3,132 @@ package server
 import (
 	"cmp"
 	"maps"
+	"reflect"
 	"slices"
 	"strconv"
 
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"google.golang.org/protobuf/proto"
+	corev1 "k8s.io/api/core/v1"
 	k8stypes "k8s.io/apimachinery/pkg/types"
 
 	"github.com/smi-operator/smi-operator/translators/mesh"
 	"github.com/smi-operator/smi-operator/translators/xds"
 )
 
-// The store is the server's desired state, fed piece by piece by the reconcilers: what each
-// Service contributes, the routes of each split, the access rules of each TrafficTarget. Every
-// setter compares what it is given with what is served and touches only what differs, so a
-// reconcile that changes nothing pushes nothing, and a change costs work proportional to what
-// changed, not to the mesh.
+// The store is the server's desired state, fed piece by piece by the reconcilers: each Service
+// with its endpoints, the routes of each split, the access rules of each TrafficTarget. It keeps
+// the model, not xDS resources: the sources (sources.go) build a resource when a client asks for
+// it, at the version the store gives it, so memory follows what clients use. Every setter
+// compares what it is given with what it holds and only bumps the versions of, and notifies the
+// watches on, what differs: a reconcile that changes nothing pushes nothing, and a change costs
+// work proportional to what changed, not to the mesh.
 
-// linear is a LinearCache with the resources it serves, to skip updates that change nothing.
-type linear struct {
-	cache   *cache.LinearCache
-	current map[string]types.Resource
-}
-
-func newLinear(typeURL string) *linear {
-	return &linear{cache: cache.NewLinearCache(typeURL), current: map[string]types.Resource{}}
-}
-
-func (l *linear) set(name string, res types.Resource) {
-	if old, ok := l.current[name]; ok && proto.Equal(old, res) {
-		return
-	}
-	l.current[name] = res
-	// UpdateResource only fails on a nil resource.
-	_ = l.cache.UpdateResource(name, res)
-}
-
-func (l *linear) delete(name string) {
-	if _, ok := l.current[name]; !ok {
-		return
-	}
-	delete(l.current, name)
-	_ = l.cache.DeleteResource(name)
-}
-
-// versioned is a resource with the version the scoped caches compare.
-type versioned struct {
-	resource types.Resource
-	version  string
-}
-
-// serviceEntry remembers what a Service was last served as, to remove the names it no longer
-// has and to rebuild its Envoy outbound chains when its split changes.
+// serviceEntry is what the store holds of one Service.
 type serviceEntry struct {
-	service                     mesh.Service
-	listeners, routes, clusters []string
-	// chains are the Service's chains of the Envoy outbound listener.
-	chains []*listenerv3.FilterChain
+	service mesh.Service
+	// endpoints are the Service's own ready endpoints, by port.
+	endpoints xds.Endpoints
+	// specVersion changes with the Service, endpointsVersion with its endpoints.
+	specVersion, endpointsVersion uint64
 }
 
-// SetService serves one Service with its ready endpoints: its proxyless listeners, default
-// routes, clusters and load assignments, its Envoy clusters and outbound chains.
+// tcpPorts are the Service ports xDS resources exist for.
+func (e *serviceEntry) tcpPorts() []int32 {
+	var out []int32
+	for _, p := range e.service.Ports {
+		if p.Protocol == corev1.ProtocolTCP {
+			out = append(out, p.Port)
+		}
+	}
+	return out
+}
+
+// names are the resource names of the Service's TCP ports: listeners and routes (one name),
+// clusters and load assignments (another).
+func (e *serviceEntry) names() (listeners, clusters []string) {
+	for _, port := range e.tcpPorts() {
+		listeners = append(listeners, xds.ListenerName(e.service, port))
+		clusters = append(clusters, xds.ClusterName(e.service, port))
+	}
+	return listeners, clusters
+}
+
+// pending collects, under mu, what unlockAndNotify tells the caches once mu is released.
+type pending struct {
+	listenerNames, routeNames, clusterNames, endpointNames []string
+	scopes                                                 map[string]bool
+	allScopes, outbound                                    bool
+}
+
+// SetService serves one Service with its ready endpoints.
 func (s *Server) SetService(key k8stypes.NamespacedName, svc mesh.Service, endpoints xds.Endpoints) {
-	res := xds.ServiceResources(svc, endpoints, s.opts.Settings)
 	s.mu.Lock()
 	defer s.unlockAndNotify()
-	old, existed := s.services[key]
-	next := &serviceEntry{service: svc}
-	for _, l := range res.Listeners {
-		next.listeners = append(next.listeners, l.Name)
-		s.setClientListener(l)
+	entry, existed := s.services[key]
+	if !existed {
+		entry = &serviceEntry{}
+		s.services[key] = entry
+		s.metrics.services.Set(float64(len(s.services)))
 	}
-	for _, rc := range res.RouteConfigurations {
-		next.routes = append(next.routes, rc.Name)
-		s.defaultRoutes[rc.Name] = rc
-		s.refreshRoute(rc.Name)
+	if !existed || !reflect.DeepEqual(entry.service, svc) {
+		oldListeners, oldClusters := entry.names()
+		entry.service = svc
+		entry.specVersion = s.next()
+		s.reindex(entry, oldListeners, oldClusters)
 	}
-	for _, c := range res.Clusters {
-		next.clusters = append(next.clusters, c.Name)
-		s.grpcClusters.set(c.Name, c)
+	if !existed || !reflect.DeepEqual(entry.endpoints, endpoints) {
+		entry.endpoints = endpoints
+		entry.endpointsVersion = s.next()
+		_, clusters := entry.names()
+		s.pending.endpointNames = append(s.pending.endpointNames, clusters...)
 	}
-	for _, c := range xds.EnvoyClusters(svc, s.opts.Settings) {
-		s.envoyClusters.set(c.Name, c)
-	}
-	for _, cla := range res.ClusterLoadAssignments {
-		s.endpoints.set(cla.ClusterName, cla)
-	}
-	if existed {
-		next.chains = old.chains
-		s.forget(old, next)
-	}
-	s.services[key] = next
-	s.refreshChains(key)
 }
 
 // DeleteService stops serving a Service that no longer exists.
 func (s *Server) DeleteService(key k8stypes.NamespacedName) {
 	s.mu.Lock()
 	defer s.unlockAndNotify()
-	old, ok := s.services[key]
-	if !ok {
-		return
-	}
-	s.forget(old, &serviceEntry{})
-	delete(s.services, key)
-	if len(old.chains) > 0 {
-		s.outboundChanged()
-	}
-}
-
-// forget removes the resources old had and next does not.
-func (s *Server) forget(old, next *serviceEntry) {
-	for _, name := range old.listeners {
-		if !slices.Contains(next.listeners, name) {
-			delete(s.clientListeners, name)
-			s.notifyAllScopes = true
-		}
-	}
-	for _, name := range old.routes {
-		if !slices.Contains(next.routes, name) {
-			delete(s.defaultRoutes, name)
-			s.refreshRoute(name)
-		}
-	}
-	for _, name := range old.clusters {
-		if !slices.Contains(next.clusters, name) {
-			s.grpcClusters.delete(name)
-			s.envoyClusters.delete(name)
-			s.endpoints.delete(name)
-		}
-	}
-}
-
-// refreshChains rebuilds a Service's Envoy outbound chains from the Service and the split whose
-// apex it is; the outbound listener changes only when they do (a TCP split, a new ClusterIP or
-// port), not on an HTTP weight change, which only touches a RouteConfiguration.
-func (s *Server) refreshChains(key k8stypes.NamespacedName) {
 	entry, ok := s.services[key]
 	if !ok {
 		return
 	}
-	chains := xds.OutboundFilterChains(entry.service, s.splitOf(key))
-	if slices.EqualFunc(chains, entry.chains, func(a, b *listenerv3.FilterChain) bool { return proto.Equal(a, b) }) {
-		return
-	}
-	entry.chains = chains
-	s.outboundChanged()
+	delete(s.services, key)
+	s.metrics.services.Set(float64(len(s.services)))
+	listeners, clusters := entry.names()
+	entry.service = mesh.Service{}
+	s.reindex(entry, listeners, clusters)
+	s.pending.endpointNames = append(s.pending.endpointNames, clusters...)
 }
 
-func (s *Server) outboundChanged() {
+// reindex moves the entry's listener and cluster names from the old ones to its current ones
+// and notifies every resource of both.
+func (s *Server) reindex(entry *serviceEntry, oldListeners, oldClusters []string) {
+	for _, name := range oldListeners {
+		delete(s.byListener, name)
+	}
+	for _, name := range oldClusters {
+		delete(s.byCluster, name)
+	}
+	listeners, clusters := entry.names()
+	for _, name := range listeners {
+		s.byListener[name] = entry
+	}
+	for _, name := range clusters {
+		s.byCluster[name] = entry
+	}
+	listeners, clusters = append(listeners, oldListeners...), append(clusters, oldClusters...)
+	s.pending.listenerNames = append(s.pending.listenerNames, listeners...)
+	s.pending.routeNames = append(s.pending.routeNames, listeners...)
+	s.pending.clusterNames = append(s.pending.clusterNames, clusters...)
+	s.pending.outbound = true
+	s.outboundVersion = s.next()
+}
+
+// next returns a new version number.
+func (s *Server) next() uint64 {
 	s.counter++
-	s.outboundVersion = s.counter
-	s.notifyEnvoyListeners = true
-}
-
-// splitOf is the split programmed on the apex key (the first by source, as refreshRoute picks).
-func (s *Server) splitOf(key k8stypes.NamespacedName) *mesh.Split {
-	bySource := s.splits[key]
-	if len(bySource) == 0 {
-		return nil
-	}
-	return bySource[slices.MinFunc(slices.Collect(maps.Keys(bySource)), compareRefs)]
-}
-
-func (s *Server) setClientListener(l *listenerv3.Listener) {
-	if old, ok := s.clientListeners[l.Name]; ok && proto.Equal(old.resource, l) {
-		return
-	}
-	s.counter++
-	s.clientListeners[l.Name] = versioned{resource: l, version: strconv.FormatUint(s.counter, 10)}
-	// Client listeners are shared by every scope.
-	s.notifyAllScopes = true
+	return s.counter
 }
 
 // SetSplit serves one TrafficSplit's routes (xds.SplitRoutes) in place of its apex's default
@@ -193,11 +145,15 @@ func (s *Server) SetSplit(source mesh.ObjectRef, split *mesh.Split) []mesh.Diagn
 	var names []string
 	for _, rc := range routes {
 		names = append(names, rc.Name)
-		if s.splitRoutes[rc.Name] == nil {
-			s.splitRoutes[rc.Name] = map[mesh.ObjectRef]*routev3.RouteConfiguration{}
+		bySource := s.splitRoutes[rc.Name]
+		if bySource == nil {
+			bySource = map[mesh.ObjectRef]versioned{}
+			s.splitRoutes[rc.Name] = bySource
 		}
-		s.splitRoutes[rc.Name][source] = rc
-		s.refreshRoute(rc.Name)
+		if old, ok := bySource[source]; !ok || !proto.Equal(old.resource, rc) {
+			bySource[source] = versioned{resource: rc, version: "split-" + strconv.FormatUint(s.next(), 10)}
+			s.pending.routeNames = append(s.pending.routeNames, rc.Name)
+		}
 	}
 	for _, name := range s.splitNames[source] {
 		if !slices.Contains(names, name) {
@@ -205,7 +161,7 @@ func (s *Server) SetSplit(source mesh.ObjectRef, split *mesh.Split) []mesh.Diagn
 			if len(s.splitRoutes[name]) == 0 {
 				delete(s.splitRoutes, name)
 			}
-			s.refreshRoute(name)
+			s.pending.routeNames = append(s.pending.routeNames, name)
 		}
 	}
 	if len(names) == 0 {
@@ -214,13 +170,10 @@ func (s *Server) SetSplit(source mesh.ObjectRef, split *mesh.Split) []mesh.Diagn
 		s.splitNames[source] = names
 	}
 
-	// The apex a split programs, for the Envoy outbound chains.
-	oldApex, hadApex := s.splitApex[source]
-	if hadApex {
-		delete(s.splits[oldApex], source)
-		if len(s.splits[oldApex]) == 0 {
-			delete(s.splits, oldApex)
-		}
+	// The split by apex, for the Envoy outbound chains (TCP ports are split there).
+	old, had := s.splitApex[source]
+	if had {
+		remove(s.splits, old, source)
 		delete(s.splitApex, source)
 	}
 	if split != nil {
@@ -230,28 +183,39 @@ func (s *Server) SetSplit(source mesh.ObjectRef, split *mesh.Split) []mesh.Diagn
 		}
 		s.splits[apex][source] = split
 		s.splitApex[source] = apex
-		s.refreshChains(apex)
 	}
-	if hadApex {
-		s.refreshChains(oldApex)
+	if had || split != nil {
+		s.pending.outbound = true
+		s.outboundVersion = s.next()
 	}
 	return diags
 }
 
-// refreshRoute serves the route configuration name should have now: a split's routes when a
-// split programs it (the model lets one split win an apex; while the controller hands an apex
-// over, the oldest-named one is served), else the Service's default, else nothing.
-func (s *Server) refreshRoute(name string) {
-	if bySplit := s.splitRoutes[name]; len(bySplit) > 0 {
-		first := slices.MinFunc(slices.Collect(maps.Keys(bySplit)), compareRefs)
-		s.routes.set(name, bySplit[first])
-		return
+func remove[K comparable, V any](m map[k8stypes.NamespacedName]map[K]V, key k8stypes.NamespacedName, inner K) {
+	delete(m[key], inner)
+	if len(m[key]) == 0 {
+		delete(m, key)
 	}
-	if rc, ok := s.defaultRoutes[name]; ok {
-		s.routes.set(name, rc)
-		return
+}
+
+// splitRoute is the split route configuration served under name, if a split programs it: the
+// model lets one split win an apex; while the controller hands an apex over, the first by source
+// is served.
+func (s *Server) splitRoute(name string) (versioned, bool) {
+	bySource := s.splitRoutes[name]
+	if len(bySource) == 0 {
+		return versioned{}, false
 	}
-	s.routes.delete(name)
+	return bySource[slices.MinFunc(slices.Collect(maps.Keys(bySource)), compareRefs)], true
+}
+
+// splitOf is the split programmed on the apex key, the first by source as splitRoute picks.
+func (s *Server) splitOf(key k8stypes.NamespacedName) *mesh.Split {
+	bySource := s.splits[key]
+	if len(bySource) == 0 {
+		return nil
+	}
+	return bySource[slices.MinFunc(slices.Collect(maps.Keys(bySource)), compareRefs)]
 }
 
 func compareRefs(a, b mesh.ObjectRef) int {
@@ -284,31 +248,8 @@ func (s *Server) SetAccess(source mesh.ObjectRef, rules []mesh.AccessRule) {
 		touched[scope] = true
 	}
 	for scope := range touched {
-		s.counter++
-		s.accessVersion[scope] = s.counter
-		s.notifyScopes[scope] = true
-	}
-}
-
-// unlockAndNotify releases the store and then tells the scoped caches which scopes changed.
-// Notifying under the lock would deadlock: the caches resolve resources through the store.
-func (s *Server) unlockAndNotify() {
-	all, envoy, scopes := s.notifyAllScopes, s.notifyEnvoyListeners, slices.Collect(maps.Keys(s.notifyScopes))
-	s.notifyAllScopes, s.notifyEnvoyListeners = false, false
-	clear(s.notifyScopes)
-	s.mu.Unlock()
-	switch {
-	case all:
-		s.grpcListeners.Notify()
-	case len(scopes) > 0:
-		s.grpcListeners.Notify(scopes...)
-	}
-	switch {
-	case envoy:
-		// The outbound listener is everybody's.
-		s.envoyListeners.Notify()
-	case len(scopes) > 0:
-		s.envoyListeners.Notify(scopes...)
+		s.accessVersion[scope] = s.next()
+		s.pending.scopes[scope] = true
 	}
 }
 
@@ -316,10 +257,38 @@ func (s *Server) unlockAndNotify() {
 // order (by TrafficTarget).
 func (s *Server) rulesOf(scope string) []mesh.AccessRule {
 	bySource := s.access[scope]
-	sources := slices.SortedFunc(maps.Keys(bySource), compareRefs)
 	var out []mesh.AccessRule
-	for _, src := range sources {
+	for _, src := range slices.SortedFunc(maps.Keys(bySource), compareRefs) {
 		out = append(out, bySource[src]...)
 	}
 	return out
+}
+
+// unlockAndNotify releases the store and then tells the caches what changed. Notifying under the
+// lock would deadlock: the caches resolve resources through the store.
+func (s *Server) unlockAndNotify() {
+	p := s.pending
+	s.pending = pending{scopes: map[string]bool{}}
+	s.mu.Unlock()
+	scopes := slices.Collect(maps.Keys(p.scopes))
+	if len(p.listenerNames) > 0 {
+		s.grpcListeners.NotifyNames(p.listenerNames...)
+	}
+	if len(scopes) > 0 {
+		s.grpcListeners.Notify(scopes...)
+		s.envoyListeners.Notify(scopes...)
+	}
+	if p.outbound {
+		s.envoyListeners.NotifyNames(xds.OutboundListenerName)
+	}
+	if len(p.routeNames) > 0 {
+		s.routes.NotifyNames(p.routeNames...)
+	}
+	if len(p.clusterNames) > 0 {
+		s.grpcClusters.NotifyNames(p.clusterNames...)
+		s.envoyClusters.NotifyNames(p.clusterNames...)
+	}
+	if len(p.endpointNames) > 0 {
+		s.endpoints.NotifyNames(p.endpointNames...)
+	}
 }
