@@ -339,15 +339,15 @@ func PassthroughClusters() []*clusterv3.Cluster {
 // passthrough clusters. The inbound listener ([InboundListener]) and the secrets
 // ([WorkloadSecret], [TrustBundleSecret]) are per identity.
 func TranslateEnvoy(model mesh.Model, services []mesh.Service, endpoints Endpoints, settings mesh.Settings) (Output, []mesh.Diagnostic) {
-	proxyless, diags := Translate(model, services, endpoints, settings)
+	shared, diags := translate(model, services, endpoints, settings, false)
 	splits := map[[2]string]*mesh.Split{}
 	for i := range model.Splits {
 		s := &model.Splits[i]
 		splits[[2]string{s.Apex.Namespace, s.Apex.Name}] = s
 	}
 	out := Output{
-		RouteConfigurations:    proxyless.RouteConfigurations,
-		ClusterLoadAssignments: proxyless.ClusterLoadAssignments,
+		RouteConfigurations:    shared.RouteConfigurations,
+		ClusterLoadAssignments: shared.ClusterLoadAssignments,
 		Clusters:               PassthroughClusters(),
 	}
 	var chains []*listenerv3.FilterChain

@@ -2,6 +2,7 @@ package xds
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -12,14 +13,21 @@ import (
 )
 
 // splitRoutes are the routes of one apex port: a weighted route per match, then what the
-// requests matching none of them get.
-func splitRoutes(split *mesh.Split, port int32) []*routev3.Route {
+// requests matching none of them get. For proxyless gRPC clients, methods are adapted (see
+// forProxyless).
+func splitRoutes(split *mesh.Split, port int32, proxyless bool) []*routev3.Route {
 	weighted := weightedAction(split, port)
 	if len(split.Matches) == 0 {
 		return withStandby([]*routev3.Route{catchAll("split", weighted)}, split, port)
 	}
 	routes := make([]*routev3.Route, 0, len(split.Matches)+2)
 	for _, m := range split.Matches {
+		if proxyless {
+			var ok bool
+			if m, ok = forProxyless(m); !ok {
+				continue
+			}
+		}
 		routes = append(routes, &routev3.Route{
 			Name:   matchName(m),
 			Match:  routeMatch(m),
@@ -32,6 +40,21 @@ func splitRoutes(split *mesh.Split, port int32) []*routev3.Route {
 		routes = append(routes, catchAll("apex", clusterAction(ClusterName(split.Apex, port))))
 	}
 	return withStandby(routes, split, port)
+}
+
+// forProxyless adapts a match to grpc-go, which matches route headers against a call's metadata,
+// where ":method" never appears although every gRPC call is a POST: a method condition admitting
+// POST holds for every call and is dropped; one excluding POST can never hold, and ok is false
+// (SplitRoutes reports it). Envoy sidecars see the method and keep the condition.
+func forProxyless(m mesh.HTTPMatch) (_ mesh.HTTPMatch, ok bool) {
+	if len(m.Methods) == 0 {
+		return m, true
+	}
+	if !slices.Contains(m.Methods, "POST") {
+		return m, false
+	}
+	m.Methods = nil
+	return m, true
 }
 
 // withStandby appends, after the catch-all (so that no request ever takes it), a route naming

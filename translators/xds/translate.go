@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -45,7 +46,12 @@ type Output struct {
 // call, for tests and the offline translate command. Server Listeners are per identity and asked
 // for by name: see [ServerListener].
 func Translate(model mesh.Model, services []mesh.Service, endpoints Endpoints, settings mesh.Settings) (Output, []mesh.Diagnostic) {
-	splitRoutes, diags := allSplitRoutes(model)
+	return translate(model, services, endpoints, settings, true)
+}
+
+// translate is Translate, with the split routes of proxyless clients or of Envoy sidecars.
+func translate(model mesh.Model, services []mesh.Service, endpoints Endpoints, settings mesh.Settings, proxyless bool) (Output, []mesh.Diagnostic) {
+	splitRoutes, diags := allSplitRoutes(model, proxyless)
 	diags = append(diags, AccessDiagnostics(model.AccessRules)...)
 	var out Output
 	for _, svc := range services {
@@ -65,11 +71,14 @@ func Translate(model mesh.Model, services []mesh.Service, endpoints Endpoints, s
 }
 
 // allSplitRoutes returns the RouteConfigurations of every split apex port, by name.
-func allSplitRoutes(model mesh.Model) (map[string]*routev3.RouteConfiguration, []mesh.Diagnostic) {
+func allSplitRoutes(model mesh.Model, proxyless bool) (map[string]*routev3.RouteConfiguration, []mesh.Diagnostic) {
 	byName := map[string]*routev3.RouteConfiguration{}
 	var diags []mesh.Diagnostic
 	for _, split := range model.Splits {
-		routes, d := SplitRoutes(split)
+		routes, grpcRoutes, d := SplitRoutes(split)
+		if proxyless {
+			routes = grpcRoutes
+		}
 		diags = append(diags, d...)
 		for _, rc := range routes {
 			byName[rc.Name] = rc
@@ -119,21 +128,35 @@ func ServiceResources(svc mesh.Service, endpoints Endpoints, settings mesh.Setti
 }
 
 // SplitRoutes returns the RouteConfigurations of a split's apex, one per TCP port, named like the
-// apex's own so that they replace its default routes. The clusters they name are the backends'
-// own, which [ServiceResources] of each backend provides.
-func SplitRoutes(split mesh.Split) ([]*routev3.RouteConfiguration, []mesh.Diagnostic) {
-	var diags mesh.Diagnostics
-	var out []*routev3.RouteConfiguration
+// apex's own so that they replace its default routes: for Envoy sidecars, and for proxyless gRPC
+// clients, whose routes differ only by methods (grpc-go never sees ":method"; a match admitting
+// POST, what every gRPC call is, drops its method condition, a match excluding POST is left out
+// and reported). The clusters they name are the backends' own, which [ServiceResources] of each
+// backend provides.
+func SplitRoutes(split mesh.Split) (envoy, proxyless []*routev3.RouteConfiguration, diags []mesh.Diagnostic) {
+	var d mesh.Diagnostics
 	for _, port := range split.Apex.Ports {
 		if port.Protocol != corev1.ProtocolTCP {
-			diags.Warn(split.Source, smi.ConditionProgrammed, ReasonUnsupportedProtocol,
+			d.Warn(split.Source, smi.ConditionProgrammed, ReasonUnsupportedProtocol,
 				"port %d of apex %s is %s; proxyless gRPC clients only use TCP, so it is not split", port.Port, split.Apex.Name, port.Protocol)
 			continue
 		}
-		out = append(out, routeConfiguration(split.Apex, port.Port, splitRoutes(&split, port.Port)))
+		envoy = append(envoy, routeConfiguration(split.Apex, port.Port, splitRoutes(&split, port.Port, false)))
+		proxyless = append(proxyless, routeConfiguration(split.Apex, port.Port, splitRoutes(&split, port.Port, true)))
 	}
-	return out, diags.Sorted()
+	for _, m := range split.Matches {
+		if _, ok := forProxyless(m); !ok {
+			d.Warn(split.Source, smi.ConditionProgrammed, ReasonMethodsExcludePOST,
+				"match %s allows only %s; gRPC calls are POST, so proxyless gRPC clients never take it (Envoy sidecars do)",
+				matchName(m), strings.Join(m.Methods, ", "))
+		}
+	}
+	return envoy, proxyless, d.Sorted()
 }
+
+// ReasonMethodsExcludePOST: an HTTPRouteGroup match of a split names methods without POST, so no
+// gRPC call can match it on a proxyless client.
+const ReasonMethodsExcludePOST = "MethodsExcludePOST"
 
 // ListenerName is the name a proxyless gRPC client dials ("xds:///<name>") for a Service port; it
 // names the Listener and its RouteConfiguration.

@@ -81,8 +81,9 @@ type Server struct {
 	metrics *metrics
 	streams *streams
 
-	grpcListeners, envoyListeners, routes, grpcClusters, envoyClusters, endpoints, secrets *scoped.Cache
-	mux                                                                                    *cache.MuxCache
+	grpcListeners, envoyListeners, grpcRoutes, envoyRoutes *scoped.Cache
+	grpcClusters, envoyClusters, endpoints, secrets        *scoped.Cache
+	mux                                                    *cache.MuxCache
 
 	mu      sync.RWMutex
 	counter uint64
@@ -93,7 +94,7 @@ type Server struct {
 	byCluster  map[string]*serviceEntry
 	// splitRoutes are the split route configurations by name and source, splitNames each
 	// source's names; splits the programmed splits by apex and source, splitApex each source's.
-	splitRoutes map[string]map[mesh.ObjectRef]versioned
+	splitRoutes map[string]map[mesh.ObjectRef]splitRoute
 	splitNames  map[mesh.ObjectRef][]string
 	splits      map[k8stypes.NamespacedName]map[mesh.ObjectRef]*mesh.Split
 	splitApex   map[mesh.ObjectRef]k8stypes.NamespacedName
@@ -116,7 +117,7 @@ func New(opts Options) *Server {
 		services:      map[k8stypes.NamespacedName]*serviceEntry{},
 		byListener:    map[string]*serviceEntry{},
 		byCluster:     map[string]*serviceEntry{},
-		splitRoutes:   map[string]map[mesh.ObjectRef]versioned{},
+		splitRoutes:   map[string]map[mesh.ObjectRef]splitRoute{},
 		splitNames:    map[mesh.ObjectRef][]string{},
 		splits:        map[k8stypes.NamespacedName]map[mesh.ObjectRef]*mesh.Split{},
 		splitApex:     map[mesh.ObjectRef]k8stypes.NamespacedName{},
@@ -128,18 +129,19 @@ func New(opts Options) *Server {
 	s.streams = newStreams(opts.Authenticator, s.metrics, opts.Log)
 	s.grpcListeners = scoped.New(resourcev3.ListenerType, scopeOf, &grpcListenerSource{s: s})
 	s.envoyListeners = scoped.New(resourcev3.ListenerType, scopeOf, &envoyListenerSource{s: s})
-	s.routes = scoped.New(resourcev3.RouteType, scopeOf, &routeSource{s: s})
+	s.grpcRoutes = scoped.New(resourcev3.RouteType, scopeOf, &routeSource{s: s})
+	s.envoyRoutes = scoped.New(resourcev3.RouteType, scopeOf, &routeSource{s: s, envoy: true})
 	s.grpcClusters = scoped.New(resourcev3.ClusterType, scopeOf, &clusterSource{s: s})
 	s.envoyClusters = scoped.New(resourcev3.ClusterType, scopeOf, &clusterSource{s: s, envoy: true})
 	s.endpoints = scoped.New(resourcev3.EndpointType, scopeOf, &endpointSource{s: s})
 	s.secrets = scoped.New(resourcev3.SecretType, scopeOf, (*secretSource)(s))
 	s.mux = &cache.MuxCache{
-		// Listeners and clusters differ between the two kinds of client (Envoy's come with
-		// original-destination chains and SDS, gRPC's with certificate providers); routes,
-		// endpoints and secrets do not.
+		// Listeners, routes and clusters differ between the two kinds of client (Envoy's come
+		// with original-destination chains, HTTP methods and SDS, gRPC's with certificate
+		// providers); endpoints and secrets do not.
 		Classify: func(req *cache.Request) string {
 			typ := req.GetTypeUrl()
-			if typ == resourcev3.ListenerType || typ == resourcev3.ClusterType {
+			if typ == resourcev3.ListenerType || typ == resourcev3.RouteType || typ == resourcev3.ClusterType {
 				if info, err := parseNode(req.GetNode()); err == nil && info.proxy == ProxyEnvoy {
 					return ProxyEnvoy + "/" + typ
 				}
@@ -149,7 +151,8 @@ func New(opts Options) *Server {
 		Caches: map[string]cache.Cache{
 			resourcev3.ListenerType:                    s.grpcListeners,
 			ProxyEnvoy + "/" + resourcev3.ListenerType: s.envoyListeners,
-			resourcev3.RouteType:                       s.routes,
+			resourcev3.RouteType:                       s.grpcRoutes,
+			ProxyEnvoy + "/" + resourcev3.RouteType:    s.envoyRoutes,
 			resourcev3.ClusterType:                     s.grpcClusters,
 			ProxyEnvoy + "/" + resourcev3.ClusterType:  s.envoyClusters,
 			resourcev3.EndpointType:                    s.endpoints,

@@ -125,11 +125,12 @@ func (src *grpcListenerSource) Wildcard(string) []string {
 	return slices.Collect(maps.Keys(s.byListener))
 }
 
-// routeSource serves RouteConfigurations, the same to both kinds of client: a split's when a
-// split programs the name, else the Service port's default.
+// routeSource serves RouteConfigurations to one kind of client: a split's when a split programs
+// the name, else the Service port's default.
 type routeSource struct {
-	s    *Server
-	memo memo
+	s     *Server
+	envoy bool
+	memo  memo
 }
 
 func (src *routeSource) Version(_, name string) (string, bool) {
@@ -150,7 +151,10 @@ func (src *routeSource) Resolve(_, name string) (types.Resource, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if v, ok := s.splitRoute(name); ok {
-		return v.resource, true
+		if src.envoy {
+			return v.envoy, true
+		}
+		return v.grpc, true
 	}
 	entry, ok := s.byListener[name]
 	if !ok {

@@ -135,23 +135,23 @@ func (s *Server) next() uint64 {
 // routes, and its TCP weights on the Envoy outbound chains of the apex; nil forgets the split
 // (deleted, or no longer the apex's winner). It returns what the split's routes cannot express.
 func (s *Server) SetSplit(source mesh.ObjectRef, split *mesh.Split) []mesh.Diagnostic {
-	var routes []*routev3.RouteConfiguration
+	var envoyRoutes, grpcRoutes []*routev3.RouteConfiguration
 	var diags []mesh.Diagnostic
 	if split != nil {
-		routes, diags = xds.SplitRoutes(*split)
+		envoyRoutes, grpcRoutes, diags = xds.SplitRoutes(*split)
 	}
 	s.mu.Lock()
 	defer s.unlockAndNotify()
 	var names []string
-	for _, rc := range routes {
+	for i, rc := range grpcRoutes {
 		names = append(names, rc.Name)
 		bySource := s.splitRoutes[rc.Name]
 		if bySource == nil {
-			bySource = map[mesh.ObjectRef]versioned{}
+			bySource = map[mesh.ObjectRef]splitRoute{}
 			s.splitRoutes[rc.Name] = bySource
 		}
-		if old, ok := bySource[source]; !ok || !proto.Equal(old.resource, rc) {
-			bySource[source] = versioned{resource: rc, version: "split-" + strconv.FormatUint(s.next(), 10)}
+		if old, ok := bySource[source]; !ok || !proto.Equal(old.grpc, rc) || !proto.Equal(old.envoy, envoyRoutes[i]) {
+			bySource[source] = splitRoute{grpc: rc, envoy: envoyRoutes[i], version: "split-" + strconv.FormatUint(s.next(), 10)}
 			s.pending.routeNames = append(s.pending.routeNames, rc.Name)
 		}
 	}
@@ -198,13 +198,19 @@ func remove[K comparable, V any](m map[k8stypes.NamespacedName]map[K]V, key k8st
 	}
 }
 
+// splitRoute is a split's route configuration of one name, for each kind of client.
+type splitRoute struct {
+	grpc, envoy *routev3.RouteConfiguration
+	version     string
+}
+
 // splitRoute is the split route configuration served under name, if a split programs it: the
 // model lets one split win an apex; while the controller hands an apex over, the first by source
 // is served.
-func (s *Server) splitRoute(name string) (versioned, bool) {
+func (s *Server) splitRoute(name string) (splitRoute, bool) {
 	bySource := s.splitRoutes[name]
 	if len(bySource) == 0 {
-		return versioned{}, false
+		return splitRoute{}, false
 	}
 	return bySource[slices.MinFunc(slices.Collect(maps.Keys(bySource)), compareRefs)], true
 }
@@ -282,7 +288,8 @@ func (s *Server) unlockAndNotify() {
 		s.envoyListeners.NotifyNames(xds.OutboundListenerName)
 	}
 	if len(p.routeNames) > 0 {
-		s.routes.NotifyNames(p.routeNames...)
+		s.grpcRoutes.NotifyNames(p.routeNames...)
+		s.envoyRoutes.NotifyNames(p.routeNames...)
 	}
 	if len(p.clusterNames) > 0 {
 		s.grpcClusters.NotifyNames(p.clusterNames...)
