@@ -15,7 +15,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -105,11 +104,9 @@ func main() {
 	restConfig.QPS, restConfig.Burst = float32(qps), burst
 
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
-		Scheme:  controllers.NewScheme(),
-		Metrics: metricsOpts,
-		// Nothing reads managedFields; at 10,000 Services and their EndpointSlices they would be
-		// a large part of the operator's memory.
-		Cache:                  cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		Scheme:                 controllers.NewScheme(),
+		Metrics:                metricsOpts,
+		Cache:                  controllers.CacheOptions(),
 		HealthProbeBindAddress: probeAddr,
 		PprofBindAddress:       pprofAddr,
 		LeaderElection:         leaderElect,

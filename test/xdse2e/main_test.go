@@ -88,6 +88,7 @@ func newOperator() (*operator, error) {
 	settings := mesh.Settings{Access: mesh.AccessEnforcing}
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:        controllers.NewScheme(),
+		Cache:         controllers.CacheOptions(),
 		Metrics:       metricsserver.Options{BindAddress: "0"},
 		WebhookServer: env.WebhookServer(),
 	})
