@@ -6,10 +6,6 @@
 package golden
 
 import (
-	"bufio"
-	"bytes"
-	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,17 +13,12 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
-	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/translators/mesh"
+	"github.com/smi-operator/smi-operator/translators/offline/manifest"
 )
 
 // Case is one loaded case file.
@@ -46,18 +37,9 @@ type settingsDocument struct {
 	mesh.Settings
 }
 
-var decoder = func() runtime.Decoder {
-	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{smi.AddToScheme, corev1.AddToScheme, appsv1.AddToScheme, discoveryv1.AddToScheme} {
-		if err := add(scheme); err != nil {
-			panic(err)
-		}
-	}
-	// Strict: a misspelt field in a case must fail the case, not silently test something else.
-	return serializer.NewCodecFactory(scheme, serializer.EnableStrict).UniversalDeserializer()
-}()
-
-// Load reads a case file, adding its documents in reverse order when asked.
+// Load reads a case file, adding its documents in reverse order when asked. Documents are read and
+// decoded (strictly: a misspelt field in a case must fail the case, not silently test something
+// else) by package translators/offline/manifest, as the offline translate command reads them.
 func Load(t *testing.T, path string, reverse bool) Case {
 	t.Helper()
 	data, err := os.ReadFile(path)
@@ -65,16 +47,13 @@ func Load(t *testing.T, path string, reverse bool) Case {
 		t.Fatal(err)
 	}
 	var docs [][]byte
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	for {
-		doc, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			break
+	for _, doc := range manifest.Split(data) {
+		if doc.Err != nil {
+			t.Fatalf("%s: document %d: %v", path, doc.Index, doc.Err)
 		}
-		if err != nil {
-			t.Fatal(err)
+		if doc.JSON != nil {
+			docs = append(docs, doc.JSON)
 		}
-		docs = append(docs, doc)
 	}
 	if reverse {
 		slices.Reverse(docs)
@@ -100,7 +79,7 @@ func Load(t *testing.T, path string, reverse bool) Case {
 			c.Settings = s.Settings
 			continue
 		}
-		obj, _, err := decoder.Decode(doc, nil, nil)
+		obj, err := manifest.Decode(doc)
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
