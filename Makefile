@@ -18,12 +18,13 @@ help: ## Show the targets.
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: generate
-generate: ## Generate deepcopy code for the operator's own Go types.
+generate: ## Generate deepcopy code for the operator's Go types (apis/smi, apis/v1alpha1).
 	$(CONTROLLER_GEN) object paths=./apis/...
 
 .PHONY: manifests
-manifests: ## Generate the SMI CRDs, RBAC and webhook configuration under config/.
+manifests: ## Generate the CRDs (SMI and the operator's own), RBAC and webhook configuration under config/.
 	hack/gen-crds.sh config/crd/bases
+	$(CONTROLLER_GEN) crd paths=./apis/v1alpha1/... output:crd:dir=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=manager-role webhook paths=./... output:rbac:dir=config/rbac output:webhook:dir=config/webhook
 
 .PHONY: verify-generated

@@ -1,0 +1,236 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// SingletonName is the only name an SMIOperator may have: there is one per cluster.
+const SingletonName = "default"
+
+// Backend names the mesh the operator programs from the SMI objects.
+// +kubebuilder:validation:Enum=istio;xds
+type Backend string
+
+// Backends.
+const (
+	// BackendIstio writes Istio VirtualServices, DestinationRules, AuthorizationPolicies and
+	// PeerAuthentications. Istio must be installed.
+	BackendIstio Backend = "istio"
+	// BackendXDS serves Envoy sidecars and proxyless gRPC clients from the operator's own xDS
+	// server and certificate authority. Nothing else has to be installed.
+	BackendXDS Backend = "xds"
+)
+
+// AccessMode says how far SMI's deny-by-default reaches; the values are mesh.AccessMode's.
+// +kubebuilder:validation:Enum=Enforcing;Permissive
+type AccessMode string
+
+// Access modes.
+const (
+	// AccessEnforcing is SMI's model: what no TrafficTarget allows is denied.
+	AccessEnforcing AccessMode = "Enforcing"
+	// AccessPermissive restricts only what TrafficTargets name (Istio) or nothing, reporting
+	// what enforcing would deny (xDS); for adopting SMI one service at a time.
+	AccessPermissive AccessMode = "Permissive"
+)
+
+// SMIOperator selects and configures the mesh backend that the operator programs from SMI objects,
+// and reports which backend is active and how the SMI objects fared. It is a cluster singleton
+// named "default"; the operator acts on no other.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:scope=Cluster,shortName=smiop
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="Backend",type=string,JSONPath=`.spec.backend`,description="The backend asked for"
+// +kubebuilder:printcolumn:name="Active",type=string,JSONPath=`.status.activeBackend`,description="The backend programmed now"
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Programmed",type=integer,JSONPath=`.status.smiObjects.programmed`,priority=1,description="SMI objects programmed"
+// +kubebuilder:printcolumn:name="Problems",type=integer,JSONPath=`.status.smiObjects.withProblems`,priority=1,description="SMI objects with a False condition"
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name == 'default'",message="SMIOperator is a cluster singleton: its name must be 'default'"
+type SMIOperator struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// Spec selects the backend and holds its settings. Every field has a default, so an empty spec
+	// (or none) runs the Istio backend with the operator's flag defaults.
+	// +kubebuilder:default={}
+	// +optional
+	Spec SMIOperatorSpec `json:"spec,omitempty"`
+
+	// Status reports the active backend and the SMI objects' state.
+	// +optional
+	Status SMIOperatorStatus `json:"status,omitempty"`
+}
+
+// SMIOperatorSpec is the operator's configuration. The defaults equal main.go's flag defaults.
+type SMIOperatorSpec struct {
+	// Backend is the mesh the SMI objects are programmed into: istio (Istio's own objects) or
+	// xds (the operator's built-in xDS server). Changing it swaps backends on the running
+	// operator; see xds.swapGracePeriod.
+	// +kubebuilder:default=istio
+	// +optional
+	Backend Backend `json:"backend,omitempty"`
+
+	// TrustDomain of the workloads' SPIFFE identities, spiffe://<trustDomain>/ns/<ns>/sa/<sa>: the
+	// source principals of Istio AuthorizationPolicies, and the identities in the certificates the
+	// xDS backend issues. Lower-case letters, digits, '.', '-' and '_' (SPIFFE ID syntax).
+	// +kubebuilder:default="cluster.local"
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=255
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9._-]+$')",message="trustDomain must be a SPIFFE trust domain: lower-case letters, digits, '.', '-' and '_' only, without a scheme such as spiffe://"
+	// +optional
+	TrustDomain string `json:"trustDomain,omitempty"`
+
+	// ClusterDomain is the DNS domain of the cluster's Services (<svc>.<ns>.svc.<clusterDomain>).
+	// +kubebuilder:default="cluster.local"
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="clusterDomain must be a DNS subdomain (lower-case letters, digits, '-' and '.'), such as cluster.local"
+	// +optional
+	ClusterDomain string `json:"clusterDomain,omitempty"`
+
+	// AccessMode says what happens to traffic that no TrafficTarget mentions. Enforcing is SMI's
+	// deny-by-default; Permissive restricts only what TrafficTargets name (Istio) or nothing while
+	// reporting what would be denied (xDS), for adopting SMI one service at a time.
+	// +kubebuilder:default=Enforcing
+	// +optional
+	AccessMode AccessMode `json:"accessMode,omitempty"`
+
+	// MTLS asks for mutual TLS to TrafficSplit backends: the Istio backend writes an ISTIO_MUTUAL
+	// DestinationRule per backend; the xDS backend puts TLS on proxyless clusters and listeners
+	// (which it does in Enforcing mode anyway, since RBAC principals are only proven by client
+	// certificates). A top-level field rather than an Istio one because both backends read it.
+	// +kubebuilder:default=false
+	// +optional
+	MTLS bool `json:"mtls,omitempty"`
+
+	// XDS configures the operator's own xDS server. Read only while the backend is xds (or while
+	// it drains after a swap away from xds); keeping it set with backend istio is allowed, so
+	// swapping back and forth is a one-field change.
+	// +kubebuilder:default={}
+	// +optional
+	XDS XDSSpec `json:"xds,omitempty"`
+}
+
+// XDSSpec configures the xDS (ADS) server that Envoy sidecars and proxyless gRPC clients connect to.
+type XDSSpec struct {
+	// Port the xDS server listens on, on every address of the operator's pod. The ports of the
+	// operator's health probes (8081), metrics (8443) and webhook server (9443) are taken.
+	// +kubebuilder:default=15010
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +kubebuilder:validation:XValidation:rule="!(self in [8081, 8443, 9443])",message="port 8081, 8443 and 9443 are the operator's health probe, metrics and webhook ports; pick another xDS port"
+	// +optional
+	Port int32 `json:"port,omitempty"`
+
+	// TLS serves xDS over TLS with the certificate in a Secret. Without it xDS is served in plain
+	// text; grpc-go sends the ServiceAccount token that authenticates a proxyless client over TLS
+	// only.
+	// +optional
+	TLS *XDSTLS `json:"tls,omitempty"`
+
+	// TokenAudiences are the audiences the ServiceAccount tokens proxies present must be bound to
+	// (projected tokens), so that a proxy never hands the operator its Kubernetes API token.
+	// +kubebuilder:default={"smi-operator-xds"}
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=256
+	// +listType=set
+	// +optional
+	TokenAudiences []string `json:"tokenAudiences,omitempty"`
+
+	// CertificateTTL is the lifetime of the workload certificates the built-in CA issues over SDS;
+	// they are renewed at half-life. From 1m (shorter would renew faster than proxies can pick the
+	// certificates up) to 8760h (the CA root's lifetime, which no certificate may outlive).
+	// +kubebuilder:default="1h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('1m') && duration(self) <= duration('8760h')",message="certificateTTL must be a duration from 1m to 8760h, such as 1h or 90m"
+	// +optional
+	CertificateTTL *metav1.Duration `json:"certificateTTL,omitempty"`
+
+	// SwapGracePeriod is how long the xDS server keeps serving after the backend is switched from
+	// xds to istio, so that proxies still connected to it keep their configuration until Istio's
+	// sidecars take over. 0s stops it at once; at most 24h.
+	// +kubebuilder:default="5m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(0|([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+)$') && duration(self) <= duration('24h')",message="swapGracePeriod must be a duration from 0s to 24h, such as 5m"
+	// +optional
+	SwapGracePeriod *metav1.Duration `json:"swapGracePeriod,omitempty"`
+}
+
+// XDSTLS names the serving certificate of the xDS server.
+type XDSTLS struct {
+	// SecretName is a Secret of type kubernetes.io/tls (tls.crt, tls.key) in the operator's
+	// namespace, read through the API, so a renewed certificate is picked up without a restart.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="secretName must be the name of a Secret (a DNS subdomain)"
+	// +required
+	SecretName string `json:"secretName"`
+}
+
+// SMIOperatorStatus is what the operator observed and did.
+type SMIOperatorStatus struct {
+	// ObservedGeneration is the metadata.generation the status was computed from.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions: Ready (the backend asked for is active and programming), Progressing (a swap or
+	// a new generation is being applied), Degraded (some SMI objects could not be programmed in
+	// full). Each carries the generation it was computed from.
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=8
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// ActiveBackend is the backend the SMI objects are programmed into now. It differs from
+	// spec.backend while a swap is under way.
+	// +optional
+	ActiveBackend Backend `json:"activeBackend,omitempty"`
+
+	// Draining is the backend swapped out that still serves until its grace period ends (the xDS
+	// server after a swap to istio). Kept in the status so that the deadline survives a restart
+	// of the operator.
+	// +optional
+	Draining *DrainingBackend `json:"draining,omitempty"`
+
+	// SMIObjects counts the SMI objects by their conditions.
+	// +optional
+	SMIObjects *ObjectCounts `json:"smiObjects,omitempty"`
+}
+
+// DrainingBackend is a backend that keeps serving for a while after a swap.
+type DrainingBackend struct {
+	// Backend that is draining.
+	// +required
+	Backend Backend `json:"backend"`
+	// Until is when it stops serving.
+	// +required
+	Until metav1.Time `json:"until"`
+}
+
+// ObjectCounts counts SMI objects (TrafficSplits and TrafficTargets) by state.
+type ObjectCounts struct {
+	// Programmed is the number of SMI objects whose Programmed condition is True.
+	// +kubebuilder:validation:Minimum=0
+	Programmed int32 `json:"programmed"`
+	// WithProblems is the number of SMI objects with a False Accepted, ResolvedRefs or Programmed
+	// condition; an object can be programmed and have problems (a backend dropped, say).
+	// +kubebuilder:validation:Minimum=0
+	WithProblems int32 `json:"withProblems"`
+}
+
+// SMIOperatorList is a list of SMIOperators.
+//
+// +kubebuilder:object:root=true
+type SMIOperatorList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []SMIOperator `json:"items"`
+}
