@@ -23,6 +23,7 @@ import (
 
 	"github.com/smi-operator/smi-operator/controllers"
 	"github.com/smi-operator/smi-operator/translators/mesh"
+	"github.com/smi-operator/smi-operator/translators/offline"
 )
 
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
@@ -31,6 +32,9 @@ import (
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "translate" {
+		os.Exit(offline.Main(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	var (
 		metricsAddr, probeAddr        string
 		pprofAddr                     string

@@ -33,7 +33,8 @@ type Document struct {
 	// Index is the document's position in its stream, from 1. Documents that hold only comments
 	// count, so the index is the one a reader counting "---" lines finds.
 	Index int
-	// Line is the line of the stream, from 1, on which the document starts.
+	// Line is the line of the stream, from 1, on which the document's content starts, after
+	// leading comments (the document's first line if it has no content).
 	Line int
 	// JSON is the document as JSON; nil when it holds nothing but comments and blank lines.
 	JSON []byte
@@ -100,7 +101,7 @@ func splitYAML(data []byte) []Document {
 	flush := func() {
 		switch {
 		case badSeparator != "":
-			err := fmt.Errorf("line %d: invalid Yaml document separator: %s", bufLine-1, badSeparator)
+			err := fmt.Errorf("invalid Yaml document separator: %s", badSeparator) // kubectl's words
 			docs = append(docs, Document{Index: len(docs) + 1, Line: bufLine - 1, Err: err})
 		case len(buf) > 0:
 			docs = append(docs, yamlDocument(len(docs)+1, bufLine, buf))
@@ -130,6 +131,16 @@ func splitYAML(data []byte) []Document {
 var yamlLine = regexp.MustCompile(`yaml: line (\d+):`)
 
 func yamlDocument(index, line int, doc []byte) Document {
+	// The document is said to start where its content does, after leading comments.
+	start := line
+	for n, rest := line, doc; len(rest) > 0; n++ {
+		var l []byte
+		l, rest, _ = bytes.Cut(rest, []byte("\n"))
+		if t := bytes.TrimSpace(l); len(t) > 0 && t[0] != '#' {
+			start = n
+			break
+		}
+	}
 	out, err := yaml.YAMLToJSON(doc)
 	if err != nil {
 		msg := yamlLine.ReplaceAllStringFunc(err.Error(), func(m string) string {
@@ -139,9 +150,9 @@ func yamlDocument(index, line int, doc []byte) Document {
 		if !strings.HasPrefix(msg, "error converting YAML to JSON") {
 			msg = "error converting YAML to JSON: " + msg // kubectl's words
 		}
-		return Document{Index: index, Line: line, Err: errors.New(msg)}
+		return Document{Index: index, Line: start, Err: errors.New(msg)}
 	}
-	return Document{Index: index, Line: line, JSON: nullToNil(out)}
+	return Document{Index: index, Line: start, JSON: nullToNil(out)}
 }
 
 // nullToNil maps the JSON of an empty document (YAML with comments only gives null) to nil.
