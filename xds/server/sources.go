@@ -254,8 +254,8 @@ func (src *endpointSource) Resolve(_, name string) (types.Resource, bool) {
 		return nil, false
 	}
 	return src.memo.get(name, versionOf("endpoints-", entry.endpointsVersion), func() types.Resource {
-		svc := onePort(entry.service, clusterPort(name))
-		return xds.ServiceResources(svc, entry.endpoints, s.opts.Settings).ClusterLoadAssignments[0]
+		port := clusterPort(name)
+		return xds.ServiceResources(onePort(entry.service, port), entry.endpointsOf(port), s.opts.Settings).ClusterLoadAssignments[0]
 	}), true
 }
 

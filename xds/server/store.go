@@ -27,10 +27,39 @@ import (
 // serviceEntry is what the store holds of one Service.
 type serviceEntry struct {
 	service mesh.Service
-	// endpoints are the Service's own ready endpoints, by port.
-	endpoints xds.Endpoints
+	// endpoints are the Service's own ready endpoints, by port: a slice, not xds.Endpoints' map,
+	// since there are as many of these as Services.
+	endpoints []portEndpoints
 	// specVersion changes with the Service, endpointsVersion with its endpoints.
 	specVersion, endpointsVersion uint64
+}
+
+// portEndpoints are the ready endpoints of one Service port.
+type portEndpoints struct {
+	port      int32
+	endpoints []xds.Endpoint
+}
+
+// compactEndpoints keeps the endpoints of the Service's TCP ports.
+func compactEndpoints(svc mesh.Service, all xds.Endpoints) []portEndpoints {
+	var out []portEndpoints
+	for _, p := range svc.Ports {
+		key := xds.ServiceKey{Namespace: svc.Namespace, Name: svc.Name, Port: p.Port}
+		if eps := all[key]; len(eps) > 0 && p.Protocol == corev1.ProtocolTCP {
+			out = append(out, portEndpoints{port: p.Port, endpoints: eps})
+		}
+	}
+	return out
+}
+
+// endpointsOf returns the endpoints of one port, as the translator takes them.
+func (e *serviceEntry) endpointsOf(port int32) xds.Endpoints {
+	for _, pe := range e.endpoints {
+		if pe.port == port {
+			return xds.Endpoints{{Namespace: e.service.Namespace, Name: e.service.Name, Port: port}: pe.endpoints}
+		}
+	}
+	return nil
 }
 
 // tcpPorts are the Service ports xDS resources exist for.
@@ -77,8 +106,9 @@ func (s *Server) SetService(key k8stypes.NamespacedName, svc mesh.Service, endpo
 		entry.specVersion = s.next()
 		s.reindex(entry, oldListeners, oldClusters)
 	}
-	if !existed || !reflect.DeepEqual(entry.endpoints, endpoints) {
-		entry.endpoints = endpoints
+	compact := compactEndpoints(svc, endpoints)
+	if !existed || !reflect.DeepEqual(entry.endpoints, compact) {
+		entry.endpoints = compact
 		entry.endpointsVersion = s.next()
 		_, clusters := entry.names()
 		s.pending.endpointNames = append(s.pending.endpointNames, clusters...)
