@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -31,7 +32,16 @@ import (
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 
+// defaultGCPercent applies when GOGC is not set: the operator's heap is mostly long-lived
+// caches (informers, the xDS server's model) that every collection keeps, so collecting at +50%
+// instead of Go's +100% costs little CPU and saves about a quarter of the memory at 10,000
+// Services (README, Performance). GOGC, when set, wins.
+const defaultGCPercent = 50
+
 func main() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(defaultGCPercent)
+	}
 	if len(os.Args) > 1 && os.Args[1] == "translate" {
 		os.Exit(offline.Main(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
 	}
