@@ -7,6 +7,20 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 CONTROLLER_GEN ?= go run sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 export CONTROLLER_GEN
 
+# kustomize builds config/manifests for the OLM bundle; pinned like controller-gen.
+KUSTOMIZE ?= go run sigs.k8s.io/kustomize/kustomize/v5@v5.8.2
+
+# The release the OLM bundle and catalog describe (make bundle). BUNDLE_REPLACES names the CSV this
+# release upgrades (smi-operator.vX.Y.Z) and BUNDLE_SKIP_RANGE the versions that may jump to it
+# (">=0.1.0 <0.2.0"); the first release has neither.
+OPERATOR_VERSION ?= 0.1.0
+OPERATOR_IMAGE ?= ghcr.io/smi-operator/smi-operator:v$(OPERATOR_VERSION)
+BUNDLE_IMAGE ?= ghcr.io/smi-operator/smi-operator-bundle:v$(OPERATOR_VERSION)
+BUNDLE_CHANNELS ?= stable
+BUNDLE_DEFAULT_CHANNEL ?= stable
+BUNDLE_REPLACES ?=
+BUNDLE_SKIP_RANGE ?=
+
 # Versions of the test control plane built from the Go module proxy (hack/control-plane.sh).
 export KUBERNETES_VERSION ?= v1.37.2
 export ETCD_VERSION ?= v3.7.0
@@ -27,8 +41,15 @@ manifests: ## Generate the CRDs (SMI and the operator's own), RBAC and webhook c
 	$(CONTROLLER_GEN) crd paths=./apis/v1alpha1/... output:crd:dir=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=manager-role webhook paths=./... output:rbac:dir=config/rbac output:webhook:dir=config/webhook
 
+.PHONY: bundle
+bundle: ## Generate the OLM bundle (bundle/) and add it to the file-based catalog (catalog/smi-operator/).
+	$(KUSTOMIZE) build config/manifests | go run ./hack/bundlegen -out bundle -catalog catalog/smi-operator \
+	  -version $(OPERATOR_VERSION) -image $(OPERATOR_IMAGE) -bundle-image $(BUNDLE_IMAGE) \
+	  -channels $(BUNDLE_CHANNELS) -default-channel $(BUNDLE_DEFAULT_CHANNEL) \
+	  -replaces "$(BUNDLE_REPLACES)" -skip-range "$(BUNDLE_SKIP_RANGE)"
+
 .PHONY: verify-generated
-verify-generated: ## Fail when `make generate manifests` would change the tree.
+verify-generated: ## Fail when `make generate manifests bundle` would change the tree.
 	hack/verify-generated.sh
 
 .PHONY: control-plane
