@@ -201,51 +201,46 @@ func (h *harness) createService(b *testing.B, namespace, name string, addrs ...s
 // unrelated counts the unrelated Services created so far.
 var unrelated int
 
-// addServices creates unrelated Services (each with an EndpointSlice of 3 endpoints) until there
-// are total, perNamespace to a namespace, from 16 writers.
-func (h *harness) addServices(b *testing.B, total int) {
-	start := time.Now()
+func unrelatedNamespace(i int) string { return fmt.Sprintf("unrelated-%03d", i/perNamespace) }
+
+// createUnrelated creates the i-th unrelated Service and its EndpointSlice.
+func (h *harness) createUnrelated(b *testing.B, i int) {
+	h.createService(b, unrelatedNamespace(i), fmt.Sprintf("svc-%05d", i), fmt.Sprintf("10.201.%d.%d", i/250, 1+i%250),
+		fmt.Sprintf("10.202.%d.%d", i/250, 1+i%250), fmt.Sprintf("10.203.%d.%d", i/250, 1+i%250))
+}
+
+// parallel runs do for every i in [from, to) that pick accepts, from n goroutines.
+func parallel(n, from, to int, pick func(int) bool, do func(int)) {
 	work := make(chan int)
 	var wg sync.WaitGroup
-	for range 16 {
+	for range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				ns := fmt.Sprintf("unrelated-%03d", i/perNamespace)
-				if i%perNamespace == 0 {
-					h.create(b, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
-				}
-				h.createService(b, ns, fmt.Sprintf("svc-%05d", i), fmt.Sprintf("10.201.%d.%d", i/250, 1+i%250),
-					fmt.Sprintf("10.202.%d.%d", i/250, 1+i%250), fmt.Sprintf("10.203.%d.%d", i/250, 1+i%250))
+				do(i)
 			}
 		}()
 	}
-	// Namespaces first: the first Service of each namespace creates it.
-	for i := unrelated; i < total; i += perNamespace {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-	work = make(chan int)
-	for range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				ns := fmt.Sprintf("unrelated-%03d", i/perNamespace)
-				h.createService(b, ns, fmt.Sprintf("svc-%05d", i), fmt.Sprintf("10.201.%d.%d", i/250, 1+i%250),
-					fmt.Sprintf("10.202.%d.%d", i/250, 1+i%250), fmt.Sprintf("10.203.%d.%d", i/250, 1+i%250))
-			}
-		}()
-	}
-	for i := unrelated; i < total; i++ {
-		if i%perNamespace != 0 {
+	for i := from; i < to; i++ {
+		if pick(i) {
 			work <- i
 		}
 	}
 	close(work)
 	wg.Wait()
+}
+
+// addServices creates unrelated Services (each with an EndpointSlice of 3 endpoints) until there
+// are total, perNamespace to a namespace, from 16 writers: first the namespaces with their first
+// Service, then the other Services.
+func (h *harness) addServices(b *testing.B, total int) {
+	start := time.Now()
+	parallel(16, unrelated, total, func(i int) bool { return i%perNamespace == 0 }, func(i int) {
+		h.create(b, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: unrelatedNamespace(i)}})
+		h.createUnrelated(b, i)
+	})
+	parallel(16, unrelated, total, func(i int) bool { return i%perNamespace != 0 }, func(i int) { h.createUnrelated(b, i) })
 	fmt.Printf("created %d unrelated Services with EndpointSlices in %v\n", total-unrelated, time.Since(start).Round(time.Millisecond))
 	unrelated = total
 }
