@@ -83,5 +83,5 @@ run: build control-plane ## Run the operator: against the current kubeconfig's c
 	hack/run.sh
 
 .PHONY: bench
-bench: control-plane ## Run the scale benchmarks on a real API server and print their figures.
-	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" go test -run '^$$' -bench . -benchtime 1x -timeout 60m ./test/bench/
+bench: control-plane ## Run the scale benchmarks (Istio, then xDS) on a real API server and print their figures.
+	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" go test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 90m ./test/bench/...
