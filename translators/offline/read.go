@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -129,37 +128,39 @@ type report struct {
 	level, at, text string
 }
 
+// String is the report's line, without line breaks: whatever the input holds, one report is
+// one line.
 func (r report) String() string {
-	if r.at == "" {
-		return r.level + ": " + r.text
+	line := r.level + ": " + r.text
+	if r.at != "" {
+		line = r.level + ": " + r.at + ": " + r.text
 	}
-	return r.level + ": " + r.at + ": " + r.text
+	return lineBreaks.Replace(line)
 }
+
+var lineBreaks = strings.NewReplacer("\r\n", `\n`, "\n", `\n`, "\r", `\r`)
 
 // position is where an object was read.
 type position struct {
 	file string
 	// line and doc are the line its document starts on and its index in the file, from 1.
 	line, doc int
-	// items are its indexes, from 1, in the lists (kind List) holding it, outermost first.
-	items []int
+	// item is its index, from 1, in the list (kind List) holding it; 0 when it is not in one.
+	// Lists do not nest.
+	item int
 }
 
 func (p position) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s:%d (document %d", p.file, p.line, p.doc)
-	if len(p.items) > 0 {
-		items := make([]string, len(p.items))
-		for i, n := range p.items {
-			items[i] = strconv.Itoa(n)
-		}
-		b.WriteString(", item " + strings.Join(items, "."))
+	if p.item > 0 {
+		fmt.Fprintf(&b, ", item %d", p.item)
 	}
 	return b.String() + ")"
 }
 
-func (p position) item(i int) position {
-	p.items = append(slices.Clone(p.items), i)
+func (p position) inList(item int) position {
+	p.item = item
 	return p
 }
 
@@ -201,6 +202,9 @@ func (r *reader) report(level string, at fmt.Stringer, format string, args ...an
 func (r *reader) file(name string, data []byte) {
 	for _, doc := range manifest.Split(data) {
 		pos := position{file: name, line: doc.Line, doc: doc.Index}
+		if doc.Warning != "" {
+			r.report(levelWarning, pos, "%s", doc.Warning)
+		}
 		switch {
 		case doc.Err != nil:
 			r.report(levelError, pos, "%v", doc.Err)
@@ -242,11 +246,15 @@ func (r *reader) value(pos position, m map[string]any) {
 		return
 	}
 	if items, ok := m["items"].([]any); ok && strings.HasSuffix(kind, "List") {
+		if pos.item > 0 {
+			r.report(levelError, pos, "a %s inside a list is not read: list its items in the outer list", kind)
+			return
+		}
 		for i, item := range items {
 			if obj, ok := item.(map[string]any); ok {
-				r.value(pos.item(i+1), obj)
+				r.value(pos.inList(i+1), obj)
 			} else {
-				r.report(levelError, pos.item(i+1), "not an object: a list item must be a mapping of apiVersion, kind, metadata, ...")
+				r.report(levelError, pos.inList(i+1), "not an object: a list item must be a mapping of apiVersion, kind, metadata, ...")
 			}
 		}
 		return

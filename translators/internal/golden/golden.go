@@ -51,6 +51,9 @@ func Load(t *testing.T, path string, reverse bool) Case {
 		if doc.Err != nil {
 			t.Fatalf("%s: document %d: %v", path, doc.Index, doc.Err)
 		}
+		if doc.Warning != "" {
+			t.Fatalf("%s: document %d: %s", path, doc.Index, doc.Warning)
+		}
 		if doc.JSON != nil {
 			docs = append(docs, doc.JSON)
 		}

@@ -14,9 +14,11 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
+	yaml3 "go.yaml.in/yaml/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -41,20 +43,32 @@ type Document struct {
 	// Err says why the document could not be read; JSON is then nil. Line numbers in it are the
 	// stream's.
 	Err error
+	// Warning, when set, says what part of the document is ignored: YAML after a complete flow
+	// collection or after a "..." end marker, which kubectl ignores too.
+	Warning string
 }
 
 // Split cuts data into its documents. data starting with "{" (after blank space) is read as a
-// stream of JSON values, as kubectl does; should its first value not be JSON, the whole is read as
-// YAML (a YAML flow mapping also starts with "{"). Otherwise data is YAML: documents separated by
+// stream of JSON values, as kubectl does; should that fail where reading it as YAML does not (a
+// YAML flow mapping also starts with "{", and YAML documents may be written in JSON), the whole is
+// read as YAML. Otherwise data is YAML: documents separated by
 // lines starting with "---" (a comment may follow; anything else after it is refused, as kubectl
 // refuses it), each converted to JSON on its own, so one broken document does not hide the others.
 // Split never fails as a whole: a document that cannot be read carries its error, and in a JSON
 // stream, where nothing after a syntax error can be found again, it is the last one.
 func Split(data []byte) []Document {
 	if trimmed := bytes.TrimLeft(data, " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '{' {
-		if docs, ok := splitJSON(data); ok {
+		docs, ok := splitJSON(data)
+		if ok && (len(docs) == 0 || docs[len(docs)-1].Err == nil) {
 			return docs
 		}
+		// Not a JSON stream throughout: YAML documents whose first one is written in JSON or as
+		// a flow mapping read as YAML, when they read cleanly.
+		yamlDocs := splitYAML(data)
+		if !ok || !slices.ContainsFunc(yamlDocs, func(d Document) bool { return d.Err != nil || d.Warning != "" }) {
+			return yamlDocs
+		}
+		return docs
 	}
 	return splitYAML(data)
 }
@@ -143,16 +157,38 @@ func yamlDocument(index, line int, doc []byte) Document {
 	}
 	out, err := yaml.YAMLToJSON(doc)
 	if err != nil {
-		msg := yamlLine.ReplaceAllStringFunc(err.Error(), func(m string) string {
-			n, _ := strconv.Atoi(yamlLine.FindStringSubmatch(m)[1])
-			return fmt.Sprintf("yaml: line %d:", line+n-1)
-		})
+		msg := streamLines(err.Error(), line)
 		if !strings.HasPrefix(msg, "error converting YAML to JSON") {
 			msg = "error converting YAML to JSON: " + msg // kubectl's words
 		}
 		return Document{Index: index, Line: start, Err: errors.New(msg)}
 	}
-	return Document{Index: index, Line: start, JSON: nullToNil(out)}
+	return Document{Index: index, Line: start, JSON: nullToNil(out), Warning: ignoredRest(doc)}
+}
+
+// ignoredRest reports YAML that follows the document's first node, which go-yaml v2 (and so
+// sigs.k8s.io/yaml and kubectl) silently leaves out: more after a complete flow collection
+// ("{...}" or "[...]" at the top), or a second document after a "..." end marker. go-yaml v3
+// parses the whole document and finds it.
+func ignoredRest(doc []byte) string {
+	dec := yaml3.NewDecoder(bytes.NewReader(doc))
+	var first, next yaml3.Node
+	if err := dec.Decode(&first); err != nil {
+		return "" // v3 is stricter than v2 in places; only what v2 read is in question
+	}
+	if err := dec.Decode(&next); errors.Is(err, io.EOF) {
+		return ""
+	}
+	return `content after the first YAML node (a complete {...} or [...], or a "..." line) is ignored, as kubectl ignores it`
+}
+
+// streamLines rewrites go-yaml's line numbers, which count from the document's first line, to
+// count from the stream's.
+func streamLines(msg string, line int) string {
+	return yamlLine.ReplaceAllStringFunc(msg, func(m string) string {
+		n, _ := strconv.Atoi(yamlLine.FindStringSubmatch(m)[1])
+		return fmt.Sprintf("yaml: line %d:", line+n-1)
+	})
 }
 
 // nullToNil maps the JSON of an empty document (YAML with comments only gives null) to nil.

@@ -15,6 +15,9 @@ func TestSplit(t *testing.T) {
 		if d.Err != nil {
 			return fmt.Sprintf("%d@%d!%v", d.Index, d.Line, d.Err)
 		}
+		if d.Warning != "" {
+			return fmt.Sprintf("%d@%d:%s ?%s", d.Index, d.Line, d.JSON, d.Warning)
+		}
 		return fmt.Sprintf("%d@%d:%s", d.Index, d.Line, d.JSON)
 	}
 	for _, tc := range []struct {
@@ -36,6 +39,12 @@ func TestSplit(t *testing.T) {
 			"2@2!error parsing JSON: line 3: invalid character '}' looking for beginning of value"}},
 		{"YAML flow mapping", "{a: 1}\n---\n{b: 2}\n", []string{`1@1:{"a":1}`, `2@3:{"b":2}`}},
 		{"JSON null", "null", []string{`1@1:`}},
+		{"content after a flow mapping", "a: 1\n---\n{b: 2}\nc: 3\n", []string{`1@1:{"a":1}`,
+			`2@3:{"b":2} ?content after the first YAML node (a complete {...} or [...], or a "..." line) is ignored, as kubectl ignores it`}},
+		{"content after an end marker", "a: 1\n---\nb: 2\n...\nc: 3\n", []string{`1@1:{"a":1}`,
+			`2@3:{"b":2} ?content after the first YAML node (a complete {...} or [...], or a "..." line) is ignored, as kubectl ignores it`}},
+		{"comment after an end marker", "b: 2\n...\n# c\n", []string{`1@1:{"b":2}`}},
+		{"YAML documents written in JSON", "{\"a\": 1}\n---\n{\"b\": 2}\n---\nc: 3\n", []string{`1@1:{"a":1}`, `2@3:{"b":2}`, `3@5:{"c":3}`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []string
