@@ -11,8 +11,11 @@
 // prints what the operator would program with the same flags: with --backend=istio (the default)
 // the Istio objects as a YAML stream, with --backend=xds the xDS resources its own control plane
 // would serve as one JSON document (--proxy=grpc, envoy or all), with --backend=none nothing.
-// Output is deterministic: the same input gives the same bytes, whatever the order of files and
-// documents, so that it can be committed and diffed.
+// Output is deterministic: the same input gives the same bytes whatever the order of files and
+// documents (but for which of two definitions of one object comes last: applying both, the later
+// wins), so that it can be committed and diffed. Objects that name no namespace are put in
+// --namespace ("default" unless given), as kubectl apply puts them in its context's namespace; with
+// --namespace given, an object naming another one is refused, as kubectl refuses it.
 //
 // The why: the same code decides both times. Objects go through the checks the cluster applies
 // (the validating webhook's apis/smi/validation.ValidateJSON on the JSON as written, object
@@ -60,9 +63,10 @@
 //     of a wanted name belongs to someone else) cannot be seen. Conflicts between TrafficSplits
 //     on one apex are settled as the cluster does, by creationTimestamp then name; input without
 //     timestamps (the usual case) is settled by name, where the cluster would take creation order.
-//   - The CRD schemas' own checks (OpenAPI types, CEL) are not run; the webhook re-checks every
-//     rule that matters (weights, ports, names, regexes, references), so what the schema would
-//     refuse is refused here too, in the webhook's words rather than the schema's. Updates are
+//   - The CRD schemas' own checks (OpenAPI types, CEL) are not run: the webhook re-checks the
+//     rules that matter (required fields, weights, ports, names, regexes, references) and a value
+//     of the wrong type does not decode, so what the schema would refuse is refused here too, but
+//     in the webhook's or the decoder's words rather than the schema's. Updates are
 //     not modelled: the webhook's ratcheting of errors an object already had does not apply, every
 //     object is judged as created. Kinds other than SMI's are checked for metadata and fields
 //     only, not for their own API validation (a Service's ports, a Deployment's template).
