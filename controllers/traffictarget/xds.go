@@ -8,6 +8,7 @@ import (
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/translators/mesh"
+	"github.com/smi-operator/smi-operator/translators/xds"
 	"github.com/smi-operator/smi-operator/xds/server"
 )
 
@@ -28,7 +29,9 @@ func (b XDS) Program(_ context.Context, target *hub.TrafficTarget, model mesh.Mo
 		}
 	}
 	b.Server.SetAccess(self, rules)
-	return nil, nil
+	// What the xDS listeners cannot enforce as written (UDP grants, "grpc-" headers on gRPC
+	// servers) goes to the target's status.
+	return xds.AccessDiagnostics(rules), nil
 }
 
 // Forget withdraws a deleted target's rule.
