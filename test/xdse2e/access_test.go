@@ -11,7 +11,9 @@ import (
 	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
@@ -89,7 +91,7 @@ func deniedCall(_ grpcxds.Reply, err error) error {
 func (o *operator) xdsBackend(t *testing.T, namespace, name string, i int) string {
 	t.Helper()
 	bootstrap, err := grpcxds.Bootstrap{
-		ServerURI: netns.HostPort(1, xdsPort),
+		ServerURI: netns.HostPort(1, xdsPortFor(namespace)),
 		NodeID:    namespace + "/" + name + "-server",
 		NodeMetadata: map[string]any{
 			server.MetadataProxy:          server.ProxyGRPC,
@@ -112,4 +114,35 @@ func (o *operator) xdsBackend(t *testing.T, namespace, name string, i int) strin
 		t.Fatal(err)
 	}
 	return netns.Addr(i).String()
+}
+
+// TestPermissiveModeAllowsEveryIdentity: with the operator in permissive mode, an xDS-enabled
+// gRPC server whose TrafficTarget names one source lets every identity through (in plain text:
+// permissive mode without --mtls asks for no certificate).
+func TestPermissiveModeAllowsEveryIdentity(t *testing.T) {
+	o := start(t)
+	ctx := context.Background()
+	ns := permissiveNamespace
+	o.create(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	o.service(t, ns, "vault", o.xdsBackend(t, ns, "vault", 10))
+	o.create(t, &hub.HTTPRouteGroup{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "everything"},
+		Spec:       specsv1alpha4.HTTPRouteGroupSpec{Matches: []specsv1alpha4.HTTPMatch{{Name: "all", PathRegex: ".*"}}},
+	})
+	target := &hub.TrafficTarget{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "tellers-open-the-vault"},
+		Spec: accessv1alpha3.TrafficTargetSpec{
+			Destination: accessv1alpha3.IdentityBindingSubject{Kind: "ServiceAccount", Name: "vault", Namespace: ns},
+			Sources:     []accessv1alpha3.IdentityBindingSubject{{Kind: "ServiceAccount", Name: "teller", Namespace: ns}},
+			Rules:       []accessv1alpha3.TrafficTargetRule{{Kind: smi.HTTPRouteGroupKind, Name: "everything", Matches: []string{"all"}}},
+		},
+	}
+	o.create(t, target)
+	// The permissive operator, which alone programs this namespace, has accepted it.
+	o.waitCondition(t, target, &hub.TrafficTarget{}, func(got client.Object) smi.Status { return got.(*hub.TrafficTarget).Status }, smi.ConditionAccepted)
+	for _, sa := range []string{"teller", "visitor"} {
+		c := dial(t, ns, "vault", o.clientBootstrap(t, ns, sa))
+		c.waitFor(ctx, func(r grpcxds.Reply, err error) error { return err })
+		c.shares(ctx, 50, map[string]float64{"vault": 1})
+	}
 }

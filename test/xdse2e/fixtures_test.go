@@ -131,7 +131,7 @@ func (o *operator) identity(t *testing.T, namespace, serviceAccount string) grpc
 func (o *operator) clientBootstrap(t *testing.T, namespace, serviceAccount string) []byte {
 	t.Helper()
 	b, err := grpcxds.Bootstrap{
-		ServerURI: netns.HostPort(1, xdsPort),
+		ServerURI: netns.HostPort(1, xdsPortFor(namespace)),
 		NodeID:    namespace + "/" + serviceAccount,
 		NodeMetadata: map[string]any{
 			server.MetadataProxy:          server.ProxyGRPC,
@@ -183,4 +183,12 @@ func (c *grpcClient) shares(ctx context.Context, n int, weights map[string]float
 		c.t.Fatalf("%d calls: %v", n, err)
 	}
 	c.t.Logf("%d calls spread as %v, expected shares %v", n, counts, weights)
+}
+
+// xdsPortFor is the port of the xDS server of the operator that programs the namespace.
+func xdsPortFor(namespace string) uint16 {
+	if namespace == permissiveNamespace {
+		return permissiveXDSPort
+	}
+	return xdsPort
 }

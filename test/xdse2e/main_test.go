@@ -12,15 +12,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/smi-operator/smi-operator/controllers"
 	"github.com/smi-operator/smi-operator/test/netns"
@@ -43,17 +49,22 @@ func (r fixtureRun) Run() int {
 	return code
 }
 
-// xdsPort is where the operator serves ADS, on netns.Addr(1).
-const xdsPort = 15010
+// xdsPort is where the operator serves ADS, on netns.Addr(1); permissiveXDSPort where the
+// permissive operator, which programs permissiveNamespace only, does.
+const (
+	xdsPort             = 15010
+	permissiveXDSPort   = 15011
+	permissiveNamespace = "permissive-mode"
+)
 
 // operator is the control plane, the operator (webhooks and xDS backend) and a client.
 type operator struct {
-	env    *testenv.Env
-	client client.Client
-	xds    *server.Server
-	ca     *ca.Authority
-	cancel context.CancelFunc
-	done   chan struct{}
+	env      *testenv.Env
+	client   client.Client
+	ca       *ca.Authority
+	webhooks webhook.Server
+	cancel   context.CancelFunc
+	done     []chan struct{}
 }
 
 var (
@@ -85,36 +96,61 @@ func newOperator() (*operator, error) {
 		_ = env.Stop()
 		return nil, err
 	}
-	settings := mesh.Settings{Access: mesh.AccessEnforcing}
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme:        controllers.NewScheme(),
-		Cache:         controllers.CacheOptions(),
-		Metrics:       metricsserver.Options{BindAddress: "0"},
-		WebhookServer: env.WebhookServer(),
-	})
-	if err != nil {
-		return nil, err
-	}
-	controllers.SetupWebhooks(mgr)
+	// Two operators share the API server: an enforcing one for every namespace but
+	// permissiveNamespace, and a permissive one for that namespace only (settings are the
+	// operator's, so one operator cannot show both). Each has its own xDS server.
+	enforcingCache := controllers.CacheOptions()
+	enforcingCache.DefaultFieldSelector = fields.OneTermNotEqualSelector("metadata.namespace", permissiveNamespace)
+	permissiveCache := controllers.CacheOptions()
+	permissiveCache.DefaultNamespaces = map[string]cache.Config{permissiveNamespace: {}}
 	ctx, cancel := context.WithCancel(context.Background())
-	xdsServer := controllers.NewXDSServer(server.Options{
-		Address:  netns.HostPort(1, xdsPort),
-		Settings: settings,
-		Log:      ctrl.Log.WithName("xds"),
-	})
-	if err := controllers.SetupXDS(ctx, mgr, controllers.Options{Settings: settings, MaxConcurrentReconciles: 4}, xdsServer); err != nil {
-		cancel()
-		return nil, err
-	}
-	o := &operator{env: env, xds: xdsServer, ca: authority, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(o.done)
-		if err := mgr.Start(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, "manager:", err)
+	o := &operator{env: env, ca: authority, cancel: cancel}
+	for _, op := range []struct {
+		settings mesh.Settings
+		cache    cache.Options
+		port     uint16
+		webhooks bool
+	}{
+		{mesh.Settings{Access: mesh.AccessEnforcing}, enforcingCache, xdsPort, true},
+		{mesh.Settings{Access: mesh.AccessPermissive}, permissiveCache, permissiveXDSPort, false},
+	} {
+		opts := ctrl.Options{Scheme: controllers.NewScheme(), Cache: op.cache, Metrics: metricsserver.Options{BindAddress: "0"},
+			// Both operators run controllers of the same names in this one process.
+			Controller: config.Controller{SkipNameValidation: ptr.To(true)}}
+		registry := prometheus.NewRegistry()
+		if op.webhooks {
+			opts.WebhookServer = env.WebhookServer()
 		}
-	}()
+		mgr, err := ctrl.NewManager(env.Config, opts)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		if op.webhooks {
+			controllers.SetupWebhooks(mgr)
+			o.webhooks = mgr.GetWebhookServer()
+		}
+		xdsServer := controllers.NewXDSServer(server.Options{
+			Address:    netns.HostPort(1, op.port),
+			Settings:   op.settings,
+			Registerer: registry, // one per server: both would register the same metrics
+			Log:        ctrl.Log.WithName("xds"),
+		})
+		if err := controllers.SetupXDS(ctx, mgr, controllers.Options{Settings: op.settings, MaxConcurrentReconciles: 4}, xdsServer); err != nil {
+			cancel()
+			return nil, err
+		}
+		done := make(chan struct{})
+		o.done = append(o.done, done)
+		go func() {
+			defer close(done)
+			if err := mgr.Start(ctx); err != nil {
+				fmt.Fprintln(os.Stderr, "manager:", err)
+			}
+		}()
+	}
 	deadline := time.Now().Add(30 * time.Second)
-	for mgr.GetWebhookServer().StartedChecker()(nil) != nil {
+	for o.webhooks.StartedChecker()(nil) != nil {
 		if time.Now().After(deadline) {
 			o.stop()
 			return nil, fmt.Errorf("the webhook server did not start")
@@ -151,7 +187,9 @@ const operatorNamespace = "smi-operator-system"
 
 func (o *operator) stop() {
 	o.cancel()
-	<-o.done
+	for _, done := range o.done {
+		<-done
+	}
 	_ = o.env.Stop()
 }
 

@@ -176,19 +176,26 @@ func (o *operator) setWeights(t *testing.T, split *hub.TrafficSplit, v1, v2 int)
 // waitProgrammed waits for the split's Programmed condition to be True for its generation.
 func (o *operator) waitProgrammed(t *testing.T, split *hub.TrafficSplit) {
 	t.Helper()
+	o.waitCondition(t, split, &hub.TrafficSplit{}, func(got client.Object) smi.Status { return got.(*hub.TrafficSplit).Status }, smi.ConditionProgrammed)
+}
+
+// waitCondition waits until the object's condition is True for its generation; status reads
+// the status of into (a new object of obj's type) once fetched.
+func (o *operator) waitCondition(t *testing.T, obj, into client.Object, status func(client.Object) smi.Status, condition string) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		got := &hub.TrafficSplit{}
-		if err := o.client.Get(context.Background(), client.ObjectKeyFromObject(split), got); err != nil {
+		if err := o.client.Get(context.Background(), client.ObjectKeyFromObject(obj), into); err != nil {
 			t.Fatal(err)
 		}
-		for _, c := range got.Status.Conditions {
-			if c.Type == smi.ConditionProgrammed && c.Status == metav1.ConditionTrue && c.ObservedGeneration == got.Generation {
+		conditions := status(into).Conditions
+		for _, c := range conditions {
+			if c.Type == condition && c.Status == metav1.ConditionTrue && c.ObservedGeneration == into.GetGeneration() {
 				return
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("TrafficSplit %s not Programmed: %+v", split.Name, got.Status.Conditions)
+			t.Fatalf("%T %s not %s: %+v", obj, obj.GetName(), condition, conditions)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
