@@ -84,6 +84,7 @@ type Server struct {
 	grpcListeners, envoyListeners, grpcRoutes, envoyRoutes *scoped.Cache
 	grpcClusters, envoyClusters, endpoints, secrets        *scoped.Cache
 	mux                                                    *cache.MuxCache
+	sources                                                sources
 
 	mu      sync.RWMutex
 	counter uint64
@@ -127,13 +128,19 @@ func New(opts Options) *Server {
 		pending:       pending{scopes: map[string]bool{}},
 	}
 	s.streams = newStreams(opts.Authenticator, s.metrics, opts.Log)
-	s.grpcListeners = scoped.New(resourcev3.ListenerType, scopeOf, &grpcListenerSource{s: s})
+	s.sources = sources{
+		grpcListeners: &grpcListenerSource{s: s},
+		grpcRoutes:    &routeSource{s: s}, envoyRoutes: &routeSource{s: s, envoy: true},
+		grpcClusters: &clusterSource{s: s}, envoyClusters: &clusterSource{s: s, envoy: true},
+		endpoints: &endpointSource{s: s},
+	}
+	s.grpcListeners = scoped.New(resourcev3.ListenerType, scopeOf, s.sources.grpcListeners)
 	s.envoyListeners = scoped.New(resourcev3.ListenerType, scopeOf, &envoyListenerSource{s: s})
-	s.grpcRoutes = scoped.New(resourcev3.RouteType, scopeOf, &routeSource{s: s})
-	s.envoyRoutes = scoped.New(resourcev3.RouteType, scopeOf, &routeSource{s: s, envoy: true})
-	s.grpcClusters = scoped.New(resourcev3.ClusterType, scopeOf, &clusterSource{s: s})
-	s.envoyClusters = scoped.New(resourcev3.ClusterType, scopeOf, &clusterSource{s: s, envoy: true})
-	s.endpoints = scoped.New(resourcev3.EndpointType, scopeOf, &endpointSource{s: s})
+	s.grpcRoutes = scoped.New(resourcev3.RouteType, scopeOf, s.sources.grpcRoutes)
+	s.envoyRoutes = scoped.New(resourcev3.RouteType, scopeOf, s.sources.envoyRoutes)
+	s.grpcClusters = scoped.New(resourcev3.ClusterType, scopeOf, s.sources.grpcClusters)
+	s.envoyClusters = scoped.New(resourcev3.ClusterType, scopeOf, s.sources.envoyClusters)
+	s.endpoints = scoped.New(resourcev3.EndpointType, scopeOf, s.sources.endpoints)
 	s.secrets = scoped.New(resourcev3.SecretType, scopeOf, (*secretSource)(s))
 	s.mux = &cache.MuxCache{
 		// Listeners, routes and clusters differ between the two kinds of client (Envoy's come

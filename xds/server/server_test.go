@@ -430,3 +430,45 @@ func writeIdentity(t *testing.T, authority *ca.Authority, namespace, serviceAcco
 	}
 	return files
 }
+
+// TestDeletedServiceIsRemovedFromClients: a proxyless client watching a Service's listener is
+// told it is gone when the Service is deleted (listeners are full state), and gets it back when
+// the Service returns.
+func TestDeletedServiceIsRemovedFromClients(t *testing.T) {
+	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive}})
+	key := types.NamespacedName{Namespace: "shop", Name: "web"}
+	web := mesh.Service{Namespace: "shop", Name: "web", FQDN: "web.shop.svc.cluster.local",
+		Ports: []mesh.ServicePort{{Name: "grpc", Port: 80, Protocol: corev1.ProtocolTCP}}}
+	f.srv.SetService(key, web, nil)
+
+	stream := f.ads(t, "")
+	names := []string{"web.shop.svc.cluster.local:80"}
+	recv := func() *discoveryv3.DiscoveryResponse {
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.ListenerType, ResourceNames: names,
+			VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce}); err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node(server.ProxyGRPC, "shop", "client"), TypeUrl: resourcev3.ListenerType, ResourceNames: names}); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(recv().Resources); got != 1 {
+		t.Fatalf("got %d listeners, want 1", got)
+	}
+	f.srv.DeleteService(key)
+	if got := len(recv().Resources); got != 0 {
+		t.Fatalf("after the delete: %d listeners, want none", got)
+	}
+	f.srv.SetService(key, web, nil)
+	if got := len(recv().Resources); got != 1 {
+		t.Fatalf("after the Service returned: %d listeners, want 1", got)
+	}
+	if got := sum(t, f.reg, "smi_operator_xds_services"); got != 1 {
+		t.Errorf("services gauge = %v, want 1", got)
+	}
+}

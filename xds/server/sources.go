@@ -47,6 +47,35 @@ func (m *memo) get(name, version string, build func() types.Resource) types.Reso
 	return res
 }
 
+// drop forgets what was built for names that no longer exist.
+func (m *memo) drop(names ...string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, name := range names {
+		delete(m.built, name)
+	}
+}
+
+// sources are the per-Service sources, whose memos forget deleted Services.
+type sources struct {
+	grpcListeners               *grpcListenerSource
+	grpcRoutes, envoyRoutes     *routeSource
+	grpcClusters, envoyClusters *clusterSource
+	endpoints                   *endpointSource
+}
+
+func (s sources) forget(listeners, clusters []string) {
+	if len(listeners) == 0 && len(clusters) == 0 {
+		return
+	}
+	s.grpcListeners.memo.drop(listeners...)
+	s.grpcRoutes.memo.drop(listeners...)
+	s.envoyRoutes.memo.drop(listeners...)
+	s.grpcClusters.memo.drop(clusters...)
+	s.envoyClusters.memo.drop(clusters...)
+	s.endpoints.memo.drop(clusters...)
+}
+
 // onePort is the Service with only the given port, to build that port's resources alone.
 func onePort(svc mesh.Service, port int32) mesh.Service {
 	for _, p := range svc.Ports {

@@ -86,8 +86,11 @@ func (e *serviceEntry) names() (listeners, clusters []string) {
 // pending collects, under mu, what unlockAndNotify tells the caches once mu is released.
 type pending struct {
 	listenerNames, routeNames, clusterNames, endpointNames []string
-	scopes                                                 map[string]bool
-	allScopes, outbound                                    bool
+	// deletedListeners and deletedClusters are names that no longer exist: what was built
+	// for them is forgotten.
+	deletedListeners, deletedClusters []string
+	scopes                            map[string]bool
+	allScopes, outbound               bool
 }
 
 // SetService serves one Service with its ready endpoints.
@@ -129,6 +132,8 @@ func (s *Server) DeleteService(key k8stypes.NamespacedName) {
 	entry.service = mesh.Service{}
 	s.reindex(entry, listeners, clusters)
 	s.pending.endpointNames = append(s.pending.endpointNames, clusters...)
+	s.pending.deletedListeners = append(s.pending.deletedListeners, listeners...)
+	s.pending.deletedClusters = append(s.pending.deletedClusters, clusters...)
 }
 
 // reindex moves the entry's listener and cluster names from the old ones to its current ones
@@ -306,6 +311,7 @@ func (s *Server) unlockAndNotify() {
 	p := s.pending
 	s.pending = pending{scopes: map[string]bool{}}
 	s.mu.Unlock()
+	s.sources.forget(p.deletedListeners, p.deletedClusters)
 	scopes := slices.Collect(maps.Keys(p.scopes))
 	if len(p.listenerNames) > 0 {
 		s.grpcListeners.NotifyNames(p.listenerNames...)
