@@ -79,8 +79,8 @@ build: ## Build the operator binary into bin/.
 	go build -o bin/smi-operator .
 
 .PHONY: run
-run: build control-plane ## Run the operator: against the current kubeconfig's cluster, else an embedded one.
-	hack/run.sh
+run: build control-plane ## Run the operator: against the current kubeconfig's cluster, else an embedded one. ARGS="--backend=xds" passes flags.
+	hack/run.sh $(ARGS)
 
 .PHONY: bench
 bench: control-plane ## Run the scale benchmarks (Istio, then xDS) on a real API server and print their figures.

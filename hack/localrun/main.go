@@ -15,6 +15,10 @@ import (
 	"strconv"
 	"syscall"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
 	"github.com/smi-operator/smi-operator/test/testenv"
 )
 
@@ -27,6 +31,9 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// operatorNamespace is where config/default installs the operator.
+const operatorNamespace = "smi-operator-system"
 
 func run(operator, kubeconfig string, operatorArgs []string) error {
 	if kubeconfig == "" {
@@ -51,6 +58,16 @@ func run(operator, kubeconfig string, operatorArgs []string) error {
 		}
 	}()
 	if err := env.WriteKubeconfig(kubeconfig); err != nil {
+		return err
+	}
+	// The operator's own namespace, as config/default makes it: the xDS backend keeps its CA
+	// there (POD_NAMESPACE defaults to it outside a cluster).
+	clientset, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		return err
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNamespace}}
+	if _, err := clientset.CoreV1().Namespaces().Create(context.Background(), ns, metav1.CreateOptions{}); err != nil {
 		return err
 	}
 
