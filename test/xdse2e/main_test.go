@@ -32,6 +32,7 @@ import (
 	"github.com/smi-operator/smi-operator/test/netns"
 	"github.com/smi-operator/smi-operator/test/testenv"
 	"github.com/smi-operator/smi-operator/translators/mesh"
+	"github.com/smi-operator/smi-operator/xds/auth"
 	"github.com/smi-operator/smi-operator/xds/ca"
 	"github.com/smi-operator/smi-operator/xds/server"
 )
@@ -99,6 +100,14 @@ func newOperator() (*operator, error) {
 	// Two operators share the API server: an enforcing one for every namespace but
 	// permissiveNamespace, and a permissive one for that namespace only (settings are the
 	// operator's, so one operator cannot show both). Each has its own xDS server.
+	clientset, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		return nil, err
+	}
+	authenticator, err := auth.New(clientset, auth.Options{Audiences: []string{tokenAudience}})
+	if err != nil {
+		return nil, err
+	}
 	enforcingCache := controllers.CacheOptions()
 	enforcingCache.DefaultFieldSelector = fields.OneTermNotEqualSelector("metadata.namespace", permissiveNamespace)
 	permissiveCache := controllers.CacheOptions()
@@ -130,12 +139,16 @@ func newOperator() (*operator, error) {
 			controllers.SetupWebhooks(mgr)
 			o.webhooks = mgr.GetWebhookServer()
 		}
-		xdsServer := controllers.NewXDSServer(server.Options{
+		serverOpts := server.Options{
 			Address:    netns.HostPort(1, op.port),
 			Settings:   op.settings,
 			Registerer: registry, // one per server: both would register the same metrics
 			Log:        ctrl.Log.WithName("xds"),
-		})
+		}
+		if op.webhooks { // the enforcing operator serves secrets, as controllers.SetupXDSBackend wires it
+			serverOpts.Authenticator, serverOpts.CA = authenticator, authority
+		}
+		xdsServer := controllers.NewXDSServer(serverOpts)
 		if err := controllers.SetupXDS(ctx, mgr, controllers.Options{Settings: op.settings, MaxConcurrentReconciles: 4}, xdsServer); err != nil {
 			cancel()
 			return nil, err
@@ -184,6 +197,9 @@ func newAuthority(env *testenv.Env) (*ca.Authority, error) {
 }
 
 const operatorNamespace = "smi-operator-system"
+
+// tokenAudience is what ServiceAccount tokens presented to the xDS server must be bound to.
+const tokenAudience = "smi-operator-xds"
 
 func (o *operator) stop() {
 	o.cancel()
