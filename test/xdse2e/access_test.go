@@ -39,19 +39,7 @@ func TestTrafficTargetOnXDSServer(t *testing.T) {
 	allowed.waitFor(ctx, deniedCall)
 	denied.waitFor(ctx, deniedCall)
 
-	o.create(t, &hub.HTTPRouteGroup{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "everything"},
-		Spec:       specsv1alpha4.HTTPRouteGroupSpec{Matches: []specsv1alpha4.HTTPMatch{{Name: "all", PathRegex: ".*"}}},
-	})
-	target := &hub.TrafficTarget{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "tellers-open-the-vault"},
-		Spec: accessv1alpha3.TrafficTargetSpec{
-			Destination: accessv1alpha3.IdentityBindingSubject{Kind: "ServiceAccount", Name: "vault", Namespace: ns},
-			Sources:     []accessv1alpha3.IdentityBindingSubject{{Kind: "ServiceAccount", Name: "teller", Namespace: ns}},
-			Rules:       []accessv1alpha3.TrafficTargetRule{{Kind: smi.HTTPRouteGroupKind, Name: "everything", Matches: []string{"all"}}},
-		},
-	}
-	o.create(t, target)
+	target := o.tellersOpenTheVault(t, ns)
 	teller := ca.SPIFFEID("cluster.local", ns, "teller")
 	allowed.waitFor(ctx, func(r grpcxds.Reply, err error) error {
 		if err != nil {
@@ -125,6 +113,20 @@ func TestPermissiveModeAllowsEveryIdentity(t *testing.T) {
 	ns := permissiveNamespace
 	o.create(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 	o.service(t, ns, "vault", o.xdsBackend(t, ns, "vault", 10))
+	target := o.tellersOpenTheVault(t, ns)
+	// The permissive operator, which alone programs this namespace, has accepted it.
+	o.waitCondition(t, target, &hub.TrafficTarget{}, func(got client.Object) smi.Status { return got.(*hub.TrafficTarget).Status }, smi.ConditionAccepted)
+	for _, sa := range []string{"teller", "visitor"} {
+		c := dial(t, ns, "vault", o.clientBootstrap(t, ns, sa))
+		c.waitFor(ctx, func(r grpcxds.Reply, err error) error { return err })
+		c.shares(ctx, 50, map[string]float64{"vault": 1})
+	}
+}
+
+// tellersOpenTheVault creates a TrafficTarget letting ServiceAccount teller make any HTTP request
+// to ServiceAccount vault, with its HTTPRouteGroup.
+func (o *operator) tellersOpenTheVault(t *testing.T, ns string) *hub.TrafficTarget {
+	t.Helper()
 	o.create(t, &hub.HTTPRouteGroup{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "everything"},
 		Spec:       specsv1alpha4.HTTPRouteGroupSpec{Matches: []specsv1alpha4.HTTPMatch{{Name: "all", PathRegex: ".*"}}},
@@ -138,11 +140,5 @@ func TestPermissiveModeAllowsEveryIdentity(t *testing.T) {
 		},
 	}
 	o.create(t, target)
-	// The permissive operator, which alone programs this namespace, has accepted it.
-	o.waitCondition(t, target, &hub.TrafficTarget{}, func(got client.Object) smi.Status { return got.(*hub.TrafficTarget).Status }, smi.ConditionAccepted)
-	for _, sa := range []string{"teller", "visitor"} {
-		c := dial(t, ns, "vault", o.clientBootstrap(t, ns, sa))
-		c.waitFor(ctx, func(r grpcxds.Reply, err error) error { return err })
-		c.shares(ctx, 50, map[string]float64{"vault": 1})
-	}
+	return target
 }

@@ -58,7 +58,21 @@ type fixture struct {
 	conn *grpc.ClientConn
 }
 
+// startServer serves opts on a loopback port until the test ends, with a plain-text client.
 func startServer(t *testing.T, opts server.Options) *fixture {
+	t.Helper()
+	f := serve(t, opts)
+	conn, err := grpc.NewClient(f.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	f.conn = conn
+	return f
+}
+
+// serve serves opts on a loopback port until the test ends, with its own metrics registry.
+func serve(t *testing.T, opts server.Options) *fixture {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	opts.Registerer = reg
@@ -72,12 +86,7 @@ func startServer(t *testing.T, opts server.Options) *fixture {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(ctx, lis) }()
 	t.Cleanup(func() { cancel(); <-done })
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return &fixture{addr: lis.Addr().String(), srv: srv, reg: reg, conn: conn}
+	return &fixture{addr: lis.Addr().String(), srv: srv, reg: reg}
 }
 
 // ads opens a stream, with "authorization: Bearer token" when token is not empty.

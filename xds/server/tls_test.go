@@ -14,7 +14,6 @@ import (
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"github.com/go-logr/logr"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -27,19 +26,12 @@ import (
 // its certificate is served, a plain-text one is not.
 func TestServesADSOverTLS(t *testing.T) {
 	cert, pool := selfSigned(t)
-	srv := server.New(server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive}, Log: logr.Discard(),
+	f := serve(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive},
 		TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(ctx, lis) }()
-	t.Cleanup(func() { cancel(); <-done })
+	ctx := context.Background()
 
 	ask := func(creds credentials.TransportCredentials) error {
-		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(creds))
+		conn, err := grpc.NewClient(f.addr, grpc.WithTransportCredentials(creds))
 		if err != nil {
 			return err
 		}
