@@ -3,12 +3,14 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,7 +41,9 @@ import (
 	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
+	"github.com/smi-operator/smi-operator/apis/smi/conversion"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
+	"github.com/smi-operator/smi-operator/apis/smi/validation"
 	"github.com/smi-operator/smi-operator/controllers"
 	"github.com/smi-operator/smi-operator/controllers/owned"
 	"github.com/smi-operator/smi-operator/test/testenv"
@@ -227,15 +231,69 @@ func startOperator(ctx context.Context, b *testing.B, cfg *rest.Config, settings
 	return func() { cancel(); <-done }, counter
 }
 
+// conversions counts the conversion webhook's calls by "Kind fromVersion -> toVersion": the API
+// server keeps a watch cache per served version of a CRD, so every write to an SMI object is
+// converted to each other served version (3 webhook calls per TrafficSplit write).
+var conversions = &conversionCounter{byPair: map[string]int{}}
+
+type conversionCounter struct {
+	mu     sync.Mutex
+	byPair map[string]int
+}
+
+func (c *conversionCounter) add(pair string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.byPair[pair]++
+}
+
+// take returns the counts since the last take, and their total.
+func (c *conversionCounter) take() (map[string]int, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out, total := c.byPair, 0
+	for _, n := range out {
+		total += n
+	}
+	c.byPair = map[string]int{}
+	return out, total
+}
+
 // serveWebhooks serves the SMI conversion and validation webhooks, which every SMI write goes
-// through, for as long as ctx lives.
-func serveWebhooks(ctx context.Context, b *testing.B, env *testenv.Env) {
+// through, for as long as ctx lives, counting the conversions.
+func serveWebhooks(ctx context.Context, b testing.TB, env *testenv.Env) {
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: controllers.NewScheme(),
 		Metrics: metricsserver.Options{BindAddress: "0"}, WebhookServer: env.WebhookServer()})
 	if err != nil {
 		b.Fatal(err)
 	}
-	controllers.SetupWebhooks(mgr)
+	// controllers.SetupWebhooks, with the conversions counted.
+	mgr.GetWebhookServer().Register(validation.WebhookPath, validation.NewWebhook())
+	inner := conversion.NewWebhookHandler()
+	mgr.GetWebhookServer().Register(controllers.ConversionPath, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		var review struct {
+			Request struct {
+				DesiredAPIVersion string            `json:"desiredAPIVersion"`
+				Objects           []json.RawMessage `json:"objects"`
+			} `json:"request"`
+		}
+		_ = json.Unmarshal(body, &review)
+		for _, o := range review.Request.Objects {
+			var meta struct {
+				APIVersion string `json:"apiVersion"`
+				Kind       string `json:"kind"`
+			}
+			_ = json.Unmarshal(o, &meta)
+			conversions.add(meta.Kind + " " + meta.APIVersion + " -> " + review.Request.DesiredAPIVersion)
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		inner.ServeHTTP(w, r)
+	}))
 	go func() { _ = mgr.Start(ctx) }()
 	for mgr.GetWebhookServer().StartedChecker()(nil) != nil {
 		time.Sleep(50 * time.Millisecond)
@@ -481,7 +539,19 @@ func BenchmarkIstioBackend(b *testing.B) {
 	}
 	reconcilesBefore := testenv.Reconciles("")
 	beforeOperator := apiServerRequestTimes(ctx, b, env.Config)
+	conversions.take()
 	cpuBeforeOperator := cpuSeconds("kube-apiserver", "etcd")
+	if path := os.Getenv("BENCH_OPERATOR_PROFILE"); path != "" {
+		// The operator runs in this process: profile it while it works.
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+	}
 	start = time.Now()
 	stop, operatorWrites := startOperator(ctx, b, env.Config, settings)
 	if path := os.Getenv("BENCH_APISERVER_PROFILE"); path != "" {
@@ -499,7 +569,12 @@ func BenchmarkIstioBackend(b *testing.B) {
 		time.Sleep(pollingInterval)
 	}
 	operatorTime := time.Since(start)
+	if os.Getenv("BENCH_OPERATOR_PROFILE") != "" {
+		pprof.StopCPUProfile()
+	}
 	printRequestTimes("operator", beforeOperator, apiServerRequestTimes(ctx, b, env.Config))
+	byPair, total := conversions.take()
+	fmt.Printf("conversion webhook calls while the operator worked: %d %v\n", total, byPair)
 	printCPU("operator", operatorTime, cpuBeforeOperator, cpuSeconds("kube-apiserver", "etcd"))
 	reconciles := testenv.Reconciles("") - reconcilesBefore
 	fmt.Printf("operator until every object existed: %v\n", operatorWrites)
