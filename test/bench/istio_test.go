@@ -452,7 +452,14 @@ func printRequestTimes(phase string, before, after map[string]requestTime) {
 // against the time the same client setup needs to write the same objects directly.
 func BenchmarkIstioBackend(b *testing.B) {
 	ctrl.SetLogger(zap.New(zap.Level(zapcore.ErrorLevel)))
-	env, err := testenv.Start(testenv.Options{APIServerFlags: map[string]string{"service-cluster-ip-range": "10.96.0.0/12"}})
+	flags := map[string]string{"service-cluster-ip-range": "10.96.0.0/12"}
+	// BENCH_WATCH_CACHE_SIZES is passed to kube-apiserver's --watch-cache-sizes: with
+	// "trafficsplits.split.smi-spec.io#0,traffictargets.access.smi-spec.io#0" the API server keeps no
+	// watch cache for them, and so no longer converts every write to every served version.
+	if sizes := os.Getenv("BENCH_WATCH_CACHE_SIZES"); sizes != "" {
+		flags["watch-cache-sizes"] = sizes
+	}
+	env, err := testenv.Start(testenv.Options{APIServerFlags: flags})
 	if err != nil {
 		b.Fatal(err)
 	}
