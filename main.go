@@ -22,6 +22,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"github.com/smi-operator/smi-operator/apis/v1alpha1"
 	"github.com/smi-operator/smi-operator/controllers"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 	"github.com/smi-operator/smi-operator/translators/offline"
@@ -173,6 +174,12 @@ func main() {
 	if err != nil {
 		log.Error(err, "unable to set up the backend")
 		os.Exit(1)
+	}
+	if backend != "none" {
+		if err := controllers.SetupOperatorStatus(mgr, v1alpha1.Backend(backend)); err != nil {
+			log.Error(err, "unable to set up the SMIOperator status")
+			os.Exit(1)
+		}
 	}
 
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

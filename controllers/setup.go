@@ -20,10 +20,12 @@ import (
 	"github.com/smi-operator/smi-operator/apis/smi/conversion"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/apis/smi/validation"
+	"github.com/smi-operator/smi-operator/apis/v1alpha1"
 	"github.com/smi-operator/smi-operator/controllers/index"
 	"github.com/smi-operator/smi-operator/controllers/owned"
 	"github.com/smi-operator/smi-operator/controllers/recent"
 	"github.com/smi-operator/smi-operator/controllers/service"
+	"github.com/smi-operator/smi-operator/controllers/smioperator"
 	"github.com/smi-operator/smi-operator/controllers/status"
 	"github.com/smi-operator/smi-operator/controllers/trafficsplit"
 	"github.com/smi-operator/smi-operator/controllers/traffictarget"
@@ -43,6 +45,7 @@ func NewScheme() *runtime.Scheme {
 	utilruntime.Must(hub.AddToScheme(s))
 	utilruntime.Must(networkingv1.AddToScheme(s))
 	utilruntime.Must(securityv1.AddToScheme(s))
+	utilruntime.Must(v1alpha1.AddToScheme(s))
 	return s
 }
 
@@ -125,4 +128,10 @@ func NewXDSServer(opts server.Options) *server.Server {
 		opts.Registerer = metrics.Registry
 	}
 	return server.New(opts)
+}
+
+// SetupOperatorStatus registers the reconciler that reports, on the SMIOperator singleton, the
+// backend this operator runs and how the SMI objects fare.
+func SetupOperatorStatus(mgr ctrl.Manager, active v1alpha1.Backend) error {
+	return (&smioperator.Reconciler{Client: mgr.GetClient(), Active: active}).SetupWithManager(mgr)
 }

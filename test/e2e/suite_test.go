@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/smi-operator/smi-operator/apis/v1alpha1"
 	"github.com/smi-operator/smi-operator/controllers"
 	"github.com/smi-operator/smi-operator/test/testenv"
 	"github.com/smi-operator/smi-operator/translators/mesh"
@@ -56,6 +57,7 @@ var _ = BeforeSuite(func() {
 		Settings:                mesh.Settings{Access: mesh.AccessEnforcing},
 		MaxConcurrentReconciles: 4,
 	})).To(Succeed())
+	Expect(controllers.SetupOperatorStatus(mgr, v1alpha1.BackendIstio)).To(Succeed())
 	go func() {
 		defer GinkgoRecover()
 		Expect(mgr.Start(ctx)).To(Succeed())

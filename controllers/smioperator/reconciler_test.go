@@ -1,0 +1,86 @@
+package smioperator
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/smi-operator/smi-operator/apis/smi"
+	"github.com/smi-operator/smi-operator/apis/v1alpha1"
+)
+
+func cond(typ string, ok bool, gen int64) metav1.Condition {
+	s := metav1.ConditionFalse
+	if ok {
+		s = metav1.ConditionTrue
+	}
+	return metav1.Condition{Type: typ, Status: s, ObservedGeneration: gen}
+}
+
+func TestCount(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		objects []objectStatus
+		want    v1alpha1.ObjectCounts
+	}{
+		{"none", nil, v1alpha1.ObjectCounts{}},
+		{"programmed", []objectStatus{{1, smi.Status{Conditions: []metav1.Condition{
+			cond(smi.ConditionAccepted, true, 1), cond(smi.ConditionResolvedRefs, true, 1), cond(smi.ConditionProgrammed, true, 1)}}}},
+			v1alpha1.ObjectCounts{Programmed: 1}},
+		{"programmed with a dropped backend", []objectStatus{{2, smi.Status{Conditions: []metav1.Condition{
+			cond(smi.ConditionAccepted, true, 2), cond(smi.ConditionResolvedRefs, false, 2), cond(smi.ConditionProgrammed, true, 2)}}}},
+			v1alpha1.ObjectCounts{Programmed: 1, WithProblems: 1}},
+		{"refused", []objectStatus{{1, smi.Status{Conditions: []metav1.Condition{
+			cond(smi.ConditionAccepted, false, 1), cond(smi.ConditionProgrammed, false, 1)}}}},
+			v1alpha1.ObjectCounts{WithProblems: 1}},
+		{"not caught up with its generation: counts nowhere", []objectStatus{{3, smi.Status{Conditions: []metav1.Condition{
+			cond(smi.ConditionAccepted, false, 2), cond(smi.ConditionProgrammed, true, 2)}}}},
+			v1alpha1.ObjectCounts{}},
+		{"no status yet", []objectStatus{{1, smi.Status{}}}, v1alpha1.ObjectCounts{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if d := cmp.Diff(tc.want, count(tc.objects)); d != "" {
+				t.Errorf("count (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func TestReport(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		wanted, active  v1alpha1.Backend
+		counts          v1alpha1.ObjectCounts
+		ready, degraded metav1.ConditionStatus
+		readyReason     string
+	}{
+		{"the backend asked for runs", v1alpha1.BackendIstio, v1alpha1.BackendIstio, v1alpha1.ObjectCounts{Programmed: 3},
+			metav1.ConditionTrue, metav1.ConditionFalse, v1alpha1.ReasonBackendReady},
+		{"another backend is asked for", v1alpha1.BackendXDS, v1alpha1.BackendIstio, v1alpha1.ObjectCounts{},
+			metav1.ConditionFalse, metav1.ConditionFalse, v1alpha1.ReasonBackendUnavailable},
+		{"objects with problems degrade, not un-ready", v1alpha1.BackendXDS, v1alpha1.BackendXDS, v1alpha1.ObjectCounts{Programmed: 1, WithProblems: 2},
+			metav1.ConditionTrue, metav1.ConditionTrue, v1alpha1.ReasonBackendReady},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var status v1alpha1.SMIOperatorStatus
+			report(&status, 7, tc.wanted, tc.active, tc.counts)
+			ready := meta.FindStatusCondition(status.Conditions, v1alpha1.ConditionReady)
+			degraded := meta.FindStatusCondition(status.Conditions, v1alpha1.ConditionDegraded)
+			progressing := meta.FindStatusCondition(status.Conditions, v1alpha1.ConditionProgressing)
+			if ready == nil || ready.Status != tc.ready || ready.Reason != tc.readyReason || ready.ObservedGeneration != 7 {
+				t.Errorf("Ready = %+v, want %s %s at generation 7", ready, tc.ready, tc.readyReason)
+			}
+			if degraded == nil || degraded.Status != tc.degraded {
+				t.Errorf("Degraded = %+v, want %s", degraded, tc.degraded)
+			}
+			if progressing == nil || progressing.Status != metav1.ConditionFalse {
+				t.Errorf("Progressing = %+v, want False", progressing)
+			}
+			if status.ActiveBackend != tc.active || status.ObservedGeneration != 7 || *status.SMIObjects != tc.counts {
+				t.Errorf("status = %+v", status)
+			}
+		})
+	}
+}
