@@ -48,17 +48,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.Client.List(ctx, targets); err != nil {
 		return ctrl.Result{}, err
 	}
-	var statuses []objectStatus
-	for i := range splits.Items {
-		s := &splits.Items[i]
-		statuses = append(statuses, objectStatus{generation: s.Generation, status: s.Status})
-	}
-	for i := range targets.Items {
-		t := &targets.Items[i]
-		statuses = append(statuses, objectStatus{generation: t.Generation, status: t.Status})
-	}
 	next := op.DeepCopy()
-	report(&next.Status, op.Generation, op.Spec.Backend, r.Active, count(statuses))
+	report(&next.Status, op.Generation, op.Spec.Backend, r.Active, CountObjects(splits.Items, targets.Items))
 	if equality.Semantic.DeepEqual(op.Status, next.Status) {
 		return ctrl.Result{}, nil
 	}
@@ -67,6 +58,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, nil
 	}
 	return ctrl.Result{}, err
+}
+
+// CountObjects counts TrafficSplits and TrafficTargets as status.smiObjects reports them.
+func CountObjects(splits []hub.TrafficSplit, targets []hub.TrafficTarget) v1alpha1.ObjectCounts {
+	statuses := make([]objectStatus, 0, len(splits)+len(targets))
+	for i := range splits {
+		statuses = append(statuses, objectStatus{generation: splits[i].Generation, status: splits[i].Status})
+	}
+	for i := range targets {
+		statuses = append(statuses, objectStatus{generation: targets[i].Generation, status: targets[i].Status})
+	}
+	return count(statuses)
 }
 
 // objectStatus is what counting needs of an SMI object.
