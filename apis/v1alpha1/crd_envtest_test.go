@@ -3,11 +3,9 @@ package v1alpha1_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -21,30 +19,15 @@ import (
 	"github.com/smi-operator/smi-operator/test/testenv"
 )
 
-// The control plane (with every CRD under config/crd/bases installed) is started by the first
-// test that needs it, so the package's unit tests run without one, and stopped by TestMain.
-var (
-	envOnce sync.Once
-	env     *testenv.Env
-	envErr  error
-)
+// controlPlane (with every CRD under config/crd/bases installed) is started by the first test
+// that needs it, so the package's unit tests run without one, and stopped by TestMain.
+var controlPlane testenv.Lazy
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if env != nil {
-		if err := env.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { controlPlane.Main(m) }
 
 func kubeClient(t *testing.T) client.Client {
 	t.Helper()
-	envOnce.Do(func() { env, envErr = testenv.Start(testenv.Options{}) })
-	if envErr != nil {
-		t.Fatalf("starting the control plane: %v", envErr)
-	}
+	env := controlPlane.Get(t)
 	scheme := runtime.NewScheme()
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)

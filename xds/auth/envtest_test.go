@@ -30,44 +30,34 @@ const (
 	staticToken = "alice-static-token"
 )
 
+// controlPlane is started by the first test that needs it: envtest's kube-apiserver signs and
+// verifies ServiceAccount tokens (controller-runtime sets --service-account-issuer, -key-file and
+// -signing-key-file), so TokenRequest and TokenReview work without a controller manager.
 var (
-	envOnce    sync.Once
-	env        *testenv.Env
-	envErr     error
+	controlPlane = testenv.Lazy{Options: func() (testenv.Options, error) {
+		tokensFile = filepath.Join(os.TempDir(), fmt.Sprintf("xds-auth-tokens-%d.csv", os.Getpid()))
+		if err := os.WriteFile(tokensFile, []byte(staticToken+",alice,alice-uid\n"), 0o600); err != nil {
+			return testenv.Options{}, err
+		}
+		return testenv.Options{APIServerFlags: map[string]string{
+			"token-auth-file": tokensFile,
+			"api-audiences":   apiAudience,
+		}}, nil
+	}}
 	tokensFile string
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if env != nil {
-		if err := env.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
-		}
-	}
+	code := controlPlane.Run(m)
 	if tokensFile != "" {
 		_ = os.Remove(tokensFile)
 	}
 	os.Exit(code)
 }
 
-// kube starts the control plane on first use: envtest's kube-apiserver signs and verifies
-// ServiceAccount tokens (controller-runtime sets --service-account-issuer, -key-file and
-// -signing-key-file), so TokenRequest and TokenReview work without a controller manager.
 func kube(t *testing.T) kubernetes.Interface {
 	t.Helper()
-	envOnce.Do(func() {
-		tokensFile = filepath.Join(os.TempDir(), fmt.Sprintf("xds-auth-tokens-%d.csv", os.Getpid()))
-		if envErr = os.WriteFile(tokensFile, []byte(staticToken+",alice,alice-uid\n"), 0o600); envErr != nil {
-			return
-		}
-		env, envErr = testenv.Start(testenv.Options{APIServerFlags: map[string]string{
-			"token-auth-file": tokensFile,
-			"api-audiences":   apiAudience,
-		}})
-	})
-	if envErr != nil {
-		t.Fatalf("starting the control plane: %v", envErr)
-	}
+	env := controlPlane.Get(t)
 	c, err := kubernetes.NewForConfig(env.Config)
 	if err != nil {
 		t.Fatal(err)

@@ -5,8 +5,6 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
-	"fmt"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -20,30 +18,15 @@ import (
 	"github.com/smi-operator/smi-operator/xds/ca"
 )
 
-// The control plane is started by the first test that needs it, so the unit tests of the
-// package run without one, and stopped by TestMain.
-var (
-	envOnce sync.Once
-	env     *testenv.Env
-	envErr  error
-)
+// controlPlane is started by the first test that needs it, so the unit tests of the package run
+// without one, and stopped by TestMain.
+var controlPlane testenv.Lazy
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if env != nil {
-		if err := env.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { controlPlane.Main(m) }
 
 func kube(t *testing.T) kubernetes.Interface {
 	t.Helper()
-	envOnce.Do(func() { env, envErr = testenv.Start(testenv.Options{}) })
-	if envErr != nil {
-		t.Fatalf("starting the control plane: %v", envErr)
-	}
+	env := controlPlane.Get(t)
 	c, err := kubernetes.NewForConfig(env.Config)
 	if err != nil {
 		t.Fatal(err)
