@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
 const audience = "smi-operator-xds"
@@ -147,18 +148,6 @@ func TestAuthenticateAPIErrorIsNotUnauthenticated(t *testing.T) {
 	}
 }
 
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // jwt returns a JWT-shaped token with an exp claim (the signature is not checked here).
 func jwt(exp time.Time) string {
 	enc := base64.RawURLEncoding.EncodeToString
@@ -174,7 +163,7 @@ func TestCache(t *testing.T) {
 		"other":    saStatus("system:serviceaccount:default:bookstore", audience),
 		shortLived: bookbuyer,
 	}}
-	clock := &fakeClock{now: t0}
+	clock := clocktesting.NewFakeClock(t0)
 	a, err := New(r.client(), Options{Audiences: []string{audience}, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -195,9 +184,9 @@ func TestCache(t *testing.T) {
 	expect("first", "good", buyer, false, 1)
 	expect("again", "good", buyer, false, 1)
 	expect("another token", "other", store, false, 2)
-	clock.Add(59 * time.Second)
+	clock.Step(59 * time.Second)
 	expect("59s later", "good", buyer, false, 2)
-	clock.Add(time.Second)
+	clock.Step(time.Second)
 	expect("after the TTL", "good", buyer, false, 3)
 
 	// Failures are never cached.
@@ -208,16 +197,16 @@ func TestCache(t *testing.T) {
 	// A token revoked after its review still passes until the entry expires, then fails.
 	delete(r.statuses, "good")
 	expect("revoked, cached", "good", buyer, false, 5)
-	clock.Add(time.Minute)
+	clock.Step(time.Minute)
 	expect("revoked, expired from the cache", "good", Identity{}, true, 6)
 	expect("revoked, again", "good", Identity{}, true, 7)
 
 	// A token expiring before the TTL is cached until its exp only.
-	clock.now = t0
+	clock.SetTime(t0)
 	expect("short-lived", shortLived, buyer, false, 8)
-	clock.Add(19 * time.Second)
+	clock.Step(19 * time.Second)
 	expect("short-lived, before exp", shortLived, buyer, false, 8)
-	clock.Add(time.Second)
+	clock.Step(time.Second)
 	expect("short-lived, at exp", shortLived, buyer, false, 9)
 }
 
@@ -244,7 +233,7 @@ func TestCacheSweepsExpiredEntries(t *testing.T) {
 	for i := range 10 {
 		r.statuses[fmt.Sprint("t", i)] = saStatus("system:serviceaccount:default:x", audience)
 	}
-	clock := &fakeClock{now: time.Unix(0, 0)}
+	clock := clocktesting.NewFakeClock(time.Unix(0, 0))
 	a, err := New(r.client(), Options{Audiences: []string{audience}, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -254,7 +243,7 @@ func TestCacheSweepsExpiredEntries(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	clock.Add(2 * time.Minute)
+	clock.Step(2 * time.Minute)
 	if _, err := a.Authenticate(context.Background(), "t9"); err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/smi-operator/smi-operator/test/testenv"
 	"github.com/smi-operator/smi-operator/xds/auth"
@@ -65,18 +65,6 @@ func kube(t *testing.T) kubernetes.Interface {
 	return c
 }
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 func createServiceAccount(t *testing.T, c kubernetes.Interface, ns, name string) {
 	t.Helper()
 	if _, err := c.CoreV1().ServiceAccounts(ns).Create(context.Background(),
@@ -108,7 +96,7 @@ func TestTokenReviewOnAPIServer(t *testing.T) {
 	createServiceAccount(t, c, ns.Name, "bookbuyer")
 	createServiceAccount(t, c, ns.Name, "doomed")
 
-	clk := &clock{now: time.Now()}
+	clk := clocktesting.NewFakeClock(time.Now())
 	a, err := auth.New(c, auth.Options{Audiences: []string{audience}, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -156,7 +144,7 @@ func TestTokenReviewOnAPIServer(t *testing.T) {
 	}
 	deleted := time.Now()
 	for {
-		clk.Add(auth.DefaultCacheTTL) // past our cache: every attempt asks the API server
+		clk.Step(auth.DefaultCacheTTL) // past our cache: every attempt asks the API server
 		_, err := a.Authenticate(ctx, doomed)
 		if err != nil {
 			t.Logf("the API server refused the token of the deleted ServiceAccount %s after the deletion", time.Since(deleted).Round(100*time.Millisecond))
@@ -173,7 +161,7 @@ func TestTokenReviewOnAPIServer(t *testing.T) {
 	createServiceAccount(t, c, ns.Name, "doomed")
 	fresh := token(t, c, ns.Name, "doomed", audience)
 	for {
-		clk.Add(auth.DefaultCacheTTL)
+		clk.Step(auth.DefaultCacheTTL)
 		if _, err := a.Authenticate(ctx, fresh); err == nil {
 			break
 		} else if time.Since(deleted) > 2*time.Minute {

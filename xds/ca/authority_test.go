@@ -16,24 +16,12 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
 var secretRef = types.NamespacedName{Namespace: "smi-operator-system", Name: "smi-operator-xds-ca"}
 
-// fakeClock is a clock tests move by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func testOptions(clock *fakeClock) Options {
+func testOptions(clock *clocktesting.FakeClock) Options {
 	return Options{Secret: secretRef, TrustDomain: "cluster.local", RootTTL: 30 * 24 * time.Hour, Now: clock.Now}
 }
 
@@ -67,7 +55,7 @@ func countActions(client *fake.Clientset, verb string) int {
 
 func TestNewCreatesTheSecret(t *testing.T) {
 	client := fake.NewClientset()
-	clock := &fakeClock{now: t0}
+	clock := clocktesting.NewFakeClock(t0)
 	a, err := New(context.Background(), client, testOptions(clock))
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +103,7 @@ func TestNewCreatesTheSecret(t *testing.T) {
 }
 
 func TestIssueRefusesOtherIdentities(t *testing.T) {
-	a, err := New(context.Background(), fake.NewClientset(), testOptions(&fakeClock{now: t0}))
+	a, err := New(context.Background(), fake.NewClientset(), testOptions(clocktesting.NewFakeClock(t0)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +122,7 @@ func TestIssueRefusesOtherIdentities(t *testing.T) {
 }
 
 func TestNewValidatesOptions(t *testing.T) {
-	clock := &fakeClock{now: t0}
+	clock := clocktesting.NewFakeClock(t0)
 	for name, tt := range map[string]struct {
 		mutate func(*Options)
 		want   string
@@ -159,7 +147,7 @@ func TestNewValidatesOptions(t *testing.T) {
 }
 
 func TestNewRefusesAnUnusableSecret(t *testing.T) {
-	clock := &fakeClock{now: t0}
+	clock := clocktesting.NewFakeClock(t0)
 	other := mustRoot(t, "cluster.local", false, t0, time.Hour)
 	mine := mustRoot(t, "cluster.local", false, t0, time.Hour)
 	for name, tt := range map[string]struct {
@@ -185,7 +173,7 @@ func TestNewRefusesAnUnusableSecret(t *testing.T) {
 
 func TestRotation(t *testing.T) {
 	client := fake.NewClientset()
-	clock := &fakeClock{now: t0}
+	clock := clocktesting.NewFakeClock(t0)
 	a, err := New(context.Background(), client, testOptions(clock))
 	if err != nil {
 		t.Fatal(err)
@@ -197,7 +185,7 @@ func TestRotation(t *testing.T) {
 	}
 
 	// 30-day root (+5m backdating): due with less than 10 days and 100s left.
-	clock.Add(20*24*time.Hour - time.Hour)
+	clock.Step(20*24*time.Hour - time.Hour)
 	if rotated, err := a.Rotate(context.Background()); err != nil || rotated {
 		t.Fatalf("Rotate with 10 days and an hour left = %v, %v; want no rotation", rotated, err)
 	}
@@ -205,7 +193,7 @@ func TestRotation(t *testing.T) {
 		t.Fatalf("%d updates without a rotation", n)
 	}
 
-	clock.Add(time.Hour)
+	clock.Step(time.Hour)
 	rotated, err := a.Rotate(context.Background())
 	if err != nil || !rotated {
 		t.Fatalf("Rotate with less than a third left = %v, %v; want a rotation", rotated, err)
@@ -249,7 +237,7 @@ func TestRotation(t *testing.T) {
 	}
 
 	// Once the old root has expired it leaves the bundle; the new root is not due yet.
-	clock.Add(10 * 24 * time.Hour)
+	clock.Step(10 * 24 * time.Hour)
 	if rotated, err := a.Rotate(context.Background()); err != nil || rotated {
 		t.Fatalf("Rotate after the old root expired = %v, %v; want no rotation", rotated, err)
 	}
@@ -283,7 +271,7 @@ func TestCreateRaceAdoptsTheWinner(t *testing.T) {
 		}
 		return true, nil, apierrors.NewAlreadyExists(corev1.Resource("secrets"), secretRef.Name)
 	})
-	a, err := New(context.Background(), client, testOptions(&fakeClock{now: t0}))
+	a, err := New(context.Background(), client, testOptions(clocktesting.NewFakeClock(t0)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,13 +285,13 @@ func TestCreateRaceAdoptsTheWinner(t *testing.T) {
 
 func TestRotationConflictAdoptsTheWinner(t *testing.T) {
 	client := fake.NewClientset()
-	clock := &fakeClock{now: t0}
+	clock := clocktesting.NewFakeClock(t0)
 	a, err := New(context.Background(), client, testOptions(clock))
 	if err != nil {
 		t.Fatal(err)
 	}
 	old := bundleOf(t, a.TrustBundlePEM())[0]
-	clock.Add(25 * 24 * time.Hour)
+	clock.Step(25 * 24 * time.Hour)
 	winner := mustRoot(t, "cluster.local", false, clock.Now(), 30*24*time.Hour)
 	client.PrependReactor("update", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
 		// Another replica rotated between our Get and our Update.
@@ -327,7 +315,7 @@ func TestRotationConflictAdoptsTheWinner(t *testing.T) {
 
 func TestRotateRecreatesADeletedSecret(t *testing.T) {
 	client := fake.NewClientset()
-	clock := &fakeClock{now: t0}
+	clock := clocktesting.NewFakeClock(t0)
 	a, err := New(context.Background(), client, testOptions(clock))
 	if err != nil {
 		t.Fatal(err)
@@ -347,7 +335,7 @@ func TestRotateRecreatesADeletedSecret(t *testing.T) {
 }
 
 func TestForIdentityCache(t *testing.T) {
-	clock := &fakeClock{now: t0}
+	clock := clocktesting.NewFakeClock(t0)
 	a, err := New(context.Background(), fake.NewClientset(), testOptions(clock))
 	if err != nil {
 		t.Fatal(err)
@@ -381,7 +369,7 @@ func TestForIdentityCache(t *testing.T) {
 	}
 	current := first
 	for i, s := range steps {
-		clock.Add(s.advance)
+		clock.Step(s.advance)
 		got, err := a.ForIdentity(id)
 		if err != nil {
 			t.Fatal(err)
@@ -396,7 +384,7 @@ func TestForIdentityCache(t *testing.T) {
 	}
 
 	// A rotation drops the cache at once: cached certificates carry the old bundle.
-	clock.Add(21 * 24 * time.Hour)
+	clock.Step(21 * 24 * time.Hour)
 	current, err = a.ForIdentity(id)
 	if err != nil {
 		t.Fatal(err)
@@ -417,7 +405,7 @@ func TestForIdentityCache(t *testing.T) {
 }
 
 func TestForIdentityConcurrentCallersShareOneCertificate(t *testing.T) {
-	a, err := New(context.Background(), fake.NewClientset(), testOptions(&fakeClock{now: t0}))
+	a, err := New(context.Background(), fake.NewClientset(), testOptions(clocktesting.NewFakeClock(t0)))
 	if err != nil {
 		t.Fatal(err)
 	}

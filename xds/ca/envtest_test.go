@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/smi-operator/smi-operator/test/testenv"
 	"github.com/smi-operator/smi-operator/xds/ca"
@@ -43,18 +44,6 @@ func namespace(t *testing.T, c kubernetes.Interface) string {
 		t.Fatal(err)
 	}
 	return ns.Name
-}
-
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }
 
 func certs(t *testing.T, data []byte) []*x509.Certificate {
@@ -90,7 +79,7 @@ func TestSecretOnAPIServer(t *testing.T) {
 	c := kube(t)
 	ctx := context.Background()
 	ref := types.NamespacedName{Namespace: namespace(t, c), Name: "smi-operator-xds-ca"}
-	clk := &clock{now: time.Now()}
+	clk := clocktesting.NewFakeClock(time.Now())
 	opts := ca.Options{Secret: ref, TrustDomain: "cluster.local", RootTTL: 30 * 24 * time.Hour, RootSPIFFESAN: true, Now: clk.Now}
 
 	first, err := ca.New(ctx, c, opts)
@@ -142,7 +131,7 @@ func TestSecretOnAPIServer(t *testing.T) {
 
 	// Rotation persists: the first Authority rotates, the second adopts on its next Rotate, and
 	// certificates of the old root still verify with the bundle of either.
-	clk.Add(21 * 24 * time.Hour)
+	clk.Step(21 * 24 * time.Hour)
 	if rotated, err := first.Rotate(ctx); err != nil || !rotated {
 		t.Fatalf("Rotate = %v, %v; want a rotation", rotated, err)
 	}
@@ -214,7 +203,7 @@ func TestConcurrentRotationConverges(t *testing.T) {
 	c := kube(t)
 	ctx := context.Background()
 	ref := types.NamespacedName{Namespace: namespace(t, c), Name: "smi-operator-xds-ca"}
-	clk := &clock{now: time.Now()}
+	clk := clocktesting.NewFakeClock(time.Now())
 	const replicas = 4
 	authorities := make([]*ca.Authority, replicas)
 	for i := range authorities {
@@ -225,7 +214,7 @@ func TestConcurrentRotationConverges(t *testing.T) {
 		authorities[i] = a
 	}
 	old := authorities[0].TrustBundlePEM()
-	clk.Add(21 * time.Hour)
+	clk.Step(21 * time.Hour)
 	var wg sync.WaitGroup
 	for i, a := range authorities {
 		wg.Go(func() {
