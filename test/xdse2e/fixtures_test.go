@@ -5,8 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -109,18 +107,9 @@ func (o *operator) identity(t *testing.T, namespace, serviceAccount string) grpc
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	files := grpcxds.PEMFiles{
-		CertificateFile:   filepath.Join(dir, "cert.pem"),
-		PrivateKeyFile:    filepath.Join(dir, "key.pem"),
-		CACertificateFile: filepath.Join(dir, "ca.pem"),
-	}
-	for path, data := range map[string][]byte{
-		files.CertificateFile: cert.CertChainPEM, files.PrivateKeyFile: cert.PrivateKeyPEM, files.CACertificateFile: cert.TrustBundlePEM,
-	} {
-		if err := os.WriteFile(path, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
+	files, err := grpcxds.WritePEMFiles(t.TempDir(), cert.CertChainPEM, cert.PrivateKeyPEM, cert.TrustBundlePEM)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return files
 }

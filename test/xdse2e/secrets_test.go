@@ -2,13 +2,10 @@ package xdse2e
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/pem"
 	"testing"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
@@ -23,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
+	"github.com/smi-operator/smi-operator/test/grpcxds"
 	"github.com/smi-operator/smi-operator/test/netns"
 	"github.com/smi-operator/smi-operator/translators/xds"
 	"github.com/smi-operator/smi-operator/xds/server"
@@ -82,22 +80,9 @@ func TestSecretsForTheTokensIdentityOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "spiffe://cluster.local/ns/" + ns + "/sa/envoy"
-	var sans []string
-	for _, a := range resp.Resources {
-		secret := &tlsv3.Secret{}
-		if err := a.UnmarshalTo(secret); err != nil {
-			t.Fatal(err)
-		}
-		if chain := secret.GetTlsCertificate().GetCertificateChain().GetInlineBytes(); chain != nil {
-			block, _ := pem.Decode(chain)
-			cert, err := x509.ParseCertificate(block.Bytes)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, u := range cert.URIs {
-				sans = append(sans, u.String())
-			}
-		}
+	sans, err := grpcxds.CertificateURIs(resp.Resources)
+	if err != nil {
+		t.Fatal(err)
 	}
 	if len(resp.Resources) != 2 || len(sans) != 1 || sans[0] != want {
 		t.Fatalf("got %d secrets, certificate URI SANs %v; want both secrets and %s", len(resp.Resources), sans, want)

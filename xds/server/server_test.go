@@ -2,13 +2,9 @@ package server_test
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"maps"
 	"net"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -16,7 +12,6 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/go-logr/logr"
@@ -144,22 +139,9 @@ func TestSecretsGoOnlyToTheirOwnIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sans []string
-	for _, a := range resp.Resources {
-		secret := &tlsv3.Secret{}
-		if err := a.UnmarshalTo(secret); err != nil {
-			t.Fatal(err)
-		}
-		if chain := secret.GetTlsCertificate().GetCertificateChain().GetInlineBytes(); chain != nil {
-			block, _ := pem.Decode(chain)
-			cert, err := x509.ParseCertificate(block.Bytes)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, u := range cert.URIs {
-				sans = append(sans, u.String())
-			}
-		}
+	sans, err := grpcxds.CertificateURIs(resp.Resources)
+	if err != nil {
+		t.Fatal(err)
 	}
 	if len(resp.Resources) != 2 || len(sans) != 1 || sans[0] != "spiffe://cluster.local/ns/shop/sa/a" {
 		t.Fatalf("got %d secrets with certificate URI SANs %v, want both secrets and spiffe://cluster.local/ns/shop/sa/a", len(resp.Resources), sans)
@@ -428,14 +410,9 @@ func writeIdentity(t *testing.T, authority *ca.Authority, namespace, serviceAcco
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	files := grpcxds.PEMFiles{
-		CertificateFile: filepath.Join(dir, "cert.pem"), PrivateKeyFile: filepath.Join(dir, "key.pem"), CACertificateFile: filepath.Join(dir, "ca.pem"),
-	}
-	for path, data := range map[string][]byte{files.CertificateFile: cert.CertChainPEM, files.PrivateKeyFile: cert.PrivateKeyPEM, files.CACertificateFile: cert.TrustBundlePEM} {
-		if err := os.WriteFile(path, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
+	files, err := grpcxds.WritePEMFiles(t.TempDir(), cert.CertChainPEM, cert.PrivateKeyPEM, cert.TrustBundlePEM)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return files
 }

@@ -1,0 +1,58 @@
+package grpcxds
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// WritePEMFiles writes a workload's certificate chain, private key and trust bundle to files in
+// dir, as a certificate provider (file_watcher) reads them.
+func WritePEMFiles(dir string, certChainPEM, keyPEM, trustBundlePEM []byte) (PEMFiles, error) {
+	files := PEMFiles{
+		CertificateFile:   filepath.Join(dir, "cert.pem"),
+		PrivateKeyFile:    filepath.Join(dir, "key.pem"),
+		CACertificateFile: filepath.Join(dir, "ca.pem"),
+	}
+	for path, data := range map[string][]byte{
+		files.CertificateFile: certChainPEM, files.PrivateKeyFile: keyPEM, files.CACertificateFile: trustBundlePEM,
+	} {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			return PEMFiles{}, err
+		}
+	}
+	return files, nil
+}
+
+// CertificateURIs returns the URI SANs of the leaf certificates in SDS secrets (what identity an
+// Envoy sidecar was given).
+func CertificateURIs(secrets []*anypb.Any) ([]string, error) {
+	var out []string
+	for _, a := range secrets {
+		secret := &tlsv3.Secret{}
+		if err := a.UnmarshalTo(secret); err != nil {
+			return nil, err
+		}
+		chain := secret.GetTlsCertificate().GetCertificateChain().GetInlineBytes()
+		if chain == nil {
+			continue
+		}
+		block, _ := pem.Decode(chain)
+		if block == nil {
+			return nil, fmt.Errorf("secret %s: no PEM certificate", secret.Name)
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		for _, u := range cert.URIs {
+			out = append(out, u.String())
+		}
+	}
+	return out, nil
+}
