@@ -74,9 +74,6 @@ func SetupIstio(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 			return fmt.Errorf("the cluster does not serve %s (is Istio installed?): %w", gvk, err)
 		}
 	}
-	if err := index.Setup(ctx, mgr.GetFieldIndexer()); err != nil {
-		return err
-	}
 	err := owned.IndexGenerated(ctx, mgr.GetFieldIndexer(), &networkingv1.VirtualService{}, &networkingv1.DestinationRule{},
 		&securityv1.AuthorizationPolicy{}, &securityv1.PeerAuthentication{})
 	if err != nil {
@@ -84,14 +81,19 @@ func SetupIstio(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	}
 	writes := &recent.Writes{}
 	writer := owned.Writer{Client: mgr.GetClient(), Reader: mgr.GetClient(), Scheme: mgr.GetScheme(), Recent: writes}
-	statusWriter := status.Writer{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("smi-operator"), Recent: writes}
-	return setupReconcilers(mgr, opts, statusWriter,
+	return setupReconcilers(ctx, mgr, opts, writes,
 		trafficsplit.Istio{Writer: writer, Settings: opts.Settings},
 		traffictarget.Istio{Client: mgr.GetClient(), Writer: writer, Settings: opts.Settings})
 }
 
-// setupReconcilers registers the reconcilers of the SMI root kinds with one backend.
-func setupReconcilers(mgr ctrl.Manager, opts Options, statusWriter status.Writer, splits trafficsplit.Backend, targets traffictarget.Backend) error {
+// setupReconcilers registers the cache indexes and the reconcilers of the SMI root kinds with
+// one backend; writes is the memory of recent writes the backend's writer shares with the status
+// writer.
+func setupReconcilers(ctx context.Context, mgr ctrl.Manager, opts Options, writes *recent.Writes, splits trafficsplit.Backend, targets traffictarget.Backend) error {
+	if err := index.Setup(ctx, mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
+	statusWriter := status.Writer{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("smi-operator"), Recent: writes}
 	if err := (&trafficsplit.Reconciler{
 		Client: mgr.GetClient(), Backend: splits, Status: statusWriter,
 		Settings: opts.Settings, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
@@ -107,11 +109,7 @@ func setupReconcilers(mgr ctrl.Manager, opts Options, statusWriter status.Writer
 // SetupXDS registers the reconcilers that feed the operator's own xDS server from SMI objects,
 // Services and EndpointSlices, and the server itself.
 func SetupXDS(ctx context.Context, mgr ctrl.Manager, opts Options, xdsServer *server.Server) error {
-	if err := index.Setup(ctx, mgr.GetFieldIndexer()); err != nil {
-		return err
-	}
-	statusWriter := status.Writer{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("smi-operator"), Recent: &recent.Writes{}}
-	if err := setupReconcilers(mgr, opts, statusWriter, trafficsplit.XDS{Server: xdsServer}, traffictarget.XDS{Server: xdsServer}); err != nil {
+	if err := setupReconcilers(ctx, mgr, opts, &recent.Writes{}, trafficsplit.XDS{Server: xdsServer}, traffictarget.XDS{Server: xdsServer}); err != nil {
 		return err
 	}
 	if err := (&service.Reconciler{
@@ -122,7 +120,8 @@ func SetupXDS(ctx context.Context, mgr ctrl.Manager, opts Options, xdsServer *se
 	return mgr.Add(xdsServer)
 }
 
-// NewXDSServer returns the xDS server with the operator's translators and metrics registry.
+// NewXDSServer returns an xDS server registering its metrics with the manager's registry unless
+// opts name another.
 func NewXDSServer(opts server.Options) *server.Server {
 	if opts.Registerer == nil {
 		opts.Registerer = metrics.Registry
