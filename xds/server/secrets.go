@@ -30,17 +30,19 @@ type CertificateAuthority interface {
 type secretSource Server
 
 func (src *secretSource) Version(scope, name string) (string, bool) {
-	_, version, ok := src.resolve(scope, name)
+	_, version, ok := src.lookup(scope, name, false)
 	return version, ok
 }
 
 func (src *secretSource) Resolve(scope, name string) (types.Resource, bool) {
-	res, _, ok := src.resolve(scope, name)
+	res, _, ok := src.lookup(scope, name, true)
 	return res, ok
 }
 
-// resolve builds the secret and its version: both are cheap (the CA caches certificates).
-func (src *secretSource) resolve(scope, name string) (types.Resource, string, bool) {
+// lookup finds the secret's material and version, and builds the Secret only when build is set:
+// versions are asked for on every re-evaluation, the Secret only when it changed. The CA caches
+// certificates, so the lookup itself is cheap; it renews a certificate that is due.
+func (src *secretSource) lookup(scope, name string, build bool) (types.Resource, string, bool) {
 	s := (*Server)(src)
 	authority := s.opts.CA
 	if authority == nil || scope == "" {
@@ -58,11 +60,19 @@ func (src *secretSource) resolve(scope, name string) (types.Resource, string, bo
 			return nil, "", false
 		}
 		// A renewed certificate starts later than the one it replaces.
-		return xds.WorkloadSecret(cert.CertChainPEM, cert.PrivateKeyPEM), strconv.FormatInt(cert.NotBefore.UnixNano(), 10), true
+		version := strconv.FormatInt(cert.NotBefore.UnixNano(), 10)
+		if !build {
+			return nil, version, true
+		}
+		return xds.WorkloadSecret(cert.CertChainPEM, cert.PrivateKeyPEM), version, true
 	case xds.TrustBundleSecretName:
 		bundle := authority.TrustBundlePEM()
 		sum := sha256.Sum256(bundle)
-		return xds.TrustBundleSecret(bundle), hex.EncodeToString(sum[:8]), true
+		version := hex.EncodeToString(sum[:8])
+		if !build {
+			return nil, version, true
+		}
+		return xds.TrustBundleSecret(bundle), version, true
 	}
 	return nil, "", false
 }
