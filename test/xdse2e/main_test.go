@@ -7,6 +7,7 @@ package xdse2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"sync"
 	"testing"
@@ -169,6 +170,21 @@ func newOperator() (*operator, error) {
 			return nil, fmt.Errorf("the webhook server did not start")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	// Tests dial the xDS servers at once: wait until both listen.
+	for _, port := range []uint16{xdsPort, permissiveXDSPort} {
+		for {
+			conn, err := net.DialTimeout("tcp", netns.HostPort(1, port), time.Second)
+			if err == nil {
+				_ = conn.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				o.stop()
+				return nil, fmt.Errorf("the xDS server on port %d did not start: %w", port, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 	o.client, err = client.New(env.Config, client.Options{Scheme: controllers.NewScheme()})
 	if err != nil {
