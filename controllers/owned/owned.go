@@ -100,6 +100,7 @@ func (w Writer) Sync(ctx context.Context, source client.Object, wanted []client.
 				return res, err
 			}
 			if same {
+				w.forget(gvk, obj)
 				continue
 			}
 		}
@@ -143,7 +144,7 @@ func (w Writer) apply(ctx context.Context, obj client.Object, gvk schema.GroupVe
 		return false, err
 	}
 	u.SetGroupVersionKind(gvk)
-	key := recent.Key{Kind: gvk.String(), Namespace: obj.GetNamespace(), Name: obj.GetName()}
+	key := recentKey(gvk, obj)
 	content := recent.Hash(u.Object)
 	if w.Recent != nil && w.Recent.Pending(key, content, cachedVersion) {
 		return false, nil
@@ -197,6 +198,39 @@ func (w Writer) PruneAfterDelete(ctx context.Context, sourceKind, namespace, nam
 	return nil
 }
 
+// DeleteAllGenerated deletes every object of the kinds listed, in every namespace, that the
+// operator generated (labelled managed by it and controlled by an SMI object or a Namespace):
+// what retiring a backend leaves behind. reader should be the API server itself, not the cache,
+// so that an object applied just before cannot be missed.
+func (w Writer) DeleteAllGenerated(ctx context.Context, reader client.Reader, kinds []client.ObjectList) (int, error) {
+	deleted := 0
+	for _, list := range kinds {
+		if err := reader.List(ctx, list, client.MatchingLabels{smi.LabelManagedBy: smi.ManagedByValue}); err != nil {
+			return deleted, err
+		}
+		items, err := metaItems(list)
+		if err != nil {
+			return deleted, err
+		}
+		gvk, err := w.itemKind(list)
+		if err != nil {
+			return deleted, err
+		}
+		for _, item := range items {
+			if metav1.GetControllerOf(item) == nil || item.GetLabels()[smi.LabelSourceKind] == "" {
+				continue // labelled by hand, not generated: not ours to delete
+			}
+			uid := item.GetUID()
+			if err := w.Client.Delete(ctx, item, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) {
+				return deleted, fmt.Errorf("deleting %s %s/%s: %w", gvk.Kind, item.GetNamespace(), item.GetName(), err)
+			}
+			w.forget(gvk, item)
+			deleted++
+		}
+	}
+	return deleted, nil
+}
+
 // prune deletes the objects in namespace with labels that owned says are the source's and keep
 // does not name.
 func (w Writer) prune(ctx context.Context, namespace, source string, list client.ObjectList,
@@ -212,11 +246,10 @@ func (w Writer) prune(ctx context.Context, namespace, source string, list client
 	if err != nil {
 		return 0, err
 	}
-	listGVK, err := apiutil.GVKForObject(list, w.Scheme)
+	gvk, err := w.itemKind(list)
 	if err != nil {
 		return 0, err
 	}
-	gvk := listGVK.GroupVersion().WithKind(strings.TrimSuffix(listGVK.Kind, "List"))
 	deleted := 0
 	for _, item := range items {
 		if !owned(item) || slices.Contains(keep[gvk], item.GetName()) {
@@ -227,9 +260,30 @@ func (w Writer) prune(ctx context.Context, namespace, source string, list client
 		if err != nil && !apierrors.IsNotFound(err) {
 			return deleted, fmt.Errorf("pruning %s %s/%s: %w", gvk.Kind, item.GetNamespace(), item.GetName(), err)
 		}
+		w.forget(gvk, item)
 		deleted++
 	}
 	return deleted, nil
+}
+
+// itemKind is the kind of the items of list.
+func (w Writer) itemKind(list client.ObjectList) (schema.GroupVersionKind, error) {
+	listGVK, err := apiutil.GVKForObject(list, w.Scheme)
+	if err != nil {
+		return schema.GroupVersionKind{}, err
+	}
+	return listGVK.GroupVersion().WithKind(strings.TrimSuffix(listGVK.Kind, "List")), nil
+}
+
+func recentKey(gvk schema.GroupVersionKind, obj client.Object) recent.Key {
+	return recent.Key{Kind: gvk.String(), Namespace: obj.GetNamespace(), Name: obj.GetName()}
+}
+
+// forget drops the memory of a write to obj: the cache shows it as written, or it was deleted.
+func (w Writer) forget(gvk schema.GroupVersionKind, obj client.Object) {
+	if w.Recent != nil {
+		w.Recent.Forget(recentKey(gvk, obj))
+	}
 }
 
 // upToDate reports whether current already has everything wanted sets: its spec, its labels and

@@ -58,3 +58,12 @@ func (w *Writes) Pending(key Key, content [sha256.Size]byte, cached string) bool
 	}
 	return last.hash == content
 }
+
+// Forget drops what is known of key: the cache has caught up with the write (it shows the object
+// as written), or the object was deleted, after which the cache showing no object must not pass
+// for "the write is not seen yet".
+func (w *Writes) Forget(key Key) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.writes, key)
+}

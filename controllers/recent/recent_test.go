@@ -31,3 +31,19 @@ func TestPending(t *testing.T) {
 		t.Error("the record outlived the cache catching up")
 	}
 }
+
+// TestForget: a created object that is deleted again leaves the cache showing no object, as it
+// did before the creation; once forgotten, that must not pass for "the creation is not seen yet".
+func TestForget(t *testing.T) {
+	key := Key{Kind: "VirtualService", Namespace: "shop", Name: "web"}
+	a := Hash(map[string]int{"weight": 1})
+	var w Writes
+	w.Record(key, a, "")
+	if !w.Pending(key, a, "") {
+		t.Fatal("the creation is not recorded")
+	}
+	w.Forget(key)
+	if w.Pending(key, a, "") {
+		t.Error("a forgotten creation still counts as pending: the object would never be created again")
+	}
+}
