@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,6 +39,16 @@ import (
 // instead of Go's +100% costs little CPU and saves about a quarter of the memory at 10,000
 // Services (README, Performance). GOGC, when set, wins.
 const defaultGCPercent = 50
+
+// backendFromResource is --backend's default: the SMIOperator resource chooses.
+const backendFromResource = "resource"
+
+// fixedBackendFlags configure a backend chosen by --backend; with the resource choosing, its spec
+// holds them instead.
+var fixedBackendFlags = []string{
+	"trust-domain", "cluster-domain", "access-mode", "mtls",
+	"xds-address", "xds-tls-cert-dir", "xds-token-audiences", "xds-cert-ttl",
+}
 
 func main() {
 	if os.Getenv("GOGC") == "" {
@@ -80,7 +91,9 @@ func main() {
 	flag.StringVar(&webhookService, "webhook-service-name", "smi-operator-webhook-service", "Service in front of the webhook server (certificate DNS name).")
 	flag.StringVar(&webhookSecret, "webhook-secret-name", "smi-operator-webhook-server-cert", "Secret holding the rotated webhook certificate.")
 	flag.StringVar(&webhookConfigName, "validating-webhook-configuration", "smi-operator-validating-webhook-configuration", "ValidatingWebhookConfiguration to inject the CA into.")
-	flag.StringVar(&backend, "backend", "istio", "Mesh backend to program: istio, xds (the operator's own xDS server), or none (webhooks only).")
+	flag.StringVar(&backend, "backend", backendFromResource, "Mesh backend to program: resource (the SMIOperator named default selects it "+
+		"and holds its settings, and editing it swaps backends), or fixed: istio, xds (the operator's own xDS server) with the settings of "+
+		"the flags below, or none (webhooks only).")
 	flag.StringVar(&xdsOpts.Address, "xds-address", ":15010", "Address the xDS (ADS) server listens on, with --backend=xds.")
 	flag.StringVar(&xdsOpts.TLSCertDir, "xds-tls-cert-dir", "", "Folder holding tls.crt and tls.key to serve xDS over TLS; empty serves plain text.")
 	flag.StringVar(&xdsAudiences, "xds-token-audiences", "smi-operator-xds", "Comma-separated audiences the ServiceAccount tokens proxies present must be bound to.")
@@ -110,6 +123,19 @@ func main() {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
 
+	if backend == backendFromResource {
+		var set []string
+		flag.Visit(func(f *flag.Flag) {
+			if slices.Contains(fixedBackendFlags, f.Name) {
+				set = append(set, "--"+f.Name)
+			}
+		})
+		if len(set) > 0 {
+			log.Error(nil, "these flags configure a backend fixed by --backend; with the SMIOperator resource choosing the backend, set them in its spec",
+				"flags", set)
+			os.Exit(1)
+		}
+	}
 	settings.Access = mesh.AccessMode(accessMode)
 	if err := settings.Validate(); err != nil {
 		log.Error(err, "invalid mesh settings")
@@ -161,6 +187,12 @@ func main() {
 		controllers.SetupWebhooks(mgr)
 	}
 	switch backend {
+	case backendFromResource:
+		_, err = controllers.SetupFromResource(ctx, mgr, controllers.ResourceOptions{
+			MaxConcurrentReconciles: workers,
+			Namespace:               cmp.Or(os.Getenv("POD_NAMESPACE"), "smi-operator-system"),
+			XDSCASecret:             xdsCASecret,
+		})
 	case "istio":
 		err = controllers.SetupIstio(ctx, mgr, controllers.Options{Settings: settings, MaxConcurrentReconciles: workers})
 	case "xds":
@@ -169,13 +201,13 @@ func main() {
 		err = controllers.SetupXDSBackend(ctx, mgr, controllers.Options{Settings: settings, MaxConcurrentReconciles: workers}, xdsOpts)
 	case "none":
 	default:
-		err = fmt.Errorf("unknown --backend %q: use istio, xds or none", backend)
+		err = fmt.Errorf("unknown --backend %q: use resource, istio, xds or none", backend)
 	}
 	if err != nil {
 		log.Error(err, "unable to set up the backend")
 		os.Exit(1)
 	}
-	if backend != "none" {
+	if backend == "istio" || backend == "xds" {
 		if err := controllers.SetupOperatorStatus(mgr, v1alpha1.Backend(backend)); err != nil {
 			log.Error(err, "unable to set up the SMIOperator status")
 			os.Exit(1)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/prometheus/client_golang/prometheus"
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -14,13 +15,16 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
-
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/smi-operator/smi-operator/apis/smi/conversion"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/apis/smi/validation"
 	"github.com/smi-operator/smi-operator/apis/v1alpha1"
+	"github.com/smi-operator/smi-operator/controllers/backends"
 	"github.com/smi-operator/smi-operator/controllers/index"
 	"github.com/smi-operator/smi-operator/controllers/owned"
 	"github.com/smi-operator/smi-operator/controllers/recent"
@@ -80,44 +84,137 @@ func SetupIstio(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	writes := &recent.Writes{}
-	writer := owned.Writer{Client: mgr.GetClient(), Reader: mgr.GetClient(), Scheme: mgr.GetScheme(), Recent: writes}
-	return setupReconcilers(ctx, mgr, opts, writes,
-		trafficsplit.Istio{Writer: writer, Settings: opts.Settings},
-		traffictarget.Istio{Client: mgr.GetClient(), Writer: writer, Settings: opts.Settings})
+	writer := istioWriter(mgr, writes)
+	splitCtrl, targetCtrl, err := setupReconcilers(ctx, mgr, opts, writes, backendSet{
+		splits:   trafficsplit.Istio{Writer: writer, Settings: opts.Settings},
+		targets:  traffictarget.Istio{Client: mgr.GetClient(), Writer: writer, Settings: opts.Settings},
+		settings: func() mesh.Settings { return opts.Settings },
+	})
+	if err != nil {
+		return err
+	}
+	return watchAll(splitCtrl, trafficsplit.IstioWatches(mgr), targetCtrl, traffictarget.IstioWatches(mgr))
+}
+
+func istioWriter(mgr ctrl.Manager, writes *recent.Writes) owned.Writer {
+	return owned.Writer{Client: mgr.GetClient(), Reader: mgr.GetClient(), Scheme: mgr.GetScheme(), Recent: writes}
+}
+
+func watchAll(splitCtrl controller.Controller, splitSources []source.Source, targetCtrl controller.Controller, targetSources []source.Source) error {
+	for _, src := range splitSources {
+		if err := splitCtrl.Watch(src); err != nil {
+			return err
+		}
+	}
+	for _, src := range targetSources {
+		if err := targetCtrl.Watch(src); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// backendSet is what the SMI reconcilers program through.
+type backendSet struct {
+	splits   trafficsplit.Backend
+	targets  traffictarget.Backend
+	settings func() mesh.Settings
+	// splitResync and targetResync, when set, deliver objects to reconcile again.
+	splitResync, targetResync <-chan event.GenericEvent
 }
 
 // setupReconcilers registers the cache indexes and the reconcilers of the SMI root kinds with
-// one backend; writes is the memory of recent writes the backend's writer shares with the status
-// writer.
-func setupReconcilers(ctx context.Context, mgr ctrl.Manager, opts Options, writes *recent.Writes, splits trafficsplit.Backend, targets traffictarget.Backend) error {
+// the backends of set; writes is the memory of recent writes the backends' writer shares with
+// the status writer. It returns the two controllers, for watches added later.
+func setupReconcilers(ctx context.Context, mgr ctrl.Manager, opts Options, writes *recent.Writes, set backendSet) (splitCtrl, targetCtrl controller.Controller, err error) {
 	if err := index.Setup(ctx, mgr.GetFieldIndexer()); err != nil {
-		return err
+		return nil, nil, err
 	}
 	statusWriter := status.Writer{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("smi-operator"), Recent: writes}
-	if err := (&trafficsplit.Reconciler{
-		Client: mgr.GetClient(), Backend: splits, Status: statusWriter,
-		Settings: opts.Settings, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
-	}).SetupWithManager(mgr); err != nil {
-		return err
-	}
-	return (&traffictarget.Reconciler{
-		Client: mgr.GetClient(), Backend: targets, Status: statusWriter,
-		Settings: opts.Settings, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+	splitCtrl, err = (&trafficsplit.Reconciler{
+		Client: mgr.GetClient(), Backend: set.splits, Status: statusWriter, Settings: set.settings,
+		Resync: set.splitResync, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 	}).SetupWithManager(mgr)
+	if err != nil {
+		return nil, nil, err
+	}
+	targetCtrl, err = (&traffictarget.Reconciler{
+		Client: mgr.GetClient(), Backend: set.targets, Status: statusWriter, Settings: set.settings,
+		Resync: set.targetResync, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+	}).SetupWithManager(mgr)
+	return splitCtrl, targetCtrl, err
 }
 
 // SetupXDS registers the reconcilers that feed the operator's own xDS server from SMI objects,
 // Services and EndpointSlices, and the server itself.
 func SetupXDS(ctx context.Context, mgr ctrl.Manager, opts Options, xdsServer *server.Server) error {
-	if err := setupReconcilers(ctx, mgr, opts, &recent.Writes{}, trafficsplit.XDS{Server: xdsServer}, traffictarget.XDS{Server: xdsServer}); err != nil {
+	settings := func() mesh.Settings { return opts.Settings }
+	_, _, err := setupReconcilers(ctx, mgr, opts, &recent.Writes{}, backendSet{
+		splits: trafficsplit.XDS{Server: xdsServer}, targets: traffictarget.XDS{Server: xdsServer}, settings: settings,
+	})
+	if err != nil {
 		return err
 	}
 	if err := (&service.Reconciler{
-		Client: mgr.GetClient(), Server: xdsServer, Settings: opts.Settings, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+		Client: mgr.GetClient(), Server: xdsServer, Settings: settings, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 	}).SetupWithManager(ctx, mgr); err != nil {
 		return err
 	}
 	return mgr.Add(xdsServer)
+}
+
+// ResourceOptions configure an operator whose SMIOperator resource selects the backend.
+type ResourceOptions struct {
+	// MaxConcurrentReconciles per controller.
+	MaxConcurrentReconciles int
+	// Namespace is the operator's: the xDS CA root and TLS Secret live there.
+	Namespace string
+	// XDSCASecret names the Secret keeping the xDS CA root.
+	XDSCASecret string
+	// XDSHost is the address the xDS server listens on, with spec.xds.port; empty: every one.
+	XDSHost string
+	// Registerer receives the xDS server's metrics; the manager's registry when nil.
+	Registerer prometheus.Registerer
+}
+
+// SetupFromResource registers the reconcilers of an operator that runs what the SMIOperator named
+// "default" selects, and swaps backends when it changes: the SMI reconcilers, the Service
+// reconciler (feeding the xDS server while one runs), the backend switch and the SMIOperator
+// reconciler driving it.
+func SetupFromResource(ctx context.Context, mgr ctrl.Manager, opts ResourceOptions) (*backends.Switch, error) {
+	writes := &recent.Writes{}
+	registerer := opts.Registerer
+	if registerer == nil {
+		registerer = metrics.Registry
+	}
+	sw, err := backends.New(backends.Options{
+		Manager: mgr, IstioWriter: istioWriter(mgr, writes), Namespace: opts.Namespace, CASecretName: opts.XDSCASecret,
+		XDSHost: opts.XDSHost, Registerer: registerer, Log: ctrl.Log.WithName("backends"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	reconcilerOpts := Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}
+	splitCtrl, targetCtrl, err := setupReconcilers(ctx, mgr, reconcilerOpts, writes, backendSet{
+		splits: sw.Splits(), targets: sw.Targets(), settings: sw.Settings,
+		splitResync: sw.SplitResync(), targetResync: sw.TargetResync(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	sw.SetControllers(splitCtrl, targetCtrl)
+	if err := (&service.Reconciler{
+		Client: mgr.GetClient(), Server: sw.Services(), Settings: sw.Settings, Resync: sw.ServiceResync(),
+		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+	}).SetupWithManager(ctx, mgr); err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(sw); err != nil {
+		return nil, err
+	}
+	return sw, (&smioperator.Reconciler{
+		Client: mgr.GetClient(), Backends: sw, Changes: sw.Changes(), Recorder: mgr.GetEventRecorder("smi-operator"),
+	}).SetupWithManager(mgr)
 }
 
 // NewXDSServer returns an xDS server registering its metrics with the manager's registry unless
@@ -130,7 +227,9 @@ func NewXDSServer(opts server.Options) *server.Server {
 }
 
 // SetupOperatorStatus registers the reconciler that reports, on the SMIOperator singleton, the
-// backend this operator runs and how the SMI objects fare.
+// backend this operator runs (fixed by its --backend flag) and how the SMI objects fare.
 func SetupOperatorStatus(mgr ctrl.Manager, active v1alpha1.Backend) error {
-	return (&smioperator.Reconciler{Client: mgr.GetClient(), Active: active}).SetupWithManager(mgr)
+	return (&smioperator.Reconciler{
+		Client: mgr.GetClient(), Backends: smioperator.Fixed(active), Recorder: mgr.GetEventRecorder("smi-operator"),
+	}).SetupWithManager(mgr)
 }

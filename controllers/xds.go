@@ -10,10 +10,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
-	"github.com/smi-operator/smi-operator/xds/auth"
-	"github.com/smi-operator/smi-operator/xds/ca"
-	"github.com/smi-operator/smi-operator/xds/server"
+	"github.com/smi-operator/smi-operator/controllers/backends"
 )
 
 // XDSOptions configure the operator's own xDS server.
@@ -39,27 +38,24 @@ func SetupXDSBackend(ctx context.Context, mgr ctrl.Manager, opts Options, xo XDS
 	if err != nil {
 		return err
 	}
-	authority, err := ca.New(ctx, clientset, ca.Options{Secret: xo.CASecret, TrustDomain: opts.Settings.TrustDomain, CertTTL: xo.CertTTL})
-	if err != nil {
-		return fmt.Errorf("starting the xDS certificate authority: %w", err)
-	}
-	authenticator, err := auth.New(clientset, auth.Options{Audiences: xo.TokenAudiences})
-	if err != nil {
-		return err
-	}
-	serverOpts := server.Options{
-		Address:       xo.Address,
-		Settings:      opts.Settings,
-		Authenticator: authenticator,
-		CA:            authority,
-		Log:           ctrl.Log.WithName("xds"),
+	cfg := backends.ServerConfig{
+		Address:        xo.Address,
+		TokenAudiences: xo.TokenAudiences,
+		CASecret:       xo.CASecret,
+		CertTTL:        xo.CertTTL,
+		Registerer:     metrics.Registry,
+		Log:            ctrl.Log.WithName("xds"),
 	}
 	if xo.TLSCertDir != "" {
 		cert, err := tls.LoadX509KeyPair(filepath.Join(xo.TLSCertDir, "tls.crt"), filepath.Join(xo.TLSCertDir, "tls.key"))
 		if err != nil {
 			return fmt.Errorf("loading the xDS serving certificate: %w", err)
 		}
-		serverOpts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	return SetupXDS(ctx, mgr, opts, NewXDSServer(serverOpts))
+	xdsServer, err := backends.NewXDSServer(ctx, clientset, opts.Settings, cfg)
+	if err != nil {
+		return err
+	}
+	return SetupXDS(ctx, mgr, opts, xdsServer)
 }

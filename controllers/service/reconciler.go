@@ -13,8 +13,10 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/smi-operator/smi-operator/translators/mesh"
 	"github.com/smi-operator/smi-operator/translators/xds"
@@ -26,11 +28,24 @@ import (
 
 // Reconciler serves one Service and its ready endpoints at a time.
 type Reconciler struct {
-	Client                  client.Client
-	Server                  *server.Server
-	Settings                mesh.Settings
+	Client client.Client
+	Server Sink
+	// Settings returns the mesh settings in force; they change when the SMIOperator's do.
+	Settings func() mesh.Settings
+	// Resync, when set, delivers Services to serve again whatever changed, such as every Service
+	// when an xDS server starts.
+	Resync                  <-chan event.GenericEvent
 	MaxConcurrentReconciles int
 }
+
+// Sink receives the Services to serve: an xDS server (*server.Server), or whatever stands for
+// the one running now.
+type Sink interface {
+	SetService(key types.NamespacedName, svc mesh.Service, endpoints xds.Endpoints)
+	DeleteService(key types.NamespacedName)
+}
+
+var _ Sink = (*server.Server)(nil)
 
 // Reconcile implements reconcile.Reconciler.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -49,7 +64,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, err
 	}
 	endpoints := xds.BuildEndpoints([]corev1.Service{*svc}, slices.Items)
-	r.Server.SetService(req.NamespacedName, mesh.ServiceOf(svc, r.Settings), endpoints)
+	r.Server.SetService(req.NamespacedName, mesh.ServiceOf(svc, r.Settings()), endpoints)
 	return ctrl.Result{}, nil
 }
 
@@ -68,7 +83,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	if err != nil {
 		return err
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("xds-service").
 		For(&corev1.Service{}).
 		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
@@ -78,6 +93,9 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 			}
 			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
 		})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
-		Complete(r)
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles})
+	if r.Resync != nil {
+		b = b.WatchesRawSource(source.Channel(r.Resync, &handler.EnqueueRequestForObject{}))
+	}
+	return b.Complete(r)
 }

@@ -1,9 +1,13 @@
 package smioperator
 
 import (
+	"context"
+	"errors"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -49,23 +53,29 @@ func TestCount(t *testing.T) {
 }
 
 func TestReport(t *testing.T) {
+	until := metav1.NewTime(time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC))
 	for _, tc := range []struct {
-		name            string
-		wanted, active  v1alpha1.Backend
-		counts          v1alpha1.ObjectCounts
-		ready, degraded metav1.ConditionStatus
-		readyReason     string
+		name                         string
+		state                        State
+		counts                       v1alpha1.ObjectCounts
+		ready, progressing, degraded metav1.ConditionStatus
+		readyReason, progressReason  string
 	}{
-		{"the backend asked for runs", v1alpha1.BackendIstio, v1alpha1.BackendIstio, v1alpha1.ObjectCounts{Programmed: 3},
-			metav1.ConditionTrue, metav1.ConditionFalse, v1alpha1.ReasonBackendReady},
-		{"another backend is asked for", v1alpha1.BackendXDS, v1alpha1.BackendIstio, v1alpha1.ObjectCounts{},
-			metav1.ConditionFalse, metav1.ConditionFalse, v1alpha1.ReasonBackendUnavailable},
-		{"objects with problems degrade, not un-ready", v1alpha1.BackendXDS, v1alpha1.BackendXDS, v1alpha1.ObjectCounts{Programmed: 1, WithProblems: 2},
-			metav1.ConditionTrue, metav1.ConditionTrue, v1alpha1.ReasonBackendReady},
+		{"the backend asked for runs", State{Active: v1alpha1.BackendIstio}, v1alpha1.ObjectCounts{Programmed: 3},
+			metav1.ConditionTrue, metav1.ConditionFalse, metav1.ConditionFalse, v1alpha1.ReasonBackendReady, v1alpha1.ReasonSettled},
+		{"the backend asked for cannot run", State{Active: v1alpha1.BackendIstio, Unavailable: errors.New("port taken")}, v1alpha1.ObjectCounts{},
+			metav1.ConditionFalse, metav1.ConditionFalse, metav1.ConditionFalse, v1alpha1.ReasonBackendUnavailable, v1alpha1.ReasonSettled},
+		{"swapping: the old backend still programs", State{Active: v1alpha1.BackendIstio, Swapping: v1alpha1.BackendXDS, Pending: 4}, v1alpha1.ObjectCounts{},
+			metav1.ConditionFalse, metav1.ConditionTrue, metav1.ConditionFalse, v1alpha1.ReasonSwapping, v1alpha1.ReasonSwapping},
+		{"draining: ready, still progressing", State{Active: v1alpha1.BackendIstio, Draining: &v1alpha1.DrainingBackend{Backend: v1alpha1.BackendXDS, Until: until}},
+			v1alpha1.ObjectCounts{Programmed: 1},
+			metav1.ConditionTrue, metav1.ConditionTrue, metav1.ConditionFalse, v1alpha1.ReasonBackendReady, v1alpha1.ReasonDraining},
+		{"objects with problems degrade, not un-ready", State{Active: v1alpha1.BackendXDS}, v1alpha1.ObjectCounts{Programmed: 1, WithProblems: 2},
+			metav1.ConditionTrue, metav1.ConditionFalse, metav1.ConditionTrue, v1alpha1.ReasonBackendReady, v1alpha1.ReasonSettled},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var status v1alpha1.SMIOperatorStatus
-			report(&status, 7, tc.wanted, tc.active, tc.counts)
+			report(&status, 7, tc.state, tc.counts)
 			ready := meta.FindStatusCondition(status.Conditions, v1alpha1.ConditionReady)
 			degraded := meta.FindStatusCondition(status.Conditions, v1alpha1.ConditionDegraded)
 			progressing := meta.FindStatusCondition(status.Conditions, v1alpha1.ConditionProgressing)
@@ -75,12 +85,30 @@ func TestReport(t *testing.T) {
 			if degraded == nil || degraded.Status != tc.degraded {
 				t.Errorf("Degraded = %+v, want %s", degraded, tc.degraded)
 			}
-			if progressing == nil || progressing.Status != metav1.ConditionFalse {
-				t.Errorf("Progressing = %+v, want False", progressing)
+			if progressing == nil || progressing.Status != tc.progressing || progressing.Reason != tc.progressReason {
+				t.Errorf("Progressing = %+v, want %s %s", progressing, tc.progressing, tc.progressReason)
 			}
-			if status.ActiveBackend != tc.active || status.ObservedGeneration != 7 || *status.SMIObjects != tc.counts {
+			if status.ActiveBackend != tc.state.Active || status.ObservedGeneration != 7 || *status.SMIObjects != tc.counts ||
+				!equality.Semantic.DeepEqual(status.Draining, tc.state.Draining) {
 				t.Errorf("status = %+v", status)
 			}
 		})
+	}
+}
+
+func TestFixedBackendReportsAnotherAsUnavailable(t *testing.T) {
+	for _, tc := range []struct {
+		spec        *v1alpha1.SMIOperatorSpec
+		unavailable bool
+	}{
+		{nil, false},
+		{&v1alpha1.SMIOperatorSpec{}, false}, // defaults to istio
+		{&v1alpha1.SMIOperatorSpec{Backend: v1alpha1.BackendIstio}, false},
+		{&v1alpha1.SMIOperatorSpec{Backend: v1alpha1.BackendXDS}, true},
+	} {
+		st, err := Fixed(v1alpha1.BackendIstio).Step(context.Background(), tc.spec)
+		if err != nil || st.Active != v1alpha1.BackendIstio || (st.Unavailable != nil) != tc.unavailable {
+			t.Errorf("Step(%+v) = %+v, %v; want istio active, unavailable %v", tc.spec, st, err, tc.unavailable)
+		}
 	}
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
@@ -47,13 +49,18 @@ func (b Istio) Forget(ctx context.Context, ref mesh.ObjectRef) error {
 	return b.Writer.PruneAfterDelete(ctx, ref.Kind, ref.Namespace, ref.Name, generatedKinds())
 }
 
-// Watch re-reconciles a split when what it generates changes, or when a VirtualService someone
-// else owns, named like the split's, goes away (it blocked the split).
-func (b Istio) Watch(bld *builder.Builder) *builder.Builder {
-	return bld.
-		Owns(&networkingv1.VirtualService{}).
-		Owns(&networkingv1.DestinationRule{}).
-		Watches(&networkingv1.VirtualService{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
-			return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(o)}}
-		}))
+// IstioWatches are the watches a split controller needs while the Istio backend programs: a
+// split is reconciled again when what it generates changes, or when a VirtualService someone
+// else owns, named like the split's, goes away (it blocked the split). predicates, such as "the
+// Istio backend is active", filter every event.
+func IstioWatches(mgr manager.Manager, predicates ...predicate.Predicate) []source.Source {
+	owner := handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &hub.TrafficSplit{}, handler.OnlyControllerOwner())
+	sameName := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+		return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(o)}}
+	})
+	return []source.Source{
+		source.Kind(mgr.GetCache(), client.Object(&networkingv1.VirtualService{}), owner, predicates...),
+		source.Kind(mgr.GetCache(), client.Object(&networkingv1.DestinationRule{}), owner, predicates...),
+		source.Kind(mgr.GetCache(), client.Object(&networkingv1.VirtualService{}), sameName, predicates...),
+	}
 }

@@ -11,8 +11,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
@@ -31,10 +33,14 @@ import (
 // (the oldest wins), the Services and HTTPRouteGroups it names, all from the cache, builds the
 // model, has the Backend program it, and reports the outcome in the split's status.
 type Reconciler struct {
-	Client   client.Client
-	Backend  Backend
-	Status   status.Writer
-	Settings mesh.Settings
+	Client  client.Client
+	Backend Backend
+	Status  status.Writer
+	// Settings returns the mesh settings in force; they change when the SMIOperator's do.
+	Settings func() mesh.Settings
+	// Resync, when set, delivers splits to reconcile again whatever changed, such as every split
+	// when a backend starts.
+	Resync <-chan event.GenericEvent
 	// MaxConcurrentReconciles sizes the worker pool; each reconcile is independent of the others.
 	MaxConcurrentReconciles int
 }
@@ -47,8 +53,6 @@ type Backend interface {
 	Program(ctx context.Context, split *hub.TrafficSplit, model mesh.Model) ([]mesh.Diagnostic, error)
 	// Forget removes what a TrafficSplit that no longer exists generated.
 	Forget(ctx context.Context, ref mesh.ObjectRef) error
-	// Watch adds the watches the backend needs to the controller, such as what it generates.
-	Watch(b *builder.Builder) *builder.Builder
 }
 
 // Reconcile implements reconcile.Reconciler.
@@ -66,7 +70,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, err
 	}
 	self := mesh.ObjectRef{Kind: smi.TrafficSplitKind, Namespace: split.Namespace, Name: split.Name}
-	model, diags := mesh.Build(snap, r.Settings)
+	model, diags := mesh.Build(snap, r.Settings())
 	model.Splits = onlyFrom(model.Splits, self)
 	programDiags, err := r.Backend.Program(ctx, split, model)
 	if err != nil {
@@ -128,8 +132,9 @@ func onlyFrom(splits []mesh.Split, ref mesh.ObjectRef) []mesh.Split {
 	return nil
 }
 
-// SetupWithManager watches TrafficSplits, everything they reference, and what the backend needs.
-func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+// SetupWithManager watches TrafficSplits and everything they reference, and returns the controller
+// so that watches of what a backend generates can be added to it (IstioWatches), also once it runs.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) (controller.Controller, error) {
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("trafficsplit").
 		// Status writes (ours) and metadata edits change nothing the reconcile reads from the object.
@@ -141,7 +146,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Service{}, r.splitsByIndex(index.SplitServices, client.Object.GetName)).
 		Watches(&hub.HTTPRouteGroup{}, r.splitsByIndex(index.SplitRoutes, client.Object.GetName)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles})
-	return r.Backend.Watch(b).Complete(r)
+	if r.Resync != nil {
+		b = b.WatchesRawSource(source.Channel(r.Resync, &handler.EnqueueRequestForObject{}))
+	}
+	return b.Build(r)
 }
 
 // splitsByIndex maps an object to the splits in its namespace whose field index holds key(object).

@@ -3,8 +3,6 @@ package trafficsplit
 import (
 	"context"
 
-	"sigs.k8s.io/controller-runtime/pkg/builder"
-
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/translators/mesh"
@@ -31,6 +29,3 @@ func (b XDS) Forget(_ context.Context, ref mesh.ObjectRef) error {
 	b.Server.SetSplit(ref, nil)
 	return nil
 }
-
-// Watch adds nothing: nobody but the operator writes what the xDS server serves.
-func (b XDS) Watch(bld *builder.Builder) *builder.Builder { return bld }

@@ -6,10 +6,12 @@ import (
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
@@ -54,13 +56,20 @@ func (b Istio) Forget(ctx context.Context, ref mesh.ObjectRef) error {
 	return b.syncBaseline(ctx, ref.Namespace)
 }
 
-// Watch re-reconciles a target when what it generates changes; the baseline is controlled by its
-// Namespace, so edits to it re-check one target there.
-func (b Istio) Watch(bld *builder.Builder) *builder.Builder {
-	return bld.
-		Owns(&securityv1.AuthorizationPolicy{}).
-		Owns(&securityv1.PeerAuthentication{}).
-		Watches(&securityv1.AuthorizationPolicy{}, handler.EnqueueRequestsFromMapFunc(b.oneTargetIn))
+// IstioWatches are the watches a target controller needs while the Istio backend programs: a
+// target is reconciled again when what it generates changes; the baseline is controlled by its
+// Namespace, so edits to it re-check one target there. predicates, such as "the Istio backend is
+// active", filter every event.
+func IstioWatches(mgr manager.Manager, predicates ...predicate.Predicate) []source.Source {
+	owner := handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &hub.TrafficTarget{}, handler.OnlyControllerOwner())
+	baseline := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		return oneTargetIn(ctx, mgr.GetClient(), o)
+	})
+	return []source.Source{
+		source.Kind(mgr.GetCache(), client.Object(&securityv1.AuthorizationPolicy{}), owner, predicates...),
+		source.Kind(mgr.GetCache(), client.Object(&securityv1.PeerAuthentication{}), owner, predicates...),
+		source.Kind(mgr.GetCache(), client.Object(&securityv1.AuthorizationPolicy{}), baseline, predicates...),
+	}
 }
 
 // syncBaseline keeps the namespace's allow-nothing policy while enforcing mode is on and any
@@ -97,12 +106,12 @@ func generatedFrom(objs []client.Object, kind string) []client.Object {
 	return out
 }
 
-func (b Istio) oneTargetIn(ctx context.Context, o client.Object) []reconcile.Request {
+func oneTargetIn(ctx context.Context, c client.Reader, o client.Object) []reconcile.Request {
 	if o.GetLabels()[smi.LabelSourceKind] != smi.NamespaceSourceKind {
 		return nil
 	}
 	targets := &hub.TrafficTargetList{}
-	if err := b.Client.List(ctx, targets, client.InNamespace(o.GetNamespace()), client.Limit(1)); err != nil || len(targets.Items) == 0 {
+	if err := c.List(ctx, targets, client.InNamespace(o.GetNamespace()), client.Limit(1)); err != nil || len(targets.Items) == 0 {
 		// No target: a reconcile of any name in the namespace prunes the baseline.
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}}}
 	}

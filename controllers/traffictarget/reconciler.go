@@ -11,8 +11,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
 
@@ -33,10 +35,14 @@ import (
 // name and the workloads running as its destination ServiceAccount; the Backend programs the
 // model, and the outcome goes to the target's status.
 type Reconciler struct {
-	Client                  client.Client
-	Backend                 Backend
-	Status                  status.Writer
-	Settings                mesh.Settings
+	Client  client.Client
+	Backend Backend
+	Status  status.Writer
+	// Settings returns the mesh settings in force; they change when the SMIOperator's do.
+	Settings func() mesh.Settings
+	// Resync, when set, delivers targets to reconcile again whatever changed, such as every
+	// target when a backend starts.
+	Resync                  <-chan event.GenericEvent
 	MaxConcurrentReconciles int
 }
 
@@ -47,8 +53,6 @@ type Backend interface {
 	Program(ctx context.Context, target *hub.TrafficTarget, model mesh.Model) ([]mesh.Diagnostic, error)
 	// Forget removes what a TrafficTarget that no longer exists generated.
 	Forget(ctx context.Context, ref mesh.ObjectRef) error
-	// Watch adds the watches the backend needs to the controller, such as what it generates.
-	Watch(b *builder.Builder) *builder.Builder
 }
 
 // Reconcile implements reconcile.Reconciler.
@@ -66,7 +70,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, err
 	}
 	self := mesh.ObjectRef{Kind: smi.TrafficTargetKind, Namespace: target.Namespace, Name: target.Name}
-	model, diags := mesh.Build(snap, r.Settings)
+	model, diags := mesh.Build(snap, r.Settings())
 	programDiags, err := r.Backend.Program(ctx, target, model)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -117,8 +121,10 @@ func (r *Reconciler) snapshot(ctx context.Context, target *hub.TrafficTarget) (m
 	return snap, nil
 }
 
-// SetupWithManager watches TrafficTargets, what they generate, and everything they reference.
-func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+// SetupWithManager watches TrafficTargets and everything they reference, and returns the
+// controller so that watches of what a backend generates can be added to it (IstioWatches), also
+// once it runs.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) (controller.Controller, error) {
 	byRoute := func(kind string) handler.EventHandler {
 		return r.targetsByIndex(index.TargetRoutes, func(o client.Object) string { return index.RouteKey(kind, o.GetName()) })
 	}
@@ -144,7 +150,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&appsv1.StatefulSet{}, byWorkload).
 		Watches(&appsv1.DaemonSet{}, byWorkload).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles})
-	return r.Backend.Watch(b).Complete(r)
+	if r.Resync != nil {
+		b = b.WatchesRawSource(source.Channel(r.Resync, &handler.EnqueueRequestForObject{}))
+	}
+	return b.Build(r)
 }
 
 // targetsByIndex maps an object to the targets in its namespace whose field index holds key(object).

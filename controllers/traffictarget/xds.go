@@ -3,8 +3,6 @@ package traffictarget
 import (
 	"context"
 
-	"sigs.k8s.io/controller-runtime/pkg/builder"
-
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/translators/mesh"
@@ -39,6 +37,3 @@ func (b XDS) Forget(_ context.Context, ref mesh.ObjectRef) error {
 	b.Server.SetAccess(ref, nil)
 	return nil
 }
-
-// Watch adds nothing: nobody but the operator writes what the xDS server serves.
-func (b XDS) Watch(bld *builder.Builder) *builder.Builder { return bld }

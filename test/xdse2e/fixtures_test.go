@@ -176,8 +176,11 @@ func (c *grpcClient) shares(ctx context.Context, n int, weights map[string]float
 
 // xdsPortFor is the port of the xDS server of the operator that programs the namespace.
 func xdsPortFor(namespace string) uint16 {
-	if namespace == permissiveNamespace {
+	switch namespace {
+	case permissiveNamespace:
 		return permissiveXDSPort
+	case swapNamespace:
+		return swapXDSPort
 	}
 	return xdsPort
 }

@@ -65,8 +65,10 @@ type operator struct {
 	client   client.Client
 	ca       *ca.Authority
 	webhooks webhook.Server
+	ctx      context.Context
 	cancel   context.CancelFunc
 	done     []chan struct{}
+	mu       sync.Mutex // guards done, which startSwapOperator appends to
 }
 
 var (
@@ -99,8 +101,9 @@ func newOperator() (*operator, error) {
 		return nil, err
 	}
 	// Two operators share the API server: an enforcing one for every namespace but
-	// permissiveNamespace, and a permissive one for that namespace only (settings are the
-	// operator's, so one operator cannot show both). Each has its own xDS server.
+	// permissiveNamespace (and swapNamespace, see startSwapOperator), and a permissive one for
+	// that namespace only (settings are the operator's, so one operator cannot show both). Each
+	// has its own xDS server.
 	clientset, err := kubernetes.NewForConfig(env.Config)
 	if err != nil {
 		return nil, err
@@ -110,11 +113,13 @@ func newOperator() (*operator, error) {
 		return nil, err
 	}
 	enforcingCache := controllers.CacheOptions()
-	enforcingCache.DefaultFieldSelector = fields.OneTermNotEqualSelector("metadata.namespace", permissiveNamespace)
+	enforcingCache.DefaultFieldSelector = fields.AndSelectors(
+		fields.OneTermNotEqualSelector("metadata.namespace", permissiveNamespace),
+		fields.OneTermNotEqualSelector("metadata.namespace", swapNamespace))
 	permissiveCache := controllers.CacheOptions()
 	permissiveCache.DefaultNamespaces = map[string]cache.Config{permissiveNamespace: {}}
 	ctx, cancel := context.WithCancel(context.Background())
-	o := &operator{env: env, ca: authority, cancel: cancel}
+	o := &operator{env: env, ca: authority, ctx: ctx, cancel: cancel}
 	for _, op := range []struct {
 		settings mesh.Settings
 		cache    cache.Options
@@ -219,10 +224,68 @@ const tokenAudience = "smi-operator-xds"
 
 func (o *operator) stop() {
 	o.cancel()
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	for _, done := range o.done {
 		<-done
 	}
 	_ = o.env.Stop()
+}
+
+// swapNamespace is the namespace of the third operator, whose SMIOperator resource chooses the
+// backend; it serves xDS, when it does, on swapXDSPort.
+const (
+	swapNamespace = "backend-swap"
+	swapXDSPort   = 15012
+)
+
+var (
+	swapStart sync.Once
+	swapErr   error
+)
+
+// startSwapOperator starts, once, an operator that runs the backend the SMIOperator "default"
+// selects (controllers.SetupFromResource, as main.go's default --backend=resource does),
+// programming swapNamespace only.
+func (o *operator) startSwapOperator(t *testing.T) {
+	t.Helper()
+	swapStart.Do(func() { swapErr = o.newSwapOperator() })
+	if swapErr != nil {
+		t.Fatal(swapErr)
+	}
+}
+
+func (o *operator) newSwapOperator() error {
+	cacheOpts := controllers.CacheOptions()
+	cacheOpts.DefaultNamespaces = map[string]cache.Config{swapNamespace: {}}
+	mgr, err := ctrl.NewManager(o.env.Config, ctrl.Options{
+		Scheme: controllers.NewScheme(), Cache: cacheOpts, Metrics: metricsserver.Options{BindAddress: "0"},
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		return err
+	}
+	_, err = controllers.SetupFromResource(o.ctx, mgr, controllers.ResourceOptions{
+		MaxConcurrentReconciles: 4,
+		Namespace:               operatorNamespace,
+		XDSCASecret:             "smi-operator-xds-ca", // the root o.ca issues from
+		XDSHost:                 netns.Addr(1).String(),
+		Registerer:              prometheus.NewRegistry(),
+	})
+	if err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	o.mu.Lock()
+	o.done = append(o.done, done)
+	o.mu.Unlock()
+	go func() {
+		defer close(done)
+		if err := mgr.Start(o.ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "swap operator manager:", err)
+		}
+	}()
+	return nil
 }
 
 // zapLevel keeps the operator's logs to errors unless XDS_E2E_VERBOSE is set.

@@ -1,6 +1,11 @@
 package server
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // metrics are the server's Prometheus metrics.
 type metrics struct {
@@ -40,7 +45,28 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.connected, m.pushes, m.acks, m.nacks, m.rejected, m.services)
+		m.connected = register(reg, m.connected)
+		m.pushes = register(reg, m.pushes)
+		m.acks = register(reg, m.acks)
+		m.nacks = register(reg, m.nacks)
+		m.rejected = register(reg, m.rejected)
+		m.services = register(reg, m.services)
 	}
 	return m
+}
+
+// register registers c, or returns the collector registered before under the same name: the
+// operator replaces its xDS server when the SMIOperator's settings change (one at a time), and
+// the replacement carries on the same series.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var already prometheus.AlreadyRegisteredError
+		if errors.As(err, &already) {
+			if existing, ok := already.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic(fmt.Sprintf("registering xDS metrics: %v", err))
+	}
+	return c
 }

@@ -1,0 +1,617 @@
+// Package backends runs the mesh backend the SMIOperator selects, with the settings it holds, and
+// swaps backends without dropping traffic: the backend asked for programs every SMI object (and,
+// for xds, every Service) while the one it replaces keeps programming; only then is the old one
+// retired. A retired Istio backend's objects are deleted; a retired xDS server stops taking
+// updates and keeps serving its last configuration for the swap grace period, so that proxies
+// still connected to it keep working while they move.
+//
+// The Switch stands in for both backends towards the reconcilers (Splits, Targets, Services):
+// each Program and Forget goes to every backend running, and tells the Switch which objects a
+// backend being brought up has programmed. The SMIOperator reconciler calls Step, which moves the
+// backends one step towards the spec and reports where they are.
+package backends
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"reflect"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"github.com/smi-operator/smi-operator/apis/smi"
+	"github.com/smi-operator/smi-operator/apis/smi/hub"
+	"github.com/smi-operator/smi-operator/apis/v1alpha1"
+	"github.com/smi-operator/smi-operator/controllers/owned"
+	"github.com/smi-operator/smi-operator/controllers/smioperator"
+	"github.com/smi-operator/smi-operator/controllers/trafficsplit"
+	"github.com/smi-operator/smi-operator/controllers/traffictarget"
+	"github.com/smi-operator/smi-operator/translators/mesh"
+	"github.com/smi-operator/smi-operator/xds/server"
+)
+
+// Options configure a Switch.
+type Options struct {
+	Manager manager.Manager
+	// IstioWriter writes the Istio backend's objects; its Recent is shared with the status writer.
+	IstioWriter owned.Writer
+	// Namespace is the operator's: the xDS CA root and the xDS TLS Secret live there.
+	Namespace string
+	// CASecretName names the Secret keeping the xDS CA root.
+	CASecretName string
+	// XDSHost is the address the xDS server listens on, with spec.xds.port; empty listens on
+	// every address.
+	XDSHost string
+	// Registerer receives the xDS server's metrics; nil registers none.
+	Registerer prometheus.Registerer
+	Log        logr.Logger
+}
+
+// ReasonNoBackend (Programmed=False) says no backend programs an SMI object: no SMIOperator
+// selects one, or the one it selects cannot run.
+const ReasonNoBackend = "NoBackend"
+
+// Switch runs the backends an SMIOperator asks for. It is a manager Runnable (leader only: the
+// reconcilers feeding it run on the leader) whose context bounds the xDS servers it starts.
+type Switch struct {
+	opts      Options
+	clientset kubernetes.Interface
+
+	// Resync channels: Step sends every object a new backend must program to its controller.
+	splitResync, targetResync, serviceResync chan event.GenericEvent
+	// changes wakes the SMIOperator reconciler when a backend being brought up is done.
+	changes chan event.GenericEvent
+
+	splitCtrl, targetCtrl controller.Controller
+
+	started chan struct{} // closed by Start, once runCtx is set
+	runCtx  context.Context
+	stepped chan struct{} // closed after the first Step: until then nobody knows what to program
+	once    sync.Once
+
+	step         sync.Mutex // one Step at a time; guards the two fields below
+	istioWatched bool       // the controllers watch Istio's kinds (added once, when first served)
+	istioClean   bool       // no generated Istio object left since the Istio backend last ran
+
+	mu       sync.RWMutex // Program, Forget and the Service sink hold it to read; Step, to write
+	settings mesh.Settings
+	want     v1alpha1.Backend
+	istio    *istioBackend
+	xds      *xdsBackend
+	idle     string // why no backend programs, while none does
+	// istioActive mirrors istio != nil for the event predicates of Istio's watches.
+	istioActive atomic.Bool
+
+	pendingMu sync.Mutex
+	pending   map[v1alpha1.Backend]map[objectKey]bool
+}
+
+type istioBackend struct {
+	settings mesh.Settings
+	splits   trafficsplit.Istio
+	targets  traffictarget.Istio
+}
+
+type xdsBackend struct {
+	config xdsConfig
+	server *server.Server
+	cancel context.CancelFunc
+	done   chan struct{}
+	// fed is false once the server is retired: it keeps serving, takes no updates, and stops
+	// at drainUntil.
+	fed        bool
+	drainUntil time.Time
+}
+
+// xdsConfig is everything an xDS server is built from; a change restarts it.
+type xdsConfig struct {
+	settings mesh.Settings
+	xds      v1alpha1.XDSSettings
+}
+
+// objectKey names an object a backend being brought up has to program.
+type objectKey struct {
+	kind            string
+	namespace, name string
+}
+
+const serviceKind = "Service"
+
+// New returns a Switch; Setup wires it to the controllers, and the manager must run it.
+func New(opts Options) (*Switch, error) {
+	clientset, err := kubernetes.NewForConfig(opts.Manager.GetConfig())
+	if err != nil {
+		return nil, err
+	}
+	return &Switch{
+		opts:          opts,
+		clientset:     clientset,
+		splitResync:   make(chan event.GenericEvent),
+		targetResync:  make(chan event.GenericEvent),
+		serviceResync: make(chan event.GenericEvent),
+		changes:       make(chan event.GenericEvent, 1),
+		started:       make(chan struct{}),
+		stepped:       make(chan struct{}),
+		pending:       map[v1alpha1.Backend]map[objectKey]bool{},
+		idle:          "no SMIOperator selects a backend yet",
+	}, nil
+}
+
+// SplitResync, TargetResync and ServiceResync feed the controllers the objects to reconcile
+// again when a backend starts; Changes wakes the SMIOperator reconciler.
+func (s *Switch) SplitResync() <-chan event.GenericEvent   { return s.splitResync }
+func (s *Switch) TargetResync() <-chan event.GenericEvent  { return s.targetResync }
+func (s *Switch) ServiceResync() <-chan event.GenericEvent { return s.serviceResync }
+func (s *Switch) Changes() <-chan event.GenericEvent       { return s.changes }
+
+// SetControllers hands over the split and target controllers, to which the Istio watches are
+// added once the cluster serves Istio's APIs.
+func (s *Switch) SetControllers(splits, targets controller.Controller) {
+	s.splitCtrl, s.targetCtrl = splits, targets
+}
+
+// Settings are the mesh settings of the SMIOperator's spec.
+func (s *Switch) Settings() mesh.Settings {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.settings
+}
+
+// Start records the context the xDS servers run under, has the SMIOperator reconciled once
+// (whether or not it exists), and stops the xDS server when ctx ends.
+func (s *Switch) Start(ctx context.Context) error {
+	s.runCtx = ctx
+	close(s.started)
+	s.notify()
+	<-ctx.Done()
+	s.step.Lock()
+	defer s.step.Unlock()
+	s.stopXDS()
+	return nil
+}
+
+// NeedLeaderElection is true: only the leader reconciles, so only the leader has anything to run.
+func (s *Switch) NeedLeaderElection() bool { return true }
+
+// Step moves the backends one step towards spec: it starts (or reconfigures) the backend asked
+// for and, once that one has programmed everything, retires the other. A nil spec stops every
+// backend and deletes what the Istio backend generated.
+func (s *Switch) Step(ctx context.Context, spec *v1alpha1.SMIOperatorSpec) (smioperator.State, error) {
+	s.step.Lock()
+	defer s.step.Unlock()
+	select {
+	case <-s.started:
+	case <-ctx.Done():
+		return smioperator.State{}, ctx.Err()
+	}
+	defer s.once.Do(func() { close(s.stepped) })
+	if spec == nil {
+		return smioperator.State{}, s.stopAll(ctx, "no SMIOperator named "+v1alpha1.SingletonName+" selects a backend: create one to program the SMI objects")
+	}
+	d := spec.WithDefaults()
+	s.mu.Lock()
+	s.settings, s.want = d.Settings(), d.Backend
+	s.mu.Unlock()
+
+	var unavailable error
+	switch d.Backend {
+	case v1alpha1.BackendIstio:
+		unavailable = s.ensureIstio(ctx, d.Settings())
+	case v1alpha1.BackendXDS:
+		unavailable = s.ensureXDS(ctx, xdsConfig{settings: d.Settings(), xds: d.XDSSettings()})
+	}
+	if unavailable != nil {
+		s.setIdle(unavailable.Error())
+		st := s.state()
+		st.Unavailable = unavailable
+		return st, nil
+	}
+	if s.pendingCount(d.Backend) == 0 {
+		// The backend asked for programs everything: retire the other.
+		var err error
+		if d.Backend == v1alpha1.BackendXDS {
+			err = s.retireIstio(ctx)
+		} else {
+			s.retireXDS(d.XDS.SwapGracePeriod.Duration)
+		}
+		if err != nil {
+			return s.state(), err
+		}
+	}
+	return s.state(), nil
+}
+
+// state reports the backends: the one asked for is active once it has programmed everything;
+// until then, the other one running is.
+func (s *Switch) state() smioperator.State {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	running := map[v1alpha1.Backend]bool{
+		v1alpha1.BackendIstio: s.istio != nil,
+		v1alpha1.BackendXDS:   s.xds != nil && s.xds.fed,
+	}
+	var st smioperator.State
+	if n := s.pendingCount(s.want); running[s.want] && n > 0 {
+		st.Swapping, st.Pending = s.want, n
+	} else if running[s.want] {
+		st.Active = s.want
+	}
+	if st.Active == "" {
+		for _, b := range []v1alpha1.Backend{v1alpha1.BackendIstio, v1alpha1.BackendXDS} {
+			if running[b] && b != s.want {
+				st.Active = b
+			}
+		}
+	}
+	if s.xds != nil && !s.xds.fed {
+		st.Draining = &v1alpha1.DrainingBackend{Backend: v1alpha1.BackendXDS, Until: metav1.NewTime(s.xds.drainUntil)}
+	}
+	return st
+}
+
+// ensureIstio runs the Istio backend with settings; an error says why it cannot.
+func (s *Switch) ensureIstio(ctx context.Context, settings mesh.Settings) error {
+	if err := s.watchIstio(ctx); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	current := s.istio
+	s.mu.RUnlock()
+	if current != nil && current.settings == settings {
+		return nil
+	}
+	keys, err := s.list(ctx, false)
+	if err != nil {
+		return err
+	}
+	b := &istioBackend{
+		settings: settings,
+		splits:   trafficsplit.Istio{Writer: s.opts.IstioWriter, Settings: settings},
+		targets:  traffictarget.Istio{Client: s.opts.Manager.GetClient(), Writer: s.opts.IstioWriter, Settings: settings},
+	}
+	s.setPending(v1alpha1.BackendIstio, keys)
+	s.mu.Lock()
+	s.istio = b
+	s.istioActive.Store(true)
+	s.mu.Unlock()
+	s.istioClean = false
+	s.opts.Log.Info("the istio backend programs the SMI objects", "objects", len(keys))
+	s.resync(keys)
+	return nil
+}
+
+// istioKinds are the Istio kinds the operator generates.
+var istioKinds = []client.Object{
+	&networkingv1.VirtualService{}, &networkingv1.DestinationRule{},
+	&securityv1.AuthorizationPolicy{}, &securityv1.PeerAuthentication{},
+}
+
+func istioLists() []client.ObjectList {
+	return []client.ObjectList{
+		&networkingv1.VirtualServiceList{}, &networkingv1.DestinationRuleList{},
+		&securityv1.AuthorizationPolicyList{}, &securityv1.PeerAuthenticationList{},
+	}
+}
+
+// istioServed says whether the cluster serves every Istio kind the backend writes.
+func (s *Switch) istioServed() error {
+	for _, obj := range istioKinds {
+		gvk, err := s.opts.Manager.GetClient().GroupVersionKindFor(obj)
+		if err != nil {
+			return err
+		}
+		if _, err := s.opts.Manager.GetRESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version); err != nil {
+			return fmt.Errorf("the istio backend cannot run: the cluster does not serve %s (install Istio, or choose the xds backend)", gvk)
+		}
+	}
+	return nil
+}
+
+// watchIstio adds, once Istio's kinds are served, the cache indexes and the controllers' watches
+// of the Istio objects (filtered to nothing while the Istio backend does not run). They cannot be
+// set up at start: a watch of a kind the cluster does not serve would fail the manager.
+func (s *Switch) watchIstio(ctx context.Context) error {
+	if s.istioWatched {
+		return nil
+	}
+	if err := s.istioServed(); err != nil {
+		return err
+	}
+	if err := owned.IndexGenerated(ctx, s.opts.Manager.GetFieldIndexer(), istioKinds...); err != nil {
+		return fmt.Errorf("indexing Istio objects: %w", err)
+	}
+	active := predicate.NewPredicateFuncs(func(client.Object) bool { return s.istioActive.Load() })
+	for _, src := range trafficsplit.IstioWatches(s.opts.Manager, active) {
+		if err := s.splitCtrl.Watch(src); err != nil {
+			return err
+		}
+	}
+	for _, src := range traffictarget.IstioWatches(s.opts.Manager, active) {
+		if err := s.targetCtrl.Watch(src); err != nil {
+			return err
+		}
+	}
+	s.istioWatched = true
+	return nil
+}
+
+// retireIstio stops writing Istio objects and deletes every one the operator generated. It waits
+// for the writes in flight (the write lock), and lists from the API server, not the cache, so
+// that none of them is missed.
+func (s *Switch) retireIstio(ctx context.Context) error {
+	s.mu.Lock()
+	wasRunning := s.istio != nil
+	s.istio = nil
+	s.istioActive.Store(false)
+	s.mu.Unlock()
+	s.clearPending(v1alpha1.BackendIstio)
+	if s.istioClean {
+		return nil
+	}
+	if !wasRunning && s.istioServed() != nil {
+		s.istioClean = true // no Istio, so nothing of it to delete
+		return nil
+	}
+	n, err := s.opts.IstioWriter.DeleteAllGenerated(ctx, s.opts.Manager.GetAPIReader(), istioLists())
+	if err != nil {
+		return fmt.Errorf("deleting the istio backend's objects: %w", err)
+	}
+	s.istioClean = true
+	s.opts.Log.Info("the istio backend is retired", "deleted", n)
+	return nil
+}
+
+// ensureXDS runs an xDS server configured as cfg; an error says why it cannot.
+func (s *Switch) ensureXDS(ctx context.Context, cfg xdsConfig) error {
+	s.mu.RLock()
+	current := s.xds
+	s.mu.RUnlock()
+	if current != nil && current.fed && reflect.DeepEqual(current.config, cfg) {
+		return nil
+	}
+	// One server at a time: it holds the port. A draining one is replaced too, since it missed
+	// the updates of its drain.
+	s.stopXDS()
+	srv, lis, err := s.newXDSServer(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("the xds backend cannot run: %w", err)
+	}
+	keys, err := s.list(ctx, true)
+	if err != nil {
+		_ = lis.Close()
+		return err
+	}
+	runCtx, cancel := context.WithCancel(s.runCtx)
+	b := &xdsBackend{config: cfg, server: srv, cancel: cancel, done: make(chan struct{}), fed: true}
+	go func() {
+		defer close(b.done)
+		if err := srv.Serve(runCtx, lis); err != nil {
+			s.opts.Log.Error(err, "the xDS server stopped")
+		}
+	}()
+	s.setPending(v1alpha1.BackendXDS, keys)
+	s.mu.Lock()
+	s.xds = b
+	s.mu.Unlock()
+	s.opts.Log.Info("the xds backend programs the SMI objects", "address", lis.Addr().String(), "objects", len(keys))
+	s.resync(keys)
+	return nil
+}
+
+// newXDSServer builds an xDS server for cfg and its listener, so that a port in use or a missing
+// TLS Secret shows in the SMIOperator's status rather than in a log.
+func (s *Switch) newXDSServer(ctx context.Context, cfg xdsConfig) (*server.Server, net.Listener, error) {
+	sc := ServerConfig{
+		Address:        net.JoinHostPort(s.opts.XDSHost, strconv.Itoa(int(cfg.xds.Port))),
+		TokenAudiences: cfg.xds.TokenAudiences,
+		CASecret:       types.NamespacedName{Namespace: s.opts.Namespace, Name: s.opts.CASecretName},
+		CertTTL:        cfg.xds.CertificateTTL,
+		Registerer:     s.opts.Registerer,
+		Log:            s.opts.Log.WithName("xds"),
+	}
+	if cfg.xds.TLSSecretName != "" {
+		tlsConfig, err := tlsFromSecret(ctx, s.opts.Manager.GetAPIReader(), types.NamespacedName{Namespace: s.opts.Namespace, Name: cfg.xds.TLSSecretName})
+		if err != nil {
+			return nil, nil, err
+		}
+		sc.TLS = tlsConfig
+	}
+	srv, err := NewXDSServer(ctx, s.clientset, cfg.settings, sc)
+	if err != nil {
+		return nil, nil, err
+	}
+	lis, err := net.Listen("tcp", sc.Address)
+	if err != nil {
+		return nil, nil, err
+	}
+	return srv, lis, nil
+}
+
+// retireXDS stops feeding the xDS server, which keeps serving its last configuration until the
+// grace period ends; then it stops.
+func (s *Switch) retireXDS(grace time.Duration) {
+	s.mu.Lock()
+	b := s.xds
+	if b != nil && b.fed {
+		b.fed, b.drainUntil = false, time.Now().Add(grace)
+		s.opts.Log.Info("the xds backend is retired: it serves its last configuration until the grace period ends", "until", b.drainUntil)
+	}
+	s.mu.Unlock()
+	s.clearPending(v1alpha1.BackendXDS)
+	if b != nil && !time.Now().Before(b.drainUntil) {
+		s.stopXDS()
+	}
+}
+
+// stopXDS stops the xDS server, if any, and waits until it has.
+func (s *Switch) stopXDS() {
+	s.mu.Lock()
+	b := s.xds
+	s.xds = nil
+	s.mu.Unlock()
+	s.clearPending(v1alpha1.BackendXDS)
+	if b == nil {
+		return
+	}
+	b.cancel()
+	<-b.done
+	s.opts.Log.Info("the xDS server stopped")
+}
+
+// stopAll stops programming: the SMIOperator is gone. What the Istio backend generated is deleted;
+// the xDS server stops at once. The SMI objects are reconciled again so that their status says
+// nothing programs them.
+func (s *Switch) stopAll(ctx context.Context, why string) error {
+	s.mu.RLock()
+	wasRunning := s.istio != nil || s.xds != nil
+	s.mu.RUnlock()
+	s.setIdle(why)
+	s.mu.Lock()
+	s.want = ""
+	s.mu.Unlock()
+	s.stopXDS()
+	if err := s.retireIstio(ctx); err != nil {
+		return err
+	}
+	if wasRunning {
+		keys, err := s.list(ctx, false)
+		if err != nil {
+			return err
+		}
+		s.resync(keys)
+	}
+	return nil
+}
+
+func (s *Switch) setIdle(why string) {
+	s.mu.Lock()
+	s.idle = why
+	s.mu.Unlock()
+}
+
+// list names the SMI objects (and, with services, the Services) a backend must program.
+func (s *Switch) list(ctx context.Context, services bool) ([]objectKey, error) {
+	c := s.opts.Manager.GetClient()
+	var keys []objectKey
+	splits, targets := &hub.TrafficSplitList{}, &hub.TrafficTargetList{}
+	if err := c.List(ctx, splits, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, err
+	}
+	for i := range splits.Items {
+		keys = append(keys, objectKey{smi.TrafficSplitKind, splits.Items[i].Namespace, splits.Items[i].Name})
+	}
+	if err := c.List(ctx, targets, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, err
+	}
+	for i := range targets.Items {
+		keys = append(keys, objectKey{smi.TrafficTargetKind, targets.Items[i].Namespace, targets.Items[i].Name})
+	}
+	if services {
+		svcs := &corev1.ServiceList{}
+		if err := c.List(ctx, svcs, client.UnsafeDisableDeepCopy); err != nil {
+			return nil, err
+		}
+		for i := range svcs.Items {
+			keys = append(keys, objectKey{serviceKind, svcs.Items[i].Namespace, svcs.Items[i].Name})
+		}
+	}
+	return keys, nil
+}
+
+// resync has the controllers reconcile keys again, in the background: the pending set already
+// holds them, and a Step must not wait for thousands of sends.
+func (s *Switch) resync(keys []objectKey) {
+	go func() {
+		for _, k := range keys {
+			ch := s.serviceResync
+			switch k.kind {
+			case smi.TrafficSplitKind:
+				ch = s.splitResync
+			case smi.TrafficTargetKind:
+				ch = s.targetResync
+			}
+			ev := event.GenericEvent{Object: &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: k.namespace, Name: k.name}}}
+			select {
+			case ch <- ev:
+			case <-s.runCtx.Done():
+				return
+			}
+		}
+	}()
+}
+
+func (s *Switch) setPending(b v1alpha1.Backend, keys []objectKey) {
+	set := make(map[objectKey]bool, len(keys))
+	for _, k := range keys {
+		set[k] = true
+	}
+	s.pendingMu.Lock()
+	s.pending[b] = set
+	s.pendingMu.Unlock()
+	if len(set) == 0 {
+		s.notify()
+	}
+}
+
+func (s *Switch) clearPending(b v1alpha1.Backend) {
+	s.pendingMu.Lock()
+	delete(s.pending, b)
+	s.pendingMu.Unlock()
+}
+
+func (s *Switch) pendingCount(b v1alpha1.Backend) int {
+	s.pendingMu.Lock()
+	defer s.pendingMu.Unlock()
+	return len(s.pending[b])
+}
+
+// programmed records that backend b has programmed (or forgotten) key; the last one of a backend
+// being brought up wakes the SMIOperator reconciler, which retires the other backend.
+func (s *Switch) programmed(b v1alpha1.Backend, key objectKey) {
+	s.pendingMu.Lock()
+	set := s.pending[b]
+	last := false
+	if set[key] {
+		delete(set, key)
+		last = len(set) == 0
+	}
+	s.pendingMu.Unlock()
+	if last {
+		s.notify()
+	}
+}
+
+// notify wakes the SMIOperator reconciler; one wake-up pending is enough.
+func (s *Switch) notify() {
+	select {
+	case s.changes <- event.GenericEvent{Object: &v1alpha1.SMIOperator{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.SingletonName}}}:
+	default:
+	}
+}
+
+// waitStepped holds reconciles until the first Step has said which backend runs, so that a
+// starting operator does not report every SMI object unprogrammed in between.
+func (s *Switch) waitStepped(ctx context.Context) error {
+	select {
+	case <-s.stepped:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,75 @@
+package backends
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/smi-operator/smi-operator/translators/mesh"
+	"github.com/smi-operator/smi-operator/xds/auth"
+	"github.com/smi-operator/smi-operator/xds/ca"
+	"github.com/smi-operator/smi-operator/xds/server"
+)
+
+// ServerConfig is what an xDS server is built from, besides the mesh settings.
+type ServerConfig struct {
+	// Address the ADS server listens on, such as ":15010".
+	Address string
+	// TLS serves ADS over TLS; nil serves plain text. grpc-go sends its ServiceAccount token
+	// (call credentials) over TLS only.
+	TLS *tls.Config
+	// TokenAudiences are the audiences ServiceAccount tokens presented on ADS streams must be
+	// bound to (projected tokens), so that a proxy never hands the operator its API token.
+	TokenAudiences []string
+	// CASecret keeps the root of the built-in certificate authority.
+	CASecret types.NamespacedName
+	// CertTTL is the lifetime of workload certificates; ca.DefaultCertTTL when zero.
+	CertTTL time.Duration
+	// Registerer receives the server's metrics; nil registers none.
+	Registerer prometheus.Registerer
+	Log        logr.Logger
+}
+
+// NewXDSServer starts the built-in certificate authority (its root kept in cfg.CASecret) and the
+// token authenticator, and returns an xDS server using them; it does not listen yet.
+func NewXDSServer(ctx context.Context, clientset kubernetes.Interface, settings mesh.Settings, cfg ServerConfig) (*server.Server, error) {
+	authority, err := ca.New(ctx, clientset, ca.Options{Secret: cfg.CASecret, TrustDomain: settings.TrustDomain, CertTTL: cfg.CertTTL})
+	if err != nil {
+		return nil, fmt.Errorf("starting the xDS certificate authority: %w", err)
+	}
+	authenticator, err := auth.New(clientset, auth.Options{Audiences: cfg.TokenAudiences})
+	if err != nil {
+		return nil, err
+	}
+	return server.New(server.Options{
+		Address:       cfg.Address,
+		Settings:      settings,
+		Authenticator: authenticator,
+		CA:            authority,
+		TLS:           cfg.TLS,
+		Registerer:    cfg.Registerer,
+		Log:           cfg.Log,
+	}), nil
+}
+
+// tlsFromSecret reads a serving certificate from a kubernetes.io/tls Secret. It reads the API
+// server directly: caching Secrets would mean watching every Secret of the cluster.
+func tlsFromSecret(ctx context.Context, reader client.Reader, key types.NamespacedName) (*tls.Config, error) {
+	secret := &corev1.Secret{}
+	if err := reader.Get(ctx, key, secret); err != nil {
+		return nil, fmt.Errorf("reading the xDS TLS Secret %s: %w", key, err)
+	}
+	cert, err := tls.X509KeyPair(secret.Data[corev1.TLSCertKey], secret.Data[corev1.TLSPrivateKeyKey])
+	if err != nil {
+		return nil, fmt.Errorf("the xDS TLS Secret %s holds no usable %s and %s: %w", key, corev1.TLSCertKey, corev1.TLSPrivateKeyKey, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}

@@ -1,0 +1,511 @@
+package xdse2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/smi-operator/smi-operator/apis/smi"
+	"github.com/smi-operator/smi-operator/apis/smi/hub"
+	"github.com/smi-operator/smi-operator/apis/v1alpha1"
+	"github.com/smi-operator/smi-operator/controllers/backends"
+	"github.com/smi-operator/smi-operator/test/grpcxds"
+	"github.com/smi-operator/smi-operator/test/netns"
+	"github.com/smi-operator/smi-operator/xds/ca"
+	"github.com/smi-operator/smi-operator/xds/server"
+)
+
+// extraSplits is how many TrafficSplits TestBackendSwap has besides web.
+const extraSplits = 500
+
+// swapGracePeriod is how long the xDS server keeps serving after the swap to istio; long enough
+// for many RPCs, short enough for a test.
+const swapGracePeriod = 15 * time.Second
+
+// TestBackendSwap edits the SMIOperator's backend istio → xds → istio with a TrafficSplit and a
+// TrafficTarget present, then deletes it:
+//   - each step leaves exactly the generated objects expected;
+//   - istio → xds: no generated Istio object is deleted before the xDS server serves the split's
+//     routes and the target's rule (an admission webhook holds the first deletion and asks the xDS
+//     server);
+//   - xds → istio: every Istio object exists once the xDS server stops taking updates, and a
+//     proxyless client calling continuously through it sees no failed RPC until the grace period
+//     ends; then the server stops;
+//   - deleting the SMIOperator deletes the generated objects and leaves the SMI objects.
+func TestBackendSwap(t *testing.T) {
+	o := start(t)
+	o.startSwapOperator(t)
+	ctx := context.Background()
+	ns := swapNamespace
+	o.create(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	o.service(t, ns, "web", o.backend(t, ns, "web", 11))
+	o.service(t, ns, "web-v1", o.backend(t, ns, "web-v1", 12))
+	o.service(t, ns, "web-v2", o.backend(t, ns, "web-v2", 13))
+	// vault's xDS-enabled server starts once an xDS server runs; its Service exists from the start.
+	o.service(t, ns, "vault", netns.Addr(14).String())
+	split := &hub.TrafficSplit{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
+		Spec: splitv1alpha4.TrafficSplitSpec{Service: "web", Backends: []splitv1alpha4.TrafficSplitBackend{
+			{Service: "web-v1", Weight: 100}, {Service: "web-v2", Weight: 0},
+		}},
+	}
+	o.create(t, split)
+	// More splits, so that retiring Istio before the xDS server has all of them would show: the
+	// check below asks for every one in a single request.
+	routeNames := []string{"web." + ns + ".svc.cluster.local:80"}
+	for i := range extraSplits {
+		name := fmt.Sprintf("shop-%d", i)
+		o.service(t, ns, name)
+		o.create(t, &hub.TrafficSplit{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: splitv1alpha4.TrafficSplitSpec{Service: name, Backends: []splitv1alpha4.TrafficSplitBackend{
+				{Service: "web-v1", Weight: 100}, {Service: "web-v2", Weight: 0},
+			}},
+		})
+		routeNames = append(routeNames, name+"."+ns+".svc.cluster.local:80")
+	}
+	target := o.tellersOpenTheVault(t, ns)
+	o.create(t, workload(ns, "vault")) // Istio's policy selects the destination's workloads
+
+	// 1. istio.
+	op := &v1alpha1.SMIOperator{
+		ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.SingletonName},
+		Spec: v1alpha1.SMIOperatorSpec{Backend: v1alpha1.BackendIstio, XDS: v1alpha1.XDSSpec{
+			Port: swapXDSPort, SwapGracePeriod: &metav1.Duration{Duration: swapGracePeriod},
+		}},
+	}
+	o.create(t, op)
+	o.waitOperator(t, "istio programs everything", func(op *v1alpha1.SMIOperator) error {
+		return settled(op, v1alpha1.BackendIstio)
+	})
+	wantIstio := []string{
+		"AuthorizationPolicy/smi-default-deny", // the namespace's enforcing baseline
+		"AuthorizationPolicy/" + target.Name + "-deployment-vault",
+		"PeerAuthentication/" + target.Name + "-deployment-vault",
+		"VirtualService/" + split.Name,
+	}
+	for i := range extraSplits {
+		wantIstio = append(wantIstio, fmt.Sprintf("VirtualService/shop-%d", i))
+	}
+	slices.Sort(wantIstio) // as istioObjects lists them
+	o.waitIstioObjects(t, ns, wantIstio)
+	o.waitProgrammed(t, split)
+
+	// 2. istio → xds. An admission webhook sees every deletion of a generated Istio object; at
+	// the first one, before letting it through, it asks the xDS server for the split's routes and
+	// the rule of the target's destination.
+	teller := ca.SPIFFEID("cluster.local", ns, "teller")
+	atFirstDelete := o.checkAtFirstIstioDelete(t, ns, func(ctx context.Context) error {
+		if err := servesContaining(ctx, ns, "teller", resourcev3.RouteType, routeNames, "outbound|80||web-v1."+ns); err != nil {
+			return fmt.Errorf("the splits: %w", err)
+		}
+		listener := "grpc/server?xds.resource.listening_address=" + netns.HostPort(14, backendPort)
+		if err := servesContaining(ctx, ns, "vault", resourcev3.ListenerType, []string{listener}, teller); err != nil {
+			return fmt.Errorf("the target: %w", err)
+		}
+		return nil
+	})
+	o.setBackend(t, v1alpha1.BackendXDS)
+	o.waitOperator(t, "xds programs everything", func(op *v1alpha1.SMIOperator) error {
+		return settled(op, v1alpha1.BackendXDS)
+	})
+	o.waitIstioObjects(t, ns, nil)
+	select {
+	case err := <-atFirstDelete:
+		if err != nil {
+			t.Fatalf("when the first generated Istio object was deleted, the xDS server did not serve the SMI objects yet: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the webhook saw no deletion of a generated Istio object")
+	}
+	o.xdsBackend(t, ns, "vault", 14)
+	web := dial(t, ns, "web", o.clientBootstrap(t, ns, "teller"))
+	vault := dial(t, ns, "vault", o.clientBootstrap(t, ns, "teller"))
+	web.waitFor(ctx, grpcxds.FromBackend("web-v1"))
+	vault.waitFor(ctx, grpcxds.FromBackend("vault"))
+	o.waitProgrammed(t, split)
+
+	// 3. xds → istio, calling through the xDS server all along.
+	calls := startCalling(ctx, map[string]*grpcClient{"web-v1": web, "vault": vault})
+	swapped := time.Now()
+	o.setBackend(t, v1alpha1.BackendIstio)
+	var drainUntil time.Time
+	o.waitOperator(t, "istio active, xds draining", func(op *v1alpha1.SMIOperator) error {
+		if err := settledBackend(op, v1alpha1.BackendIstio); err != nil {
+			return err
+		}
+		if op.Status.Draining == nil || op.Status.Draining.Backend != v1alpha1.BackendXDS {
+			return fmt.Errorf("draining = %+v, want xds", op.Status.Draining)
+		}
+		drainUntil = op.Status.Draining.Until.Time
+		return nil
+	})
+	// The xDS server stopped taking updates: every Istio object must exist already.
+	if got := o.istioObjects(t, ns); !slices.Equal(got, wantIstio) {
+		t.Fatalf("when the xDS server started draining, the generated Istio objects were %v, want %v", got, wantIstio)
+	}
+	if d := drainUntil.Sub(swapped); d < swapGracePeriod-time.Second || d > swapGracePeriod+30*time.Second {
+		t.Errorf("draining until %s, %s after the swap; want the grace period, %s", drainUntil, d, swapGracePeriod)
+	}
+	o.waitOperator(t, "the grace period ended", func(op *v1alpha1.SMIOperator) error {
+		if op.Status.Draining != nil {
+			return fmt.Errorf("still draining until %s", op.Status.Draining.Until)
+		}
+		return settled(op, v1alpha1.BackendIstio)
+	})
+	ok, failed := calls.stop()
+	if len(failed) > 0 {
+		t.Fatalf("%d of %d RPCs failed between the swap and the end of the grace period; first: %v", len(failed), ok+len(failed), failed[0])
+	}
+	if ok < 100 {
+		t.Fatalf("only %d RPCs were made during the swap and the grace period", ok)
+	}
+	t.Logf("%d RPCs through the xDS server between the swap to istio and the end of the grace period, none failed", ok)
+	if time.Now().Before(drainUntil) {
+		t.Errorf("draining ended at %s, before %s", time.Now(), drainUntil)
+	}
+	waitClosed(t, netns.HostPort(1, swapXDSPort))
+	o.waitIstioObjects(t, ns, wantIstio)
+
+	// Each step was announced on the SMIOperator.
+	o.waitEventReasons(t, v1alpha1.ReasonSwapping, v1alpha1.ReasonDraining, v1alpha1.ReasonSettled, v1alpha1.ReasonBackendReady)
+
+	// 4. Deleting the SMIOperator stops programming and removes what was generated.
+	if err := o.client.Delete(ctx, op); err != nil {
+		t.Fatal(err)
+	}
+	o.waitIstioObjects(t, ns, nil)
+	o.waitConditionReason(t, split, smi.ConditionProgrammed, backends.ReasonNoBackend)
+	for _, obj := range []client.Object{&hub.TrafficSplit{}, &hub.TrafficTarget{}} {
+		key := client.ObjectKeyFromObject(split)
+		if _, ok := obj.(*hub.TrafficTarget); ok {
+			key = client.ObjectKeyFromObject(target)
+		}
+		if err := o.client.Get(ctx, key, obj); err != nil {
+			t.Errorf("the SMI object %s is gone with the SMIOperator: %v", key, err)
+		}
+	}
+}
+
+// waitEventReasons waits until Events about the SMIOperator carry every reason listed.
+func (o *operator) waitEventReasons(t *testing.T, reasons ...string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		list := &eventsv1.EventList{}
+		if err := o.client.List(context.Background(), list); err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]bool{}
+		for _, ev := range list.Items {
+			if ev.Regarding.Kind == "SMIOperator" && ev.Regarding.Name == v1alpha1.SingletonName {
+				seen[ev.Reason] = true
+			}
+		}
+		missing := slices.DeleteFunc(slices.Clone(reasons), func(r string) bool { return seen[r] })
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no Event about the SMIOperator with reason %v; seen %v", missing, seen)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// workload is a Deployment running as ServiceAccount sa, so that TrafficTargets naming sa find
+// a workload (Istio policies select workloads).
+func workload(ns, sa string) client.Object {
+	labels := map[string]string{"app": sa}
+	d := &appsv1.Deployment{}
+	d.Namespace, d.Name = ns, sa
+	d.Spec.Selector = &metav1.LabelSelector{MatchLabels: labels}
+	d.Spec.Template.Labels = labels
+	d.Spec.Template.Spec.ServiceAccountName = sa
+	d.Spec.Template.Spec.Containers = []corev1.Container{{Name: "app", Image: "example.com/" + sa}}
+	return d
+}
+
+// settled checks the SMIOperator reports backend active and ready, with nothing in progress.
+func settled(op *v1alpha1.SMIOperator, backend v1alpha1.Backend) error {
+	if err := settledBackend(op, backend); err != nil {
+		return err
+	}
+	if c := meta.FindStatusCondition(op.Status.Conditions, v1alpha1.ConditionProgressing); c == nil || c.Status != metav1.ConditionFalse {
+		return fmt.Errorf("Progressing = %+v, want False", c)
+	}
+	return nil
+}
+
+// settledBackend checks the SMIOperator reports backend active and Ready for its generation.
+func settledBackend(op *v1alpha1.SMIOperator, backend v1alpha1.Backend) error {
+	ready := meta.FindStatusCondition(op.Status.Conditions, v1alpha1.ConditionReady)
+	if op.Status.ActiveBackend != backend || ready == nil || ready.Status != metav1.ConditionTrue || ready.ObservedGeneration != op.Generation {
+		return fmt.Errorf("active backend %q, Ready %+v; want %s ready at generation %d", op.Status.ActiveBackend, ready, backend, op.Generation)
+	}
+	return nil
+}
+
+func (o *operator) setBackend(t *testing.T, backend v1alpha1.Backend) {
+	t.Helper()
+	op := &v1alpha1.SMIOperator{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.SingletonName}}
+	patch := client.RawPatch("application/merge-patch+json", fmt.Appendf(nil, `{"spec":{"backend":%q}}`, backend))
+	if err := o.client.Patch(context.Background(), op, patch); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitOperator waits until check accepts the SMIOperator, or fails after a minute.
+func (o *operator) waitOperator(t *testing.T, what string, check func(*v1alpha1.SMIOperator) error) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		op := &v1alpha1.SMIOperator{}
+		err := o.client.Get(context.Background(), client.ObjectKey{Name: v1alpha1.SingletonName}, op)
+		if err == nil {
+			if err = check(op); err == nil {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// istioObjects lists the generated Istio objects of a namespace as sorted "Kind/name".
+func (o *operator) istioObjects(t *testing.T, ns string) []string {
+	t.Helper()
+	var out []string
+	for _, list := range []client.ObjectList{
+		&networkingv1.VirtualServiceList{}, &networkingv1.DestinationRuleList{},
+		&securityv1.AuthorizationPolicyList{}, &securityv1.PeerAuthenticationList{},
+	} {
+		if err := o.client.List(context.Background(), list, client.InNamespace(ns), client.MatchingLabels{smi.LabelManagedBy: smi.ManagedByValue}); err != nil {
+			t.Fatal(err)
+		}
+		items, err := meta.ExtractList(list)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kind := strings.TrimSuffix(fmt.Sprintf("%T", list), "List")
+		kind = kind[strings.LastIndex(kind, ".")+1:]
+		for _, item := range items {
+			out = append(out, kind+"/"+item.(client.Object).GetName())
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (o *operator) waitIstioObjects(t *testing.T, ns string, want []string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		got := o.istioObjects(t, ns)
+		if slices.Equal(got, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("generated Istio objects in %s: %v, want %v", ns, got, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitConditionReason waits until the split's condition has reason for its generation.
+func (o *operator) waitConditionReason(t *testing.T, split *hub.TrafficSplit, condition, reason string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := &hub.TrafficSplit{}
+		if err := o.client.Get(context.Background(), client.ObjectKeyFromObject(split), got); err != nil {
+			t.Fatal(err)
+		}
+		c := meta.FindStatusCondition(got.Status.Conditions, condition)
+		if c != nil && c.Reason == reason && c.ObservedGeneration == got.Generation {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("split %s: %s = %+v, want reason %s", split.Name, condition, c, reason)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// checkAtFirstIstioDelete registers, for this test, an admission webhook on the DELETEs of
+// generated Istio objects in ns: the first one runs check before it is let through (the deletion
+// waits), and its outcome is delivered. Every deletion is allowed.
+func (o *operator) checkAtFirstIstioDelete(t *testing.T, ns string, check func(context.Context) error) <-chan error {
+	t.Helper()
+	outcome := make(chan error, 1)
+	var once sync.Once
+	path := "/test-" + ns + "-istio-deletes"
+	o.webhooks.Register(path, &webhook.Admission{Handler: admission.HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
+		once.Do(func() {
+			checkCtx, cancel := context.WithTimeout(ctx, 8*time.Second)
+			defer cancel()
+			outcome <- check(checkCtx)
+		})
+		return admission.Allowed("")
+	})})
+	url := fmt.Sprintf("https://%s%s", net.JoinHostPort(o.env.Webhook.LocalServingHost, strconv.Itoa(o.env.Webhook.LocalServingPort)), path)
+	fail := admissionregistrationv1.Fail
+	none := admissionregistrationv1.SideEffectClassNone
+	config := &admissionregistrationv1.ValidatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "test-" + ns + "-istio-deletes"},
+		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
+			Name:                    "istio-deletes.test.smi-operator.io",
+			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: o.env.Webhook.LocalServingCAData},
+			AdmissionReviewVersions: []string{"v1"},
+			SideEffects:             &none,
+			FailurePolicy:           &fail,
+			TimeoutSeconds:          ptr.To(int32(20)),
+			NamespaceSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{corev1.LabelMetadataName: ns}},
+			ObjectSelector:          &metav1.LabelSelector{MatchLabels: map[string]string{smi.LabelManagedBy: smi.ManagedByValue}},
+			Rules: []admissionregistrationv1.RuleWithOperations{{
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Delete},
+				Rule: admissionregistrationv1.Rule{
+					APIGroups: []string{"networking.istio.io", "security.istio.io"}, APIVersions: []string{"*"},
+					Resources: []string{"virtualservices", "destinationrules", "authorizationpolicies", "peerauthentications"},
+				},
+			}},
+		}},
+	}
+	o.create(t, config)
+	t.Cleanup(func() { _ = o.client.Delete(context.Background(), config) })
+	return outcome
+}
+
+// servesContaining asks the swap operator's xDS server, as the proxyless client running as
+// serviceAccount in ns, for resources in one request, and checks its first answer (the server's
+// state at one moment) holds each of them with want in its JSON form. When the server has none of
+// them it does not answer: ctx bounds the wait.
+func servesContaining(ctx context.Context, ns, serviceAccount, typeURL string, names []string, want string) error {
+	conn, err := grpc.NewClient(netns.HostPort(1, swapXDSPort), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	nodeMeta, err := structpb.NewStruct(map[string]any{
+		server.MetadataProxy: server.ProxyGRPC, server.MetadataNamespace: ns, server.MetadataServiceAccount: serviceAccount,
+	})
+	if err != nil {
+		return err
+	}
+	streamCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(streamCtx)
+	if err != nil {
+		return err
+	}
+	err = stream.Send(&discoveryv3.DiscoveryRequest{
+		Node: &corev3.Node{Id: ns + "/" + serviceAccount + "-check", Metadata: nodeMeta}, TypeUrl: typeURL, ResourceNames: names,
+	})
+	if err != nil {
+		return err
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		return fmt.Errorf("asking for %d %s: %w", len(names), typeURL, err)
+	}
+	holding := 0
+	for _, res := range resp.Resources {
+		if js, err := protojson.Marshal(res); err == nil && strings.Contains(string(js), want) {
+			holding++
+		}
+	}
+	if holding != len(names) {
+		return fmt.Errorf("%d of the %d %s asked for hold %q (%d served)", holding, len(names), typeURL, want, len(resp.Resources))
+	}
+	return nil
+}
+
+// caller calls backends continuously and counts what succeeds and what fails.
+type caller struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	ok     int
+	failed []error
+}
+
+// startCalling calls each client in turn, checking each reply comes from the backend it is keyed
+// by, until stop.
+func startCalling(ctx context.Context, clients map[string]*grpcClient) *caller {
+	ctx, cancel := context.WithCancel(ctx)
+	c := &caller{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		for ctx.Err() == nil {
+			for want, client := range clients {
+				callCtx, cancelCall := context.WithTimeout(ctx, 5*time.Second)
+				r, err := grpcxds.Call(callCtx, client.conn)
+				cancelCall()
+				switch {
+				case ctx.Err() != nil:
+					return
+				case err == nil && r.Backend != want:
+					err = fmt.Errorf("answered by %s, want %s", r.Backend, want)
+				}
+				if err != nil {
+					c.failed = append(c.failed, fmt.Errorf("%s at %s: %w", want, time.Now().Format(time.StampMilli), err))
+				} else {
+					c.ok++
+				}
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	return c
+}
+
+func (c *caller) stop() (ok int, failed []error) {
+	c.cancel()
+	<-c.done
+	return c.ok, c.failed
+}
+
+// waitClosed waits until nothing listens on addr any more.
+func waitClosed(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return
+		}
+		_ = conn.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("the xDS server still listens on %s after the grace period", addr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
