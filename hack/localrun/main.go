@@ -90,8 +90,9 @@ func run(operator, kubeconfig string, operatorArgs []string) error {
 localrun: the operator runs against an embedded control plane. In another shell:
 
     export KUBECONFIG=%s
-    kubectl apply -k config/samples
+    kubectl apply -k config/samples      # the SMIOperator "default" selects the backend (istio)
     kubectl get trafficsplits -o wide
+    kubectl patch smioperator default --type merge -p '{"spec":{"backend":"xds"}}'
 
 Ctrl-C stops the operator and the control plane.
 

@@ -19,9 +19,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -508,4 +508,54 @@ func waitClosed(t *testing.T, addr string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// TestBackendUnavailable: a backend that cannot run says why in the SMIOperator's status
+// (Ready=False BackendUnavailable), and an edit that fixes it is followed at once.
+func TestBackendUnavailable(t *testing.T) {
+	o := start(t)
+	o.startSwapOperator(t)
+	ctx := context.Background()
+	op := &v1alpha1.SMIOperator{
+		ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.SingletonName},
+		// The enforcing operator's xDS server holds this port on the same address.
+		Spec: v1alpha1.SMIOperatorSpec{Backend: v1alpha1.BackendXDS, XDS: v1alpha1.XDSSpec{Port: xdsPort}},
+	}
+	o.create(t, op)
+	t.Cleanup(func() { _ = o.client.Delete(ctx, op) })
+	unavailable := func(because string) func(*v1alpha1.SMIOperator) error {
+		return func(op *v1alpha1.SMIOperator) error {
+			ready := meta.FindStatusCondition(op.Status.Conditions, v1alpha1.ConditionReady)
+			if ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != v1alpha1.ReasonBackendUnavailable ||
+				ready.ObservedGeneration != op.Generation || !strings.Contains(ready.Message, because) {
+				return fmt.Errorf("Ready = %+v, want False BackendUnavailable saying %q", ready, because)
+			}
+			if op.Status.ActiveBackend != "" {
+				return fmt.Errorf("active backend %q, want none", op.Status.ActiveBackend)
+			}
+			return nil
+		}
+	}
+	o.waitOperator(t, "the port is taken", unavailable("address already in use"))
+
+	patch := func(spec string) {
+		t.Helper()
+		if err := o.client.Patch(ctx, op, client.RawPatch("application/merge-patch+json", []byte(`{"spec":`+spec+`}`))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	patch(fmt.Sprintf(`{"xds":{"port":%d,"tls":{"secretName":"no-such-secret"}}}`, swapXDSPort))
+	o.waitOperator(t, "the TLS Secret is missing", unavailable(operatorNamespace+"/no-such-secret"))
+
+	patch(`{"xds":{"tls":null}}`)
+	o.waitOperator(t, "fixed", func(op *v1alpha1.SMIOperator) error { return settled(op, v1alpha1.BackendXDS) })
+	conn, err := net.DialTimeout("tcp", netns.HostPort(1, swapXDSPort), time.Second)
+	if err != nil {
+		t.Fatalf("the xDS server does not listen: %v", err)
+	}
+	_ = conn.Close()
+	if err := o.client.Delete(ctx, op); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, netns.HostPort(1, swapXDSPort))
 }
