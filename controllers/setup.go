@@ -155,9 +155,13 @@ func SetupXDS(ctx context.Context, mgr ctrl.Manager, opts Options, xdsServer *se
 	if err != nil {
 		return err
 	}
-	if err := (&service.Reconciler{
+	serviceCtrl, err := (&service.Reconciler{
 		Client: mgr.GetClient(), Server: xdsServer, Settings: settings, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
-	}).SetupWithManager(ctx, mgr); err != nil {
+	}).SetupWithManager(mgr)
+	if err != nil {
+		return err
+	}
+	if err := service.WatchEndpointSlices(ctx, mgr, serviceCtrl); err != nil {
 		return err
 	}
 	return mgr.Add(xdsServer)
@@ -202,13 +206,14 @@ func SetupFromResource(ctx context.Context, mgr ctrl.Manager, opts ResourceOptio
 	if err != nil {
 		return nil, err
 	}
-	sw.SetControllers(splitCtrl, targetCtrl)
-	if err := (&service.Reconciler{
+	serviceCtrl, err := (&service.Reconciler{
 		Client: mgr.GetClient(), Server: sw.Services(), Settings: sw.Settings, Resync: sw.ServiceResync(),
-		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
-	}).SetupWithManager(ctx, mgr); err != nil {
+		Serving: sw.ServingServices, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+	}).SetupWithManager(mgr)
+	if err != nil {
 		return nil, err
 	}
+	sw.SetControllers(splitCtrl, targetCtrl, serviceCtrl)
 	if err := mgr.Add(sw); err != nil {
 		return nil, err
 	}

@@ -39,6 +39,7 @@ import (
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/apis/v1alpha1"
 	"github.com/smi-operator/smi-operator/controllers/owned"
+	"github.com/smi-operator/smi-operator/controllers/service"
 	"github.com/smi-operator/smi-operator/controllers/smioperator"
 	"github.com/smi-operator/smi-operator/controllers/trafficsplit"
 	"github.com/smi-operator/smi-operator/controllers/traffictarget"
@@ -78,16 +79,17 @@ type Switch struct {
 	// changes wakes the SMIOperator reconciler when a backend being brought up is done.
 	changes chan event.GenericEvent
 
-	splitCtrl, targetCtrl controller.Controller
+	splitCtrl, targetCtrl, serviceCtrl controller.Controller
 
 	started chan struct{} // closed by Start, once runCtx is set
 	runCtx  context.Context
 	stepped chan struct{} // closed after the first Step: until then nobody knows what to program
 	once    sync.Once
 
-	step         sync.Mutex // one Step at a time; guards the two fields below
-	istioWatched bool       // the controllers watch Istio's kinds (added once, when first served)
-	istioClean   bool       // no generated Istio object left since the Istio backend last ran
+	step             sync.Mutex // one Step at a time; guards the three fields below
+	istioWatched     bool       // the controllers watch Istio's kinds (added once, when first served)
+	endpointsWatched bool       // the Service controller watches EndpointSlices (added once, with xDS)
+	istioClean       bool       // no generated Istio object left since the Istio backend last ran
 
 	mu       sync.RWMutex // Program, Forget and the Service sink hold it to read; Step, to write
 	settings mesh.Settings
@@ -95,8 +97,9 @@ type Switch struct {
 	istio    *istioBackend
 	xds      *xdsBackend
 	idle     string // why no backend programs, while none does
-	// istioActive mirrors istio != nil for the event predicates of Istio's watches.
-	istioActive atomic.Bool
+	// istioActive mirrors istio != nil, xdsFed xds != nil && xds.fed, for event predicates and
+	// the Service reconciler, which must not wait for the lock.
+	istioActive, xdsFed atomic.Bool
 
 	pendingMu sync.Mutex
 	pending   map[v1alpha1.Backend]map[objectKey]bool
@@ -161,10 +164,14 @@ func (s *Switch) ServiceResync() <-chan event.GenericEvent { return s.serviceRes
 func (s *Switch) Changes() <-chan event.GenericEvent       { return s.changes }
 
 // SetControllers hands over the split and target controllers, to which the Istio watches are
-// added once the cluster serves Istio's APIs.
-func (s *Switch) SetControllers(splits, targets controller.Controller) {
-	s.splitCtrl, s.targetCtrl = splits, targets
+// added once the cluster serves Istio's APIs, and the Service controller, which watches
+// EndpointSlices once an xDS server first runs.
+func (s *Switch) SetControllers(splits, targets, services controller.Controller) {
+	s.splitCtrl, s.targetCtrl, s.serviceCtrl = splits, targets, services
 }
+
+// ServingServices says whether an xDS server takes Services now.
+func (s *Switch) ServingServices() bool { return s.xdsFed.Load() }
 
 // Settings are the mesh settings of the SMIOperator's spec.
 func (s *Switch) Settings() mesh.Settings {
@@ -385,6 +392,13 @@ func (s *Switch) ensureXDS(ctx context.Context, cfg xdsConfig) error {
 	if current != nil && current.fed && reflect.DeepEqual(current.config, cfg) {
 		return nil
 	}
+	if !s.endpointsWatched {
+		fed := predicate.NewPredicateFuncs(func(client.Object) bool { return s.xdsFed.Load() })
+		if err := service.WatchEndpointSlices(ctx, s.opts.Manager, s.serviceCtrl, fed); err != nil {
+			return fmt.Errorf("watching EndpointSlices: %w", err)
+		}
+		s.endpointsWatched = true
+	}
 	// One server at a time: it holds the port. A draining one is replaced too, since it missed
 	// the updates of its drain.
 	s.stopXDS()
@@ -408,6 +422,7 @@ func (s *Switch) ensureXDS(ctx context.Context, cfg xdsConfig) error {
 	s.setPending(v1alpha1.BackendXDS, keys)
 	s.mu.Lock()
 	s.xds = b
+	s.xdsFed.Store(true)
 	s.mu.Unlock()
 	s.opts.Log.Info("the xds backend programs the SMI objects", "address", lis.Addr().String(), "objects", len(keys))
 	s.resync(keys)
@@ -450,6 +465,7 @@ func (s *Switch) retireXDS(grace time.Duration) {
 	b := s.xds
 	if b != nil && b.fed {
 		b.fed, b.drainUntil = false, time.Now().Add(grace)
+		s.xdsFed.Store(false)
 		s.opts.Log.Info("the xds backend is retired: it serves its last configuration until the grace period ends", "until", b.drainUntil)
 	}
 	s.mu.Unlock()
@@ -464,6 +480,7 @@ func (s *Switch) stopXDS() {
 	s.mu.Lock()
 	b := s.xds
 	s.xds = nil
+	s.xdsFed.Store(false)
 	s.mu.Unlock()
 	s.clearPending(v1alpha1.BackendXDS)
 	if b == nil {

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
@@ -34,7 +35,10 @@ type Reconciler struct {
 	Settings func() mesh.Settings
 	// Resync, when set, delivers Services to serve again whatever changed, such as every Service
 	// when an xDS server starts.
-	Resync                  <-chan event.GenericEvent
+	Resync <-chan event.GenericEvent
+	// Serving, when set, says whether a server takes Services now; while none does, a reconcile
+	// does nothing (and the EndpointSlices need not be watched: see WatchEndpointSlices).
+	Serving                 func() bool
 	MaxConcurrentReconciles int
 }
 
@@ -49,6 +53,9 @@ var _ Sink = (*server.Server)(nil)
 
 // Reconcile implements reconcile.Reconciler.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	if r.Serving != nil && !r.Serving() {
+		return ctrl.Result{}, nil
+	}
 	svc := &corev1.Service{}
 	err := r.Client.Get(ctx, req.NamespacedName, svc)
 	if apierrors.IsNotFound(err) {
@@ -72,8 +79,24 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 // cache would scan every slice of the namespace, for every Service.
 const sliceService = "xds.service"
 
-// SetupWithManager watches Services and their EndpointSlices.
-func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+// SetupWithManager watches Services and returns the controller, to which WatchEndpointSlices adds
+// their EndpointSlices.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) (controller.Controller, error) {
+	b := ctrl.NewControllerManagedBy(mgr).
+		Named("xds-service").
+		For(&corev1.Service{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles})
+	if r.Resync != nil {
+		b = b.WatchesRawSource(source.Channel(r.Resync, &handler.EnqueueRequestForObject{}))
+	}
+	return b.Build(r)
+}
+
+// WatchEndpointSlices indexes EndpointSlices by Service and has c reconcile a Service when one
+// of its slices changes; predicates filter the events. It may be called on a running controller:
+// an operator that starts an xDS server only when asked does not cache every EndpointSlice of
+// the cluster before.
+func WatchEndpointSlices(ctx context.Context, mgr ctrl.Manager, c controller.Controller, predicates ...predicate.Predicate) error {
 	err := mgr.GetFieldIndexer().IndexField(ctx, &discoveryv1.EndpointSlice{}, sliceService, func(o client.Object) []string {
 		if name := o.GetLabels()[discoveryv1.LabelServiceName]; name != "" {
 			return []string{name}
@@ -83,19 +106,12 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	if err != nil {
 		return err
 	}
-	b := ctrl.NewControllerManagedBy(mgr).
-		Named("xds-service").
-		For(&corev1.Service{}).
-		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
-			name := o.GetLabels()[discoveryv1.LabelServiceName]
-			if name == "" {
-				return nil
-			}
-			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
-		})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles})
-	if r.Resync != nil {
-		b = b.WatchesRawSource(source.Channel(r.Resync, &handler.EnqueueRequestForObject{}))
-	}
-	return b.Complete(r)
+	toService := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+		name := o.GetLabels()[discoveryv1.LabelServiceName]
+		if name == "" {
+			return nil
+		}
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
+	})
+	return c.Watch(source.Kind(mgr.GetCache(), client.Object(&discoveryv1.EndpointSlice{}), toService, predicates...))
 }

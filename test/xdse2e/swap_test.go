@@ -24,6 +24,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -151,9 +152,13 @@ func TestBackendSwap(t *testing.T) {
 	web.waitFor(ctx, grpcxds.FromBackend("web-v1"))
 	vault.waitFor(ctx, grpcxds.FromBackend("vault"))
 	o.waitProgrammed(t, split)
+	// EndpointSlices, watched only since an xDS server first ran, are followed.
+	moved := o.backend(t, ns, "web-v1-moved", 15)
+	o.updateSlice(t, ns, "web-v1", func(s *discoveryv1.EndpointSlice) { *s = *endpointSlice(ns, "web-v1", moved) })
+	waitOnly(t, web, ctx, "web-v1-moved")
 
 	// 3. xds → istio, calling through the xDS server all along.
-	calls := startCalling(ctx, map[string]*grpcClient{"web-v1": web, "vault": vault})
+	calls := startCalling(ctx, map[string]*grpcClient{"web-v1-moved": web, "vault": vault})
 	swapped := time.Now()
 	o.setBackend(t, v1alpha1.BackendIstio)
 	var drainUntil time.Time
