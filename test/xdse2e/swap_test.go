@@ -2,6 +2,7 @@ package xdse2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -415,26 +416,7 @@ func (o *operator) checkAtFirstIstioDelete(t *testing.T, ns string, check func(c
 // state at one moment) holds each of them with want in its JSON form. When the server has none of
 // them it does not answer: ctx bounds the wait.
 func servesContaining(ctx context.Context, ns, serviceAccount, typeURL string, names []string, want string) error {
-	conn, err := grpc.NewClient(netns.HostPort(1, swapXDSPort), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	nodeMeta, err := structpb.NewStruct(map[string]any{
-		server.MetadataProxy: server.ProxyGRPC, server.MetadataNamespace: ns, server.MetadataServiceAccount: serviceAccount,
-	})
-	if err != nil {
-		return err
-	}
-	streamCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(streamCtx)
-	if err != nil {
-		return err
-	}
-	err = stream.Send(&discoveryv3.DiscoveryRequest{
-		Node: &corev3.Node{Id: ns + "/" + serviceAccount + "-check", Metadata: nodeMeta}, TypeUrl: typeURL, ResourceNames: names,
-	})
+	stream, err := askXDS(ctx, ns, serviceAccount, typeURL, names)
 	if err != nil {
 		return err
 	}
@@ -452,6 +434,29 @@ func servesContaining(ctx context.Context, ns, serviceAccount, typeURL string, n
 		return fmt.Errorf("%d of the %d %s asked for hold %q (%d served)", holding, len(names), typeURL, want, len(resp.Resources))
 	}
 	return nil
+}
+
+// askXDS opens an ADS stream to the swap operator's xDS server as the proxyless client running as
+// serviceAccount in ns, and asks for resources; the stream lives as long as ctx.
+func askXDS(ctx context.Context, ns, serviceAccount, typeURL string, names []string) (discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient, error) {
+	conn, err := grpc.NewClient(netns.HostPort(1, swapXDSPort), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	context.AfterFunc(ctx, func() { _ = conn.Close() })
+	nodeMeta, err := structpb.NewStruct(map[string]any{
+		server.MetadataProxy: server.ProxyGRPC, server.MetadataNamespace: ns, server.MetadataServiceAccount: serviceAccount,
+	})
+	if err != nil {
+		return nil, err
+	}
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return stream, stream.Send(&discoveryv3.DiscoveryRequest{
+		Node: &corev3.Node{Id: ns + "/" + serviceAccount + "-check", Metadata: nodeMeta}, TypeUrl: typeURL, ResourceNames: names,
+	})
 }
 
 // caller calls backends continuously and counts what succeeds and what fails.
@@ -554,13 +559,91 @@ func TestBackendUnavailable(t *testing.T) {
 
 	patch(`{"xds":{"tls":null}}`)
 	o.waitOperator(t, "fixed", func(op *v1alpha1.SMIOperator) error { return settled(op, v1alpha1.BackendXDS) })
-	conn, err := net.DialTimeout("tcp", netns.HostPort(1, swapXDSPort), time.Second)
-	if err != nil {
-		t.Fatalf("the xDS server does not listen: %v", err)
-	}
-	_ = conn.Close()
+	waitListening(t, netns.HostPort(1, swapXDSPort))
 	if err := o.client.Delete(ctx, op); err != nil {
 		t.Fatal(err)
 	}
 	waitClosed(t, netns.HostPort(1, swapXDSPort))
+}
+
+// TestSwapBackWhileDraining: swapping back to xds while the old xDS server drains replaces it (it
+// missed the updates of its drain) and ends the drain; a settings change restarts the server.
+func TestSwapBackWhileDraining(t *testing.T) {
+	o := start(t)
+	o.startSwapOperator(t)
+	ctx := context.Background()
+	op := &v1alpha1.SMIOperator{
+		ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.SingletonName},
+		Spec: v1alpha1.SMIOperatorSpec{Backend: v1alpha1.BackendXDS, XDS: v1alpha1.XDSSpec{
+			Port: swapXDSPort, SwapGracePeriod: &metav1.Duration{Duration: 10 * time.Minute},
+		}},
+	}
+	o.create(t, op)
+	t.Cleanup(func() { _ = o.client.Delete(ctx, op) })
+	o.waitOperator(t, "xds", func(op *v1alpha1.SMIOperator) error { return settled(op, v1alpha1.BackendXDS) })
+
+	o.setBackend(t, v1alpha1.BackendIstio)
+	o.waitOperator(t, "istio, xds draining", func(op *v1alpha1.SMIOperator) error {
+		if op.Status.Draining == nil {
+			return errors.New("not draining")
+		}
+		return settledBackend(op, v1alpha1.BackendIstio)
+	})
+	o.setBackend(t, v1alpha1.BackendXDS)
+	o.waitOperator(t, "back to xds", func(op *v1alpha1.SMIOperator) error {
+		if op.Status.Draining != nil {
+			return fmt.Errorf("still draining until %s", op.Status.Draining.Until)
+		}
+		return settled(op, v1alpha1.BackendXDS)
+	})
+	waitListening(t, netns.HostPort(1, swapXDSPort))
+
+	// A stream open on the server ends when it is replaced.
+	streamCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := askXDS(streamCtx, "default", "watcher", resourcev3.ListenerType, []string{"nothing-by-this-name"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	streamEnded := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := stream.Recv(); err != nil {
+				streamEnded <- err
+				return
+			}
+		}
+	}()
+	if err := o.client.Patch(ctx, op, client.RawPatch("application/merge-patch+json", []byte(`{"spec":{"accessMode":"Permissive"}}`))); err != nil {
+		t.Fatal(err)
+	}
+	o.waitOperator(t, "xds with the new settings", func(op *v1alpha1.SMIOperator) error { return settled(op, v1alpha1.BackendXDS) })
+	select {
+	case err := <-streamEnded:
+		t.Logf("the old server ended the stream: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the xDS server was not restarted with the new settings: a stream to it is still open")
+	}
+	waitListening(t, netns.HostPort(1, swapXDSPort))
+	if err := o.client.Delete(ctx, op); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, netns.HostPort(1, swapXDSPort))
+}
+
+// waitListening waits until something accepts connections on addr.
+func waitListening(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			_ = conn.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing listens on %s: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
