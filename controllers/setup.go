@@ -130,16 +130,23 @@ func setupReconcilers(ctx context.Context, mgr ctrl.Manager, opts Options, write
 	if err := index.Setup(ctx, mgr.GetFieldIndexer()); err != nil {
 		return nil, nil, err
 	}
-	statusWriter := status.Writer{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("smi-operator"), Recent: writes}
+	statuses := &status.Deferred{
+		Writer:  status.Writer{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("smi-operator"), Recent: writes},
+		Reader:  mgr.GetClient(),
+		Workers: opts.MaxConcurrentReconciles,
+	}
+	if err := mgr.Add(statuses); err != nil {
+		return nil, nil, err
+	}
 	splitCtrl, err = (&trafficsplit.Reconciler{
-		Client: mgr.GetClient(), Backend: set.splits, Status: statusWriter, Settings: set.settings,
+		Client: mgr.GetClient(), Backend: set.splits, Status: statuses, Programming: statuses.Programming, Settings: set.settings,
 		Resync: set.splitResync, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 	}).SetupWithManager(mgr)
 	if err != nil {
 		return nil, nil, err
 	}
 	targetCtrl, err = (&traffictarget.Reconciler{
-		Client: mgr.GetClient(), Backend: set.targets, Status: statusWriter, Settings: set.settings,
+		Client: mgr.GetClient(), Backend: set.targets, Status: statuses, Programming: statuses.Programming, Settings: set.settings,
 		Resync: set.targetResync, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 	}).SetupWithManager(mgr)
 	return splitCtrl, targetCtrl, err

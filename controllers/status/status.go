@@ -4,7 +4,6 @@ package status
 
 import (
 	"context"
-	"fmt"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -140,7 +139,7 @@ func (w Writer) Update(ctx context.Context, obj hub.Object, conds []metav1.Condi
 	if equality.Semantic.DeepEqual(before, status) {
 		return nil
 	}
-	key := recent.Key{Kind: fmt.Sprintf("%T", obj), Namespace: obj.GetNamespace(), Name: obj.GetName(), Part: "status"}
+	key := recent.Key{Kind: typeName(obj), Namespace: obj.GetNamespace(), Name: obj.GetName(), Part: "status"}
 	content := recent.Hash(conds)
 	if w.Recent != nil && w.Recent.Pending(key, content, obj.GetResourceVersion()) {
 		return nil
