@@ -20,6 +20,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/controllers/recent"
@@ -157,6 +159,19 @@ func (w Writer) apply(ctx context.Context, obj client.Object, gvk schema.GroupVe
 		w.Recent.Record(key, content, cachedVersion)
 	}
 	return true, nil
+}
+
+// NotCreated drops the Create events of generated objects: the operator created them itself (one
+// event per object it writes, each of which would reconcile its source once more for nothing),
+// or finds them when it starts, when it reconciles every SMI object anyway. Their updates and
+// deletions, by hand, are what it must see and correct.
+var NotCreated = predicate.Funcs{CreateFunc: func(event.CreateEvent) bool { return false }}
+
+// OnlyDeleted keeps the Delete events only.
+var OnlyDeleted = predicate.Funcs{
+	CreateFunc:  func(event.CreateEvent) bool { return false },
+	UpdateFunc:  func(event.UpdateEvent) bool { return false },
+	GenericFunc: func(event.GenericEvent) bool { return false },
 }
 
 // GeneratedByIndex indexes the operator's generated objects by "<source kind>/<source name label>"

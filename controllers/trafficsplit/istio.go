@@ -50,17 +50,19 @@ func (b Istio) Forget(ctx context.Context, ref mesh.ObjectRef) error {
 }
 
 // IstioWatches are the watches a split controller needs while the Istio backend programs: a
-// split is reconciled again when what it generates changes, or when a VirtualService someone
-// else owns, named like the split's, goes away (it blocked the split). predicates, such as "the
-// Istio backend is active", filter every event.
+// split is reconciled again when what it generates is changed or deleted by someone else, or when
+// a VirtualService someone else owns, named like the split's, goes away (it blocked the split).
+// predicates, such as "the Istio backend is active", filter every event.
 func IstioWatches(mgr manager.Manager, predicates ...predicate.Predicate) []source.Source {
 	owner := handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &hub.TrafficSplit{}, handler.OnlyControllerOwner())
 	sameName := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 		return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(o)}}
 	})
+	changed := append([]predicate.Predicate{owned.NotCreated}, predicates...)
+	deleted := append([]predicate.Predicate{owned.OnlyDeleted}, predicates...)
 	return []source.Source{
-		source.Kind(mgr.GetCache(), client.Object(&networkingv1.VirtualService{}), owner, predicates...),
-		source.Kind(mgr.GetCache(), client.Object(&networkingv1.DestinationRule{}), owner, predicates...),
-		source.Kind(mgr.GetCache(), client.Object(&networkingv1.VirtualService{}), sameName, predicates...),
+		source.Kind(mgr.GetCache(), client.Object(&networkingv1.VirtualService{}), owner, changed...),
+		source.Kind(mgr.GetCache(), client.Object(&networkingv1.DestinationRule{}), owner, changed...),
+		source.Kind(mgr.GetCache(), client.Object(&networkingv1.VirtualService{}), sameName, deleted...),
 	}
 }

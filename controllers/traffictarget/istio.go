@@ -57,18 +57,19 @@ func (b Istio) Forget(ctx context.Context, ref mesh.ObjectRef) error {
 }
 
 // IstioWatches are the watches a target controller needs while the Istio backend programs: a
-// target is reconciled again when what it generates changes; the baseline is controlled by its
-// Namespace, so edits to it re-check one target there. predicates, such as "the Istio backend is
-// active", filter every event.
+// target is reconciled again when what it generates is changed or deleted by someone else; the
+// baseline is controlled by its Namespace, so edits to it re-check one target there. predicates,
+// such as "the Istio backend is active", filter every event.
 func IstioWatches(mgr manager.Manager, predicates ...predicate.Predicate) []source.Source {
 	owner := handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &hub.TrafficTarget{}, handler.OnlyControllerOwner())
 	baseline := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 		return oneTargetIn(ctx, mgr.GetClient(), o)
 	})
+	changed := append([]predicate.Predicate{owned.NotCreated}, predicates...)
 	return []source.Source{
-		source.Kind(mgr.GetCache(), client.Object(&securityv1.AuthorizationPolicy{}), owner, predicates...),
-		source.Kind(mgr.GetCache(), client.Object(&securityv1.PeerAuthentication{}), owner, predicates...),
-		source.Kind(mgr.GetCache(), client.Object(&securityv1.AuthorizationPolicy{}), baseline, predicates...),
+		source.Kind(mgr.GetCache(), client.Object(&securityv1.AuthorizationPolicy{}), owner, changed...),
+		source.Kind(mgr.GetCache(), client.Object(&securityv1.PeerAuthentication{}), owner, changed...),
+		source.Kind(mgr.GetCache(), client.Object(&securityv1.AuthorizationPolicy{}), baseline, changed...),
 	}
 }
 
