@@ -38,7 +38,8 @@ type Deferred struct {
 	Reader client.Reader
 	// Workers write statuses in parallel; 1 when zero.
 	Workers int
-	// Quiet is how long no backend write must have been in flight; 100 ms when zero.
+	// Quiet is how long no backend write must have been in flight; 250 ms when zero (shorter lets
+	// statuses slip in between the writes of a burst).
 	Quiet time.Duration
 	// MaxDelay bounds how long a status waits for quiet; 30 s when zero.
 	MaxDelay time.Duration
@@ -152,7 +153,7 @@ func (d *Deferred) work(ctx context.Context) {
 func (d *Deferred) next() (objectKey, *entry, time.Duration) {
 	quiet, maxDelay := d.Quiet, d.MaxDelay
 	if quiet <= 0 {
-		quiet = 100 * time.Millisecond
+		quiet = 250 * time.Millisecond
 	}
 	if maxDelay <= 0 {
 		maxDelay = 30 * time.Second
