@@ -3,10 +3,15 @@ package controllers
 import (
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/smi-operator/smi-operator/translators/mesh"
 )
 
 // TestTrimKeepsWhatTheBackendsRead: the cache transforms drop what nothing reads and keep
@@ -52,5 +57,50 @@ func TestTrimKeepsWhatTheBackendsRead(t *testing.T) {
 	}
 	if gotSvc.Spec.ClusterIPs[0] != "10.96.0.1" || gotSvc.Spec.Ports[0].Port != 80 || gotSvc.Spec.Selector["app"] != "web" {
 		t.Errorf("dropped what the backends read: %+v", gotSvc.Spec)
+	}
+}
+
+// TestTrimWorkloadKeepsTheModelsInput: a trimmed workload gives the model the same workloads and
+// access rules as the whole one.
+func TestTrimWorkloadKeepsTheModelsInput(t *testing.T) {
+	labels := map[string]string{"app": "vault"}
+	whole := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "vault", Namespace: "bank", Labels: labels,
+			Annotations: map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{}"}},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: map[string]string{"sidecar": "yes"}},
+				Spec:       corev1.PodSpec{ServiceAccountName: "vault", Containers: []corev1.Container{{Name: "vault", Image: "example.com/vault"}}},
+			},
+		},
+		Status: appsv1.DeploymentStatus{Replicas: 3},
+	}
+	target := accessv1alpha3.TrafficTarget{
+		ObjectMeta: metav1.ObjectMeta{Name: "tellers", Namespace: "bank"},
+		Spec: accessv1alpha3.TrafficTargetSpec{
+			Destination: accessv1alpha3.IdentityBindingSubject{Kind: "ServiceAccount", Name: "vault", Namespace: "bank"},
+			Sources:     []accessv1alpha3.IdentityBindingSubject{{Kind: "ServiceAccount", Name: "teller", Namespace: "bank"}},
+		},
+	}
+	model := func(d *appsv1.Deployment) mesh.Model {
+		m, _ := mesh.Build(mesh.Snapshot{Deployments: []appsv1.Deployment{*d}, TrafficTargets: []accessv1alpha3.TrafficTarget{target}},
+			mesh.Settings{Access: mesh.AccessEnforcing})
+		return m
+	}
+	want := model(whole)
+	out, err := trimWorkload(whole.DeepCopy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	trimmed := out.(*appsv1.Deployment)
+	if len(trimmed.Spec.Template.Spec.Containers) != 0 || trimmed.Annotations != nil || trimmed.Spec.Template.Annotations != nil || trimmed.Status.Replicas != 0 {
+		t.Errorf("left what nothing reads: %+v", trimmed)
+	}
+	if d := cmp.Diff(want, model(trimmed)); d != "" {
+		t.Errorf("the model differs once the workload is trimmed (-whole +trimmed):\n%s", d)
+	}
+	if len(want.AccessRules) == 0 {
+		t.Fatal("the fixture gives no access rule: the comparison shows nothing")
 	}
 }
