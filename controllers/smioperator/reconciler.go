@@ -132,8 +132,9 @@ func (r *Reconciler) announce(op *v1alpha1.SMIOperator, before, after []metav1.C
 		if old != nil && old.Status == c.Status && old.Reason == c.Reason {
 			continue
 		}
+		// A swap is routine: only a backend that cannot run and objects with problems warn.
 		eventType := corev1.EventTypeNormal
-		if (c.Type == v1alpha1.ConditionReady && c.Status == metav1.ConditionFalse) ||
+		if (c.Type == v1alpha1.ConditionReady && c.Reason == v1alpha1.ReasonBackendUnavailable) ||
 			(c.Type == v1alpha1.ConditionDegraded && c.Status == metav1.ConditionTrue) {
 			eventType = corev1.EventTypeWarning
 		}
@@ -209,7 +210,7 @@ func report(status *v1alpha1.SMIOperatorStatus, generation int64, state State, c
 		set(v1alpha1.ConditionReady, false, v1alpha1.ReasonBackendUnavailable, state.Unavailable.Error()+"; "+keeps)
 	case state.Swapping != "":
 		set(v1alpha1.ConditionReady, false, v1alpha1.ReasonSwapping, fmt.Sprintf(
-			"the %s backend has %d SMI objects and Services left to program; %s", state.Swapping, state.Pending, keeps))
+			"the %s backend has %d objects left to program (SMI objects, and Services for xds); %s", state.Swapping, state.Pending, keeps))
 	default:
 		set(v1alpha1.ConditionReady, true, v1alpha1.ReasonBackendReady, fmt.Sprintf("the %s backend programs the SMI objects", state.Active))
 	}
