@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/smi-operator/smi-operator/controllers/backends"
@@ -47,11 +48,15 @@ func SetupXDSBackend(ctx context.Context, mgr ctrl.Manager, opts Options, xo XDS
 		Log:            ctrl.Log.WithName("xds"),
 	}
 	if xo.TLSCertDir != "" {
-		cert, err := tls.LoadX509KeyPair(filepath.Join(xo.TLSCertDir, "tls.crt"), filepath.Join(xo.TLSCertDir, "tls.key"))
+		// Watched, so that a certificate renewed in place (a mounted Secret) is served.
+		watcher, err := certwatcher.New(filepath.Join(xo.TLSCertDir, "tls.crt"), filepath.Join(xo.TLSCertDir, "tls.key"))
 		if err != nil {
 			return fmt.Errorf("loading the xDS serving certificate: %w", err)
 		}
-		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		if err := mgr.Add(watcher); err != nil {
+			return err
+		}
+		cfg.TLS = &tls.Config{GetCertificate: watcher.GetCertificate, MinVersion: tls.VersionTLS12}
 	}
 	xdsServer, err := backends.NewXDSServer(ctx, clientset, opts.Settings, cfg)
 	if err != nil {

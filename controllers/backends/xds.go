@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -60,16 +61,64 @@ func NewXDSServer(ctx context.Context, clientset kubernetes.Interface, settings 
 	}), nil
 }
 
-// tlsFromSecret reads a serving certificate from a kubernetes.io/tls Secret. It reads the API
-// server directly: caching Secrets would mean watching every Secret of the cluster.
+// tlsFromSecret serves with the certificate in a kubernetes.io/tls Secret, read again at most
+// every secretRefresh when a handshake needs it, so a certificate renewed in place (cert-manager)
+// is picked up without a restart; when a read fails, the certificate read last is kept. It reads
+// the API server directly: caching Secrets would mean watching every Secret of the cluster. The
+// first read must succeed, so that a missing Secret shows in the SMIOperator's status.
 func tlsFromSecret(ctx context.Context, reader client.Reader, key types.NamespacedName) (*tls.Config, error) {
+	sc := &secretCertificate{reader: reader, key: key, now: time.Now}
+	if err := sc.read(ctx); err != nil {
+		return nil, err
+	}
+	return &tls.Config{GetCertificate: sc.get, MinVersion: tls.VersionTLS12}, nil
+}
+
+// secretRefresh is how stale the certificate read from a Secret may get.
+const secretRefresh = time.Minute
+
+type secretCertificate struct {
+	reader client.Reader
+	key    types.NamespacedName
+	now    func() time.Time
+
+	mu     sync.Mutex
+	cert   *tls.Certificate
+	readAt time.Time
+}
+
+func (sc *secretCertificate) read(ctx context.Context) error {
 	secret := &corev1.Secret{}
-	if err := reader.Get(ctx, key, secret); err != nil {
-		return nil, fmt.Errorf("reading the xDS TLS Secret %s: %w", key, err)
+	if err := sc.reader.Get(ctx, sc.key, secret); err != nil {
+		return fmt.Errorf("reading the xDS TLS Secret %s: %w", sc.key, err)
 	}
 	cert, err := tls.X509KeyPair(secret.Data[corev1.TLSCertKey], secret.Data[corev1.TLSPrivateKeyKey])
 	if err != nil {
-		return nil, fmt.Errorf("the xDS TLS Secret %s holds no usable %s and %s: %w", key, corev1.TLSCertKey, corev1.TLSPrivateKeyKey, err)
+		return fmt.Errorf("the xDS TLS Secret %s holds no usable %s and %s: %w", sc.key, corev1.TLSCertKey, corev1.TLSPrivateKeyKey, err)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	sc.mu.Lock()
+	sc.cert, sc.readAt = &cert, sc.now()
+	sc.mu.Unlock()
+	return nil
+}
+
+func (sc *secretCertificate) get(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	sc.mu.Lock()
+	stale := sc.now().Sub(sc.readAt) >= secretRefresh
+	if stale {
+		sc.readAt = sc.now() // one handshake refreshes; the others use what is there
+	}
+	sc.mu.Unlock()
+	if stale {
+		parent := hello.Context()
+		if parent == nil {
+			parent = context.Background()
+		}
+		ctx, cancel := context.WithTimeout(parent, 5*time.Second)
+		defer cancel()
+		_ = sc.read(ctx) // on failure the certificate read last stays
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.cert, nil
 }

@@ -2,6 +2,7 @@ package xdse2e
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -521,7 +522,8 @@ func waitClosed(t *testing.T, addr string) {
 }
 
 // TestBackendUnavailable: a backend that cannot run says why in the SMIOperator's status
-// (Ready=False BackendUnavailable), and an edit that fixes it is followed at once.
+// (Ready=False BackendUnavailable), and an edit that fixes it is followed at once; the xDS server
+// then serves TLS with the certificate of the Secret the spec names.
 func TestBackendUnavailable(t *testing.T) {
 	o := start(t)
 	o.startSwapOperator(t)
@@ -557,8 +559,31 @@ func TestBackendUnavailable(t *testing.T) {
 	patch(fmt.Sprintf(`{"xds":{"port":%d,"tls":{"secretName":"no-such-secret"}}}`, swapXDSPort))
 	o.waitOperator(t, "the TLS Secret is missing", unavailable(operatorNamespace+"/no-such-secret"))
 
+	// Creating the Secret is not watched (retried every 30 s); an edit is followed at once.
+	serving, err := o.ca.Issue(ca.SPIFFEID("cluster.local", operatorNamespace, "xds-serving"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsSecret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: operatorNamespace, Name: "xds-serving"}, Type: corev1.SecretTypeTLS,
+		Data: map[string][]byte{corev1.TLSCertKey: serving.CertChainPEM, corev1.TLSPrivateKeyKey: serving.PrivateKeyPEM},
+	}
+	o.create(t, tlsSecret)
+	t.Cleanup(func() { _ = o.client.Delete(ctx, tlsSecret) })
+	patch(`{"xds":{"tls":{"secretName":"xds-serving"}}}`)
+	o.waitOperator(t, "TLS from the Secret", func(op *v1alpha1.SMIOperator) error { return settled(op, v1alpha1.BackendXDS) })
+	conn, err := tls.Dial("tcp", netns.HostPort(1, swapXDSPort), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}) //nolint:gosec // checks which certificate is served
+	if err != nil {
+		t.Fatalf("the xDS server does not serve TLS: %v", err)
+	}
+	leaf := conn.ConnectionState().PeerCertificates[0]
+	_ = conn.Close()
+	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != ca.SPIFFEID("cluster.local", operatorNamespace, "xds-serving") {
+		t.Fatalf("the xDS server serves a certificate for %v, not the Secret's", leaf.URIs)
+	}
+
 	patch(`{"xds":{"tls":null}}`)
-	o.waitOperator(t, "fixed", func(op *v1alpha1.SMIOperator) error { return settled(op, v1alpha1.BackendXDS) })
+	o.waitOperator(t, "plain text again", func(op *v1alpha1.SMIOperator) error { return settled(op, v1alpha1.BackendXDS) })
 	waitListening(t, netns.HostPort(1, swapXDSPort))
 	if err := o.client.Delete(ctx, op); err != nil {
 		t.Fatal(err)
