@@ -120,6 +120,8 @@ type xdsBackend struct {
 	// at drainUntil.
 	fed        bool
 	drainUntil time.Time
+	// failed is set when the server stopped serving on its own; the next Step replaces it.
+	failed atomic.Bool
 }
 
 // xdsConfig is everything an xDS server is built from; a change restarts it.
@@ -389,7 +391,7 @@ func (s *Switch) ensureXDS(ctx context.Context, cfg xdsConfig) error {
 	s.mu.RLock()
 	current := s.xds
 	s.mu.RUnlock()
-	if current != nil && current.fed && reflect.DeepEqual(current.config, cfg) {
+	if current != nil && current.fed && !current.failed.Load() && reflect.DeepEqual(current.config, cfg) {
 		return nil
 	}
 	if !s.endpointsWatched {
@@ -415,8 +417,10 @@ func (s *Switch) ensureXDS(ctx context.Context, cfg xdsConfig) error {
 	b := &xdsBackend{config: cfg, server: srv, cancel: cancel, done: make(chan struct{}), fed: true}
 	go func() {
 		defer close(b.done)
-		if err := srv.Serve(runCtx, lis); err != nil {
-			s.opts.Log.Error(err, "the xDS server stopped")
+		if err := srv.Serve(runCtx, lis); err != nil && runCtx.Err() == nil {
+			s.opts.Log.Error(err, "the xDS server stopped serving; starting another")
+			b.failed.Store(true)
+			s.notify()
 		}
 	}()
 	s.setPending(v1alpha1.BackendXDS, keys)
