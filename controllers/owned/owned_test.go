@@ -1,0 +1,65 @@
+package owned
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/smi-operator/smi-operator/apis/smi"
+	"github.com/smi-operator/smi-operator/controllers/recent"
+)
+
+// TestDeleteAllGenerated: retiring the Istio backend deletes what the operator generated in every
+// namespace, and nothing else: not an object merely labelled like ours (without our controller),
+// nor someone else's; and
+// it forgets its writes to them, so that they are written again if the backend comes back.
+func TestDeleteAllGenerated(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := networkingv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	controller := []metav1.OwnerReference{{APIVersion: "split.smi-spec.io/v1alpha4", Kind: "TrafficSplit", Name: "web", UID: "1", Controller: ptr.To(true)}}
+	vs := func(ns, name string, labels map[string]string, owners []metav1.OwnerReference) *networkingv1.VirtualService {
+		return &networkingv1.VirtualService{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels, OwnerReferences: owners}}
+	}
+	ours := smi.SourceLabels(smi.TrafficSplitKind, "web")
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(
+		vs("shop", "web", ours, controller),
+		vs("bank", "web", ours, controller),
+		vs("shop", "labelled-by-hand", map[string]string{smi.LabelManagedBy: smi.ManagedByValue}, nil),
+		vs("shop", "labels-copied", ours, nil),
+		vs("shop", "someone-elses", map[string]string{"app": "web"}, controller),
+	).Build()
+	writes := &recent.Writes{}
+	key := recent.Key{Kind: networkingv1.SchemeGroupVersion.WithKind("VirtualService").String(), Namespace: "shop", Name: "web"}
+	content := recent.Hash("spec")
+	writes.Record(key, content, "")
+	w := Writer{Client: c, Reader: c, Scheme: scheme, Recent: writes}
+
+	n, err := w.DeleteAllGenerated(context.Background(), c, []client.ObjectList{&networkingv1.VirtualServiceList{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := &networkingv1.VirtualServiceList{}
+	if err := c.List(context.Background(), left); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, o := range left.Items {
+		names = append(names, o.Namespace+"/"+o.Name)
+	}
+	slices.Sort(names)
+	if want := []string{"shop/labelled-by-hand", "shop/labels-copied", "shop/someone-elses"}; n != 2 || !slices.Equal(names, want) {
+		t.Errorf("deleted %d, left %v; want 2 deleted and %v left", n, names, want)
+	}
+	if writes.Pending(key, content, "") {
+		t.Error("the write to a deleted object is still remembered: it would not be written again")
+	}
+}
