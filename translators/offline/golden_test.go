@@ -15,12 +15,12 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/yaml"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
+	"github.com/smi-operator/smi-operator/translators/internal/golden"
 	"github.com/smi-operator/smi-operator/translators/offline/manifest"
 )
 
@@ -36,7 +36,6 @@ import (
 // Paths are relative to the package directory, where go test runs. Beyond the golden file, every
 // case is checked for the exit code contract and for output the cluster and proxies would take.
 func TestGolden(t *testing.T) {
-	update := os.Getenv("UPDATE_GOLDEN") != ""
 	entries, err := os.ReadDir("testdata")
 	if err != nil {
 		t.Fatal(err)
@@ -58,20 +57,7 @@ func TestGolden(t *testing.T) {
 			checkContract(t, args, code, stdout.Bytes(), stderr.String())
 
 			got := renderCase(args, code, stdout.String(), stderr.String())
-			golden := filepath.Join("testdata", name+".golden")
-			if update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with UPDATE_GOLDEN=1 to create it)", err)
-			}
-			if d := cmp.Diff(string(want), got); d != "" {
-				t.Errorf("%s differs (-golden +got); if the change is intended, refresh with UPDATE_GOLDEN=1:\n%s", golden, d)
-			}
+			golden.Compare(t, filepath.Join("testdata", name+".golden"), got)
 		})
 	}
 	goldens, err := filepath.Glob(filepath.Join("testdata", "*.golden"))

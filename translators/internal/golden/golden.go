@@ -101,7 +101,6 @@ func Load(t *testing.T, path string, reverse bool) Case {
 // (testdata/<case>.golden<ext>, ext such as ".yaml" or ".json"); it also checks that the output
 // does not depend on the order of the input documents, and that no golden file lacks its input.
 func Run(t *testing.T, ext string, render func(t *testing.T, c Case) string) {
-	update := os.Getenv("UPDATE_GOLDEN") != ""
 	inputs, err := filepath.Glob(filepath.Join("testdata", "*.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -118,20 +117,7 @@ func Run(t *testing.T, ext string, render func(t *testing.T, c Case) string) {
 			if d := cmp.Diff(got, render(t, Load(t, in, true))); d != "" {
 				t.Errorf("output depends on input order (-in order +reversed):\n%s", d)
 			}
-			golden := filepath.Join("testdata", name+".golden"+ext)
-			if update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with UPDATE_GOLDEN=1 to create it)", err)
-			}
-			if d := cmp.Diff(string(want), got); d != "" {
-				t.Errorf("%s differs (-golden +got); if the change is intended, refresh with UPDATE_GOLDEN=1:\n%s", golden, d)
-			}
+			Compare(t, filepath.Join("testdata", name+".golden"+ext), got)
 		})
 	}
 	goldens, err := filepath.Glob(filepath.Join("testdata", "*.golden"+ext))
@@ -142,5 +128,23 @@ func Run(t *testing.T, ext string, render func(t *testing.T, c Case) string) {
 		if _, err := os.Stat(strings.TrimSuffix(g, ".golden"+ext) + ".yaml"); err != nil {
 			t.Errorf("stale golden file %s: %v", g, err)
 		}
+	}
+}
+
+// Compare checks got against the golden file at path, or, with UPDATE_GOLDEN=1, writes it there.
+func Compare(t *testing.T, path, got string) {
+	t.Helper()
+	if os.Getenv("UPDATE_GOLDEN") != "" {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with UPDATE_GOLDEN=1 to create it)", err)
+	}
+	if d := cmp.Diff(string(want), got); d != "" {
+		t.Errorf("%s differs (-golden +got); if the change is intended, refresh with UPDATE_GOLDEN=1:\n%s", path, d)
 	}
 }
