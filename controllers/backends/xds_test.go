@@ -2,52 +2,39 @@ package backends
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	kubefake "k8s.io/client-go/kubernetes/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
-)
 
-// selfSigned returns the PEM certificate and key of a self-signed certificate for name.
-func selfSigned(t *testing.T, name string) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{name}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
-}
+	"github.com/smi-operator/smi-operator/xds/ca"
+)
 
 // TestSecretCertificateFollowsRenewal: the xDS server's certificate is read again from its Secret
 // once it is a minute old, so a renewal in place is served; a Secret gone keeps the last one.
 func TestSecretCertificateFollowsRenewal(t *testing.T) {
 	ctx := context.Background()
 	key := types.NamespacedName{Namespace: "smi-operator-system", Name: "xds-tls"}
+	// Certificates from the operator's own CA, told apart by their identity.
+	authority, err := ca.New(ctx, kubefake.NewClientset(), ca.Options{
+		Secret: types.NamespacedName{Namespace: key.Namespace, Name: "xds-ca"}, TrustDomain: "cluster.local",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	secret := func(name string) *corev1.Secret {
-		crt, k := selfSigned(t, name)
+		c, err := authority.Issue(ca.SPIFFEID("cluster.local", key.Namespace, name))
+		if err != nil {
+			t.Fatal(err)
+		}
 		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}, Type: corev1.SecretTypeTLS,
-			Data: map[string][]byte{corev1.TLSCertKey: crt, corev1.TLSPrivateKeyKey: k}}
+			Data: map[string][]byte{corev1.TLSCertKey: c.CertChainPEM, corev1.TLSPrivateKeyKey: c.PrivateKeyPEM}}
 	}
 	c := fake.NewClientBuilder().WithObjects(secret("first")).Build()
 	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
@@ -65,7 +52,11 @@ func TestSecretCertificateFollowsRenewal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return leaf.Subject.CommonName
+		_, name, err := ca.ParseSPIFFEID(leaf.URIs[0].String(), "cluster.local")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return name
 	}
 	if got := served(); got != "first" {
 		t.Fatalf("serves %q, want first", got)
