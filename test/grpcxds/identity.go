@@ -9,18 +9,25 @@ import (
 
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/smi-operator/smi-operator/xds/ca"
 )
 
-// WritePEMFiles writes a workload's certificate chain, private key and trust bundle to files in
-// dir, as a certificate provider (file_watcher) reads them.
-func WritePEMFiles(dir string, certChainPEM, keyPEM, trustBundlePEM []byte) (PEMFiles, error) {
+// IssuePEMFiles issues a certificate of the SPIFFE identity from authority and writes its chain,
+// its private key and the trust bundle to files in dir, as a workload's certificate provider
+// (file_watcher) reads them.
+func IssuePEMFiles(dir string, authority *ca.Authority, spiffeID string) (PEMFiles, error) {
+	cert, err := authority.Issue(spiffeID)
+	if err != nil {
+		return PEMFiles{}, err
+	}
 	files := PEMFiles{
 		CertificateFile:   filepath.Join(dir, "cert.pem"),
 		PrivateKeyFile:    filepath.Join(dir, "key.pem"),
 		CACertificateFile: filepath.Join(dir, "ca.pem"),
 	}
 	for path, data := range map[string][]byte{
-		files.CertificateFile: certChainPEM, files.PrivateKeyFile: keyPEM, files.CACertificateFile: trustBundlePEM,
+		files.CertificateFile: cert.CertChainPEM, files.PrivateKeyFile: cert.PrivateKeyPEM, files.CACertificateFile: cert.TrustBundlePEM,
 	} {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			return PEMFiles{}, err

@@ -103,11 +103,7 @@ func (o *operator) backend(t *testing.T, namespace, name string, i int) string {
 // CA and writes it, its key and the trust bundle to files, as a workload would get them.
 func (o *operator) identity(t *testing.T, namespace, serviceAccount string) grpcxds.PEMFiles {
 	t.Helper()
-	cert, err := o.ca.Issue(ca.SPIFFEID(o.ca.TrustDomain(), namespace, serviceAccount))
-	if err != nil {
-		t.Fatal(err)
-	}
-	files, err := grpcxds.WritePEMFiles(t.TempDir(), cert.CertChainPEM, cert.PrivateKeyPEM, cert.TrustBundlePEM)
+	files, err := grpcxds.IssuePEMFiles(t.TempDir(), o.ca, ca.SPIFFEID(o.ca.TrustDomain(), namespace, serviceAccount))
 	if err != nil {
 		t.Fatal(err)
 	}

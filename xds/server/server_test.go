@@ -406,11 +406,7 @@ func TestPermissiveModeAllowsEverybody(t *testing.T) {
 // writeIdentity writes a certificate of the identity, its key and the trust bundle to files.
 func writeIdentity(t *testing.T, authority *ca.Authority, namespace, serviceAccount string) grpcxds.PEMFiles {
 	t.Helper()
-	cert, err := authority.Issue(ca.SPIFFEID("cluster.local", namespace, serviceAccount))
-	if err != nil {
-		t.Fatal(err)
-	}
-	files, err := grpcxds.WritePEMFiles(t.TempDir(), cert.CertChainPEM, cert.PrivateKeyPEM, cert.TrustBundlePEM)
+	files, err := grpcxds.IssuePEMFiles(t.TempDir(), authority, ca.SPIFFEID("cluster.local", namespace, serviceAccount))
 	if err != nil {
 		t.Fatal(err)
 	}
