@@ -2,6 +2,8 @@ package backends
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"k8s.io/apimachinery/pkg/types"
 
@@ -78,25 +80,31 @@ func (s *Switch) each(ctx context.Context, ref mesh.ObjectRef,
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	key := objectKey{ref.Kind, ref.Namespace, ref.Name}
+	// Every backend running gets its turn even when another fails: a swap away from a failing
+	// backend must not stall on it.
 	var out []mesh.Diagnostic
+	var errs []error
 	ran := false
 	if s.istio != nil {
-		diags, err := onIstio(s.istio)
-		if err != nil {
-			return nil, err
-		}
-		s.programmed(v1alpha1.BackendIstio, key)
-		out, ran = diags, true
-	}
-	if s.xds != nil && s.xds.fed {
-		diags, err := onXDS(s.xds.server)
-		if err != nil {
-			return nil, err
-		}
-		s.programmed(v1alpha1.BackendXDS, key)
-		if !ran || s.want == v1alpha1.BackendXDS {
+		if diags, err := onIstio(s.istio); err != nil {
+			errs = append(errs, fmt.Errorf("istio backend: %w", err))
+		} else {
+			s.programmed(v1alpha1.BackendIstio, key)
 			out, ran = diags, true
 		}
+	}
+	if s.xds != nil && s.xds.fed {
+		if diags, err := onXDS(s.xds.server); err != nil {
+			errs = append(errs, fmt.Errorf("xds backend: %w", err))
+		} else {
+			s.programmed(v1alpha1.BackendXDS, key)
+			if !ran || s.want == v1alpha1.BackendXDS {
+				out, ran = diags, true
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	if !ran {
 		return []mesh.Diagnostic{{
