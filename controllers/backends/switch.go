@@ -130,6 +130,13 @@ type xdsConfig struct {
 	xds      v1alpha1.XDSSettings
 }
 
+func newXDSConfig(spec v1alpha1.SMIOperatorSpec) xdsConfig {
+	cfg := xdsConfig{settings: spec.Settings(), xds: spec.XDSSettings()}
+	// The grace period is the Switch's, not the server's: editing it must not restart the server.
+	cfg.xds.SwapGracePeriod = 0
+	return cfg
+}
+
 // objectKey names an object a backend being brought up has to program.
 type objectKey struct {
 	kind            string
@@ -214,16 +221,21 @@ func (s *Switch) Step(ctx context.Context, spec *v1alpha1.SMIOperatorSpec) (smio
 		return smioperator.State{}, s.stopAll(ctx, "no SMIOperator named "+v1alpha1.SingletonName+" selects a backend: create one to program the SMI objects")
 	}
 	d := spec.WithDefaults()
-	s.mu.Lock()
-	s.settings, s.want = d.Settings(), d.Backend
-	s.mu.Unlock()
+	s.mu.RLock()
+	same := s.settings == d.Settings() && s.want == d.Backend
+	s.mu.RUnlock()
+	if !same {
+		s.mu.Lock()
+		s.settings, s.want = d.Settings(), d.Backend
+		s.mu.Unlock()
+	}
 
 	var unavailable error
 	switch d.Backend {
 	case v1alpha1.BackendIstio:
 		unavailable = s.ensureIstio(ctx, d.Settings())
 	case v1alpha1.BackendXDS:
-		unavailable = s.ensureXDS(ctx, xdsConfig{settings: d.Settings(), xds: d.XDSSettings()})
+		unavailable = s.ensureXDS(ctx, newXDSConfig(d))
 	}
 	if unavailable != nil {
 		s.setIdle(unavailable.Error())
@@ -364,6 +376,11 @@ func (s *Switch) watchIstio(ctx context.Context) error {
 // for the writes in flight (the write lock), and lists from the API server, not the cache, so
 // that none of them is missed.
 func (s *Switch) retireIstio(ctx context.Context) error {
+	// Step runs on every SMI status change: once retired and clean, take no lock (the write lock
+	// would wait for every backend write in flight).
+	if !s.istioActive.Load() && s.istioClean {
+		return nil
+	}
 	s.mu.Lock()
 	wasRunning := s.istio != nil
 	s.istio = nil
@@ -401,10 +418,16 @@ func (s *Switch) ensureXDS(ctx context.Context, cfg xdsConfig) error {
 		}
 		s.endpointsWatched = true
 	}
+	// Everything that can fail on a bad setting (the TLS Secret, the CA) before the running server
+	// is stopped, so that it keeps serving then.
+	srv, address, err := s.newXDSServer(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("the xds backend cannot run: %w", err)
+	}
 	// One server at a time: it holds the port. A draining one is replaced too, since it missed
 	// the updates of its drain.
 	s.stopXDS()
-	srv, lis, err := s.newXDSServer(ctx, cfg)
+	lis, err := net.Listen("tcp", address)
 	if err != nil {
 		return fmt.Errorf("the xds backend cannot run: %w", err)
 	}
@@ -433,9 +456,9 @@ func (s *Switch) ensureXDS(ctx context.Context, cfg xdsConfig) error {
 	return nil
 }
 
-// newXDSServer builds an xDS server for cfg and its listener, so that a port in use or a missing
-// TLS Secret shows in the SMIOperator's status rather than in a log.
-func (s *Switch) newXDSServer(ctx context.Context, cfg xdsConfig) (*server.Server, net.Listener, error) {
+// newXDSServer builds an xDS server for cfg and says where it is to listen, so that a missing TLS
+// Secret shows in the SMIOperator's status rather than in a log.
+func (s *Switch) newXDSServer(ctx context.Context, cfg xdsConfig) (*server.Server, string, error) {
 	sc := ServerConfig{
 		Address:        net.JoinHostPort(s.opts.XDSHost, strconv.Itoa(int(cfg.xds.Port))),
 		TokenAudiences: cfg.xds.TokenAudiences,
@@ -447,26 +470,24 @@ func (s *Switch) newXDSServer(ctx context.Context, cfg xdsConfig) (*server.Serve
 	if cfg.xds.TLSSecretName != "" {
 		tlsConfig, err := tlsFromSecret(ctx, s.opts.Manager.GetAPIReader(), types.NamespacedName{Namespace: s.opts.Namespace, Name: cfg.xds.TLSSecretName})
 		if err != nil {
-			return nil, nil, err
+			return nil, "", err
 		}
 		sc.TLS = tlsConfig
 	}
 	srv, err := NewXDSServer(ctx, s.clientset, cfg.settings, sc)
-	if err != nil {
-		return nil, nil, err
-	}
-	lis, err := net.Listen("tcp", sc.Address)
-	if err != nil {
-		return nil, nil, err
-	}
-	return srv, lis, nil
+	return srv, sc.Address, err
 }
 
 // retireXDS stops feeding the xDS server, which keeps serving its last configuration until the
 // grace period ends; then it stops.
 func (s *Switch) retireXDS(grace time.Duration) {
-	s.mu.Lock()
+	s.mu.RLock()
 	b := s.xds
+	s.mu.RUnlock()
+	if b == nil || (!b.fed && time.Now().Before(b.drainUntil)) {
+		return // nothing to retire, or draining until later: no write lock (see retireIstio)
+	}
+	s.mu.Lock()
 	if b != nil && b.fed {
 		b.fed, b.drainUntil = false, time.Now().Add(grace)
 		s.xdsFed.Store(false)

@@ -93,10 +93,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, err
 	}
 	splits, targets := &hub.TrafficSplitList{}, &hub.TrafficTargetList{}
-	if err := r.Client.List(ctx, splits); err != nil {
+	// Only read, so the cache need not copy them: this runs on every SMI status change.
+	if err := r.Client.List(ctx, splits, client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.Client.List(ctx, targets); err != nil {
+	if err := r.Client.List(ctx, targets, client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, err
 	}
 	next := op.DeepCopy()
