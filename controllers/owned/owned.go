@@ -232,14 +232,12 @@ func (w Writer) DeleteAllGenerated(ctx context.Context, reader client.Reader, ki
 			return deleted, err
 		}
 		for _, item := range items {
-			if metav1.GetControllerOf(item) == nil || item.GetLabels()[smi.LabelSourceKind] == "" {
-				continue // labelled by hand, not generated: not ours to delete
+			if !generated(item) {
+				continue // labelled by hand, or controlled by something else: not ours to delete
 			}
-			uid := item.GetUID()
-			if err := w.Client.Delete(ctx, item, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) {
-				return deleted, fmt.Errorf("deleting %s %s/%s: %w", gvk.Kind, item.GetNamespace(), item.GetName(), err)
+			if err := w.delete(ctx, gvk, item); err != nil {
+				return deleted, err
 			}
-			w.forget(gvk, item)
 			deleted++
 		}
 	}
@@ -270,15 +268,24 @@ func (w Writer) prune(ctx context.Context, namespace, source string, list client
 		if !owned(item) || slices.Contains(keep[gvk], item.GetName()) {
 			continue
 		}
-		uid := item.GetUID()
-		err := w.Client.Delete(ctx, item.DeepCopyObject().(client.Object), client.Preconditions{UID: &uid})
-		if err != nil && !apierrors.IsNotFound(err) {
-			return deleted, fmt.Errorf("pruning %s %s/%s: %w", gvk.Kind, item.GetNamespace(), item.GetName(), err)
+		// A copy: the item is the cache's own (the list did not copy it).
+		if err := w.delete(ctx, gvk, item.DeepCopyObject().(client.Object)); err != nil {
+			return deleted, err
 		}
-		w.forget(gvk, item)
 		deleted++
 	}
 	return deleted, nil
+}
+
+// delete deletes obj, of kind gvk, if it is still the object listed (same UID), and forgets the
+// writes to it.
+func (w Writer) delete(ctx context.Context, gvk schema.GroupVersionKind, obj client.Object) error {
+	uid := obj.GetUID()
+	if err := w.Client.Delete(ctx, obj, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting %s %s/%s: %w", gvk.Kind, obj.GetNamespace(), obj.GetName(), err)
+	}
+	w.forget(gvk, obj)
+	return nil
 }
 
 // itemKind is the kind of the items of list.
@@ -288,6 +295,20 @@ func (w Writer) itemKind(list client.ObjectList) (schema.GroupVersionKind, error
 		return schema.GroupVersionKind{}, err
 	}
 	return listGVK.GroupVersion().WithKind(strings.TrimSuffix(listGVK.Kind, "List")), nil
+}
+
+// generated says whether obj is one the operator generated: labelled with its source and
+// controlled by an SMI object or, for a namespace's baseline, a Namespace.
+func generated(obj client.Object) bool {
+	ref := metav1.GetControllerOf(obj)
+	if ref == nil || obj.GetLabels()[smi.LabelSourceKind] == "" {
+		return false
+	}
+	switch ref.Kind {
+	case smi.TrafficSplitKind, smi.TrafficTargetKind, smi.NamespaceSourceKind:
+		return true
+	}
+	return false
 }
 
 func recentKey(gvk schema.GroupVersionKind, obj client.Object) recent.Key {

@@ -35,6 +35,7 @@ func TestDeleteAllGenerated(t *testing.T) {
 		vs("bank", "web", ours, controller),
 		vs("shop", "labelled-by-hand", map[string]string{smi.LabelManagedBy: smi.ManagedByValue}, nil),
 		vs("shop", "labels-copied", ours, nil),
+		vs("shop", "labels-copied-by-a-deployment", ours, []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: "web", UID: "2", Controller: ptr.To(true)}}),
 		vs("shop", "someone-elses", map[string]string{"app": "web"}, controller),
 	).Build()
 	writes := &recent.Writes{}
@@ -56,7 +57,8 @@ func TestDeleteAllGenerated(t *testing.T) {
 		names = append(names, o.Namespace+"/"+o.Name)
 	}
 	slices.Sort(names)
-	if want := []string{"shop/labelled-by-hand", "shop/labels-copied", "shop/someone-elses"}; n != 2 || !slices.Equal(names, want) {
+	want := []string{"shop/labelled-by-hand", "shop/labels-copied", "shop/labels-copied-by-a-deployment", "shop/someone-elses"}
+	if n != 2 || !slices.Equal(names, want) {
 		t.Errorf("deleted %d, left %v; want 2 deleted and %v left", n, names, want)
 	}
 	if writes.Pending(key, content, "") {
