@@ -555,14 +555,20 @@ func (s *Switch) list(ctx context.Context, services bool) ([]objectKey, error) {
 	if err := c.List(ctx, splits, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
 	}
+	// Objects being deleted are left out: their reconcile programs nothing until they are gone
+	// (then Forget), and waiting for them would hold a swap back.
 	for i := range splits.Items {
-		keys = append(keys, objectKey{smi.TrafficSplitKind, splits.Items[i].Namespace, splits.Items[i].Name})
+		if splits.Items[i].DeletionTimestamp.IsZero() {
+			keys = append(keys, objectKey{smi.TrafficSplitKind, splits.Items[i].Namespace, splits.Items[i].Name})
+		}
 	}
 	if err := c.List(ctx, targets, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
 	}
 	for i := range targets.Items {
-		keys = append(keys, objectKey{smi.TrafficTargetKind, targets.Items[i].Namespace, targets.Items[i].Name})
+		if targets.Items[i].DeletionTimestamp.IsZero() {
+			keys = append(keys, objectKey{smi.TrafficTargetKind, targets.Items[i].Namespace, targets.Items[i].Name})
+		}
 	}
 	if services {
 		svcs := &corev1.ServiceList{}
