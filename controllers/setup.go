@@ -4,14 +4,12 @@ package controllers
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -70,17 +68,10 @@ type Options struct {
 // SetupIstio registers the reconcilers that program Istio from SMI objects. It fails when the
 // cluster serves no Istio API, rather than starting controllers that cannot watch.
 func SetupIstio(ctx context.Context, mgr ctrl.Manager, opts Options) error {
-	for _, gvk := range []schema.GroupVersionKind{
-		networkingv1.SchemeGroupVersion.WithKind("VirtualService"),
-		securityv1.SchemeGroupVersion.WithKind("AuthorizationPolicy"),
-	} {
-		if _, err := mgr.GetRESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version); err != nil {
-			return fmt.Errorf("the cluster does not serve %s (is Istio installed?): %w", gvk, err)
-		}
+	if err := backends.IstioServed(mgr); err != nil {
+		return err
 	}
-	err := owned.IndexGenerated(ctx, mgr.GetFieldIndexer(), &networkingv1.VirtualService{}, &networkingv1.DestinationRule{},
-		&securityv1.AuthorizationPolicy{}, &securityv1.PeerAuthentication{})
-	if err != nil {
+	if err := owned.IndexGenerated(ctx, mgr.GetFieldIndexer(), backends.IstioKinds...); err != nil {
 		return err
 	}
 	writes := &recent.Writes{}
@@ -227,15 +218,6 @@ func SetupFromResource(ctx context.Context, mgr ctrl.Manager, opts ResourceOptio
 	return sw, (&smioperator.Reconciler{
 		Client: mgr.GetClient(), Backends: sw, Changes: sw.Changes(), Recorder: mgr.GetEventRecorder("smi-operator"),
 	}).SetupWithManager(mgr)
-}
-
-// NewXDSServer returns an xDS server registering its metrics with the manager's registry unless
-// opts name another.
-func NewXDSServer(opts server.Options) *server.Server {
-	if opts.Registerer == nil {
-		opts.Registerer = metrics.Registry
-	}
-	return server.New(opts)
 }
 
 // SetupOperatorStatus registers the reconciler that reports, on the SMIOperator singleton, the

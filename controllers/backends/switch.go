@@ -317,27 +317,24 @@ func (s *Switch) ensureIstio(ctx context.Context, settings mesh.Settings) error 
 	return nil
 }
 
-// istioKinds are the Istio kinds the operator generates.
-var istioKinds = []client.Object{
+// IstioKinds are the Istio kinds the operator generates.
+var IstioKinds = []client.Object{
 	&networkingv1.VirtualService{}, &networkingv1.DestinationRule{},
 	&securityv1.AuthorizationPolicy{}, &securityv1.PeerAuthentication{},
 }
 
 func istioLists() []client.ObjectList {
-	return []client.ObjectList{
-		&networkingv1.VirtualServiceList{}, &networkingv1.DestinationRuleList{},
-		&securityv1.AuthorizationPolicyList{}, &securityv1.PeerAuthenticationList{},
-	}
+	return append(trafficsplit.GeneratedKinds(), traffictarget.GeneratedKinds()...)
 }
 
-// istioServed says whether the cluster serves every Istio kind the backend writes.
-func (s *Switch) istioServed() error {
-	for _, obj := range istioKinds {
-		gvk, err := s.opts.Manager.GetClient().GroupVersionKindFor(obj)
+// IstioServed says whether the cluster serves every Istio kind the Istio backend writes.
+func IstioServed(mgr manager.Manager) error {
+	for _, obj := range IstioKinds {
+		gvk, err := mgr.GetClient().GroupVersionKindFor(obj)
 		if err != nil {
 			return err
 		}
-		if _, err := s.opts.Manager.GetRESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version); err != nil {
+		if _, err := mgr.GetRESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version); err != nil {
 			return fmt.Errorf("the istio backend cannot run: the cluster does not serve %s (install Istio, or choose the xds backend)", gvk)
 		}
 	}
@@ -351,10 +348,10 @@ func (s *Switch) watchIstio(ctx context.Context) error {
 	if s.istioWatched {
 		return nil
 	}
-	if err := s.istioServed(); err != nil {
+	if err := IstioServed(s.opts.Manager); err != nil {
 		return err
 	}
-	if err := owned.IndexGenerated(ctx, s.opts.Manager.GetFieldIndexer(), istioKinds...); err != nil {
+	if err := owned.IndexGenerated(ctx, s.opts.Manager.GetFieldIndexer(), IstioKinds...); err != nil {
 		return fmt.Errorf("indexing Istio objects: %w", err)
 	}
 	active := predicate.NewPredicateFuncs(func(client.Object) bool { return s.istioActive.Load() })
@@ -390,7 +387,7 @@ func (s *Switch) retireIstio(ctx context.Context) error {
 	if s.istioClean {
 		return nil
 	}
-	if !wasRunning && s.istioServed() != nil {
+	if !wasRunning && IstioServed(s.opts.Manager) != nil {
 		s.istioClean = true // no Istio, so nothing of it to delete
 		return nil
 	}

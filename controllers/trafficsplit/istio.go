@@ -28,15 +28,15 @@ type Istio struct {
 	Settings mesh.Settings
 }
 
-// generatedKinds are the kinds a TrafficSplit generates on Istio, for pruning.
-func generatedKinds() []client.ObjectList {
+// GeneratedKinds are the kinds a TrafficSplit generates on Istio, for pruning.
+func GeneratedKinds() []client.ObjectList {
 	return []client.ObjectList{&networkingv1.VirtualServiceList{}, &networkingv1.DestinationRuleList{}}
 }
 
 // Program writes the Istio objects of the model's split and prunes the split's others.
 func (b Istio) Program(ctx context.Context, split *hub.TrafficSplit, model mesh.Model) ([]mesh.Diagnostic, error) {
 	out, diags := istio.Translate(model, b.Settings)
-	res, err := b.Writer.Sync(ctx, split, out.Objects(), generatedKinds())
+	res, err := b.Writer.Sync(ctx, split, out.Objects(), GeneratedKinds())
 	if err != nil {
 		return nil, err
 	}
@@ -46,7 +46,7 @@ func (b Istio) Program(ctx context.Context, split *hub.TrafficSplit, model mesh.
 
 // Forget deletes what a deleted split generated (the garbage collector would too, in time).
 func (b Istio) Forget(ctx context.Context, ref mesh.ObjectRef) error {
-	return b.Writer.PruneAfterDelete(ctx, ref.Kind, ref.Namespace, ref.Name, generatedKinds())
+	return b.Writer.PruneAfterDelete(ctx, ref.Kind, ref.Namespace, ref.Name, GeneratedKinds())
 }
 
 // IstioWatches are the watches a split controller needs while the Istio backend programs: a

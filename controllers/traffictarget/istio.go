@@ -32,14 +32,15 @@ type Istio struct {
 	Settings mesh.Settings
 }
 
-func generatedKinds() []client.ObjectList {
+// GeneratedKinds are the kinds a TrafficTarget generates on Istio, for pruning.
+func GeneratedKinds() []client.ObjectList {
 	return []client.ObjectList{&securityv1.AuthorizationPolicyList{}, &securityv1.PeerAuthenticationList{}}
 }
 
 // Program writes the Istio objects of the target's rule and the namespace baseline.
 func (b Istio) Program(ctx context.Context, target *hub.TrafficTarget, model mesh.Model) ([]mesh.Diagnostic, error) {
 	out, diags := istio.Translate(model, b.Settings)
-	res, err := b.Writer.Sync(ctx, target, generatedFrom(out.Objects(), smi.TrafficTargetKind), generatedKinds())
+	res, err := b.Writer.Sync(ctx, target, generatedFrom(out.Objects(), smi.TrafficTargetKind), GeneratedKinds())
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +51,7 @@ func (b Istio) Program(ctx context.Context, target *hub.TrafficTarget, model mes
 
 // Forget deletes what a deleted target generated and drops the baseline if it was the last.
 func (b Istio) Forget(ctx context.Context, ref mesh.ObjectRef) error {
-	if err := b.Writer.PruneAfterDelete(ctx, ref.Kind, ref.Namespace, ref.Name, generatedKinds()); err != nil {
+	if err := b.Writer.PruneAfterDelete(ctx, ref.Kind, ref.Namespace, ref.Name, GeneratedKinds()); err != nil {
 		return err
 	}
 	return b.syncBaseline(ctx, ref.Namespace)

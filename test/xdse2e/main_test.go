@@ -154,7 +154,7 @@ func newOperator() (*operator, error) {
 		if op.webhooks { // the enforcing operator serves secrets, as controllers.SetupXDSBackend wires it
 			serverOpts.Authenticator, serverOpts.CA = authenticator, authority
 		}
-		xdsServer := controllers.NewXDSServer(serverOpts)
+		xdsServer := server.New(serverOpts)
 		if err := controllers.SetupXDS(ctx, mgr, controllers.Options{Settings: op.settings, MaxConcurrentReconciles: 4}, xdsServer); err != nil {
 			cancel()
 			return nil, err
