@@ -78,8 +78,10 @@ type watch struct {
 	request  *cache.Request
 	sub      cache.Subscription
 	response chan cache.Response
-	// names are the names it asks for (nil when wildcard).
-	names []string
+	// wildcard is true when it asks for every name of its scope; names are the names it asks for
+	// otherwise (none when a client unsubscribed from its last name).
+	wildcard bool
+	names    []string
 }
 
 // New returns a cache for typeURL.
@@ -100,8 +102,8 @@ func (c *Cache) CreateWatch(req *cache.Request, sub cache.Subscription, out chan
 	if err != nil {
 		return nil, err
 	}
-	w := &watch{scope: scope, request: req, sub: sub, response: out}
-	if !sub.IsWildcard() {
+	w := &watch{scope: scope, request: req, sub: sub, response: out, wildcard: sub.IsWildcard()}
+	if !w.wildcard {
 		w.names = slices.Sorted(maps.Keys(sub.SubscribedResources()))
 	}
 	c.mu.Lock()
@@ -121,7 +123,7 @@ func (c *Cache) CreateWatch(req *cache.Request, sub cache.Subscription, out chan
 
 func (c *Cache) track(w *watch) {
 	add(c.watches, w.scope, w)
-	if w.names == nil {
+	if w.wildcard {
 		c.wildcard[w] = struct{}{}
 	}
 	for _, name := range w.names {
@@ -220,7 +222,7 @@ func (c *Cache) Watches() int {
 // what changed is built and sent, and the client keeps the rest.
 func (c *Cache) respond(w *watch, force bool) bool {
 	names := w.names
-	if names == nil {
+	if w.wildcard {
 		names = slices.Sorted(slices.Values(c.source.Wildcard(w.scope)))
 	}
 	fullState := cache.ResourceRequiresFullStateInSotw(c.typeURL)

@@ -293,3 +293,20 @@ func TestNotifyNamesSendsOnlyWhatChanged(t *testing.T) {
 	equal(t, got, "b=v2")
 	y.none()
 }
+
+// TestUnsubscribingFromEveryNameIsNotWildcard: a client that drops its last name asks for
+// nothing, not for every resource of its scope.
+func TestUnsubscribingFromEveryNameIsNotWildcard(t *testing.T) {
+	src := &fakeSource{revision: map[string]int{}, names: map[string][]string{}}
+	src.set("a", 1, "inbound", "outbound")
+	c, open := start(t, src)
+	a := open("a")
+	a.send("", "", false, "inbound")
+	r, got := a.next()
+	equal(t, got, "inbound=a@1")
+	a.send(r.VersionInfo, r.Nonce, false) // no names left
+	src.set("a", 2, "inbound", "outbound")
+	c.Notify("a")
+	c.NotifyNames("outbound")
+	a.none()
+}
