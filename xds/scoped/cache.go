@@ -251,19 +251,11 @@ func (c *Cache) respond(w *watch, force bool) bool {
 	if !force && len(changed) == 0 && !removed {
 		return false
 	}
+	// Otherwise the client keeps what it was sent before; versions records it too, since a name
+	// not changed has the version it was returned with.
 	send := changed
 	if fullState || force {
 		send = slices.Sorted(maps.Keys(versions))
-	} else {
-		// The client keeps what it was sent before: so does the record of what it has.
-		for name, version := range returned {
-			if _, ok := versions[name]; !ok {
-				continue
-			}
-			if !slices.Contains(changed, name) {
-				versions[name] = version
-			}
-		}
 	}
 	resources := make([]types.Resource, 0, len(send))
 	for _, name := range send {

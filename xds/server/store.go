@@ -90,7 +90,7 @@ type pending struct {
 	// for them is forgotten.
 	deletedListeners, deletedClusters []string
 	scopes                            map[string]bool
-	allScopes, outbound               bool
+	outbound                          bool
 }
 
 // SetService serves one Service with its ready endpoints.
