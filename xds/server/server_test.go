@@ -454,3 +454,55 @@ func TestDeletedServiceIsRemovedFromClients(t *testing.T) {
 		t.Errorf("services gauge = %v, want 1", got)
 	}
 }
+
+// TestUnchangedSplitsAndRulesPushNothingToEnvoy: a reconcile that sets a split or access rules
+// again unchanged neither rebuilds nor re-pushes an Envoy sidecar's listeners; a change does.
+func TestUnchangedSplitsAndRulesPushNothingToEnvoy(t *testing.T) {
+	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessEnforcing}})
+	service := func(name string) mesh.Service {
+		return mesh.Service{Namespace: "shop", Name: name, FQDN: name + ".shop.svc.cluster.local", ClusterIPs: []string{"10.96.0.1"},
+			Ports: []mesh.ServicePort{{Name: "tcp", Port: 5432, Protocol: corev1.ProtocolTCP}}}
+	}
+	source := mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "db"}
+	split := func(backend string) *mesh.Split {
+		return &mesh.Split{Source: source, Apex: service("db"), Backends: []mesh.Backend{{Service: service(backend), Weight: 1}}}
+	}
+	target := mesh.ObjectRef{Kind: "TrafficTarget", Namespace: "shop", Name: "db"}
+	rules := []mesh.AccessRule{{Source: target, Destination: mesh.Identity{Namespace: "shop", ServiceAccount: "sidecar"},
+		Sources: []mesh.Identity{{Namespace: "shop", ServiceAccount: "app"}}}}
+	f.srv.SetSplit(source, split("db-v1"))
+	f.srv.SetAccess(target, rules)
+
+	stream := f.ads(t, "")
+	req := &discoveryv3.DiscoveryRequest{Node: node(server.ProxyEnvoy, "shop", "sidecar"), TypeUrl: resourcev3.ListenerType}
+	if err := stream.Send(req); err != nil {
+		t.Fatal(err)
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack := &discoveryv3.DiscoveryRequest{TypeUrl: req.TypeUrl, VersionInfo: first.VersionInfo, ResponseNonce: first.Nonce}
+	if err := stream.Send(ack); err != nil {
+		t.Fatal(err)
+	}
+	replies := make(chan *discoveryv3.DiscoveryResponse, 1)
+	go func() {
+		if r, err := stream.Recv(); err == nil {
+			replies <- r
+		}
+	}()
+	f.srv.SetSplit(source, split("db-v1"))
+	f.srv.SetAccess(target, rules)
+	select {
+	case r := <-replies:
+		t.Fatalf("setting the same split and rules again pushed %d listeners", len(r.Resources))
+	case <-time.After(300 * time.Millisecond):
+	}
+	f.srv.SetSplit(source, split("db-v2"))
+	select {
+	case <-replies:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a changed split pushed nothing")
+	}
+}

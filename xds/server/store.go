@@ -205,8 +205,12 @@ func (s *Server) SetSplit(source mesh.ObjectRef, split *mesh.Split) []mesh.Diagn
 		s.splitNames[source] = names
 	}
 
-	// The split by apex, for the Envoy outbound chains (TCP ports are split there).
+	// The split by apex, for the Envoy outbound chains (TCP ports are split there). A reconcile
+	// that changes nothing must not rebuild and re-push every sidecar's outbound listener.
 	old, had := s.splitApex[source]
+	if had && split != nil && reflect.DeepEqual(s.splits[old][source], split) {
+		return diags
+	}
 	if had {
 		remove(s.splits, old, source)
 		delete(s.splitApex, source)
@@ -269,7 +273,9 @@ func (s *Server) SetAccess(source mesh.ObjectRef, rules []mesh.AccessRule) {
 	s.mu.Lock()
 	defer s.unlockAndNotify()
 	touched := map[string]bool{}
+	before := map[string][]mesh.AccessRule{}
 	for _, scope := range s.accessScopes[source] {
+		before[scope] = s.access[scope][source]
 		delete(s.access[scope], source)
 		if len(s.access[scope]) == 0 {
 			delete(s.access, scope)
@@ -289,6 +295,10 @@ func (s *Server) SetAccess(source mesh.ObjectRef, rules []mesh.AccessRule) {
 		touched[scope] = true
 	}
 	for scope := range touched {
+		// Unchanged rules leave the scope's listeners as they are: no rebuild, no push.
+		if reflect.DeepEqual(before[scope], s.access[scope][source]) {
+			continue
+		}
 		s.accessVersion[scope] = s.next()
 		s.pending.scopes[scope] = true
 	}
