@@ -105,6 +105,8 @@ func TestBackendSwap(t *testing.T) {
 		}},
 	}
 	o.create(t, op)
+	// The SMIOperator is the cluster's only one: the next test needs it gone even if this one fails.
+	t.Cleanup(func() { _ = o.client.Delete(context.Background(), op) })
 	o.waitOperator(t, "istio programs everything", func(op *v1alpha1.SMIOperator) error {
 		return settled(op, v1alpha1.BackendIstio)
 	})
@@ -180,6 +182,15 @@ func TestBackendSwap(t *testing.T) {
 	}
 	if d := drainUntil.Sub(swapped); d < swapGracePeriod-time.Second || d > swapGracePeriod+30*time.Second {
 		t.Errorf("draining until %s, %s after the swap; want the grace period, %s", drainUntil, d, swapGracePeriod)
+	}
+	// Connected clients would keep their last configuration even with the server gone: a new
+	// request shows the server itself still answers, with its last configuration.
+	time.Sleep(time.Until(drainUntil.Add(-3 * time.Second)))
+	askCtx, cancelAsk := context.WithTimeout(ctx, 2*time.Second)
+	err := servesContaining(askCtx, ns, "teller", resourcev3.RouteType, routeNames, "outbound|80||web-v1."+ns)
+	cancelAsk()
+	if err != nil {
+		t.Fatalf("3 s before the grace period ends, the draining xDS server does not serve the splits: %v", err)
 	}
 	o.waitOperator(t, "the grace period ended", func(op *v1alpha1.SMIOperator) error {
 		if op.Status.Draining != nil {
@@ -614,6 +625,7 @@ func TestSwapBackWhileDraining(t *testing.T) {
 		}
 		return settledBackend(op, v1alpha1.BackendIstio)
 	})
+	drainingEnded := openStream(t)
 	o.setBackend(t, v1alpha1.BackendXDS)
 	o.waitOperator(t, "back to xds", func(op *v1alpha1.SMIOperator) error {
 		if op.Status.Draining != nil {
@@ -622,23 +634,14 @@ func TestSwapBackWhileDraining(t *testing.T) {
 		return settled(op, v1alpha1.BackendXDS)
 	})
 	waitListening(t, netns.HostPort(1, swapXDSPort))
+	select {
+	case <-drainingEnded:
+	case <-time.After(30 * time.Second):
+		t.Fatal("swapping back kept the draining server, which missed the updates of its drain: a stream to it is still open")
+	}
 
 	// A stream open on the server ends when it is replaced.
-	streamCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stream, err := askXDS(streamCtx, "default", "watcher", resourcev3.ListenerType, []string{"nothing-by-this-name"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	streamEnded := make(chan error, 1)
-	go func() {
-		for {
-			if _, err := stream.Recv(); err != nil {
-				streamEnded <- err
-				return
-			}
-		}
-	}()
+	streamEnded := openStream(t)
 	if err := o.client.Patch(ctx, op, client.RawPatch("application/merge-patch+json", []byte(`{"spec":{"accessMode":"Permissive"}}`))); err != nil {
 		t.Fatal(err)
 	}
@@ -654,6 +657,27 @@ func TestSwapBackWhileDraining(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitClosed(t, netns.HostPort(1, swapXDSPort))
+}
+
+// openStream opens an ADS stream to the swap operator's xDS server and delivers how it ends.
+func openStream(t *testing.T) <-chan error {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	stream, err := askXDS(ctx, "default", "watcher", resourcev3.ListenerType, []string{"nothing-by-this-name"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := stream.Recv(); err != nil {
+				ended <- err
+				return
+			}
+		}
+	}()
+	return ended
 }
 
 // waitListening waits until something accepts connections on addr.
