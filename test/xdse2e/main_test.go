@@ -7,7 +7,6 @@ package xdse2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"sync"
 	"testing"
@@ -178,17 +177,9 @@ func newOperator() (*operator, error) {
 	}
 	// Tests dial the xDS servers at once: wait until both listen.
 	for _, port := range []uint16{xdsPort, permissiveXDSPort} {
-		for {
-			conn, err := net.DialTimeout("tcp", netns.HostPort(1, port), time.Second)
-			if err == nil {
-				_ = conn.Close()
-				break
-			}
-			if time.Now().After(deadline) {
-				o.stop()
-				return nil, fmt.Errorf("the xDS server on port %d did not start: %w", port, err)
-			}
-			time.Sleep(50 * time.Millisecond)
+		if err := listening(netns.HostPort(1, port), time.Until(deadline)); err != nil {
+			o.stop()
+			return nil, fmt.Errorf("the xDS server did not start: %w", err)
 		}
 	}
 	o.client, err = client.New(env.Config, client.Options{Scheme: controllers.NewScheme()})

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
@@ -177,28 +178,27 @@ func (o *operator) setWeights(t *testing.T, split *hub.TrafficSplit, v1, v2 int)
 // waitProgrammed waits for the split's Programmed condition to be True for its generation.
 func (o *operator) waitProgrammed(t *testing.T, split *hub.TrafficSplit) {
 	t.Helper()
-	o.waitCondition(t, split, &hub.TrafficSplit{}, func(got client.Object) smi.Status { return got.(*hub.TrafficSplit).Status }, smi.ConditionProgrammed)
+	o.waitCondition(t, split, smi.ConditionProgrammed, metav1.ConditionTrue, "")
 }
 
-// waitCondition waits until the object's condition is True for its generation; status reads
-// the status of into (a new object of obj's type) once fetched.
-func (o *operator) waitCondition(t *testing.T, obj, into client.Object, status func(client.Object) smi.Status, condition string) {
+// waitCondition waits until the SMI object's condition has status (and reason, unless empty) for
+// its current generation.
+func (o *operator) waitCondition(t *testing.T, obj hub.Object, condition string, status metav1.ConditionStatus, reason string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if err := o.client.Get(context.Background(), client.ObjectKeyFromObject(obj), into); err != nil {
+		got := obj.DeepCopyObject().(hub.Object)
+		if err := o.client.Get(context.Background(), client.ObjectKeyFromObject(obj), got); err != nil {
 			t.Fatal(err)
 		}
-		conditions := status(into).Conditions
-		for _, c := range conditions {
-			if c.Type == condition && c.Status == metav1.ConditionTrue && c.ObservedGeneration == into.GetGeneration() {
-				return
-			}
+		c := meta.FindStatusCondition(got.GetStatus().Conditions, condition)
+		if c != nil && c.Status == status && (reason == "" || c.Reason == reason) && c.ObservedGeneration == got.GetGeneration() {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%T %s not %s: %+v", obj, obj.GetName(), condition, conditions)
+			t.Fatalf("%T %s: %s = %+v, want %s %s", obj, obj.GetName(), condition, c, status, reason)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

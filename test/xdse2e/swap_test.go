@@ -220,7 +220,7 @@ func TestBackendSwap(t *testing.T) {
 		t.Fatal(err)
 	}
 	o.waitIstioObjects(t, ns, nil)
-	o.waitConditionReason(t, split, smi.ConditionProgrammed, backends.ReasonNoBackend)
+	o.waitCondition(t, split, smi.ConditionProgrammed, metav1.ConditionFalse, backends.ReasonNoBackend)
 	for _, obj := range []client.Object{&hub.TrafficSplit{}, &hub.TrafficTarget{}} {
 		key := client.ObjectKeyFromObject(split)
 		if _, ok := obj.(*hub.TrafficTarget); ok {
@@ -354,26 +354,6 @@ func (o *operator) waitIstioObjects(t *testing.T, ns string, want []string) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("generated Istio objects in %s: %v, want %v", ns, got, want)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// waitConditionReason waits until the split's condition has reason for its generation.
-func (o *operator) waitConditionReason(t *testing.T, split *hub.TrafficSplit, condition, reason string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		got := &hub.TrafficSplit{}
-		if err := o.client.Get(context.Background(), client.ObjectKeyFromObject(split), got); err != nil {
-			t.Fatal(err)
-		}
-		c := meta.FindStatusCondition(got.Status.Conditions, condition)
-		if c != nil && c.Reason == reason && c.ObservedGeneration == got.Generation {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("split %s: %s = %+v, want reason %s", split.Name, condition, c, reason)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -683,15 +663,21 @@ func openStream(t *testing.T) <-chan error {
 // waitListening waits until something accepts connections on addr.
 func waitListening(t *testing.T, addr string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	if err := listening(addr, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// listening waits, at most within, until something accepts connections on addr.
+func listening(addr string, within time.Duration) error {
+	deadline := time.Now().Add(within)
 	for {
 		conn, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
-			_ = conn.Close()
-			return
+			return conn.Close()
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("nothing listens on %s: %v", addr, err)
+			return fmt.Errorf("nothing listens on %s: %w", addr, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
