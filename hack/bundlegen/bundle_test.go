@@ -61,21 +61,7 @@ func copyTree(t *testing.T) (bundle, catalog string) {
 	t.Helper()
 	tmp := t.TempDir()
 	for src, dst := range map[string]string{bundleDir: filepath.Join(tmp, "bundle"), catalogDir: filepath.Join(tmp, "catalog")} {
-		err := filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			rel, _ := filepath.Rel(src, path)
-			if d.IsDir() {
-				return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-			}
-			data, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(filepath.Join(dst, rel), data, 0o644)
-		})
-		if err != nil {
+		if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -91,7 +92,7 @@ func checkLabels(dir string) []string {
 	if err != nil {
 		return []string{err.Error()}
 	}
-	for _, k := range sortedKeys(file.Annotations) {
+	for _, k := range slices.Sorted(maps.Keys(file.Annotations)) {
 		v, ok := labels[k]
 		switch {
 		case !ok:
@@ -100,7 +101,7 @@ func checkLabels(dir string) []string {
 			errs = append(errs, fmt.Sprintf("bundle.Dockerfile LABEL %s=%q, metadata/annotations.yaml says %q", k, v, file.Annotations[k]))
 		}
 	}
-	for _, k := range sortedKeys(labels) {
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
 		if _, ok := file.Annotations[k]; !ok && strings.HasPrefix(k, "operators.operatorframework.io.") {
 			errs = append(errs, fmt.Sprintf("bundle.Dockerfile LABEL %s is not in metadata/annotations.yaml", k))
 		}

@@ -3,9 +3,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -83,20 +84,11 @@ func dockerfile(ann map[string]string, image string) string {
 	sb.WriteString(strings.ReplaceAll(generatedHeader, "from config/", "from config/; the labels repeat metadata/annotations.yaml"))
 	fmt.Fprintf(&sb, "# The OLM bundle image. Build it from this folder:\n#   docker build -f bundle.Dockerfile -t %s .\n", image)
 	sb.WriteString("FROM scratch\n\n")
-	for _, k := range sortedKeys(ann) {
+	for _, k := range slices.Sorted(maps.Keys(ann)) {
 		fmt.Fprintf(&sb, "LABEL %s=%s\n", k, ann[k])
 	}
 	sb.WriteString("\nCOPY manifests /manifests/\nCOPY metadata /metadata/\n")
 	return sb.String()
-}
-
-func sortedKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // writeYAML writes obj as YAML without the nulls and empty status that typed objects marshal to.
