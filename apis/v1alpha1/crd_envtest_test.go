@@ -173,7 +173,8 @@ func TestCRDDefaults(t *testing.T) {
 	}
 }
 
-// TestStatusValidation writes the status subresource: a valid status is stored, counts below zero
+// TestStatusValidation writes the status subresource (server-side dry run): a valid status is
+// accepted, counts below zero
 // and unknown backends are refused.
 func TestStatusValidation(t *testing.T) {
 	c := kubeClient(t)
