@@ -174,8 +174,7 @@ func TestCRDDefaults(t *testing.T) {
 }
 
 // TestStatusValidation writes the status subresource (server-side dry run): a valid status is
-// accepted, counts below zero
-// and unknown backends are refused.
+// accepted, counts below zero and unknown backends are refused.
 func TestStatusValidation(t *testing.T) {
 	c := kubeClient(t)
 	ctx := context.Background()
