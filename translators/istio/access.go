@@ -1,7 +1,6 @@
 package istio
 
 import (
-	"fmt"
 	"maps"
 	"slices"
 	"strconv"
@@ -58,7 +57,7 @@ func (t *translator) authorizationRules(r *mesh.AccessRule) []*securityapi.Rule 
 	if !r.UDP.Empty() {
 		t.diags.Warn(r.Source, smi.ConditionProgrammed, mesh.ReasonUnsupportedProtocol,
 			"UDP on %s: Istio authorization policies do not apply to UDP, so Istio neither allows nor denies it",
-			describePorts(r.UDP))
+			r.UDP.String())
 	}
 	// Checked last so that what cannot be expressed is reported whoever the sources are. Without
 	// sources a rule would have no "from", which Istio reads as "from anyone".
@@ -101,7 +100,7 @@ func (t *translator) httpOperation(referrer mesh.ObjectRef, m mesh.HTTPMatch) (o
 		if !ok {
 			t.diags.Warn(referrer, smi.ConditionProgrammed, mesh.ReasonUnsupportedPathRegex,
 				"%s: pathRegex %q has no equivalent in Istio authorization paths (exact, prefix or suffix only); "+
-					"the match allows nothing rather than more", describeMatch(m), m.Path.Regex)
+					"the match allows nothing rather than more", m.Describe(), m.Path.Regex)
 			return operation{}, false
 		}
 		op.Paths = []string{path}
@@ -111,7 +110,7 @@ func (t *translator) httpOperation(referrer mesh.ObjectRef, m mesh.HTTPMatch) (o
 		if !ok {
 			t.diags.Warn(referrer, smi.ConditionProgrammed, mesh.ReasonUnsupportedHeaderRegex,
 				"%s: header %q regex %q has no equivalent in Istio authorization conditions (exact, prefix, suffix or presence only); "+
-					"the match allows nothing rather than more", describeMatch(m), h.Name, h.Regex)
+					"the match allows nothing rather than more", m.Describe(), h.Name, h.Regex)
 			return operation{}, false
 		}
 		op.when = append(op.when, &securityapi.Condition{Key: "request.headers[" + h.Name + "]", Values: []string{value}})
@@ -160,13 +159,6 @@ func headerValue(h mesh.HeaderMatch) (string, bool) {
 	return "", false
 }
 
-func describeMatch(m mesh.HTTPMatch) string {
-	if m.Name == "" {
-		return fmt.Sprintf("HTTPRouteGroup %q unnamed match", m.Group)
-	}
-	return fmt.Sprintf("HTTPRouteGroup %q match %q", m.Group, m.Name)
-}
-
 // portStrings lists ports as Istio operations take them; nil means every port.
 func portStrings(p mesh.PortSet) []string {
 	if p.All {
@@ -177,16 +169,6 @@ func portStrings(p mesh.PortSet) []string {
 		out[i] = strconv.Itoa(int(port))
 	}
 	return out
-}
-
-func describePorts(p mesh.PortSet) string {
-	if p.All {
-		return "every port"
-	}
-	if len(p.Ports) == 1 {
-		return "port " + portStrings(p)[0]
-	}
-	return "ports " + strings.Join(portStrings(p), ", ")
 }
 
 // defaultDeny writes, per namespace holding an access rule destination, the allow-nothing policy

@@ -2,6 +2,8 @@ package mesh
 
 import (
 	"cmp"
+	"fmt"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -225,6 +227,29 @@ type PortSet struct {
 }
 
 // Empty reports whether the set holds no port.
+// String describes the ports for diagnostics: "every port", "port 80", "ports 80, 443".
+func (p PortSet) String() string {
+	if p.All {
+		return "every port"
+	}
+	s := make([]string, len(p.Ports))
+	for i, port := range p.Ports {
+		s[i] = strconv.Itoa(int(port))
+	}
+	if len(s) == 1 {
+		return "port " + s[0]
+	}
+	return "ports " + strings.Join(s, ", ")
+}
+
+// Describe names the match for diagnostics, with its HTTPRouteGroup.
+func (m HTTPMatch) Describe() string {
+	if m.Name == "" {
+		return fmt.Sprintf("HTTPRouteGroup %q unnamed match", m.Group)
+	}
+	return fmt.Sprintf("HTTPRouteGroup %q match %q", m.Group, m.Name)
+}
+
 func (p PortSet) Empty() bool {
 	return !p.All && len(p.Ports) == 0
 }

@@ -226,7 +226,7 @@ func AccessDiagnostics(rules []mesh.AccessRule) []mesh.Diagnostic {
 		if !r.UDP.Empty() {
 			diags.Warn(r.Source, smi.ConditionProgrammed, mesh.ReasonUnsupportedProtocol,
 				"UDP on %s: the xDS backend's sidecars and gRPC servers only see TCP, so UDP is neither allowed nor denied",
-				describePorts(r.UDP))
+				r.UDP.String())
 		}
 		if r.HTTPPorts.Empty() {
 			continue
@@ -235,30 +235,10 @@ func AccessDiagnostics(rules []mesh.AccessRule) []mesh.Diagnostic {
 			if hasGRPCHeader(m) {
 				diags.Warn(r.Source, smi.ConditionProgrammed, ReasonUnsupportedHeader,
 					"%s: proxyless gRPC servers cannot match \"grpc-\" headers (gRPC reserves them); "+
-						"the match allows nothing on them, Envoy sidecars enforce it", describeMatch(m))
+						"the match allows nothing on them, Envoy sidecars enforce it", m.Describe())
 			}
 		}
 	}
 	return diags.Sorted()
 }
 
-func describeMatch(m mesh.HTTPMatch) string {
-	if m.Name == "" {
-		return fmt.Sprintf("HTTPRouteGroup %q unnamed match", m.Group)
-	}
-	return fmt.Sprintf("HTTPRouteGroup %q match %q", m.Group, m.Name)
-}
-
-func describePorts(p mesh.PortSet) string {
-	if p.All {
-		return "every port"
-	}
-	s := make([]string, len(p.Ports))
-	for i, port := range p.Ports {
-		s[i] = fmt.Sprint(port)
-	}
-	if len(s) == 1 {
-		return "port " + s[0]
-	}
-	return "ports " + strings.Join(s, ", ")
-}
