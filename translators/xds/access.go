@@ -19,13 +19,6 @@ import (
 // allows nothing, Envoy sidecars enforce it as written.
 const ReasonUnsupportedHeader = "UnsupportedHeader"
 
-// Filter names, as Envoy and grpc-go know them.
-const (
-	httpRBACFilter    = "envoy.filters.http.rbac"
-	networkRBACFilter = "envoy.filters.network.rbac"
-	routerFilter      = "envoy.filters.http.router"
-)
-
 // accessView says which part of an identity's access rules one RBAC filter enforces.
 type accessView struct {
 	// http is set for an HTTP filter: HTTP matches count, besides TCP grants (an HTTP request
@@ -241,4 +234,3 @@ func AccessDiagnostics(rules []mesh.AccessRule) []mesh.Diagnostic {
 	}
 	return diags.Sorted()
 }
-

@@ -16,6 +16,7 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	httpoptionsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -40,14 +41,8 @@ const (
 	InboundPassthroughClusterName = "inbound-passthrough"
 )
 
-// Listener filter and extension names, as Envoy knows them.
-const (
-	originalDstFilter   = "envoy.filters.listener.original_dst"
-	tlsInspectorFilter  = "envoy.filters.listener.tls_inspector"
-	httpInspectorFilter = "envoy.filters.listener.http_inspector"
-	tcpProxyFilter      = "envoy.filters.network.tcp_proxy"
-	httpProtocolOptions = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
-)
+// httpProtocolOptions is the extension name of Envoy's upstream HTTP protocol options.
+const httpProtocolOptions = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
 // portProtocol is how Envoy sidecars carry a Service port.
 type portProtocol int
@@ -149,7 +144,7 @@ func tcpDestination(svc mesh.Service, port int32, split *mesh.Split) *tcpproxyv3
 
 func tcpProxy(statPrefix string, p *tcpproxyv3.TcpProxy) *listenerv3.Filter {
 	p.StatPrefix = statPrefix
-	return networkFilter(tcpProxyFilter, p)
+	return networkFilter(wellknown.TCPProxy, p)
 }
 
 // OutboundListener is the Envoy sidecars' outbound listener on 0.0.0.0:15001, shared by all of
@@ -179,7 +174,7 @@ func OutboundListener(chains []*listenerv3.FilterChain) *listenerv3.Listener {
 	return &listenerv3.Listener{
 		Name:            OutboundListenerName,
 		Address:         socketAddress("0.0.0.0", OutboundListenerPort),
-		ListenerFilters: []*listenerv3.ListenerFilter{listenerFilter(originalDstFilter, &originaldstv3.OriginalDst{})},
+		ListenerFilters: []*listenerv3.ListenerFilter{listenerFilter(wellknown.OriginalDestination, &originaldstv3.OriginalDst{})},
 		FilterChains:    chains,
 		DefaultFilterChain: &listenerv3.FilterChain{
 			Name:    PassthroughClusterName,
@@ -208,10 +203,10 @@ func InboundListener(rules []mesh.AccessRule, settings mesh.Settings) (*listener
 	if err := checkOneDestination(rules); err != nil {
 		return nil, err
 	}
-	listenerFilters := []*listenerv3.ListenerFilter{listenerFilter(originalDstFilter, &originaldstv3.OriginalDst{})}
+	listenerFilters := []*listenerv3.ListenerFilter{listenerFilter(wellknown.OriginalDestination, &originaldstv3.OriginalDst{})}
 	var chains []*listenerv3.FilterChain
 	if mtls(settings) {
-		listenerFilters = append(listenerFilters, listenerFilter(tlsInspectorFilter, &tlsinspectorv3.TlsInspector{}))
+		listenerFilters = append(listenerFilters, listenerFilter(wellknown.TLSInspector, &tlsinspectorv3.TlsInspector{}))
 		chains = append(chains,
 			&listenerv3.FilterChain{
 				Name:             "inbound-mtls-http",
@@ -227,7 +222,7 @@ func InboundListener(rules []mesh.AccessRule, settings mesh.Settings) (*listener
 			})
 	}
 	if !settings.Enforcing() {
-		listenerFilters = append(listenerFilters, listenerFilter(httpInspectorFilter, &httpinspectorv3.HttpInspector{}))
+		listenerFilters = append(listenerFilters, listenerFilter(wellknown.HTTPInspector, &httpinspectorv3.HttpInspector{}))
 		chains = append(chains,
 			&listenerv3.FilterChain{
 				Name:             "inbound-http",
@@ -261,7 +256,7 @@ func inboundHTTP(rules []mesh.AccessRule, settings mesh.Settings) *listenerv3.Fi
 			}},
 		}},
 		HttpFilters: []*hcmv3.HttpFilter{
-			httpFilter(httpRBACFilter, httpRBAC(rules, accessView{}, settings)),
+			httpFilter(wellknown.HTTPRoleBasedAccessControl, httpRBAC(rules, accessView{}, settings)),
 			routerHTTPFilter(),
 		},
 	})
@@ -271,7 +266,7 @@ func inboundHTTP(rules []mesh.AccessRule, settings mesh.Settings) *listenerv3.Fi
 // application.
 func inboundTCP(rules []mesh.AccessRule, settings mesh.Settings) []*listenerv3.Filter {
 	return []*listenerv3.Filter{
-		networkFilter(networkRBACFilter, networkRBAC(rules, "inbound_tcp", settings)),
+		networkFilter(wellknown.RoleBasedAccessControl, networkRBAC(rules, "inbound_tcp", settings)),
 		tcpProxy("inbound_tcp", &tcpproxyv3.TcpProxy{ClusterSpecifier: &tcpproxyv3.TcpProxy_Cluster{Cluster: InboundPassthroughClusterName}}),
 	}
 }

@@ -7,6 +7,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 
@@ -168,7 +169,7 @@ func TestInboundListener(t *testing.T) {
 			if d := cmp.Diff(tc.want, names); d != "" {
 				t.Errorf("chains (-want +got):\n%s", d)
 			}
-			if l.GetAddress().GetSocketAddress().GetPortValue() != InboundListenerPort || l.ListenerFilters[0].Name != originalDstFilter {
+			if l.GetAddress().GetSocketAddress().GetPortValue() != InboundListenerPort || l.ListenerFilters[0].Name != wellknown.OriginalDestination {
 				t.Errorf("listener %v: want port %d and original_dst first", l.GetAddress(), InboundListenerPort)
 			}
 		})

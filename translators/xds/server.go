@@ -11,6 +11,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 
 	"github.com/smi-operator/smi-operator/translators/mesh"
 )
@@ -92,7 +93,7 @@ func ServerListener(name string, rules []mesh.AccessRule, settings mesh.Settings
 			}},
 		}},
 		HttpFilters: []*hcmv3.HttpFilter{
-			httpFilter(httpRBACFilter, httpRBAC(rules, accessView{port: int32(port), proxyless: true}, settings)),
+			httpFilter(wellknown.HTTPRoleBasedAccessControl, httpRBAC(rules, accessView{port: int32(port), proxyless: true}, settings)),
 			routerHTTPFilter(),
 		},
 	}

@@ -10,6 +10,7 @@ import (
 	rbachttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 
 	"github.com/smi-operator/smi-operator/translators/mesh"
 )
@@ -185,7 +186,7 @@ func TestServerListener(t *testing.T) {
 				t.Errorf("routes %v: want one with a non_forwarding_action", routes)
 			}
 			filters := hcm.GetHttpFilters()
-			if len(filters) != 2 || filters[0].Name != httpRBACFilter || filters[1].Name != routerFilter {
+			if len(filters) != 2 || filters[0].Name != wellknown.HTTPRoleBasedAccessControl || filters[1].Name != wellknown.Router {
 				t.Fatalf("HTTP filters %v: want RBAC then router", filters)
 			}
 			var rbac rbachttpv3.RBAC

@@ -3,6 +3,7 @@ package xds
 import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/smi-operator/smi-operator/translators/mesh"
@@ -22,9 +23,6 @@ const (
 	// trusts, as Istio names it.
 	TrustBundleSecretName = "ROOTCA"
 )
-
-// transportSocketTLS is the only transport socket name grpc-go accepts for TLS.
-const transportSocketTLS = "envoy.transport_sockets.tls"
 
 // ALPN protocols Envoy sidecars offer upstream and accept downstream on mutual TLS: what tells an
 // inbound sidecar that a connection carries HTTP, since it cannot sniff inside TLS.
@@ -95,7 +93,7 @@ func sdsContext(alpn []string) *tlsv3.CommonTlsContext {
 // upstreamTLS is a cluster's transport socket for mutual TLS.
 func upstreamTLS(common *tlsv3.CommonTlsContext) *corev3.TransportSocket {
 	return &corev3.TransportSocket{
-		Name:       transportSocketTLS,
+		Name:       wellknown.TransportSocketTLS, // the only transport socket name grpc-go accepts for TLS
 		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(&tlsv3.UpstreamTlsContext{CommonTlsContext: common})},
 	}
 }
@@ -104,7 +102,7 @@ func upstreamTLS(common *tlsv3.CommonTlsContext) *corev3.TransportSocket {
 // required, so every connection carries a verified principal.
 func downstreamTLS(common *tlsv3.CommonTlsContext) *corev3.TransportSocket {
 	return &corev3.TransportSocket{
-		Name: transportSocketTLS,
+		Name: wellknown.TransportSocketTLS,
 		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(&tlsv3.DownstreamTlsContext{
 			CommonTlsContext:         common,
 			RequireClientCertificate: wrapperspb.Bool(true),

@@ -15,6 +15,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -258,12 +259,12 @@ func httpFilter(name string, config proto.Message) *hcmv3.HttpFilter {
 }
 
 func routerHTTPFilter() *hcmv3.HttpFilter {
-	return httpFilter(routerFilter, &routerv3.Router{})
+	return httpFilter(wellknown.Router, &routerv3.Router{})
 }
 
 // hcmFilter is the network filter running an HttpConnectionManager.
 func hcmFilter(hcm *hcmv3.HttpConnectionManager) *listenerv3.Filter {
-	return networkFilter("envoy.filters.network.http_connection_manager", hcm)
+	return networkFilter(wellknown.HTTPConnectionManager, hcm)
 }
 
 func networkFilter(name string, config proto.Message) *listenerv3.Filter {
