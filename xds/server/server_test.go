@@ -506,3 +506,20 @@ func TestUnchangedSplitsAndRulesPushNothingToEnvoy(t *testing.T) {
 		t.Fatal("a changed split pushed nothing")
 	}
 }
+
+// TestReplacementServerKeepsTheMetrics: the operator replaces its xDS server when its settings
+// change; the new one registers with the same registry without a panic and carries the series on.
+func TestReplacementServerKeepsTheMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	first := server.New(server.Options{Registerer: reg, Log: logr.Discard()})
+	first.SetService(types.NamespacedName{Namespace: "shop", Name: "web"},
+		mesh.Service{Namespace: "shop", Name: "web", FQDN: "web.shop.svc.cluster.local"}, nil)
+	second := server.New(server.Options{Registerer: reg, Log: logr.Discard()})
+	for _, name := range []string{"web", "db"} {
+		second.SetService(types.NamespacedName{Namespace: "shop", Name: name},
+			mesh.Service{Namespace: "shop", Name: name, FQDN: name + ".shop.svc.cluster.local"}, nil)
+	}
+	if got := sum(t, reg, "smi_operator_xds_services"); got != 2 {
+		t.Errorf("smi_operator_xds_services = %v, want the replacement's 2", got)
+	}
+}
