@@ -2,6 +2,7 @@ package status
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,6 +28,10 @@ type deferredFixture struct {
 	d       *Deferred
 	split   *hub.TrafficSplit
 	patches atomic.Int32
+	// failing is how many status patches still fail; a failing one first reports on inFlight,
+	// when set, and waits for release.
+	failing           atomic.Int32
+	inFlight, release chan struct{}
 }
 
 func newDeferredFixture(t *testing.T) *deferredFixture {
@@ -43,6 +48,13 @@ func newDeferredFixture(t *testing.T) *deferredFixture {
 	f.client = fake.NewClientBuilder().WithScheme(scheme).WithObjects(split).WithStatusSubresource(&hub.TrafficSplit{}).
 		WithInterceptorFuncs(interceptor.Funcs{
 			SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+				if f.failing.Add(-1) >= 0 {
+					if f.inFlight != nil {
+						f.inFlight <- struct{}{}
+						<-f.release
+					}
+					return errors.New("the API server is away")
+				}
 				f.patches.Add(1)
 				return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
 			},
@@ -150,5 +162,33 @@ func TestDeferredSkipsAnOutdatedGeneration(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if r := f.programmedReason(); r != "" || f.patches.Load() != 0 {
 		t.Errorf("generation 1's conditions written on generation 2: reason %q, %d patches", r, f.patches.Load())
+	}
+}
+
+// TestDeferredRetriesAFailedWrite: a status write that fails is retried; conditions recorded
+// meanwhile supersede the ones that failed.
+func TestDeferredRetriesAFailedWrite(t *testing.T) {
+	f := newDeferredFixture(t)
+	f.failing.Store(1)
+	if err := f.d.Update(context.Background(), f.split, programmed("BackendNotFound")); err != nil {
+		t.Fatal(err)
+	}
+	f.waitReason("BackendNotFound", 3*time.Second) // after a retry, a second later
+
+	// Newer conditions recorded while the failing write is in flight win over its retry.
+	f.inFlight, f.release = make(chan struct{}), make(chan struct{})
+	f.failing.Store(1)
+	if err := f.d.Update(context.Background(), f.split, programmed("NoWeightedBackends")); err != nil {
+		t.Fatal(err)
+	}
+	<-f.inFlight
+	if err := f.d.Update(context.Background(), f.split, programmed(ReasonProgrammed)); err != nil {
+		t.Fatal(err)
+	}
+	close(f.release)
+	f.waitReason(ReasonProgrammed, 3*time.Second)
+	time.Sleep(1500 * time.Millisecond)
+	if r := f.programmedReason(); r != ReasonProgrammed {
+		t.Errorf("the failed, superseded conditions were written after the newer ones: %q", r)
 	}
 }
