@@ -141,8 +141,7 @@ func main() {
 		log.Error(err, "invalid mesh settings")
 		os.Exit(1)
 	}
-	restConfig := ctrl.GetConfigOrDie()
-	restConfig.QPS, restConfig.Burst = float32(qps), burst
+	restConfig := controllers.ClientConfig(ctrl.GetConfigOrDie(), float32(qps), burst)
 
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                 controllers.NewScheme(),

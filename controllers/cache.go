@@ -5,9 +5,24 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
+
+// ClientConfig returns a copy of cfg set up for the operator's clients: qps and burst, and no
+// response compression. The API server gzips every large list and every watch stream a client
+// accepts gzip for; between an operator and its API server (the cluster network) that costs the
+// API server CPU and adds latency rather than saving it, which is why kube-controller-manager and
+// kube-scheduler turn it off too. Measured with the Istio backend benchmark: the API server spent
+// about 0.3 s compressing the operator's watch streams and initial lists for every 3,000 objects
+// written.
+func ClientConfig(cfg *rest.Config, qps float32, burst int) *rest.Config {
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = qps, burst
+	cfg.DisableCompression = true
+	return cfg
+}
 
 // CacheOptions trim what the manager's cache keeps. Nothing reads managedFields. Services and
 // EndpointSlices are cached by the thousand for the xDS backend and read for their routing
