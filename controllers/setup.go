@@ -154,7 +154,7 @@ func SetupXDS(ctx context.Context, mgr ctrl.Manager, opts Options, xdsServer *se
 		return err
 	}
 	serviceCtrl, err := (&service.Reconciler{
-		Client: mgr.GetClient(), Server: xdsServer, Settings: settings, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+		Client: mgr.GetClient(), Server: service.OnServer(xdsServer), MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 	}).SetupWithManager(mgr)
 	if err != nil {
 		return err
@@ -205,7 +205,7 @@ func SetupFromResource(ctx context.Context, mgr ctrl.Manager, opts ResourceOptio
 		return nil, err
 	}
 	serviceCtrl, err := (&service.Reconciler{
-		Client: mgr.GetClient(), Server: sw.Services(), Settings: sw.Settings, Resync: sw.ServiceResync(),
+		Client: mgr.GetClient(), Server: sw.Services(), Resync: sw.ServiceResync(),
 		Serving: sw.ServingServices, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 	}).SetupWithManager(mgr)
 	if err != nil {

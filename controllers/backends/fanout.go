@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
@@ -29,12 +30,12 @@ func (s *Switch) Services() service.Sink { return services{s} }
 
 type splits struct{ *Switch }
 
-func (s splits) Program(ctx context.Context, split *hub.TrafficSplit, model mesh.Model) ([]mesh.Diagnostic, error) {
+func (s splits) Program(ctx context.Context, split *hub.TrafficSplit, models *mesh.Models) ([]mesh.Diagnostic, error) {
 	ref := mesh.ObjectRef{Kind: smi.TrafficSplitKind, Namespace: split.Namespace, Name: split.Name}
 	return s.each(ctx, ref,
-		func(b *istioBackend) ([]mesh.Diagnostic, error) { return b.splits.Program(ctx, split, model) },
+		func(b *istioBackend) ([]mesh.Diagnostic, error) { return b.splits.Program(ctx, split, models) },
 		func(srv *server.Server) ([]mesh.Diagnostic, error) {
-			return trafficsplit.XDS{Server: srv}.Program(ctx, split, model)
+			return trafficsplit.XDS{Server: srv}.Program(ctx, split, models)
 		})
 }
 
@@ -49,12 +50,12 @@ func (s splits) Forget(ctx context.Context, ref mesh.ObjectRef) error {
 
 type targets struct{ *Switch }
 
-func (s targets) Program(ctx context.Context, target *hub.TrafficTarget, model mesh.Model) ([]mesh.Diagnostic, error) {
+func (s targets) Program(ctx context.Context, target *hub.TrafficTarget, models *mesh.Models) ([]mesh.Diagnostic, error) {
 	ref := mesh.ObjectRef{Kind: smi.TrafficTargetKind, Namespace: target.Namespace, Name: target.Name}
 	return s.each(ctx, ref,
-		func(b *istioBackend) ([]mesh.Diagnostic, error) { return b.targets.Program(ctx, target, model) },
+		func(b *istioBackend) ([]mesh.Diagnostic, error) { return b.targets.Program(ctx, target, models) },
 		func(srv *server.Server) ([]mesh.Diagnostic, error) {
-			return traffictarget.XDS{Server: srv}.Program(ctx, target, model)
+			return traffictarget.XDS{Server: srv}.Program(ctx, target, models)
 		})
 }
 
@@ -116,11 +117,11 @@ func (s *Switch) each(ctx context.Context, ref mesh.ObjectRef,
 
 type services struct{ *Switch }
 
-func (s services) SetService(key types.NamespacedName, svc mesh.Service, endpoints xds.Endpoints) {
+func (s services) SetService(key types.NamespacedName, svc *corev1.Service, endpoints xds.Endpoints) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.xds != nil && s.xds.fed {
-		s.xds.server.SetService(key, svc, endpoints)
+		service.OnServer(s.xds.server).SetService(key, svc, endpoints)
 		s.programmed(v1alpha1.BackendXDS, objectKey{serviceKind, key.Namespace, key.Name})
 	}
 }

@@ -31,8 +31,6 @@ import (
 type Reconciler struct {
 	Client client.Client
 	Server Sink
-	// Settings returns the mesh settings in force; they change when the SMIOperator's do.
-	Settings func() mesh.Settings
 	// Resync, when set, delivers Services to serve again whatever changed, such as every Service
 	// when an xDS server starts.
 	Resync <-chan event.GenericEvent
@@ -42,14 +40,23 @@ type Reconciler struct {
 	MaxConcurrentReconciles int
 }
 
-// Sink receives the Services to serve: an xDS server (*server.Server), or whatever stands for
-// the one running now.
+// Sink receives the Services to serve: an xDS server (OnServer), or whatever stands for the ones
+// running now. Each serves a Service as the settings it runs with say (its cluster domain).
 type Sink interface {
-	SetService(key types.NamespacedName, svc mesh.Service, endpoints xds.Endpoints)
+	SetService(key types.NamespacedName, svc *corev1.Service, endpoints xds.Endpoints)
 	DeleteService(key types.NamespacedName)
 }
 
-var _ Sink = (*server.Server)(nil)
+// OnServer is the Sink of one xDS server.
+func OnServer(srv *server.Server) Sink { return serverSink{srv} }
+
+type serverSink struct{ srv *server.Server }
+
+func (s serverSink) SetService(key types.NamespacedName, svc *corev1.Service, endpoints xds.Endpoints) {
+	s.srv.SetService(key, mesh.ServiceOf(svc, s.srv.Settings()), endpoints)
+}
+
+func (s serverSink) DeleteService(key types.NamespacedName) { s.srv.DeleteService(key) }
 
 // Reconcile implements reconcile.Reconciler.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -71,7 +78,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, err
 	}
 	endpoints := xds.BuildEndpoints([]corev1.Service{*svc}, slices.Items)
-	r.Server.SetService(req.NamespacedName, mesh.ServiceOf(svc, r.Settings()), endpoints)
+	r.Server.SetService(req.NamespacedName, svc, endpoints)
 	return ctrl.Result{}, nil
 }
 

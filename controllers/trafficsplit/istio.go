@@ -34,7 +34,8 @@ func GeneratedKinds() []client.ObjectList {
 }
 
 // Program writes the Istio objects of the model's split and prunes the split's others.
-func (b Istio) Program(ctx context.Context, split *hub.TrafficSplit, model mesh.Model) ([]mesh.Diagnostic, error) {
+func (b Istio) Program(ctx context.Context, split *hub.TrafficSplit, models *mesh.Models) ([]mesh.Diagnostic, error) {
+	model, _ := models.For(b.Settings)
 	out, diags := istio.Translate(model, b.Settings)
 	res, err := b.Writer.Sync(ctx, split, out.Objects(), GeneratedKinds())
 	if err != nil {

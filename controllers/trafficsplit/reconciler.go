@@ -50,10 +50,11 @@ type Reconciler struct {
 
 // Backend programs what TrafficSplits generate on one mesh.
 type Backend interface {
-	// Program makes the mesh carry split as the model says: model.Splits holds it when it is
-	// programmable (it won its apex and its references resolve), else nothing, and then whatever
-	// split generated before must go. It returns what it could not express or write.
-	Program(ctx context.Context, split *hub.TrafficSplit, model mesh.Model) ([]mesh.Diagnostic, error)
+	// Program makes the mesh carry split as its model says, the model built with the settings
+	// the backend runs with: model.Splits holds split when it is programmable (it won its apex
+	// and its references resolve), else nothing, and then whatever split generated before must
+	// go. It returns what it could not express or write.
+	Program(ctx context.Context, split *hub.TrafficSplit, models *mesh.Models) ([]mesh.Diagnostic, error)
 	// Forget removes what a TrafficSplit that no longer exists generated.
 	Forget(ctx context.Context, ref mesh.ObjectRef) error
 }
@@ -74,10 +75,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, err
 	}
 	self := mesh.ObjectRef{Kind: smi.TrafficSplitKind, Namespace: split.Namespace, Name: split.Name}
-	model, diags := mesh.Build(snap, r.Settings())
-	model.Splits = onlyFrom(model.Splits, self)
+	models := mesh.NewModels(snap, func(m *mesh.Model) { m.Splits = onlyFrom(m.Splits, self) })
+	_, diags := models.For(r.Settings())
 	done := r.programming()
-	programDiags, err := r.Backend.Program(ctx, split, model)
+	programDiags, err := r.Backend.Program(ctx, split, models)
 	done()
 	if err != nil {
 		return ctrl.Result{}, err

@@ -16,7 +16,8 @@ type XDS struct {
 }
 
 // Program serves the split's routes, or stops serving them when the model does not program it.
-func (b XDS) Program(_ context.Context, split *hub.TrafficSplit, model mesh.Model) ([]mesh.Diagnostic, error) {
+func (b XDS) Program(_ context.Context, split *hub.TrafficSplit, models *mesh.Models) ([]mesh.Diagnostic, error) {
+	model, _ := models.For(b.Server.Settings())
 	var programmed *mesh.Split
 	if len(model.Splits) > 0 {
 		programmed = &model.Splits[0]

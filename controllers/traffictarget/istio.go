@@ -38,7 +38,8 @@ func GeneratedKinds() []client.ObjectList {
 }
 
 // Program writes the Istio objects of the target's rule and the namespace baseline.
-func (b Istio) Program(ctx context.Context, target *hub.TrafficTarget, model mesh.Model) ([]mesh.Diagnostic, error) {
+func (b Istio) Program(ctx context.Context, target *hub.TrafficTarget, models *mesh.Models) ([]mesh.Diagnostic, error) {
+	model, _ := models.For(b.Settings)
 	out, diags := istio.Translate(model, b.Settings)
 	res, err := b.Writer.Sync(ctx, target, generatedFrom(out.Objects(), smi.TrafficTargetKind), GeneratedKinds())
 	if err != nil {

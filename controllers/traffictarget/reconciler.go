@@ -51,9 +51,10 @@ type Reconciler struct {
 
 // Backend programs what TrafficTargets generate on one mesh.
 type Backend interface {
-	// Program makes the mesh enforce target as the model says (model.AccessRules holds its rule
-	// when it is accepted) and returns what it could not express or write.
-	Program(ctx context.Context, target *hub.TrafficTarget, model mesh.Model) ([]mesh.Diagnostic, error)
+	// Program makes the mesh enforce target as its model says, the model built with the settings
+	// the backend runs with (model.AccessRules holds its rule when it is accepted), and returns
+	// what it could not express or write.
+	Program(ctx context.Context, target *hub.TrafficTarget, models *mesh.Models) ([]mesh.Diagnostic, error)
 	// Forget removes what a TrafficTarget that no longer exists generated.
 	Forget(ctx context.Context, ref mesh.ObjectRef) error
 }
@@ -74,9 +75,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, err
 	}
 	self := mesh.ObjectRef{Kind: smi.TrafficTargetKind, Namespace: target.Namespace, Name: target.Name}
-	model, diags := mesh.Build(snap, r.Settings())
+	models := mesh.NewModels(snap, nil)
+	_, diags := models.For(r.Settings())
 	done := r.programming()
-	programDiags, err := r.Backend.Program(ctx, target, model)
+	programDiags, err := r.Backend.Program(ctx, target, models)
 	done()
 	if err != nil {
 		return ctrl.Result{}, err

@@ -374,3 +374,30 @@ func TestAccessWorkloadsAreSharedByTheRulesOfOneDestination(t *testing.T) {
 		t.Errorf("rules share a selector map: second rule now selects app=%q", got)
 	}
 }
+
+// Models gives each backend the model of its own settings, building once per distinct settings
+// (defaults included), each narrowed.
+func TestModelsPerSettings(t *testing.T) {
+	snap := Snapshot{
+		TrafficTargets: []accessv1alpha3.TrafficTarget{trafficTarget("tt", sa(ns, "server"),
+			[]accessv1alpha3.IdentityBindingSubject{sa("monitoring", "prometheus")}, rule(smi.TCPRouteKind, "db"))},
+		TCPRoutes: []specsv1alpha4.TCPRoute{tcpRoute("db", 5432)},
+	}
+	narrowed := 0
+	models := NewModels(snap, func(*Model) { narrowed++ })
+	principal := func(s Settings) string {
+		m, _ := models.For(s)
+		if len(m.AccessRules) != 1 || len(m.AccessRules[0].Sources) != 1 {
+			t.Fatalf("want one rule with one source, got %+v", m.AccessRules)
+		}
+		return m.AccessRules[0].Sources[0].Principal()
+	}
+	got := []string{principal(Settings{}), principal(Settings{TrustDomain: "corp.example"}), principal(Settings{TrustDomain: "cluster.local"})}
+	want := []string{"cluster.local/ns/monitoring/sa/prometheus", "corp.example/ns/monitoring/sa/prometheus", "cluster.local/ns/monitoring/sa/prometheus"}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("principals by settings (-want +got):\n%s", d)
+	}
+	if narrowed != 2 {
+		t.Errorf("%d models built, want 2: the defaults and cluster.local are the same settings", narrowed)
+	}
+}

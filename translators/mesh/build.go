@@ -126,3 +126,39 @@ func (b *builder) identity(namespace, serviceAccount string) Identity {
 		SPIFFEID:       spiffeScheme + b.settings.TrustDomain + "/ns/" + namespace + "/sa/" + serviceAccount,
 	}
 }
+
+// Models builds one snapshot's model with whichever settings a backend programs with, once for
+// each distinct settings. While one backend replaces another, the two can run with different
+// settings (a trust domain changed along with the backend, or a new backend that cannot start
+// while the old one keeps running as it was), and each must program the model of its own. Not
+// safe for concurrent use: a reconcile makes one.
+type Models struct {
+	snap   Snapshot
+	narrow func(*Model)
+	built  map[Settings]builtModel
+}
+
+type builtModel struct {
+	model Model
+	diags []Diagnostic
+}
+
+// NewModels returns the models of snap; narrow, when not nil, trims each model built (such as to
+// the one split being reconciled).
+func NewModels(snap Snapshot, narrow func(*Model)) *Models {
+	return &Models{snap: snap, narrow: narrow, built: map[Settings]builtModel{}}
+}
+
+// For returns the model built with settings and the diagnostics of building it.
+func (m *Models) For(settings Settings) (Model, []Diagnostic) {
+	key := settings.withDefaults()
+	if b, ok := m.built[key]; ok {
+		return b.model, b.diags
+	}
+	model, diags := Build(m.snap, key)
+	if m.narrow != nil {
+		m.narrow(&model)
+	}
+	m.built[key] = builtModel{model, diags}
+	return model, diags
+}

@@ -235,3 +235,6 @@ func (s *Server) refreshSecrets(ctx context.Context) {
 // only the leader has anything to serve; a proxy whose connection to another replica is refused
 // retries and lands on the leader.
 func (s *Server) NeedLeaderElection() bool { return true }
+
+// Settings are the mesh settings the server builds its resources with.
+func (s *Server) Settings() mesh.Settings { return s.opts.Settings }
