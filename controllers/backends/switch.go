@@ -476,12 +476,13 @@ func (s *Switch) newXDSServer(ctx context.Context, cfg xdsConfig) (*server.Serve
 }
 
 // retireXDS stops feeding the xDS server, which keeps serving its last configuration until the
-// grace period ends; then it stops.
+// grace period ends; then it stops. A server that stopped serving on its own is dropped at once:
+// it has nothing left to drain.
 func (s *Switch) retireXDS(grace time.Duration) {
 	s.mu.RLock()
 	b := s.xds
 	s.mu.RUnlock()
-	if b == nil || (!b.fed && time.Now().Before(b.drainUntil)) {
+	if b == nil || (!b.fed && time.Now().Before(b.drainUntil) && !b.failed.Load()) {
 		return // nothing to retire, or draining until later: no write lock (see retireIstio)
 	}
 	s.mu.Lock()
@@ -492,7 +493,7 @@ func (s *Switch) retireXDS(grace time.Duration) {
 	}
 	s.mu.Unlock()
 	s.clearPending(v1alpha1.BackendXDS)
-	if b != nil && !time.Now().Before(b.drainUntil) {
+	if b != nil && (!time.Now().Before(b.drainUntil) || b.failed.Load()) {
 		s.stopXDS()
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -70,5 +71,23 @@ func TestProgrammedWakesOnTheLast(t *testing.T) {
 	s.programmed(v1alpha1.BackendXDS, b)
 	if len(s.changes) != 1 || s.pendingCount(v1alpha1.BackendXDS) != 0 {
 		t.Fatalf("after the last object: %d wake-ups, %d left; want 1 and 0", len(s.changes), s.pendingCount(v1alpha1.BackendXDS))
+	}
+}
+
+// TestRetireDropsAFailedDrainingServer: a draining xDS server that stopped serving on its own is
+// no longer reported draining once the Switch is woken (its Serve failing wakes it); a healthy one
+// drains until its time.
+func TestRetireDropsAFailedDrainingServer(t *testing.T) {
+	for _, failed := range []bool{false, true} {
+		done := make(chan struct{})
+		close(done)
+		b := &xdsBackend{drainUntil: time.Now().Add(time.Hour), cancel: func() {}, done: done}
+		b.failed.Store(failed)
+		s := &Switch{want: v1alpha1.BackendIstio, istio: &istioBackend{}, xds: b,
+			pending: map[v1alpha1.Backend]map[objectKey]bool{}, opts: Options{Log: logr.Discard()}}
+		s.retireXDS(time.Hour)
+		if draining := s.state().Draining != nil; draining == failed {
+			t.Errorf("server failed: %v; reported draining: %v", failed, draining)
+		}
 	}
 }
