@@ -4,6 +4,7 @@ package controllers
 
 import (
 	"context"
+	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
@@ -51,11 +52,19 @@ func NewScheme() *runtime.Scheme {
 	return s
 }
 
-// SetupWebhooks registers the SMI conversion and validation webhooks on the manager's webhook server.
+// Webhooks are the SMI conversion and validation webhooks, by the path they are served at.
+func Webhooks() map[string]http.Handler {
+	return map[string]http.Handler{
+		ConversionPath:         conversion.NewWebhookHandler(),
+		validation.WebhookPath: validation.NewWebhook(),
+	}
+}
+
+// SetupWebhooks registers Webhooks on the manager's webhook server.
 func SetupWebhooks(mgr ctrl.Manager) {
-	server := mgr.GetWebhookServer()
-	server.Register(ConversionPath, conversion.NewWebhookHandler())
-	server.Register(validation.WebhookPath, validation.NewWebhook())
+	for path, handler := range Webhooks() {
+		mgr.GetWebhookServer().Register(path, handler)
+	}
 }
 
 // Options configure the reconcilers.
