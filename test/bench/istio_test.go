@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"runtime/pprof"
@@ -19,19 +20,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"go.uber.org/zap/zapcore"
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -41,9 +46,7 @@ import (
 	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
-	"github.com/smi-operator/smi-operator/apis/smi/conversion"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
-	"github.com/smi-operator/smi-operator/apis/smi/validation"
 	"github.com/smi-operator/smi-operator/controllers"
 	"github.com/smi-operator/smi-operator/controllers/owned"
 	"github.com/smi-operator/smi-operator/controllers/smioperator"
@@ -126,16 +129,85 @@ func (f fixture) generated(settings mesh.Settings) []client.Object {
 	return out.Objects()
 }
 
-// notOperators relabels objects so that the operator, running later in the same cluster, does not
-// take them for its own orphans (labelled as generated from SMI objects that do not exist) and
-// delete them while it is measured.
-func notOperators(objs []client.Object) []client.Object {
+// asWritten makes the translator's objects what the operator writes, for the direct writes: each
+// gets the controller reference the operator gives it (to the SMI object it comes from, or the
+// Namespace for the allow-nothing policy; their UIDs are made up, nothing checks them here). And
+// it relabels them, so that the operator, running later in the same cluster, does not take them
+// for its own orphans (labelled as generated from SMI objects that do not exist) and delete them
+// while it is measured.
+func asWritten(objs []client.Object) []client.Object {
+	scheme := controllers.NewScheme()
 	for _, o := range objs {
 		labels := o.GetLabels()
+		var owner client.Object = &corev1.Namespace{}
+		switch labels[smi.LabelSourceKind] {
+		case smi.TrafficSplitKind:
+			owner = &hub.TrafficSplit{}
+		case smi.TrafficTargetKind:
+			owner = &hub.TrafficTarget{}
+		}
+		gvk, err := apiutil.GVKForObject(owner, scheme)
+		if err != nil {
+			panic(err)
+		}
+		source := &metav1.ObjectMeta{Name: labels[smi.LabelSourceName], UID: types.UID("made-up-" + o.GetNamespace() + "-" + labels[smi.LabelSourceName])}
+		o.SetOwnerReferences([]metav1.OwnerReference{*metav1.NewControllerRef(source, gvk)})
 		labels[smi.LabelManagedBy] = "benchmark-baseline"
 		o.SetLabels(labels)
 	}
 	return objs
+}
+
+// sameAsWritten checks that the objects written directly in namespace direct are those the
+// operator wrote in namespace operator: the same names, specs, labels and controller reference
+// kinds (the managed-by label, the owners' UIDs and the namespace's name aside).
+func sameAsWritten(ctx context.Context, c client.Client, direct, operator string) error {
+	describe := func(ns string) (map[string]string, error) {
+		out := map[string]string{}
+		for _, list := range []client.ObjectList{&networkingv1.VirtualServiceList{}, &securityv1.AuthorizationPolicyList{}, &securityv1.PeerAuthenticationList{}} {
+			if err := c.List(ctx, list, client.InNamespace(ns)); err != nil {
+				return nil, err
+			}
+			items, err := meta.ExtractList(list)
+			if err != nil {
+				return nil, err
+			}
+			for _, item := range items {
+				o := item.(client.Object)
+				data, err := json.Marshal(o)
+				if err != nil {
+					return nil, err
+				}
+				var fields struct {
+					Spec json.RawMessage `json:"spec"`
+				}
+				if err := json.Unmarshal(data, &fields); err != nil {
+					return nil, err
+				}
+				labels := maps.Clone(o.GetLabels())
+				delete(labels, smi.LabelManagedBy)
+				var owners []string
+				for _, ref := range o.GetOwnerReferences() {
+					owners = append(owners, fmt.Sprintf("%s %s %s controller=%v", ref.APIVersion, ref.Kind, ref.Name, ptr.Deref(ref.Controller, false)))
+				}
+				// Principals name the namespace, and the allow-nothing policy's source is the namespace.
+				out[fmt.Sprintf("%T/%s", o, o.GetName())] = strings.ReplaceAll(fmt.Sprintf("%s %v %v", fields.Spec, labels, owners), ns, "<namespace>")
+			}
+		}
+		return out, nil
+	}
+	want, err := describe(operator)
+	if err != nil {
+		return err
+	}
+	got, err := describe(direct)
+	if err != nil {
+		return err
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		return fmt.Errorf("the objects written directly in %s differ from the operator's in %s (-operator +direct):\n%s", direct, operator, d)
+	}
+	return nil
 }
 
 // writeAll writes objs with write from as many goroutines as the operator has workers.
@@ -330,18 +402,9 @@ func (c *conversionCounter) take() (map[string]int, int) {
 	return out, total
 }
 
-// serveWebhooks serves the SMI conversion and validation webhooks, which every SMI write goes
-// through, for as long as ctx lives, counting the conversions.
-func serveWebhooks(ctx context.Context, b testing.TB, env *testenv.Env) {
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: controllers.NewScheme(),
-		Metrics: metricsserver.Options{BindAddress: "0"}, WebhookServer: env.WebhookServer()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	// controllers.SetupWebhooks, with the conversions counted.
-	mgr.GetWebhookServer().Register(validation.WebhookPath, validation.NewWebhook())
-	inner := conversion.NewWebhookHandler()
-	mgr.GetWebhookServer().Register(controllers.ConversionPath, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// countingConversions counts the conversions each ConversionReview asks inner for.
+func countingConversions(inner http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -364,7 +427,24 @@ func serveWebhooks(ctx context.Context, b testing.TB, env *testenv.Env) {
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		inner.ServeHTTP(w, r)
-	}))
+	})
+}
+
+// serveWebhooks serves the SMI conversion and validation webhooks, which every SMI write goes
+// through, for as long as ctx lives, counting the conversions.
+func serveWebhooks(ctx context.Context, b testing.TB, env *testenv.Env) {
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: controllers.NewScheme(),
+		Metrics: metricsserver.Options{BindAddress: "0"}, WebhookServer: env.WebhookServer()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// controllers.SetupWebhooks, with the conversions counted.
+	for path, handler := range controllers.Webhooks() {
+		if path == controllers.ConversionPath {
+			handler = countingConversions(handler)
+		}
+		mgr.GetWebhookServer().Register(path, handler)
+	}
 	go func() { _ = mgr.Start(ctx) }()
 	for mgr.GetWebhookServer().StartedChecker()(nil) != nil {
 		time.Sleep(50 * time.Millisecond)
@@ -561,11 +641,11 @@ func BenchmarkIstioBackend(b *testing.B) {
 			f := newFixture(ns)
 			switch prefix {
 			case "create-":
-				created = append(created, notOperators(f.generated(settings))...)
+				created = append(created, asWritten(f.generated(settings))...)
 			case "apply-":
-				applied = append(applied, notOperators(f.generated(settings))...)
+				applied = append(applied, asWritten(f.generated(settings))...)
 			case "after-":
-				appliedAfter = append(appliedAfter, notOperators(f.generated(settings))...)
+				appliedAfter = append(appliedAfter, asWritten(f.generated(settings))...)
 			default:
 				if err := writeAll(ctx, f.prerequisites, create); err != nil {
 					b.Fatal(err)
@@ -722,6 +802,9 @@ func BenchmarkIstioBackend(b *testing.B) {
 	// between phases a minute apart (the same applies took 5.4-8.0 s over runs), so the operator is
 	// compared with the mean of the applies before and after it.
 	applyAfterTime := applyDirectly("direct server-side apply, again after the operator", appliedAfter)
+	if err := sameAsWritten(ctx, c, "after-0", "op-0"); err != nil {
+		b.Fatal(err)
+	}
 	ratios := []float64{operatorTime.Seconds() / ((applyTime + applyAfterTime) / 2).Seconds()}
 	fmt.Printf("round 1: operator %.1fs (start-up %.1fs); direct apply before %.1fs, after %.1fs: %.2fx\n",
 		operatorTime.Seconds(), firstWrite.Seconds(), applyTime.Seconds(), applyAfterTime.Seconds(), ratios[0])
