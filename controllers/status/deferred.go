@@ -3,6 +3,7 @@ package status
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +48,9 @@ type Deferred struct {
 	mu      sync.Mutex
 	pending map[objectKey]*entry
 	order   []objectKey // FIFO of pending keys; a key is in it once
+	// writing holds the keys a worker is writing: no other worker takes the same key then, or an
+	// older status could land after a newer one.
+	writing map[objectKey]bool
 	wake    chan struct{}
 	once    sync.Once
 
@@ -69,6 +73,7 @@ type entry struct {
 func (d *Deferred) init() {
 	d.once.Do(func() {
 		d.pending = map[objectKey]*entry{}
+		d.writing = map[objectKey]bool{}
 		d.wake = make(chan struct{}, 1)
 	})
 }
@@ -133,12 +138,13 @@ func (d *Deferred) work(ctx context.Context) {
 			}
 			continue
 		}
-		if err := d.write(ctx, key, e); err != nil {
+		err := d.write(ctx, key, e)
+		d.written(key, e, err)
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			log.Error(err, "writing status", "kind", key.kind, "object", key.NamespacedName)
-			d.retry(key, e)
 			select {
 			case <-ctx.Done():
 				return
@@ -163,7 +169,12 @@ func (d *Deferred) next() (objectKey, *entry, time.Duration) {
 	if len(d.order) == 0 {
 		return objectKey{}, nil, time.Minute
 	}
-	key := d.order[0]
+	// The first object no worker is writing; when all are, written wakes a worker.
+	i := slices.IndexFunc(d.order, func(k objectKey) bool { return !d.writing[k] })
+	if i < 0 {
+		return objectKey{}, nil, time.Minute
+	}
+	key := d.order[i]
 	e := d.pending[key]
 	now := time.Now()
 	sinceBusy := now.Sub(time.Unix(0, d.lastBusy.Load()))
@@ -173,8 +184,9 @@ func (d *Deferred) next() (objectKey, *entry, time.Duration) {
 			return objectKey{}, nil, min(quiet, overdue.Sub(now))
 		}
 	}
-	d.order = d.order[1:]
+	d.order = slices.Delete(d.order, i, i+1)
 	delete(d.pending, key)
+	d.writing[key] = true
 	if len(d.order) > 0 {
 		d.signal() // another worker takes the next one
 	}
@@ -183,15 +195,19 @@ func (d *Deferred) next() (objectKey, *entry, time.Duration) {
 
 func typeName(obj any) string { return fmt.Sprintf("%T", obj) }
 
-// retry puts a status whose write failed back, unless a newer one was recorded meanwhile.
-func (d *Deferred) retry(key objectKey, e *entry) {
+// written ends a worker's write of key: a status whose write failed is put back to be retried,
+// unless a newer one was recorded meanwhile (no other worker can have written one: see writing).
+func (d *Deferred) written(key objectKey, e *entry, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if _, newer := d.pending[key]; newer {
-		return
+	delete(d.writing, key)
+	if _, newer := d.pending[key]; err != nil && !newer {
+		d.pending[key] = e
+		d.order = append(d.order, key)
 	}
-	d.pending[key] = e
-	d.order = append(d.order, key)
+	if len(d.order) > 0 {
+		d.signal() // a newer status of key may have waited for this write
+	}
 }
 
 // write reads the object afresh and writes the conditions if they still describe its generation;

@@ -166,7 +166,7 @@ func TestDeferredSkipsAnOutdatedGeneration(t *testing.T) {
 }
 
 // TestDeferredRetriesAFailedWrite: a status write that fails is retried; conditions recorded
-// meanwhile supersede the ones that failed.
+// meanwhile supersede the ones that failed, and no other worker writes them while it is in flight.
 func TestDeferredRetriesAFailedWrite(t *testing.T) {
 	f := newDeferredFixture(t)
 	f.failing.Store(1)
@@ -185,6 +185,9 @@ func TestDeferredRetriesAFailedWrite(t *testing.T) {
 	if err := f.d.Update(context.Background(), f.split, programmed(ReasonProgrammed)); err != nil {
 		t.Fatal(err)
 	}
+	// The second worker is free meanwhile: had it written the newer conditions while the older
+	// write was in flight, the older one's retry would land last.
+	time.Sleep(100 * time.Millisecond)
 	close(f.release)
 	f.waitReason(ReasonProgrammed, 3*time.Second)
 	time.Sleep(1500 * time.Millisecond)
