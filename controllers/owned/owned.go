@@ -148,15 +148,13 @@ func (w Writer) apply(ctx context.Context, obj client.Object, gvk schema.GroupVe
 	u.SetGroupVersionKind(gvk)
 	key := recentKey(gvk, obj)
 	content := recent.Hash(u.Object)
-	if w.Recent != nil && w.Recent.Pending(key, content, cachedVersion) {
+	if w.Recent != nil && !w.Recent.Begin(key, content, cachedVersion) {
 		return false, nil
 	}
 	err = w.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager), client.ForceOwnership)
 	if err != nil {
+		w.forget(gvk, obj)
 		return false, fmt.Errorf("applying %s %s/%s: %w", gvk.Kind, obj.GetNamespace(), obj.GetName(), err)
-	}
-	if w.Recent != nil {
-		w.Recent.Record(key, content, cachedVersion)
 	}
 	return true, nil
 }

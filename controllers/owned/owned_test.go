@@ -41,7 +41,7 @@ func TestDeleteAllGenerated(t *testing.T) {
 	writes := &recent.Writes{}
 	key := recent.Key{Kind: networkingv1.SchemeGroupVersion.WithKind("VirtualService").String(), Namespace: "shop", Name: "web"}
 	content := recent.Hash("spec")
-	writes.Record(key, content, "")
+	writes.Begin(key, content, "")
 	w := Writer{Client: c, Reader: c, Scheme: scheme, Recent: writes}
 
 	n, err := w.DeleteAllGenerated(context.Background(), c, []client.ObjectList{&networkingv1.VirtualServiceList{}})
@@ -61,7 +61,7 @@ func TestDeleteAllGenerated(t *testing.T) {
 	if n != 2 || !slices.Equal(names, want) {
 		t.Errorf("deleted %d, left %v; want 2 deleted and %v left", n, names, want)
 	}
-	if writes.Pending(key, content, "") {
+	if !writes.Begin(key, content, "") {
 		t.Error("the write to a deleted object is still remembered: it would not be written again")
 	}
 }

@@ -32,22 +32,33 @@ func Hash(v any) [sha256.Size]byte {
 	return sha256.Sum256(data)
 }
 
-// Record notes that content was written to key while the cache showed resourceVersion before.
-func (w *Writes) Record(key Key, content [sha256.Size]byte, before string) {
+// Begin reports whether content must be written to key now, the cache showing resourceVersion
+// cached, and if so records it as written (Forget it if the write fails): not when the same
+// content was written, or is being written, since the cache showed cached. Two reconciles that
+// want the same object at once (a namespace's allow-nothing policy, which every TrafficTarget
+// there wants) then write it once.
+func (w *Writes) Begin(key Key, content [sha256.Size]byte, cached string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.pending(key, content, cached) {
+		return false
+	}
+	w.record(key, content, cached)
+	return true
+}
+
+// record notes that content was written to key while the cache showed resourceVersion before.
+func (w *Writes) record(key Key, content [sha256.Size]byte, before string) {
 	if w.writes == nil {
 		w.writes = map[Key]write{}
 	}
 	w.writes[key] = write{hash: content, before: before}
 }
 
-// Pending reports whether content was already written to key and the cache, showing
+// pending reports whether content was already written to key and the cache, showing
 // resourceVersion cached, has not seen that write yet. Once the cache moved on, the record is
 // dropped.
-func (w *Writes) Pending(key Key, content [sha256.Size]byte, cached string) bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+func (w *Writes) pending(key Key, content [sha256.Size]byte, cached string) bool {
 	last, ok := w.writes[key]
 	if !ok {
 		return false

@@ -141,14 +141,14 @@ func (w Writer) Update(ctx context.Context, obj hub.Object, conds []metav1.Condi
 	}
 	key := recent.Key{Kind: typeName(obj), Namespace: obj.GetNamespace(), Name: obj.GetName(), Part: "status"}
 	content := recent.Hash(conds)
-	if w.Recent != nil && w.Recent.Pending(key, content, obj.GetResourceVersion()) {
+	if w.Recent != nil && !w.Recent.Begin(key, content, obj.GetResourceVersion()) {
 		return nil
 	}
 	if err := w.Client.Status().Patch(ctx, updated, client.MergeFrom(obj)); err != nil {
+		if w.Recent != nil {
+			w.Recent.Forget(key)
+		}
 		return err
-	}
-	if w.Recent != nil {
-		w.Recent.Record(key, content, obj.GetResourceVersion())
 	}
 	for _, c := range changed {
 		eventType := corev1.EventTypeNormal
