@@ -61,9 +61,10 @@ func NewXDSServer(ctx context.Context, clientset kubernetes.Interface, settings 
 	}), nil
 }
 
-// tlsFromSecret serves with the certificate in a kubernetes.io/tls Secret, read again at most
-// every secretRefresh when a handshake needs it, so a certificate renewed in place (cert-manager)
-// is picked up without a restart; when a read fails, the certificate read last is kept. It reads
+// tlsFromSecret serves with the certificate in a kubernetes.io/tls Secret, read again in the
+// background at most every secretRefresh when a handshake finds it stale, so a certificate renewed
+// in place (cert-manager) is picked up without a restart and no handshake waits for the API
+// server; when a read fails, the certificate read last is kept. It reads
 // the API server directly: caching Secrets would mean watching every Secret of the cluster. The
 // first read must succeed, so that a missing Secret shows in the SMIOperator's status.
 func tlsFromSecret(ctx context.Context, reader client.Reader, key types.NamespacedName) (*tls.Config, error) {
@@ -85,6 +86,8 @@ type secretCertificate struct {
 	mu     sync.Mutex
 	cert   *tls.Certificate
 	readAt time.Time
+	// refreshed, when set, is told each background read has ended (tests).
+	refreshed chan<- struct{}
 }
 
 func (sc *secretCertificate) read(ctx context.Context) error {
@@ -102,23 +105,25 @@ func (sc *secretCertificate) read(ctx context.Context) error {
 	return nil
 }
 
-func (sc *secretCertificate) get(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+func (sc *secretCertificate) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	sc.mu.Lock()
 	stale := sc.now().Sub(sc.readAt) >= secretRefresh
 	if stale {
 		sc.readAt = sc.now() // one handshake refreshes; the others use what is there
 	}
+	cert := sc.cert
 	sc.mu.Unlock()
 	if stale {
-		parent := hello.Context()
-		if parent == nil {
-			parent = context.Background()
-		}
-		ctx, cancel := context.WithTimeout(parent, 5*time.Second)
-		defer cancel()
-		_ = sc.read(ctx) // on failure the certificate read last stays
+		// In the background: this handshake, and those until the read ends, get the certificate
+		// read last (at most a minute older, plus the read).
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = sc.read(ctx) // on failure the certificate read last stays
+			if sc.refreshed != nil {
+				sc.refreshed <- struct{}{}
+			}
+		}()
 	}
-	sc.mu.Lock()
-	defer sc.mu.Unlock()
-	return sc.cert, nil
+	return cert, nil
 }
