@@ -180,3 +180,20 @@ func xdsPortFor(namespace string) uint16 {
 	}
 	return xdsPort
 }
+
+// eventually calls check every interval until it returns nil, and fails the test with check's
+// last error once within has passed.
+func eventually(t *testing.T, within, interval time.Duration, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(interval)
+	}
+}

@@ -138,17 +138,13 @@ func TestEndpointsAreFollowed(t *testing.T) {
 // waitOnly waits until 50 calls in a row land on name.
 func waitOnly(t *testing.T, c *grpcClient, ctx context.Context, name string) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
+	eventually(t, time.Minute, 100*time.Millisecond, func() error {
 		counts, err := grpcxds.Distribution(ctx, c.conn, 50)
-		if err == nil && counts[name] == 50 {
-			return
+		if err != nil || counts[name] != 50 {
+			return fmt.Errorf("calls still spread as %v (error %v), want all on %s", counts, err, name)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("calls still spread as %v (error %v), want all on %s", counts, err, name)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func notFrom(name string) func(grpcxds.Reply, error) error {
@@ -185,21 +181,17 @@ func (o *operator) waitProgrammed(t *testing.T, split *hub.TrafficSplit) {
 // its current generation.
 func (o *operator) waitCondition(t *testing.T, obj hub.Object, condition string, status metav1.ConditionStatus, reason string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	eventually(t, 30*time.Second, 50*time.Millisecond, func() error {
 		got := obj.DeepCopyObject().(hub.Object)
 		if err := o.client.Get(context.Background(), client.ObjectKeyFromObject(obj), got); err != nil {
 			t.Fatal(err)
 		}
 		c := meta.FindStatusCondition(got.GetStatus().Conditions, condition)
-		if c != nil && c.Status == status && (reason == "" || c.Reason == reason) && c.ObservedGeneration == got.GetGeneration() {
-			return
+		if c == nil || c.Status != status || (reason != "" && c.Reason != reason) || c.ObservedGeneration != got.GetGeneration() {
+			return fmt.Errorf("%T %s: %s = %+v, want %s %s", obj, obj.GetName(), condition, c, status, reason)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%T %s: %s = %+v, want %s %s", obj, obj.GetName(), condition, c, status, reason)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func (o *operator) updateSlice(t *testing.T, namespace, service string, edit func(*discoveryv1.EndpointSlice)) {

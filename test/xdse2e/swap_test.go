@@ -239,8 +239,7 @@ func TestBackendSwap(t *testing.T) {
 // waitEventReasons waits until Events about the SMIOperator carry every reason listed.
 func (o *operator) waitEventReasons(t *testing.T, reasons ...string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	eventually(t, 30*time.Second, 100*time.Millisecond, func() error {
 		list := &eventsv1.EventList{}
 		if err := o.client.List(context.Background(), list); err != nil {
 			t.Fatal(err)
@@ -251,15 +250,11 @@ func (o *operator) waitEventReasons(t *testing.T, reasons ...string) {
 				seen[ev.Reason] = true
 			}
 		}
-		missing := slices.DeleteFunc(slices.Clone(reasons), func(r string) bool { return seen[r] })
-		if len(missing) == 0 {
-			return
+		if missing := slices.DeleteFunc(slices.Clone(reasons), func(r string) bool { return seen[r] }); len(missing) > 0 {
+			return fmt.Errorf("no Event about the SMIOperator with reason %v; seen %v", missing, seen)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no Event about the SMIOperator with reason %v; seen %v", missing, seen)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // workload is a Deployment running as ServiceAccount sa, so that TrafficTargets naming sa find
@@ -307,20 +302,17 @@ func (o *operator) setBackend(t *testing.T, backend v1alpha1.Backend) {
 // waitOperator waits until check accepts the SMIOperator, or fails after a minute.
 func (o *operator) waitOperator(t *testing.T, what string, check func(*v1alpha1.SMIOperator) error) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
+	eventually(t, time.Minute, 50*time.Millisecond, func() error {
 		op := &v1alpha1.SMIOperator{}
 		err := o.client.Get(context.Background(), client.ObjectKey{Name: v1alpha1.SingletonName}, op)
 		if err == nil {
-			if err = check(op); err == nil {
-				return
-			}
+			err = check(op)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // istioObjects lists the generated Istio objects of a namespace as sorted "Kind/name".
@@ -350,17 +342,12 @@ func (o *operator) istioObjects(t *testing.T, ns string) []string {
 
 func (o *operator) waitIstioObjects(t *testing.T, ns string, want []string) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		got := o.istioObjects(t, ns)
-		if slices.Equal(got, want) {
-			return
+	eventually(t, time.Minute, 50*time.Millisecond, func() error {
+		if got := o.istioObjects(t, ns); !slices.Equal(got, want) {
+			return fmt.Errorf("generated Istio objects in %s: %v, want %v", ns, got, want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("generated Istio objects in %s: %v, want %v", ns, got, want)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // checkAtFirstIstioDelete registers, for this test, an admission webhook on the DELETEs of
@@ -502,18 +489,14 @@ func (c *caller) stop() (ok int, failed []error) {
 // waitClosed waits until nothing listens on addr any more.
 func waitClosed(t *testing.T, addr string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	eventually(t, 30*time.Second, 100*time.Millisecond, func() error {
 		conn, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
-			return
+			return nil
 		}
 		_ = conn.Close()
-		if time.Now().After(deadline) {
-			t.Fatalf("the xDS server still listens on %s after the grace period", addr)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return fmt.Errorf("the xDS server still listens on %s after the grace period", addr)
+	})
 }
 
 // TestBackendUnavailable: a backend that cannot run says why in the SMIOperator's status
@@ -764,17 +747,7 @@ func TestEachBackendProgramsWithItsOwnSettings(t *testing.T) {
 // principal in want and none containing never, or fails after 30 s.
 func (o *operator) waitPolicyPrincipals(t *testing.T, target *hub.TrafficTarget, want []string, never string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := o.policyPrincipals(target, want, never)
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	eventually(t, 30*time.Second, 100*time.Millisecond, func() error { return o.policyPrincipals(target, want, never) })
 }
 
 func (o *operator) policyPrincipals(target *hub.TrafficTarget, want []string, never string) error {
