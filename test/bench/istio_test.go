@@ -22,11 +22,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/zap/zapcore"
-	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
-	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -48,6 +45,7 @@ import (
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/controllers"
+	"github.com/smi-operator/smi-operator/controllers/backends"
 	"github.com/smi-operator/smi-operator/controllers/owned"
 	"github.com/smi-operator/smi-operator/controllers/smioperator"
 	"github.com/smi-operator/smi-operator/test/testenv"
@@ -158,30 +156,35 @@ func asWritten(objs []client.Object) []client.Object {
 	return objs
 }
 
+// generatedLists are the list kinds of what the operator generates (backends.IstioKinds).
+func generatedLists() []schema.GroupVersionKind {
+	scheme := controllers.NewScheme()
+	var out []schema.GroupVersionKind
+	for _, obj := range backends.IstioKinds {
+		gvk, err := apiutil.GVKForObject(obj, scheme)
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, gvk.GroupVersion().WithKind(gvk.Kind+"List"))
+	}
+	return out
+}
+
 // sameAsWritten checks that the objects written directly in namespace direct are those the
 // operator wrote in namespace operator: the same names, specs, labels and controller reference
 // kinds (the managed-by label, the owners' UIDs and the namespace's name aside).
 func sameAsWritten(ctx context.Context, c client.Client, direct, operator string) error {
 	describe := func(ns string) (map[string]string, error) {
 		out := map[string]string{}
-		for _, list := range []client.ObjectList{&networkingv1.VirtualServiceList{}, &securityv1.AuthorizationPolicyList{}, &securityv1.PeerAuthenticationList{}} {
+		for _, gvk := range generatedLists() {
+			list := &unstructured.UnstructuredList{}
+			list.SetGroupVersionKind(gvk)
 			if err := c.List(ctx, list, client.InNamespace(ns)); err != nil {
 				return nil, err
 			}
-			items, err := meta.ExtractList(list)
-			if err != nil {
-				return nil, err
-			}
-			for _, item := range items {
-				o := item.(client.Object)
-				data, err := json.Marshal(o)
+			for _, o := range list.Items {
+				spec, err := json.Marshal(o.Object["spec"])
 				if err != nil {
-					return nil, err
-				}
-				var fields struct {
-					Spec json.RawMessage `json:"spec"`
-				}
-				if err := json.Unmarshal(data, &fields); err != nil {
 					return nil, err
 				}
 				labels := maps.Clone(o.GetLabels())
@@ -191,7 +194,7 @@ func sameAsWritten(ctx context.Context, c client.Client, direct, operator string
 					owners = append(owners, fmt.Sprintf("%s %s %s controller=%v", ref.APIVersion, ref.Kind, ref.Name, ptr.Deref(ref.Controller, false)))
 				}
 				// Principals name the namespace, and the allow-nothing policy's source is the namespace.
-				out[fmt.Sprintf("%T/%s", o, o.GetName())] = strings.ReplaceAll(fmt.Sprintf("%s %v %v", fields.Spec, labels, owners), ns, "<namespace>")
+				out[o.GetKind()+"/"+o.GetName()] = strings.ReplaceAll(fmt.Sprintf("%s %v %v", spec, labels, owners), ns, "<namespace>")
 			}
 		}
 		return out, nil
@@ -241,11 +244,7 @@ func writeAll(ctx context.Context, objs []client.Object, write func(context.Cont
 // metadata only, so that measuring disturbs the API server as little as possible.
 func countGenerated(ctx context.Context, c client.Client, prefix string) (int, error) {
 	n := 0
-	for _, gvk := range []schema.GroupVersionKind{
-		networkingv1.SchemeGroupVersion.WithKind("VirtualServiceList"),
-		securityv1.SchemeGroupVersion.WithKind("AuthorizationPolicyList"),
-		securityv1.SchemeGroupVersion.WithKind("PeerAuthenticationList"),
-	} {
+	for _, gvk := range generatedLists() {
 		list := &metav1.PartialObjectMetadataList{}
 		list.SetGroupVersionKind(gvk)
 		if err := c.List(ctx, list); err != nil {
@@ -321,7 +320,7 @@ func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { re
 func deleteGenerated(ctx context.Context, c client.Client, prefixes ...string) error {
 	for i := range namespaces {
 		for _, prefix := range prefixes {
-			for _, obj := range []client.Object{&networkingv1.VirtualService{}, &securityv1.AuthorizationPolicy{}, &securityv1.PeerAuthentication{}} {
+			for _, obj := range backends.IstioKinds {
 				if err := c.DeleteAllOf(ctx, obj, client.InNamespace(fmt.Sprintf("%s%d", prefix, i))); err != nil {
 					return err
 				}
