@@ -20,51 +20,48 @@ import (
 )
 
 // Splits is the TrafficSplit reconciler's backend: every backend running.
-func (s *Switch) Splits() trafficsplit.Backend { return splits{s} }
+func (s *Switch) Splits() trafficsplit.Backend {
+	return fanout[*hub.TrafficSplit]{s, smi.TrafficSplitKind,
+		func(b *istioBackend) programmer[*hub.TrafficSplit] { return b.splits },
+		func(srv *server.Server) programmer[*hub.TrafficSplit] { return trafficsplit.XDS{Server: srv} }}
+}
 
 // Targets is the TrafficTarget reconciler's backend: every backend running.
-func (s *Switch) Targets() traffictarget.Backend { return targets{s} }
+func (s *Switch) Targets() traffictarget.Backend {
+	return fanout[*hub.TrafficTarget]{s, smi.TrafficTargetKind,
+		func(b *istioBackend) programmer[*hub.TrafficTarget] { return b.targets },
+		func(srv *server.Server) programmer[*hub.TrafficTarget] { return traffictarget.XDS{Server: srv} }}
+}
 
 // Services is where the Service reconciler sends Services: the xDS server taking updates, if any.
 func (s *Switch) Services() service.Sink { return services{s} }
 
-type splits struct{ *Switch }
-
-func (s splits) Program(ctx context.Context, split *hub.TrafficSplit, models *mesh.Models) ([]mesh.Diagnostic, error) {
-	ref := mesh.ObjectRef{Kind: smi.TrafficSplitKind, Namespace: split.Namespace, Name: split.Name}
-	return s.each(ctx, ref,
-		func(b *istioBackend) ([]mesh.Diagnostic, error) { return b.splits.Program(ctx, split, models) },
-		func(srv *server.Server) ([]mesh.Diagnostic, error) {
-			return trafficsplit.XDS{Server: srv}.Program(ctx, split, models)
-		})
+// programmer is one backend of one SMI kind: trafficsplit.Backend or traffictarget.Backend.
+type programmer[T hub.Object] interface {
+	Program(ctx context.Context, obj T, models *mesh.Models) ([]mesh.Diagnostic, error)
+	Forget(ctx context.Context, ref mesh.ObjectRef) error
 }
 
-func (s splits) Forget(ctx context.Context, ref mesh.ObjectRef) error {
-	_, err := s.each(ctx, ref,
-		func(b *istioBackend) ([]mesh.Diagnostic, error) { return nil, b.splits.Forget(ctx, ref) },
-		func(srv *server.Server) ([]mesh.Diagnostic, error) {
-			return nil, trafficsplit.XDS{Server: srv}.Forget(ctx, ref)
-		})
-	return err
+// fanout is the backend of one SMI kind that stands for the running ones: istio and xds pick
+// that kind's backend out of each.
+type fanout[T hub.Object] struct {
+	*Switch
+	kind  string
+	istio func(*istioBackend) programmer[T]
+	xds   func(*server.Server) programmer[T]
 }
 
-type targets struct{ *Switch }
-
-func (s targets) Program(ctx context.Context, target *hub.TrafficTarget, models *mesh.Models) ([]mesh.Diagnostic, error) {
-	ref := mesh.ObjectRef{Kind: smi.TrafficTargetKind, Namespace: target.Namespace, Name: target.Name}
-	return s.each(ctx, ref,
-		func(b *istioBackend) ([]mesh.Diagnostic, error) { return b.targets.Program(ctx, target, models) },
-		func(srv *server.Server) ([]mesh.Diagnostic, error) {
-			return traffictarget.XDS{Server: srv}.Program(ctx, target, models)
-		})
+func (f fanout[T]) Program(ctx context.Context, obj T, models *mesh.Models) ([]mesh.Diagnostic, error) {
+	ref := mesh.ObjectRef{Kind: f.kind, Namespace: obj.GetNamespace(), Name: obj.GetName()}
+	return f.each(ctx, ref,
+		func(b *istioBackend) ([]mesh.Diagnostic, error) { return f.istio(b).Program(ctx, obj, models) },
+		func(srv *server.Server) ([]mesh.Diagnostic, error) { return f.xds(srv).Program(ctx, obj, models) })
 }
 
-func (s targets) Forget(ctx context.Context, ref mesh.ObjectRef) error {
-	_, err := s.each(ctx, ref,
-		func(b *istioBackend) ([]mesh.Diagnostic, error) { return nil, b.targets.Forget(ctx, ref) },
-		func(srv *server.Server) ([]mesh.Diagnostic, error) {
-			return nil, traffictarget.XDS{Server: srv}.Forget(ctx, ref)
-		})
+func (f fanout[T]) Forget(ctx context.Context, ref mesh.ObjectRef) error {
+	_, err := f.each(ctx, ref,
+		func(b *istioBackend) ([]mesh.Diagnostic, error) { return nil, f.istio(b).Forget(ctx, ref) },
+		func(srv *server.Server) ([]mesh.Diagnostic, error) { return nil, f.xds(srv).Forget(ctx, ref) })
 	return err
 }
 
