@@ -102,15 +102,9 @@ func TestBackendSwap(t *testing.T) {
 	o.create(t, workload(ns, "vault")) // Istio's policy selects the destination's workloads
 
 	// 1. istio.
-	op := &v1alpha1.SMIOperator{
-		ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.SingletonName},
-		Spec: v1alpha1.SMIOperatorSpec{Backend: v1alpha1.BackendIstio, XDS: v1alpha1.XDSSpec{
-			Port: swapXDSPort, SwapGracePeriod: &metav1.Duration{Duration: swapGracePeriod},
-		}},
-	}
-	o.create(t, op)
-	// The SMIOperator is the cluster's only one: the next test needs it gone even if this one fails.
-	t.Cleanup(func() { _ = o.client.Delete(context.Background(), op) })
+	op := o.createSMIOperator(t, v1alpha1.SMIOperatorSpec{Backend: v1alpha1.BackendIstio, XDS: v1alpha1.XDSSpec{
+		Port: swapXDSPort, SwapGracePeriod: &metav1.Duration{Duration: swapGracePeriod},
+	}})
 	o.waitOperator(t, "istio programs everything", func(op *v1alpha1.SMIOperator) error {
 		return settled(op, v1alpha1.BackendIstio)
 	})
@@ -290,13 +284,28 @@ func settledBackend(op *v1alpha1.SMIOperator, backend v1alpha1.Backend) error {
 	return nil
 }
 
-func (o *operator) setBackend(t *testing.T, backend v1alpha1.Backend) {
+// createSMIOperator creates the SMIOperator with spec, and deletes it when the test ends: it is
+// the cluster's only one, and the next test needs it gone even if this one fails.
+func (o *operator) createSMIOperator(t *testing.T, spec v1alpha1.SMIOperatorSpec) *v1alpha1.SMIOperator {
 	t.Helper()
-	op := &v1alpha1.SMIOperator{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.SingletonName}}
-	patch := client.RawPatch("application/merge-patch+json", fmt.Appendf(nil, `{"spec":{"backend":%q}}`, backend))
-	if err := o.client.Patch(context.Background(), op, patch); err != nil {
+	op := &v1alpha1.SMIOperator{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.SingletonName}, Spec: spec}
+	o.create(t, op)
+	t.Cleanup(func() { _ = o.client.Delete(context.Background(), op) })
+	return op
+}
+
+// mergePatch applies a JSON merge patch to obj.
+func (o *operator) mergePatch(t *testing.T, obj client.Object, patch string) {
+	t.Helper()
+	if err := o.client.Patch(context.Background(), obj, client.RawPatch("application/merge-patch+json", []byte(patch))); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func (o *operator) setBackend(t *testing.T, backend v1alpha1.Backend) {
+	t.Helper()
+	o.mergePatch(t, &v1alpha1.SMIOperator{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.SingletonName}},
+		fmt.Sprintf(`{"spec":{"backend":%q}}`, backend))
 }
 
 // waitOperator waits until check accepts the SMIOperator, or fails after a minute.
@@ -506,13 +515,8 @@ func TestBackendUnavailable(t *testing.T) {
 	o := start(t)
 	o.startSwapOperator(t)
 	ctx := context.Background()
-	op := &v1alpha1.SMIOperator{
-		ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.SingletonName},
-		// The enforcing operator's xDS server holds this port on the same address.
-		Spec: v1alpha1.SMIOperatorSpec{Backend: v1alpha1.BackendXDS, XDS: v1alpha1.XDSSpec{Port: xdsPort}},
-	}
-	o.create(t, op)
-	t.Cleanup(func() { _ = o.client.Delete(ctx, op) })
+	// The enforcing operator's xDS server holds this port on the same address.
+	op := o.createSMIOperator(t, v1alpha1.SMIOperatorSpec{Backend: v1alpha1.BackendXDS, XDS: v1alpha1.XDSSpec{Port: xdsPort}})
 	unavailable := func(because string) func(*v1alpha1.SMIOperator) error {
 		return func(op *v1alpha1.SMIOperator) error {
 			ready := meta.FindStatusCondition(op.Status.Conditions, v1alpha1.ConditionReady)
@@ -528,12 +532,7 @@ func TestBackendUnavailable(t *testing.T) {
 	}
 	o.waitOperator(t, "the port is taken", unavailable("address already in use"))
 
-	patch := func(spec string) {
-		t.Helper()
-		if err := o.client.Patch(ctx, op, client.RawPatch("application/merge-patch+json", []byte(`{"spec":`+spec+`}`))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	patch := func(spec string) { t.Helper(); o.mergePatch(t, op, `{"spec":`+spec+`}`) }
 	patch(fmt.Sprintf(`{"xds":{"port":%d,"tls":{"secretName":"no-such-secret"}}}`, swapXDSPort))
 	o.waitOperator(t, "the TLS Secret is missing", unavailable(operatorNamespace+"/no-such-secret"))
 
@@ -575,14 +574,9 @@ func TestSwapBackWhileDraining(t *testing.T) {
 	o := start(t)
 	o.startSwapOperator(t)
 	ctx := context.Background()
-	op := &v1alpha1.SMIOperator{
-		ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.SingletonName},
-		Spec: v1alpha1.SMIOperatorSpec{Backend: v1alpha1.BackendXDS, XDS: v1alpha1.XDSSpec{
-			Port: swapXDSPort, SwapGracePeriod: &metav1.Duration{Duration: 10 * time.Minute},
-		}},
-	}
-	o.create(t, op)
-	t.Cleanup(func() { _ = o.client.Delete(ctx, op) })
+	op := o.createSMIOperator(t, v1alpha1.SMIOperatorSpec{Backend: v1alpha1.BackendXDS, XDS: v1alpha1.XDSSpec{
+		Port: swapXDSPort, SwapGracePeriod: &metav1.Duration{Duration: 10 * time.Minute},
+	}})
 	o.waitOperator(t, "xds", func(op *v1alpha1.SMIOperator) error { return settled(op, v1alpha1.BackendXDS) })
 
 	o.setBackend(t, v1alpha1.BackendIstio)
@@ -609,9 +603,7 @@ func TestSwapBackWhileDraining(t *testing.T) {
 
 	// A stream open on the server ends when it is replaced.
 	streamEnded := openStream(t)
-	if err := o.client.Patch(ctx, op, client.RawPatch("application/merge-patch+json", []byte(`{"spec":{"accessMode":"Permissive"}}`))); err != nil {
-		t.Fatal(err)
-	}
+	o.mergePatch(t, op, `{"spec":{"accessMode":"Permissive"}}`)
 	o.waitOperator(t, "xds with the new settings", func(op *v1alpha1.SMIOperator) error { return settled(op, v1alpha1.BackendXDS) })
 	select {
 	case err := <-streamEnded:
@@ -702,24 +694,13 @@ func TestEachBackendProgramsWithItsOwnSettings(t *testing.T) {
 	o.create(t, target)
 	t.Cleanup(func() { _ = o.client.Delete(context.Background(), target) })
 
-	op := &v1alpha1.SMIOperator{
-		ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.SingletonName},
-		Spec:       v1alpha1.SMIOperatorSpec{Backend: v1alpha1.BackendIstio, XDS: v1alpha1.XDSSpec{Port: swapXDSPort}},
-	}
-	o.create(t, op)
-	t.Cleanup(func() { _ = o.client.Delete(context.Background(), op) })
+	op := o.createSMIOperator(t, v1alpha1.SMIOperatorSpec{Backend: v1alpha1.BackendIstio, XDS: v1alpha1.XDSSpec{Port: swapXDSPort}})
 	o.waitOperator(t, "istio", func(op *v1alpha1.SMIOperator) error { return settled(op, v1alpha1.BackendIstio) })
 	o.waitPolicyPrincipals(t, target, []string{"cluster.local/ns/" + ns + "/sa/auditor"}, "example.org")
 
 	// To xds in another trust domain, on a port the enforcing operator's xDS server holds: xds
 	// cannot start, Istio keeps running as it was.
-	patch := func(obj client.Object, patch string) {
-		t.Helper()
-		if err := o.client.Patch(ctx, obj, client.RawPatch("application/merge-patch+json", []byte(patch))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	patch(op, fmt.Sprintf(`{"spec":{"backend":"xds","trustDomain":"example.org","xds":{"port":%d}}}`, xdsPort))
+	o.mergePatch(t, op, fmt.Sprintf(`{"spec":{"backend":"xds","trustDomain":"example.org","xds":{"port":%d}}}`, xdsPort))
 	o.waitOperator(t, "xds unavailable, istio kept", func(op *v1alpha1.SMIOperator) error {
 		ready := meta.FindStatusCondition(op.Status.Conditions, v1alpha1.ConditionReady)
 		if ready == nil || ready.Reason != v1alpha1.ReasonBackendUnavailable || ready.ObservedGeneration != op.Generation {
@@ -730,12 +711,12 @@ func TestEachBackendProgramsWithItsOwnSettings(t *testing.T) {
 		}
 		return nil
 	})
-	patch(target, `{"spec":{"sources":[{"kind":"ServiceAccount","name":"auditor","namespace":"`+ns+`"},`+
+	o.mergePatch(t, target, `{"spec":{"sources":[{"kind":"ServiceAccount","name":"auditor","namespace":"`+ns+`"},`+
 		`{"kind":"ServiceAccount","name":"clerk","namespace":"`+ns+`"}]}}`)
 	o.waitPolicyPrincipals(t, target, []string{"cluster.local/ns/" + ns + "/sa/auditor", "cluster.local/ns/" + ns + "/sa/clerk"}, "example.org")
 
 	// Once xds can start, it takes over and Istio's objects go.
-	patch(op, fmt.Sprintf(`{"spec":{"xds":{"port":%d}}}`, swapXDSPort))
+	o.mergePatch(t, op, fmt.Sprintf(`{"spec":{"xds":{"port":%d}}}`, swapXDSPort))
 	o.waitOperator(t, "xds", func(op *v1alpha1.SMIOperator) error { return settled(op, v1alpha1.BackendXDS) })
 	if err := o.client.Delete(ctx, op); err != nil {
 		t.Fatal(err)
