@@ -26,6 +26,7 @@ import (
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -86,10 +87,18 @@ type Switch struct {
 	stepped chan struct{} // closed after the first Step: until then nobody knows what to program
 	once    sync.Once
 
-	step             sync.Mutex // one Step at a time; guards the three fields below
+	step             sync.Mutex // one Step at a time; guards the fields below
 	istioWatched     bool       // the controllers watch Istio's kinds (added once, when first served)
 	endpointsWatched bool       // the Service controller watches EndpointSlices (added once, with xDS)
 	istioClean       bool       // no generated Istio object left since the Istio backend last ran
+	// unavailable is the last spec whose backend could not run, why, and when it was tried:
+	// Step runs on every SMI status change, and trying again (Secret reads, discovery, a listen)
+	// waits for smioperator.UnavailableRetry unless the spec changes.
+	unavailable struct {
+		spec v1alpha1.SMIOperatorSpec
+		err  error
+		at   time.Time
+	}
 
 	mu       sync.RWMutex // Program, Forget and the Service sink hold it to read; Step, to write
 	settings mesh.Settings
@@ -230,6 +239,12 @@ func (s *Switch) Step(ctx context.Context, spec *v1alpha1.SMIOperatorSpec) (smio
 		s.mu.Unlock()
 	}
 
+	last := s.unavailable
+	if last.err != nil && equality.Semantic.DeepEqual(last.spec, d) && time.Since(last.at) < smioperator.UnavailableRetry {
+		st := s.state()
+		st.Unavailable = last.err
+		return st, nil
+	}
 	var unavailable error
 	switch d.Backend {
 	case v1alpha1.BackendIstio:
@@ -237,6 +252,7 @@ func (s *Switch) Step(ctx context.Context, spec *v1alpha1.SMIOperatorSpec) (smio
 	case v1alpha1.BackendXDS:
 		unavailable = s.ensureXDS(ctx, newXDSConfig(d))
 	}
+	s.unavailable.spec, s.unavailable.err, s.unavailable.at = d, unavailable, time.Now()
 	if unavailable != nil {
 		s.setIdle(unavailable.Error())
 		st := s.state()
@@ -540,6 +556,12 @@ func (s *Switch) stopAll(ctx context.Context, why string) error {
 }
 
 func (s *Switch) setIdle(why string) {
+	s.mu.RLock()
+	same := s.idle == why
+	s.mu.RUnlock()
+	if same {
+		return // no write lock: it would wait for every Istio write in flight
+	}
 	s.mu.Lock()
 	s.idle = why
 	s.mu.Unlock()

@@ -74,9 +74,9 @@ func (f Fixed) Step(_ context.Context, spec *v1alpha1.SMIOperatorSpec) (State, e
 	return st, nil
 }
 
-// unavailableRetry is how soon a backend that cannot run is tried again (Istio installed, a TLS
-// Secret created, a port freed): none of those is watched.
-const unavailableRetry = 30 * time.Second
+// UnavailableRetry is how soon a backend that cannot run is tried again (Istio installed, a TLS
+// Secret created, a port freed): none of those is watched. An edit of the spec tries at once.
+const UnavailableRetry = 30 * time.Second
 
 // Reconcile implements reconcile.Reconciler.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -107,7 +107,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	case state.Draining != nil:
 		result.RequeueAfter = max(time.Until(state.Draining.Until.Time), time.Second)
 	case state.Unavailable != nil:
-		result.RequeueAfter = unavailableRetry
+		result.RequeueAfter = UnavailableRetry
 	}
 	if equality.Semantic.DeepEqual(op.Status, next.Status) {
 		return result, nil
