@@ -187,7 +187,7 @@ func main() {
 	}
 	switch backend {
 	case backendFromResource:
-		_, err = controllers.SetupFromResource(ctx, mgr, controllers.ResourceOptions{
+		err = controllers.SetupFromResource(ctx, mgr, controllers.ResourceOptions{
 			MaxConcurrentReconciles: workers,
 			Namespace:               cmp.Or(os.Getenv("POD_NAMESPACE"), "smi-operator-system"),
 			XDSCASecret:             xdsCASecret,

@@ -192,7 +192,7 @@ type ResourceOptions struct {
 // "default" selects, and swaps backends when it changes: the SMI reconcilers, the Service
 // reconciler (feeding the xDS server while one runs), the backend switch and the SMIOperator
 // reconciler driving it.
-func SetupFromResource(ctx context.Context, mgr ctrl.Manager, opts ResourceOptions) (*backends.Switch, error) {
+func SetupFromResource(ctx context.Context, mgr ctrl.Manager, opts ResourceOptions) error {
 	writes := &recent.Writes{}
 	registerer := opts.Registerer
 	if registerer == nil {
@@ -203,7 +203,7 @@ func SetupFromResource(ctx context.Context, mgr ctrl.Manager, opts ResourceOptio
 		XDSHost: opts.XDSHost, Registerer: registerer, Log: ctrl.Log.WithName("backends"),
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	reconcilerOpts := Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}
 	splitCtrl, targetCtrl, err := setupReconcilers(ctx, mgr, reconcilerOpts, writes, backendSet{
@@ -211,20 +211,20 @@ func SetupFromResource(ctx context.Context, mgr ctrl.Manager, opts ResourceOptio
 		splitResync: sw.SplitResync(), targetResync: sw.TargetResync(),
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	serviceCtrl, err := (&service.Reconciler{
 		Client: mgr.GetClient(), Server: sw.Services(), Resync: sw.ServiceResync(),
 		Serving: sw.ServingServices, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 	}).SetupWithManager(mgr)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	sw.SetControllers(splitCtrl, targetCtrl, serviceCtrl)
 	if err := mgr.Add(sw); err != nil {
-		return nil, err
+		return err
 	}
-	return sw, (&smioperator.Reconciler{
+	return (&smioperator.Reconciler{
 		Client: mgr.GetClient(), Backends: sw, Changes: sw.Changes(), Recorder: mgr.GetEventRecorder("smi-operator"),
 	}).SetupWithManager(mgr)
 }

@@ -115,9 +115,8 @@ type Switch struct {
 }
 
 type istioBackend struct {
-	settings mesh.Settings
-	splits   trafficsplit.Istio
-	targets  traffictarget.Istio
+	splits  trafficsplit.Istio
+	targets traffictarget.Istio
 }
 
 type xdsBackend struct {
@@ -310,7 +309,7 @@ func (s *Switch) ensureIstio(ctx context.Context, settings mesh.Settings) error 
 	s.mu.RLock()
 	current := s.istio
 	s.mu.RUnlock()
-	if current != nil && current.settings == settings {
+	if current != nil && current.splits.Settings == settings {
 		return nil
 	}
 	keys, err := s.list(ctx, false)
@@ -318,9 +317,8 @@ func (s *Switch) ensureIstio(ctx context.Context, settings mesh.Settings) error 
 		return err
 	}
 	b := &istioBackend{
-		settings: settings,
-		splits:   trafficsplit.Istio{Writer: s.opts.IstioWriter, Settings: settings},
-		targets:  traffictarget.Istio{Client: s.opts.Manager.GetClient(), Writer: s.opts.IstioWriter, Settings: settings},
+		splits:  trafficsplit.Istio{Writer: s.opts.IstioWriter, Settings: settings},
+		targets: traffictarget.Istio{Client: s.opts.Manager.GetClient(), Writer: s.opts.IstioWriter, Settings: settings},
 	}
 	s.setPending(v1alpha1.BackendIstio, keys)
 	s.mu.Lock()
@@ -498,18 +496,23 @@ func (s *Switch) retireXDS(grace time.Duration) {
 	s.mu.RLock()
 	b := s.xds
 	s.mu.RUnlock()
-	if b == nil || (!b.fed && time.Now().Before(b.drainUntil) && !b.failed.Load()) {
-		return // nothing to retire, or draining until later: no write lock (see retireIstio)
+	if b == nil {
+		return
+	}
+	// Done: drained, or failed with nothing left to drain.
+	done := func() bool { return b.failed.Load() || !time.Now().Before(b.drainUntil) }
+	if !b.fed && !done() {
+		return // draining until later: no write lock (see retireIstio)
 	}
 	s.mu.Lock()
-	if b != nil && b.fed {
+	if b.fed {
 		b.fed, b.drainUntil = false, time.Now().Add(grace)
 		s.xdsFed.Store(false)
 		s.opts.Log.Info("the xds backend is retired: it serves its last configuration until the grace period ends", "until", b.drainUntil)
 	}
 	s.mu.Unlock()
 	s.clearPending(v1alpha1.BackendXDS)
-	if b != nil && (!time.Now().Before(b.drainUntil) || b.failed.Load()) {
+	if done() {
 		s.stopXDS()
 	}
 }

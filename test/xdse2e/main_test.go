@@ -256,7 +256,7 @@ func (o *operator) newSwapOperator() error {
 	if err != nil {
 		return err
 	}
-	_, err = controllers.SetupFromResource(o.ctx, mgr, controllers.ResourceOptions{
+	err = controllers.SetupFromResource(o.ctx, mgr, controllers.ResourceOptions{
 		MaxConcurrentReconciles: 4,
 		Namespace:               operatorNamespace,
 		XDSCASecret:             "smi-operator-xds-ca", // the root o.ca issues from
