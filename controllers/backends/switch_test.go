@@ -58,7 +58,7 @@ func TestState(t *testing.T) {
 // TestProgrammedWakesOnTheLast: the last object a starting backend programs wakes the SMIOperator
 // reconciler, once; objects it was not waiting for change nothing.
 func TestProgrammedWakesOnTheLast(t *testing.T) {
-	s := &Switch{pending: map[v1alpha1.Backend]map[objectKey]bool{}, changes: make(chan event.GenericEvent, 1)}
+	s := &Switch{pending: map[v1alpha1.Backend]map[objectKey]bool{}, changes: make(chan event.GenericEvent, 2)} // room for a second wake-up, to see none comes
 	a, b := objectKey{kind: "TrafficSplit", namespace: "shop", name: "a"}, objectKey{kind: "TrafficTarget", namespace: "shop", name: "b"}
 	s.setPending(v1alpha1.BackendXDS, []objectKey{a, b})
 	s.programmed(v1alpha1.BackendXDS, a)

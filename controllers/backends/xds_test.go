@@ -69,6 +69,11 @@ func TestSecretCertificateFollowsRenewal(t *testing.T) {
 	if got := served(); got != "first" {
 		t.Errorf("re-read after 30 s: serves %q", got)
 	}
+	select {
+	case <-refreshed:
+		t.Error("the Secret was read again after 30 s")
+	case <-time.After(50 * time.Millisecond):
+	}
 	now = now.Add(31 * time.Second)
 	// The handshake that finds the certificate stale does not wait for the read; the next ones
 	// get what it read.

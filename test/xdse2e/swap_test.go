@@ -211,7 +211,7 @@ func TestBackendSwap(t *testing.T) {
 	o.waitIstioObjects(t, ns, wantIstio)
 
 	// Each step was announced on the SMIOperator.
-	o.waitEventReasons(t, v1alpha1.ReasonSwapping, v1alpha1.ReasonDraining, v1alpha1.ReasonSettled, v1alpha1.ReasonBackendReady)
+	o.waitEventReasons(t, op, v1alpha1.ReasonSwapping, v1alpha1.ReasonDraining, v1alpha1.ReasonSettled, v1alpha1.ReasonBackendReady)
 
 	// 4. Deleting the SMIOperator stops programming and removes what was generated.
 	if err := o.client.Delete(ctx, op); err != nil {
@@ -230,8 +230,9 @@ func TestBackendSwap(t *testing.T) {
 	}
 }
 
-// waitEventReasons waits until Events about the SMIOperator carry every reason listed.
-func (o *operator) waitEventReasons(t *testing.T, reasons ...string) {
+// waitEventReasons waits until Events about op (this one, not an earlier test's of the same
+// name) carry every reason listed.
+func (o *operator) waitEventReasons(t *testing.T, op *v1alpha1.SMIOperator, reasons ...string) {
 	t.Helper()
 	eventually(t, 30*time.Second, 100*time.Millisecond, func() error {
 		list := &eventsv1.EventList{}
@@ -240,7 +241,7 @@ func (o *operator) waitEventReasons(t *testing.T, reasons ...string) {
 		}
 		seen := map[string]bool{}
 		for _, ev := range list.Items {
-			if ev.Regarding.Kind == "SMIOperator" && ev.Regarding.Name == v1alpha1.SingletonName {
+			if ev.Regarding.Kind == "SMIOperator" && ev.Regarding.UID == op.UID {
 				seen[ev.Reason] = true
 			}
 		}
@@ -562,6 +563,14 @@ func TestBackendUnavailable(t *testing.T) {
 	patch(`{"xds":{"tls":null}}`)
 	o.waitOperator(t, "plain text again", func(op *v1alpha1.SMIOperator) error { return settled(op, v1alpha1.BackendXDS) })
 	waitListening(t, netns.HostPort(1, swapXDSPort))
+	eventually(t, 10*time.Second, 100*time.Millisecond, func() error {
+		conn, err := tls.Dial("tcp", netns.HostPort(1, swapXDSPort), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}) //nolint:gosec // checks that no TLS is served
+		if err != nil {
+			return nil
+		}
+		_ = conn.Close()
+		return errors.New("the xDS server still serves TLS with spec.xds.tls removed")
+	})
 	if err := o.client.Delete(ctx, op); err != nil {
 		t.Fatal(err)
 	}
@@ -718,6 +727,7 @@ func TestEachBackendProgramsWithItsOwnSettings(t *testing.T) {
 	// Once xds can start, it takes over and Istio's objects go.
 	o.mergePatch(t, op, fmt.Sprintf(`{"spec":{"xds":{"port":%d}}}`, swapXDSPort))
 	o.waitOperator(t, "xds", func(op *v1alpha1.SMIOperator) error { return settled(op, v1alpha1.BackendXDS) })
+	o.waitIstioObjects(t, ns, nil)
 	if err := o.client.Delete(ctx, op); err != nil {
 		t.Fatal(err)
 	}
