@@ -226,7 +226,6 @@ type PortSet struct {
 	Ports []int32
 }
 
-// Empty reports whether the set holds no port.
 // String describes the ports for diagnostics: "every port", "port 80", "ports 80, 443".
 func (p PortSet) String() string {
 	if p.All {
@@ -250,6 +249,7 @@ func (m HTTPMatch) Describe() string {
 	return fmt.Sprintf("HTTPRouteGroup %q match %q", m.Group, m.Name)
 }
 
+// Empty reports whether the set holds no port.
 func (p PortSet) Empty() bool {
 	return !p.All && len(p.Ports) == 0
 }
