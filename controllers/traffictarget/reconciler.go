@@ -161,9 +161,11 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) (controller.Controller, 
 		Watches(&hub.HTTPRouteGroup{}, byRoute(smi.HTTPRouteGroupKind)).
 		Watches(&hub.TCPRoute{}, byRoute(smi.TCPRouteKind)).
 		Watches(&hub.UDPRoute{}, byRoute(smi.UDPRouteKind)).
-		Watches(&appsv1.Deployment{}, byWorkload).
-		Watches(&appsv1.StatefulSet{}, byWorkload).
-		Watches(&appsv1.DaemonSet{}, byWorkload).
+		// A workload's selector, pod labels and ServiceAccount are spec: its status updates (every
+		// rollout tick) change nothing a target reads.
+		Watches(&appsv1.Deployment{}, byWorkload, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&appsv1.StatefulSet{}, byWorkload, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&appsv1.DaemonSet{}, byWorkload, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles})
 	if r.Resync != nil {
 		b = b.WatchesRawSource(source.Channel(r.Resync, &handler.EnqueueRequestForObject{}))
