@@ -286,7 +286,7 @@ func newCreations(prefix string, want int) *creations {
 
 // wrap is a rest.Config transport wrapper.
 func (c *creations) wrap(next http.RoundTripper) http.RoundTripper {
-	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+	return testenv.RoundTripFunc(func(req *http.Request) (*http.Response, error) {
 		resp, err := next.RoundTrip(req)
 		if err != nil || resp.StatusCode != http.StatusCreated {
 			return resp, err
@@ -310,10 +310,6 @@ func (c *creations) wrap(next http.RoundTripper) http.RoundTripper {
 		return resp, err
 	})
 }
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
 // deleteGenerated deletes the Istio objects in the namespaces starting with each prefix (envtest
 // runs no namespace controller, so deleting the namespaces would not) and waits until they are gone.

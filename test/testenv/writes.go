@@ -22,13 +22,15 @@ type WriteCounter struct {
 	byResource map[string]int
 }
 
-type roundTripFunc func(*http.Request) (*http.Response, error)
+// RoundTripFunc is an http.RoundTripper made of a function, for rest.Config transport wrappers.
+type RoundTripFunc func(*http.Request) (*http.Response, error)
 
-func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+// RoundTrip implements http.RoundTripper.
+func (f RoundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
 // Wrap is a rest.Config transport wrapper.
 func (w *WriteCounter) Wrap(next http.RoundTripper) http.RoundTripper {
-	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+	return RoundTripFunc(func(req *http.Request) (*http.Response, error) {
 		if req.Method == http.MethodGet {
 			return next.RoundTrip(req)
 		}
