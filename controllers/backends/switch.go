@@ -23,8 +23,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
-	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -332,13 +330,24 @@ func (s *Switch) ensureIstio(ctx context.Context, settings mesh.Settings) error 
 }
 
 // IstioKinds are the Istio kinds the operator generates.
-var IstioKinds = []client.Object{
-	&networkingv1.VirtualService{}, &networkingv1.DestinationRule{},
-	&securityv1.AuthorizationPolicy{}, &securityv1.PeerAuthentication{},
-}
+var IstioKinds = itemsOf(istioLists())
 
+// istioLists are the list kinds of what the Istio backends generate, which they prune.
 func istioLists() []client.ObjectList {
 	return append(trafficsplit.GeneratedKinds(), traffictarget.GeneratedKinds()...)
+}
+
+// itemsOf returns an object of each list's item type, so that the kinds are listed once.
+func itemsOf(lists []client.ObjectList) []client.Object {
+	out := make([]client.Object, 0, len(lists))
+	for _, list := range lists {
+		item := reflect.ValueOf(list).Elem().FieldByName("Items").Type().Elem()
+		if item.Kind() == reflect.Pointer { // Istio's lists hold pointers
+			item = item.Elem()
+		}
+		out = append(out, reflect.New(item).Interface().(client.Object))
+	}
+	return out
 }
 
 // IstioServed says whether the cluster serves every Istio kind the Istio backend writes.
