@@ -83,9 +83,12 @@ func SetupIstio(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := owned.IndexGenerated(ctx, mgr.GetFieldIndexer(), backends.IstioKinds...); err != nil {
 		return err
 	}
-	writes := &recent.Writes{}
-	writer := istioWriter(mgr, writes)
-	splitCtrl, targetCtrl, err := setupReconcilers(ctx, mgr, opts, writes, backendSet{
+	statuses, err := newStatuses(mgr, opts.MaxConcurrentReconciles)
+	if err != nil {
+		return err
+	}
+	writer := istioWriter(mgr, statuses)
+	splitCtrl, targetCtrl, err := setupReconcilers(ctx, mgr, opts, statuses, backendSet{
 		splits:   trafficsplit.Istio{Writer: writer, Settings: opts.Settings},
 		targets:  traffictarget.Istio{Client: mgr.GetClient(), Writer: writer, Settings: opts.Settings},
 		settings: func() mesh.Settings { return opts.Settings },
@@ -96,8 +99,21 @@ func SetupIstio(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	return watchAll(splitCtrl, trafficsplit.IstioWatches(mgr), targetCtrl, traffictarget.IstioWatches(mgr))
 }
 
-func istioWriter(mgr ctrl.Manager, writes *recent.Writes) owned.Writer {
-	return owned.Writer{Client: mgr.GetClient(), Reader: mgr.GetClient(), Scheme: mgr.GetScheme(), Recent: writes}
+// newStatuses returns the status writer of the SMI reconcilers, run by the manager.
+func newStatuses(mgr ctrl.Manager, workers int) (*status.Deferred, error) {
+	statuses := &status.Deferred{
+		Writer:  status.Writer{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("smi-operator"), Recent: &recent.Writes{}},
+		Reader:  mgr.GetClient(),
+		Workers: workers,
+	}
+	return statuses, mgr.Add(statuses)
+}
+
+// istioWriter writes the Istio objects; its writes hold the statuses back and share their memory
+// of recent writes.
+func istioWriter(mgr ctrl.Manager, statuses *status.Deferred) owned.Writer {
+	return owned.Writer{Client: mgr.GetClient(), Reader: mgr.GetClient(), Scheme: mgr.GetScheme(),
+		Recent: statuses.Writer.Recent, Busy: statuses.Programming}
 }
 
 func watchAll(splitCtrl controller.Controller, splitSources []source.Source, targetCtrl controller.Controller, targetSources []source.Source) error {
@@ -124,29 +140,21 @@ type backendSet struct {
 }
 
 // setupReconcilers registers the cache indexes and the reconcilers of the SMI root kinds with
-// the backends of set; writes is the memory of recent writes the backends' writer shares with
-// the status writer. It returns the two controllers, for watches added later.
-func setupReconcilers(ctx context.Context, mgr ctrl.Manager, opts Options, writes *recent.Writes, set backendSet) (splitCtrl, targetCtrl controller.Controller, err error) {
+// the backends of set, reporting through statuses. It returns the two controllers, for watches
+// added later.
+func setupReconcilers(ctx context.Context, mgr ctrl.Manager, opts Options, statuses *status.Deferred, set backendSet) (splitCtrl, targetCtrl controller.Controller, err error) {
 	if err := index.Setup(ctx, mgr.GetFieldIndexer()); err != nil {
 		return nil, nil, err
 	}
-	statuses := &status.Deferred{
-		Writer:  status.Writer{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("smi-operator"), Recent: writes},
-		Reader:  mgr.GetClient(),
-		Workers: opts.MaxConcurrentReconciles,
-	}
-	if err := mgr.Add(statuses); err != nil {
-		return nil, nil, err
-	}
 	splitCtrl, err = (&trafficsplit.Reconciler{
-		Client: mgr.GetClient(), Backend: set.splits, Status: statuses, Programming: statuses.Programming, Settings: set.settings,
+		Client: mgr.GetClient(), Backend: set.splits, Status: statuses, Settings: set.settings,
 		Resync: set.splitResync, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 	}).SetupWithManager(mgr)
 	if err != nil {
 		return nil, nil, err
 	}
 	targetCtrl, err = (&traffictarget.Reconciler{
-		Client: mgr.GetClient(), Backend: set.targets, Status: statuses, Programming: statuses.Programming, Settings: set.settings,
+		Client: mgr.GetClient(), Backend: set.targets, Status: statuses, Settings: set.settings,
 		Resync: set.targetResync, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 	}).SetupWithManager(mgr)
 	return splitCtrl, targetCtrl, err
@@ -156,7 +164,11 @@ func setupReconcilers(ctx context.Context, mgr ctrl.Manager, opts Options, write
 // Services and EndpointSlices, and the server itself.
 func SetupXDS(ctx context.Context, mgr ctrl.Manager, opts Options, xdsServer *server.Server) error {
 	settings := func() mesh.Settings { return opts.Settings }
-	_, _, err := setupReconcilers(ctx, mgr, opts, &recent.Writes{}, backendSet{
+	statuses, err := newStatuses(mgr, opts.MaxConcurrentReconciles)
+	if err != nil {
+		return err
+	}
+	_, _, err = setupReconcilers(ctx, mgr, opts, statuses, backendSet{
 		splits: trafficsplit.XDS{Server: xdsServer}, targets: traffictarget.XDS{Server: xdsServer}, settings: settings,
 	})
 	if err != nil {
@@ -193,20 +205,23 @@ type ResourceOptions struct {
 // reconciler (feeding the xDS server while one runs), the backend switch and the SMIOperator
 // reconciler driving it.
 func SetupFromResource(ctx context.Context, mgr ctrl.Manager, opts ResourceOptions) error {
-	writes := &recent.Writes{}
+	statuses, err := newStatuses(mgr, opts.MaxConcurrentReconciles)
+	if err != nil {
+		return err
+	}
 	registerer := opts.Registerer
 	if registerer == nil {
 		registerer = metrics.Registry
 	}
 	sw, err := backends.New(backends.Options{
-		Manager: mgr, IstioWriter: istioWriter(mgr, writes), Namespace: opts.Namespace, CASecretName: opts.XDSCASecret,
+		Manager: mgr, IstioWriter: istioWriter(mgr, statuses), Namespace: opts.Namespace, CASecretName: opts.XDSCASecret,
 		XDSHost: opts.XDSHost, Registerer: registerer, Log: ctrl.Log.WithName("backends"),
 	})
 	if err != nil {
 		return err
 	}
 	reconcilerOpts := Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}
-	splitCtrl, targetCtrl, err := setupReconcilers(ctx, mgr, reconcilerOpts, writes, backendSet{
+	splitCtrl, targetCtrl, err := setupReconcilers(ctx, mgr, reconcilerOpts, statuses, backendSet{
 		splits: sw.Splits(), targets: sw.Targets(), settings: sw.Settings,
 		splitResync: sw.SplitResync(), targetResync: sw.TargetResync(),
 	})

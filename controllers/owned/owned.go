@@ -57,6 +57,16 @@ type Writer struct {
 	// Recent, when set, keeps a reconcile that runs before the cache saw its previous apply from
 	// sending it again.
 	Recent *recent.Writes
+	// Busy, when set, marks each apply and delete in flight until the func it returns is called
+	// (status.Deferred.Programming: statuses wait while the mesh is being written).
+	Busy func() (done func())
+}
+
+func (w Writer) busy() (done func()) {
+	if w.Busy == nil {
+		return func() {}
+	}
+	return w.Busy()
 }
 
 // Sync makes the objects generated from source, of the kinds listed, exactly wanted: each wanted
@@ -151,7 +161,9 @@ func (w Writer) apply(ctx context.Context, obj client.Object, gvk schema.GroupVe
 	if w.Recent != nil && !w.Recent.Begin(key, content, cachedVersion) {
 		return false, nil
 	}
+	done := w.busy()
 	err = w.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager), client.ForceOwnership)
+	done()
 	if err != nil {
 		w.forget(gvk, obj)
 		return false, fmt.Errorf("applying %s %s/%s: %w", gvk.Kind, obj.GetNamespace(), obj.GetName(), err)
@@ -279,6 +291,7 @@ func (w Writer) prune(ctx context.Context, namespace, source string, list client
 // writes to it.
 func (w Writer) delete(ctx context.Context, gvk schema.GroupVersionKind, obj client.Object) error {
 	uid := obj.GetUID()
+	defer w.busy()()
 	if err := w.Client.Delete(ctx, obj, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("deleting %s %s/%s: %w", gvk.Kind, obj.GetNamespace(), obj.GetName(), err)
 	}

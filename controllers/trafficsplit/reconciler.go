@@ -36,9 +36,6 @@ type Reconciler struct {
 	Client  client.Client
 	Backend Backend
 	Status  status.Updater
-	// Programming, when set, marks a backend write in flight until the func it returns is called
-	// (status.Deferred writes statuses when none is).
-	Programming func() (done func())
 	// Settings returns the mesh settings in force; they change when the SMIOperator's do.
 	Settings func() mesh.Settings
 	// Resync, when set, delivers splits to reconcile again whatever changed, such as every split
@@ -64,7 +61,6 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	split := &hub.TrafficSplit{}
 	err := r.Client.Get(ctx, req.NamespacedName, split)
 	if apierrors.IsNotFound(err) {
-		defer r.programming()()
 		return ctrl.Result{}, r.Backend.Forget(ctx, mesh.ObjectRef{Kind: smi.TrafficSplitKind, Namespace: req.Namespace, Name: req.Name})
 	}
 	if err != nil || !split.DeletionTimestamp.IsZero() {
@@ -77,9 +73,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	self := mesh.ObjectRef{Kind: smi.TrafficSplitKind, Namespace: split.Namespace, Name: split.Name}
 	models := mesh.NewModels(snap, func(m *mesh.Model) { m.Splits = onlyFrom(m.Splits, self) })
 	_, diags := models.For(r.Settings())
-	done := r.programming()
 	programDiags, err := r.Backend.Program(ctx, split, models)
-	done()
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -137,13 +131,6 @@ func onlyFrom(splits []mesh.Split, ref mesh.ObjectRef) []mesh.Split {
 		}
 	}
 	return nil
-}
-
-func (r *Reconciler) programming() (done func()) {
-	if r.Programming == nil {
-		return func() {}
-	}
-	return r.Programming()
 }
 
 // SetupWithManager watches TrafficSplits and everything they reference, and returns the controller

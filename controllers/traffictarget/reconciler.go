@@ -38,9 +38,6 @@ type Reconciler struct {
 	Client  client.Client
 	Backend Backend
 	Status  status.Updater
-	// Programming, when set, marks a backend write in flight until the func it returns is called
-	// (status.Deferred writes statuses when none is).
-	Programming func() (done func())
 	// Settings returns the mesh settings in force; they change when the SMIOperator's do.
 	Settings func() mesh.Settings
 	// Resync, when set, delivers targets to reconcile again whatever changed, such as every
@@ -64,7 +61,6 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	target := &hub.TrafficTarget{}
 	err := r.Client.Get(ctx, req.NamespacedName, target)
 	if apierrors.IsNotFound(err) {
-		defer r.programming()()
 		return ctrl.Result{}, r.Backend.Forget(ctx, mesh.ObjectRef{Kind: smi.TrafficTargetKind, Namespace: req.Namespace, Name: req.Name})
 	}
 	if err != nil || !target.DeletionTimestamp.IsZero() {
@@ -77,9 +73,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	self := mesh.ObjectRef{Kind: smi.TrafficTargetKind, Namespace: target.Namespace, Name: target.Name}
 	models := mesh.NewModels(snap, nil)
 	_, diags := models.For(r.Settings())
-	done := r.programming()
 	programDiags, err := r.Backend.Program(ctx, target, models)
-	done()
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -127,13 +121,6 @@ func (r *Reconciler) snapshot(ctx context.Context, target *hub.TrafficTarget) (m
 	}
 	snap.Deployments, snap.StatefulSets, snap.DaemonSets = deployments.Items, statefulSets.Items, daemonSets.Items
 	return snap, nil
-}
-
-func (r *Reconciler) programming() (done func()) {
-	if r.Programming == nil {
-		return func() {}
-	}
-	return r.Programming()
 }
 
 // SetupWithManager watches TrafficTargets and everything they reference, and returns the
