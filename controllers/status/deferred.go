@@ -92,8 +92,16 @@ func (d *Deferred) Programming() (done func()) {
 func (d *Deferred) Update(_ context.Context, obj hub.Object, conds []metav1.Condition) error {
 	d.init()
 	key := objectKey{kind: typeName(obj), NamespacedName: client.ObjectKeyFromObject(obj)}
+	// At rest most reconciles change no status: nothing to queue, copy, wait for or read again,
+	// unless an older status of the object is still queued or being written.
+	changes := Changes(obj, conds)
 	d.mu.Lock()
-	if e, ok := d.pending[key]; ok {
+	e, queued := d.pending[key]
+	if !changes && !queued && !d.writing[key] {
+		d.mu.Unlock()
+		return nil
+	}
+	if queued {
 		e.obj, e.generation, e.conds = obj.DeepCopyObject().(hub.Object), obj.GetGeneration(), conds
 	} else {
 		d.pending[key] = &entry{obj: obj.DeepCopyObject().(hub.Object), generation: obj.GetGeneration(), conds: conds, since: time.Now()}

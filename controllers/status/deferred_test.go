@@ -195,3 +195,26 @@ func TestDeferredRetriesAFailedWrite(t *testing.T) {
 		t.Errorf("the failed, superseded conditions were written after the newer ones: %q", r)
 	}
 }
+
+// TestDeferredQueuesNothingThatChangesNothing: conditions the object already has are not queued
+// (at rest, most reconciles change no status).
+func TestDeferredQueuesNothingThatChangesNothing(t *testing.T) {
+	f := newDeferredFixture(t)
+	if err := f.d.Update(context.Background(), f.split, programmed(ReasonProgrammed)); err != nil {
+		t.Fatal(err)
+	}
+	f.waitReason(ReasonProgrammed, 2*time.Second)
+	current := &hub.TrafficSplit{}
+	if err := f.client.Get(context.Background(), client.ObjectKeyFromObject(f.split), current); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.d.Update(context.Background(), current, programmed(ReasonProgrammed)); err != nil {
+		t.Fatal(err)
+	}
+	f.d.mu.Lock()
+	queued := len(f.d.pending)
+	f.d.mu.Unlock()
+	if queued != 0 {
+		t.Errorf("%d statuses queued that change nothing", queued)
+	}
+}

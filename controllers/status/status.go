@@ -117,26 +117,38 @@ type Writer struct {
 	Recent *recent.Writes
 }
 
-// Update sets conds on obj's status (keeping transition times of conditions that did not change)
-// and patches the status subresource if that changed anything. It emits a Warning Event for each
-// condition that turned False or changed its reason while False, and one Normal Event when the
-// object becomes Programmed: one Event per outcome, not one per condition, which at scale would
-// triple the API writes of a reconcile.
-func (w Writer) Update(ctx context.Context, obj hub.Object, conds []metav1.Condition) error {
-	before := obj.GetStatus().DeepCopy()
+// Changes reports whether conds would change obj's status.
+func Changes(obj hub.Object, conds []metav1.Condition) bool {
+	updated, _ := withConditions(obj, conds)
+	return !equality.Semantic.DeepEqual(obj.GetStatus(), updated.GetStatus())
+}
+
+// withConditions returns a copy of obj with conds set on its status (keeping the transition times
+// of conditions that did not change), and the conditions whose outcome is news: an Event each.
+func withConditions(obj hub.Object, conds []metav1.Condition) (hub.Object, []metav1.Condition) {
 	updated := obj.DeepCopyObject().(hub.Object)
 	status := updated.GetStatus()
 	status.ObservedGeneration = obj.GetGeneration()
 	var changed []metav1.Condition
 	for _, c := range conds {
-		old := meta.FindStatusCondition(before.Conditions, c.Type)
+		old := meta.FindStatusCondition(obj.GetStatus().Conditions, c.Type)
 		sameOutcome := old != nil && old.Status == c.Status && old.Reason == c.Reason
 		if !sameOutcome && (c.Status != metav1.ConditionTrue || c.Type == smi.ConditionProgrammed) {
 			changed = append(changed, c)
 		}
 		meta.SetStatusCondition(&status.Conditions, c)
 	}
-	if equality.Semantic.DeepEqual(before, status) {
+	return updated, changed
+}
+
+// Update sets conds on obj's status (keeping transition times of conditions that did not change)
+// and patches the status subresource if that changed anything. It emits a Warning Event for each
+// condition that turned False or changed its reason while False, and one Normal Event when the
+// object becomes Programmed: one Event per outcome, not one per condition, which at scale would
+// triple the API writes of a reconcile.
+func (w Writer) Update(ctx context.Context, obj hub.Object, conds []metav1.Condition) error {
+	updated, changed := withConditions(obj, conds)
+	if equality.Semantic.DeepEqual(obj.GetStatus(), updated.GetStatus()) {
 		return nil
 	}
 	key := recent.Key{Kind: typeName(obj), Namespace: obj.GetNamespace(), Name: obj.GetName(), Part: "status"}
