@@ -192,7 +192,11 @@ func (d *Deferred) next() (objectKey, *entry, time.Duration) {
 			return objectKey{}, nil, min(quiet, overdue.Sub(now))
 		}
 	}
-	d.order = slices.Delete(d.order, i, i+1)
+	if i == 0 {
+		d.order = d.order[1:] // the usual case, without moving the rest of a long queue
+	} else {
+		d.order = slices.Delete(d.order, i, i+1)
+	}
 	delete(d.pending, key)
 	d.writing[key] = true
 	if len(d.order) > 0 {
