@@ -3,8 +3,8 @@ package server
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
-	"strconv"
 	"strings"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -59,22 +59,33 @@ func (src *secretSource) lookup(scope, name string, build bool) (types.Resource,
 			s.opts.Log.Error(err, "cannot issue a workload certificate", "identity", scope)
 			return nil, "", false
 		}
-		// A renewed certificate starts later than the one it replaces.
-		version := strconv.FormatInt(cert.NotBefore.UnixNano(), 10)
+		// Not the validity: two certificates can start in the same second (x509 times have no
+		// finer resolution), and a replaced one must reach the proxy all the same.
+		version := contentVersion(cert.CertChainPEM, cert.PrivateKeyPEM)
 		if !build {
 			return nil, version, true
 		}
 		return xds.WorkloadSecret(cert.CertChainPEM, cert.PrivateKeyPEM), version, true
 	case xds.TrustBundleSecretName:
 		bundle := authority.TrustBundlePEM()
-		sum := sha256.Sum256(bundle)
-		version := hex.EncodeToString(sum[:8])
+		version := contentVersion(bundle)
 		if !build {
 			return nil, version, true
 		}
 		return xds.TrustBundleSecret(bundle), version, true
 	}
 	return nil, "", false
+}
+
+// contentVersion is a version that changes whenever the content does.
+func contentVersion(parts ...[]byte) string {
+	h := sha256.New()
+	for _, p := range parts {
+		// Lengths first, so that moving bytes from one part to the next is a change too.
+		_, _ = h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(p))))
+		_, _ = h.Write(p)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 func (src *secretSource) Wildcard(scope string) []string {

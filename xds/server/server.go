@@ -22,7 +22,10 @@
 // MetadataNamespace, MetadataServiceAccount). With an Authenticator, a stream that presents a
 // ServiceAccount token (gRPC metadata "authorization: Bearer <token>") is checked with
 // TokenReview, and a node claiming any other identity on it is refused; secrets are only ever
-// served on an authenticated stream, for its own identity.
+// served on an authenticated stream, for its own identity. A stream acts for the node of its first
+// request for its whole life: a later request naming another node or identity ends it with
+// PermissionDenied, and every request reaches the caches with the stream's own node, so nothing
+// per identity is ever looked up by what a later request claims.
 package server
 
 import (

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/smi-operator/smi-operator/xds/auth"
 )
@@ -33,8 +35,10 @@ type streams struct {
 type streamState struct {
 	// authenticated is the identity the stream's token proved, if it presented one.
 	authenticated *Identity
-	// node is set by the first request.
-	node *nodeInfo
+	// node is the node of the stream's first request, and info what it claims: the stream acts
+	// for that node, and only for it, until it ends.
+	node *corev3.Node
+	info *nodeInfo
 }
 
 func newStreams(auth Authenticator, m *metrics, log logr.Logger) *streams {
@@ -78,14 +82,21 @@ func (s *streams) OnStreamClosed(id int64, _ *corev3.Node) {
 	state := s.open[id]
 	delete(s.open, id)
 	s.mu.Unlock()
-	if state != nil && state.node != nil {
-		s.metrics.connected.WithLabelValues(state.node.proxy).Dec()
+	if state != nil && state.info != nil {
+		s.metrics.connected.WithLabelValues(state.info.proxy).Dec()
 	}
 }
 
-// OnStreamRequest checks the node against the stream's identity, refuses secrets to streams that
-// did not prove one, and counts ACKs and NACKs (logging each NACK with the node and the error:
-// the proxy keeps its last good configuration, and this is where an operator finds out why).
+// OnStreamRequest binds the stream to the node of its first request (checked against the
+// stream's token), ends the stream when a later request names another node, refuses secrets to
+// streams that did not prove an identity, and counts ACKs and NACKs (logging each NACK with the
+// node and the error: the proxy keeps its last good configuration, and this is where an operator
+// finds out why).
+//
+// go-control-plane adopts the node of every request that carries one, and the caches key the
+// per-identity resources (secrets, a gRPC server's listener, Envoy's inbound listener) by the
+// request's node. So every request must be held to the stream's own node, and the request the
+// caches see carries that node, whatever the client sent.
 func (s *streams) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) error {
 	s.mu.Lock()
 	state := s.open[id]
@@ -106,10 +117,21 @@ func (s *streams) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) e
 			return status.Errorf(codes.PermissionDenied, "node %q claims %s but its token is for %s",
 				req.GetNode().GetId(), describe(info.identity), describe(*state.authenticated))
 		}
-		state.node = &info
+		state.node = proto.Clone(req.GetNode()).(*corev3.Node)
+		if state.node == nil {
+			state.node = &corev3.Node{}
+		}
+		state.info = &info
 		s.metrics.connected.WithLabelValues(info.proxy).Inc()
+	} else if err := sameNode(state, req.GetNode()); err != nil {
+		s.metrics.rejected.WithLabelValues("node-changed").Inc()
+		s.log.Info("ended an xDS stream whose request named another node", "node", state.node.GetId(),
+			"identity", describe(state.info.identity), "reason", err.Error())
+		return status.Errorf(codes.PermissionDenied, "a stream acts for the node of its first request (%q, %s) only: %v",
+			state.node.GetId(), describe(state.info.identity), err)
 	}
-	if req.GetTypeUrl() == resourcev3.SecretType && (state.authenticated == nil || state.node.identity == (Identity{})) {
+	req.Node = state.node
+	if req.GetTypeUrl() == resourcev3.SecretType && (state.authenticated == nil || state.info.identity == (Identity{})) {
 		s.metrics.rejected.WithLabelValues("secrets-unauthenticated").Inc()
 		return status.Error(codes.PermissionDenied, "secrets are only served on a stream authenticated with a ServiceAccount token")
 	}
@@ -123,6 +145,24 @@ func (s *streams) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) e
 			"type", typ, "version", req.GetVersionInfo(), "error", req.GetErrorDetail().GetMessage())
 	default:
 		s.metrics.acks.WithLabelValues(typ).Inc()
+	}
+	return nil
+}
+
+// sameNode says why node is not the stream's own: another id, proxy kind or identity. go-control-plane
+// hands the stream's last node to requests that carry none, so those are the stream's own.
+func sameNode(state *streamState, node *corev3.Node) error {
+	if node == state.node {
+		return nil
+	}
+	info, err := parseNode(node)
+	switch {
+	case err != nil:
+		return err
+	case node.GetId() != state.node.GetId():
+		return fmt.Errorf("a request names node %q", node.GetId())
+	case info != *state.info:
+		return fmt.Errorf("a request claims %s as a %s proxy", describe(info.identity), info.proxy)
 	}
 	return nil
 }
