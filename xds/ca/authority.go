@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"sync"
 	"time"
@@ -256,6 +257,38 @@ func (a *Authority) Issue(spiffeID string) (*Certificate, error) {
 	}
 	return c, nil
 }
+
+// IssueServing signs a new server certificate for the DNS names and IP addresses a server is
+// reached by (the xDS server's own, so that proxies verify it with the trust bundle they already
+// hold), valid for ttl or until the root expires. It carries no SPIFFE ID: it proves a server
+// name, not a workload identity, and is good for server authentication only.
+func (a *Authority) IssueServing(dnsNames []string, ips []net.IP, ttl time.Duration) (*Certificate, error) {
+	if len(dnsNames) == 0 && len(ips) == 0 {
+		return nil, errors.New("ca: a serving certificate needs a DNS name or an IP address")
+	}
+	if ttl <= 0 {
+		return nil, errors.New("ca: a serving certificate needs a positive lifetime")
+	}
+	a.mu.RLock()
+	root, bundlePEM := a.root, a.bundlePEM
+	a.mu.RUnlock()
+	what := fmt.Sprintf("server %v %v", dnsNames, ips)
+	c, err := signLeaf(root, bundlePEM, a.opts.Now(), ttl, what, func(tmpl *x509.Certificate) {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		tmpl.DNSNames = dnsNames
+		tmpl.IPAddresses = ips
+		if len(dnsNames) > 0 {
+			tmpl.Subject.CommonName = dnsNames[0]
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
+	}
+	return c, nil
+}
+
+// Now is the Authority's clock.
+func (a *Authority) Now() time.Time { return a.opts.Now() }
 
 // ForIdentity returns the certificate of spiffeID that the Authority issued last while it is not
 // due for renewal (now < RenewAt), else issues and keeps a new one: all proxies of one identity

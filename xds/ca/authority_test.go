@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -426,5 +427,49 @@ func TestForIdentityConcurrentCallersShareOneCertificate(t *testing.T) {
 		if certs[i] != certs[0] {
 			t.Fatalf("caller %d got another certificate", i)
 		}
+	}
+}
+
+// TestIssueServing: a serving certificate verifies, with the trust bundle, for each of its names
+// and addresses as a server, and for nothing else: not another name, not as a client, not as a
+// workload identity.
+func TestIssueServing(t *testing.T) {
+	clock := clocktesting.NewFakeClock(t0)
+	a, err := New(context.Background(), fake.NewClientset(), testOptions(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := a.IssueServing([]string{"smi-operator-xds.smi-operator-system.svc"}, []net.IP{net.ParseIP("10.200.0.1")}, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := bundleOf(t, c.CertChainPEM)[0]
+	roots := x509.NewCertPool()
+	for _, root := range bundleOf(t, a.TrustBundlePEM()) {
+		roots.AddCert(root)
+	}
+	verify := func(name string, usage x509.ExtKeyUsage) error {
+		_, err := leaf.Verify(x509.VerifyOptions{DNSName: name, Roots: roots, CurrentTime: t0, KeyUsages: []x509.ExtKeyUsage{usage}})
+		return err
+	}
+	for _, name := range []string{"smi-operator-xds.smi-operator-system.svc", "10.200.0.1"} {
+		if err := verify(name, x509.ExtKeyUsageServerAuth); err != nil {
+			t.Errorf("as the server %s: %v", name, err)
+		}
+	}
+	if err := verify("evil.example.com", x509.ExtKeyUsageServerAuth); err == nil {
+		t.Error("verified for a name it was not issued for")
+	}
+	if err := verify("smi-operator-xds.smi-operator-system.svc", x509.ExtKeyUsageClientAuth); err == nil {
+		t.Error("verified as a client certificate")
+	}
+	if len(leaf.URIs) != 0 {
+		t.Errorf("a serving certificate carries URI SANs %v", leaf.URIs)
+	}
+	if got, want := leaf.NotAfter, t0.Add(24*time.Hour); !got.Equal(want) {
+		t.Errorf("NotAfter = %v, want %v", got, want)
+	}
+	if _, err := a.IssueServing(nil, nil, time.Hour); err == nil {
+		t.Error("issued a serving certificate without a name")
 	}
 }

@@ -204,8 +204,20 @@ func parseKeyPair(certPEM, keyPEM []byte) (*keyPair, error) {
 }
 
 // issueLeaf signs a fresh ECDSA P-256 key for spiffeID (already validated) with root. The leaf is
-// valid from now-clockSkew to now+ttl, or to the root's expiry if that comes first.
+// a workload certificate: client and server authentication, its identity the URI SAN.
 func issueLeaf(root *keyPair, bundlePEM []byte, spiffeID *url.URL, now time.Time, ttl time.Duration) (*Certificate, error) {
+	return signLeaf(root, bundlePEM, now, ttl, spiffeID.String(), func(tmpl *x509.Certificate) {
+		// An empty subject, as X.509-SVIDs have: the identity is the URI SAN, which Go then marks
+		// critical (RFC 5280 4.2.1.6).
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+		tmpl.URIs = []*url.URL{spiffeID}
+	})
+}
+
+// signLeaf signs a fresh ECDSA P-256 key with root, valid from now (backdated for clock skew) for
+// ttl or until the root expires, whichever comes first; names fill in the subject alternative
+// names and key usages. what names the certificate in errors.
+func signLeaf(root *keyPair, bundlePEM []byte, now time.Time, ttl time.Duration, what string, names func(*x509.Certificate)) (*Certificate, error) {
 	if !now.Before(root.cert.NotAfter) {
 		return nil, fmt.Errorf("the root CA expired at %s; it is rotated by Rotate", root.cert.NotAfter.UTC().Format(time.RFC3339))
 	}
@@ -222,19 +234,16 @@ func issueLeaf(root *keyPair, bundlePEM []byte, spiffeID *url.URL, now time.Time
 		notAfter = root.cert.NotAfter
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		// An empty subject, as X.509-SVIDs have: the identity is the URI SAN, which Go then marks
-		// critical (RFC 5280 4.2.1.6).
+		SerialNumber:          serial,
 		NotBefore:             now.Add(-clockSkew),
 		NotAfter:              notAfter,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		URIs:                  []*url.URL{spiffeID},
 	}
+	names(tmpl)
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, root.cert, key.Public(), root.key)
 	if err != nil {
-		return nil, fmt.Errorf("signing the certificate of %s: %w", spiffeID, err)
+		return nil, fmt.Errorf("signing the certificate of %s: %w", what, err)
 	}
 	leaf, err := newKeyPair(der, key)
 	if err != nil {

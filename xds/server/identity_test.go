@@ -207,3 +207,43 @@ func (r *replaceableCA) ForIdentity(string) (*ca.Certificate, error) {
 	defer r.mu.Unlock()
 	return r.issued[len(r.issued)-1], nil
 }
+
+// TestTokensAndSecretsOnlyOverTLS: on a plain-text connection a stream presenting a token is
+// refused (the token was readable on the way), and secrets are never served, while the same
+// token over TLS gets its certificate.
+func TestTokensAndSecretsOnlyOverTLS(t *testing.T) {
+	opts := server.Options{
+		Settings:      mesh.Settings{Access: mesh.AccessEnforcing},
+		Authenticator: tokens{"token-of-a": {Namespace: "shop", ServiceAccount: "a"}},
+		CA:            newAuthority(t),
+	}
+	sds := &discoveryv3.DiscoveryRequest{Node: node(server.ProxyEnvoy, "shop", "a"), TypeUrl: resourcev3.SecretType,
+		ResourceNames: []string{xds.WorkloadSecretName, xds.TrustBundleSecretName}}
+	ask := func(f *fixture, token string) (*discoveryv3.DiscoveryResponse, error) {
+		stream := f.ads(t, token)
+		if err := stream.Send(sds); err != nil {
+			return nil, err
+		}
+		return stream.Recv()
+	}
+
+	plain := startPlainTextServer(t, opts)
+	if resp, err := ask(plain, "token-of-a"); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("a token in plain text: got %d secrets, error %v; want Unauthenticated", len(resp.GetResources()), err)
+	}
+	if resp, err := ask(plain, ""); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("secrets in plain text without a token: got %d secrets, error %v; want PermissionDenied", len(resp.GetResources()), err)
+	}
+	if got := sum(t, plain.reg, "smi_operator_xds_rejected_streams_total"); got != 2 {
+		t.Errorf("rejected streams metric = %v, want 2", got)
+	}
+
+	secure := startServer(t, opts)
+	resp, err := ask(secure, "token-of-a")
+	if err != nil {
+		t.Fatalf("over TLS: %v", err)
+	}
+	if sans, err := grpcxds.CertificateURIs(resp.Resources); err != nil || len(sans) != 1 || sans[0] != "spiffe://cluster.local/ns/shop/sa/a" {
+		t.Errorf("over TLS: certificate names %v (%v)", sans, err)
+	}
+}

@@ -2,9 +2,13 @@ package server_test
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/pem"
 	"fmt"
 	"maps"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -19,6 +23,7 @@ import (
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -51,19 +56,42 @@ type fixture struct {
 	srv  *server.Server
 	reg  *prometheus.Registry
 	conn *grpc.ClientConn
+	// caFile is the PEM file of the certificate the server presents, for bootstraps.
+	caFile string
 }
 
-// startServer serves opts on a loopback port until the test ends, with a plain-text client.
+// startServer serves opts over TLS, as the operator does unless told otherwise, on a loopback
+// port until the test ends, with a client trusting it.
 func startServer(t *testing.T, opts server.Options) *fixture {
 	t.Helper()
+	cert, pool := selfSigned(t)
+	opts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	f := serve(t, opts)
-	conn, err := grpc.NewClient(f.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	f.caFile = filepath.Join(t.TempDir(), "xds-server.pem")
+	if err := os.WriteFile(f.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.conn = dialServer(t, f.addr, credentials.NewTLS(&tls.Config{RootCAs: pool}))
+	return f
+}
+
+// startPlainTextServer serves opts in plain text (the operator's explicit opt-out) on a loopback
+// port until the test ends, with a plain-text client.
+func startPlainTextServer(t *testing.T, opts server.Options) *fixture {
+	t.Helper()
+	f := serve(t, opts)
+	f.conn = dialServer(t, f.addr, insecure.NewCredentials())
+	return f
+}
+
+func dialServer(t *testing.T, addr string, creds credentials.TransportCredentials) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	f.conn = conn
-	return f
+	return conn
 }
 
 // serve serves opts on a loopback port until the test ends, with its own metrics registry.
@@ -368,7 +396,7 @@ func TestPermissiveModeAllowsEverybody(t *testing.T) {
 
 			bootstrap := func(sa string) []byte {
 				return grpcxds.Bootstrap{
-					ServerURI: f.addr, NodeID: sa,
+					ServerURI: f.addr, ServerTLS: &grpcxds.PEMFiles{CACertificateFile: f.caFile}, NodeID: sa,
 					NodeMetadata:         map[string]any{server.MetadataNamespace: "shop", server.MetadataServiceAccount: sa},
 					CertificateProviders: map[string]grpcxds.PEMFiles{"default": writeIdentity(t, authority, "shop", sa)},
 				}.MustJSON()

@@ -13,7 +13,9 @@ import (
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"github.com/go-logr/logr"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -39,6 +41,8 @@ type streamState struct {
 	// for that node, and only for it, until it ends.
 	node *corev3.Node
 	info *nodeInfo
+	// tls is true when the stream's connection is TLS: the only kind a token or a secret travels on.
+	tls bool
 }
 
 func newStreams(auth Authenticator, m *metrics, log logr.Logger) *streams {
@@ -46,11 +50,22 @@ func newStreams(auth Authenticator, m *metrics, log logr.Logger) *streams {
 }
 
 // OnStreamOpen authenticates the stream when it presents a token; a token that does not check
-// out ends the stream, a stream without one stays unauthenticated.
+// out ends the stream, a stream without one stays unauthenticated. A token on a connection that
+// is not TLS ends the stream too: it was readable on the way, so it proves nothing, and the
+// secrets it would unlock must not travel that way either.
 func (s *streams) OnStreamOpen(ctx context.Context, id int64, _ string) error {
 	state := &streamState{}
+	if p, ok := peer.FromContext(ctx); ok {
+		_, state.tls = p.AuthInfo.(credentials.TLSInfo)
+	}
 	md, _ := metadata.FromIncomingContext(ctx)
 	if len(md.Get("authorization")) > 0 && s.auth != nil {
+		if !state.tls {
+			s.metrics.rejected.WithLabelValues("token-over-plaintext").Inc()
+			s.log.Info("refused an xDS stream presenting a token in plain text")
+			return status.Error(codes.Unauthenticated, "ServiceAccount tokens are accepted over TLS only: "+
+				"connect to the xDS server with TLS (and treat the token sent in plain text as disclosed)")
+		}
 		token, err := auth.TokenFromContext(ctx)
 		if err != nil {
 			s.metrics.rejected.WithLabelValues("malformed-token").Inc()
@@ -131,9 +146,9 @@ func (s *streams) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) e
 			state.node.GetId(), describe(state.info.identity), err)
 	}
 	req.Node = state.node
-	if req.GetTypeUrl() == resourcev3.SecretType && (state.authenticated == nil || state.info.identity == (Identity{})) {
+	if req.GetTypeUrl() == resourcev3.SecretType && (!state.tls || state.authenticated == nil || state.info.identity == (Identity{})) {
 		s.metrics.rejected.WithLabelValues("secrets-unauthenticated").Inc()
-		return status.Error(codes.PermissionDenied, "secrets are only served on a stream authenticated with a ServiceAccount token")
+		return status.Error(codes.PermissionDenied, "secrets are only served over TLS, on a stream authenticated with a ServiceAccount token")
 	}
 	typ := shortType(req.GetTypeUrl())
 	switch {
