@@ -2,15 +2,16 @@ package status
 
 import (
 	"context"
-	"fmt"
-	"slices"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -33,6 +34,12 @@ var (
 // a backend swap) the mesh is programmed before the API server spends its time on status patches
 // and Events, the way istiod writes status apart from pushing configuration. At rest nothing
 // waits longer than Quiet.
+//
+// The objects wait in a client-go rate-limited workqueue (named "status", so controller-runtime's
+// workqueue metrics report it), which hands an object to one worker at a time: an older status
+// cannot land after a newer one. A write that fails is retried, with the latest conditions, after
+// a per-object backoff that grows like a controller's requeues; each failure is logged. It is
+// never given up: a status must land.
 type Deferred struct {
 	Writer Writer
 	// Reader reads the objects afresh before their status is written: the manager's cache.
@@ -45,36 +52,56 @@ type Deferred struct {
 	// MaxDelay bounds how long a status waits for quiet; 30 s when zero.
 	MaxDelay time.Duration
 
-	mu      sync.Mutex
-	pending map[objectKey]*entry
-	order   []objectKey // FIFO of pending keys; a key is in it once
-	// writing holds the keys a worker is writing: no other worker takes the same key then, or an
-	// older status could land after a newer one.
-	writing map[objectKey]bool
-	wake    chan struct{}
-	once    sync.Once
+	// rateLimiter spaces the retries of failed writes; retryLimiter() when nil. Tests record it.
+	rateLimiter workqueue.TypedRateLimiter[objectKey]
+
+	once  sync.Once
+	queue workqueue.TypedRateLimitingInterface[objectKey]
+	mu    sync.Mutex
+	// wanted holds the latest conditions of every object whose status is not written yet, from
+	// Update until a write of them succeeds: while an object is in it, its key is in the queue,
+	// being written, or waiting out a failed write's backoff (so Update adds only new keys).
+	wanted map[objectKey]*entry
 
 	busy     atomic.Int64
 	lastBusy atomic.Int64 // UnixNano of the last backend write's end
 }
 
+// queueName names the workqueue in controller-runtime's workqueue metrics (workqueue_depth and
+// the rest, label name="status").
+const queueName = "status"
+
+// retryLimiter is what controller-runtime's controllers retry with: per object 5 ms doubling up
+// to 1000 s, and at most 10 retries a second (bursts of 100) overall.
+func retryLimiter() workqueue.TypedRateLimiter[objectKey] {
+	return workqueue.DefaultTypedControllerRateLimiter[objectKey]()
+}
+
 type objectKey struct {
-	kind string // Go type, as the cache knows it
+	kind string // the SMI kind, which is the hub type's name
 	types.NamespacedName
 }
 
+// entry is the conditions recorded for an object; it is replaced, never changed, so that a worker
+// writing one needs no lock.
 type entry struct {
 	obj        hub.Object // a copy, for its type and key
 	generation int64
 	conds      []metav1.Condition
-	since      time.Time
+	// since is when the object's status was first wanted and not written: newer conditions keep
+	// it, so that an object updated again and again while programming still waits at most MaxDelay.
+	since time.Time
 }
 
 func (d *Deferred) init() {
 	d.once.Do(func() {
-		d.pending = map[objectKey]*entry{}
-		d.writing = map[objectKey]bool{}
-		d.wake = make(chan struct{}, 1)
+		d.wanted = map[objectKey]*entry{}
+		limiter := d.rateLimiter
+		if limiter == nil {
+			limiter = retryLimiter()
+		}
+		d.queue = workqueue.NewTypedRateLimitingQueueWithConfig(limiter,
+			workqueue.TypedRateLimitingQueueConfig[objectKey]{Name: queueName})
 	})
 }
 
@@ -91,40 +118,38 @@ func (d *Deferred) Programming() (done func()) {
 // reconcile of obj recorded and not written yet.
 func (d *Deferred) Update(_ context.Context, obj hub.Object, conds []metav1.Condition) error {
 	d.init()
-	key := objectKey{kind: typeName(obj), NamespacedName: client.ObjectKeyFromObject(obj)}
+	key := objectKey{kind: kindOf(obj), NamespacedName: client.ObjectKeyFromObject(obj)}
 	// At rest most reconciles change no status: nothing to queue, copy, wait for or read again,
-	// unless an older status of the object is still queued or being written.
+	// unless an older status of the object is still wanted (queued or being written: these
+	// conditions must then replace it, or it would land after them).
 	changes := Changes(obj, conds)
 	d.mu.Lock()
-	e, queued := d.pending[key]
-	if !changes && !queued && !d.writing[key] {
-		d.mu.Unlock()
+	defer d.mu.Unlock()
+	older, wanted := d.wanted[key]
+	if !changes && !wanted {
 		return nil
 	}
-	if queued {
-		e.obj, e.generation, e.conds = obj.DeepCopyObject().(hub.Object), obj.GetGeneration(), conds
+	e := &entry{obj: obj.DeepCopyObject().(hub.Object), generation: obj.GetGeneration(), conds: conds, since: time.Now()}
+	if wanted {
+		e.since = older.since
 	} else {
-		d.pending[key] = &entry{obj: obj.DeepCopyObject().(hub.Object), generation: obj.GetGeneration(), conds: conds, since: time.Now()}
-		d.order = append(d.order, key)
+		d.queue.Add(key)
 	}
-	d.mu.Unlock()
-	d.signal()
+	d.wanted[key] = e
 	return nil
-}
-
-func (d *Deferred) signal() {
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
 }
 
 // Start runs the workers until ctx ends; Deferred is a manager Runnable.
 func (d *Deferred) Start(ctx context.Context) error {
 	d.init()
+	context.AfterFunc(ctx, d.queue.ShutDown) // workers blocked in Get return then
+	log := logf.FromContext(ctx).WithName("status")
 	var wg sync.WaitGroup
 	for range max(d.Workers, 1) {
-		wg.Go(func() { d.work(ctx) })
+		wg.Go(func() {
+			for d.writeNext(ctx, log) {
+			}
+		})
 	}
 	wg.Wait()
 	return nil
@@ -133,38 +158,51 @@ func (d *Deferred) Start(ctx context.Context) error {
 // NeedLeaderElection is true: the reconcilers that record statuses run on the leader only.
 func (d *Deferred) NeedLeaderElection() bool { return true }
 
-func (d *Deferred) work(ctx context.Context) {
-	log := logf.FromContext(ctx).WithName("status")
-	for {
-		key, e, wait := d.next()
-		if e == nil {
-			select {
-			case <-ctx.Done():
-				return
-			case <-d.wake:
-			case <-time.After(wait):
-			}
-			continue
-		}
-		err := d.write(ctx, key, e)
-		d.written(key, e, err)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			log.Error(err, "writing status", "kind", key.kind, "object", key.NamespacedName)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
-			}
-		}
+// writeNext writes the latest conditions of the next object in the queue once programming is quiet;
+// it is false once the workers must stop.
+func (d *Deferred) writeNext(ctx context.Context, log logr.Logger) bool {
+	key, shutdown := d.queue.Get()
+	if shutdown {
+		return false
 	}
+	defer d.queue.Done(key)
+	d.mu.Lock()
+	since := d.wanted[key].since
+	d.mu.Unlock()
+	if !d.waitForQuiet(ctx, since) {
+		return false
+	}
+	d.mu.Lock()
+	e := d.wanted[key] // the latest: Update may have replaced it while we waited
+	d.mu.Unlock()
+	err := d.write(ctx, key, e)
+	if err != nil && ctx.Err() != nil {
+		return false // cut short by the shutdown, not failed
+	}
+	d.mu.Lock()
+	superseded := d.wanted[key] != e
+	if err == nil && !superseded {
+		delete(d.wanted, key)
+	}
+	d.mu.Unlock()
+	if err != nil {
+		// The retry writes whatever conditions are the latest then, these or newer ones.
+		d.queue.AddRateLimited(key)
+		log.Error(err, "writing status; will retry", "kind", key.kind, "object", key.NamespacedName,
+			"failures", d.queue.NumRequeues(key))
+		return true
+	}
+	d.queue.Forget(key)
+	if superseded {
+		// The workqueue puts a key added while it is being processed back once it is done.
+		d.queue.Add(key)
+	}
+	return true
 }
 
-// next takes the oldest pending status if it may be written now; otherwise it says how long to
-// wait before asking again (a wake-up comes sooner when something new is recorded).
-func (d *Deferred) next() (objectKey, *entry, time.Duration) {
+// waitForQuiet returns true once no backend write has been in flight for Quiet, or once a status
+// wanted since then has waited MaxDelay; false if ctx ends first.
+func (d *Deferred) waitForQuiet(ctx context.Context, since time.Time) bool {
 	quiet, maxDelay := d.Quiet, d.MaxDelay
 	if quiet <= 0 {
 		quiet = 250 * time.Millisecond
@@ -172,55 +210,26 @@ func (d *Deferred) next() (objectKey, *entry, time.Duration) {
 	if maxDelay <= 0 {
 		maxDelay = 30 * time.Second
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if len(d.order) == 0 {
-		return objectKey{}, nil, time.Minute
-	}
-	// The first object no worker is writing; when all are, written wakes a worker.
-	i := slices.IndexFunc(d.order, func(k objectKey) bool { return !d.writing[k] })
-	if i < 0 {
-		return objectKey{}, nil, time.Minute
-	}
-	key := d.order[i]
-	e := d.pending[key]
-	now := time.Now()
-	sinceBusy := now.Sub(time.Unix(0, d.lastBusy.Load()))
-	if d.busy.Load() > 0 || sinceBusy < quiet {
-		overdue := e.since.Add(maxDelay)
-		if now.Before(overdue) {
-			return objectKey{}, nil, min(quiet, overdue.Sub(now))
+	for {
+		now := time.Now()
+		untilOverdue := since.Add(maxDelay).Sub(now)
+		untilQuiet := quiet - now.Sub(time.Unix(0, d.lastBusy.Load()))
+		if d.busy.Load() > 0 {
+			untilQuiet = quiet // at the least: Programming's done has not been called yet
+		}
+		if untilOverdue <= 0 || untilQuiet <= 0 {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(min(untilQuiet, untilOverdue)):
 		}
 	}
-	if i == 0 {
-		d.order = d.order[1:] // the usual case, without moving the rest of a long queue
-	} else {
-		d.order = slices.Delete(d.order, i, i+1)
-	}
-	delete(d.pending, key)
-	d.writing[key] = true
-	if len(d.order) > 0 {
-		d.signal() // another worker takes the next one
-	}
-	return key, e, 0
 }
 
-func typeName(obj any) string { return fmt.Sprintf("%T", obj) }
-
-// written ends a worker's write of key: a status whose write failed is put back to be retried,
-// unless a newer one was recorded meanwhile (no other worker can have written one: see writing).
-func (d *Deferred) written(key objectKey, e *entry, err error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	delete(d.writing, key)
-	if _, newer := d.pending[key]; err != nil && !newer {
-		d.pending[key] = e
-		d.order = append(d.order, key)
-	}
-	if len(d.order) > 0 {
-		d.signal() // a newer status of key may have waited for this write
-	}
-}
+// kindOf is obj's SMI kind, the name of its hub type.
+func kindOf(obj hub.Object) string { return reflect.Indirect(reflect.ValueOf(obj)).Type().Name() }
 
 // write reads the object afresh and writes the conditions if they still describe its generation;
 // a newer generation gets its own conditions from its own reconcile.

@@ -3,6 +3,8 @@ package status
 import (
 	"context"
 	"errors"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
@@ -28,10 +31,44 @@ type deferredFixture struct {
 	d       *Deferred
 	split   *hub.TrafficSplit
 	patches atomic.Int32
-	// failing is how many status patches still fail; a failing one first reports on inFlight,
-	// when set, and waits for release.
-	failing           atomic.Int32
-	inFlight, release chan struct{}
+	// failing is how many status patches still fail.
+	failing atomic.Int32
+	// hold, when set, holds the next status patch, failing or not: see holdNextPatch.
+	hold    atomic.Pointer[heldPatch]
+	retries *recordingLimiter
+
+	mu       sync.Mutex
+	attempts []time.Time // of every status patch, failed or not
+}
+
+type heldPatch struct{ inFlight, release chan struct{} }
+
+// holdNextPatch makes the next status patch report on inFlight and wait for release.
+func (f *deferredFixture) holdNextPatch() *heldPatch {
+	h := &heldPatch{inFlight: make(chan struct{}), release: make(chan struct{})}
+	f.hold.Store(h)
+	return h
+}
+
+// recordingLimiter records the backoffs the queue's rate limiter gives failed writes.
+type recordingLimiter struct {
+	workqueue.TypedRateLimiter[objectKey]
+	mu     sync.Mutex
+	delays []time.Duration
+}
+
+func (r *recordingLimiter) When(key objectKey) time.Duration {
+	d := r.TypedRateLimiter.When(key)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.delays = append(r.delays, d)
+	return d
+}
+
+func (r *recordingLimiter) recorded() []time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.delays)
 }
 
 func newDeferredFixture(t *testing.T) *deferredFixture {
@@ -44,15 +81,18 @@ func newDeferredFixture(t *testing.T) *deferredFixture {
 		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web", Generation: 1},
 		Spec:       splitv1alpha4.TrafficSplitSpec{Service: "web", Backends: []splitv1alpha4.TrafficSplitBackend{{Service: "web-v1", Weight: 1}}},
 	}
-	f := &deferredFixture{t: t, split: split}
+	f := &deferredFixture{t: t, split: split, retries: &recordingLimiter{TypedRateLimiter: retryLimiter()}}
 	f.client = fake.NewClientBuilder().WithScheme(scheme).WithObjects(split).WithStatusSubresource(&hub.TrafficSplit{}).
 		WithInterceptorFuncs(interceptor.Funcs{
 			SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+				f.mu.Lock()
+				f.attempts = append(f.attempts, time.Now())
+				f.mu.Unlock()
+				if h := f.hold.Swap(nil); h != nil {
+					h.inFlight <- struct{}{}
+					<-h.release
+				}
 				if f.failing.Add(-1) >= 0 {
-					if f.inFlight != nil {
-						f.inFlight <- struct{}{}
-						<-f.release
-					}
 					return errors.New("the API server is away")
 				}
 				f.patches.Add(1)
@@ -65,6 +105,8 @@ func newDeferredFixture(t *testing.T) *deferredFixture {
 		Workers:  2,
 		Quiet:    20 * time.Millisecond,
 		MaxDelay: 500 * time.Millisecond,
+
+		rateLimiter: f.retries,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -173,26 +215,45 @@ func TestDeferredRetriesAFailedWrite(t *testing.T) {
 	if err := f.d.Update(context.Background(), f.split, programmed("BackendNotFound")); err != nil {
 		t.Fatal(err)
 	}
-	f.waitReason("BackendNotFound", 3*time.Second) // after a retry, a second later
+	f.waitReason("BackendNotFound", 3*time.Second) // after a retry
 
 	// Newer conditions recorded while the failing write is in flight win over its retry.
-	f.inFlight, f.release = make(chan struct{}), make(chan struct{})
+	held := f.holdNextPatch()
 	f.failing.Store(1)
 	if err := f.d.Update(context.Background(), f.split, programmed("NoWeightedBackends")); err != nil {
 		t.Fatal(err)
 	}
-	<-f.inFlight
+	<-held.inFlight
 	if err := f.d.Update(context.Background(), f.split, programmed(ReasonProgrammed)); err != nil {
 		t.Fatal(err)
 	}
 	// The second worker is free meanwhile: had it written the newer conditions while the older
 	// write was in flight, the older one's retry would land last.
 	time.Sleep(100 * time.Millisecond)
-	close(f.release)
+	close(held.release)
 	f.waitReason(ReasonProgrammed, 3*time.Second)
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(200 * time.Millisecond) // a retry of the failed write's key comes after 5 ms
 	if r := f.programmedReason(); r != ReasonProgrammed {
 		t.Errorf("the failed, superseded conditions were written after the newer ones: %q", r)
+	}
+}
+
+// TestDeferredWritesWhatWasRecordedDuringAWrite: conditions recorded while an object's status is
+// being written are written after it.
+func TestDeferredWritesWhatWasRecordedDuringAWrite(t *testing.T) {
+	f := newDeferredFixture(t)
+	held := f.holdNextPatch()
+	if err := f.d.Update(context.Background(), f.split, programmed("BackendNotFound")); err != nil {
+		t.Fatal(err)
+	}
+	<-held.inFlight
+	if err := f.d.Update(context.Background(), f.split, programmed(ReasonProgrammed)); err != nil {
+		t.Fatal(err)
+	}
+	close(held.release)
+	f.waitReason(ReasonProgrammed, 3*time.Second)
+	if n := f.patches.Load(); n != 2 {
+		t.Errorf("%d status patches, want 2", n)
 	}
 }
 
@@ -204,6 +265,15 @@ func TestDeferredQueuesNothingThatChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.waitReason(ReasonProgrammed, 2*time.Second)
+	// Until its worker is done with it, the status is still wanted, and conditions recorded then
+	// are queued even when they change nothing: they would have to replace it.
+	deadline := time.Now().Add(2 * time.Second)
+	for f.wanted() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d statuses still wanted after they were written", f.wanted())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	current := &hub.TrafficSplit{}
 	if err := f.client.Get(context.Background(), client.ObjectKeyFromObject(f.split), current); err != nil {
 		t.Fatal(err)
@@ -211,10 +281,52 @@ func TestDeferredQueuesNothingThatChangesNothing(t *testing.T) {
 	if err := f.d.Update(context.Background(), current, programmed(ReasonProgrammed)); err != nil {
 		t.Fatal(err)
 	}
+	if wanted, queued := f.wanted(), f.d.queue.Len(); wanted != 0 || queued != 0 {
+		t.Errorf("%d statuses wanted, %d queued that change nothing", wanted, queued)
+	}
+}
+
+func (f *deferredFixture) wanted() int {
 	f.d.mu.Lock()
-	queued := len(f.d.pending)
-	f.d.mu.Unlock()
-	if queued != 0 {
-		t.Errorf("%d statuses queued that change nothing", queued)
+	defer f.d.mu.Unlock()
+	return len(f.d.wanted)
+}
+
+// TestDeferredBacksOffAFailingWrite: a status write that keeps failing is retried after a backoff
+// that grows with every failure (not in a tight loop, nor every second forever), and once a write
+// succeeds the next failure starts from the first backoff again.
+func TestDeferredBacksOffAFailingWrite(t *testing.T) {
+	const failures = 5
+	f := newDeferredFixture(t)
+	f.failing.Store(failures)
+	if err := f.d.Update(context.Background(), f.split, programmed(ReasonProgrammed)); err != nil {
+		t.Fatal(err)
+	}
+	f.waitReason(ReasonProgrammed, 10*time.Second)
+
+	f.mu.Lock()
+	attempts := slices.Clone(f.attempts)
+	f.mu.Unlock()
+	backoffs := f.retries.recorded()
+	if len(attempts) != failures+1 || len(backoffs) != failures {
+		t.Fatalf("%d attempts with %d backoffs, want %d with %d", len(attempts), len(backoffs), failures+1, failures)
+	}
+	for i, backoff := range backoffs {
+		if backoff <= 0 || i > 0 && backoff <= backoffs[i-1] {
+			t.Errorf("backoffs %v do not grow", backoffs)
+			break
+		}
+		if gap := attempts[i+1].Sub(attempts[i]); gap < backoff {
+			t.Errorf("failure %d retried after %s, before its backoff of %s", i+1, gap, backoff)
+		}
+	}
+
+	f.failing.Store(1)
+	if err := f.d.Update(context.Background(), f.split, programmed("BackendNotFound")); err != nil {
+		t.Fatal(err)
+	}
+	f.waitReason("BackendNotFound", 3*time.Second)
+	if after := f.retries.recorded(); len(after) != failures+1 || after[failures] != backoffs[0] {
+		t.Errorf("backoffs %v after a success, want %v then the first again", after, backoffs)
 	}
 }

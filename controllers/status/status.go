@@ -151,7 +151,7 @@ func (w Writer) Update(ctx context.Context, obj hub.Object, conds []metav1.Condi
 	if equality.Semantic.DeepEqual(obj.GetStatus(), updated.GetStatus()) {
 		return nil
 	}
-	key := recent.Key{Kind: typeName(obj), Namespace: obj.GetNamespace(), Name: obj.GetName(), Part: "status"}
+	key := recent.Key{Kind: kindOf(obj), Namespace: obj.GetNamespace(), Name: obj.GetName(), Part: "status"}
 	content := recent.Hash(conds)
 	if w.Recent != nil && !w.Recent.Begin(key, content, obj.GetResourceVersion()) {
 		return nil
