@@ -38,8 +38,8 @@ var (
 // The objects wait in a client-go rate-limited workqueue (named "status", so controller-runtime's
 // workqueue metrics report it), which hands an object to one worker at a time: an older status
 // cannot land after a newer one. A write that fails is retried, with the latest conditions, after
-// a per-object backoff that grows like a controller's requeues; each failure is logged. It is
-// never given up: a status must land.
+// a per-object backoff that grows like a controller's requeues; each failure is logged and counted
+// in smi_operator_status_write_failures_total. It is never given up: a status must land.
 type Deferred struct {
 	Writer Writer
 	// Reader reads the objects afresh before their status is written: the manager's cache.
@@ -188,6 +188,7 @@ func (d *Deferred) writeNext(ctx context.Context, log logr.Logger) bool {
 	if err != nil {
 		// The retry writes whatever conditions are the latest then, these or newer ones.
 		d.queue.AddRateLimited(key)
+		writeFailures.WithLabelValues(key.kind).Inc()
 		log.Error(err, "writing status; will retry", "kind", key.kind, "object", key.NamespacedName,
 			"failures", d.queue.NumRequeues(key))
 		return true

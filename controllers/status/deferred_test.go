@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
@@ -293,11 +294,12 @@ func (f *deferredFixture) wanted() int {
 }
 
 // TestDeferredBacksOffAFailingWrite: a status write that keeps failing is retried after a backoff
-// that grows with every failure (not in a tight loop, nor every second forever), and once a write
-// succeeds the next failure starts from the first backoff again.
+// that grows with every failure (not in a tight loop, nor every second forever), each failure is
+// counted, and once a write succeeds the next failure starts from the first backoff again.
 func TestDeferredBacksOffAFailingWrite(t *testing.T) {
 	const failures = 5
 	f := newDeferredFixture(t)
+	before := failuresCounted(t, smi.TrafficSplitKind)
 	f.failing.Store(failures)
 	if err := f.d.Update(context.Background(), f.split, programmed(ReasonProgrammed)); err != nil {
 		t.Fatal(err)
@@ -320,6 +322,9 @@ func TestDeferredBacksOffAFailingWrite(t *testing.T) {
 			t.Errorf("failure %d retried after %s, before its backoff of %s", i+1, gap, backoff)
 		}
 	}
+	if got := failuresCounted(t, smi.TrafficSplitKind) - before; got != failures {
+		t.Errorf("smi_operator_status_write_failures_total rose by %v, want %d", got, failures)
+	}
 
 	f.failing.Store(1)
 	if err := f.d.Update(context.Background(), f.split, programmed("BackendNotFound")); err != nil {
@@ -329,4 +334,27 @@ func TestDeferredBacksOffAFailingWrite(t *testing.T) {
 	if after := f.retries.recorded(); len(after) != failures+1 || after[failures] != backoffs[0] {
 		t.Errorf("backoffs %v after a success, want %v then the first again", after, backoffs)
 	}
+}
+
+// failuresCounted reads smi_operator_status_write_failures_total of kind from controller-runtime's
+// registry, which the manager serves.
+func failuresCounted(t *testing.T, kind string) float64 {
+	t.Helper()
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, family := range families {
+		if family.GetName() != "smi_operator_status_write_failures_total" {
+			continue
+		}
+		for _, m := range family.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "kind" && l.GetValue() == kind {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0 // no failure of kind yet
 }
