@@ -112,7 +112,7 @@ func newStatuses(mgr ctrl.Manager, workers int) (*status.Deferred, error) {
 // istioWriter writes the Istio objects; its writes hold the statuses back and share their memory
 // of recent writes.
 func istioWriter(mgr ctrl.Manager, statuses *status.Deferred) owned.Writer {
-	return owned.Writer{Client: mgr.GetClient(), Reader: mgr.GetClient(), Scheme: mgr.GetScheme(),
+	return owned.Writer{Client: mgr.GetClient(), Reader: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
 		Recent: statuses.Writer.Recent, Busy: statuses.Programming}
 }
 

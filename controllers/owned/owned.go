@@ -1,7 +1,9 @@
 // Package owned keeps the set of objects generated from one SMI object equal to what a translator
-// wants: applied with server-side apply under one field manager, controlled by their source
-// (owner reference), found again by label, pruned when no longer wanted. An object with a wanted
-// name that the source does not control belongs to someone else: it is reported, never written.
+// wants: created, then kept with server-side apply, under one field manager, controlled by their
+// source (owner reference), found again by label, pruned when no longer wanted. An object with a
+// wanted name that the source does not control belongs to someone else: it is reported, never
+// written, even while the manager's cache does not show it yet (the API server refuses a write to
+// an object other than the one the cache showed, and then says whose it is).
 package owned
 
 import (
@@ -18,6 +20,9 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/client-go/util/csaupgrade"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -44,20 +49,23 @@ func (c Conflict) String() string {
 // Result says what a Sync did.
 type Result struct {
 	Conflicts []Conflict
-	// Writes counts applies and deletes issued; 0 when everything was already as wanted.
+	// Writes counts the objects created, applied or deleted; 0 when everything was already as wanted.
 	Writes int
 }
 
 // Writer syncs generated objects. Reader is the manager's cache: reading there lets a sync that
-// changes nothing issue no request at all.
+// changes nothing issue no request at all. APIReader reads the API server itself, uncached: when
+// the server refuses a write because the object is not the one the cache showed, only the server
+// can say whose the object is now.
 type Writer struct {
-	Client client.Client
-	Reader client.Reader
-	Scheme *runtime.Scheme
-	// Recent, when set, keeps a reconcile that runs before the cache saw its previous apply from
+	Client    client.Client
+	Reader    client.Reader
+	APIReader client.Reader
+	Scheme    *runtime.Scheme
+	// Recent, when set, keeps a reconcile that runs before the cache saw its previous write from
 	// sending it again.
 	Recent *recent.Writes
-	// Busy, when set, marks each apply and delete in flight until the func it returns is called
+	// Busy, when set, marks each write and delete in flight until the func it returns is called
 	// (status.Deferred.Programming: statuses wait while the mesh is being written).
 	Busy func() (done func())
 }
@@ -70,7 +78,8 @@ func (w Writer) busy() (done func()) {
 }
 
 // Sync makes the objects generated from source, of the kinds listed, exactly wanted: each wanted
-// object is applied unless it is already as wanted, and each object labelled as generated from
+// object is created, or applied to the object source controls, unless it is already as wanted;
+// each one someone else has is reported as a Conflict; and each object labelled as generated from
 // source, controlled by it and not wanted is deleted. wanted objects must be in source's namespace
 // and carry the smi.Label* labels naming source.
 func (w Writer) Sync(ctx context.Context, source client.Object, wanted []client.Object, kinds []client.ObjectList) (Result, error) {
@@ -88,26 +97,16 @@ func (w Writer) Sync(ctx context.Context, source client.Object, wanted []client.
 		keep[gvk] = append(keep[gvk], obj.GetName())
 		obj.SetOwnerReferences([]metav1.OwnerReference{ownerRef})
 
-		existing, err := w.Scheme.New(gvk)
+		cached, err := w.get(ctx, w.Reader, gvk, client.ObjectKeyFromObject(obj))
 		if err != nil {
 			return res, err
 		}
-		current, ok := existing.(client.Object)
-		if !ok {
-			return res, fmt.Errorf("%s is not an object kind", gvk)
-		}
-		err = w.Reader.Get(ctx, client.ObjectKeyFromObject(obj), current)
-		cachedVersion := current.GetResourceVersion()
-		switch {
-		case apierrors.IsNotFound(err):
-			cachedVersion = ""
-		case err != nil:
-			return res, err
-		case !metav1.IsControlledBy(current, source):
-			res.Conflicts = append(res.Conflicts, Conflict{Kind: gvk.Kind, Name: obj.GetName(), Owner: controllerOf(current)})
-			continue
-		default:
-			same, err := upToDate(current, obj)
+		if cached != nil {
+			if conflict := conflictOf(gvk, cached, source); conflict != nil {
+				res.Conflicts = append(res.Conflicts, *conflict)
+				continue
+			}
+			same, err := upToDate(cached, obj)
 			if err != nil {
 				return res, err
 			}
@@ -116,11 +115,14 @@ func (w Writer) Sync(ctx context.Context, source client.Object, wanted []client.
 				continue
 			}
 		}
-		applied, err := w.apply(ctx, obj, gvk, cachedVersion)
+		sent, conflict, err := w.write(ctx, source, gvk, obj, cached)
 		if err != nil {
 			return res, err
 		}
-		if applied {
+		if conflict != nil {
+			res.Conflicts = append(res.Conflicts, *conflict)
+		}
+		if sent {
 			res.Writes++
 		}
 	}
@@ -148,27 +150,135 @@ func (w Writer) controllerRef(source client.Object) (metav1.OwnerReference, erro
 	return *metav1.NewControllerRef(source, gvk), nil
 }
 
-// apply applies obj unless this writer already applied the same content while the cache showed
-// cachedVersion (the cache has not caught up yet); it reports whether it sent a request.
-func (w Writer) apply(ctx context.Context, obj client.Object, gvk schema.GroupVersionKind, cachedVersion string) (bool, error) {
-	u, err := toUnstructured(obj)
+// get reads the object of kind gvk named key through reader; nil when there is none.
+func (w Writer) get(ctx context.Context, reader client.Reader, gvk schema.GroupVersionKind, key client.ObjectKey) (client.Object, error) {
+	o, err := w.Scheme.New(gvk)
 	if err != nil {
-		return false, err
+		return nil, err
+	}
+	obj, ok := o.(client.Object)
+	if !ok {
+		return nil, fmt.Errorf("%s is not an object kind", gvk)
+	}
+	if err := reader.Get(ctx, key, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return obj, nil
+}
+
+// write sends wanted, of kind gvk, which the cache shows as cached (nil: not at all), unless this
+// writer already sent the same content while the cache showed that (the cache has not caught up
+// yet). It reports whether it sent it, or the conflict that kept it from sending it.
+func (w Writer) write(ctx context.Context, source client.Object, gvk schema.GroupVersionKind, wanted, cached client.Object) (bool, *Conflict, error) {
+	u, err := toUnstructured(wanted)
+	if err != nil {
+		return false, nil, err
 	}
 	u.SetGroupVersionKind(gvk)
-	key := recentKey(gvk, obj)
-	content := recent.Hash(u.Object)
-	if w.Recent != nil && !w.Recent.Begin(key, content, cachedVersion) {
-		return false, nil
+	cachedVersion := ""
+	if cached != nil {
+		cachedVersion = cached.GetResourceVersion()
 	}
-	done := w.busy()
-	err = w.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager), client.ForceOwnership)
-	done()
+	if w.Recent != nil && !w.Recent.Begin(recentKey(gvk, wanted), recent.Hash(u.Object), cachedVersion) {
+		return false, nil, nil
+	}
+	defer w.busy()()
+	sent, conflict, err := w.send(ctx, source, gvk, wanted, u, cached)
+	if err != nil || conflict != nil {
+		// Nothing was written: the next reconcile must try again, whatever the cache shows.
+		w.forget(gvk, wanted)
+	}
 	if err != nil {
-		w.forget(gvk, obj)
-		return false, fmt.Errorf("applying %s %s/%s: %w", gvk.Kind, obj.GetNamespace(), obj.GetName(), err)
+		return false, nil, fmt.Errorf("writing %s %s/%s: %w", gvk.Kind, wanted.GetNamespace(), wanted.GetName(), err)
 	}
-	return true, nil
+	return sent, conflict, nil
+}
+
+// send writes u, the content of wanted, to live, the object the cache shows (nil: none). The
+// API server refuses the write when the object is not live any more: created, replaced or deleted
+// since the cache looked. The server's object then decides, once: someone else's is a conflict,
+// left as it is; the source's own is written as the server has it.
+func (w Writer) send(ctx context.Context, source client.Object, gvk schema.GroupVersionKind, wanted client.Object,
+	u *unstructured.Unstructured, live client.Object) (bool, *Conflict, error) {
+	for retried := false; ; retried = true {
+		err := w.createOrApply(ctx, wanted, u, live)
+		if err == nil || retried || !refusedAsNotLive(err) {
+			return err == nil, nil, err
+		}
+		onServer, getErr := w.get(ctx, w.APIReader, gvk, client.ObjectKeyFromObject(wanted))
+		if getErr != nil {
+			return false, nil, fmt.Errorf("%w; reading it from the API server: %w", err, getErr)
+		}
+		if sameObject(onServer, live) {
+			return false, nil, err // the refusal is about what was sent, not about which object is there
+		}
+		if onServer != nil {
+			if conflict := conflictOf(gvk, onServer, source); conflict != nil {
+				return false, conflict, nil
+			}
+			if same, err := upToDate(onServer, wanted); err != nil || same {
+				return false, nil, err
+			}
+		}
+		live = onServer
+	}
+}
+
+// refusedAsNotLive says whether err may be the API server's refusal of createOrApply's write
+// because the object is not the one given: AlreadyExists for a Create; for an apply carrying a
+// UID, Conflict when no object has the name and Invalid (metadata.uid is immutable) when another
+// object has it.
+func refusedAsNotLive(err error) bool {
+	return apierrors.IsAlreadyExists(err) || apierrors.IsConflict(err) || apierrors.IsInvalid(err)
+}
+
+// createOrApply writes u, the content of wanted, to live. Without live it creates the object,
+// never applies it: an apply would take over an object of that name that someone created since
+// the cache looked, where a Create fails. Otherwise it applies u with force to live only: carrying
+// live's UID, the apply fails on any other object of that name.
+func (w Writer) createOrApply(ctx context.Context, wanted client.Object, u *unstructured.Unstructured, live client.Object) error {
+	if live == nil {
+		return w.Client.Create(ctx, u.DeepCopy(), client.FieldOwner(FieldManager))
+	}
+	applied, err := w.applyTo(ctx, u, live.GetUID())
+	if err != nil {
+		return err
+	}
+	return w.handOverCreatedFields(ctx, wanted, u, applied)
+}
+
+// applyTo applies u with force to the object with uid, and returns the object the server answers.
+func (w Writer) applyTo(ctx context.Context, u *unstructured.Unstructured, uid types.UID) (*unstructured.Unstructured, error) {
+	applied := u.DeepCopy()
+	applied.SetUID(uid)
+	err := w.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(applied), client.FieldOwner(FieldManager), client.ForceOwnership)
+	return applied, err
+}
+
+// handOverCreatedFields finishes an apply that left applied, the object the server answered, other
+// than wanted because of fields its creation set. The API server records a Create's fields under
+// an Update entry of FieldManager, apart from the Apply entry of its applies, and an apply removes
+// only fields no other entry owns: a field the Create set and the apply no longer sends stays. The
+// Create's fields are then moved into the Apply entry (client-go's csaupgrade, made for the same
+// move from kubectl's client-side apply), and u is applied again. An object never needing that
+// costs no request more.
+func (w Writer) handOverCreatedFields(ctx context.Context, wanted client.Object, u, applied *unstructured.Unstructured) error {
+	if same, err := upToDate(applied, wanted); err != nil || same {
+		return err
+	}
+	patch, err := csaupgrade.UpgradeManagedFieldsPatch(applied, sets.New(FieldManager), FieldManager)
+	if err != nil || patch == nil {
+		return err // nil: no Create entry; whatever differs is someone else's field
+	}
+	// The patch replaces metadata.resourceVersion with applied's: it fails if the object changed since.
+	if err := w.Client.Patch(ctx, applied, client.RawPatch(types.JSONPatchType, patch)); err != nil {
+		return err
+	}
+	_, err = w.applyTo(ctx, u, applied.GetUID())
+	return err
 }
 
 // NotCreated drops the Create events of generated objects: the operator created them itself (one
@@ -366,6 +476,23 @@ func isSubset(want, have map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// conflictOf is the conflict of wanting an object of kind gvk that live is, unless source controls
+// live (nil then).
+func conflictOf(gvk schema.GroupVersionKind, live, source client.Object) *Conflict {
+	if metav1.IsControlledBy(live, source) {
+		return nil
+	}
+	return &Conflict{Kind: gvk.Kind, Name: live.GetName(), Owner: controllerOf(live)}
+}
+
+// sameObject says whether a and b (nil: no object) are one object: both none, or the same UID.
+func sameObject(a, b client.Object) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return a.GetUID() == b.GetUID()
 }
 
 func controllerOf(obj client.Object) string {
