@@ -47,7 +47,7 @@ const backendFromResource = "resource"
 // holds them instead.
 var fixedBackendFlags = []string{
 	"trust-domain", "cluster-domain", "access-mode", "mtls",
-	"xds-address", "xds-tls-cert-dir", "xds-token-audiences", "xds-cert-ttl",
+	"xds-address", "xds-tls-cert-dir", "xds-insecure-plaintext", "xds-token-audiences", "xds-cert-ttl",
 }
 
 func main() {
@@ -72,6 +72,7 @@ func main() {
 		workers, qps, burst           int
 		xdsOpts                       controllers.XDSOptions
 		xdsAudiences, xdsCASecret     string
+		xdsServiceName                string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; \"0\" disables it.")
 	flag.BoolVar(&metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS, with authentication and authorization through the API server.")
@@ -95,7 +96,9 @@ func main() {
 		"and holds its settings, and editing it swaps backends), or fixed: istio, xds (the operator's own xDS server) with the settings of "+
 		"the flags below, or none (webhooks only).")
 	flag.StringVar(&xdsOpts.Address, "xds-address", ":15010", "Address the xDS (ADS) server listens on, with --backend=xds.")
-	flag.StringVar(&xdsOpts.TLSCertDir, "xds-tls-cert-dir", "", "Folder holding tls.crt and tls.key to serve xDS over TLS; empty serves plain text.")
+	flag.StringVar(&xdsOpts.TLSCertDir, "xds-tls-cert-dir", "", "Folder holding tls.crt and tls.key to serve xDS over TLS; empty serves a certificate the built-in CA issues for --xds-service-name.")
+	flag.BoolVar(&xdsOpts.Plaintext, "xds-insecure-plaintext", false, "Serve xDS without TLS (tokens are then refused and no secret is served): only for proxyless clients that need no secrets.")
+	flag.StringVar(&xdsServiceName, "xds-service-name", "smi-operator-xds", "Service in front of the xDS server, in the operator's namespace (the built-in serving certificate's DNS names).")
 	flag.StringVar(&xdsAudiences, "xds-token-audiences", "smi-operator-xds", "Comma-separated audiences the ServiceAccount tokens proxies present must be bound to.")
 	flag.StringVar(&xdsCASecret, "xds-ca-secret", "smi-operator-xds-ca", "Secret in the operator's namespace (POD_NAMESPACE) keeping the xDS CA root.")
 	flag.DurationVar(&xdsOpts.CertTTL, "xds-cert-ttl", time.Hour, "Lifetime of the workload certificates served over SDS; renewed at half-life.")
@@ -191,12 +194,14 @@ func main() {
 			MaxConcurrentReconciles: workers,
 			Namespace:               cmp.Or(os.Getenv("POD_NAMESPACE"), "smi-operator-system"),
 			XDSCASecret:             xdsCASecret,
+			XDSServiceName:          xdsServiceName,
 		})
 	case "istio":
 		err = controllers.SetupIstio(ctx, mgr, controllers.Options{Settings: settings, MaxConcurrentReconciles: workers})
 	case "xds":
 		xdsOpts.TokenAudiences = strings.Split(xdsAudiences, ",")
 		xdsOpts.CASecret = types.NamespacedName{Namespace: cmp.Or(os.Getenv("POD_NAMESPACE"), "smi-operator-system"), Name: xdsCASecret}
+		xdsOpts.ServiceName = xdsServiceName
 		err = controllers.SetupXDSBackend(ctx, mgr, controllers.Options{Settings: settings, MaxConcurrentReconciles: workers}, xdsOpts)
 	case "none":
 	default:

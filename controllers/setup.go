@@ -196,6 +196,9 @@ type ResourceOptions struct {
 	XDSCASecret string
 	// XDSHost is the address the xDS server listens on, with spec.xds.port; empty: every one.
 	XDSHost string
+	// XDSServiceName is the Service in front of the xDS server, in Namespace (the serving
+	// certificate's DNS names).
+	XDSServiceName string
 	// Registerer receives the xDS server's metrics; the manager's registry when nil.
 	Registerer prometheus.Registerer
 }
@@ -215,7 +218,7 @@ func SetupFromResource(ctx context.Context, mgr ctrl.Manager, opts ResourceOptio
 	}
 	sw, err := backends.New(backends.Options{
 		Manager: mgr, IstioWriter: istioWriter(mgr, statuses), Namespace: opts.Namespace, CASecretName: opts.XDSCASecret,
-		XDSHost: opts.XDSHost, Registerer: registerer, Log: ctrl.Log.WithName("backends"),
+		XDSHost: opts.XDSHost, XDSServiceName: opts.XDSServiceName, Registerer: registerer, Log: ctrl.Log.WithName("backends"),
 	})
 	if err != nil {
 		return err

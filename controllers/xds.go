@@ -1,12 +1,16 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -20,9 +24,13 @@ import (
 type XDSOptions struct {
 	// Address the ADS server listens on, such as ":15010".
 	Address string
-	// TLSCertDir holds tls.crt and tls.key to serve ADS over TLS; empty serves plain text.
-	// grpc-go sends its ServiceAccount token (call credentials) over TLS only.
+	// TLSCertDir holds tls.crt and tls.key to serve ADS over TLS; empty serves a certificate the
+	// built-in CA issues for ServiceName (and Address's host, when that is an address).
 	TLSCertDir string
+	// Plaintext serves ADS without TLS: tokens are then refused and no secret is served.
+	Plaintext bool
+	// ServiceName is the Service in front of the xDS server, in CASecret's namespace.
+	ServiceName string
 	// TokenAudiences are the audiences ServiceAccount tokens presented on ADS streams must be
 	// bound to (projected tokens), so that a proxy never hands the operator its API token.
 	TokenAudiences []string
@@ -30,6 +38,8 @@ type XDSOptions struct {
 	CASecret types.NamespacedName
 	// CertTTL is the lifetime of workload certificates; ca.DefaultCertTTL when zero.
 	CertTTL time.Duration
+	// Registerer receives the xDS server's metrics; the manager's registry when nil.
+	Registerer prometheus.Registerer
 }
 
 // SetupXDSBackend starts the built-in CA, the token authenticator and the xDS server, and
@@ -44,8 +54,17 @@ func SetupXDSBackend(ctx context.Context, mgr ctrl.Manager, opts Options, xo XDS
 		TokenAudiences: xo.TokenAudiences,
 		CASecret:       xo.CASecret,
 		CertTTL:        xo.CertTTL,
-		Registerer:     metrics.Registry,
+		Plaintext:      xo.Plaintext,
+		Registerer:     cmp.Or[prometheus.Registerer](xo.Registerer, metrics.Registry),
 		Log:            ctrl.Log.WithName("xds"),
+	}
+	host, _, err := net.SplitHostPort(xo.Address)
+	if err != nil {
+		return fmt.Errorf("--xds-address %q: %w", xo.Address, err)
+	}
+	cfg.ServingNames, cfg.ServingIPs = backends.ServingNames(xo.ServiceName, xo.CASecret.Namespace, opts.Settings.ClusterDomain, host)
+	if xo.Plaintext && xo.TLSCertDir != "" {
+		return errors.New("--xds-insecure-plaintext and --xds-tls-cert-dir exclude each other")
 	}
 	if xo.TLSCertDir != "" {
 		// Watched, so that a certificate renewed in place (a mounted Secret) is served.

@@ -80,6 +80,7 @@ func TestCRDValidation(t *testing.T) {
 		{"trust domain with every allowed character", set("spec.trustDomain", "corp_1.example-x"), ""},
 		{"another cluster domain", set("spec.clusterDomain", "k8s.example.com"), ""},
 		{"xDS over TLS", set("spec.xds.tls", map[string]any{"secretName": "xds-serving-cert"}), ""},
+		{"xDS in plain text", set("spec.xds.insecurePlaintext", true), ""},
 		{"lowest port", set("spec.xds.port", int64(1)), ""},
 		{"highest port", set("spec.xds.port", int64(65535)), ""},
 		{"several audiences", set("spec.xds.tokenAudiences", []any{"a", "b"}), ""},
@@ -105,6 +106,9 @@ func TestCRDValidation(t *testing.T) {
 		{"the metrics port", set("spec.xds.port", int64(8443)), "pick another xDS port"},
 		{"the probes' port", set("spec.xds.port", int64(8081)), "pick another xDS port"},
 		{"TLS without a Secret", set("spec.xds.tls", map[string]any{}), "spec.xds.tls.secretName: Required value"},
+		{"a TLS Secret in plain text", func(u *unstructured.Unstructured) error {
+			return errors.Join(set("spec.xds.tls", map[string]any{"secretName": "xds-serving-cert"})(u), set("spec.xds.insecurePlaintext", true)(u))
+		}, "tls and insecurePlaintext exclude each other"},
 		{"TLS Secret that is not a name", set("spec.xds.tls", map[string]any{"secretName": "Xds_Cert"}), "secretName must be the name of a Secret"},
 		{"no audiences", set("spec.xds.tokenAudiences", []any{}), "spec.xds.tokenAudiences in body should have at least 1 items"},
 		{"an empty audience", set("spec.xds.tokenAudiences", []any{""}), "spec.xds.tokenAudiences[0] in body should be at least 1 chars long"},

@@ -73,8 +73,11 @@ func (s SMIOperatorSpec) Settings() mesh.Settings {
 type XDSSettings struct {
 	// Port the server listens on.
 	Port int32
-	// TLSSecretName is the Secret holding the serving certificate; empty serves plain text.
+	// TLSSecretName is the Secret holding the serving certificate; empty serves a certificate of
+	// the built-in CA, unless Plaintext.
 	TLSSecretName string
+	// Plaintext serves without TLS (spec.xds.insecurePlaintext).
+	Plaintext bool
 	// TokenAudiences accepted on ADS streams.
 	TokenAudiences []string
 	// CertificateTTL of workload certificates.
@@ -91,6 +94,7 @@ func (s SMIOperatorSpec) XDSSettings() XDSSettings {
 		TokenAudiences:  slices.Clone(d.XDS.TokenAudiences),
 		CertificateTTL:  d.XDS.CertificateTTL.Duration,
 		SwapGracePeriod: d.XDS.SwapGracePeriod.Duration,
+		Plaintext:       d.XDS.InsecurePlaintext,
 	}
 	if d.XDS.TLS != nil {
 		out.TLSSecretName = d.XDS.TLS.SecretName

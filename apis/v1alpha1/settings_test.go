@@ -131,6 +131,10 @@ func TestXDSSettings(t *testing.T) {
 			CertificateTTL: dur(90 * time.Minute), SwapGracePeriod: dur(0),
 		}},
 		want: XDSSettings{Port: 16000, TLSSecretName: "xds-cert", TokenAudiences: []string{"a", "b"}, CertificateTTL: 90 * time.Minute},
+	}, {
+		name: "plain text",
+		in:   SMIOperatorSpec{XDS: XDSSpec{InsecurePlaintext: true}},
+		want: XDSSettings{Port: 15010, Plaintext: true, TokenAudiences: []string{"smi-operator-xds"}, CertificateTTL: time.Hour, SwapGracePeriod: 5 * time.Minute},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			if diff := cmp.Diff(tc.want, tc.in.XDSSettings()); diff != "" {
@@ -146,13 +150,14 @@ func TestXDSSettings(t *testing.T) {
 // "resource" (this API chooses), whose own default is istio.
 func TestDefaultsMatchFlags(t *testing.T) {
 	want := map[string]string{
-		"trust-domain":        DefaultTrustDomain,
-		"cluster-domain":      DefaultClusterDomain,
-		"access-mode":         string(DefaultAccessMode),
-		"mtls":                strconv.FormatBool(DefaultMTLS),
-		"xds-address":         fmt.Sprintf(":%d", DefaultXDSPort),
-		"xds-token-audiences": DefaultTokenAudience,
-		"xds-cert-ttl":        DefaultCertificateTTL.String(),
+		"trust-domain":           DefaultTrustDomain,
+		"cluster-domain":         DefaultClusterDomain,
+		"access-mode":            string(DefaultAccessMode),
+		"mtls":                   strconv.FormatBool(DefaultMTLS),
+		"xds-address":            fmt.Sprintf(":%d", DefaultXDSPort),
+		"xds-token-audiences":    DefaultTokenAudience,
+		"xds-cert-ttl":           DefaultCertificateTTL.String(),
+		"xds-insecure-plaintext": "false",
 	}
 	got := flagDefaults(t, filepath.Join("..", "..", "main.go"))
 	for name, w := range want {

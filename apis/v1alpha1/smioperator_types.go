@@ -114,6 +114,7 @@ type SMIOperatorSpec struct {
 }
 
 // XDSSpec configures the xDS (ADS) server that Envoy sidecars and proxyless gRPC clients connect to.
+// +kubebuilder:validation:XValidation:rule="!(has(self.insecurePlaintext) && self.insecurePlaintext && has(self.tls))",message="tls and insecurePlaintext exclude each other: a serving certificate is only used over TLS"
 type XDSSpec struct {
 	// Port the xDS server listens on, on every address of the operator's pod. The ports of the
 	// operator's health probes (8081), metrics (8443) and webhook server (9443) are taken.
@@ -124,11 +125,20 @@ type XDSSpec struct {
 	// +optional
 	Port int32 `json:"port,omitempty"`
 
-	// TLS serves xDS over TLS with the certificate in a Secret. Without it xDS is served in plain
-	// text; grpc-go sends the ServiceAccount token that authenticates a proxyless client over TLS
-	// only.
+	// TLS serves xDS with the certificate in a Secret. Without it (and without insecurePlaintext)
+	// xDS is served over TLS with a certificate the built-in CA issues for the operator's xds
+	// Service (smi-operator-xds.<namespace>.svc and its other names), renewed daily: proxies
+	// verify it with the CA's trust bundle.
 	// +optional
 	TLS *XDSTLS `json:"tls,omitempty"`
+
+	// InsecurePlaintext serves xDS without TLS: anyone on the path can read and change the
+	// configuration proxies receive. Only for proxyless gRPC clients that need no secrets (their
+	// certificates come from files): on a plain-text connection ServiceAccount tokens are refused
+	// and no certificate or key is ever sent.
+	// +kubebuilder:default=false
+	// +optional
+	InsecurePlaintext bool `json:"insecurePlaintext,omitempty"`
 
 	// TokenAudiences are the audiences the ServiceAccount tokens proxies present must be bound to
 	// (projected tokens), so that a proxy never hands the operator its Kubernetes API token.

@@ -58,6 +58,9 @@ type Options struct {
 	// XDSHost is the address the xDS server listens on, with spec.xds.port; empty listens on
 	// every address.
 	XDSHost string
+	// XDSServiceName is the Service in front of the xDS server, in Namespace: the built-in CA's
+	// serving certificate is issued for its DNS names (and XDSHost, when that is an address).
+	XDSServiceName string
 	// Registerer receives the xDS server's metrics; nil registers none.
 	Registerer prometheus.Registerer
 	Log        logr.Logger
@@ -484,9 +487,11 @@ func (s *Switch) newXDSServer(ctx context.Context, cfg xdsConfig) (*server.Serve
 		TokenAudiences: cfg.xds.TokenAudiences,
 		CASecret:       types.NamespacedName{Namespace: s.opts.Namespace, Name: s.opts.CASecretName},
 		CertTTL:        cfg.xds.CertificateTTL,
+		Plaintext:      cfg.xds.Plaintext,
 		Registerer:     s.opts.Registerer,
 		Log:            s.opts.Log.WithName("xds"),
 	}
+	sc.ServingNames, sc.ServingIPs = ServingNames(s.opts.XDSServiceName, s.opts.Namespace, cfg.settings.ClusterDomain, s.opts.XDSHost)
 	if cfg.xds.TLSSecretName != "" {
 		tlsConfig, err := tlsFromSecret(ctx, s.opts.Manager.GetAPIReader(), types.NamespacedName{Namespace: s.opts.Namespace, Name: cfg.xds.TLSSecretName})
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -24,9 +25,18 @@ import (
 type ServerConfig struct {
 	// Address the ADS server listens on, such as ":15010".
 	Address string
-	// TLS serves ADS over TLS; nil serves plain text. grpc-go sends its ServiceAccount token
-	// (call credentials) over TLS only.
+	// TLS serves ADS over TLS with a certificate of the caller's (a Secret, files). When nil and
+	// Plaintext is not set, ADS is served over TLS with a certificate the built-in CA issues for
+	// ServingNames and ServingIPs, so proxies verify the server with the trust bundle they get
+	// their workload certificates with.
 	TLS *tls.Config
+	// Plaintext serves ADS without TLS: the explicit opt-out, for proxyless clients that need no
+	// secrets. Tokens are then refused and no secret is served (the server's streams callback).
+	Plaintext bool
+	// ServingNames and ServingIPs are what the built-in CA's serving certificate is issued for:
+	// the xDS Service's DNS names and the address the server listens on, when it is one.
+	ServingNames []string
+	ServingIPs   []net.IP
 	// TokenAudiences are the audiences ServiceAccount tokens presented on ADS streams must be
 	// bound to (projected tokens), so that a proxy never hands the operator its API token.
 	TokenAudiences []string
@@ -50,6 +60,11 @@ func NewXDSServer(ctx context.Context, clientset kubernetes.Interface, settings 
 	if err != nil {
 		return nil, err
 	}
+	if cfg.TLS == nil && !cfg.Plaintext {
+		if cfg.TLS, err = tlsFromCA(authority, cfg.ServingNames, cfg.ServingIPs, cfg.Log); err != nil {
+			return nil, err
+		}
+	}
 	return server.New(server.Options{
 		Address:       cfg.Address,
 		Settings:      settings,
@@ -59,6 +74,75 @@ func NewXDSServer(ctx context.Context, clientset kubernetes.Interface, settings 
 		Registerer:    cfg.Registerer,
 		Log:           cfg.Log,
 	}), nil
+}
+
+// ServingNames are the DNS names of the xDS Service (service in namespace) and the IP address
+// of host, the address the server listens on, when host is one (not a wildcard): what the built-in
+// CA's serving certificate is issued for, so that proxies can dial either.
+func ServingNames(service, namespace, clusterDomain, host string) ([]string, []net.IP) {
+	var names []string
+	if service != "" {
+		names = []string{
+			service + "." + namespace + ".svc",
+			service + "." + namespace + ".svc." + clusterDomain,
+			service + "." + namespace,
+			service,
+		}
+	}
+	var ips []net.IP
+	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+		ips = append(ips, ip)
+	}
+	return names, ips
+}
+
+// servingCertTTL is the lifetime of the serving certificate the built-in CA issues the xDS
+// server; it is renewed at half-life, by the first handshake after.
+const servingCertTTL = 24 * time.Hour
+
+// tlsFromCA serves with a certificate the built-in CA issues for names and ips, renewed at
+// half-life. The first one is issued now, so that a CA that cannot sign shows in the SMIOperator's
+// status; a renewal that fails keeps the current certificate (valid for another half-life) and
+// is logged.
+func tlsFromCA(authority *ca.Authority, names []string, ips []net.IP, log logr.Logger) (*tls.Config, error) {
+	sc := &caServingCertificate{authority: authority, names: names, ips: ips, log: log}
+	if _, err := sc.get(nil); err != nil {
+		return nil, fmt.Errorf("issuing the xDS serving certificate: %w", err)
+	}
+	return &tls.Config{GetCertificate: sc.get, MinVersion: tls.VersionTLS12}, nil
+}
+
+type caServingCertificate struct {
+	authority *ca.Authority
+	names     []string
+	ips       []net.IP
+	log       logr.Logger
+
+	mu      sync.Mutex
+	cert    *tls.Certificate
+	renewAt time.Time
+}
+
+func (sc *caServingCertificate) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.cert != nil && sc.authority.Now().Before(sc.renewAt) {
+		return sc.cert, nil
+	}
+	issued, err := sc.authority.IssueServing(sc.names, sc.ips, servingCertTTL)
+	var pair tls.Certificate
+	if err == nil {
+		pair, err = tls.X509KeyPair(issued.CertChainPEM, issued.PrivateKeyPEM)
+	}
+	if err != nil {
+		if sc.cert != nil {
+			sc.log.Error(err, "renewing the xDS serving certificate; serving the current one")
+			return sc.cert, nil
+		}
+		return nil, err
+	}
+	sc.cert, sc.renewAt = &pair, issued.RenewAt()
+	return sc.cert, nil
 }
 
 // tlsFromSecret serves with the certificate in a kubernetes.io/tls Secret, read again in the

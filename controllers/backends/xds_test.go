@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -92,5 +93,60 @@ func TestSecretCertificateFollowsRenewal(t *testing.T) {
 	<-refreshed
 	if got := served(); got != "renewed" {
 		t.Errorf("with the Secret gone serves %q, want the last one read", got)
+	}
+}
+
+// TestCAServingCertificate: without a Secret the xDS server presents a certificate of the built-in
+// CA that a client holding the trust bundle verifies for the xds Service's names and the listening
+// address, renewed once half of its life has passed.
+func TestCAServingCertificate(t *testing.T) {
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	authority, err := ca.New(context.Background(), kubefake.NewClientset(), ca.Options{
+		Secret: types.NamespacedName{Namespace: "smi-operator-system", Name: "xds-ca"}, TrustDomain: "cluster.local",
+		Now: func() time.Time { return now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, ips := ServingNames("smi-operator-xds", "smi-operator-system", "example.org", "10.200.0.1")
+	cfg, err := tlsFromCA(authority, names, ips, logr.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(authority.TrustBundlePEM()) {
+		t.Fatal("no roots in the trust bundle")
+	}
+	served := func() *x509.Certificate {
+		t.Helper()
+		cert, err := cfg.GetCertificate(&tls.ClientHelloInfo{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf, err := x509.ParseCertificate(cert.Certificate[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return leaf
+	}
+	first := served()
+	for _, name := range []string{"smi-operator-xds.smi-operator-system.svc", "smi-operator-xds.smi-operator-system.svc.example.org",
+		"smi-operator-xds.smi-operator-system", "smi-operator-xds", "10.200.0.1"} {
+		if _, err := first.Verify(x509.VerifyOptions{DNSName: name, Roots: roots, CurrentTime: now}); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, err := first.Verify(x509.VerifyOptions{DNSName: "kubernetes.default.svc", Roots: roots, CurrentTime: now}); err == nil {
+		t.Error("the serving certificate verifies for kubernetes.default.svc")
+	}
+	if got := served(); !got.Equal(first) {
+		t.Error("a second handshake got a new certificate before renewal was due")
+	}
+	now = first.NotBefore.Add(first.NotAfter.Sub(first.NotBefore)/2 + time.Second)
+	if got := served(); got.Equal(first) {
+		t.Error("past half of its life the serving certificate was not renewed")
+	}
+	if _, ips := ServingNames("x", "ns", "cluster.local", ""); len(ips) != 0 {
+		t.Errorf("listening on every address gave IP SANs %v", ips)
 	}
 }

@@ -79,6 +79,7 @@ func (o *operator) xdsBackend(t *testing.T, namespace, name string, i int) strin
 	t.Helper()
 	bootstrap, err := grpcxds.Bootstrap{
 		ServerURI: netns.HostPort(1, xdsPortFor(namespace)),
+		ServerTLS: o.xdsServerRoots(t, namespace),
 		NodeID:    namespace + "/" + name + "-server",
 		NodeMetadata: map[string]any{
 			server.MetadataProxy:          server.ProxyGRPC,

@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -117,6 +120,7 @@ func (o *operator) clientBootstrap(t *testing.T, namespace, serviceAccount strin
 	t.Helper()
 	b, err := grpcxds.Bootstrap{
 		ServerURI: netns.HostPort(1, xdsPortFor(namespace)),
+		ServerTLS: o.xdsServerRoots(t, namespace),
 		NodeID:    namespace + "/" + serviceAccount,
 		NodeMetadata: map[string]any{
 			server.MetadataProxy:          server.ProxyGRPC,
@@ -168,6 +172,30 @@ func (c *grpcClient) shares(ctx context.Context, n int, weights map[string]float
 		c.t.Fatalf("%d calls: %v", n, err)
 	}
 	c.t.Logf("%d calls spread as %v, expected shares %v", n, counts, weights)
+}
+
+// xdsServerRoots is what the proxies of namespace verify their xDS server with: the built-in CA's
+// trust bundle, or nil when that server is the permissive operator's, which serves plain text.
+func (o *operator) xdsServerRoots(t *testing.T, namespace string) *grpcxds.PEMFiles {
+	t.Helper()
+	if namespace == permissiveNamespace {
+		return nil
+	}
+	file := filepath.Join(t.TempDir(), "xds-roots.pem")
+	if err := os.WriteFile(file, o.ca.TrustBundlePEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &grpcxds.PEMFiles{CACertificateFile: file}
+}
+
+// dialXDS connects to the xDS server on netns.Addr(1):port over TLS, verifying it with the
+// built-in CA's trust bundle as proxies do, for tests that speak ADS themselves.
+func (o *operator) dialXDS(port uint16) (*grpc.ClientConn, error) {
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(o.ca.TrustBundlePEM()) {
+		return nil, errors.New("the CA's trust bundle holds no certificate")
+	}
+	return grpc.NewClient(netns.HostPort(1, port), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12})))
 }
 
 // xdsPortFor is the port of the xDS server of the operator that programs the namespace.

@@ -32,7 +32,6 @@ import (
 	"github.com/smi-operator/smi-operator/test/netns"
 	"github.com/smi-operator/smi-operator/test/testenv"
 	"github.com/smi-operator/smi-operator/translators/mesh"
-	"github.com/smi-operator/smi-operator/xds/auth"
 	"github.com/smi-operator/smi-operator/xds/ca"
 	"github.com/smi-operator/smi-operator/xds/server"
 )
@@ -103,14 +102,6 @@ func newOperator() (*operator, error) {
 	// permissiveNamespace (and swapNamespace, see startSwapOperator), and a permissive one for
 	// that namespace only (settings are the operator's, so one operator cannot show both). Each
 	// has its own xDS server.
-	clientset, err := kubernetes.NewForConfig(env.Config)
-	if err != nil {
-		return nil, err
-	}
-	authenticator, err := auth.New(clientset, auth.Options{Audiences: []string{tokenAudience}})
-	if err != nil {
-		return nil, err
-	}
 	enforcingCache := controllers.CacheOptions()
 	enforcingCache.DefaultFieldSelector = fields.AndSelectors(
 		fields.OneTermNotEqualSelector("metadata.namespace", permissiveNamespace),
@@ -125,7 +116,7 @@ func newOperator() (*operator, error) {
 		port     uint16
 		webhooks bool
 	}{
-		{mesh.Settings{Access: mesh.AccessEnforcing}, enforcingCache, xdsPort, true},
+		{mesh.Settings{Access: mesh.AccessEnforcing, TrustDomain: "cluster.local", ClusterDomain: "cluster.local"}, enforcingCache, xdsPort, true},
 		{mesh.Settings{Access: mesh.AccessPermissive}, permissiveCache, permissiveXDSPort, false},
 	} {
 		opts := ctrl.Options{Scheme: controllers.NewScheme(), Cache: op.cache, Metrics: metricsserver.Options{BindAddress: "0"},
@@ -144,17 +135,29 @@ func newOperator() (*operator, error) {
 			controllers.SetupWebhooks(mgr)
 			o.webhooks = mgr.GetWebhookServer()
 		}
-		serverOpts := server.Options{
-			Address:    netns.HostPort(1, op.port),
-			Settings:   op.settings,
-			Registerer: registry, // one per server: both would register the same metrics
-			Log:        ctrl.Log.WithName("xds"),
+		ctrlOpts := controllers.Options{Settings: op.settings, MaxConcurrentReconciles: 4}
+		if op.webhooks {
+			// The enforcing operator is wired as main.go's --backend=xds does, with its defaults:
+			// TLS with a serving certificate of the built-in CA (its root the Secret o.ca uses),
+			// tokens reviewed by the API server, secrets served.
+			err = controllers.SetupXDSBackend(ctx, mgr, ctrlOpts, controllers.XDSOptions{
+				Address:        netns.HostPort(1, op.port),
+				TokenAudiences: []string{tokenAudience},
+				CASecret:       types.NamespacedName{Namespace: operatorNamespace, Name: xdsCASecret},
+				ServiceName:    xdsServiceName,
+				Registerer:     registry,
+			})
+		} else {
+			// The permissive operator serves in plain text, the explicit opt-out: no tokens, no
+			// secrets (its clients' certificates come from files).
+			err = controllers.SetupXDS(ctx, mgr, ctrlOpts, server.New(server.Options{
+				Address:    netns.HostPort(1, op.port),
+				Settings:   op.settings,
+				Registerer: registry, // one per server: both would register the same metrics
+				Log:        ctrl.Log.WithName("xds"),
+			}))
 		}
-		if op.webhooks { // the enforcing operator serves secrets, as controllers.SetupXDSBackend wires it
-			serverOpts.Authenticator, serverOpts.CA = authenticator, authority
-		}
-		xdsServer := server.New(serverOpts)
-		if err := controllers.SetupXDS(ctx, mgr, controllers.Options{Settings: op.settings, MaxConcurrentReconciles: 4}, xdsServer); err != nil {
+		if err != nil {
 			cancel()
 			return nil, err
 		}
@@ -203,12 +206,18 @@ func newAuthority(env *testenv.Env) (*ca.Authority, error) {
 		return nil, err
 	}
 	return ca.New(ctx, clientset, ca.Options{
-		Secret:      types.NamespacedName{Namespace: operatorNamespace, Name: "smi-operator-xds-ca"},
+		Secret:      types.NamespacedName{Namespace: operatorNamespace, Name: xdsCASecret},
 		TrustDomain: "cluster.local",
 	})
 }
 
-const operatorNamespace = "smi-operator-system"
+// operatorNamespace holds the xDS CA's root in the Secret xdsCASecret; xdsServiceName is the
+// Service the xDS servers' certificates are issued for (with the address they listen on).
+const (
+	operatorNamespace = "smi-operator-system"
+	xdsCASecret       = "smi-operator-xds-ca"
+	xdsServiceName    = "smi-operator-xds"
+)
 
 // tokenAudience is what ServiceAccount tokens presented to the xDS server must be bound to.
 const tokenAudience = "smi-operator-xds"
@@ -259,8 +268,9 @@ func (o *operator) newSwapOperator() error {
 	err = controllers.SetupFromResource(o.ctx, mgr, controllers.ResourceOptions{
 		MaxConcurrentReconciles: 4,
 		Namespace:               operatorNamespace,
-		XDSCASecret:             "smi-operator-xds-ca", // the root o.ca issues from
+		XDSCASecret:             xdsCASecret, // the root o.ca issues from
 		XDSHost:                 netns.Addr(1).String(),
+		XDSServiceName:          xdsServiceName,
 		Registerer:              prometheus.NewRegistry(),
 	})
 	if err != nil {

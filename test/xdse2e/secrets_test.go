@@ -8,9 +8,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -21,7 +19,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/smi-operator/smi-operator/test/grpcxds"
-	"github.com/smi-operator/smi-operator/test/netns"
 	"github.com/smi-operator/smi-operator/translators/xds"
 	"github.com/smi-operator/smi-operator/xds/server"
 )
@@ -50,7 +47,7 @@ func TestSecretsForTheTokensIdentityOnly(t *testing.T) {
 		}
 		return tr.Status.Token
 	}
-	conn, err := grpc.NewClient(netns.HostPort(1, xdsPort), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := o.dialXDS(xdsPort)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package xdse2e
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,8 +21,6 @@ import (
 	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
 	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
 	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
@@ -432,7 +431,7 @@ func servesContaining(ctx context.Context, ns, serviceAccount, typeURL string, n
 // askXDS opens an ADS stream to the swap operator's xDS server as the proxyless client running as
 // serviceAccount in ns, and asks for resources; the stream lives as long as ctx.
 func askXDS(ctx context.Context, ns, serviceAccount, typeURL string, names []string) (discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient, error) {
-	conn, err := grpc.NewClient(netns.HostPort(1, swapXDSPort), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := op.dialXDS(swapXDSPort)
 	if err != nil {
 		return nil, err
 	}
@@ -511,7 +510,8 @@ func waitClosed(t *testing.T, addr string) {
 
 // TestBackendUnavailable: a backend that cannot run says why in the SMIOperator's status
 // (Ready=False BackendUnavailable), and an edit that fixes it is followed at once; the xDS server
-// then serves TLS with the certificate of the Secret the spec names.
+// then serves TLS with the certificate of the Secret the spec names, with one of the built-in CA
+// once the Secret is dropped from the spec, and plain text only when the spec opts out of TLS.
 func TestBackendUnavailable(t *testing.T) {
 	o := start(t)
 	o.startSwapOperator(t)
@@ -560,8 +560,26 @@ func TestBackendUnavailable(t *testing.T) {
 		t.Fatalf("the xDS server serves a certificate for %v, not the Secret's", leaf.URIs)
 	}
 
+	// Without a Secret: a certificate of the built-in CA, for the xds Service and the address.
 	patch(`{"xds":{"tls":null}}`)
-	o.waitOperator(t, "plain text again", func(op *v1alpha1.SMIOperator) error { return settled(op, v1alpha1.BackendXDS) })
+	o.waitOperator(t, "TLS from the built-in CA", func(op *v1alpha1.SMIOperator) error { return settled(op, v1alpha1.BackendXDS) })
+	waitListening(t, netns.HostPort(1, swapXDSPort))
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(o.ca.TrustBundlePEM())
+	eventually(t, 10*time.Second, 100*time.Millisecond, func() error {
+		for _, name := range []string{netns.Addr(1).String(), xdsServiceName + "." + operatorNamespace + ".svc"} {
+			conn, err := tls.Dial("tcp", netns.HostPort(1, swapXDSPort), &tls.Config{RootCAs: roots, ServerName: name, NextProtos: []string{"h2"}})
+			if err != nil {
+				return fmt.Errorf("verifying the xDS server as %s with the CA's trust bundle: %w", name, err)
+			}
+			_ = conn.Close()
+		}
+		return nil
+	})
+
+	// Plain text only when asked for.
+	patch(`{"xds":{"insecurePlaintext":true}}`)
+	o.waitOperator(t, "plain text", func(op *v1alpha1.SMIOperator) error { return settled(op, v1alpha1.BackendXDS) })
 	waitListening(t, netns.HostPort(1, swapXDSPort))
 	eventually(t, 10*time.Second, 100*time.Millisecond, func() error {
 		conn, err := tls.Dial("tcp", netns.HostPort(1, swapXDSPort), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}) //nolint:gosec // checks that no TLS is served
@@ -569,7 +587,7 @@ func TestBackendUnavailable(t *testing.T) {
 			return nil
 		}
 		_ = conn.Close()
-		return errors.New("the xDS server still serves TLS with spec.xds.tls removed")
+		return errors.New("the xDS server still serves TLS with spec.xds.insecurePlaintext")
 	})
 	if err := o.client.Delete(ctx, op); err != nil {
 		t.Fatal(err)

@@ -31,6 +31,12 @@
 // certificate among all proxies of one identity until then, so a thousand replicas of a Deployment
 // cost one signature per renewal, not a thousand.
 //
+// # Serving certificates
+//
+// [Authority.IssueServing] signs a server-authentication-only certificate for DNS names and IP
+// addresses: the xDS server's own, so that proxies verify the server with the same trust bundle
+// their workload certificates come with. It carries no SPIFFE ID.
+//
 // The certificate chain holds the leaf only: leaves are signed by the root directly, and the root
 // reaches peers through the trust bundle.
 //
