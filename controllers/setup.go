@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
+	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/conversion"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/apis/smi/validation"
@@ -168,19 +169,25 @@ func SetupXDS(ctx context.Context, mgr ctrl.Manager, opts Options, xdsServer *se
 	if err != nil {
 		return err
 	}
+	gate := newSyncGate(mgr.GetClient(), xdsServer.Synced)
 	_, _, err = setupReconcilers(ctx, mgr, opts, statuses, backendSet{
-		splits: trafficsplit.XDS{Server: xdsServer}, targets: traffictarget.XDS{Server: xdsServer}, settings: settings,
+		splits:   gatedBackend[*hub.TrafficSplit]{trafficsplit.XDS{Server: xdsServer}, smi.TrafficSplitKind, gate},
+		targets:  gatedBackend[*hub.TrafficTarget]{traffictarget.XDS{Server: xdsServer}, smi.TrafficTargetKind, gate},
+		settings: settings,
 	})
 	if err != nil {
 		return err
 	}
 	serviceCtrl, err := (&service.Reconciler{
-		Client: mgr.GetClient(), Server: service.OnServer(xdsServer), MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+		Client: mgr.GetClient(), Server: gatedSink{service.OnServer(xdsServer), gate}, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 	}).SetupWithManager(mgr)
 	if err != nil {
 		return err
 	}
 	if err := service.WatchEndpointSlices(ctx, mgr, serviceCtrl); err != nil {
+		return err
+	}
+	if err := mgr.Add(gate); err != nil {
 		return err
 	}
 	return mgr.Add(xdsServer)

@@ -55,8 +55,10 @@ func SetupXDSBackend(ctx context.Context, mgr ctrl.Manager, opts Options, xo XDS
 		CASecret:       xo.CASecret,
 		CertTTL:        xo.CertTTL,
 		Plaintext:      xo.Plaintext,
-		Registerer:     cmp.Or[prometheus.Registerer](xo.Registerer, metrics.Registry),
-		Log:            ctrl.Log.WithName("xds"),
+		// Answering nobody until the reconcilers have fed it everything (SetupXDS's syncGate).
+		HoldUntilSynced: true,
+		Registerer:      cmp.Or[prometheus.Registerer](xo.Registerer, metrics.Registry),
+		Log:             ctrl.Log.WithName("xds"),
 	}
 	host, _, err := net.SplitHostPort(xo.Address)
 	if err != nil {

@@ -263,6 +263,9 @@ func (s *Switch) Step(ctx context.Context, spec *v1alpha1.SMIOperatorSpec) (smio
 		// The backend asked for programs everything: retire the other.
 		var err error
 		if d.Backend == v1alpha1.BackendXDS {
+			s.mu.RLock()
+			s.xds.server.Synced() // it answers proxies from now on
+			s.mu.RUnlock()
 			err = s.retireIstio(ctx)
 		} else {
 			s.retireXDS(d.XDS.SwapGracePeriod.Duration)
@@ -488,8 +491,10 @@ func (s *Switch) newXDSServer(ctx context.Context, cfg xdsConfig) (*server.Serve
 		CASecret:       types.NamespacedName{Namespace: s.opts.Namespace, Name: s.opts.CASecretName},
 		CertTTL:        cfg.xds.CertificateTTL,
 		Plaintext:      cfg.xds.Plaintext,
-		Registerer:     s.opts.Registerer,
-		Log:            s.opts.Log.WithName("xds"),
+		// Answering nobody until the server has everything: see ensureXDS and Step.
+		HoldUntilSynced: true,
+		Registerer:      s.opts.Registerer,
+		Log:             s.opts.Log.WithName("xds"),
 	}
 	sc.ServingNames, sc.ServingIPs = ServingNames(s.opts.XDSServiceName, s.opts.Namespace, cfg.settings.ClusterDomain, s.opts.XDSHost)
 	if cfg.xds.TLSSecretName != "" {

@@ -37,6 +37,8 @@ type ServerConfig struct {
 	// the xDS Service's DNS names and the address the server listens on, when it is one.
 	ServingNames []string
 	ServingIPs   []net.IP
+	// HoldUntilSynced has the server answer no proxy until its Synced is called (server.Options).
+	HoldUntilSynced bool
 	// TokenAudiences are the audiences ServiceAccount tokens presented on ADS streams must be
 	// bound to (projected tokens), so that a proxy never hands the operator its API token.
 	TokenAudiences []string
@@ -66,13 +68,14 @@ func NewXDSServer(ctx context.Context, clientset kubernetes.Interface, settings 
 		}
 	}
 	return server.New(server.Options{
-		Address:       cfg.Address,
-		Settings:      settings,
-		Authenticator: authenticator,
-		CA:            authority,
-		TLS:           cfg.TLS,
-		Registerer:    cfg.Registerer,
-		Log:           cfg.Log,
+		Address:         cfg.Address,
+		Settings:        settings,
+		Authenticator:   authenticator,
+		CA:              authority,
+		TLS:             cfg.TLS,
+		HoldUntilSynced: cfg.HoldUntilSynced,
+		Registerer:      cfg.Registerer,
+		Log:             cfg.Log,
 	}), nil
 }
 

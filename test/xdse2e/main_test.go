@@ -242,6 +242,8 @@ const (
 var (
 	swapStart sync.Once
 	swapErr   error
+	// swapStop stops the swap operator running now and waits until it has.
+	swapStop func()
 )
 
 // startSwapOperator starts, once, an operator that runs the backend the SMIOperator "default"
@@ -280,13 +282,26 @@ func (o *operator) newSwapOperator() error {
 	o.mu.Lock()
 	o.done = append(o.done, done)
 	o.mu.Unlock()
+	ctx, cancel := context.WithCancel(o.ctx)
+	swapStop = func() { cancel(); <-done }
 	go func() {
 		defer close(done)
-		if err := mgr.Start(o.ctx); err != nil {
+		if err := mgr.Start(ctx); err != nil {
 			fmt.Fprintln(os.Stderr, "swap operator manager:", err)
 		}
 	}()
 	return nil
+}
+
+// restartSwapOperator stops the swap operator and starts a new one, as a restarted operator
+// process would: nothing is kept but what the API server holds.
+func (o *operator) restartSwapOperator(t *testing.T) {
+	t.Helper()
+	o.startSwapOperator(t)
+	swapStop()
+	if err := o.newSwapOperator(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // zapLevel keeps the operator's logs to errors unless XDS_E2E_VERBOSE is set.

@@ -784,3 +784,109 @@ func (o *operator) policyPrincipals(target *hub.TrafficTarget, want []string, ne
 	}
 	return nil
 }
+
+// TestRPCsThroughXDSServerRestarts: a proxyless client calling continuously through the xDS
+// server sees no failed RPC while the server is replaced by a settings change, nor while the
+// operator itself restarts. A new server answers no proxy before it holds every Service, split
+// and access rule: reconnecting proxies asking for what it has not been fed yet would otherwise be
+// told it does not exist (in state-of-the-world xDS a missing listener or cluster is a deletion).
+// Hundreds of other Services and splits make the feeding take longer than a reconnect.
+func TestRPCsThroughXDSServerRestarts(t *testing.T) {
+	o := start(t)
+	o.startSwapOperator(t)
+	ctx := context.Background()
+	ns := swapNamespace
+	if err := o.client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	o.service(t, ns, "relay", o.backend(t, ns, "relay", 16))
+	o.service(t, ns, "relay-v1", o.backend(t, ns, "relay-v1", 17))
+	o.service(t, ns, "relay-v2", o.backend(t, ns, "relay-v2", 18))
+	o.create(t, &hub.TrafficSplit{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "relay"},
+		Spec: splitv1alpha4.TrafficSplitSpec{Service: "relay", Backends: []splitv1alpha4.TrafficSplitBackend{
+			{Service: "relay-v1", Weight: 100}, {Service: "relay-v2", Weight: 0},
+		}},
+	})
+	listeners := []string{"relay." + ns + ".svc.cluster.local:80"}
+	for i := range 300 {
+		name := fmt.Sprintf("relay-other-%d", i)
+		listeners = append(listeners, name+"."+ns+".svc.cluster.local:80")
+		o.service(t, ns, name)
+		o.create(t, &hub.TrafficSplit{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: splitv1alpha4.TrafficSplitSpec{Service: name, Backends: []splitv1alpha4.TrafficSplitBackend{
+				{Service: "relay-v1", Weight: 100},
+			}},
+		})
+	}
+	op := o.createSMIOperator(t, v1alpha1.SMIOperatorSpec{Backend: v1alpha1.BackendXDS, XDS: v1alpha1.XDSSpec{Port: swapXDSPort}})
+	o.waitOperator(t, "xds", func(op *v1alpha1.SMIOperator) error { return settled(op, v1alpha1.BackendXDS) })
+	relay := dial(t, ns, "relay", o.clientBootstrap(t, ns, "relay-client"))
+	relay.waitFor(ctx, grpcxds.FromBackend("relay-v1"))
+
+	calls := startCalling(ctx, map[string]*grpcClient{"relay-v1": relay})
+	// A settings change replaces the server: the client's stream to the old one ends.
+	streamEnded := openStream(t)
+	o.mergePatch(t, op, `{"spec":{"xds":{"certificateTTL":"2h"}}}`)
+	select {
+	case <-streamEnded:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the xDS server was not replaced by the settings change")
+	}
+	// A proxy asking the new server the moment it listens is answered with everything or nothing.
+	firstAnswer(t, ns, listeners)
+	o.waitOperator(t, "xds with the new settings", func(op *v1alpha1.SMIOperator) error { return settled(op, v1alpha1.BackendXDS) })
+	time.Sleep(3 * time.Second) // the client reconnects and is answered
+	ok, failed := calls.stop()
+	if len(failed) > 0 {
+		t.Fatalf("%d of %d RPCs failed through a settings change of the xDS server; first: %v", len(failed), ok+len(failed), failed[0])
+	}
+	t.Logf("%d RPCs through a settings change of the xDS server, none failed", ok)
+
+	calls = startCalling(ctx, map[string]*grpcClient{"relay-v1": relay})
+	streamEnded = openStream(t)
+	o.restartSwapOperator(t)
+	select {
+	case <-streamEnded:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the operator's xDS server did not stop with the operator")
+	}
+	firstAnswer(t, ns, listeners)
+	o.waitOperator(t, "xds after the restart", func(op *v1alpha1.SMIOperator) error { return settled(op, v1alpha1.BackendXDS) })
+	waitListening(t, netns.HostPort(1, swapXDSPort))
+	time.Sleep(3 * time.Second)
+	ok, failed = calls.stop()
+	if len(failed) > 0 {
+		t.Fatalf("%d of %d RPCs failed through a restart of the operator; first: %v", len(failed), ok+len(failed), failed[0])
+	}
+	if ok < 100 {
+		t.Fatalf("only %d RPCs were made through the restart", ok)
+	}
+	t.Logf("%d RPCs through a restart of the operator, none failed", ok)
+}
+
+// firstAnswer asks the swap operator's xDS server for the listeners as soon as it answers, over
+// and over until it does, and fails the test unless its first answer holds every one.
+func firstAnswer(t *testing.T, ns string, listeners []string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		stream, err := askXDS(ctx, ns, "first-answer", resourcev3.ListenerType, listeners)
+		var resp *discoveryv3.DiscoveryResponse
+		if err == nil {
+			resp, err = stream.Recv()
+		}
+		cancel()
+		if err != nil {
+			time.Sleep(2 * time.Millisecond) // not listening yet
+			continue
+		}
+		if len(resp.Resources) != len(listeners) {
+			t.Fatalf("the new xDS server's first answer holds %d of the %d listeners asked for: proxies would drop the others", len(resp.Resources), len(listeners))
+		}
+		return
+	}
+	t.Fatal("the new xDS server did not answer within a minute")
+}

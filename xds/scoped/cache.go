@@ -71,6 +71,8 @@ type Cache struct {
 	// responses counts responses, for their version_info (a label for logs: the resource
 	// versions decide what is sent).
 	responses uint64
+	// held parks every watch unanswered until Release (see Hold).
+	held bool
 }
 
 type watch struct {
@@ -82,6 +84,9 @@ type watch struct {
 	// otherwise (none when a client unsubscribed from its last name).
 	wildcard bool
 	names    []string
+	// first is true for the first request of a subscription (no version yet): it is answered
+	// even with nothing.
+	first bool
 }
 
 // New returns a cache for typeURL.
@@ -102,7 +107,7 @@ func (c *Cache) CreateWatch(req *cache.Request, sub cache.Subscription, out chan
 	if err != nil {
 		return nil, err
 	}
-	w := &watch{scope: scope, request: req, sub: sub, response: out, wildcard: sub.IsWildcard()}
+	w := &watch{scope: scope, request: req, sub: sub, response: out, wildcard: sub.IsWildcard(), first: req.GetVersionInfo() == ""}
 	if !w.wildcard {
 		w.names = slices.Sorted(maps.Keys(sub.SubscribedResources()))
 	}
@@ -110,7 +115,7 @@ func (c *Cache) CreateWatch(req *cache.Request, sub cache.Subscription, out chan
 	defer c.mu.Unlock()
 	// The first request of a subscription (no version yet) is always answered, even with nothing,
 	// so the client learns that the names it asked for do not exist.
-	if c.respond(w, req.GetVersionInfo() == "") {
+	if !c.held && c.respond(w, w.first) {
 		return func() {}, nil
 	}
 	c.track(w)
@@ -150,6 +155,34 @@ func remove(index map[string]map[*watch]struct{}, key string, w *watch) {
 	delete(index[key], w)
 	if len(index[key]) == 0 {
 		delete(index, key)
+	}
+}
+
+// Hold parks every watch, new or open, unanswered until Release. A cache whose source is still
+// being filled holds: in state-of-the-world xDS a listener or cluster missing from a response is
+// deleted by the client, so answering from half the data would break traffic to the other half,
+// while a client that is not answered keeps the configuration it has.
+func (c *Cache) Hold() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.held = true
+}
+
+// Release answers the watches parked since Hold, as they would have been answered had the cache
+// not been held, and answers new ones at once again.
+func (c *Cache) Release() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.held {
+		return
+	}
+	c.held = false
+	for _, ws := range c.watches {
+		for w := range ws {
+			if c.respond(w, w.first) {
+				c.untrack(w)
+			}
+		}
 	}
 }
 
@@ -195,6 +228,9 @@ func (c *Cache) NotifyNames(names ...string) {
 }
 
 func (c *Cache) reevaluate(ws []*watch) {
+	if c.held {
+		return
+	}
 	for _, w := range ws {
 		if c.respond(w, false) {
 			c.untrack(w)

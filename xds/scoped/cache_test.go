@@ -310,3 +310,30 @@ func TestUnsubscribingFromEveryNameIsNotWildcard(t *testing.T) {
 	c.NotifyNames("outbound")
 	a.none()
 }
+
+// TestHeldCacheAnswersNothingUntilReleased: while held, neither a first request nor a change is
+// answered, however the source changes meanwhile; on Release every parked watch gets what it would
+// have got, from the source as it is then.
+func TestHeldCacheAnswersNothingUntilReleased(t *testing.T) {
+	src := &fakeSource{revision: map[string]int{}, names: map[string][]string{}}
+	src.set("a", 1, "server")
+	c, open := start(t, src)
+	c.Hold()
+
+	a, b := open("a"), open("b")
+	a.send("", "", false, "server")
+	b.send("", "", false, "missing")
+	src.set("a", 2, "server")
+	c.Notify()
+	c.NotifyNames("server")
+	a.none()
+	b.none()
+
+	c.Release()
+	_, got := a.next()
+	equal(t, got, "server=a@2")
+	// A first request is answered even when nothing it asks for exists.
+	if r, _ := b.next(); len(r.Resources) != 0 {
+		t.Errorf("b got %d resources for a name that does not exist", len(r.Resources))
+	}
+}

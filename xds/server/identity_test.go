@@ -247,3 +247,33 @@ func TestTokensAndSecretsOnlyOverTLS(t *testing.T) {
 		t.Errorf("over TLS: certificate names %v (%v)", sans, err)
 	}
 }
+
+// TestHeldServerAnswersOnceSynced: a server built to hold answers nobody until Synced, then
+// answers the proxies that asked meanwhile from everything it was fed.
+func TestHeldServerAnswersOnceSynced(t *testing.T) {
+	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessEnforcing}, HoldUntilSynced: true})
+	f.srv.SetAccess(mesh.ObjectRef{Kind: "TrafficTarget", Namespace: "shop", Name: "to-a"}, accessTo("a", "x"))
+	stream := f.ads(t, "")
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node(server.ProxyEnvoy, "shop", "a"), TypeUrl: resourcev3.ListenerType}); err != nil {
+		t.Fatal(err)
+	}
+	answered := make(chan *discoveryv3.DiscoveryResponse, 1)
+	go func() {
+		resp, _ := stream.Recv()
+		answered <- resp
+	}()
+	select {
+	case resp := <-answered:
+		t.Fatalf("a held server answered with %d listeners before it was synced", len(resp.GetResources()))
+	case <-time.After(300 * time.Millisecond):
+	}
+	f.srv.Synced()
+	select {
+	case resp := <-answered:
+		if len(resp.GetResources()) != 2 {
+			t.Errorf("once synced, the server answered with %d listeners, want the inbound and outbound ones", len(resp.GetResources()))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the server did not answer once synced")
+	}
+}

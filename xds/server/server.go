@@ -15,6 +15,9 @@
 // asks — a gRPC server's listener (its name is only its listening address, its RBAC is its
 // identity's), Envoy's inbound listener and its secrets — are resolved per workload identity.
 // A MuxCache routes each request by type URL and, for listeners and clusters, by client kind.
+// With Options.HoldUntilSynced the caches answer nobody until [Server.Synced]: the operator holds
+// every new server until the reconcilers have fed it everything, so that a proxy reconnecting
+// after a restart keeps its configuration rather than being answered from half the data.
 //
 // # Identity
 //
@@ -68,6 +71,12 @@ type Options struct {
 	// SecretRefresh is how often served certificates are checked for renewal (and the CA's root
 	// for rotation); one minute when zero.
 	SecretRefresh time.Duration
+	// HoldUntilSynced, when set, has the server answer no proxy until Synced is called: its feeder
+	// calls Synced once it has given the server every Service, split and access rule there is. A
+	// proxy reconnecting to a new server (after a settings change, or a restart of the operator)
+	// would otherwise be answered from half the data, and in state-of-the-world xDS a listener or
+	// cluster missing from a response is a deletion; unanswered, it keeps what it has.
+	HoldUntilSynced bool
 	// Registerer receives the server's metrics; nil registers none.
 	Registerer prometheus.Registerer
 	Log        logr.Logger
@@ -145,6 +154,11 @@ func New(opts Options) *Server {
 	s.envoyClusters = scoped.New(resourcev3.ClusterType, scopeOf, s.sources.envoyClusters)
 	s.endpoints = scoped.New(resourcev3.EndpointType, scopeOf, s.sources.endpoints)
 	s.secrets = scoped.New(resourcev3.SecretType, scopeOf, (*secretSource)(s))
+	if opts.HoldUntilSynced {
+		for _, c := range s.caches() {
+			c.Hold()
+		}
+	}
 	s.mux = &cache.MuxCache{
 		// Listeners, routes and clusters differ between the two kinds of client (Envoy's come
 		// with original-destination chains, HTTP methods and SDS, gRPC's with certificate
@@ -231,6 +245,20 @@ func (s *Server) refreshSecrets(ctx context.Context) {
 			}
 			s.secrets.Notify()
 		}
+	}
+}
+
+// caches are the server's caches, one per type URL and kind of client.
+func (s *Server) caches() []*scoped.Cache {
+	return []*scoped.Cache{s.grpcListeners, s.envoyListeners, s.grpcRoutes, s.envoyRoutes,
+		s.grpcClusters, s.envoyClusters, s.endpoints, s.secrets}
+}
+
+// Synced says the server holds everything it is to serve: with Options.HoldUntilSynced, proxies are
+// answered from now on (those waiting first). Calling it again does nothing.
+func (s *Server) Synced() {
+	for _, c := range s.caches() {
+		c.Release()
 	}
 }
 
