@@ -407,7 +407,9 @@ spec:
 		}).Should(BeZero())
 	})
 
-	It("writes nothing when a full resync finds nothing changed", func(ctx SpecContext) {
+	// A full resync (a new operator reconciling every object) is the benchmark's: it counts the
+	// writes of one over 2,000 SMI objects.
+	It("writes nothing when a split is reconciled again and nothing it programs changed", func(ctx SpecContext) {
 		create(ctx, ns, service("idle", 80)+"---\n"+service("idle-v1", 80)+"---\n"+`
 apiVersion: split.smi-spec.io/v1alpha4
 kind: TrafficSplit

@@ -104,9 +104,9 @@ func (o *operator) xdsBackend(t *testing.T, namespace, name string, i int) strin
 	return netns.Addr(i).String()
 }
 
-// TestPermissiveModeAllowsEveryIdentity: with the operator in permissive mode, an xDS-enabled
-// gRPC server whose TrafficTarget names one source lets every identity through (in plain text:
-// permissive mode without --mtls asks for no certificate).
+// TestPermissiveModeAllowsEveryIdentity: with the operator in permissive mode (with mutual TLS,
+// so that every caller proves its identity), an xDS-enabled gRPC server whose TrafficTarget
+// names one source lets every identity through.
 func TestPermissiveModeAllowsEveryIdentity(t *testing.T) {
 	o := start(t)
 	ctx := context.Background()
@@ -118,7 +118,12 @@ func TestPermissiveModeAllowsEveryIdentity(t *testing.T) {
 	o.waitCondition(t, target, smi.ConditionAccepted, metav1.ConditionTrue, "")
 	for _, sa := range []string{"teller", "visitor"} {
 		c := dial(t, ns, "vault", o.clientBootstrap(t, ns, sa))
-		c.waitFor(ctx, func(r grpcxds.Reply, err error) error { return err })
+		c.waitFor(ctx, func(r grpcxds.Reply, err error) error {
+			if id := ca.SPIFFEID("cluster.local", ns, sa); err == nil && r.ClientIdentity != id {
+				return fmt.Errorf("the backend saw the caller as %q, want %s", r.ClientIdentity, id)
+			}
+			return err
+		})
 		c.shares(ctx, 50, map[string]float64{"vault": 1})
 	}
 }

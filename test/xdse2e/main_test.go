@@ -117,7 +117,7 @@ func newOperator() (*operator, error) {
 		webhooks bool
 	}{
 		{mesh.Settings{Access: mesh.AccessEnforcing, TrustDomain: "cluster.local", ClusterDomain: "cluster.local"}, enforcingCache, xdsPort, true},
-		{mesh.Settings{Access: mesh.AccessPermissive}, permissiveCache, permissiveXDSPort, false},
+		{mesh.Settings{Access: mesh.AccessPermissive, MTLS: true}, permissiveCache, permissiveXDSPort, false},
 	} {
 		opts := ctrl.Options{Scheme: controllers.NewScheme(), Cache: op.cache, Metrics: metricsserver.Options{BindAddress: "0"},
 			// Both operators run controllers of the same names in this one process.

@@ -362,9 +362,9 @@ func TestEnvoySidecarGetsItsListenersAndClusters(t *testing.T) {
 	}
 }
 
-// TestPermissiveModeAllowsEverybody: with real grpc-go xDS servers and clients, permissive mode
-// lets every identity through, even to a destination whose TrafficTarget names only one source,
-// while enforcing mode (same rules) lets only that source through.
+// TestPermissiveModeAllowsEverybody: with real grpc-go xDS servers and clients speaking mutual
+// TLS, permissive mode lets every identity through, even to a destination whose TrafficTarget
+// names only one source, while enforcing mode (same rules) lets only that source through.
 func TestPermissiveModeAllowsEverybody(t *testing.T) {
 	for _, tc := range []struct {
 		access       mesh.AccessMode
@@ -375,7 +375,10 @@ func TestPermissiveModeAllowsEverybody(t *testing.T) {
 	} {
 		t.Run(string(tc.access), func(t *testing.T) {
 			authority := newAuthority(t)
-			f := startServer(t, server.Options{Settings: mesh.Settings{Access: tc.access}})
+			// With mutual TLS in both modes, so that every caller proves an identity: permissive
+			// mode must let through identities the TrafficTarget does not name, not merely callers
+			// that have none.
+			f := startServer(t, server.Options{Settings: mesh.Settings{Access: tc.access, MTLS: true}})
 			lis, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
@@ -417,9 +420,12 @@ func TestPermissiveModeAllowsEverybody(t *testing.T) {
 					t.Fatal(err)
 				}
 				t.Cleanup(func() { _ = conn.Close() })
-				err = grpcxds.WaitFor(ctx, conn, func(_ grpcxds.Reply, err error) error {
+				err = grpcxds.WaitFor(ctx, conn, func(r grpcxds.Reply, err error) error {
 					if status.Code(err) != want {
 						return fmt.Errorf("got %v, want %v", err, want)
+					}
+					if id := "spiffe://cluster.local/ns/shop/sa/" + sa; err == nil && r.ClientIdentity != id {
+						return fmt.Errorf("the backend saw the caller as %q, want %s", r.ClientIdentity, id)
 					}
 					return nil
 				})
