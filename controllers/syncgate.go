@@ -8,8 +8,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
+	"github.com/smi-operator/smi-operator/controllers/backends"
 	"github.com/smi-operator/smi-operator/controllers/service"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 	"github.com/smi-operator/smi-operator/translators/xds"
@@ -31,21 +31,19 @@ type syncGate struct {
 
 	mu sync.Mutex
 	// fed holds what was fed since Start last looked; nil once synced (nothing is kept then).
-	fed map[gateKey]bool
+	fed map[backends.ObjectKey]bool
 	// changed wakes Start when something was fed; one wake-up pending is enough.
 	changed chan struct{}
 }
 
-type gateKey struct{ kind, namespace, name string }
-
 func newSyncGate(reader client.Reader, synced func()) *syncGate {
-	return &syncGate{reader: reader, synced: synced, fed: map[gateKey]bool{}, changed: make(chan struct{}, 1)}
+	return &syncGate{reader: reader, synced: synced, fed: map[backends.ObjectKey]bool{}, changed: make(chan struct{}, 1)}
 }
 
 func (g *syncGate) record(kind, namespace, name string) {
 	g.mu.Lock()
 	if g.fed != nil {
-		g.fed[gateKey{kind, namespace, name}] = true
+		g.fed[backends.ObjectKey{Kind: kind, Namespace: namespace, Name: name}] = true
 	}
 	g.mu.Unlock()
 	select {
@@ -68,7 +66,7 @@ func (g *syncGate) Start(ctx context.Context) error {
 				delete(want, k)
 			}
 		}
-		g.fed = map[gateKey]bool{} // what is left to wait for is in want
+		g.fed = map[backends.ObjectKey]bool{} // what is left to wait for is in want
 		if len(want) == 0 {
 			g.fed = nil
 		}
@@ -88,37 +86,17 @@ func (g *syncGate) Start(ctx context.Context) error {
 // NeedLeaderElection is true: the reconcilers feeding the server run on the leader only.
 func (g *syncGate) NeedLeaderElection() bool { return true }
 
-func (g *syncGate) list(ctx context.Context) (map[gateKey]bool, error) {
-	want := map[gateKey]bool{}
-	splits := &hub.TrafficSplitList{}
-	if err := g.reader.List(ctx, splits, client.UnsafeDisableDeepCopy); err != nil {
+func (g *syncGate) list(ctx context.Context) (map[backends.ObjectKey]bool, error) {
+	keys, err := backends.ListObjects(ctx, g.reader, true)
+	if err != nil {
 		return nil, err
 	}
-	for i := range splits.Items {
-		if splits.Items[i].DeletionTimestamp.IsZero() {
-			want[gateKey{smi.TrafficSplitKind, splits.Items[i].Namespace, splits.Items[i].Name}] = true
-		}
-	}
-	targets := &hub.TrafficTargetList{}
-	if err := g.reader.List(ctx, targets, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, err
-	}
-	for i := range targets.Items {
-		if targets.Items[i].DeletionTimestamp.IsZero() {
-			want[gateKey{smi.TrafficTargetKind, targets.Items[i].Namespace, targets.Items[i].Name}] = true
-		}
-	}
-	services := &corev1.ServiceList{}
-	if err := g.reader.List(ctx, services, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, err
-	}
-	for i := range services.Items {
-		want[gateKey{serviceKind, services.Items[i].Namespace, services.Items[i].Name}] = true
+	want := make(map[backends.ObjectKey]bool, len(keys))
+	for _, k := range keys {
+		want[k] = true
 	}
 	return want, nil
 }
-
-const serviceKind = "Service"
 
 // smiBackend is trafficsplit.Backend or traffictarget.Backend.
 type smiBackend[T hub.Object] interface {
@@ -157,10 +135,10 @@ type gatedSink struct {
 
 func (s gatedSink) SetService(key types.NamespacedName, svc *corev1.Service, endpoints xds.Endpoints) {
 	s.sink.SetService(key, svc, endpoints)
-	s.gate.record(serviceKind, key.Namespace, key.Name)
+	s.gate.record(backends.ServiceKind, key.Namespace, key.Name)
 }
 
 func (s gatedSink) DeleteService(key types.NamespacedName) {
 	s.sink.DeleteService(key)
-	s.gate.record(serviceKind, key.Namespace, key.Name)
+	s.gate.record(backends.ServiceKind, key.Namespace, key.Name)
 }

@@ -77,7 +77,7 @@ func (s *Switch) each(ctx context.Context, ref mesh.ObjectRef,
 	// Held for reading across the writes, so that retiring a backend waits for those in flight.
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	key := objectKey{ref.Kind, ref.Namespace, ref.Name}
+	key := ObjectKey{ref.Kind, ref.Namespace, ref.Name}
 	// Every backend running gets its turn even when another fails: a swap away from a failing
 	// backend must not stall on it.
 	var out []mesh.Diagnostic
@@ -119,7 +119,7 @@ func (s services) SetService(key types.NamespacedName, svc *corev1.Service, endp
 	defer s.mu.RUnlock()
 	if s.xds != nil && s.xds.fed {
 		service.OnServer(s.xds.server).SetService(key, svc, endpoints)
-		s.programmed(v1alpha1.BackendXDS, objectKey{serviceKind, key.Namespace, key.Name})
+		s.programmed(v1alpha1.BackendXDS, ObjectKey{ServiceKind, key.Namespace, key.Name})
 	}
 }
 
@@ -128,6 +128,6 @@ func (s services) DeleteService(key types.NamespacedName) {
 	defer s.mu.RUnlock()
 	if s.xds != nil && s.xds.fed {
 		s.xds.server.DeleteService(key)
-		s.programmed(v1alpha1.BackendXDS, objectKey{serviceKind, key.Namespace, key.Name})
+		s.programmed(v1alpha1.BackendXDS, ObjectKey{ServiceKind, key.Namespace, key.Name})
 	}
 }

@@ -112,7 +112,7 @@ type Switch struct {
 	istioActive, xdsFed atomic.Bool
 
 	pendingMu sync.Mutex
-	pending   map[v1alpha1.Backend]map[objectKey]bool
+	pending   map[v1alpha1.Backend]map[ObjectKey]bool
 }
 
 type istioBackend struct {
@@ -146,13 +146,8 @@ func newXDSConfig(spec v1alpha1.SMIOperatorSpec) xdsConfig {
 	return cfg
 }
 
-// objectKey names an object a backend being brought up has to program.
-type objectKey struct {
-	kind            string
-	namespace, name string
-}
-
-const serviceKind = "Service"
+// ServiceKind is the Kind of the ObjectKeys of Services.
+const ServiceKind = "Service"
 
 // New returns a Switch; Setup wires it to the controllers, and the manager must run it.
 func New(opts Options) (*Switch, error) {
@@ -169,7 +164,7 @@ func New(opts Options) (*Switch, error) {
 		changes:       make(chan event.GenericEvent, 1),
 		started:       make(chan struct{}),
 		stepped:       make(chan struct{}),
-		pending:       map[v1alpha1.Backend]map[objectKey]bool{},
+		pending:       map[v1alpha1.Backend]map[ObjectKey]bool{},
 		idle:          "no SMIOperator selects a backend yet",
 	}, nil
 }
@@ -590,9 +585,18 @@ func (s *Switch) setIdle(why string) {
 }
 
 // list names the SMI objects (and, with services, the Services) a backend must program.
-func (s *Switch) list(ctx context.Context, services bool) ([]objectKey, error) {
-	c := s.opts.Manager.GetClient()
-	var keys []objectKey
+func (s *Switch) list(ctx context.Context, services bool) ([]ObjectKey, error) {
+	return ListObjects(ctx, s.opts.Manager.GetClient(), services)
+}
+
+// ObjectKey names an object a backend has to program: an SMI object, or a Service (kind
+// "Service") for an xDS server.
+type ObjectKey struct{ Kind, Namespace, Name string }
+
+// ListObjects lists from c what a backend being brought up has to program: the TrafficSplits and
+// TrafficTargets not being deleted, and every Service when services is set (xds).
+func ListObjects(ctx context.Context, c client.Reader, services bool) ([]ObjectKey, error) {
+	var keys []ObjectKey
 	splits, targets := &hub.TrafficSplitList{}, &hub.TrafficTargetList{}
 	if err := c.List(ctx, splits, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
@@ -601,7 +605,7 @@ func (s *Switch) list(ctx context.Context, services bool) ([]objectKey, error) {
 	// (then Forget), and waiting for them would hold a swap back.
 	for i := range splits.Items {
 		if splits.Items[i].DeletionTimestamp.IsZero() {
-			keys = append(keys, objectKey{smi.TrafficSplitKind, splits.Items[i].Namespace, splits.Items[i].Name})
+			keys = append(keys, ObjectKey{smi.TrafficSplitKind, splits.Items[i].Namespace, splits.Items[i].Name})
 		}
 	}
 	if err := c.List(ctx, targets, client.UnsafeDisableDeepCopy); err != nil {
@@ -609,7 +613,7 @@ func (s *Switch) list(ctx context.Context, services bool) ([]objectKey, error) {
 	}
 	for i := range targets.Items {
 		if targets.Items[i].DeletionTimestamp.IsZero() {
-			keys = append(keys, objectKey{smi.TrafficTargetKind, targets.Items[i].Namespace, targets.Items[i].Name})
+			keys = append(keys, ObjectKey{smi.TrafficTargetKind, targets.Items[i].Namespace, targets.Items[i].Name})
 		}
 	}
 	if services {
@@ -618,7 +622,7 @@ func (s *Switch) list(ctx context.Context, services bool) ([]objectKey, error) {
 			return nil, err
 		}
 		for i := range svcs.Items {
-			keys = append(keys, objectKey{serviceKind, svcs.Items[i].Namespace, svcs.Items[i].Name})
+			keys = append(keys, ObjectKey{ServiceKind, svcs.Items[i].Namespace, svcs.Items[i].Name})
 		}
 	}
 	return keys, nil
@@ -626,17 +630,17 @@ func (s *Switch) list(ctx context.Context, services bool) ([]objectKey, error) {
 
 // resync has the controllers reconcile keys again, in the background: the pending set already
 // holds them, and a Step must not wait for thousands of sends.
-func (s *Switch) resync(keys []objectKey) {
+func (s *Switch) resync(keys []ObjectKey) {
 	go func() {
 		for _, k := range keys {
 			ch := s.serviceResync
-			switch k.kind {
+			switch k.Kind {
 			case smi.TrafficSplitKind:
 				ch = s.splitResync
 			case smi.TrafficTargetKind:
 				ch = s.targetResync
 			}
-			ev := event.GenericEvent{Object: &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: k.namespace, Name: k.name}}}
+			ev := event.GenericEvent{Object: &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: k.Namespace, Name: k.Name}}}
 			select {
 			case ch <- ev:
 			case <-s.runCtx.Done():
@@ -646,8 +650,8 @@ func (s *Switch) resync(keys []objectKey) {
 	}()
 }
 
-func (s *Switch) setPending(b v1alpha1.Backend, keys []objectKey) {
-	set := make(map[objectKey]bool, len(keys))
+func (s *Switch) setPending(b v1alpha1.Backend, keys []ObjectKey) {
+	set := make(map[ObjectKey]bool, len(keys))
 	for _, k := range keys {
 		set[k] = true
 	}
@@ -673,7 +677,7 @@ func (s *Switch) pendingCount(b v1alpha1.Backend) int {
 
 // programmed records that backend b has programmed (or forgotten) key; the last one of a backend
 // being brought up wakes the SMIOperator reconciler, which retires the other backend.
-func (s *Switch) programmed(b v1alpha1.Backend, key objectKey) {
+func (s *Switch) programmed(b v1alpha1.Backend, key ObjectKey) {
 	s.pendingMu.Lock()
 	set := s.pending[b]
 	last := false

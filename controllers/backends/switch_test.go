@@ -19,21 +19,21 @@ import (
 // until then the other one running is, and a retired xDS server shows as draining.
 func TestState(t *testing.T) {
 	until := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-	pending := map[objectKey]bool{{kind: "TrafficSplit", namespace: "shop", name: "web"}: true, {kind: serviceKind, namespace: "shop", name: "web"}: true}
+	pending := map[ObjectKey]bool{{Kind: "TrafficSplit", Namespace: "shop", Name: "web"}: true, {Kind: ServiceKind, Namespace: "shop", Name: "web"}: true}
 	for _, tc := range []struct {
 		name    string
 		want    v1alpha1.Backend
 		istio   bool
 		xds     *xdsBackend
-		pending map[v1alpha1.Backend]map[objectKey]bool
+		pending map[v1alpha1.Backend]map[ObjectKey]bool
 		state   smioperator.State
 	}{
 		{"nothing runs", v1alpha1.BackendIstio, false, nil, nil, smioperator.State{}},
 		{"istio programs everything", v1alpha1.BackendIstio, true, nil, nil, smioperator.State{Active: v1alpha1.BackendIstio}},
-		{"istio starting alone", v1alpha1.BackendIstio, true, nil, map[v1alpha1.Backend]map[objectKey]bool{v1alpha1.BackendIstio: pending},
+		{"istio starting alone", v1alpha1.BackendIstio, true, nil, map[v1alpha1.Backend]map[ObjectKey]bool{v1alpha1.BackendIstio: pending},
 			smioperator.State{Swapping: v1alpha1.BackendIstio, Pending: 2}},
 		{"istio → xds: istio stays active until xds has everything", v1alpha1.BackendXDS, true, &xdsBackend{fed: true},
-			map[v1alpha1.Backend]map[objectKey]bool{v1alpha1.BackendXDS: pending},
+			map[v1alpha1.Backend]map[ObjectKey]bool{v1alpha1.BackendXDS: pending},
 			smioperator.State{Active: v1alpha1.BackendIstio, Swapping: v1alpha1.BackendXDS, Pending: 2}},
 		{"xds has everything; istio not retired yet", v1alpha1.BackendXDS, true, &xdsBackend{fed: true}, nil,
 			smioperator.State{Active: v1alpha1.BackendXDS}},
@@ -48,7 +48,7 @@ func TestState(t *testing.T) {
 				s.istio = &istioBackend{}
 			}
 			if s.pending == nil {
-				s.pending = map[v1alpha1.Backend]map[objectKey]bool{}
+				s.pending = map[v1alpha1.Backend]map[ObjectKey]bool{}
 			}
 			if d := cmp.Diff(tc.state, s.state()); d != "" {
 				t.Errorf("state (-want +got):\n%s", d)
@@ -60,12 +60,12 @@ func TestState(t *testing.T) {
 // TestProgrammedWakesOnTheLast: the last object a starting backend programs wakes the SMIOperator
 // reconciler, once; objects it was not waiting for change nothing.
 func TestProgrammedWakesOnTheLast(t *testing.T) {
-	s := &Switch{pending: map[v1alpha1.Backend]map[objectKey]bool{}, changes: make(chan event.GenericEvent, 2)} // room for a second wake-up, to see none comes
-	a, b := objectKey{kind: "TrafficSplit", namespace: "shop", name: "a"}, objectKey{kind: "TrafficTarget", namespace: "shop", name: "b"}
-	s.setPending(v1alpha1.BackendXDS, []objectKey{a, b})
+	s := &Switch{pending: map[v1alpha1.Backend]map[ObjectKey]bool{}, changes: make(chan event.GenericEvent, 2)} // room for a second wake-up, to see none comes
+	a, b := ObjectKey{Kind: "TrafficSplit", Namespace: "shop", Name: "a"}, ObjectKey{Kind: "TrafficTarget", Namespace: "shop", Name: "b"}
+	s.setPending(v1alpha1.BackendXDS, []ObjectKey{a, b})
 	s.programmed(v1alpha1.BackendXDS, a)
 	s.programmed(v1alpha1.BackendIstio, b) // another backend's work
-	s.programmed(v1alpha1.BackendXDS, objectKey{kind: "Service", namespace: "shop", name: "new"})
+	s.programmed(v1alpha1.BackendXDS, ObjectKey{Kind: "Service", Namespace: "shop", Name: "new"})
 	if len(s.changes) != 0 || s.pendingCount(v1alpha1.BackendXDS) != 1 {
 		t.Fatalf("woken with %d of 2 objects left", s.pendingCount(v1alpha1.BackendXDS))
 	}
@@ -86,7 +86,7 @@ func TestRetireDropsAFailedDrainingServer(t *testing.T) {
 		b := &xdsBackend{drainUntil: time.Now().Add(time.Hour), cancel: func() {}, done: done}
 		b.failed.Store(failed)
 		s := &Switch{want: v1alpha1.BackendIstio, istio: &istioBackend{}, xds: b,
-			pending: map[v1alpha1.Backend]map[objectKey]bool{}, opts: Options{Log: logr.Discard()}}
+			pending: map[v1alpha1.Backend]map[ObjectKey]bool{}, opts: Options{Log: logr.Discard()}}
 		s.retireXDS(time.Hour)
 		if draining := s.state().Draining != nil; draining == failed {
 			t.Errorf("server failed: %v; reported draining: %v", failed, draining)

@@ -158,17 +158,7 @@ func TestSecretVersionsFollowTheirContent(t *testing.T) {
 		SecretRefresh: 20 * time.Millisecond,
 	})
 	stream := f.ads(t, "token-of-a")
-	names := []string{xds.WorkloadSecretName}
-	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node(server.ProxyEnvoy, "shop", "a"), TypeUrl: resourcev3.SecretType, ResourceNames: names}); err != nil {
-		t.Fatal(err)
-	}
-	first, err := stream.Recv()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.SecretType, ResourceNames: names, VersionInfo: first.VersionInfo, ResponseNonce: first.Nonce}); err != nil {
-		t.Fatal(err)
-	}
+	first := subscribeWorkloadSecret(t, stream)
 	replaced := authority.replace(t)
 	if !replaced.NotBefore.Equal(authority.issued[0].NotBefore) {
 		t.Fatalf("the test needs two certificates with the same NotBefore, got %v and %v", authority.issued[0].NotBefore, replaced.NotBefore)

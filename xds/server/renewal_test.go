@@ -37,17 +37,7 @@ func TestRenewedCertificatesArePushed(t *testing.T) {
 		SecretRefresh: 20 * time.Millisecond,
 	})
 	stream := f.ads(t, "token-of-a")
-	names := []string{xds.WorkloadSecretName}
-	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node(server.ProxyEnvoy, "shop", "a"), TypeUrl: resourcev3.SecretType, ResourceNames: names}); err != nil {
-		t.Fatal(err)
-	}
-	first, err := stream.Recv()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.SecretType, ResourceNames: names, VersionInfo: first.VersionInfo, ResponseNonce: first.Nonce}); err != nil {
-		t.Fatal(err)
-	}
+	first := subscribeWorkloadSecret(t, stream)
 
 	// Past half of the certificate's life: the next refresh renews it and pushes it.
 	clock.Step(45 * time.Minute)
@@ -66,4 +56,22 @@ func TestRenewedCertificatesArePushed(t *testing.T) {
 	if len(sans) != 1 || sans[0] != "spiffe://cluster.local/ns/shop/sa/a" {
 		t.Errorf("renewed certificate names %v, want spiffe://cluster.local/ns/shop/sa/a", sans)
 	}
+}
+
+// subscribeWorkloadSecret asks on stream, as the Envoy sidecar of shop/a, for its workload
+// certificate, ACKs the answer and returns it: the stream then waits for pushes.
+func subscribeWorkloadSecret(t *testing.T, stream discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient) *discoveryv3.DiscoveryResponse {
+	t.Helper()
+	names := []string{xds.WorkloadSecretName}
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node(server.ProxyEnvoy, "shop", "a"), TypeUrl: resourcev3.SecretType, ResourceNames: names}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.SecretType, ResourceNames: names, VersionInfo: first.VersionInfo, ResponseNonce: first.Nonce}); err != nil {
+		t.Fatal(err)
+	}
+	return first
 }
