@@ -98,6 +98,20 @@ func sourcesWithPorts[S any](sources []accessv1alpha3.IdentityBindingSubject, po
 	return out
 }
 
+// TrafficTargetDestinationPort returns the port a v1alpha1 or v1alpha2 TrafficTarget gave its
+// destination, which the hub (v1alpha3) keeps only in its conversion annotation: the port that
+// reading tt as v1alpha2 shows. It is nil when there is none: tt was written without one (v1alpha3
+// has no port), or its destination has changed since (a stale port is dropped, as converting
+// drops it). The error says that the annotation does not decode, so whether there is a port
+// cannot be known; converting reads such an annotation as empty.
+func TrafficTargetDestinationPort(tt *accessv1alpha3.TrafficTarget) (*int, error) {
+	data, err := conversionData[trafficTargetData](tt)
+	if err != nil {
+		return nil, err
+	}
+	return data.ports(hubSubjects(tt.Spec))[0], nil
+}
+
 // TrafficTargetV1alpha1ToHub converts a v1alpha1 TrafficTarget (fields at the top level, rules
 // called specs) to the hub version, keeping the subjects' ports in the annotation.
 func TrafficTargetV1alpha1ToHub(in *accessv1alpha1.TrafficTarget) (*accessv1alpha3.TrafficTarget, error) {

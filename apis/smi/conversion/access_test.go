@@ -6,6 +6,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	accessv1alpha1 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha1"
+	accessv1alpha2 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha2"
+	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
+
 	"github.com/smi-operator/smi-operator/apis/smi"
 )
 
@@ -91,5 +95,69 @@ func TestPortsFollowReorderedAndRepeatedSources(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, back.Object["sources"]); diff != "" {
 		t.Errorf("sources (-want +got):\n%s", diff)
+	}
+}
+
+// TestTrafficTargetDestinationPort checks that the port read from a hub TrafficTarget is the one its
+// v1alpha1 or v1alpha2 author wrote, and always the one reading it as v1alpha2 shows.
+func TestTrafficTargetDestinationPort(t *testing.T) {
+	port := func(p int) *int { return &p }
+	destination := func(name string) accessv1alpha3.IdentityBindingSubject {
+		return accessv1alpha3.IdentityBindingSubject{Kind: "ServiceAccount", Name: name}
+	}
+	fromV1alpha1 := func(p int) *accessv1alpha3.TrafficTarget {
+		out, err := TrafficTargetV1alpha1ToHub(&accessv1alpha1.TrafficTarget{
+			Destination: accessv1alpha1.IdentityBindingSubject{Kind: "ServiceAccount", Name: "api", Port: p},
+			Sources:     []accessv1alpha1.IdentityBindingSubject{{Kind: "ServiceAccount", Name: "web", Port: 9999}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	fromV1alpha2 := func(p *int) *accessv1alpha3.TrafficTarget {
+		out, err := TrafficTargetV1alpha2ToHub(&accessv1alpha2.TrafficTarget{Spec: accessv1alpha2.TrafficTargetSpec{
+			Destination: accessv1alpha2.IdentityBindingSubject{Kind: "ServiceAccount", Name: "api", Port: p},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	renamed := fromV1alpha2(port(9090))
+	renamed.Spec.Destination = destination("other")
+	undecodable := &accessv1alpha3.TrafficTarget{Spec: accessv1alpha3.TrafficTargetSpec{Destination: destination("api")}}
+	undecodable.Annotations = map[string]string{smi.ConversionDataAnnotation: `{"ports":`}
+
+	for _, tc := range []struct {
+		name    string
+		in      *accessv1alpha3.TrafficTarget
+		want    *int
+		wantErr bool
+	}{
+		{name: "v1alpha1 with a port", in: fromV1alpha1(8080), want: port(8080)},
+		{name: "v1alpha1 without a port (a source's port is not the destination's)", in: fromV1alpha1(0)},
+		{name: "v1alpha2 with a port", in: fromV1alpha2(port(9090)), want: port(9090)},
+		{name: "v1alpha2 without a port", in: fromV1alpha2(nil)},
+		{name: "v1alpha3", in: &accessv1alpha3.TrafficTarget{Spec: accessv1alpha3.TrafficTargetSpec{Destination: destination("api")}}},
+		{name: "destination changed since the port was written", in: renamed},
+		{name: "annotation that does not decode", in: undecodable, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := TrafficTargetDestinationPort(tc.in)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("error = %v, want one: %v", err, tc.wantErr)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("port (-want +got):\n%s", diff)
+			}
+			v1alpha2, err := TrafficTargetHubToV1alpha2(tc.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(v1alpha2.Spec.Destination.Port, got); diff != "" {
+				t.Errorf("port differs from the v1alpha2 view's (-v1alpha2 +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -28,13 +28,7 @@ func convertedWith[O metav1.Object, D any](out O, update func(data *D)) (O, erro
 // a list of its kind with it).
 func updateConversionData[D any](obj metav1.Object, update func(data *D)) error {
 	annotations := obj.GetAnnotations()
-	var data D
-	if saved, ok := annotations[smi.ConversionDataAnnotation]; ok {
-		if err := json.Unmarshal([]byte(saved), &data); err != nil {
-			var empty D
-			data = empty
-		}
-	}
+	data, _ := conversionData[D](obj)
 	update(&data)
 	encoded, err := json.Marshal(data)
 	if err != nil {
@@ -56,6 +50,21 @@ func updateConversionData[D any](obj metav1.Object, update func(data *D)) error 
 		obj.SetAnnotations(annotations)
 	}
 	return nil
+}
+
+// conversionData decodes obj's conversion annotation into a D: the zero D when there is none, and
+// also, with the error, when it does not decode.
+func conversionData[D any](obj metav1.Object) (D, error) {
+	var data D
+	saved, ok := obj.GetAnnotations()[smi.ConversionDataAnnotation]
+	if !ok {
+		return data, nil
+	}
+	if err := json.Unmarshal([]byte(saved), &data); err != nil {
+		var empty D
+		return empty, fmt.Errorf("the %s annotation does not decode: %w", smi.ConversionDataAnnotation, err)
+	}
+	return data, nil
 }
 
 // matchSaved pairs the items of a list with the entries saved for them, for data kept per item (an

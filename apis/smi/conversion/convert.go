@@ -32,6 +32,10 @@
 // weights for the same services; a port's subject is still there), so a stale annotation never
 // overrides a newer edit made through another version; stale data is dropped on the way.
 //
+// One such field has meaning beyond round trips: a v1alpha1 or v1alpha2 TrafficTarget's
+// destination port restricts access to that port. [TrafficTargetDestinationPort] reads it from a
+// hub object, by the same rules, for the mesh model to enforce.
+//
 // Converting any version to any other and back gives back the original object, HTTPRouteGroup
 // header lists in the order they were written (see headerorder.go), apart from one normalization:
 // an empty list or map comes back as an absent one. Header lists of a match are first sorted by name,
