@@ -58,7 +58,8 @@
 //     field gets paths ["*"] (any path): Istio applies a rule without HTTP fields to raw TCP too,
 //     which would turn an HTTP grant into a TCP one. One rule for the TCP grant (ports, or no to
 //     for all ports). Ports are the destination workload's own (container) ports, which is what
-//     Istio's authorization sees: TCPRoute ports are read as such.
+//     Istio's authorization sees: TCPRoute ports, and the destination port of a v1alpha1 or
+//     v1alpha2 TrafficTarget that package mesh intersects them with, are read as such.
 //   - Istio has no regex in authorization policies. A path or header regex that is not one of
 //     the forms above, or a literal holding "*" (Istio would read it as a wildcard), cannot be
 //     expressed: the match is left out, so it allows nothing, and reported

@@ -4,9 +4,12 @@ import (
 	"cmp"
 	"slices"
 
+	"k8s.io/apimachinery/pkg/types"
+
 	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
+	"github.com/smi-operator/smi-operator/apis/smi/conversion"
 )
 
 // serviceAccountKind is the only identity kind SMI defines.
@@ -59,6 +62,19 @@ func (b *builder) accessRule(tt *accessv1alpha3.TrafficTarget) (AccessRule, bool
 	slices.SortFunc(rule.Sources, Identity.compare)
 	rule.Sources = slices.Compact(rule.Sources)
 
+	destPorts := b.destinationPorts(ref, tt)
+	// portRule returns the ports a TCPRoute or UDPRoute rule allows on the destination's ports.
+	portRule := func(i int, r accessv1alpha3.TrafficTargetRule, routes map[types.NamespacedName]portRoute) PortSet {
+		routePorts := b.portMatches(ref, routes, r.Kind, tt.Namespace, r.Name, r.Matches)
+		allowed := routePorts.intersect(destPorts)
+		if allowed.Empty() && !routePorts.Empty() && !destPorts.Empty() {
+			b.diags.Warn(ref, smi.ConditionResolvedRefs, ReasonDestinationPortOutsideRoute,
+				"rules[%d]: %s %q allows %s, not the destination's %s (destination.port); it allows nothing",
+				i, r.Kind, r.Name, routePorts.String(), destPorts.String())
+		}
+		return allowed
+	}
+
 	var tcp PortSet
 	hasHTTPRule, hasTCPRule := false, false
 	for i, r := range tt.Spec.Rules {
@@ -68,9 +84,9 @@ func (b *builder) accessRule(tt *accessv1alpha3.TrafficTarget) (AccessRule, bool
 			rule.HTTP = append(rule.HTTP, b.httpMatches(ref, tt.Namespace, r.Name, r.Matches)...)
 		case smi.TCPRouteKind:
 			hasTCPRule = true
-			tcp = tcp.union(b.portMatches(ref, b.tcpRoutes, r.Kind, tt.Namespace, r.Name, r.Matches))
+			tcp = tcp.union(portRule(i, r, b.tcpRoutes))
 		case smi.UDPRouteKind:
-			rule.UDP = rule.UDP.union(b.portMatches(ref, b.udpRoutes, r.Kind, tt.Namespace, r.Name, r.Matches))
+			rule.UDP = rule.UDP.union(portRule(i, r, b.udpRoutes))
 		default:
 			b.diags.Warn(ref, smi.ConditionResolvedRefs, ReasonUnsupportedRouteKind,
 				"rules[%d] has kind %q; only %s, %s and %s are supported; it allows nothing",
@@ -87,10 +103,30 @@ func (b *builder) accessRule(tt *accessv1alpha3.TrafficTarget) (AccessRule, bool
 	case hasTCPRule:
 		rule.HTTPPorts = tcp
 	default:
-		rule.HTTPPorts = PortSet{All: true}
+		rule.HTTPPorts = destPorts
 	}
 	rule.Workloads = b.destinationWorkloads(ref, rule.Destination)
 	return rule, true
+}
+
+// destinationPorts returns the ports of the destination that tt may allow traffic on: the port a
+// v1alpha1 or v1alpha2 author gave the destination (kept in the hub's conversion annotation), else
+// every port. When that port cannot be used or known, no port: access narrows, never widens.
+func (b *builder) destinationPorts(ref ObjectRef, tt *accessv1alpha3.TrafficTarget) PortSet {
+	port, err := conversion.TrafficTargetDestinationPort(tt)
+	switch {
+	case err != nil:
+		b.diags.Warn(ref, smi.ConditionAccepted, ReasonInvalidConversionData,
+			"%v, so a destination.port that a v1alpha1 or v1alpha2 version of it sets cannot be known; it allows nothing", err)
+		return PortSet{}
+	case port == nil:
+		return PortSet{All: true}
+	case *port < 1 || *port > 65535:
+		b.diags.Warn(ref, smi.ConditionAccepted, ReasonInvalidPort,
+			"destination.port %d is outside 1-65535; it allows nothing", *port)
+		return PortSet{}
+	}
+	return PortSet{Ports: []int32{int32(*port)}}
 }
 
 func isServiceAccount(s accessv1alpha3.IdentityBindingSubject) bool {

@@ -7,7 +7,10 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
+	accessv1alpha1 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha1"
+	accessv1alpha2 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha2"
 	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
 	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
 
@@ -147,6 +150,46 @@ func TestAccessSemantics(t *testing.T) {
 			{Source: ref(smi.TrafficTargetKind, "b-api"), Destination: serverID, Sources: []Identity{id(ns, "website")},
 				HTTP: []HTTPMatch{apiIR}, HTTPPorts: all},
 		},
+	}, {
+		name: "a destination port limits HTTP rules to that port",
+		targets: []accessv1alpha3.TrafficTarget{withDestinationPort(
+			trafficTarget("tt", server, sources, rule(smi.HTTPRouteGroupKind, "routes", "metrics")), 8080)},
+		want: []AccessRule{{Source: tt, Destination: serverID, Sources: []Identity{clientID},
+			HTTP: []HTTPMatch{metricsIR}, HTTPPorts: PortSet{Ports: []int32{8080}}}},
+	}, {
+		name: "a destination port narrows a TCPRoute of every port to that port",
+		targets: []accessv1alpha3.TrafficTarget{withDestinationPort(
+			trafficTarget("tt", server, sources, rule(smi.TCPRouteKind, "all-ports")), 8080)},
+		want: []AccessRule{{Source: tt, Destination: serverID, Sources: []Identity{clientID}, TCP: PortSet{Ports: []int32{8080}}}},
+	}, {
+		name: "a destination port intersects the TCP ports that scope HTTP rules",
+		targets: []accessv1alpha3.TrafficTarget{withDestinationPort(trafficTarget("tt", server, sources,
+			rule(smi.TCPRouteKind, "port-8080"), rule(smi.TCPRouteKind, "all-ports"), rule(smi.HTTPRouteGroupKind, "routes", "metrics")), 8080)},
+		want: []AccessRule{{Source: tt, Destination: serverID, Sources: []Identity{clientID},
+			HTTP: []HTTPMatch{metricsIR}, HTTPPorts: PortSet{Ports: []int32{8080}}}},
+	}, {
+		name: "a destination port that no TCPRoute port equals allows nothing and says so",
+		targets: []accessv1alpha3.TrafficTarget{withDestinationPort(trafficTarget("tt", server, sources,
+			rule(smi.TCPRouteKind, "port-8080"), rule(smi.HTTPRouteGroupKind, "routes", "metrics")), 9090)},
+		want:      []AccessRule{{Source: tt, Destination: serverID, Sources: []Identity{clientID}, HTTP: []HTTPMatch{metricsIR}}},
+		wantDiags: []Diagnostic{diag(tt, smi.ConditionResolvedRefs, ReasonDestinationPortOutsideRoute, SeverityWarning)},
+	}, {
+		name: "a destination port intersects UDP ports too",
+		targets: []accessv1alpha3.TrafficTarget{withDestinationPort(
+			trafficTarget("tt", server, sources, rule(smi.UDPRouteKind, "dns")), 53)},
+		want: []AccessRule{{Source: tt, Destination: serverID, Sources: []Identity{clientID}, UDP: PortSet{Ports: []int32{53}}}},
+	}, {
+		name: "a destination port outside 1-65535 allows nothing",
+		targets: []accessv1alpha3.TrafficTarget{withDestinationPort(
+			trafficTarget("tt", server, sources, rule(smi.TCPRouteKind, "all-ports"), rule(smi.UDPRouteKind, "dns")), 0)},
+		want:      []AccessRule{{Source: tt, Destination: serverID, Sources: []Identity{clientID}}},
+		wantDiags: []Diagnostic{diag(tt, smi.ConditionAccepted, ReasonInvalidPort, SeverityWarning)},
+	}, {
+		name: "a conversion annotation that does not decode allows nothing: it may hold a destination port",
+		targets: []accessv1alpha3.TrafficTarget{withAnnotation(
+			trafficTarget("tt", server, sources, rule(smi.HTTPRouteGroupKind, "routes", "metrics")), smi.ConversionDataAnnotation, "{")},
+		want:      []AccessRule{{Source: tt, Destination: serverID, Sources: []Identity{clientID}, HTTP: []HTTPMatch{metricsIR}}},
+		wantDiags: []Diagnostic{diag(tt, smi.ConditionAccepted, ReasonInvalidConversionData, SeverityWarning)},
 	}, {
 		name:    "destination in another namespace is not accepted",
 		targets: []accessv1alpha3.TrafficTarget{trafficTarget("tt", sa("bank", "server"), sources, rule(smi.TCPRouteKind, "all-ports"))},
@@ -399,5 +442,57 @@ func TestModelsPerSettings(t *testing.T) {
 	}
 	if narrowed != 2 {
 		t.Errorf("%d models built, want 2: the defaults and cluster.local are the same settings", narrowed)
+	}
+}
+
+// TestAccessDestinationPortOfEveryVersion writes one TrafficTarget in each access version, as its
+// author would, and checks that the destination port of v1alpha1 and v1alpha2, which only the
+// hub's conversion annotation holds, limits what the access rule allows, and that v1alpha3 (no
+// port) allows every port.
+func TestAccessDestinationPortOfEveryVersion(t *testing.T) {
+	port := 8080
+	tests := []struct {
+		version string
+		target  runtime.Object
+		want    PortSet
+	}{{
+		version: "v1alpha1",
+		target: &accessv1alpha1.TrafficTarget{ObjectMeta: meta(ns, "tt"),
+			Destination: accessv1alpha1.IdentityBindingSubject{Kind: "ServiceAccount", Name: "server", Port: port},
+			Sources:     []accessv1alpha1.IdentityBindingSubject{{Kind: "ServiceAccount", Name: "client"}},
+			Specs:       []accessv1alpha1.TrafficTargetSpec{{Kind: smi.HTTPRouteGroupKind, Name: "routes"}}},
+		want: PortSet{Ports: []int32{8080}},
+	}, {
+		version: "v1alpha2",
+		target: &accessv1alpha2.TrafficTarget{ObjectMeta: meta(ns, "tt"), Spec: accessv1alpha2.TrafficTargetSpec{
+			Destination: accessv1alpha2.IdentityBindingSubject{Kind: "ServiceAccount", Name: "server", Port: &port},
+			Sources:     []accessv1alpha2.IdentityBindingSubject{{Kind: "ServiceAccount", Name: "client"}},
+			Rules:       []accessv1alpha2.TrafficTargetRule{{Kind: smi.HTTPRouteGroupKind, Name: "routes"}}}},
+		want: PortSet{Ports: []int32{8080}},
+	}, {
+		version: "v1alpha3",
+		target: &accessv1alpha3.TrafficTarget{ObjectMeta: meta(ns, "tt"), Spec: accessv1alpha3.TrafficTargetSpec{
+			Destination: sa("", "server"),
+			Sources:     []accessv1alpha3.IdentityBindingSubject{sa("", "client")},
+			Rules:       []accessv1alpha3.TrafficTargetRule{rule(smi.HTTPRouteGroupKind, "routes")}}},
+		want: PortSet{All: true},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.version, func(t *testing.T) {
+			snap := Snapshot{
+				HTTPRouteGroups: []specsv1alpha4.HTTPRouteGroup{httpRouteGroup("routes", specsv1alpha4.HTTPMatch{Name: "any"})},
+				Deployments:     []appsv1.Deployment{deployment("server", "server")},
+			}
+			if err := snap.Add(tc.target); err != nil {
+				t.Fatal(err)
+			}
+			m, diags := build(t, snap, Settings{})
+			if len(diags) != 0 || len(m.AccessRules) != 1 {
+				t.Fatalf("access rules %+v, diagnostics %v; want one rule, no diagnostic", m.AccessRules, diags)
+			}
+			if d := cmp.Diff(tc.want, m.AccessRules[0].HTTPPorts); d != "" {
+				t.Errorf("HTTP ports (-want +got):\n%s", d)
+			}
+		})
 	}
 }

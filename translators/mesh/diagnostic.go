@@ -40,8 +40,17 @@ const (
 	ReasonMatchNotFound = "MatchNotFound"
 	// ReasonInvalidMatch: an HTTPRouteGroup match cannot be compiled; it matches nothing.
 	ReasonInvalidMatch = "InvalidMatch"
-	// ReasonInvalidPort: a TCPRoute or UDPRoute port is outside 1-65535; it is ignored.
+	// ReasonInvalidPort: a port is outside 1-65535. A TCPRoute or UDPRoute port is ignored; a
+	// TrafficTarget's destination port makes the target allow nothing.
 	ReasonInvalidPort = "InvalidPort"
+	// ReasonDestinationPortOutsideRoute: a TrafficTarget rule's TCPRoute or UDPRoute allows no
+	// port that the target's destination port (v1alpha1, v1alpha2) leaves open; the rule allows
+	// nothing.
+	ReasonDestinationPortOutsideRoute = "DestinationPortOutsideRoute"
+	// ReasonInvalidConversionData: an SMI object's smi-operator.io/conversion-data annotation does
+	// not decode, so what an older version of it holds there cannot be known. For a TrafficTarget
+	// that is its destination port: the target allows nothing.
+	ReasonInvalidConversionData = "InvalidConversionData"
 	// ReasonNoValidMatches: a split restricted to matches has none left; nothing is split.
 	ReasonNoValidMatches = "NoValidMatches"
 	// ReasonDestinationNamespaceMismatch: a TrafficTarget does not live in its destination's namespace.

@@ -42,6 +42,15 @@
 //     grant no raw TCP; without HTTPRouteGroup rules they grant TCP connections. UDPRoutes always
 //     grant UDP on their ports. This is decided on the rules as written, not as resolved, so a missing
 //     HTTPRouteGroup never turns a port scope into a raw TCP grant.
+//   - A v1alpha1 or v1alpha2 destination port ("the port traffic should be allowed on") limits
+//     every grant of the target to that port: HTTP rules allow their matches on that port only,
+//     TCPRoute and UDPRoute ports are intersected with it (a route of every port allows that
+//     one), and a rule whose route leaves it out allows nothing (DestinationPortOutsideRoute).
+//     The hub (v1alpha3) has no port: it is read from the conversion annotation
+//     (apis/smi/conversion.TrafficTargetDestinationPort), whatever version the target was
+//     written in, as reading it in v1alpha2 would show it. A port that cannot be known (an
+//     annotation that does not decode) or used (outside 1-65535) makes the target allow nothing.
+//     Sources' ports are not read: a client's port says nothing about what it may reach.
 //   - A rule that cannot be resolved (missing route, unknown kind, unknown match name, invalid
 //     match, invalid port) grants nothing; access is never widened to compensate. A target whose
 //     rules all failed stays in the Model with nothing allowed, so that backends still treat its

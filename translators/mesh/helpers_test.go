@@ -19,6 +19,7 @@ import (
 	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
+	"github.com/smi-operator/smi-operator/apis/smi/conversion"
 )
 
 const ns = "shop"
@@ -96,6 +97,26 @@ func trafficTarget(name string, dest accessv1alpha3.IdentityBindingSubject, sour
 	rules ...accessv1alpha3.TrafficTargetRule) accessv1alpha3.TrafficTarget {
 	return accessv1alpha3.TrafficTarget{ObjectMeta: meta(ns, name), Spec: accessv1alpha3.TrafficTargetSpec{
 		Destination: dest, Sources: sources, Rules: rules}}
+}
+
+// withDestinationPort is tt as a v1alpha2 author who gives the destination port writes it, stored
+// as the hub: the port in the conversion annotation, as the conversion webhook keeps it.
+func withDestinationPort(tt accessv1alpha3.TrafficTarget, port int) accessv1alpha3.TrafficTarget {
+	v1alpha2, err := conversion.TrafficTargetHubToV1alpha2(&tt)
+	if err != nil {
+		panic(err)
+	}
+	v1alpha2.Spec.Destination.Port = &port
+	hub, err := conversion.TrafficTargetV1alpha2ToHub(v1alpha2)
+	if err != nil {
+		panic(err)
+	}
+	return *hub
+}
+
+func withAnnotation(tt accessv1alpha3.TrafficTarget, key, value string) accessv1alpha3.TrafficTarget {
+	tt.Annotations = map[string]string{key: value}
+	return tt
 }
 
 // podTemplate runs as account (the default one when empty) with labels app=<app>.

@@ -186,7 +186,9 @@ type AccessRule struct {
 	// HTTP lists the allowed HTTP requests (any one matching allows), on HTTPPorts only.
 	HTTP []HTTPMatch
 	// HTTPPorts are the destination ports the HTTP matches apply on: every port unless the
-	// TrafficTarget also has TCPRoute rules, which then scope HTTP to their ports.
+	// TrafficTarget also has TCPRoute rules, which then scope HTTP to their ports. Like TCP and
+	// UDP, they never go beyond the destination port that a v1alpha1 or v1alpha2 TrafficTarget
+	// may give (that port alone when the routes leave every port open).
 	HTTPPorts PortSet
 	// TCP are the ports on which any TCP connection is allowed. Always empty when HTTP rules exist,
 	// since TCPRoutes then only scope HTTP.

@@ -328,3 +328,20 @@ func (p PortSet) union(o PortSet) PortSet {
 	slices.Sort(ports)
 	return PortSet{Ports: slices.Compact(ports)}
 }
+
+// intersect returns the ports in both p and o, normalised (sorted, unique).
+func (p PortSet) intersect(o PortSet) PortSet {
+	switch {
+	case p.All:
+		return o.union(PortSet{})
+	case o.All:
+		return p.union(PortSet{})
+	}
+	var ports []int32
+	for _, port := range p.Ports {
+		if slices.Contains(o.Ports, port) {
+			ports = append(ports, port)
+		}
+	}
+	return PortSet{Ports: ports}.union(PortSet{})
+}

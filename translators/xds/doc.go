@@ -121,7 +121,10 @@
 //     value, and destination_port for the HTTP ports unless they are all; one per TCP grant,
 //     destination_port (or any for every port). A TCP grant also allows HTTP on its ports (HTTP
 //     runs on TCP), an HTTP grant never allows raw TCP. A permission allowing anything makes the
-//     rule's other permissions redundant; they are dropped.
+//     rule's other permissions redundant; they are dropped. The ports are the model's, which
+//     already hold a v1alpha1 or v1alpha2 TrafficTarget's destination port: its HTTP matches
+//     carry destination_port for that port alone, and a proxyless server listening on another
+//     port gets no policy from it.
 //   - Rules are additive: Envoy and grpc-go allow a request when any policy matches. A rule with
 //     no source or no usable traffic yields no policy, and an ALLOW without policies denies
 //     everything: the rule's destination is still under control, never left open.
