@@ -11,6 +11,13 @@ import (
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/testing/protocmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	accessv1alpha1 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha1"
+	accessv1alpha2 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha2"
+	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
+	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
 
 	"github.com/smi-operator/smi-operator/translators/mesh"
 )
@@ -382,5 +389,92 @@ func TestRulesFor(t *testing.T) {
 	}
 	if got := RulesFor([]mesh.AccessRule{a}, "shop", "nobody"); got != nil {
 		t.Errorf("RulesFor of an identity without rules = %v", got)
+	}
+}
+
+// accessRulesOf builds the access rules of api from SMI objects of any served version, as the
+// operator does: converted to the hub by mesh.Snapshot.Add, then mesh.Build. A fixture that does
+// not convert is a broken test.
+func accessRulesOf(objects ...runtime.Object) []mesh.AccessRule {
+	var snap mesh.Snapshot
+	for _, o := range objects {
+		if err := snap.Add(o); err != nil {
+			panic(err)
+		}
+	}
+	model, _ := mesh.Build(snap, mesh.Settings{})
+	return RulesFor(model.AccessRules, apiID.Namespace, apiID.ServiceAccount)
+}
+
+// v1alpha2Target is the v1alpha2 TrafficTarget "tt" from web to api on destination port, with one
+// rule.
+func v1alpha2Target(port *int, kind, route string) *accessv1alpha2.TrafficTarget {
+	return &accessv1alpha2.TrafficTarget{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "tt"},
+		Spec: accessv1alpha2.TrafficTargetSpec{
+			Destination: accessv1alpha2.IdentityBindingSubject{Kind: "ServiceAccount", Name: "api", Port: port},
+			Sources:     []accessv1alpha2.IdentityBindingSubject{{Kind: "ServiceAccount", Name: "web"}},
+			Rules:       []accessv1alpha2.TrafficTargetRule{{Kind: kind, Name: route}}}}
+}
+
+// TestDestinationPortDeniesOtherPorts builds, from SMI objects, the RBAC of a TrafficTarget
+// written in each access version with destination port 8080 where the version has one:
+// v1alpha1's and v1alpha2's allow port 8080 only, on Envoy's HTTP RBAC (an HTTPRouteGroup rule),
+// its network RBAC (a TCPRoute of every port) and on proxyless gRPC servers; v1alpha3's (no port)
+// allow every port.
+func TestDestinationPortDeniesOtherPorts(t *testing.T) {
+	port := 8080
+	routes := []runtime.Object{
+		&specsv1alpha4.HTTPRouteGroup{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "routes"},
+			Spec: specsv1alpha4.HTTPRouteGroupSpec{Matches: []specsv1alpha4.HTTPMatch{{Name: "users", PathRegex: "/users"}}}},
+		&specsv1alpha4.TCPRoute{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "every-port"}},
+	}
+	for _, tc := range []struct {
+		version string
+		// target writes the TrafficTarget from web to api with one rule.
+		target    func(kind, route string) runtime.Object
+		everyPort bool
+	}{{
+		version: "v1alpha1",
+		target: func(kind, route string) runtime.Object {
+			return &accessv1alpha1.TrafficTarget{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "tt"},
+				Destination: accessv1alpha1.IdentityBindingSubject{Kind: "ServiceAccount", Name: "api", Port: port},
+				Sources:     []accessv1alpha1.IdentityBindingSubject{{Kind: "ServiceAccount", Name: "web"}},
+				Specs:       []accessv1alpha1.TrafficTargetSpec{{Kind: kind, Name: route}}}
+		},
+	}, {
+		version: "v1alpha2",
+		target:  func(kind, route string) runtime.Object { return v1alpha2Target(&port, kind, route) },
+	}, {
+		version: "v1alpha3",
+		target: func(kind, route string) runtime.Object {
+			return &accessv1alpha3.TrafficTarget{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "tt"},
+				Spec: accessv1alpha3.TrafficTargetSpec{
+					Destination: accessv1alpha3.IdentityBindingSubject{Kind: "ServiceAccount", Name: "api"},
+					Sources:     []accessv1alpha3.IdentityBindingSubject{{Kind: "ServiceAccount", Name: "web"}},
+					Rules:       []accessv1alpha3.TrafficTargetRule{{Kind: kind, Name: route}}}}
+		},
+		everyPort: true,
+	}} {
+		t.Run(tc.version, func(t *testing.T) {
+			httpRules := accessRulesOf(append(routes, tc.target("HTTPRouteGroup", "routes"))...)
+			tcpRules := accessRulesOf(append(routes, tc.target("TCPRoute", "every-port"))...)
+			envoyHTTP := httpRBAC(httpRules, accessView{}, mesh.Settings{}).GetRules()
+			envoyTCP := networkRBAC(tcpRules, "test", mesh.Settings{}).GetRules()
+			for _, p := range []int32{8080, 9090} {
+				want := tc.everyPort || p == 8080
+				req := request{principal: webID.SPIFFEID, port: p, http: true, method: "GET", path: "/users/7"}
+				if got := allowedByRBAC(t, envoyHTTP, req); got != want {
+					t.Errorf("Envoy HTTP RBAC: GET /users/7 on port %d allowed = %v, want %v", p, got, want)
+				}
+				server := httpRBAC(httpRules, accessView{port: p, proxyless: true}, mesh.Settings{}).GetRules()
+				if got := allowedByRBAC(t, server, req); got != want {
+					t.Errorf("gRPC server RBAC listening on %d: GET /users/7 allowed = %v, want %v", p, got, want)
+				}
+				conn := request{principal: webID.SPIFFEID, port: p}
+				if got := allowedByRBAC(t, envoyTCP, conn); got != want {
+					t.Errorf("Envoy network RBAC: a connection to port %d allowed = %v, want %v", p, got, want)
+				}
+			}
+		})
 	}
 }

@@ -32,6 +32,9 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/xds"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
 
 	"github.com/smi-operator/smi-operator/translators/mesh"
 )
@@ -124,6 +127,13 @@ func TestGRPCServesWhatServerListenerAllows(t *testing.T) {
 			r.HTTPPorts = allPorts
 		})
 	}
+	// A v1alpha2 TrafficTarget allowing the health service on one destination port, built from
+	// the SMI objects as the operator builds it.
+	v1alpha2HealthRule := func(port int) []mesh.AccessRule {
+		routes := &specsv1alpha4.HTTPRouteGroup{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "health"},
+			Spec: specsv1alpha4.HTTPRouteGroupSpec{Matches: []specsv1alpha4.HTTPMatch{{Name: "health", PathRegex: "/grpc.health.v1.Health/"}}}}
+		return accessRulesOf(routes, v1alpha2Target(&port, "HTTPRouteGroup", "health"))
+	}
 	for _, tc := range []struct {
 		name       string
 		settings   mesh.Settings
@@ -162,6 +172,10 @@ func TestGRPCServesWhatServerListenerAllows(t *testing.T) {
 				r.HTTP[0].Headers = []mesh.HeaderMatch{{Name: "x-canary", Regex: "1|yes"}}
 				return []mesh.AccessRule{r}
 			}},
+		{name: "enforcing, v1alpha2 destination port of the server", clientID: webID, wantCode: codes.OK,
+			rules: func(p int32) []mesh.AccessRule { return v1alpha2HealthRule(int(p)) }},
+		{name: "enforcing, v1alpha2 destination port of another server", clientID: webID, wantCode: codes.PermissionDenied,
+			rules: func(p int32) []mesh.AccessRule { return v1alpha2HealthRule(int(p) + 1) }},
 		{name: "enforcing, no rules", clientID: webID, wantCode: codes.PermissionDenied,
 			rules: func(int32) []mesh.AccessRule { return nil }},
 		{name: "permissive, no rules, no TLS", settings: mesh.Settings{Access: mesh.AccessPermissive}, clientID: promID, wantCode: codes.OK,
