@@ -143,8 +143,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) (controller.Controller, 
 	})
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("traffictarget").
-		// Status writes (ours) and metadata edits change nothing the reconcile reads from the object.
-		For(&hub.TrafficTarget{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// Status writes (ours) change nothing the reconcile reads from the object; of its metadata,
+		// the annotations do: a v1alpha1/v1alpha2 destination port lives in the conversion data.
+		For(&hub.TrafficTarget{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&hub.HTTPRouteGroup{}, byRoute(smi.HTTPRouteGroupKind)).
 		Watches(&hub.TCPRoute{}, byRoute(smi.TCPRouteKind)).
 		Watches(&hub.UDPRoute{}, byRoute(smi.UDPRouteKind)).

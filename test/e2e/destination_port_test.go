@@ -95,6 +95,16 @@ spec:
 			return k8sClient.Update(ctx, target)
 		})).To(Succeed())
 		Eventually(policyPorts(ctx, "reads")).Should(Equal([][]string{{"9090"}}))
+
+		By("dropping the annotation that keeps the port, through the stored version")
+		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			stored := &hub.TrafficTarget{}
+			Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: "reads"}, stored)).To(Succeed())
+			delete(stored.Annotations, smi.ConversionDataAnnotation)
+			return k8sClient.Update(ctx, stored)
+		})).To(Succeed())
+		// A metadata edit leaves the generation alone, but the port lived there.
+		Eventually(policyPorts(ctx, "reads")).Should(Equal([][]string{nil}))
 	})
 
 	It("does not exist in v1alpha3: such a TrafficTarget allows every port", func(ctx SpecContext) {
