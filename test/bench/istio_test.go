@@ -1,5 +1,7 @@
 // Package bench measures the operator at scale on a real API server. The figures are printed, not
-// asserted: timing depends on the machine. Run with `make bench`.
+// asserted: timing depends on the machine. What fails a run is a consistency check, a figure that
+// would not mean what it says: both sides of a ratio must have sent the same writes, and stored
+// the same objects, statuses and Events. Run with `make bench`.
 package bench
 
 import (
@@ -24,6 +26,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -46,7 +49,6 @@ import (
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/controllers"
 	"github.com/smi-operator/smi-operator/controllers/backends"
-	"github.com/smi-operator/smi-operator/controllers/owned"
 	"github.com/smi-operator/smi-operator/controllers/smioperator"
 	"github.com/smi-operator/smi-operator/test/testenv"
 	"github.com/smi-operator/smi-operator/translators/istio"
@@ -64,7 +66,7 @@ func rounds() int {
 const (
 	namespaces      = 10
 	perNamespace    = 100 // TrafficSplits and TrafficTargets per namespace
-	writers         = 8   // concurrent writers, both for the direct baseline and the operator's workers
+	writers         = 8   // concurrent writers: the direct writers', and the operator's reconcile and status workers
 	qps, burst      = 500, 1000
 	pollingInterval = time.Second
 )
@@ -120,19 +122,21 @@ func newFixture(ns string) fixture {
 	return f
 }
 
-// generated is what the operator is expected to write for f: the translator's output, offline.
-func (f fixture) generated(settings mesh.Settings) []client.Object {
-	model, _ := mesh.Build(f.snapshot, settings)
-	out, _ := istio.Translate(model, settings)
-	return out.Objects()
+// generated is what the operator is expected to write for f: the translator's output, offline,
+// and the diagnostics the statuses of f's SMI objects are made from (the model's and the
+// translator's, as the reconcilers gather them).
+func (f fixture) generated(settings mesh.Settings) ([]client.Object, []mesh.Diagnostic) {
+	model, diags := mesh.Build(f.snapshot, settings)
+	out, translated := istio.Translate(model, settings)
+	return out.Objects(), append(diags, translated...)
 }
 
 // asWritten makes the translator's objects what the operator writes, for the direct writes: each
 // gets the controller reference the operator gives it (to the SMI object it comes from, or the
 // Namespace for the allow-nothing policy; their UIDs are made up, nothing checks them here). And
-// it relabels them, so that the operator, running later in the same cluster, does not take them
-// for its own orphans (labelled as generated from SMI objects that do not exist) and delete them
-// while it is measured.
+// it labels them as the benchmark's: no operator runs while they exist (the direct namespaces are
+// emptied before each operator starts), but one left behind would otherwise be taken for the
+// operator's own orphan and deleted while the operator is measured.
 func asWritten(objs []client.Object) []client.Object {
 	scheme := controllers.NewScheme()
 	for _, o := range objs {
@@ -170,47 +174,119 @@ func generatedLists() []schema.GroupVersionKind {
 	return out
 }
 
-// sameAsWritten checks that the objects written directly in namespace direct are those the
-// operator wrote in namespace operator: the same names, specs, labels and controller reference
-// kinds (the managed-by label, the owners' UIDs and the namespace's name aside).
+// sameAsWritten checks that what was written directly in namespace direct is what the operator
+// wrote in namespace operator: the same Istio objects (names, specs, labels and controller
+// reference kinds; the managed-by label and the owners' UIDs aside), the same statuses (conditions
+// without their transition times) and the same Events (about the same objects, of the same type,
+// reason, action and note, from the same controller); the namespaces' names aside.
 func sameAsWritten(ctx context.Context, c client.Client, direct, operator string) error {
-	describe := func(ns string) (map[string]string, error) {
-		out := map[string]string{}
-		for _, gvk := range generatedLists() {
-			list := &unstructured.UnstructuredList{}
-			list.SetGroupVersionKind(gvk)
-			if err := c.List(ctx, list, client.InNamespace(ns)); err != nil {
-				return nil, err
-			}
-			for _, o := range list.Items {
-				spec, err := json.Marshal(o.Object["spec"])
-				if err != nil {
-					return nil, err
-				}
-				labels := maps.Clone(o.GetLabels())
-				delete(labels, smi.LabelManagedBy)
-				var owners []string
-				for _, ref := range o.GetOwnerReferences() {
-					owners = append(owners, fmt.Sprintf("%s %s %s controller=%v", ref.APIVersion, ref.Kind, ref.Name, ptr.Deref(ref.Controller, false)))
-				}
-				// Principals name the namespace, and the allow-nothing policy's source is the namespace.
-				out[o.GetKind()+"/"+o.GetName()] = strings.ReplaceAll(fmt.Sprintf("%s %v %v", spec, labels, owners), ns, "<namespace>")
-			}
+	for _, compared := range []struct {
+		what     string
+		describe func(context.Context, client.Client, string) (map[string]string, error)
+	}{{"Istio objects", describeGenerated}, {"statuses", describeStatuses}, {"Events", describeEvents}} {
+		want, err := compared.describe(ctx, c, operator)
+		if err != nil {
+			return err
 		}
-		return out, nil
-	}
-	want, err := describe(operator)
-	if err != nil {
-		return err
-	}
-	got, err := describe(direct)
-	if err != nil {
-		return err
-	}
-	if d := cmp.Diff(want, got); d != "" {
-		return fmt.Errorf("the objects written directly in %s differ from the operator's in %s (-operator +direct):\n%s", direct, operator, d)
+		got, err := compared.describe(ctx, c, direct)
+		if err != nil {
+			return err
+		}
+		if d := cmp.Diff(want, got); d != "" {
+			return fmt.Errorf("the %s written directly in %s differ from the operator's in %s (-operator +direct):\n%s", compared.what, direct, operator, d)
+		}
 	}
 	return nil
+}
+
+// describeGenerated describes the Istio objects in ns by kind and name.
+func describeGenerated(ctx context.Context, c client.Client, ns string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, gvk := range generatedLists() {
+		list := &unstructured.UnstructuredList{}
+		list.SetGroupVersionKind(gvk)
+		if err := c.List(ctx, list, client.InNamespace(ns)); err != nil {
+			return nil, err
+		}
+		for _, o := range list.Items {
+			spec, err := json.Marshal(o.Object["spec"])
+			if err != nil {
+				return nil, err
+			}
+			labels := maps.Clone(o.GetLabels())
+			delete(labels, smi.LabelManagedBy)
+			var owners []string
+			for _, ref := range o.GetOwnerReferences() {
+				owners = append(owners, fmt.Sprintf("%s %s %s controller=%v", ref.APIVersion, ref.Kind, ref.Name, ptr.Deref(ref.Controller, false)))
+			}
+			// Principals name the namespace, and the allow-nothing policy's source is the namespace.
+			out[o.GetKind()+"/"+o.GetName()] = strings.ReplaceAll(fmt.Sprintf("%s %v %v", spec, labels, owners), ns, "<namespace>")
+		}
+	}
+	return out, nil
+}
+
+// describeStatuses describes the statuses of the TrafficSplits and TrafficTargets in ns by kind and name.
+func describeStatuses(ctx context.Context, c client.Client, ns string) (map[string]string, error) {
+	splits, targets, err := listReported(ctx, c, ns)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	describe := func(kind string, o hub.Object) {
+		st := o.GetStatus().DeepCopy()
+		for i := range st.Conditions {
+			st.Conditions[i].LastTransitionTime = metav1.Time{}
+		}
+		out[kind+"/"+o.GetName()] = strings.ReplaceAll(fmt.Sprintf("generation %d, %+v", o.GetGeneration(), *st), ns, "<namespace>")
+	}
+	for i := range splits {
+		describe(smi.TrafficSplitKind, &splits[i])
+	}
+	for i := range targets {
+		describe(smi.TrafficTargetKind, &targets[i])
+	}
+	return out, nil
+}
+
+// describeEvents counts the status writers' Events in ns by what they say.
+func describeEvents(ctx context.Context, c client.Client, ns string) (map[string]string, error) {
+	events, err := statusEvents(ctx, c, ns)
+	if err != nil {
+		return nil, err
+	}
+	counts := map[string]int{}
+	for _, e := range events {
+		counts[strings.ReplaceAll(fmt.Sprintf("%s: %s %s/%s %s %s %q", e.ReportingController, e.Type, e.Regarding.Kind, e.Regarding.Name,
+			e.Reason, e.Action, e.Note), ns, "<namespace>")]++
+	}
+	out := map[string]string{}
+	for k, n := range counts {
+		out[k] = strconv.Itoa(n)
+	}
+	return out, nil
+}
+
+// statusEvents lists the Events in ns that a status writer sent, by the name of its recorder; not
+// those of the API server itself (its IP allocator reports on Services it repairs).
+func statusEvents(ctx context.Context, c client.Client, ns string) ([]eventsv1.Event, error) {
+	events := &eventsv1.EventList{}
+	if err := c.List(ctx, events, client.InNamespace(ns)); err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(events.Items, func(e eventsv1.Event) bool { return e.ReportingController != eventRecorder }), nil
+}
+
+// listReported lists the objects the operator reports on in ns: its TrafficSplits and TrafficTargets.
+func listReported(ctx context.Context, c client.Client, ns string) ([]hub.TrafficSplit, []hub.TrafficTarget, error) {
+	splits, targets := &hub.TrafficSplitList{}, &hub.TrafficTargetList{}
+	if err := c.List(ctx, splits, client.InNamespace(ns)); err != nil {
+		return nil, nil, err
+	}
+	if err := c.List(ctx, targets, client.InNamespace(ns)); err != nil {
+		return nil, nil, err
+	}
+	return splits.Items, targets.Items, nil
 }
 
 // writeAll writes objs with write from as many goroutines as the operator has workers.
@@ -259,71 +335,51 @@ func countGenerated(ctx context.Context, c client.Client, prefix string) (int, e
 	return n, nil
 }
 
-// creations counts the Istio objects a client creates in namespaces starting with prefix (its
-// writes answered 201 Created), and closes done once there are want of them. It reads the
-// operator's own responses: an object exists once the API server has answered its creation, the
-// same end point as the direct writers' time, and no watch of the benchmark's loads the API server
-// while the operator is measured (a list afterwards checks the count). Each 201 is a new object:
-// a second creation of a name fails, and nothing deletes the objects while they are counted.
-type creations struct {
-	prefix string
-	want   int
-	done   chan struct{}
-
-	mu    sync.Mutex
-	n     int
-	first time.Time // of the first creation
+// countStored counts, in the namespaces starting with prefix, what the API server holds of what
+// a phase wrote: the Istio objects, the TrafficSplits and TrafficTargets whose status says they
+// are programmed, and the status writer's Events. It checks that the answers a phase ended on
+// were not lost.
+func countStored(ctx context.Context, c client.Client, prefix string) (writeCounts, error) {
+	var stored writeCounts
+	n, err := countGenerated(ctx, c, prefix)
+	if err != nil {
+		return stored, err
+	}
+	stored[istioCreation] = n
+	for i := range namespaces {
+		ns := fmt.Sprintf("%s%d", prefix, i)
+		splits, targets, err := listReported(ctx, c, ns)
+		if err != nil {
+			return stored, err
+		}
+		stored[statusPatch] += int(smioperator.CountObjects(splits, targets).Programmed)
+		events, err := statusEvents(ctx, c, ns)
+		if err != nil {
+			return stored, err
+		}
+		stored[eventCreation] += len(events)
+	}
+	return stored, nil
 }
 
-// firstAt is when the first object was created.
-func (c *creations) firstAt() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.first
-}
-
-func newCreations(prefix string, want int) *creations {
-	return &creations{prefix: prefix, want: want, done: make(chan struct{})}
-}
-
-// wrap is a rest.Config transport wrapper.
-func (c *creations) wrap(next http.RoundTripper) http.RoundTripper {
-	return testenv.RoundTripFunc(func(req *http.Request) (*http.Response, error) {
-		resp, err := next.RoundTrip(req)
-		if err != nil || resp.StatusCode != http.StatusCreated {
-			return resp, err
+// deleteAllOf deletes every object of the kinds given in the namespaces starting with prefix.
+func deleteAllOf(ctx context.Context, c client.Client, prefix string, kinds ...client.Object) error {
+	for i := range namespaces {
+		for _, obj := range kinds {
+			if err := c.DeleteAllOf(ctx, obj, client.InNamespace(fmt.Sprintf("%s%d", prefix, i))); err != nil {
+				return err
+			}
 		}
-		// /apis/<group>/<version>/namespaces/<namespace>/<resource>, where the operator creates
-		// (owned.Writer creates what the cache does not show), or .../<resource>/<name> for an
-		// apply that creates.
-		parts := strings.Split(strings.Trim(req.URL.Path, "/"), "/")
-		if len(parts) < 6 || len(parts) > 7 || parts[0] != "apis" || !strings.HasSuffix(parts[1], ".istio.io") ||
-			parts[3] != "namespaces" || !strings.HasPrefix(parts[4], c.prefix) {
-			return resp, err
-		}
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if c.first.IsZero() {
-			c.first = time.Now()
-		}
-		c.n++
-		if c.n == c.want {
-			close(c.done)
-		}
-		return resp, err
-	})
+	}
+	return nil
 }
 
 // deleteGenerated deletes the Istio objects in the namespaces starting with each prefix (envtest
 // runs no namespace controller, so deleting the namespaces would not) and waits until they are gone.
 func deleteGenerated(ctx context.Context, c client.Client, prefixes ...string) error {
-	for i := range namespaces {
-		for _, prefix := range prefixes {
-			for _, obj := range backends.IstioKinds {
-				if err := c.DeleteAllOf(ctx, obj, client.InNamespace(fmt.Sprintf("%s%d", prefix, i))); err != nil {
-					return err
-				}
-			}
+	for _, prefix := range prefixes {
+		if err := deleteAllOf(ctx, c, prefix, backends.IstioKinds...); err != nil {
+			return err
 		}
 	}
 	for _, prefix := range prefixes {
@@ -342,15 +398,10 @@ func deleteGenerated(ctx context.Context, c client.Client, prefixes ...string) e
 }
 
 // startOperator starts the operator as main.go sets it up for the Istio backend (its client and
-// cache options), its writes counted by the returned counter and, when created is not nil, each
-// Istio object it creates reported to created.
-func startOperator(ctx context.Context, b *testing.B, cfg *rest.Config, settings mesh.Settings, created *creations) (stop func(), counter *testenv.WriteCounter) {
+// cache options), every request of its clients going through wrap.
+func startOperator(ctx context.Context, b *testing.B, cfg *rest.Config, settings mesh.Settings, wrap func(http.RoundTripper) http.RoundTripper) (stop func()) {
 	cfg = controllers.ClientConfig(cfg, qps, burst)
-	counter = &testenv.WriteCounter{}
-	cfg.Wrap(counter.Wrap)
-	if created != nil {
-		cfg.Wrap(created.wrap)
-	}
+	cfg.Wrap(wrap)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: controllers.NewScheme(), Cache: controllers.CacheOptions(),
 		Metrics: metricsserver.Options{BindAddress: "0"},
 		// A second operator in the same process (the resync) reuses the controller names.
@@ -369,7 +420,7 @@ func startOperator(ctx context.Context, b *testing.B, cfg *rest.Config, settings
 			b.Error(err)
 		}
 	}()
-	return func() { cancel(); <-done }, counter
+	return func() { cancel(); <-done }
 }
 
 // conversions counts the conversion webhook's calls by "Kind fromVersion -> toVersion": the API
@@ -596,9 +647,271 @@ func printRequestTimes(phase string, before, after map[string]requestTime) {
 	}
 }
 
-// BenchmarkIstioBackend creates namespaces*perNamespace TrafficSplits (2-3 backends each) and as many
-// TrafficTargets, and reports how long the operator takes to write everything they generate,
-// against the time the same client setup needs to write the same objects directly.
+// istioRun is what the phases of BenchmarkIstioBackend share. The same SMI objects live in two
+// sets of namespaces: "op-", left to the operator, and "direct-", where the operator's writes are
+// sent directly (directWriter), without the operator.
+type istioRun struct {
+	b        *testing.B
+	ctx      context.Context
+	env      *testenv.Env
+	c        client.Client // sets up and checks, outside the phases measured
+	settings mesh.Settings
+	direct   *directWriter
+
+	// The direct namespaces' SMI objects, created afresh before each direct phase; the Istio
+	// objects the operator would generate from them; the diagnostics their statuses are made from.
+	directSMI     []client.Object
+	directObjects []client.Object
+	directDiags   []mesh.Diagnostic
+	// want are the writes of the operator's work on one set of namespaces, whoever sends them:
+	// one creation per generated Istio object, one status patch per TrafficSplit and TrafficTarget,
+	// and one Event each (every one of them becomes Programmed, which is news; the others are not).
+	want writeCounts
+}
+
+// phaseTimes are how long after its start a phase had every generated Istio object created
+// (objects), and every status patch and Event written as well (statuses).
+type phaseTimes struct{ objects, statuses time.Duration }
+
+// ratioTo is p's times divided by the mean of the times of before and after.
+func (p phaseTimes) ratioTo(before, after phaseTimes) (objects, statuses float64) {
+	return p.objects.Seconds() / ((before.objects + after.objects) / 2).Seconds(),
+		p.statuses.Seconds() / ((before.statuses + after.statuses) / 2).Seconds()
+}
+
+// create creates o with the setting-up client.
+func (r *istioRun) create(ctx context.Context, o client.Object) error { return r.c.Create(ctx, o) }
+
+// checkStored fails the run unless the namespaces starting with prefix hold everything who wrote.
+func (r *istioRun) checkStored(who, prefix string) {
+	stored, err := countStored(r.ctx, r.c, prefix)
+	if err != nil {
+		r.b.Fatal(err)
+	}
+	if stored != r.want {
+		r.b.Fatalf("%s: the API server holds %d Istio objects, %d programmed statuses and %d of the status writer's Events; written: %v",
+			who, stored[istioCreation], stored[statusPatch], stored[eventCreation], r.want)
+	}
+}
+
+// writeDirectly sends in the direct namespaces the writes the operator sends, as it sends them,
+// and returns when they were answered: first the generated Istio objects, created, then each
+// TrafficSplit's and TrafficTarget's status patch and Event, each from as many goroutines as the
+// operator has workers (for reconciles, and for statuses). Its SMI objects are created first,
+// before the clock starts: the operator's exist before it starts. It leaves everything in place,
+// to be compared with the operator's; clearDirect removes it.
+func (r *istioRun) writeDirectly(phase string, profile bool) phaseTimes {
+	b, ctx := r.b, r.ctx
+	smiObjects := make([]client.Object, 0, len(r.directSMI))
+	var reported []client.Object
+	for _, o := range r.directSMI {
+		o := o.DeepCopyObject().(client.Object) // a creation fills in what it is given
+		smiObjects = append(smiObjects, o)
+		if hasStatus(o) {
+			reported = append(reported, o)
+		}
+	}
+	if err := writeAll(ctx, smiObjects, r.create); err != nil {
+		b.Fatal(err)
+	}
+
+	counted := newCounted("direct-", r.want)
+	r.direct.phase.Store(counted)
+	defer r.direct.phase.Store(nil)
+	requestsBefore := apiServerRequestTimes(ctx, b, r.env.Config)
+	conversions.take()
+	cpuBefore := cpuSeconds("kube-apiserver", "etcd")
+	if path := os.Getenv("BENCH_APISERVER_PROFILE_DIRECT"); path != "" && profile {
+		go profileAPIServer(ctx, b, r.env.Config, path, 5*time.Second)
+	}
+	start := time.Now()
+	if err := writeAll(ctx, r.directObjects, r.direct.create); err != nil {
+		b.Fatal(err)
+	}
+	cpuObjects := cpuSeconds("kube-apiserver", "etcd")
+	if err := writeAll(ctx, reported, func(ctx context.Context, o client.Object) error {
+		return r.direct.report(ctx, o, r.directDiags)
+	}); err != nil {
+		b.Fatal(err)
+	}
+	// The Events are sent in the background, as the operator's are.
+	took := phaseTimes{
+		objects:  counted.answers.waitFor(b, phase, time.Minute, nil, istioCreation).Sub(start),
+		statuses: counted.answers.waitFor(b, phase, 5*time.Minute, nil, statusPatch, eventCreation).Sub(start),
+	}
+	cpuAfter := cpuSeconds("kube-apiserver", "etcd")
+	printRequestTimes(phase, requestsBefore, apiServerRequestTimes(ctx, b, r.env.Config))
+	byPair, total := conversions.take()
+	fmt.Printf("conversion webhook calls meanwhile: %d %v\n", total, byPair)
+	printCPU(phase+", until every Istio object existed", took.objects, cpuBefore, cpuObjects)
+	printCPU(phase+", then until every status and Event was written", took.statuses-took.objects, cpuObjects, cpuAfter)
+	counted.check(b, phase)
+	r.checkStored(phase, "direct-")
+	return took
+}
+
+// clearDirect empties the direct namespaces: an operator must find neither their SMI objects,
+// which it would program, nor their Istio objects, which its informers would list and watch.
+func (r *istioRun) clearDirect() {
+	if err := deleteGenerated(r.ctx, r.c, "direct-"); err != nil {
+		r.b.Fatal(err)
+	}
+	if err := deleteAllOf(r.ctx, r.c, "direct-", &hub.TrafficSplit{}, &hub.TrafficTarget{}, &hub.HTTPRouteGroup{}, &eventsv1.Event{}); err != nil {
+		r.b.Fatal(err)
+	}
+}
+
+// applyDirectly writes the generated objects in the direct namespaces with server-side apply and
+// returns the time it took: a second anchor, what applying the objects costs against creating
+// them (the operator creates new objects, and applies changes to those it controls). It leaves
+// the namespaces empty.
+func (r *istioRun) applyDirectly() time.Duration {
+	b, ctx := r.b, r.ctx
+	phase := "direct server-side apply of the Istio objects"
+	requestsBefore := apiServerRequestTimes(ctx, b, r.env.Config)
+	cpuBefore := cpuSeconds("kube-apiserver", "etcd")
+	start := time.Now()
+	if err := writeAll(ctx, r.directObjects, r.direct.apply); err != nil {
+		b.Fatal(err)
+	}
+	took := time.Since(start)
+	printRequestTimes(phase, requestsBefore, apiServerRequestTimes(ctx, b, r.env.Config))
+	printCPU(phase, took, cpuBefore, cpuSeconds("kube-apiserver", "etcd"))
+	if n, err := countGenerated(ctx, r.c, "direct-"); err != nil || n != len(r.directObjects) {
+		b.Fatalf("%s: a list finds %d of the %d objects applied (%v)", phase, n, len(r.directObjects), err)
+	}
+	if err := deleteGenerated(ctx, r.c, "direct-"); err != nil {
+		b.Fatal(err)
+	}
+	return took
+}
+
+// operatorRound is what one operator's run measured.
+type operatorRound struct {
+	phaseTimes
+	startup    time.Duration // until its first write was answered
+	reconciles float64       // until every Istio object existed
+}
+
+// runOperator starts an operator on the namespaces as they are and returns when, after its start,
+// its writes were answered. The end of each phase is the answer to the operator's own last write
+// of it, as for the direct writers. It stops the operator and checks that it sent exactly the
+// writes wanted, and that the API server holds them.
+func (r *istioRun) runOperator(round int, profile bool) operatorRound {
+	b, ctx := r.b, r.ctx
+	phase := fmt.Sprintf("operator, round %d", round)
+	counted := newCounted("op-", r.want)
+	reconcilesBefore := testenv.Reconciles("")
+	requestsBefore := apiServerRequestTimes(ctx, b, r.env.Config)
+	conversions.take()
+	cpuBefore := cpuSeconds("kube-apiserver", "etcd")
+	path := os.Getenv("BENCH_OPERATOR_PROFILE")
+	if profile && path != "" {
+		// The operator runs in this process: profile it while it writes the Istio objects.
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+	}
+	start := time.Now()
+	stop := startOperator(ctx, b, r.env.Config, r.settings, counted.wrap)
+	if path := os.Getenv("BENCH_APISERVER_PROFILE"); profile && path != "" {
+		go profileAPIServer(ctx, b, r.env.Config, path, 9*time.Second)
+	}
+	progress := func() {
+		fmt.Printf("  %5.1fs: %.0f reconciles; answered: %v\n", time.Since(start).Seconds(), testenv.Reconciles("")-reconcilesBefore, counted.answers.counts())
+	}
+	var took operatorRound
+	took.objects = counted.answers.waitFor(b, phase, 5*time.Minute, progress, istioCreation).Sub(start)
+	took.reconciles = testenv.Reconciles("") - reconcilesBefore
+	if profile && path != "" {
+		pprof.StopCPUProfile()
+	}
+	requestsObjects := apiServerRequestTimes(ctx, b, r.env.Config)
+	byPairObjects, totalObjects := conversions.take()
+	cpuObjects := cpuSeconds("kube-apiserver", "etcd")
+	writesObjects := counted.writes.String()
+	took.statuses = counted.answers.waitFor(b, phase, 5*time.Minute, progress, statusPatch, eventCreation).Sub(start)
+	cpuAfter := cpuSeconds("kube-apiserver", "etcd")
+	stop()
+	took.startup = counted.answers.firstAt().Sub(start)
+
+	printRequestTimes(phase+", until every Istio object existed", requestsBefore, requestsObjects)
+	fmt.Printf("conversion webhook calls meanwhile: %d %v\n", totalObjects, byPairObjects)
+	printCPU(phase+", until every Istio object existed", took.objects, cpuBefore, cpuObjects)
+	printRequestTimes(phase+", then until every status and Event was written", requestsObjects, apiServerRequestTimes(ctx, b, r.env.Config))
+	byPair, total := conversions.take()
+	fmt.Printf("conversion webhook calls meanwhile: %d %v\n", total, byPair)
+	printCPU(phase+", then until every status and Event was written", took.statuses-took.objects, cpuObjects, cpuAfter)
+	fmt.Printf("%s: start-up (informers listing what is there, until its first write was answered) %.1f s\n", phase, took.startup.Seconds())
+	fmt.Printf("%s: until every Istio object existed: %s\n", phase, writesObjects)
+	fmt.Printf("%s: until every status and Event was written: %v\n", phase, counted.writes)
+	counted.check(b, phase)
+	r.checkStored(phase, "op-")
+	return took
+}
+
+// resetOperator brings the operator's namespaces back to what the first operator found: no Istio
+// objects, no statuses, no Events. The next operator then sends every write again.
+func (r *istioRun) resetOperator() {
+	b, ctx := r.b, r.ctx
+	if err := deleteGenerated(ctx, r.c, "op-"); err != nil {
+		b.Fatal(err)
+	}
+	var reported []client.Object
+	for i := range namespaces {
+		splits, targets, err := listReported(ctx, r.c, fmt.Sprintf("op-%d", i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for j := range splits {
+			reported = append(reported, &splits[j])
+		}
+		for j := range targets {
+			reported = append(reported, &targets[j])
+		}
+	}
+	noStatus := client.RawPatch(types.MergePatchType, []byte(`{"status":null}`))
+	if err := writeAll(ctx, reported, func(ctx context.Context, o client.Object) error {
+		return r.c.Status().Patch(ctx, o, noStatus)
+	}); err != nil {
+		b.Fatal(err)
+	}
+	if err := deleteAllOf(ctx, r.c, "op-", &eventsv1.Event{}); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// checkResync starts a new operator on everything as the last one left it, and fails the run if
+// it writes anything: a full resync with nothing changed must send no request.
+func (r *istioRun) checkResync() {
+	b := r.b
+	reconcilesBefore := testenv.Reconciles("")
+	writes := &testenv.WriteCounter{}
+	stop := startOperator(r.ctx, b, r.env.Config, r.settings, writes.Wrap)
+	reported := r.want[statusPatch]
+	for deadline := time.Now().Add(5 * time.Minute); testenv.Reconciles("")-reconcilesBefore < float64(reported); {
+		if time.Now().After(deadline) {
+			b.Fatalf("a full resync: %.0f reconciles of %d SMI objects within 5 minutes", testenv.Reconciles("")-reconcilesBefore, reported)
+		}
+		time.Sleep(pollingInterval)
+	}
+	time.Sleep(2 * time.Second) // statuses wait for quiet, Events are sent in the background
+	stop()
+	if n := writes.Total(); n != 0 {
+		b.Fatalf("a full resync with nothing changed wrote %d times: %v", n, writes)
+	}
+	fmt.Println("writes on a full resync with nothing changed: 0")
+}
+
+// BenchmarkIstioBackend creates namespaces*perNamespace TrafficSplits (2-3 backends each) and as
+// many TrafficTargets, and reports how long the operator takes until every Istio object they
+// generate exists, and until every status and Event is written too, against the time the same
+// client setup takes to send the same writes directly, the same way.
 func BenchmarkIstioBackend(b *testing.B) {
 	ctrl.SetLogger(zap.New(zap.Level(zapcore.ErrorLevel)))
 	flags := map[string]string{"service-cluster-ip-range": "10.96.0.0/12"}
@@ -622,86 +935,45 @@ func BenchmarkIstioBackend(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	settings := mesh.Settings{Access: mesh.AccessEnforcing}
-	create := func(ctx context.Context, o client.Object) error { return c.Create(ctx, o) }
+	r := &istioRun{b: b, ctx: ctx, env: env, c: c, settings: mesh.Settings{Access: mesh.AccessEnforcing}, direct: newDirectWriter(b, env.Config)}
 
-	// The same objects, generated offline, in four sets of namespaces: written directly with create,
-	// written directly with server-side apply (as the operator writes) before the operator runs and
-	// again after it, and left to the operator.
-	var created, applied, appliedAfter []client.Object
-	var operator []fixture
+	var operatorSMI []client.Object
 	for i := range namespaces {
-		for _, prefix := range []string{"create-", "apply-", "after-", "op-"} {
+		for _, prefix := range []string{"direct-", "op-"} {
 			ns := fmt.Sprintf("%s%d", prefix, i)
 			if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 				b.Fatal(err)
 			}
 			f := newFixture(ns)
-			switch prefix {
-			case "create-":
-				created = append(created, asWritten(f.generated(settings))...)
-			case "apply-":
-				applied = append(applied, asWritten(f.generated(settings))...)
-			case "after-":
-				appliedAfter = append(appliedAfter, asWritten(f.generated(settings))...)
-			default:
-				if err := writeAll(ctx, f.prerequisites, create); err != nil {
-					b.Fatal(err)
-				}
-				operator = append(operator, f)
+			if prefix == "direct-" {
+				objects, diags := f.generated(r.settings)
+				r.directSMI = append(r.directSMI, f.smi...)
+				r.directObjects = append(r.directObjects, asWritten(objects)...)
+				r.directDiags = append(r.directDiags, diags...)
+				continue
 			}
+			if err := writeAll(ctx, f.prerequisites, r.create); err != nil {
+				b.Fatal(err)
+			}
+			operatorSMI = append(operatorSMI, f.smi...)
 		}
 	}
-	want := created
-	b.Logf("per run: %d TrafficSplits, %d TrafficTargets, %d generated Istio objects", namespaces*perNamespace, namespaces*perNamespace, len(want))
+	r.want[istioCreation] = len(r.directObjects)
+	for _, o := range r.directSMI {
+		if hasStatus(o) {
+			r.want[statusPatch]++
+			r.want[eventCreation]++
+		}
+	}
+	b.Logf("per run: %d TrafficSplits, %d TrafficTargets; writes: %v", namespaces*perNamespace, namespaces*perNamespace, r.want)
 
 	b.ResetTimer()
-	start := time.Now()
-	if err := writeAll(ctx, created, create); err != nil {
-		b.Fatal(err)
-	}
-	directTime := time.Since(start)
-	// applyDirectly writes objs with server-side apply, as the operator writes, and returns the time it took.
-	applyDirectly := func(phase string, objs []client.Object) time.Duration {
-		before := apiServerRequestTimes(ctx, b, env.Config)
-		cpuBefore := cpuSeconds("kube-apiserver", "etcd")
-		if path := os.Getenv("BENCH_APISERVER_PROFILE_DIRECT"); path != "" && phase == "direct server-side apply" {
-			go profileAPIServer(ctx, b, env.Config, path, 5*time.Second)
-		}
-		start := time.Now()
-		if err := writeAll(ctx, objs, func(ctx context.Context, o client.Object) error {
-			u := &unstructured.Unstructured{}
-			data, err := json.Marshal(o)
-			if err == nil {
-				err = json.Unmarshal(data, &u.Object)
-			}
-			if err != nil {
-				return err
-			}
-			delete(u.Object, "status")
-			return c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(owned.FieldManager))
-		}); err != nil {
-			b.Fatal(err)
-		}
-		took := time.Since(start)
-		printRequestTimes(phase, before, apiServerRequestTimes(ctx, b, env.Config))
-		printCPU(phase, took, cpuBefore, cpuSeconds("kube-apiserver", "etcd"))
-		return took
-	}
-	applyTime := applyDirectly("direct server-side apply", applied)
+	before := r.writeDirectly("direct writes, before the operator", true)
+	firstDirect := before
+	r.clearDirect()
+	applyTime := r.applyDirectly()
 
-	// The baseline's 6,020 objects go before the operator starts: its informers would list and
-	// watch them, work that has nothing to do with the objects it writes (measured: it made no
-	// difference, but the comparison is cleaner without them).
-	if err := deleteGenerated(ctx, c, "create-", "apply-"); err != nil {
-		b.Fatal(err)
-	}
-
-	var smiObjects []client.Object
-	for _, f := range operator {
-		smiObjects = append(smiObjects, f.smi...)
-	}
-	if err := writeAll(ctx, smiObjects, create); err != nil {
+	if err := writeAll(ctx, operatorSMI, r.create); err != nil {
 		b.Fatal(err)
 	}
 	// An API server builds a CRD's storage and watch cache on the CRD's first request, and answers
@@ -714,154 +986,59 @@ func BenchmarkIstioBackend(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	reconcilesBefore := testenv.Reconciles("")
-	beforeOperator := apiServerRequestTimes(ctx, b, env.Config)
-	conversions.take()
-	cpuBeforeOperator := cpuSeconds("kube-apiserver", "etcd")
-	if path := os.Getenv("BENCH_OPERATOR_PROFILE"); path != "" {
-		// The operator runs in this process: profile it while it works.
-		f, err := os.Create(path)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			b.Fatal(err)
-		}
-		defer f.Close()
-	}
-	creationsByOperator := newCreations("op-", len(want))
-	start = time.Now()
-	stop, operatorWrites := startOperator(ctx, b, env.Config, settings, creationsByOperator)
-	if path := os.Getenv("BENCH_APISERVER_PROFILE"); path != "" {
-		go profileAPIServer(ctx, b, env.Config, path, 9*time.Second)
-	}
-	progress := time.NewTicker(pollingInterval)
-	var operatorTime time.Duration
-	for operatorTime == 0 {
-		select {
-		case <-creationsByOperator.done:
-			operatorTime = time.Since(start)
-		case <-progress.C:
-			fmt.Printf("  %5.1fs: %.0f reconciles\n", time.Since(start).Seconds(), testenv.Reconciles("")-reconcilesBefore)
-		}
-	}
-	progress.Stop()
-	if n, err := countGenerated(ctx, c, "op-"); err != nil || n != len(want) {
-		b.Fatalf("the operator created every generated object, a list finds %d of %d (%v)", n, len(want), err)
-	}
-	if os.Getenv("BENCH_OPERATOR_PROFILE") != "" {
-		pprof.StopCPUProfile()
-	}
-	reconciles := testenv.Reconciles("") - reconcilesBefore
-	afterObjects := apiServerRequestTimes(ctx, b, env.Config)
-	cpuAfterObjects := cpuSeconds("kube-apiserver", "etcd")
-	writesUntilObjects := operatorWrites.String()
-	printRequestTimes("operator, until every generated object existed", beforeOperator, afterObjects)
-	byPair, total := conversions.take()
-	fmt.Printf("conversion webhook calls meanwhile: %d %v\n", total, byPair)
-	printCPU("operator, until every generated object existed", operatorTime, cpuBeforeOperator, cpuAfterObjects)
-	firstWrite := creationsByOperator.firstAt().Sub(start)
-	fmt.Printf("operator start-up (informers listing what is there, until its first object was created): %.1f s\n", firstWrite.Seconds())
-	fmt.Printf("operator until every generated object existed: %v\n", writesUntilObjects)
 
-	// The operator programs first and reports after (status.Deferred): wait for every status.
-	for {
-		splits, targets := &hub.TrafficSplitList{}, &hub.TrafficTargetList{}
-		if err := c.List(ctx, splits); err != nil {
+	// The machine's speed drifts by tens of per cent between phases a minute apart, so the
+	// operator runs several rounds (BENCH_ROUNDS), each compared with the direct writes on either
+	// side of it. Each round starts from what the first found: its namespaces without Istio
+	// objects, statuses or Events.
+	var first operatorRound
+	var objectRatios, statusRatios []float64
+	for round := 1; round <= rounds(); round++ {
+		if round > 1 {
+			r.resetOperator()
+		}
+		op := r.runOperator(round, round == 1)
+		if round == 1 {
+			first = op
+			r.checkResync()
+		}
+		after := r.writeDirectly(fmt.Sprintf("direct writes, after round %d", round), false)
+		if err := sameAsWritten(ctx, c, "direct-0", "op-0"); err != nil {
 			b.Fatal(err)
 		}
-		if err := c.List(ctx, targets); err != nil {
-			b.Fatal(err)
-		}
-		if n := smioperator.CountObjects(splits.Items, targets.Items).Programmed; int(n) >= 2*namespaces*perNamespace {
-			break
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	statusTime := time.Since(start)
-	printRequestTimes("operator, then until every SMI object's status was written", afterObjects, apiServerRequestTimes(ctx, b, env.Config))
-	byPair, total = conversions.take()
-	fmt.Printf("conversion webhook calls meanwhile: %d %v\n", total, byPair)
-	printCPU("operator, then until every SMI object's status was written", statusTime-operatorTime, cpuAfterObjects, cpuSeconds("kube-apiserver", "etcd"))
-	fmt.Printf("operator until every SMI object's status was written: %v\n", operatorWrites)
-	time.Sleep(2 * time.Second) // let Events settle before the resync
-	stop()
-
-	// A full resync: a new operator lists everything and reconciles every object again.
-	resyncBefore := testenv.Reconciles("")
-	stop, counter := startOperator(ctx, b, env.Config, settings, nil)
-	for deadline := time.Now().Add(5 * time.Minute); testenv.Reconciles("")-resyncBefore < float64(len(smiObjects)-namespaces); {
-		if time.Now().After(deadline) {
-			b.Fatalf("a full resync: %.0f reconciles of %d SMI objects within 5 minutes", testenv.Reconciles("")-resyncBefore, len(smiObjects)-namespaces)
-		}
-		time.Sleep(pollingInterval)
-	}
-	time.Sleep(2 * time.Second) // statuses wait for quiet, Events are sent in the background
-	stop()
-	if n := counter.Total(); n != 0 {
-		b.Fatalf("a full resync with nothing changed wrote %d times: %v", n, counter)
-	}
-
-	// The direct applies again, after the operator: the machine's speed drifts by tens of per cent
-	// between phases a minute apart (the same applies took 5.4-8.0 s over runs), so the operator is
-	// compared with the mean of the applies before and after it.
-	applyAfterTime := applyDirectly("direct server-side apply, again after the operator", appliedAfter)
-	if err := sameAsWritten(ctx, c, "after-0", "op-0"); err != nil {
-		b.Fatal(err)
-	}
-	ratios := []float64{operatorTime.Seconds() / ((applyTime + applyAfterTime) / 2).Seconds()}
-	fmt.Printf("round 1: operator %.1fs (start-up %.1fs); direct apply before %.1fs, after %.1fs: %.2fx\n",
-		operatorTime.Seconds(), firstWrite.Seconds(), applyTime.Seconds(), applyAfterTime.Seconds(), ratios[0])
-
-	// More rounds, since the operator's time varies between runs as much as the direct applies'
-	// does: each deletes what the operator generated, has a new operator write it all again, and
-	// applies the direct set again after it (deleted first), comparing each operator with the
-	// direct applies on either side.
-	previousApply := applyAfterTime
-	for round := 2; round <= rounds(); round++ {
-		if err := deleteGenerated(ctx, c, "op-", "after-"); err != nil {
-			b.Fatal(err)
-		}
-		created := newCreations("op-", len(want))
-		start := time.Now()
-		stop, _ := startOperator(ctx, b, env.Config, settings, created)
-		select {
-		case <-created.done:
-		case <-time.After(5 * time.Minute):
-			b.Fatalf("round %d: the operator did not create every object within 5 minutes", round)
-		}
-		took := time.Since(start)
-		stop()
-		if n, err := countGenerated(ctx, c, "op-"); err != nil || n != len(want) {
-			b.Fatalf("round %d: the operator created every generated object, a list finds %d of %d (%v)", round, n, len(want), err)
-		}
-		applyAgain := applyDirectly(fmt.Sprintf("direct server-side apply, after round %d", round), appliedAfter)
-		ratio := took.Seconds() / ((previousApply + applyAgain) / 2).Seconds()
-		fmt.Printf("round %d: operator %.1fs (start-up %.1fs); direct apply before %.1fs, after %.1fs: %.2fx\n",
-			round, took.Seconds(), created.firstAt().Sub(start).Seconds(), previousApply.Seconds(), applyAgain.Seconds(), ratio)
-		ratios = append(ratios, ratio)
-		previousApply = applyAgain
+		r.clearDirect()
+		objectRatio, statusRatio := op.ratioTo(before, after)
+		objectRatios, statusRatios = append(objectRatios, objectRatio), append(statusRatios, statusRatio)
+		fmt.Printf("round %d: operator %.1fs until every Istio object existed (start-up %.1fs), %.1fs until every status and Event was written; "+
+			"direct writes before %.1fs / %.1fs, after %.1fs / %.1fs: %.2fx / %.2fx\n",
+			round, op.objects.Seconds(), op.startup.Seconds(), op.statuses.Seconds(),
+			before.objects.Seconds(), before.statuses.Seconds(), after.objects.Seconds(), after.statuses.Seconds(), objectRatio, statusRatio)
+		before = after
 	}
 	b.StopTimer()
 
-	ratio := operatorTime.Seconds() / directTime.Seconds()
-	slices.Sort(ratios)
-	medianRatio := ratios[len(ratios)/2]
-	b.ReportMetric(directTime.Seconds(), "create-s")
-	b.ReportMetric(applyTime.Seconds(), "apply-s")
-	b.ReportMetric(applyAfterTime.Seconds(), "apply-after-s")
-	b.ReportMetric(operatorTime.Seconds(), "operator-s")
-	b.ReportMetric(ratio, "ratio-to-create")
-	b.ReportMetric(medianRatio, "ratio-to-apply")
-	b.ReportMetric(ratios[0], "ratio-to-apply-min")
-	b.ReportMetric(ratios[len(ratios)-1], "ratio-to-apply-max")
-	b.ReportMetric(reconciles/operatorTime.Seconds(), "reconciles/s")
-	b.ReportMetric(float64(counter.Total()), "resync-writes")
-	b.ReportMetric(statusTime.Seconds(), "status-s")
-	b.ReportMetric(firstWrite.Seconds(), "startup-s")
-	fmt.Printf("istio backend: %d generated objects; round 1: written directly with create %.1fs, with server-side apply %.1fs before the operator and %.1fs after; "+
-		"by the operator %.1fs, %.1fs of it start-up (%.2fx create); every SMI object's status written after %.1fs; %.0f reconciles/s; "+
-		"writes on a full resync with nothing changed: %d; operator / mean of the direct applies around it over %d rounds: median %.2fx (%.2f-%.2fx)\n",
-		len(want), directTime.Seconds(), applyTime.Seconds(), applyAfterTime.Seconds(), operatorTime.Seconds(), firstWrite.Seconds(), ratio,
-		statusTime.Seconds(), reconciles/operatorTime.Seconds(), counter.Total(), len(ratios), medianRatio, ratios[0], ratios[len(ratios)-1])
+	slices.Sort(objectRatios)
+	slices.Sort(statusRatios)
+	median := func(ratios []float64) float64 { return ratios[len(ratios)/2] }
+	b.ReportMetric(firstDirect.objects.Seconds(), "direct-objects-s")
+	b.ReportMetric(firstDirect.statuses.Seconds(), "direct-statuses-s")
+	b.ReportMetric(applyTime.Seconds(), "direct-apply-s")
+	b.ReportMetric(first.objects.Seconds(), "operator-objects-s")
+	b.ReportMetric(first.statuses.Seconds(), "operator-statuses-s")
+	b.ReportMetric(first.startup.Seconds(), "startup-s")
+	b.ReportMetric(first.reconciles/first.objects.Seconds(), "reconciles/s")
+	b.ReportMetric(median(objectRatios), "ratio-objects")
+	b.ReportMetric(objectRatios[0], "ratio-objects-min")
+	b.ReportMetric(objectRatios[len(objectRatios)-1], "ratio-objects-max")
+	b.ReportMetric(median(statusRatios), "ratio-statuses")
+	b.ReportMetric(statusRatios[0], "ratio-statuses-min")
+	b.ReportMetric(statusRatios[len(statusRatios)-1], "ratio-statuses-max")
+	fmt.Printf("istio backend: %v per run; direct writes before the operator: every Istio object after %.1fs (%.1fs with server-side apply instead), "+
+		"every status and Event after %.1fs; operator, round 1: %.1fs (%.1fs of it start-up) and %.1fs, %.0f reconciles/s; "+
+		"operator / mean of the direct writes around it over %d rounds, until every Istio object existed: median %.2fx (%.2f-%.2fx), "+
+		"until every status and Event was written: median %.2fx (%.2f-%.2fx)\n",
+		r.want, firstDirect.objects.Seconds(), applyTime.Seconds(), firstDirect.statuses.Seconds(),
+		first.objects.Seconds(), first.startup.Seconds(), first.statuses.Seconds(), first.reconciles/first.objects.Seconds(),
+		len(objectRatios), median(objectRatios), objectRatios[0], objectRatios[len(objectRatios)-1],
+		median(statusRatios), statusRatios[0], statusRatios[len(statusRatios)-1])
 }
