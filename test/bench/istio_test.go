@@ -525,34 +525,37 @@ func profileAPIServer(ctx context.Context, b *testing.B, cfg *rest.Config, path 
 	_, _ = io.Copy(f, resp.Body)
 }
 
-// cpuSeconds returns the CPU time (user + system) used so far by this process and by every
-// process whose command name is one of names, by name ("self" for this process).
+// cpuSeconds returns the CPU time (user + system) used so far by this process and by each of its
+// child processes whose command name is one of names (the control plane envtest started), by name
+// ("self" for this process). Children only: a machine running other tests has other API servers.
 func cpuSeconds(names ...string) map[string]float64 {
 	out := map[string]float64{}
-	read := func(pid string) (string, float64, bool) {
+	read := func(pid string) (name string, ppid int, cpu float64, ok bool) {
 		data, err := os.ReadFile("/proc/" + pid + "/stat")
 		if err != nil {
-			return "", 0, false
+			return "", 0, 0, false
 		}
 		text := string(data)
 		open, closing := strings.IndexByte(text, '('), strings.LastIndexByte(text, ')')
 		if open < 0 || closing < open {
-			return "", 0, false
+			return "", 0, 0, false
 		}
-		fields := strings.Fields(text[closing+2:])
+		fields := strings.Fields(text[closing+2:]) // from the state on: state, ppid, ...
 		if len(fields) < 13 {
-			return "", 0, false
+			return "", 0, 0, false
 		}
+		ppid, _ = strconv.Atoi(fields[1])
 		utime, _ := strconv.ParseFloat(fields[11], 64)
 		stime, _ := strconv.ParseFloat(fields[12], 64)
-		return text[open+1 : closing], (utime + stime) / 100, true // USER_HZ is 100 on Linux
+		return text[open+1 : closing], ppid, (utime + stime) / 100, true // USER_HZ is 100 on Linux
 	}
-	if _, v, ok := read("self"); ok {
+	if _, _, v, ok := read("self"); ok {
 		out["self"] = v
 	}
+	self := os.Getpid()
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
-		if name, v, ok := read(e.Name()); ok && slices.Contains(names, name) {
+		if name, ppid, v, ok := read(e.Name()); ok && ppid == self && slices.Contains(names, name) {
 			out[name] += v
 		}
 	}
