@@ -40,3 +40,25 @@ const NamespaceSourceKind = "Namespace"
 func SourceLabels(kind, name string) map[string]string {
 	return map[string]string{LabelManagedBy: ManagedByValue, LabelSourceKind: kind, LabelSourceName: ShortName(name)}
 }
+
+// SplitService is a TrafficSplit's spec.service read as SMI defines it, "the FQDN that
+// applications will use": "<name>", "<name>.<namespace>", "<name>.<namespace>.svc" or
+// "<name>.<namespace>.svc.<cluster domain>".
+type SplitService struct {
+	// Name is the Service's name.
+	Name string
+	// Namespace and ClusterDomain are those the value names; "" when it names none.
+	Namespace, ClusterDomain string
+}
+
+// ParseSplitService reads spec.service; ok is false when it has none of SplitService's forms (a
+// third label other than "svc"). The labels themselves are not checked.
+func ParseSplitService(service string) (s SplitService, ok bool) {
+	name, rest, _ := strings.Cut(service, ".")
+	namespace, rest, _ := strings.Cut(rest, ".")
+	svc, domain, _ := strings.Cut(rest, ".")
+	if rest != "" && svc != "svc" {
+		return SplitService{}, false
+	}
+	return SplitService{Name: name, Namespace: namespace, ClusterDomain: domain}, true
+}

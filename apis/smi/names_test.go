@@ -40,3 +40,24 @@ func TestShortName(t *testing.T) {
 func hashOf(s string) string {
 	return HashedName("", s)[1:]
 }
+
+func TestParseSplitService(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want SplitService
+		ok   bool
+	}{
+		{"web", SplitService{Name: "web"}, true},
+		{"web.shop", SplitService{Name: "web", Namespace: "shop"}, true},
+		{"web.shop.svc", SplitService{Name: "web", Namespace: "shop"}, true},
+		{"web.shop.svc.cluster.local", SplitService{Name: "web", Namespace: "shop", ClusterDomain: "cluster.local"}, true},
+		{"web.shop.svc.corp", SplitService{Name: "web", Namespace: "shop", ClusterDomain: "corp"}, true},
+		{"web.shop.pod.cluster.local", SplitService{}, false},
+		{"web.shop.example.com", SplitService{}, false},
+	} {
+		got, ok := ParseSplitService(tc.in)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("ParseSplitService(%q) = %+v, %v; want %+v, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}

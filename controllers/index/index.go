@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 )
@@ -48,9 +49,9 @@ func Setup(ctx context.Context, indexer client.FieldIndexer) error {
 		field string
 		fn    client.IndexerFunc
 	}{
-		{&hub.TrafficSplit{}, SplitApex, split(func(s *hub.TrafficSplit) []string { return []string{s.Spec.Service} })},
+		{&hub.TrafficSplit{}, SplitApex, split(func(s *hub.TrafficSplit) []string { return []string{ApexName(s)} })},
 		{&hub.TrafficSplit{}, SplitServices, split(func(s *hub.TrafficSplit) []string {
-			names := []string{s.Spec.Service}
+			names := []string{ApexName(s)}
 			for _, b := range s.Spec.Backends {
 				names = append(names, b.Service)
 			}
@@ -109,4 +110,12 @@ func Enqueue(c client.Reader, newList func() client.ObjectList, field string, ke
 		}
 		return reqs
 	})
+}
+
+// ApexName is the name of the Service a split's spec.service names, however it spells it
+// ("web", "web.shop.svc.cluster.local": smi.ParseSplitService): what splits of one apex share.
+// The model says when the value names no Service of the split's namespace.
+func ApexName(s *hub.TrafficSplit) string {
+	parsed, _ := smi.ParseSplitService(s.Spec.Service)
+	return parsed.Name
 }

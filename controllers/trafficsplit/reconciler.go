@@ -87,13 +87,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 func (r *Reconciler) snapshot(ctx context.Context, split *hub.TrafficSplit) (mesh.Snapshot, error) {
 	var snap mesh.Snapshot
 	rivals := &hub.TrafficSplitList{}
-	if err := r.Client.List(ctx, rivals, client.InNamespace(split.Namespace), client.MatchingFields{index.SplitApex: split.Spec.Service}); err != nil {
+	if err := r.Client.List(ctx, rivals, client.InNamespace(split.Namespace), client.MatchingFields{index.SplitApex: index.ApexName(split)}); err != nil {
 		return snap, err
 	}
 	for i := range rivals.Items {
 		snap.TrafficSplits = append(snap.TrafficSplits, *rivals.Items[i].SDK())
 	}
-	names := []string{split.Spec.Service}
+	names := []string{index.ApexName(split)}
 	for _, b := range split.Spec.Backends {
 		names = append(names, b.Service)
 	}
@@ -142,7 +142,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) (controller.Controller, 
 		For(&hub.TrafficSplit{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		// A split created or deleted on the same apex can change who wins the apex.
 		Watches(&hub.TrafficSplit{}, r.splitsByIndex(index.SplitApex, func(o client.Object) string {
-			return o.(*hub.TrafficSplit).Spec.Service
+			return index.ApexName(o.(*hub.TrafficSplit))
 		}), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Service{}, r.splitsByIndex(index.SplitServices, client.Object.GetName)).
 		Watches(&hub.HTTPRouteGroup{}, r.splitsByIndex(index.SplitRoutes, client.Object.GetName)).

@@ -26,6 +26,9 @@ const (
 	ReasonInvalidWeight = "InvalidWeight"
 	// ReasonUnsupportedRouteKind: a reference names a kind (or API group) that cannot be used there.
 	ReasonUnsupportedRouteKind = "UnsupportedRouteKind"
+	// ReasonInvalidService: a split's spec.service names no Service of its namespace in this
+	// cluster (another namespace, another cluster domain, or none of SMI's forms).
+	ReasonInvalidService = "InvalidService"
 	// ReasonApexNotFound: the split's root Service does not exist.
 	ReasonApexNotFound = "ApexNotFound"
 	// ReasonBackendNotFound: a backend Service does not exist; the backend is dropped.

@@ -17,16 +17,26 @@ import (
 
 // splits resolves every TrafficSplit. The result is sorted by apex namespace and name.
 func (b *builder) splits(in []splitv1alpha4.TrafficSplit) []Split {
+	// The apex each split names, however spec.service spells it; a split naming none is refused.
+	apexes := make(map[*splitv1alpha4.TrafficSplit]string, len(in))
+	ordered := make([]*splitv1alpha4.TrafficSplit, 0, len(in))
+	for i := range in {
+		ts := &in[i]
+		apex, problem := apexOf(ts, b.settings.ClusterDomain)
+		if problem != "" {
+			ref := ObjectRef{Kind: smi.TrafficSplitKind, Namespace: ts.Namespace, Name: ts.Name}
+			b.diags.Fail(ref, smi.ConditionAccepted, ReasonInvalidService, "service %q %s", ts.Spec.Service, problem)
+			continue
+		}
+		apexes[ts] = apex
+		ordered = append(ordered, ts)
+	}
 	// Oldest first within each apex, so the first split seen for an apex is the one that wins it;
 	// sorting by apex first also leaves the output in apex order.
-	ordered := make([]*splitv1alpha4.TrafficSplit, len(in))
-	for i := range in {
-		ordered[i] = &in[i]
-	}
 	slices.SortFunc(ordered, func(x, y *splitv1alpha4.TrafficSplit) int {
 		return cmp.Or(
 			cmp.Compare(x.Namespace, y.Namespace),
-			cmp.Compare(x.Spec.Service, y.Spec.Service),
+			cmp.Compare(apexes[x], apexes[y]),
 			x.CreationTimestamp.Time.Compare(y.CreationTimestamp.Time),
 			cmp.Compare(x.Name, y.Name))
 	})
@@ -35,31 +45,47 @@ func (b *builder) splits(in []splitv1alpha4.TrafficSplit) []Split {
 	var out []Split
 	for _, ts := range ordered {
 		ref := ObjectRef{Kind: smi.TrafficSplitKind, Namespace: ts.Namespace, Name: ts.Name}
-		apex := nameOf(ts.Namespace, ts.Spec.Service)
+		apex := nameOf(ts.Namespace, apexes[ts])
 		if owner, taken := owners[apex]; taken {
 			b.diags.Fail(ref, smi.ConditionAccepted, ReasonConflicted,
-				"service %q is already split by the older TrafficSplit %q", ts.Spec.Service, owner)
+				"service %q is already split by the older TrafficSplit %q", apexes[ts], owner)
 			continue
 		}
 		owners[apex] = ts.Name
-		if s, ok := b.split(ref, ts); ok {
+		if s, ok := b.split(ref, ts, apex); ok {
 			out = append(out, s)
 		}
 	}
 	return out
 }
 
+// apexOf is the name of the Service a split's spec.service names, "the FQDN that applications
+// will use" (smi.ParseSplitService), or why it names none of the split's namespace in this
+// cluster.
+func apexOf(ts *splitv1alpha4.TrafficSplit, clusterDomain string) (name, problem string) {
+	parsed, ok := smi.ParseSplitService(ts.Spec.Service)
+	switch {
+	case !ok:
+		return "", "is not <name>, <name>.<namespace>, <name>.<namespace>.svc or <name>.<namespace>.svc.<cluster domain>"
+	case parsed.Namespace != "" && parsed.Namespace != ts.Namespace:
+		return "", fmt.Sprintf("names a Service of namespace %q; a TrafficSplit splits a Service of its own namespace (%q)", parsed.Namespace, ts.Namespace)
+	case parsed.ClusterDomain != "" && parsed.ClusterDomain != clusterDomain:
+		return "", fmt.Sprintf("names the cluster domain %q; this cluster's is %q", parsed.ClusterDomain, clusterDomain)
+	}
+	return parsed.Name, ""
+}
+
 // split resolves one TrafficSplit that owns its apex. ok is false when it must not be programmed.
-func (b *builder) split(ref ObjectRef, ts *splitv1alpha4.TrafficSplit) (s Split, ok bool) {
+func (b *builder) split(ref ObjectRef, ts *splitv1alpha4.TrafficSplit, apexName types.NamespacedName) (s Split, ok bool) {
 	b.validateSplit(ref, ts)
 	if b.diags.Failed(ref) {
 		return Split{}, false
 	}
-	apex, found := b.services[nameOf(ts.Namespace, ts.Spec.Service)]
+	apex, found := b.services[apexName]
 	if !found {
 		// Without the apex there is no port to check backends against and nothing to route from.
 		b.diags.Fail(ref, smi.ConditionResolvedRefs, ReasonApexNotFound,
-			"apex Service %q not found in namespace %q", ts.Spec.Service, ts.Namespace)
+			"apex Service %q not found in namespace %q", apexName.Name, ts.Namespace)
 		return Split{}, false
 	}
 

@@ -134,6 +134,33 @@ func TestSplitSemantics(t *testing.T) {
 			diag(ref(smi.TrafficSplitKind, "old"), smi.ConditionProgrammed, ReasonNoWeightedBackends, SeverityError),
 		},
 	}, {
+		name: "spec.service as the FQDN applications use names the apex in each of SMI's forms",
+		splits: []splitv1alpha4.TrafficSplit{
+			trafficSplit("fqdn", "web.shop.svc.cluster.local", 0, backend("web-v1", 1)),
+			trafficSplit("svc", "web.shop.svc", 10, backend("web-v2", 1)),
+			trafficSplit("ns", "web.shop", 20, backend("web-v2", 1)),
+			trafficSplit("name", "web", 30, backend("web-v2", 1)),
+		},
+		// One apex however it is spelled: the oldest wins it, the others conflict.
+		want: []Split{{Source: ref(smi.TrafficSplitKind, "fqdn"), Apex: apex, Backends: []Backend{{v1, 1}}}},
+		wantDiags: []Diagnostic{
+			diag(ref(smi.TrafficSplitKind, "name"), smi.ConditionAccepted, ReasonConflicted, SeverityError),
+			diag(ref(smi.TrafficSplitKind, "ns"), smi.ConditionAccepted, ReasonConflicted, SeverityError),
+			diag(ref(smi.TrafficSplitKind, "svc"), smi.ConditionAccepted, ReasonConflicted, SeverityError),
+		},
+	}, {
+		name: "spec.service naming another namespace, cluster domain or no Service is refused",
+		splits: []splitv1alpha4.TrafficSplit{
+			trafficSplit("other-namespace", "web.bank.svc.cluster.local", 0, backend("web-v1", 1)),
+			trafficSplit("other-domain", "web.shop.svc.example.org", 0, backend("web-v1", 1)),
+			trafficSplit("not-a-service", "web.shop.pod.cluster.local", 0, backend("web-v1", 1)),
+		},
+		wantDiags: []Diagnostic{
+			diag(ref(smi.TrafficSplitKind, "not-a-service"), smi.ConditionAccepted, ReasonInvalidService, SeverityError),
+			diag(ref(smi.TrafficSplitKind, "other-domain"), smi.ConditionAccepted, ReasonInvalidService, SeverityError),
+			diag(ref(smi.TrafficSplitKind, "other-namespace"), smi.ConditionAccepted, ReasonInvalidService, SeverityError),
+		},
+	}, {
 		name:   "apex listed as its own backend is legal",
 		splits: []splitv1alpha4.TrafficSplit{trafficSplit("canary", "web", 0, backend("web", 900), backend("web-v2", 100))},
 		want:   []Split{{Source: splitRef, Apex: apex, Backends: []Backend{{apex, 900}, {v2, 100}}}},

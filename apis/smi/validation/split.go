@@ -23,6 +23,8 @@ import (
 // so the paths are shared; versions differ only in the weight's type (v1alpha1 has quantities) and
 // in matches, which exist from v1alpha3 on.
 type splitForm struct {
+	// namespace is the split's own: the only one spec.service may name.
+	namespace       string
 	service         string
 	backends        []backend
 	matches         []corev1.TypedLocalObjectReference
@@ -48,10 +50,39 @@ const (
 )
 
 func (s *splitForm) validate() field.ErrorList {
-	errs := name(splitSpec.Child("service"), s.service,
-		"the apex Service, which clients address and whose traffic is split", validation.IsDNS1123Label, serviceFormat)
+	errs := s.validateService()
 	errs = append(errs, s.validateBackends()...)
 	errs = append(errs, s.validateMatches()...)
+	return errs
+}
+
+// validateService checks spec.service, which SMI calls "the FQDN that applications will use":
+// the apex Service's name, or its name qualified with the split's namespace (and ".svc", and the
+// cluster domain), as smi.ParseSplitService reads it.
+func (s *splitForm) validateService() field.ErrorList {
+	path := splitSpec.Child("service")
+	if s.service == "" {
+		return field.ErrorList{field.Required(path, "the apex Service, which clients address and whose traffic is split")}
+	}
+	parsed, ok := smi.ParseSplitService(s.service)
+	if !ok || strings.HasSuffix(s.service, ".") {
+		return field.ErrorList{field.Invalid(path, s.service, serviceFormat+
+			", written as <name>, <name>.<namespace>, <name>.<namespace>.svc or <name>.<namespace>.svc.<cluster domain>")}
+	}
+	var errs field.ErrorList
+	if msgs := validation.IsDNS1123Label(parsed.Name); len(msgs) > 0 {
+		errs = append(errs, field.Invalid(path, s.service, serviceFormat+": the name "+strconv.Quote(parsed.Name)+": "+strings.Join(msgs, "; ")))
+	}
+	if parsed.Namespace != "" && s.namespace != "" && parsed.Namespace != s.namespace {
+		errs = append(errs, field.Invalid(path, s.service, fmt.Sprintf(
+			"names a Service of namespace %q: a TrafficSplit splits the traffic of a Service of its own namespace (%q), so create it in %q",
+			parsed.Namespace, s.namespace, parsed.Namespace)))
+	}
+	if parsed.ClusterDomain != "" {
+		if msgs := validation.IsDNS1123Subdomain(parsed.ClusterDomain); len(msgs) > 0 {
+			errs = append(errs, field.Invalid(path, s.service, "the cluster domain "+strconv.Quote(parsed.ClusterDomain)+": "+strings.Join(msgs, "; ")))
+		}
+	}
 	return errs
 }
 

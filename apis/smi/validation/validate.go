@@ -152,19 +152,19 @@ func formOf(obj runtime.Object) (form, error) {
 	}
 	switch o := obj.(type) {
 	case *splitv1alpha1.TrafficSplit:
-		return &splitForm{service: o.Spec.Service, quantityWeights: true, backends: each(o.Spec.Backends, func(b splitv1alpha1.TrafficSplitBackend) backend {
+		return &splitForm{namespace: o.Namespace, service: o.Spec.Service, quantityWeights: true, backends: each(o.Spec.Backends, func(b splitv1alpha1.TrafficSplitBackend) backend {
 			return backend{service: b.Service, quantity: b.Weight, isQuantity: true}
 		})}, nil
 	case *splitv1alpha2.TrafficSplit:
-		return &splitForm{service: o.Spec.Service, backends: each(o.Spec.Backends, func(b splitv1alpha2.TrafficSplitBackend) backend {
+		return &splitForm{namespace: o.Namespace, service: o.Spec.Service, backends: each(o.Spec.Backends, func(b splitv1alpha2.TrafficSplitBackend) backend {
 			return backend{service: b.Service, weight: b.Weight}
 		})}, nil
 	case *splitv1alpha3.TrafficSplit:
-		return &splitForm{service: o.Spec.Service, matches: o.Spec.Matches, backends: each(o.Spec.Backends, func(b splitv1alpha3.TrafficSplitBackend) backend {
+		return &splitForm{namespace: o.Namespace, service: o.Spec.Service, matches: o.Spec.Matches, backends: each(o.Spec.Backends, func(b splitv1alpha3.TrafficSplitBackend) backend {
 			return backend{service: b.Service, weight: b.Weight}
 		})}, nil
 	case *splitv1alpha4.TrafficSplit:
-		return &splitForm{service: o.Spec.Service, matches: o.Spec.Matches, backends: each(o.Spec.Backends, func(b splitv1alpha4.TrafficSplitBackend) backend {
+		return &splitForm{namespace: o.Namespace, service: o.Spec.Service, matches: o.Spec.Matches, backends: each(o.Spec.Backends, func(b splitv1alpha4.TrafficSplitBackend) backend {
 			return backend{service: b.Service, weight: b.Weight}
 		})}, nil
 

@@ -167,7 +167,21 @@ apiVersion: split.smi-spec.io/v1alpha2
 kind: TrafficSplit
 metadata: {name: ab, namespace: shop}
 spec:
-  service: web.shop.svc
+  service: web.shop.pod
+  backends: [{service: web-v1, weight: 10}]`},
+	{name: "v1alpha4 apex of another namespace", path: "spec.service", fragment: `names a Service of namespace "bank"`, yaml: `
+apiVersion: split.smi-spec.io/v1alpha4
+kind: TrafficSplit
+metadata: {name: ab, namespace: shop}
+spec:
+  service: web.bank.svc.cluster.local
+  backends: [{service: web-v1, weight: 10}]`},
+	{name: "v1alpha3 apex FQDN ending in a dot", path: "spec.service", fragment: "must be the name of a Service", yaml: `
+apiVersion: split.smi-spec.io/v1alpha3
+kind: TrafficSplit
+metadata: {name: ab, namespace: shop}
+spec:
+  service: web.shop.svc.cluster.local.
   backends: [{service: web-v1, weight: 10}]`},
 	{name: "v1alpha3 no backends", path: "spec.backends", fragment: "at least one backend", yaml: `
 apiVersion: split.smi-spec.io/v1alpha3
