@@ -43,7 +43,8 @@ func SourceLabels(kind, name string) map[string]string {
 
 // SplitService is a TrafficSplit's spec.service read as SMI defines it, "the FQDN that
 // applications will use": "<name>", "<name>.<namespace>", "<name>.<namespace>.svc" or
-// "<name>.<namespace>.svc.<cluster domain>".
+// "<name>.<namespace>.svc.<cluster domain>". A value, not an API type.
+// +kubebuilder:object:generate=false
 type SplitService struct {
 	// Name is the Service's name.
 	Name string
