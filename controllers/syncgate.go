@@ -98,15 +98,9 @@ func (g *syncGate) list(ctx context.Context) (map[backends.ObjectKey]bool, error
 	return want, nil
 }
 
-// smiBackend is trafficsplit.Backend or traffictarget.Backend.
-type smiBackend[T hub.Object] interface {
-	Program(ctx context.Context, obj T, models *mesh.Models) ([]mesh.Diagnostic, error)
-	Forget(ctx context.Context, ref mesh.ObjectRef) error
-}
-
 // gatedBackend records on the gate every object its backend has programmed or forgotten.
 type gatedBackend[T hub.Object] struct {
-	backend smiBackend[T]
+	backend backends.Programmer[T]
 	kind    string
 	gate    *syncGate
 }

@@ -22,22 +22,22 @@ import (
 // Splits is the TrafficSplit reconciler's backend: every backend running.
 func (s *Switch) Splits() trafficsplit.Backend {
 	return fanout[*hub.TrafficSplit]{s, smi.TrafficSplitKind,
-		func(b *istioBackend) programmer[*hub.TrafficSplit] { return b.splits },
-		func(srv *server.Server) programmer[*hub.TrafficSplit] { return trafficsplit.XDS{Server: srv} }}
+		func(b *istioBackend) Programmer[*hub.TrafficSplit] { return b.splits },
+		func(srv *server.Server) Programmer[*hub.TrafficSplit] { return trafficsplit.XDS{Server: srv} }}
 }
 
 // Targets is the TrafficTarget reconciler's backend: every backend running.
 func (s *Switch) Targets() traffictarget.Backend {
 	return fanout[*hub.TrafficTarget]{s, smi.TrafficTargetKind,
-		func(b *istioBackend) programmer[*hub.TrafficTarget] { return b.targets },
-		func(srv *server.Server) programmer[*hub.TrafficTarget] { return traffictarget.XDS{Server: srv} }}
+		func(b *istioBackend) Programmer[*hub.TrafficTarget] { return b.targets },
+		func(srv *server.Server) Programmer[*hub.TrafficTarget] { return traffictarget.XDS{Server: srv} }}
 }
 
 // Services is where the Service reconciler sends Services: the xDS server taking updates, if any.
 func (s *Switch) Services() service.Sink { return services{s} }
 
-// programmer is one backend of one SMI kind: trafficsplit.Backend or traffictarget.Backend.
-type programmer[T hub.Object] interface {
+// Programmer is one backend of one SMI kind: trafficsplit.Backend or traffictarget.Backend.
+type Programmer[T hub.Object] interface {
 	Program(ctx context.Context, obj T, models *mesh.Models) ([]mesh.Diagnostic, error)
 	Forget(ctx context.Context, ref mesh.ObjectRef) error
 }
@@ -47,8 +47,8 @@ type programmer[T hub.Object] interface {
 type fanout[T hub.Object] struct {
 	*Switch
 	kind  string
-	istio func(*istioBackend) programmer[T]
-	xds   func(*server.Server) programmer[T]
+	istio func(*istioBackend) Programmer[T]
+	xds   func(*server.Server) Programmer[T]
 }
 
 func (f fanout[T]) Program(ctx context.Context, obj T, models *mesh.Models) ([]mesh.Diagnostic, error) {

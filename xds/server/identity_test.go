@@ -267,3 +267,25 @@ func TestHeldServerAnswersOnceSynced(t *testing.T) {
 		t.Fatal("the server did not answer once synced")
 	}
 }
+
+// TestStreamWithoutANodeCannotNameOneLater: a stream whose first request names no node acts for
+// no identity; naming one later ends it rather than giving it that identity's listeners.
+func TestStreamWithoutANodeCannotNameOneLater(t *testing.T) {
+	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessEnforcing}})
+	f.srv.SetAccess(mesh.ObjectRef{Kind: "TrafficTarget", Namespace: "shop", Name: "to-a"}, accessTo("a", "x"))
+	stream := f.ads(t, "")
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.ListenerType}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node(server.ProxyEnvoy, "shop", "a"), TypeUrl: resourcev3.ListenerType,
+		VersionInfo: first.VersionInfo, ResponseNonce: first.Nonce}); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := stream.Recv(); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("naming a node after a first request without one: got %d listeners (error %v), want PermissionDenied", len(resp.GetResources()), err)
+	}
+}

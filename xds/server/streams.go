@@ -132,9 +132,9 @@ func (s *streams) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) e
 			return status.Errorf(codes.PermissionDenied, "node %q claims %s but its token is for %s",
 				req.GetNode().GetId(), describe(info.identity), describe(*state.authenticated))
 		}
-		state.node = proto.Clone(req.GetNode()).(*corev3.Node)
-		if state.node == nil {
-			state.node = &corev3.Node{}
+		state.node = &corev3.Node{}
+		if n := req.GetNode(); n != nil {
+			state.node = proto.Clone(n).(*corev3.Node)
 		}
 		state.info = &info
 		s.metrics.connected.WithLabelValues(info.proxy).Inc()
