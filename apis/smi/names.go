@@ -3,6 +3,7 @@ package smi
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"strings"
 )
 
@@ -52,14 +53,20 @@ type SplitService struct {
 	Namespace, ClusterDomain string
 }
 
-// ParseSplitService reads spec.service; ok is false when it has none of SplitService's forms (a
-// third label other than "svc"). The labels themselves are not checked.
+// ParseSplitService reads spec.service; ok is false when it has none of SplitService's forms: an
+// empty label anywhere ("web..svc", "web.", a trailing dot) or a third label other than "svc".
+// The labels' characters are not checked.
 func ParseSplitService(service string) (s SplitService, ok bool) {
-	name, rest, _ := strings.Cut(service, ".")
-	namespace, rest, _ := strings.Cut(rest, ".")
-	svc, domain, _ := strings.Cut(rest, ".")
-	if rest != "" && svc != "svc" {
+	labels := strings.Split(service, ".")
+	if slices.Contains(labels, "") || len(labels) >= 3 && labels[2] != "svc" {
 		return SplitService{}, false
 	}
-	return SplitService{Name: name, Namespace: namespace, ClusterDomain: domain}, true
+	s.Name = labels[0]
+	if len(labels) > 1 {
+		s.Namespace = labels[1]
+	}
+	if len(labels) > 3 {
+		s.ClusterDomain = strings.Join(labels[3:], ".")
+	}
+	return s, true
 }

@@ -54,6 +54,11 @@ func TestParseSplitService(t *testing.T) {
 		{"web.shop.svc.corp", SplitService{Name: "web", Namespace: "shop", ClusterDomain: "corp"}, true},
 		{"web.shop.pod.cluster.local", SplitService{}, false},
 		{"web.shop.example.com", SplitService{}, false},
+		{"", SplitService{}, false},
+		{"web.", SplitService{}, false},
+		{"web..svc", SplitService{}, false},
+		{"web.shop.svc.", SplitService{}, false},
+		{"web.shop.svc..local", SplitService{}, false},
 	} {
 		got, ok := ParseSplitService(tc.in)
 		if got != tc.want || ok != tc.ok {

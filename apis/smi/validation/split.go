@@ -65,7 +65,7 @@ func (s *splitForm) validateService() field.ErrorList {
 		return field.ErrorList{field.Required(path, "the apex Service, which clients address and whose traffic is split")}
 	}
 	parsed, ok := smi.ParseSplitService(s.service)
-	if !ok || strings.HasSuffix(s.service, ".") {
+	if !ok {
 		return field.ErrorList{field.Invalid(path, s.service, serviceFormat+
 			", written as <name>, <name>.<namespace>, <name>.<namespace>.svc or <name>.<namespace>.svc.<cluster domain>")}
 	}
