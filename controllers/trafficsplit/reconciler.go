@@ -86,14 +86,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 // out; the model reports them.
 func (r *Reconciler) snapshot(ctx context.Context, split *hub.TrafficSplit) (mesh.Snapshot, error) {
 	var snap mesh.Snapshot
+	apex := index.ApexName(split)
 	rivals := &hub.TrafficSplitList{}
-	if err := r.Client.List(ctx, rivals, client.InNamespace(split.Namespace), client.MatchingFields{index.SplitApex: index.ApexName(split)}); err != nil {
+	if err := r.Client.List(ctx, rivals, client.InNamespace(split.Namespace), client.MatchingFields{index.SplitApex: apex}); err != nil {
 		return snap, err
 	}
 	for i := range rivals.Items {
 		snap.TrafficSplits = append(snap.TrafficSplits, *rivals.Items[i].SDK())
 	}
-	names := []string{index.ApexName(split)}
+	names := []string{apex}
 	for _, b := range split.Spec.Backends {
 		names = append(names, b.Service)
 	}

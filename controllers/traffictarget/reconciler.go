@@ -144,8 +144,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) (controller.Controller, 
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("traffictarget").
 		// Status writes (ours) change nothing the reconcile reads from the object; of its metadata,
-		// the annotations do: a v1alpha1/v1alpha2 destination port lives in the conversion data.
-		For(&hub.TrafficTarget{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		// the conversion data does: a v1alpha1/v1alpha2 destination port lives there. Other
+		// annotations (kubectl's, GitOps tools') change nothing.
+		For(&hub.TrafficTarget{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, conversionDataChanged))).
 		Watches(&hub.HTTPRouteGroup{}, byRoute(smi.HTTPRouteGroupKind)).
 		Watches(&hub.TCPRoute{}, byRoute(smi.TCPRouteKind)).
 		Watches(&hub.UDPRoute{}, byRoute(smi.UDPRouteKind)).
@@ -165,3 +166,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) (controller.Controller, 
 func (r *Reconciler) targetsByIndex(field string, key func(client.Object) string) handler.EventHandler {
 	return index.Enqueue(r.Client, func() client.ObjectList { return &hub.TrafficTargetList{} }, field, key)
 }
+
+// conversionDataChanged passes updates that change an object's conversion-data annotation.
+var conversionDataChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+	return e.ObjectOld.GetAnnotations()[smi.ConversionDataAnnotation] != e.ObjectNew.GetAnnotations()[smi.ConversionDataAnnotation]
+}}
