@@ -173,7 +173,7 @@ func (w Writer) get(ctx context.Context, reader client.Reader, gvk schema.GroupV
 // writer already sent the same content while the cache showed that (the cache has not caught up
 // yet). It reports whether it sent it, or the conflict that kept it from sending it.
 func (w Writer) write(ctx context.Context, source client.Object, gvk schema.GroupVersionKind, wanted, cached client.Object) (bool, *Conflict, error) {
-	u, err := toUnstructured(wanted)
+	u, err := ToUnstructured(wanted)
 	if err != nil {
 		return false, nil, err
 	}
@@ -449,11 +449,11 @@ func upToDate(current, wanted client.Object) (bool, error) {
 	if !isSubset(wanted.GetLabels(), current.GetLabels()) || !metav1.IsControlledBy(current, ownerOf(wanted)) {
 		return false, nil
 	}
-	c, err := toUnstructured(current)
+	c, err := ToUnstructured(current)
 	if err != nil {
 		return false, err
 	}
-	wu, err := toUnstructured(wanted)
+	wu, err := ToUnstructured(wanted)
 	if err != nil {
 		return false, err
 	}
@@ -502,9 +502,10 @@ func controllerOf(obj client.Object) string {
 	return "no controller"
 }
 
-// toUnstructured goes through JSON, not the reflection converter: Istio's specs are protobuf
-// messages whose JSON form only their own marshalers produce.
-func toUnstructured(obj client.Object) (*unstructured.Unstructured, error) {
+// ToUnstructured is obj as the Writer sends it, without what is the server's. It goes through
+// JSON, not the reflection converter: Istio's specs are protobuf messages whose JSON form only
+// their own marshalers produce.
+func ToUnstructured(obj client.Object) (*unstructured.Unstructured, error) {
 	data, err := json.Marshal(obj)
 	if err != nil {
 		return nil, err

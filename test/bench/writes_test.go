@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -11,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
@@ -236,7 +234,7 @@ func newDirectWriter(b *testing.B, cfg *rest.Config) *directWriter {
 
 // create creates obj as owned.Writer creates an object its cache does not show.
 func (d *directWriter) create(ctx context.Context, obj client.Object) error {
-	u, err := unstructuredOf(obj)
+	u, err := owned.ToUnstructured(obj)
 	if err != nil {
 		return err
 	}
@@ -246,7 +244,7 @@ func (d *directWriter) create(ctx context.Context, obj client.Object) error {
 // apply applies obj as owned.Writer applies to an object its source controls (without the UID:
 // the object is new), and as it wrote new objects too until it created them (7a0ee89).
 func (d *directWriter) apply(ctx context.Context, obj client.Object) error {
-	u, err := unstructuredOf(obj)
+	u, err := owned.ToUnstructured(obj)
 	if err != nil {
 		return err
 	}
@@ -259,22 +257,6 @@ func (d *directWriter) apply(ctx context.Context, obj client.Object) error {
 func (d *directWriter) report(ctx context.Context, obj client.Object, diags []mesh.Diagnostic) error {
 	o := obj.(hub.Object)
 	return d.statuses.Update(ctx, o, status.Conditions(o.GetGeneration(), status.About(diags, refOf(o))))
-}
-
-// unstructuredOf is obj as owned.Writer sends it: through JSON (Istio's specs marshal only through
-// their own JSON methods), without status or creation time, which are the server's.
-func unstructuredOf(obj client.Object) (*unstructured.Unstructured, error) {
-	data, err := json.Marshal(obj)
-	if err != nil {
-		return nil, err
-	}
-	u := &unstructured.Unstructured{}
-	if err := json.Unmarshal(data, &u.Object); err != nil {
-		return nil, err
-	}
-	delete(u.Object, "status")
-	unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
-	return u, nil
 }
 
 // hasStatus says whether the operator reports on obj: TrafficSplits and TrafficTargets.
