@@ -103,7 +103,7 @@ func SetupIstio(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 // newStatuses returns the status writer of the SMI reconcilers, run by the manager.
 func newStatuses(mgr ctrl.Manager, workers int) (*status.Deferred, error) {
 	statuses := &status.Deferred{
-		Writer:  status.Writer{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("smi-operator"), Recent: &recent.Writes{}},
+		Writer:  status.Writer{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder(EventReporter), Recent: &recent.Writes{}},
 		Reader:  mgr.GetClient(),
 		Workers: workers,
 	}
@@ -130,6 +130,9 @@ func watchAll(splitCtrl controller.Controller, splitSources []source.Source, tar
 	}
 	return nil
 }
+
+// EventReporter is the component the operator's Events are reported as.
+const EventReporter = "smi-operator"
 
 // backendSet is what the SMI reconcilers program through.
 type backendSet struct {
@@ -250,7 +253,7 @@ func SetupFromResource(ctx context.Context, mgr ctrl.Manager, opts ResourceOptio
 		return err
 	}
 	return (&smioperator.Reconciler{
-		Client: mgr.GetClient(), Backends: sw, Changes: sw.Changes(), Recorder: mgr.GetEventRecorder("smi-operator"),
+		Client: mgr.GetClient(), Backends: sw, Changes: sw.Changes(), Recorder: mgr.GetEventRecorder(EventReporter),
 	}).SetupWithManager(mgr)
 }
 
@@ -258,6 +261,6 @@ func SetupFromResource(ctx context.Context, mgr ctrl.Manager, opts ResourceOptio
 // backend this operator runs (fixed by its --backend flag) and how the SMI objects fare.
 func SetupOperatorStatus(mgr ctrl.Manager, active v1alpha1.Backend) error {
 	return (&smioperator.Reconciler{
-		Client: mgr.GetClient(), Backends: smioperator.Fixed(active), Recorder: mgr.GetEventRecorder("smi-operator"),
+		Client: mgr.GetClient(), Backends: smioperator.Fixed(active), Recorder: mgr.GetEventRecorder(EventReporter),
 	}).SetupWithManager(mgr)
 }

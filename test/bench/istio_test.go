@@ -275,7 +275,7 @@ func statusEvents(ctx context.Context, c client.Client, ns string) ([]eventsv1.E
 	if err := c.List(ctx, events, client.InNamespace(ns)); err != nil {
 		return nil, err
 	}
-	return slices.DeleteFunc(events.Items, func(e eventsv1.Event) bool { return e.ReportingController != eventRecorder }), nil
+	return slices.DeleteFunc(events.Items, func(e eventsv1.Event) bool { return e.ReportingController != controllers.EventReporter }), nil
 }
 
 // listReported lists the objects the operator reports on in ns: its TrafficSplits and TrafficTargets.

@@ -198,10 +198,6 @@ func (c *counted) check(b *testing.B, who string) {
 	}
 }
 
-// eventRecorder is the name controllers.newStatuses gives the Event recorder of the operator's
-// status writer: its Events' reporting controller.
-const eventRecorder = "smi-operator"
-
 // directWriter sends the operator's writes without the operator: the requests owned.Writer and
 // status.Writer send, through the client and the Event recorder of a cluster.Cluster made as the
 // operator's manager is (controllers.ClientConfig, QPS 500). One serves every direct phase, each
@@ -228,7 +224,7 @@ func newDirectWriter(b *testing.B, cfg *rest.Config) *directWriter {
 		b.Fatal(err)
 	}
 	d.client = cl.GetClient()
-	d.statuses = status.Writer{Client: cl.GetClient(), Recorder: cl.GetEventRecorder(eventRecorder)}
+	d.statuses = status.Writer{Client: cl.GetClient(), Recorder: cl.GetEventRecorder(controllers.EventReporter)}
 	return d
 }
 
