@@ -85,9 +85,8 @@ type objectKey struct {
 // entry is the conditions recorded for an object; it is replaced, never changed, so that a worker
 // writing one needs no lock.
 type entry struct {
-	obj        hub.Object // a copy, for its type and key
-	generation int64
-	conds      []metav1.Condition
+	obj   hub.Object // a copy taken with the conditions: its type, key and generation
+	conds []metav1.Condition
 	// since is when the object's status was first wanted and not written: newer conditions keep
 	// it, so that an object updated again and again while programming still waits at most MaxDelay.
 	since time.Time
@@ -129,7 +128,7 @@ func (d *Deferred) Update(_ context.Context, obj hub.Object, conds []metav1.Cond
 	if !changes && !wanted {
 		return nil
 	}
-	e := &entry{obj: obj.DeepCopyObject().(hub.Object), generation: obj.GetGeneration(), conds: conds, since: time.Now()}
+	e := &entry{obj: obj.DeepCopyObject().(hub.Object), conds: conds, since: time.Now()}
 	if wanted {
 		e.since = older.since
 	} else {
@@ -239,7 +238,7 @@ func (d *Deferred) write(ctx context.Context, key objectKey, e *entry) error {
 	if err := d.Reader.Get(ctx, key.NamespacedName, fresh); err != nil {
 		return client.IgnoreNotFound(err)
 	}
-	if fresh.GetGeneration() != e.generation {
+	if fresh.GetGeneration() != e.obj.GetGeneration() {
 		return nil
 	}
 	err := d.Writer.Update(ctx, fresh, e.conds)
