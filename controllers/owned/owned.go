@@ -9,6 +9,7 @@ package owned
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -231,8 +232,22 @@ func (w Writer) send(ctx context.Context, source client.Object, gvk schema.Group
 // because the object is not the one given: AlreadyExists for a Create; for an apply carrying a
 // UID, Conflict when no object has the name and Invalid (metadata.uid is immutable) when another
 // object has it.
+// Any other Invalid (a spec the server refuses) is the write's own fault: reading the object
+// again would only cost a request on every reconcile.
 func refusedAsNotLive(err error) bool {
-	return apierrors.IsAlreadyExists(err) || apierrors.IsConflict(err) || apierrors.IsInvalid(err)
+	if apierrors.IsAlreadyExists(err) || apierrors.IsConflict(err) {
+		return true
+	}
+	var status apierrors.APIStatus
+	if !apierrors.IsInvalid(err) || !errors.As(err, &status) || status.Status().Details == nil {
+		return false
+	}
+	for _, cause := range status.Status().Details.Causes {
+		if cause.Field == "metadata.uid" {
+			return true
+		}
+	}
+	return false
 }
 
 // createOrApply writes u, the content of wanted, to live. Without live it creates the object,
