@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"regexp"
 	"regexp/syntax"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/net/http/httpguts"
 	"k8s.io/apimachinery/pkg/types"
@@ -75,10 +75,12 @@ func compilePath(re string) (PathMatch, error) {
 	if re == "" {
 		return PathMatch{Kind: PathAny}, nil
 	}
-	if _, err := regexp.Compile(re); err != nil {
-		return PathMatch{}, fmt.Errorf("pathRegex %q is not RE2: %w", re, err)
+	// The limits the webhook applies, for objects it never saw (stored before it, or translated
+	// offline): a backend must not be handed what it refuses.
+	if err := smi.CheckPathRegex(re); err != nil {
+		return PathMatch{}, fmt.Errorf("pathRegex %s %w", quoteRegex(re), err)
 	}
-	pm := PathMatch{Regex: re, FullRegex: "^(?:" + re + ").*"}
+	pm := PathMatch{Regex: re, FullRegex: smi.FullPathRegex(re)}
 	pm.Kind, pm.Literal = classifyPath(re)
 	if pm.Kind == PathAny {
 		pm.FullRegex = ""
@@ -178,6 +180,19 @@ func parseLiteralShape(re string) (sh literalShape, ok bool) {
 	return sh, len(parts) == 0
 }
 
+// quoteRegex quotes a regex for a message, cut short when long: it may be megabytes.
+func quoteRegex(re string) string {
+	const max = 64
+	if len(re) <= max {
+		return fmt.Sprintf("%q", re)
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(re[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%q…", re[:cut])
+}
+
 func isAnyString(re *syntax.Regexp) bool {
 	return re.Op == syntax.OpStar && (re.Sub[0].Op == syntax.OpAnyChar || re.Sub[0].Op == syntax.OpAnyCharNotNL)
 }
@@ -217,8 +232,8 @@ func compileHeaders(in map[string]string) ([]HeaderMatch, error) {
 			// naming one is invalid as a whole).
 			return nil, fmt.Errorf("header name %q is not an HTTP token", name)
 		}
-		if _, err := regexp.Compile(re); err != nil {
-			return nil, fmt.Errorf("header %q: %q is not RE2: %w", name, re, err)
+		if err := smi.CheckHeaderRegex(re); err != nil {
+			return nil, fmt.Errorf("header %q: regex %s %w", name, quoteRegex(re), err)
 		}
 		hm := HeaderMatch{Name: lower, Regex: re}
 		hm.Kind, hm.Literal = classifyHeader(re)

@@ -220,6 +220,15 @@ func TestInvalidHTTPMatchMatchesNothing(t *testing.T) {
 		{"empty method", specsv1alpha4.HTTPMatch{Name: "m", Methods: []string{"GET", " "}}},
 		{"empty header name", specsv1alpha4.HTTPMatch{Name: "m", Headers: map[string]string{"": ".*"}}},
 		{"header name that is not an HTTP token", specsv1alpha4.HTTPMatch{Name: "m", Headers: map[string]string{"x user[0]": ".*"}}},
+		// What a backend refuses (smi.CheckHeaderRegex, smi.CheckPathRegex), for objects that
+		// never went through the webhook: istiod refuses `regex: ""` and regexes over 1,024 bytes,
+		// Envoy an empty safe_regex and RE2 programs over its default size of 100.
+		{"empty header regex", specsv1alpha4.HTTPMatch{Name: "m", Headers: map[string]string{"x-canary": ""}}},
+		{"header regex over istiod's length", specsv1alpha4.HTTPMatch{Name: "m", Headers: map[string]string{"x-canary": "^" + strings.Repeat("a", 1024)}}},
+		{"path regex over istiod's length once anchored", specsv1alpha4.HTTPMatch{Name: "m", PathRegex: "/" + strings.Repeat("a", 1017)}},
+		{"header regex over Envoy's program size", specsv1alpha4.HTTPMatch{Name: "m", Headers: map[string]string{"accept-language": `\p{L}+`}}},
+		{"path regex over Envoy's program size", specsv1alpha4.HTTPMatch{Name: "m", PathRegex: "/items/[0-9a-f]{100}"}},
+		{"1 MiB header regex", specsv1alpha4.HTTPMatch{Name: "m", Headers: map[string]string{"x-huge": strings.Repeat("(a|b)*", 1<<20/6)}}},
 	}
 	group := ref(smi.HTTPRouteGroupKind, "g")
 	split := ref(smi.TrafficSplitKind, "canary")
@@ -238,6 +247,11 @@ func TestInvalidHTTPMatchMatchesNothing(t *testing.T) {
 			}
 			if d := cmp.Diff(want, diags, ignoreMessage); d != "" {
 				t.Errorf("diagnostics (-want +got):\n%s", d)
+			}
+			for _, d := range diags {
+				if len(d.Message) > 1000 { // a status condition and an Event carry it
+					t.Errorf("a message of %d bytes: %.200s…", len(d.Message), d.Message)
+				}
 			}
 			if len(m.Splits) != 1 || len(m.Splits[0].Matches) != 1 || m.Splits[0].Matches[0].Name != "ok" {
 				t.Errorf("want the split to keep only the valid match, got %+v", m.Splits)

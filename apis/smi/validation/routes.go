@@ -11,6 +11,8 @@ import (
 	"golang.org/x/net/http/httpguts"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/smi-operator/smi-operator/apis/smi"
 )
 
 // httpRouteGroupForm is an HTTPRouteGroup of any version. v1alpha1 and v1alpha2 keep matches at the
@@ -80,7 +82,7 @@ func (g *httpRouteGroupForm) validate() field.ErrorList {
 		}
 
 		if m.pathRegex != "" {
-			errs = append(errs, regex(p.Child("pathRegex"), m.pathRegex, "pathRegex (matched from the start of the path)")...)
+			errs = append(errs, regex(p.Child("pathRegex"), m.pathRegex, "pathRegex (matched from the start of the path)", smi.CheckPathRegex)...)
 		}
 
 		headers := firstSeen[string]{}
@@ -92,7 +94,7 @@ func (g *httpRouteGroupForm) validate() field.ErrorList {
 				errs = append(errs, duplicate(h.namePath, h.name, fmt.Sprintf(
 					"the same header as %s (header names are case-insensitive): a match holds one regex per header, so write both conditions as one regex", first)))
 			}
-			errs = append(errs, regex(h.valuePath, h.value, fmt.Sprintf("the value of header %q", h.name))...)
+			errs = append(errs, regex(h.valuePath, h.value, fmt.Sprintf("the value of header %q", h.name), smi.CheckHeaderRegex)...)
 		}
 	}
 	return errs

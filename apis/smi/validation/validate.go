@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -295,14 +294,25 @@ func (s firstSeen[K]) dup(key K, path *field.Path) *field.Path {
 	return nil
 }
 
-// regex checks an RE2 regular expression. Go's regexp implements RE2 syntax, which is what SMI
-// specifies and what Envoy and Istio evaluate; an expression that fails here would be NACKed or
-// rejected downstream, or silently dropped from the routes.
-func regex(path *field.Path, value, what string) field.ErrorList {
-	if _, err := regexp.Compile(value); err != nil {
-		return field.ErrorList{field.Invalid(path, value, what+" must be an RE2 regular expression: "+err.Error())}
+// regex reports at path why a regex of an HTTPRouteGroup (check: smi.CheckPathRegex or
+// smi.CheckHeaderRegex; what names it in messages) cannot be programmed: not RE2 (which SMI
+// specifies and Envoy and Istio evaluate), empty, longer than istiod accepts, or over Envoy's default
+// RE2 program size. The limits are those of package smi, which the mesh model applies too, so what
+// is admitted is what the backends program.
+func regex(path *field.Path, value, what string, check func(string) error) field.ErrorList {
+	err := check(value)
+	var tooLong *smi.RegexTooLongError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &tooLong): // the value may be huge: leave it out of the message
+		e := field.TooLong(path, value, tooLong.Limit)
+		e.Detail = what + " " + err.Error()
+		return field.ErrorList{e}
+	case errors.Is(err, smi.ErrEmptyRegex):
+		return field.ErrorList{field.Required(path, what+" "+err.Error())}
 	}
-	return nil
+	return field.ErrorList{field.Invalid(path, value, what+" "+err.Error())}
 }
 
 // port checks a TCP/UDP port number.
