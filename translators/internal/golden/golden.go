@@ -13,88 +13,27 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 
-	"github.com/smi-operator/smi-operator/translators/mesh"
-	"github.com/smi-operator/smi-operator/translators/offline/manifest"
+	"github.com/smi-operator/smi-operator/test/corpus"
 )
 
 // Case is one loaded case file.
 type Case struct {
+	corpus.Case
 	// Input is the case file's name, for headers of golden files.
-	Input    string
-	Snapshot mesh.Snapshot
-	Settings mesh.Settings
-	// EndpointSlices are kept apart: the mesh model does not take them, the xDS translator does.
-	EndpointSlices []discoveryv1.EndpointSlice
-}
-
-// settingsDocument is the test-only document that sets mesh.Settings.
-type settingsDocument struct {
-	Kind string `json:"kind"`
-	mesh.Settings
+	Input string
 }
 
 // Load reads a case file, adding its documents in reverse order when asked. Documents are read and
 // decoded (strictly: a misspelt field in a case must fail the case, not silently test something
-// else) by package translators/offline/manifest, as the offline translate command reads them.
+// else) by package test/corpus, as the offline translate command reads them.
 func Load(t *testing.T, path string, reverse bool) Case {
 	t.Helper()
-	data, err := os.ReadFile(path)
+	c, err := corpus.Load(path, reverse)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var docs [][]byte
-	for _, doc := range manifest.Split(data) {
-		if doc.Err != nil {
-			t.Fatalf("%s: document %d: %v", path, doc.Index, doc.Err)
-		}
-		if doc.Warning != "" {
-			t.Fatalf("%s: document %d: %s", path, doc.Index, doc.Warning)
-		}
-		if doc.JSON != nil {
-			docs = append(docs, doc.JSON)
-		}
-	}
-	if reverse {
-		slices.Reverse(docs)
-	}
-
-	c := Case{Input: filepath.Base(path)}
-	for _, doc := range docs {
-		var tm metav1.TypeMeta
-		if err := yaml.Unmarshal(doc, &tm); err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		switch {
-		case tm.Kind == "" && tm.APIVersion == "":
-			continue // comments only
-		case tm.Kind == "Settings":
-			var s settingsDocument
-			if err := yaml.UnmarshalStrict(doc, &s); err != nil {
-				t.Fatalf("%s: Settings: %v", path, err)
-			}
-			if err := s.Settings.Validate(); err != nil {
-				t.Fatalf("%s: Settings: %v", path, err)
-			}
-			c.Settings = s.Settings
-			continue
-		}
-		obj, err := manifest.Decode(doc)
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		if s, ok := obj.(*discoveryv1.EndpointSlice); ok {
-			c.EndpointSlices = append(c.EndpointSlices, *s)
-			continue
-		}
-		if err := c.Snapshot.Add(obj); err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-	}
-	return c
+	return Case{Case: c, Input: filepath.Base(path)}
 }
 
 // Run renders every case of testdata with render and compares the result with its golden file
