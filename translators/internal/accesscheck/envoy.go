@@ -387,12 +387,9 @@ type connection struct {
 // Envoy sidecars and proxyless clients offer), or in plain text (without a verified identity).
 // The client picks, so the request is allowed when any of them gets through.
 func (l *Listener) Allows(t testing.TB, req Request) bool {
-	t.Helper()
-	if l.kind == GRPCServer {
-		if !req.HTTP {
-			return false // a gRPC server speaks HTTP/2 only
-		}
-		req.Method = "POST"
+	if l.kind == GRPCServer && (!req.HTTP || req.Method != "POST") {
+		// A gRPC server's transport takes HTTP/2 POSTs only; its RBAC sees nothing else.
+		return false
 	}
 	var conns []connection
 	if req.Principal != "" {
@@ -412,7 +409,6 @@ func (l *Listener) Allows(t testing.TB, req Request) bool {
 }
 
 func (l *Listener) allowsOver(t testing.TB, req Request, conn connection) bool {
-	t.Helper()
 	c := l.chainFor(t, req, conn)
 	if c == nil || c.mtls != conn.tls {
 		// No chain, or TLS against a chain without it (Envoy: a chain without a TLS transport
@@ -453,7 +449,6 @@ func (l *Listener) allowsOver(t testing.TB, req Request, conn connection) bool {
 // application_protocols (from TLS, or "http/1.1" from http_inspector for plain-text HTTP), falling
 // back to default_filter_chain. A gRPC server has one chain without a match.
 func (l *Listener) chainFor(t testing.TB, req Request, conn connection) *chain {
-	t.Helper()
 	if l.kind == GRPCServer {
 		if len(l.chains) != 1 {
 			t.Fatalf("accesscheck: gRPC server listener has %d filter chains; this evaluator understands one", len(l.chains))
@@ -508,7 +503,6 @@ type rbacContext struct {
 }
 
 func (l *Listener) rbacAllows(t testing.TB, rules, shadow *rbacv3.RBAC, ctx rbacContext) bool {
-	t.Helper()
 	if l.shadowAsEnforced && rules == nil {
 		rules = shadow
 	}
@@ -527,7 +521,6 @@ func (l *Listener) rbacAllows(t testing.TB, rules, shadow *rbacv3.RBAC, ctx rbac
 }
 
 func permits(t testing.TB, p *rbacv3.Permission, ctx rbacContext) bool {
-	t.Helper()
 	switch r := p.Rule.(type) {
 	case *rbacv3.Permission_Any:
 		return r.Any
@@ -557,7 +550,6 @@ func permits(t testing.TB, p *rbacv3.Permission, ctx rbacContext) bool {
 }
 
 func identifies(t testing.TB, p *rbacv3.Principal, ctx rbacContext) bool {
-	t.Helper()
 	switch id := p.Identifier.(type) {
 	case *rbacv3.Principal_Any:
 		return id.Any
@@ -590,7 +582,6 @@ func identifies(t testing.TB, p *rbacv3.Principal, ctx rbacContext) bool {
 // headerMatches is Envoy's HeaderMatcher without inversion: present_match compares presence,
 // string_match needs the header present. The network filter sees no header at all.
 func headerMatches(t testing.TB, h *routev3.HeaderMatcher, ctx rbacContext) bool {
-	t.Helper()
 	name := strings.ToLower(h.Name)
 	var value string
 	present := false
@@ -612,7 +603,6 @@ func headerMatches(t testing.TB, h *routev3.HeaderMatcher, ctx rbacContext) bool
 }
 
 func stringMatches(t testing.TB, m *matcherv3.StringMatcher, s string) bool {
-	t.Helper()
 	fold := func(v string) string {
 		if m.IgnoreCase {
 			return strings.ToLower(v)

@@ -507,8 +507,8 @@ func (g *generator) fillPool() {
 			}
 		}
 	}
-	for _, groups := range g.groups {
-		for _, gr := range groups {
+	for _, ns := range sortedKeys(g.groups) {
+		for _, gr := range g.groups[ns] {
 			for _, m := range gr.matches {
 				p.paths = append(p.paths, m.paths...)
 			}

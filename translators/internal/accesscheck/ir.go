@@ -31,7 +31,6 @@ type Verdict struct {
 // classified from (SMI's meaning: pathRegex anchored at the start, header regexes over the whole
 // value): a classification that disagrees would make every backend agree with a wrong model.
 func IRVerdict(t testing.TB, model mesh.Model, settings mesh.Settings, req Request) Verdict {
-	t.Helper()
 	var v Verdict
 	for i := range model.AccessRules {
 		r := &model.AccessRules[i]
@@ -68,7 +67,6 @@ func inPortSet(p mesh.PortSet, port int32) bool {
 }
 
 func irMatches(t testing.TB, m mesh.HTTPMatch, req Request) bool {
-	t.Helper()
 	if !irPathMatches(t, m.Path, req.Path) {
 		return false
 	}
@@ -85,7 +83,6 @@ func irMatches(t testing.TB, m mesh.HTTPMatch, req Request) bool {
 }
 
 func irPathMatches(t testing.TB, p mesh.PathMatch, path string) bool {
-	t.Helper()
 	var byKind bool
 	switch p.Kind {
 	case mesh.PathAny:
@@ -108,7 +105,6 @@ func irPathMatches(t testing.TB, p mesh.PathMatch, path string) bool {
 }
 
 func irHeaderMatches(t testing.TB, h mesh.HeaderMatch, value string) bool {
-	t.Helper()
 	var byKind bool
 	switch h.Kind {
 	case mesh.HeaderPresent:
@@ -134,7 +130,6 @@ func irHeaderMatches(t testing.TB, h mesh.HeaderMatch, value string) bool {
 // fullMatch reports whether RE2 regex re matches the whole of s, as Envoy's safe_regex and SMI
 // header regexes do.
 func fullMatch(t testing.TB, re, s string) bool {
-	t.Helper()
 	return compile(t, "^(?:"+re+")$").MatchString(s)
 }
 
@@ -143,7 +138,6 @@ func fullMatch(t testing.TB, re, s string) bool {
 var regexps sync.Map
 
 func compile(t testing.TB, re string) *regexp.Regexp {
-	t.Helper()
 	if c, ok := regexps.Load(re); ok {
 		return c.(*regexp.Regexp)
 	}

@@ -24,6 +24,9 @@ type Backend struct {
 	// request that the backend allows beyond the model is counted in Stats.KnownGaps instead of
 	// failing the property, so the exemption is as narrow as the report that justifies it.
 	KnownGap func(diags []mesh.Diagnostic, settings mesh.Settings, req Request) (mesh.Diagnostic, bool)
+	// Receives, when set, turns a probe into a request the backend can receive (a gRPC server
+	// receives only HTTP/2 POSTs), before both sides judge it.
+	Receives func(Request) Request
 }
 
 // Stats count the requests of the cases checked.
@@ -93,10 +96,18 @@ type Violation struct {
 // first violation, shrunk.
 func Check(t testing.TB, c *Case, r *rand.Rand, n int, backend Backend) (Stats, *Violation) {
 	t.Helper()
+	return check(t, c, r, n, backend, true)
+}
+
+func check(t testing.TB, c *Case, r *rand.Rand, n int, backend Backend, shrinkViolation bool) (Stats, *Violation) {
+	t.Helper()
 	model, diags := mesh.Build(c.Snapshot, c.Settings)
 	allows := backend.Translate(t, model, c.Settings)
 	st := Stats{Cases: 1}
 	for _, req := range c.Requests(r, n) {
+		if backend.Receives != nil {
+			req = backend.Receives(req)
+		}
 		st.Requests++
 		v := IRVerdict(t, model, c.Settings, req)
 		if !v.Governed {
@@ -114,6 +125,9 @@ func Check(t testing.TB, c *Case, r *rand.Rand, n int, backend Backend) (Stats, 
 					st.gap = d.String()
 				}
 				continue
+			}
+			if !shrinkViolation {
+				return st, &Violation{Snapshot: c.Snapshot, Settings: c.Settings, Request: req}
 			}
 			return st, shrink(t, c.Snapshot, c.Settings, req, backend)
 		}
@@ -284,4 +298,73 @@ func FuzzProperty(f *testing.F, backend Backend) {
 			t.Fatal(v)
 		}
 	})
+}
+
+// RequireCatchesWidenings checks that the property is not blind: the backend, translating models
+// widened on purpose (every port, one more source, any path, any method, no header condition),
+// must be caught within a few hundred cases for each widening.
+func RequireCatchesWidenings(t *testing.T, backend Backend) {
+	for name, widen := range widenings {
+		t.Run(name, func(t *testing.T) {
+			widened := backend
+			widened.Translate = func(t testing.TB, model mesh.Model, settings mesh.Settings) func(Request) bool {
+				model.AccessRules = cloneRules(model.AccessRules)
+				for i := range model.AccessRules {
+					widen(&model.AccessRules[i])
+				}
+				return backend.Translate(t, model, settings)
+			}
+			for i := range 500 {
+				r := rand.New(rand.NewPCG(propertySeed+1, uint64(i)))
+				if _, v := check(t, Generate(r), r, 150, widened, false); v != nil {
+					return
+				}
+			}
+			t.Fatalf("a backend that widens access to %s passed the property on 500 cases: the property cannot see it", name)
+		})
+	}
+}
+
+// widenings grant more than an access rule allows, each in one dimension of the request tuple.
+var widenings = map[string]func(*mesh.AccessRule){
+	"every port": func(r *mesh.AccessRule) {
+		if !r.HTTPPorts.Empty() {
+			r.HTTPPorts = mesh.PortSet{All: true}
+		}
+		if !r.TCP.Empty() {
+			r.TCP = mesh.PortSet{All: true}
+		}
+	},
+	// The destination itself, which the generator never makes its own source on purpose, but
+	// may by chance: then another rule's widening finds it.
+	"one more source": func(r *mesh.AccessRule) {
+		if !slices.Contains(r.Sources, r.Destination) {
+			r.Sources = append(r.Sources, r.Destination)
+		}
+	},
+	"any path": func(r *mesh.AccessRule) {
+		for i := range r.HTTP {
+			r.HTTP[i].Path = mesh.PathMatch{Kind: mesh.PathAny}
+		}
+	},
+	"any method": func(r *mesh.AccessRule) {
+		for i := range r.HTTP {
+			r.HTTP[i].Methods = nil
+		}
+	},
+	"no header condition": func(r *mesh.AccessRule) {
+		for i := range r.HTTP {
+			r.HTTP[i].Headers = nil
+		}
+	},
+}
+
+// cloneRules copies rules deep enough for widenings to edit them.
+func cloneRules(rules []mesh.AccessRule) []mesh.AccessRule {
+	out := slices.Clone(rules)
+	for i := range out {
+		out[i].Sources = slices.Clone(out[i].Sources)
+		out[i].HTTP = slices.Clone(out[i].HTTP)
+	}
+	return out
 }

@@ -135,9 +135,9 @@ func (c *Case) perturb(r *rand.Rand, req *Request) {
 			req.Headers[h.name] = pick(r, h.values)
 		}
 	default:
-		for k := range req.Headers {
-			delete(req.Headers, k)
-			break
+		// Sorted, so that a case replays the same requests.
+		if names := slices.Sorted(maps.Keys(req.Headers)); len(names) > 0 {
+			delete(req.Headers, pick(r, names))
 		}
 	}
 }
