@@ -67,8 +67,13 @@ vet: ## go vet, and fail on unformatted files.
 	go vet ./...
 
 .PHONY: test
-test: control-plane vet verify-generated ## Run every test: unit, golden, fuzz seeds, envtest suites.
+test: control-plane vet verify-generated ## Run every test: unit, golden, fuzz seeds, envtest suites, Istio's validation.
 	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" go test $(GO_TEST_FLAGS) ./...
+	hack/test-istio.sh $(GO_TEST_FLAGS)
+
+.PHONY: test-istio
+test-istio: ## Run module test/istio: every Istio object the translator emits through istiod's own validation.
+	hack/test-istio.sh $(GO_TEST_FLAGS)
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s).
