@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -264,15 +266,33 @@ func (v *Violation) String() string {
 // Property checks the property on cases random cases of requests requests each, seeded by the
 // case's index so that a failure names the case to replay, and fails unless enough requests are
 // allowed by both sides (see RequireAllowedShare).
+//
+// ACCESS_PROPERTY_CASES and ACCESS_PROPERTY_SEED, when set, replace the number of cases and the
+// seed, for longer searches than go test's default run.
 func Property(t *testing.T, backend Backend, cases, requests int) Stats {
 	t.Helper()
+	seed := uint64(propertySeed)
+	if v := os.Getenv("ACCESS_PROPERTY_CASES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			t.Fatalf("ACCESS_PROPERTY_CASES=%q: %v", v, err)
+		}
+		cases = n
+	}
+	if v := os.Getenv("ACCESS_PROPERTY_SEED"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("ACCESS_PROPERTY_SEED=%q: %v", v, err)
+		}
+		seed = n
+	}
 	var total Stats
 	for i := range cases {
-		r := rand.New(rand.NewPCG(propertySeed, uint64(i)))
+		r := rand.New(rand.NewPCG(seed, uint64(i)))
 		c := Generate(r)
 		st, v := Check(t, c, r, requests, backend)
 		if v != nil {
-			t.Fatalf("case %d (rand.NewPCG(%d, %d)): %s", i, propertySeed, i, v)
+			t.Fatalf("case %d (rand.NewPCG(%d, %d)): %s", i, seed, i, v)
 		}
 		total.Add(st)
 	}
