@@ -208,6 +208,11 @@ func normaliseMethods(in []string) ([]string, error) {
 		case string(specsv1alpha4.HTTPRouteMethodAll):
 			all = true
 		default:
+			if !slices.Contains(smi.HTTPMethods, m) {
+				// As the webhook refuses it; backends get only SMI's methods, whose xDS regex
+				// stays within Envoy's limits (see smi.HTTPMethods).
+				return nil, fmt.Errorf("method %s is none of SMI's (%s)", quoteRegex(m), strings.Join(smi.HTTPMethods, ", "))
+			}
 			out = append(out, m)
 		}
 	}

@@ -228,6 +228,7 @@ func TestInvalidHTTPMatchMatchesNothing(t *testing.T) {
 		{"path regex over istiod's length once anchored", specsv1alpha4.HTTPMatch{Name: "m", PathRegex: "/" + strings.Repeat("a", 1017)}},
 		{"header regex over Envoy's program size", specsv1alpha4.HTTPMatch{Name: "m", Headers: map[string]string{"accept-language": `\p{L}+`}}},
 		{"path regex over Envoy's program size", specsv1alpha4.HTTPMatch{Name: "m", PathRegex: "/items/[0-9a-f]{100}"}},
+		{"method SMI does not define", specsv1alpha4.HTTPMatch{Name: "m", Methods: []string{"GET", "PURGE"}}},
 		{"1 MiB header regex", specsv1alpha4.HTTPMatch{Name: "m", Headers: map[string]string{"x-huge": strings.Repeat("(a|b)*", 1<<20/6)}}},
 	}
 	group := ref(smi.HTTPRouteGroupKind, "g")

@@ -39,9 +39,6 @@ type header struct {
 	namePath, valuePath *field.Path
 }
 
-// httpMethods are RFC 7231's methods plus PATCH (RFC 5789), as smi-sdk-go lists them, and "*" for any.
-var httpMethods = []string{"*", "GET", "HEAD", "PUT", "POST", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
-
 // newHTTPRouteGroupForm starts the form for a version keeping its matches under root (nil: top level).
 func newHTTPRouteGroupForm(root *field.Path, hasHeaders bool) *httpRouteGroupForm {
 	return &httpRouteGroupForm{matchesPath: root.Child("matches"), underSpec: root != nil, hasHeaders: hasHeaders}
@@ -73,8 +70,8 @@ func (g *httpRouteGroupForm) validate() field.ErrorList {
 		methods := firstSeen[string]{}
 		for j, method := range m.methods {
 			mp := p.Child("methods").Index(j)
-			if !slices.Contains(httpMethods, method) {
-				errs = append(errs, notSupported(mp, method, httpMethods,
+			if !slices.Contains(smi.HTTPMethods, method) {
+				errs = append(errs, notSupported(mp, method, smi.HTTPMethods,
 					`HTTP methods are case-sensitive (RFC 7231 section 4.1) and "*" means any`))
 			} else if first := methods.dup(method, mp); first != nil {
 				errs = append(errs, duplicate(mp, method, fmt.Sprintf("already listed at %s", first)))
