@@ -18,8 +18,11 @@
 // --namespace given, an object naming another one is refused, as kubectl refuses it.
 //
 // The why: the same code decides both times. Objects go through the checks the cluster applies
-// (the validating webhook's apis/smi/validation.ValidateJSON on the JSON as written, object
-// metadata, strict fields), conversion to the hub (mesh.Snapshot.Add), mesh.Build with the
+// (for SMI objects, what the API server does with a create against the generated CRDs, embedded
+// in the binary: package crdvalidation, with apiextensions-apiserver's own schema, list-type and
+// CEL validation; then, if that accepts them, the validating webhook's
+// apis/smi/validation.ValidateJSON on the JSON the webhook would receive; for the other kinds,
+// object metadata and strict fields), conversion to the hub (mesh.Snapshot.Add), mesh.Build with the
 // manager's settings flags (--trust-domain, --cluster-domain, --access-mode, --mtls, same
 // defaults) and the backend's translator, the very functions the controllers call. A reviewer sees
 // what will be written and which conditions the SMI objects will get, in the words the cluster
@@ -35,8 +38,9 @@
 //   - "error:" input the cluster would refuse: a document that is not YAML or JSON or not an
 //     object, a missing kind or apiVersion, an SMI kind or version the cluster does not serve
 //     ("no matches for kind"), a kind of a built-in API group that does not exist, invalid
-//     metadata, a field the webhook refuses (each field.Error as the API server prints it, with
-//     the paths of the version written), an unknown field (strict decoding); and every diagnostic
+//     metadata, a field the CRD schema or the webhook refuses (each field.Error as the API server
+//     prints it, with the full path in the version written: "spec.backends[0].weight: Required
+//     value"), an unknown field (strict decoding); and every diagnostic
 //     of severity Error: an SMI object that would not be programmed (Accepted=False Conflicted,
 //     ResolvedRefs=False ApexNotFound, ...).
 //   - "warning:" diagnostics of severity Warning (part of an object ignored, the rest in effect),
@@ -63,13 +67,10 @@
 //     of a wanted name belongs to someone else) cannot be seen. Conflicts between TrafficSplits
 //     on one apex are settled as the cluster does, by creationTimestamp then name; input without
 //     timestamps (the usual case) is settled by name, where the cluster would take creation order.
-//   - The CRD schemas' own checks (OpenAPI types, CEL) are not run: the webhook re-checks the
-//     rules that matter (required fields, weights, ports, names, regexes, references) and a value
-//     of the wrong type does not decode, so what the schema would refuse is refused here too, but
-//     in the webhook's or the decoder's words rather than the schema's. Updates are
-//     not modelled: the webhook's ratcheting of errors an object already had does not apply, every
-//     object is judged as created. Kinds other than SMI's are checked for metadata and fields
-//     only, not for their own API validation (a Service's ports, a Deployment's template).
+//   - Updates are not modelled: the ratcheting of errors an object already had (the CRD
+//     schemas' and the webhook's) does not apply, every object is judged as created. Kinds other
+//     than SMI's are checked for metadata and fields only, not for their own API validation (a
+//     Service's ports, a Deployment's template).
 //   - The API server defaults nothing here: a Service without clusterIP has no virtual IP, so Envoy
 //     sidecars get no outbound chain for it (headless); give clusterIP in the input to see them.
 //   - The whole input is translated at once; the controllers translate one SMI object at a time

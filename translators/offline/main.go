@@ -58,9 +58,9 @@ const usageText = `Usage: smi-operator translate [flags] FILE|DIR|- ...
 Reads SMI objects of any served version, with the Services, EndpointSlices, Deployments,
 StatefulSets and DaemonSets they need, from YAML or JSON manifests ("-" is standard input; a
 directory is read recursively: *.yaml, *.yml, *.json, in name order), checks them as the cluster
-would (the SMI validating webhook, object metadata, strict fields), and prints what the operator
-would program: the Istio objects as a YAML stream (--backend=istio), or the xDS resources as JSON
-(--backend=xds). No cluster is contacted.
+would (the SMI CRDs' schemas and the SMI validating webhook, object metadata, strict fields), and
+prints what the operator would program: the Istio objects as a YAML stream (--backend=istio), or
+the xDS resources as JSON (--backend=xds). No cluster is contacted.
 
 Standard error gets one line per finding, "error:", "warning:" or "note:" first: input the cluster
 would refuse, then the diagnostics the SMI objects would get as conditions.

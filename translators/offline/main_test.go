@@ -2,6 +2,7 @@ package offline
 
 import (
 	"bytes"
+	"fmt"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -131,4 +132,89 @@ func findings(reports []report) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// schemaCases are objects the CRD schemas refuse (issue 12, defect 4) with what the API server
+// says of each: a backend without weight, more items than maxItems, a name longer than maxLength,
+// a bare number where v1alpha1 takes an integer or a quantity string.
+var schemaCases = []struct {
+	name, doc string
+	want      []string // the API server's field errors, in its order
+}{
+	{"v1alpha4 backend without weight",
+		split("v1alpha4", `[{service: web-v1}]`),
+		[]string{"spec.backends[0].weight: Required value"}},
+	{"v1alpha2 backend without weight",
+		split("v1alpha2", `[{service: web-v1, weight: 1}, {service: web-v2}]`),
+		[]string{"spec.backends[1].weight: Required value"}},
+	{"129 backends",
+		split("v1alpha4", backends(129)),
+		[]string{"spec.backends: Too many: 129: must have at most 128 items"}},
+	{"200 headers",
+		routeGroup(strings.Repeat("a", 5), headers(200)),
+		[]string{"spec.matches[0].headers: Too many: 200: must have at most 128 items"}},
+	{"300-character match name",
+		routeGroup(strings.Repeat("a", 300), headers(1)),
+		[]string{"spec.matches[0].name: Too long: may not be more than 253 bytes"}},
+	{"v1alpha1 weight 0.5",
+		split("v1alpha1", `[{service: web-v1, weight: 0.5}]`),
+		// Each branch of the schema's anyOf, and the CEL rule, skipped, say something.
+		[]string{
+			`spec.backends[0].weight: Invalid value: "number": spec.backends[0].weight in body must be of type integer,string: "number"`,
+			`<nil>: Invalid value: "": "spec.backends[0].weight" must validate at least one schema (anyOf)`,
+			`spec.backends[0].weight: Invalid value: "number": spec.backends[0].weight in body must be of type integer: "number"`,
+			`<nil>: Invalid value: "": Checked value must be of type integer (default format) in spec.backends[0].weight`,
+			`<nil>: Invalid value: null: some validation rules were not checked because the object was invalid; correct the existing errors to complete validation`,
+		}},
+}
+
+func split(version, backends string) string {
+	return "apiVersion: split.smi-spec.io/" + version + "\nkind: TrafficSplit\nmetadata: {name: web, namespace: shop}\n" +
+		"spec: {service: web, backends: " + backends + "}\n"
+}
+
+func backends(n int) string {
+	items := make([]string, n)
+	for i := range items {
+		items[i] = fmt.Sprintf("{service: web-v%d, weight: 1}", i)
+	}
+	return "[" + strings.Join(items, ", ") + "]"
+}
+
+func routeGroup(matchName, headers string) string {
+	return "apiVersion: specs.smi-spec.io/v1alpha4\nkind: HTTPRouteGroup\nmetadata: {name: routes, namespace: shop}\n" +
+		"spec: {matches: [{name: " + matchName + ", headers: " + headers + "}]}\n"
+}
+
+func headers(n int) string {
+	items := make([]string, n)
+	for i := range items {
+		items[i] = fmt.Sprintf("{x-h%d: v}", i)
+	}
+	return "[" + strings.Join(items, ", ") + "]"
+}
+
+// TestCRDSchemaLimits checks that translate refuses what the CRD schemas refuse, in the API
+// server's words with the full field path, and exits 1: issue 12, defect 4, where such objects
+// were accepted (a missing weight taken as 0, a bare 0.5 as a quantity).
+func TestCRDSchemaLimits(t *testing.T) {
+	for _, tc := range schemaCases {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			// The apex exists, so that a split the schema accepted would be programmed: its
+			// backends' Services missing are warnings only.
+			input := tc.doc + "---\napiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {ports: [{port: 80}]}\n"
+			code := Main([]string{"--backend=none", "-"}, strings.NewReader(input), &stdout, &stderr)
+			subject := regexp.MustCompile(`^error: \S+:\d+ \(document \d+\): \w+ shop/\w+ \([^)]*\): `)
+			var got []string
+			for line := range strings.Lines(stderr.String()) {
+				if strings.HasPrefix(line, "error: ") {
+					got = append(got, subject.ReplaceAllString(strings.TrimSuffix(line, "\n"), ""))
+				}
+			}
+			if code != ExitInvalid || !slices.Equal(got, tc.want) {
+				t.Errorf("exit code %d, stderr:\n%s\nwant exit code 1 and exactly:\n%s", code, strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+			}
+		})
+	}
 }

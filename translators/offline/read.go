@@ -23,6 +23,7 @@ import (
 
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/validation"
+	"github.com/smi-operator/smi-operator/translators/offline/crdvalidation"
 	"github.com/smi-operator/smi-operator/translators/offline/manifest"
 )
 
@@ -276,7 +277,8 @@ func (r *reader) object(pos position, gvk schema.GroupVersionKind, m map[string]
 	isSMI := isSMIGroup(gvk.Group)
 	builtin := clientgoscheme.Scheme.IsGroupRegistered(gvk.Group)
 	switch {
-	case isSMI && !manifest.Reads(gvk):
+	case isSMI && !crdvalidation.Served(gvk):
+		// The CRDs say what the cluster serves.
 		r.report(levelError, at, "%s", noMatches(gvk))
 		return
 	case manifest.Reads(gvk):
@@ -306,36 +308,26 @@ func (r *reader) object(pos position, gvk schema.GroupVersionKind, m map[string]
 			"You must pass '--namespace=%s' to perform this operation.", namespace, r.namespace, namespace)
 		return
 	}
-	if errs := validateMeta(gvk, meta); len(errs) > 0 {
-		r.fieldErrors(at, errs)
-		return
+	var errs field.ErrorList
+	var err error
+	if isSMI {
+		errs, err = admitSMI(gvk, m)
+	} else {
+		errs = validateMeta(gvk, meta)
 	}
-	raw, err := json.Marshal(m)
 	if err != nil {
 		r.report(levelError, at, "%v", err)
 		return
 	}
-	if isSMI {
-		// The validating webhook's checks, on the JSON as written: they keep input that would
-		// make decoding misbehave (v1alpha1 quantities) from reaching the decoder below.
-		errs, err := validation.ValidateJSON(gvk, raw)
-		if err != nil {
-			r.report(levelError, at, "%v", err)
-			return
-		}
-		if len(errs) > 0 {
-			r.fieldErrors(at, errs)
-			return
-		}
-		// Our CRDs give SMI objects a status the SDK types lack; the API server ignores it on
-		// create and update (it is a subresource), and so does the translation.
-		if _, ok := m["status"]; ok {
-			delete(m, "status")
-			if raw, err = json.Marshal(m); err != nil {
-				r.report(levelError, at, "%v", err)
-				return
-			}
-		}
+	if len(errs) > 0 {
+		r.fieldErrors(at, errs)
+		return
+	}
+	// Decoded only now: what could not be decoded has been refused above, with its field.
+	raw, err := json.Marshal(m)
+	if err != nil {
+		r.report(levelError, at, "%v", err)
+		return
 	}
 	obj, err := manifest.Decode(raw)
 	if err != nil {
@@ -363,8 +355,27 @@ func (r *reader) fieldErrors(at fmt.Stringer, errs field.ErrorList) {
 	}
 }
 
-// validateMeta checks metadata as the API server does on create, with the name rules of the kind:
-// Services' names are DNS-1035 labels, the others' (SMI objects included) DNS-1123 subdomains.
+// admitSMI judges an SMI object as the API server judges its create: against the CRD version's
+// schema (package crdvalidation, which also drops status and unknown fields from m as the API
+// server does), then, only when that accepts it, as the validating webhook does, on the JSON the
+// webhook would receive. The webhook's checks also keep input that would make decoding misbehave
+// (v1alpha1 quantities) from reaching the decoder. err is a decoding error, which ends a request
+// before validation.
+func admitSMI(gvk schema.GroupVersionKind, m map[string]any) (field.ErrorList, error) {
+	errs, err := crdvalidation.Validate(gvk, m)
+	if err != nil || len(errs) > 0 {
+		return errs, err
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return validation.ValidateJSON(gvk, raw)
+}
+
+// validateMeta checks metadata as the API server does on create of a built-in kind, with the name
+// rules of the kind: Services' names are DNS-1035 labels, the others' DNS-1123 subdomains. (SMI
+// objects' metadata is checked by crdvalidation, as for any custom resource.)
 func validateMeta(gvk schema.GroupVersionKind, raw map[string]any) field.ErrorList {
 	path := field.NewPath("metadata")
 	data, err := json.Marshal(raw)
