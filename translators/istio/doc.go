@@ -42,7 +42,9 @@
 //     weight, so listing a 0 next to a single 100 would invite misreading for no benefit. A
 //     positive weight too small to reach 1% is reported (WeightRoundedToZero).
 //   - UDP and SCTP apex ports are not routed by Istio: reported, their traffic is left alone. A
-//     split with no port left to route (or, with matches, no HTTP port) produces nothing.
+//     split with no port left to route (or, with matches, no HTTP port) produces nothing and is
+//     not programmed (NoRoutablePorts; an apex without any port never gets here, package mesh
+//     refuses it for every backend).
 //   - With Settings.MTLS, one DestinationRule per backend (weight 0 included, so mTLS is in place
 //     before traffic shifts) named <split>-<backend>, host the backend FQDN, tls ISTIO_MUTUAL.
 //

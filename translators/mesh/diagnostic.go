@@ -54,6 +54,9 @@ const (
 	// not decode, so what an older version of it holds there cannot be known. For a TrafficTarget
 	// that is its destination port: the target allows nothing.
 	ReasonInvalidConversionData = "InvalidConversionData"
+	// ReasonNoRoutablePorts: a split's apex has no port, so there is no traffic to split (Build),
+	// or none that a backend can route (that backend); nothing is split.
+	ReasonNoRoutablePorts = "NoRoutablePorts"
 	// ReasonNoValidMatches: a split restricted to matches has none left; nothing is split.
 	ReasonNoValidMatches = "NoValidMatches"
 	// ReasonDestinationNamespaceMismatch: a TrafficTarget does not live in its destination's namespace.
@@ -82,8 +85,6 @@ const (
 	// ReasonUnsupportedProtocol: traffic of a protocol the backend cannot route or authorize (UDP,
 	// SCTP) is left as it is.
 	ReasonUnsupportedProtocol = "UnsupportedProtocol"
-	// ReasonNoRoutablePorts: a split's apex has no port the backend can split; nothing is split.
-	ReasonNoRoutablePorts = "NoRoutablePorts"
 	// ReasonWeightRoundedToZero: a small positive weight rounds to nothing in the backend's
 	// integer weights; that backend gets no traffic.
 	ReasonWeightRoundedToZero = "WeightRoundedToZero"

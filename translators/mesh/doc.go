@@ -15,7 +15,9 @@
 // from the [Model]. [SeverityWarning] means part of the object was ignored and the rest is in effect.
 // So a controller sets a condition False (with the first diagnostic's reason) when a diagnostic
 // names it, True otherwise, and Programmed=False for any object absent from the Model. Backend
-// translators report with the same type ([Diagnostics] collects, [SortDiagnostics] merges).
+// translators report with the same type ([Diagnostics] collects, [SortDiagnostics] merges), but
+// only what their backend cannot express: whatever is about what the SMI objects mean is reported
+// here, once, so that every backend (and translate with any of them) says the same of it.
 //
 // # Decisions where SMI is silent or ambiguous
 //
@@ -27,6 +29,8 @@
 //     port of the apex (same number and protocol, empty protocol meaning TCP); SMI maps ports by
 //     number and a backend lacking one would black-hole that port's share.
 //   - A backend listed twice gets the sum of its weights. Negative weights reject the split.
+//   - An apex without any port (a headless Service without ports) carries no traffic to split: the
+//     split is not programmed (NoRoutablePorts), whatever the backend.
 //   - A match reference that is not a specs.smi-spec.io HTTPRouteGroup rejects the whole split
 //     (Accepted=False, UnsupportedRouteKind): dropping it would change which requests are split in a
 //     way the author did not write. A missing HTTPRouteGroup, or an invalid match in one, is only

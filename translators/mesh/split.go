@@ -89,6 +89,12 @@ func (b *builder) split(ref ObjectRef, ts *splitv1alpha4.TrafficSplit, apexName 
 		return Split{}, false
 	}
 
+	if len(apex.Ports) == 0 {
+		// Every backend would find nothing to route; saying so here makes them all say it alike.
+		b.diags.Fail(ref, smi.ConditionProgrammed, ReasonNoRoutablePorts,
+			"the apex Service %q has no port, so it carries no traffic to split; nothing is split", apexName.Name)
+	}
+
 	s = Split{Source: ref, Apex: apex, Backends: b.splitBackends(ref, apex, ts.Spec.Backends)}
 	total := 0
 	for _, be := range s.Backends {

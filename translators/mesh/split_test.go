@@ -85,6 +85,14 @@ func TestSplitSemantics(t *testing.T) {
 			diag(splitRef, smi.ConditionResolvedRefs, ReasonApexNotFound, SeverityError),
 		},
 	}, {
+		// Said here, not by each backend, so that every backend reports it alike (issue 12).
+		name:     "apex without ports is not programmed: there is no traffic to split",
+		splits:   []splitv1alpha4.TrafficSplit{trafficSplit("canary", "portless", 0, backend("portless-v2", 1))},
+		services: []corev1.Service{service("portless"), service("portless-v2")},
+		wantDiags: []Diagnostic{
+			diag(splitRef, smi.ConditionProgrammed, ReasonNoRoutablePorts, SeverityError),
+		},
+	}, {
 		name:   "weight zero backend is kept with no traffic",
 		splits: []splitv1alpha4.TrafficSplit{trafficSplit("canary", "web", 0, backend("web-v1", 100), backend("web-v2", 0))},
 		want:   []Split{{Source: splitRef, Apex: apex, Backends: []Backend{{v1, 100}, {v2, 0}}}},

@@ -184,7 +184,8 @@
 //   - Routes have timeout 0s (none): Envoy's default of 15 s would cut every gRPC stream and long
 //     request; grpc-go ignores the field.
 //   - Only TCP ports are translated: proxyless gRPC has no UDP or SCTP. A split apex port of
-//     another protocol is reported as a warning on the TrafficSplit.
+//     another protocol is reported as a warning on the TrafficSplit; a split whose apex has no
+//     TCP port at all is not programmed (NoRoutablePorts), as on Istio.
 //   - ClusterLoadAssignments have one LocalityLbEndpoints per zone (the empty zone included),
 //     each with a locality and a load_balancing_weight, because grpc-go silently drops localities
 //     lacking either. The weight is the number of endpoints in the zone: grpc-go first picks a

@@ -26,10 +26,6 @@ import (
 	"github.com/smi-operator/smi-operator/translators/mesh"
 )
 
-// ReasonUnsupportedProtocol: a split apex port is not TCP; proxyless gRPC clients cannot use it,
-// so nothing is generated for it.
-const ReasonUnsupportedProtocol = "UnsupportedProtocol"
-
 // Output is the desired set of xDS resources for proxyless gRPC clients. Each list is sorted by
 // resource name, and every RouteConfiguration, Cluster and ClusterLoadAssignment is named by a
 // Listener or a route, so the four lists form one consistent snapshot.
@@ -138,12 +134,18 @@ func SplitRoutes(split mesh.Split) (envoy, proxyless []*routev3.RouteConfigurati
 	var d mesh.Diagnostics
 	for _, port := range split.Apex.Ports {
 		if port.Protocol != corev1.ProtocolTCP {
-			d.Warn(split.Source, smi.ConditionProgrammed, ReasonUnsupportedProtocol,
+			d.Warn(split.Source, smi.ConditionProgrammed, mesh.ReasonUnsupportedProtocol,
 				"port %d of apex %s is %s; proxyless gRPC clients only use TCP, so it is not split", port.Port, split.Apex.Name, port.Protocol)
 			continue
 		}
 		envoy = append(envoy, routeConfiguration(split.Apex, port.Port, splitRoutes(&split, port.Port, false)))
 		proxyless = append(proxyless, routeConfiguration(split.Apex, port.Port, splitRoutes(&split, port.Port, true)))
+	}
+	if len(envoy) == 0 {
+		// An apex without any port never gets here (mesh.Build refuses it); one whose ports are
+		// all UDP or SCTP leaves this backend nothing to split, as it does Istio.
+		d.Fail(split.Source, smi.ConditionProgrammed, mesh.ReasonNoRoutablePorts,
+			"the apex %q has no TCP port, the only traffic the xDS backend routes; nothing is split", split.Apex.Name)
 	}
 	for _, m := range split.Matches {
 		if _, ok := forProxyless(m); !ok {
