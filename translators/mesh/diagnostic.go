@@ -35,6 +35,9 @@ const (
 	ReasonBackendNotFound = "BackendNotFound"
 	// ReasonBackendPortMismatch: a backend Service lacks a port of the apex; the backend is dropped.
 	ReasonBackendPortMismatch = "BackendPortMismatch"
+	// ReasonSelfReferentialSplit: a backend is the split's own apex, which the SMI spec says cannot
+	// be; it is accepted (as OSM and linkerd-smi accept it): its share stays on the apex's endpoints.
+	ReasonSelfReferentialSplit = "SelfReferentialSplit"
 	// ReasonNoWeightedBackends: no remaining backend has a positive weight; traffic stays on the apex.
 	ReasonNoWeightedBackends = "NoWeightedBackends"
 	// ReasonRouteNotFound: a referenced HTTPRouteGroup, TCPRoute or UDPRoute does not exist.

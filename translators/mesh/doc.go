@@ -29,6 +29,9 @@
 //     port of the apex (same number and protocol, empty protocol meaning TCP); SMI maps ports by
 //     number and a backend lacking one would black-hole that port's share.
 //   - A backend listed twice gets the sum of its weights. Negative weights reject the split.
+//   - The apex listed as its own backend keeps that share on the apex's own endpoints. The spec
+//     says a split cannot reference itself, but OSM and linkerd-smi accept it, so it is accepted
+//     with a warning (ResolvedRefs=False SelfReferentialSplit) rather than refused.
 //   - An apex without any port (a headless Service without ports) carries no traffic to split: the
 //     split is not programmed (NoRoutablePorts), whatever the backend.
 //   - A match reference that is not a specs.smi-spec.io HTTPRouteGroup rejects the whole split

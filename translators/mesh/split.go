@@ -167,6 +167,14 @@ func (b *builder) splitBackends(ref ObjectRef, apex Service, in []splitv1alpha4.
 				"backend Service %q lacks port %s of the apex %q; it gets no traffic", name, strings.Join(missing, ", "), apex.Name)
 			continue
 		}
+		if name == apex.Name {
+			// The spec says a split cannot reference itself, yet OSM and linkerd-smi accept it, and
+			// it has a plain meaning: that share is not moved. Accepted, but not silently.
+			b.diags.Warn(ref, smi.ConditionResolvedRefs, ReasonSelfReferentialSplit,
+				"backend %q is the apex itself, which the SMI spec says a TrafficSplit cannot be; "+
+					"accepted as other SMI implementations do: its share (weight %d) stays on the apex's own endpoints",
+				name, weights[name])
+		}
 		out = append(out, Backend{Service: svc, Weight: weights[name]})
 	}
 	return out

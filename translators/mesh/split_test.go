@@ -169,9 +169,13 @@ func TestSplitSemantics(t *testing.T) {
 			diag(ref(smi.TrafficSplitKind, "other-namespace"), smi.ConditionAccepted, ReasonInvalidService, SeverityError),
 		},
 	}, {
-		name:   "apex listed as its own backend is legal",
+		// The spec says a split cannot reference itself; OSM and linkerd-smi accept it (issue 12).
+		name:   "apex listed as its own backend keeps its share, with a warning",
 		splits: []splitv1alpha4.TrafficSplit{trafficSplit("canary", "web", 0, backend("web", 900), backend("web-v2", 100))},
 		want:   []Split{{Source: splitRef, Apex: apex, Backends: []Backend{{apex, 900}, {v2, 100}}}},
+		wantDiags: []Diagnostic{
+			diag(splitRef, smi.ConditionResolvedRefs, ReasonSelfReferentialSplit, SeverityWarning),
+		},
 	}, {
 		name:   "backend listed twice gets the sum of its weights",
 		splits: []splitv1alpha4.TrafficSplit{trafficSplit("canary", "web", 0, backend("web-v1", 1), backend("web-v2", 1), backend("web-v1", 2))},
@@ -224,12 +228,12 @@ func TestSplitSemantics(t *testing.T) {
 	}, {
 		name: "splits on different apexes are independent and sorted by apex",
 		splits: []splitv1alpha4.TrafficSplit{
-			trafficSplit("z", "web-v2", 0, backend("web-v2", 1)),
+			trafficSplit("z", "web-v1", 0, backend("web-v2", 1)),
 			trafficSplit("y", "web", 0, backend("web-v1", 1)),
 		},
 		want: []Split{
 			{Source: ref(smi.TrafficSplitKind, "y"), Apex: apex, Backends: []Backend{{v1, 1}}},
-			{Source: ref(smi.TrafficSplitKind, "z"), Apex: v2, Backends: []Backend{{v2, 1}}},
+			{Source: ref(smi.TrafficSplitKind, "z"), Apex: v1, Backends: []Backend{{v2, 1}}},
 		},
 	}}
 	for _, tc := range tests {
