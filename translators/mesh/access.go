@@ -75,6 +75,14 @@ func (b *builder) accessRule(tt *accessv1alpha3.TrafficTarget) (AccessRule, bool
 		return allowed
 	}
 
+	if len(tt.Spec.Rules) == 0 {
+		// v1alpha1 and v1alpha2 let rules be left out, which grants nothing: worth saying, since
+		// an author may read it as "any traffic". (v1alpha3 requires a rule; the webhook refuses
+		// one without, but this also sees targets admitted before it or by others' CRDs.)
+		b.diags.Warn(ref, smi.ConditionResolvedRefs, ReasonNoRules,
+			"the TrafficTarget has no rules, so it allows no traffic to %s %q: a rule names the routes whose traffic to allow",
+			serviceAccountKind, dest.Name)
+	}
 	var tcp PortSet
 	hasHTTPRule, hasTCPRule := false, false
 	for i, r := range tt.Spec.Rules {

@@ -73,6 +73,12 @@ func TestAccessSemantics(t *testing.T) {
 			diag(tt, smi.ConditionResolvedRefs, ReasonInvalidMatch, SeverityWarning),
 		},
 	}, {
+		// Refused by the webhook in v1alpha3; optional in v1alpha1 and v1alpha2 (issue 12).
+		name:      "target without rules allows nothing, with a warning",
+		targets:   []accessv1alpha3.TrafficTarget{trafficTarget("tt", server, sources)},
+		want:      []AccessRule{{Source: tt, Destination: serverID, Sources: []Identity{clientID}}},
+		wantDiags: []Diagnostic{diag(tt, smi.ConditionResolvedRefs, ReasonNoRules, SeverityWarning)},
+	}, {
 		name:    "omitted TCP ports allow every port",
 		targets: []accessv1alpha3.TrafficTarget{trafficTarget("tt", server, sources, rule(smi.TCPRouteKind, "all-ports"))},
 		want:    []AccessRule{{Source: tt, Destination: serverID, Sources: []Identity{clientID}, TCP: all}},

@@ -42,6 +42,8 @@ const (
 	ReasonNoWeightedBackends = "NoWeightedBackends"
 	// ReasonRouteNotFound: a referenced HTTPRouteGroup, TCPRoute or UDPRoute does not exist.
 	ReasonRouteNotFound = "RouteNotFound"
+	// ReasonNoRules: a TrafficTarget has no rules (optional before v1alpha3), so it allows nothing.
+	ReasonNoRules = "NoRules"
 	// ReasonMatchNotFound: a TrafficTarget rule names a match its route does not have.
 	ReasonMatchNotFound = "MatchNotFound"
 	// ReasonInvalidMatch: an HTTPRouteGroup match cannot be compiled; it matches nothing.

@@ -58,6 +58,8 @@
 //     written in, as reading it in v1alpha2 would show it. A port that cannot be known (an
 //     annotation that does not decode) or used (outside 1-65535) makes the target allow nothing.
 //     Sources' ports are not read: a client's port says nothing about what it may reach.
+//   - A target without rules (v1alpha1 and v1alpha2 allowed leaving them out; v1alpha3 requires
+//     one) allows nothing, and says so (ResolvedRefs=False NoRules, a warning).
 //   - A rule that cannot be resolved (missing route, unknown kind, unknown match name, invalid
 //     match, invalid port) grants nothing; access is never widened to compensate. A target whose
 //     rules all failed stays in the Model with nothing allowed, so that backends still treat its

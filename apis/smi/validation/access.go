@@ -14,13 +14,16 @@ import (
 // (named "specs") at the top level; v1alpha2 and v1alpha3 keep them under spec and call the rules
 // "rules". Subjects have a port in v1alpha1 and v1alpha2 only.
 type targetForm struct {
-	namespace   string      // the TrafficTarget's own namespace; empty when unknown
-	root        *field.Path // where destination, sources and rules live: nil for the top level
-	rulesField  string
-	ruleKinds   []string // the route kinds this version can name
-	destination subject
-	sources     []subject
-	rules       []rule
+	namespace  string      // the TrafficTarget's own namespace; empty when unknown
+	root       *field.Path // where destination, sources and rules live: nil for the top level
+	rulesField string
+	ruleKinds  []string // the route kinds this version can name
+	// rulesRequired: the version requires at least one rule (v1alpha3); in older ones rules were
+	// optional, and a target without them is admitted with a warning.
+	rulesRequired bool
+	destination   subject
+	sources       []subject
+	rules         []rule
 }
 
 type subject struct {
@@ -91,8 +94,24 @@ func validateSubject(path *field.Path, s subject) field.ErrorList {
 	return errs
 }
 
+// ruleRequirement is why a TrafficTarget needs a rule, in the words of traffic-access v1alpha3.
+const ruleRequirement = "A valid TrafficTarget must specify a destination, at least one rule, and at least one source"
+
+// warnings are what the webhook admits but tells the author: a TrafficTarget without rules in a
+// version where they were optional.
+func (t *targetForm) warnings() []string {
+	if len(t.rules) == 0 && !t.rulesRequired {
+		return []string{fmt.Sprintf("%s: no rules, so this TrafficTarget allows no traffic (access.smi-spec.io/v1alpha3 requires one: %q)",
+			t.root.Child(t.rulesField), ruleRequirement)}
+	}
+	return nil
+}
+
 func (t *targetForm) validateRules() field.ErrorList {
 	var errs field.ErrorList
+	if len(t.rules) == 0 && t.rulesRequired {
+		errs = append(errs, field.Required(t.root.Child(t.rulesField), ruleRequirement+": without a rule it allows no traffic"))
+	}
 	seen := firstSeen[string]{}
 	for i, r := range t.rules {
 		p := t.root.Child(t.rulesField).Index(i)

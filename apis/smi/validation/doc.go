@@ -39,6 +39,9 @@
 //   - rules (specs in v1alpha1) have kind HTTPRouteGroup or TCPRoute, plus UDPRoute in v1alpha3 (the
 //     only version that can name one, as UDPRoute exists only in specs v1alpha4), a route name, no
 //     kind/name pair twice, and match names that are non-empty and listed once.
+//   - v1alpha3 needs at least one rule ("A valid TrafficTarget must specify a destination, at least
+//     one rule, and at least one source"): without one it allows no traffic. In v1alpha1 and
+//     v1alpha2 rules were optional: a target without them is admitted with a warning.
 //
 // HTTPRouteGroup (specs.smi-spec.io v1alpha1–v1alpha4):
 //   - every match has a name, unique in the group: TrafficTargets refer to matches by name.
@@ -58,7 +61,9 @@
 //
 // [NewWebhook] serves every kind and version above from one handler at [WebhookPath]. It denies
 // CREATE and UPDATE with an apierrors.NewInvalid status (so kubectl prints
-// `spec.backends[1].weight: Invalid value: ...`) and allows everything else. On UPDATE, an error that
+// `spec.backends[1].weight: Invalid value: ...`) and allows everything else, with admission
+// warnings for what it admits but the author should know (a TrafficTarget without rules, in a
+// version where they were optional, allows nothing). On UPDATE, an error that
 // the old object already had is returned as a warning instead: an object admitted before the
 // webhook existed must stay editable (finalizers, labels) and deletable, as with CRD validation
 // ratcheting. Objects being deleted are never blocked.

@@ -194,7 +194,7 @@ func formOf(obj runtime.Object) (form, error) {
 			return subject{kind: s.Kind, name: s.Name, namespace: s.Namespace}
 		}
 		return &targetForm{
-			namespace: o.Namespace, root: field.NewPath("spec"), rulesField: "rules", ruleKinds: allRuleKinds,
+			namespace: o.Namespace, root: field.NewPath("spec"), rulesField: "rules", ruleKinds: allRuleKinds, rulesRequired: true,
 			destination: toSubject(o.Spec.Destination), sources: each(o.Spec.Sources, toSubject),
 			rules: each(o.Spec.Rules, func(r accessv1alpha3.TrafficTargetRule) rule { return rule(r) }),
 		}, nil

@@ -7,6 +7,8 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -55,11 +57,11 @@ func (Handler) Handle(_ context.Context, req admission.Request) admission.Respon
 		}
 		var warnings []string
 		if errs, warnings = ratchet(gvk, req, errs); len(errs) == 0 {
-			return admission.Allowed("").WithWarnings(warnings...)
+			return admission.Allowed("").WithWarnings(append(warnings, advice(obj)...)...)
 		}
 	}
 	if len(errs) == 0 {
-		return admission.Allowed("")
+		return admission.Allowed("").WithWarnings(advice(obj)...)
 	}
 	name := obj.GetName()
 	if name == "" {
@@ -67,6 +69,26 @@ func (Handler) Handle(_ context.Context, req admission.Request) admission.Respon
 	}
 	status := apierrors.NewInvalid(gvk.GroupKind(), name, errs).Status()
 	return admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: false, Result: &status}}
+}
+
+// warner is a form with something to tell the author of an object it admits.
+type warner interface {
+	warnings() []string
+}
+
+// advice returns the warnings for an admitted object: what its version allows but makes it do
+// less than its author may think (a TrafficTarget without rules allows nothing).
+func advice(obj metav1.Object) []string {
+	typed, ok := obj.(runtime.Object)
+	if !ok {
+		return nil
+	}
+	if f, err := formOf(typed); err == nil {
+		if w, ok := f.(warner); ok {
+			return w.warnings()
+		}
+	}
+	return nil
 }
 
 // ratchet keeps, of an update's errors, those the old object did not already have; the others are
