@@ -55,9 +55,9 @@ func (t *translator) authorizationRules(r *mesh.AccessRule) []*securityapi.Rule 
 		ops = append(ops, operation{Operation: &securityapi.Operation{Ports: portStrings(r.TCP)}})
 	}
 	if !r.UDP.Empty() {
-		t.diags.Warn(r.Source, smi.ConditionProgrammed, mesh.ReasonUnsupportedProtocol,
-			"UDP on %s: Istio authorization policies do not apply to UDP, so Istio neither allows nor denies it",
-			r.UDP.String())
+		t.diags.Warn(r.Source, smi.ConditionProgrammed, mesh.ReasonUDPNotEnforced,
+			"the UDP rules (%s) are not enforced: Istio authorization policies do not apply to UDP, "+
+				"so UDP traffic to ServiceAccount %q is neither allowed nor denied by this TrafficTarget", r.UDP.String(), r.Destination.ServiceAccount)
 	}
 	// Checked last so that what cannot be expressed is reported whoever the sources are. Without
 	// sources a rule would have no "from", which Istio reads as "from anyone".

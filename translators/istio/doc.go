@@ -69,7 +69,8 @@
 //   - A rule that allows nothing (no source, no usable traffic) still yields the policy, with no
 //     rules: an ALLOW policy without rules allows nothing for its workloads, where no policy could
 //     leave them open.
-//   - UDP grants are reported (UnsupportedProtocol): Istio authorization does not see UDP.
+//   - UDP grants are reported as not enforced (UDPNotEnforced): Istio authorization does not see
+//     UDP, so UDP traffic is neither allowed nor denied.
 //
 // # Access modes (mesh.Settings.Access)
 //

@@ -87,9 +87,12 @@ const (
 	// ReasonUnsupportedHeaderRegex: an HTTP header regex has no equivalent in the backend's access
 	// policy; the match is left out (allows nothing) rather than widened.
 	ReasonUnsupportedHeaderRegex = "UnsupportedHeaderRegex"
-	// ReasonUnsupportedProtocol: traffic of a protocol the backend cannot route or authorize (UDP,
-	// SCTP) is left as it is.
+	// ReasonUnsupportedProtocol: traffic of a protocol the backend cannot route (UDP, SCTP) is left
+	// as it is.
 	ReasonUnsupportedProtocol = "UnsupportedProtocol"
+	// ReasonUDPNotEnforced: a TrafficTarget's UDPRoute rules are not enforced by the backend, which
+	// cannot see UDP: UDP traffic to the destination is neither allowed nor denied by them.
+	ReasonUDPNotEnforced = "UDPNotEnforced"
 	// ReasonWeightRoundedToZero: a small positive weight rounds to nothing in the backend's
 	// integer weights; that backend gets no traffic.
 	ReasonWeightRoundedToZero = "WeightRoundedToZero"

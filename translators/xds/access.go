@@ -217,9 +217,9 @@ func AccessDiagnostics(rules []mesh.AccessRule) []mesh.Diagnostic {
 	var diags mesh.Diagnostics
 	for _, r := range rules {
 		if !r.UDP.Empty() {
-			diags.Warn(r.Source, smi.ConditionProgrammed, mesh.ReasonUnsupportedProtocol,
-				"UDP on %s: the xDS backend's sidecars and gRPC servers only see TCP, so UDP is neither allowed nor denied",
-				r.UDP.String())
+			diags.Warn(r.Source, smi.ConditionProgrammed, mesh.ReasonUDPNotEnforced,
+				"the UDP rules (%s) are not enforced: the xDS backend's sidecars and gRPC servers only see TCP, "+
+					"so UDP traffic to ServiceAccount %q is neither allowed nor denied by this TrafficTarget", r.UDP.String(), r.Destination.ServiceAccount)
 		}
 		if r.HTTPPorts.Empty() {
 			continue

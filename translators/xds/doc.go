@@ -129,8 +129,8 @@
 //     no source or no usable traffic yields no policy, and an ALLOW without policies denies
 //     everything: the rule's destination is still under control, never left open.
 //   - Nothing is widened: every regex is passed as written (path via FullRegex), what cannot be
-//     enforced allows nothing. UDP grants are not enforced at all (the xDS backend only sees TCP)
-//     and matches on "grpc-" headers allow nothing on proxyless servers (grpc-go NACKs RBAC with
+//     enforced allows nothing. UDP grants are not enforced at all (the xDS backend only sees TCP:
+//     UDPNotEnforced, neither allowed nor denied) and matches on "grpc-" headers allow nothing on proxyless servers (grpc-go NACKs RBAC with
 //     such header matchers, gRFC A41); [AccessDiagnostics] reports both.
 //   - grpc-go evaluates ":method" as POST for every RPC and url_path against "/<service>/<method>",
 //     so HTTPRouteGroups written for gRPC read naturally: methods [POST] or ["*"], pathRegex
