@@ -171,17 +171,28 @@ func portStrings(p mesh.PortSet) []string {
 	return out
 }
 
-// defaultDeny writes, per namespace holding an access rule destination, the allow-nothing policy
-// of enforcing mode. Its empty spec selects every workload of the namespace and, having no rules,
-// matches nothing: traffic that no other ALLOW policy allows is denied.
-func (t *translator) defaultDeny(rules []mesh.AccessRule) {
-	namespaces := map[string]bool{}
-	for _, r := range rules {
-		namespaces[r.Destination.Namespace] = true
+// defaultDeny writes enforcing mode's allow-nothing policy in every namespace where access applies
+// (the model's AccessNamespaces), whether or not a TrafficTarget names it, but Istio's root
+// namespace (see DefaultDenyIn). Its empty spec selects every workload of the namespace and,
+// having no rules, matches nothing: traffic that no other ALLOW policy allows is denied.
+func (t *translator) defaultDeny(namespaces []string) {
+	for _, ns := range namespaces {
+		if DefaultDenyIn(ns) {
+			t.authorizationPolicies.add(DefaultDeny(ns), DefaultDenyName)
+		}
 	}
-	for _, ns := range slices.Sorted(maps.Keys(namespaces)) {
-		t.authorizationPolicies.add(DefaultDeny(ns), DefaultDenyName)
-	}
+}
+
+// RootNamespace is Istio's default root namespace (meshConfig.rootNamespace): a policy there
+// applies to every namespace of the mesh.
+const RootNamespace = "istio-system"
+
+// DefaultDenyIn says whether a namespace where access applies may hold the allow-nothing policy:
+// every one but Istio's root namespace, where it would deny traffic in every namespace, those
+// left out of the access namespaces too. A mesh whose root namespace is another must leave that
+// one out of the selector.
+func DefaultDenyIn(namespace string) bool {
+	return namespace != RootNamespace
 }
 
 // DefaultDeny is enforcing mode's allow-nothing AuthorizationPolicy for a namespace: an empty

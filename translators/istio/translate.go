@@ -51,9 +51,7 @@ func Translate(model mesh.Model, settings mesh.Settings) (Output, []mesh.Diagnos
 	for i := range model.AccessRules {
 		t.accessRule(&model.AccessRules[i])
 	}
-	if settings.Enforcing() {
-		t.defaultDeny(model.AccessRules)
-	}
+	t.defaultDeny(model.AccessNamespaces)
 	out := Output{
 		VirtualServices:       t.virtualServices.finish(),
 		DestinationRules:      t.destinationRules.finish(),

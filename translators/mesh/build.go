@@ -15,8 +15,9 @@ import (
 func Build(snap Snapshot, settings Settings) (Model, []Diagnostic) {
 	b := newBuilder(snap, settings.withDefaults())
 	model := Model{
-		Splits:      b.splits(snap.TrafficSplits),
-		AccessRules: b.accessRules(snap.TrafficTargets),
+		Splits:           b.splits(snap.TrafficSplits),
+		AccessRules:      b.accessRules(snap.TrafficTargets),
+		AccessNamespaces: accessNamespaces(snap, b.settings),
 	}
 	return model, b.diags.Sorted()
 }

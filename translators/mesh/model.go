@@ -19,6 +19,10 @@ type Model struct {
 	// Access is additive: a request to a destination is allowed when any of its rules allows it,
 	// and denied when none does.
 	AccessRules []AccessRule
+	// AccessNamespaces are the snapshot's namespaces where deny-by-default applies, sorted: in
+	// enforcing mode, those Settings.AccessNamespaces selects, whether or not a TrafficTarget
+	// names them. Empty in permissive mode.
+	AccessNamespaces []string
 }
 
 // ObjectRef names an object of the snapshot.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
@@ -20,15 +21,33 @@ type Settings struct {
 	Access AccessMode `json:"access,omitempty"`
 	// MTLS makes clients of split backends use mutual TLS (Istio: ISTIO_MUTUAL DestinationRules).
 	MTLS bool `json:"mtls,omitempty"`
+	// AccessNamespaces is the label selector (in kubectl's syntax, as labels.Parse reads it) of the
+	// namespaces where SMI access applies: in enforcing mode, what no TrafficTarget allows there
+	// is denied, whether or not the namespace holds a TrafficTarget. Default
+	// DefaultAccessNamespaces. A string, not a labels.Selector, so that Settings stay comparable.
+	AccessNamespaces string `json:"accessNamespaces,omitempty"`
 }
+
+// Namespace selectors of AccessNamespaces.
+const (
+	// DefaultAccessNamespaces selects every namespace but Kubernetes' own and Istio's root
+	// namespace: what runs there (cluster DNS, istiod) is the platform, not SMI workloads, and an
+	// AuthorizationPolicy in Istio's root namespace applies to the whole mesh.
+	DefaultAccessNamespaces = NamespaceNameLabel + " notin (kube-system,kube-public,kube-node-lease,istio-system)"
+	// EveryNamespace selects every namespace: the API server labels each with its name. It
+	// stands for an empty selector, which the empty string (the default) cannot.
+	EveryNamespace = NamespaceNameLabel
+	// NamespaceNameLabel is the label the API server sets on every namespace to its name.
+	NamespaceNameLabel = "kubernetes.io/metadata.name"
+)
 
 // AccessMode says how far SMI's deny-by-default reaches.
 type AccessMode string
 
 // Access modes.
 const (
-	// AccessEnforcing is SMI's model: in every namespace holding a TrafficTarget destination,
-	// whatever no TrafficTarget allows is denied, and destinations accept only mutual TLS so that
+	// AccessEnforcing is SMI's model: in every namespace AccessNamespaces selects, whatever no
+	// TrafficTarget allows is denied, and destinations accept only mutual TLS so that
 	// source identities are proven. The default.
 	AccessEnforcing AccessMode = "Enforcing"
 	// AccessPermissive restricts only the workloads that TrafficTargets name (each still accepts
@@ -49,7 +68,46 @@ func (s Settings) withDefaults() Settings {
 	if s.Access == "" {
 		s.Access = AccessEnforcing
 	}
+	if s.AccessNamespaces == "" {
+		s.AccessNamespaces = DefaultAccessNamespaces
+	}
 	return s
+}
+
+// EnforcesIn reports whether deny-by-default applies in a namespace with these labels: enforcing
+// mode, and the namespace selected by AccessNamespaces. A selector that does not parse (which
+// Validate reports) selects every namespace: it fails closed.
+func (s Settings) EnforcesIn(namespaceLabels map[string]string) bool {
+	if !s.Enforcing() {
+		return false
+	}
+	sel, err := labels.Parse(s.withDefaults().AccessNamespaces)
+	return err != nil || sel.Matches(labels.Set(namespaceLabels))
+}
+
+// InNamespace returns the settings that hold for the workloads of a namespace with these labels:
+// Unenforced outside AccessNamespaces, else s.
+func (s Settings) InNamespace(namespaceLabels map[string]string) Settings {
+	if s.Enforcing() && !s.EnforcesIn(namespaceLabels) {
+		return s.Unenforced()
+	}
+	return s
+}
+
+// Unenforced returns the settings of workloads where access is not enforced: AccessPermissive
+// but, when the mesh enforces elsewhere, with mutual TLS kept, since their clients, wherever they
+// run, talk it to them.
+func (s Settings) Unenforced() Settings {
+	if s.Enforcing() {
+		s.Access, s.MTLS = AccessPermissive, true
+	}
+	return s
+}
+
+// NamespaceLabels are the labels the API server gives a namespace of that name and nothing more:
+// what a namespace known only by its name (in `translate`'s input, say) is judged by.
+func NamespaceLabels(name string) map[string]string {
+	return map[string]string{NamespaceNameLabel: name}
 }
 
 // Enforcing reports whether deny-by-default applies. Only an explicit AccessPermissive turns it
@@ -64,6 +122,9 @@ func (s Settings) Validate() error {
 	var errs []error
 	if s.Access != AccessEnforcing && s.Access != AccessPermissive {
 		errs = append(errs, fmt.Errorf("access mode %q is neither %q nor %q", s.Access, AccessEnforcing, AccessPermissive))
+	}
+	if _, err := labels.Parse(s.AccessNamespaces); err != nil {
+		errs = append(errs, fmt.Errorf("access namespace selector %q: %w", s.AccessNamespaces, err))
 	}
 	for _, msg := range validation.IsDNS1123Subdomain(s.ClusterDomain) {
 		errs = append(errs, fmt.Errorf("cluster domain %q: %s", s.ClusterDomain, msg))

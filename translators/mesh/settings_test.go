@@ -6,11 +6,11 @@ import (
 
 func TestSettingsDefaults(t *testing.T) {
 	got := Settings{}.withDefaults()
-	want := Settings{TrustDomain: "cluster.local", ClusterDomain: "cluster.local", Access: AccessEnforcing}
+	want := Settings{TrustDomain: "cluster.local", ClusterDomain: "cluster.local", Access: AccessEnforcing, AccessNamespaces: DefaultAccessNamespaces}
 	if got != want {
 		t.Errorf("defaults = %+v, want %+v", got, want)
 	}
-	set := Settings{TrustDomain: "corp.example", ClusterDomain: "k8s.example", Access: AccessPermissive, MTLS: true}
+	set := Settings{TrustDomain: "corp.example", ClusterDomain: "k8s.example", Access: AccessPermissive, MTLS: true, AccessNamespaces: "team=a"}
 	if got := set.withDefaults(); got != set {
 		t.Errorf("withDefaults changed explicit settings: %+v, want %+v", got, set)
 	}
@@ -47,11 +47,55 @@ func TestSettingsValidate(t *testing.T) {
 		{"trust domain with a scheme", Settings{TrustDomain: "spiffe://corp.example"}, true},
 		{"upper-case trust domain", Settings{TrustDomain: "Corp.Example"}, true},
 		{"cluster domain that is not DNS", Settings{ClusterDomain: "cluster_local"}, true},
+		{"access namespaces selector", Settings{AccessNamespaces: "team in (a,b),!legacy"}, false},
+		{"access namespaces that do not parse", Settings{AccessNamespaces: "team in a"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := tc.settings.Validate(); (err != nil) != tc.wantErr {
 				t.Errorf("Validate() = %v, want error %v", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+func TestSettingsEnforcesIn(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		settings  Settings
+		namespace map[string]string
+		want      bool
+	}{
+		{"default selects an application namespace", Settings{}, NamespaceLabels("shop"), true},
+		{"default leaves kube-system out", Settings{}, NamespaceLabels("kube-system"), false},
+		{"default leaves Istio's root namespace out", Settings{}, NamespaceLabels("istio-system"), false},
+		{"permissive enforces nowhere", Settings{Access: AccessPermissive}, NamespaceLabels("shop"), false},
+		{"selector matches", Settings{AccessNamespaces: "smi=on"}, map[string]string{"smi": "on"}, true},
+		{"selector does not match", Settings{AccessNamespaces: "smi=on"}, NamespaceLabels("shop"), false},
+		{"every namespace, kube-system too", Settings{AccessNamespaces: EveryNamespace}, NamespaceLabels("kube-system"), true},
+		// Validate refuses it; should it slip past, deny-by-default must not open up.
+		{"a selector that does not parse fails closed", Settings{AccessNamespaces: "smi in on"}, NamespaceLabels("shop"), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.settings.EnforcesIn(tc.namespace); got != tc.want {
+				t.Errorf("EnforcesIn(%v) = %v, want %v", tc.namespace, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSettingsInNamespace(t *testing.T) {
+	enforcing := Settings{AccessNamespaces: "smi=on"}
+	if got := enforcing.InNamespace(map[string]string{"smi": "on"}); got != enforcing {
+		t.Errorf("in a selected namespace: %+v, want the settings unchanged", got)
+	}
+	// Outside the selection nothing is denied, but workloads keep mutual TLS: their clients in
+	// enforced namespaces talk it to them.
+	want := Settings{AccessNamespaces: "smi=on", Access: AccessPermissive, MTLS: true}
+	if got := enforcing.InNamespace(NamespaceLabels("shop")); got != want {
+		t.Errorf("outside the selection: %+v, want %+v", got, want)
+	}
+	permissive := Settings{Access: AccessPermissive}
+	if got := permissive.InNamespace(NamespaceLabels("shop")); got != permissive {
+		t.Errorf("permissive mode: %+v, want the settings unchanged (no mutual TLS forced)", got)
 	}
 }

@@ -27,12 +27,18 @@ type Snapshot struct {
 	Deployments  []appsv1.Deployment
 	StatefulSets []appsv1.StatefulSet
 	DaemonSets   []appsv1.DaemonSet
+	// Namespaces, with their labels, say where deny-by-default applies (Settings.AccessNamespaces).
+	// A namespace of the snapshot's objects that is missing here is judged by its name alone.
+	Namespaces []corev1.Namespace
 }
 
 // Add converts an SMI object of any served version to its hub version and appends it, or appends a
-// Service, Deployment, StatefulSet or DaemonSet. Other objects are an error.
+// Service, Deployment, StatefulSet, DaemonSet or Namespace. Other objects are an error.
 func (s *Snapshot) Add(obj runtime.Object) error {
 	switch o := obj.(type) {
+	case *corev1.Namespace:
+		s.Namespaces = append(s.Namespaces, *o)
+		return nil
 	case *corev1.Service:
 		s.Services = append(s.Services, *o)
 		return nil
