@@ -119,7 +119,9 @@ type Server struct {
 	access        map[string]map[mesh.ObjectRef][]mesh.AccessRule
 	accessScopes  map[mesh.ObjectRef][]string
 	accessVersion map[string]uint64
-	pending       pending
+	// unenforced holds the namespaces where access is not enforced (SetNamespace).
+	unenforced map[string]bool
+	pending    pending
 }
 
 // New returns a server with nothing to serve yet; the reconcilers fill it.
@@ -137,6 +139,7 @@ func New(opts Options) *Server {
 		access:        map[string]map[mesh.ObjectRef][]mesh.AccessRule{},
 		accessScopes:  map[mesh.ObjectRef][]string{},
 		accessVersion: map[string]uint64{},
+		unenforced:    map[string]bool{},
 		pending:       pending{scopes: map[string]bool{}},
 	}
 	s.streams = newStreams(opts.Authenticator, s.metrics, opts.Log)

@@ -289,35 +289,8 @@ func TestEnvoySidecarGetsItsListenersAndClusters(t *testing.T) {
 		Ports: []mesh.ServicePort{{Name: "grpc", Port: 80, Protocol: corev1.ProtocolTCP, AppProtocol: "grpc"}}}
 	f.srv.SetService(types.NamespacedName{Namespace: "shop", Name: "web"}, web, xds.Endpoints{})
 
-	subscribe := func(sa, typeURL string) (discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient, *discoveryv3.DiscoveryResponse) {
-		stream := f.ads(t, "")
-		if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node(server.ProxyEnvoy, "shop", sa), TypeUrl: typeURL}); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := stream.Recv()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ack := &discoveryv3.DiscoveryRequest{TypeUrl: typeURL, VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce}
-		if err := stream.Send(ack); err != nil {
-			t.Fatal(err)
-		}
-		return stream, resp
-	}
-	names := func(resp *discoveryv3.DiscoveryResponse) map[string]proto.Message {
-		out := map[string]proto.Message{}
-		for _, a := range resp.Resources {
-			m, err := a.UnmarshalNew()
-			if err != nil {
-				t.Fatal(err)
-			}
-			out[m.(interface{ GetName() string }).GetName()] = m
-		}
-		return out
-	}
-
-	webLDS, lds := subscribe("web", resourcev3.ListenerType)
-	listeners := names(lds)
+	webLDS, lds := f.subscribeEnvoy(t, "shop", "web", resourcev3.ListenerType)
+	listeners := resourcesByName(t, lds)
 	outbound, ok := listeners[xds.OutboundListenerName].(*listenerv3.Listener)
 	if !ok || listeners[xds.InboundListenerName] == nil || len(listeners) != 2 {
 		t.Fatalf("Envoy got listeners %v, want inbound and outbound", slices.Collect(maps.Keys(listeners)))
@@ -331,15 +304,15 @@ func TestEnvoySidecarGetsItsListenersAndClusters(t *testing.T) {
 	if !slices.Equal(vips, []string{"10.96.0.10:80"}) {
 		t.Errorf("outbound chains match %v, want 10.96.0.10:80", vips)
 	}
-	_, cds := subscribe("web", resourcev3.ClusterType)
-	clusters := names(cds)
+	_, cds := f.subscribeEnvoy(t, "shop", "web", resourcev3.ClusterType)
+	clusters := resourcesByName(t, cds)
 	for _, want := range []string{"outbound|80||web.shop.svc.cluster.local", xds.PassthroughClusterName, xds.InboundPassthroughClusterName} {
 		if clusters[want] == nil {
 			t.Errorf("Envoy clusters %v lack %s", slices.Collect(maps.Keys(clusters)), want)
 		}
 	}
 
-	otherLDS, _ := subscribe("other", resourcev3.ListenerType)
+	otherLDS, _ := f.subscribeEnvoy(t, "shop", "other", resourcev3.ListenerType)
 	f.srv.SetAccess(mesh.ObjectRef{Kind: "TrafficTarget", Namespace: "shop", Name: "to-web"}, []mesh.AccessRule{{
 		Source:      mesh.ObjectRef{Kind: "TrafficTarget", Namespace: "shop", Name: "to-web"},
 		Destination: mesh.Identity{Namespace: "shop", ServiceAccount: "web", SPIFFEID: "spiffe://cluster.local/ns/shop/sa/web"},
@@ -350,7 +323,7 @@ func TestEnvoySidecarGetsItsListenersAndClusters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := names(pushed)[xds.InboundListenerName]; got == nil || proto.Equal(got, listeners[xds.InboundListenerName]) {
+	if got := resourcesByName(t, pushed)[xds.InboundListenerName]; got == nil || proto.Equal(got, listeners[xds.InboundListenerName]) {
 		t.Errorf("the web sidecar's inbound listener was not rebuilt for the TrafficTarget")
 	}
 	received := make(chan error, 1)
@@ -359,6 +332,102 @@ func TestEnvoySidecarGetsItsListenersAndClusters(t *testing.T) {
 	case err := <-received:
 		t.Errorf("a sidecar of another identity got a push (%v)", err)
 	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+// subscribeEnvoy opens a stream as the Envoy sidecar of namespace/sa, subscribes to typeURL and
+// ACKs the first response, which it returns with the stream.
+func (f *fixture) subscribeEnvoy(t *testing.T, namespace, sa, typeURL string) (discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient, *discoveryv3.DiscoveryResponse) {
+	t.Helper()
+	stream := f.ads(t, "")
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node(server.ProxyEnvoy, namespace, sa), TypeUrl: typeURL}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack := &discoveryv3.DiscoveryRequest{TypeUrl: typeURL, VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce}
+	if err := stream.Send(ack); err != nil {
+		t.Fatal(err)
+	}
+	return stream, resp
+}
+
+// resourcesByName decodes a response's resources by their names.
+func resourcesByName(t *testing.T, resp *discoveryv3.DiscoveryResponse) map[string]proto.Message {
+	t.Helper()
+	out := map[string]proto.Message{}
+	for _, a := range resp.Resources {
+		m, err := a.UnmarshalNew()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[m.(interface{ GetName() string }).GetName()] = m
+	}
+	return out
+}
+
+// TestAccessAppliesInSelectedNamespaces: deny-by-default holds where the settings' namespace
+// selector selects, and in a namespace the server does not know (it fails closed); a namespace
+// left out gets the listeners of permissive mode (plain text accepted, RBAC only shadowed), and
+// only its sidecars are told.
+func TestAccessAppliesInSelectedNamespaces(t *testing.T) {
+	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessEnforcing, AccessNamespaces: "smi=on"}})
+	inbound := func(resp *discoveryv3.DiscoveryResponse) (chains []string, enforced bool) {
+		t.Helper()
+		l, ok := resourcesByName(t, resp)[xds.InboundListenerName].(*listenerv3.Listener)
+		if !ok {
+			t.Fatalf("no inbound listener in %v", resp.Resources)
+		}
+		for _, c := range l.FilterChains {
+			chains = append(chains, c.Name)
+		}
+		// Only an enforced listener accepts nothing but mutual TLS.
+		return chains, !slices.Contains(chains, "inbound-tcp")
+	}
+	recv := func(stream discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient) *discoveryv3.DiscoveryResponse {
+		t.Helper()
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resp.TypeUrl, VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce}); err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+
+	legacy, first := f.subscribeEnvoy(t, "legacy", "db", resourcev3.ListenerType)
+	if chains, enforced := inbound(first); !enforced {
+		t.Fatalf("a namespace the server knows nothing of is not enforced: chains %v", chains)
+	}
+	orders, _ := f.subscribeEnvoy(t, "orders", "api", resourcev3.ListenerType)
+	f.srv.SetNamespace("orders", map[string]string{"smi": "on"})
+	f.srv.SetNamespace("legacy", map[string]string{"kubernetes.io/metadata.name": "legacy"})
+	if chains, enforced := inbound(recv(legacy)); enforced {
+		t.Errorf("the unselected namespace's sidecar still enforces: chains %v", chains)
+	}
+	received := make(chan error, 1)
+	go func() { _, err := orders.Recv(); received <- err }()
+	select {
+	case err := <-received:
+		t.Errorf("the sidecar of a selected namespace got a push (%v)", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+
+	// Selected again by its labels, then forgotten: enforced both times.
+	f.srv.SetNamespace("legacy", map[string]string{"smi": "on"})
+	if chains, enforced := inbound(recv(legacy)); !enforced {
+		t.Errorf("relabelled into the selection, the namespace is not enforced: chains %v", chains)
+	}
+	f.srv.SetNamespace("legacy", nil)
+	if _, enforced := inbound(recv(legacy)); enforced {
+		t.Fatal("left out again, the namespace is still enforced")
+	}
+	f.srv.DeleteNamespace("legacy")
+	if chains, enforced := inbound(recv(legacy)); !enforced {
+		t.Errorf("a deleted namespace is not enforced: chains %v", chains)
 	}
 }
 

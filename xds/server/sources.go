@@ -103,6 +103,13 @@ func clusterPort(name string) int32 {
 
 func versionOf(prefix string, v uint64) string { return prefix + strconv.FormatUint(v, 10) }
 
+// accessListenerVersion is the version of an identity's listeners: its rules' version, and
+// whether its namespace is enforced. The caller holds the store's read lock.
+func (s *Server) accessListenerVersion(scope string) string {
+	_, suffix := s.accessSettings(scope)
+	return versionOf("access-", s.accessVersion[scope]) + suffix
+}
+
 // grpcListenerSource serves proxyless gRPC nodes their listeners: client listeners, one per
 // Service port, and server listeners built for the asking node's identity.
 type grpcListenerSource struct {
@@ -122,7 +129,7 @@ func (src *grpcListenerSource) Version(scope, name string) (string, bool) {
 	}
 	if strings.HasPrefix(name, xds.ServerListenerNamePrefix) {
 		// A server listener is a function of the name, the identity's rules and the settings.
-		return versionOf("access-", s.accessVersion[scope]), true
+		return s.accessListenerVersion(scope), true
 	}
 	return "", false
 }
@@ -137,7 +144,8 @@ func (src *grpcListenerSource) Resolve(scope, name string) (types.Resource, bool
 		})
 		return res, true
 	}
-	l, err := xds.ServerListener(name, s.rulesOf(scope), s.opts.Settings)
+	settings, _ := s.accessSettings(scope)
+	l, err := xds.ServerListener(name, s.rulesOf(scope), settings)
 	if err != nil {
 		// A malformed server listener name: the client gets no listener (grpc-go reports the
 		// resource missing) and the operator's log says why.
@@ -307,7 +315,7 @@ func (src *envoyListenerSource) Version(scope, name string) (string, bool) {
 	case xds.OutboundListenerName:
 		return versionOf("outbound-", s.outboundVersion), true
 	case xds.InboundListenerName:
-		return versionOf("access-", s.accessVersion[scope]), true
+		return s.accessListenerVersion(scope), true
 	}
 	return "", false
 }
@@ -320,7 +328,8 @@ func (src *envoyListenerSource) Resolve(scope, name string) (types.Resource, boo
 	case xds.OutboundListenerName:
 		return src.outboundListener(), true
 	case xds.InboundListenerName:
-		l, err := xds.InboundListener(s.rulesOf(scope), s.opts.Settings)
+		settings, _ := s.accessSettings(scope)
+		l, err := xds.InboundListener(s.rulesOf(scope), settings)
 		if err != nil {
 			s.opts.Log.Error(err, "cannot build an Envoy inbound listener", "scope", scope)
 			return nil, false

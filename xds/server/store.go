@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/proto"
@@ -91,6 +92,8 @@ type pending struct {
 	deletedListeners, deletedClusters []string
 	scopes                            map[string]bool
 	outbound                          bool
+	// everyScope: the identities' listeners of every scope may have changed.
+	everyScope bool
 }
 
 // SetService serves one Service with its ready endpoints.
@@ -304,6 +307,46 @@ func (s *Server) SetAccess(source mesh.ObjectRef, rules []mesh.AccessRule) {
 	}
 }
 
+// SetNamespace records a namespace's labels, which say whether access is enforced there
+// (mesh.Settings.EnforcesIn): the listeners of its identities follow. A namespace never set is
+// enforced whenever the settings enforce anywhere: unknown, it fails closed.
+func (s *Server) SetNamespace(name string, labels map[string]string) {
+	s.mu.Lock()
+	defer s.unlockAndNotify()
+	s.setUnenforced(name, !s.opts.Settings.EnforcesIn(labels))
+}
+
+// DeleteNamespace forgets a namespace: it is enforced again, should identities of it still ask.
+func (s *Server) DeleteNamespace(name string) {
+	s.mu.Lock()
+	defer s.unlockAndNotify()
+	s.setUnenforced(name, false)
+}
+
+func (s *Server) setUnenforced(namespace string, unenforced bool) {
+	if s.unenforced[namespace] == unenforced {
+		return
+	}
+	if unenforced {
+		s.unenforced[namespace] = true
+	} else {
+		delete(s.unenforced, namespace)
+	}
+	// Namespaces change rarely; the scopes of its identities are not tracked apart from their
+	// watches, so every open listener watch is looked at again (only this namespace's change).
+	s.pending.everyScope = true
+}
+
+// accessSettings are the settings an identity's listeners are built with: the server's, or, in a
+// namespace where access is not enforced, mesh.Settings.InNamespace's. The caller holds the lock.
+func (s *Server) accessSettings(scope string) (mesh.Settings, string) {
+	namespace, _, _ := strings.Cut(scope, "/")
+	if s.unenforced[namespace] {
+		return s.opts.Settings.Unenforced(), "-unenforced"
+	}
+	return s.opts.Settings, ""
+}
+
 // rulesOf returns the access rules whose destination is the scope's identity, in the model's
 // order (by TrafficTarget).
 func (s *Server) rulesOf(scope string) []mesh.AccessRule {
@@ -326,7 +369,10 @@ func (s *Server) unlockAndNotify() {
 	if len(p.listenerNames) > 0 {
 		s.grpcListeners.NotifyNames(p.listenerNames...)
 	}
-	if len(scopes) > 0 {
+	if p.everyScope {
+		s.grpcListeners.Notify()
+		s.envoyListeners.Notify()
+	} else if len(scopes) > 0 {
 		s.grpcListeners.Notify(scopes...)
 		s.envoyListeners.Notify(scopes...)
 	}
