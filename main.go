@@ -46,7 +46,7 @@ const backendFromResource = "resource"
 // fixedBackendFlags configure a backend chosen by --backend; with the resource choosing, its spec
 // holds them instead.
 var fixedBackendFlags = []string{
-	"trust-domain", "cluster-domain", "access-mode", "mtls",
+	"trust-domain", "cluster-domain", "access-mode", "access-namespace-selector", "mtls",
 	"xds-address", "xds-tls-cert-dir", "xds-insecure-plaintext", "xds-token-audiences", "xds-cert-ttl",
 }
 
@@ -104,8 +104,10 @@ func main() {
 	flag.DurationVar(&xdsOpts.CertTTL, "xds-cert-ttl", time.Hour, "Lifetime of the workload certificates served over SDS; renewed at half-life.")
 	flag.StringVar(&settings.TrustDomain, "trust-domain", "cluster.local", "SPIFFE trust domain of workload identities.")
 	flag.StringVar(&settings.ClusterDomain, "cluster-domain", "cluster.local", "DNS domain of the cluster's Services.")
-	flag.StringVar(&accessMode, "access-mode", string(mesh.AccessEnforcing), "Enforcing: SMI deny-by-default (an allow-nothing policy per "+
-		"namespace with TrafficTargets, STRICT mTLS on destinations); Permissive: only what TrafficTargets say.")
+	flag.StringVar(&accessMode, "access-mode", string(mesh.AccessEnforcing), "Enforcing: SMI deny-by-default in every namespace "+
+		"--access-namespace-selector selects (an allow-nothing policy in each, STRICT mTLS on destinations); Permissive: only what TrafficTargets say.")
+	flag.StringVar(&settings.AccessNamespaces, "access-namespace-selector", mesh.DefaultAccessNamespaces, "Label selector (kubectl syntax) of the "+
+		"namespaces SMI access applies to; \""+mesh.EveryNamespace+"\" selects every namespace.")
 	flag.BoolVar(&settings.MTLS, "mtls", false, "Require Istio mutual TLS to TrafficSplit backends (a DestinationRule per backend).")
 	flag.IntVar(&workers, "max-concurrent-reconciles", 8, "Reconciles run in parallel per controller.")
 	flag.IntVar(&qps, "kube-api-qps", 100, "Requests per second to the API server, sustained.")

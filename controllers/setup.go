@@ -26,6 +26,7 @@ import (
 	"github.com/smi-operator/smi-operator/apis/v1alpha1"
 	"github.com/smi-operator/smi-operator/controllers/backends"
 	"github.com/smi-operator/smi-operator/controllers/index"
+	"github.com/smi-operator/smi-operator/controllers/namespace"
 	"github.com/smi-operator/smi-operator/controllers/owned"
 	"github.com/smi-operator/smi-operator/controllers/recent"
 	"github.com/smi-operator/smi-operator/controllers/service"
@@ -89,15 +90,36 @@ func SetupIstio(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	writer := istioWriter(mgr, statuses)
+	targets := traffictarget.Istio{Client: mgr.GetClient(), Writer: writer, Settings: opts.Settings}
 	splitCtrl, targetCtrl, err := setupReconcilers(ctx, mgr, opts, statuses, backendSet{
 		splits:   trafficsplit.Istio{Writer: writer, Settings: opts.Settings},
-		targets:  traffictarget.Istio{Client: mgr.GetClient(), Writer: writer, Settings: opts.Settings},
+		targets:  targets,
 		settings: func() mesh.Settings { return opts.Settings },
 	})
 	if err != nil {
 		return err
 	}
-	return watchAll(splitCtrl, trafficsplit.IstioWatches(mgr), targetCtrl, traffictarget.IstioWatches(mgr))
+	namespaceCtrl, err := (&namespace.Reconciler{
+		Client: mgr.GetClient(), Sink: targets, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+	}).SetupWithManager(mgr)
+	if err != nil {
+		return err
+	}
+	forget := writer.ForgetDeleted()
+	if err := watch(namespaceCtrl, traffictarget.IstioBaselineWatches(mgr, forget)); err != nil {
+		return err
+	}
+	return watchAll(splitCtrl, trafficsplit.IstioWatches(mgr, forget), targetCtrl, traffictarget.IstioWatches(mgr, forget))
+}
+
+// watch adds sources to a controller.
+func watch(c controller.Controller, sources []source.Source) error {
+	for _, src := range sources {
+		if err := c.Watch(src); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // newStatuses returns the status writer of the SMI reconcilers, run by the manager.
@@ -118,17 +140,10 @@ func istioWriter(mgr ctrl.Manager, statuses *status.Deferred) owned.Writer {
 }
 
 func watchAll(splitCtrl controller.Controller, splitSources []source.Source, targetCtrl controller.Controller, targetSources []source.Source) error {
-	for _, src := range splitSources {
-		if err := splitCtrl.Watch(src); err != nil {
-			return err
-		}
+	if err := watch(splitCtrl, splitSources); err != nil {
+		return err
 	}
-	for _, src := range targetSources {
-		if err := targetCtrl.Watch(src); err != nil {
-			return err
-		}
-	}
-	return nil
+	return watch(targetCtrl, targetSources)
 }
 
 // EventReporter is the component the operator's Events are reported as.
@@ -190,6 +205,11 @@ func SetupXDS(ctx context.Context, mgr ctrl.Manager, opts Options, xdsServer *se
 	if err := service.WatchEndpointSlices(ctx, mgr, serviceCtrl); err != nil {
 		return err
 	}
+	if _, err := (&namespace.Reconciler{
+		Client: mgr.GetClient(), Sink: gatedNamespaces{traffictarget.XDS{Server: xdsServer}, gate}, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
 	if err := mgr.Add(gate); err != nil {
 		return err
 	}
@@ -248,7 +268,13 @@ func SetupFromResource(ctx context.Context, mgr ctrl.Manager, opts ResourceOptio
 	if err != nil {
 		return err
 	}
-	sw.SetControllers(splitCtrl, targetCtrl, serviceCtrl)
+	namespaceCtrl, err := (&namespace.Reconciler{
+		Client: mgr.GetClient(), Sink: sw.Namespaces(), Resync: sw.NamespaceResync(), MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+	}).SetupWithManager(mgr)
+	if err != nil {
+		return err
+	}
+	sw.SetControllers(splitCtrl, targetCtrl, serviceCtrl, namespaceCtrl)
 	if err := mgr.Add(sw); err != nil {
 		return err
 	}

@@ -10,13 +10,14 @@ import (
 
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/controllers/backends"
+	"github.com/smi-operator/smi-operator/controllers/namespace"
 	"github.com/smi-operator/smi-operator/controllers/service"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 	"github.com/smi-operator/smi-operator/translators/xds"
 )
 
 // syncGate tells an xDS server it is synced (server.Server.Synced) once the reconcilers have fed
-// it every TrafficSplit, TrafficTarget and Service the cache held when it started: until then a
+// it every TrafficSplit, TrafficTarget, Service and Namespace the cache held when it started: until then a
 // server built with server.Options.HoldUntilSynced answers no proxy, so that proxies connecting
 // to a fresh operator keep their configuration instead of being told that whatever was not fed
 // yet does not exist. It is the fixed --backend=xds wiring's; backends.Switch does the same for
@@ -135,4 +136,26 @@ func (s gatedSink) SetService(key types.NamespacedName, svc *corev1.Service, end
 func (s gatedSink) DeleteService(key types.NamespacedName) {
 	s.sink.DeleteService(key)
 	s.gate.record(backends.ServiceKind, key.Namespace, key.Name)
+}
+
+// gatedNamespaces records on the gate every Namespace its sink has been given or told is gone.
+type gatedNamespaces struct {
+	sink namespace.Sink
+	gate *syncGate
+}
+
+func (s gatedNamespaces) SetNamespace(ctx context.Context, ns *corev1.Namespace) error {
+	err := s.sink.SetNamespace(ctx, ns)
+	if err == nil {
+		s.gate.record(backends.NamespaceKind, "", ns.Name)
+	}
+	return err
+}
+
+func (s gatedNamespaces) DeleteNamespace(ctx context.Context, name string) error {
+	err := s.sink.DeleteNamespace(ctx, name)
+	if err == nil {
+		s.gate.record(backends.NamespaceKind, "", name)
+	}
+	return err
 }

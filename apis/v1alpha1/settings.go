@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	"fmt"
 	"slices"
 	"time"
 
@@ -59,12 +60,38 @@ func (s SMIOperatorSpec) WithDefaults() SMIOperatorSpec {
 // in). It is the same type main.go's flags fill, so the backends need not know where it came from.
 func (s SMIOperatorSpec) Settings() mesh.Settings {
 	d := s.WithDefaults()
+	namespaces, _ := accessNamespaces(d.AccessNamespaceSelector)
 	return mesh.Settings{
-		TrustDomain:   d.TrustDomain,
-		ClusterDomain: d.ClusterDomain,
-		Access:        mesh.AccessMode(d.AccessMode),
-		MTLS:          d.MTLS,
+		TrustDomain:      d.TrustDomain,
+		ClusterDomain:    d.ClusterDomain,
+		Access:           mesh.AccessMode(d.AccessMode),
+		MTLS:             d.MTLS,
+		AccessNamespaces: namespaces,
 	}
+}
+
+// Validate reports what the CRD's schema cannot check: a namespace selector whose keys, values or
+// operators Kubernetes' label selectors refuse.
+func (s SMIOperatorSpec) Validate() error {
+	_, err := accessNamespaces(s.AccessNamespaceSelector)
+	return err
+}
+
+// accessNamespaces writes a namespace selector as mesh.Settings.AccessNamespaces: "" (the
+// default) when unset, mesh.EveryNamespace for the empty selector. One that does not convert
+// selects every namespace, failing closed, and the error says why.
+func accessNamespaces(sel *metav1.LabelSelector) (string, error) {
+	if sel == nil {
+		return "", nil
+	}
+	selector, err := metav1.LabelSelectorAsSelector(sel)
+	if err != nil {
+		return mesh.EveryNamespace, fmt.Errorf("spec.accessNamespaceSelector: %w", err)
+	}
+	if selector.Empty() {
+		return mesh.EveryNamespace, nil
+	}
+	return selector.String(), nil
 }
 
 // XDSSettings are the xDS server's settings with defaults filled in and durations resolved, what

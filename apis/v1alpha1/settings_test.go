@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,6 +89,18 @@ func TestSettings(t *testing.T) {
 		in:   SMIOperatorSpec{TrustDomain: "corp.example", ClusterDomain: "k8s.example", AccessMode: AccessPermissive, MTLS: true},
 		want: mesh.Settings{TrustDomain: "corp.example", ClusterDomain: "k8s.example", Access: mesh.AccessPermissive, MTLS: true},
 	}, {
+		name: "a namespace selector",
+		in: SMIOperatorSpec{AccessNamespaceSelector: &metav1.LabelSelector{
+			MatchLabels:      map[string]string{"smi": "on"},
+			MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "tier", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"legacy"}}},
+		}},
+		want: mesh.Settings{TrustDomain: "cluster.local", ClusterDomain: "cluster.local", Access: mesh.AccessEnforcing, AccessNamespaces: "smi=on,tier notin (legacy)"},
+	}, {
+		// Not "": that is the default selector, which leaves namespaces out.
+		name: "the empty namespace selector selects every namespace",
+		in:   SMIOperatorSpec{AccessNamespaceSelector: &metav1.LabelSelector{}},
+		want: mesh.Settings{TrustDomain: "cluster.local", ClusterDomain: "cluster.local", Access: mesh.AccessEnforcing, AccessNamespaces: mesh.EveryNamespace},
+	}, {
 		name: "the backend and xDS settings do not change the mesh settings",
 		in:   SMIOperatorSpec{Backend: BackendXDS, XDS: XDSSpec{Port: 16000}},
 		want: mesh.Settings{TrustDomain: "cluster.local", ClusterDomain: "cluster.local", Access: mesh.AccessEnforcing},
@@ -101,6 +114,22 @@ func TestSettings(t *testing.T) {
 				t.Errorf("Settings() = %+v, which mesh.Settings.Validate refuses: %v", got, err)
 			}
 		})
+	}
+}
+
+func TestNamespaceSelectorThatDoesNotConvert(t *testing.T) {
+	spec := SMIOperatorSpec{AccessNamespaceSelector: &metav1.LabelSelector{
+		MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "smi", Operator: metav1.LabelSelectorOpIn}},
+	}}
+	if err := spec.Validate(); err == nil || !strings.Contains(err.Error(), "spec.accessNamespaceSelector") {
+		t.Errorf("Validate() = %v, want an error naming spec.accessNamespaceSelector", err)
+	}
+	// Should it be used anyway, deny-by-default must not shrink: every namespace.
+	if got := spec.Settings().AccessNamespaces; got != mesh.EveryNamespace {
+		t.Errorf("Settings().AccessNamespaces = %q, want %q (fail closed)", got, mesh.EveryNamespace)
+	}
+	if err := (SMIOperatorSpec{}).Validate(); err != nil {
+		t.Errorf("the empty spec: Validate() = %v", err)
 	}
 }
 
@@ -150,14 +179,15 @@ func TestXDSSettings(t *testing.T) {
 // "resource" (this API chooses), whose own default is istio.
 func TestDefaultsMatchFlags(t *testing.T) {
 	want := map[string]string{
-		"trust-domain":           DefaultTrustDomain,
-		"cluster-domain":         DefaultClusterDomain,
-		"access-mode":            string(DefaultAccessMode),
-		"mtls":                   strconv.FormatBool(DefaultMTLS),
-		"xds-address":            fmt.Sprintf(":%d", DefaultXDSPort),
-		"xds-token-audiences":    DefaultTokenAudience,
-		"xds-cert-ttl":           DefaultCertificateTTL.String(),
-		"xds-insecure-plaintext": "false",
+		"trust-domain":              DefaultTrustDomain,
+		"cluster-domain":            DefaultClusterDomain,
+		"access-mode":               string(DefaultAccessMode),
+		"access-namespace-selector": mesh.DefaultAccessNamespaces,
+		"mtls":                      strconv.FormatBool(DefaultMTLS),
+		"xds-address":               fmt.Sprintf(":%d", DefaultXDSPort),
+		"xds-token-audiences":       DefaultTokenAudience,
+		"xds-cert-ttl":              DefaultCertificateTTL.String(),
+		"xds-insecure-plaintext":    "false",
 	}
 	got := flagDefaults(t, filepath.Join("..", "..", "main.go"))
 	for name, w := range want {
@@ -181,12 +211,13 @@ func flagDefaults(t *testing.T, path string) map[string]string {
 		t.Fatal(err)
 	}
 	known := map[string]string{ // identifiers main.go may use as defaults
-		"mesh.AccessEnforcing":  string(mesh.AccessEnforcing),
-		"mesh.AccessPermissive": string(mesh.AccessPermissive),
-		"time.Hour":             time.Hour.String(),
-		"time.Minute":           time.Minute.String(),
-		"true":                  "true",
-		"false":                 "false",
+		"mesh.AccessEnforcing":         string(mesh.AccessEnforcing),
+		"mesh.AccessPermissive":        string(mesh.AccessPermissive),
+		"mesh.DefaultAccessNamespaces": mesh.DefaultAccessNamespaces,
+		"time.Hour":                    time.Hour.String(),
+		"time.Minute":                  time.Minute.String(),
+		"true":                         "true",
+		"false":                        "false",
 	}
 	var eval func(ast.Expr) (string, bool)
 	eval = func(e ast.Expr) (string, bool) {

@@ -97,6 +97,17 @@ type SMIOperatorSpec struct {
 	// +optional
 	AccessMode AccessMode `json:"accessMode,omitempty"`
 
+	// AccessNamespaceSelector selects the namespaces SMI access applies to: in Enforcing mode,
+	// every workload there accepts only what TrafficTargets allow, whether or not a TrafficTarget
+	// lives in its namespace (the Istio backend keeps an allow-nothing AuthorizationPolicy named
+	// smi-default-deny in each; the xDS backend denies in its sidecars and gRPC servers).
+	// Elsewhere a TrafficTarget still restricts its destination as in Permissive mode. Unset, every
+	// namespace but kube-system, kube-public, kube-node-lease and istio-system (Istio's root
+	// namespace, where a policy would apply to the whole mesh: the Istio backend never writes the
+	// baseline there); {} selects every namespace.
+	// +optional
+	AccessNamespaceSelector *metav1.LabelSelector `json:"accessNamespaceSelector,omitempty"`
+
 	// MTLS asks for mutual TLS to TrafficSplit backends: the Istio backend writes an ISTIO_MUTUAL
 	// DestinationRule per backend; the xDS backend puts TLS on proxyless clusters and listeners
 	// (which it does in Enforcing mode anyway, since RBAC principals are only proven by client

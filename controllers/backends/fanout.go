@@ -11,6 +11,7 @@ import (
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/apis/v1alpha1"
+	"github.com/smi-operator/smi-operator/controllers/namespace"
 	"github.com/smi-operator/smi-operator/controllers/service"
 	"github.com/smi-operator/smi-operator/controllers/trafficsplit"
 	"github.com/smi-operator/smi-operator/controllers/traffictarget"
@@ -32,6 +33,9 @@ func (s *Switch) Targets() traffictarget.Backend {
 		func(b *istioBackend) Programmer[*hub.TrafficTarget] { return b.targets },
 		func(srv *server.Server) Programmer[*hub.TrafficTarget] { return traffictarget.XDS{Server: srv} }}
 }
+
+// Namespaces is where the namespace controller sends Namespaces: every backend running.
+func (s *Switch) Namespaces() namespace.Sink { return namespaces{s} }
 
 // Services is where the Service reconciler sends Services: the xDS server taking updates, if any.
 func (s *Switch) Services() service.Sink { return services{s} }
@@ -130,4 +134,41 @@ func (s services) DeleteService(key types.NamespacedName) {
 		s.xds.server.DeleteService(key)
 		s.programmed(v1alpha1.BackendXDS, ObjectKey{ServiceKind, key.Namespace, key.Name})
 	}
+}
+
+type namespaces struct{ *Switch }
+
+func (s namespaces) SetNamespace(ctx context.Context, ns *corev1.Namespace) error {
+	return s.eachNamespace(ctx, ns.Name, func(b namespace.Sink) error { return b.SetNamespace(ctx, ns) })
+}
+
+func (s namespaces) DeleteNamespace(ctx context.Context, name string) error {
+	return s.eachNamespace(ctx, name, func(b namespace.Sink) error { return b.DeleteNamespace(ctx, name) })
+}
+
+// eachNamespace hands a Namespace to every backend running, recording it as done by each; like
+// each, every backend gets its turn even when another fails.
+func (s *Switch) eachNamespace(ctx context.Context, name string, do func(namespace.Sink) error) error {
+	if err := s.waitStepped(ctx); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	key := ObjectKey{NamespaceKind, "", name}
+	var errs []error
+	if s.istio != nil {
+		if err := do(s.istio.targets); err != nil {
+			errs = append(errs, fmt.Errorf("istio backend: %w", err))
+		} else {
+			s.programmed(v1alpha1.BackendIstio, key)
+		}
+	}
+	if s.xds != nil && s.xds.fed {
+		if err := do(traffictarget.XDS{Server: s.xds.server}); err != nil {
+			errs = append(errs, fmt.Errorf("xds backend: %w", err))
+		} else {
+			s.programmed(v1alpha1.BackendXDS, key)
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -77,11 +77,11 @@ type Switch struct {
 	clientset kubernetes.Interface
 
 	// Resync channels: Step sends every object a new backend must program to its controller.
-	splitResync, targetResync, serviceResync chan event.GenericEvent
+	splitResync, targetResync, serviceResync, namespaceResync chan event.GenericEvent
 	// changes wakes the SMIOperator reconciler when a backend being brought up is done.
 	changes chan event.GenericEvent
 
-	splitCtrl, targetCtrl, serviceCtrl controller.Controller
+	splitCtrl, targetCtrl, serviceCtrl, namespaceCtrl controller.Controller
 
 	started chan struct{} // closed by Start, once runCtx is set
 	runCtx  context.Context
@@ -146,8 +146,11 @@ func newXDSConfig(spec v1alpha1.SMIOperatorSpec) xdsConfig {
 	return cfg
 }
 
-// ServiceKind is the Kind of the ObjectKeys of Services.
-const ServiceKind = "Service"
+// ServiceKind and NamespaceKind are the Kinds of the ObjectKeys of Services and Namespaces.
+const (
+	ServiceKind   = "Service"
+	NamespaceKind = "Namespace"
+)
 
 // New returns a Switch; Setup wires it to the controllers, and the manager must run it.
 func New(opts Options) (*Switch, error) {
@@ -156,31 +159,35 @@ func New(opts Options) (*Switch, error) {
 		return nil, err
 	}
 	return &Switch{
-		opts:          opts,
-		clientset:     clientset,
-		splitResync:   make(chan event.GenericEvent),
-		targetResync:  make(chan event.GenericEvent),
-		serviceResync: make(chan event.GenericEvent),
-		changes:       make(chan event.GenericEvent, 1),
-		started:       make(chan struct{}),
-		stepped:       make(chan struct{}),
-		pending:       map[v1alpha1.Backend]map[ObjectKey]bool{},
-		idle:          "no SMIOperator selects a backend yet",
+		opts:            opts,
+		clientset:       clientset,
+		splitResync:     make(chan event.GenericEvent),
+		targetResync:    make(chan event.GenericEvent),
+		serviceResync:   make(chan event.GenericEvent),
+		namespaceResync: make(chan event.GenericEvent),
+		changes:         make(chan event.GenericEvent, 1),
+		started:         make(chan struct{}),
+		stepped:         make(chan struct{}),
+		pending:         map[v1alpha1.Backend]map[ObjectKey]bool{},
+		idle:            "no SMIOperator selects a backend yet",
 	}, nil
 }
 
-// SplitResync, TargetResync and ServiceResync feed the controllers the objects to reconcile
-// again when a backend starts; Changes wakes the SMIOperator reconciler.
+// SplitResync, TargetResync, ServiceResync and NamespaceResync feed the controllers the objects to
+// reconcile again when a backend starts; Changes wakes the SMIOperator reconciler.
 func (s *Switch) SplitResync() <-chan event.GenericEvent   { return s.splitResync }
 func (s *Switch) TargetResync() <-chan event.GenericEvent  { return s.targetResync }
 func (s *Switch) ServiceResync() <-chan event.GenericEvent { return s.serviceResync }
-func (s *Switch) Changes() <-chan event.GenericEvent       { return s.changes }
+func (s *Switch) NamespaceResync() <-chan event.GenericEvent {
+	return s.namespaceResync
+}
+func (s *Switch) Changes() <-chan event.GenericEvent { return s.changes }
 
-// SetControllers hands over the split and target controllers, to which the Istio watches are
-// added once the cluster serves Istio's APIs, and the Service controller, which watches
-// EndpointSlices once an xDS server first runs.
-func (s *Switch) SetControllers(splits, targets, services controller.Controller) {
-	s.splitCtrl, s.targetCtrl, s.serviceCtrl = splits, targets, services
+// SetControllers hands over the split, target and namespace controllers, to which the Istio
+// watches are added once the cluster serves Istio's APIs, and the Service controller, which
+// watches EndpointSlices once an xDS server first runs.
+func (s *Switch) SetControllers(splits, targets, services, namespaces controller.Controller) {
+	s.splitCtrl, s.targetCtrl, s.serviceCtrl, s.namespaceCtrl = splits, targets, services, namespaces
 }
 
 // ServingServices says whether an xDS server takes Services now.
@@ -240,11 +247,13 @@ func (s *Switch) Step(ctx context.Context, spec *v1alpha1.SMIOperatorSpec) (smio
 		st.Unavailable = last.err
 		return st, nil
 	}
-	var unavailable error
-	switch d.Backend {
-	case v1alpha1.BackendIstio:
+	unavailable := d.Validate()
+	switch {
+	case unavailable != nil:
+		// Nothing starts on settings that do not hold; what runs keeps running.
+	case d.Backend == v1alpha1.BackendIstio:
 		unavailable = s.ensureIstio(ctx, d.Settings())
-	case v1alpha1.BackendXDS:
+	case d.Backend == v1alpha1.BackendXDS:
 		unavailable = s.ensureXDS(ctx, newXDSConfig(d))
 	}
 	s.unavailable.spec, s.unavailable.err, s.unavailable.at = d, unavailable, time.Now()
@@ -379,13 +388,19 @@ func (s *Switch) watchIstio(ctx context.Context) error {
 		return fmt.Errorf("indexing Istio objects: %w", err)
 	}
 	active := predicate.NewPredicateFuncs(func(client.Object) bool { return s.istioActive.Load() })
-	for _, src := range trafficsplit.IstioWatches(s.opts.Manager, active) {
+	forget := s.opts.IstioWriter.ForgetDeleted()
+	for _, src := range trafficsplit.IstioWatches(s.opts.Manager, forget, active) {
 		if err := s.splitCtrl.Watch(src); err != nil {
 			return err
 		}
 	}
-	for _, src := range traffictarget.IstioWatches(s.opts.Manager, active) {
+	for _, src := range traffictarget.IstioWatches(s.opts.Manager, forget, active) {
 		if err := s.targetCtrl.Watch(src); err != nil {
+			return err
+		}
+	}
+	for _, src := range traffictarget.IstioBaselineWatches(s.opts.Manager, forget, active) {
+		if err := s.namespaceCtrl.Watch(src); err != nil {
 			return err
 		}
 	}
@@ -589,12 +604,13 @@ func (s *Switch) list(ctx context.Context, services bool) ([]ObjectKey, error) {
 	return ListObjects(ctx, s.opts.Manager.GetClient(), services)
 }
 
-// ObjectKey names an object a backend has to program: an SMI object, or a Service (kind
-// "Service") for an xDS server.
+// ObjectKey names an object a backend has to program: an SMI object, a Namespace (where access
+// applies or not), or a Service (kind "Service") for an xDS server.
 type ObjectKey struct{ Kind, Namespace, Name string }
 
 // ListObjects lists from c what a backend being brought up has to program: the TrafficSplits and
-// TrafficTargets not being deleted, and every Service when services is set (xds).
+// TrafficTargets not being deleted, every Namespace not being deleted (where deny-by-default must
+// hold before the other backend goes), and every Service when services is set (xds).
 func ListObjects(ctx context.Context, c client.Reader, services bool) ([]ObjectKey, error) {
 	var keys []ObjectKey
 	splits, targets := &hub.TrafficSplitList{}, &hub.TrafficTargetList{}
@@ -614,6 +630,15 @@ func ListObjects(ctx context.Context, c client.Reader, services bool) ([]ObjectK
 	for i := range targets.Items {
 		if targets.Items[i].DeletionTimestamp.IsZero() {
 			keys = append(keys, ObjectKey{smi.TrafficTargetKind, targets.Items[i].Namespace, targets.Items[i].Name})
+		}
+	}
+	namespaces := &corev1.NamespaceList{}
+	if err := c.List(ctx, namespaces, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, err
+	}
+	for i := range namespaces.Items {
+		if namespaces.Items[i].DeletionTimestamp.IsZero() {
+			keys = append(keys, ObjectKey{NamespaceKind, "", namespaces.Items[i].Name})
 		}
 	}
 	if services {
@@ -639,6 +664,8 @@ func (s *Switch) resync(keys []ObjectKey) {
 				ch = s.splitResync
 			case smi.TrafficTargetKind:
 				ch = s.targetResync
+			case NamespaceKind:
+				ch = s.namespaceResync
 			}
 			ev := event.GenericEvent{Object: &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: k.Namespace, Name: k.Name}}}
 			select {

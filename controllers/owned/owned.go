@@ -302,6 +302,20 @@ func (w Writer) handOverCreatedFields(ctx context.Context, wanted client.Object,
 // deletions, by hand, are what it must see and correct.
 var NotCreated = predicate.Funcs{CreateFunc: func(event.CreateEvent) bool { return false }}
 
+// ForgetDeleted is a predicate for the watches of generated objects that passes every event and,
+// for a deletion, drops what Recent knows of the object. Recent holds a write back while the
+// cache shows the object as it was when the write was sent; a create sent when the cache showed
+// none, followed by a deletion before any reconcile saw the created object, would leave the cache
+// showing none again, and the object would never be written back.
+func (w Writer) ForgetDeleted() predicate.Predicate {
+	return predicate.Funcs{DeleteFunc: func(e event.DeleteEvent) bool {
+		if gvk, err := apiutil.GVKForObject(e.Object, w.Scheme); err == nil {
+			w.forget(gvk, e.Object)
+		}
+		return true
+	}}
+}
+
 // OnlyDeleted keeps the Delete events only.
 var OnlyDeleted = predicate.Funcs{
 	CreateFunc:  func(event.CreateEvent) bool { return false },

@@ -3,6 +3,8 @@ package traffictarget
 import (
 	"context"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/translators/mesh"
@@ -36,5 +38,18 @@ func (b XDS) Program(_ context.Context, target *hub.TrafficTarget, models *mesh.
 // Forget withdraws a deleted target's rule.
 func (b XDS) Forget(_ context.Context, ref mesh.ObjectRef) error {
 	b.Server.SetAccess(ref, nil)
+	return nil
+}
+
+// SetNamespace tells the server whether access applies in the namespace (its labels), which it
+// judges with its own settings.
+func (b XDS) SetNamespace(_ context.Context, ns *corev1.Namespace) error {
+	b.Server.SetNamespace(ns.Name, ns.Labels)
+	return nil
+}
+
+// DeleteNamespace has the server forget the namespace.
+func (b XDS) DeleteNamespace(_ context.Context, name string) error {
+	b.Server.DeleteNamespace(name)
 	return nil
 }

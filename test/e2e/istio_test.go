@@ -398,13 +398,20 @@ spec:
 			return len(policy.Spec.Rules)
 		}).Should(BeZero(), "an ALLOW policy without rules allows nothing")
 
-		By("removing the policies and the baseline with the last TrafficTarget")
+		By("removing the target's policies with it, and keeping deny-by-default after the last TrafficTarget")
 		Expect(k8sClient.Delete(ctx, target)).To(Succeed())
-		Eventually(func() int {
+		Eventually(func() []string {
 			list := &securityv1.AuthorizationPolicyList{}
 			Expect(k8sClient.List(ctx, list, client.InNamespace(ns))).To(Succeed())
-			return len(list.Items)
-		}).Should(BeZero())
+			var names []string
+			for _, ap := range list.Items {
+				names = append(names, ap.Name)
+			}
+			return names
+		}).Should(ConsistOf("smi-default-deny"))
+		Consistently(func() error {
+			return k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: "smi-default-deny"}, &securityv1.AuthorizationPolicy{})
+		}, "1s").Should(Succeed())
 	})
 
 	// A full resync (a new operator reconciling every object) is the benchmark's: it counts the

@@ -54,7 +54,7 @@ var _ = BeforeSuite(func() {
 	var ctx context.Context
 	ctx, cancelMgr = context.WithCancel(context.Background())
 	Expect(controllers.SetupIstio(ctx, mgr, controllers.Options{
-		Settings:                mesh.Settings{Access: mesh.AccessEnforcing},
+		Settings:                mesh.Settings{Access: mesh.AccessEnforcing, AccessNamespaces: accessNamespaces},
 		MaxConcurrentReconciles: 4,
 	})).To(Succeed())
 	Expect(controllers.SetupOperatorStatus(mgr, v1alpha1.BackendIstio)).To(Succeed())
@@ -68,6 +68,12 @@ var _ = BeforeSuite(func() {
 	k8sClient, err = client.New(env.Config, client.Options{Scheme: controllers.NewScheme()})
 	Expect(err).NotTo(HaveOccurred())
 })
+
+// accessNamespaces is the default selector of the namespaces where access applies, narrowed by a
+// label a test sets to take its namespace out.
+const accessNamespaces = mesh.DefaultAccessNamespaces + "," + accessOffLabel + "!=off"
+
+const accessOffLabel = "e2e.smi-operator.io/access"
 
 // operatorWrites counts the operator's write requests, so a test can check that it sent none.
 var operatorWrites = &testenv.WriteCounter{}
