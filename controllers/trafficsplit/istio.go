@@ -37,7 +37,7 @@ func GeneratedKinds() []client.ObjectList {
 func (b Istio) Program(ctx context.Context, split *hub.TrafficSplit, models *mesh.Models) ([]mesh.Diagnostic, error) {
 	model, _ := models.For(b.Settings)
 	out, diags := istio.Translate(model, b.Settings)
-	res, err := b.Writer.Sync(ctx, split, out.Objects(), GeneratedKinds())
+	res, err := b.Writer.Sync(ctx, split, out.From(smi.TrafficSplitKind), GeneratedKinds())
 	if err != nil {
 		return nil, err
 	}

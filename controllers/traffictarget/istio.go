@@ -39,7 +39,7 @@ func GeneratedKinds() []client.ObjectList {
 func (b Istio) Program(ctx context.Context, target *hub.TrafficTarget, models *mesh.Models) ([]mesh.Diagnostic, error) {
 	model, _ := models.For(b.Settings)
 	out, diags := istio.Translate(model, b.Settings)
-	res, err := b.Writer.Sync(ctx, target, generatedFrom(out.Objects(), smi.TrafficTargetKind), GeneratedKinds())
+	res, err := b.Writer.Sync(ctx, target, out.From(smi.TrafficTargetKind), GeneratedKinds())
 	if err != nil {
 		return nil, err
 	}
@@ -88,14 +88,3 @@ func IstioBaselineWatches(mgr manager.Manager, predicates ...predicate.Predicate
 	return []source.Source{source.Kind(mgr.GetCache(), client.Object(&securityv1.AuthorizationPolicy{}), owner, changed...)}
 }
 
-// generatedFrom keeps the objects generated from an SMI object of kind, leaving out the namespace
-// baseline, which SetNamespace keeps.
-func generatedFrom(objs []client.Object, kind string) []client.Object {
-	var out []client.Object
-	for _, o := range objs {
-		if o.GetLabels()[smi.LabelSourceKind] == kind {
-			out = append(out, o)
-		}
-	}
-	return out
-}

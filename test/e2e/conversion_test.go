@@ -118,8 +118,14 @@ func getAs(ctx context.Context, gvk schema.GroupVersionKind, key client.ObjectKe
 }
 
 func newNamespace(ctx context.Context) string {
+	return newLabelledNamespace(ctx, nil)
+}
+
+// newLabelledNamespace creates a namespace with labels, deleted when the spec ends.
+func newLabelledNamespace(ctx context.Context, labels map[string]string) string {
 	ns := &corev1.Namespace{}
 	ns.GenerateName = "e2e-"
+	ns.Labels = labels
 	Expect(k8sClient.Create(ctx, ns)).To(Succeed())
 	DeferCleanup(func(ctx context.Context) { Expect(k8sClient.Delete(ctx, ns)).To(Succeed()) })
 	return ns.Name

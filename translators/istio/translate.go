@@ -33,6 +33,19 @@ func (o Output) Objects() []client.Object {
 	return appendObjects(out, o.PeerAuthentications)
 }
 
+// From returns the objects generated from SMI objects of kind (smi.TrafficSplitKind, say): what a
+// reconciler of that kind writes, without the namespace baselines, which the namespace
+// controller keeps.
+func (o Output) From(kind string) []client.Object {
+	var out []client.Object
+	for _, obj := range o.Objects() {
+		if obj.GetLabels()[smi.LabelSourceKind] == kind {
+			out = append(out, obj)
+		}
+	}
+	return out
+}
+
 func appendObjects[T client.Object](out []client.Object, objs []T) []client.Object {
 	for _, o := range objs {
 		out = append(out, o)
