@@ -79,14 +79,14 @@ func (b *builder) destinationWorkloads(referrer ObjectRef, dest Identity) []Work
 		found = true
 		if why := unusableSelector(w.selector); why != "" {
 			b.diags.Warn(referrer, smi.ConditionProgrammed, ReasonUnsupportedSelector,
-				"%s %q %s; its pods get no policy from this TrafficTarget", w.kind, w.name, why)
+				"%s %q %s; its pods get no policy from this TrafficTarget%s", w.kind, w.name, why, unrestrictedWhere)
 			continue
 		}
 		if other, ok := selectsOthers(w, all); ok {
 			b.diags.Warn(referrer, smi.ConditionProgrammed, ReasonOverlappingSelector,
 				"%s %q has a selector that also selects the pods of %s %q, which run as ServiceAccount %q; "+
-					"a policy using it would apply to them too, so its pods get no policy from this TrafficTarget",
-				w.kind, w.name, other.kind, other.name, other.account)
+					"a policy using it would apply to them too, so its pods get no policy from this TrafficTarget%s",
+				w.kind, w.name, other.kind, other.name, other.account, unrestrictedWhere)
 			continue
 		}
 		out = append(out, Workload{Kind: w.kind, Name: w.name, Selector: maps.Clone(w.selector.MatchLabels)})
@@ -100,6 +100,11 @@ func (b *builder) destinationWorkloads(referrer ObjectRef, dest Identity) []Work
 }
 
 // unusableSelector says why a selector cannot be written as matchLabels, or returns "".
+// unrestrictedWhere completes the message of a workload left without a policy: what it then
+// accepts, which is not what the TrafficTarget says where nothing denies by default.
+const unrestrictedWhere = " (where deny-by-default applies they accept nothing; in Permissive mode or outside " +
+	"the access namespace selector, whatever the mesh allows them)"
+
 func unusableSelector(sel *metav1.LabelSelector) string {
 	switch {
 	case sel != nil && len(sel.MatchExpressions) > 0:
