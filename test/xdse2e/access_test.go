@@ -62,6 +62,28 @@ func TestTrafficTargetOnXDSServer(t *testing.T) {
 	allowed.waitFor(ctx, deniedCall)
 }
 
+// TestAccessAppliesInSelectedNamespacesOnXDSServer: deny-by-default holds in the namespaces the
+// operator's selector selects, following their labels: an identity no TrafficTarget names calls an
+// xDS-enabled gRPC server of a namespace left out (over mutual TLS, kept there), and is denied
+// once the namespace's labels bring it into the selection.
+func TestAccessAppliesInSelectedNamespacesOnXDSServer(t *testing.T) {
+	o := start(t)
+	ctx := context.Background()
+	ns := o.namespace(t)
+	o.mergePatch(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, `{"metadata":{"labels":{"`+accessOffLabel+`":"off"}}}`)
+	o.service(t, ns, "vault", o.xdsBackend(t, ns, "vault", 19))
+	visitor := dial(t, ns, "vault", o.clientBootstrap(t, ns, "visitor"))
+	visitor.waitFor(ctx, func(r grpcxds.Reply, err error) error {
+		if id := ca.SPIFFEID("cluster.local", ns, "visitor"); err == nil && r.ClientIdentity != id {
+			return fmt.Errorf("the backend saw the caller as %q, want %s", r.ClientIdentity, id)
+		}
+		return err
+	})
+
+	o.mergePatch(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, `{"metadata":{"labels":{"`+accessOffLabel+`":null}}}`)
+	visitor.waitFor(ctx, deniedCall)
+}
+
 // deniedCall is a waitFor check: the call was refused by the server's RBAC.
 func deniedCall(_ grpcxds.Reply, err error) error {
 	if status.Code(err) == codes.PermissionDenied {

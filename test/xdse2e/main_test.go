@@ -87,6 +87,12 @@ func start(t *testing.T) *operator {
 	return op
 }
 
+// accessNamespaces is the enforcing operator's selector of the namespaces where access applies:
+// the default, narrowed by a label a test sets to take its namespace out.
+const accessNamespaces = mesh.DefaultAccessNamespaces + "," + accessOffLabel + "!=off"
+
+const accessOffLabel = "xdse2e.smi-operator.io/access"
+
 func newOperator() (*operator, error) {
 	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true), zap.Level(zapLevel())))
 	env, err := testenv.Start(testenv.Options{APIServerFlags: netns.APIServerFlags()})
@@ -108,6 +114,12 @@ func newOperator() (*operator, error) {
 		fields.OneTermNotEqualSelector("metadata.namespace", swapNamespace))
 	permissiveCache := controllers.CacheOptions()
 	permissiveCache.DefaultNamespaces = map[string]cache.Config{permissiveNamespace: {}}
+	// Namespaces are cluster-scoped: the selectors above do not apply to them; by name, each
+	// operator sees the Namespaces of the objects it sees.
+	enforcingCache.ByObject[&corev1.Namespace{}] = cache.ByObject{Field: fields.AndSelectors(
+		fields.OneTermNotEqualSelector("metadata.name", permissiveNamespace),
+		fields.OneTermNotEqualSelector("metadata.name", swapNamespace))}
+	permissiveCache.ByObject[&corev1.Namespace{}] = cache.ByObject{Field: fields.OneTermEqualSelector("metadata.name", permissiveNamespace)}
 	ctx, cancel := context.WithCancel(context.Background())
 	o := &operator{env: env, ca: authority, ctx: ctx, cancel: cancel}
 	for _, op := range []struct {
@@ -116,7 +128,8 @@ func newOperator() (*operator, error) {
 		port     uint16
 		webhooks bool
 	}{
-		{mesh.Settings{Access: mesh.AccessEnforcing, TrustDomain: "cluster.local", ClusterDomain: "cluster.local"}, enforcingCache, xdsPort, true},
+		{mesh.Settings{Access: mesh.AccessEnforcing, TrustDomain: "cluster.local", ClusterDomain: "cluster.local", AccessNamespaces: accessNamespaces},
+			enforcingCache, xdsPort, true},
 		{mesh.Settings{Access: mesh.AccessPermissive, MTLS: true}, permissiveCache, permissiveXDSPort, false},
 	} {
 		opts := ctrl.Options{Scheme: controllers.NewScheme(), Cache: op.cache, Metrics: metricsserver.Options{BindAddress: "0"},
@@ -260,6 +273,7 @@ func (o *operator) startSwapOperator(t *testing.T) {
 func (o *operator) newSwapOperator() error {
 	cacheOpts := controllers.CacheOptions()
 	cacheOpts.DefaultNamespaces = map[string]cache.Config{swapNamespace: {}}
+	cacheOpts.ByObject[&corev1.Namespace{}] = cache.ByObject{Field: fields.OneTermEqualSelector("metadata.name", swapNamespace)}
 	mgr, err := ctrl.NewManager(o.env.Config, ctrl.Options{
 		Scheme: controllers.NewScheme(), Cache: cacheOpts, Metrics: metricsserver.Options{BindAddress: "0"},
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},

@@ -275,12 +275,12 @@ func TestIRVerdictChecksClassification(t *testing.T) {
 		HTTPPorts: mesh.PortSet{All: true},
 	}}}
 	req := Request{Principal: web, Pod: Pod{Namespace: "shop", ServiceAccount: "api"}, Port: 80, HTTP: true, Method: "GET", Path: "/a/b"}
-	msg := fatalOf(t, func(tb testing.TB) { IRVerdict(tb, model, mesh.Settings{}, req) })
+	msg := fatalOf(t, func(tb testing.TB) { IRVerdict(tb, model, req) })
 	if !strings.Contains(msg, "classified") {
 		t.Errorf("IRVerdict on a misclassified path: %q, want a failure naming the classification", msg)
 	}
 	req.Path = "/a"
-	if v := IRVerdict(t, model, mesh.Settings{}, req); !v.Governed || !v.Allowed {
+	if v := IRVerdict(t, model, req); !v.Governed || !v.Allowed {
 		t.Errorf("IRVerdict(%s) = %+v, want governed and allowed", req, v)
 	}
 }

@@ -13,8 +13,9 @@ import (
 // Verdict is the model's answer for a request.
 type Verdict struct {
 	// Governed is set when the model claims the request's destination, i.e. says that whatever its
-	// rules do not allow there is denied (mesh.AccessMode): when enforcing, every pod of a namespace
-	// holding a TrafficTarget destination; when permissive, the pods running as a destination.
+	// rules do not allow there is denied (mesh.AccessMode): every pod of a namespace where access
+	// applies (Model.AccessNamespaces, enforcing mode), and elsewhere the pods running as a
+	// destination.
 	// Elsewhere the model leaves access to the mesh, and the property says nothing.
 	Governed bool
 	// Allowed is set when an access rule allows the request.
@@ -30,15 +31,12 @@ type Verdict struct {
 // Where a path or header kind names a literal, it is also checked against the regex it was
 // classified from (SMI's meaning: pathRegex anchored at the start, header regexes over the whole
 // value): a classification that disagrees would make every backend agree with a wrong model.
-func IRVerdict(t testing.TB, model mesh.Model, settings mesh.Settings, req Request) Verdict {
-	var v Verdict
+func IRVerdict(t testing.TB, model mesh.Model, req Request) Verdict {
+	v := Verdict{Governed: slices.Contains(model.AccessNamespaces, req.Pod.Namespace)}
 	for i := range model.AccessRules {
 		r := &model.AccessRules[i]
 		if r.Destination.Namespace != req.Pod.Namespace {
 			continue
-		}
-		if settings.Enforcing() {
-			v.Governed = true
 		}
 		if r.Destination.ServiceAccount != req.Pod.ServiceAccount {
 			continue

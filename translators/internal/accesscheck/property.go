@@ -111,7 +111,7 @@ func check(t testing.TB, c *Case, r *rand.Rand, n int, backend Backend, shrinkVi
 			req = backend.Receives(req)
 		}
 		st.Requests++
-		v := IRVerdict(t, model, c.Settings, req)
+		v := IRVerdict(t, model, req)
 		if !v.Governed {
 			continue
 		}
@@ -141,7 +141,7 @@ func check(t testing.TB, c *Case, r *rand.Rand, n int, backend Backend, shrinkVi
 // violates reports whether the backend allows req on snap while the model governs and denies it.
 func violates(t testing.TB, snap mesh.Snapshot, settings mesh.Settings, req Request, backend Backend) bool {
 	model, diags := mesh.Build(snap, settings)
-	v := IRVerdict(t, model, settings, req)
+	v := IRVerdict(t, model, req)
 	if !v.Governed || v.Allowed {
 		return false
 	}
