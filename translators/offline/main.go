@@ -118,8 +118,10 @@ func parseFlags(args []string, stdout io.Writer) (options, []string, error) {
 	// The manager's flags (main.go), with the same defaults.
 	fs.StringVar(&opts.settings.TrustDomain, "trust-domain", "cluster.local", "SPIFFE trust domain of workload identities.")
 	fs.StringVar(&opts.settings.ClusterDomain, "cluster-domain", "cluster.local", "DNS domain of the cluster's Services.")
-	fs.StringVar(&accessMode, "access-mode", string(mesh.AccessEnforcing), "Enforcing: SMI deny-by-default (an allow-nothing policy per "+
-		"namespace with TrafficTargets, STRICT mTLS on destinations); Permissive: only what TrafficTargets say.")
+	fs.StringVar(&accessMode, "access-mode", string(mesh.AccessEnforcing), "Enforcing: SMI deny-by-default in every namespace "+
+		"--access-namespace-selector selects (an allow-nothing policy in each, STRICT mTLS on destinations); Permissive: only what TrafficTargets say.")
+	fs.StringVar(&opts.settings.AccessNamespaces, "access-namespace-selector", mesh.DefaultAccessNamespaces, "Label selector (kubectl syntax) of the "+
+		"namespaces SMI access applies to, judged by the input's Namespace manifests (a namespace without one has only its name label).")
 	fs.BoolVar(&opts.settings.MTLS, "mtls", false, "Require Istio mutual TLS to TrafficSplit backends (a DestinationRule per backend).")
 
 	var files []string
