@@ -87,4 +87,3 @@ func IstioBaselineWatches(mgr manager.Manager, predicates ...predicate.Predicate
 	changed := append([]predicate.Predicate{owned.NotCreated}, predicates...)
 	return []source.Source{source.Kind(mgr.GetCache(), client.Object(&securityv1.AuthorizationPolicy{}), owner, changed...)}
 }
-
