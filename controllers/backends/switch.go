@@ -328,8 +328,10 @@ func (s *Switch) ensureIstio(ctx context.Context, settings mesh.Settings) error 
 		splits:  trafficsplit.Istio{Writer: s.opts.IstioWriter, Settings: settings},
 		targets: traffictarget.Istio{Client: s.opts.Manager.GetClient(), Writer: s.opts.IstioWriter, Settings: settings},
 	}
-	s.setPending(v1alpha1.BackendIstio, keys)
+	// Under the write lock: a write of the backend replaced, still in flight, would otherwise
+	// count as done by the new one.
 	s.mu.Lock()
+	s.setPending(v1alpha1.BackendIstio, keys)
 	s.istio = b
 	s.istioActive.Store(true)
 	s.mu.Unlock()
@@ -482,8 +484,8 @@ func (s *Switch) ensureXDS(ctx context.Context, cfg xdsConfig) error {
 			s.notify()
 		}
 	}()
-	s.setPending(v1alpha1.BackendXDS, keys)
 	s.mu.Lock()
+	s.setPending(v1alpha1.BackendXDS, keys)
 	s.xds = b
 	s.xdsFed.Store(true)
 	s.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -60,7 +61,12 @@ func (b Istio) SetNamespace(ctx context.Context, ns *corev1.Namespace) error {
 	if b.Settings.EnforcesIn(ns.Labels) && istio.DefaultDenyIn(ns.Name) {
 		wanted = []client.Object{istio.DefaultDeny(ns.Name)}
 	}
-	_, err := b.Writer.Sync(ctx, ns, wanted, []client.ObjectList{&securityv1.AuthorizationPolicyList{}})
+	res, err := b.Writer.Sync(ctx, ns, wanted, []client.ObjectList{&securityv1.AuthorizationPolicyList{}})
+	for _, c := range res.Conflicts {
+		// A Namespace has no status to report on: the log says why its baseline is missing.
+		log.FromContext(ctx).Info("the namespace's allow-nothing policy is not written: an object the operator does not control holds its name",
+			"namespace", ns.Name, "conflict", c.String())
+	}
 	return err
 }
 

@@ -85,17 +85,8 @@ func (s Settings) EnforcesIn(namespaceLabels map[string]string) bool {
 	return err != nil || sel.Matches(labels.Set(namespaceLabels))
 }
 
-// InNamespace returns the settings that hold for the workloads of a namespace with these labels:
-// Unenforced outside AccessNamespaces, else s.
-func (s Settings) InNamespace(namespaceLabels map[string]string) Settings {
-	if s.Enforcing() && !s.EnforcesIn(namespaceLabels) {
-		return s.Unenforced()
-	}
-	return s
-}
-
-// Unenforced returns the settings of workloads where access is not enforced: AccessPermissive
-// but, when the mesh enforces elsewhere, with mutual TLS kept, since their clients, wherever they
+// Unenforced returns the settings of workloads where access is not enforced (outside
+// AccessNamespaces, and no TrafficTarget names them): AccessPermissive but, when the mesh enforces elsewhere, with mutual TLS kept, since their clients, wherever they
 // run, talk it to them.
 func (s Settings) Unenforced() Settings {
 	if s.Enforcing() {

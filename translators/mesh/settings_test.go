@@ -83,19 +83,15 @@ func TestSettingsEnforcesIn(t *testing.T) {
 	}
 }
 
-func TestSettingsInNamespace(t *testing.T) {
-	enforcing := Settings{AccessNamespaces: "smi=on"}
-	if got := enforcing.InNamespace(map[string]string{"smi": "on"}); got != enforcing {
-		t.Errorf("in a selected namespace: %+v, want the settings unchanged", got)
-	}
-	// Outside the selection nothing is denied, but workloads keep mutual TLS: their clients in
-	// enforced namespaces talk it to them.
+func TestSettingsUnenforced(t *testing.T) {
+	// Nothing is denied, but workloads keep mutual TLS: their clients in enforced namespaces talk
+	// it to them.
 	want := Settings{AccessNamespaces: "smi=on", Access: AccessPermissive, MTLS: true}
-	if got := enforcing.InNamespace(NamespaceLabels("shop")); got != want {
-		t.Errorf("outside the selection: %+v, want %+v", got, want)
+	if got := (Settings{AccessNamespaces: "smi=on"}).Unenforced(); got != want {
+		t.Errorf("Unenforced() = %+v, want %+v", got, want)
 	}
 	permissive := Settings{Access: AccessPermissive}
-	if got := permissive.InNamespace(NamespaceLabels("shop")); got != permissive {
+	if got := permissive.Unenforced(); got != permissive {
 		t.Errorf("permissive mode: %+v, want the settings unchanged (no mutual TLS forced)", got)
 	}
 }

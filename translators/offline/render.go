@@ -136,17 +136,14 @@ func writeXDS(w *bytes.Buffer, model mesh.Model, snap mesh.Snapshot, endpointSli
 				d.TrafficTargets = append(d.TrafficTargets, t)
 			}
 		}
-		settings := opts.settings
-		if !slices.Contains(model.AccessNamespaces, id.namespace) {
-			settings = settings.Unenforced() // outside the access namespaces, as the server builds it
-		}
-		if err = identityPieces(p, &d, rules, grpc, envoy, opts, settings); err != nil {
+		// An identity with rules is enforced wherever it runs, as the server builds it.
+		if err = identityPieces(p, &d, rules, grpc, envoy, opts); err != nil {
 			return diags, err
 		}
 		doc.Identities = append(doc.Identities, d)
 	}
 	doc.AnyOtherIdentity = identityDocument{Identity: "any identity no TrafficTarget names", TrafficTargets: []string{}}
-	if err = identityPieces(p, &doc.AnyOtherIdentity, nil, grpc, envoy, opts, opts.settings); err != nil {
+	if err = identityPieces(p, &doc.AnyOtherIdentity, nil, grpc, envoy, opts); err != nil {
 		return diags, err
 	}
 
@@ -159,13 +156,12 @@ func writeXDS(w *bytes.Buffer, model mesh.Model, snap mesh.Snapshot, endpointSli
 	return diags, enc.Encode(doc)
 }
 
-// identityPieces renders the Listeners of one identity, whose access rules are rules, built with
-// the settings that hold in its namespace.
-func identityPieces(p *protoJSON, d *identityDocument, rules []mesh.AccessRule, grpc, envoy bool, opts options, settings mesh.Settings) error {
+// identityPieces renders the Listeners of one identity, whose access rules are rules.
+func identityPieces(p *protoJSON, d *identityDocument, rules []mesh.AccessRule, grpc, envoy bool, opts options) error {
 	if grpc {
 		d.GRPCServerListeners = []any{}
 		for _, port := range serverPorts(rules, opts.grpcServerPorts) {
-			l, err := xds.ServerListener(xds.ServerListenerName("0.0.0.0", port), rules, settings)
+			l, err := xds.ServerListener(xds.ServerListenerName("0.0.0.0", port), rules, opts.settings)
 			if err != nil {
 				return fmt.Errorf("gRPC server Listener of %s: %w", d.Identity, err)
 			}
@@ -173,7 +169,7 @@ func identityPieces(p *protoJSON, d *identityDocument, rules []mesh.AccessRule, 
 		}
 	}
 	if envoy {
-		l, err := xds.InboundListener(rules, settings)
+		l, err := xds.InboundListener(rules, opts.settings)
 		if err != nil {
 			return fmt.Errorf("Envoy inbound listener of %s: %w", d.Identity, err)
 		}

@@ -369,9 +369,10 @@ func resourcesByName(t *testing.T, resp *discoveryv3.DiscoveryResponse) map[stri
 }
 
 // TestAccessAppliesInSelectedNamespaces: deny-by-default holds where the settings' namespace
-// selector selects, and in a namespace the server does not know (it fails closed); a namespace
-// left out gets the listeners of permissive mode (plain text accepted, RBAC only shadowed), and
-// only its sidecars are told.
+// selector selects, and in a namespace the server does not know (it fails closed); in a namespace
+// left out, identities no TrafficTarget names get the listeners of permissive mode (plain text
+// accepted, RBAC only shadowed) while a TrafficTarget's destination stays enforced, and only the
+// sidecars concerned are told.
 func TestAccessAppliesInSelectedNamespaces(t *testing.T) {
 	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessEnforcing, AccessNamespaces: "smi=on"}})
 	inbound := func(resp *discoveryv3.DiscoveryResponse) (chains []string, enforced bool) {
@@ -424,6 +425,22 @@ func TestAccessAppliesInSelectedNamespaces(t *testing.T) {
 	f.srv.SetNamespace("legacy", nil)
 	if _, enforced := inbound(recv(legacy)); enforced {
 		t.Fatal("left out again, the namespace is still enforced")
+	}
+	// A destination of a TrafficTarget is enforced outside the selection too (Istio restricts it
+	// there with its ALLOW policy), and unenforced again once no target names it.
+	target := mesh.ObjectRef{Kind: "TrafficTarget", Namespace: "legacy", Name: "to-db"}
+	f.srv.SetAccess(target, []mesh.AccessRule{{
+		Source:      target,
+		Destination: mesh.Identity{Namespace: "legacy", ServiceAccount: "db", SPIFFEID: "spiffe://cluster.local/ns/legacy/sa/db"},
+		Sources:     []mesh.Identity{{Namespace: "orders", ServiceAccount: "api", SPIFFEID: "spiffe://cluster.local/ns/orders/sa/api"}},
+		TCP:         mesh.PortSet{All: true},
+	}})
+	if chains, enforced := inbound(recv(legacy)); !enforced {
+		t.Errorf("a TrafficTarget's destination outside the selection is not enforced: chains %v", chains)
+	}
+	f.srv.SetAccess(target, nil)
+	if _, enforced := inbound(recv(legacy)); enforced {
+		t.Fatal("without its TrafficTarget, the identity outside the selection is still enforced")
 	}
 	f.srv.DeleteNamespace("legacy")
 	if chains, enforced := inbound(recv(legacy)); !enforced {

@@ -337,11 +337,14 @@ func (s *Server) setUnenforced(namespace string, unenforced bool) {
 	s.pending.everyScope = true
 }
 
-// accessSettings are the settings an identity's listeners are built with: the server's, or, in a
-// namespace where access is not enforced, mesh.Settings.InNamespace's. The caller holds the lock.
+// accessSettings are the settings an identity's listeners are built with: the server's, or, for
+// an identity no TrafficTarget names in a namespace where access is not enforced, the unenforced
+// ones. An identity with rules keeps them enforced wherever it runs, as the Istio backend's ALLOW
+// policy and STRICT PeerAuthentication restrict a destination outside the selection too. The
+// caller holds the lock.
 func (s *Server) accessSettings(scope string) (mesh.Settings, string) {
 	namespace, _, _ := strings.Cut(scope, "/")
-	if s.unenforced[namespace] {
+	if s.unenforced[namespace] && len(s.access[scope]) == 0 {
 		return s.opts.Settings.Unenforced(), "-unenforced"
 	}
 	return s.opts.Settings, ""
