@@ -129,7 +129,7 @@ func httpConditions(m mesh.HTTPMatch) []*rbacv3.Permission {
 		out = append(out, &rbacv3.Permission{Rule: &rbacv3.Permission_Header{Header: methodMatcher(m.Methods)}})
 	}
 	for _, h := range m.Headers {
-		out = append(out, &rbacv3.Permission{Rule: &rbacv3.Permission_Header{Header: headerMatcher(h.Name, safeRegex(h.Regex))}})
+		out = append(out, &rbacv3.Permission{Rule: &rbacv3.Permission_Header{Header: regexHeader(h.Name, h.Regex)}})
 	}
 	return out
 }

@@ -150,7 +150,20 @@ func headerMatches(t *testing.T, h *routev3.HeaderMatcher, req request) bool {
 	if h.Name == ":method" {
 		v, ok = req.method, true
 	}
-	return ok && stringMatches(t, h.GetStringMatch(), v)
+	// The package writes exact_match and safe_regex_match (see regexHeader), which mean what
+	// the string_match of the same pattern means.
+	var m *matcherv3.StringMatcher
+	switch p := h.HeaderMatchSpecifier.(type) {
+	case *routev3.HeaderMatcher_StringMatch:
+		m = p.StringMatch
+	case *routev3.HeaderMatcher_ExactMatch:
+		m = exact(p.ExactMatch)
+	case *routev3.HeaderMatcher_SafeRegexMatch:
+		m = safeRegex(p.SafeRegexMatch.GetRegex())
+	default:
+		t.Fatalf("unexpected header matcher %v", h)
+	}
+	return ok && stringMatches(t, m, v)
 }
 
 func stringMatches(t *testing.T, m *matcherv3.StringMatcher, s string) bool {

@@ -31,33 +31,7 @@ func TestEveryInputValidates(t *testing.T) {
 	var resources, regexes int
 	for _, c := range cases {
 		t.Run(c.Name, func(t *testing.T) {
-			model, _ := mesh.Build(c.Snapshot, c.Settings)
-			services := make([]mesh.Service, len(c.Snapshot.Services))
-			for i := range c.Snapshot.Services {
-				services[i] = mesh.ServiceOf(&c.Snapshot.Services[i], c.Settings)
-			}
-			endpoints := BuildEndpoints(c.Snapshot.Services, c.EndpointSlices)
-			var all []proto.Message
-			out, _ := Translate(model, services, endpoints, c.Settings)
-			envoy, _ := TranslateEnvoy(model, services, endpoints, c.Settings)
-			for _, o := range []Output{out, envoy} {
-				all = appendMessages(all, o.Listeners)
-				all = appendMessages(all, o.RouteConfigurations)
-				all = appendMessages(all, o.Clusters)
-				all = appendMessages(all, o.ClusterLoadAssignments)
-			}
-			for _, r := range model.AccessRules {
-				rules := RulesFor(model.AccessRules, r.Destination.Namespace, r.Destination.ServiceAccount)
-				server, err := ServerListener(goldenServerListener, rules, c.Settings)
-				if err != nil {
-					t.Fatalf("ServerListener for %s/%s: %v", r.Destination.Namespace, r.Destination.ServiceAccount, err)
-				}
-				inbound, err := InboundListener(rules, c.Settings)
-				if err != nil {
-					t.Fatalf("InboundListener for %s/%s: %v", r.Destination.Namespace, r.Destination.ServiceAccount, err)
-				}
-				all = append(all, server, inbound)
-			}
+			all := corpusMessages(t, c)
 			for _, m := range all {
 				validateDeep(t, m)
 				// What ValidateAll does not check and Envoy does when it compiles the regex:
@@ -78,6 +52,40 @@ func TestEveryInputValidates(t *testing.T) {
 	}
 }
 
+// corpusMessages is every xDS resource one corpus input yields: the proxyless resources, the Envoy
+// sidecars' resources, and the server and inbound listeners of every identity with access rules.
+func corpusMessages(t *testing.T, c corpus.Case) []proto.Message {
+	t.Helper()
+	model, _ := mesh.Build(c.Snapshot, c.Settings)
+	services := make([]mesh.Service, len(c.Snapshot.Services))
+	for i := range c.Snapshot.Services {
+		services[i] = mesh.ServiceOf(&c.Snapshot.Services[i], c.Settings)
+	}
+	endpoints := BuildEndpoints(c.Snapshot.Services, c.EndpointSlices)
+	var all []proto.Message
+	out, _ := Translate(model, services, endpoints, c.Settings)
+	envoy, _ := TranslateEnvoy(model, services, endpoints, c.Settings)
+	for _, o := range []Output{out, envoy} {
+		all = appendMessages(all, o.Listeners)
+		all = appendMessages(all, o.RouteConfigurations)
+		all = appendMessages(all, o.Clusters)
+		all = appendMessages(all, o.ClusterLoadAssignments)
+	}
+	for _, r := range model.AccessRules {
+		rules := RulesFor(model.AccessRules, r.Destination.Namespace, r.Destination.ServiceAccount)
+		server, err := ServerListener(goldenServerListener, rules, c.Settings)
+		if err != nil {
+			t.Fatalf("ServerListener for %s/%s: %v", r.Destination.Namespace, r.Destination.ServiceAccount, err)
+		}
+		inbound, err := InboundListener(rules, c.Settings)
+		if err != nil {
+			t.Fatalf("InboundListener for %s/%s: %v", r.Destination.Namespace, r.Destination.ServiceAccount, err)
+		}
+		all = append(all, server, inbound)
+	}
+	return all
+}
+
 func appendMessages[T proto.Message](all []proto.Message, msgs []T) []proto.Message {
 	for _, m := range msgs {
 		all = append(all, m)
@@ -87,29 +95,40 @@ func appendMessages[T proto.Message](all []proto.Message, msgs []T) []proto.Mess
 
 // eachRegex calls f with the regex of every RegexMatcher in m, at any depth, Anys unpacked.
 func eachRegex(m proto.Message, f func(string)) {
-	if r, ok := m.(*matcherv3.RegexMatcher); ok {
-		f(r.GetRegex())
-		return
-	}
+	walkMessages(m, func(m proto.Message) bool {
+		if r, ok := m.(*matcherv3.RegexMatcher); ok {
+			f(r.GetRegex())
+			return false
+		}
+		return true
+	})
+}
+
+// walkMessages calls f on m and on every message inside it, at any depth, Anys unpacked (the
+// Any itself is not passed to f); f returning false skips what is inside that message.
+func walkMessages(m proto.Message, f func(proto.Message) bool) {
 	if a, ok := m.(*anypb.Any); ok {
 		if inner, err := a.UnmarshalNew(); err == nil {
-			eachRegex(inner, f)
+			walkMessages(inner, f)
 		}
+		return
+	}
+	if !f(m) {
 		return
 	}
 	m.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
 		switch {
 		case fd.IsList() && fd.Message() != nil:
 			for i := 0; i < v.List().Len(); i++ {
-				eachRegex(v.List().Get(i).Message().Interface(), f)
+				walkMessages(v.List().Get(i).Message().Interface(), f)
 			}
 		case fd.IsMap() && fd.MapValue().Message() != nil:
 			v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
-				eachRegex(mv.Message().Interface(), f)
+				walkMessages(mv.Message().Interface(), f)
 				return true
 			})
 		case !fd.IsList() && !fd.IsMap() && fd.Message() != nil:
-			eachRegex(v.Message().Interface(), f)
+			walkMessages(v.Message().Interface(), f)
 		}
 		return true
 	})

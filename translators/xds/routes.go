@@ -76,9 +76,7 @@ func withStandby(routes []*routev3.Route, split *mesh.Split, port int32) []*rout
 	if len(standby) == 0 {
 		return routes
 	}
-	return append(routes, catchAll("standby", withoutTimeout(&routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_WeightedClusters{
-		WeightedClusters: &routev3.WeightedCluster{Clusters: standby},
-	}})))
+	return append(routes, catchAll("standby", withoutTimeout(weightedClusters(standby))))
 }
 
 // weightedAction shares a port's traffic between the split's backends, on the same port number
@@ -104,9 +102,24 @@ func weightedAction(split *mesh.Split, port int32) *routev3.RouteAction {
 		// and grpc-go reject along with the whole RouteConfiguration.
 		return clusterAction(ClusterName(split.Apex, port))
 	}
-	return withoutTimeout(&routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_WeightedClusters{
-		WeightedClusters: &routev3.WeightedCluster{Clusters: clusters},
-	}})
+	return withoutTimeout(weightedClusters(clusters))
+}
+
+// weightedClusters is a route action sharing traffic between clusters by their weights, with
+// total_weight set to their sum (clusterWeights keeps it within a uint32). Current Envoy and
+// grpc-go (v1.84) ignore the deprecated field, but older clients need it: gRPC C-core 1.51
+// (Debian bookworm's python3-grpcio) and older Envoy take a missing total as 100 and refuse any
+// other sum ("RouteAction weighted_cluster has incorrect total weight"), and older grpc-go
+// refused a total other than the sum, a missing one included. A total equal to the sum is what
+// every one of them accepts.
+func weightedClusters(clusters []*routev3.WeightedCluster_ClusterWeight) *routev3.RouteAction {
+	var total uint32
+	for _, c := range clusters {
+		total += c.GetWeight().GetValue()
+	}
+	return &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_WeightedClusters{
+		WeightedClusters: &routev3.WeightedCluster{Clusters: clusters, TotalWeight: wrapperspb.UInt32(total)},
+	}}
 }
 
 // catchAll matches every request.
@@ -145,9 +158,7 @@ func routeMatch(m mesh.HTTPMatch) *routev3.RouteMatch {
 	for _, h := range m.Headers {
 		// SMI header values are RE2 regexes over the whole value, exactly safe_regex's meaning,
 		// so the regex is passed on rather than rewritten from mesh's Kind and Literal.
-		rm.Headers = append(rm.Headers, headerMatcher(h.Name, &matcherv3.StringMatcher{
-			MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: h.Regex}},
-		}))
+		rm.Headers = append(rm.Headers, regexHeader(h.Name, h.Regex))
 	}
 	return rm
 }
@@ -156,19 +167,22 @@ func routeMatch(m mesh.HTTPMatch) *routev3.RouteMatch {
 // alternation of the quoted names for several (method tokens may contain regex metacharacters).
 func methodMatcher(methods []string) *routev3.HeaderMatcher {
 	if len(methods) == 1 {
-		return headerMatcher(":method", &matcherv3.StringMatcher{
-			MatchPattern: &matcherv3.StringMatcher_Exact{Exact: methods[0]},
-		})
+		return &routev3.HeaderMatcher{Name: ":method", HeaderMatchSpecifier: &routev3.HeaderMatcher_ExactMatch{ExactMatch: methods[0]}}
 	}
 	quoted := make([]string, len(methods))
 	for i, m := range methods {
 		quoted[i] = regexp.QuoteMeta(m)
 	}
-	return headerMatcher(":method", &matcherv3.StringMatcher{
-		MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: strings.Join(quoted, "|")}},
-	})
+	return regexHeader(":method", strings.Join(quoted, "|"))
 }
 
-func headerMatcher(name string, m *matcherv3.StringMatcher) *routev3.HeaderMatcher {
-	return &routev3.HeaderMatcher{Name: name, HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: m}}
+// regexHeader matches a header whose whole value matches the RE2 regex re. It uses
+// safe_regex_match, not string_match: Envoy deprecated the former for the latter, but clients
+// older than gRFC A63 (gRPC C-core 1.51, Debian bookworm's, in routes and in RBAC alike) know
+// only the former and refuse the whole resource ("Invalid route header matcher specified").
+// Envoy and grpc-go still accept it; Envoy counts the deprecated use.
+func regexHeader(name, re string) *routev3.HeaderMatcher {
+	return &routev3.HeaderMatcher{Name: name, HeaderMatchSpecifier: &routev3.HeaderMatcher_SafeRegexMatch{
+		SafeRegexMatch: &matcherv3.RegexMatcher{Regex: re},
+	}}
 }

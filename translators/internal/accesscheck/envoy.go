@@ -329,7 +329,7 @@ func (l *Listener) checkHeaderMatcher(t testing.TB, policy string, h *routev3.He
 	t.Helper()
 	// invert_match and treat_missing_header_as_empty change what an absent header means; the
 	// translators do not write them, so they are refused rather than modelled.
-	onlyFields(t, h, "name", "string_match", "present_match")
+	onlyFields(t, h, "name", "string_match", "present_match", "exact_match", "safe_regex_match")
 	name := strings.ToLower(h.Name)
 	if l.kind == GRPCServer && strings.HasPrefix(name, "grpc-") {
 		t.Fatalf("accesscheck: policy %q matches header %q on a gRPC server; grpc-go refuses (NACKs) RBAC header matchers on grpc- headers", policy, h.Name)
@@ -342,6 +342,10 @@ func (l *Listener) checkHeaderMatcher(t testing.TB, policy string, h *routev3.He
 	}
 	if m := h.GetStringMatch(); m != nil {
 		checkStringMatcher(t, policy, m)
+	}
+	if re := h.GetSafeRegexMatch(); re != nil {
+		onlyFields(t, re, "regex")
+		compile(t, "^(?:"+re.Regex+")$")
 	}
 }
 
@@ -580,7 +584,8 @@ func identifies(t testing.TB, p *rbacv3.Principal, ctx rbacContext) bool {
 }
 
 // headerMatches is Envoy's HeaderMatcher without inversion: present_match compares presence,
-// string_match needs the header present. The network filter sees no header at all.
+// string_match and the older exact_match and safe_regex_match (what the translators write, for
+// clients older than gRFC A63) need the header present. The network filter sees no header at all.
 func headerMatches(t testing.TB, h *routev3.HeaderMatcher, ctx rbacContext) bool {
 	name := strings.ToLower(h.Name)
 	var value string
@@ -597,6 +602,10 @@ func headerMatches(t testing.TB, h *routev3.HeaderMatcher, ctx rbacContext) bool
 		return present == s.PresentMatch
 	case *routev3.HeaderMatcher_StringMatch:
 		return present && stringMatches(t, s.StringMatch, value)
+	case *routev3.HeaderMatcher_ExactMatch:
+		return present && value == s.ExactMatch
+	case *routev3.HeaderMatcher_SafeRegexMatch:
+		return present && fullMatch(t, s.SafeRegexMatch.GetRegex(), value)
 	}
 	t.Fatalf("accesscheck: header matcher %v is not understood", h)
 	return false
