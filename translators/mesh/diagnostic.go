@@ -98,6 +98,11 @@ const (
 	ReasonWeightRoundedToZero = "WeightRoundedToZero"
 )
 
+// ReasonRejectedByProxies (Programmed=False) is the xDS backend's report that proxies refused
+// (NACKed) the configuration an object programs: they keep their last good one, so traffic
+// does not follow the object until they accept a later version.
+const ReasonRejectedByProxies = "RejectedByProxies"
+
 // Diagnostic reports a problem with one object of the snapshot.
 type Diagnostic struct {
 	// Object is the object whose status the diagnostic belongs on.

@@ -38,6 +38,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -122,6 +123,8 @@ type Server struct {
 	// unenforced holds the namespaces where access is not enforced (SetNamespace).
 	unenforced map[string]bool
 	pending    pending
+	// onRejections is told which SMI objects' Rejections changed (OnRejections).
+	onRejections atomic.Pointer[func([]mesh.ObjectRef)]
 }
 
 // New returns a server with nothing to serve yet; the reconcilers fill it.
@@ -143,6 +146,7 @@ func New(opts Options) *Server {
 		pending:       pending{scopes: map[string]bool{}},
 	}
 	s.streams = newStreams(opts.Authenticator, s.metrics, opts.Log)
+	s.streams.rejectionsChanged = s.rejectionsChanged
 	s.sources = sources{
 		grpcListeners: &grpcListenerSource{s: s},
 		grpcRoutes:    &routeSource{s: s}, envoyRoutes: &routeSource{s: s, envoy: true},

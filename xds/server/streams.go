@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 
@@ -29,6 +31,9 @@ type streams struct {
 	auth    Authenticator
 	metrics *metrics
 	log     logr.Logger
+	// rejectionsChanged hears of the resources whose rejection by a stream's proxy appeared,
+	// changed or cleared; it is called without mu.
+	rejectionsChanged func(rejectionChange)
 
 	mu   sync.Mutex
 	open map[int64]*streamState
@@ -43,6 +48,10 @@ type streamState struct {
 	info *nodeInfo
 	// tls is true when the stream's connection is TLS: the only kind a token or a secret travels on.
 	tls bool
+	// sent are the responses not yet answered, by type URL; rejected the resources the proxy
+	// refused, with its error (rejections.go). Both under streams.mu.
+	sent     map[string][]sentResponse
+	rejected map[resourceKey]string
 }
 
 func newStreams(auth Authenticator, m *metrics, log logr.Logger) *streams {
@@ -91,7 +100,8 @@ func (s *streams) OnStreamOpen(ctx context.Context, id int64, _ string) error {
 	return nil
 }
 
-// OnStreamClosed forgets the stream.
+// OnStreamClosed forgets the stream, and with it what its proxy refused: a proxy that is gone
+// holds nothing, and one that reconnects asks afresh.
 func (s *streams) OnStreamClosed(id int64, _ *corev3.Node) {
 	s.mu.Lock()
 	state := s.open[id]
@@ -99,6 +109,9 @@ func (s *streams) OnStreamClosed(id int64, _ *corev3.Node) {
 	s.mu.Unlock()
 	if state != nil && state.info != nil {
 		s.metrics.connected.WithLabelValues(state.info.proxy).Dec()
+		if len(state.rejected) > 0 {
+			s.rejectionsChanged(rejectionChange{scope: scopeKey(state.info.identity), keys: slices.Collect(maps.Keys(state.rejected))})
+		}
 	}
 }
 
@@ -161,6 +174,12 @@ func (s *streams) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) e
 	default:
 		s.metrics.acks.WithLabelValues(typ).Inc()
 	}
+	s.mu.Lock()
+	changed := state.reply(req)
+	s.mu.Unlock()
+	if len(changed) > 0 {
+		s.rejectionsChanged(rejectionChange{scope: scopeKey(state.info.identity), keys: changed})
+	}
 	return nil
 }
 
@@ -182,9 +201,14 @@ func sameNode(state *streamState, node *corev3.Node) error {
 	return nil
 }
 
-// OnStreamResponse counts pushes.
-func (s *streams) OnStreamResponse(_ context.Context, _ int64, req *discoveryv3.DiscoveryRequest, _ *discoveryv3.DiscoveryResponse) {
+// OnStreamResponse counts pushes and remembers what each carried, for the proxy's reply.
+func (s *streams) OnStreamResponse(_ context.Context, id int64, req *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
 	s.metrics.pushes.WithLabelValues(shortType(req.GetTypeUrl())).Inc()
+	s.mu.Lock()
+	if state := s.open[id]; state != nil {
+		state.recordResponse(resp)
+	}
+	s.mu.Unlock()
 }
 
 // shortType is the last part of a type URL ("envoy.config.listener.v3.Listener" → "Listener"),

@@ -1,0 +1,290 @@
+package server
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/smi-operator/smi-operator/apis/smi"
+	"github.com/smi-operator/smi-operator/translators/mesh"
+	"github.com/smi-operator/smi-operator/translators/xds"
+)
+
+// A proxy that rejects a response (a NACK) keeps its last good configuration: traffic stays where
+// it was while the SMI object says it is programmed. The server remembers, per stream, which
+// resources the stream's proxy refused and why, until the proxy accepts a later version of them,
+// stops asking for them, or goes away, and maps them back to the SMI objects that program them,
+// so that their status says so (Rejections).
+//
+// In state-of-the-world xDS a NACK names the nonce of the response it refuses, not a resource:
+// the server keeps the names of the resources of every response not yet answered. grpc-go and
+// C-core validate each resource apart, apply the valid ones and name the invalid ones in the
+// error; so a NACK whose error names resources of the response is held against those only, and
+// one that names none (Envoy's can) against the whole response.
+
+// resourceKey names one resource a stream was sent.
+type resourceKey struct {
+	typeURL, name string
+}
+
+// sentResponse is what a response not yet answered carried.
+type sentResponse struct {
+	nonce int64
+	names []string
+}
+
+// maxUnanswered bounds the responses remembered per stream and type: a proxy answers each one in
+// turn, and one that does not must not make the server hoard names.
+const maxUnanswered = 8
+
+// rejectionChange is a stream's rejections of some resources that appeared, changed or cleared.
+type rejectionChange struct {
+	scope string // the stream's identity, for the per-identity listeners
+	keys  []resourceKey
+}
+
+// recordResponse remembers the names of the resources of a response about to be sent on the
+// stream. The caller holds streams.mu.
+func (st *streamState) recordResponse(resp *discoveryv3.DiscoveryResponse) {
+	nonce, err := strconv.ParseInt(resp.GetNonce(), 10, 64)
+	if err != nil {
+		return
+	}
+	names := make([]string, 0, len(resp.GetResources()))
+	for _, r := range resp.GetResources() {
+		if name, ok := resourceName(r.GetValue()); ok {
+			names = append(names, name)
+		}
+	}
+	if st.sent == nil {
+		st.sent = map[string][]sentResponse{}
+	}
+	sent := append(st.sent[resp.GetTypeUrl()], sentResponse{nonce: nonce, names: names})
+	if len(sent) > maxUnanswered {
+		sent = slices.Delete(sent, 0, len(sent)-maxUnanswered)
+	}
+	st.sent[resp.GetTypeUrl()] = sent
+}
+
+// answered takes the response a reply (ACK or NACK) names out of those remembered, with every
+// older one of its type: a proxy answers in order, so those were superseded.
+func (st *streamState) answered(typeURL, nonce string) (sentResponse, bool) {
+	n, err := strconv.ParseInt(nonce, 10, 64)
+	if err != nil {
+		return sentResponse{}, false
+	}
+	var found sentResponse
+	ok := false
+	st.sent[typeURL] = slices.DeleteFunc(st.sent[typeURL], func(r sentResponse) bool {
+		if r.nonce == n {
+			found, ok = r, true
+		}
+		return r.nonce <= n
+	})
+	return found, ok
+}
+
+// reply updates the stream's rejections with a request: an ACK clears the resources of the
+// response it accepts, a NACK marks those its error names (all of the response's when it names
+// none) and clears the others, and a request that no longer names a resource clears it. It
+// returns the resources whose rejection appeared, changed or cleared. The caller holds streams.mu.
+func (st *streamState) reply(req *discoveryv3.DiscoveryRequest) []resourceKey {
+	var changed []resourceKey
+	set := func(key resourceKey, detail string) {
+		if old, had := st.rejected[key]; had && old == detail {
+			return
+		}
+		if st.rejected == nil {
+			st.rejected = map[resourceKey]string{}
+		}
+		st.rejected[key] = detail
+		changed = append(changed, key)
+	}
+	clear := func(key resourceKey) {
+		if _, had := st.rejected[key]; had {
+			delete(st.rejected, key)
+			changed = append(changed, key)
+		}
+	}
+	typeURL := req.GetTypeUrl()
+	if req.GetResponseNonce() != "" {
+		if resp, ok := st.answered(typeURL, req.GetResponseNonce()); ok {
+			detail := req.GetErrorDetail().GetMessage()
+			refused := resp.names
+			if req.GetErrorDetail() != nil {
+				if named := namedIn(detail, resp.names); len(named) > 0 {
+					refused = named
+				}
+			}
+			for _, name := range resp.names {
+				if req.GetErrorDetail() != nil && slices.Contains(refused, name) {
+					set(resourceKey{typeURL, name}, detail)
+				} else {
+					clear(resourceKey{typeURL, name})
+				}
+			}
+		}
+	}
+	// A subscription by name that drops a resource: the proxy no longer holds it. Wildcard
+	// subscriptions (no names) hold whatever the responses carry.
+	if names := req.GetResourceNames(); len(names) > 0 {
+		for key := range st.rejected {
+			if key.typeURL == typeURL && !slices.Contains(names, key.name) {
+				clear(key)
+			}
+		}
+	}
+	return changed
+}
+
+// namedIn returns the names that occur in an error message.
+func namedIn(message string, names []string) []string {
+	var out []string
+	for _, name := range names {
+		if name != "" && strings.Contains(message, name) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// resourceName reads the name of a serialized xDS resource: field 1 of every type the server
+// serves (Listener, RouteConfiguration, Cluster and Secret name, ClusterLoadAssignment
+// cluster_name), read without unmarshalling the whole resource, since a response to an Envoy
+// sidecar may carry thousands.
+func resourceName(b []byte) (string, bool) {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return "", false
+		}
+		b = b[n:]
+		if num == 1 && typ == protowire.BytesType {
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return "", false
+			}
+			return string(v), true
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return "", false
+		}
+		b = b[n:]
+	}
+	return "", false
+}
+
+// Rejections says how many proxies (ADS streams) refused, and still hold an older version of, a
+// resource the SMI object ref programs, and the error of one of them.
+func (s *Server) Rejections(ref mesh.ObjectRef) (proxies int, detail string) {
+	s.streams.mu.Lock()
+	type rejection struct {
+		id     int64
+		scope  string
+		detail string
+		keys   []resourceKey
+	}
+	var all []rejection
+	for id, st := range s.streams.open {
+		if len(st.rejected) == 0 {
+			continue
+		}
+		r := rejection{id: id, scope: scopeKey(st.info.identity)}
+		for key, d := range st.rejected {
+			r.keys = append(r.keys, key)
+			if r.detail == "" || d < r.detail {
+				r.detail = d
+			}
+		}
+		all = append(all, r)
+	}
+	s.streams.mu.Unlock()
+	// The error reported is the one of the oldest stream: it stays put while others come and go.
+	slices.SortFunc(all, func(a, b rejection) int { return int(a.id - b.id) })
+
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, r := range all {
+		for _, key := range r.keys {
+			if slices.Contains(s.programmedBy(r.scope, key), ref) {
+				if proxies == 0 {
+					detail = r.detail
+				}
+				proxies++
+				break
+			}
+		}
+	}
+	return proxies, detail
+}
+
+// RejectionDiagnostics reports, as a Programmed=False diagnostic on ref, proxies that refused
+// what ref programs; none when every proxy took it.
+func (s *Server) RejectionDiagnostics(ref mesh.ObjectRef) []mesh.Diagnostic {
+	proxies, detail := s.Rejections(ref)
+	if proxies == 0 {
+		return nil
+	}
+	what := "proxies reject"
+	if proxies == 1 {
+		what = "proxy rejects"
+	}
+	return []mesh.Diagnostic{{Object: ref, Condition: smi.ConditionProgrammed, Reason: mesh.ReasonRejectedByProxies,
+		Severity: mesh.SeverityWarning,
+		Message:  fmt.Sprintf("%d xDS %s this object's configuration and keep their last good one; one says: %s", proxies, what, detail)}}
+}
+
+// programmedBy are the SMI objects that program the resource a stream of the identity scope was
+// sent: the split served under a route configuration's name, the TrafficTargets whose rules
+// make up the identity's own listeners. The caller holds s.mu.
+func (s *Server) programmedBy(scope string, key resourceKey) []mesh.ObjectRef {
+	switch key.typeURL {
+	case resourcev3.RouteType:
+		if bySource := s.splitRoutes[key.name]; len(bySource) > 0 {
+			// The one served, as splitRoute picks it.
+			return []mesh.ObjectRef{slices.MinFunc(slices.Collect(maps.Keys(bySource)), compareRefs)}
+		}
+	case resourcev3.ListenerType:
+		if scope == "" || (key.name != xds.InboundListenerName && !strings.HasPrefix(key.name, xds.ServerListenerNamePrefix)) {
+			return nil
+		}
+		return slices.SortedFunc(maps.Keys(s.access[scope]), compareRefs)
+	}
+	return nil
+}
+
+// OnRejections has fn told which SMI objects a proxy began or stopped refusing the resources of
+// (their Rejections changed), so that their status is written again; it replaces any earlier fn.
+// fn is called on the ADS streams' goroutines and must not block.
+func (s *Server) OnRejections(fn func([]mesh.ObjectRef)) {
+	s.onRejections.Store(&fn)
+}
+
+// rejectionsChanged tells the OnRejections function which SMI objects' rejections appeared,
+// changed or cleared.
+func (s *Server) rejectionsChanged(change rejectionChange) {
+	fn := s.onRejections.Load()
+	if fn == nil || len(change.keys) == 0 {
+		return
+	}
+	s.mu.RLock()
+	var refs []mesh.ObjectRef
+	for _, key := range change.keys {
+		for _, ref := range s.programmedBy(change.scope, key) {
+			if !slices.Contains(refs, ref) {
+				refs = append(refs, ref)
+			}
+		}
+	}
+	s.mu.RUnlock()
+	if len(refs) > 0 {
+		(*fn)(refs)
+	}
+}
