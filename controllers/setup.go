@@ -10,6 +10,7 @@ import (
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -188,10 +189,13 @@ func SetupXDS(ctx context.Context, mgr ctrl.Manager, opts Options, xdsServer *se
 		return err
 	}
 	gate := newSyncGate(mgr.GetClient(), xdsServer.Synced)
+	splitResync, targetResync := make(chan event.GenericEvent), make(chan event.GenericEvent)
+	xdsServer.OnRejections(func(refs []mesh.ObjectRef) { go resyncRefs(ctx, refs, splitResync, targetResync) })
 	_, _, err = setupReconcilers(ctx, mgr, opts, statuses, backendSet{
-		splits:   gatedBackend[*hub.TrafficSplit]{trafficsplit.XDS{Server: xdsServer}, smi.TrafficSplitKind, gate},
-		targets:  gatedBackend[*hub.TrafficTarget]{traffictarget.XDS{Server: xdsServer}, smi.TrafficTargetKind, gate},
-		settings: settings,
+		splits:      gatedBackend[*hub.TrafficSplit]{trafficsplit.XDS{Server: xdsServer}, smi.TrafficSplitKind, gate},
+		targets:     gatedBackend[*hub.TrafficTarget]{traffictarget.XDS{Server: xdsServer}, smi.TrafficTargetKind, gate},
+		settings:    settings,
+		splitResync: splitResync, targetResync: targetResync,
 	})
 	if err != nil {
 		return err
@@ -214,6 +218,23 @@ func SetupXDS(ctx context.Context, mgr ctrl.Manager, opts Options, xdsServer *se
 		return err
 	}
 	return mgr.Add(xdsServer)
+}
+
+// resyncRefs sends the split and target controllers the SMI objects refs names, to reconcile
+// again: the xDS server's rejections of their resources changed, and so must their status.
+func resyncRefs(ctx context.Context, refs []mesh.ObjectRef, splits, targets chan<- event.GenericEvent) {
+	for _, ref := range refs {
+		ch := splits
+		if ref.Kind == smi.TrafficTargetKind {
+			ch = targets
+		}
+		ev := event.GenericEvent{Object: &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: ref.Namespace, Name: ref.Name}}}
+		select {
+		case ch <- ev:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // ResourceOptions configure an operator whose SMIOperator resource selects the backend.

@@ -517,7 +517,21 @@ func (s *Switch) newXDSServer(ctx context.Context, cfg xdsConfig) (*server.Serve
 		sc.TLS = tlsConfig
 	}
 	srv, err := NewXDSServer(ctx, s.clientset, cfg.settings, sc)
+	if err == nil {
+		srv.OnRejections(s.resyncRejected)
+	}
 	return srv, sc.Address, err
+}
+
+// resyncRejected has the SMI objects whose resources proxies began or stopped refusing
+// reconciled again, so that their status says so (trafficsplit.XDS and traffictarget.XDS read
+// the server's rejections).
+func (s *Switch) resyncRejected(refs []mesh.ObjectRef) {
+	keys := make([]ObjectKey, 0, len(refs))
+	for _, ref := range refs {
+		keys = append(keys, ObjectKey{Kind: ref.Kind, Namespace: ref.Namespace, Name: ref.Name})
+	}
+	s.resync(keys)
 }
 
 // retireXDS stops feeding the xDS server, which keeps serving its last configuration until the

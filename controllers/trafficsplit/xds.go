@@ -16,13 +16,17 @@ type XDS struct {
 }
 
 // Program serves the split's routes, or stops serving them when the model does not program it.
+// Proxies that refused the routes (server.Rejections) make the split not Programmed: they keep
+// routing as before.
 func (b XDS) Program(_ context.Context, split *hub.TrafficSplit, models *mesh.Models) ([]mesh.Diagnostic, error) {
 	model, _ := models.For(b.Server.Settings())
 	var programmed *mesh.Split
 	if len(model.Splits) > 0 {
 		programmed = &model.Splits[0]
 	}
-	return b.Server.SetSplit(mesh.ObjectRef{Kind: smi.TrafficSplitKind, Namespace: split.Namespace, Name: split.Name}, programmed), nil
+	self := mesh.ObjectRef{Kind: smi.TrafficSplitKind, Namespace: split.Namespace, Name: split.Name}
+	diags := b.Server.SetSplit(self, programmed)
+	return append(diags, b.Server.RejectionDiagnostics(self)...), nil
 }
 
 // Forget stops serving a deleted split's routes; its apex falls back to its default routes.

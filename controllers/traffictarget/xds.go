@@ -31,8 +31,9 @@ func (b XDS) Program(_ context.Context, target *hub.TrafficTarget, models *mesh.
 	}
 	b.Server.SetAccess(self, rules)
 	// What the xDS listeners cannot enforce as written (UDP grants, "grpc-" headers on gRPC
-	// servers) goes to the target's status.
-	return xds.AccessDiagnostics(rules), nil
+	// servers) goes to the target's status, and so do proxies that refused the listeners its
+	// rules are part of (server.Rejections): they enforce their last good ones.
+	return append(xds.AccessDiagnostics(rules), b.Server.RejectionDiagnostics(self)...), nil
 }
 
 // Forget withdraws a deleted target's rule.

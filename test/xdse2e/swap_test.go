@@ -431,7 +431,12 @@ func servesContaining(ctx context.Context, ns, serviceAccount, typeURL string, n
 // askXDS opens an ADS stream to the swap operator's xDS server as the proxyless client running as
 // serviceAccount in ns, and asks for resources; the stream lives as long as ctx.
 func askXDS(ctx context.Context, ns, serviceAccount, typeURL string, names []string) (discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient, error) {
-	conn, err := op.dialXDS(swapXDSPort)
+	return askXDSOn(ctx, swapXDSPort, ns, serviceAccount, typeURL, names)
+}
+
+// askXDSOn is askXDS on the xDS server listening on port (over TLS, without a token).
+func askXDSOn(ctx context.Context, port uint16, ns, serviceAccount, typeURL string, names []string) (discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient, error) {
+	conn, err := op.dialXDS(port)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,112 @@
+package xdse2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/smi-operator/smi-operator/apis/smi"
+	"github.com/smi-operator/smi-operator/apis/smi/hub"
+	"github.com/smi-operator/smi-operator/translators/mesh"
+)
+
+// TestRejectedRouteTurnsSplitUnprogrammed: a proxy that refuses (NACKs) a split's route
+// configuration, as an old gRPC C-core does some of them, makes the TrafficSplit
+// Programmed=False RejectedByProxies with the proxy's error, with a Warning Event; once the proxy
+// accepts the version a weight change brings, the split is Programmed again.
+func TestRejectedRouteTurnsSplitUnprogrammed(t *testing.T) {
+	o := start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ns := o.namespace(t)
+	for _, name := range []string{"shop", "shop-v1", "shop-v2"} {
+		o.service(t, ns, name)
+	}
+	split := &hub.TrafficSplit{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop"},
+		Spec: splitv1alpha4.TrafficSplitSpec{Service: "shop", Backends: []splitv1alpha4.TrafficSplitBackend{
+			{Service: "shop-v1", Weight: 50}, {Service: "shop-v2", Weight: 50},
+		}},
+	}
+	o.create(t, split)
+	o.waitProgrammed(t, split)
+
+	route := "shop." + ns + ".svc.cluster.local:80"
+	stream, err := askXDSOn(ctx, xdsPortFor(ns), ns, "old-client", resourcev3.RouteType, []string{route})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv := func() *discoveryv3.DiscoveryResponse {
+		t.Helper()
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	reply := func(to *discoveryv3.DiscoveryResponse, accepted string, refusal *rpcstatus.Status) {
+		t.Helper()
+		err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.RouteType, ResourceNames: []string{route},
+			VersionInfo: accepted, ResponseNonce: to.Nonce, ErrorDetail: refusal})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The error C-core 1.51 gives for a weighted cluster without total_weight.
+	refusal := "errors parsing RDS resource: [resource index 0: " + route + ": RouteAction weighted_cluster has incorrect total weight]"
+	reply(recv(), "", &rpcstatus.Status{Message: refusal})
+	o.waitCondition(t, split, smi.ConditionProgrammed, metav1.ConditionFalse, mesh.ReasonRejectedByProxies)
+	if got := o.programmedMessage(t, split); !strings.Contains(got, "1 xDS proxy") || !strings.Contains(got, refusal) {
+		t.Errorf("Programmed message %q does not say one proxy refused it, and why", got)
+	}
+	o.waitWarningEvent(t, split, mesh.ReasonRejectedByProxies)
+
+	o.setWeights(t, split, 70, 30)
+	accepted := recv()
+	reply(accepted, accepted.VersionInfo, nil)
+	o.waitCondition(t, split, smi.ConditionProgrammed, metav1.ConditionTrue, "")
+}
+
+// programmedMessage is the message of the SMI object's Programmed condition.
+func (o *operator) programmedMessage(t *testing.T, obj hub.Object) string {
+	t.Helper()
+	got := obj.DeepCopyObject().(hub.Object)
+	if err := o.client.Get(context.Background(), client.ObjectKeyFromObject(obj), got); err != nil {
+		t.Fatal(err)
+	}
+	return meta.FindStatusCondition(got.GetStatus().Conditions, smi.ConditionProgrammed).Message
+}
+
+// waitWarningEvent waits for a Warning Event with reason about the object (this one, by UID).
+func (o *operator) waitWarningEvent(t *testing.T, obj hub.Object, reason string) {
+	t.Helper()
+	current := obj.DeepCopyObject().(hub.Object)
+	if err := o.client.Get(context.Background(), client.ObjectKeyFromObject(obj), current); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, 100*time.Millisecond, func() error {
+		list := &eventsv1.EventList{}
+		if err := o.client.List(context.Background(), list, client.InNamespace(obj.GetNamespace())); err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range list.Items {
+			if ev.Regarding.UID == current.GetUID() && ev.Type == corev1.EventTypeWarning && ev.Reason == reason {
+				return nil
+			}
+		}
+		return fmt.Errorf("no Warning Event %s about %s/%s among %d Events", reason, obj.GetNamespace(), obj.GetName(), len(list.Items))
+	})
+}
