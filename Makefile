@@ -66,8 +66,12 @@ vet: ## go vet, and fail on unformatted files.
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	go vet ./...
 
+.PHONY: interop-deps
+interop-deps: ## Install the non-grpc-go xDS clients test/xdse2e runs (Debian's python3-grpcio: gRPC C-core), if missing.
+	hack/interop-deps.sh
+
 .PHONY: test
-test: control-plane vet verify-generated ## Run every test: unit, golden, fuzz seeds, envtest suites, Istio's validation.
+test: control-plane interop-deps vet verify-generated ## Run every test: unit, golden, fuzz seeds, envtest suites, Istio's validation.
 	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" go test $(GO_TEST_FLAGS) ./...
 	hack/test-istio.sh $(GO_TEST_FLAGS)
 
