@@ -245,6 +245,12 @@ type ObjectCounts struct {
 	// condition; an object can be programmed and have problems (a backend dropped, say).
 	// +kubebuilder:validation:Minimum=0
 	WithProblems int32 `json:"withProblems"`
+	// RejectedByProxies is the number of SMI objects, among those with problems, whose
+	// configuration xDS proxies refused (Programmed=False, reason RejectedByProxies): those proxies
+	// keep their last good configuration.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	RejectedByProxies int32 `json:"rejectedByProxies,omitempty"`
 }
 
 // SMIOperatorList is a list of SMIOperators.

@@ -27,6 +27,7 @@ import (
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/apis/v1alpha1"
+	"github.com/smi-operator/smi-operator/translators/mesh"
 )
 
 // Reconciler hands the SMIOperator singleton's spec to the backends and keeps its status.
@@ -162,7 +163,8 @@ type objectStatus struct {
 }
 
 // count counts the SMI objects whose conditions describe their current generation: programmed
-// (Programmed=True) and with problems (Accepted, ResolvedRefs or Programmed False). An object
+// (Programmed=True), with problems (Accepted, ResolvedRefs or Programmed False), and among these
+// the ones proxies refused. An object
 // the operator has not caught up with yet counts in neither.
 func count(objects []objectStatus) v1alpha1.ObjectCounts {
 	var out v1alpha1.ObjectCounts
@@ -178,6 +180,9 @@ func count(objects []objectStatus) v1alpha1.ObjectCounts {
 			case c.Status == metav1.ConditionFalse &&
 				(c.Type == smi.ConditionAccepted || c.Type == smi.ConditionResolvedRefs || c.Type == smi.ConditionProgrammed):
 				problem = true
+				if c.Type == smi.ConditionProgrammed && c.Reason == mesh.ReasonRejectedByProxies {
+					out.RejectedByProxies++
+				}
 			}
 		}
 		if problem {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/v1alpha1"
+	"github.com/smi-operator/smi-operator/translators/mesh"
 )
 
 func cond(typ string, ok bool, gen int64) metav1.Condition {
@@ -21,6 +22,13 @@ func cond(typ string, ok bool, gen int64) metav1.Condition {
 		s = metav1.ConditionTrue
 	}
 	return metav1.Condition{Type: typ, Status: s, ObservedGeneration: gen}
+}
+
+// rejected is a Programmed=False condition saying proxies refused the object's configuration.
+func rejected(gen int64) metav1.Condition {
+	c := cond(smi.ConditionProgrammed, false, gen)
+	c.Reason = mesh.ReasonRejectedByProxies
+	return c
 }
 
 func TestCount(t *testing.T) {
@@ -43,6 +51,9 @@ func TestCount(t *testing.T) {
 			cond(smi.ConditionAccepted, false, 2), cond(smi.ConditionProgrammed, true, 2)}}}},
 			v1alpha1.ObjectCounts{}},
 		{"no status yet", []objectStatus{{1, smi.Status{}}}, v1alpha1.ObjectCounts{}},
+		{"rejected by proxies: a problem, counted apart", []objectStatus{{1, smi.Status{Conditions: []metav1.Condition{
+			cond(smi.ConditionAccepted, true, 1), rejected(1)}}}, {2, smi.Status{Conditions: []metav1.Condition{rejected(1)}}}},
+			v1alpha1.ObjectCounts{WithProblems: 1, RejectedByProxies: 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if d := cmp.Diff(tc.want, count(tc.objects)); d != "" {
