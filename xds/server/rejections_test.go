@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/smi-operator/smi-operator/translators/mesh"
+	"github.com/smi-operator/smi-operator/translators/xds"
 	"github.com/smi-operator/smi-operator/xds/server"
 )
 
@@ -105,4 +106,53 @@ func TestRejectedRouteIsReportedOnItsSplitUntilAccepted(t *testing.T) {
 	expect("after another NACK", 1, refusal)
 	closeStream()
 	expect("after the stream ended", 0, "")
+}
+
+// TestRefusedInboundListenerIsReportedOnTheTargets: an Envoy sidecar refusing its identity's
+// inbound listener is reported on the TrafficTargets whose rules make it up; a NACK whose error
+// names only another listener of the response clears it (the inbound one was taken).
+func TestRefusedInboundListenerIsReportedOnTheTargets(t *testing.T) {
+	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessEnforcing}})
+	target := mesh.ObjectRef{Kind: "TrafficTarget", Namespace: "shop", Name: "to-db"}
+	// allow has the target admit another source each time: a change, pushed to the sidecar.
+	allow := func(source string) {
+		f.srv.SetAccess(target, []mesh.AccessRule{{
+			Source:      target,
+			Destination: mesh.Identity{Namespace: "shop", ServiceAccount: "db", SPIFFEID: "spiffe://cluster.local/ns/shop/sa/db"},
+			Sources:     []mesh.Identity{{Namespace: "shop", ServiceAccount: source, SPIFFEID: "spiffe://cluster.local/ns/shop/sa/" + source}},
+			TCP:         mesh.PortSet{All: true},
+		}})
+	}
+	allow("api")
+	stream, _ := f.subscribeEnvoy(t, "shop", "db", resourcev3.ListenerType)
+	nack := func(source, message string) {
+		t.Helper()
+		allow(source)
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.ListenerType, ResponseNonce: resp.Nonce,
+			ErrorDetail: &rpcstatus.Status{Message: message}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitRejections := func(step string, want int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			got, _ := f.srv.Rejections(target)
+			if got == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: Rejections of the target = %d, want %d", step, got, want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	nack("web", "Error adding/updating listener(s) "+xds.InboundListenerName+": bad RBAC")
+	waitRejections("inbound listener refused", 1)
+	nack("admin", "Error adding/updating listener(s) "+xds.OutboundListenerName+": bad filter chain")
+	waitRejections("only the outbound listener refused", 0)
 }
