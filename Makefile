@@ -67,7 +67,7 @@ vet: ## go vet, and fail on unformatted files.
 	go vet ./...
 
 .PHONY: interop-deps
-interop-deps: ## Install the non-grpc-go xDS clients test/xdse2e runs (Debian's python3-grpcio: gRPC C-core), if missing.
+interop-deps: ## Install the non-grpc-go xDS clients test/xdse2e runs (Debian's python3-grpcio: gRPC C-core; grpc-js from npm into ~/.cache), if missing.
 	hack/interop-deps.sh
 
 .PHONY: test

@@ -1,0 +1,111 @@
+package xdse2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/smi-operator/smi-operator/test/netns"
+)
+
+// grpcJSDir is where hack/interop-deps.sh installs testdata/grpc-js/package-lock.json (npm ci):
+// $XDG_CACHE_HOME/smi-operator/interop/grpc-js, ~/.cache/... without it.
+func grpcJSDir() (string, error) {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(cache, "smi-operator", "interop", "grpc-js"), nil
+}
+
+// TestGRPCJSClientFollowsSplits runs grpc-js's xDS client (@grpc/grpc-js 1.14.7 and
+// @grpc/grpc-js-xds 1.14.1, pinned in testdata/grpc-js, through testdata/grpc-js/client.js)
+// against the operator, as TestCCoreClientFollowsSplits runs C-core: a 1:0 split, a flip, a
+// weighted split and a split by header.
+//
+// grpc-js-xds 1.14.1 knows only "google_default" and "insecure" channel credentials in its
+// bootstrap (no "tls", gRFC A65), so it too reaches only the permissive operator's plain-text
+// xDS server. See the README's support matrix.
+func TestGRPCJSClientFollowsSplits(t *testing.T) {
+	o := start(t)
+	node, dir := requireGRPCJS(t)
+	o.ensureNamespace(t, permissiveNamespace)
+	testInteropSplits(t, o, "js", 16, func(t *testing.T, service, serviceAccount string) *interopClient {
+		return o.startInterop(t, interopCommand{
+			name: "grpc-js",
+			args: []string{node, "testdata/grpc-js/client.js"},
+			// The tracers log a refused resource (the NACK and its reason) and a bootstrap the
+			// client cannot read: kept, and shown when the test fails, as the first clue.
+			env:       []string{"NODE_PATH=" + filepath.Join(dir, "node_modules"), "GRPC_VERBOSITY=DEBUG", "GRPC_TRACE=xds_client,xds_resolver"},
+			bootstrap: forGRPCJS,
+		}, permissiveNamespace, service, serviceAccount)
+	})
+}
+
+// requireGRPCJS returns node and the directory holding the installed packages, or skips the test
+// when either is missing (hack/interop-deps.sh installs the packages, as `make test` does), unless
+// SMI_E2E_NETNS_STRICT is set: CI must run it.
+func requireGRPCJS(t *testing.T) (node, dir string) {
+	t.Helper()
+	fail := func(msg string) {
+		msg = "grpc-js is not available: " + msg + "; run hack/interop-deps.sh (make interop-deps)"
+		if os.Getenv(netns.StrictEnv) != "" {
+			t.Fatalf("%s is set: %s", netns.StrictEnv, msg)
+		}
+		t.Skip(msg)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		fail(err.Error())
+	}
+	dir, err = grpcJSDir()
+	if err != nil {
+		fail(err.Error())
+	}
+	var versions []string
+	for _, pkg := range []string{"@grpc/grpc-js", "@grpc/grpc-js-xds"} {
+		raw, err := os.ReadFile(filepath.Join(dir, "node_modules", pkg, "package.json"))
+		if err != nil {
+			fail(err.Error())
+		}
+		var p struct{ Version string }
+		if err := json.Unmarshal(raw, &p); err != nil {
+			fail(fmt.Sprintf("%s's package.json: %v", pkg, err))
+		}
+		versions = append(versions, pkg+" "+p.Version)
+	}
+	t.Logf("grpc-js: %v in %s, run by %s", versions, dir, node)
+	return node, dir
+}
+
+// forGRPCJS adds to a bootstrap what grpc-js-xds 1.14.1 requires and grpc-go and C-core take as
+// optional: node.locality (else "locality field missing in node element") and a file_watcher
+// certificate provider's refresh_interval (else "refresh_interval: expected string"; gRFC A29's
+// default, 10 minutes, is written). Without them it reads no bootstrap and every call fails.
+func forGRPCJS(bootstrap []byte) ([]byte, error) {
+	var doc map[string]any
+	if err := json.Unmarshal(bootstrap, &doc); err != nil {
+		return nil, err
+	}
+	node, ok := doc["node"].(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("bootstrap without a node: %s", bootstrap)
+	}
+	if _, ok := node["locality"]; !ok {
+		node["locality"] = map[string]any{}
+	}
+	providers, _ := doc["certificate_providers"].(map[string]any)
+	for name, p := range providers {
+		config, ok := p.(map[string]any)["config"].(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("bootstrap: certificate provider %q without a config", name)
+		}
+		if _, ok := config["refresh_interval"]; !ok {
+			config["refresh_interval"] = "600s"
+		}
+	}
+	return json.MarshalIndent(doc, "", "  ")
+}

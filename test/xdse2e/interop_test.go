@@ -1,0 +1,265 @@
+package xdse2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
+	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/protobuf/proto"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/smi-operator/smi-operator/apis/smi"
+	"github.com/smi-operator/smi-operator/apis/smi/hub"
+)
+
+// The xDS clients that are not grpc-go (C-core: ccore_test.go, grpc-js: grpcjs_test.go) run as
+// child processes speaking one protocol (testdata/ccore_client.py describes it), driven here.
+
+// testInteropSplits is what every such client must follow, in the permissive namespace (the
+// clients reach the plain-text xDS server): a 1:0 split, a flip of all the weight to the other
+// backend, a weighted split, and a split by header. Object names start with prefix, and the
+// backends take the addresses first..first+4. start starts a client of a Service as a
+// ServiceAccount. Two subtests, so that a refused split does not hide a refused header match.
+func testInteropSplits(t *testing.T, o *operator, prefix string, first int, start func(t *testing.T, service, serviceAccount string) *interopClient) {
+	ns := permissiveNamespace
+	n := func(s string) string { return prefix + "-" + s }
+	t.Run("split", func(t *testing.T) {
+		o.service(t, ns, n("web"), plainBackend(t, n("web"), first))
+		o.service(t, ns, n("web-v1"), plainBackend(t, n("web-v1"), first+1))
+		o.service(t, ns, n("web-v2"), plainBackend(t, n("web-v2"), first+2))
+		c := start(t, n("web"), n("client"))
+		// Without a split, the apex's own endpoints answer.
+		c.waitOnly(t, n("web"), nil)
+
+		// 1:0: everything to v1, v2 on the standby route.
+		split := &hub.TrafficSplit{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: n("web")},
+			Spec: splitv1alpha4.TrafficSplitSpec{Service: n("web"), Backends: []splitv1alpha4.TrafficSplitBackend{
+				{Service: n("web-v1"), Weight: 1}, {Service: n("web-v2"), Weight: 0},
+			}},
+		}
+		o.create(t, split)
+		c.waitOnly(t, n("web-v1"), nil)
+		// The flip: all the weight to v2, then a real split.
+		o.setWeights(t, split, 0, 1)
+		c.waitOnly(t, n("web-v2"), nil)
+		o.setWeights(t, split, 50, 50)
+		c.waitSpread(t, []string{n("web-v1"), n("web-v2")}, nil)
+	})
+
+	// A split by header (a regex, as SMI's are): only calls whose x-canary matches go to the
+	// canary, the others stay on the apex.
+	t.Run("header match", func(t *testing.T) {
+		o.create(t, &hub.HTTPRouteGroup{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: n("canary-users")},
+			Spec: specsv1alpha4.HTTPRouteGroupSpec{Matches: []specsv1alpha4.HTTPMatch{{
+				Name: "canary", Headers: map[string]string{"x-canary": "y.s"},
+			}}},
+		})
+		o.service(t, ns, n("api"), plainBackend(t, n("api"), first+3))
+		o.service(t, ns, n("api-canary"), plainBackend(t, n("api-canary"), first+4))
+		o.create(t, &hub.TrafficSplit{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: n("api")},
+			Spec: splitv1alpha4.TrafficSplitSpec{
+				Service:  n("api"),
+				Matches:  []corev1.TypedLocalObjectReference{{APIGroup: ptr.To(smi.SpecsGroup), Kind: smi.HTTPRouteGroupKind, Name: n("canary-users")}},
+				Backends: []splitv1alpha4.TrafficSplitBackend{{Service: n("api-canary"), Weight: 1}},
+			},
+		})
+		c := start(t, n("api"), n("api-client"))
+		c.waitOnly(t, n("api-canary"), map[string]string{"x-canary": "yes"})
+		c.waitOnly(t, n("api"), map[string]string{"x-canary": "no"})
+		c.waitOnly(t, n("api"), nil)
+	})
+}
+
+// ensureNamespace creates the namespace unless it exists: the permissive operator programs one
+// namespace only, which several tests use.
+func (o *operator) ensureNamespace(t *testing.T, name string) {
+	t.Helper()
+	err := o.client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+}
+
+// interopCommand is how to run one kind of client: the command (the xds:/// target is added as
+// its last argument), its environment beyond ours and GRPC_XDS_BOOTSTRAP, and what the client
+// needs in its bootstrap beyond what grpc-go's has, if anything.
+type interopCommand struct {
+	name      string
+	args      []string
+	env       []string
+	bootstrap func([]byte) ([]byte, error)
+}
+
+// interopClient is a running client: one channel to one xds:/// target.
+type interopClient struct {
+	name   string
+	out    *bufio.Reader
+	in     io.Writer
+	stderr *lockedBuffer
+}
+
+// startInterop starts a client of the Service's port 80, running as ServiceAccount serviceAccount
+// of namespace, with the bootstrap a grpc-go client gets (and command.bootstrap's additions).
+func (o *operator) startInterop(t *testing.T, command interopCommand, namespace, service, serviceAccount string) *interopClient {
+	t.Helper()
+	bootstrap := filepath.Join(t.TempDir(), "bootstrap.json")
+	content := o.clientBootstrap(t, namespace, serviceAccount)
+	if command.bootstrap != nil {
+		var err error
+		if content, err = command.bootstrap(content); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(bootstrap, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	args := append(command.args[1:len(command.args):len(command.args)], fmt.Sprintf("xds:///%s.%s.svc.cluster.local:80", service, namespace))
+	cmd := exec.CommandContext(ctx, command.args[0], args...)
+	cmd.Env = append(append(os.Environ(), "GRPC_XDS_BOOTSTRAP="+bootstrap), command.env...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &interopClient{name: command.name, out: bufio.NewReader(stdout), in: stdin, stderr: &lockedBuffer{}}
+	cmd.Stderr = c.stderr
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = stdin.Close() // the script ends at the end of its input
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cancel()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("%s client of %s, its log (the end):\n%s", c.name, service, c.stderr.tail(6000))
+		}
+	})
+	var hello struct{ Version string }
+	if err := c.readLine(&hello); err != nil {
+		t.Fatalf("%s client: %v\n%s", c.name, err, c.stderr.tail(3000))
+	}
+	t.Logf("%s client of %s: %s", c.name, service, hello.Version)
+	return c
+}
+
+// calls makes n calls with the metadata and returns how many each backend answered, plus the
+// first error.
+func (c *interopClient) calls(n int, metadata map[string]string) (map[string]int, error) {
+	req, _ := json.Marshal(map[string]any{"calls": n, "metadata": metadata})
+	if _, err := c.in.Write(append(req, '\n')); err != nil {
+		return nil, err
+	}
+	var resp struct {
+		Replies []string
+		Errors  []string
+	}
+	if err := c.readLine(&resp); err != nil {
+		return nil, err
+	}
+	counts := map[string]int{}
+	for _, r := range resp.Replies {
+		raw, err := base64.StdEncoding.DecodeString(r)
+		if err != nil {
+			return nil, err
+		}
+		var reply testpb.SimpleResponse
+		if err := proto.Unmarshal(raw, &reply); err != nil {
+			return nil, err
+		}
+		counts[reply.GetServerId()]++
+	}
+	if len(resp.Errors) > 0 {
+		return counts, fmt.Errorf("%d of %d calls failed, the first: %s", len(resp.Errors), n, resp.Errors[0])
+	}
+	return counts, nil
+}
+
+func (c *interopClient) readLine(v any) error {
+	line, err := c.out.ReadBytes('\n')
+	if err != nil {
+		return fmt.Errorf("reading the %s client's answer: %w", c.name, err)
+	}
+	return json.Unmarshal(line, v)
+}
+
+// waitOnly waits until 50 calls in a row land on name.
+func (c *interopClient) waitOnly(t *testing.T, name string, metadata map[string]string) {
+	t.Helper()
+	eventually(t, time.Minute, 100*time.Millisecond, func() error {
+		counts, err := c.calls(50, metadata)
+		if err != nil || counts[name] != 50 {
+			return fmt.Errorf("%s calls (metadata %v) spread as %v (error %v), want all on %s", c.name, metadata, counts, err, name)
+		}
+		return nil
+	})
+}
+
+// waitSpread waits until 100 calls reach every one of names, and only them.
+func (c *interopClient) waitSpread(t *testing.T, names []string, metadata map[string]string) {
+	t.Helper()
+	eventually(t, time.Minute, 100*time.Millisecond, func() error {
+		counts, err := c.calls(100, metadata)
+		if err != nil {
+			return err
+		}
+		total := 0
+		for _, n := range names {
+			if counts[n] == 0 {
+				return fmt.Errorf("%s calls spread as %v, want some on each of %v", c.name, counts, names)
+			}
+			total += counts[n]
+		}
+		if total != 100 {
+			return fmt.Errorf("%s calls spread as %v, want all on %v", c.name, counts, names)
+		}
+		return nil
+	})
+}
+
+// lockedBuffer collects a process's stderr, written by exec's copier while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	return len(p), nil
+}
+
+func (b *lockedBuffer) tail(n int) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.buf[max(0, len(b.buf)-n):])
+}
