@@ -343,15 +343,21 @@ func (f *fixture) subscribeEnvoy(t *testing.T, namespace, sa, typeURL string) (d
 	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node(server.ProxyEnvoy, namespace, sa), TypeUrl: typeURL}); err != nil {
 		t.Fatal(err)
 	}
+	return stream, recvAndACK(t, stream)
+}
+
+// recvAndACK receives the stream's next response and ACKs it.
+func recvAndACK(t *testing.T, stream discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient) *discoveryv3.DiscoveryResponse {
+	t.Helper()
 	resp, err := stream.Recv()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ack := &discoveryv3.DiscoveryRequest{TypeUrl: typeURL, VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce}
+	ack := &discoveryv3.DiscoveryRequest{TypeUrl: resp.TypeUrl, VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce}
 	if err := stream.Send(ack); err != nil {
 		t.Fatal(err)
 	}
-	return stream, resp
+	return resp
 }
 
 // resourcesByName decodes a response's resources by their names.
@@ -387,17 +393,6 @@ func TestAccessAppliesInSelectedNamespaces(t *testing.T) {
 		// Only an enforced listener accepts nothing but mutual TLS.
 		return chains, !slices.Contains(chains, "inbound-tcp")
 	}
-	recv := func(stream discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient) *discoveryv3.DiscoveryResponse {
-		t.Helper()
-		resp, err := stream.Recv()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resp.TypeUrl, VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce}); err != nil {
-			t.Fatal(err)
-		}
-		return resp
-	}
 
 	legacy, first := f.subscribeEnvoy(t, "legacy", "db", resourcev3.ListenerType)
 	if chains, enforced := inbound(first); !enforced {
@@ -406,7 +401,7 @@ func TestAccessAppliesInSelectedNamespaces(t *testing.T) {
 	orders, _ := f.subscribeEnvoy(t, "orders", "api", resourcev3.ListenerType)
 	f.srv.SetNamespace("orders", map[string]string{"smi": "on"})
 	f.srv.SetNamespace("legacy", map[string]string{"kubernetes.io/metadata.name": "legacy"})
-	if chains, enforced := inbound(recv(legacy)); enforced {
+	if chains, enforced := inbound(recvAndACK(t, legacy)); enforced {
 		t.Errorf("the unselected namespace's sidecar still enforces: chains %v", chains)
 	}
 	received := make(chan error, 1)
@@ -419,11 +414,11 @@ func TestAccessAppliesInSelectedNamespaces(t *testing.T) {
 
 	// Selected again by its labels, then forgotten: enforced both times.
 	f.srv.SetNamespace("legacy", map[string]string{"smi": "on"})
-	if chains, enforced := inbound(recv(legacy)); !enforced {
+	if chains, enforced := inbound(recvAndACK(t, legacy)); !enforced {
 		t.Errorf("relabelled into the selection, the namespace is not enforced: chains %v", chains)
 	}
 	f.srv.SetNamespace("legacy", nil)
-	if _, enforced := inbound(recv(legacy)); enforced {
+	if _, enforced := inbound(recvAndACK(t, legacy)); enforced {
 		t.Fatal("left out again, the namespace is still enforced")
 	}
 	// A destination of a TrafficTarget is enforced outside the selection too (Istio restricts it
@@ -435,15 +430,15 @@ func TestAccessAppliesInSelectedNamespaces(t *testing.T) {
 		Sources:     []mesh.Identity{{Namespace: "orders", ServiceAccount: "api", SPIFFEID: "spiffe://cluster.local/ns/orders/sa/api"}},
 		TCP:         mesh.PortSet{All: true},
 	}})
-	if chains, enforced := inbound(recv(legacy)); !enforced {
+	if chains, enforced := inbound(recvAndACK(t, legacy)); !enforced {
 		t.Errorf("a TrafficTarget's destination outside the selection is not enforced: chains %v", chains)
 	}
 	f.srv.SetAccess(target, nil)
-	if _, enforced := inbound(recv(legacy)); enforced {
+	if _, enforced := inbound(recvAndACK(t, legacy)); enforced {
 		t.Fatal("without its TrafficTarget, the identity outside the selection is still enforced")
 	}
 	f.srv.DeleteNamespace("legacy")
-	if chains, enforced := inbound(recv(legacy)); !enforced {
+	if chains, enforced := inbound(recvAndACK(t, legacy)); !enforced {
 		t.Errorf("a deleted namespace is not enforced: chains %v", chains)
 	}
 }
