@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -115,7 +116,7 @@ func (st *streamState) reply(req *discoveryv3.DiscoveryRequest) []resourceKey {
 	typeURL := req.GetTypeUrl()
 	if req.GetResponseNonce() != "" {
 		if resp, ok := st.answered(typeURL, req.GetResponseNonce()); ok {
-			detail := req.GetErrorDetail().GetMessage()
+			detail := boundedDetail(req.GetErrorDetail().GetMessage())
 			refused := resp.names
 			if req.GetErrorDetail() != nil {
 				if named := namedIn(detail, resp.names); len(named) > 0 {
@@ -141,6 +142,25 @@ func (st *streamState) reply(req *discoveryv3.DiscoveryRequest) []resourceKey {
 		}
 	}
 	return changed
+}
+
+// maxRejectionDetail bounds the part of a proxy's error kept: the text is the proxy's own, not
+// proven by anything, and goes into SMI objects' conditions and Events, which the API server
+// limits (a condition message to 32 KiB); a proxy must not be able to make those writes fail.
+const maxRejectionDetail = 1024
+
+// boundedDetail is a proxy's error as the server keeps it: valid UTF-8, at most
+// maxRejectionDetail bytes, cut at a rune boundary and marked when cut.
+func boundedDetail(message string) string {
+	message = strings.ToValidUTF8(message, "\uFFFD")
+	if len(message) <= maxRejectionDetail {
+		return message
+	}
+	cut := maxRejectionDetail
+	for cut > 0 && !utf8.RuneStart(message[cut]) {
+		cut--
+	}
+	return message[:cut] + "…"
 }
 
 // namedIn returns the names that occur in an error message.
