@@ -146,29 +146,11 @@ func (s namespaces) DeleteNamespace(ctx context.Context, name string) error {
 	return s.eachNamespace(ctx, name, func(b namespace.Sink) error { return b.DeleteNamespace(ctx, name) })
 }
 
-// eachNamespace hands a Namespace to every backend running, recording it as done by each; like
-// each, every backend gets its turn even when another fails.
+// eachNamespace hands a Namespace to every backend running (each), recording it as done by each.
+// With none running there is nothing to tell, and no status to report it on.
 func (s *Switch) eachNamespace(ctx context.Context, name string, do func(namespace.Sink) error) error {
-	if err := s.waitStepped(ctx); err != nil {
-		return err
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	key := ObjectKey{NamespaceKind, "", name}
-	var errs []error
-	if s.istio != nil {
-		if err := do(s.istio.targets); err != nil {
-			errs = append(errs, fmt.Errorf("istio backend: %w", err))
-		} else {
-			s.programmed(v1alpha1.BackendIstio, key)
-		}
-	}
-	if s.xds != nil && s.xds.fed {
-		if err := do(traffictarget.XDS{Server: s.xds.server}); err != nil {
-			errs = append(errs, fmt.Errorf("xds backend: %w", err))
-		} else {
-			s.programmed(v1alpha1.BackendXDS, key)
-		}
-	}
-	return errors.Join(errs...)
+	_, err := s.each(ctx, mesh.ObjectRef{Kind: NamespaceKind, Name: name},
+		func(b *istioBackend) ([]mesh.Diagnostic, error) { return nil, do(b.targets) },
+		func(srv *server.Server) ([]mesh.Diagnostic, error) { return nil, do(traffictarget.XDS{Server: srv}) })
+	return err
 }
