@@ -212,10 +212,7 @@ func (s *Server) Rejections(ref mesh.ObjectRef) (proxies int, detail string) {
 		keys   []resourceKey
 	}
 	var all []rejection
-	for id, st := range s.streams.open {
-		if len(st.rejected) == 0 {
-			continue
-		}
+	for id, st := range s.streams.rejecting {
 		r := rejection{id: id, scope: scopeKey(st.info.identity)}
 		for key, d := range st.rejected {
 			r.keys = append(r.keys, key)

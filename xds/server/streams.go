@@ -37,6 +37,9 @@ type streams struct {
 
 	mu   sync.Mutex
 	open map[int64]*streamState
+	// rejecting are the open streams whose proxy refuses something: Server.Rejections, asked on
+	// every reconcile of an SMI object, looks at these, not at every stream.
+	rejecting map[int64]*streamState
 }
 
 type streamState struct {
@@ -55,7 +58,7 @@ type streamState struct {
 }
 
 func newStreams(auth Authenticator, m *metrics, log logr.Logger) *streams {
-	return &streams{auth: auth, metrics: m, log: log, open: map[int64]*streamState{}}
+	return &streams{auth: auth, metrics: m, log: log, open: map[int64]*streamState{}, rejecting: map[int64]*streamState{}}
 }
 
 // OnStreamOpen authenticates the stream when it presents a token; a token that does not check
@@ -106,6 +109,7 @@ func (s *streams) OnStreamClosed(id int64, _ *corev3.Node) {
 	s.mu.Lock()
 	state := s.open[id]
 	delete(s.open, id)
+	delete(s.rejecting, id)
 	s.mu.Unlock()
 	if state != nil && state.info != nil {
 		s.metrics.connected.WithLabelValues(state.info.proxy).Dec()
@@ -176,6 +180,11 @@ func (s *streams) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) e
 	}
 	s.mu.Lock()
 	changed := state.reply(req)
+	if len(state.rejected) > 0 {
+		s.rejecting[id] = state
+	} else {
+		delete(s.rejecting, id)
+	}
 	s.mu.Unlock()
 	if len(changed) > 0 {
 		s.rejectionsChanged(rejectionChange{scope: scopeKey(state.info.identity), keys: changed})
