@@ -11,6 +11,7 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/metadata"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -44,7 +45,10 @@ func TestRejectedRouteTurnsSplitUnprogrammed(t *testing.T) {
 	o.waitProgrammed(t, split)
 
 	route := "shop." + ns + ".svc.cluster.local:80"
-	stream, err := askXDSOn(ctx, xdsPortFor(ns), ns, "old-client", resourcev3.RouteType, []string{route})
+	// The proxy proves who it is, as the operator's TLS server requires for its refusals to count.
+	token := o.serviceAccountToken(t, ns, "old-client", tokenAudience)
+	stream, err := askXDSOn(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token),
+		xdsPortFor(ns), ns, "old-client", resourcev3.RouteType, []string{route})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
@@ -30,23 +31,8 @@ import (
 func TestSecretsForTheTokensIdentityOnly(t *testing.T) {
 	o := start(t)
 	ns := o.namespace(t)
-	clientset, err := kubernetes.NewForConfig(o.env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	if _, err := clientset.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "envoy"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	token := func(audience string) string {
-		tr, err := clientset.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "envoy", &authenticationv1.TokenRequest{
-			Spec: authenticationv1.TokenRequestSpec{Audiences: []string{audience}, ExpirationSeconds: ptr.To(int64(600))},
-		}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tr.Status.Token
-	}
+	token := func(audience string) string { return o.serviceAccountToken(t, ns, "envoy", audience) }
 	conn, err := o.dialXDS(xdsPort)
 	if err != nil {
 		t.Fatal(err)
@@ -91,4 +77,26 @@ func TestSecretsForTheTokensIdentityOnly(t *testing.T) {
 	if _, err := askSecrets(token("https://kubernetes.default.svc"), "envoy"); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("a token for the API server's audience: got %v, want Unauthenticated", err)
 	}
+}
+
+// serviceAccountToken creates the ServiceAccount ns/name when it does not exist and returns a
+// token of it bound to audience, as a projected token volume would hold.
+func (o *operator) serviceAccountToken(t *testing.T, ns, name, audience string) string {
+	t.Helper()
+	clientset, err := kubernetes.NewForConfig(o.env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	_, err = clientset.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	tr, err := clientset.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{Audiences: []string{audience}, ExpirationSeconds: ptr.To(int64(600))},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr.Status.Token
 }

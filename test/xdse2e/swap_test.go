@@ -434,7 +434,8 @@ func askXDS(ctx context.Context, ns, serviceAccount, typeURL string, names []str
 	return askXDSOn(ctx, swapXDSPort, ns, serviceAccount, typeURL, names)
 }
 
-// askXDSOn is askXDS on the xDS server listening on port (over TLS, without a token).
+// askXDSOn is askXDS on the xDS server listening on port (over TLS, with the token ctx carries
+// in its outgoing "authorization" metadata, if any).
 func askXDSOn(ctx context.Context, port uint16, ns, serviceAccount, typeURL string, names []string) (discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient, error) {
 	conn, err := op.dialXDS(port)
 	if err != nil {

@@ -21,7 +21,9 @@ import (
 // it was while the SMI object says it is programmed. The server remembers, per stream, which
 // resources the stream's proxy refused and why, until the proxy accepts a later version of them,
 // stops asking for them, or goes away, and maps them back to the SMI objects that program them,
-// so that their status says so (Rejections).
+// so that their status says so (Rejections). Only streams that are accountable for what they say
+// count (streams.accountable): status is what users act on, and a client that proved nothing must
+// not be able to write it.
 //
 // In state-of-the-world xDS a NACK names the nonce of the response it refuses, not a resource:
 // the server keeps the names of the resources of every response not yet answered. grpc-go and

@@ -9,6 +9,7 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/metadata"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/smi-operator/smi-operator/translators/mesh"
@@ -18,10 +19,12 @@ import (
 
 // TestRejectedRouteIsReportedOnItsSplitUntilAccepted: a proxy that NACKs a split's route
 // configuration shows in Rejections of that split (one proxy, its error) and OnRejections names
-// the split; an ACK of a later version clears it, and so does the stream ending after another NACK.
+// the split; an ACK of a later version clears it, and so do the proxy unsubscribing and the stream
+// ending after other NACKs.
 func TestRejectedRouteIsReportedOnItsSplitUntilAccepted(t *testing.T) {
 	changed := make(chan []mesh.ObjectRef, 16)
-	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive}})
+	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive},
+		Authenticator: tokens{"token-of-client": {Namespace: "shop", ServiceAccount: "client"}}})
 	f.srv.OnRejections(func(refs []mesh.ObjectRef) { changed <- refs })
 	service := func(name string) mesh.Service {
 		return mesh.Service{Namespace: "shop", Name: name, FQDN: name + ".shop.svc.cluster.local",
@@ -36,7 +39,7 @@ func TestRejectedRouteIsReportedOnItsSplitUntilAccepted(t *testing.T) {
 	const route = "web.shop.svc.cluster.local:80"
 	const refusal = "RouteConfiguration " + route + ": RouteAction weighted_cluster has incorrect total weight"
 
-	ctx, closeStream := context.WithCancel(context.Background())
+	ctx, closeStream := context.WithCancel(metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer token-of-client"))
 	defer closeStream()
 	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(f.conn).StreamAggregatedResources(ctx)
 	if err != nil {
@@ -104,15 +107,26 @@ func TestRejectedRouteIsReportedOnItsSplitUntilAccepted(t *testing.T) {
 	third := recv()
 	send(reply(third, second.VersionInfo, &rpcstatus.Status{Message: refusal}))
 	expect("after another NACK", 1, refusal)
+	// The proxy stops asking for the route configuration: it no longer holds any of it.
+	send(&discoveryv3.DiscoveryRequest{TypeUrl: subscribe.TypeUrl, ResourceNames: []string{"other.shop.svc.cluster.local:80"},
+		VersionInfo: second.VersionInfo, ResponseNonce: third.Nonce})
+	expect("after the proxy unsubscribed", 0, "")
+
+	send(&discoveryv3.DiscoveryRequest{TypeUrl: subscribe.TypeUrl, ResourceNames: subscribe.ResourceNames, VersionInfo: second.VersionInfo})
+	fourth := recv()
+	send(reply(fourth, second.VersionInfo, &rpcstatus.Status{Message: refusal}))
+	expect("after a NACK on the new subscription", 1, refusal)
 	closeStream()
 	expect("after the stream ended", 0, "")
 }
 
-// TestRefusedInboundListenerIsReportedOnTheTargets: an Envoy sidecar refusing its identity's
+// TestRefusedInboundListenerIsReportedOnTheTargets: an Envoy sidecar (its token proving its
+// identity) refusing its identity's
 // inbound listener is reported on the TrafficTargets whose rules make it up; a NACK whose error
 // names only another listener of the response clears it (the inbound one was taken).
 func TestRefusedInboundListenerIsReportedOnTheTargets(t *testing.T) {
-	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessEnforcing}})
+	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessEnforcing},
+		Authenticator: tokens{"token-of-db": {Namespace: "shop", ServiceAccount: "db"}}})
 	target := mesh.ObjectRef{Kind: "TrafficTarget", Namespace: "shop", Name: "to-db"}
 	// allow has the target admit another source each time: a change, pushed to the sidecar.
 	allow := func(source string) {
@@ -124,7 +138,11 @@ func TestRefusedInboundListenerIsReportedOnTheTargets(t *testing.T) {
 		}})
 	}
 	allow("api")
-	stream, _ := f.subscribeEnvoy(t, "shop", "db", resourcev3.ListenerType)
+	stream := f.ads(t, "token-of-db")
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node(server.ProxyEnvoy, "shop", "db"), TypeUrl: resourcev3.ListenerType}); err != nil {
+		t.Fatal(err)
+	}
+	recvAndACK(t, stream)
 	nack := func(source, message string) {
 		t.Helper()
 		allow(source)
@@ -155,4 +173,76 @@ func TestRefusedInboundListenerIsReportedOnTheTargets(t *testing.T) {
 	waitRejections("inbound listener refused", 1)
 	nack("admin", "Error adding/updating listener(s) "+xds.OutboundListenerName+": bad filter chain")
 	waitRejections("only the outbound listener refused", 0)
+}
+
+// TestOnlyAccountableStreamsMarkObjectsRejected: on the TLS server a NACK turns into SMI status
+// only from a stream whose token proved its identity: a token-less stream proves nothing, and
+// any client could otherwise mark any split (or any identity's TrafficTargets) rejected. On a
+// plain-text server (the explicit opt-out, where no stream can prove anything and every claim is
+// believed) every stream counts.
+func TestOnlyAccountableStreamsMarkObjectsRejected(t *testing.T) {
+	web := mesh.Service{Namespace: "shop", Name: "web", FQDN: "web.shop.svc.cluster.local",
+		Ports: []mesh.ServicePort{{Name: "grpc", Port: 80, Protocol: corev1.ProtocolTCP}}}
+	split := mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "web"}
+	const route = "web.shop.svc.cluster.local:80"
+	for _, tc := range []struct {
+		name    string
+		start   func(*testing.T, server.Options) *fixture
+		token   string
+		counted bool
+	}{
+		{"TLS without a token", startServer, "", false},
+		{"TLS with a token", startServer, "token-of-client", true},
+		{"plain text", startPlainTextServer, "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := tc.start(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive},
+				Authenticator: tokens{"token-of-client": {Namespace: "shop", ServiceAccount: "client"}}})
+			changed := make(chan []mesh.ObjectRef, 16)
+			f.srv.OnRejections(func(refs []mesh.ObjectRef) { changed <- refs })
+			f.srv.SetSplit(split, &mesh.Split{Source: split, Apex: web, Backends: []mesh.Backend{{Service: web, Weight: 1}}})
+
+			stream := f.ads(t, tc.token)
+			if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node(server.ProxyGRPC, "shop", "client"),
+				TypeUrl: resourcev3.RouteType, ResourceNames: []string{route}}); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := stream.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.RouteType, ResourceNames: []string{route},
+				ResponseNonce: resp.Nonce, ErrorDetail: &rpcstatus.Status{Message: "refused"}}); err != nil {
+				t.Fatal(err)
+			}
+			// A stream's requests are handled in order: once the clusters it asks for next
+			// arrive, its NACK has been handled.
+			if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.ClusterType}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := stream.Recv(); err != nil {
+				t.Fatal(err)
+			}
+			if got := sum(t, f.reg, "smi_operator_xds_nacks_total"); got != 1 {
+				t.Errorf("NACKs counted = %v, want 1 whoever sent it", got)
+			}
+			want := 0
+			if tc.counted {
+				want = 1
+			}
+			if proxies, _ := f.srv.Rejections(split); proxies != want {
+				t.Errorf("Rejections of the split = %d, want %d", proxies, want)
+			}
+			select {
+			case refs := <-changed:
+				if !tc.counted {
+					t.Errorf("OnRejections named %v for a stream that proved nothing", refs)
+				}
+			default:
+				if tc.counted {
+					t.Error("OnRejections was not called")
+				}
+			}
+		})
+	}
 }

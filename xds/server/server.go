@@ -147,6 +147,7 @@ func New(opts Options) *Server {
 	}
 	s.streams = newStreams(opts.Authenticator, s.metrics, opts.Log)
 	s.streams.rejectionsChanged = s.rejectionsChanged
+	s.streams.believeClaims = opts.TLS == nil
 	s.sources = sources{
 		grpcListeners: &grpcListenerSource{s: s},
 		grpcRoutes:    &routeSource{s: s}, envoyRoutes: &routeSource{s: s, envoy: true},

@@ -34,6 +34,9 @@ type streams struct {
 	// rejectionsChanged hears of the resources whose rejection by a stream's proxy appeared,
 	// changed or cleared; it is called without mu.
 	rejectionsChanged func(rejectionChange)
+	// believeClaims is set on a plain-text server: no stream can prove an identity there, and
+	// the operator was told to believe what nodes claim (accountable).
+	believeClaims bool
 
 	mu   sync.Mutex
 	open map[int64]*streamState
@@ -174,9 +177,13 @@ func (s *streams) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) e
 	case req.GetErrorDetail() != nil:
 		s.metrics.nacks.WithLabelValues(typ).Inc()
 		s.log.Info("a proxy rejected configuration; it keeps its last good one", "node", req.GetNode().GetId(),
-			"type", typ, "version", req.GetVersionInfo(), "error", req.GetErrorDetail().GetMessage())
+			"type", typ, "version", req.GetVersionInfo(), "error", req.GetErrorDetail().GetMessage(),
+			"reportedOnSMIObjects", s.accountable(state))
 	default:
 		s.metrics.acks.WithLabelValues(typ).Inc()
+	}
+	if !s.accountable(state) {
+		return nil
 	}
 	s.mu.Lock()
 	changed := state.reply(req)
@@ -190,6 +197,15 @@ func (s *streams) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) e
 		s.rejectionsChanged(rejectionChange{scope: scopeKey(state.info.identity), keys: changed})
 	}
 	return nil
+}
+
+// accountable says whether what the stream's proxy refuses is reported on SMI objects (and so
+// whether the server keeps track of it): only when its token proved its identity, or on a
+// plain-text server, where every claim is believed. A stream that proved nothing could otherwise
+// mark any split, or any identity's TrafficTargets, rejected; its NACKs are still logged and
+// counted.
+func (s *streams) accountable(state *streamState) bool {
+	return state.authenticated != nil || s.believeClaims
 }
 
 // sameNode says why node is not the stream's own: another id, proxy kind or identity. go-control-plane
@@ -214,7 +230,7 @@ func sameNode(state *streamState, node *corev3.Node) error {
 func (s *streams) OnStreamResponse(_ context.Context, id int64, req *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
 	s.metrics.pushes.WithLabelValues(shortType(req.GetTypeUrl())).Inc()
 	s.mu.Lock()
-	if state := s.open[id]; state != nil {
+	if state := s.open[id]; state != nil && s.accountable(state) {
 		state.recordResponse(resp)
 	}
 	s.mu.Unlock()
