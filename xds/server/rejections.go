@@ -11,6 +11,7 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/encoding/protowire"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/translators/mesh"
@@ -225,20 +226,21 @@ func (s *Server) Rejections(ref mesh.ObjectRef) (proxies int, detail string) {
 		all = append(all, r)
 	}
 	s.streams.mu.Unlock()
+	if len(all) == 0 {
+		return 0, ""
+	}
 	// The error reported is the one of the oldest stream: it stays put while others come and go.
 	slices.SortFunc(all, func(a, b rejection) int { return int(a.id - b.id) })
 
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	programs := s.programmedResources(ref)
 	for _, r := range all {
-		for _, key := range r.keys {
-			if slices.Contains(s.programmedBy(r.scope, key), ref) {
-				if proxies == 0 {
-					detail = r.detail
-				}
-				proxies++
-				break
+		if slices.ContainsFunc(r.keys, func(key resourceKey) bool { return programs.includes(r.scope, key) }) {
+			if proxies == 0 {
+				detail = r.detail
 			}
+			proxies++
 		}
 	}
 	return proxies, detail
@@ -260,23 +262,83 @@ func (s *Server) RejectionDiagnostics(ref mesh.ObjectRef) []mesh.Diagnostic {
 		Message:  fmt.Sprintf("%d xDS %s this object's configuration and keep their last good one; one says: %s", proxies, what, detail)}}
 }
 
-// programmedBy are the SMI objects that program the resource a stream of the identity scope was
-// sent: the split served under a route configuration's name, the TrafficTargets whose rules
-// make up the identity's own listeners. The caller holds s.mu.
-func (s *Server) programmedBy(scope string, key resourceKey) []mesh.ObjectRef {
-	switch key.typeURL {
-	case resourcev3.RouteType:
-		if bySource := s.splitRoutes[key.name]; len(bySource) > 0 {
-			// The one served, as splitRoute picks it.
-			return []mesh.ObjectRef{slices.MinFunc(slices.Collect(maps.Keys(bySource)), compareRefs)}
-		}
-	case resourcev3.ListenerType:
-		if scope == "" || (key.name != xds.InboundListenerName && !strings.HasPrefix(key.name, xds.ServerListenerNamePrefix)) {
-			return nil
-		}
-		return slices.SortedFunc(maps.Keys(s.access[scope]), compareRefs)
+// programmed is what one SMI object programs: the resources whose refusal by a proxy leaves
+// the object's configuration out of that proxy.
+type programmed struct {
+	// resources are those served alike to every proxy that asks for them.
+	resources map[resourceKey]bool
+	// identities are the scopes whose own listeners (Envoy's inbound one, gRPC servers') carry
+	// the object's rules.
+	identities []string
+}
+
+// includes says whether a resource a stream of the identity scope was sent is one of these.
+func (p programmed) includes(scope string, key resourceKey) bool {
+	if p.resources[key] {
+		return true
 	}
-	return nil
+	return scope != "" && isIdentityListener(key) && slices.Contains(p.identities, scope)
+}
+
+// isIdentityListener says whether the resource is one of the listeners built for the identity of
+// the stream that asks: an Envoy sidecar's inbound listener, a gRPC server's listener.
+func isIdentityListener(key resourceKey) bool {
+	return key.typeURL == resourcev3.ListenerType &&
+		(key.name == xds.InboundListenerName || strings.HasPrefix(key.name, xds.ServerListenerNamePrefix))
+}
+
+// programmedResources is what the SMI object ref programs. For the split an apex is served with
+// (another split of the same apex programs nothing while the controller hands the apex over): its
+// route configurations, the gRPC clients' listeners of the apex, the clusters and load
+// assignments of its backends and of the apex (its catch-all) on the apex's ports, and the Envoy
+// outbound listener, where its TCP weights are. For a TrafficTarget: its destinations' own
+// listeners. The caller holds s.mu.
+func (s *Server) programmedResources(ref mesh.ObjectRef) programmed {
+	p := programmed{resources: map[resourceKey]bool{}, identities: s.accessScopes[ref]}
+	apex, ok := s.splitApex[ref]
+	if !ok || s.servedSplit(apex) != ref {
+		return p
+	}
+	split := s.splits[apex][ref]
+	for _, name := range s.splitNames[ref] {
+		p.resources[resourceKey{resourcev3.RouteType, name}] = true
+	}
+	p.resources[resourceKey{resourcev3.ListenerType, xds.OutboundListenerName}] = true
+	services := []mesh.Service{split.Apex}
+	for _, b := range split.Backends {
+		services = append(services, b.Service)
+	}
+	for _, port := range split.Apex.Ports {
+		if port.Protocol != corev1.ProtocolTCP {
+			continue
+		}
+		p.resources[resourceKey{resourcev3.ListenerType, xds.ListenerName(split.Apex, port.Port)}] = true
+		for _, svc := range services {
+			name := xds.ClusterName(svc, port.Port)
+			p.resources[resourceKey{resourcev3.ClusterType, name}] = true
+			p.resources[resourceKey{resourcev3.EndpointType, name}] = true
+		}
+	}
+	return p
+}
+
+// programmedBy are the SMI objects that program one of the resources a stream of the identity
+// scope was sent. The caller holds s.mu.
+func (s *Server) programmedBy(scope string, keys []resourceKey) []mesh.ObjectRef {
+	var refs []mesh.ObjectRef
+	if slices.ContainsFunc(keys, isIdentityListener) {
+		refs = slices.SortedFunc(maps.Keys(s.access[scope]), compareRefs)
+	}
+	if slices.ContainsFunc(keys, func(key resourceKey) bool { return !isIdentityListener(key) }) {
+		for apex := range s.splits {
+			ref := s.servedSplit(apex)
+			programs := s.programmedResources(ref)
+			if slices.ContainsFunc(keys, func(key resourceKey) bool { return programs.resources[key] }) {
+				refs = append(refs, ref)
+			}
+		}
+	}
+	return refs
 }
 
 // OnRejections has fn told which SMI objects a proxy began or stopped refusing the resources of
@@ -294,14 +356,7 @@ func (s *Server) rejectionsChanged(change rejectionChange) {
 		return
 	}
 	s.mu.RLock()
-	var refs []mesh.ObjectRef
-	for _, key := range change.keys {
-		for _, ref := range s.programmedBy(change.scope, key) {
-			if !slices.Contains(refs, ref) {
-				refs = append(refs, ref)
-			}
-		}
-	}
+	refs := s.programmedBy(change.scope, change.keys)
 	s.mu.RUnlock()
 	if len(refs) > 0 {
 		(*fn)(refs)

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/metadata"
 	corev1 "k8s.io/api/core/v1"
+	k8stypes "k8s.io/apimachinery/pkg/types"
 
 	"github.com/smi-operator/smi-operator/translators/mesh"
 	"github.com/smi-operator/smi-operator/translators/xds"
@@ -241,6 +243,88 @@ func TestOnlyAccountableStreamsMarkObjectsRejected(t *testing.T) {
 			default:
 				if tc.counted {
 					t.Error("OnRejections was not called")
+				}
+			}
+		})
+	}
+}
+
+// TestRefusedClustersAndListenersAreReportedOnTheirSplit: besides its route configurations, a
+// split is programmed by the gRPC clients' listener of its apex, the clusters and load assignments
+// of its backends, and the Envoy outbound listener (its TCP weights): a proxy refusing one of them
+// keeps the split out of its configuration too. A cluster of a Service no split names is nobody's.
+func TestRefusedClustersAndListenersAreReportedOnTheirSplit(t *testing.T) {
+	service := func(name string) mesh.Service {
+		return mesh.Service{Namespace: "shop", Name: name, FQDN: name + ".shop.svc.cluster.local",
+			Ports: []mesh.ServicePort{{Name: "grpc", Port: 80, Protocol: corev1.ProtocolTCP}}}
+	}
+	web := mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "web"}
+	api := mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "api"}
+	for _, tc := range []struct {
+		name, proxy, typeURL, resource string
+		want                           []mesh.ObjectRef
+	}{
+		{"apex listener", server.ProxyGRPC, resourcev3.ListenerType, "web.shop.svc.cluster.local:80", []mesh.ObjectRef{web}},
+		{"backend cluster", server.ProxyGRPC, resourcev3.ClusterType, "outbound|80||web-v2.shop.svc.cluster.local", []mesh.ObjectRef{web}},
+		{"backend endpoints", server.ProxyGRPC, resourcev3.EndpointType, "outbound|80||web-v2.shop.svc.cluster.local", []mesh.ObjectRef{web}},
+		{"cluster of no split", server.ProxyGRPC, resourcev3.ClusterType, "outbound|80||db.shop.svc.cluster.local", nil},
+		{"Envoy outbound listener", server.ProxyEnvoy, resourcev3.ListenerType, xds.OutboundListenerName, []mesh.ObjectRef{api, web}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive},
+				Authenticator: tokens{"token-of-client": {Namespace: "shop", ServiceAccount: "client"}}})
+			changed := make(chan []mesh.ObjectRef, 16)
+			f.srv.OnRejections(func(refs []mesh.ObjectRef) { changed <- refs })
+			for _, name := range []string{"web", "web-v1", "web-v2", "api", "api-v1", "db"} {
+				f.srv.SetService(k8stypes.NamespacedName{Namespace: "shop", Name: name}, service(name), nil)
+			}
+			f.srv.SetSplit(web, &mesh.Split{Source: web, Apex: service("web"), Backends: []mesh.Backend{
+				{Service: service("web-v1"), Weight: 1}, {Service: service("web-v2"), Weight: 1}}})
+			f.srv.SetSplit(api, &mesh.Split{Source: api, Apex: service("api"), Backends: []mesh.Backend{{Service: service("api-v1"), Weight: 1}}})
+
+			stream := f.ads(t, "token-of-client")
+			var names []string
+			if tc.proxy == server.ProxyGRPC {
+				names = []string{tc.resource}
+			}
+			if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node(tc.proxy, "shop", "client"), TypeUrl: tc.typeURL, ResourceNames: names}); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := stream.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := resourcesByName(t, resp)[tc.resource]; !ok {
+				t.Fatalf("the response does not carry %s", tc.resource)
+			}
+			if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: tc.typeURL, ResourceNames: names, ResponseNonce: resp.Nonce,
+				ErrorDetail: &rpcstatus.Status{Message: "refused " + tc.resource}}); err != nil {
+				t.Fatal(err)
+			}
+			// Once the clusters asked next arrive, the NACK has been handled (a stream's requests
+			// are handled in order).
+			if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.RouteType, ResourceNames: []string{"api.shop.svc.cluster.local:80"}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := stream.Recv(); err != nil {
+				t.Fatal(err)
+			}
+			var told []mesh.ObjectRef
+			select {
+			case told = <-changed:
+			default:
+			}
+			slices.SortFunc(told, func(a, b mesh.ObjectRef) int { return strings.Compare(a.Name, b.Name) })
+			if !slices.Equal(told, tc.want) {
+				t.Errorf("OnRejections named %v, want %v", told, tc.want)
+			}
+			for _, ref := range []mesh.ObjectRef{web, api} {
+				want := 0
+				if slices.Contains(tc.want, ref) {
+					want = 1
+				}
+				if got, _ := f.srv.Rejections(ref); got != want {
+					t.Errorf("Rejections of %s = %d, want %d", ref.Name, got, want)
 				}
 			}
 		})

@@ -17,6 +17,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
@@ -360,7 +361,8 @@ func recvAndACK(t *testing.T, stream discoveryv3.AggregatedDiscoveryService_Stre
 	return resp
 }
 
-// resourcesByName decodes a response's resources by their names.
+// resourcesByName decodes a response's resources by their names (a load assignment's is its
+// cluster_name).
 func resourcesByName(t *testing.T, resp *discoveryv3.DiscoveryResponse) map[string]proto.Message {
 	t.Helper()
 	out := map[string]proto.Message{}
@@ -369,7 +371,11 @@ func resourcesByName(t *testing.T, resp *discoveryv3.DiscoveryResponse) map[stri
 		if err != nil {
 			t.Fatal(err)
 		}
-		out[m.(interface{ GetName() string }).GetName()] = m
+		name := cachev3.GetResourceName(m)
+		if name == "" {
+			t.Fatalf("a %T without a name", m)
+		}
+		out[name] = m
 	}
 	return out
 }

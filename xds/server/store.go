@@ -259,11 +259,17 @@ func (s *Server) splitRoute(name string) (splitRoute, bool) {
 
 // splitOf is the split programmed on the apex key, the first by source as splitRoute picks.
 func (s *Server) splitOf(key k8stypes.NamespacedName) *mesh.Split {
+	return s.splits[key][s.servedSplit(key)]
+}
+
+// servedSplit is the source of the split programmed on the apex key (splitOf); the zero ref when
+// there is none.
+func (s *Server) servedSplit(key k8stypes.NamespacedName) mesh.ObjectRef {
 	bySource := s.splits[key]
 	if len(bySource) == 0 {
-		return nil
+		return mesh.ObjectRef{}
 	}
-	return bySource[slices.MinFunc(slices.Collect(maps.Keys(bySource)), compareRefs)]
+	return slices.MinFunc(slices.Collect(maps.Keys(bySource)), compareRefs)
 }
 
 func compareRefs(a, b mesh.ObjectRef) int {
