@@ -28,9 +28,17 @@ import (
 // again.
 func TestTrafficTargetOnXDSServer(t *testing.T) {
 	o := start(t)
-	ctx := context.Background()
 	ns := o.namespace(t)
-	o.service(t, ns, "vault", o.xdsBackend(t, ns, "vault", 9))
+	o.checkTrafficTarget(t, ns, o.xdsBackend(t, ns, "vault", 9))
+}
+
+// checkTrafficTarget is TestTrafficTargetOnXDSServer's check, on an xDS-enabled server running as
+// ServiceAccount vault of an enforcing namespace at vault: it becomes the Service vault, and
+// grpc-go clients with mutual TLS, as teller and as visitor, call it.
+func (o *operator) checkTrafficTarget(t *testing.T, ns, vault string) {
+	t.Helper()
+	ctx := context.Background()
+	o.service(t, ns, "vault", vault)
 	allowed := dial(t, ns, "vault", o.clientBootstrap(t, ns, "teller"))
 	denied := dial(t, ns, "vault", o.clientBootstrap(t, ns, "visitor"))
 
@@ -99,6 +107,24 @@ func deniedCall(_ grpcxds.Reply, err error) error {
 // netns.Addr(i):backendPort, and waits until the operator's Listener makes it serve.
 func (o *operator) xdsBackend(t *testing.T, namespace, name string, i int) string {
 	t.Helper()
+	b, err := grpcxds.StartXDSBackend(name, netns.HostPort(i, backendPort), o.serverBootstrap(t, namespace, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Stop)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := b.WaitServing(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return netns.Addr(i).String()
+}
+
+// serverBootstrap is the bootstrap of an xDS-enabled gRPC server running as ServiceAccount
+// namespace/name: its node metadata says so, its certificate provider "default" holds that
+// identity's certificate, and it names its Listener with grpcxds.ServerListenerTemplate.
+func (o *operator) serverBootstrap(t *testing.T, namespace, name string) []byte {
+	t.Helper()
 	bootstrap, err := grpcxds.Bootstrap{
 		ServerURI: netns.HostPort(1, xdsPortFor(namespace)),
 		ServerTLS: o.xdsServerRoots(t, namespace),
@@ -113,17 +139,7 @@ func (o *operator) xdsBackend(t *testing.T, namespace, name string, i int) strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := grpcxds.StartXDSBackend(name, netns.HostPort(i, backendPort), bootstrap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Stop)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := b.WaitServing(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return netns.Addr(i).String()
+	return bootstrap
 }
 
 // TestPermissiveModeAllowsEveryIdentity: with the operator in permissive mode (with mutual TLS,

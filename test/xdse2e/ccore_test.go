@@ -31,14 +31,40 @@ func TestCCoreClientFollowsSplits(t *testing.T) {
 	ns := permissiveNamespace
 	o.ensureNamespace(t, ns)
 	testInteropSplits(t, o, "cc", 11, func(t *testing.T, service, serviceAccount string) *interopClient {
-		return o.startInterop(t, interopCommand{
-			name: "C-core",
-			args: []string{debianPython, "testdata/ccore_client.py"},
-			// C-core logs a refused resource (the NACK and its reason) at INFO through its
-			// xds_client tracer: kept, and shown when the test fails, as the first clue.
-			env: []string{"GRPC_VERBOSITY=INFO", "GRPC_TRACE=xds_client"},
-		}, ns, service, serviceAccount)
+		return o.startInterop(t, ccore("testdata/ccore_client.py"), ns, service, serviceAccount)
 	})
+}
+
+// ccoreServerNamespace is where TestCCoreServerEnforcesTrafficTarget runs: one of
+// plainEnforcingNamespaces.
+const ccoreServerNamespace = "plaintext-ccore"
+
+// TestCCoreServerEnforcesTrafficTarget runs TestTrafficTargetOnXDSServer's check on gRPC
+// C-core's xDS-enabled server (python3-grpcio 1.51, grpc.server(xds=True) with xDS server
+// credentials, through testdata/ccore_server.py): it takes mutual TLS from the operator's
+// Listener (certificates from a file_watcher certificate provider) and enforces its RBAC, so
+// that only the TrafficTarget's source, a grpc-go client, gets through.
+//
+// C-core 1.51 reaches only a plain-text xDS server, and the permissive operator's shadows RBAC:
+// the server runs in a namespace of the plain-text enforcing operator.
+func TestCCoreServerEnforcesTrafficTarget(t *testing.T) {
+	o := start(t)
+	requireCCore(t)
+	ns := ccoreServerNamespace
+	o.ensureNamespace(t, ns)
+	o.checkTrafficTarget(t, ns, o.startInteropServer(t, ccore("testdata/ccore_server.py"), ns, "vault", 20))
+}
+
+// ccore runs a script of testdata with Debian's python3-grpcio.
+func ccore(script string) interopCommand {
+	return interopCommand{
+		name: "C-core",
+		args: []string{debianPython, script},
+		// C-core logs a refused resource (the NACK and its reason) at INFO through its
+		// xds_client tracer, and why a server does not serve through xds_server_config_fetcher:
+		// kept, and shown when the test fails, as the first clue.
+		env: []string{"GRPC_VERBOSITY=INFO", "GRPC_TRACE=xds_client,xds_server_config_fetcher"},
+	}
 }
 
 // plainBackend starts a gRPC backend answering as name on netns.Addr(i):backendPort in plain text:

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -175,10 +176,11 @@ func (c *grpcClient) shares(ctx context.Context, n int, weights map[string]float
 }
 
 // xdsServerRoots is what the proxies of namespace verify their xDS server with: the built-in CA's
-// trust bundle, or nil when that server is the permissive operator's, which serves plain text.
+// trust bundle, or nil when that server serves plain text (the permissive operator's and the
+// plain-text enforcing one's).
 func (o *operator) xdsServerRoots(t *testing.T, namespace string) *grpcxds.PEMFiles {
 	t.Helper()
-	if namespace == permissiveNamespace {
+	if port := xdsPortFor(namespace); port == permissiveXDSPort || port == plainEnforcingXDSPort {
 		return nil
 	}
 	file := filepath.Join(t.TempDir(), "xds-roots.pem")
@@ -205,6 +207,9 @@ func xdsPortFor(namespace string) uint16 {
 		return permissiveXDSPort
 	case swapNamespace:
 		return swapXDSPort
+	}
+	if slices.Contains(plainEnforcingNamespaces, namespace) {
+		return plainEnforcingXDSPort
 	}
 	return xdsPort
 }

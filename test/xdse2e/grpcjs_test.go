@@ -34,15 +34,42 @@ func TestGRPCJSClientFollowsSplits(t *testing.T) {
 	node, dir := requireGRPCJS(t)
 	o.ensureNamespace(t, permissiveNamespace)
 	testInteropSplits(t, o, "js", 16, func(t *testing.T, service, serviceAccount string) *interopClient {
-		return o.startInterop(t, interopCommand{
-			name: "grpc-js",
-			args: []string{node, "testdata/grpc-js/client.js"},
-			// The tracers log a refused resource (the NACK and its reason) and a bootstrap the
-			// client cannot read: kept, and shown when the test fails, as the first clue.
-			env:       []string{"NODE_PATH=" + filepath.Join(dir, "node_modules"), "GRPC_VERBOSITY=DEBUG", "GRPC_TRACE=xds_client,xds_resolver"},
-			bootstrap: forGRPCJS,
-		}, permissiveNamespace, service, serviceAccount)
+		return o.startInterop(t, grpcJS(node, dir, "testdata/grpc-js/client.js"), permissiveNamespace, service, serviceAccount)
 	})
+}
+
+// grpcJSServerNamespace is where TestGRPCJSServerEnforcesTrafficTarget runs: one of
+// plainEnforcingNamespaces.
+const grpcJSServerNamespace = "plaintext-grpc-js"
+
+// TestGRPCJSServerEnforcesTrafficTarget runs TestTrafficTargetOnXDSServer's check on grpc-js's
+// xDS-enabled server (@grpc/grpc-js-xds 1.14.1's XdsServer with XdsServerCredentials, through
+// testdata/grpc-js/server.js), as TestCCoreServerEnforcesTrafficTarget does on C-core's, in a
+// namespace of the plain-text enforcing operator.
+func TestGRPCJSServerEnforcesTrafficTarget(t *testing.T) {
+	o := start(t)
+	node, dir := requireGRPCJS(t)
+	ns := grpcJSServerNamespace
+	o.ensureNamespace(t, ns)
+	server := grpcJS(node, dir, "testdata/grpc-js/server.js")
+	// grpc-js-xds 1.14.1 registers its RBAC filter only with this variable set; without it, it
+	// refuses (NACKs) every Listener with an RBAC filter ("envoy.filters.http.rbac filter
+	// validation failed") and never serves.
+	server.env = append(server.env, "GRPC_XDS_EXPERIMENTAL_RBAC=true")
+	o.checkTrafficTarget(t, ns, o.startInteropServer(t, server, ns, "vault", 19))
+}
+
+// grpcJS runs a script of testdata/grpc-js with node and the installed packages.
+func grpcJS(node, dir, script string) interopCommand {
+	return interopCommand{
+		name: "grpc-js",
+		args: []string{node, script},
+		// The tracers log a refused resource (the NACK and its reason), a bootstrap it cannot
+		// read, and why a server does not serve: kept, and shown when the test fails, as the
+		// first clue.
+		env:       []string{"NODE_PATH=" + filepath.Join(dir, "node_modules"), "GRPC_VERBOSITY=DEBUG", "GRPC_TRACE=xds_client,xds_resolver,xds_server"},
+		bootstrap: forGRPCJS,
+	}
 }
 
 // requireGRPCJS returns node and the directory holding the installed packages, or skips the test

@@ -25,6 +25,7 @@ import (
 
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
+	"github.com/smi-operator/smi-operator/test/netns"
 )
 
 // The xDS clients that are not grpc-go (C-core: ccore_test.go, grpc-js: grpcjs_test.go) run as
@@ -98,9 +99,9 @@ func (o *operator) ensureNamespace(t *testing.T, name string) {
 	}
 }
 
-// interopCommand is how to run one kind of client: the command (the xds:/// target is added as
-// its last argument), its environment beyond ours and GRPC_XDS_BOOTSTRAP, and what the client
-// needs in its bootstrap beyond what grpc-go's has, if anything.
+// interopCommand is how to run one kind of client or server: the command (the test adds its
+// arguments last), its environment beyond ours and GRPC_XDS_BOOTSTRAP, and what it needs in its
+// bootstrap beyond what grpc-go's has, if anything.
 type interopCommand struct {
 	name      string
 	args      []string
@@ -108,7 +109,7 @@ type interopCommand struct {
 	bootstrap func([]byte) ([]byte, error)
 }
 
-// interopClient is a running client: one channel to one xds:/// target.
+// interopClient is a running client (one channel to one xds:/// target) or server.
 type interopClient struct {
 	name   string
 	out    *bufio.Reader
@@ -120,8 +121,25 @@ type interopClient struct {
 // of namespace, with the bootstrap a grpc-go client gets (and command.bootstrap's additions).
 func (o *operator) startInterop(t *testing.T, command interopCommand, namespace, service, serviceAccount string) *interopClient {
 	t.Helper()
+	return startInteropProcess(t, command, o.clientBootstrap(t, namespace, serviceAccount),
+		"client of "+service, fmt.Sprintf("xds:///%s.%s.svc.cluster.local:80", service, namespace))
+}
+
+// startInteropServer starts an xDS-enabled server answering as name, running as ServiceAccount
+// namespace/name on netns.Addr(i):backendPort, with the bootstrap a grpc-go xDS-enabled server
+// gets (and command.bootstrap's additions), and returns its address. Nothing says when it serves
+// (C-core's Python API has no serving status): calls tell.
+func (o *operator) startInteropServer(t *testing.T, command interopCommand, namespace, name string, i int) string {
+	t.Helper()
+	startInteropProcess(t, command, o.serverBootstrap(t, namespace, name), "server "+name, name, netns.HostPort(i, backendPort))
+	return netns.Addr(i).String()
+}
+
+// startInteropProcess runs command with args and the bootstrap (and command.bootstrap's
+// additions), and reads its first line, which says its version; what names it in the logs.
+func startInteropProcess(t *testing.T, command interopCommand, content []byte, what string, args ...string) *interopClient {
+	t.Helper()
 	bootstrap := filepath.Join(t.TempDir(), "bootstrap.json")
-	content := o.clientBootstrap(t, namespace, serviceAccount)
 	if command.bootstrap != nil {
 		var err error
 		if content, err = command.bootstrap(content); err != nil {
@@ -132,7 +150,7 @@ func (o *operator) startInterop(t *testing.T, command interopCommand, namespace,
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	args := append(command.args[1:len(command.args):len(command.args)], fmt.Sprintf("xds:///%s.%s.svc.cluster.local:80", service, namespace))
+	args = append(command.args[1:len(command.args):len(command.args)], args...)
 	cmd := exec.CommandContext(ctx, command.args[0], args...)
 	cmd.Env = append(append(os.Environ(), "GRPC_XDS_BOOTSTRAP="+bootstrap), command.env...)
 	stdin, err := cmd.StdinPipe()
@@ -160,14 +178,14 @@ func (o *operator) startInterop(t *testing.T, command interopCommand, namespace,
 			<-done
 		}
 		if t.Failed() {
-			t.Logf("%s client of %s, its log (the end):\n%s", c.name, service, c.stderr.tail(6000))
+			t.Logf("%s %s, its log (the end):\n%s", c.name, what, c.stderr.tail(6000))
 		}
 	})
 	var hello struct{ Version string }
 	if err := c.readLine(&hello); err != nil {
-		t.Fatalf("%s client: %v\n%s", c.name, err, c.stderr.tail(3000))
+		t.Fatalf("%s %s: %v\n%s", c.name, what, err, c.stderr.tail(3000))
 	}
-	t.Logf("%s client of %s: %s", c.name, service, hello.Version)
+	t.Logf("%s %s: %s", c.name, what, hello.Version)
 	return c
 }
 

@@ -17,6 +17,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
@@ -50,12 +52,19 @@ func (r fixtureRun) Run() int {
 }
 
 // xdsPort is where the operator serves ADS, on netns.Addr(1); permissiveXDSPort where the
-// permissive operator, which programs permissiveNamespace only, does.
+// permissive operator, which programs permissiveNamespace only, does; plainEnforcingXDSPort
+// where the plain-text enforcing operator, which programs plainEnforcingNamespaces only, does.
 const (
-	xdsPort             = 15010
-	permissiveXDSPort   = 15011
-	permissiveNamespace = "permissive-mode"
+	xdsPort               = 15010
+	permissiveXDSPort     = 15011
+	permissiveNamespace   = "permissive-mode"
+	plainEnforcingXDSPort = 15013
 )
+
+// plainEnforcingNamespaces are programmed by an enforcing operator serving xDS in plain text:
+// for the xDS-enabled servers of clients that reach no TLS xDS server (gRPC C-core 1.51,
+// grpc-js-xds 1.14.1), one namespace each, whose access rules must be enforced.
+var plainEnforcingNamespaces = []string{ccoreServerNamespace, grpcJSServerNamespace}
 
 // operator is the control plane, the operator (webhooks and xDS backend) and a client.
 type operator struct {
@@ -104,22 +113,38 @@ func newOperator() (*operator, error) {
 		_ = env.Stop()
 		return nil, err
 	}
-	// Two operators share the API server: an enforcing one for every namespace but
-	// permissiveNamespace (and swapNamespace, see startSwapOperator), and a permissive one for
-	// that namespace only (settings are the operator's, so one operator cannot show both). Each
-	// has its own xDS server.
+	// Three operators share the API server: an enforcing one for every namespace but
+	// permissiveNamespace, plainEnforcingNamespaces (and swapNamespace, see startSwapOperator),
+	// a permissive one for permissiveNamespace only (settings are the operator's, so one
+	// operator cannot show both), and an enforcing one serving xDS in plain text for
+	// plainEnforcingNamespaces only. Each has its own xDS server.
+	elsewhere := []string{permissiveNamespace, swapNamespace}
+	elsewhere = append(elsewhere, plainEnforcingNamespaces...)
+	var notNamespace, notName []fields.Selector
+	for _, ns := range elsewhere {
+		notNamespace = append(notNamespace, fields.OneTermNotEqualSelector("metadata.namespace", ns))
+		notName = append(notName, fields.OneTermNotEqualSelector("metadata.name", ns))
+	}
 	enforcingCache := controllers.CacheOptions()
-	enforcingCache.DefaultFieldSelector = fields.AndSelectors(
-		fields.OneTermNotEqualSelector("metadata.namespace", permissiveNamespace),
-		fields.OneTermNotEqualSelector("metadata.namespace", swapNamespace))
+	enforcingCache.DefaultFieldSelector = fields.AndSelectors(notNamespace...)
 	permissiveCache := controllers.CacheOptions()
 	permissiveCache.DefaultNamespaces = map[string]cache.Config{permissiveNamespace: {}}
+	plainEnforcingCache := controllers.CacheOptions()
+	plainEnforcingCache.DefaultNamespaces = map[string]cache.Config{}
+	for _, ns := range plainEnforcingNamespaces {
+		plainEnforcingCache.DefaultNamespaces[ns] = cache.Config{}
+	}
 	// Namespaces are cluster-scoped: the selectors above do not apply to them; by name, each
-	// operator sees the Namespaces of the objects it sees.
-	enforcingCache.ByObject[&corev1.Namespace{}] = cache.ByObject{Field: fields.AndSelectors(
-		fields.OneTermNotEqualSelector("metadata.name", permissiveNamespace),
-		fields.OneTermNotEqualSelector("metadata.name", swapNamespace))}
+	// operator sees the Namespaces of the objects it sees (the API server labels each with its
+	// name: a set of names is a label selector, not a field one).
+	enforcingCache.ByObject[&corev1.Namespace{}] = cache.ByObject{Field: fields.AndSelectors(notName...)}
 	permissiveCache.ByObject[&corev1.Namespace{}] = cache.ByObject{Field: fields.OneTermEqualSelector("metadata.name", permissiveNamespace)}
+	plainEnforcingNames, err := labels.NewRequirement(mesh.NamespaceNameLabel, selection.In, plainEnforcingNamespaces)
+	if err != nil {
+		_ = env.Stop()
+		return nil, err
+	}
+	plainEnforcingCache.ByObject[&corev1.Namespace{}] = cache.ByObject{Label: labels.NewSelector().Add(*plainEnforcingNames)}
 	ctx, cancel := context.WithCancel(context.Background())
 	o := &operator{env: env, ca: authority, ctx: ctx, cancel: cancel}
 	for _, op := range []struct {
@@ -131,6 +156,7 @@ func newOperator() (*operator, error) {
 		{mesh.Settings{Access: mesh.AccessEnforcing, TrustDomain: "cluster.local", ClusterDomain: "cluster.local", AccessNamespaces: accessNamespaces},
 			enforcingCache, xdsPort, true},
 		{mesh.Settings{Access: mesh.AccessPermissive, MTLS: true}, permissiveCache, permissiveXDSPort, false},
+		{mesh.Settings{Access: mesh.AccessEnforcing}, plainEnforcingCache, plainEnforcingXDSPort, false},
 	} {
 		opts := ctrl.Options{Scheme: controllers.NewScheme(), Cache: op.cache, Metrics: metricsserver.Options{BindAddress: "0"},
 			// Both operators run controllers of the same names in this one process.
@@ -161,12 +187,12 @@ func newOperator() (*operator, error) {
 				Registerer:     registry,
 			})
 		} else {
-			// The permissive operator serves in plain text, the explicit opt-out: no tokens, no
-			// secrets (its clients' certificates come from files).
+			// The others serve in plain text, the explicit opt-out: no tokens, no secrets (their
+			// clients' certificates come from files).
 			err = controllers.SetupXDS(ctx, mgr, ctrlOpts, server.New(server.Options{
 				Address:    netns.HostPort(1, op.port),
 				Settings:   op.settings,
-				Registerer: registry, // one per server: both would register the same metrics
+				Registerer: registry, // one per server: each would register the same metrics
 				Log:        ctrl.Log.WithName("xds"),
 			}))
 		}
@@ -191,8 +217,8 @@ func newOperator() (*operator, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	// Tests dial the xDS servers at once: wait until both listen.
-	for _, port := range []uint16{xdsPort, permissiveXDSPort} {
+	// Tests dial the xDS servers at once: wait until all listen.
+	for _, port := range []uint16{xdsPort, permissiveXDSPort, plainEnforcingXDSPort} {
 		if err := listening(netns.HostPort(1, port), time.Until(deadline)); err != nil {
 			o.stop()
 			return nil, fmt.Errorf("the xDS server did not start: %w", err)
