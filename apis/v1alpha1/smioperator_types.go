@@ -46,6 +46,7 @@ const (
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Programmed",type=integer,JSONPath=`.status.smiObjects.programmed`,priority=1,description="SMI objects programmed"
 // +kubebuilder:printcolumn:name="Problems",type=integer,JSONPath=`.status.smiObjects.withProblems`,priority=1,description="SMI objects with a False condition"
+// +kubebuilder:printcolumn:name="Rejected",type=integer,JSONPath=`.status.smiObjects.rejectedByProxies`,priority=1,description="SMI objects whose configuration xDS proxies refused"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name == 'default'",message="SMIOperator is a cluster singleton: its name must be 'default'"
 type SMIOperator struct {
@@ -250,7 +251,8 @@ type ObjectCounts struct {
 	// keep their last good configuration.
 	// +kubebuilder:validation:Minimum=0
 	// +optional
-	RejectedByProxies int32 `json:"rejectedByProxies,omitempty"`
+	RejectedByProxies int32 `json:"rejectedByProxies"` // optional for operators older than it; written at 0 too, for the printer column
+
 }
 
 // SMIOperatorList is a list of SMIOperators.

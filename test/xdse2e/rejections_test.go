@@ -26,25 +26,34 @@ import (
 // TestRejectedRouteTurnsSplitUnprogrammed: a proxy that refuses (NACKs) a split's route
 // configuration, as an old gRPC C-core does some of them, makes the TrafficSplit
 // Programmed=False RejectedByProxies with the proxy's error, with a Warning Event; once the proxy
-// accepts the version a weight change brings, the split is Programmed again.
+// accepts the version a weight change brings, the split is Programmed again. With the xDS backend
+// of a fixed --backend=xds (the SMIOperator's: TestSMIOperatorCountsRejectedObjects).
 func TestRejectedRouteTurnsSplitUnprogrammed(t *testing.T) {
 	o := start(t)
+	o.refuseSplitRoute(t, o.namespace(t), "shop", func(int32) {})
+}
+
+// refuseSplitRoute creates the split name (name-v1 and name-v2, half each) in ns, has a proxy
+// refuse its route configuration and then accept a later version, and checks the split's
+// condition and Event at each step; counted is called after each with the number of split
+// proxies refuse (1, then 0), once the split's condition says so.
+func (o *operator) refuseSplitRoute(t *testing.T, ns, name string, counted func(int32)) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	ns := o.namespace(t)
-	for _, name := range []string{"shop", "shop-v1", "shop-v2"} {
-		o.service(t, ns, name)
+	for _, svc := range []string{name, name + "-v1", name + "-v2"} {
+		o.service(t, ns, svc)
 	}
 	split := &hub.TrafficSplit{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop"},
-		Spec: splitv1alpha4.TrafficSplitSpec{Service: "shop", Backends: []splitv1alpha4.TrafficSplitBackend{
-			{Service: "shop-v1", Weight: 50}, {Service: "shop-v2", Weight: 50},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: splitv1alpha4.TrafficSplitSpec{Service: name, Backends: []splitv1alpha4.TrafficSplitBackend{
+			{Service: name + "-v1", Weight: 50}, {Service: name + "-v2", Weight: 50},
 		}},
 	}
 	o.create(t, split)
 	o.waitProgrammed(t, split)
 
-	route := "shop." + ns + ".svc.cluster.local:80"
+	route := name + "." + ns + ".svc.cluster.local:80"
 	// The proxy proves who it is, as the operator's TLS server requires for its refusals to count.
 	token := o.serviceAccountToken(t, ns, "old-client", tokenAudience)
 	stream, err := askXDSOn(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token),
@@ -77,11 +86,13 @@ func TestRejectedRouteTurnsSplitUnprogrammed(t *testing.T) {
 		t.Errorf("Programmed message %q does not say one proxy refused it, and why", got)
 	}
 	o.waitWarningEvent(t, split, mesh.ReasonRejectedByProxies)
+	counted(1)
 
 	o.setWeights(t, split, 70, 30)
 	accepted := recv()
 	reply(accepted, accepted.VersionInfo, nil)
 	o.waitCondition(t, split, smi.ConditionProgrammed, metav1.ConditionTrue, "")
+	counted(0)
 }
 
 // programmedMessage is the message of the SMI object's Programmed condition.

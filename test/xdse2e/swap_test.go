@@ -7,7 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,6 +36,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -895,4 +899,76 @@ func firstAnswer(t *testing.T, ns string, listeners []string) {
 		return
 	}
 	t.Fatal("the new xDS server did not answer within a minute")
+}
+
+// TestSMIOperatorCountsRejectedObjects: with the backend the SMIOperator selects, a split whose
+// route configuration a proxy refuses turns Programmed=False RejectedByProxies as with a fixed
+// --backend=xds (refuseSplitRoute), and the SMIOperator counts it in
+// status.smiObjects.rejectedByProxies, with Degraded, until the proxy accepts a later version.
+func TestSMIOperatorCountsRejectedObjects(t *testing.T) {
+	o := start(t)
+	o.startSwapOperator(t)
+	ns := swapNamespace
+	if err := o.client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	o.createSMIOperator(t, v1alpha1.SMIOperatorSpec{Backend: v1alpha1.BackendXDS, XDS: v1alpha1.XDSSpec{Port: swapXDSPort}})
+	o.waitOperator(t, "xds", func(op *v1alpha1.SMIOperator) error { return settled(op, v1alpha1.BackendXDS) })
+	o.refuseSplitRoute(t, ns, "refused", func(want int32) {
+		o.waitOperator(t, fmt.Sprintf("%d rejected by proxies", want), func(op *v1alpha1.SMIOperator) error {
+			degraded := meta.FindStatusCondition(op.Status.Conditions, v1alpha1.ConditionDegraded)
+			switch {
+			case op.Status.SMIObjects == nil || op.Status.SMIObjects.RejectedByProxies != want:
+				return fmt.Errorf("smiObjects %+v", op.Status.SMIObjects)
+			case want > 0 && (degraded == nil || degraded.Status != metav1.ConditionTrue):
+				return fmt.Errorf("Degraded %+v, want True", degraded)
+			}
+			return nil
+		})
+		if got := o.printedColumn(t, "Rejected"); got != float64(want) {
+			t.Errorf("kubectl get smioperator -o wide prints Rejected %v, want %d", got, want)
+		}
+	})
+}
+
+// printedColumn is what `kubectl get smioperator -o wide` prints in column of the SMIOperator:
+// the cell of the API server's Table for it.
+func (o *operator) printedColumn(t *testing.T, column string) any {
+	t.Helper()
+	httpClient, err := rest.HTTPClientFor(o.env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, err := url.JoinPath(o.env.Config.Host, "apis", v1alpha1.GroupVersion.Group, v1alpha1.GroupVersion.Version, "smioperators", v1alpha1.SingletonName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table metav1.Table
+	if err := json.Unmarshal(body, &table); err != nil {
+		t.Fatalf("GET %s: %v: %s", url, err, body)
+	}
+	if len(table.Rows) != 1 {
+		t.Fatalf("a Table of %d rows for the SMIOperator (HTTP %s)", len(table.Rows), resp.Status)
+	}
+	for i, c := range table.ColumnDefinitions {
+		if c.Name == column {
+			return table.Rows[0].Cells[i]
+		}
+	}
+	t.Fatalf("no column %q among %v", column, table.ColumnDefinitions)
+	return nil
 }
