@@ -52,7 +52,8 @@ func TestCCoreServerEnforcesTrafficTarget(t *testing.T) {
 	requireCCore(t)
 	ns := ccoreServerNamespace
 	o.ensureNamespace(t, ns)
-	o.checkTrafficTarget(t, ns, o.startInteropServer(t, ccore("testdata/ccore_server.py"), ns, "vault", 20))
+	vault, _ := o.startInteropServer(t, ccore("testdata/ccore_server.py"), ns, "vault", 20)
+	o.checkTrafficTarget(t, ns, vault)
 }
 
 // ccore runs a script of testdata with Debian's python3-grpcio.

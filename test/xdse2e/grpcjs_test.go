@@ -2,11 +2,16 @@ package xdse2e
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/smi-operator/smi-operator/test/netns"
 )
@@ -51,12 +56,33 @@ func TestGRPCJSServerEnforcesTrafficTarget(t *testing.T) {
 	node, dir := requireGRPCJS(t)
 	ns := grpcJSServerNamespace
 	o.ensureNamespace(t, ns)
-	server := grpcJS(node, dir, "testdata/grpc-js/server.js")
-	// grpc-js-xds 1.14.1 registers its RBAC filter only with this variable set; without it, it
-	// refuses (NACKs) every Listener with an RBAC filter ("envoy.filters.http.rbac filter
-	// validation failed") and never serves.
-	server.env = append(server.env, "GRPC_XDS_EXPERIMENTAL_RBAC=true")
-	o.checkTrafficTarget(t, ns, o.startInteropServer(t, server, ns, "vault", 19))
+	// grpc-js-xds 1.14.1 registers its RBAC filter only with GRPC_XDS_EXPERIMENTAL_RBAC=true.
+	// Without it, the server refuses (NACKs) the Listener, whose RBAC filter is not optional,
+	// and does not serve: it fails closed rather than serving without its access rules.
+	t.Run("without GRPC_XDS_EXPERIMENTAL_RBAC", func(t *testing.T) {
+		addr, server := o.startInteropServer(t, grpcJS(node, dir, "testdata/grpc-js/server.js"), ns, "vault", 18)
+		eventually(t, time.Minute, 100*time.Millisecond, func() error {
+			if !strings.Contains(server.stderr.tail(1<<20), "envoy.filters.http.rbac filter validation failed") {
+				return errors.New("the grpc-js server has not refused its Listener's RBAC filter")
+			}
+			return nil
+		})
+		if strings.Contains(server.stderr.tail(1<<20), "serving status: OK") {
+			t.Fatal("the grpc-js server serves")
+		}
+		// It listens only once it serves (and then on the port of every address: see the
+		// README's support matrix).
+		if conn, err := net.DialTimeout("tcp", net.JoinHostPort(addr, strconv.Itoa(backendPort)), time.Second); err == nil {
+			conn.Close()
+			t.Fatal("the grpc-js server accepts connections")
+		}
+	})
+	t.Run("with GRPC_XDS_EXPERIMENTAL_RBAC", func(t *testing.T) {
+		server := grpcJS(node, dir, "testdata/grpc-js/server.js")
+		server.env = append(server.env, "GRPC_XDS_EXPERIMENTAL_RBAC=true")
+		vault, _ := o.startInteropServer(t, server, ns, "vault", 19)
+		o.checkTrafficTarget(t, ns, vault)
+	})
 }
 
 // grpcJS runs a script of testdata/grpc-js with node and the installed packages.

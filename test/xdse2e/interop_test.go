@@ -127,12 +127,12 @@ func (o *operator) startInterop(t *testing.T, command interopCommand, namespace,
 
 // startInteropServer starts an xDS-enabled server answering as name, running as ServiceAccount
 // namespace/name on netns.Addr(i):backendPort, with the bootstrap a grpc-go xDS-enabled server
-// gets (and command.bootstrap's additions), and returns its address. Nothing says when it serves
-// (C-core's Python API has no serving status): calls tell.
-func (o *operator) startInteropServer(t *testing.T, command interopCommand, namespace, name string, i int) string {
+// gets (and command.bootstrap's additions), and returns its address and the process. Nothing says
+// when it serves (C-core's Python API has no serving status): calls tell.
+func (o *operator) startInteropServer(t *testing.T, command interopCommand, namespace, name string, i int) (string, *interopClient) {
 	t.Helper()
-	startInteropProcess(t, command, o.serverBootstrap(t, namespace, name), "server "+name, name, netns.HostPort(i, backendPort))
-	return netns.Addr(i).String()
+	p := startInteropProcess(t, command, o.serverBootstrap(t, namespace, name), "server "+name, name, netns.HostPort(i, backendPort))
+	return netns.Addr(i).String(), p
 }
 
 // startInteropProcess runs command with args and the bootstrap (and command.bootstrap's
