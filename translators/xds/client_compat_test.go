@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"math"
 	"testing"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -20,12 +21,19 @@ import (
 //   - Every weighted_clusters sets total_weight to the sum of its weights: C-core 1.51 and older
 //     Envoy take a missing total as 100 and refuse any other sum; older grpc-go refused a total
 //     other than the sum, a missing one included. Current Envoy and grpc-go ignore the field.
+//     The sum is at most MaxInt32: grpc-java reads a weight as a signed 32-bit int.
+//
+// and one that keeps a client from reading a route otherwise than Envoy does:
+//
+//   - Every path or prefix route match (but the catch-all "/") sets case_sensitive: true.
+//     Envoy, grpc-go and C-core take an unset case_sensitive as true; grpc-java reads the
+//     unset BoolValue as false, and would match /API as well as /api.
 func TestEveryInputSuitsOldClients(t *testing.T) {
 	cases, err := corpus.All("../..")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var headers, weighted int
+	var headers, weighted, paths int
 	for _, c := range cases {
 		t.Run(c.Name, func(t *testing.T) {
 			for _, m := range corpusMessages(t, c) {
@@ -45,6 +53,17 @@ func TestEveryInputSuitsOldClients(t *testing.T) {
 						if v.GetTotalWeight() == nil || uint64(v.GetTotalWeight().GetValue()) != sum {
 							t.Errorf("%T: weighted_clusters %v has total_weight %v, want the sum of its weights, %d", m, v, v.GetTotalWeight(), sum)
 						}
+						if sum > math.MaxInt32 {
+							t.Errorf("%T: weighted_clusters %v sums to %d, above what grpc-java reads as a weight", m, v, sum)
+						}
+					case *routev3.RouteMatch:
+						if v.GetPath() == "" && (v.GetPrefix() == "" || v.GetPrefix() == "/") {
+							break
+						}
+						paths++
+						if !v.GetCaseSensitive().GetValue() {
+							t.Errorf("%T: route match %v leaves case_sensitive unset, which grpc-java reads as false", m, v)
+						}
 					}
 					return true
 				})
@@ -52,7 +71,7 @@ func TestEveryInputSuitsOldClients(t *testing.T) {
 		})
 	}
 	// The corpus must reach both, or the test proves nothing.
-	if headers == 0 || weighted == 0 {
-		t.Errorf("%d header matchers, %d weighted_clusters: the corpus exercises neither", headers, weighted)
+	if headers == 0 || weighted == 0 || paths == 0 {
+		t.Errorf("%d header matchers, %d weighted_clusters, %d path matches: the corpus does not exercise them all", headers, weighted, paths)
 	}
 }

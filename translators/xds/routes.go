@@ -106,7 +106,7 @@ func weightedAction(split *mesh.Split, port int32) *routev3.RouteAction {
 }
 
 // weightedClusters is a route action sharing traffic between clusters by their weights, with
-// total_weight set to their sum (clusterWeights keeps it within a uint32). Current Envoy and
+// total_weight set to their sum (clusterWeights keeps it within maxTotalWeight). Current Envoy and
 // grpc-go (v1.84) ignore the deprecated field, but older clients need it: gRPC C-core 1.51
 // (Debian bookworm's python3-grpcio) and older Envoy take a missing total as 100 and refuse any
 // other sum ("RouteAction weighted_cluster has incorrect total weight"), and older grpc-go
@@ -139,13 +139,20 @@ func matchName(m mesh.HTTPMatch) string {
 	return m.Group + "/" + m.Name
 }
 
+// caseSensitive is set on path and prefix matches, though it is what Envoy, grpc-go and C-core
+// take an unset case_sensitive for: grpc-java reads the unset BoolValue as false, and would match
+// paths in any case. (A safe_regex match ignores it.)
+func caseSensitive() *wrapperspb.BoolValue { return wrapperspb.Bool(true) }
+
 func routeMatch(m mesh.HTTPMatch) *routev3.RouteMatch {
 	rm := &routev3.RouteMatch{}
 	switch m.Path.Kind {
 	case mesh.PathExact:
 		rm.PathSpecifier = &routev3.RouteMatch_Path{Path: m.Path.Literal}
+		rm.CaseSensitive = caseSensitive()
 	case mesh.PathPrefix:
 		rm.PathSpecifier = &routev3.RouteMatch_Prefix{Prefix: m.Path.Literal}
+		rm.CaseSensitive = caseSensitive()
 	case mesh.PathRegex:
 		// FullRegex, not Regex: xDS regexes must match the whole path, SMI's only its start.
 		rm.PathSpecifier = &routev3.RouteMatch_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: m.Path.FullRegex}}

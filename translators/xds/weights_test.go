@@ -17,10 +17,12 @@ func TestClusterWeights(t *testing.T) {
 		{name: "negative counts as zero", weights: []int{-5, 1}, want: []uint32{0, 1}},
 		{name: "all zero", weights: []int{0, 0}, want: []uint32{0, 0}},
 		{name: "none", weights: nil, want: []uint32{}},
-		{name: "sum exactly max", weights: []int{math.MaxUint32 - 1, 1}, want: []uint32{math.MaxUint32 - 1, 1}},
-		{name: "sum above max is scaled", weights: []int{math.MaxUint32, math.MaxUint32}, want: []uint32{(math.MaxUint32 - 2) / 2, (math.MaxUint32 - 2) / 2}},
-		{name: "tiny weight next to a huge one stays positive", weights: []int{math.MaxInt64, 1}, want: []uint32{math.MaxUint32 - 3, 1}},
-		{name: "sum overflows int64", weights: []int{math.MaxInt64, math.MaxInt64, 0}, want: []uint32{(math.MaxUint32 - 3) / 2, (math.MaxUint32 - 3) / 2, 0}},
+		{name: "sum exactly max", weights: []int{math.MaxInt32 - 1, 1}, want: []uint32{math.MaxInt32 - 1, 1}},
+		{name: "sum above max is scaled", weights: []int{math.MaxInt32, math.MaxInt32}, want: []uint32{(math.MaxInt32 - 2) / 2, (math.MaxInt32 - 2) / 2}},
+		// grpc-java reads a weight as a signed 32-bit int: 2^31 would turn negative there.
+		{name: "a weight above MaxInt32 is scaled though the sum fits a uint32", weights: []int{1 << 31, 1}, want: []uint32{math.MaxInt32 - 3, 1}},
+		{name: "tiny weight next to a huge one stays positive", weights: []int{math.MaxInt64, 1}, want: []uint32{math.MaxInt32 - 3, 1}},
+		{name: "sum overflows int64", weights: []int{math.MaxInt64, math.MaxInt64, 0}, want: []uint32{(math.MaxInt32 - 3) / 2, (math.MaxInt32 - 3) / 2, 0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -32,8 +34,8 @@ func TestClusterWeights(t *testing.T) {
 }
 
 // TestClusterWeightsNeverSumToZero: whenever a weight is positive, the xDS weights are positive
-// exactly where the split's are, and sum to more than 0 and at most MaxUint32 (grpc-go rejects
-// both a zero total and one overflowing uint32).
+// exactly where the split's are, and sum to more than 0 and at most MaxInt32 (grpc-go rejects
+// both a zero total and one overflowing uint32; grpc-java reads each weight as a signed int32).
 func TestClusterWeightsNeverSumToZero(t *testing.T) {
 	cases := [][]int{
 		{1}, {0, 1}, {1, 0, 0, 0}, {100, 0}, {math.MaxInt64}, {math.MaxInt64, 1, 0},
@@ -49,7 +51,7 @@ func TestClusterWeightsNeverSumToZero(t *testing.T) {
 			}
 			sum += uint64(w)
 		}
-		if sum == 0 || sum > math.MaxUint32 {
+		if sum == 0 || sum > math.MaxInt32 {
 			t.Errorf("clusterWeights(%v) = %v sums to %d", weights, got, sum)
 		}
 	}
