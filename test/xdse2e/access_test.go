@@ -29,26 +29,45 @@ import (
 func TestTrafficTargetOnXDSServer(t *testing.T) {
 	o := start(t)
 	ns := o.namespace(t)
-	o.checkTrafficTarget(t, ns, o.xdsBackend(t, ns, "vault", 9))
+	o.checkTrafficTarget(t, ns, o.xdsBackend(t, ns, "vault", 9), o.grpcGoCaller)
+}
+
+// startClient starts a client of the Service's port 80 running as ServiceAccount serviceAccount of
+// namespace, and returns what makes one call with it, as grpcxds.Call does.
+type startClient func(t *testing.T, namespace, service, serviceAccount string) func() (grpcxds.Reply, error)
+
+// grpcGoCaller is a startClient of grpc-go clients with xDS credentials (mutual TLS when the Cluster
+// says so).
+func (o *operator) grpcGoCaller(t *testing.T, namespace, service, serviceAccount string) func() (grpcxds.Reply, error) {
+	c := dial(t, namespace, service, o.clientBootstrap(t, namespace, serviceAccount))
+	return func() (grpcxds.Reply, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return grpcxds.Call(ctx, c.conn)
+	}
 }
 
 // checkTrafficTarget is TestTrafficTargetOnXDSServer's check, on an xDS-enabled server running as
 // ServiceAccount vault of an enforcing namespace at vault: it becomes the Service vault, and
-// grpc-go clients with mutual TLS, as teller and as visitor, call it.
-func (o *operator) checkTrafficTarget(t *testing.T, ns, vault string) {
+// clients started by clients, as teller and as visitor, call it.
+func (o *operator) checkTrafficTarget(t *testing.T, ns, vault string, clients startClient) {
 	t.Helper()
 	ctx := context.Background()
 	o.service(t, ns, "vault", vault)
-	allowed := dial(t, ns, "vault", o.clientBootstrap(t, ns, "teller"))
-	denied := dial(t, ns, "vault", o.clientBootstrap(t, ns, "visitor"))
+	allowed := clients(t, ns, "vault", "teller")
+	denied := clients(t, ns, "vault", "visitor")
+	waitFor := func(call func() (grpcxds.Reply, error), check func(grpcxds.Reply, error) error) {
+		t.Helper()
+		eventually(t, time.Minute, 50*time.Millisecond, func() error { return check(call()) })
+	}
 
 	// No TrafficTarget yet: the destination is under SMI's deny-by-default.
-	allowed.waitFor(ctx, deniedCall)
-	denied.waitFor(ctx, deniedCall)
+	waitFor(allowed, deniedCall)
+	waitFor(denied, deniedCall)
 
 	target := o.tellersOpenTheVault(t, ns)
 	teller := ca.SPIFFEID("cluster.local", ns, "teller")
-	allowed.waitFor(ctx, func(r grpcxds.Reply, err error) error {
+	waitFor(allowed, func(r grpcxds.Reply, err error) error {
 		if err != nil {
 			return err
 		}
@@ -59,7 +78,7 @@ func (o *operator) checkTrafficTarget(t *testing.T, ns, vault string) {
 	})
 	// The rest stay denied, call after call.
 	for range 20 {
-		if err := deniedCall(grpcxds.Call(ctx, denied.conn)); err != nil {
+		if err := deniedCall(denied()); err != nil {
 			t.Fatalf("visitor: %v", err)
 		}
 	}
@@ -67,7 +86,7 @@ func (o *operator) checkTrafficTarget(t *testing.T, ns, vault string) {
 	if err := o.client.Delete(ctx, target); err != nil {
 		t.Fatal(err)
 	}
-	allowed.waitFor(ctx, deniedCall)
+	waitFor(allowed, deniedCall)
 }
 
 // TestAccessAppliesInSelectedNamespacesOnXDSServer: deny-by-default holds in the namespaces the

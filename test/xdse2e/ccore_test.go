@@ -53,14 +53,33 @@ func TestCCoreServerEnforcesTrafficTarget(t *testing.T) {
 	ns := ccoreServerNamespace
 	o.ensureNamespace(t, ns)
 	vault, _ := o.startInteropServer(t, ccore("testdata/ccore_server.py"), ns, "vault", 20)
-	o.checkTrafficTarget(t, ns, vault)
+	o.checkTrafficTarget(t, ns, vault, o.grpcGoCaller)
 }
 
-// ccore runs a script of testdata with Debian's python3-grpcio.
-func ccore(script string) interopCommand {
+// ccoreClientNamespace is where TestCCoreClientIsATrafficTargetSource runs: one of
+// plainEnforcingNamespaces.
+const ccoreClientNamespace = "plaintext-ccore-client"
+
+// TestCCoreClientIsATrafficTargetSource runs TestTrafficTargetOnXDSServer's check with gRPC
+// C-core's xDS clients (python3-grpcio 1.51, testdata/ccore_client.py with xDS channel
+// credentials, grpc.xds_channel_credentials) calling a grpc-go xDS-enabled server: they take
+// mutual TLS from the operator's Cluster (their certificates from the bootstrap's file_watcher
+// certificate provider), and the server lets the one running as the TrafficTarget's source
+// through, seen as its SPIFFE ID, while the same client running as another ServiceAccount stays
+// denied.
+//
+// As for C-core's server, the namespace is one of the plain-text enforcing operator's.
+func TestCCoreClientIsATrafficTargetSource(t *testing.T) {
+	o := start(t)
+	requireCCore(t)
+	o.checkInteropSource(t, ccoreClientNamespace, ccore("testdata/ccore_client.py", "--xds-credentials"), 17)
+}
+
+// ccore runs a script of testdata, with args before the test's own, with Debian's python3-grpcio.
+func ccore(script string, args ...string) interopCommand {
 	return interopCommand{
 		name: "C-core",
-		args: []string{debianPython, script},
+		args: append([]string{debianPython, script}, args...),
 		// C-core logs a refused resource (the NACK and its reason) at INFO through its
 		// xds_client tracer, and why a server does not serve through xds_server_config_fetcher:
 		// kept, and shown when the test fails, as the first clue.
@@ -69,9 +88,8 @@ func ccore(script string) interopCommand {
 }
 
 // plainBackend starts a gRPC backend answering as name on netns.Addr(i):backendPort in plain text:
-// the C-core client's channel has insecure credentials (xDS security in C-core needs its
-// experimental XdsCredentials), so it ignores the clusters' TLS, as a permissive mesh's
-// workloads outside mutual TLS do.
+// testInteropSplits's clients have insecure channel credentials, so they ignore the clusters'
+// TLS, as a permissive mesh's workloads outside mutual TLS do.
 func plainBackend(t *testing.T, name string, i int) string {
 	t.Helper()
 	b, err := grpcxds.StartBackend(name, netns.HostPort(i, backendPort))

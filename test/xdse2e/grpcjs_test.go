@@ -81,15 +81,29 @@ func TestGRPCJSServerEnforcesTrafficTarget(t *testing.T) {
 		server := grpcJS(node, dir, "testdata/grpc-js/server.js")
 		server.env = append(server.env, "GRPC_XDS_EXPERIMENTAL_RBAC=true")
 		vault, _ := o.startInteropServer(t, server, ns, "vault", 19)
-		o.checkTrafficTarget(t, ns, vault)
+		o.checkTrafficTarget(t, ns, vault, o.grpcGoCaller)
 	})
 }
 
-// grpcJS runs a script of testdata/grpc-js with node and the installed packages.
-func grpcJS(node, dir, script string) interopCommand {
+// grpcJSClientNamespace is where TestGRPCJSClientIsATrafficTargetSource runs: one of
+// plainEnforcingNamespaces.
+const grpcJSClientNamespace = "plaintext-grpc-js-client"
+
+// TestGRPCJSClientIsATrafficTargetSource runs TestCCoreClientIsATrafficTargetSource's check with
+// grpc-js's xDS clients (testdata/grpc-js/client.js with @grpc/grpc-js-xds's
+// XdsChannelCredentials), in a namespace of the plain-text enforcing operator.
+func TestGRPCJSClientIsATrafficTargetSource(t *testing.T) {
+	o := start(t)
+	node, dir := requireGRPCJS(t)
+	o.checkInteropSource(t, grpcJSClientNamespace, grpcJS(node, dir, "testdata/grpc-js/client.js", "--xds-credentials"), 18)
+}
+
+// grpcJS runs a script of testdata/grpc-js, with args before the test's own, with node and the
+// installed packages.
+func grpcJS(node, dir, script string, args ...string) interopCommand {
 	return interopCommand{
 		name: "grpc-js",
-		args: []string{node, script},
+		args: append([]string{node, script}, args...),
 		// The tracers log a refused resource (the NACK and its reason), a bootstrap it cannot
 		// read, and why a server does not serve: kept, and shown when the test fails, as the
 		// first clue.

@@ -10,13 +10,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
 	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
+	"google.golang.org/grpc/codes"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -25,6 +29,7 @@ import (
 
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
+	"github.com/smi-operator/smi-operator/test/grpcxds"
 	"github.com/smi-operator/smi-operator/test/netns"
 )
 
@@ -125,6 +130,17 @@ func (o *operator) startInterop(t *testing.T, command interopCommand, namespace,
 		"client of "+service, fmt.Sprintf("xds:///%s.%s.svc.cluster.local:80", service, namespace))
 }
 
+// checkInteropSource is checkTrafficTarget with command's clients (startInterop's), which must
+// take mutual TLS from the Cluster, calling a grpc-go xDS-enabled server on
+// netns.Addr(i):backendPort, in namespace ns (created unless it exists).
+func (o *operator) checkInteropSource(t *testing.T, ns string, command interopCommand, i int) {
+	t.Helper()
+	o.ensureNamespace(t, ns)
+	o.checkTrafficTarget(t, ns, o.xdsBackend(t, ns, "vault", i), func(t *testing.T, namespace, service, serviceAccount string) func() (grpcxds.Reply, error) {
+		return o.startInterop(t, command, namespace, service, serviceAccount).call
+	})
+}
+
 // startInteropServer starts an xDS-enabled server answering as name, running as ServiceAccount
 // namespace/name on netns.Addr(i):backendPort, with the bootstrap a grpc-go xDS-enabled server
 // gets (and command.bootstrap's additions), and returns its address and the process. Nothing says
@@ -192,33 +208,67 @@ func startInteropProcess(t *testing.T, command interopCommand, content []byte, w
 // calls makes n calls with the metadata and returns how many each backend answered, plus the
 // first error.
 func (c *interopClient) calls(n int, metadata map[string]string) (map[string]int, error) {
+	replies, errs, err := c.replies(n, metadata)
+	if err != nil {
+		return nil, err
+	}
+	counts := map[string]int{}
+	for _, r := range replies {
+		counts[r.Backend]++
+	}
+	if len(errs) > 0 {
+		return counts, fmt.Errorf("%d of %d calls failed, the first: %w", len(errs), n, errs[0])
+	}
+	return counts, nil
+}
+
+// call makes one call, as grpcxds.Call does: the reply, or the call's gRPC status.
+func (c *interopClient) call() (grpcxds.Reply, error) {
+	replies, errs, err := c.replies(1, nil)
+	switch {
+	case err != nil:
+		return grpcxds.Reply{}, err
+	case len(errs) > 0:
+		return grpcxds.Reply{}, errs[0]
+	}
+	return replies[0], nil
+}
+
+// replies makes n calls with the metadata and returns the replies and the calls' errors, as gRPC
+// statuses; err is about the client itself.
+func (c *interopClient) replies(n int, metadata map[string]string) (replies []grpcxds.Reply, errs []error, err error) {
 	req, _ := json.Marshal(map[string]any{"calls": n, "metadata": metadata})
 	if _, err := c.in.Write(append(req, '\n')); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var resp struct {
 		Replies []string
 		Errors  []string
 	}
 	if err := c.readLine(&resp); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	counts := map[string]int{}
 	for _, r := range resp.Replies {
 		raw, err := base64.StdEncoding.DecodeString(r)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		var reply testpb.SimpleResponse
 		if err := proto.Unmarshal(raw, &reply); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		counts[reply.GetServerId()]++
+		replies = append(replies, grpcxds.Reply{Backend: reply.GetServerId(), Addr: reply.GetHostname(), ClientIdentity: reply.GetUsername()})
 	}
-	if len(resp.Errors) > 0 {
-		return counts, fmt.Errorf("%d of %d calls failed, the first: %s", len(resp.Errors), n, resp.Errors[0])
+	for _, e := range resp.Errors {
+		// "PERMISSION_DENIED: details": the code's name, as JSON spells it.
+		name, details, _ := strings.Cut(e, ": ")
+		var code codes.Code
+		if err := code.UnmarshalJSON([]byte(strconv.Quote(name))); err != nil {
+			return nil, nil, fmt.Errorf("the %s client's error %q: %w", c.name, e, err)
+		}
+		errs = append(errs, status.Error(code, details))
 	}
-	return counts, nil
+	return replies, errs, nil
 }
 
 func (c *interopClient) readLine(v any) error {

@@ -1,12 +1,18 @@
 // A grpc-js xDS client (@grpc/grpc-js + @grpc/grpc-js-xds, pinned in package.json) for the xDS
 // end-to-end tests: the same protocol as ../ccore_client.py, so that the Go side (interop_test.go)
 // drives both alike. The test starts it with GRPC_XDS_BOOTSTRAP set, NODE_PATH pointing at the
-// node_modules that hack/interop-deps.sh installed, and the xds:/// target as its argument, and
-// talks to it over stdin/stdout, one JSON object a line, so that one channel (and its xDS client)
-// lives through the whole test:
+// node_modules that hack/interop-deps.sh installed, and the xds:/// target as its last argument,
+// and talks to it over stdin/stdout, one JSON object a line, so that one channel (and its xDS
+// client) lives through the whole test:
 //
 //   in:  {"calls": 50, "metadata": {"x-canary": "yes"}}
-//   out: {"replies": ["<base64 of a grpc.testing.SimpleResponse>", ...], "errors": ["..."]}
+//   out: {"replies": ["<base64 of a grpc.testing.SimpleResponse>", ...],
+//         "errors": ["PERMISSION_DENIED: <details>", ...]}
+//
+// With --xds-credentials before the target, the channel has grpc-js-xds's XdsChannelCredentials
+// (insecure as their fallback): the Cluster's UpstreamTlsContext decides its TLS, certificates
+// from the bootstrap's certificate providers. Without it, the channel is insecure and ignores the
+// Clusters' TLS.
 //
 // It calls grpc.testing.TestService/UnaryCall with an empty SimpleRequest and hands the raw
 // replies back: the Go side decodes them, so no protobuf code is needed here.
@@ -33,7 +39,10 @@ async function main() {
   // call; reading it here first says what is wrong with it, and ends the client.
   require('@grpc/grpc-js-xds/build/src/xds-bootstrap').loadBootstrapInfo();
   grpcXds.register();
-  const client = new grpc.Client(process.argv[2], grpc.credentials.createInsecure());
+  const args = process.argv.slice(2);
+  const insecure = grpc.credentials.createInsecure();
+  const creds = args.slice(0, -1).includes('--xds-credentials') ? new grpcXds.XdsChannelCredentials(insecure) : insecure;
+  const client = new grpc.Client(args[args.length - 1], creds);
   const version = (p) => require(p + '/package.json').version;
   process.stdout.write(JSON.stringify({
     version: `grpc-js ${version('@grpc/grpc-js')}, grpc-js-xds ${version('@grpc/grpc-js-xds')}`,
