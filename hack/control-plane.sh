@@ -9,8 +9,13 @@
 #   SMI_OPERATOR_CACHE_DIR  cache root (default: ${XDG_CACHE_HOME:-$HOME/.cache}/smi-operator)
 #   KUBERNETES_VERSION      default v1.37.2 (its staging modules are pinned at v0.<minor>.<patch>)
 #   ETCD_VERSION            default v3.7.0
+#   ISTIO_VERSION           default: the istio.io/istio version test/istio/go.mod requires (one pin for
+#                           istiod's validators there and the istiod binary here)
 #
-# Usage: hack/control-plane.sh [--print-dir]   (--print-dir prints the folder without building)
+# Usage: hack/control-plane.sh [--print-dir] [istiod]
+#   --print-dir  prints the folder without building
+#   istiod       the folder of istiod (pilot-discovery, built from istio.io/istio at ISTIO_VERSION with
+#                the versions of istio's own go.mod, as Istio releases it) instead of kube-apiserver's
 set -euo pipefail
 
 KUBERNETES_VERSION="${KUBERNETES_VERSION:-v1.37.2}"
@@ -18,7 +23,24 @@ ETCD_VERSION="${ETCD_VERSION:-v3.7.0}"
 cache_root="${SMI_OPERATOR_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/smi-operator}"
 assets="${cache_root}/control-plane/kubernetes-${KUBERNETES_VERSION}_etcd-${ETCD_VERSION}"
 
-if [[ "${1:-}" == "--print-dir" ]]; then
+print_dir=false component=kubernetes
+for arg in "$@"; do
+  case "${arg}" in
+    --print-dir) print_dir=true ;;
+    istiod) component=istiod ;;
+    *) echo "usage: $0 [--print-dir] [istiod]" >&2; exit 2 ;;
+  esac
+done
+if [[ "${component}" == istiod ]]; then
+  if [[ -z "${ISTIO_VERSION:-}" ]]; then
+    ISTIO_VERSION="$(sed -n 's#^[[:space:]]*istio\.io/istio \(v[^[:space:]]*\).*#\1#p' \
+      "$(dirname "$0")/../test/istio/go.mod")"
+    [[ -n "${ISTIO_VERSION}" ]] || { echo "control-plane: no istio.io/istio in test/istio/go.mod" >&2; exit 1; }
+  fi
+  assets="${cache_root}/control-plane/istio-${ISTIO_VERSION}"
+fi
+
+if [[ "${print_dir}" == true ]]; then
   echo "${assets}"
   exit 0
 fi
@@ -49,6 +71,20 @@ build_binary() {
 }
 
 go_version="$(go env GOVERSION | sed -E 's/^go([0-9]+\.[0-9]+).*/\1/')"
+
+if [[ "${component}" == istiod ]]; then
+  if [[ ! -x "${assets}/pilot-discovery" ]]; then
+    log "istiod (pilot-discovery) is not cached for istio.io/istio ${ISTIO_VERSION}: building it from source."
+    log "This takes about 10-20 minutes on 2 cores, once per Istio version; later runs reuse ${assets}."
+    # Only istio.io/istio is required, so every other version is the one istio's own go.mod pins:
+    # the binary is built from what Istio itself builds and tests at that commit.
+    build_binary pilot-discovery istio.io/istio/pilot/cmd/pilot-discovery "module smi-operator.local/istiod-build
+go ${go_version}
+require istio.io/istio ${ISTIO_VERSION}" ""
+  fi
+  echo "${assets}"
+  exit 0
+fi
 
 if [[ ! -x "${assets}/etcd" ]]; then
   build_binary etcd go.etcd.io/etcd/server/v3 "module smi-operator.local/etcd-build
