@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"syscall"
 
 	corev1 "k8s.io/api/core/v1"
@@ -73,13 +72,9 @@ func run(operator, kubeconfig string, operatorArgs []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	args := append([]string{
-		"--kubeconfig=" + kubeconfig,
-		"--cert-rotation=false", // the control plane trusts the certificate testenv made
-		"--webhook-port=" + strconv.Itoa(env.Webhook.LocalServingPort),
-		"--webhook-cert-dir=" + env.Webhook.LocalServingCertDir,
-		"--metrics-bind-address=:8082", "--metrics-secure=false", // :8080 is kubectl's default server
-	}, operatorArgs...)
+	args := append(env.OperatorArgs(kubeconfig),
+		"--metrics-bind-address=:8082", "--metrics-secure=false") // :8080 is kubectl's default server
+	args = append(args, operatorArgs...)
 	cmd := exec.CommandContext(ctx, operator, args...)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 )
@@ -102,4 +103,21 @@ func CheckShares(counts map[string]int, weights map[string]float64) error {
 		return fmt.Errorf("distribution %v is off: %s", counts, strings.Join(off, "; "))
 	}
 	return nil
+}
+
+// WaitOnly makes runs of n calls until every call of a run is answered by the backend name (after
+// a weight change, calls already picked by the old weights may still land elsewhere), pausing
+// between runs, and returns nil then; when ctx ends first, it says how the last run spread.
+func WaitOnly(ctx context.Context, conn grpc.ClientConnInterface, name string, n int) error {
+	for {
+		counts, err := Distribution(ctx, conn, n)
+		if err == nil && counts[name] == n {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: calls still spread as %v (error %v), want all %d on %s", ctx.Err(), counts, err, n, name)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }

@@ -20,6 +20,10 @@ import (
 type Options struct {
 	// APIServerFlags are set on kube-apiserver, e.g. "service-cluster-ip-range" for scale tests.
 	APIServerFlags map[string]string
+	// IstioCRDs is a file of Istio's CRDs to install instead of those of the istio.io/api module
+	// the operator builds with: an Istio release's own (manifests/charts/base/files/crd-all.gen.yaml),
+	// for suites that run that release's istiod.
+	IstioCRDs string
 }
 
 // Env is a running control plane.
@@ -29,22 +33,36 @@ type Env struct {
 	env     *envtest.Environment
 }
 
-// RepoRoot finds the repository root (the folder holding go.mod) from the working directory.
+// modulePath is the operator's module; RepoRoot looks for its go.mod.
+const modulePath = "github.com/smi-operator/smi-operator"
+
+// RepoRoot finds the repository root (the folder holding the operator's go.mod) from the working
+// directory, passing over the go.mod of nested modules (test/istio) on the way up.
 func RepoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
 	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+		if data, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && declaresModule(data, modulePath) {
 			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", fmt.Errorf("no go.mod above the working directory")
+			return "", fmt.Errorf("no go.mod of %s above the working directory", modulePath)
 		}
 		dir = parent
 	}
+}
+
+// declaresModule reports whether go.mod content declares the module path.
+func declaresModule(gomod []byte, path string) bool {
+	for _, line := range strings.Split(string(gomod), "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "module"); ok {
+			return strings.Trim(strings.TrimSpace(rest), `"`) == path
+		}
+	}
+	return false
 }
 
 // assetsDir is KUBEBUILDER_ASSETS when set (make test sets it), else the cache folder that
@@ -95,7 +113,7 @@ func Start(opts Options) (*Env, error) {
 	}
 	cfg, err := env.Start()
 	if err == nil {
-		err = installIstioCRDs(root, cfg)
+		err = installIstioCRDs(root, opts.IstioCRDs, cfg)
 	}
 	if err != nil {
 		// envtest leaves the processes it started running when a later step (CRDs, webhooks) fails.
@@ -108,15 +126,17 @@ func Start(opts Options) (*Env, error) {
 // installIstioCRDs installs Istio's own CRDs, from the istio.io/api module the operator builds
 // with. They are installed apart from the SMI CRDs: envtest would point every multi-version CRD it
 // installs at the SMI conversion webhook, and Istio's versions share one schema (no webhook).
-func installIstioCRDs(root string, cfg *rest.Config) error {
-	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "istio.io/api")
-	cmd.Dir = root
-	out, err := cmd.Output()
-	if err != nil {
-		return fmt.Errorf("locating the istio.io/api module: %w", err)
+func installIstioCRDs(root, file string, cfg *rest.Config) error {
+	if file == "" {
+		cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "istio.io/api")
+		cmd.Dir = root
+		out, err := cmd.Output()
+		if err != nil {
+			return fmt.Errorf("locating the istio.io/api module: %w", err)
+		}
+		file = filepath.Join(strings.TrimSpace(string(out)), "kubernetes", "customresourcedefinitions.gen.yaml")
 	}
-	file := filepath.Join(strings.TrimSpace(string(out)), "kubernetes", "customresourcedefinitions.gen.yaml")
-	_, err = envtest.InstallCRDs(cfg, envtest.CRDInstallOptions{Paths: []string{file}, ErrorIfPathMissing: true})
+	_, err := envtest.InstallCRDs(cfg, envtest.CRDInstallOptions{Paths: []string{file}, ErrorIfPathMissing: true})
 	return err
 }
 
