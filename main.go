@@ -24,9 +24,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/smi-operator/smi-operator/apis/v1alpha1"
+	"github.com/smi-operator/smi-operator/cmd/translate"
 	"github.com/smi-operator/smi-operator/controllers"
 	"github.com/smi-operator/smi-operator/translators/mesh"
-	"github.com/smi-operator/smi-operator/translators/offline"
 )
 
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
@@ -55,7 +55,7 @@ func main() {
 		debug.SetGCPercent(defaultGCPercent)
 	}
 	if len(os.Args) > 1 && os.Args[1] == "translate" {
-		os.Exit(offline.Main(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+		os.Exit(translate.Main(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
 	}
 	var (
 		metricsAddr, probeAddr        string

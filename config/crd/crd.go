@@ -1,6 +1,6 @@
 // Package crd embeds the SMI CustomResourceDefinitions that `make manifests` generates into
 // bases/ (hack/gen-crds.sh), so that a program can apply the very schemas the API server applies:
-// `smi-operator translate` validates offline against them (translators/offline/crdvalidation),
+// `smi-operator translate` validates offline against them (cmd/translate/crdvalidation),
 // and a copy could drift from what `kubectl apply -k config/crd` installs where the embedded files
 // cannot. The operator's own SMIOperator CRD is left out: nothing offline reads it.
 package crd

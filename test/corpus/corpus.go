@@ -1,7 +1,7 @@
 // Package corpus loads every input the translators are tested with, for tests that check the
 // backends' output against the backends' own validation: the golden-file cases of the Istio and
 // xDS translators (translators/*/testdata/*.yaml), the offline translate command's cases
-// (translators/offline/testdata) and every fuzz corpus entry of the repository (testdata/fuzz/*).
+// (cmd/translate/testdata) and every fuzz corpus entry of the repository (testdata/fuzz/*).
 //
 // Objects are decoded as the offline translate command decodes them but not validated: the
 // translators must emit valid objects also for input that never went through the webhook (stored
@@ -29,7 +29,7 @@ import (
 
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/translators/mesh"
-	"github.com/smi-operator/smi-operator/translators/offline/manifest"
+	"github.com/smi-operator/smi-operator/cmd/translate/manifest"
 )
 
 // Case is one loaded input.
@@ -83,7 +83,7 @@ func All(root string) ([]Case, error) {
 		}
 	}
 
-	offline := filepath.Join(root, "translators/offline/testdata")
+	offline := filepath.Join(root, "cmd/translate/testdata")
 	entries, err := os.ReadDir(offline)
 	if err != nil {
 		return nil, err

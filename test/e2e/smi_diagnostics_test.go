@@ -28,7 +28,7 @@ var _ = Describe("Diagnostics on the Istio backend", func() {
 	BeforeEach(func(ctx SpecContext) { ns = newNamespace(ctx) })
 
 	It("reports translate's smi-diagnostics findings, refusing a v1alpha3 TrafficTarget without rules", func(ctx SpecContext) {
-		refused, err := testenv.CreateManifests(ctx, k8sClient, "translators/offline/testdata/smi-diagnostics", ns)
+		refused, err := testenv.CreateManifests(ctx, k8sClient, "cmd/translate/testdata/smi-diagnostics", ns)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(refused).To(HaveLen(1))
 		Expect(refused["strict"]).To(MatchError(And(ContainSubstring("spec.rules: Required value"),
@@ -71,7 +71,7 @@ spec:
 	})
 
 	It("reports UDP rules as not enforced", func(ctx SpecContext) {
-		refused, err := testenv.CreateManifests(ctx, k8sClient, "translators/offline/testdata/udp-not-enforced", ns)
+		refused, err := testenv.CreateManifests(ctx, k8sClient, "cmd/translate/testdata/udp-not-enforced", ns)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(refused).To(BeEmpty())
 		dns := &hub.TrafficTarget{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dns"}}

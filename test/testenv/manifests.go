@@ -9,7 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/smi-operator/smi-operator/translators/offline/manifest"
+	"github.com/smi-operator/smi-operator/cmd/translate/manifest"
 )
 
 // CreateManifests creates in namespace every object of the YAML files (*.yaml) of dir, a path

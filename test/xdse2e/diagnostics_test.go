@@ -19,7 +19,7 @@ func TestDiagnosticsOnXDS(t *testing.T) {
 	o := start(t)
 	ctx := context.Background()
 	ns := o.namespace(t)
-	for _, dir := range []string{"translators/offline/testdata/smi-diagnostics", "translators/offline/testdata/udp-not-enforced"} {
+	for _, dir := range []string{"cmd/translate/testdata/smi-diagnostics", "cmd/translate/testdata/udp-not-enforced"} {
 		refused, err := testenv.CreateManifests(ctx, o.client, dir, ns)
 		if err != nil {
 			t.Fatal(err)

@@ -17,14 +17,14 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
-	"github.com/smi-operator/smi-operator/translators/internal/golden"
+	"github.com/smi-operator/smi-operator/internal/golden"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 )
 
 // TestGolden runs every testdata/<case>.yaml through mesh.Build and Translate and compares the
 // result with testdata/<case>.golden.yaml: the generated objects as YAML documents, then the
 // diagnostics of both steps as a comment block, so a golden file can be applied as it is.
-// Case files are described in package translators/internal/golden.
+// Case files are described in package internal/golden.
 func TestGolden(t *testing.T) {
 	golden.Run(t, ".yaml", func(t *testing.T, c golden.Case) string {
 		return translateCase(t, c.Snapshot, c.Settings, c.Input)

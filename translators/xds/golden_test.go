@@ -15,7 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 
-	"github.com/smi-operator/smi-operator/translators/internal/golden"
+	"github.com/smi-operator/smi-operator/internal/golden"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 )
 
