@@ -13,7 +13,6 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
-	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -26,6 +25,7 @@ import (
 	"github.com/smi-operator/smi-operator/apis/v1alpha1"
 	"github.com/smi-operator/smi-operator/cmd/translate"
 	"github.com/smi-operator/smi-operator/controllers"
+	"github.com/smi-operator/smi-operator/controllers/backends"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 )
 
@@ -67,12 +67,11 @@ func main() {
 		certRotation, enableWebhooks  bool
 		webhookService, webhookSecret string
 		webhookConfigName             string
-		backend, accessMode           string
+		backend                       string
 		settings                      mesh.Settings
 		workers, qps, burst           int
-		xdsOpts                       controllers.XDSOptions
+		xdsConfig                     backends.XDSConfig
 		xdsAudiences, xdsCASecret     string
-		xdsServiceName                string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; \"0\" disables it.")
 	flag.BoolVar(&metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS, with authentication and authorization through the API server.")
@@ -95,20 +94,15 @@ func main() {
 	flag.StringVar(&backend, "backend", backendFromResource, "Mesh backend to program: resource (the SMIOperator named default selects it "+
 		"and holds its settings, and editing it swaps backends), or fixed: istio, xds (the operator's own xDS server) with the settings of "+
 		"the flags below, or none (webhooks only).")
-	flag.StringVar(&xdsOpts.Address, "xds-address", ":15010", "Address the xDS (ADS) server listens on, with --backend=xds.")
-	flag.StringVar(&xdsOpts.TLSCertDir, "xds-tls-cert-dir", "", "Folder holding tls.crt and tls.key to serve xDS over TLS; empty serves a certificate the built-in CA issues for --xds-service-name.")
-	flag.BoolVar(&xdsOpts.Plaintext, "xds-insecure-plaintext", false, "Serve xDS without TLS (tokens are then refused and no secret is served): only for proxyless clients that need no secrets.")
-	flag.StringVar(&xdsServiceName, "xds-service-name", "smi-operator-xds", "Service in front of the xDS server, in the operator's namespace (the built-in serving certificate's DNS names).")
-	flag.StringVar(&xdsAudiences, "xds-token-audiences", "smi-operator-xds", "Comma-separated audiences the ServiceAccount tokens proxies present must be bound to.")
+	// Every default a flag shares with the SMIOperator API is the API's (v1alpha1.Default*).
+	flag.StringVar(&xdsConfig.Address, "xds-address", fmt.Sprintf(":%d", v1alpha1.DefaultXDSPort), "Address the xDS (ADS) server listens on, with --backend=xds.")
+	flag.StringVar(&xdsConfig.TLSCertDir, "xds-tls-cert-dir", "", "Folder holding tls.crt and tls.key to serve xDS over TLS; empty serves a certificate the built-in CA issues for --xds-service-name.")
+	flag.BoolVar(&xdsConfig.Plaintext, "xds-insecure-plaintext", false, "Serve xDS without TLS (tokens are then refused and no secret is served): only for proxyless clients that need no secrets.")
+	flag.StringVar(&xdsConfig.ServiceName, "xds-service-name", "smi-operator-xds", "Service in front of the xDS server, in the operator's namespace (the built-in serving certificate's DNS names).")
+	flag.StringVar(&xdsAudiences, "xds-token-audiences", v1alpha1.DefaultTokenAudience, "Comma-separated audiences the ServiceAccount tokens proxies present must be bound to.")
 	flag.StringVar(&xdsCASecret, "xds-ca-secret", "smi-operator-xds-ca", "Secret in the operator's namespace (POD_NAMESPACE) keeping the xDS CA root.")
-	flag.DurationVar(&xdsOpts.CertTTL, "xds-cert-ttl", time.Hour, "Lifetime of the workload certificates served over SDS; renewed at half-life.")
-	flag.StringVar(&settings.TrustDomain, "trust-domain", "cluster.local", "SPIFFE trust domain of workload identities.")
-	flag.StringVar(&settings.ClusterDomain, "cluster-domain", "cluster.local", "DNS domain of the cluster's Services.")
-	flag.StringVar(&accessMode, "access-mode", string(mesh.AccessEnforcing), "Enforcing: SMI deny-by-default in every namespace "+
-		"--access-namespace-selector selects (an allow-nothing policy in each, STRICT mTLS on destinations); Permissive: only what TrafficTargets say.")
-	flag.StringVar(&settings.AccessNamespaces, "access-namespace-selector", mesh.DefaultAccessNamespaces, "Label selector (kubectl syntax) of the "+
-		"namespaces SMI access applies to; \""+mesh.EveryNamespace+"\" selects every namespace.")
-	flag.BoolVar(&settings.MTLS, "mtls", false, "Require Istio mutual TLS to TrafficSplit backends (a DestinationRule per backend).")
+	flag.DurationVar(&xdsConfig.CertTTL, "xds-cert-ttl", v1alpha1.DefaultCertificateTTL, "Lifetime of the workload certificates served over SDS; renewed at half-life.")
+	settings.BindFlags(flag.CommandLine)
 	flag.IntVar(&workers, "max-concurrent-reconciles", 8, "Reconciles run in parallel per controller.")
 	flag.IntVar(&qps, "kube-api-qps", 100, "Requests per second to the API server, sustained.")
 	flag.IntVar(&burst, "kube-api-burst", 200, "Requests to the API server allowed in a burst.")
@@ -141,7 +135,6 @@ func main() {
 			os.Exit(1)
 		}
 	}
-	settings.Access = mesh.AccessMode(accessMode)
 	if err := settings.Validate(); err != nil {
 		log.Error(err, "invalid mesh settings")
 		os.Exit(1)
@@ -190,21 +183,24 @@ func main() {
 	if enableWebhooks {
 		controllers.SetupWebhooks(mgr)
 	}
+	// The operator's namespace: the xDS CA root and TLS Secret live there.
+	namespace := cmp.Or(os.Getenv("POD_NAMESPACE"), "smi-operator-system")
 	switch backend {
 	case backendFromResource:
 		err = controllers.SetupFromResource(ctx, mgr, controllers.ResourceOptions{
 			MaxConcurrentReconciles: workers,
-			Namespace:               cmp.Or(os.Getenv("POD_NAMESPACE"), "smi-operator-system"),
-			XDSCASecret:             xdsCASecret,
-			XDSServiceName:          xdsServiceName,
+			Namespace:               namespace,
+			XDS: backends.XDSConfig{
+				ServiceName: xdsConfig.ServiceName,
+				CASecret:    types.NamespacedName{Namespace: namespace, Name: xdsCASecret},
+			},
 		})
 	case "istio":
 		err = controllers.SetupIstio(ctx, mgr, controllers.Options{Settings: settings, MaxConcurrentReconciles: workers})
 	case "xds":
-		xdsOpts.TokenAudiences = strings.Split(xdsAudiences, ",")
-		xdsOpts.CASecret = types.NamespacedName{Namespace: cmp.Or(os.Getenv("POD_NAMESPACE"), "smi-operator-system"), Name: xdsCASecret}
-		xdsOpts.ServiceName = xdsServiceName
-		err = controllers.SetupXDSBackend(ctx, mgr, controllers.Options{Settings: settings, MaxConcurrentReconciles: workers}, xdsOpts)
+		xdsConfig.TokenAudiences = strings.Split(xdsAudiences, ",")
+		xdsConfig.CASecret = types.NamespacedName{Namespace: namespace, Name: xdsCASecret}
+		err = controllers.SetupXDSBackend(ctx, mgr, controllers.Options{Settings: settings, MaxConcurrentReconciles: workers}, xdsConfig, nil)
 	case "none":
 	default:
 		err = fmt.Errorf("unknown --backend %q: use resource, istio, xds or none", backend)

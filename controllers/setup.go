@@ -243,13 +243,12 @@ type ResourceOptions struct {
 	MaxConcurrentReconciles int
 	// Namespace is the operator's: the xDS CA root and TLS Secret live there.
 	Namespace string
-	// XDSCASecret names the Secret keeping the xDS CA root.
-	XDSCASecret string
 	// XDSHost is the address the xDS server listens on, with spec.xds.port; empty: every one.
 	XDSHost string
-	// XDSServiceName is the Service in front of the xDS server, in Namespace (the serving
-	// certificate's DNS names).
-	XDSServiceName string
+	// XDS holds what the SMIOperator does not say of the xDS server: ServiceName, the Service in
+	// front of it (in Namespace: the serving certificate's DNS names), and CASecret, the Secret
+	// keeping the xDS CA root (backends.Options.XDS).
+	XDS backends.XDSConfig
 	// Registerer receives the xDS server's metrics; the manager's registry when nil.
 	Registerer prometheus.Registerer
 }
@@ -268,8 +267,8 @@ func SetupFromResource(ctx context.Context, mgr ctrl.Manager, opts ResourceOptio
 		registerer = metrics.Registry
 	}
 	sw, err := backends.New(backends.Options{
-		Manager: mgr, IstioWriter: istioWriter(mgr, statuses), Namespace: opts.Namespace, CASecretName: opts.XDSCASecret,
-		XDSHost: opts.XDSHost, XDSServiceName: opts.XDSServiceName, Registerer: registerer, Log: ctrl.Log.WithName("backends"),
+		Manager: mgr, IstioWriter: istioWriter(mgr, statuses), Namespace: opts.Namespace,
+		XDSHost: opts.XDSHost, XDS: opts.XDS, Registerer: registerer, Log: ctrl.Log.WithName("backends"),
 	})
 	if err != nil {
 		return err

@@ -105,7 +105,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // "--" everything is a file.
 func parseFlags(args []string, stdout io.Writer) (options, []string, error) {
 	var opts options
-	var accessMode, grpcPorts string
+	var grpcPorts string
 	fs := flag.NewFlagSet("translate", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&opts.backend, "backend", backendIstio, "Mesh backend to translate for: istio (Istio objects as YAML), xds (the operator's own xDS "+
@@ -116,13 +116,9 @@ func parseFlags(args []string, stdout io.Writer) (options, []string, error) {
 	fs.StringVar(&opts.namespace, "namespace", "default", "Namespace of objects that name none, as kubectl apply's --namespace.")
 	fs.StringVar(&opts.namespace, "n", "default", "Shorthand for --namespace.")
 	// The manager's flags (main.go), with the same defaults.
-	fs.StringVar(&opts.settings.TrustDomain, "trust-domain", "cluster.local", "SPIFFE trust domain of workload identities.")
-	fs.StringVar(&opts.settings.ClusterDomain, "cluster-domain", "cluster.local", "DNS domain of the cluster's Services.")
-	fs.StringVar(&accessMode, "access-mode", string(mesh.AccessEnforcing), "Enforcing: SMI deny-by-default in every namespace "+
-		"--access-namespace-selector selects (an allow-nothing policy in each, STRICT mTLS on destinations); Permissive: only what TrafficTargets say.")
-	fs.StringVar(&opts.settings.AccessNamespaces, "access-namespace-selector", mesh.DefaultAccessNamespaces, "Label selector (kubectl syntax) of the "+
-		"namespaces SMI access applies to, judged by the input's Namespace manifests (a namespace without one has only its name label).")
-	fs.BoolVar(&opts.settings.MTLS, "mtls", false, "Require Istio mutual TLS to TrafficSplit backends (a DestinationRule per backend).")
+	opts.settings.BindFlags(fs)
+	fs.Lookup("access-namespace-selector").Usage += " A namespace is judged by its Namespace manifest in the input; " +
+		"one without has only its name label."
 
 	var files []string
 	for rest := args; ; {
@@ -170,7 +166,6 @@ func parseFlags(args []string, stdout io.Writer) (options, []string, error) {
 		}
 		slices.Sort(opts.grpcServerPorts)
 	}
-	opts.settings.Access = mesh.AccessMode(accessMode)
 	if err := opts.settings.Validate(); err != nil {
 		return opts, nil, fmt.Errorf("invalid mesh settings: %w", err)
 	}

@@ -13,10 +13,10 @@ package backends
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"reflect"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,14 +53,14 @@ type Options struct {
 	IstioWriter owned.Writer
 	// Namespace is the operator's: the xDS CA root and the xDS TLS Secret live there.
 	Namespace string
-	// CASecretName names the Secret keeping the xDS CA root.
-	CASecretName string
 	// XDSHost is the address the xDS server listens on, with spec.xds.port; empty listens on
 	// every address.
 	XDSHost string
-	// XDSServiceName is the Service in front of the xDS server, in Namespace: the built-in CA's
-	// serving certificate is issued for its DNS names (and XDSHost, when that is an address).
-	XDSServiceName string
+	// XDS holds what an SMIOperator does not say of the xDS server: ServiceName, the Service in
+	// front of it (in Namespace: the built-in CA's serving certificate is issued for its DNS
+	// names, and XDSHost when that is an address), and CASecret, the Secret keeping the xDS CA
+	// root. The spec's xds settings fill the rest (XDSConfigFrom).
+	XDS XDSConfig
 	// Registerer receives the xDS server's metrics; nil registers none.
 	Registerer prometheus.Registerer
 	Log        logr.Logger
@@ -133,17 +133,11 @@ type xdsBackend struct {
 	failed atomic.Bool
 }
 
-// xdsConfig is everything an xDS server is built from; a change restarts it.
+// xdsConfig is everything an xDS server is built from; a change restarts it. (Not the swap
+// grace period, the Switch's: editing it must not restart the server.)
 type xdsConfig struct {
 	settings mesh.Settings
-	xds      v1alpha1.XDSSettings
-}
-
-func newXDSConfig(spec v1alpha1.SMIOperatorSpec) xdsConfig {
-	cfg := xdsConfig{settings: spec.Settings(), xds: spec.XDSSettings()}
-	// The grace period is the Switch's, not the server's: editing it must not restart the server.
-	cfg.xds.SwapGracePeriod = 0
-	return cfg
+	xds      XDSConfig
 }
 
 // ServiceKind and NamespaceKind are the Kinds of the ObjectKeys of Services and Namespaces.
@@ -232,12 +226,13 @@ func (s *Switch) Step(ctx context.Context, spec *v1alpha1.SMIOperatorSpec) (smio
 		return smioperator.State{}, s.stopAll(ctx, "no SMIOperator named "+v1alpha1.SingletonName+" selects a backend: create one to program the SMI objects")
 	}
 	d := spec.WithDefaults()
+	settings, invalid := MeshSettings(d)
 	s.mu.RLock()
-	same := s.settings == d.Settings() && s.want == d.Backend
+	same := s.settings == settings && s.want == d.Backend
 	s.mu.RUnlock()
 	if !same {
 		s.mu.Lock()
-		s.settings, s.want = d.Settings(), d.Backend
+		s.settings, s.want = settings, d.Backend
 		s.mu.Unlock()
 	}
 
@@ -247,14 +242,14 @@ func (s *Switch) Step(ctx context.Context, spec *v1alpha1.SMIOperatorSpec) (smio
 		st.Unavailable = last.err
 		return st, nil
 	}
-	unavailable := d.Validate()
+	unavailable := invalid
 	switch {
 	case unavailable != nil:
 		// Nothing starts on settings that do not hold; what runs keeps running.
 	case d.Backend == v1alpha1.BackendIstio:
-		unavailable = s.ensureIstio(ctx, d.Settings())
+		unavailable = s.ensureIstio(ctx, settings)
 	case d.Backend == v1alpha1.BackendXDS:
-		unavailable = s.ensureXDS(ctx, newXDSConfig(d))
+		unavailable = s.ensureXDS(ctx, xdsConfig{settings: settings, xds: XDSConfigFrom(d, s.opts.XDSHost, s.opts.XDS)})
 	}
 	s.unavailable.spec, s.unavailable.err, s.unavailable.at = d, unavailable, time.Now()
 	if unavailable != nil {
@@ -497,30 +492,22 @@ func (s *Switch) ensureXDS(ctx context.Context, cfg xdsConfig) error {
 // newXDSServer builds an xDS server for cfg and says where it is to listen, so that a missing TLS
 // Secret shows in the SMIOperator's status rather than in a log.
 func (s *Switch) newXDSServer(ctx context.Context, cfg xdsConfig) (*server.Server, string, error) {
-	sc := ServerConfig{
-		Address:        net.JoinHostPort(s.opts.XDSHost, strconv.Itoa(int(cfg.xds.Port))),
-		TokenAudiences: cfg.xds.TokenAudiences,
-		CASecret:       types.NamespacedName{Namespace: s.opts.Namespace, Name: s.opts.CASecretName},
-		CertTTL:        cfg.xds.CertificateTTL,
-		Plaintext:      cfg.xds.Plaintext,
-		// Answering nobody until the server has everything: see ensureXDS and Step.
-		HoldUntilSynced: true,
-		Registerer:      s.opts.Registerer,
-		Log:             s.opts.Log.WithName("xds"),
-	}
-	sc.ServingNames, sc.ServingIPs = ServingNames(s.opts.XDSServiceName, s.opts.Namespace, cfg.settings.ClusterDomain, s.opts.XDSHost)
+	var serving *tls.Config
 	if cfg.xds.TLSSecretName != "" {
 		tlsConfig, err := tlsFromSecret(ctx, s.opts.Manager.GetAPIReader(), types.NamespacedName{Namespace: s.opts.Namespace, Name: cfg.xds.TLSSecretName})
 		if err != nil {
 			return nil, "", err
 		}
-		sc.TLS = tlsConfig
+		serving = tlsConfig
 	}
-	srv, err := NewXDSServer(ctx, s.clientset, cfg.settings, sc)
+	// Answering nobody until the server has everything: see ensureXDS and Step.
+	srv, err := NewXDSServer(ctx, s.clientset, cfg.settings, cfg.xds, ServerWiring{
+		TLS: serving, HoldUntilSynced: true, Registerer: s.opts.Registerer, Log: s.opts.Log.WithName("xds"),
+	})
 	if err == nil {
 		srv.OnRejections(s.resyncRejected)
 	}
-	return srv, sc.Address, err
+	return srv, cfg.xds.Address, err
 }
 
 // resyncRejected has the SMI objects whose resources proxies began or stopped refusing

@@ -21,31 +21,16 @@ import (
 	"github.com/smi-operator/smi-operator/xds/server"
 )
 
-// ServerConfig is what an xDS server is built from, besides the mesh settings.
-type ServerConfig struct {
-	// Address the ADS server listens on, such as ":15010".
-	Address string
-	// TLS serves ADS over TLS with a certificate of the caller's (a Secret, files). When nil and
-	// Plaintext is not set, ADS is served over TLS with a certificate the built-in CA issues for
-	// ServingNames and ServingIPs, so proxies verify the server with the trust bundle they get
-	// their workload certificates with.
+// ServerWiring is what an xDS server is built with besides its configuration: what the caller
+// runs it with.
+type ServerWiring struct {
+	// TLS serves ADS with a certificate of the caller's (a Secret, files). When nil and the
+	// configuration is not Plaintext, ADS is served over TLS with a certificate the built-in CA
+	// issues for the xDS Service's names and the address's host, so proxies verify the server
+	// with the trust bundle they get their workload certificates with.
 	TLS *tls.Config
-	// Plaintext serves ADS without TLS: the explicit opt-out, for proxyless clients that need no
-	// secrets. Tokens are then refused and no secret is served (the server's streams callback).
-	Plaintext bool
-	// ServingNames and ServingIPs are what the built-in CA's serving certificate is issued for:
-	// the xDS Service's DNS names and the address the server listens on, when it is one.
-	ServingNames []string
-	ServingIPs   []net.IP
 	// HoldUntilSynced has the server answer no proxy until its Synced is called (server.Options).
 	HoldUntilSynced bool
-	// TokenAudiences are the audiences ServiceAccount tokens presented on ADS streams must be
-	// bound to (projected tokens), so that a proxy never hands the operator its API token.
-	TokenAudiences []string
-	// CASecret keeps the root of the built-in certificate authority.
-	CASecret types.NamespacedName
-	// CertTTL is the lifetime of workload certificates; ca.DefaultCertTTL when zero.
-	CertTTL time.Duration
 	// Registerer receives the server's metrics; nil registers none.
 	Registerer prometheus.Registerer
 	Log        logr.Logger
@@ -53,7 +38,11 @@ type ServerConfig struct {
 
 // NewXDSServer starts the built-in certificate authority (its root kept in cfg.CASecret) and the
 // token authenticator, and returns an xDS server using them; it does not listen yet.
-func NewXDSServer(ctx context.Context, clientset kubernetes.Interface, settings mesh.Settings, cfg ServerConfig) (*server.Server, error) {
+func NewXDSServer(ctx context.Context, clientset kubernetes.Interface, settings mesh.Settings, cfg XDSConfig, with ServerWiring) (*server.Server, error) {
+	host, _, err := net.SplitHostPort(cfg.Address)
+	if err != nil {
+		return nil, fmt.Errorf("xDS address %q: %w", cfg.Address, err)
+	}
 	authority, err := ca.New(ctx, clientset, ca.Options{Secret: cfg.CASecret, TrustDomain: settings.TrustDomain, CertTTL: cfg.CertTTL})
 	if err != nil {
 		return nil, fmt.Errorf("starting the xDS certificate authority: %w", err)
@@ -62,8 +51,10 @@ func NewXDSServer(ctx context.Context, clientset kubernetes.Interface, settings 
 	if err != nil {
 		return nil, err
 	}
-	if cfg.TLS == nil && !cfg.Plaintext {
-		if cfg.TLS, err = tlsFromCA(authority, cfg.ServingNames, cfg.ServingIPs, cfg.Log); err != nil {
+	serving := with.TLS
+	if serving == nil && !cfg.Plaintext {
+		names, ips := ServingNames(cfg.ServiceName, cfg.CASecret.Namespace, settings.ClusterDomain, host)
+		if serving, err = tlsFromCA(authority, names, ips, with.Log); err != nil {
 			return nil, err
 		}
 	}
@@ -72,10 +63,10 @@ func NewXDSServer(ctx context.Context, clientset kubernetes.Interface, settings 
 		Settings:        settings,
 		Authenticator:   authenticator,
 		CA:              authority,
-		TLS:             cfg.TLS,
-		HoldUntilSynced: cfg.HoldUntilSynced,
-		Registerer:      cfg.Registerer,
-		Log:             cfg.Log,
+		TLS:             serving,
+		HoldUntilSynced: with.HoldUntilSynced,
+		Registerer:      with.Registerer,
+		Log:             with.Log,
 	}), nil
 }
 

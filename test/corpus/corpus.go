@@ -28,8 +28,8 @@ import (
 	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
-	"github.com/smi-operator/smi-operator/translators/mesh"
 	"github.com/smi-operator/smi-operator/cmd/translate/manifest"
+	"github.com/smi-operator/smi-operator/translators/mesh"
 )
 
 // Case is one loaded input.

@@ -31,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/smi-operator/smi-operator/controllers"
+	"github.com/smi-operator/smi-operator/controllers/backends"
 	"github.com/smi-operator/smi-operator/test/netns"
 	"github.com/smi-operator/smi-operator/test/testenv"
 	"github.com/smi-operator/smi-operator/translators/mesh"
@@ -180,13 +181,12 @@ func newOperator() (*operator, error) {
 			// The enforcing operator is wired as main.go's --backend=xds does, with its defaults:
 			// TLS with a serving certificate of the built-in CA (its root the Secret o.ca uses),
 			// tokens reviewed by the API server, secrets served.
-			err = controllers.SetupXDSBackend(ctx, mgr, ctrlOpts, controllers.XDSOptions{
+			err = controllers.SetupXDSBackend(ctx, mgr, ctrlOpts, backends.XDSConfig{
 				Address:        netns.HostPort(1, op.port),
 				TokenAudiences: []string{tokenAudience},
 				CASecret:       types.NamespacedName{Namespace: operatorNamespace, Name: xdsCASecret},
 				ServiceName:    xdsServiceName,
-				Registerer:     registry,
-			})
+			}, registry)
 		} else {
 			// The others serve in plain text, the explicit opt-out: no tokens, no secrets (their
 			// clients' certificates come from files).
@@ -311,10 +311,12 @@ func (o *operator) newSwapOperator() error {
 	err = controllers.SetupFromResource(o.ctx, mgr, controllers.ResourceOptions{
 		MaxConcurrentReconciles: 4,
 		Namespace:               operatorNamespace,
-		XDSCASecret:             xdsCASecret, // the root o.ca issues from
 		XDSHost:                 netns.Addr(1).String(),
-		XDSServiceName:          xdsServiceName,
-		Registerer:              prometheus.NewRegistry(),
+		XDS: backends.XDSConfig{
+			ServiceName: xdsServiceName,
+			CASecret:    types.NamespacedName{Namespace: operatorNamespace, Name: xdsCASecret}, // the root o.ca issues from
+		},
+		Registerer: prometheus.NewRegistry(),
 	})
 	if err != nil {
 		return err

@@ -2,20 +2,23 @@ package mesh
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/smi-operator/smi-operator/apis/v1alpha1"
 )
 
-// Settings is the operator's configuration, the one type every part reads: the manager's flags fill
-// it today, the operator's own custom resource later. Build reads the cluster facts, the backends
+// Settings is the operator's configuration, the one type every part reads: the manager's flags or
+// the SMIOperator resource fill it (backends.MeshSettings). Build reads the cluster facts, the backends
 // read the rest. The zero value is valid and means the defaults.
 type Settings struct {
-	// TrustDomain of SPIFFE identities; default "cluster.local".
+	// TrustDomain of SPIFFE identities; default v1alpha1.DefaultTrustDomain.
 	TrustDomain string `json:"trustDomain,omitempty"`
-	// ClusterDomain of Service FQDNs; default "cluster.local".
+	// ClusterDomain of Service FQDNs; default v1alpha1.DefaultClusterDomain.
 	ClusterDomain string `json:"clusterDomain,omitempty"`
 	// Access says what happens to traffic that no TrafficTarget mentions; default AccessEnforcing.
 	Access AccessMode `json:"access,omitempty"`
@@ -30,15 +33,13 @@ type Settings struct {
 
 // Namespace selectors of AccessNamespaces.
 const (
-	// DefaultAccessNamespaces selects every namespace but Kubernetes' own and Istio's root
-	// namespace: what runs there (cluster DNS, istiod) is the platform, not SMI workloads, and an
-	// AuthorizationPolicy in Istio's root namespace applies to the whole mesh.
-	DefaultAccessNamespaces = NamespaceNameLabel + " notin (kube-system,kube-public,kube-node-lease,istio-system)"
+	// DefaultAccessNamespaces is the SMIOperator API's default (see there why).
+	DefaultAccessNamespaces = v1alpha1.DefaultAccessNamespaces
 	// EveryNamespace selects every namespace: the API server labels each with its name. It
 	// stands for an empty selector, which the empty string (the default) cannot.
 	EveryNamespace = NamespaceNameLabel
 	// NamespaceNameLabel is the label the API server sets on every namespace to its name.
-	NamespaceNameLabel = "kubernetes.io/metadata.name"
+	NamespaceNameLabel = v1alpha1.NamespaceNameLabel
 )
 
 // AccessMode says how far SMI's deny-by-default reaches.
@@ -49,24 +50,35 @@ const (
 	// AccessEnforcing is SMI's model: in every namespace AccessNamespaces selects, whatever no
 	// TrafficTarget allows is denied, and destinations accept only mutual TLS so that
 	// source identities are proven. The default.
-	AccessEnforcing AccessMode = "Enforcing"
+	AccessEnforcing = AccessMode(v1alpha1.AccessEnforcing)
 	// AccessPermissive restricts only the workloads that TrafficTargets name (each still accepts
 	// exactly what its TrafficTargets allow); other workloads keep whatever the mesh allows them,
 	// and mutual TLS stays as the mesh configures it. For adopting SMI one service at a time.
-	AccessPermissive AccessMode = "Permissive"
+	AccessPermissive = AccessMode(v1alpha1.AccessPermissive)
 )
 
-const defaultDomain = "cluster.local"
+// BindFlags defines the flags that set s, with the SMIOperator API's defaults: the manager's
+// (for a fixed --backend) and the translate command's are the same flags.
+func (s *Settings) BindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&s.TrustDomain, "trust-domain", v1alpha1.DefaultTrustDomain, "SPIFFE trust domain of workload identities.")
+	fs.StringVar(&s.ClusterDomain, "cluster-domain", v1alpha1.DefaultClusterDomain, "DNS domain of the cluster's Services.")
+	fs.StringVar((*string)(&s.Access), "access-mode", string(v1alpha1.DefaultAccessMode), "Enforcing: SMI deny-by-default in every namespace "+
+		"--access-namespace-selector selects (an allow-nothing policy in each, STRICT mTLS on destinations); Permissive: only what TrafficTargets say.")
+	fs.StringVar(&s.AccessNamespaces, "access-namespace-selector", v1alpha1.DefaultAccessNamespaces, "Label selector (kubectl syntax) of the "+
+		"namespaces SMI access applies to; \""+EveryNamespace+"\" selects every namespace.")
+	fs.BoolVar(&s.MTLS, "mtls", v1alpha1.DefaultMTLS, "Require Istio mutual TLS to TrafficSplit backends (a DestinationRule per backend).")
+}
 
+// withDefaults fills in the SMIOperator API's defaults.
 func (s Settings) withDefaults() Settings {
 	if s.TrustDomain == "" {
-		s.TrustDomain = defaultDomain
+		s.TrustDomain = v1alpha1.DefaultTrustDomain
 	}
 	if s.ClusterDomain == "" {
-		s.ClusterDomain = defaultDomain
+		s.ClusterDomain = v1alpha1.DefaultClusterDomain
 	}
 	if s.Access == "" {
-		s.Access = AccessEnforcing
+		s.Access = AccessMode(v1alpha1.DefaultAccessMode)
 	}
 	if s.AccessNamespaces == "" {
 		s.AccessNamespaces = DefaultAccessNamespaces
