@@ -29,12 +29,12 @@ import (
 	"github.com/smi-operator/smi-operator/controllers/index"
 	"github.com/smi-operator/smi-operator/controllers/namespace"
 	"github.com/smi-operator/smi-operator/controllers/owned"
-	"github.com/smi-operator/smi-operator/controllers/recent"
 	"github.com/smi-operator/smi-operator/controllers/service"
 	"github.com/smi-operator/smi-operator/controllers/smioperator"
 	"github.com/smi-operator/smi-operator/controllers/status"
 	"github.com/smi-operator/smi-operator/controllers/trafficsplit"
 	"github.com/smi-operator/smi-operator/controllers/traffictarget"
+	"github.com/smi-operator/smi-operator/controllers/unobserved"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 	"github.com/smi-operator/smi-operator/xds/server"
 )
@@ -124,9 +124,9 @@ func watch(c controller.Controller, sources []source.Source) error {
 }
 
 // newStatuses returns the status writer of the SMI reconcilers, run by the manager.
-func newStatuses(mgr ctrl.Manager, workers int) (*status.Deferred, error) {
-	statuses := &status.Deferred{
-		Writer:  status.Writer{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder(EventReporter), Recent: &recent.Writes{}},
+func newStatuses(mgr ctrl.Manager, workers int) (*status.WriteQueue, error) {
+	statuses := &status.WriteQueue{
+		Writer:  status.Writer{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder(EventReporter), Unobserved: &unobserved.Writes{}},
 		Reader:  mgr.GetClient(),
 		Workers: workers,
 	}
@@ -135,9 +135,9 @@ func newStatuses(mgr ctrl.Manager, workers int) (*status.Deferred, error) {
 
 // istioWriter writes the Istio objects; its writes hold the statuses back and share their memory
 // of recent writes.
-func istioWriter(mgr ctrl.Manager, statuses *status.Deferred) owned.Writer {
+func istioWriter(mgr ctrl.Manager, statuses *status.WriteQueue) owned.Writer {
 	return owned.Writer{Client: mgr.GetClient(), Reader: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
-		Recent: statuses.Writer.Recent, Busy: statuses.Programming}
+		Unobserved: statuses.Writer.Unobserved, Busy: statuses.Programming}
 }
 
 func watchAll(splitCtrl controller.Controller, splitSources []source.Source, targetCtrl controller.Controller, targetSources []source.Source) error {
@@ -162,7 +162,7 @@ type backendSet struct {
 // setupReconcilers registers the cache indexes and the reconcilers of the SMI root kinds with
 // the backends of set, reporting through statuses. It returns the two controllers, for watches
 // added later.
-func setupReconcilers(ctx context.Context, mgr ctrl.Manager, opts Options, statuses *status.Deferred, set backendSet) (splitCtrl, targetCtrl controller.Controller, err error) {
+func setupReconcilers(ctx context.Context, mgr ctrl.Manager, opts Options, statuses *status.WriteQueue, set backendSet) (splitCtrl, targetCtrl controller.Controller, err error) {
 	if err := index.Setup(ctx, mgr.GetFieldIndexer()); err != nil {
 		return nil, nil, err
 	}
@@ -307,6 +307,6 @@ func SetupFromResource(ctx context.Context, mgr ctrl.Manager, opts ResourceOptio
 // backend this operator runs (fixed by its --backend flag) and how the SMI objects fare.
 func SetupOperatorStatus(mgr ctrl.Manager, active v1alpha1.Backend) error {
 	return (&smioperator.Reconciler{
-		Client: mgr.GetClient(), Backends: smioperator.Fixed(active), Recorder: mgr.GetEventRecorder(EventReporter),
+		Client: mgr.GetClient(), Backends: smioperator.FixedBackend(active), Recorder: mgr.GetEventRecorder(EventReporter),
 	}).SetupWithManager(mgr)
 }

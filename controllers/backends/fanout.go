@@ -57,25 +57,25 @@ type fanout[T hub.Object] struct {
 
 func (f fanout[T]) Program(ctx context.Context, obj T, models *mesh.Models) ([]mesh.Diagnostic, error) {
 	ref := mesh.ObjectRef{Kind: f.kind, Namespace: obj.GetNamespace(), Name: obj.GetName()}
-	return f.each(ctx, ref,
+	return f.onRunningBackends(ctx, ref,
 		func(b *istioBackend) ([]mesh.Diagnostic, error) { return f.istio(b).Program(ctx, obj, models) },
 		func(srv *server.Server) ([]mesh.Diagnostic, error) { return f.xds(srv).Program(ctx, obj, models) })
 }
 
 func (f fanout[T]) Forget(ctx context.Context, ref mesh.ObjectRef) error {
-	_, err := f.each(ctx, ref,
+	_, err := f.onRunningBackends(ctx, ref,
 		func(b *istioBackend) ([]mesh.Diagnostic, error) { return nil, f.istio(b).Forget(ctx, ref) },
 		func(srv *server.Server) ([]mesh.Diagnostic, error) { return nil, f.xds(srv).Forget(ctx, ref) })
 	return err
 }
 
-// each has every backend running program (or forget) the object ref and records it as done by
-// each. The diagnostics returned, which become the object's status, are those of the backend
-// asked for when it runs, else of the one that does; with none running, the object is reported
-// not programmed and why.
-func (s *Switch) each(ctx context.Context, ref mesh.ObjectRef,
+// onRunningBackends has every backend running program (or forget) the object ref and records it
+// as done by each. The diagnostics returned, which become the object's status, are those of the
+// backend asked for when it runs, else of the one that does; with none running, the object is
+// reported not programmed and why.
+func (s *Switch) onRunningBackends(ctx context.Context, ref mesh.ObjectRef,
 	onIstio func(*istioBackend) ([]mesh.Diagnostic, error), onXDS func(*server.Server) ([]mesh.Diagnostic, error)) ([]mesh.Diagnostic, error) {
-	if err := s.waitStepped(ctx); err != nil {
+	if err := s.waitFirstMove(ctx); err != nil {
 		return nil, err
 	}
 	// Held for reading across the writes, so that retiring a backend waits for those in flight.
@@ -139,17 +139,18 @@ func (s services) DeleteService(key types.NamespacedName) {
 type namespaces struct{ *Switch }
 
 func (s namespaces) SetNamespace(ctx context.Context, ns *corev1.Namespace) error {
-	return s.eachNamespace(ctx, ns.Name, func(b namespace.Sink) error { return b.SetNamespace(ctx, ns) })
+	return s.namespaceToRunningBackends(ctx, ns.Name, func(b namespace.Sink) error { return b.SetNamespace(ctx, ns) })
 }
 
 func (s namespaces) DeleteNamespace(ctx context.Context, name string) error {
-	return s.eachNamespace(ctx, name, func(b namespace.Sink) error { return b.DeleteNamespace(ctx, name) })
+	return s.namespaceToRunningBackends(ctx, name, func(b namespace.Sink) error { return b.DeleteNamespace(ctx, name) })
 }
 
-// eachNamespace hands a Namespace to every backend running (each), recording it as done by each.
+// namespaceToRunningBackends hands a Namespace to every backend running (onRunningBackends),
+// recording it as done by each.
 // With none running there is nothing to tell, and no status to report it on.
-func (s *Switch) eachNamespace(ctx context.Context, name string, do func(namespace.Sink) error) error {
-	_, err := s.each(ctx, mesh.ObjectRef{Kind: NamespaceKind, Name: name},
+func (s *Switch) namespaceToRunningBackends(ctx context.Context, name string, do func(namespace.Sink) error) error {
+	_, err := s.onRunningBackends(ctx, mesh.ObjectRef{Kind: NamespaceKind, Name: name},
 		func(b *istioBackend) ([]mesh.Diagnostic, error) { return nil, do(b.targets) },
 		func(srv *server.Server) ([]mesh.Diagnostic, error) { return nil, do(traffictarget.XDS{Server: srv}) })
 	return err

@@ -5,10 +5,36 @@
 // updates and keeps serving its last configuration for the swap grace period, so that proxies
 // still connected to it keep working while they move.
 //
-// The Switch stands in for both backends towards the reconcilers (Splits, Targets, Services):
-// each Program and Forget goes to every backend running, and tells the Switch which objects a
-// backend being brought up has programmed. The SMIOperator reconciler calls Step, which moves the
-// backends one step towards the spec and reports where they are.
+// The Switch stands in for both backends towards the reconcilers (Splits, Targets, Services,
+// Namespaces): each Program and Forget goes to every backend running, and tells the Switch which
+// objects a backend being brought up has programmed. The SMIOperator reconciler calls
+// MoveToward, which moves the backends one step towards the spec and reports where they are.
+//
+// Each backend is in one of these states:
+//
+//	stopped      not running
+//	bringing up  running and programming every SMI object, with a pending set (setPending) of the
+//	             objects listed when it started and not programmed since; the other backend, if
+//	             running, stays in charge (State.Active)
+//	active       running, its pending set empty: in charge
+//	draining     xds only: retired, serving its last configuration without updates
+//
+// and moves between them thus:
+//
+//	stopped     → bringing up  MoveToward: asked for, and it can run (else it stays stopped,
+//	                           reported unavailable, and whatever runs keeps running)
+//	bringing up → active       a reconcile programs the last pending object
+//	active      → bringing up  MoveToward: its settings changed (a new writer, a new server)
+//	bringing up
+//	or active   → stopped      MoveToward: the other backend, asked for, is active (istio: its
+//	                           objects are deleted), or no SMIOperator selects any (stopAll)
+//	            → draining     the same, for xds; the end of the grace period (a timer) stops it
+//	draining    → bringing up  MoveToward: xds asked for again (a new server replaces it)
+//
+// Locks: moving serialises MoveToward and guards the fields under it; mu guards which backends run
+// and their settings: Program, Forget and the sinks hold it to read, MoveToward to write (so a
+// write of a backend being replaced, still in flight, cannot count for its replacement);
+// pendingMu guards the pending sets, which reconciles update while holding mu to read.
 package backends
 
 import (
@@ -49,7 +75,7 @@ import (
 // Options configure a Switch.
 type Options struct {
 	Manager manager.Manager
-	// IstioWriter writes the Istio backend's objects; its Recent is shared with the status writer.
+	// IstioWriter writes the Istio backend's objects; its Unobserved is shared with the status writer.
 	IstioWriter owned.Writer
 	// Namespace is the operator's: the xDS CA root and the xDS TLS Secret live there.
 	Namespace string
@@ -76,24 +102,24 @@ type Switch struct {
 	opts      Options
 	clientset kubernetes.Interface
 
-	// Resync channels: Step sends every object a new backend must program to its controller.
+	// Resync channels: MoveToward sends every object a new backend must program to its controller.
 	splitResync, targetResync, serviceResync, namespaceResync chan event.GenericEvent
 	// changes wakes the SMIOperator reconciler when a backend being brought up is done.
 	changes chan event.GenericEvent
 
 	splitCtrl, targetCtrl, serviceCtrl, namespaceCtrl controller.Controller
 
-	started chan struct{} // closed by Start, once runCtx is set
-	runCtx  context.Context
-	stepped chan struct{} // closed after the first Step: until then nobody knows what to program
-	once    sync.Once
+	started   chan struct{} // closed by Start, once runCtx is set
+	runCtx    context.Context
+	firstMove chan struct{} // closed after the first MoveToward: until then nobody knows what to program
+	once      sync.Once
 
-	step             sync.Mutex // one Step at a time; guards the fields below
+	moving           sync.Mutex // one MoveToward at a time; guards the fields below
 	istioWatched     bool       // the controllers watch Istio's kinds (added once, when first served)
 	endpointsWatched bool       // the Service controller watches EndpointSlices (added once, with xDS)
 	istioClean       bool       // no generated Istio object left since the Istio backend last ran
 	// unavailable is the last spec whose backend could not run, why, and when it was tried:
-	// Step runs on every SMI status change, and trying again (Secret reads, discovery, a listen)
+	// MoveToward runs on every SMI status change, and trying again (Secret reads, discovery, a listen)
 	// waits for smioperator.UnavailableRetry unless the spec changes.
 	unavailable struct {
 		spec v1alpha1.SMIOperatorSpec
@@ -101,7 +127,7 @@ type Switch struct {
 		at   time.Time
 	}
 
-	mu       sync.RWMutex // Program, Forget and the Service sink hold it to read; Step, to write
+	mu       sync.RWMutex // Program, Forget and the Service sink hold it to read; MoveToward, to write
 	settings mesh.Settings
 	want     v1alpha1.Backend
 	istio    *istioBackend
@@ -129,7 +155,7 @@ type xdsBackend struct {
 	// at drainUntil.
 	fed        bool
 	drainUntil time.Time
-	// failed is set when the server stopped serving on its own; the next Step replaces it.
+	// failed is set when the server stopped serving on its own; the next MoveToward replaces it.
 	failed atomic.Bool
 }
 
@@ -161,7 +187,7 @@ func New(opts Options) (*Switch, error) {
 		namespaceResync: make(chan event.GenericEvent),
 		changes:         make(chan event.GenericEvent, 1),
 		started:         make(chan struct{}),
-		stepped:         make(chan struct{}),
+		firstMove:       make(chan struct{}),
 		pending:         map[v1alpha1.Backend]map[ObjectKey]bool{},
 		idle:            "no SMIOperator selects a backend yet",
 	}, nil
@@ -201,8 +227,8 @@ func (s *Switch) Start(ctx context.Context) error {
 	close(s.started)
 	s.notify()
 	<-ctx.Done()
-	s.step.Lock()
-	defer s.step.Unlock()
+	s.moving.Lock()
+	defer s.moving.Unlock()
 	s.stopXDS()
 	return nil
 }
@@ -210,18 +236,18 @@ func (s *Switch) Start(ctx context.Context) error {
 // NeedLeaderElection is true: only the leader reconciles, so only the leader has anything to run.
 func (s *Switch) NeedLeaderElection() bool { return true }
 
-// Step moves the backends one step towards spec: it starts (or reconfigures) the backend asked
+// MoveToward moves the backends one step towards spec: it starts (or reconfigures) the backend asked
 // for and, once that one has programmed everything, retires the other. A nil spec stops every
 // backend and deletes what the Istio backend generated.
-func (s *Switch) Step(ctx context.Context, spec *v1alpha1.SMIOperatorSpec) (smioperator.State, error) {
-	s.step.Lock()
-	defer s.step.Unlock()
+func (s *Switch) MoveToward(ctx context.Context, spec *v1alpha1.SMIOperatorSpec) (smioperator.State, error) {
+	s.moving.Lock()
+	defer s.moving.Unlock()
 	select {
 	case <-s.started:
 	case <-ctx.Done():
 		return smioperator.State{}, ctx.Err()
 	}
-	defer s.once.Do(func() { close(s.stepped) })
+	defer s.once.Do(func() { close(s.firstMove) })
 	if spec == nil {
 		return smioperator.State{}, s.stopAll(ctx, "no SMIOperator named "+v1alpha1.SingletonName+" selects a backend: create one to program the SMI objects")
 	}
@@ -409,7 +435,7 @@ func (s *Switch) watchIstio(ctx context.Context) error {
 // for the writes in flight (the write lock), and lists from the API server, not the cache, so
 // that none of them is missed.
 func (s *Switch) retireIstio(ctx context.Context) error {
-	// Step runs on every SMI status change: once retired and clean, take no lock (the write lock
+	// MoveToward runs on every SMI status change: once retired and clean, take no lock (the write lock
 	// would wait for every backend write in flight).
 	if !s.istioActive.Load() && s.istioClean {
 		return nil
@@ -500,7 +526,7 @@ func (s *Switch) newXDSServer(ctx context.Context, cfg xdsConfig) (*server.Serve
 		}
 		serving = tlsConfig
 	}
-	// Answering nobody until the server has everything: see ensureXDS and Step.
+	// Answering nobody until the server has everything: see ensureXDS and MoveToward.
 	srv, err := NewXDSServer(ctx, s.clientset, cfg.settings, cfg.xds, ServerWiring{
 		TLS: serving, HoldUntilSynced: true, Registerer: s.opts.Registerer, Log: s.opts.Log.WithName("xds"),
 	})
@@ -657,7 +683,7 @@ func ListObjects(ctx context.Context, c client.Reader, services bool) ([]ObjectK
 }
 
 // resync has the controllers reconcile keys again, in the background: the pending set already
-// holds them, and a Step must not wait for thousands of sends.
+// holds them, and a MoveToward must not wait for thousands of sends.
 func (s *Switch) resync(keys []ObjectKey) {
 	go func() {
 		for _, k := range keys {
@@ -729,11 +755,11 @@ func (s *Switch) notify() {
 	}
 }
 
-// waitStepped holds reconciles until the first Step has said which backend runs, so that a
+// waitFirstMove holds reconciles until the first MoveToward has said which backend runs, so that a
 // starting operator does not report every SMI object unprogrammed in between.
-func (s *Switch) waitStepped(ctx context.Context) error {
+func (s *Switch) waitFirstMove(ctx context.Context) error {
 	select {
-	case <-s.stepped:
+	case <-s.firstMove:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

@@ -18,7 +18,7 @@ import (
 
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
-	"github.com/smi-operator/smi-operator/controllers/recent"
+	"github.com/smi-operator/smi-operator/controllers/unobserved"
 	"github.com/smi-operator/smi-operator/test/testenv"
 )
 
@@ -62,7 +62,7 @@ func newCluster(t *testing.T) cluster {
 
 // writer writes through the API server's client; cache stands for the manager's cache.
 func (c cluster) writer(cache client.Reader) Writer {
-	return Writer{Client: c.client, Reader: cache, APIReader: c.client, Scheme: c.scheme, Recent: &recent.Writes{}}
+	return Writer{Client: c.client, Reader: cache, APIReader: c.client, Scheme: c.scheme, Unobserved: &unobserved.Writes{}}
 }
 
 // cacheShowing is a cache that has seen objs and nothing since: what a manager's cache is for a

@@ -30,7 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
-	"github.com/smi-operator/smi-operator/controllers/recent"
+	"github.com/smi-operator/smi-operator/controllers/unobserved"
 )
 
 // FieldManager is the server-side apply field manager of everything the operator writes.
@@ -63,11 +63,11 @@ type Writer struct {
 	Reader    client.Reader
 	APIReader client.Reader
 	Scheme    *runtime.Scheme
-	// Recent, when set, keeps a reconcile that runs before the cache saw its previous write from
+	// Unobserved, when set, keeps a reconcile that runs before the cache saw its previous write from
 	// sending it again.
-	Recent *recent.Writes
+	Unobserved *unobserved.Writes
 	// Busy, when set, marks each write and delete in flight until the func it returns is called
-	// (status.Deferred.Programming: statuses wait while the mesh is being written).
+	// (status.WriteQueue.Programming: statuses wait while the mesh is being written).
 	Busy func() (done func())
 }
 
@@ -183,7 +183,7 @@ func (w Writer) write(ctx context.Context, source client.Object, gvk schema.Grou
 	if cached != nil {
 		cachedVersion = cached.GetResourceVersion()
 	}
-	if w.Recent != nil && !w.Recent.Begin(recentKey(gvk, wanted), recent.Hash(u.Object), cachedVersion) {
+	if w.Unobserved != nil && !w.Unobserved.Begin(unobservedKey(gvk, wanted), unobserved.Hash(u.Object), cachedVersion) {
 		return false, nil, nil
 	}
 	defer w.busy()()
@@ -303,7 +303,7 @@ func (w Writer) handOverCreatedFields(ctx context.Context, wanted client.Object,
 var NotCreated = predicate.Funcs{CreateFunc: func(event.CreateEvent) bool { return false }}
 
 // ForgetDeleted is a predicate for the watches of generated objects that passes every event and,
-// for a deletion, drops what Recent knows of the object. Recent holds a write back while the
+// for a deletion, drops what Unobserved knows of the object. Unobserved holds a write back while the
 // cache shows the object as it was when the write was sent; a create sent when the cache showed
 // none, followed by a deletion before any reconcile saw the created object, would leave the cache
 // showing none again, and the object would never be written back.
@@ -461,14 +461,14 @@ func generated(obj client.Object) bool {
 	return false
 }
 
-func recentKey(gvk schema.GroupVersionKind, obj client.Object) recent.Key {
-	return recent.Key{Kind: gvk.String(), Namespace: obj.GetNamespace(), Name: obj.GetName()}
+func unobservedKey(gvk schema.GroupVersionKind, obj client.Object) unobserved.Key {
+	return unobserved.Key{Kind: gvk.String(), Namespace: obj.GetNamespace(), Name: obj.GetName()}
 }
 
 // forget drops the memory of a write to obj: the cache shows it as written, or it was deleted.
 func (w Writer) forget(gvk schema.GroupVersionKind, obj client.Object) {
-	if w.Recent != nil {
-		w.Recent.Forget(recentKey(gvk, obj))
+	if w.Unobserved != nil {
+		w.Unobserved.Forget(unobservedKey(gvk, obj))
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
-	"github.com/smi-operator/smi-operator/controllers/recent"
+	"github.com/smi-operator/smi-operator/controllers/unobserved"
 )
 
 // TestDeleteAllGenerated: retiring the Istio backend deletes what the operator generated in every
@@ -38,11 +38,11 @@ func TestDeleteAllGenerated(t *testing.T) {
 		vs("shop", "labels-copied-by-a-deployment", ours, []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: "web", UID: "2", Controller: ptr.To(true)}}),
 		vs("shop", "someone-elses", map[string]string{"app": "web"}, controller),
 	).Build()
-	writes := &recent.Writes{}
-	key := recent.Key{Kind: networkingv1.SchemeGroupVersion.WithKind("VirtualService").String(), Namespace: "shop", Name: "web"}
-	content := recent.Hash("spec")
+	writes := &unobserved.Writes{}
+	key := unobserved.Key{Kind: networkingv1.SchemeGroupVersion.WithKind("VirtualService").String(), Namespace: "shop", Name: "web"}
+	content := unobserved.Hash("spec")
 	writes.Begin(key, content, "")
-	w := Writer{Client: c, Reader: c, Scheme: scheme, Recent: writes}
+	w := Writer{Client: c, Reader: c, Scheme: scheme, Unobserved: writes}
 
 	n, err := w.DeleteAllGenerated(context.Background(), c, []client.ObjectList{&networkingv1.VirtualServiceList{}})
 	if err != nil {

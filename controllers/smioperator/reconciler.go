@@ -56,17 +56,17 @@ type State struct {
 
 // Backends run what an SMIOperator asks for.
 type Backends interface {
-	// Step moves the backends one step toward spec and reports where they are; a nil spec (no
+	// MoveToward moves the backends one step toward spec and reports where they are; a nil spec (no
 	// SMIOperator) stops programming and removes what the backends generated.
-	Step(ctx context.Context, spec *v1alpha1.SMIOperatorSpec) (State, error)
+	MoveToward(ctx context.Context, spec *v1alpha1.SMIOperatorSpec) (State, error)
 }
 
-// Fixed is the backend an operator runs when its --backend flag chooses: the SMIOperator's
+// FixedBackend is the backend an operator runs when its --backend flag chooses: the SMIOperator's
 // spec.backend is reported, not followed.
-type Fixed v1alpha1.Backend
+type FixedBackend v1alpha1.Backend
 
-// Step reports the fixed backend as active, and unavailable when the spec asks for another.
-func (f Fixed) Step(_ context.Context, spec *v1alpha1.SMIOperatorSpec) (State, error) {
+// MoveToward reports the fixed backend as active, and unavailable when the spec asks for another.
+func (f FixedBackend) MoveToward(_ context.Context, spec *v1alpha1.SMIOperatorSpec) (State, error) {
 	st := State{Active: v1alpha1.Backend(f)}
 	if spec != nil && spec.WithDefaults().Backend != st.Active {
 		st.Unavailable = fmt.Errorf("this operator runs with --backend=%s, which overrides spec.backend: "+
@@ -86,10 +86,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		if !apierrors.IsNotFound(err) {
 			return ctrl.Result{}, err
 		}
-		_, err := r.Backends.Step(ctx, nil)
+		_, err := r.Backends.MoveToward(ctx, nil)
 		return ctrl.Result{}, err
 	}
-	state, err := r.Backends.Step(ctx, &op.Spec)
+	state, err := r.Backends.MoveToward(ctx, &op.Spec)
 	if err != nil {
 		return ctrl.Result{}, err
 	}

@@ -117,9 +117,9 @@ func TestFixedBackendReportsAnotherAsUnavailable(t *testing.T) {
 		{&v1alpha1.SMIOperatorSpec{Backend: v1alpha1.BackendIstio}, false},
 		{&v1alpha1.SMIOperatorSpec{Backend: v1alpha1.BackendXDS}, true},
 	} {
-		st, err := Fixed(v1alpha1.BackendIstio).Step(context.Background(), tc.spec)
+		st, err := FixedBackend(v1alpha1.BackendIstio).MoveToward(context.Background(), tc.spec)
 		if err != nil || st.Active != v1alpha1.BackendIstio || (st.Unavailable != nil) != tc.unavailable {
-			t.Errorf("Step(%+v) = %+v, %v; want istio active, unavailable %v", tc.spec, st, err, tc.unavailable)
+			t.Errorf("MoveToward(%+v) = %+v, %v; want istio active, unavailable %v", tc.spec, st, err, tc.unavailable)
 		}
 	}
 }

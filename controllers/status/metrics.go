@@ -5,7 +5,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
-// writeFailures makes failing status writes visible: Deferred retries them for as long as they
+// writeFailures makes failing status writes visible: WriteQueue retries them for as long as they
 // fail, with a growing backoff, and nothing else would show that statuses are not landing.
 var writeFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "smi_operator_status_write_failures_total",

@@ -16,7 +16,7 @@ import (
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/controllers/owned"
-	"github.com/smi-operator/smi-operator/controllers/recent"
+	"github.com/smi-operator/smi-operator/controllers/unobserved"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 )
 
@@ -68,8 +68,8 @@ func Conflicts(self mesh.ObjectRef, conflicts []owned.Conflict) []mesh.Diagnosti
 	return out
 }
 
-// About keeps the diagnostics that belong on ref's status.
-func About(diags []mesh.Diagnostic, ref mesh.ObjectRef) []mesh.Diagnostic {
+// DiagnosticsOf keeps the diagnostics that belong on ref's status.
+func DiagnosticsOf(diags []mesh.Diagnostic, ref mesh.ObjectRef) []mesh.Diagnostic {
 	var out []mesh.Diagnostic
 	for _, d := range diags {
 		if d.Object == ref {
@@ -112,9 +112,9 @@ func firstError(ds []mesh.Diagnostic) mesh.Diagnostic { return errorsOf(ds)[0] }
 type Writer struct {
 	Client   client.Client
 	Recorder events.EventRecorder
-	// Recent, when set, keeps a reconcile that runs before the cache saw its previous status write
+	// Unobserved, when set, keeps a reconcile that runs before the cache saw its previous status write
 	// from sending it (and its Events) again.
-	Recent *recent.Writes
+	Unobserved *unobserved.Writes
 }
 
 // Changes reports whether conds would change obj's status.
@@ -151,14 +151,14 @@ func (w Writer) Update(ctx context.Context, obj hub.Object, conds []metav1.Condi
 	if equality.Semantic.DeepEqual(obj.GetStatus(), updated.GetStatus()) {
 		return nil
 	}
-	key := recent.Key{Kind: kindOf(obj), Namespace: obj.GetNamespace(), Name: obj.GetName(), Part: "status"}
-	content := recent.Hash(conds)
-	if w.Recent != nil && !w.Recent.Begin(key, content, obj.GetResourceVersion()) {
+	key := unobserved.Key{Kind: kindOf(obj), Namespace: obj.GetNamespace(), Name: obj.GetName(), Part: "status"}
+	content := unobserved.Hash(conds)
+	if w.Unobserved != nil && !w.Unobserved.Begin(key, content, obj.GetResourceVersion()) {
 		return nil
 	}
 	if err := w.Client.Status().Patch(ctx, updated, client.MergeFrom(obj)); err != nil {
-		if w.Recent != nil {
-			w.Recent.Forget(key)
+		if w.Unobserved != nil {
+			w.Unobserved.Forget(key)
 		}
 		return err
 	}

@@ -35,7 +35,7 @@ func GeneratedKinds() []client.ObjectList {
 
 // Program writes the Istio objects of the model's split and prunes the split's others.
 func (b Istio) Program(ctx context.Context, split *hub.TrafficSplit, models *mesh.Models) ([]mesh.Diagnostic, error) {
-	model, _ := models.For(b.Settings)
+	model, _ := models.BuiltWith(b.Settings)
 	out, diags := istio.Translate(model, b.Settings)
 	res, err := b.Writer.Sync(ctx, split, out.From(smi.TrafficSplitKind), GeneratedKinds())
 	if err != nil {

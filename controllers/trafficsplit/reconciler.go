@@ -72,13 +72,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	self := mesh.ObjectRef{Kind: smi.TrafficSplitKind, Namespace: split.Namespace, Name: split.Name}
 	models := mesh.NewModels(snap, func(m *mesh.Model) { m.Splits = onlyFrom(m.Splits, self) })
-	_, diags := models.For(r.Settings())
+	_, diags := models.BuiltWith(r.Settings())
 	programDiags, err := r.Backend.Program(ctx, split, models)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	diags = append(diags, programDiags...)
-	return ctrl.Result{}, r.Status.Update(ctx, split, status.Conditions(split.Generation, status.About(diags, self)))
+	return ctrl.Result{}, r.Status.Update(ctx, split, status.Conditions(split.Generation, status.DiagnosticsOf(diags, self)))
 }
 
 // snapshot collects what the split's model depends on: every split on the same apex (to settle

@@ -19,7 +19,7 @@ type XDS struct {
 // Proxies that refused the routes (server.Rejections) make the split not Programmed: they keep
 // routing as before.
 func (b XDS) Program(_ context.Context, split *hub.TrafficSplit, models *mesh.Models) ([]mesh.Diagnostic, error) {
-	model, _ := models.For(b.Server.Settings())
+	model, _ := models.BuiltWith(b.Server.Settings())
 	var programmed *mesh.Split
 	if len(model.Splits) > 0 {
 		programmed = &model.Splits[0]

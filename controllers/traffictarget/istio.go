@@ -38,7 +38,7 @@ func GeneratedKinds() []client.ObjectList {
 
 // Program writes the Istio objects of the target's rule.
 func (b Istio) Program(ctx context.Context, target *hub.TrafficTarget, models *mesh.Models) ([]mesh.Diagnostic, error) {
-	model, _ := models.For(b.Settings)
+	model, _ := models.BuiltWith(b.Settings)
 	out, diags := istio.Translate(model, b.Settings)
 	res, err := b.Writer.Sync(ctx, target, out.From(smi.TrafficTargetKind), GeneratedKinds())
 	if err != nil {

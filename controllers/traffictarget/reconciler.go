@@ -72,13 +72,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	self := mesh.ObjectRef{Kind: smi.TrafficTargetKind, Namespace: target.Namespace, Name: target.Name}
 	models := mesh.NewModels(snap, nil)
-	_, diags := models.For(r.Settings())
+	_, diags := models.BuiltWith(r.Settings())
 	programDiags, err := r.Backend.Program(ctx, target, models)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	diags = append(diags, programDiags...)
-	return ctrl.Result{}, r.Status.Update(ctx, target, status.Conditions(target.Generation, status.About(diags, self)))
+	return ctrl.Result{}, r.Status.Update(ctx, target, status.Conditions(target.Generation, status.DiagnosticsOf(diags, self)))
 }
 
 // snapshot collects the target, the routes its rules name and the workloads of its destination.

@@ -21,7 +21,7 @@ type XDS struct {
 
 // Program serves the target's rule, or withdraws it when the model does not accept it.
 func (b XDS) Program(_ context.Context, target *hub.TrafficTarget, models *mesh.Models) ([]mesh.Diagnostic, error) {
-	model, _ := models.For(b.Server.Settings())
+	model, _ := models.BuiltWith(b.Server.Settings())
 	self := mesh.ObjectRef{Kind: smi.TrafficTargetKind, Namespace: target.Namespace, Name: target.Name}
 	var rules []mesh.AccessRule
 	for _, r := range model.AccessRules {

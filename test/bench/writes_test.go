@@ -252,7 +252,7 @@ func (d *directWriter) apply(ctx context.Context, obj client.Object) error {
 // make them, one status patch, and an Event for each outcome that is news.
 func (d *directWriter) report(ctx context.Context, obj client.Object, diags []mesh.Diagnostic) error {
 	o := obj.(hub.Object)
-	return d.statuses.Update(ctx, o, status.Conditions(o.GetGeneration(), status.About(diags, refOf(o))))
+	return d.statuses.Update(ctx, o, status.Conditions(o.GetGeneration(), status.DiagnosticsOf(diags, refOf(o))))
 }
 
 // hasStatus says whether the operator reports on obj: TrafficSplits and TrafficTargets.

@@ -435,7 +435,7 @@ func TestModelsPerSettings(t *testing.T) {
 	narrowed := 0
 	models := NewModels(snap, func(*Model) { narrowed++ })
 	principal := func(s Settings) string {
-		m, _ := models.For(s)
+		m, _ := models.BuiltWith(s)
 		if len(m.AccessRules) != 1 || len(m.AccessRules[0].Sources) != 1 {
 			t.Fatalf("want one rule with one source, got %+v", m.AccessRules)
 		}

@@ -150,8 +150,8 @@ func NewModels(snap Snapshot, narrow func(*Model)) *Models {
 	return &Models{snap: snap, narrow: narrow, built: map[Settings]builtModel{}}
 }
 
-// For returns the model built with settings and the diagnostics of building it.
-func (m *Models) For(settings Settings) (Model, []Diagnostic) {
+// BuiltWith returns the model built with settings and the diagnostics of building it.
+func (m *Models) BuiltWith(settings Settings) (Model, []Diagnostic) {
 	key := settings.withDefaults()
 	if b, ok := m.built[key]; ok {
 		return b.model, b.diags

@@ -1,8 +1,9 @@
-// Package recent remembers the writes this process made, so a reconcile that runs before the cache
-// has seen its previous write does not send the same write again. Reconciles stay level-based: a
+// Package unobserved remembers the writes this process made that its cache has not observed yet,
+// so that a reconcile running before the cache has seen its previous write does not send the same
+// write again. Reconciles stay level-based: a
 // write is skipped only while the cache still shows the object exactly as it was before that write
 // (same resourceVersion); any other version, ours or someone else's, is compared as usual.
-package recent
+package unobserved
 
 import (
 	"crypto/sha256"

@@ -24,12 +24,12 @@ import (
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 )
 
-// deferredFixture runs a Deferred over a fake API holding one TrafficSplit, counting status
+// writeQueueFixture runs a WriteQueue over a fake API holding one TrafficSplit, counting status
 // patches.
-type deferredFixture struct {
+type writeQueueFixture struct {
 	t       *testing.T
 	client  client.Client
-	d       *Deferred
+	d       *WriteQueue
 	split   *hub.TrafficSplit
 	patches atomic.Int32
 	// failing is how many status patches still fail.
@@ -45,7 +45,7 @@ type deferredFixture struct {
 type heldPatch struct{ inFlight, release chan struct{} }
 
 // holdNextPatch makes the next status patch report on inFlight and wait for release.
-func (f *deferredFixture) holdNextPatch() *heldPatch {
+func (f *writeQueueFixture) holdNextPatch() *heldPatch {
 	h := &heldPatch{inFlight: make(chan struct{}), release: make(chan struct{})}
 	f.hold.Store(h)
 	return h
@@ -72,7 +72,7 @@ func (r *recordingLimiter) recorded() []time.Duration {
 	return slices.Clone(r.delays)
 }
 
-func newDeferredFixture(t *testing.T) *deferredFixture {
+func newWriteQueueFixture(t *testing.T) *writeQueueFixture {
 	t.Helper()
 	scheme := runtime.NewScheme()
 	if err := hub.AddToScheme(scheme); err != nil {
@@ -82,7 +82,7 @@ func newDeferredFixture(t *testing.T) *deferredFixture {
 		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web", Generation: 1},
 		Spec:       splitv1alpha4.TrafficSplitSpec{Service: "web", Backends: []splitv1alpha4.TrafficSplitBackend{{Service: "web-v1", Weight: 1}}},
 	}
-	f := &deferredFixture{t: t, split: split, retries: &recordingLimiter{TypedRateLimiter: retryLimiter()}}
+	f := &writeQueueFixture{t: t, split: split, retries: &recordingLimiter{TypedRateLimiter: retryLimiter()}}
 	f.client = fake.NewClientBuilder().WithScheme(scheme).WithObjects(split).WithStatusSubresource(&hub.TrafficSplit{}).
 		WithInterceptorFuncs(interceptor.Funcs{
 			SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
@@ -100,7 +100,7 @@ func newDeferredFixture(t *testing.T) *deferredFixture {
 				return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
 			},
 		}).Build()
-	f.d = &Deferred{
+	f.d = &WriteQueue{
 		Writer:   Writer{Client: f.client, Recorder: events.NewFakeRecorder(100)},
 		Reader:   f.client,
 		Workers:  2,
@@ -125,7 +125,7 @@ func programmed(reason string) []metav1.Condition {
 }
 
 // programmedReason reads the split's Programmed reason ("" when it has none).
-func (f *deferredFixture) programmedReason() string {
+func (f *writeQueueFixture) programmedReason() string {
 	f.t.Helper()
 	got := &hub.TrafficSplit{}
 	if err := f.client.Get(context.Background(), client.ObjectKeyFromObject(f.split), got); err != nil {
@@ -137,7 +137,7 @@ func (f *deferredFixture) programmedReason() string {
 	return ""
 }
 
-func (f *deferredFixture) waitReason(reason string, within time.Duration) {
+func (f *writeQueueFixture) waitReason(reason string, within time.Duration) {
 	f.t.Helper()
 	deadline := time.Now().Add(within)
 	for f.programmedReason() != reason {
@@ -151,7 +151,7 @@ func (f *deferredFixture) waitReason(reason string, within time.Duration) {
 // TestDeferredWaitsForProgramming: while a backend write is in flight the status waits; once
 // quiet it is written, and only the latest conditions recorded meanwhile.
 func TestDeferredWaitsForProgramming(t *testing.T) {
-	f := newDeferredFixture(t)
+	f := newWriteQueueFixture(t)
 	ctx := context.Background()
 	done := f.d.Programming()
 	if err := f.d.Update(ctx, f.split, programmed("BackendNotFound")); err != nil {
@@ -174,7 +174,7 @@ func TestDeferredWaitsForProgramming(t *testing.T) {
 
 // TestDeferredMaxDelay: a status does not wait for quiet longer than MaxDelay.
 func TestDeferredMaxDelay(t *testing.T) {
-	f := newDeferredFixture(t)
+	f := newWriteQueueFixture(t)
 	done := f.d.Programming()
 	defer done()
 	start := time.Now()
@@ -190,7 +190,7 @@ func TestDeferredMaxDelay(t *testing.T) {
 // TestDeferredSkipsAnOutdatedGeneration: conditions recorded for a generation the object no
 // longer has are not written; its new generation's reconcile records its own.
 func TestDeferredSkipsAnOutdatedGeneration(t *testing.T) {
-	f := newDeferredFixture(t)
+	f := newWriteQueueFixture(t)
 	ctx := context.Background()
 	done := f.d.Programming()
 	if err := f.d.Update(ctx, f.split, programmed(ReasonProgrammed)); err != nil {
@@ -211,7 +211,7 @@ func TestDeferredSkipsAnOutdatedGeneration(t *testing.T) {
 // TestDeferredRetriesAFailedWrite: a status write that fails is retried; conditions recorded
 // meanwhile supersede the ones that failed, and no other worker writes them while it is in flight.
 func TestDeferredRetriesAFailedWrite(t *testing.T) {
-	f := newDeferredFixture(t)
+	f := newWriteQueueFixture(t)
 	f.failing.Store(1)
 	if err := f.d.Update(context.Background(), f.split, programmed("BackendNotFound")); err != nil {
 		t.Fatal(err)
@@ -242,7 +242,7 @@ func TestDeferredRetriesAFailedWrite(t *testing.T) {
 // TestDeferredWritesWhatWasRecordedDuringAWrite: conditions recorded while an object's status is
 // being written are written after it.
 func TestDeferredWritesWhatWasRecordedDuringAWrite(t *testing.T) {
-	f := newDeferredFixture(t)
+	f := newWriteQueueFixture(t)
 	held := f.holdNextPatch()
 	if err := f.d.Update(context.Background(), f.split, programmed("BackendNotFound")); err != nil {
 		t.Fatal(err)
@@ -261,7 +261,7 @@ func TestDeferredWritesWhatWasRecordedDuringAWrite(t *testing.T) {
 // TestDeferredQueuesNothingThatChangesNothing: conditions the object already has are not queued
 // (at rest, most reconciles change no status).
 func TestDeferredQueuesNothingThatChangesNothing(t *testing.T) {
-	f := newDeferredFixture(t)
+	f := newWriteQueueFixture(t)
 	if err := f.d.Update(context.Background(), f.split, programmed(ReasonProgrammed)); err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +287,7 @@ func TestDeferredQueuesNothingThatChangesNothing(t *testing.T) {
 	}
 }
 
-func (f *deferredFixture) wanted() int {
+func (f *writeQueueFixture) wanted() int {
 	f.d.mu.Lock()
 	defer f.d.mu.Unlock()
 	return len(f.d.wanted)
@@ -298,7 +298,7 @@ func (f *deferredFixture) wanted() int {
 // counted, and once a write succeeds the next failure starts from the first backoff again.
 func TestDeferredBacksOffAFailingWrite(t *testing.T) {
 	const failures = 5
-	f := newDeferredFixture(t)
+	f := newWriteQueueFixture(t)
 	before := failuresCounted(t, smi.TrafficSplitKind)
 	f.failing.Store(failures)
 	if err := f.d.Update(context.Background(), f.split, programmed(ReasonProgrammed)); err != nil {

@@ -25,10 +25,10 @@ type Updater interface {
 
 var (
 	_ Updater = Writer{}
-	_ Updater = (*Deferred)(nil)
+	_ Updater = (*WriteQueue)(nil)
 )
 
-// Deferred programs first and reports after: Update only records an object's conditions, and
+// WriteQueue programs first and reports after: Update only records an object's conditions, and
 // workers write them (with Writer) once no backend write has been in flight for Quiet, or once
 // they have waited MaxDelay. When thousands of SMI objects arrive at once (an install, a restart,
 // a backend swap) the mesh is programmed before the API server spends its time on status patches
@@ -40,7 +40,7 @@ var (
 // cannot land after a newer one. A write that fails is retried, with the latest conditions, after
 // a per-object backoff that grows like a controller's requeues; each failure is logged and counted
 // in smi_operator_status_write_failures_total. It is never given up: a status must land.
-type Deferred struct {
+type WriteQueue struct {
 	Writer Writer
 	// Reader reads the objects afresh before their status is written: the manager's cache.
 	Reader client.Reader
@@ -92,7 +92,7 @@ type entry struct {
 	since time.Time
 }
 
-func (d *Deferred) init() {
+func (d *WriteQueue) init() {
 	d.once.Do(func() {
 		d.wanted = map[objectKey]*entry{}
 		limiter := d.rateLimiter
@@ -105,7 +105,7 @@ func (d *Deferred) init() {
 }
 
 // Programming marks a backend write in flight until the returned func is called.
-func (d *Deferred) Programming() (done func()) {
+func (d *WriteQueue) Programming() (done func()) {
 	d.busy.Add(1)
 	return func() {
 		d.lastBusy.Store(time.Now().UnixNano())
@@ -115,7 +115,7 @@ func (d *Deferred) Programming() (done func()) {
 
 // Update records conds as obj's conditions for its current generation, replacing what an earlier
 // reconcile of obj recorded and not written yet.
-func (d *Deferred) Update(_ context.Context, obj hub.Object, conds []metav1.Condition) error {
+func (d *WriteQueue) Update(_ context.Context, obj hub.Object, conds []metav1.Condition) error {
 	d.init()
 	key := objectKey{kind: kindOf(obj), NamespacedName: client.ObjectKeyFromObject(obj)}
 	// At rest most reconciles change no status: nothing to queue, copy, wait for or read again,
@@ -138,8 +138,8 @@ func (d *Deferred) Update(_ context.Context, obj hub.Object, conds []metav1.Cond
 	return nil
 }
 
-// Start runs the workers until ctx ends; Deferred is a manager Runnable.
-func (d *Deferred) Start(ctx context.Context) error {
+// Start runs the workers until ctx ends; WriteQueue is a manager Runnable.
+func (d *WriteQueue) Start(ctx context.Context) error {
 	d.init()
 	context.AfterFunc(ctx, d.queue.ShutDown) // workers blocked in Get return then
 	log := logf.FromContext(ctx).WithName("status")
@@ -155,11 +155,11 @@ func (d *Deferred) Start(ctx context.Context) error {
 }
 
 // NeedLeaderElection is true: the reconcilers that record statuses run on the leader only.
-func (d *Deferred) NeedLeaderElection() bool { return true }
+func (d *WriteQueue) NeedLeaderElection() bool { return true }
 
 // writeNext writes the latest conditions of the next object in the queue once programming is quiet;
 // it is false once the workers must stop.
-func (d *Deferred) writeNext(ctx context.Context, log logr.Logger) bool {
+func (d *WriteQueue) writeNext(ctx context.Context, log logr.Logger) bool {
 	key, shutdown := d.queue.Get()
 	if shutdown {
 		return false
@@ -202,7 +202,7 @@ func (d *Deferred) writeNext(ctx context.Context, log logr.Logger) bool {
 
 // waitForQuiet returns true once no backend write has been in flight for Quiet, or once a status
 // wanted since then has waited MaxDelay; false if ctx ends first.
-func (d *Deferred) waitForQuiet(ctx context.Context, since time.Time) bool {
+func (d *WriteQueue) waitForQuiet(ctx context.Context, since time.Time) bool {
 	quiet, maxDelay := d.Quiet, d.MaxDelay
 	if quiet <= 0 {
 		quiet = 250 * time.Millisecond
@@ -233,7 +233,7 @@ func kindOf(obj hub.Object) string { return reflect.Indirect(reflect.ValueOf(obj
 
 // write reads the object afresh and writes the conditions if they still describe its generation;
 // a newer generation gets its own conditions from its own reconcile.
-func (d *Deferred) write(ctx context.Context, key objectKey, e *entry) error {
+func (d *WriteQueue) write(ctx context.Context, key objectKey, e *entry) error {
 	fresh := e.obj.DeepCopyObject().(hub.Object)
 	if err := d.Reader.Get(ctx, key.NamespacedName, fresh); err != nil {
 		return client.IgnoreNotFound(err)
