@@ -56,6 +56,10 @@ verify-generated: ## Fail when `make generate manifests bundle` would change the
 control-plane: ## Build kube-apiserver and etcd into the cache outside the clone (once per version).
 	hack/control-plane.sh >/dev/null
 
+.PHONY: istiod
+istiod: ## Build istiod (pilot-discovery, at the istio.io/istio version test/istio pins) into the same cache (once per version).
+	hack/control-plane.sh istiod >/dev/null
+
 .PHONY: fmt
 fmt: ## gofmt the tree.
 	gofmt -w $$(git ls-files '*.go')
@@ -71,13 +75,13 @@ interop-deps: ## Install the non-grpc-go xDS clients test/xdse2e runs (Debian's 
 	hack/interop-deps.sh
 
 .PHONY: test
-test: control-plane interop-deps vet verify-generated ## Run every test: unit, golden, fuzz seeds, envtest suites, Istio's validation.
+test: control-plane istiod interop-deps vet verify-generated ## Run every test: unit, golden, fuzz seeds, envtest suites, Istio's validation, the Istio e2e suite.
 	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" go test $(GO_TEST_FLAGS) ./...
-	hack/test-istio.sh $(GO_TEST_FLAGS)
+	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" hack/test-istio.sh $(GO_TEST_FLAGS)
 
 .PHONY: test-istio
-test-istio: ## Run module test/istio: every Istio object the translator emits through istiod's own validation.
-	hack/test-istio.sh $(GO_TEST_FLAGS)
+test-istio: control-plane istiod ## Run module test/istio: istiod's validation of every Istio object the translator emits, and the Istio e2e suite on a real istiod.
+	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" hack/test-istio.sh $(GO_TEST_FLAGS)
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s).

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the tests of module test/istio, which build Istio's own code (istio.io/istio) so that the
 # operator's go.mod never requires it: every object the Istio translator emits goes through istiod's
-# validation. The first run on a machine compiles istio's validation package and its dependencies
+# validation, and test/istio/istioe2e runs the operator and the istiod that hack/control-plane.sh
+# builds at the same istio.io/istio version (KUBEBUILDER_ASSETS as for the main module). The first run on a machine compiles istio's validation package and its dependencies
 # (several hundred packages, minutes on 2 cores); progress is printed every 100 packages, and the
 # Go build cache makes later runs quick.
 #

@@ -1,0 +1,350 @@
+package istioe2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	networkingapi "istio.io/api/networking/v1"
+	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/smi-operator/smi-operator/test/grpcxds"
+	"github.com/smi-operator/smi-operator/test/netns"
+	"github.com/smi-operator/smi-operator/test/testenv"
+)
+
+// servicePort is the port every test Service exposes; clients dial <svc>.<ns>.svc.cluster.local
+// on it.
+const servicePort = 80
+
+// backendAddr is the netns address every test gRPC server listens on (each on a port of its own);
+// clientAddr is the address proxyless clients claim in their node IDs.
+var (
+	backendAddr = netns.Addr(2)
+	clientAddr  = netns.Addr(3)
+)
+
+// calls is how many RPCs a weighted distribution is judged on: with grpcxds.CheckShares'
+// tolerance (4 standard deviations + 1), an 80/20 split must land 800 ± 51.6 calls on the 80%
+// backend, and fails falsely with probability 5e-5.
+const calls = 1000
+
+// TestSplitWeightsOnIstiod: for every served version of TrafficSplit, the weights the operator
+// programs into istiod show in how a proxyless client's RPCs spread; a zero weight gets no call, a
+// flip is followed, all-zero weights and deleting the split give the apex its traffic back.
+func TestSplitWeightsOnIstiod(t *testing.T) {
+	m := start(t)
+	for _, version := range []string{"v1alpha1", "v1alpha2", "v1alpha3", "v1alpha4"} {
+		t.Run(version, func(t *testing.T) {
+			ctx := context.Background()
+			ns := m.namespace(t, "split-"+version)
+			c := m.apexAndBackends(t, ns)
+
+			split := m.split(t, version, ns, "apex", 80, 20)
+			wait(t, ctx, func(ctx context.Context) error {
+				return grpcxds.WaitFor(ctx, c, func(r grpcxds.Reply, err error) error {
+					if err == nil && r.Backend == "apex" {
+						return fmt.Errorf("the apex still answers")
+					}
+					return err
+				})
+			})
+			shares(t, ctx, c, map[string]float64{"v1": 80, "v2": 20})
+
+			// A zero weight gets nothing: all to v2, then all to v1 (a 1:0 split), then back. A
+			// flip to a backend that had no weight is timed from the write's answer to its first RPC.
+			previous := map[string]int{"v1": 80, "v2": 20}
+			for _, flip := range []struct {
+				v1, v2 int
+				to     string
+			}{{0, 100, "v2"}, {100, 0, "v1"}, {0, 100, "v2"}} {
+				m.setWeights(t, split, flip.v1, flip.v2)
+				if previous[flip.to] == 0 {
+					t.Logf("weights %d/%d: first RPC on %s %v after the write returned", flip.v1, flip.v2, flip.to, firstFrom(t, ctx, c, flip.to).Round(time.Millisecond))
+				}
+				wait(t, ctx, func(ctx context.Context) error { return grpcxds.WaitOnly(ctx, c, flip.to, 50) })
+				shares(t, ctx, c, map[string]float64{flip.to: 1})
+				previous = map[string]int{"v1": flip.v1, "v2": flip.v2}
+			}
+
+			// All weights zero: the split is not programmed, the apex gets its traffic back.
+			m.setWeights(t, split, 0, 0)
+			wait(t, ctx, func(ctx context.Context) error { return grpcxds.WaitOnly(ctx, c, "apex", 50) })
+			m.setWeights(t, split, 20, 80)
+			wait(t, ctx, func(ctx context.Context) error { return grpcxds.WaitOnly(ctx, c, "v2", 1) })
+			shares(t, ctx, c, map[string]float64{"v1": 20, "v2": 80})
+
+			if err := m.client.Delete(ctx, split); err != nil {
+				t.Fatal(err)
+			}
+			wait(t, ctx, func(ctx context.Context) error { return grpcxds.WaitOnly(ctx, c, "apex", 50) })
+		})
+	}
+}
+
+// TestDistributionCheckCanFail: the distribution check judges where traffic went, not which
+// objects exist. Weights inverted in istiod's configuration, behind the operator's back, make the
+// check of the SMI weights fail on the very calls it measures (and the check of the inverted
+// weights pass): a translation that inverted weights would fail TestSplitWeightsOnIstiod.
+func TestDistributionCheckCanFail(t *testing.T) {
+	m := start(t)
+	ctx := context.Background()
+	host := func(ns, name string) string { return fmt.Sprintf("%s.%s.svc.cluster.local", name, ns) }
+	inverted := func(ns string) []*networkingapi.HTTPRouteDestination {
+		return []*networkingapi.HTTPRouteDestination{
+			{Destination: &networkingapi.Destination{Host: host(ns, "v1")}, Weight: 20},
+			{Destination: &networkingapi.Destination{Host: host(ns, "v2")}, Weight: 80},
+		}
+	}
+
+	t.Run("hand-written VirtualService", func(t *testing.T) {
+		ns := m.namespace(t, "inverted-by-hand")
+		c := m.apexAndBackends(t, ns)
+		vs := &networkingv1.VirtualService{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "inverted"},
+			Spec: networkingapi.VirtualService{
+				Hosts: []string{host(ns, "apex")},
+				Http:  []*networkingapi.HTTPRoute{{Route: inverted(ns)}},
+			},
+		}
+		if err := m.client.Create(ctx, vs); err != nil {
+			t.Fatal(err)
+		}
+		wait(t, ctx, func(ctx context.Context) error { return mostlyOn(ctx, c, "v2") })
+		checkFails(t, ctx, c)
+	})
+
+	// The operator's own VirtualService, its weights inverted while the operator is paused
+	// (SIGSTOP): the check fails; resumed, the operator undoes the edit and the check passes.
+	t.Run("generated VirtualService inverted", func(t *testing.T) {
+		ns := m.namespace(t, "inverted-generated")
+		c := m.apexAndBackends(t, ns)
+		m.split(t, "v1alpha4", ns, "apex", 80, 20)
+		wait(t, ctx, func(ctx context.Context) error { return mostlyOn(ctx, c, "v1") })
+		shares(t, ctx, c, map[string]float64{"v1": 80, "v2": 20})
+
+		if err := m.operator.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		resumed := false
+		resume := func() {
+			if !resumed {
+				resumed = true
+				if err := m.operator.Signal(syscall.SIGCONT); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		t.Cleanup(resume)
+		vs := &networkingv1.VirtualService{}
+		if err := m.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "apex"}, vs); err != nil {
+			t.Fatal(err)
+		}
+		if len(vs.Spec.Http) != 1 || len(vs.Spec.Http[0].Route) != 2 {
+			t.Fatalf("the generated VirtualService is not one route to two backends: %v", &vs.Spec)
+		}
+		vs.Spec.Http[0].Route = inverted(ns)
+		if err := m.client.Update(ctx, vs); err != nil {
+			t.Fatal(err)
+		}
+		wait(t, ctx, func(ctx context.Context) error { return mostlyOn(ctx, c, "v2") })
+		checkFails(t, ctx, c)
+
+		resume()
+		wait(t, ctx, func(ctx context.Context) error { return mostlyOn(ctx, c, "v1") })
+		shares(t, ctx, c, map[string]float64{"v1": 80, "v2": 20})
+	})
+}
+
+// checkFails makes calls RPCs and requires the check of 80/20 to fail on them and the check of
+// 20/80 to pass.
+func checkFails(t *testing.T, ctx context.Context, c grpc.ClientConnInterface) {
+	t.Helper()
+	counts, err := grpcxds.Distribution(ctx, c, calls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := grpcxds.CheckShares(counts, map[string]float64{"v1": 80, "v2": 20}); err == nil {
+		t.Fatalf("calls spread as %v passed the check of 80/20 while istiod was told 20/80", counts)
+	} else {
+		t.Logf("inverted weights fail the check of 80/20, as they must: %v", err)
+	}
+	if err := grpcxds.CheckShares(counts, map[string]float64{"v1": 20, "v2": 80}); err != nil {
+		t.Fatalf("the weights istiod was given: %v", err)
+	}
+}
+
+// mostlyOn makes runs of 100 calls until more than half of a run lands on backend: a change of
+// weights has reached the client.
+func mostlyOn(ctx context.Context, c grpc.ClientConnInterface, backend string) error {
+	for {
+		counts, err := grpcxds.Distribution(ctx, c, 100)
+		if err == nil && counts[backend] > 50 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: calls spread as %v (error %v), want most on %s", ctx.Err(), counts, err, backend)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// apexAndBackends starts the Services apex, v1 and v2 of namespace and a client of apex, and
+// waits until the apex answers it.
+func (m *meshEnv) apexAndBackends(t *testing.T, namespace string) grpc.ClientConnInterface {
+	t.Helper()
+	for _, name := range []string{"apex", "v1", "v2"} {
+		m.service(t, namespace, name)
+	}
+	c := m.dial(t, namespace, "apex")
+	wait(t, context.Background(), func(ctx context.Context) error { return grpcxds.WaitOnly(ctx, c, "apex", 20) })
+	return c
+}
+
+// namespace creates a namespace for one test.
+func (m *meshEnv) namespace(t *testing.T, name string) string {
+	t.Helper()
+	if err := m.client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// service starts a gRPC server answering as name and creates the Service name in namespace, with
+// an EndpointSlice holding that server.
+func (m *meshEnv) service(t *testing.T, namespace, name string) {
+	t.Helper()
+	b, err := grpcxds.StartBackend(name, netip.AddrPortFrom(backendAddr, 0).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Stop)
+	port := netip.MustParseAddrPort(b.Addr).Port()
+	svc, slice := testenv.GRPCService(namespace, name, servicePort, port, backendAddr)
+	for _, obj := range []client.Object{svc, slice} {
+		if err := m.client.Create(context.Background(), obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// dial connects a proxyless gRPC client of istiod, as a pod "client" of namespace would through
+// Istio's agent, to xds:///<service>.<namespace>.svc.cluster.local:80.
+func (m *meshEnv) dial(t *testing.T, namespace, service string) grpc.ClientConnInterface {
+	t.Helper()
+	bootstrap, err := grpcxds.Bootstrap{
+		ServerURI: m.istiod.XDSAddress,
+		// Istio's node ID: type~IP~pod.namespace~namespace.svc.<cluster domain>.
+		NodeID: fmt.Sprintf("sidecar~%s~client.%s~%s.svc.cluster.local", clientAddr, namespace, namespace),
+		// What Istio's agent writes for proxyless gRPC (pkg/istio-agent/grpcxds).
+		NodeMetadata: map[string]any{
+			"GENERATOR":     "grpc",
+			"NAMESPACE":     namespace,
+			"CLUSTER_ID":    "Kubernetes",
+			"ISTIO_VERSION": m.istioVersion,
+		},
+		ServerListenerTemplate: "xds.istio.io/grpc/lds/inbound/%s",
+	}.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpcxds.Dial(fmt.Sprintf("%s.%s.svc.cluster.local:%d", service, namespace, servicePort), bootstrap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
+// split creates a TrafficSplit of the given served version: apex split between v1 and v2 with
+// weights w1 and w2 (v1alpha1's quantities in milli-units: 80 is "800m").
+func (m *meshEnv) split(t *testing.T, version, namespace, apex string, w1, w2 int) *unstructured.Unstructured {
+	t.Helper()
+	split := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "split.smi-spec.io/" + version,
+		"kind":       "TrafficSplit",
+		"metadata":   map[string]any{"namespace": namespace, "name": apex},
+		"spec":       map[string]any{"service": apex, "backends": backends(version, w1, w2)},
+	}}
+	if err := m.client.Create(context.Background(), split); err != nil {
+		t.Fatal(err)
+	}
+	return split
+}
+
+// setWeights changes the split's weights of v1 and v2, in the split's own version.
+func (m *meshEnv) setWeights(t *testing.T, split *unstructured.Unstructured, w1, w2 int) {
+	t.Helper()
+	version := split.GroupVersionKind().Version
+	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"backends": backends(version, w1, w2)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.client.Patch(context.Background(), split, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func backends(version string, w1, w2 int) []any {
+	weight := func(w int) any {
+		if version == "v1alpha1" {
+			return fmt.Sprintf("%dm", w*10)
+		}
+		return w
+	}
+	return []any{
+		map[string]any{"service": "v1", "weight": weight(w1)},
+		map[string]any{"service": "v2", "weight": weight(w2)},
+	}
+}
+
+// wait runs until (with a minute to succeed) and fails the test with its error.
+func wait(t *testing.T, ctx context.Context, until func(context.Context) error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := until(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// shares makes calls RPCs and checks how they spread over backends.
+func shares(t *testing.T, ctx context.Context, c grpc.ClientConnInterface, weights map[string]float64) {
+	t.Helper()
+	counts, err := grpcxds.Distribution(ctx, c, calls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := grpcxds.CheckShares(counts, weights); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d calls spread as %v, expected shares %v", calls, counts, weights)
+}
+
+// firstFrom calls back to back until backend answers, and returns how long that took.
+func firstFrom(t *testing.T, ctx context.Context, c grpc.ClientConnInterface, backend string) time.Duration {
+	t.Helper()
+	began := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		r, err := grpcxds.Call(ctx, c)
+		if err == nil && r.Backend == backend {
+			return time.Since(began)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("%s did not answer within a minute; last call: %+v, %v", backend, r, err)
+		}
+	}
+}
