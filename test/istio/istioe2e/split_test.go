@@ -51,14 +51,7 @@ func TestSplitWeightsOnIstiod(t *testing.T) {
 			c := m.apexAndBackends(t, ns)
 
 			split := m.split(t, version, ns, "apex", 80, 20)
-			wait(t, ctx, func(ctx context.Context) error {
-				return grpcxds.WaitFor(ctx, c, func(r grpcxds.Reply, err error) error {
-					if err == nil && r.Backend == "apex" {
-						return fmt.Errorf("the apex still answers")
-					}
-					return err
-				})
-			})
+			wait(t, ctx, func(ctx context.Context) error { return grpcxds.WaitFor(ctx, c, notFrom("apex")) })
 			shares(t, ctx, c, map[string]float64{"v1": 80, "v2": 20})
 
 			// A zero weight gets nothing: all to v2, then all to v1 (a 1:0 split), then back. A
@@ -268,32 +261,49 @@ func (m *meshEnv) dial(t *testing.T, namespace, service string) grpc.ClientConnI
 }
 
 // split creates a TrafficSplit of the given served version: apex split between v1 and v2 with
-// weights w1 and w2 (v1alpha1's quantities in milli-units: 80 is "800m").
-func (m *meshEnv) split(t *testing.T, version, namespace, apex string, w1, w2 int) *unstructured.Unstructured {
+// weights w1 and w2 (v1alpha1's quantities in milli-units: 80 is "800m"), for the requests that
+// the HTTPRouteGroups named match (v1alpha3 and later; none: every request).
+func (m *meshEnv) split(t *testing.T, version, namespace, apex string, w1, w2 int, matches ...string) *unstructured.Unstructured {
 	t.Helper()
-	split := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "split.smi-spec.io/" + version,
-		"kind":       "TrafficSplit",
-		"metadata":   map[string]any{"namespace": namespace, "name": apex},
-		"spec":       map[string]any{"service": apex, "backends": backends(version, w1, w2)},
+	spec := map[string]any{"service": apex, "backends": backends(version, w1, w2)}
+	for _, group := range matches {
+		refs, _ := spec["matches"].([]any)
+		spec["matches"] = append(refs, map[string]any{"kind": "HTTPRouteGroup", "name": group})
+	}
+	return m.createSMI(t, "split.smi-spec.io/"+version, "TrafficSplit", namespace, apex, spec)
+}
+
+// createSMI creates an SMI object of any served version.
+func (m *meshEnv) createSMI(t *testing.T, apiVersion, kind, namespace, name string, spec map[string]any) *unstructured.Unstructured {
+	t.Helper()
+	obj := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": apiVersion,
+		"kind":       kind,
+		"metadata":   map[string]any{"namespace": namespace, "name": name},
+		"spec":       spec,
 	}}
-	if err := m.client.Create(context.Background(), split); err != nil {
+	if err := m.client.Create(context.Background(), obj); err != nil {
 		t.Fatal(err)
 	}
-	return split
+	return obj
+}
+
+// patchSpec merges fields into an SMI object's spec (lists are replaced whole).
+func (m *meshEnv) patchSpec(t *testing.T, obj *unstructured.Unstructured, fields map[string]any) {
+	t.Helper()
+	patch, err := json.Marshal(map[string]any{"spec": fields})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.client.Patch(context.Background(), obj, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // setWeights changes the split's weights of v1 and v2, in the split's own version.
 func (m *meshEnv) setWeights(t *testing.T, split *unstructured.Unstructured, w1, w2 int) {
 	t.Helper()
-	version := split.GroupVersionKind().Version
-	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"backends": backends(version, w1, w2)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.client.Patch(context.Background(), split, client.RawPatch(types.MergePatchType, patch)); err != nil {
-		t.Fatal(err)
-	}
+	m.patchSpec(t, split, map[string]any{"backends": backends(split.GroupVersionKind().Version, w1, w2)})
 }
 
 func backends(version string, w1, w2 int) []any {
@@ -330,6 +340,16 @@ func shares(t *testing.T, ctx context.Context, c grpc.ClientConnInterface, weigh
 		t.Fatal(err)
 	}
 	t.Logf("%d calls spread as %v, expected shares %v", calls, counts, weights)
+}
+
+// notFrom is a grpcxds.WaitFor check: the call succeeded and another backend than name answered.
+func notFrom(name string) func(grpcxds.Reply, error) error {
+	return func(r grpcxds.Reply, err error) error {
+		if err == nil && r.Backend == name {
+			return fmt.Errorf("%s still answers", name)
+		}
+		return err
+	}
 }
 
 // firstFrom calls back to back until backend answers, and returns how long that took.
