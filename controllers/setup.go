@@ -30,6 +30,7 @@ import (
 	"github.com/smi-operator/smi-operator/controllers/namespace"
 	"github.com/smi-operator/smi-operator/controllers/owned"
 	"github.com/smi-operator/smi-operator/controllers/service"
+	"github.com/smi-operator/smi-operator/controllers/smiobject"
 	"github.com/smi-operator/smi-operator/controllers/smioperator"
 	"github.com/smi-operator/smi-operator/controllers/status"
 	"github.com/smi-operator/smi-operator/controllers/trafficsplit"
@@ -166,15 +167,15 @@ func setupReconcilers(ctx context.Context, mgr ctrl.Manager, opts Options, statu
 	if err := index.Setup(ctx, mgr.GetFieldIndexer()); err != nil {
 		return nil, nil, err
 	}
-	splitCtrl, err = (&trafficsplit.Reconciler{
-		Client: mgr.GetClient(), Backend: set.splits, Status: statuses, Settings: set.settings,
+	splitCtrl, err = (&smiobject.Reconciler[*hub.TrafficSplit]{
+		Kind: trafficsplit.Kind(), Client: mgr.GetClient(), Backend: set.splits, Status: statuses, Settings: set.settings,
 		Resync: set.splitResync, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 	}).SetupWithManager(mgr)
 	if err != nil {
 		return nil, nil, err
 	}
-	targetCtrl, err = (&traffictarget.Reconciler{
-		Client: mgr.GetClient(), Backend: set.targets, Status: statuses, Settings: set.settings,
+	targetCtrl, err = (&smiobject.Reconciler[*hub.TrafficTarget]{
+		Kind: traffictarget.Kind(), Client: mgr.GetClient(), Backend: set.targets, Status: statuses, Settings: set.settings,
 		Resync: set.targetResync, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 	}).SetupWithManager(mgr)
 	return splitCtrl, targetCtrl, err

@@ -12,6 +12,7 @@ import (
 	"github.com/smi-operator/smi-operator/controllers/backends"
 	"github.com/smi-operator/smi-operator/controllers/namespace"
 	"github.com/smi-operator/smi-operator/controllers/service"
+	"github.com/smi-operator/smi-operator/controllers/smiobject"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 	"github.com/smi-operator/smi-operator/translators/xds"
 )
@@ -101,7 +102,7 @@ func (g *syncGate) list(ctx context.Context) (map[backends.ObjectKey]bool, error
 
 // gatedBackend records on the gate every object its backend has programmed or forgotten.
 type gatedBackend[T hub.Object] struct {
-	backend backends.Programmer[T]
+	backend smiobject.Backend[T]
 	kind    string
 	gate    *syncGate
 }

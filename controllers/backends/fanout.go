@@ -13,6 +13,7 @@ import (
 	"github.com/smi-operator/smi-operator/apis/v1alpha1"
 	"github.com/smi-operator/smi-operator/controllers/namespace"
 	"github.com/smi-operator/smi-operator/controllers/service"
+	"github.com/smi-operator/smi-operator/controllers/smiobject"
 	"github.com/smi-operator/smi-operator/controllers/trafficsplit"
 	"github.com/smi-operator/smi-operator/controllers/traffictarget"
 	"github.com/smi-operator/smi-operator/translators/mesh"
@@ -23,15 +24,15 @@ import (
 // Splits is the TrafficSplit reconciler's backend: every backend running.
 func (s *Switch) Splits() trafficsplit.Backend {
 	return fanout[*hub.TrafficSplit]{s, smi.TrafficSplitKind,
-		func(b *istioBackend) Programmer[*hub.TrafficSplit] { return b.splits },
-		func(srv *server.Server) Programmer[*hub.TrafficSplit] { return trafficsplit.XDS{Server: srv} }}
+		func(b *istioBackend) smiobject.Backend[*hub.TrafficSplit] { return b.splits },
+		func(srv *server.Server) smiobject.Backend[*hub.TrafficSplit] { return trafficsplit.XDS{Server: srv} }}
 }
 
 // Targets is the TrafficTarget reconciler's backend: every backend running.
 func (s *Switch) Targets() traffictarget.Backend {
 	return fanout[*hub.TrafficTarget]{s, smi.TrafficTargetKind,
-		func(b *istioBackend) Programmer[*hub.TrafficTarget] { return b.targets },
-		func(srv *server.Server) Programmer[*hub.TrafficTarget] { return traffictarget.XDS{Server: srv} }}
+		func(b *istioBackend) smiobject.Backend[*hub.TrafficTarget] { return b.targets },
+		func(srv *server.Server) smiobject.Backend[*hub.TrafficTarget] { return traffictarget.XDS{Server: srv} }}
 }
 
 // Namespaces is where the namespace controller sends Namespaces: every backend running.
@@ -40,19 +41,13 @@ func (s *Switch) Namespaces() namespace.Sink { return namespaces{s} }
 // Services is where the Service reconciler sends Services: the xDS server taking updates, if any.
 func (s *Switch) Services() service.Sink { return services{s} }
 
-// Programmer is one backend of one SMI kind: trafficsplit.Backend or traffictarget.Backend.
-type Programmer[T hub.Object] interface {
-	Program(ctx context.Context, obj T, models *mesh.Models) ([]mesh.Diagnostic, error)
-	Forget(ctx context.Context, ref mesh.ObjectRef) error
-}
-
 // fanout is the backend of one SMI kind that stands for the running ones: istio and xds pick
 // that kind's backend out of each.
 type fanout[T hub.Object] struct {
 	*Switch
 	kind  string
-	istio func(*istioBackend) Programmer[T]
-	xds   func(*server.Server) Programmer[T]
+	istio func(*istioBackend) smiobject.Backend[T]
+	xds   func(*server.Server) smiobject.Backend[T]
 }
 
 func (f fanout[T]) Program(ctx context.Context, obj T, models *mesh.Models) ([]mesh.Diagnostic, error) {
