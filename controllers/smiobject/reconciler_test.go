@@ -198,11 +198,7 @@ func TestReconcileTrafficSplit(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			backend := tc.backend
 			backend.describe = splits
-			times := 1
-			if tc.twice {
-				times = 2
-			}
-			reconcile(t, trafficsplit.Kind(), tc.objects, &backend, times).check(t, tc.wantCalls, tc.wantPatches, tc.wantEvents, tc.wantErr)
+			reconcile(t, trafficsplit.Kind(), tc.objects, &backend, tc.twice).check(t, tc.wantCalls, tc.wantPatches, tc.wantEvents, tc.wantErr)
 		})
 	}
 }
@@ -220,10 +216,10 @@ func cond(typ string, s metav1.ConditionStatus, reason string) string {
 	return typ + "=" + string(s) + " " + reason
 }
 
-// reconcile reconciles shop/web of kind times over a fake API server holding objects, with the
-// cache's indexes, the status writer and a recording Event sink; a write other than a status
-// patch fails the reconcile.
-func reconcile[T hub.Object](t *testing.T, kind smiobject.Kind[T], objects []client.Object, backend *recordingBackend[T], times int) run {
+// reconcile reconciles shop/web of kind (twice: once more, on what the first wrote) over a fake
+// API server holding objects, with the cache's indexes, the status writer and a recording Event
+// sink; a write other than a status patch fails the reconcile.
+func reconcile[T hub.Object](t *testing.T, kind smiobject.Kind[T], objects []client.Object, backend *recordingBackend[T], twice bool) run {
 	t.Helper()
 	scheme := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{hub.AddToScheme, corev1.AddToScheme, appsv1.AddToScheme} {
@@ -266,6 +262,10 @@ func reconcile[T hub.Object](t *testing.T, kind smiobject.Kind[T], objects []cli
 		Settings: func() mesh.Settings { return mesh.Settings{} },
 	}
 	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: "shop", Name: "web"}}
+	times := 1
+	if twice {
+		times = 2
+	}
 	for range times {
 		_, err := r.Reconcile(context.Background(), req)
 		out.errs = append(out.errs, err)
@@ -381,11 +381,7 @@ func TestReconcileTrafficTarget(t *testing.T) {
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			backend := recordingBackend[*hub.TrafficTarget]{describe: accessRules}
-			times := 1
-			if tc.twice {
-				times = 2
-			}
-			reconcile(t, traffictarget.Kind(), tc.objects, &backend, times).check(t, tc.wantCalls, tc.wantPatches, tc.wantEvents, false)
+			reconcile(t, traffictarget.Kind(), tc.objects, &backend, tc.twice).check(t, tc.wantCalls, tc.wantPatches, tc.wantEvents, false)
 		})
 	}
 }
