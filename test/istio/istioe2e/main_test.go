@@ -136,7 +136,7 @@ func newMesh() (*meshEnv, error) {
 		m.stop(true)
 		return nil, err
 	}
-	m.istiod, err = m.env.StartIstiod(testenv.IstiodOptions{Binary: istiodBinary, Host: netns.Addr(1).String(), Dir: dir})
+	m.istiod, err = m.env.StartIstiod(testenv.IstiodOptions{Binary: istiodBinary, Host: netns.Addr(1).String(), Dir: dir, Env: istiodEnv})
 	if err != nil {
 		m.stop(true)
 		return nil, err

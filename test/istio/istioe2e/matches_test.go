@@ -58,6 +58,7 @@ func TestSplitMatchesOnIstiod(t *testing.T) {
 				}
 				t.Logf("%s %v: %d kinds of call split, %d on the apex", step.what, step.match, len(step.matching), len(step.notMatching))
 			}
+			m.istiodFindsNothingWrong(t, ns)
 		})
 	}
 }

@@ -27,12 +27,10 @@ import (
 // on it.
 const servicePort = 80
 
-// backendAddr is the netns address every test gRPC server listens on (each on a port of its own);
-// clientAddr is the address proxyless clients claim in their node IDs.
-var (
-	backendAddr = netns.Addr(2)
-	clientAddr  = netns.Addr(3)
-)
+// clientAddr is the address of the client Pod of every namespace, the one proxyless clients claim
+// in their node IDs. The workloads of a namespace (its Pods and gRPC servers) are at the addresses
+// after it, one each (istiod finds a Pod by IP within a namespace), on ports of their own.
+var clientAddr = netns.Addr(2)
 
 // calls is how many RPCs a weighted distribution is judged on: with grpcxds.CheckShares'
 // tolerance (4 standard deviations + 1), an 80/20 split must land 800 ± 51.6 calls on the 80%
@@ -53,6 +51,7 @@ func TestSplitWeightsOnIstiod(t *testing.T) {
 			split := m.split(t, version, ns, "apex", 80, 20)
 			wait(t, ctx, func(ctx context.Context) error { return grpcxds.WaitFor(ctx, c, notFrom("apex")) })
 			shares(t, ctx, c, map[string]float64{"v1": 80, "v2": 20})
+			m.istiodFindsNothingWrong(t, ns)
 
 			// A zero weight gets nothing: all to v2, then all to v1 (a 1:0 split), then back. A
 			// flip to a backend that had no weight is timed from the write's answer to its first RPC.
@@ -193,43 +192,66 @@ func mostlyOn(ctx context.Context, c grpc.ClientConnInterface, backend string) e
 	}
 }
 
-// apexAndBackends starts the Services apex, v1 and v2 of namespace and a client of apex, and
-// waits until the apex answers it.
+// apexAndBackends starts the workloads apex, v1 and v2 of namespace (at the addresses after
+// clientAddr) and the Pod "client" of a proxyless client of apex, and waits until the apex
+// answers it.
 func (m *meshEnv) apexAndBackends(t *testing.T, namespace string) grpc.ClientConnInterface {
 	t.Helper()
-	for _, name := range []string{"apex", "v1", "v2"} {
-		m.service(t, namespace, name)
+	for i, name := range []string{"apex", "v1", "v2"} {
+		m.service(t, namespace, name, netns.Addr(3+i))
 	}
+	m.pod(t, namespace, "client", "client", clientAddr)
 	c := m.dial(t, namespace, "apex")
 	wait(t, context.Background(), func(ctx context.Context) error { return grpcxds.WaitOnly(ctx, c, "apex", 20) })
 	return c
 }
 
-// namespace creates a namespace for one test.
+// namespace creates a namespace for one test, labelled for Istio's sidecar injection as a mesh
+// user's would be (nothing injects here: the Pods are written as injection leaves them).
 func (m *meshEnv) namespace(t *testing.T, name string) string {
 	t.Helper()
-	if err := m.client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"istio-injection": "enabled"}}}
+	if err := m.client.Create(context.Background(), ns); err != nil {
 		t.Fatal(err)
 	}
 	return name
 }
 
-// service starts a gRPC server answering as name and creates the Service name in namespace, with
-// an EndpointSlice holding that server.
-func (m *meshEnv) service(t *testing.T, namespace, name string) {
+// service starts a workload answering as name at addr: its gRPC server, its ServiceAccount and Pod
+// name-0 (labelled app=<name>), and the Service name with the EndpointSlice holding that Pod.
+func (m *meshEnv) service(t *testing.T, namespace, name string, addr netip.Addr) {
 	t.Helper()
-	b, err := grpcxds.StartBackend(name, netip.AddrPortFrom(backendAddr, 0).String())
+	b, err := grpcxds.StartBackend(name, netip.AddrPortFrom(addr, 0).String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Stop)
-	port := netip.MustParseAddrPort(b.Addr).Port()
-	svc, slice := testenv.GRPCService(namespace, name, servicePort, port, backendAddr)
+	pod := m.pod(t, namespace, name+"-0", name, addr)
+	svc, slice := testenv.GRPCService(namespace, name, servicePort, netip.MustParseAddrPort(b.Addr).Port(), pod)
 	for _, obj := range []client.Object{svc, slice} {
 		if err := m.client.Create(context.Background(), obj); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+// pod creates a running Pod labelled app=<app>, and its ServiceAccount <app>. Its containers are
+// what Istio's "grpc-agent" injection template leaves for a proxyless gRPC workload: the app and
+// the agent, istio-proxy.
+func (m *meshEnv) pod(t *testing.T, namespace, name, app string, addr netip.Addr) *corev1.Pod {
+	t.Helper()
+	ctx := context.Background()
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: app}}
+	if err := m.client.Create(ctx, sa); err != nil {
+		t.Fatal(err)
+	}
+	pod := testenv.RunningPod(namespace, name, app, addr, map[string]string{"app": app})
+	pod.Annotations = map[string]string{"inject.istio.io/templates": "grpc-agent"}
+	pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: "istio-proxy", Image: "istio/proxyv2"})
+	if err := testenv.CreatePod(ctx, m.client, pod); err != nil {
+		t.Fatal(err)
+	}
+	return pod
 }
 
 // dial connects a proxyless gRPC client of istiod, as a pod "client" of namespace would through
@@ -238,7 +260,8 @@ func (m *meshEnv) dial(t *testing.T, namespace, service string) grpc.ClientConnI
 	t.Helper()
 	bootstrap, err := grpcxds.Bootstrap{
 		ServerURI: m.istiod.XDSAddress,
-		// Istio's node ID: type~IP~pod.namespace~namespace.svc.<cluster domain>.
+		// Istio's node ID: type~IP~pod.namespace~namespace.svc.<cluster domain>; the Pod is
+		// apexAndBackends'.
 		NodeID: fmt.Sprintf("sidecar~%s~client.%s~%s.svc.cluster.local", clientAddr, namespace, namespace),
 		// What Istio's agent writes for proxyless gRPC (pkg/istio-agent/grpcxds).
 		NodeMetadata: map[string]any{
