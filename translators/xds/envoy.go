@@ -117,6 +117,18 @@ func OutboundFilterChains(svc mesh.Service, split *mesh.Split) []*listenerv3.Fil
 	return out
 }
 
+// WeighsOnOutboundListener reports whether the Envoy outbound listener carries split's weights: a
+// split without HTTP matches whose apex has an opaque TCP port (OutboundFilterChains); its HTTP
+// ports are split on their RouteConfigurations.
+func WeighsOnOutboundListener(split mesh.Split) bool {
+	if len(split.Matches) > 0 {
+		return false
+	}
+	return slices.ContainsFunc(split.Apex.Ports, func(p mesh.ServicePort) bool {
+		return p.Protocol == corev1.ProtocolTCP && protocolOf(p) == protocolTCP
+	})
+}
+
 // tcpDestination is where a TCP port's connections go: the Service port's cluster, or the split's
 // backends on the same port number (mesh checked that each exposes it).
 func tcpDestination(svc mesh.Service, port int32, split *mesh.Split) *tcpproxyv3.TcpProxy {

@@ -205,42 +205,28 @@ func resourceName(b []byte) (string, bool) {
 }
 
 // Rejections says how many proxies (ADS streams) refused, and still hold an older version of, a
-// resource the SMI object ref programs, and the error of one of them.
+// resource the SMI object ref programs, and the error of one of them. It is asked on every xDS
+// reconcile of an SMI object: its cost follows what ref programs and the streams that refuse
+// something, not the mesh.
 func (s *Server) Rejections(ref mesh.ObjectRef) (proxies int, detail string) {
-	s.streams.mu.Lock()
-	type rejection struct {
-		id     int64
-		scope  string
-		detail string
-		keys   []resourceKey
-	}
-	var all []rejection
-	for id, st := range s.streams.rejecting {
-		r := rejection{id: id, scope: scopeKey(st.info.identity)}
-		for key, d := range st.rejected {
-			r.keys = append(r.keys, key)
-			if r.detail == "" || d < r.detail {
-				r.detail = d
-			}
-		}
-		all = append(all, r)
-	}
-	s.streams.mu.Unlock()
-	if len(all) == 0 {
+	s.mu.RLock()
+	programs := s.programmedResources(ref)
+	s.mu.RUnlock()
+	if len(programs.resources) == 0 && len(programs.identities) == 0 {
 		return 0, ""
 	}
-	// The error reported is the one of the oldest stream: it stays put while others come and go.
-	slices.SortFunc(all, func(a, b rejection) int { return int(a.id - b.id) })
-
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	programs := s.programmedResources(ref)
-	for _, r := range all {
-		if slices.ContainsFunc(r.keys, func(key resourceKey) bool { return programs.includes(r.scope, key) }) {
-			if proxies == 0 {
-				detail = r.detail
-			}
-			proxies++
+	oldest := int64(-1)
+	s.streams.mu.Lock()
+	defer s.streams.mu.Unlock()
+	for id, st := range s.streams.rejecting {
+		d, refused := programs.refusedBy(st)
+		if !refused {
+			continue
+		}
+		proxies++
+		// The error reported is the oldest stream's: it stays put while others come and go.
+		if oldest < 0 || id < oldest {
+			oldest, detail = id, d
 		}
 	}
 	return proxies, detail
@@ -266,18 +252,34 @@ func (s *Server) RejectionDiagnostics(ref mesh.ObjectRef) []mesh.Diagnostic {
 // the object's configuration out of that proxy.
 type programmed struct {
 	// resources are those served alike to every proxy that asks for them.
-	resources map[resourceKey]bool
+	resources []resourceKey
 	// identities are the scopes whose own listeners (Envoy's inbound one, gRPC servers') carry
 	// the object's rules.
 	identities []string
 }
 
-// includes says whether a resource a stream of the identity scope was sent is one of these.
-func (p programmed) includes(scope string, key resourceKey) bool {
-	if p.resources[key] {
-		return true
+// refusedBy says whether the stream's proxy refuses one of these resources, and with which error
+// (the first, in order, of those it gives for them). The caller holds streams.mu.
+func (p programmed) refusedBy(st *streamState) (detail string, refused bool) {
+	consider := func(d string) {
+		if !refused || d < detail {
+			detail = d
+		}
+		refused = true
 	}
-	return scope != "" && isIdentityListener(key) && slices.Contains(p.identities, scope)
+	for _, key := range p.resources {
+		if d, ok := st.rejected[key]; ok {
+			consider(d)
+		}
+	}
+	if len(p.identities) > 0 && slices.Contains(p.identities, scopeKey(st.info.identity)) {
+		for key, d := range st.rejected {
+			if isIdentityListener(key) {
+				consider(d)
+			}
+		}
+	}
+	return detail, refused
 }
 
 // isIdentityListener says whether the resource is one of the listeners built for the identity of
@@ -287,37 +289,76 @@ func isIdentityListener(key resourceKey) bool {
 		(key.name == xds.InboundListenerName || strings.HasPrefix(key.name, xds.ServerListenerNamePrefix))
 }
 
-// programmedResources is what the SMI object ref programs. For the split an apex is served with
-// (another split of the same apex programs nothing while the controller hands the apex over): its
-// route configurations, the gRPC clients' listeners of the apex, the clusters and load
-// assignments of its backends and of the apex (its catch-all) on the apex's ports, and the Envoy
-// outbound listener, where its TCP weights are. For a TrafficTarget: its destinations' own
-// listeners. The caller holds s.mu.
-func (s *Server) programmedResources(ref mesh.ObjectRef) programmed {
-	p := programmed{resources: map[resourceKey]bool{}, identities: s.accessScopes[ref]}
-	apex, ok := s.splitApex[ref]
-	if !ok || s.servedSplit(apex) != ref {
-		return p
+// splitResources are the resources a split programs when it is the one served for its apex: its
+// route configurations (names), the gRPC clients' listeners of the apex, the clusters and load
+// assignments of its backends on the apex's ports (and of the apex when requests matching none
+// of its matches go there), and the Envoy outbound listener when it carries the split's weights
+// (xds.WeighsOnOutboundListener).
+func splitResources(split *mesh.Split, names []string) []resourceKey {
+	var out []resourceKey
+	for _, name := range names {
+		out = append(out, resourceKey{resourcev3.RouteType, name})
 	}
-	split := s.splits[apex][ref]
-	for _, name := range s.splitNames[ref] {
-		p.resources[resourceKey{resourcev3.RouteType, name}] = true
+	if xds.WeighsOnOutboundListener(*split) {
+		out = append(out, resourceKey{resourcev3.ListenerType, xds.OutboundListenerName})
 	}
-	p.resources[resourceKey{resourcev3.ListenerType, xds.OutboundListenerName}] = true
-	services := []mesh.Service{split.Apex}
+	var services []mesh.Service
 	for _, b := range split.Backends {
 		services = append(services, b.Service)
+	}
+	if split.CatchAllToApex {
+		services = append(services, split.Apex)
 	}
 	for _, port := range split.Apex.Ports {
 		if port.Protocol != corev1.ProtocolTCP {
 			continue
 		}
-		p.resources[resourceKey{resourcev3.ListenerType, xds.ListenerName(split.Apex, port.Port)}] = true
+		out = append(out, resourceKey{resourcev3.ListenerType, xds.ListenerName(split.Apex, port.Port)})
 		for _, svc := range services {
 			name := xds.ClusterName(svc, port.Port)
-			p.resources[resourceKey{resourcev3.ClusterType, name}] = true
-			p.resources[resourceKey{resourcev3.EndpointType, name}] = true
+			out = append(out, resourceKey{resourcev3.ClusterType, name}, resourceKey{resourcev3.EndpointType, name})
 		}
+	}
+	return out
+}
+
+// indexSplitResources records what the split of source programs (none when split is nil), so that
+// a refused resource leads to its splits in proportion to them, not to the mesh. The caller holds
+// s.mu for writing.
+func (s *Server) indexSplitResources(source mesh.ObjectRef, split *mesh.Split) {
+	for _, key := range s.splitResources[source] {
+		delete(s.splitsByResource[key], source)
+		if len(s.splitsByResource[key]) == 0 {
+			delete(s.splitsByResource, key)
+		}
+	}
+	delete(s.splitResources, source)
+	if split == nil {
+		return
+	}
+	keys := splitResources(split, s.splitNames[source])
+	s.splitResources[source] = keys
+	for _, key := range keys {
+		if s.splitsByResource[key] == nil {
+			s.splitsByResource[key] = map[mesh.ObjectRef]bool{}
+		}
+		s.splitsByResource[key][source] = true
+	}
+}
+
+// served says whether the split of source is the one served for its apex (splitOf).
+func (s *Server) served(source mesh.ObjectRef) bool {
+	apex, ok := s.splitApex[source]
+	return ok && s.servedSplit(apex) == source
+}
+
+// programmedResources is what the SMI object ref programs: for the split served for its apex (its
+// rivals program nothing while the controller hands the apex over), splitResources; for a
+// TrafficTarget, its destinations' own listeners. The caller holds s.mu.
+func (s *Server) programmedResources(ref mesh.ObjectRef) programmed {
+	p := programmed{identities: s.accessScopes[ref]}
+	if s.served(ref) {
+		p.resources = s.splitResources[ref]
 	}
 	return p
 }
@@ -329,12 +370,10 @@ func (s *Server) programmedBy(scope string, keys []resourceKey) []mesh.ObjectRef
 	if slices.ContainsFunc(keys, isIdentityListener) {
 		refs = slices.SortedFunc(maps.Keys(s.access[scope]), compareRefs)
 	}
-	if slices.ContainsFunc(keys, func(key resourceKey) bool { return !isIdentityListener(key) }) {
-		for apex := range s.splits {
-			ref := s.servedSplit(apex)
-			programs := s.programmedResources(ref)
-			if slices.ContainsFunc(keys, func(key resourceKey) bool { return programs.resources[key] }) {
-				refs = append(refs, ref)
+	for _, key := range keys {
+		for source := range s.splitsByResource[key] {
+			if s.served(source) && !slices.Contains(refs, source) {
+				refs = append(refs, source)
 			}
 		}
 	}

@@ -251,12 +251,18 @@ func TestOnlyAccountableStreamsMarkObjectsRejected(t *testing.T) {
 
 // TestRefusedClustersAndListenersAreReportedOnTheirSplit: besides its route configurations, a
 // split is programmed by the gRPC clients' listener of its apex, the clusters and load assignments
-// of its backends, and the Envoy outbound listener (its TCP weights): a proxy refusing one of them
-// keeps the split out of its configuration too. A cluster of a Service no split names is nobody's.
+// of its backends, and, when its apex has an opaque TCP port, the Envoy outbound listener (its
+// weights are there): a proxy refusing one of them keeps the split out of its configuration too.
+// The apex's own cluster is not the split's when no request goes there (no matches), and a
+// cluster of a Service no split names is nobody's.
 func TestRefusedClustersAndListenersAreReportedOnTheirSplit(t *testing.T) {
 	service := func(name string) mesh.Service {
+		port := "grpc"
+		if strings.HasPrefix(name, "api") {
+			port = "tcp-ledger" // opaque TCP: split on the Envoy outbound listener
+		}
 		return mesh.Service{Namespace: "shop", Name: name, FQDN: name + ".shop.svc.cluster.local",
-			Ports: []mesh.ServicePort{{Name: "grpc", Port: 80, Protocol: corev1.ProtocolTCP}}}
+			Ports: []mesh.ServicePort{{Name: port, Port: 80, Protocol: corev1.ProtocolTCP}}}
 	}
 	web := mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "web"}
 	api := mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "api"}
@@ -267,8 +273,9 @@ func TestRefusedClustersAndListenersAreReportedOnTheirSplit(t *testing.T) {
 		{"apex listener", server.ProxyGRPC, resourcev3.ListenerType, "web.shop.svc.cluster.local:80", []mesh.ObjectRef{web}},
 		{"backend cluster", server.ProxyGRPC, resourcev3.ClusterType, "outbound|80||web-v2.shop.svc.cluster.local", []mesh.ObjectRef{web}},
 		{"backend endpoints", server.ProxyGRPC, resourcev3.EndpointType, "outbound|80||web-v2.shop.svc.cluster.local", []mesh.ObjectRef{web}},
+		{"apex cluster of a split without matches", server.ProxyGRPC, resourcev3.ClusterType, "outbound|80||web.shop.svc.cluster.local", nil},
 		{"cluster of no split", server.ProxyGRPC, resourcev3.ClusterType, "outbound|80||db.shop.svc.cluster.local", nil},
-		{"Envoy outbound listener", server.ProxyEnvoy, resourcev3.ListenerType, xds.OutboundListenerName, []mesh.ObjectRef{api, web}},
+		{"Envoy outbound listener", server.ProxyEnvoy, resourcev3.ListenerType, xds.OutboundListenerName, []mesh.ObjectRef{api}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive},
@@ -301,8 +308,8 @@ func TestRefusedClustersAndListenersAreReportedOnTheirSplit(t *testing.T) {
 				ErrorDetail: &rpcstatus.Status{Message: "refused " + tc.resource}}); err != nil {
 				t.Fatal(err)
 			}
-			// Once the clusters asked next arrive, the NACK has been handled (a stream's requests
-			// are handled in order).
+			// Once the route configuration asked next arrives, the NACK has been handled (a
+			// stream's requests are handled in order).
 			if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.RouteType, ResourceNames: []string{"api.shop.svc.cluster.local:80"}}); err != nil {
 				t.Fatal(err)
 			}
@@ -328,5 +335,50 @@ func TestRefusedClustersAndListenersAreReportedOnTheirSplit(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRejectionDetailIsAboutTheObject: the error reported on an SMI object is one the proxy gave
+// for a resource that object programs, not for another resource the same proxy refuses.
+func TestRejectionDetailIsAboutTheObject(t *testing.T) {
+	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive},
+		Authenticator: tokens{"token-of-client": {Namespace: "shop", ServiceAccount: "client"}}})
+	service := func(name string) mesh.Service {
+		return mesh.Service{Namespace: "shop", Name: name, FQDN: name + ".shop.svc.cluster.local",
+			Ports: []mesh.ServicePort{{Name: "grpc", Port: 80, Protocol: corev1.ProtocolTCP}}}
+	}
+	for _, name := range []string{"web", "web-v1", "db"} {
+		f.srv.SetService(k8stypes.NamespacedName{Namespace: "shop", Name: name}, service(name), nil)
+	}
+	web := mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "web"}
+	f.srv.SetSplit(web, &mesh.Split{Source: web, Apex: service("web"), Backends: []mesh.Backend{{Service: service("web-v1"), Weight: 1}}})
+
+	stream := f.ads(t, "token-of-client")
+	refuse := func(typeURL, name, message string) {
+		t.Helper()
+		if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node(server.ProxyGRPC, "shop", "client"), TypeUrl: typeURL, ResourceNames: []string{name}}); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: typeURL, ResourceNames: []string{name}, ResponseNonce: resp.Nonce,
+			ErrorDetail: &rpcstatus.Status{Message: message}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refuse(resourcev3.RouteType, "web.shop.svc.cluster.local:80", "bad route")
+	// Its error sorts first, but the db cluster is nothing the split programs.
+	refuse(resourcev3.ClusterType, "outbound|80||db.shop.svc.cluster.local", "a bad cluster")
+	// Handled in order: once this answer arrives, both NACKs have been.
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNames: []string{"outbound|80||web-v1.shop.svc.cluster.local"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	if proxies, detail := f.srv.Rejections(web); proxies != 1 || detail != "bad route" {
+		t.Errorf("Rejections of the split = %d, %q; want 1, %q", proxies, detail, "bad route")
 	}
 }

@@ -112,6 +112,10 @@ type Server struct {
 	splitNames  map[mesh.ObjectRef][]string
 	splits      map[k8stypes.NamespacedName]map[mesh.ObjectRef]*mesh.Split
 	splitApex   map[mesh.ObjectRef]k8stypes.NamespacedName
+	// splitResources are the resources each split programs (splitResources), splitsByResource
+	// the splits programming each: which objects a proxy's refusal concerns (rejections.go).
+	splitResources   map[mesh.ObjectRef][]resourceKey
+	splitsByResource map[resourceKey]map[mesh.ObjectRef]bool
 	// outboundVersion changes whenever a Service or split the Envoy outbound listener is built
 	// from does.
 	outboundVersion uint64
@@ -130,20 +134,22 @@ type Server struct {
 // New returns a server with nothing to serve yet; the reconcilers fill it.
 func New(opts Options) *Server {
 	s := &Server{
-		opts:          opts,
-		metrics:       newMetrics(opts.Registerer),
-		services:      map[k8stypes.NamespacedName]*serviceEntry{},
-		byListener:    map[string]*serviceEntry{},
-		byCluster:     map[string]*serviceEntry{},
-		splitRoutes:   map[string]map[mesh.ObjectRef]splitRoute{},
-		splitNames:    map[mesh.ObjectRef][]string{},
-		splits:        map[k8stypes.NamespacedName]map[mesh.ObjectRef]*mesh.Split{},
-		splitApex:     map[mesh.ObjectRef]k8stypes.NamespacedName{},
-		access:        map[string]map[mesh.ObjectRef][]mesh.AccessRule{},
-		accessScopes:  map[mesh.ObjectRef][]string{},
-		accessVersion: map[string]uint64{},
-		unenforced:    map[string]bool{},
-		pending:       pending{scopes: map[string]bool{}},
+		opts:             opts,
+		metrics:          newMetrics(opts.Registerer),
+		services:         map[k8stypes.NamespacedName]*serviceEntry{},
+		byListener:       map[string]*serviceEntry{},
+		byCluster:        map[string]*serviceEntry{},
+		splitRoutes:      map[string]map[mesh.ObjectRef]splitRoute{},
+		splitNames:       map[mesh.ObjectRef][]string{},
+		splits:           map[k8stypes.NamespacedName]map[mesh.ObjectRef]*mesh.Split{},
+		splitApex:        map[mesh.ObjectRef]k8stypes.NamespacedName{},
+		splitResources:   map[mesh.ObjectRef][]resourceKey{},
+		splitsByResource: map[resourceKey]map[mesh.ObjectRef]bool{},
+		access:           map[string]map[mesh.ObjectRef][]mesh.AccessRule{},
+		accessScopes:     map[mesh.ObjectRef][]string{},
+		accessVersion:    map[string]uint64{},
+		unenforced:       map[string]bool{},
+		pending:          pending{scopes: map[string]bool{}},
 	}
 	s.streams = newStreams(opts.Authenticator, s.metrics, opts.Log)
 	s.streams.rejectionsChanged = s.rejectionsChanged

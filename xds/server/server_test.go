@@ -644,3 +644,38 @@ func TestReplacementServerKeepsTheMetrics(t *testing.T) {
 		t.Errorf("smi_operator_xds_services = %v, want the replacement's 2", got)
 	}
 }
+
+// TestMetricLabelsAreTheServedTypes: the type label of the ACK and NACK counters is one of the
+// types the server serves, or "other": the type URL is the client's to choose, and a series per
+// made-up type would let any client grow the metrics without bound.
+func TestMetricLabelsAreTheServedTypes(t *testing.T) {
+	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive}})
+	stream := f.ads(t, "")
+	for i := range 3 {
+		if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node(server.ProxyGRPC, "shop", "client"),
+			TypeUrl: fmt.Sprintf("type.googleapis.com/made.up.Type%d", i), ResponseNonce: "1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The server ends the stream on an unknown type, after the callbacks have counted it.
+	_, _ = stream.Recv()
+	families, err := f.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, family := range families {
+		if family.GetName() != "smi_operator_xds_acks_total" && family.GetName() != "smi_operator_xds_nacks_total" {
+			continue
+		}
+		for _, m := range family.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "type" && l.GetValue() != "other" {
+					t.Errorf("%s has a series labelled type=%q", family.GetName(), l.GetValue())
+				}
+			}
+		}
+	}
+	if got := sum(t, f.reg, "smi_operator_xds_acks_total"); got < 1 {
+		t.Errorf("ACKs of made-up types counted %v times, want them under type=other", got)
+	}
+}

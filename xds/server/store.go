@@ -208,6 +208,8 @@ func (s *Server) SetSplit(source mesh.ObjectRef, split *mesh.Split) []mesh.Diagn
 		s.splitNames[source] = names
 	}
 
+	s.indexSplitResources(source, split)
+
 	// The split by apex, for the Envoy outbound chains (TCP ports are split there). A reconcile
 	// that changes nothing must not rebuild and re-push every sidecar's outbound listener.
 	old, had := s.splitApex[source]

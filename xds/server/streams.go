@@ -177,7 +177,7 @@ func (s *streams) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) e
 	case req.GetErrorDetail() != nil:
 		s.metrics.nacks.WithLabelValues(typ).Inc()
 		s.log.Info("a proxy rejected configuration; it keeps its last good one", "node", req.GetNode().GetId(),
-			"type", typ, "version", req.GetVersionInfo(), "error", req.GetErrorDetail().GetMessage(),
+			"type", typ, "version", req.GetVersionInfo(), "error", boundedDetail(req.GetErrorDetail().GetMessage()),
 			"reportedOnSMIObjects", s.accountable(state))
 	default:
 		s.metrics.acks.WithLabelValues(typ).Inc()
@@ -236,8 +236,13 @@ func (s *streams) OnStreamResponse(_ context.Context, id int64, req *discoveryv3
 	s.mu.Unlock()
 }
 
-// shortType is the last part of a type URL ("envoy.config.listener.v3.Listener" → "Listener"),
-// for metric labels.
+// shortType is the last part of a type URL the server serves ("envoy.config.listener.v3.Listener"
+// → "Listener"), for metric labels; "other" for any other: the type URL is the client's, and a
+// label per made-up type would let any client grow the metrics without bound.
 func shortType(typeURL string) string {
-	return typeURL[strings.LastIndex(typeURL, ".")+1:]
+	switch typeURL {
+	case resourcev3.ListenerType, resourcev3.RouteType, resourcev3.ClusterType, resourcev3.EndpointType, resourcev3.SecretType:
+		return typeURL[strings.LastIndex(typeURL, ".")+1:]
+	}
+	return "other"
 }
