@@ -27,8 +27,14 @@
 //	active      → bringing up  MoveToward: its settings changed (a new writer, a new server)
 //	bringing up
 //	or active   → stopped      MoveToward: the other backend, asked for, is active (istio: its
-//	                           objects are deleted), or no SMIOperator selects any (stopAll)
-//	            → draining     the same, for xds; the end of the grace period (a timer) stops it
+//	                           objects are deleted); no SMIOperator selects any (stopAll: xds
+//	                           too stops at once); xds only: its replacement server, the old one
+//	                           stopped to free the port, cannot listen or list the objects
+//	            → draining     xds: the other backend, asked for, is active. A server retired
+//	                           before it was ever active answers nobody while it drains (it
+//	                           never held everything)
+//	draining    → stopped      MoveToward at the end of the grace period (the SMIOperator
+//	                           reconciler requeues for it)
 //	draining    → bringing up  MoveToward: xds asked for again (a new server replaces it)
 //
 // Locks: moving serialises MoveToward and guards the fields under it; mu guards which backends run
