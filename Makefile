@@ -96,5 +96,6 @@ run: build control-plane ## Run the operator: against the current kubeconfig's c
 	hack/run.sh $(ARGS)
 
 .PHONY: bench
-bench: control-plane ## Run the scale benchmarks (Istio, then xDS) on a real API server and print their figures.
+bench: control-plane istiod ## Run the scale benchmarks (Istio, then xDS, then flips on a real istiod) on a real API server and print their figures.
 	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" go test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 90m ./test/bench/...
+	cd test/istio && KUBEBUILDER_ASSETS="$$(../../hack/control-plane.sh)" go test -run '^$$' -bench . -benchtime 1x -timeout 60m ./istioe2e/

@@ -28,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -36,6 +37,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/smi-operator/smi-operator/apis/v1alpha1"
 	"github.com/smi-operator/smi-operator/test/netns"
@@ -79,7 +81,7 @@ var (
 )
 
 // start returns the shared mesh, starting it on first use. Tests call it first.
-func start(t *testing.T) *meshEnv {
+func start(t testing.TB) *meshEnv {
 	t.Helper()
 	netns.Require(t)
 	meshStart.Do(func() { mesh, meshErr = newMesh() })
@@ -95,6 +97,7 @@ func start(t *testing.T) *meshEnv {
 var errNoIstiod = errors.New("istiod is not built")
 
 func newMesh() (*meshEnv, error) {
+	ctrllog.SetLogger(logr.Discard()) // the clients here log nothing worth reading
 	istiodBinary, err := testenv.IstiodBinary()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errNoIstiod, err)

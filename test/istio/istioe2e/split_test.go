@@ -91,7 +91,6 @@ func TestSplitWeightsOnIstiod(t *testing.T) {
 func TestDistributionCheckCanFail(t *testing.T) {
 	m := start(t)
 	ctx := context.Background()
-	host := func(ns, name string) string { return fmt.Sprintf("%s.%s.svc.cluster.local", name, ns) }
 	inverted := func(ns string) []*networkingapi.HTTPRouteDestination {
 		return []*networkingapi.HTTPRouteDestination{
 			{Destination: &networkingapi.Destination{Host: host(ns, "v1")}, Weight: 20},
@@ -195,7 +194,7 @@ func mostlyOn(ctx context.Context, c grpc.ClientConnInterface, backend string) e
 // apexAndBackends starts the workloads apex, v1 and v2 of namespace (at the addresses after
 // clientAddr) and the Pod "client" of a proxyless client of apex, and waits until the apex
 // answers it.
-func (m *meshEnv) apexAndBackends(t *testing.T, namespace string) grpc.ClientConnInterface {
+func (m *meshEnv) apexAndBackends(t testing.TB, namespace string) grpc.ClientConnInterface {
 	t.Helper()
 	for i, name := range []string{"apex", "v1", "v2"} {
 		m.service(t, namespace, name, netns.Addr(3+i))
@@ -208,7 +207,7 @@ func (m *meshEnv) apexAndBackends(t *testing.T, namespace string) grpc.ClientCon
 
 // namespace creates a namespace for one test, labelled for Istio's sidecar injection as a mesh
 // user's would be (nothing injects here: the Pods are written as injection leaves them).
-func (m *meshEnv) namespace(t *testing.T, name string) string {
+func (m *meshEnv) namespace(t testing.TB, name string) string {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"istio-injection": "enabled"}}}
 	if err := m.client.Create(context.Background(), ns); err != nil {
@@ -219,7 +218,7 @@ func (m *meshEnv) namespace(t *testing.T, name string) string {
 
 // service starts a workload answering as name at addr: its gRPC server, its ServiceAccount and Pod
 // name-0 (labelled app=<name>), and the Service name with the EndpointSlice holding that Pod.
-func (m *meshEnv) service(t *testing.T, namespace, name string, addr netip.Addr) {
+func (m *meshEnv) service(t testing.TB, namespace, name string, addr netip.Addr) {
 	t.Helper()
 	b, err := grpcxds.StartBackend(name, netip.AddrPortFrom(addr, 0).String())
 	if err != nil {
@@ -238,7 +237,7 @@ func (m *meshEnv) service(t *testing.T, namespace, name string, addr netip.Addr)
 // pod creates a running Pod labelled app=<app>, and its ServiceAccount <app>. Its containers are
 // what Istio's "grpc-agent" injection template leaves for a proxyless gRPC workload: the app and
 // the agent, istio-proxy.
-func (m *meshEnv) pod(t *testing.T, namespace, name, app string, addr netip.Addr) *corev1.Pod {
+func (m *meshEnv) pod(t testing.TB, namespace, name, app string, addr netip.Addr) *corev1.Pod {
 	t.Helper()
 	ctx := context.Background()
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: app}}
@@ -256,7 +255,7 @@ func (m *meshEnv) pod(t *testing.T, namespace, name, app string, addr netip.Addr
 
 // dial connects a proxyless gRPC client of istiod, as a pod "client" of namespace would through
 // Istio's agent, to xds:///<service>.<namespace>.svc.cluster.local:80.
-func (m *meshEnv) dial(t *testing.T, namespace, service string) grpc.ClientConnInterface {
+func (m *meshEnv) dial(t testing.TB, namespace, service string) grpc.ClientConnInterface {
 	t.Helper()
 	bootstrap, err := grpcxds.Bootstrap{
 		ServerURI: m.istiod.XDSAddress,
@@ -286,7 +285,7 @@ func (m *meshEnv) dial(t *testing.T, namespace, service string) grpc.ClientConnI
 // split creates a TrafficSplit of the given served version: apex split between v1 and v2 with
 // weights w1 and w2 (v1alpha1's quantities in milli-units: 80 is "800m"), for the requests that
 // the HTTPRouteGroups named match (v1alpha3 and later; none: every request).
-func (m *meshEnv) split(t *testing.T, version, namespace, apex string, w1, w2 int, matches ...string) *unstructured.Unstructured {
+func (m *meshEnv) split(t testing.TB, version, namespace, apex string, w1, w2 int, matches ...string) *unstructured.Unstructured {
 	t.Helper()
 	spec := map[string]any{"service": apex, "backends": backends(version, w1, w2)}
 	for _, group := range matches {
@@ -297,7 +296,7 @@ func (m *meshEnv) split(t *testing.T, version, namespace, apex string, w1, w2 in
 }
 
 // createSMI creates an SMI object of any served version.
-func (m *meshEnv) createSMI(t *testing.T, apiVersion, kind, namespace, name string, spec map[string]any) *unstructured.Unstructured {
+func (m *meshEnv) createSMI(t testing.TB, apiVersion, kind, namespace, name string, spec map[string]any) *unstructured.Unstructured {
 	t.Helper()
 	obj := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": apiVersion,
@@ -312,7 +311,7 @@ func (m *meshEnv) createSMI(t *testing.T, apiVersion, kind, namespace, name stri
 }
 
 // patchSpec merges fields into an SMI object's spec (lists are replaced whole).
-func (m *meshEnv) patchSpec(t *testing.T, obj *unstructured.Unstructured, fields map[string]any) {
+func (m *meshEnv) patchSpec(t testing.TB, obj *unstructured.Unstructured, fields map[string]any) {
 	t.Helper()
 	patch, err := json.Marshal(map[string]any{"spec": fields})
 	if err != nil {
@@ -324,7 +323,7 @@ func (m *meshEnv) patchSpec(t *testing.T, obj *unstructured.Unstructured, fields
 }
 
 // setWeights changes the split's weights of v1 and v2, in the split's own version.
-func (m *meshEnv) setWeights(t *testing.T, split *unstructured.Unstructured, w1, w2 int) {
+func (m *meshEnv) setWeights(t testing.TB, split *unstructured.Unstructured, w1, w2 int) {
 	t.Helper()
 	m.patchSpec(t, split, map[string]any{"backends": backends(split.GroupVersionKind().Version, w1, w2)})
 }
@@ -343,7 +342,7 @@ func backends(version string, w1, w2 int) []any {
 }
 
 // wait runs until (with a minute to succeed) and fails the test with its error.
-func wait(t *testing.T, ctx context.Context, until func(context.Context) error) {
+func wait(t testing.TB, ctx context.Context, until func(context.Context) error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -353,7 +352,7 @@ func wait(t *testing.T, ctx context.Context, until func(context.Context) error) 
 }
 
 // shares makes calls RPCs and checks how they spread over backends.
-func shares(t *testing.T, ctx context.Context, c grpc.ClientConnInterface, weights map[string]float64) {
+func shares(t testing.TB, ctx context.Context, c grpc.ClientConnInterface, weights map[string]float64) {
 	t.Helper()
 	counts, err := grpcxds.Distribution(ctx, c, calls)
 	if err != nil {
@@ -376,7 +375,7 @@ func notFrom(name string) func(grpcxds.Reply, error) error {
 }
 
 // firstFrom calls back to back until backend answers, and returns how long that took.
-func firstFrom(t *testing.T, ctx context.Context, c grpc.ClientConnInterface, backend string) time.Duration {
+func firstFrom(t testing.TB, ctx context.Context, c grpc.ClientConnInterface, backend string) time.Duration {
 	t.Helper()
 	began := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)

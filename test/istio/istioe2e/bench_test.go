@@ -1,0 +1,229 @@
+package istioe2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	networkingapi "istio.io/api/networking/v1"
+	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/smi-operator/smi-operator/test/grpcxds"
+	"github.com/smi-operator/smi-operator/test/netns"
+	"github.com/smi-operator/smi-operator/test/testenv"
+)
+
+// benchFlips is how many weight flips each path is timed on, per size.
+const benchFlips = 20
+
+// BenchmarkFlipOnIstiod times a weight flip, all of a split's traffic moving from one backend to
+// the other, as a proxyless client of istiod sees it: through the operator (a TrafficSplit
+// v1alpha4 write) and written directly as the VirtualService an Istio engineer would write, to
+// the same istiod, alternately, with 0, 1,000 and 10,000 unrelated Services in the mesh
+// (ISTIOE2E_BENCH_SERVICES="0,1000" picks sizes). Each flip is timed from just before the write
+// and from the write's answer to the first RPC answered by the new backend; min / median / max are
+// printed, and the medians reported as metrics. Run with `make bench`.
+func BenchmarkFlipOnIstiod(b *testing.B) {
+	m := start(b)
+	sizes := []int{0, 1000, 10000}
+	if env := os.Getenv("ISTIOE2E_BENCH_SERVICES"); env != "" {
+		sizes = nil
+		for _, f := range strings.Split(env, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil {
+				b.Fatalf("ISTIOE2E_BENCH_SERVICES=%q: %v", env, err)
+			}
+			sizes = append(sizes, n)
+		}
+	}
+	unrelated := m.namespace(b, "unrelated")
+	have := 0
+	for _, size := range sizes {
+		b.Run(fmt.Sprintf("services=%d", size), func(b *testing.B) {
+			began := time.Now()
+			m.unrelatedServices(b, unrelated, have, size)
+			have = max(have, size)
+			b.Logf("%d unrelated Services with 3-endpoint EndpointSlices created and pushed by istiod in %v", size, time.Since(began).Round(time.Millisecond))
+
+			smiNS, vsNS := m.namespace(b, fmt.Sprintf("bench-smi-%d", size)), m.namespace(b, fmt.Sprintf("bench-vs-%d", size))
+			smiClient, vsClient := m.apexAndBackends(b, smiNS), m.apexAndBackends(b, vsNS)
+			split := m.split(b, "v1alpha4", smiNS, "apex", 100, 0)
+			vs := &networkingv1.VirtualService{
+				ObjectMeta: metav1.ObjectMeta{Namespace: vsNS, Name: "apex"},
+				Spec:       networkingapi.VirtualService{Hosts: []string{host(vsNS, "apex")}, Http: []*networkingapi.HTTPRoute{route(vsNS, "v1")}},
+			}
+			if err := m.client.Create(context.Background(), vs); err != nil {
+				b.Fatal(err)
+			}
+			for _, c := range []grpc.ClientConnInterface{smiClient, vsClient} {
+				wait(b, context.Background(), func(ctx context.Context) error { return grpcxds.WaitOnly(ctx, c, "v1", 20) })
+			}
+
+			var smi, direct flipTimes
+			for i := range benchFlips {
+				to, w1, w2 := "v2", 0, 100
+				if i%2 == 1 {
+					to, w1, w2 = "v1", 100, 0
+				}
+				smi.add(b, smiClient, to, func() { m.setWeights(b, split, w1, w2) })
+				direct.add(b, vsClient, to, func() {
+					patch, err := json.Marshal(map[string]any{"spec": map[string]any{"http": []any{route(vsNS, to)}}})
+					if err != nil {
+						b.Fatal(err)
+					}
+					if err := m.client.Patch(context.Background(), vs, client.RawPatch(types.MergePatchType, patch)); err != nil {
+						b.Fatal(err)
+					}
+				})
+			}
+			b.Logf("%d Services, %d flips each, first RPC on the new backend, min / median / max:", size, benchFlips)
+			b.Logf("  TrafficSplit through the operator, from just before the write: %s; from its answer: %s", smi.fromStart, smi.fromAnswer)
+			b.Logf("  VirtualService written directly,   from just before the write: %s; from its answer: %s", direct.fromStart, direct.fromAnswer)
+			b.Logf("  the writes themselves (sent to answered): TrafficSplit %s, VirtualService %s", smi.write, direct.write)
+			b.ReportMetric(smi.fromAnswer.median().Seconds()*1000, "smi-ms/flip")
+			b.ReportMetric(direct.fromAnswer.median().Seconds()*1000, "vs-ms/flip")
+		})
+	}
+}
+
+// host is a Service's FQDN; route the VirtualService route sending everything to it.
+func host(namespace, service string) string {
+	return fmt.Sprintf("%s.%s.svc.cluster.local", service, namespace)
+}
+
+func route(namespace, service string) *networkingapi.HTTPRoute {
+	return &networkingapi.HTTPRoute{Route: []*networkingapi.HTTPRouteDestination{{Destination: &networkingapi.Destination{Host: host(namespace, service)}}}}
+}
+
+// flipTimes are one path's flips.
+type flipTimes struct{ fromStart, fromAnswer, write durations }
+
+// add runs write, which moves every call to backend to, and times the flip; then it waits until
+// every call lands there, so that the next flip starts clean.
+func (f *flipTimes) add(b testing.TB, c grpc.ClientConnInterface, to string, write func()) {
+	began := time.Now()
+	write()
+	answered := time.Now()
+	first := firstFrom(b, context.Background(), c, to)
+	f.fromAnswer = append(f.fromAnswer, first)
+	f.fromStart = append(f.fromStart, first+answered.Sub(began))
+	f.write = append(f.write, answered.Sub(began))
+	wait(b, context.Background(), func(ctx context.Context) error { return grpcxds.WaitOnly(ctx, c, to, 20) })
+}
+
+type durations []time.Duration
+
+func (d durations) median() time.Duration {
+	s := slices.Sorted(slices.Values(d))
+	return s[len(s)/2]
+}
+
+func (d durations) String() string {
+	s := slices.Sorted(slices.Values(d))
+	ms := func(x time.Duration) string { return fmt.Sprintf("%.1f", x.Seconds()*1000) }
+	return fmt.Sprintf("%s / %s / %s ms", ms(s[0]), ms(d.median()), ms(s[len(s)-1]))
+}
+
+// unrelatedServices creates Services from..to-1 in namespace, each with an EndpointSlice of 3
+// endpoints no one calls, and waits until istiod has pushed a configuration holding them all.
+func (m *meshEnv) unrelatedServices(b testing.TB, namespace string, from, to int) {
+	b.Helper()
+	if to <= from {
+		return
+	}
+	cfg := *m.env.Config
+	cfg.QPS, cfg.Burst = 2000, 4000
+	c, err := client.New(&cfg, client.Options{Scheme: m.client.Scheme()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	jobs := make(chan int)
+	errs := make(chan error, 16)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				pods := make([]*corev1.Pod, 3)
+				for j := range pods {
+					ip := netip.AddrFrom4([4]byte{10, byte(201 + j), byte(i >> 8), byte(i)})
+					pods[j] = testenv.RunningPod(namespace, fmt.Sprintf("unrelated-%d-%d", i, j), "", ip, nil)
+				}
+				svc, slice := testenv.GRPCService(namespace, fmt.Sprintf("unrelated-%d", i), servicePort, 8080, pods...)
+				for j := range slice.Endpoints {
+					slice.Endpoints[j].TargetRef = nil // no such Pods: endpoints managed by hand
+				}
+				for _, obj := range []client.Object{svc, slice} {
+					if err := c.Create(context.Background(), obj); err != nil {
+						select {
+						case errs <- err:
+						default:
+						}
+						return
+					}
+				}
+			}
+		}()
+	}
+	for i := from; i < to; i++ {
+		select {
+		case jobs <- i:
+		case err := <-errs:
+			close(jobs)
+			wg.Wait()
+			b.Fatal(err)
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		b.Fatal(err)
+	default:
+	}
+	// istiod records how many Services its last push held.
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		n, err := m.istiodServices()
+		if err == nil && n >= to {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("istiod holds %d Services (error %v) 5 minutes after %d were created", n, err, to)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// istiodServices is istiod's pilot_services gauge: the Services of its last push.
+func (m *meshEnv) istiodServices() (int, error) {
+	resp, err := http.Get("http://" + netns.HostPort(1, testenv.IstiodMonitoringPort) + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	s := bufio.NewScanner(resp.Body)
+	for s.Scan() {
+		if rest, ok := strings.CutPrefix(s.Text(), "pilot_services "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			return int(f), err
+		}
+	}
+	return 0, fmt.Errorf("no pilot_services in istiod's metrics (%v)", s.Err())
+}
