@@ -244,7 +244,9 @@ func (m *meshEnv) pod(t testing.TB, namespace, name, app string, addr netip.Addr
 	if err := m.client.Create(ctx, sa); err != nil {
 		t.Fatal(err)
 	}
-	pod := testenv.RunningPod(namespace, name, app, addr, map[string]string{"app": app})
+	// security.istio.io/tlsMode is what injection labels a Pod with: it has a proxy (here, the
+	// agent) holding Istio certificates.
+	pod := testenv.RunningPod(namespace, name, app, addr, map[string]string{"app": app, "security.istio.io/tlsMode": "istio"})
 	pod.Annotations = map[string]string{"inject.istio.io/templates": "grpc-agent"}
 	pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: "istio-proxy", Image: "istio/proxyv2"})
 	if err := testenv.CreatePod(ctx, m.client, pod); err != nil {
@@ -253,15 +255,35 @@ func (m *meshEnv) pod(t testing.TB, namespace, name, app string, addr netip.Addr
 	return pod
 }
 
-// dial connects a proxyless gRPC client of istiod, as a pod "client" of namespace would through
+// dial connects a proxyless gRPC client of istiod, as the Pod "client" of namespace would through
 // Istio's agent, to xds:///<service>.<namespace>.svc.cluster.local:80.
 func (m *meshEnv) dial(t testing.TB, namespace, service string) grpc.ClientConnInterface {
 	t.Helper()
-	bootstrap, err := grpcxds.Bootstrap{
+	return m.dialAs(t, namespace, service, m.bootstrap(t, namespace, "client", clientAddr, nil))
+}
+
+// dialAs connects a proxyless gRPC client with the given bootstrap to
+// xds:///<service>.<namespace>.svc.cluster.local:80.
+func (m *meshEnv) dialAs(t testing.TB, namespace, service string, bootstrap []byte) grpc.ClientConnInterface {
+	t.Helper()
+	conn, err := grpcxds.Dial(fmt.Sprintf("%s.%s.svc.cluster.local:%d", service, namespace, servicePort), bootstrap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
+// bootstrap is the gRPC xDS bootstrap Istio's agent writes for a proxyless gRPC workload, the Pod
+// pod of namespace at ip, pointed at istiod's plain-text xDS port: Istio's node ID and metadata,
+// its server listener names, and, with an identity, the certificate provider "default" that
+// istiod's TLS settings name.
+func (m *meshEnv) bootstrap(t testing.TB, namespace, pod string, ip netip.Addr, identity *grpcxds.PEMFiles) []byte {
+	t.Helper()
+	b := grpcxds.Bootstrap{
 		ServerURI: m.istiod.XDSAddress,
-		// Istio's node ID: type~IP~pod.namespace~namespace.svc.<cluster domain>; the Pod is
-		// apexAndBackends'.
-		NodeID: fmt.Sprintf("sidecar~%s~client.%s~%s.svc.cluster.local", clientAddr, namespace, namespace),
+		// Istio's node ID: type~IP~pod.namespace~namespace.svc.<cluster domain>.
+		NodeID: fmt.Sprintf("sidecar~%s~%s.%s~%s.svc.cluster.local", ip, pod, namespace, namespace),
 		// What Istio's agent writes for proxyless gRPC (pkg/istio-agent/grpcxds).
 		NodeMetadata: map[string]any{
 			"GENERATOR":     "grpc",
@@ -270,16 +292,15 @@ func (m *meshEnv) dial(t testing.TB, namespace, service string) grpc.ClientConnI
 			"ISTIO_VERSION": m.istioVersion,
 		},
 		ServerListenerTemplate: "xds.istio.io/grpc/lds/inbound/%s",
-	}.JSON()
+	}
+	if identity != nil {
+		b.CertificateProviders = map[string]grpcxds.PEMFiles{"default": *identity}
+	}
+	out, err := b.JSON()
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := grpcxds.Dial(fmt.Sprintf("%s.%s.svc.cluster.local:%d", service, namespace, servicePort), bootstrap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return conn
+	return out
 }
 
 // split creates a TrafficSplit of the given served version: apex split between v1 and v2 with
