@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"testing"
 	"time"
 
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
 	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
 	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
 	"google.golang.org/grpc/codes"
@@ -22,24 +23,30 @@ import (
 	"github.com/smi-operator/smi-operator/xds/server"
 )
 
-// TestTrafficTargetOnXDSServer: on an xDS-enabled gRPC server, enforcing mode denies everybody
+// accessSpecs are the specs of access rules on xDS-enabled grpc-go servers.
+func accessSpecs() {
+	It("an xDS-enabled server enforces a TrafficTarget", trafficTargetOnXDSServer)
+	It("deny-by-default applies in the selected namespaces only, following their labels", accessAppliesInSelectedNamespacesOnXDSServer)
+	It("permissive mode allows every identity", permissiveModeAllowsEveryIdentity)
+}
+
+// trafficTargetOnXDSServer: on an xDS-enabled gRPC server, enforcing mode denies everybody
 // until a TrafficTarget names a source, which is then allowed (over mutual TLS, as the identity
 // in its certificate) while every other identity stays denied; deleting the target denies it
 // again.
-func TestTrafficTargetOnXDSServer(t *testing.T) {
-	o := start(t)
-	ns := o.namespace(t)
-	o.checkTrafficTarget(t, ns, o.xdsBackend(t, ns, "vault", 9), o.grpcGoCaller)
+func trafficTargetOnXDSServer() {
+	ns := o.namespace("traffic-target-on-xds-server")
+	o.checkTrafficTarget(ns, o.xdsBackend(ns, "vault", 9), o.grpcGoCaller)
 }
 
 // startClient starts a client of the Service's port 80 running as ServiceAccount serviceAccount of
 // namespace, and returns what makes one call with it, as grpcxds.Call does.
-type startClient func(t *testing.T, namespace, service, serviceAccount string) func() (grpcxds.Reply, error)
+type startClient func(namespace, service, serviceAccount string) func() (grpcxds.Reply, error)
 
 // grpcGoCaller is a startClient of grpc-go clients with xDS credentials (mutual TLS when the Cluster
 // says so).
-func (o *operator) grpcGoCaller(t *testing.T, namespace, service, serviceAccount string) func() (grpcxds.Reply, error) {
-	c := dial(t, namespace, service, o.clientBootstrap(t, namespace, serviceAccount))
+func (o *operator) grpcGoCaller(namespace, service, serviceAccount string) func() (grpcxds.Reply, error) {
+	c := dial(namespace, service, o.clientBootstrap(namespace, serviceAccount))
 	return func() (grpcxds.Reply, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -47,25 +54,25 @@ func (o *operator) grpcGoCaller(t *testing.T, namespace, service, serviceAccount
 	}
 }
 
-// checkTrafficTarget is TestTrafficTargetOnXDSServer's check, on an xDS-enabled server running as
+// checkTrafficTarget is trafficTargetOnXDSServer's check, on an xDS-enabled server running as
 // ServiceAccount vault of an enforcing namespace at vault: it becomes the Service vault, and
 // clients started by clients, as teller and as visitor, call it.
-func (o *operator) checkTrafficTarget(t *testing.T, ns, vault string, clients startClient) {
-	t.Helper()
+func (o *operator) checkTrafficTarget(ns, vault string, clients startClient) {
+	GinkgoHelper()
 	ctx := context.Background()
-	o.service(t, ns, "vault", vault)
-	allowed := clients(t, ns, "vault", "teller")
-	denied := clients(t, ns, "vault", "visitor")
+	o.service(ns, "vault", vault)
+	allowed := clients(ns, "vault", "teller")
+	denied := clients(ns, "vault", "visitor")
 	waitFor := func(call func() (grpcxds.Reply, error), check func(grpcxds.Reply, error) error) {
-		t.Helper()
-		eventually(t, time.Minute, 50*time.Millisecond, func() error { return check(call()) })
+		GinkgoHelper()
+		Eventually(func() error { return check(call()) }).Within(time.Minute).ProbeEvery(50 * time.Millisecond).Should(Succeed())
 	}
 
 	// No TrafficTarget yet: the destination is under SMI's deny-by-default.
 	waitFor(allowed, deniedCall)
 	waitFor(denied, deniedCall)
 
-	target := o.tellersOpenTheVault(t, ns)
+	target := o.tellersOpenTheVault(ns)
 	teller := ca.SPIFFEID("cluster.local", ns, "teller")
 	waitFor(allowed, func(r grpcxds.Reply, err error) error {
 		if err != nil {
@@ -78,28 +85,23 @@ func (o *operator) checkTrafficTarget(t *testing.T, ns, vault string, clients st
 	})
 	// The rest stay denied, call after call.
 	for range 20 {
-		if err := deniedCall(denied()); err != nil {
-			t.Fatalf("visitor: %v", err)
-		}
+		Expect(deniedCall(denied())).To(Succeed(), "visitor")
 	}
 
-	if err := o.client.Delete(ctx, target); err != nil {
-		t.Fatal(err)
-	}
+	Expect(o.client.Delete(ctx, target)).To(Succeed())
 	waitFor(allowed, deniedCall)
 }
 
-// TestAccessAppliesInSelectedNamespacesOnXDSServer: deny-by-default holds in the namespaces the
+// accessAppliesInSelectedNamespacesOnXDSServer: deny-by-default holds in the namespaces the
 // operator's selector selects, following their labels: an identity no TrafficTarget names calls an
 // xDS-enabled gRPC server of a namespace left out (over mutual TLS, kept there), and is denied
 // once the namespace's labels bring it into the selection.
-func TestAccessAppliesInSelectedNamespacesOnXDSServer(t *testing.T) {
-	o := start(t)
+func accessAppliesInSelectedNamespacesOnXDSServer() {
 	ctx := context.Background()
-	ns := o.namespace(t)
-	o.mergePatch(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, `{"metadata":{"labels":{"`+accessOffLabel+`":"off"}}}`)
-	o.service(t, ns, "vault", o.xdsBackend(t, ns, "vault", 19))
-	visitor := dial(t, ns, "vault", o.clientBootstrap(t, ns, "visitor"))
+	ns := o.namespace("access-applies-in-selected-namespaces")
+	o.mergePatch(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, `{"metadata":{"labels":{"`+accessOffLabel+`":"off"}}}`)
+	o.service(ns, "vault", o.xdsBackend(ns, "vault", 19))
+	visitor := dial(ns, "vault", o.clientBootstrap(ns, "visitor"))
 	visitor.waitFor(ctx, func(r grpcxds.Reply, err error) error {
 		if id := ca.SPIFFEID("cluster.local", ns, "visitor"); err == nil && r.ClientIdentity != id {
 			return fmt.Errorf("the backend saw the caller as %q, want %s", r.ClientIdentity, id)
@@ -107,7 +109,7 @@ func TestAccessAppliesInSelectedNamespacesOnXDSServer(t *testing.T) {
 		return err
 	})
 
-	o.mergePatch(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, `{"metadata":{"labels":{"`+accessOffLabel+`":null}}}`)
+	o.mergePatch(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, `{"metadata":{"labels":{"`+accessOffLabel+`":null}}}`)
 	visitor.waitFor(ctx, deniedCall)
 }
 
@@ -124,57 +126,50 @@ func deniedCall(_ grpcxds.Reply, err error) error {
 
 // xdsBackend starts an xDS-enabled gRPC server running as ServiceAccount namespace/name on
 // netns.Addr(i):backendPort, and waits until the operator's Listener makes it serve.
-func (o *operator) xdsBackend(t *testing.T, namespace, name string, i int) string {
-	t.Helper()
-	b, err := grpcxds.StartXDSBackend(name, netns.HostPort(i, backendPort), o.serverBootstrap(t, namespace, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Stop)
+func (o *operator) xdsBackend(namespace, name string, i int) string {
+	GinkgoHelper()
+	b, err := grpcxds.StartXDSBackend(name, netns.HostPort(i, backendPort), o.serverBootstrap(namespace, name))
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(b.Stop)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := b.WaitServing(ctx); err != nil {
-		t.Fatal(err)
-	}
+	Expect(b.WaitServing(ctx)).To(Succeed())
 	return netns.Addr(i).String()
 }
 
 // serverBootstrap is the bootstrap of an xDS-enabled gRPC server running as ServiceAccount
 // namespace/name: its node metadata says so, its certificate provider "default" holds that
 // identity's certificate, and it names its Listener with grpcxds.ServerListenerTemplate.
-func (o *operator) serverBootstrap(t *testing.T, namespace, name string) []byte {
-	t.Helper()
+func (o *operator) serverBootstrap(namespace, name string) []byte {
+	GinkgoHelper()
 	bootstrap, err := grpcxds.Bootstrap{
 		ServerURI: netns.HostPort(1, xdsPortFor(namespace)),
-		ServerTLS: o.xdsServerRoots(t, namespace),
+		ServerTLS: o.xdsServerRoots(namespace),
 		NodeID:    namespace + "/" + name + "-server",
 		NodeMetadata: map[string]any{
 			server.MetadataProxy:          server.ProxyGRPC,
 			server.MetadataNamespace:      namespace,
 			server.MetadataServiceAccount: name,
 		},
-		CertificateProviders: map[string]grpcxds.PEMFiles{"default": o.identity(t, namespace, name)},
+		CertificateProviders: map[string]grpcxds.PEMFiles{"default": o.identity(namespace, name)},
 	}.JSON()
-	if err != nil {
-		t.Fatal(err)
-	}
+	Expect(err).NotTo(HaveOccurred())
 	return bootstrap
 }
 
-// TestPermissiveModeAllowsEveryIdentity: with the operator in permissive mode (with mutual TLS,
+// permissiveModeAllowsEveryIdentity: with the operator in permissive mode (with mutual TLS,
 // so that every caller proves its identity), an xDS-enabled gRPC server whose TrafficTarget
 // names one source lets every identity through.
-func TestPermissiveModeAllowsEveryIdentity(t *testing.T) {
-	o := start(t)
+func permissiveModeAllowsEveryIdentity() {
 	ctx := context.Background()
 	ns := permissiveNamespace
-	o.create(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
-	o.service(t, ns, "vault", o.xdsBackend(t, ns, "vault", 10))
-	target := o.tellersOpenTheVault(t, ns)
+	o.ensureNamespace(ns)
+	o.service(ns, "vault", o.xdsBackend(ns, "vault", 10))
+	target := o.tellersOpenTheVault(ns)
 	// The permissive operator, which alone programs this namespace, has accepted it.
-	o.waitCondition(t, target, smi.ConditionAccepted, metav1.ConditionTrue, "")
+	o.waitCondition(target, smi.ConditionAccepted, metav1.ConditionTrue, "")
 	for _, sa := range []string{"teller", "visitor"} {
-		c := dial(t, ns, "vault", o.clientBootstrap(t, ns, sa))
+		c := dial(ns, "vault", o.clientBootstrap(ns, sa))
 		c.waitFor(ctx, func(r grpcxds.Reply, err error) error {
 			if id := ca.SPIFFEID("cluster.local", ns, sa); err == nil && r.ClientIdentity != id {
 				return fmt.Errorf("the backend saw the caller as %q, want %s", r.ClientIdentity, id)
@@ -187,9 +182,9 @@ func TestPermissiveModeAllowsEveryIdentity(t *testing.T) {
 
 // tellersOpenTheVault creates a TrafficTarget letting ServiceAccount teller make any HTTP request
 // to ServiceAccount vault, with its HTTPRouteGroup.
-func (o *operator) tellersOpenTheVault(t *testing.T, ns string) *hub.TrafficTarget {
-	t.Helper()
-	o.create(t, &hub.HTTPRouteGroup{
+func (o *operator) tellersOpenTheVault(ns string) *hub.TrafficTarget {
+	GinkgoHelper()
+	o.create(&hub.HTTPRouteGroup{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "everything"},
 		Spec:       specsv1alpha4.HTTPRouteGroupSpec{Matches: []specsv1alpha4.HTTPMatch{{Name: "all", PathRegex: ".*"}}},
 	})
@@ -201,6 +196,6 @@ func (o *operator) tellersOpenTheVault(t *testing.T, ns string) *hub.TrafficTarg
 			Rules:       []accessv1alpha3.TrafficTargetRule{{Kind: smi.HTTPRouteGroupKind, Name: "everything", Matches: []string{"all"}}},
 		},
 	}
-	o.create(t, target)
+	o.create(target)
 	return target
 }

@@ -9,10 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
-	"testing"
 	"time"
 
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	corev1 "k8s.io/api/core/v1"
@@ -31,35 +31,29 @@ import (
 // backendPort is the port every test backend listens on (the Services' targetPort).
 const backendPort = 8080
 
-// namespace creates a namespace named after the test, so tests do not see each other's objects.
-func (o *operator) namespace(t *testing.T) string {
-	t.Helper()
-	name := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
-	if len(name) > 63 {
-		name = name[:63]
-	}
-	o.create(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
+// namespace creates the namespace name, one per spec, so specs do not see each other's objects.
+func (o *operator) namespace(name string) string {
+	GinkgoHelper()
+	o.create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
 	return name
 }
 
-func (o *operator) create(t *testing.T, obj client.Object) {
-	t.Helper()
-	if err := o.client.Create(context.Background(), obj); err != nil {
-		t.Fatalf("creating %T %s: %v", obj, obj.GetName(), err)
-	}
+func (o *operator) create(obj client.Object) {
+	GinkgoHelper()
+	Expect(o.client.Create(context.Background(), obj)).To(Succeed(), "creating %T %s", obj, obj.GetName())
 }
 
 // service creates a Service with one gRPC port 80 → backendPort, and its EndpointSlice holding
 // the given addresses (ready).
-func (o *operator) service(t *testing.T, namespace, name string, addrs ...string) {
-	t.Helper()
-	o.create(t, &corev1.Service{
+func (o *operator) service(namespace, name string, addrs ...string) {
+	GinkgoHelper()
+	o.create(&corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
 		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{
 			Name: "grpc", Port: 80, TargetPort: intstr.FromInt32(backendPort), AppProtocol: ptr.To("grpc"),
 		}}},
 	})
-	o.create(t, endpointSlice(namespace, name, addrs...))
+	o.create(endpointSlice(namespace, name, addrs...))
 }
 
 func endpointSlice(namespace, service string, addrs ...string) *discoveryv1.EndpointSlice {
@@ -83,110 +77,91 @@ func endpointSlice(namespace, service string, addrs ...string) *discoveryv1.Endp
 // netns.Addr(i):backendPort. In enforcing mode clients only speak mutual TLS, so it serves TLS
 // with a certificate of ServiceAccount namespace/name from the operator's CA and requires client
 // certificates from it, as a sidecar-less workload of the mesh would.
-func (o *operator) backend(t *testing.T, namespace, name string, i int) string {
-	t.Helper()
-	files := o.identity(t, namespace, name)
+func (o *operator) backend(namespace, name string, i int) string {
+	GinkgoHelper()
+	files := o.identity(namespace, name)
 	cert, err := tls.LoadX509KeyPair(files.CertificateFile, files.PrivateKeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	Expect(err).NotTo(HaveOccurred())
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(o.ca.TrustBundlePEM())
 	creds := credentials.NewTLS(&tls.Config{
 		Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert,
 	})
 	b, err := grpcxds.StartBackend(name, netns.HostPort(i, backendPort), grpc.Creds(creds))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Stop)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(b.Stop)
 	return netns.Addr(i).String()
 }
 
 // identity issues a certificate for ServiceAccount namespace/serviceAccount from the operator's
 // CA and writes it, its key and the trust bundle to files, as a workload would get them.
-func (o *operator) identity(t *testing.T, namespace, serviceAccount string) grpcxds.PEMFiles {
-	t.Helper()
-	files, err := grpcxds.IssuePEMFiles(t.TempDir(), o.ca, ca.SPIFFEID(o.ca.TrustDomain(), namespace, serviceAccount))
-	if err != nil {
-		t.Fatal(err)
-	}
+func (o *operator) identity(namespace, serviceAccount string) grpcxds.PEMFiles {
+	GinkgoHelper()
+	files, err := grpcxds.IssuePEMFiles(GinkgoT().TempDir(), o.ca, ca.SPIFFEID(o.ca.TrustDomain(), namespace, serviceAccount))
+	Expect(err).NotTo(HaveOccurred())
 	return files
 }
 
 // clientBootstrap is the bootstrap of a proxyless gRPC client of the operator's xDS server,
 // running as ServiceAccount namespace/serviceAccount: its node metadata says so and its
 // certificate provider "default" holds that identity's certificate.
-func (o *operator) clientBootstrap(t *testing.T, namespace, serviceAccount string) []byte {
-	t.Helper()
+func (o *operator) clientBootstrap(namespace, serviceAccount string) []byte {
+	GinkgoHelper()
 	b, err := grpcxds.Bootstrap{
 		ServerURI: netns.HostPort(1, xdsPortFor(namespace)),
-		ServerTLS: o.xdsServerRoots(t, namespace),
+		ServerTLS: o.xdsServerRoots(namespace),
 		NodeID:    namespace + "/" + serviceAccount,
 		NodeMetadata: map[string]any{
 			server.MetadataProxy:          server.ProxyGRPC,
 			server.MetadataNamespace:      namespace,
 			server.MetadataServiceAccount: serviceAccount,
 		},
-		CertificateProviders: map[string]grpcxds.PEMFiles{"default": o.identity(t, namespace, serviceAccount)},
+		CertificateProviders: map[string]grpcxds.PEMFiles{"default": o.identity(namespace, serviceAccount)},
 	}.JSON()
-	if err != nil {
-		t.Fatal(err)
-	}
+	Expect(err).NotTo(HaveOccurred())
 	return b
 }
 
 // dial connects a proxyless client to the Service's port 80.
-func dial(t *testing.T, namespace, service string, bootstrap []byte) *grpcClient {
-	t.Helper()
+func dial(namespace, service string, bootstrap []byte) *grpcClient {
+	GinkgoHelper()
 	conn, err := grpcxds.Dial(fmt.Sprintf("%s.%s.svc.cluster.local:80", service, namespace), bootstrap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return &grpcClient{t: t, conn: conn}
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func() { _ = conn.Close() })
+	return &grpcClient{conn: conn}
 }
 
 type grpcClient struct {
-	t    *testing.T
 	conn grpc.ClientConnInterface
 }
 
-// waitFor calls until check accepts a reply, or fails the test after a minute.
+// waitFor calls until check accepts a reply, or fails the spec after a minute.
 func (c *grpcClient) waitFor(ctx context.Context, check func(grpcxds.Reply, error) error) {
-	c.t.Helper()
+	GinkgoHelper()
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if err := grpcxds.WaitFor(ctx, c.conn, check); err != nil {
-		c.t.Fatal(err)
-	}
+	Expect(grpcxds.WaitFor(ctx, c.conn, check)).To(Succeed())
 }
 
 // shares makes n calls and checks how they spread over backends.
 func (c *grpcClient) shares(ctx context.Context, n int, weights map[string]float64) {
-	c.t.Helper()
+	GinkgoHelper()
 	counts, err := grpcxds.Distribution(ctx, c.conn, n)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	if err := grpcxds.CheckShares(counts, weights); err != nil {
-		c.t.Fatalf("%d calls: %v", n, err)
-	}
-	c.t.Logf("%d calls spread as %v, expected shares %v", n, counts, weights)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(grpcxds.CheckShares(counts, weights)).To(Succeed(), "%d calls", n)
+	GinkgoWriter.Printf("%d calls spread as %v, expected shares %v\n", n, counts, weights)
 }
 
 // xdsServerRoots is what the proxies of namespace verify their xDS server with: the built-in CA's
 // trust bundle, or nil when that server serves plain text (the permissive operator's and the
 // plain-text enforcing one's).
-func (o *operator) xdsServerRoots(t *testing.T, namespace string) *grpcxds.PEMFiles {
-	t.Helper()
+func (o *operator) xdsServerRoots(namespace string) *grpcxds.PEMFiles {
+	GinkgoHelper()
 	if port := xdsPortFor(namespace); port == permissiveXDSPort || port == plainEnforcingXDSPort {
 		return nil
 	}
-	file := filepath.Join(t.TempDir(), "xds-roots.pem")
-	if err := os.WriteFile(file, o.ca.TrustBundlePEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	file := filepath.Join(GinkgoT().TempDir(), "xds-roots.pem")
+	Expect(os.WriteFile(file, o.ca.TrustBundlePEM(), 0o600)).To(Succeed())
 	return &grpcxds.PEMFiles{CACertificateFile: file}
 }
 
@@ -212,21 +187,4 @@ func xdsPortFor(namespace string) uint16 {
 		return plainEnforcingXDSPort
 	}
 	return xdsPort
-}
-
-// eventually calls check every interval until it returns nil, and fails the test with check's
-// last error once within has passed.
-func eventually(t *testing.T, within, interval time.Duration, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(interval)
-	}
 }

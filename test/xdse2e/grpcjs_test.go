@@ -10,8 +10,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"testing"
 	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
 
 	"github.com/smi-operator/smi-operator/test/netns"
 )
@@ -26,76 +28,86 @@ func grpcJSDir() (string, error) {
 	return filepath.Join(cache, "smi-operator", "interop", "grpc-js"), nil
 }
 
-// TestGRPCJSClientFollowsSplits runs grpc-js's xDS client (@grpc/grpc-js 1.14.7 and
+// grpcJSSpecs run grpc-js's clients and servers against the operator, when node and the pinned
+// packages are installed (requireGRPCJS).
+func grpcJSSpecs() {
+	Describe("a grpc-js client follows splits", grpcJSClientFollowsSplits)
+	Describe("a grpc-js xDS-enabled server enforces a TrafficTarget", grpcJSServerEnforcesTrafficTarget)
+	It("a grpc-js client is a TrafficTarget's source", grpcJSClientIsATrafficTargetSource)
+}
+
+// grpcJSClientFollowsSplits runs grpc-js's xDS client (@grpc/grpc-js 1.14.7 and
 // @grpc/grpc-js-xds 1.14.1, pinned in testdata/grpc-js, through testdata/grpc-js/client.js)
-// against the operator, as TestCCoreClientFollowsSplits runs C-core: a 1:0 split, a flip, a
+// against the operator, as ccoreClientFollowsSplits runs C-core: a 1:0 split, a flip, a
 // weighted split and a split by header.
 //
 // grpc-js-xds 1.14.1 knows only "google_default" and "insecure" channel credentials in its
 // bootstrap (no "tls", gRFC A65), so it too reaches only the permissive operator's plain-text
 // xDS server. See the README's support matrix.
-func TestGRPCJSClientFollowsSplits(t *testing.T) {
-	o := start(t)
-	node, dir := requireGRPCJS(t)
-	o.ensureNamespace(t, permissiveNamespace)
-	testInteropSplits(t, o, "js", 16, func(t *testing.T, service, serviceAccount string) *interopClient {
-		return o.startInterop(t, grpcJS(node, dir, "testdata/grpc-js/client.js"), permissiveNamespace, service, serviceAccount)
+func grpcJSClientFollowsSplits() {
+	var node, dir string
+	BeforeEach(func() {
+		node, dir = requireGRPCJS()
+		o.ensureNamespace(permissiveNamespace)
+	})
+	interopSplitSpecs("js", 16, func(service, serviceAccount string) *interopClient {
+		return o.startInterop(grpcJS(node, dir, "testdata/grpc-js/client.js"), permissiveNamespace, service, serviceAccount)
 	})
 }
 
-// grpcJSServerNamespace is where TestGRPCJSServerEnforcesTrafficTarget runs: one of
+// grpcJSServerNamespace is where grpcJSServerEnforcesTrafficTarget runs: one of
 // plainEnforcingNamespaces.
 const grpcJSServerNamespace = "plaintext-grpc-js"
 
-// TestGRPCJSServerEnforcesTrafficTarget runs TestTrafficTargetOnXDSServer's check on grpc-js's
+// grpcJSServerEnforcesTrafficTarget runs trafficTargetOnXDSServer's check on grpc-js's
 // xDS-enabled server (@grpc/grpc-js-xds 1.14.1's XdsServer with XdsServerCredentials, through
-// testdata/grpc-js/server.js), as TestCCoreServerEnforcesTrafficTarget does on C-core's, in a
+// testdata/grpc-js/server.js), as ccoreServerEnforcesTrafficTarget does on C-core's, in a
 // namespace of the plain-text enforcing operator.
-func TestGRPCJSServerEnforcesTrafficTarget(t *testing.T) {
-	o := start(t)
-	node, dir := requireGRPCJS(t)
+func grpcJSServerEnforcesTrafficTarget() {
+	var node, dir string
 	ns := grpcJSServerNamespace
-	o.ensureNamespace(t, ns)
+	BeforeEach(func() {
+		node, dir = requireGRPCJS()
+		o.ensureNamespace(ns)
+	})
 	// grpc-js-xds 1.14.1 registers its RBAC filter only with GRPC_XDS_EXPERIMENTAL_RBAC=true.
 	// Without it, the server refuses (NACKs) the Listener, whose RBAC filter is not optional,
 	// and does not serve: it fails closed rather than serving without its access rules.
-	t.Run("without GRPC_XDS_EXPERIMENTAL_RBAC", func(t *testing.T) {
-		addr, server := o.startInteropServer(t, grpcJS(node, dir, "testdata/grpc-js/server.js"), ns, "vault", 18)
-		eventually(t, time.Minute, 100*time.Millisecond, func() error {
+	It("without GRPC_XDS_EXPERIMENTAL_RBAC, fails closed", func() {
+		addr, server := o.startInteropServer(grpcJS(node, dir, "testdata/grpc-js/server.js"), ns, "vault", 18)
+		Eventually(func() error {
 			if !strings.Contains(server.stderr.tail(1<<20), "envoy.filters.http.rbac filter validation failed") {
 				return errors.New("the grpc-js server has not refused its Listener's RBAC filter")
 			}
 			return nil
-		})
-		if strings.Contains(server.stderr.tail(1<<20), "serving status: OK") {
-			t.Fatal("the grpc-js server serves")
-		}
+		}).Within(time.Minute).ProbeEvery(100 * time.Millisecond).Should(Succeed())
+		Expect(server.stderr.tail(1<<20)).NotTo(ContainSubstring("serving status: OK"), "the grpc-js server serves")
 		// It listens only once it serves (and then on the port of every address: see the
 		// README's support matrix).
-		if conn, err := net.DialTimeout("tcp", net.JoinHostPort(addr, strconv.Itoa(backendPort)), time.Second); err == nil {
+		conn, err := net.DialTimeout("tcp", net.JoinHostPort(addr, strconv.Itoa(backendPort)), time.Second)
+		if err == nil {
 			conn.Close()
-			t.Fatal("the grpc-js server accepts connections")
 		}
+		Expect(err).To(HaveOccurred(), "the grpc-js server accepts connections")
 	})
-	t.Run("with GRPC_XDS_EXPERIMENTAL_RBAC", func(t *testing.T) {
+	It("with GRPC_XDS_EXPERIMENTAL_RBAC", func() {
 		server := grpcJS(node, dir, "testdata/grpc-js/server.js")
 		server.env = append(server.env, "GRPC_XDS_EXPERIMENTAL_RBAC=true")
-		vault, _ := o.startInteropServer(t, server, ns, "vault", 19)
-		o.checkTrafficTarget(t, ns, vault, o.grpcGoCaller)
+		vault, _ := o.startInteropServer(server, ns, "vault", 19)
+		o.checkTrafficTarget(ns, vault, o.grpcGoCaller)
 	})
 }
 
-// grpcJSClientNamespace is where TestGRPCJSClientIsATrafficTargetSource runs: one of
+// grpcJSClientNamespace is where grpcJSClientIsATrafficTargetSource runs: one of
 // plainEnforcingNamespaces.
 const grpcJSClientNamespace = "plaintext-grpc-js-client"
 
-// TestGRPCJSClientIsATrafficTargetSource runs TestCCoreClientIsATrafficTargetSource's check with
+// grpcJSClientIsATrafficTargetSource runs ccoreClientIsATrafficTargetSource's check with
 // grpc-js's xDS clients (testdata/grpc-js/client.js with @grpc/grpc-js-xds's
 // XdsChannelCredentials), in a namespace of the plain-text enforcing operator.
-func TestGRPCJSClientIsATrafficTargetSource(t *testing.T) {
-	o := start(t)
-	node, dir := requireGRPCJS(t)
-	o.checkInteropSource(t, grpcJSClientNamespace, grpcJS(node, dir, "testdata/grpc-js/client.js", "--xds-credentials"), 18)
+func grpcJSClientIsATrafficTargetSource() {
+	node, dir := requireGRPCJS()
+	o.checkInteropSource(grpcJSClientNamespace, grpcJS(node, dir, "testdata/grpc-js/client.js", "--xds-credentials"), 18)
 }
 
 // grpcJS runs a script of testdata/grpc-js, with args before the test's own, with node and the
@@ -112,17 +124,15 @@ func grpcJS(node, dir, script string, args ...string) interopCommand {
 	}
 }
 
-// requireGRPCJS returns node and the directory holding the installed packages, or skips the test
+// requireGRPCJS returns node and the directory holding the installed packages, or skips the spec
 // when either is missing (hack/interop-deps.sh installs the packages, as `make test` does), unless
 // SMI_E2E_NETNS_STRICT is set: CI must run it.
-func requireGRPCJS(t *testing.T) (node, dir string) {
-	t.Helper()
+func requireGRPCJS() (node, dir string) {
+	GinkgoHelper()
 	fail := func(msg string) {
 		msg = "grpc-js is not available: " + msg + "; run hack/interop-deps.sh (make interop-deps)"
-		if os.Getenv(netns.StrictEnv) != "" {
-			t.Fatalf("%s is set: %s", netns.StrictEnv, msg)
-		}
-		t.Skip(msg)
+		Expect(os.Getenv(netns.StrictEnv)).To(BeEmpty(), "%s is set: %s", netns.StrictEnv, msg)
+		Skip(msg)
 	}
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -144,7 +154,7 @@ func requireGRPCJS(t *testing.T) (node, dir string) {
 		}
 		versions = append(versions, pkg+" "+p.Version)
 	}
-	t.Logf("grpc-js: %v in %s, run by %s", versions, dir, node)
+	GinkgoWriter.Printf("grpc-js: %v in %s, run by %s\n", versions, dir, node)
 	return node, dir
 }
 

@@ -13,9 +13,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
 	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
 	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
 	"google.golang.org/grpc/codes"
@@ -36,21 +37,21 @@ import (
 // The xDS clients that are not grpc-go (C-core: ccore_test.go, grpc-js: grpcjs_test.go) run as
 // child processes speaking one protocol (testdata/ccore_client.py describes it), driven here.
 
-// testInteropSplits is what every such client must follow, in the permissive namespace (the
+// interopSplitSpecs are what every such client must follow, in the permissive namespace (the
 // clients reach the plain-text xDS server): a 1:0 split, a flip of all the weight to the other
 // backend, a weighted split, and a split by header. Object names start with prefix, and the
 // backends take the addresses first..first+4. start starts a client of a Service as a
-// ServiceAccount. Two subtests, so that a refused split does not hide a refused header match.
-func testInteropSplits(t *testing.T, o *operator, prefix string, first int, start func(t *testing.T, service, serviceAccount string) *interopClient) {
+// ServiceAccount. Two specs, so that a refused split does not hide a refused header match.
+func interopSplitSpecs(prefix string, first int, start func(service, serviceAccount string) *interopClient) {
 	ns := permissiveNamespace
 	n := func(s string) string { return prefix + "-" + s }
-	t.Run("split", func(t *testing.T) {
-		o.service(t, ns, n("web"), plainBackend(t, n("web"), first))
-		o.service(t, ns, n("web-v1"), plainBackend(t, n("web-v1"), first+1))
-		o.service(t, ns, n("web-v2"), plainBackend(t, n("web-v2"), first+2))
-		c := start(t, n("web"), n("client"))
+	It("split", func() {
+		o.service(ns, n("web"), plainBackend(n("web"), first))
+		o.service(ns, n("web-v1"), plainBackend(n("web-v1"), first+1))
+		o.service(ns, n("web-v2"), plainBackend(n("web-v2"), first+2))
+		c := start(n("web"), n("client"))
 		// Without a split, the apex's own endpoints answer.
-		c.waitOnly(t, n("web"), nil)
+		c.waitOnly(n("web"), nil)
 
 		// 1:0: everything to v1, v2 on the standby route.
 		split := &hub.TrafficSplit{
@@ -59,27 +60,27 @@ func testInteropSplits(t *testing.T, o *operator, prefix string, first int, star
 				{Service: n("web-v1"), Weight: 1}, {Service: n("web-v2"), Weight: 0},
 			}},
 		}
-		o.create(t, split)
-		c.waitOnly(t, n("web-v1"), nil)
+		o.create(split)
+		c.waitOnly(n("web-v1"), nil)
 		// The flip: all the weight to v2, then a real split.
-		o.setWeights(t, split, 0, 1)
-		c.waitOnly(t, n("web-v2"), nil)
-		o.setWeights(t, split, 50, 50)
-		c.waitSpread(t, []string{n("web-v1"), n("web-v2")}, nil)
+		o.setWeights(split, 0, 1)
+		c.waitOnly(n("web-v2"), nil)
+		o.setWeights(split, 50, 50)
+		c.waitSpread([]string{n("web-v1"), n("web-v2")}, nil)
 	})
 
 	// A split by header (a regex, as SMI's are): only calls whose x-canary matches go to the
 	// canary, the others stay on the apex.
-	t.Run("header match", func(t *testing.T) {
-		o.create(t, &hub.HTTPRouteGroup{
+	It("header match", func() {
+		o.create(&hub.HTTPRouteGroup{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: n("canary-users")},
 			Spec: specsv1alpha4.HTTPRouteGroupSpec{Matches: []specsv1alpha4.HTTPMatch{{
 				Name: "canary", Headers: map[string]string{"x-canary": "y.s"},
 			}}},
 		})
-		o.service(t, ns, n("api"), plainBackend(t, n("api"), first+3))
-		o.service(t, ns, n("api-canary"), plainBackend(t, n("api-canary"), first+4))
-		o.create(t, &hub.TrafficSplit{
+		o.service(ns, n("api"), plainBackend(n("api"), first+3))
+		o.service(ns, n("api-canary"), plainBackend(n("api-canary"), first+4))
+		o.create(&hub.TrafficSplit{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: n("api")},
 			Spec: splitv1alpha4.TrafficSplitSpec{
 				Service:  n("api"),
@@ -87,20 +88,20 @@ func testInteropSplits(t *testing.T, o *operator, prefix string, first int, star
 				Backends: []splitv1alpha4.TrafficSplitBackend{{Service: n("api-canary"), Weight: 1}},
 			},
 		})
-		c := start(t, n("api"), n("api-client"))
-		c.waitOnly(t, n("api-canary"), map[string]string{"x-canary": "yes"})
-		c.waitOnly(t, n("api"), map[string]string{"x-canary": "no"})
-		c.waitOnly(t, n("api"), nil)
+		c := start(n("api"), n("api-client"))
+		c.waitOnly(n("api-canary"), map[string]string{"x-canary": "yes"})
+		c.waitOnly(n("api"), map[string]string{"x-canary": "no"})
+		c.waitOnly(n("api"), nil)
 	})
 }
 
 // ensureNamespace creates the namespace unless it exists: the permissive operator programs one
 // namespace only, which several tests use.
-func (o *operator) ensureNamespace(t *testing.T, name string) {
-	t.Helper()
+func (o *operator) ensureNamespace(name string) {
+	GinkgoHelper()
 	err := o.client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
+	if !apierrors.IsAlreadyExists(err) {
+		Expect(err).NotTo(HaveOccurred())
 	}
 }
 
@@ -124,20 +125,20 @@ type interopClient struct {
 
 // startInterop starts a client of the Service's port 80, running as ServiceAccount serviceAccount
 // of namespace, with the bootstrap a grpc-go client gets (and command.bootstrap's additions).
-func (o *operator) startInterop(t *testing.T, command interopCommand, namespace, service, serviceAccount string) *interopClient {
-	t.Helper()
-	return startInteropProcess(t, command, o.clientBootstrap(t, namespace, serviceAccount),
+func (o *operator) startInterop(command interopCommand, namespace, service, serviceAccount string) *interopClient {
+	GinkgoHelper()
+	return startInteropProcess(command, o.clientBootstrap(namespace, serviceAccount),
 		"client of "+service, fmt.Sprintf("xds:///%s.%s.svc.cluster.local:80", service, namespace))
 }
 
 // checkInteropSource is checkTrafficTarget with command's clients (startInterop's), which must
 // take mutual TLS from the Cluster, calling a grpc-go xDS-enabled server on
 // netns.Addr(i):backendPort, in namespace ns (created unless it exists).
-func (o *operator) checkInteropSource(t *testing.T, ns string, command interopCommand, i int) {
-	t.Helper()
-	o.ensureNamespace(t, ns)
-	o.checkTrafficTarget(t, ns, o.xdsBackend(t, ns, "vault", i), func(t *testing.T, namespace, service, serviceAccount string) func() (grpcxds.Reply, error) {
-		return o.startInterop(t, command, namespace, service, serviceAccount).call
+func (o *operator) checkInteropSource(ns string, command interopCommand, i int) {
+	GinkgoHelper()
+	o.ensureNamespace(ns)
+	o.checkTrafficTarget(ns, o.xdsBackend(ns, "vault", i), func(namespace, service, serviceAccount string) func() (grpcxds.Reply, error) {
+		return o.startInterop(command, namespace, service, serviceAccount).call
 	})
 }
 
@@ -145,45 +146,38 @@ func (o *operator) checkInteropSource(t *testing.T, ns string, command interopCo
 // namespace/name on netns.Addr(i):backendPort, with the bootstrap a grpc-go xDS-enabled server
 // gets (and command.bootstrap's additions), and returns its address and the process. Nothing says
 // when it serves (C-core's Python API has no serving status): calls tell.
-func (o *operator) startInteropServer(t *testing.T, command interopCommand, namespace, name string, i int) (string, *interopClient) {
-	t.Helper()
-	p := startInteropProcess(t, command, o.serverBootstrap(t, namespace, name), "server "+name, name, netns.HostPort(i, backendPort))
+func (o *operator) startInteropServer(command interopCommand, namespace, name string, i int) (string, *interopClient) {
+	GinkgoHelper()
+	p := startInteropProcess(command, o.serverBootstrap(namespace, name), "server "+name, name, netns.HostPort(i, backendPort))
 	return netns.Addr(i).String(), p
 }
 
 // startInteropProcess runs command with args and the bootstrap (and command.bootstrap's
 // additions), and reads its first line, which says its version; what names it in the logs.
-func startInteropProcess(t *testing.T, command interopCommand, content []byte, what string, args ...string) *interopClient {
-	t.Helper()
-	bootstrap := filepath.Join(t.TempDir(), "bootstrap.json")
+func startInteropProcess(command interopCommand, content []byte, what string, args ...string) *interopClient {
+	GinkgoHelper()
+	bootstrap := filepath.Join(GinkgoT().TempDir(), "bootstrap.json")
 	if command.bootstrap != nil {
 		var err error
-		if content, err = command.bootstrap(content); err != nil {
-			t.Fatal(err)
-		}
+		content, err = command.bootstrap(content)
+		Expect(err).NotTo(HaveOccurred())
 	}
-	if err := os.WriteFile(bootstrap, content, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	Expect(os.WriteFile(bootstrap, content, 0o600)).To(Succeed())
 	ctx, cancel := context.WithCancel(context.Background())
 	args = append(command.args[1:len(command.args):len(command.args)], args...)
 	cmd := exec.CommandContext(ctx, command.args[0], args...)
 	cmd.Env = append(append(os.Environ(), "GRPC_XDS_BOOTSTRAP="+bootstrap), command.env...)
 	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	Expect(err).NotTo(HaveOccurred())
 	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	Expect(err).NotTo(HaveOccurred())
 	c := &interopClient{name: command.name, out: bufio.NewReader(stdout), in: stdin, stderr: &lockedBuffer{}}
 	cmd.Stderr = c.stderr
 	if err := cmd.Start(); err != nil {
 		cancel()
-		t.Fatal(err)
+		Expect(err).NotTo(HaveOccurred())
 	}
-	t.Cleanup(func() {
+	DeferCleanup(func() {
 		_ = stdin.Close() // the script ends at the end of its input
 		done := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(done) }()
@@ -193,15 +187,13 @@ func startInteropProcess(t *testing.T, command interopCommand, content []byte, w
 			cancel()
 			<-done
 		}
-		if t.Failed() {
-			t.Logf("%s %s, its log (the end):\n%s", c.name, what, c.stderr.tail(6000))
+		if CurrentSpecReport().Failed() {
+			GinkgoWriter.Printf("%s %s, its log (the end):\n%s\n", c.name, what, c.stderr.tail(6000))
 		}
 	})
 	var hello struct{ Version string }
-	if err := c.readLine(&hello); err != nil {
-		t.Fatalf("%s %s: %v\n%s", c.name, what, err, c.stderr.tail(3000))
-	}
-	t.Logf("%s %s: %s", c.name, what, hello.Version)
+	Expect(c.readLine(&hello)).To(Succeed(), "%s %s: %s", c.name, what, c.stderr.tail(3000))
+	GinkgoWriter.Printf("%s %s: %s\n", c.name, what, hello.Version)
 	return c
 }
 
@@ -280,21 +272,21 @@ func (c *interopClient) readLine(v any) error {
 }
 
 // waitOnly waits until 50 calls in a row land on name.
-func (c *interopClient) waitOnly(t *testing.T, name string, metadata map[string]string) {
-	t.Helper()
-	eventually(t, time.Minute, 100*time.Millisecond, func() error {
+func (c *interopClient) waitOnly(name string, metadata map[string]string) {
+	GinkgoHelper()
+	Eventually(func() error {
 		counts, err := c.calls(50, metadata)
 		if err != nil || counts[name] != 50 {
 			return fmt.Errorf("%s calls (metadata %v) spread as %v (error %v), want all on %s", c.name, metadata, counts, err, name)
 		}
 		return nil
-	})
+	}).Within(time.Minute).ProbeEvery(100 * time.Millisecond).Should(Succeed())
 }
 
 // waitSpread waits until 100 calls reach every one of names, and only them.
-func (c *interopClient) waitSpread(t *testing.T, names []string, metadata map[string]string) {
-	t.Helper()
-	eventually(t, time.Minute, 100*time.Millisecond, func() error {
+func (c *interopClient) waitSpread(names []string, metadata map[string]string) {
+	GinkgoHelper()
+	Eventually(func() error {
 		counts, err := c.calls(100, metadata)
 		if err != nil {
 			return err
@@ -310,7 +302,7 @@ func (c *interopClient) waitSpread(t *testing.T, names []string, metadata map[st
 			return fmt.Errorf("%s calls spread as %v, want all on %v", c.name, counts, names)
 		}
 		return nil
-	})
+	}).Within(time.Minute).ProbeEvery(100 * time.Millisecond).Should(Succeed())
 }
 
 // lockedBuffer collects a process's stderr, written by exec's copier while the test reads it.

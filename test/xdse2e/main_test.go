@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
@@ -39,18 +41,42 @@ import (
 	"github.com/smi-operator/smi-operator/xds/server"
 )
 
-func TestMain(m *testing.M) { os.Exit(netns.Run(fixtureRun{m})) }
+func TestMain(m *testing.M) { os.Exit(netns.Run(m)) }
 
-// fixtureRun runs the tests and then stops the shared operator, inside the namespace.
-type fixtureRun struct{ m *testing.M }
-
-func (r fixtureRun) Run() int {
-	code := r.m.Run()
-	if op != nil {
-		op.stop()
-	}
-	return code
+// TestXDSE2E runs the suite, inside the network namespace (or skips it and says why, as
+// netns.Require does, when there is none).
+func TestXDSE2E(t *testing.T) {
+	netns.Require(t)
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "smi-operator xDS e2e")
 }
+
+// The specs of each file run in file order, each file's in declaration order (Ginkgo shuffles
+// only top-level containers, and here there is one): no spec depends on another's leftovers, but
+// the shared SMIOperator and swapNamespace are used in turn by the backend swap specs, which are
+// Ordered.
+var _ = Describe("the xDS backend", func() {
+	Describe("access", accessSpecs)
+	Describe("gRPC C-core", ccoreSpecs)
+	Describe("diagnostics", diagnosticsSpecs)
+	Describe("grpc-js", grpcJSSpecs)
+	Describe("rejections", rejectionsSpecs)
+	Describe("secrets", secretsSpecs)
+	Describe("splits", splitSpecs)
+	Describe("the SMIOperator's backend", Ordered, ContinueOnFailure, swapSpecs)
+})
+
+var _ = BeforeSuite(func() {
+	var err error
+	o, err = newOperator()
+	Expect(err).NotTo(HaveOccurred())
+})
+
+var _ = AfterSuite(func() {
+	if o != nil {
+		o.stop()
+	}
+})
 
 // xdsPort is where the operator serves ADS, on netns.Addr(1); permissiveXDSPort where the
 // permissive operator, which programs permissiveNamespace only, does; plainEnforcingXDSPort
@@ -80,23 +106,8 @@ type operator struct {
 	mu       sync.Mutex // guards done, which startSwapOperator appends to
 }
 
-var (
-	op      *operator
-	opErr   error
-	opStart sync.Once
-)
-
-// start returns the shared operator, starting it on first use; tests that need it call it after
-// netns.Require.
-func start(t *testing.T) *operator {
-	t.Helper()
-	netns.Require(t)
-	opStart.Do(func() { op, opErr = newOperator() })
-	if opErr != nil {
-		t.Fatal(opErr)
-	}
-	return op
-}
+// o is the shared operator, started before the specs run and stopped after them.
+var o *operator
 
 // accessNamespaces is the enforcing operator's selector of the namespaces where access applies:
 // the default, narrowed by a label a test sets to take its namespace out.
@@ -289,12 +300,10 @@ var (
 // startSwapOperator starts, once, an operator that runs the backend the SMIOperator "default"
 // selects (controllers.SetupFromResource, as main.go's default --backend=resource does),
 // programming swapNamespace only.
-func (o *operator) startSwapOperator(t *testing.T) {
-	t.Helper()
+func (o *operator) startSwapOperator() {
+	GinkgoHelper()
 	swapStart.Do(func() { swapErr = o.newSwapOperator() })
-	if swapErr != nil {
-		t.Fatal(swapErr)
-	}
+	Expect(swapErr).NotTo(HaveOccurred())
 }
 
 func (o *operator) newSwapOperator() error {
@@ -338,13 +347,11 @@ func (o *operator) newSwapOperator() error {
 
 // restartSwapOperator stops the swap operator and starts a new one, as a restarted operator
 // process would: nothing is kept but what the API server holds.
-func (o *operator) restartSwapOperator(t *testing.T) {
-	t.Helper()
-	o.startSwapOperator(t)
+func (o *operator) restartSwapOperator() {
+	GinkgoHelper()
+	o.startSwapOperator()
 	swapStop()
-	if err := o.newSwapOperator(); err != nil {
-		t.Fatal(err)
-	}
+	Expect(o.newSwapOperator()).To(Succeed())
 }
 
 // zapLevel keeps the operator's logs to errors unless XDS_E2E_VERBOSE is set.

@@ -2,12 +2,13 @@ package xdse2e
 
 import (
 	"context"
-	"testing"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -24,20 +25,22 @@ import (
 	"github.com/smi-operator/smi-operator/xds/server"
 )
 
-// TestSecretsForTheTokensIdentityOnly: an Envoy sidecar presenting its ServiceAccount's token
+// secretsSpecs are the specs of the secrets the xDS server serves.
+func secretsSpecs() {
+	It("an Envoy sidecar gets the secrets of its token's identity only", secretsForTheTokensIdentityOnly)
+}
+
+// secretsForTheTokensIdentityOnly: an Envoy sidecar presenting its ServiceAccount's token
 // (projected for the xDS audience, reviewed by the API server) gets its own workload certificate
 // over SDS; claiming another identity with that token, or a token for another audience, gets
 // nothing.
-func TestSecretsForTheTokensIdentityOnly(t *testing.T) {
-	o := start(t)
-	ns := o.namespace(t)
+func secretsForTheTokensIdentityOnly() {
+	ns := o.namespace("secrets-for-the-tokens-identity-only")
 	ctx := context.Background()
-	token := func(audience string) string { return o.serviceAccountToken(t, ns, "envoy", audience) }
+	token := func(audience string) string { return o.serviceAccountToken(ns, "envoy", audience) }
 	conn, err := o.dialXDS(xdsPort)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func() { _ = conn.Close() })
 	// askSecrets opens an ADS stream with the token, as the node claiming serviceAccount, and
 	// asks for both secrets.
 	askSecrets := func(token, serviceAccount string) (*discoveryv3.DiscoveryResponse, error) {
@@ -59,44 +62,33 @@ func TestSecretsForTheTokensIdentityOnly(t *testing.T) {
 	}
 
 	resp, err := askSecrets(token(tokenAudience), "envoy")
-	if err != nil {
-		t.Fatal(err)
-	}
+	Expect(err).NotTo(HaveOccurred())
 	want := "spiffe://cluster.local/ns/" + ns + "/sa/envoy"
 	sans, err := grpcxds.CertificateURIs(resp.Resources)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(resp.Resources) != 2 || len(sans) != 1 || sans[0] != want {
-		t.Fatalf("got %d secrets, certificate URI SANs %v; want both secrets and %s", len(resp.Resources), sans, want)
-	}
+	Expect(err).NotTo(HaveOccurred())
+	Expect(resp.Resources).To(HaveLen(2), "both secrets")
+	Expect(sans).To(Equal([]string{want}), "the certificate's URI SANs")
 
-	if _, err := askSecrets(token(tokenAudience), "someone-else"); status.Code(err) != codes.PermissionDenied {
-		t.Errorf("claiming another identity with envoy's token: got %v, want PermissionDenied", err)
-	}
-	if _, err := askSecrets(token("https://kubernetes.default.svc"), "envoy"); status.Code(err) != codes.Unauthenticated {
-		t.Errorf("a token for the API server's audience: got %v, want Unauthenticated", err)
-	}
+	_, err = askSecrets(token(tokenAudience), "someone-else")
+	Expect(status.Code(err)).To(Equal(codes.PermissionDenied), "claiming another identity with envoy's token: %v", err)
+	_, err = askSecrets(token("https://kubernetes.default.svc"), "envoy")
+	Expect(status.Code(err)).To(Equal(codes.Unauthenticated), "a token for the API server's audience: %v", err)
 }
 
 // serviceAccountToken creates the ServiceAccount ns/name when it does not exist and returns a
 // token of it bound to audience, as a projected token volume would hold.
-func (o *operator) serviceAccountToken(t *testing.T, ns, name, audience string) string {
-	t.Helper()
+func (o *operator) serviceAccountToken(ns, name, audience string) string {
+	GinkgoHelper()
 	clientset, err := kubernetes.NewForConfig(o.env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
+	Expect(err).NotTo(HaveOccurred())
 	ctx := context.Background()
 	_, err = clientset.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
+	if !apierrors.IsAlreadyExists(err) {
+		Expect(err).NotTo(HaveOccurred())
 	}
 	tr, err := clientset.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{
 		Spec: authenticationv1.TokenRequestSpec{Audiences: []string{audience}, ExpirationSeconds: ptr.To(int64(600))},
 	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	Expect(err).NotTo(HaveOccurred())
 	return tr.Status.Token
 }

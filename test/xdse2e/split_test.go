@@ -3,9 +3,10 @@ package xdse2e
 import (
 	"context"
 	"fmt"
-	"testing"
 	"time"
 
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
 	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
 	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
 	"google.golang.org/grpc/metadata"
@@ -22,17 +23,23 @@ import (
 	"github.com/smi-operator/smi-operator/test/grpcxds"
 )
 
-// TestSplitWeightsMoveLiveTraffic: a TrafficSplit's weights show up in how a proxyless client's
-// RPCs spread, and changing them moves the traffic.
-func TestSplitWeightsMoveLiveTraffic(t *testing.T) {
-	o := start(t)
-	ctx := context.Background()
-	ns := o.namespace(t)
-	o.service(t, ns, "web", o.backend(t, ns, "web", 2))
-	o.service(t, ns, "web-v1", o.backend(t, ns, "web-v1", 3))
-	o.service(t, ns, "web-v2", o.backend(t, ns, "web-v2", 4))
+// splitSpecs are the specs of grpc-go clients following splits and endpoints.
+func splitSpecs() {
+	It("a TrafficSplit's weights move live traffic", splitWeightsMoveLiveTraffic)
+	It("a TrafficSplit's matches move live traffic", splitMatchesMoveLiveTraffic)
+	It("endpoints are followed", endpointsAreFollowed)
+}
 
-	c := dial(t, ns, "web", o.clientBootstrap(t, ns, "weights-client"))
+// splitWeightsMoveLiveTraffic: a TrafficSplit's weights show up in how a proxyless client's
+// RPCs spread, and changing them moves the traffic.
+func splitWeightsMoveLiveTraffic() {
+	ctx := context.Background()
+	ns := o.namespace("split-weights-move-live-traffic")
+	o.service(ns, "web", o.backend(ns, "web", 2))
+	o.service(ns, "web-v1", o.backend(ns, "web-v1", 3))
+	o.service(ns, "web-v2", o.backend(ns, "web-v2", 4))
+
+	c := dial(ns, "web", o.clientBootstrap(ns, "weights-client"))
 	// Without a split, the apex's own endpoints answer.
 	c.waitFor(ctx, grpcxds.FromBackend("web"))
 
@@ -42,46 +49,43 @@ func TestSplitWeightsMoveLiveTraffic(t *testing.T) {
 			{Service: "web-v1", Weight: 80}, {Service: "web-v2", Weight: 20},
 		}},
 	}
-	o.create(t, split)
+	o.create(split)
 	c.waitFor(ctx, notFrom("web"))
 	c.shares(ctx, 1000, map[string]float64{"web-v1": 80, "web-v2": 20})
-	o.waitProgrammed(t, split)
+	o.waitProgrammed(split)
 
 	// Flip: everything to v2, then everything back to v1.
 	for _, weights := range [][2]int{{0, 100}, {100, 0}} {
-		o.setWeights(t, split, weights[0], weights[1])
+		o.setWeights(split, weights[0], weights[1])
 		want := "web-v2"
 		if weights[0] == 100 {
 			want = "web-v1"
 		}
 		// From 80/20, a call may land on v2 before the new weights arrive: wait for a run of them.
-		waitOnly(t, c, ctx, want)
+		waitOnly(c, ctx, want)
 		c.shares(ctx, 200, map[string]float64{want: 1})
 	}
 
 	// Deleting the split gives the apex its own traffic back.
-	if err := o.client.Delete(ctx, split); err != nil {
-		t.Fatal(err)
-	}
+	Expect(o.client.Delete(ctx, split)).To(Succeed())
 	c.waitFor(ctx, grpcxds.FromBackend("web"))
 }
 
-// TestSplitMatchesMoveLiveTraffic: only requests matching the HTTPRouteGroup are split, the
+// splitMatchesMoveLiveTraffic: only requests matching the HTTPRouteGroup are split, the
 // rest stay on the apex, and editing the match moves the traffic.
-func TestSplitMatchesMoveLiveTraffic(t *testing.T) {
-	o := start(t)
+func splitMatchesMoveLiveTraffic() {
 	ctx := context.Background()
-	ns := o.namespace(t)
-	o.service(t, ns, "api", o.backend(t, ns, "api", 5))
-	o.service(t, ns, "api-canary", o.backend(t, ns, "api-canary", 6))
+	ns := o.namespace("split-matches-move-live-traffic")
+	o.service(ns, "api", o.backend(ns, "api", 5))
+	o.service(ns, "api-canary", o.backend(ns, "api-canary", 6))
 	group := &hub.HTTPRouteGroup{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "canary-users"},
 		Spec: specsv1alpha4.HTTPRouteGroupSpec{Matches: []specsv1alpha4.HTTPMatch{{
 			Name: "canary", Headers: map[string]string{"x-canary": "yes"},
 		}}},
 	}
-	o.create(t, group)
-	o.create(t, &hub.TrafficSplit{
+	o.create(group)
+	o.create(&hub.TrafficSplit{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "api"},
 		Spec: splitv1alpha4.TrafficSplitSpec{
 			Service:  "api",
@@ -90,7 +94,7 @@ func TestSplitMatchesMoveLiveTraffic(t *testing.T) {
 		},
 	})
 
-	c := dial(t, ns, "api", o.clientBootstrap(t, ns, "matches-client"))
+	c := dial(ns, "api", o.clientBootstrap(ns, "matches-client"))
 	canary := metadata.AppendToOutgoingContext(ctx, "x-canary", "yes")
 	c.waitFor(canary, grpcxds.FromBackend("api-canary"))
 	c.shares(canary, 100, map[string]float64{"api-canary": 1})
@@ -98,53 +102,48 @@ func TestSplitMatchesMoveLiveTraffic(t *testing.T) {
 
 	// The match now wants another value, and POST (what every gRPC call is, though grpc-go's
 	// route matching never sees ":method"): the old value stays on the apex, the new one is split.
-	if err := o.client.Get(ctx, client.ObjectKeyFromObject(group), group); err != nil {
-		t.Fatal(err)
-	}
+	Expect(o.client.Get(ctx, client.ObjectKeyFromObject(group), group)).To(Succeed())
 	group.Spec.Matches[0].Headers = map[string]string{"x-canary": "always"}
 	group.Spec.Matches[0].Methods = []string{"POST"}
-	if err := o.client.Update(ctx, group); err != nil {
-		t.Fatal(err)
-	}
+	Expect(o.client.Update(ctx, group)).To(Succeed())
 	always := metadata.AppendToOutgoingContext(ctx, "x-canary", "always")
 	c.waitFor(always, grpcxds.FromBackend("api-canary"))
 	c.shares(canary, 100, map[string]float64{"api": 1})
 }
 
-// TestEndpointsAreFollowed: endpoints added to and removed from a Service's EndpointSlice, and
+// endpointsAreFollowed: endpoints added to and removed from a Service's EndpointSlice, and
 // endpoints turning unready, change where RPCs go.
-func TestEndpointsAreFollowed(t *testing.T) {
-	o := start(t)
+func endpointsAreFollowed() {
 	ctx := context.Background()
-	ns := o.namespace(t)
-	first, second := o.backend(t, ns, "first", 7), o.backend(t, ns, "second", 8)
-	o.service(t, ns, "store", first)
-	c := dial(t, ns, "store", o.clientBootstrap(t, ns, "endpoints-client"))
+	ns := o.namespace("endpoints-are-followed")
+	first, second := o.backend(ns, "first", 7), o.backend(ns, "second", 8)
+	o.service(ns, "store", first)
+	c := dial(ns, "store", o.clientBootstrap(ns, "endpoints-client"))
 	c.waitFor(ctx, grpcxds.FromBackend("first"))
 
-	o.updateSlice(t, ns, "store", func(s *discoveryv1.EndpointSlice) { *s = *endpointSlice(ns, "store", first, second) })
+	o.updateSlice(ns, "store", func(s *discoveryv1.EndpointSlice) { *s = *endpointSlice(ns, "store", first, second) })
 	c.waitFor(ctx, grpcxds.FromBackend("second"))
 	c.shares(ctx, 400, map[string]float64{"first": 1, "second": 1})
 
-	o.updateSlice(t, ns, "store", func(s *discoveryv1.EndpointSlice) {
+	o.updateSlice(ns, "store", func(s *discoveryv1.EndpointSlice) {
 		s.Endpoints[0].Conditions.Ready = ptr.To(false) // first
 	})
-	waitOnly(t, c, ctx, "second")
+	waitOnly(c, ctx, "second")
 
-	o.updateSlice(t, ns, "store", func(s *discoveryv1.EndpointSlice) { *s = *endpointSlice(ns, "store", first) })
-	waitOnly(t, c, ctx, "first")
+	o.updateSlice(ns, "store", func(s *discoveryv1.EndpointSlice) { *s = *endpointSlice(ns, "store", first) })
+	waitOnly(c, ctx, "first")
 }
 
 // waitOnly waits until 50 calls in a row land on name.
-func waitOnly(t *testing.T, c *grpcClient, ctx context.Context, name string) {
-	t.Helper()
-	eventually(t, time.Minute, 100*time.Millisecond, func() error {
+func waitOnly(c *grpcClient, ctx context.Context, name string) {
+	GinkgoHelper()
+	Eventually(func() error {
 		counts, err := grpcxds.Distribution(ctx, c.conn, 50)
 		if err != nil || counts[name] != 50 {
 			return fmt.Errorf("calls still spread as %v (error %v), want all on %s", counts, err, name)
 		}
 		return nil
-	})
+	}).Within(time.Minute).ProbeEvery(100 * time.Millisecond).Should(Succeed())
 }
 
 func notFrom(name string) func(grpcxds.Reply, error) error {
@@ -159,52 +158,42 @@ func notFrom(name string) func(grpcxds.Reply, error) error {
 	}
 }
 
-func (o *operator) setWeights(t *testing.T, split *hub.TrafficSplit, v1, v2 int) {
-	t.Helper()
+func (o *operator) setWeights(split *hub.TrafficSplit, v1, v2 int) {
+	GinkgoHelper()
 	ctx := context.Background()
-	if err := o.client.Get(ctx, client.ObjectKeyFromObject(split), split); err != nil {
-		t.Fatal(err)
-	}
+	Expect(o.client.Get(ctx, client.ObjectKeyFromObject(split), split)).To(Succeed())
 	split.Spec.Backends[0].Weight, split.Spec.Backends[1].Weight = v1, v2
-	if err := o.client.Update(ctx, split); err != nil {
-		t.Fatal(err)
-	}
+	Expect(o.client.Update(ctx, split)).To(Succeed())
 }
 
 // waitProgrammed waits for the split's Programmed condition to be True for its generation.
-func (o *operator) waitProgrammed(t *testing.T, split *hub.TrafficSplit) {
-	t.Helper()
-	o.waitCondition(t, split, smi.ConditionProgrammed, metav1.ConditionTrue, "")
+func (o *operator) waitProgrammed(split *hub.TrafficSplit) {
+	GinkgoHelper()
+	o.waitCondition(split, smi.ConditionProgrammed, metav1.ConditionTrue, "")
 }
 
 // waitCondition waits until the SMI object's condition has status (and reason, unless empty) for
 // its current generation.
-func (o *operator) waitCondition(t *testing.T, obj hub.Object, condition string, status metav1.ConditionStatus, reason string) {
-	t.Helper()
-	eventually(t, 30*time.Second, 50*time.Millisecond, func() error {
+func (o *operator) waitCondition(obj hub.Object, condition string, status metav1.ConditionStatus, reason string) {
+	GinkgoHelper()
+	Eventually(func() error {
 		got := obj.DeepCopyObject().(hub.Object)
-		if err := o.client.Get(context.Background(), client.ObjectKeyFromObject(obj), got); err != nil {
-			t.Fatal(err)
-		}
+		Expect(o.client.Get(context.Background(), client.ObjectKeyFromObject(obj), got)).To(Succeed())
 		c := meta.FindStatusCondition(got.GetStatus().Conditions, condition)
 		if c == nil || c.Status != status || (reason != "" && c.Reason != reason) || c.ObservedGeneration != got.GetGeneration() {
 			return fmt.Errorf("%T %s: %s = %+v, want %s %s", obj, obj.GetName(), condition, c, status, reason)
 		}
 		return nil
-	})
+	}).Within(30 * time.Second).ProbeEvery(50 * time.Millisecond).Should(Succeed())
 }
 
-func (o *operator) updateSlice(t *testing.T, namespace, service string, edit func(*discoveryv1.EndpointSlice)) {
-	t.Helper()
+func (o *operator) updateSlice(namespace, service string, edit func(*discoveryv1.EndpointSlice)) {
+	GinkgoHelper()
 	ctx := context.Background()
 	slice := &discoveryv1.EndpointSlice{}
-	if err := o.client.Get(ctx, types.NamespacedName{Namespace: namespace, Name: service + "-slice"}, slice); err != nil {
-		t.Fatal(err)
-	}
+	Expect(o.client.Get(ctx, types.NamespacedName{Namespace: namespace, Name: service + "-slice"}, slice)).To(Succeed())
 	rv := slice.ResourceVersion
 	edit(slice)
 	slice.ResourceVersion = rv
-	if err := o.client.Update(ctx, slice); err != nil {
-		t.Fatal(err)
-	}
+	Expect(o.client.Update(ctx, slice)).To(Succeed())
 }
