@@ -3,6 +3,7 @@ package istioe2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -72,6 +73,7 @@ func (m *meshEnv) istiodFindsNothingWrong(t *testing.T, namespace string) {
 	time.Sleep(time.Second)
 
 	checked, bad := 0, false
+	var keys []string // "namespace/name" of every object judged, as istiod's log names them
 	for _, gvk := range generatedKinds {
 		list := &unstructured.UnstructuredList{}
 		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
@@ -81,6 +83,7 @@ func (m *meshEnv) istiodFindsNothingWrong(t *testing.T, namespace string) {
 		for i := range list.Items {
 			checked++
 			obj := &list.Items[i]
+			keys = append(keys, namespace+"/"+obj.GetName())
 			if found := findings(obj, "ERROR", "WARNING"); len(found) > 0 {
 				bad = true
 				t.Errorf("istiod's analysis of %s %s/%s: %s", gvk.Kind, namespace, obj.GetName(), strings.Join(found, "; "))
@@ -93,9 +96,37 @@ func (m *meshEnv) istiodFindsNothingWrong(t *testing.T, namespace string) {
 	if checked == 0 {
 		t.Fatalf("the operator wrote no Istio object in %s to judge", namespace)
 	}
-	if !bad {
-		t.Logf("istiod's analysis finds no error or warning on the %d Istio objects the operator wrote in %s", checked, namespace)
+	if lines := m.istiodComplaints(t, keys); len(lines) > 0 {
+		bad = true
+		t.Errorf("istiod's log complains about objects the operator wrote:\n%s", strings.Join(lines, "\n"))
 	}
+	if !bad {
+		t.Logf("neither istiod's analysis nor its log finds an error or a warning on the %d Istio objects the operator wrote in %s", checked, namespace)
+	}
+}
+
+// istiodComplaints are the warning and error lines of istiod's log that name one of keys
+// ("namespace/name"), but for its analysis' own lines: analysis runs every second, also before a
+// test's Pods exist, and what it finds now is judged on the objects' status instead.
+func (m *meshEnv) istiodComplaints(t testing.TB, keys []string) []string {
+	t.Helper()
+	data, err := os.ReadFile(m.istiod.LogFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.Contains(line, "\twarn\t") && !strings.Contains(line, "\terror\t") || strings.Contains(line, "Configuration analysis") {
+			continue
+		}
+		for _, key := range keys {
+			if strings.Contains(line, key) {
+				out = append(out, line)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // findings lists an Istio object's status.validationMessages of the given levels, as
