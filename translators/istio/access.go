@@ -173,8 +173,8 @@ func portStrings(p mesh.PortSet) []string {
 
 // defaultDeny writes enforcing mode's allow-nothing policy in every namespace where access applies
 // (the model's AccessNamespaces), whether or not a TrafficTarget names it, but Istio's root
-// namespace (see DefaultDenyIn). Its empty spec selects every workload of the namespace and,
-// having no rules, matches nothing: traffic that no other ALLOW policy allows is denied.
+// namespace (see DefaultDenyIn). It selects every workload of the namespace and allows only a
+// principal nobody has (DefaultDeny): traffic that no other ALLOW policy allows is denied.
 func (t *translator) defaultDeny(namespaces []string) {
 	for _, ns := range namespaces {
 		if DefaultDenyIn(ns) {
@@ -195,10 +195,22 @@ func DefaultDenyIn(namespace string) bool {
 	return namespace != RootNamespace
 }
 
-// DefaultDeny is enforcing mode's allow-nothing AuthorizationPolicy for a namespace: an empty
-// spec selects every workload and allows nothing, so only what TrafficTargets allow gets through.
+// NobodyPrincipal is the only source the allow-nothing policy allows: a principal no workload
+// has. Istio's CA issues spiffe://<trust domain>/ns/<namespace>/sa/<name> only, and ".invalid"
+// is reserved (RFC 2606), so it can be no trust domain; a request without mutual TLS has no
+// principal at all.
+const NobodyPrincipal = "smi-operator.invalid/nobody"
+
+// DefaultDeny is enforcing mode's allow-nothing AuthorizationPolicy for a namespace: it selects
+// every workload, and its one rule allows NobodyPrincipal, so only what TrafficTargets allow gets
+// through. Not Istio's allow-nothing idiom (an empty spec): for proxyless gRPC servers istiod
+// builds RBAC only from policies with rules, and a policy without any would leave them open.
 func DefaultDeny(namespace string) *securityv1.AuthorizationPolicy {
 	ap := newAuthorizationPolicy(namespace, source{kind: smi.NamespaceSourceKind, name: namespace})
 	ap.Name = DefaultDenyName
+	ap.Spec.Action = securityapi.AuthorizationPolicy_ALLOW
+	ap.Spec.Rules = []*securityapi.Rule{{
+		From: []*securityapi.Rule_From{{Source: &securityapi.Source{Principals: []string{NobodyPrincipal}}}},
+	}}
 	return ap
 }

@@ -75,8 +75,9 @@
 // # Access modes (mesh.Settings.Access)
 //
 //   - Enforcing (default): SMI's deny-by-default. Every namespace holding a TrafficTarget
-//     destination gets an allow-nothing AuthorizationPolicy named smi-default-deny (empty spec:
-//     no selector, so it covers the whole namespace, and no rules), so whatever no TrafficTarget
+//     destination gets an allow-nothing AuthorizationPolicy named smi-default-deny (no selector,
+//     so it covers the whole namespace, and one ALLOW rule for a principal nobody has: istiod
+//     ignores a policy without rules for proxyless gRPC servers), so whatever no TrafficTarget
 //     allows is denied there, including for workloads no TrafficTarget names. Each destination
 //     workload gets a STRICT PeerAuthentication named like its policy, so that every request
 //     carries a proven source principal.

@@ -202,8 +202,12 @@ func checkVirtualService(t *testing.T, name string, spec *networkingapi.VirtualS
 func checkAuthorizationPolicy(t *testing.T, name string, labels map[string]string, spec *securityapi.AuthorizationPolicy, settings mesh.Settings) {
 	t.Helper()
 	if name == DefaultDenyName {
-		if !settings.Enforcing() || labels[smi.LabelSourceKind] != smi.NamespaceSourceKind || !proto.Equal(spec, &securityapi.AuthorizationPolicy{}) {
-			t.Errorf("%s: want an empty spec from a Namespace source in enforcing mode only, got %v %v", name, labels, spec)
+		// Allow-nothing: no selector (the whole namespace), ALLOW, and one rule no request matches.
+		nobody := &securityapi.AuthorizationPolicy{Rules: []*securityapi.Rule{{
+			From: []*securityapi.Rule_From{{Source: &securityapi.Source{Principals: []string{NobodyPrincipal}}}},
+		}}}
+		if !settings.Enforcing() || labels[smi.LabelSourceKind] != smi.NamespaceSourceKind || !proto.Equal(spec, nobody) {
+			t.Errorf("%s: want the allow-nothing spec from a Namespace source in enforcing mode only, got %v %v", name, labels, spec)
 		}
 		return
 	}
