@@ -5,6 +5,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	securityapi "istio.io/api/security/v1beta1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -29,7 +30,15 @@ var _ = Describe("Deny-by-default in the namespaces SMI access applies to (Istio
 		Eventually(baseline(ctx, ns)).Should(Succeed())
 		ap := &securityv1.AuthorizationPolicy{}
 		Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: "smi-default-deny"}, ap)).To(Succeed())
-		Expect(ap.Spec.GetRules()).To(BeEmpty(), "an ALLOW policy without rules allows nothing")
+		// Allow-nothing in a form istiod also applies to proxyless gRPC servers (it ignores rule-less
+		// policies there): ALLOW, one rule, for a principal nobody has.
+		Expect(ap.Spec.GetAction()).To(Equal(securityapi.AuthorizationPolicy_ALLOW))
+		Expect(ap.Spec.GetRules()).To(HaveLen(1))
+		rule := ap.Spec.GetRules()[0]
+		Expect(rule.GetTo()).To(BeEmpty())
+		Expect(rule.GetWhen()).To(BeEmpty())
+		Expect(rule.GetFrom()).To(HaveLen(1))
+		Expect(rule.GetFrom()[0].GetSource().GetPrincipals()).To(Equal([]string{"smi-operator.invalid/nobody"}))
 		Expect(ap.Spec.GetSelector()).To(BeNil(), "the policy must select every workload of the namespace")
 		Expect(metav1.GetControllerOf(ap)).To(HaveField("Kind", "Namespace"))
 
