@@ -26,6 +26,8 @@ import (
 	"github.com/smi-operator/smi-operator/apis/smi/validation"
 	"github.com/smi-operator/smi-operator/apis/v1alpha1"
 	"github.com/smi-operator/smi-operator/controllers/backends"
+	istiobackend "github.com/smi-operator/smi-operator/controllers/backends/istio"
+	xdsbackend "github.com/smi-operator/smi-operator/controllers/backends/xds"
 	"github.com/smi-operator/smi-operator/controllers/index"
 	"github.com/smi-operator/smi-operator/controllers/namespace"
 	"github.com/smi-operator/smi-operator/controllers/owned"
@@ -92,9 +94,9 @@ func SetupIstio(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	writer := istioWriter(mgr, statuses)
-	targets := traffictarget.Istio{Client: mgr.GetClient(), Writer: writer, Settings: opts.Settings}
+	targets := istiobackend.Targets{Client: mgr.GetClient(), Writer: writer, Settings: opts.Settings}
 	splitCtrl, targetCtrl, err := setupReconcilers(ctx, mgr, opts, statuses, backendSet{
-		splits:   trafficsplit.Istio{Writer: writer, Settings: opts.Settings},
+		splits:   istiobackend.Splits{Writer: writer, Settings: opts.Settings},
 		targets:  targets,
 		settings: func() mesh.Settings { return opts.Settings },
 	})
@@ -108,10 +110,10 @@ func SetupIstio(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	forget := writer.ForgetDeleted()
-	if err := watch(namespaceCtrl, traffictarget.IstioBaselineWatches(mgr, forget)); err != nil {
+	if err := watch(namespaceCtrl, istiobackend.BaselineWatches(mgr, forget)); err != nil {
 		return err
 	}
-	return watchAll(splitCtrl, trafficsplit.IstioWatches(mgr, forget), targetCtrl, traffictarget.IstioWatches(mgr, forget))
+	return watchAll(splitCtrl, istiobackend.SplitWatches(mgr, forget), targetCtrl, istiobackend.TargetWatches(mgr, forget))
 }
 
 // watch adds sources to a controller.
@@ -193,8 +195,8 @@ func SetupXDS(ctx context.Context, mgr ctrl.Manager, opts Options, xdsServer *se
 	splitResync, targetResync := make(chan event.GenericEvent), make(chan event.GenericEvent)
 	xdsServer.OnRejections(func(refs []mesh.ObjectRef) { go resyncRefs(ctx, refs, splitResync, targetResync) })
 	_, _, err = setupReconcilers(ctx, mgr, opts, statuses, backendSet{
-		splits:      gatedBackend[*hub.TrafficSplit]{trafficsplit.XDS{Server: xdsServer}, smi.TrafficSplitKind, gate},
-		targets:     gatedBackend[*hub.TrafficTarget]{traffictarget.XDS{Server: xdsServer}, smi.TrafficTargetKind, gate},
+		splits:      gatedBackend[*hub.TrafficSplit]{xdsbackend.Splits{Server: xdsServer}, smi.TrafficSplitKind, gate},
+		targets:     gatedBackend[*hub.TrafficTarget]{xdsbackend.Targets{Server: xdsServer}, smi.TrafficTargetKind, gate},
 		settings:    settings,
 		splitResync: splitResync, targetResync: targetResync,
 	})
@@ -211,7 +213,7 @@ func SetupXDS(ctx context.Context, mgr ctrl.Manager, opts Options, xdsServer *se
 		return err
 	}
 	if _, err := (&namespace.Reconciler{
-		Client: mgr.GetClient(), Sink: gatedNamespaces{traffictarget.XDS{Server: xdsServer}, gate}, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+		Client: mgr.GetClient(), Sink: gatedNamespaces{xdsbackend.Targets{Server: xdsServer}, gate}, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

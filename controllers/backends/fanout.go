@@ -11,6 +11,7 @@ import (
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/apis/v1alpha1"
+	xdsbackend "github.com/smi-operator/smi-operator/controllers/backends/xds"
 	"github.com/smi-operator/smi-operator/controllers/namespace"
 	"github.com/smi-operator/smi-operator/controllers/service"
 	"github.com/smi-operator/smi-operator/controllers/smiobject"
@@ -25,14 +26,14 @@ import (
 func (s *Switch) Splits() trafficsplit.Backend {
 	return fanout[*hub.TrafficSplit]{s, smi.TrafficSplitKind,
 		func(b *istioBackend) smiobject.Backend[*hub.TrafficSplit] { return b.splits },
-		func(srv *server.Server) smiobject.Backend[*hub.TrafficSplit] { return trafficsplit.XDS{Server: srv} }}
+		func(srv *server.Server) smiobject.Backend[*hub.TrafficSplit] { return xdsbackend.Splits{Server: srv} }}
 }
 
 // Targets is the TrafficTarget reconciler's backend: every backend running.
 func (s *Switch) Targets() traffictarget.Backend {
 	return fanout[*hub.TrafficTarget]{s, smi.TrafficTargetKind,
 		func(b *istioBackend) smiobject.Backend[*hub.TrafficTarget] { return b.targets },
-		func(srv *server.Server) smiobject.Backend[*hub.TrafficTarget] { return traffictarget.XDS{Server: srv} }}
+		func(srv *server.Server) smiobject.Backend[*hub.TrafficTarget] { return xdsbackend.Targets{Server: srv} }}
 }
 
 // Namespaces is where the namespace controller sends Namespaces: every backend running.
@@ -147,6 +148,6 @@ func (s namespaces) DeleteNamespace(ctx context.Context, name string) error {
 func (s *Switch) namespaceToRunningBackends(ctx context.Context, name string, do func(namespace.Sink) error) error {
 	_, err := s.onRunningBackends(ctx, mesh.ObjectRef{Kind: NamespaceKind, Name: name},
 		func(b *istioBackend) ([]mesh.Diagnostic, error) { return nil, do(b.targets) },
-		func(srv *server.Server) ([]mesh.Diagnostic, error) { return nil, do(traffictarget.XDS{Server: srv}) })
+		func(srv *server.Server) ([]mesh.Diagnostic, error) { return nil, do(xdsbackend.Targets{Server: srv}) })
 	return err
 }

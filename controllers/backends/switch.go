@@ -69,11 +69,10 @@ import (
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/apis/v1alpha1"
+	istiobackend "github.com/smi-operator/smi-operator/controllers/backends/istio"
 	"github.com/smi-operator/smi-operator/controllers/owned"
 	"github.com/smi-operator/smi-operator/controllers/service"
 	"github.com/smi-operator/smi-operator/controllers/smioperator"
-	"github.com/smi-operator/smi-operator/controllers/trafficsplit"
-	"github.com/smi-operator/smi-operator/controllers/traffictarget"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 	"github.com/smi-operator/smi-operator/xds/server"
 )
@@ -148,8 +147,8 @@ type Switch struct {
 }
 
 type istioBackend struct {
-	splits  trafficsplit.Istio
-	targets traffictarget.Istio
+	splits  istiobackend.Splits
+	targets istiobackend.Targets
 }
 
 type xdsBackend struct {
@@ -352,8 +351,8 @@ func (s *Switch) ensureIstio(ctx context.Context, settings mesh.Settings) error 
 		return err
 	}
 	b := &istioBackend{
-		splits:  trafficsplit.Istio{Writer: s.opts.IstioWriter, Settings: settings},
-		targets: traffictarget.Istio{Client: s.opts.Manager.GetClient(), Writer: s.opts.IstioWriter, Settings: settings},
+		splits:  istiobackend.Splits{Writer: s.opts.IstioWriter, Settings: settings},
+		targets: istiobackend.Targets{Client: s.opts.Manager.GetClient(), Writer: s.opts.IstioWriter, Settings: settings},
 	}
 	// Under the write lock: a write of the backend replaced, still in flight, would otherwise
 	// count as done by the new one.
@@ -373,7 +372,7 @@ var IstioKinds = itemsOf(istioLists())
 
 // istioLists are the list kinds of what the Istio backends generate, which they prune.
 func istioLists() []client.ObjectList {
-	return append(trafficsplit.GeneratedKinds(), traffictarget.GeneratedKinds()...)
+	return append(istiobackend.SplitGeneratedKinds(), istiobackend.TargetGeneratedKinds()...)
 }
 
 // itemsOf returns an object of each list's item type, so that the kinds are listed once.
@@ -418,17 +417,17 @@ func (s *Switch) watchIstio(ctx context.Context) error {
 	}
 	active := predicate.NewPredicateFuncs(func(client.Object) bool { return s.istioActive.Load() })
 	forget := s.opts.IstioWriter.ForgetDeleted()
-	for _, src := range trafficsplit.IstioWatches(s.opts.Manager, forget, active) {
+	for _, src := range istiobackend.SplitWatches(s.opts.Manager, forget, active) {
 		if err := s.splitCtrl.Watch(src); err != nil {
 			return err
 		}
 	}
-	for _, src := range traffictarget.IstioWatches(s.opts.Manager, forget, active) {
+	for _, src := range istiobackend.TargetWatches(s.opts.Manager, forget, active) {
 		if err := s.targetCtrl.Watch(src); err != nil {
 			return err
 		}
 	}
-	for _, src := range traffictarget.IstioBaselineWatches(s.opts.Manager, forget, active) {
+	for _, src := range istiobackend.BaselineWatches(s.opts.Manager, forget, active) {
 		if err := s.namespaceCtrl.Watch(src); err != nil {
 			return err
 		}
@@ -543,7 +542,7 @@ func (s *Switch) newXDSServer(ctx context.Context, cfg xdsConfig) (*server.Serve
 }
 
 // resyncRejected has the SMI objects whose resources proxies began or stopped refusing
-// reconciled again, so that their status says so (trafficsplit.XDS and traffictarget.XDS read
+// reconciled again, so that their status says so (xdsbackend.Splits and xdsbackend.Targets read
 // the server's rejections).
 func (s *Switch) resyncRejected(refs []mesh.ObjectRef) {
 	keys := make([]ObjectKey, 0, len(refs))

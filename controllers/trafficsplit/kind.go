@@ -1,6 +1,6 @@
 // Package trafficsplit is the TrafficSplit kind of the SMI reconciler (package smiobject): what a
-// split's model depends on and which changes reconcile it, and the split's adapters of the Istio
-// and xDS translators.
+// split's model depends on and which changes reconcile it. What each backend does with a split is
+// the backend's (controllers/backends/istio, controllers/backends/xds).
 package trafficsplit
 
 import (

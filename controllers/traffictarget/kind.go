@@ -1,6 +1,6 @@
 // Package traffictarget is the TrafficTarget kind of the SMI reconciler (package smiobject): what
-// a target's model depends on and which changes reconcile it, and the target's adapters of the
-// Istio and xDS translators.
+// a target's model depends on and which changes reconcile it. What each backend does with a target
+// is the backend's (controllers/backends/istio, controllers/backends/xds).
 package traffictarget
 
 import (

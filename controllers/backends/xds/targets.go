@@ -1,4 +1,4 @@
-package traffictarget
+package xds
 
 import (
 	"context"
@@ -8,19 +8,19 @@ import (
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/translators/mesh"
-	"github.com/smi-operator/smi-operator/translators/xds"
+	xdstranslator "github.com/smi-operator/smi-operator/translators/xds"
 	"github.com/smi-operator/smi-operator/xds/server"
 )
 
-// XDS programs a target as access rules of its destination identity on the operator's xDS
+// Targets programs a target as access rules of its destination identity on the operator's xDS
 // server, which turns them into the RBAC of that identity's gRPC server listeners and Envoy
 // inbound listeners.
-type XDS struct {
+type Targets struct {
 	Server *server.Server
 }
 
 // Program serves the target's rule, or withdraws it when the model does not accept it.
-func (b XDS) Program(_ context.Context, target *hub.TrafficTarget, models *mesh.Models) ([]mesh.Diagnostic, error) {
+func (b Targets) Program(_ context.Context, target *hub.TrafficTarget, models *mesh.Models) ([]mesh.Diagnostic, error) {
 	model, _ := models.BuiltWith(b.Server.Settings())
 	self := mesh.ObjectRef{Kind: smi.TrafficTargetKind, Namespace: target.Namespace, Name: target.Name}
 	var rules []mesh.AccessRule
@@ -33,24 +33,24 @@ func (b XDS) Program(_ context.Context, target *hub.TrafficTarget, models *mesh.
 	// What the xDS listeners cannot enforce as written (UDP grants, "grpc-" headers on gRPC
 	// servers) goes to the target's status, and so do proxies that refused the listeners its
 	// rules are part of (server.Rejections): they enforce their last good ones.
-	return append(xds.AccessDiagnostics(rules), b.Server.RejectionDiagnostics(self)...), nil
+	return append(xdstranslator.AccessDiagnostics(rules), b.Server.RejectionDiagnostics(self)...), nil
 }
 
 // Forget withdraws a deleted target's rule.
-func (b XDS) Forget(_ context.Context, ref mesh.ObjectRef) error {
+func (b Targets) Forget(_ context.Context, ref mesh.ObjectRef) error {
 	b.Server.SetAccess(ref, nil)
 	return nil
 }
 
 // SetNamespace tells the server whether access applies in the namespace (its labels), which it
 // judges with its own settings.
-func (b XDS) SetNamespace(_ context.Context, ns *corev1.Namespace) error {
+func (b Targets) SetNamespace(_ context.Context, ns *corev1.Namespace) error {
 	b.Server.SetNamespace(ns.Name, ns.Labels)
 	return nil
 }
 
 // DeleteNamespace has the server forget the namespace.
-func (b XDS) DeleteNamespace(_ context.Context, name string) error {
+func (b Targets) DeleteNamespace(_ context.Context, name string) error {
 	b.Server.DeleteNamespace(name)
 	return nil
 }

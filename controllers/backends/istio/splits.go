@@ -1,4 +1,4 @@
-package trafficsplit
+package istio
 
 import (
 	"context"
@@ -15,29 +15,29 @@ import (
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/controllers/owned"
 	"github.com/smi-operator/smi-operator/controllers/status"
-	"github.com/smi-operator/smi-operator/translators/istio"
+	istiotranslator "github.com/smi-operator/smi-operator/translators/istio"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 )
 
 // +kubebuilder:rbac:groups=networking.istio.io,resources=virtualservices;destinationrules,verbs=get;list;watch;create;update;patch;delete
 
-// Istio programs a split as a VirtualService (and DestinationRules), written with server-side
+// Splits programs a split as a VirtualService (and DestinationRules), written with server-side
 // apply and controlled by the split.
-type Istio struct {
+type Splits struct {
 	Writer   owned.Writer
 	Settings mesh.Settings
 }
 
-// GeneratedKinds are the kinds a TrafficSplit generates on Istio, for pruning.
-func GeneratedKinds() []client.ObjectList {
+// SplitGeneratedKinds are the kinds a TrafficSplit generates on Istio, for pruning.
+func SplitGeneratedKinds() []client.ObjectList {
 	return []client.ObjectList{&networkingv1.VirtualServiceList{}, &networkingv1.DestinationRuleList{}}
 }
 
-// Program writes the Istio objects of the model's split and prunes the split's others.
-func (b Istio) Program(ctx context.Context, split *hub.TrafficSplit, models *mesh.Models) ([]mesh.Diagnostic, error) {
+// Program writes the Splits objects of the model's split and prunes the split's others.
+func (b Splits) Program(ctx context.Context, split *hub.TrafficSplit, models *mesh.Models) ([]mesh.Diagnostic, error) {
 	model, _ := models.BuiltWith(b.Settings)
-	out, diags := istio.Translate(model, b.Settings)
-	res, err := b.Writer.Sync(ctx, split, out.From(smi.TrafficSplitKind), GeneratedKinds())
+	out, diags := istiotranslator.Translate(model, b.Settings)
+	res, err := b.Writer.Sync(ctx, split, out.From(smi.TrafficSplitKind), SplitGeneratedKinds())
 	if err != nil {
 		return nil, err
 	}
@@ -46,15 +46,15 @@ func (b Istio) Program(ctx context.Context, split *hub.TrafficSplit, models *mes
 }
 
 // Forget deletes what a deleted split generated (the garbage collector would too, in time).
-func (b Istio) Forget(ctx context.Context, ref mesh.ObjectRef) error {
-	return b.Writer.PruneAfterDelete(ctx, ref.Kind, ref.Namespace, ref.Name, GeneratedKinds())
+func (b Splits) Forget(ctx context.Context, ref mesh.ObjectRef) error {
+	return b.Writer.PruneAfterDelete(ctx, ref.Kind, ref.Namespace, ref.Name, SplitGeneratedKinds())
 }
 
-// IstioWatches are the watches a split controller needs while the Istio backend programs: a
+// SplitWatches are the watches a split controller needs while the Splits backend programs: a
 // split is reconciled again when what it generates is changed or deleted by someone else, or when
 // a VirtualService someone else owns, named like the split's, goes away (it blocked the split).
-// predicates, such as "the Istio backend is active", filter every event.
-func IstioWatches(mgr manager.Manager, predicates ...predicate.Predicate) []source.Source {
+// predicates, such as "the Splits backend is active", filter every event.
+func SplitWatches(mgr manager.Manager, predicates ...predicate.Predicate) []source.Source {
 	owner := handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &hub.TrafficSplit{}, handler.OnlyControllerOwner())
 	sameName := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 		return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(o)}}

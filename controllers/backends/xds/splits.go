@@ -1,4 +1,4 @@
-package trafficsplit
+package xds
 
 import (
 	"context"
@@ -9,16 +9,16 @@ import (
 	"github.com/smi-operator/smi-operator/xds/server"
 )
 
-// XDS programs a split on the operator's xDS server: the RouteConfigurations of its apex, and
+// Splits programs a split on the operator's xDS server: the RouteConfigurations of its apex, and
 // its TCP weights on the Envoy outbound chains.
-type XDS struct {
+type Splits struct {
 	Server *server.Server
 }
 
 // Program serves the split's routes, or stops serving them when the model does not program it.
 // Proxies that refused the routes (server.Rejections) make the split not Programmed: they keep
 // routing as before.
-func (b XDS) Program(_ context.Context, split *hub.TrafficSplit, models *mesh.Models) ([]mesh.Diagnostic, error) {
+func (b Splits) Program(_ context.Context, split *hub.TrafficSplit, models *mesh.Models) ([]mesh.Diagnostic, error) {
 	model, _ := models.BuiltWith(b.Server.Settings())
 	var programmed *mesh.Split
 	if len(model.Splits) > 0 {
@@ -30,7 +30,7 @@ func (b XDS) Program(_ context.Context, split *hub.TrafficSplit, models *mesh.Mo
 }
 
 // Forget stops serving a deleted split's routes; its apex falls back to its default routes.
-func (b XDS) Forget(_ context.Context, ref mesh.ObjectRef) error {
+func (b Splits) Forget(_ context.Context, ref mesh.ObjectRef) error {
 	b.Server.SetSplit(ref, nil)
 	return nil
 }

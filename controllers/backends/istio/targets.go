@@ -1,4 +1,4 @@
-package traffictarget
+package istio
 
 import (
 	"context"
@@ -16,31 +16,31 @@ import (
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/controllers/owned"
 	"github.com/smi-operator/smi-operator/controllers/status"
-	"github.com/smi-operator/smi-operator/translators/istio"
+	istiotranslator "github.com/smi-operator/smi-operator/translators/istio"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 )
 
 // +kubebuilder:rbac:groups=security.istio.io,resources=authorizationpolicies;peerauthentications,verbs=get;list;watch;create;update;patch;delete
 
-// Istio programs a target as AuthorizationPolicies (and STRICT PeerAuthentications) controlled by
+// Targets programs a target as AuthorizationPolicies (and STRICT PeerAuthentications) controlled by
 // the target, and, as the namespace controller's Sink, keeps the allow-nothing baseline of
 // enforcing mode in every namespace where access applies, whether or not a target lives there.
-type Istio struct {
+type Targets struct {
 	Client   client.Client
 	Writer   owned.Writer
 	Settings mesh.Settings
 }
 
-// GeneratedKinds are the kinds a TrafficTarget generates on Istio, for pruning.
-func GeneratedKinds() []client.ObjectList {
+// TargetGeneratedKinds are the kinds a TrafficTarget generates on Istio, for pruning.
+func TargetGeneratedKinds() []client.ObjectList {
 	return []client.ObjectList{&securityv1.AuthorizationPolicyList{}, &securityv1.PeerAuthenticationList{}}
 }
 
-// Program writes the Istio objects of the target's rule.
-func (b Istio) Program(ctx context.Context, target *hub.TrafficTarget, models *mesh.Models) ([]mesh.Diagnostic, error) {
+// Program writes the Targets objects of the target's rule.
+func (b Targets) Program(ctx context.Context, target *hub.TrafficTarget, models *mesh.Models) ([]mesh.Diagnostic, error) {
 	model, _ := models.BuiltWith(b.Settings)
-	out, diags := istio.Translate(model, b.Settings)
-	res, err := b.Writer.Sync(ctx, target, out.From(smi.TrafficTargetKind), GeneratedKinds())
+	out, diags := istiotranslator.Translate(model, b.Settings)
+	res, err := b.Writer.Sync(ctx, target, out.From(smi.TrafficTargetKind), TargetGeneratedKinds())
 	if err != nil {
 		return nil, err
 	}
@@ -49,17 +49,17 @@ func (b Istio) Program(ctx context.Context, target *hub.TrafficTarget, models *m
 }
 
 // Forget deletes what a deleted target generated.
-func (b Istio) Forget(ctx context.Context, ref mesh.ObjectRef) error {
-	return b.Writer.PruneAfterDelete(ctx, ref.Kind, ref.Namespace, ref.Name, GeneratedKinds())
+func (b Targets) Forget(ctx context.Context, ref mesh.ObjectRef) error {
+	return b.Writer.PruneAfterDelete(ctx, ref.Kind, ref.Namespace, ref.Name, TargetGeneratedKinds())
 }
 
 // SetNamespace keeps the namespace's allow-nothing baseline while access applies there (enforcing
 // mode, the namespace selected, not Istio's root namespace) and deletes it otherwise. The
 // Namespace controls it.
-func (b Istio) SetNamespace(ctx context.Context, ns *corev1.Namespace) error {
+func (b Targets) SetNamespace(ctx context.Context, ns *corev1.Namespace) error {
 	var wanted []client.Object
-	if b.Settings.EnforcesIn(ns.Labels) && istio.DefaultDenyIn(ns.Name) {
-		wanted = []client.Object{istio.DefaultDeny(ns.Name)}
+	if b.Settings.EnforcesIn(ns.Labels) && istiotranslator.DefaultDenyIn(ns.Name) {
+		wanted = []client.Object{istiotranslator.DefaultDeny(ns.Name)}
 	}
 	res, err := b.Writer.Sync(ctx, ns, wanted, []client.ObjectList{&securityv1.AuthorizationPolicyList{}})
 	for _, c := range res.Conflicts {
@@ -71,12 +71,12 @@ func (b Istio) SetNamespace(ctx context.Context, ns *corev1.Namespace) error {
 }
 
 // DeleteNamespace does nothing: the baseline goes with its namespace.
-func (b Istio) DeleteNamespace(context.Context, string) error { return nil }
+func (b Targets) DeleteNamespace(context.Context, string) error { return nil }
 
-// IstioWatches are the watches a target controller needs while the Istio backend programs: a
+// TargetWatches are the watches a target controller needs while the Targets backend programs: a
 // target is reconciled again when what it generates is changed or deleted by someone else.
-// predicates, such as "the Istio backend is active", filter every event.
-func IstioWatches(mgr manager.Manager, predicates ...predicate.Predicate) []source.Source {
+// predicates, such as "the Targets backend is active", filter every event.
+func TargetWatches(mgr manager.Manager, predicates ...predicate.Predicate) []source.Source {
 	owner := handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &hub.TrafficTarget{}, handler.OnlyControllerOwner())
 	changed := append([]predicate.Predicate{owned.NotCreated}, predicates...)
 	return []source.Source{
@@ -85,10 +85,10 @@ func IstioWatches(mgr manager.Manager, predicates ...predicate.Predicate) []sour
 	}
 }
 
-// IstioBaselineWatches are the watches the namespace controller needs while the Istio backend
+// BaselineWatches are the watches the namespace controller needs while the Targets backend
 // programs: a Namespace is reconciled again when its baseline is changed or deleted by someone
 // else.
-func IstioBaselineWatches(mgr manager.Manager, predicates ...predicate.Predicate) []source.Source {
+func BaselineWatches(mgr manager.Manager, predicates ...predicate.Predicate) []source.Source {
 	owner := handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &corev1.Namespace{}, handler.OnlyControllerOwner())
 	changed := append([]predicate.Predicate{owned.NotCreated}, predicates...)
 	return []source.Source{source.Kind(mgr.GetCache(), client.Object(&securityv1.AuthorizationPolicy{}), owner, changed...)}
