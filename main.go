@@ -25,7 +25,7 @@ import (
 	"github.com/smi-operator/smi-operator/apis/v1alpha1"
 	"github.com/smi-operator/smi-operator/cmd/translate"
 	"github.com/smi-operator/smi-operator/controllers"
-	"github.com/smi-operator/smi-operator/controllers/backends"
+	xdsbackend "github.com/smi-operator/smi-operator/controllers/backends/xds"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 )
 
@@ -70,7 +70,7 @@ func main() {
 		backend                       string
 		settings                      mesh.Settings
 		workers, qps, burst           int
-		xdsConfig                     backends.XDSConfig
+		xdsConfig                     xdsbackend.Config
 		xdsAudiences, xdsCASecret     string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; \"0\" disables it.")
@@ -190,7 +190,7 @@ func main() {
 		err = controllers.SetupFromResource(ctx, mgr, controllers.ResourceOptions{
 			MaxConcurrentReconciles: workers,
 			Namespace:               namespace,
-			XDS: backends.XDSConfig{
+			XDS: xdsbackend.Config{
 				ServiceName: xdsConfig.ServiceName,
 				CASecret:    types.NamespacedName{Namespace: namespace, Name: xdsCASecret},
 			},

@@ -251,7 +251,7 @@ type ResourceOptions struct {
 	// XDS holds what the SMIOperator does not say of the xDS server: ServiceName, the Service in
 	// front of it (in Namespace: the serving certificate's DNS names), and CASecret, the Secret
 	// keeping the xDS CA root (backends.Options.XDS).
-	XDS backends.XDSConfig
+	XDS xdsbackend.Config
 	// Registerer receives the xDS server's metrics; the manager's registry when nil.
 	Registerer prometheus.Registerer
 }

@@ -14,18 +14,18 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
-	"github.com/smi-operator/smi-operator/controllers/backends"
+	xdsbackend "github.com/smi-operator/smi-operator/controllers/backends/xds"
 )
 
 // SetupXDSBackend starts the built-in CA, the token authenticator and the xDS server configured
 // as cfg (main.go's flags), and registers the reconcilers that feed it. Its metrics go to
 // registerer, the manager's registry when nil.
-func SetupXDSBackend(ctx context.Context, mgr ctrl.Manager, opts Options, cfg backends.XDSConfig, registerer prometheus.Registerer) error {
+func SetupXDSBackend(ctx context.Context, mgr ctrl.Manager, opts Options, cfg xdsbackend.Config, registerer prometheus.Registerer) error {
 	clientset, err := kubernetes.NewForConfig(mgr.GetConfig())
 	if err != nil {
 		return err
 	}
-	with := backends.ServerWiring{
+	with := xdsbackend.ServerWiring{
 		// Answering nobody until the reconcilers have fed it everything (SetupXDS's syncGate).
 		HoldUntilSynced: true,
 		Registerer:      cmp.Or[prometheus.Registerer](registerer, metrics.Registry),
@@ -45,7 +45,7 @@ func SetupXDSBackend(ctx context.Context, mgr ctrl.Manager, opts Options, cfg ba
 		}
 		with.TLS = &tls.Config{GetCertificate: watcher.GetCertificate, MinVersion: tls.VersionTLS12}
 	}
-	xdsServer, err := backends.NewXDSServer(ctx, clientset, opts.Settings, cfg, with)
+	xdsServer, err := xdsbackend.NewServer(ctx, clientset, opts.Settings, cfg, with)
 	if err != nil {
 		return err
 	}

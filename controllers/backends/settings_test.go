@@ -3,11 +3,9 @@ package backends
 import (
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/smi-operator/smi-operator/apis/v1alpha1"
 	"github.com/smi-operator/smi-operator/translators/mesh"
@@ -69,52 +67,5 @@ func TestNamespaceSelectorThatDoesNotConvert(t *testing.T) {
 	// Should it be used anyway, deny-by-default must not shrink: every namespace.
 	if got.AccessNamespaces != mesh.EveryNamespace {
 		t.Errorf("AccessNamespaces = %q, want %q (fail closed)", got.AccessNamespaces, mesh.EveryNamespace)
-	}
-}
-
-func TestXDSConfigFrom(t *testing.T) {
-	base := XDSConfig{ServiceName: "smi-operator-xds", CASecret: types.NamespacedName{Namespace: "ops", Name: "xds-ca"}}
-	dur := func(d time.Duration) *metav1.Duration { return &metav1.Duration{Duration: d} }
-	for _, tc := range []struct {
-		name string
-		in   v1alpha1.SMIOperatorSpec
-		want XDSConfig
-	}{{
-		name: "defaults",
-		in:   v1alpha1.SMIOperatorSpec{},
-		want: XDSConfig{Address: "10.0.0.1:15010", ServiceName: "smi-operator-xds", CASecret: base.CASecret,
-			TokenAudiences: []string{"smi-operator-xds"}, CertTTL: time.Hour},
-	}, {
-		name: "everything set",
-		in: v1alpha1.SMIOperatorSpec{XDS: v1alpha1.XDSSpec{
-			Port: 16000, TLS: &v1alpha1.XDSTLS{SecretName: "xds-cert"}, TokenAudiences: []string{"a", "b"},
-			CertificateTTL: dur(90 * time.Minute), SwapGracePeriod: dur(0),
-		}},
-		want: XDSConfig{Address: "10.0.0.1:16000", TLSSecretName: "xds-cert", ServiceName: "smi-operator-xds", CASecret: base.CASecret,
-			TokenAudiences: []string{"a", "b"}, CertTTL: 90 * time.Minute},
-	}, {
-		name: "plain text",
-		in:   v1alpha1.SMIOperatorSpec{XDS: v1alpha1.XDSSpec{InsecurePlaintext: true}},
-		want: XDSConfig{Address: "10.0.0.1:15010", Plaintext: true, ServiceName: "smi-operator-xds", CASecret: base.CASecret,
-			TokenAudiences: []string{"smi-operator-xds"}, CertTTL: time.Hour},
-	}} {
-		t.Run(tc.name, func(t *testing.T) {
-			if diff := cmp.Diff(tc.want, XDSConfigFrom(tc.in, "10.0.0.1", base)); diff != "" {
-				t.Errorf("XDSConfigFrom() mismatch (-want +got):\n%s", diff)
-			}
-		})
-	}
-	// What the flags say and the spec does not (a certificate folder) is not carried over; an
-	// empty host listens on every address; the audiences are the config's own.
-	spec := v1alpha1.SMIOperatorSpec{XDS: v1alpha1.XDSSpec{TokenAudiences: []string{"a"}}}
-	withDir := base
-	withDir.TLSCertDir = "/etc/xds"
-	got := XDSConfigFrom(spec, "", withDir)
-	if got.TLSCertDir != "" || got.Address != ":15010" {
-		t.Errorf("XDSConfigFrom(base with a certificate folder, no host) = %+v", got)
-	}
-	got.TokenAudiences[0] = "changed"
-	if spec.XDS.TokenAudiences[0] != "a" {
-		t.Error("XDSConfigFrom() shares the spec's audiences")
 	}
 }

@@ -70,6 +70,7 @@ import (
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/apis/v1alpha1"
 	istiobackend "github.com/smi-operator/smi-operator/controllers/backends/istio"
+	xdsbackend "github.com/smi-operator/smi-operator/controllers/backends/xds"
 	"github.com/smi-operator/smi-operator/controllers/owned"
 	"github.com/smi-operator/smi-operator/controllers/service"
 	"github.com/smi-operator/smi-operator/controllers/smioperator"
@@ -90,8 +91,8 @@ type Options struct {
 	// XDS holds what an SMIOperator does not say of the xDS server: ServiceName, the Service in
 	// front of it (in Namespace: the built-in CA's serving certificate is issued for its DNS
 	// names, and XDSHost when that is an address), and CASecret, the Secret keeping the xDS CA
-	// root. The spec's xds settings fill the rest (XDSConfigFrom).
-	XDS XDSConfig
+	// root. The spec's xds settings fill the rest (xds.ConfigFrom).
+	XDS xdsbackend.Config
 	// Registerer receives the xDS server's metrics; nil registers none.
 	Registerer prometheus.Registerer
 	Log        logr.Logger
@@ -168,7 +169,7 @@ type xdsBackend struct {
 // grace period, the Switch's: editing it must not restart the server.)
 type xdsConfig struct {
 	settings mesh.Settings
-	xds      XDSConfig
+	xds      xdsbackend.Config
 }
 
 // ServiceKind and NamespaceKind are the Kinds of the ObjectKeys of Services and Namespaces.
@@ -280,7 +281,7 @@ func (s *Switch) MoveToward(ctx context.Context, spec *v1alpha1.SMIOperatorSpec)
 	case d.Backend == v1alpha1.BackendIstio:
 		unavailable = s.ensureIstio(ctx, settings)
 	case d.Backend == v1alpha1.BackendXDS:
-		unavailable = s.ensureXDS(ctx, xdsConfig{settings: settings, xds: XDSConfigFrom(d, s.opts.XDSHost, s.opts.XDS)})
+		unavailable = s.ensureXDS(ctx, xdsConfig{settings: settings, xds: xdsbackend.ConfigFrom(d, s.opts.XDSHost, s.opts.XDS)})
 	}
 	s.unavailable.spec, s.unavailable.err, s.unavailable.at = d, unavailable, time.Now()
 	if unavailable != nil {
@@ -525,14 +526,14 @@ func (s *Switch) ensureXDS(ctx context.Context, cfg xdsConfig) error {
 func (s *Switch) newXDSServer(ctx context.Context, cfg xdsConfig) (*server.Server, string, error) {
 	var serving *tls.Config
 	if cfg.xds.TLSSecretName != "" {
-		tlsConfig, err := tlsFromSecret(ctx, s.opts.Manager.GetAPIReader(), types.NamespacedName{Namespace: s.opts.Namespace, Name: cfg.xds.TLSSecretName})
+		tlsConfig, err := xdsbackend.TLSFromSecret(ctx, s.opts.Manager.GetAPIReader(), types.NamespacedName{Namespace: s.opts.Namespace, Name: cfg.xds.TLSSecretName})
 		if err != nil {
 			return nil, "", err
 		}
 		serving = tlsConfig
 	}
 	// Answering nobody until the server has everything: see ensureXDS and MoveToward.
-	srv, err := NewXDSServer(ctx, s.clientset, cfg.settings, cfg.xds, ServerWiring{
+	srv, err := xdsbackend.NewServer(ctx, s.clientset, cfg.settings, cfg.xds, xdsbackend.ServerWiring{
 		TLS: serving, HoldUntilSynced: true, Registerer: s.opts.Registerer, Log: s.opts.Log.WithName("xds"),
 	})
 	if err == nil {

@@ -33,7 +33,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/smi-operator/smi-operator/controllers"
-	"github.com/smi-operator/smi-operator/controllers/backends"
+	xdsbackend "github.com/smi-operator/smi-operator/controllers/backends/xds"
 	"github.com/smi-operator/smi-operator/test/netns"
 	"github.com/smi-operator/smi-operator/test/testenv"
 	"github.com/smi-operator/smi-operator/translators/mesh"
@@ -192,7 +192,7 @@ func newOperator() (*operator, error) {
 			// The enforcing operator is wired as main.go's --backend=xds does, with its defaults:
 			// TLS with a serving certificate of the built-in CA (its root the Secret o.ca uses),
 			// tokens reviewed by the API server, secrets served.
-			err = controllers.SetupXDSBackend(ctx, mgr, ctrlOpts, backends.XDSConfig{
+			err = controllers.SetupXDSBackend(ctx, mgr, ctrlOpts, xdsbackend.Config{
 				Address:        netns.HostPort(1, op.port),
 				TokenAudiences: []string{tokenAudience},
 				CASecret:       types.NamespacedName{Namespace: operatorNamespace, Name: xdsCASecret},
@@ -321,7 +321,7 @@ func (o *operator) newSwapOperator() error {
 		MaxConcurrentReconciles: 4,
 		Namespace:               operatorNamespace,
 		XDSHost:                 netns.Addr(1).String(),
-		XDS: backends.XDSConfig{
+		XDS: xdsbackend.Config{
 			ServiceName: xdsServiceName,
 			CASecret:    types.NamespacedName{Namespace: operatorNamespace, Name: xdsCASecret}, // the root o.ca issues from
 		},

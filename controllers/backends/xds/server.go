@@ -1,4 +1,4 @@
-package backends
+package xds
 
 import (
 	"context"
@@ -36,9 +36,9 @@ type ServerWiring struct {
 	Log        logr.Logger
 }
 
-// NewXDSServer starts the built-in certificate authority (its root kept in cfg.CASecret) and the
+// NewServer starts the built-in certificate authority (its root kept in cfg.CASecret) and the
 // token authenticator, and returns an xDS server using them; it does not listen yet.
-func NewXDSServer(ctx context.Context, clientset kubernetes.Interface, settings mesh.Settings, cfg XDSConfig, with ServerWiring) (*server.Server, error) {
+func NewServer(ctx context.Context, clientset kubernetes.Interface, settings mesh.Settings, cfg Config, with ServerWiring) (*server.Server, error) {
 	host, _, err := net.SplitHostPort(cfg.Address)
 	if err != nil {
 		return nil, fmt.Errorf("xDS address %q: %w", cfg.Address, err)
@@ -139,13 +139,13 @@ func (sc *caServingCertificate) get(*tls.ClientHelloInfo) (*tls.Certificate, err
 	return sc.cert, nil
 }
 
-// tlsFromSecret serves with the certificate in a kubernetes.io/tls Secret, read again in the
+// TLSFromSecret serves with the certificate in a kubernetes.io/tls Secret, read again in the
 // background at most every secretRefresh when a handshake finds it stale, so a certificate renewed
 // in place (cert-manager) is picked up without a restart and no handshake waits for the API
 // server; when a read fails, the certificate read last is kept. It reads
 // the API server directly: caching Secrets would mean watching every Secret of the cluster. The
 // first read must succeed, so that a missing Secret shows in the SMIOperator's status.
-func tlsFromSecret(ctx context.Context, reader client.Reader, key types.NamespacedName) (*tls.Config, error) {
+func TLSFromSecret(ctx context.Context, reader client.Reader, key types.NamespacedName) (*tls.Config, error) {
 	sc := &secretCertificate{reader: reader, key: key, now: time.Now}
 	if err := sc.read(ctx); err != nil {
 		return nil, err
