@@ -83,10 +83,10 @@ type Options struct {
 // SetupIstio registers the reconcilers that program Istio from SMI objects. It fails when the
 // cluster serves no Istio API, rather than starting controllers that cannot watch.
 func SetupIstio(ctx context.Context, mgr ctrl.Manager, opts Options) error {
-	if err := backends.IstioServed(mgr); err != nil {
+	if err := istiobackend.Served(mgr); err != nil {
 		return err
 	}
-	if err := owned.IndexGenerated(ctx, mgr.GetFieldIndexer(), backends.IstioKinds...); err != nil {
+	if err := owned.IndexGenerated(ctx, mgr.GetFieldIndexer(), istiobackend.Kinds...); err != nil {
 		return err
 	}
 	statuses, err := newStatuses(mgr, opts.MaxConcurrentReconciles)

@@ -368,41 +368,6 @@ func (s *Switch) ensureIstio(ctx context.Context, settings mesh.Settings) error 
 	return nil
 }
 
-// IstioKinds are the Istio kinds the operator generates.
-var IstioKinds = itemsOf(istioLists())
-
-// istioLists are the list kinds of what the Istio backends generate, which they prune.
-func istioLists() []client.ObjectList {
-	return append(istiobackend.SplitGeneratedKinds(), istiobackend.TargetGeneratedKinds()...)
-}
-
-// itemsOf returns an object of each list's item type, so that the kinds are listed once.
-func itemsOf(lists []client.ObjectList) []client.Object {
-	out := make([]client.Object, 0, len(lists))
-	for _, list := range lists {
-		item := reflect.ValueOf(list).Elem().FieldByName("Items").Type().Elem()
-		if item.Kind() == reflect.Pointer { // Istio's lists hold pointers
-			item = item.Elem()
-		}
-		out = append(out, reflect.New(item).Interface().(client.Object))
-	}
-	return out
-}
-
-// IstioServed says whether the cluster serves every Istio kind the Istio backend writes.
-func IstioServed(mgr manager.Manager) error {
-	for _, obj := range IstioKinds {
-		gvk, err := mgr.GetClient().GroupVersionKindFor(obj)
-		if err != nil {
-			return err
-		}
-		if _, err := mgr.GetRESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version); err != nil {
-			return fmt.Errorf("the istio backend cannot run: the cluster does not serve %s (install Istio, or choose the xds backend)", gvk)
-		}
-	}
-	return nil
-}
-
 // watchIstio adds, once Istio's kinds are served, the cache indexes and the controllers' watches
 // of the Istio objects (filtered to nothing while the Istio backend does not run). They cannot be
 // set up at start: a watch of a kind the cluster does not serve would fail the manager.
@@ -410,10 +375,10 @@ func (s *Switch) watchIstio(ctx context.Context) error {
 	if s.istioWatched {
 		return nil
 	}
-	if err := IstioServed(s.opts.Manager); err != nil {
+	if err := istiobackend.Served(s.opts.Manager); err != nil {
 		return err
 	}
-	if err := owned.IndexGenerated(ctx, s.opts.Manager.GetFieldIndexer(), IstioKinds...); err != nil {
+	if err := owned.IndexGenerated(ctx, s.opts.Manager.GetFieldIndexer(), istiobackend.Kinds...); err != nil {
 		return fmt.Errorf("indexing Istio objects: %w", err)
 	}
 	active := predicate.NewPredicateFuncs(func(client.Object) bool { return s.istioActive.Load() })
@@ -455,11 +420,11 @@ func (s *Switch) retireIstio(ctx context.Context) error {
 	if s.istioClean {
 		return nil
 	}
-	if !wasRunning && IstioServed(s.opts.Manager) != nil {
+	if !wasRunning && istiobackend.Served(s.opts.Manager) != nil {
 		s.istioClean = true // no Istio, so nothing of it to delete
 		return nil
 	}
-	n, err := s.opts.IstioWriter.DeleteAllGenerated(ctx, s.opts.Manager.GetAPIReader(), istioLists())
+	n, err := s.opts.IstioWriter.DeleteAllGenerated(ctx, s.opts.Manager.GetAPIReader(), istiobackend.Lists())
 	if err != nil {
 		return fmt.Errorf("deleting the istio backend's objects: %w", err)
 	}

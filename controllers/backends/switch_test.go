@@ -1,8 +1,6 @@
 package backends
 
 import (
-	"fmt"
-	"slices"
 	"testing"
 	"time"
 
@@ -91,17 +89,5 @@ func TestRetireDropsAFailedDrainingServer(t *testing.T) {
 		if draining := s.state().Draining != nil; draining == failed {
 			t.Errorf("server failed: %v; reported draining: %v", failed, draining)
 		}
-	}
-}
-
-// TestIstioKindsAreTheGeneratedOnes: the kinds indexed, watched and checked for are those pruned.
-func TestIstioKindsAreTheGeneratedOnes(t *testing.T) {
-	var got []string
-	for _, obj := range IstioKinds {
-		got = append(got, fmt.Sprintf("%T", obj))
-	}
-	want := []string{"*v1.VirtualService", "*v1.DestinationRule", "*v1.AuthorizationPolicy", "*v1.PeerAuthentication"}
-	if !slices.Equal(got, want) {
-		t.Errorf("IstioKinds = %v, want %v", got, want)
 	}
 }

@@ -49,7 +49,7 @@ import (
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/controllers"
-	"github.com/smi-operator/smi-operator/controllers/backends"
+	istiobackend "github.com/smi-operator/smi-operator/controllers/backends/istio"
 	"github.com/smi-operator/smi-operator/controllers/smioperator"
 	"github.com/smi-operator/smi-operator/test/testenv"
 	"github.com/smi-operator/smi-operator/translators/istio"
@@ -161,11 +161,11 @@ func asWritten(objs []client.Object) []client.Object {
 	return objs
 }
 
-// generatedLists are the list kinds of what the operator generates (backends.IstioKinds).
+// generatedLists are the list kinds of what the operator generates (istiobackend.Kinds).
 func generatedLists() []schema.GroupVersionKind {
 	scheme := controllers.NewScheme()
 	var out []schema.GroupVersionKind
-	for _, obj := range backends.IstioKinds {
+	for _, obj := range istiobackend.Kinds {
 		gvk, err := apiutil.GVKForObject(obj, scheme)
 		if err != nil {
 			panic(err)
@@ -379,7 +379,7 @@ func deleteAllOf(ctx context.Context, c client.Client, prefix string, kinds ...c
 // runs no namespace controller, so deleting the namespaces would not) and waits until they are gone.
 func deleteGenerated(ctx context.Context, c client.Client, prefixes ...string) error {
 	for _, prefix := range prefixes {
-		if err := deleteAllOf(ctx, c, prefix, backends.IstioKinds...); err != nil {
+		if err := deleteAllOf(ctx, c, prefix, istiobackend.Kinds...); err != nil {
 			return err
 		}
 	}
