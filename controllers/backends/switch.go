@@ -31,8 +31,8 @@
 //	                           too stops at once); xds only: its replacement server, the old one
 //	                           stopped to free the port, cannot listen or list the objects
 //	            → draining     xds: the other backend, asked for, is active. A server retired
-//	                           before it was ever active answers nobody while it drains (it
-//	                           never held everything)
+//	                           before it was ever active stops at once: it never answered a
+//	                           proxy, so it has nothing to drain
 //	draining    → stopped      MoveToward at the end of the grace period (the SMIOperator
 //	                           reconciler requeues for it)
 //	draining    → bringing up  MoveToward: xds asked for again (a new server replaces it)
@@ -163,6 +163,9 @@ type xdsBackend struct {
 	drainUntil time.Time
 	// failed is set when the server stopped serving on its own; the next MoveToward replaces it.
 	failed atomic.Bool
+	// active is set once the server held everything and was told to answer proxies (Synced);
+	// one retired before that has nothing to drain.
+	active atomic.Bool
 }
 
 // xdsConfig is everything an xDS server is built from; a change restarts it. (Not the swap
@@ -296,6 +299,7 @@ func (s *Switch) MoveToward(ctx context.Context, spec *v1alpha1.SMIOperatorSpec)
 		if d.Backend == v1alpha1.BackendXDS {
 			s.mu.RLock()
 			s.xds.server.Synced() // it answers proxies from now on
+			s.xds.active.Store(true)
 			s.mu.RUnlock()
 			err = s.retireIstio(ctx)
 		} else {
@@ -536,6 +540,10 @@ func (s *Switch) retireXDS(grace time.Duration) {
 	s.mu.Lock()
 	if b.fed {
 		b.fed, b.drainUntil = false, time.Now().Add(grace)
+		if !b.active.Load() {
+			// Never answered a proxy (it was held until synced): nothing to drain.
+			b.drainUntil = time.Now()
+		}
 		s.xdsFed.Store(false)
 		s.opts.Log.Info("the xds backend is retired: it serves its last configuration until the grace period ends", "until", b.drainUntil)
 	}

@@ -91,3 +91,22 @@ func TestRetireDropsAFailedDrainingServer(t *testing.T) {
 		}
 	}
 }
+
+// TestRetireStopsAServerNeverActive: an xDS server retired before it ever became active (it was
+// still being brought up when the other backend was asked for again) never answered a proxy, so
+// it has no configuration to drain: it stops at once rather than hold its port and its proxies'
+// streams for the grace period. One that was active drains.
+func TestRetireStopsAServerNeverActive(t *testing.T) {
+	for _, wasActive := range []bool{false, true} {
+		done := make(chan struct{})
+		close(done)
+		b := &xdsBackend{fed: true, cancel: func() {}, done: done}
+		b.active.Store(wasActive)
+		s := &Switch{want: v1alpha1.BackendIstio, istio: &istioBackend{}, xds: b,
+			pending: map[v1alpha1.Backend]map[ObjectKey]bool{}, opts: Options{Log: logr.Discard()}}
+		s.retireXDS(time.Hour)
+		if draining := s.state().Draining != nil; draining != wasActive {
+			t.Errorf("server active before: %v; reported draining: %v", wasActive, draining)
+		}
+	}
+}
