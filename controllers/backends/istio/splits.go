@@ -33,16 +33,9 @@ func SplitGeneratedKinds() []client.ObjectList {
 	return []client.ObjectList{&networkingv1.VirtualServiceList{}, &networkingv1.DestinationRuleList{}}
 }
 
-// Program writes the Splits objects of the model's split and prunes the split's others.
+// Program writes the Istio objects of the model's split and prunes the split's others.
 func (b Splits) Program(ctx context.Context, split *hub.TrafficSplit, models *mesh.Models) ([]mesh.Diagnostic, error) {
-	model, _ := models.BuiltWith(b.Settings)
-	out, diags := istiotranslator.Translate(model, b.Settings)
-	res, err := b.Writer.Sync(ctx, split, out.From(smi.TrafficSplitKind), SplitGeneratedKinds())
-	if err != nil {
-		return nil, err
-	}
-	self := mesh.ObjectRef{Kind: smi.TrafficSplitKind, Namespace: split.Namespace, Name: split.Name}
-	return append(diags, status.Conflicts(self, res.Conflicts)...), nil
+	return program(ctx, b.Writer, b.Settings, smi.TrafficSplitKind, split, models, SplitGeneratedKinds())
 }
 
 // Forget deletes what a deleted split generated (the garbage collector would too, in time).
@@ -50,10 +43,25 @@ func (b Splits) Forget(ctx context.Context, ref mesh.ObjectRef) error {
 	return b.Writer.PruneAfterDelete(ctx, ref.Kind, ref.Namespace, ref.Name, SplitGeneratedKinds())
 }
 
-// SplitWatches are the watches a split controller needs while the Splits backend programs: a
+// program writes what the Istio translator generates from obj, of the given kind, in the model
+// built with settings, and prunes obj's other objects of the kinds it generates; objects someone
+// else holds are reported on obj.
+func program(ctx context.Context, w owned.Writer, settings mesh.Settings, kind string, obj hub.Object, models *mesh.Models,
+	generated []client.ObjectList) ([]mesh.Diagnostic, error) {
+	model, _ := models.BuiltWith(settings)
+	out, diags := istiotranslator.Translate(model, settings)
+	res, err := w.Sync(ctx, obj, out.From(kind), generated)
+	if err != nil {
+		return nil, err
+	}
+	self := mesh.ObjectRef{Kind: kind, Namespace: obj.GetNamespace(), Name: obj.GetName()}
+	return append(diags, status.Conflicts(self, res.Conflicts)...), nil
+}
+
+// SplitWatches are the watches a split controller needs while the Istio backend programs: a
 // split is reconciled again when what it generates is changed or deleted by someone else, or when
 // a VirtualService someone else owns, named like the split's, goes away (it blocked the split).
-// predicates, such as "the Splits backend is active", filter every event.
+// predicates, such as "the Istio backend is active", filter every event.
 func SplitWatches(mgr manager.Manager, predicates ...predicate.Predicate) []source.Source {
 	owner := handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &hub.TrafficSplit{}, handler.OnlyControllerOwner())
 	sameName := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {

@@ -15,7 +15,6 @@ import (
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/controllers/owned"
-	"github.com/smi-operator/smi-operator/controllers/status"
 	istiotranslator "github.com/smi-operator/smi-operator/translators/istio"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 )
@@ -36,16 +35,9 @@ func TargetGeneratedKinds() []client.ObjectList {
 	return []client.ObjectList{&securityv1.AuthorizationPolicyList{}, &securityv1.PeerAuthenticationList{}}
 }
 
-// Program writes the Targets objects of the target's rule.
+// Program writes the Istio objects of the target's rule.
 func (b Targets) Program(ctx context.Context, target *hub.TrafficTarget, models *mesh.Models) ([]mesh.Diagnostic, error) {
-	model, _ := models.BuiltWith(b.Settings)
-	out, diags := istiotranslator.Translate(model, b.Settings)
-	res, err := b.Writer.Sync(ctx, target, out.From(smi.TrafficTargetKind), TargetGeneratedKinds())
-	if err != nil {
-		return nil, err
-	}
-	self := mesh.ObjectRef{Kind: smi.TrafficTargetKind, Namespace: target.Namespace, Name: target.Name}
-	return append(diags, status.Conflicts(self, res.Conflicts)...), nil
+	return program(ctx, b.Writer, b.Settings, smi.TrafficTargetKind, target, models, TargetGeneratedKinds())
 }
 
 // Forget deletes what a deleted target generated.
@@ -73,9 +65,9 @@ func (b Targets) SetNamespace(ctx context.Context, ns *corev1.Namespace) error {
 // DeleteNamespace does nothing: the baseline goes with its namespace.
 func (b Targets) DeleteNamespace(context.Context, string) error { return nil }
 
-// TargetWatches are the watches a target controller needs while the Targets backend programs: a
+// TargetWatches are the watches a target controller needs while the Istio backend programs: a
 // target is reconciled again when what it generates is changed or deleted by someone else.
-// predicates, such as "the Targets backend is active", filter every event.
+// predicates, such as "the Istio backend is active", filter every event.
 func TargetWatches(mgr manager.Manager, predicates ...predicate.Predicate) []source.Source {
 	owner := handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &hub.TrafficTarget{}, handler.OnlyControllerOwner())
 	changed := append([]predicate.Predicate{owned.NotCreated}, predicates...)
@@ -85,7 +77,7 @@ func TargetWatches(mgr manager.Manager, predicates ...predicate.Predicate) []sou
 	}
 }
 
-// BaselineWatches are the watches the namespace controller needs while the Targets backend
+// BaselineWatches are the watches the namespace controller needs while the Istio backend
 // programs: a Namespace is reconciled again when its baseline is changed or deleted by someone
 // else.
 func BaselineWatches(mgr manager.Manager, predicates ...predicate.Predicate) []source.Source {
