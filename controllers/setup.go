@@ -94,7 +94,7 @@ func SetupIstio(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	writer := istioWriter(mgr, statuses)
-	targets := istiobackend.Targets{Client: mgr.GetClient(), Writer: writer, Settings: opts.Settings}
+	targets := istiobackend.Targets{Writer: writer, Settings: opts.Settings}
 	splitCtrl, targetCtrl, err := setupReconcilers(ctx, mgr, opts, statuses, backendSet{
 		splits:   istiobackend.Splits{Writer: writer, Settings: opts.Settings},
 		targets:  targets,

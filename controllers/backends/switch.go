@@ -357,7 +357,7 @@ func (s *Switch) ensureIstio(ctx context.Context, settings mesh.Settings) error 
 	}
 	b := &istioBackend{
 		splits:  istiobackend.Splits{Writer: s.opts.IstioWriter, Settings: settings},
-		targets: istiobackend.Targets{Client: s.opts.Manager.GetClient(), Writer: s.opts.IstioWriter, Settings: settings},
+		targets: istiobackend.Targets{Writer: s.opts.IstioWriter, Settings: settings},
 	}
 	// Under the write lock: a write of the backend replaced, still in flight, would otherwise
 	// count as done by the new one.

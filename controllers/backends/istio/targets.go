@@ -25,7 +25,6 @@ import (
 // the target, and, as the namespace controller's Sink, keeps the allow-nothing baseline of
 // enforcing mode in every namespace where access applies, whether or not a target lives there.
 type Targets struct {
-	Client   client.Client
 	Writer   owned.Writer
 	Settings mesh.Settings
 }
