@@ -17,7 +17,7 @@ func TestMeshSettings(t *testing.T) {
 		in   v1alpha1.SMIOperatorSpec
 		want mesh.Settings
 	}{{
-		name: "empty spec is the flags' defaults",
+		name: "empty spec is the API's defaults",
 		in:   v1alpha1.SMIOperatorSpec{},
 		want: mesh.Settings{TrustDomain: "cluster.local", ClusterDomain: "cluster.local", Access: mesh.AccessEnforcing},
 	}, {

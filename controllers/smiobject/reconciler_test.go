@@ -116,14 +116,6 @@ func TestReconcileTrafficSplit(t *testing.T) {
 	deleting := split("web", older, "web-v1")
 	deleting.DeletionTimestamp = &metav1.Time{Time: newer}
 	deleting.Finalizers = []string{"example.com/hold"}
-	cond := func(typ string, s metav1.ConditionStatus, reason string) string {
-		return typ + "=" + string(s) + " " + reason
-	}
-	programmed := []string{
-		cond(smi.ConditionAccepted, metav1.ConditionTrue, status.ReasonAccepted),
-		cond(smi.ConditionResolvedRefs, metav1.ConditionTrue, status.ReasonResolvedRefs),
-		cond(smi.ConditionProgrammed, metav1.ConditionTrue, status.ReasonProgrammed),
-	}
 	for _, tc := range []struct {
 		name      string
 		objects   []client.Object
@@ -209,6 +201,13 @@ type run struct {
 	calls, events []string
 	patches       [][]string
 	errs          []error
+}
+
+// programmed are the conditions of an object programmed without a problem.
+var programmed = []string{
+	cond(smi.ConditionAccepted, metav1.ConditionTrue, status.ReasonAccepted),
+	cond(smi.ConditionResolvedRefs, metav1.ConditionTrue, status.ReasonResolvedRefs),
+	cond(smi.ConditionProgrammed, metav1.ConditionTrue, status.ReasonProgrammed),
 }
 
 // cond writes a condition as the tables expect it.
@@ -328,11 +327,6 @@ func deployment(name, serviceAccount string) *appsv1.Deployment {
 
 // TestReconcileTrafficTarget is TestReconcileTrafficSplit's table for the TrafficTarget kind.
 func TestReconcileTrafficTarget(t *testing.T) {
-	programmed := []string{
-		cond(smi.ConditionAccepted, metav1.ConditionTrue, status.ReasonAccepted),
-		cond(smi.ConditionResolvedRefs, metav1.ConditionTrue, status.ReasonResolvedRefs),
-		cond(smi.ConditionProgrammed, metav1.ConditionTrue, status.ReasonProgrammed),
-	}
 	for _, tc := range []struct {
 		name        string
 		objects     []client.Object

@@ -2,7 +2,6 @@ package xds
 
 import (
 	"net"
-	"slices"
 	"strconv"
 	"time"
 
@@ -47,7 +46,7 @@ func ConfigFrom(spec v1alpha1.SMIOperatorSpec, host string, base Config) Config 
 		out.TLSSecretName = d.XDS.TLS.SecretName
 	}
 	out.Plaintext = d.XDS.InsecurePlaintext
-	out.TokenAudiences = slices.Clone(d.XDS.TokenAudiences)
+	out.TokenAudiences = d.XDS.TokenAudiences // WithDefaults made them a copy
 	out.CertTTL = d.XDS.CertificateTTL.Duration
 	return out
 }
