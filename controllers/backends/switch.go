@@ -24,7 +24,9 @@
 //	stopped     → bringing up  MoveToward: asked for, and it can run (else it stays stopped,
 //	                           reported unavailable, and whatever runs keeps running)
 //	bringing up → active       a reconcile programs the last pending object
-//	active      → bringing up  MoveToward: its settings changed (a new writer, a new server)
+//	active      → bringing up  MoveToward: its settings changed (istio: its adapters with the
+//	                           new settings, the same writer; xds: a new server). Its State
+//	                           says Swapping to itself until it has programmed everything again
 //	bringing up
 //	or active   → stopped      MoveToward: the other backend, asked for, is active (istio: its
 //	                           objects are deleted); no SMIOperator selects any (stopAll: xds
@@ -133,7 +135,7 @@ type Switch struct {
 		at   time.Time
 	}
 
-	mu       sync.RWMutex // Program, Forget and the Service sink hold it to read; MoveToward, to write
+	mu       sync.RWMutex // Program, Forget and the Service and Namespace sinks hold it to read; MoveToward, to write
 	settings mesh.Settings
 	want     v1alpha1.Backend
 	istio    *istioBackend
@@ -163,8 +165,8 @@ type xdsBackend struct {
 	drainUntil time.Time
 	// failed is set when the server stopped serving on its own; the next MoveToward replaces it.
 	failed atomic.Bool
-	// active is set once the server held everything and was told to answer proxies (Synced);
-	// one retired before that has nothing to drain.
+	// active is set once the server held everything and was told to answer proxies (Synced,
+	// called once); one retired before that has nothing to drain.
 	active atomic.Bool
 }
 
@@ -298,8 +300,9 @@ func (s *Switch) MoveToward(ctx context.Context, spec *v1alpha1.SMIOperatorSpec)
 		var err error
 		if d.Backend == v1alpha1.BackendXDS {
 			s.mu.RLock()
-			s.xds.server.Synced() // it answers proxies from now on
-			s.xds.active.Store(true)
+			if !s.xds.active.Swap(true) {
+				s.xds.server.Synced() // it answers proxies from now on
+			}
 			s.mu.RUnlock()
 			err = s.retireIstio(ctx)
 		} else {
@@ -540,12 +543,14 @@ func (s *Switch) retireXDS(grace time.Duration) {
 	s.mu.Lock()
 	if b.fed {
 		b.fed, b.drainUntil = false, time.Now().Add(grace)
-		if !b.active.Load() {
+		s.xdsFed.Store(false)
+		if b.active.Load() {
+			s.opts.Log.Info("the xds backend is retired: it serves its last configuration until the grace period ends", "until", b.drainUntil)
+		} else {
 			// Never answered a proxy (it was held until synced): nothing to drain.
 			b.drainUntil = time.Now()
+			s.opts.Log.Info("the xds backend is retired before it ever answered a proxy: it stops now")
 		}
-		s.xdsFed.Store(false)
-		s.opts.Log.Info("the xds backend is retired: it serves its last configuration until the grace period ends", "until", b.drainUntil)
 	}
 	s.mu.Unlock()
 	s.clearPending(v1alpha1.BackendXDS)
