@@ -9,8 +9,9 @@
 #   SMI_OPERATOR_CACHE_DIR  cache root (default: ${XDG_CACHE_HOME:-$HOME/.cache}/smi-operator)
 #   KUBERNETES_VERSION      default v1.37.2 (its staging modules are pinned at v0.<minor>.<patch>)
 #   ETCD_VERSION            default v3.7.0
-#   ISTIO_VERSION           default: the istio.io/istio version test/istio/go.mod requires (one pin for
-#                           istiod's validators there and the istiod binary here)
+#   ISTIO_VERSION           default: the istio.io/istio version test/istio/go.mod requires (istiod's
+#                           validators there and the istiod binary here come from the same commit;
+#                           the binary is built with that commit's own go.mod)
 #
 # Usage: hack/control-plane.sh [--print-dir] [istiod]
 #   --print-dir  prints the folder without building
@@ -75,7 +76,7 @@ go_version="$(go env GOVERSION | sed -E 's/^go([0-9]+\.[0-9]+).*/\1/')"
 if [[ "${component}" == istiod ]]; then
   if [[ ! -x "${assets}/pilot-discovery" ]]; then
     log "istiod (pilot-discovery) is not cached for istio.io/istio ${ISTIO_VERSION}: building it from source."
-    log "This takes about 10-20 minutes on 2 cores, once per Istio version; later runs reuse ${assets}."
+    log "This takes about 8-10 minutes on 2 cores, once per Istio version; later runs reuse ${assets}."
     # Only istio.io/istio is required, so every other version is the one istio's own go.mod pins:
     # the binary is built from what Istio itself builds and tests at that commit.
     build_binary pilot-discovery istio.io/istio/pilot/cmd/pilot-discovery "module smi-operator.local/istiod-build

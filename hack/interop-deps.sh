@@ -5,7 +5,7 @@
 # - grpc-js (@grpc/grpc-js + @grpc/grpc-js-xds from npm, pinned by
 #   test/xdse2e/testdata/grpc-js/package-lock.json) into the test cache,
 #   ${XDG_CACHE_HOME:-~/.cache}/smi-operator/interop/grpc-js, with `npm ci`: on the first run, and
-#   again when the lock changes. Needs node and npm (not installed here).
+#   again when the lock changes. Needs the machine's node and npm.
 #
 # Why Debian's package: it is what a Python (or, through the same C-core, Ruby or PHP) service on a
 # stock Debian image runs, an old C-core the operator's output must suit; and Debian's archive is

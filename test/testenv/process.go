@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -63,19 +62,6 @@ func (p *Process) WaitHTTP(url string, within time.Duration) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("%s: %s not ready within %v: %s\n%s", p.cmd.Path, url, within, last, p.LogTail(40))
-}
-
-// Exited reports whether the process has exited, and why.
-func (p *Process) Exited() (bool, error) {
-	select {
-	case <-p.done:
-		if p.err == nil {
-			return true, errors.New("exited with status 0")
-		}
-		return true, p.err
-	default:
-		return false, nil
-	}
 }
 
 // Signal sends sig to the process (SIGSTOP and SIGCONT pause and resume it).

@@ -12,8 +12,8 @@
 //
 // It lives in module test/istio, beside istiod's validators, because that module pins the Istio
 // version: the binary, the CRDs installed (this module's istio.io/istio
-// manifests/charts/base/files/crd-all.gen.yaml) and, later, istiod's analysis of the generated
-// objects come from one version.
+// manifests/charts/base/files/crd-all.gen.yaml) and istiod's own analysis of the generated objects
+// (judgement_test.go) come from one commit.
 package istioe2e
 
 import (

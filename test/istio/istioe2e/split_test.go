@@ -98,7 +98,7 @@ func TestDistributionCheckCanFail(t *testing.T) {
 		}
 	}
 
-	t.Run("hand-written VirtualService", func(t *testing.T) {
+	t.Run("the check alone, on a hand-written inverted VirtualService", func(t *testing.T) {
 		ns := m.namespace(t, "inverted-by-hand")
 		c := m.apexAndBackends(t, ns)
 		vs := &networkingv1.VirtualService{
