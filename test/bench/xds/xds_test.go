@@ -114,15 +114,8 @@ func newHarness(b *testing.B) *harness {
 	if err := env.WriteKubeconfig(h.kubeconfig); err != nil {
 		b.Fatal(err)
 	}
-	root, err := testenv.RepoRoot()
-	if err != nil {
+	if h.binary, err = testenv.BuildOperator(dir); err != nil {
 		b.Fatal(err)
-	}
-	h.binary = filepath.Join(dir, "smi-operator")
-	build := exec.Command("go", "build", "-o", h.binary, ".")
-	build.Dir, build.Stderr = root, os.Stderr
-	if err := build.Run(); err != nil {
-		b.Fatalf("building the operator: %v", err)
 	}
 
 	// The SMI CRDs call the validating webhook on every write; serve it from here, since the

@@ -3,6 +3,7 @@ package istioe2e
 import (
 	"context"
 	"fmt"
+	"github.com/smi-operator/smi-operator/apis/smi"
 	"os"
 	"strings"
 	"testing"
@@ -77,7 +78,7 @@ func (m *meshEnv) istiodFindsNothingWrong(t *testing.T, namespace string) {
 	for _, gvk := range generatedKinds {
 		list := &unstructured.UnstructuredList{}
 		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
-		if err := m.client.List(ctx, list, client.InNamespace(namespace), client.MatchingLabels{"app.kubernetes.io/managed-by": "smi-operator"}); err != nil {
+		if err := m.client.List(ctx, list, client.InNamespace(namespace), client.MatchingLabels{smi.LabelManagedBy: smi.ManagedByValue}); err != nil {
 			t.Fatal(err)
 		}
 		for i := range list.Items {
