@@ -166,11 +166,38 @@ func boundedDetail(message string) string {
 	return message[:cut] + "…"
 }
 
-// namedIn returns the names that occur in an error message.
+// namedIn returns the names that occur in an error message, each where it is not part of a
+// longer name that occurs there: resource names nest ("web…:80" in "web…:8080", "b.shop…" in
+// "web.shop…"), and a refusal of one must not be held against the others.
 func namedIn(message string, names []string) []string {
+	type span struct{ from, to int }
+	occurrences := map[string][]span{}
+	for _, name := range names {
+		for at := 0; name != ""; {
+			i := strings.Index(message[at:], name)
+			if i < 0 {
+				break
+			}
+			occurrences[name] = append(occurrences[name], span{at + i, at + i + len(name)})
+			at += i + 1
+		}
+	}
+	within := func(name string, sp span) bool {
+		for other, spans := range occurrences {
+			if len(other) <= len(name) {
+				continue
+			}
+			for _, o := range spans {
+				if o.from <= sp.from && sp.to <= o.to {
+					return true
+				}
+			}
+		}
+		return false
+	}
 	var out []string
 	for _, name := range names {
-		if name != "" && strings.Contains(message, name) {
+		if slices.ContainsFunc(occurrences[name], func(sp span) bool { return !within(name, sp) }) {
 			out = append(out, name)
 		}
 	}
