@@ -53,12 +53,12 @@ type rejectionChange struct {
 	keys  []resourceKey
 }
 
-// recordResponse remembers the names of the resources of a response about to be sent on the
-// stream. The caller holds streams.mu.
-func (st *streamState) recordResponse(resp *discoveryv3.DiscoveryResponse) {
+// sentResponseOf is what remembering a response keeps: its nonce and the names of its resources,
+// read before taking streams.mu (a response to an Envoy sidecar may carry thousands).
+func sentResponseOf(resp *discoveryv3.DiscoveryResponse) (sentResponse, bool) {
 	nonce, err := strconv.ParseInt(resp.GetNonce(), 10, 64)
 	if err != nil {
-		return
+		return sentResponse{}, false
 	}
 	names := make([]string, 0, len(resp.GetResources()))
 	for _, r := range resp.GetResources() {
@@ -66,14 +66,20 @@ func (st *streamState) recordResponse(resp *discoveryv3.DiscoveryResponse) {
 			names = append(names, name)
 		}
 	}
+	return sentResponse{nonce: nonce, names: names}, true
+}
+
+// recordResponse remembers a response of typeURL about to be sent on the stream. The caller holds
+// streams.mu.
+func (st *streamState) recordResponse(typeURL string, r sentResponse) {
 	if st.sent == nil {
 		st.sent = map[string][]sentResponse{}
 	}
-	sent := append(st.sent[resp.GetTypeUrl()], sentResponse{nonce: nonce, names: names})
+	sent := append(st.sent[typeURL], r)
 	if len(sent) > maxUnanswered {
 		sent = slices.Delete(sent, 0, len(sent)-maxUnanswered)
 	}
-	st.sent[resp.GetTypeUrl()] = sent
+	st.sent[typeURL] = sent
 }
 
 // answered takes the response a reply (ACK or NACK) names out of those remembered, with every
@@ -286,7 +292,8 @@ type programmed struct {
 }
 
 // refusedBy says whether the stream's proxy refuses one of these resources, and with which error
-// (the first, in order, of those it gives for them). The caller holds streams.mu.
+// (the least by text of those it gives for them, so that the one reported stays put). The caller
+// holds streams.mu.
 func (p programmed) refusedBy(st *streamState) (detail string, refused bool) {
 	consider := func(d string) {
 		if !refused || d < detail {

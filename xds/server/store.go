@@ -208,14 +208,14 @@ func (s *Server) SetSplit(source mesh.ObjectRef, split *mesh.Split) []mesh.Diagn
 		s.splitNames[source] = names
 	}
 
-	s.indexSplitResources(source, split)
-
 	// The split by apex, for the Envoy outbound chains (TCP ports are split there). A reconcile
-	// that changes nothing must not rebuild and re-push every sidecar's outbound listener.
+	// that changes nothing must not rebuild and re-push every sidecar's outbound listener, nor
+	// re-index what the split programs.
 	old, had := s.splitApex[source]
 	if had && split != nil && reflect.DeepEqual(s.splits[old][source], split) {
 		return diags
 	}
+	s.indexSplitResources(source, split)
 	if had {
 		remove(s.splits, old, source)
 		delete(s.splitApex, source)

@@ -230,9 +230,18 @@ func sameNode(state *streamState, node *corev3.Node) error {
 func (s *streams) OnStreamResponse(_ context.Context, id int64, req *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
 	s.metrics.pushes.WithLabelValues(shortType(req.GetTypeUrl())).Inc()
 	s.mu.Lock()
-	if state := s.open[id]; state != nil && s.accountable(state) {
-		state.recordResponse(resp)
+	state := s.open[id]
+	s.mu.Unlock()
+	if state == nil || !s.accountable(state) {
+		return
 	}
+	// Read outside the lock every request and reconcile takes; the stream's state stays put.
+	r, ok := sentResponseOf(resp)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	state.recordResponse(resp.GetTypeUrl(), r)
 	s.mu.Unlock()
 }
 
