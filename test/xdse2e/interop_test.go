@@ -39,7 +39,8 @@ import (
 
 // interopSplitSpecs are what every such client must follow, in the permissive namespace (the
 // clients reach the plain-text xDS server): a 1:0 split, a flip of all the weight to the other
-// backend, a weighted split, and a split by header. Object names start with prefix, and the
+// backend, a 30:10 split (its weights summing to other than 100, and its shares checked), and a
+// split by header. Object names start with prefix, and the
 // backends take the addresses first..first+4. start starts a client of a Service as a
 // ServiceAccount. Two specs, so that a refused split does not hide a refused header match.
 func interopSplitSpecs(prefix string, first int, start func(service, serviceAccount string) *interopClient) {
@@ -65,8 +66,12 @@ func interopSplitSpecs(prefix string, first int, start func(service, serviceAcco
 		// The flip: all the weight to v2, then a real split.
 		o.setWeights(split, 0, 1)
 		c.waitOnly(n("web-v2"), nil)
-		o.setWeights(split, 50, 50)
+		// Weights that do not sum to 100: what old clients refused without total_weight.
+		o.setWeights(split, 30, 10)
 		c.waitSpread([]string{n("web-v1"), n("web-v2")}, nil)
+		counts, err := c.calls(1000, nil)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(grpcxds.CheckShares(counts, map[string]float64{n("web-v1"): 30, n("web-v2"): 10})).To(Succeed())
 	})
 
 	// A split by header (a regex, as SMI's are): only calls whose x-canary matches go to the
