@@ -134,16 +134,12 @@ func endpointsAreFollowed() {
 	waitOnly(c, ctx, "first")
 }
 
-// waitOnly waits until 50 calls in a row land on name.
+// waitOnly waits, a minute at most, until 50 calls in a row land on name.
 func waitOnly(c *grpcClient, ctx context.Context, name string) {
 	GinkgoHelper()
-	Eventually(func() error {
-		counts, err := grpcxds.Distribution(ctx, c.conn, 50)
-		if err != nil || counts[name] != 50 {
-			return fmt.Errorf("calls still spread as %v (error %v), want all on %s", counts, err, name)
-		}
-		return nil
-	}).Within(time.Minute).ProbeEvery(100 * time.Millisecond).Should(Succeed())
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	Expect(grpcxds.WaitOnly(ctx, c.conn, name, 50)).To(Succeed())
 }
 
 func notFrom(name string) func(grpcxds.Reply, error) error {
