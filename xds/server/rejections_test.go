@@ -123,9 +123,9 @@ func TestRejectedRouteIsReportedOnItsSplitUntilAccepted(t *testing.T) {
 }
 
 // TestRefusedInboundListenerIsReportedOnTheTargets: an Envoy sidecar (its token proving its
-// identity) refusing its identity's
-// inbound listener is reported on the TrafficTargets whose rules make it up; a NACK whose error
-// names only another listener of the response clears it (the inbound one was taken).
+// identity) refusing its identity's inbound listener is reported on the TrafficTargets whose
+// rules make it up, not on another identity's; a NACK whose error names only another listener of
+// the response clears it (the inbound one was taken).
 func TestRefusedInboundListenerIsReportedOnTheTargets(t *testing.T) {
 	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessEnforcing},
 		Authenticator: tokens{"token-of-db": {Namespace: "shop", ServiceAccount: "db"}}})
@@ -140,6 +140,14 @@ func TestRefusedInboundListenerIsReportedOnTheTargets(t *testing.T) {
 		}})
 	}
 	allow("api")
+	// Another identity's target: db's sidecar refusing its own inbound listener is nothing of it.
+	other := mesh.ObjectRef{Kind: "TrafficTarget", Namespace: "shop", Name: "to-cache"}
+	f.srv.SetAccess(other, []mesh.AccessRule{{
+		Source:      other,
+		Destination: mesh.Identity{Namespace: "shop", ServiceAccount: "cache", SPIFFEID: "spiffe://cluster.local/ns/shop/sa/cache"},
+		Sources:     []mesh.Identity{{Namespace: "shop", ServiceAccount: "api", SPIFFEID: "spiffe://cluster.local/ns/shop/sa/api"}},
+		TCP:         mesh.PortSet{All: true},
+	}})
 	stream := f.ads(t, "token-of-db")
 	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node(server.ProxyEnvoy, "shop", "db"), TypeUrl: resourcev3.ListenerType}); err != nil {
 		t.Fatal(err)
@@ -173,6 +181,9 @@ func TestRefusedInboundListenerIsReportedOnTheTargets(t *testing.T) {
 	}
 	nack("web", "Error adding/updating listener(s) "+xds.InboundListenerName+": bad RBAC")
 	waitRejections("inbound listener refused", 1)
+	if n, _ := f.srv.Rejections(other); n != 0 {
+		t.Errorf("another identity's target reports %d rejections of db's inbound listener", n)
+	}
 	nack("admin", "Error adding/updating listener(s) "+xds.OutboundListenerName+": bad filter chain")
 	waitRejections("only the outbound listener refused", 0)
 }
