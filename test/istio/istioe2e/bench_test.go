@@ -51,6 +51,10 @@ func BenchmarkFlipOnIstiod(b *testing.B) {
 			sizes = append(sizes, n)
 		}
 	}
+	// Services are only ever added: a size smaller than one before it would be measured with more.
+	if !slices.IsSorted(sizes) {
+		b.Fatalf("ISTIOE2E_BENCH_SERVICES: sizes %v must go up", sizes)
+	}
 	unrelated := m.namespace(b, "unrelated")
 	have := 0
 	for _, size := range sizes {
