@@ -100,7 +100,7 @@ func OutboundFilterChains(svc mesh.Service, split *mesh.Split) []*listenerv3.Fil
 		}
 		name := ListenerName(svc, port.Port)
 		var filter *listenerv3.Filter
-		if protocolOf(port) == protocolTCP {
+		if opaqueTCP(port) {
 			filter = tcpProxy(name, tcpDestination(svc, port.Port, split))
 		} else {
 			filter = hcmFilter(rdsConnectionManager(name))
@@ -125,9 +125,13 @@ func WeighsOnOutboundListener(split mesh.Split) bool {
 		return false
 	}
 	return slices.ContainsFunc(split.Apex.Ports, func(p mesh.ServicePort) bool {
-		return p.Protocol == corev1.ProtocolTCP && protocolOf(p) == protocolTCP
+		return p.Protocol == corev1.ProtocolTCP && opaqueTCP(p)
 	})
 }
+
+// opaqueTCP says whether a TCP port's connections go through a tcp_proxy on the outbound listener
+// (where a split's weights are) rather than an HTTP connection manager over RDS.
+func opaqueTCP(p mesh.ServicePort) bool { return protocolOf(p) == protocolTCP }
 
 // tcpDestination is where a TCP port's connections go: the Service port's cluster, or the split's
 // backends on the same port number (mesh checked that each exposes it).
