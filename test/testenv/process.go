@@ -64,9 +64,6 @@ func (p *Process) WaitHTTP(url string, within time.Duration) error {
 	return fmt.Errorf("%s: %s not ready within %v: %s\n%s", p.cmd.Path, url, within, last, p.LogTail(40))
 }
 
-// Signal sends sig to the process (SIGSTOP and SIGCONT pause and resume it).
-func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
-
 // LogTail is the last n lines of the log.
 func (p *Process) LogTail(n int) string {
 	data, err := os.ReadFile(p.LogFile)

@@ -7,6 +7,11 @@
 // express. A SeverityError diagnostic means the object produced nothing here; SeverityWarning means
 // part of it was left out. The controller merges these with mesh.Build's.
 //
+// Built with the tag smi_e2e_invert_weights (a test build only, never the operator's), the
+// translator is deliberately wrong: every split's weights go to its backends in reverse order
+// (weights_inverted.go). The Istio end-to-end suite runs such an operator to show that its checks
+// of where RPCs land fail on a wrong translation. In every other build that hook is the identity.
+//
 // # Generated objects
 //
 // Every object carries the label [smi.LabelManagedBy] set to [smi.ManagedByValue], and [smi.LabelSourceKind]

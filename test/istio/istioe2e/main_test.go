@@ -69,7 +69,9 @@ type meshEnv struct {
 	client   client.Client
 	istiod   *testenv.Istiod
 	operator *testenv.Process
-	dir      string
+	// operatorBinary is the operator as `make build` builds it; kubeconfig is its kubeconfig.
+	operatorBinary, kubeconfig string
+	dir                        string
 	// istioVersion is the version proxies claim (ISTIO_VERSION), istiod's own.
 	istioVersion string
 }
@@ -121,7 +123,7 @@ func newMesh() (*meshEnv, error) {
 	began := time.Now()
 	// Built before the control plane starts: a cold build takes a while, and the API server need
 	// not wait for it.
-	operatorBinary, err := testenv.BuildOperator(dir)
+	m.operatorBinary, err = testenv.BuildOperator(dir)
 	if err != nil {
 		m.stop(true)
 		return nil, err
@@ -144,7 +146,7 @@ func newMesh() (*meshEnv, error) {
 		m.stop(true)
 		return nil, err
 	}
-	if err := m.startOperator(operatorBinary); err != nil {
+	if err := m.startOperator(); err != nil {
 		m.stop(true)
 		return nil, err
 	}
@@ -164,25 +166,17 @@ func istioModuleDir() (string, error) {
 // startOperator runs the operator binary as `make run` does against this control plane, with
 // every flag at its default but the webhook and probe addresses: --backend=resource, so the
 // SMIOperator "default" it is then given selects the Istio backend, enforcing.
-func (m *meshEnv) startOperator(binary string) error {
+func (m *meshEnv) startOperator() error {
 	ctx := context.Background()
 	if err := m.client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNamespace}}); err != nil {
 		return err
 	}
-	kubeconfig := filepath.Join(m.dir, "operator.kubeconfig")
-	if err := m.env.WriteKubeconfig(kubeconfig); err != nil {
+	m.kubeconfig = filepath.Join(m.dir, "operator.kubeconfig")
+	if err := m.env.WriteKubeconfig(m.kubeconfig); err != nil {
 		return err
 	}
-	probe := netns.HostPort(1, operatorProbePort)
-	cmd := exec.Command(binary, append(m.env.OperatorArgs(kubeconfig),
-		"--metrics-bind-address=0", "--health-probe-bind-address="+probe)...)
-	cmd.Env = append(os.Environ(), "POD_NAMESPACE="+operatorNamespace)
-	var err error
-	if m.operator, err = testenv.StartProcess(cmd, filepath.Join(m.dir, "operator.log")); err != nil {
+	if err := m.runOperator(m.operatorBinary, "operator.log"); err != nil {
 		return err
-	}
-	if err := m.operator.WaitHTTP("http://"+probe+"/readyz", time.Minute); err != nil {
-		return fmt.Errorf("operator: %w", err)
 	}
 	op := &v1alpha1.SMIOperator{
 		ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.SingletonName},
@@ -205,6 +199,23 @@ func (m *meshEnv) startOperator(binary string) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// runOperator starts binary, an operator build, with startOperator's flags and its output in
+// logName, as m.operator, and waits until it is ready.
+func (m *meshEnv) runOperator(binary, logName string) error {
+	probe := netns.HostPort(1, operatorProbePort)
+	cmd := exec.Command(binary, append(m.env.OperatorArgs(m.kubeconfig),
+		"--metrics-bind-address=0", "--health-probe-bind-address="+probe)...)
+	cmd.Env = append(os.Environ(), "POD_NAMESPACE="+operatorNamespace)
+	var err error
+	if m.operator, err = testenv.StartProcess(cmd, filepath.Join(m.dir, logName)); err != nil {
+		return err
+	}
+	if err := m.operator.WaitHTTP("http://"+probe+"/readyz", time.Minute); err != nil {
+		return fmt.Errorf("operator: %w", err)
+	}
+	return nil
 }
 
 // keepLogsEnv, set to anything, keeps the folder of the operator's and istiod's logs after a

@@ -5,13 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"syscall"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
-	networkingapi "istio.io/api/networking/v1"
-	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -81,97 +78,6 @@ func TestSplitWeightsOnIstiod(t *testing.T) {
 			}
 			wait(t, ctx, func(ctx context.Context) error { return grpcxds.WaitOnly(ctx, c, "apex", 50) })
 		})
-	}
-}
-
-// TestDistributionCheckCanFail: the distribution check judges where traffic went, not which
-// objects exist. Weights inverted in istiod's configuration, behind the operator's back, make the
-// check of the SMI weights fail on the very calls it measures (and the check of the inverted
-// weights pass): a translation that inverted weights would fail TestSplitWeightsOnIstiod.
-func TestDistributionCheckCanFail(t *testing.T) {
-	m := start(t)
-	ctx := context.Background()
-	inverted := func(ns string) []*networkingapi.HTTPRouteDestination {
-		return []*networkingapi.HTTPRouteDestination{
-			{Destination: &networkingapi.Destination{Host: host(ns, "v1")}, Weight: 20},
-			{Destination: &networkingapi.Destination{Host: host(ns, "v2")}, Weight: 80},
-		}
-	}
-
-	t.Run("the check alone, on a hand-written inverted VirtualService", func(t *testing.T) {
-		ns := m.namespace(t, "inverted-by-hand")
-		c := m.apexAndBackends(t, ns)
-		vs := &networkingv1.VirtualService{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "inverted"},
-			Spec: networkingapi.VirtualService{
-				Hosts: []string{host(ns, "apex")},
-				Http:  []*networkingapi.HTTPRoute{{Route: inverted(ns)}},
-			},
-		}
-		if err := m.client.Create(ctx, vs); err != nil {
-			t.Fatal(err)
-		}
-		wait(t, ctx, func(ctx context.Context) error { return mostlyOn(ctx, c, "v2") })
-		checkFails(t, ctx, c)
-	})
-
-	// The operator's own VirtualService, its weights inverted while the operator is paused
-	// (SIGSTOP): the check fails; resumed, the operator undoes the edit and the check passes.
-	t.Run("generated VirtualService inverted", func(t *testing.T) {
-		ns := m.namespace(t, "inverted-generated")
-		c := m.apexAndBackends(t, ns)
-		m.split(t, "v1alpha4", ns, "apex", 80, 20)
-		wait(t, ctx, func(ctx context.Context) error { return mostlyOn(ctx, c, "v1") })
-		shares(t, ctx, c, map[string]float64{"v1": 80, "v2": 20})
-
-		if err := m.operator.Signal(syscall.SIGSTOP); err != nil {
-			t.Fatal(err)
-		}
-		resumed := false
-		resume := func() {
-			if !resumed {
-				resumed = true
-				if err := m.operator.Signal(syscall.SIGCONT); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		t.Cleanup(resume)
-		vs := &networkingv1.VirtualService{}
-		if err := m.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "apex"}, vs); err != nil {
-			t.Fatal(err)
-		}
-		if len(vs.Spec.Http) != 1 || len(vs.Spec.Http[0].Route) != 2 {
-			t.Fatalf("the generated VirtualService is not one route to two backends: %v", &vs.Spec)
-		}
-		vs.Spec.Http[0].Route = inverted(ns)
-		if err := m.client.Update(ctx, vs); err != nil {
-			t.Fatal(err)
-		}
-		wait(t, ctx, func(ctx context.Context) error { return mostlyOn(ctx, c, "v2") })
-		checkFails(t, ctx, c)
-
-		resume()
-		wait(t, ctx, func(ctx context.Context) error { return mostlyOn(ctx, c, "v1") })
-		shares(t, ctx, c, map[string]float64{"v1": 80, "v2": 20})
-	})
-}
-
-// checkFails makes calls RPCs and requires the check of 80/20 to fail on them and the check of
-// 20/80 to pass.
-func checkFails(t *testing.T, ctx context.Context, c grpc.ClientConnInterface) {
-	t.Helper()
-	counts, err := grpcxds.Distribution(ctx, c, calls)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := grpcxds.CheckShares(counts, map[string]float64{"v1": 80, "v2": 20}); err == nil {
-		t.Fatalf("calls spread as %v passed the check of 80/20 while istiod was told 20/80", counts)
-	} else {
-		t.Logf("inverted weights fail the check of 80/20, as they must: %v", err)
-	}
-	if err := grpcxds.CheckShares(counts, map[string]float64{"v1": 20, "v2": 80}); err != nil {
-		t.Fatalf("the weights istiod was given: %v", err)
 	}
 }
 
