@@ -256,16 +256,19 @@ func (m *meshEnv) setWeights(t testing.TB, split *unstructured.Unstructured, w1,
 }
 
 func backends(version string, w1, w2 int) []any {
-	weight := func(w int) any {
-		if version == "v1alpha1" {
-			return fmt.Sprintf("%dm", w*10)
-		}
-		return w
-	}
 	return []any{
-		map[string]any{"service": "v1", "weight": weight(w1)},
-		map[string]any{"service": "v2", "weight": weight(w2)},
+		map[string]any{"service": "v1", "weight": weight(version, w1)},
+		map[string]any{"service": "v2", "weight": weight(version, w2)},
 	}
+}
+
+// weight is a backend's weight w in a TrafficSplit of version: v1alpha1's a quantity in
+// milli-units ("800m" for 80), the others' an integer.
+func weight(version string, w int) any {
+	if version == "v1alpha1" {
+		return fmt.Sprintf("%dm", w*10)
+	}
+	return w
 }
 
 // wait runs until (with a minute to succeed) and fails the test with its error.
