@@ -3,7 +3,6 @@ package istioe2e
 import (
 	"context"
 	"fmt"
-	"github.com/smi-operator/smi-operator/apis/smi"
 	"os"
 	"strings"
 	"testing"
@@ -15,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/smi-operator/smi-operator/apis/smi"
 )
 
 // istiodEnv turns on istiod's own analysis (the analyzers of `istioctl analyze`, run in istiod on
@@ -30,13 +31,41 @@ var generatedKinds = []schema.GroupVersionKind{
 	{Group: "security.istio.io", Version: "v1", Kind: "PeerAuthentication"},
 }
 
-// istiodFindsNothingWrong fails the test when istiod's analysis reports an error or a warning on
-// any object the operator wrote in namespace. Analysis runs on a timer, and status is written
-// only for objects with findings, so a probe shows when istiod has judged what is there now: a
-// VirtualService routing to a Service that does not exist (IST0101), created after the operator's
-// objects. Once the probe has its finding, the other objects of that analysis have theirs too
-// (after a second more for their status writes).
+// istiodFindsNothingWrong fails the test when istiod finds fault with an object the operator
+// wrote in namespace (istiodJudgement).
 func (m *meshEnv) istiodFindsNothingWrong(t *testing.T, namespace string) {
+	t.Helper()
+	j := m.istiodJudgement(t, namespace)
+	for _, f := range j.analysis {
+		t.Errorf("istiod's analysis of %s", f)
+	}
+	if len(j.log) > 0 {
+		t.Errorf("istiod's log complains about objects the operator wrote:\n%s", strings.Join(j.log, "\n"))
+	}
+	if len(j.analysis) == 0 && len(j.log) == 0 {
+		t.Logf("neither istiod's analysis nor its log finds an error or a warning on the %d Istio objects the operator wrote in %s", j.checked, namespace)
+	}
+}
+
+// judgement is what istiod says of the objects labelled as the operator's in one namespace.
+type judgement struct {
+	// checked is how many objects were judged.
+	checked int
+	// analysis are the errors and warnings of istiod's analysis, "<Kind> <namespace>/<name>:
+	// <findings>", one per object that has any.
+	analysis []string
+	// log are the warning and error lines of istiod's log that name one of them.
+	log []string
+}
+
+// istiodJudgement judges every Istio object labelled as written by the operator in namespace,
+// by istiod's analysis and its log. Analysis runs on a timer, and status is written only for
+// objects with findings, so a probe shows when istiod has judged what is there now: a
+// VirtualService routing to a Service that does not exist (IST0101), created after the
+// operator's objects. Once the probe has its finding, the other objects of that analysis have
+// theirs too (after a second more for their status writes). It fails the test when there is no
+// object to judge.
+func (m *meshEnv) istiodJudgement(t *testing.T, namespace string) judgement {
 	t.Helper()
 	ctx := context.Background()
 	probe := &networkingv1.VirtualService{
@@ -73,7 +102,7 @@ func (m *meshEnv) istiodFindsNothingWrong(t *testing.T, namespace string) {
 	}
 	time.Sleep(time.Second)
 
-	checked, bad := 0, false
+	var j judgement
 	var keys []string // "namespace/name" of every object judged, as istiod's log names them
 	for _, gvk := range generatedKinds {
 		list := &unstructured.UnstructuredList{}
@@ -82,28 +111,22 @@ func (m *meshEnv) istiodFindsNothingWrong(t *testing.T, namespace string) {
 			t.Fatal(err)
 		}
 		for i := range list.Items {
-			checked++
+			j.checked++
 			obj := &list.Items[i]
 			keys = append(keys, namespace+"/"+obj.GetName())
 			if found := findings(obj, "ERROR", "WARNING"); len(found) > 0 {
-				bad = true
-				t.Errorf("istiod's analysis of %s %s/%s: %s", gvk.Kind, namespace, obj.GetName(), strings.Join(found, "; "))
+				j.analysis = append(j.analysis, fmt.Sprintf("%s %s/%s: %s", gvk.Kind, namespace, obj.GetName(), strings.Join(found, "; ")))
 			}
 			if info := findings(obj, "INFO"); len(info) > 0 {
 				t.Logf("istiod's analysis of %s %s/%s (info): %s", gvk.Kind, namespace, obj.GetName(), strings.Join(info, "; "))
 			}
 		}
 	}
-	if checked == 0 {
+	if j.checked == 0 {
 		t.Fatalf("the operator wrote no Istio object in %s to judge", namespace)
 	}
-	if lines := m.istiodComplaints(t, keys); len(lines) > 0 {
-		bad = true
-		t.Errorf("istiod's log complains about objects the operator wrote:\n%s", strings.Join(lines, "\n"))
-	}
-	if !bad {
-		t.Logf("neither istiod's analysis nor its log finds an error or a warning on the %d Istio objects the operator wrote in %s", checked, namespace)
-	}
+	j.log = m.istiodComplaints(t, keys)
+	return j
 }
 
 // istiodComplaints are the warning and error lines of istiod's log that name one of keys
@@ -131,7 +154,7 @@ func (m *meshEnv) istiodComplaints(t testing.TB, keys []string) []string {
 }
 
 // findings lists an Istio object's status.validationMessages of the given levels, as
-// "CODE (level): description".
+// "CODE (level)", with ": description" when there is one.
 func findings(obj *unstructured.Unstructured, levels ...string) []string {
 	messages, _, _ := unstructured.NestedSlice(obj.Object, "status", "validationMessages")
 	var out []string
@@ -141,9 +164,75 @@ func findings(obj *unstructured.Unstructured, levels ...string) []string {
 		for _, want := range levels {
 			if level == want {
 				code, _, _ := unstructured.NestedString(fields, "type", "code")
-				description, _, _ := unstructured.NestedString(fields, "description")
-				out = append(out, fmt.Sprintf("%s (%s): %s", code, level, description))
+				finding := fmt.Sprintf("%s (%s)", code, level)
+				if description, _, _ := unstructured.NestedString(fields, "description"); description != "" {
+					finding += ": " + description // istiod at the pin writes only the code and level
+				}
+				out = append(out, finding)
 			}
+		}
+	}
+	return out
+}
+
+// TestJudgementCanFail: the judgement that istiodFindsNothingWrong passes on the operator's
+// objects can fail, in both its parts. Two VirtualServices written directly, not by the operator,
+// but labelled as the operator's (smi.SourceLabels): one invalid (a URI regex that does not
+// compile; the CRD's schema lets it through, Istio's validation does not), which istiod's
+// analysis reports as an error; one valid but dangling (its one http route delegates to a
+// VirtualService that does not exist), which istiod's log warns about by name.
+func TestJudgementCanFail(t *testing.T) {
+	m := start(t)
+	ctx := context.Background()
+	ns := m.namespace(t, "judgement-can-fail")
+	invalid := &networkingv1.VirtualService{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "invalid", Labels: smi.SourceLabels(smi.TrafficSplitKind, "invalid")},
+		Spec: networkingapi.VirtualService{
+			Hosts: []string{host(ns, "apex")},
+			Http: []*networkingapi.HTTPRoute{{
+				Match: []*networkingapi.HTTPMatchRequest{{Uri: &networkingapi.StringMatch{MatchType: &networkingapi.StringMatch_Regex{Regex: "/api/("}}}},
+				Route: []*networkingapi.HTTPRouteDestination{{Destination: &networkingapi.Destination{Host: host(ns, "apex")}}},
+			}},
+		},
+	}
+	dangling := &networkingv1.VirtualService{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dangling", Labels: smi.SourceLabels(smi.TrafficSplitKind, "dangling")},
+		Spec: networkingapi.VirtualService{
+			Hosts: []string{host(ns, "other")},
+			Http:  []*networkingapi.HTTPRoute{{Delegate: &networkingapi.Delegate{Name: "no-such-delegate", Namespace: ns}}},
+		},
+	}
+	for _, vs := range []*networkingv1.VirtualService{invalid, dangling} {
+		if err := m.client.Create(ctx, vs); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := m.client.Delete(ctx, vs); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	j := m.istiodJudgement(t, ns)
+	// IST0106 is Istio's SchemaValidationError (IST0101, the apex Service not found, is there too).
+	if about := naming(naming(j.analysis, "VirtualService "+ns+"/invalid:"), "IST0106"); len(about) == 0 {
+		t.Errorf("istiod's analysis did not find VirtualService %s/invalid invalid (IST0106); its findings: %v", ns, j.analysis)
+	} else {
+		t.Logf("istiod's analysis, as it must: %s", strings.Join(about, "; "))
+	}
+	if about := naming(j.log, ns+"/dangling"); len(about) == 0 {
+		t.Errorf("istiod's log has no warning or error naming %s/dangling", ns)
+	} else {
+		t.Logf("istiod's log, as it must:\n%s", strings.Join(about, "\n"))
+	}
+	t.Logf("all that the judgement reports here: analysis %v, log %v", j.analysis, j.log)
+}
+
+// naming are the lines holding s.
+func naming(lines []string, s string) []string {
+	var out []string
+	for _, l := range lines {
+		if strings.Contains(l, s) {
+			out = append(out, l)
 		}
 	}
 	return out
