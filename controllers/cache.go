@@ -27,7 +27,9 @@ func ClientConfig(cfg *rest.Config, qps float32, burst int) *rest.Config {
 // CacheOptions trim what the manager's cache keeps. Nothing reads managedFields. Services and
 // EndpointSlices are cached by the thousand for the xDS backend and read for their routing
 // fields only: their annotations (kubectl's last-applied copy can be larger than the object),
-// status, and each endpoint's Pod reference, node name and hints are dropped. Deployments,
+// status, and each endpoint's node name and hints are dropped; of an endpoint's Pod reference
+// only what names the Pod is kept. Pods are cached for the xDS backend's secure naming and read
+// for their ServiceAccount only: everything else is dropped (labels, spec, status). Deployments,
 // StatefulSets and DaemonSets are read for their selector, their pods' labels and ServiceAccount
 // only: their pod specs (containers, volumes), annotations and status are dropped.
 func CacheOptions() cache.Options {
@@ -36,6 +38,7 @@ func CacheOptions() cache.Options {
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Service{}:            {Transform: trimService},
 			&discoveryv1.EndpointSlice{}: {Transform: trimEndpointSlice},
+			&corev1.Pod{}:                {Transform: trimPod},
 			&appsv1.Deployment{}:         {Transform: trimWorkload},
 			&appsv1.StatefulSet{}:        {Transform: trimWorkload},
 			&appsv1.DaemonSet{}:          {Transform: trimWorkload},
@@ -82,8 +85,27 @@ func trimEndpointSlice(in any) (any, error) {
 		slice.ManagedFields, slice.Annotations = nil, nil
 		for i := range slice.Endpoints {
 			e := &slice.Endpoints[i]
-			e.TargetRef, e.NodeName, e.Hints, e.DeprecatedTopology = nil, nil, nil, nil
+			e.NodeName, e.Hints, e.DeprecatedTopology = nil, nil, nil
+			if ref := e.TargetRef; ref != nil {
+				e.TargetRef = &corev1.ObjectReference{Kind: ref.Kind, Namespace: ref.Namespace, Name: ref.Name, UID: ref.UID}
+			}
 		}
+	}
+	return in, nil
+}
+
+// trimPod keeps what names the Pod and the ServiceAccount it runs as (mesh.ServiceAccountOf).
+func trimPod(in any) (any, error) {
+	if pod, ok := in.(*corev1.Pod); ok {
+		pod.ObjectMeta = metav1.ObjectMeta{
+			Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID, ResourceVersion: pod.ResourceVersion,
+			DeletionTimestamp: pod.DeletionTimestamp,
+		}
+		pod.Spec = corev1.PodSpec{
+			ServiceAccountName:       pod.Spec.ServiceAccountName,
+			DeprecatedServiceAccount: pod.Spec.DeprecatedServiceAccount,
+		}
+		pod.Status = corev1.PodStatus{}
 	}
 	return in, nil
 }

@@ -5,7 +5,9 @@
 //	smi-operator translate [flags] FILE|DIR|- ...
 //
 // It reads SMI objects of every served version, with the Services, EndpointSlices, Deployments,
-// StatefulSets and DaemonSets they need, from YAML or JSON manifests (package manifest: "---"
+// StatefulSets and DaemonSets they need (and, for the xDS backend's secure naming, the Pods the
+// EndpointSlices name: a mutual-TLS cluster accepts the ServiceAccounts of its endpoints' Pods,
+// and none when they are not given), from YAML or JSON manifests (package manifest: "---"
 // separated YAML or concatenated JSON; "-" is standard input; a directory is read recursively for
 // *.yaml, *.yml and *.json in name order, leaving out hidden entries and kustomization files), and
 // prints what the operator would program with the same flags: with --backend=istio (the default)

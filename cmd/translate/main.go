@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
@@ -56,11 +57,13 @@ type options struct {
 const usageText = `Usage: smi-operator translate [flags] FILE|DIR|- ...
 
 Reads SMI objects of any served version, with the Services, EndpointSlices, Deployments,
-StatefulSets and DaemonSets they need, from YAML or JSON manifests ("-" is standard input; a
-directory is read recursively: *.yaml, *.yml, *.json, in name order), checks them as the cluster
-would (the SMI CRDs' schemas and the SMI validating webhook, object metadata, strict fields), and
-prints what the operator would program: the Istio objects as a YAML stream (--backend=istio), or
-the xDS resources as JSON (--backend=xds). No cluster is contacted.
+StatefulSets and DaemonSets they need (and the Pods the EndpointSlices name, whose
+ServiceAccounts the xDS backend's mutual-TLS clusters accept), from YAML or JSON manifests
+("-" is standard input; a directory is read recursively: *.yaml, *.yml, *.json, in name order),
+checks them as the cluster would (the SMI CRDs' schemas and the SMI validating webhook, object
+metadata, strict fields), and prints what the operator would program: the Istio objects as a
+YAML stream (--backend=istio), or the xDS resources as JSON (--backend=xds). No cluster is
+contacted.
 
 Standard error gets one line per finding, "error:", "warning:" or "note:" first: input the cluster
 would refuse, then the diagnostics the SMI objects would get as conditions.
@@ -187,11 +190,15 @@ func run(opts options, files []file) ([]byte, []report) {
 	}
 
 	var snap mesh.Snapshot
-	var endpointSlices []discoveryv1.EndpointSlice
+	var endpoints endpointInputs
 	positions := map[mesh.ObjectRef]position{}
 	for _, o := range r.objects {
-		if s, ok := o.obj.(*discoveryv1.EndpointSlice); ok {
-			endpointSlices = append(endpointSlices, *s)
+		switch obj := o.obj.(type) {
+		case *discoveryv1.EndpointSlice:
+			endpoints.slices = append(endpoints.slices, *obj)
+			continue
+		case *corev1.Pod:
+			endpoints.pods = append(endpoints.pods, *obj)
 			continue
 		}
 		if err := snap.Add(o.obj); err != nil {
@@ -213,7 +220,7 @@ func run(opts options, files []file) ([]byte, []report) {
 		objs, backendDiags = istio.Translate(model, opts.settings)
 		err = writeIstio(&out, objs)
 	case backendXDS:
-		backendDiags, err = writeXDS(&out, model, snap, endpointSlices, opts)
+		backendDiags, err = writeXDS(&out, model, snap, endpoints, opts)
 	}
 	if err != nil {
 		out.Reset()

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"sigs.k8s.io/yaml"
@@ -87,13 +88,20 @@ type identityDocument struct {
 // TrafficTargets name no port, unless --grpc-server-ports says otherwise.
 const defaultGRPCServerPort = 8080
 
+// endpointInputs are the inputs the model does not take and the xDS translator does: the
+// EndpointSlices, and the Pods their endpoints name.
+type endpointInputs struct {
+	slices []discoveryv1.EndpointSlice
+	pods   []corev1.Pod
+}
+
 // writeXDS writes the xDS resources as one JSON document and returns the backend's diagnostics.
-func writeXDS(w *bytes.Buffer, model mesh.Model, snap mesh.Snapshot, endpointSlices []discoveryv1.EndpointSlice, opts options) ([]mesh.Diagnostic, error) {
+func writeXDS(w *bytes.Buffer, model mesh.Model, snap mesh.Snapshot, in endpointInputs, opts options) ([]mesh.Diagnostic, error) {
 	services := make([]mesh.Service, len(snap.Services))
 	for i := range snap.Services {
 		services[i] = mesh.ServiceOf(&snap.Services[i], opts.settings)
 	}
-	endpoints := xds.BuildEndpoints(snap.Services, endpointSlices)
+	endpoints := xds.BuildEndpoints(snap.Services, in.slices, in.pods)
 	grpc, envoy := opts.proxy != proxyEnvoy, opts.proxy != proxyGRPC
 	var doc xdsDocument
 	var diags []mesh.Diagnostic

@@ -26,6 +26,7 @@ import (
 
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 
 // Reconciler serves one Service and its ready endpoints at a time.
 type Reconciler struct {
@@ -77,14 +78,43 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		client.MatchingFields{sliceService: svc.Name}); err != nil {
 		return ctrl.Result{}, err
 	}
-	endpoints := xds.BuildEndpoints([]corev1.Service{*svc}, slices.Items)
+	pods, err := r.podsOf(ctx, slices.Items)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	endpoints := xds.BuildEndpoints([]corev1.Service{*svc}, slices.Items, pods)
 	r.Server.SetService(req.NamespacedName, svc, endpoints)
 	return ctrl.Result{}, nil
 }
 
+// podsOf returns the Pods the slices' endpoints name that the cache holds, whose ServiceAccounts
+// the Service's clusters accept (secure naming). A Pod not in the cache yet is left out: its
+// endpoint is accepted under no identity (fail closed) until the Pod's creation reconciles the
+// Service again (WatchEndpointSlices), which is how a rollout converges whatever the order in
+// which the Pod and slice informers see the new Pod.
+func (r *Reconciler) podsOf(ctx context.Context, slices []discoveryv1.EndpointSlice) ([]corev1.Pod, error) {
+	var pods []corev1.Pod
+	for _, key := range xds.PodKeys(slices) {
+		pod := corev1.Pod{}
+		err := r.Client.Get(ctx, key, &pod)
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		pods = append(pods, pod)
+	}
+	return pods, nil
+}
+
 // sliceService indexes EndpointSlices by the Service they belong to: a label selector on the
-// cache would scan every slice of the namespace, for every Service.
-const sliceService = "xds.service"
+// cache would scan every slice of the namespace, for every Service. slicePod indexes them by the
+// Pods their endpoints name, to find the Services a Pod serves.
+const (
+	sliceService = "xds.service"
+	slicePod     = "xds.pod"
+)
 
 // SetupWithManager watches Services and returns the controller, to which WatchEndpointSlices adds
 // their EndpointSlices.
@@ -99,12 +129,15 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) (controller.Controller, 
 	return b.Build(r)
 }
 
-// WatchEndpointSlices indexes EndpointSlices by Service and has c reconcile a Service when one
-// of its slices changes; predicates filter the events. It may be called on a running controller:
-// an operator that starts an xDS server only when asked does not cache every EndpointSlice of
-// the cluster before.
+// WatchEndpointSlices indexes EndpointSlices by Service and by the Pods they name, and has c
+// reconcile a Service when one of its slices changes, or when a Pod one of them names is created
+// or deleted (a Pod's ServiceAccount never changes; the Service's clusters accept the identities
+// of its endpoints' Pods, see podsOf); predicates filter the events. It may be called on a running
+// controller: an operator that starts an xDS server only when asked does not cache every
+// EndpointSlice and Pod of the cluster before.
 func WatchEndpointSlices(ctx context.Context, mgr ctrl.Manager, c controller.Controller, predicates ...predicate.Predicate) error {
-	err := mgr.GetFieldIndexer().IndexField(ctx, &discoveryv1.EndpointSlice{}, sliceService, func(o client.Object) []string {
+	indexer := mgr.GetFieldIndexer()
+	err := indexer.IndexField(ctx, &discoveryv1.EndpointSlice{}, sliceService, func(o client.Object) []string {
 		if name := o.GetLabels()[discoveryv1.LabelServiceName]; name != "" {
 			return []string{name}
 		}
@@ -113,12 +146,44 @@ func WatchEndpointSlices(ctx context.Context, mgr ctrl.Manager, c controller.Con
 	if err != nil {
 		return err
 	}
-	toService := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
-		name := o.GetLabels()[discoveryv1.LabelServiceName]
-		if name == "" {
-			return nil
+	err = indexer.IndexField(ctx, &discoveryv1.EndpointSlice{}, slicePod, func(o client.Object) []string {
+		var names []string
+		for _, key := range xds.PodKeys([]discoveryv1.EndpointSlice{*o.(*discoveryv1.EndpointSlice)}) {
+			names = append(names, key.Name)
 		}
-		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
+		return names
 	})
-	return c.Watch(source.Kind(mgr.GetCache(), client.Object(&discoveryv1.EndpointSlice{}), toService, predicates...))
+	if err != nil {
+		return err
+	}
+	toService := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+		return serviceOf(o)
+	})
+	err = c.Watch(source.Kind(mgr.GetCache(), client.Object(&discoveryv1.EndpointSlice{}), toService, predicates...))
+	if err != nil {
+		return err
+	}
+	reader := mgr.GetClient()
+	podToServices := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, pod client.Object) []reconcile.Request {
+		slices := &discoveryv1.EndpointSliceList{}
+		if err := reader.List(ctx, slices, client.InNamespace(pod.GetNamespace()), client.MatchingFields{slicePod: pod.GetName()}); err != nil {
+			return nil // the cache lists from memory; it fails only when stopping
+		}
+		var out []reconcile.Request
+		for i := range slices.Items {
+			out = append(out, serviceOf(&slices.Items[i])...)
+		}
+		return out
+	})
+	createdOrDeleted := predicate.Funcs{UpdateFunc: func(event.UpdateEvent) bool { return false }}
+	return c.Watch(source.Kind(mgr.GetCache(), client.Object(&corev1.Pod{}), podToServices, append(predicates, createdOrDeleted)...))
+}
+
+// serviceOf is the Service an EndpointSlice belongs to, as a request.
+func serviceOf(slice client.Object) []reconcile.Request {
+	name := slice.GetLabels()[discoveryv1.LabelServiceName]
+	if name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: slice.GetNamespace(), Name: name}}}
 }

@@ -38,8 +38,10 @@ type Case struct {
 	Name     string
 	Snapshot mesh.Snapshot
 	Settings mesh.Settings
-	// EndpointSlices are kept apart: the mesh model does not take them, the xDS translator does.
+	// EndpointSlices and the Pods their endpoints name are kept apart: the mesh model does not
+	// take them, the xDS translator does.
 	EndpointSlices []discoveryv1.EndpointSlice
+	Pods           []corev1.Pod
 }
 
 // settingsDocument is the golden cases' test-only document that sets mesh.Settings.
@@ -184,8 +186,12 @@ func (c *Case) add(path string, data []byte, reverse, strict bool) error {
 		if m, ok := obj.(metav1.Object); ok && m.GetNamespace() == "" && !strict {
 			m.SetNamespace("default")
 		}
-		if s, ok := obj.(*discoveryv1.EndpointSlice); ok {
-			c.EndpointSlices = append(c.EndpointSlices, *s)
+		switch o := obj.(type) {
+		case *discoveryv1.EndpointSlice:
+			c.EndpointSlices = append(c.EndpointSlices, *o)
+			continue
+		case *corev1.Pod:
+			c.Pods = append(c.Pods, *o)
 			continue
 		}
 		if err := c.Snapshot.Add(obj); err != nil {

@@ -121,11 +121,7 @@ func clusterIPs(spec *corev1.ServiceSpec) []string {
 const spiffeScheme = "spiffe://"
 
 func (b *builder) identity(namespace, serviceAccount string) Identity {
-	return Identity{
-		Namespace:      namespace,
-		ServiceAccount: serviceAccount,
-		SPIFFEID:       spiffeScheme + b.settings.TrustDomain + "/ns/" + namespace + "/sa/" + serviceAccount,
-	}
+	return b.settings.Identity(namespace, serviceAccount)
 }
 
 // Models builds one snapshot's model with whichever settings a backend programs with, once for

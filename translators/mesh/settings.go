@@ -86,6 +86,16 @@ func (s Settings) withDefaults() Settings {
 	return s
 }
 
+// Identity is the workload identity of a ServiceAccount, with its SPIFFE ID in the settings'
+// trust domain (the default one when unset).
+func (s Settings) Identity(namespace, serviceAccount string) Identity {
+	return Identity{
+		Namespace:      namespace,
+		ServiceAccount: serviceAccount,
+		SPIFFEID:       spiffeScheme + s.withDefaults().TrustDomain + "/ns/" + namespace + "/sa/" + serviceAccount,
+	}
+}
+
 // EnforcesIn reports whether deny-by-default applies in a namespace with these labels: enforcing
 // mode, and the namespace selected by AccessNamespaces. A selector that does not parse (which
 // Validate reports) selects every namespace: it fails closed.

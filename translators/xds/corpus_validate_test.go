@@ -61,7 +61,7 @@ func corpusMessages(t *testing.T, c corpus.Case) []proto.Message {
 	for i := range c.Snapshot.Services {
 		services[i] = mesh.ServiceOf(&c.Snapshot.Services[i], c.Settings)
 	}
-	endpoints := BuildEndpoints(c.Snapshot.Services, c.EndpointSlices)
+	endpoints := BuildEndpoints(c.Snapshot.Services, c.EndpointSlices, c.Pods)
 	var all []proto.Message
 	out, _ := Translate(model, services, endpoints, c.Settings)
 	envoy, _ := TranslateEnvoy(model, services, endpoints, c.Settings)

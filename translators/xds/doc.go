@@ -62,8 +62,9 @@
 //   - clusters ([EnvoyClusters]) named and fed like the proxyless ones, with, under mutual TLS,
 //     an UpstreamTlsContext taking the workload certificate and trust bundle over SDS (secrets
 //     "default" and "ROOTCA", from [WorkloadSecret] and [TrustBundleSecret]) and offering ALPN
-//     "h2" (HTTP/2 ports), "http/1.1" (HTTP ports) or none (TCP ports). No SAN is verified, as
-//     for proxyless clients. [PassthroughClusters] are the two ORIGINAL_DST clusters;
+//     "h2" (HTTP/2 ports), "http/1.1" (HTTP ports) or none (TCP ports), and accepting only the
+//     server identities of the port's endpoints (secure naming, below) in a combined validation
+//     context beside the SDS trust bundle. [PassthroughClusters] are the two ORIGINAL_DST clusters;
 //     "inbound-passthrough" keeps the downstream HTTP version towards the application;
 //   - the inbound listener "inbound" on 0.0.0.0:15006 for the sidecar's identity
 //     ([InboundListener]). With mutual TLS, connections are TLS-terminated (tls_inspector,
@@ -161,10 +162,36 @@
 // when mesh.Settings.MTLS asks for it. Proxyless clusters then get an UpstreamTlsContext and
 // server Listeners a DownstreamTlsContext, both with tls_certificate_provider_instance and
 // validation_context.ca_certificate_provider_instance named [CertificateProviderInstance]
-// (never SDS: grpc-go NACKs it); Envoy sidecars use SDS, as described above. No SAN
-// is matched on the server's certificate: a Service's pods may run as several identities, and
-// access is decided by the server's RBAC, not by the client. Workload certificates must carry
-// both the serverAuth and clientAuth extended key usages: grpc-go checks each side's.
+// (never SDS: grpc-go NACKs it); Envoy sidecars use SDS, as described above. Workload
+// certificates must carry both the serverAuth and clientAuth extended key usages: grpc-go checks
+// each side's.
+//
+// # Secure naming
+//
+// A certificate of the mesh CA only proves that its holder is some workload of the mesh. A client
+// that accepted any would hand its requests (and its own identity's access) to whichever workload
+// got the traffic: an address reused by another Pod before the EndpointSlice caught up, a
+// hijacked IP. So every mutual-TLS cluster accepts only the identities that run its Service's
+// endpoints, as Istio does ("secure naming"): [ServerIdentities] gives the SPIFFE ID of the
+// ServiceAccount of each endpoint's Pod (its EndpointSlice targetRef; [BuildEndpoints] takes the
+// Pods), matched exactly against the server certificate's SANs. A Service's Pods may run as
+// several ServiceAccounts; each is accepted, for every endpoint of the port.
+//
+//   - The matchers go in match_subject_alt_names, the only field grpc-go (v1.84: its cluster
+//     parsing reads no other), gRPC C-core and grpc-js read. Envoy reads it as well, as a matcher
+//     of every SAN type, a URI SAN included; it deprecated it in 1.21.0 for
+//     match_typed_subject_alt_names, which Envoy 1.19 and 1.20 do not know and 1.21.0 to 1.21.3
+//     refuse alongside it, so the deprecated field alone serves every client (Envoy counts a
+//     deprecation warning).
+//   - An empty list means "any certificate of the mesh" to Envoy and to every gRPC library, so a
+//     cluster never gets one: when no endpoint's identity is known (no endpoints, an endpoint
+//     without a Pod reference, a Pod the operator has not seen yet, or seen under another UID)
+//     it accepts [NobodySPIFFEID] alone, the principal no certificate carries that the Istio
+//     backend's allow-nothing policy names. It fails closed: connections to such endpoints are
+//     refused at the handshake until their Pods are known, which the operator sees within the
+//     time its informers take (it reconciles a Service again when a Pod its slices name appears).
+//   - Servers' listeners match no SAN (grpc-go NACKs SAN matchers on servers): who may call is
+//     the RBAC's decision, on the client certificate's SPIFFE ID.
 //
 // # Decisions
 //

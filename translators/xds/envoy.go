@@ -227,13 +227,13 @@ func InboundListener(rules []mesh.AccessRule, settings mesh.Settings) (*listener
 			&listenerv3.FilterChain{
 				Name:             "inbound-mtls-http",
 				FilterChainMatch: &listenerv3.FilterChainMatch{TransportProtocol: "tls", ApplicationProtocols: alpnInboundHTTP},
-				TransportSocket:  downstreamTLS(sdsContext(alpnInboundHTTP)),
+				TransportSocket:  downstreamTLS(sdsContext(alpnInboundHTTP, nil)),
 				Filters:          []*listenerv3.Filter{inboundHTTP(rules, settings)},
 			},
 			&listenerv3.FilterChain{
 				Name:             "inbound-mtls-tcp",
 				FilterChainMatch: &listenerv3.FilterChainMatch{TransportProtocol: "tls"},
-				TransportSocket:  downstreamTLS(sdsContext(nil)),
+				TransportSocket:  downstreamTLS(sdsContext(nil, nil)),
 				Filters:          inboundTCP(rules, settings),
 			})
 	}
@@ -294,9 +294,10 @@ func listenerFilter(name string, config proto.Message) *listenerv3.ListenerFilte
 // EnvoyClusters are a Service's clusters for Envoy sidecars, one per TCP port, named and fed
 // (EDS) like the proxyless ones ([ServiceResources], whose ClusterLoadAssignments they share).
 // HTTP/2 ports (grpc, http2, h2c) speak HTTP/2 upstream; with mutual TLS, the workload
-// certificate and trust bundle come over SDS, and the ALPN offered tells the destination's
+// certificate and trust bundle come over SDS, the server must present one of the identities of
+// the port's endpoints ([ServerIdentities]), and the ALPN offered tells the destination's
 // inbound sidecar whether the connection carries HTTP.
-func EnvoyClusters(svc mesh.Service, settings mesh.Settings) []*clusterv3.Cluster {
+func EnvoyClusters(svc mesh.Service, endpoints Endpoints, settings mesh.Settings) []*clusterv3.Cluster {
 	var out []*clusterv3.Cluster
 	for _, port := range svc.Ports {
 		if port.Protocol != corev1.ProtocolTCP {
@@ -316,7 +317,8 @@ func EnvoyClusters(svc mesh.Service, settings mesh.Settings) []*clusterv3.Cluste
 			alpn = alpnHTTP1
 		}
 		if mtls(settings) {
-			c.TransportSocket = upstreamTLS(sdsContext(alpn))
+			key := ServiceKey{Namespace: svc.Namespace, Name: svc.Name, Port: port.Port}
+			c.TransportSocket = upstreamTLS(sdsContext(alpn, ServerIdentities(svc.Namespace, endpoints[key], settings)))
 		}
 		out = append(out, c)
 	}
@@ -364,7 +366,7 @@ func TranslateEnvoy(model mesh.Model, services []mesh.Service, endpoints Endpoin
 	var chains []*listenerv3.FilterChain
 	for _, svc := range services {
 		chains = append(chains, OutboundFilterChains(svc, splits[[2]string{svc.Namespace, svc.Name}])...)
-		out.Clusters = append(out.Clusters, EnvoyClusters(svc, settings)...)
+		out.Clusters = append(out.Clusters, EnvoyClusters(svc, endpoints, settings)...)
 	}
 	out.Listeners = []*listenerv3.Listener{OutboundListener(chains)}
 	sortOutput(&out)

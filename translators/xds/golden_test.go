@@ -41,10 +41,11 @@ func translateCase(t *testing.T, c golden.Case) string {
 	for i := range c.Snapshot.Services {
 		services[i] = mesh.ServiceOf(&c.Snapshot.Services[i], c.Settings)
 	}
-	out, diags := Translate(model, services, BuildEndpoints(c.Snapshot.Services, c.EndpointSlices), c.Settings)
+	endpoints := BuildEndpoints(c.Snapshot.Services, c.EndpointSlices, c.Pods)
+	out, diags := Translate(model, services, endpoints, c.Settings)
 	checkOutput(t, out)
 	identities := renderIdentities(t, model, c.Settings)
-	envoy, envoyDiags := TranslateEnvoy(model, services, BuildEndpoints(c.Snapshot.Services, c.EndpointSlices), c.Settings)
+	envoy, envoyDiags := TranslateEnvoy(model, services, endpoints, c.Settings)
 	checkEnvoyOutput(t, envoy, out)
 	if d := cmp.Diff(diagStrings(diags), diagStrings(envoyDiags)); d != "" {
 		t.Errorf("TranslateEnvoy's diagnostics differ from Translate's (-Translate +TranslateEnvoy):\n%s", d)

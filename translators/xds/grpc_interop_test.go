@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -14,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -141,6 +143,13 @@ func TestGRPCServesWhatServerListenerAllows(t *testing.T) {
 		clientID   mesh.Identity
 		wantCode   codes.Code
 		withHeader bool
+		// serverID is the identity of the server's certificate (apiID when zero), endpointSA
+		// the ServiceAccount the endpoint's Pod runs as ("api" when empty, none when "-"): the
+		// client accepts the server only when they agree (secure naming), and then wantErr is
+		// in the error of the call.
+		serverID   mesh.Identity
+		endpointSA string
+		wantErr    string
 	}{
 		{name: "enforcing, TCP grant on the port", clientID: webID, wantCode: codes.OK,
 			rules: func(p int32) []mesh.AccessRule {
@@ -182,12 +191,26 @@ func TestGRPCServesWhatServerListenerAllows(t *testing.T) {
 			rules: func(int32) []mesh.AccessRule { return nil }},
 		{name: "permissive, rules denying, mTLS", settings: mesh.Settings{Access: mesh.AccessPermissive, MTLS: true}, clientID: promID, wantCode: codes.OK,
 			rules: func(int32) []mesh.AccessRule { return []mesh.AccessRule{httpRule("GET")} }},
+		{name: "enforcing, server of another ServiceAccount than its endpoint's", clientID: webID, serverID: promID,
+			wantCode: codes.Unavailable, wantErr: "do not match any of the accepted SANs",
+			rules: func(p int32) []mesh.AccessRule {
+				return []mesh.AccessRule{rule("tcp", []mesh.Identity{webID}, func(r *mesh.AccessRule) { r.TCP = ports(p) })}
+			}},
+		{name: "enforcing, endpoint of no known Pod", clientID: webID, endpointSA: "-",
+			wantCode: codes.Unavailable, wantErr: "do not match any of the accepted SANs",
+			rules: func(p int32) []mesh.AccessRule {
+				return []mesh.AccessRule{rule("tcp", []mesh.Identity{webID}, func(r *mesh.AccessRule) { r.TCP = ports(p) })}
+			}},
+		{name: "permissive, mTLS, server of another ServiceAccount than its endpoint's", settings: mesh.Settings{Access: mesh.AccessPermissive, MTLS: true},
+			clientID: webID, serverID: promID, wantCode: codes.Unavailable, wantErr: "do not match any of the accepted SANs",
+			rules: func(int32) []mesh.AccessRule { return nil }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			p := newPKI(t)
-			sCert, sKey := p.issue(t, "server", apiID.SPIFFEID)
+			serverID := cmp.Or(tc.serverID, apiID)
+			sCert, sKey := p.issue(t, "server", serverID.SPIFFEID)
 			cCert, cKey := p.issue(t, "client", tc.clientID.SPIFFEID)
 			ca := filepath.Join(p.dir, "ca.pem")
 
@@ -214,7 +237,12 @@ func TestGRPCServesWhatServerListenerAllows(t *testing.T) {
 
 			svc := mesh.Service{Namespace: "shop", Name: "api", FQDN: "api.shop.svc.cluster.local",
 				Ports: []mesh.ServicePort{{Name: "grpc", Port: 8080, Protocol: "TCP"}}}
-			out := ServiceResources(svc, Endpoints{{Namespace: "shop", Name: "api", Port: 8080}: {{Address: "127.0.0.1", Port: uint32(port), Ready: true}}}, tc.settings)
+			endpointSA := cmp.Or(tc.endpointSA, apiID.ServiceAccount)
+			if endpointSA == "-" {
+				endpointSA = ""
+			}
+			endpoint := Endpoint{Address: "127.0.0.1", Port: uint32(port), Ready: true, ServiceAccount: endpointSA}
+			out := ServiceResources(svc, Endpoints{{Namespace: "shop", Name: "api", Port: 8080}: {endpoint}}, tc.settings)
 			res := map[resourcev3.Type][]types.Resource{}
 			for _, r := range out.Listeners {
 				res[resourcev3.ListenerType] = append(res[resourcev3.ListenerType], r)
@@ -272,9 +300,14 @@ func TestGRPCServesWhatServerListenerAllows(t *testing.T) {
 			if tc.withHeader {
 				cctx = metadataCtx(ctx)
 			}
-			_, err = healthpb.NewHealthClient(cc).Check(cctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
+			// A refused handshake is a transient failure: waiting for the channel to be ready
+			// would wait forever. Without waiting, the call fails once a connection was tried.
+			_, err = healthpb.NewHealthClient(cc).Check(cctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(tc.wantErr == ""))
 			if got := status.Code(err); got != tc.wantCode {
 				t.Errorf("Check: %v, want %v", err, tc.wantCode)
+			}
+			if tc.wantErr != "" && !strings.Contains(fmt.Sprint(err), tc.wantErr) {
+				t.Errorf("Check: %v, want an error saying %q", err, tc.wantErr)
 			}
 		})
 	}

@@ -99,7 +99,7 @@ func ServerListener(name string, rules []mesh.AccessRule, settings mesh.Settings
 	}
 	chain := &listenerv3.FilterChain{Name: "grpc-server", Filters: []*listenerv3.Filter{hcmFilter(hcm)}}
 	if mtls(settings) {
-		chain.TransportSocket = downstreamTLS(providerContext())
+		chain.TransportSocket = downstreamTLS(providerContext(nil))
 	}
 	return &listenerv3.Listener{
 		Name:             name,

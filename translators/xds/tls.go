@@ -1,11 +1,15 @@
 package xds
 
 import (
+	"slices"
+
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/smi-operator/smi-operator/translators/istio"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 )
 
@@ -67,27 +71,89 @@ func inlineBytes(b []byte) *corev3.DataSource {
 	return &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: b}}
 }
 
+// NobodySPIFFEID is the one server identity a cluster accepts when none of its endpoints' is
+// known: the SPIFFE ID of the principal the Istio backend's allow-nothing policy allows, which no
+// certificate carries (see istio.NobodyPrincipal). An empty list of SAN matchers would mean "any
+// certificate of the mesh" to Envoy and to every gRPC library, so a cluster never gets one.
+const NobodySPIFFEID = "spiffe://" + istio.NobodyPrincipal
+
+// ServerIdentities are the SPIFFE IDs a client accepts on the certificate of a server of a Service
+// port, whose endpoints are given ("secure naming", as Istio calls it): one per ServiceAccount the
+// Pods of its ready endpoints run as (in the Service's namespace), sorted. Mutual TLS alone only
+// proves that the server is some workload of the mesh; this proves it is one that serves the
+// Service, so a workload of another ServiceAccount that gets the traffic (a stale endpoint, an
+// address taken over) is refused at the handshake. When no endpoint's identity is known (no
+// endpoints, or Pods the operator has not seen) it is [NobodySPIFFEID] alone: fail closed.
+func ServerIdentities(namespace string, endpoints []Endpoint, settings mesh.Settings) []string {
+	var out []string
+	for _, account := range ServiceAccounts(endpoints) {
+		out = append(out, settings.Identity(namespace, account).SPIFFEID)
+	}
+	if len(out) == 0 {
+		return []string{NobodySPIFFEID}
+	}
+	return out
+}
+
+// ServiceAccounts are the known ServiceAccounts of the endpoints a ClusterLoadAssignment lists
+// (ready ones, each address once), sorted, each once.
+func ServiceAccounts(endpoints []Endpoint) []string {
+	var out []string
+	for _, e := range normalize(endpoints) {
+		if e.ServiceAccount != "" {
+			out = append(out, e.ServiceAccount)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// sanMatchers match a peer certificate's SANs exactly against the identities, in the field every
+// client of the support matrix reads: match_subject_alt_names. grpc-go (v1.84, xdsresource's
+// cluster parsing), gRPC C-core and grpc-js read no other; Envoy reads it as a matcher of every
+// SAN type (a URI SAN included) and deprecated it in 1.21.0 for match_typed_subject_alt_names,
+// which 1.19 and 1.20 do not know, and 1.21.0 to 1.21.3 refuse alongside it.
+func sanMatchers(identities []string) []*matcherv3.StringMatcher {
+	out := make([]*matcherv3.StringMatcher, len(identities))
+	for i, id := range identities {
+		out[i] = &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: id}}
+	}
+	return out
+}
+
 // providerContext is the CommonTlsContext of proxyless gRPC: certificate provider instances
-// only. grpc-go NACKs SDS secrets and inline certificates.
-func providerContext() *tlsv3.CommonTlsContext {
+// only (grpc-go NACKs SDS secrets and inline certificates), and on clients the server identities
+// accepted (nil on servers: grpc-go NACKs SAN matchers there).
+func providerContext(serverIdentities []string) *tlsv3.CommonTlsContext {
 	return &tlsv3.CommonTlsContext{
 		TlsCertificateProviderInstance: &tlsv3.CertificateProviderPluginInstance{InstanceName: CertificateProviderInstance},
 		ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
 			CaCertificateProviderInstance: &tlsv3.CertificateProviderPluginInstance{InstanceName: CertificateProviderInstance},
+			MatchSubjectAltNames:          sanMatchers(serverIdentities),
 		}},
 	}
 }
 
 // sdsContext is the CommonTlsContext of Envoy sidecars: the workload certificate and the trust
-// bundle over SDS, from the same ADS stream as everything else.
-func sdsContext(alpn []string) *tlsv3.CommonTlsContext {
-	return &tlsv3.CommonTlsContext{
+// bundle over SDS, from the same ADS stream as everything else. Upstream, the server identities
+// accepted go with the trust bundle in a combined validation context, as Istio sends them.
+func sdsContext(alpn, serverIdentities []string) *tlsv3.CommonTlsContext {
+	common := &tlsv3.CommonTlsContext{
 		TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{{Name: WorkloadSecretName, SdsConfig: ads()}},
 		ValidationContextType: &tlsv3.CommonTlsContext_ValidationContextSdsSecretConfig{
 			ValidationContextSdsSecretConfig: &tlsv3.SdsSecretConfig{Name: TrustBundleSecretName, SdsConfig: ads()},
 		},
 		AlpnProtocols: alpn,
 	}
+	if serverIdentities != nil {
+		common.ValidationContextType = &tlsv3.CommonTlsContext_CombinedValidationContext{
+			CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
+				DefaultValidationContext:         &tlsv3.CertificateValidationContext{MatchSubjectAltNames: sanMatchers(serverIdentities)},
+				ValidationContextSdsSecretConfig: &tlsv3.SdsSecretConfig{Name: TrustBundleSecretName, SdsConfig: ads()},
+			},
+		}
+	}
+	return common
 }
 
 // upstreamTLS is a cluster's transport socket for mutual TLS.

@@ -97,8 +97,9 @@ func sortOutput(out *Output) {
 
 // ServiceResources returns what one Service contributes on its own to proxyless gRPC clients, for
 // each TCP port: the Listener a client dials, a RouteConfiguration sending everything to the
-// Service's own cluster, the Cluster (with mutual TLS when settings ask for it) and its
-// ClusterLoadAssignment from the ready endpoints. A split apex's RouteConfigurations are then
+// Service's own cluster, the Cluster (with mutual TLS when settings ask for it, accepting the
+// server identities of its endpoints: [ServerIdentities]) and its ClusterLoadAssignment from the
+// ready endpoints. A split apex's RouteConfigurations are then
 // replaced by [SplitRoutes]; the other three never depend on a split, so a weight change touches
 // one RouteConfiguration and an endpoint change one assignment. RouteConfigurations and
 // ClusterLoadAssignments are the same for Envoy sidecars (see [EnvoyClusters] for their Clusters).
@@ -113,12 +114,12 @@ func ServiceResources(svc mesh.Service, endpoints Endpoints, settings mesh.Setti
 		out.Listeners = append(out.Listeners, apiListener(name))
 		out.RouteConfigurations = append(out.RouteConfigurations,
 			routeConfiguration(svc, port.Port, []*routev3.Route{catchAll("default", clusterAction(cluster))}))
+		key := ServiceKey{Namespace: svc.Namespace, Name: svc.Name, Port: port.Port}
 		c := edsCluster(cluster)
 		if mtls(settings) {
-			c.TransportSocket = upstreamTLS(providerContext())
+			c.TransportSocket = upstreamTLS(providerContext(ServerIdentities(svc.Namespace, endpoints[key], settings)))
 		}
 		out.Clusters = append(out.Clusters, c)
-		key := ServiceKey{Namespace: svc.Namespace, Name: svc.Name, Port: port.Port}
 		out.ClusterLoadAssignments = append(out.ClusterLoadAssignments, loadAssignment(cluster, endpoints[key]))
 	}
 	return out

@@ -340,8 +340,14 @@ func TestEnvoySidecarGetsItsListenersAndClusters(t *testing.T) {
 // ACKs the first response, which it returns with the stream.
 func (f *fixture) subscribeEnvoy(t *testing.T, namespace, sa, typeURL string) (discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient, *discoveryv3.DiscoveryResponse) {
 	t.Helper()
+	return f.subscribe(t, server.ProxyEnvoy, namespace, sa, typeURL)
+}
+
+// subscribe is subscribeEnvoy for a node of any kind of proxy.
+func (f *fixture) subscribe(t *testing.T, proxy, namespace, sa, typeURL string) (discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient, *discoveryv3.DiscoveryResponse) {
+	t.Helper()
 	stream := f.ads(t, "")
-	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node(server.ProxyEnvoy, namespace, sa), TypeUrl: typeURL}); err != nil {
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node(proxy, namespace, sa), TypeUrl: typeURL}); err != nil {
 		t.Fatal(err)
 	}
 	return stream, recvAndACK(t, stream)
@@ -475,7 +481,7 @@ func TestPermissiveModeAllowsEverybody(t *testing.T) {
 			svc := mesh.Service{Namespace: "shop", Name: "vault", FQDN: "vault.shop.svc.cluster.local",
 				Ports: []mesh.ServicePort{{Name: "grpc", Port: 80, Protocol: corev1.ProtocolTCP}}}
 			f.srv.SetService(types.NamespacedName{Namespace: "shop", Name: "vault"}, svc, xds.Endpoints{
-				{Namespace: "shop", Name: "vault", Port: 80}: {{Address: "127.0.0.1", Port: uint32(backendAddr.Port), Ready: true}},
+				{Namespace: "shop", Name: "vault", Port: 80}: {{Address: "127.0.0.1", Port: uint32(backendAddr.Port), Ready: true, ServiceAccount: "vault"}},
 			})
 			f.srv.SetAccess(mesh.ObjectRef{Kind: "TrafficTarget", Namespace: "shop", Name: "tellers"}, []mesh.AccessRule{{
 				Source:      mesh.ObjectRef{Kind: "TrafficTarget", Namespace: "shop", Name: "tellers"},

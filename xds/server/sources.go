@@ -220,7 +220,7 @@ func (src *clusterSource) Version(_, name string) (string, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if entry, ok := s.byCluster[name]; ok {
-		return versionOf("service-", entry.specVersion), true
+		return versionOf("cluster-", entry.clusterVersion), true
 	}
 	return "", false
 }
@@ -246,12 +246,13 @@ func (src *clusterSource) Resolve(_, name string) (types.Resource, bool) {
 	if !ok {
 		return nil, false
 	}
-	return src.memo.get(name, versionOf("service-", entry.specVersion), func() types.Resource {
-		svc := onePort(entry.service, clusterPort(name))
+	return src.memo.get(name, versionOf("cluster-", entry.clusterVersion), func() types.Resource {
+		port := clusterPort(name)
+		svc := onePort(entry.service, port)
 		if src.envoy {
-			return xds.EnvoyClusters(svc, s.opts.Settings)[0]
+			return xds.EnvoyClusters(svc, entry.endpointsOf(port), s.opts.Settings)[0]
 		}
-		return xds.ServiceResources(svc, nil, s.opts.Settings).Clusters[0]
+		return xds.ServiceResources(svc, entry.endpointsOf(port), s.opts.Settings).Clusters[0]
 	}), true
 }
 

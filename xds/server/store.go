@@ -31,8 +31,10 @@ type serviceEntry struct {
 	// endpoints are the Service's own ready endpoints, by port: a slice, not xds.Endpoints' map,
 	// since there are as many of these as Services.
 	endpoints []portEndpoints
-	// specVersion changes with the Service, endpointsVersion with its endpoints.
-	specVersion, endpointsVersion uint64
+	// specVersion changes with the Service, endpointsVersion with its endpoints, clusterVersion
+	// with either the Service or the identities its endpoints run as (the server identities its
+	// clusters accept: xds.ServerIdentities).
+	specVersion, endpointsVersion, clusterVersion uint64
 }
 
 // portEndpoints are the ready endpoints of one Service port.
@@ -61,6 +63,16 @@ func (e *serviceEntry) endpointsOf(port int32) xds.Endpoints {
 		}
 	}
 	return nil
+}
+
+// serviceAccounts are the known identities of each port's endpoints, what its clusters depend on
+// besides the Service.
+func serviceAccounts(endpoints []portEndpoints) map[int32][]string {
+	out := map[int32][]string{}
+	for _, pe := range endpoints {
+		out[pe.port] = xds.ServiceAccounts(pe.endpoints)
+	}
+	return out
 }
 
 // tcpPorts are the Service ports xDS resources exist for.
@@ -106,18 +118,26 @@ func (s *Server) SetService(key k8stypes.NamespacedName, svc mesh.Service, endpo
 		s.services[key] = entry
 		s.metrics.services.Set(float64(len(s.services)))
 	}
-	if !existed || !reflect.DeepEqual(entry.service, svc) {
+	specChanged := !existed || !reflect.DeepEqual(entry.service, svc)
+	if specChanged {
 		oldListeners, oldClusters := entry.names()
 		entry.service = svc
 		entry.specVersion = s.next()
+		entry.clusterVersion = entry.specVersion
 		s.reindex(entry, oldListeners, oldClusters)
 	}
 	compact := compactEndpoints(svc, endpoints)
 	if !existed || !reflect.DeepEqual(entry.endpoints, compact) {
+		identitiesChanged := !reflect.DeepEqual(serviceAccounts(entry.endpoints), serviceAccounts(compact))
 		entry.endpoints = compact
 		entry.endpointsVersion = s.next()
 		_, clusters := entry.names()
 		s.pending.endpointNames = append(s.pending.endpointNames, clusters...)
+		if identitiesChanged && !specChanged {
+			// reindex, above, notifies the clusters of a changed Service.
+			entry.clusterVersion = s.next()
+			s.pending.clusterNames = append(s.pending.clusterNames, clusters...)
+		}
 	}
 }
 

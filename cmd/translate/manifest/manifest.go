@@ -200,7 +200,8 @@ func nullToNil(raw []byte) []byte {
 }
 
 // Scheme knows the kinds the mesh model is built from: every served version of every SMI kind,
-// Services, EndpointSlices, Deployments, StatefulSets, DaemonSets and Namespaces.
+// Services, EndpointSlices, Deployments, StatefulSets, DaemonSets and Namespaces, and the Pods
+// whose ServiceAccounts the xDS clusters accept as their endpoints' servers.
 var Scheme = func() *runtime.Scheme {
 	s := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{smi.AddToScheme, corev1.AddToScheme, appsv1.AddToScheme, discoveryv1.AddToScheme} {
@@ -221,6 +222,7 @@ var modelKinds = map[schema.GroupKind]bool{
 	{Group: smi.SpecsGroup, Kind: smi.UDPRouteKind}:       true,
 	{Group: "", Kind: "Service"}:                          true,
 	{Group: "", Kind: "Namespace"}:                        true,
+	{Group: "", Kind: "Pod"}:                              true,
 	{Group: discoveryv1.GroupName, Kind: "EndpointSlice"}: true,
 	{Group: appsv1.GroupName, Kind: "Deployment"}:         true,
 	{Group: appsv1.GroupName, Kind: "StatefulSet"}:        true,
