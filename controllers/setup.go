@@ -254,6 +254,8 @@ type ResourceOptions struct {
 	XDS xdsbackend.Config
 	// Registerer receives the xDS server's metrics; the manager's registry when nil.
 	Registerer prometheus.Registerer
+	// MoreBackends are backends an SMIOperator can select besides the built-in ones (a test's).
+	MoreBackends []backends.Backend
 }
 
 // SetupFromResource registers the reconcilers of an operator that runs what the SMIOperator named
@@ -270,8 +272,13 @@ func SetupFromResource(ctx context.Context, mgr ctrl.Manager, opts ResourceOptio
 		registerer = metrics.Registry
 	}
 	sw, err := backends.New(backends.Options{
-		Manager: mgr, IstioWriter: istioWriter(mgr, statuses), Namespace: opts.Namespace,
-		XDSHost: opts.XDSHost, XDS: opts.XDS, Registerer: registerer, Log: ctrl.Log.WithName("backends"),
+		Manager: mgr,
+		// The backends an SMIOperator can select.
+		Backends: append([]backends.Backend{
+			istiobackend.Backend(istioWriter(mgr, statuses)),
+			xdsbackend.Backend(xdsbackend.BackendOptions{Host: opts.XDSHost, Base: opts.XDS, Registerer: registerer}),
+		}, opts.MoreBackends...),
+		Log: ctrl.Log.WithName("backends"),
 	})
 	if err != nil {
 		return err
@@ -297,7 +304,7 @@ func SetupFromResource(ctx context.Context, mgr ctrl.Manager, opts ResourceOptio
 	if err != nil {
 		return err
 	}
-	sw.SetControllers(splitCtrl, targetCtrl, serviceCtrl, namespaceCtrl)
+	sw.SetControllers(backends.Controllers{Splits: splitCtrl, Targets: targetCtrl, Services: serviceCtrl, Namespaces: namespaceCtrl})
 	if err := mgr.Add(sw); err != nil {
 		return err
 	}

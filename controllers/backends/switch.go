@@ -1,103 +1,85 @@
 // Package backends runs the mesh backend the SMIOperator selects, with the settings it holds, and
-// swaps backends without dropping traffic: the backend asked for programs every SMI object (and,
-// for xds, every Service) while the one it replaces keeps programming; only then is the old one
-// retired. A retired Istio backend's objects are deleted; a retired xDS server stops taking
-// updates and keeps serving its last configuration for the swap grace period, so that proxies
-// still connected to it keep working while they move.
+// swaps backends without dropping traffic: the backend asked for programs every SMI object (and
+// every Service, if it takes them) while the one it replaces keeps programming; only then is the
+// old one retired.
 //
-// The Switch stands in for both backends towards the reconcilers (Splits, Targets, Services,
-// Namespaces): each Program and Forget goes to every backend running, and tells the Switch which
-// objects a backend being brought up has programmed. The SMIOperator reconciler calls
+// A backend is a package implementing Backend and Instance (istio and xds here), registered by
+// one line in the list the Switch is built with (Options.Backends). The Switch knows nothing else
+// of them: a Backend starts Instances, each running with one configuration, and cleans up after
+// them (the Istio backend deletes what it wrote); an Instance takes the objects, and says whether
+// it must drain when retired (an xDS server keeps serving its last configuration for the swap
+// grace period, so that proxies still connected to it keep working while they move).
+//
+// The Switch stands in for every backend towards the reconcilers (Splits, Targets, Services,
+// Namespaces): each Program and Forget goes to every instance taking updates, and tells the Switch
+// which objects an instance being brought up has programmed. The SMIOperator reconciler calls
 // MoveToward, which moves the backends one step towards the spec and reports where they are.
 //
 // Each backend is in one of these states:
 //
-//	stopped      not running
-//	bringing up  running and programming every SMI object, with a pending set (setPending) of the
-//	             objects listed when it started and not programmed since; the other backend, if
-//	             running, stays in charge (State.Active)
-//	active       running, its pending set empty: in charge
-//	draining     xds only: retired, serving its last configuration without updates
+//	stopped      no instance
+//	bringing up  an instance takes updates, with a pending set (setPending) of the objects listed
+//	             when it started and not programmed since; another backend, if running, stays in
+//	             charge (State.Active)
+//	active       an instance takes updates, its pending set empty: in charge (Instance.Activate)
+//	draining     its instance is retired but keeps serving what it has (Instance.Retire said until
+//	             when)
 //
 // and moves between them thus:
 //
-//	stopped     → bringing up  MoveToward: asked for, and it can run (else it stays stopped,
-//	                           reported unavailable, and whatever runs keeps running)
+//	stopped     → bringing up  MoveToward: asked for, and Backend.Start succeeds (else it stays
+//	                           stopped, reported unavailable, and whatever runs keeps running)
 //	bringing up → active       a reconcile programs the last pending object
-//	active      → bringing up  MoveToward: its settings changed (istio: its adapters with the
-//	                           new settings, the same writer; xds: a new server). Its State
-//	                           says Swapping to itself until it has programmed everything again
+//	active      → bringing up  MoveToward: its instance does not fit the spec (Instance.Fits):
+//	                           Start's new instance replaces it, which reports Swapping to itself
+//	                           until it has programmed everything again
 //	bringing up
-//	or active   → stopped      MoveToward: the other backend, asked for, is active (istio: its
-//	                           objects are deleted); no SMIOperator selects any (stopAll: xds
-//	                           too stops at once); xds only: its replacement server, the old one
-//	                           stopped to free the port, cannot listen or list the objects
-//	            → draining     xds: the other backend, asked for, is active. A server retired
-//	                           before it was ever active stops at once: it never answered a
-//	                           proxy, so it has nothing to drain
+//	or active   → stopped      MoveToward: another backend, asked for, is active, and Retire
+//	                           leaves nothing to drain (then Backend.Clean); no SMIOperator selects
+//	                           any (stopAll: every instance stops at once); Start, having stopped
+//	                           the running instance (its port), fails
+//	            → draining     another backend, asked for, is active, and Retire says until when
 //	draining    → stopped      MoveToward at the end of the grace period (the SMIOperator
-//	                           reconciler requeues for it)
-//	draining    → bringing up  MoveToward: xds asked for again (a new server replaces it)
+//	                           reconciler requeues for it), or once the instance failed
+//	draining    → bringing up  MoveToward: asked for again (a new instance replaces it)
 //
-// Locks: moving serialises MoveToward and guards the fields under it; mu guards which backends run
-// and their settings: Program, Forget and the sinks hold it to read, MoveToward to write (so a
-// write of a backend being replaced, still in flight, cannot count for its replacement);
-// pendingMu guards the pending sets, which reconciles update while holding mu to read.
+// Locks: moving serialises MoveToward and guards the fields under it and the Backends' own state;
+// mu guards which instances run and the settings: Program, Forget and the sinks hold it to read,
+// MoveToward to write (so that a write of an instance being replaced, still in flight, cannot
+// count for its replacement, and an instance retired has no write in flight); pendingMu guards the
+// pending sets, which reconciles update while holding mu to read.
 package backends
 
 import (
 	"context"
-	"crypto/tls"
+	"errors"
 	"fmt"
-	"net"
-	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/apis/v1alpha1"
-	istiobackend "github.com/smi-operator/smi-operator/controllers/backends/istio"
-	xdsbackend "github.com/smi-operator/smi-operator/controllers/backends/xds"
-	"github.com/smi-operator/smi-operator/controllers/owned"
-	"github.com/smi-operator/smi-operator/controllers/service"
 	"github.com/smi-operator/smi-operator/controllers/smioperator"
 	"github.com/smi-operator/smi-operator/translators/mesh"
-	"github.com/smi-operator/smi-operator/xds/server"
 )
 
 // Options configure a Switch.
 type Options struct {
 	Manager manager.Manager
-	// IstioWriter writes the Istio backend's objects; its Unobserved is shared with the status writer.
-	IstioWriter owned.Writer
-	// Namespace is the operator's: the xDS CA root and the xDS TLS Secret live there.
-	Namespace string
-	// XDSHost is the address the xDS server listens on, with spec.xds.port; empty listens on
-	// every address.
-	XDSHost string
-	// XDS holds what an SMIOperator does not say of the xDS server: ServiceName, the Service in
-	// front of it (in Namespace: the built-in CA's serving certificate is issued for its DNS
-	// names, and XDSHost when that is an address), and CASecret, the Secret keeping the xDS CA
-	// root. The spec's xds settings fill the rest (xds.ConfigFrom).
-	XDS xdsbackend.Config
-	// Registerer receives the xDS server's metrics; nil registers none.
-	Registerer prometheus.Registerer
-	Log        logr.Logger
+	// Backends are those an SMIOperator can select, one per name; the first running answers for
+	// an object's status when the one asked for does not run.
+	Backends []Backend
+	Log      logr.Logger
 }
 
 // ReasonNoBackend (Programmed=False) says no backend programs an SMI object: no SMIOperator
@@ -105,27 +87,23 @@ type Options struct {
 const ReasonNoBackend = "NoBackend"
 
 // Switch runs the backends an SMIOperator asks for. It is a manager Runnable (leader only: the
-// reconcilers feeding it run on the leader) whose context bounds the xDS servers it starts.
+// reconcilers feeding it run on the leader) whose context bounds the instances it starts.
 type Switch struct {
-	opts      Options
-	clientset kubernetes.Interface
+	opts Options
 
-	// Resync channels: MoveToward sends every object a new backend must program to its controller.
+	// Resync channels: MoveToward sends every object a new instance must program to its controller.
 	splitResync, targetResync, serviceResync, namespaceResync chan event.GenericEvent
-	// changes wakes the SMIOperator reconciler when a backend being brought up is done.
+	// changes wakes the SMIOperator reconciler when an instance being brought up is done.
 	changes chan event.GenericEvent
 
-	splitCtrl, targetCtrl, serviceCtrl, namespaceCtrl controller.Controller
+	controllers Controllers
 
 	started   chan struct{} // closed by Start, once runCtx is set
 	runCtx    context.Context
 	firstMove chan struct{} // closed after the first MoveToward: until then nobody knows what to program
 	once      sync.Once
 
-	moving           sync.Mutex // one MoveToward at a time; guards the fields below
-	istioWatched     bool       // the controllers watch Istio's kinds (added once, when first served)
-	endpointsWatched bool       // the Service controller watches EndpointSlices (added once, with xDS)
-	istioClean       bool       // no generated Istio object left since the Istio backend last ran
+	moving sync.Mutex // one MoveToward at a time; guards unavailable and the Backends' own state
 	// unavailable is the last spec whose backend could not run, why, and when it was tried:
 	// MoveToward runs on every SMI status change, and trying again (Secret reads, discovery, a listen)
 	// waits for smioperator.UnavailableRetry unless the spec changes.
@@ -138,43 +116,30 @@ type Switch struct {
 	mu       sync.RWMutex // Program, Forget and the Service and Namespace sinks hold it to read; MoveToward, to write
 	settings mesh.Settings
 	want     v1alpha1.Backend
-	istio    *istioBackend
-	xds      *xdsBackend
+	running  map[v1alpha1.Backend]*running
 	idle     string // why no backend programs, while none does
-	// istioActive mirrors istio != nil, xdsFed xds != nil && xds.fed, for event predicates and
-	// the Service reconciler, which must not wait for the lock.
-	istioActive, xdsFed atomic.Bool
+	// programming mirrors running[b].fed for each backend, and servingServices whether a fed
+	// instance takes Services, for event predicates and the Service reconciler, which must not
+	// wait for the lock.
+	programming     map[v1alpha1.Backend]*atomic.Bool
+	servingServices atomic.Bool
 
 	pendingMu sync.Mutex
 	pending   map[v1alpha1.Backend]map[ObjectKey]bool
 }
 
-type istioBackend struct {
-	splits  istiobackend.Splits
-	targets istiobackend.Targets
-}
-
-type xdsBackend struct {
-	config xdsConfig
-	server *server.Server
-	cancel context.CancelFunc
-	done   chan struct{}
-	// fed is false once the server is retired: it keeps serving, takes no updates, and stops
-	// at drainUntil.
+// running is a backend's instance: fed (being brought up or active), or draining until
+// drainUntil.
+type running struct {
+	instance   Instance
 	fed        bool
 	drainUntil time.Time
-	// failed is set when the server stopped serving on its own; the next MoveToward replaces it.
-	failed atomic.Bool
-	// active is set once the server held everything and was told to answer proxies (Synced,
-	// called once); one retired before that has nothing to drain.
-	active atomic.Bool
 }
 
-// xdsConfig is everything an xDS server is built from; a change restarts it. (Not the swap
-// grace period, the Switch's: editing it must not restart the server.)
-type xdsConfig struct {
-	settings mesh.Settings
-	xds      xdsbackend.Config
+// drained says a retired instance may stop: its grace period is over, or it failed, so there is
+// nothing left to drain.
+func (r *running) drained() bool {
+	return r.instance.Failed() || !time.Now().Before(r.drainUntil)
 }
 
 // ServiceKind and NamespaceKind are the Kinds of the ObjectKeys of Services and Namespaces.
@@ -183,15 +148,17 @@ const (
 	NamespaceKind = "Namespace"
 )
 
-// New returns a Switch; Setup wires it to the controllers, and the manager must run it.
+// New returns a Switch; SetControllers wires it to the controllers, and the manager must run it.
 func New(opts Options) (*Switch, error) {
-	clientset, err := kubernetes.NewForConfig(opts.Manager.GetConfig())
-	if err != nil {
-		return nil, err
+	programming := map[v1alpha1.Backend]*atomic.Bool{}
+	for _, b := range opts.Backends {
+		if programming[b.Name()] != nil {
+			return nil, fmt.Errorf("two backends are named %q", b.Name())
+		}
+		programming[b.Name()] = &atomic.Bool{}
 	}
 	return &Switch{
 		opts:            opts,
-		clientset:       clientset,
 		splitResync:     make(chan event.GenericEvent),
 		targetResync:    make(chan event.GenericEvent),
 		serviceResync:   make(chan event.GenericEvent),
@@ -199,6 +166,8 @@ func New(opts Options) (*Switch, error) {
 		changes:         make(chan event.GenericEvent, 1),
 		started:         make(chan struct{}),
 		firstMove:       make(chan struct{}),
+		running:         map[v1alpha1.Backend]*running{},
+		programming:     programming,
 		pending:         map[v1alpha1.Backend]map[ObjectKey]bool{},
 		idle:            "no SMIOperator selects a backend yet",
 	}, nil
@@ -214,15 +183,12 @@ func (s *Switch) NamespaceResync() <-chan event.GenericEvent {
 }
 func (s *Switch) Changes() <-chan event.GenericEvent { return s.changes }
 
-// SetControllers hands over the split, target and namespace controllers, to which the Istio
-// watches are added once the cluster serves Istio's APIs, and the Service controller, which
-// watches EndpointSlices once an xDS server first runs.
-func (s *Switch) SetControllers(splits, targets, services, namespaces controller.Controller) {
-	s.splitCtrl, s.targetCtrl, s.serviceCtrl, s.namespaceCtrl = splits, targets, services, namespaces
-}
+// SetControllers hands over the controllers, to which backends add their watches when they first
+// start (Env.Controllers).
+func (s *Switch) SetControllers(c Controllers) { s.controllers = c }
 
-// ServingServices says whether an xDS server takes Services now.
-func (s *Switch) ServingServices() bool { return s.xdsFed.Load() }
+// ServingServices says whether an instance takes Services now.
+func (s *Switch) ServingServices() bool { return s.servingServices.Load() }
 
 // Settings are the mesh settings of the SMIOperator's spec.
 func (s *Switch) Settings() mesh.Settings {
@@ -231,8 +197,8 @@ func (s *Switch) Settings() mesh.Settings {
 	return s.settings
 }
 
-// Start records the context the xDS servers run under, has the SMIOperator reconciled once
-// (whether or not it exists), and stops the xDS server when ctx ends.
+// Start records the context the instances run under, has the SMIOperator reconciled once
+// (whether or not it exists), and stops every instance when ctx ends.
 func (s *Switch) Start(ctx context.Context) error {
 	s.runCtx = ctx
 	close(s.started)
@@ -240,7 +206,9 @@ func (s *Switch) Start(ctx context.Context) error {
 	<-ctx.Done()
 	s.moving.Lock()
 	defer s.moving.Unlock()
-	s.stopXDS()
+	for _, b := range s.opts.Backends {
+		s.stop(b.Name())
+	}
 	return nil
 }
 
@@ -248,8 +216,8 @@ func (s *Switch) Start(ctx context.Context) error {
 func (s *Switch) NeedLeaderElection() bool { return true }
 
 // MoveToward moves the backends one step towards spec: it starts (or reconfigures) the backend asked
-// for and, once that one has programmed everything, retires the other. A nil spec stops every
-// backend and deletes what the Istio backend generated.
+// for and, once that one has programmed everything, retires the others. A nil spec stops every
+// backend and cleans up after them.
 func (s *Switch) MoveToward(ctx context.Context, spec *v1alpha1.SMIOperatorSpec) (smioperator.State, error) {
 	s.moving.Lock()
 	defer s.moving.Unlock()
@@ -279,14 +247,14 @@ func (s *Switch) MoveToward(ctx context.Context, spec *v1alpha1.SMIOperatorSpec)
 		st.Unavailable = last.err
 		return st, nil
 	}
+	// Nothing starts on settings that do not hold; what runs keeps running.
 	unavailable := invalid
-	switch {
-	case unavailable != nil:
-		// Nothing starts on settings that do not hold; what runs keeps running.
-	case d.Backend == v1alpha1.BackendIstio:
-		unavailable = s.ensureIstio(ctx, settings)
-	case d.Backend == v1alpha1.BackendXDS:
-		unavailable = s.ensureXDS(ctx, xdsConfig{settings: settings, xds: xdsbackend.ConfigFrom(d, s.opts.XDSHost, s.opts.XDS)})
+	if unavailable == nil {
+		if b := s.backend(d.Backend); b == nil {
+			unavailable = fmt.Errorf("this operator has no %q backend", d.Backend)
+		} else {
+			unavailable = s.ensure(ctx, b, d, settings)
+		}
 	}
 	s.unavailable.spec, s.unavailable.err, s.unavailable.at = d, unavailable, time.Now()
 	if unavailable != nil {
@@ -296,298 +264,175 @@ func (s *Switch) MoveToward(ctx context.Context, spec *v1alpha1.SMIOperatorSpec)
 		return st, nil
 	}
 	if s.pendingCount(d.Backend) == 0 {
-		// The backend asked for programs everything: retire the other.
-		var err error
-		if d.Backend == v1alpha1.BackendXDS {
-			s.mu.RLock()
-			if !s.xds.active.Swap(true) {
-				s.xds.server.Synced() // it answers proxies from now on
-			}
-			s.mu.RUnlock()
-			err = s.retireIstio(ctx)
-		} else {
-			s.retireXDS(d.XDS.SwapGracePeriod.Duration)
+		// The backend asked for programs everything: it is in charge, the others retire.
+		s.mu.RLock()
+		if r := s.running[d.Backend]; r != nil && r.fed {
+			r.instance.Activate()
 		}
-		if err != nil {
-			return s.state(), err
+		s.mu.RUnlock()
+		for _, b := range s.opts.Backends {
+			if b.Name() != d.Backend {
+				if err := s.retire(ctx, b, d); err != nil {
+					return s.state(), err
+				}
+			}
 		}
 	}
 	return s.state(), nil
 }
 
+func (s *Switch) backend(name v1alpha1.Backend) Backend {
+	for _, b := range s.opts.Backends {
+		if b.Name() == name {
+			return b
+		}
+	}
+	return nil
+}
+
+// env is what backend b runs with.
+func (s *Switch) env(b Backend) Env {
+	return Env{
+		Manager:     s.opts.Manager,
+		Controllers: s.controllers,
+		RunContext:  s.runCtx,
+		Programming: s.programming[b.Name()].Load,
+		Resync:      s.resyncRefs,
+		Wake:        s.notify,
+		Log:         s.opts.Log.WithName(string(b.Name())),
+	}
+}
+
 // state reports the backends: the one asked for is active once it has programmed everything;
-// until then, the other one running is.
+// until then, another one running is.
 func (s *Switch) state() smioperator.State {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	running := map[v1alpha1.Backend]bool{
-		v1alpha1.BackendIstio: s.istio != nil,
-		v1alpha1.BackendXDS:   s.xds != nil && s.xds.fed,
-	}
+	fed := func(b v1alpha1.Backend) bool { r := s.running[b]; return r != nil && r.fed }
 	var st smioperator.State
-	if n := s.pendingCount(s.want); running[s.want] && n > 0 {
+	if n := s.pendingCount(s.want); fed(s.want) && n > 0 {
 		st.Swapping, st.Pending = s.want, n
-	} else if running[s.want] {
+	} else if fed(s.want) {
 		st.Active = s.want
 	}
-	if st.Active == "" {
-		for _, b := range []v1alpha1.Backend{v1alpha1.BackendIstio, v1alpha1.BackendXDS} {
-			if running[b] && b != s.want {
-				st.Active = b
-			}
+	for _, b := range s.opts.Backends {
+		name := b.Name()
+		if st.Active == "" && name != s.want && fed(name) {
+			st.Active = name
 		}
-	}
-	if s.xds != nil && !s.xds.fed {
-		st.Draining = &v1alpha1.DrainingBackend{Backend: v1alpha1.BackendXDS, Until: metav1.NewTime(s.xds.drainUntil)}
+		if r := s.running[name]; st.Draining == nil && r != nil && !r.fed {
+			st.Draining = &v1alpha1.DrainingBackend{Backend: name, Until: metav1.NewTime(r.drainUntil)}
+		}
 	}
 	return st
 }
 
-// ensureIstio runs the Istio backend with settings; an error says why it cannot.
-func (s *Switch) ensureIstio(ctx context.Context, settings mesh.Settings) error {
-	if err := s.watchIstio(ctx); err != nil {
-		return err
-	}
+// ensure has backend b program with settings and spec: it keeps the instance running when that
+// fits, or starts another and has it program every object; an error says why it cannot run.
+func (s *Switch) ensure(ctx context.Context, b Backend, spec v1alpha1.SMIOperatorSpec, settings mesh.Settings) error {
+	name := b.Name()
 	s.mu.RLock()
-	current := s.istio
+	current := s.running[name]
 	s.mu.RUnlock()
-	if current != nil && current.splits.Settings == settings {
+	if current != nil && current.fed && current.instance.Fits(spec, settings) {
 		return nil
 	}
-	keys, err := s.list(ctx, false)
+	instance, err := b.Start(ctx, s.env(b), spec, settings, func() { s.stop(name) })
 	if err != nil {
 		return err
 	}
-	b := &istioBackend{
-		splits:  istiobackend.Splits{Writer: s.opts.IstioWriter, Settings: settings},
-		targets: istiobackend.Targets{Writer: s.opts.IstioWriter, Settings: settings},
+	keys, err := s.list(ctx, instance.Services() != nil)
+	if err != nil {
+		instance.Stop()
+		return err
 	}
-	// Under the write lock: a write of the backend replaced, still in flight, would otherwise
+	// Under the write lock: a write of the instance replaced, still in flight, would otherwise
 	// count as done by the new one.
 	s.mu.Lock()
-	s.setPending(v1alpha1.BackendIstio, keys)
-	s.istio = b
-	s.istioActive.Store(true)
+	replaced := s.running[name]
+	s.setPending(name, keys)
+	s.running[name] = &running{instance: instance, fed: true}
+	s.fedChanged()
 	s.mu.Unlock()
-	s.istioClean = false
-	s.opts.Log.Info("the istio backend programs the SMI objects", "objects", len(keys))
+	if replaced != nil {
+		replaced.instance.Stop()
+	}
+	s.opts.Log.Info("a backend programs the SMI objects", "backend", name, "objects", len(keys))
 	s.resync(keys)
 	return nil
 }
 
-// watchIstio adds, once Istio's kinds are served, the cache indexes and the controllers' watches
-// of the Istio objects (filtered to nothing while the Istio backend does not run). They cannot be
-// set up at start: a watch of a kind the cluster does not serve would fail the manager.
-func (s *Switch) watchIstio(ctx context.Context) error {
-	if s.istioWatched {
-		return nil
-	}
-	if err := istiobackend.Served(s.opts.Manager); err != nil {
-		return err
-	}
-	if err := owned.IndexGenerated(ctx, s.opts.Manager.GetFieldIndexer(), istiobackend.Kinds...); err != nil {
-		return fmt.Errorf("indexing Istio objects: %w", err)
-	}
-	active := predicate.NewPredicateFuncs(func(client.Object) bool { return s.istioActive.Load() })
-	forget := s.opts.IstioWriter.ForgetDeleted()
-	for _, src := range istiobackend.SplitWatches(s.opts.Manager, forget, active) {
-		if err := s.splitCtrl.Watch(src); err != nil {
-			return err
-		}
-	}
-	for _, src := range istiobackend.TargetWatches(s.opts.Manager, forget, active) {
-		if err := s.targetCtrl.Watch(src); err != nil {
-			return err
-		}
-	}
-	for _, src := range istiobackend.BaselineWatches(s.opts.Manager, forget, active) {
-		if err := s.namespaceCtrl.Watch(src); err != nil {
-			return err
-		}
-	}
-	s.istioWatched = true
-	return nil
-}
-
-// retireIstio stops writing Istio objects and deletes every one the operator generated. It waits
-// for the writes in flight (the write lock), and lists from the API server, not the cache, so
-// that none of them is missed.
-func (s *Switch) retireIstio(ctx context.Context) error {
-	// MoveToward runs on every SMI status change: once retired and clean, take no lock (the write lock
-	// would wait for every backend write in flight).
-	if !s.istioActive.Load() && s.istioClean {
-		return nil
-	}
-	s.mu.Lock()
-	wasRunning := s.istio != nil
-	s.istio = nil
-	s.istioActive.Store(false)
-	s.mu.Unlock()
-	s.clearPending(v1alpha1.BackendIstio)
-	if s.istioClean {
-		return nil
-	}
-	if !wasRunning && istiobackend.Served(s.opts.Manager) != nil {
-		s.istioClean = true // no Istio, so nothing of it to delete
-		return nil
-	}
-	n, err := s.opts.IstioWriter.DeleteAllGenerated(ctx, s.opts.Manager.GetAPIReader(), istiobackend.Lists())
-	if err != nil {
-		return fmt.Errorf("deleting the istio backend's objects: %w", err)
-	}
-	s.istioClean = true
-	s.opts.Log.Info("the istio backend is retired", "deleted", n)
-	return nil
-}
-
-// ensureXDS runs an xDS server configured as cfg; an error says why it cannot.
-func (s *Switch) ensureXDS(ctx context.Context, cfg xdsConfig) error {
+// retire stops backend b taking updates (another is in charge) and, once it has drained, stops it
+// and cleans up after it.
+func (s *Switch) retire(ctx context.Context, b Backend, spec v1alpha1.SMIOperatorSpec) error {
+	name := b.Name()
 	s.mu.RLock()
-	current := s.xds
+	r := s.running[name]
 	s.mu.RUnlock()
-	if current != nil && current.fed && !current.failed.Load() && reflect.DeepEqual(current.config, cfg) {
-		return nil
+	if r != nil && !r.fed && !r.drained() {
+		return nil // draining until later: no write lock (it would wait for every write in flight)
 	}
-	if !s.endpointsWatched {
-		fed := predicate.NewPredicateFuncs(func(client.Object) bool { return s.xdsFed.Load() })
-		if err := service.WatchEndpointSlices(ctx, s.opts.Manager, s.serviceCtrl, fed); err != nil {
-			return fmt.Errorf("watching EndpointSlices: %w", err)
-		}
-		s.endpointsWatched = true
+	if r != nil && r.fed {
+		// The write lock waits for the instance's writes in flight.
+		s.mu.Lock()
+		r.fed, r.drainUntil = false, r.instance.Retire(spec)
+		s.fedChanged()
+		s.mu.Unlock()
+		s.clearPending(name)
 	}
-	// Everything that can fail on a bad setting (the TLS Secret, the CA) before the running server
-	// is stopped, so that it keeps serving then.
-	srv, address, err := s.newXDSServer(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("the xds backend cannot run: %w", err)
+	if r != nil && r.drained() {
+		s.stop(name)
 	}
-	// One server at a time: it holds the port. A draining one is replaced too, since it missed
-	// the updates of its drain.
-	s.stopXDS()
-	lis, err := net.Listen("tcp", address)
-	if err != nil {
-		return fmt.Errorf("the xds backend cannot run: %w", err)
+	s.mu.RLock()
+	gone := s.running[name] == nil
+	s.mu.RUnlock()
+	if gone {
+		return b.Clean(ctx, s.env(b))
 	}
-	keys, err := s.list(ctx, true)
-	if err != nil {
-		_ = lis.Close()
-		return err
-	}
-	runCtx, cancel := context.WithCancel(s.runCtx)
-	b := &xdsBackend{config: cfg, server: srv, cancel: cancel, done: make(chan struct{}), fed: true}
-	go func() {
-		defer close(b.done)
-		if err := srv.Serve(runCtx, lis); err != nil && runCtx.Err() == nil {
-			s.opts.Log.Error(err, "the xDS server stopped serving; starting another")
-			b.failed.Store(true)
-			s.notify()
-		}
-	}()
-	s.mu.Lock()
-	s.setPending(v1alpha1.BackendXDS, keys)
-	s.xds = b
-	s.xdsFed.Store(true)
-	s.mu.Unlock()
-	s.opts.Log.Info("the xds backend programs the SMI objects", "address", lis.Addr().String(), "objects", len(keys))
-	s.resync(keys)
 	return nil
 }
 
-// newXDSServer builds an xDS server for cfg and says where it is to listen, so that a missing TLS
-// Secret shows in the SMIOperator's status rather than in a log.
-func (s *Switch) newXDSServer(ctx context.Context, cfg xdsConfig) (*server.Server, string, error) {
-	var serving *tls.Config
-	if cfg.xds.TLSSecretName != "" {
-		tlsConfig, err := xdsbackend.TLSFromSecret(ctx, s.opts.Manager.GetAPIReader(), types.NamespacedName{Namespace: s.opts.Namespace, Name: cfg.xds.TLSSecretName})
-		if err != nil {
-			return nil, "", err
-		}
-		serving = tlsConfig
-	}
-	// Answering nobody until the server has everything: see ensureXDS and MoveToward.
-	srv, err := xdsbackend.NewServer(ctx, s.clientset, cfg.settings, cfg.xds, xdsbackend.ServerWiring{
-		TLS: serving, HoldUntilSynced: true, Registerer: s.opts.Registerer, Log: s.opts.Log.WithName("xds"),
-	})
-	if err == nil {
-		srv.OnRejections(s.resyncRejected)
-	}
-	return srv, cfg.xds.Address, err
-}
-
-// resyncRejected has the SMI objects whose resources proxies began or stopped refusing
-// reconciled again, so that their status says so (xdsbackend.Splits and xdsbackend.Targets read
-// the server's rejections).
-func (s *Switch) resyncRejected(refs []mesh.ObjectRef) {
-	keys := make([]ObjectKey, 0, len(refs))
-	for _, ref := range refs {
-		keys = append(keys, ObjectKey{Kind: ref.Kind, Namespace: ref.Namespace, Name: ref.Name})
-	}
-	s.resync(keys)
-}
-
-// retireXDS stops feeding the xDS server, which keeps serving its last configuration until the
-// grace period ends; then it stops. A server that stopped serving on its own is dropped at once:
-// it has nothing left to drain.
-func (s *Switch) retireXDS(grace time.Duration) {
-	s.mu.RLock()
-	b := s.xds
-	s.mu.RUnlock()
-	if b == nil {
-		return
-	}
-	// Done: drained, or failed with nothing left to drain.
-	done := func() bool { return b.failed.Load() || !time.Now().Before(b.drainUntil) }
-	if !b.fed && !done() {
-		return // draining until later: no write lock (see retireIstio)
-	}
+// stop stops backend b's instance, if any, and waits until it has.
+func (s *Switch) stop(name v1alpha1.Backend) {
 	s.mu.Lock()
-	if b.fed {
-		b.fed, b.drainUntil = false, time.Now().Add(grace)
-		s.xdsFed.Store(false)
-		if b.active.Load() {
-			s.opts.Log.Info("the xds backend is retired: it serves its last configuration until the grace period ends", "until", b.drainUntil)
-		} else {
-			// Never answered a proxy (it was held until synced): nothing to drain.
-			b.drainUntil = time.Now()
-			s.opts.Log.Info("the xds backend is retired before it ever answered a proxy: it stops now")
-		}
-	}
+	r := s.running[name]
+	delete(s.running, name)
+	s.fedChanged()
 	s.mu.Unlock()
-	s.clearPending(v1alpha1.BackendXDS)
-	if done() {
-		s.stopXDS()
+	s.clearPending(name)
+	if r != nil {
+		r.instance.Stop()
 	}
 }
 
-// stopXDS stops the xDS server, if any, and waits until it has.
-func (s *Switch) stopXDS() {
-	s.mu.Lock()
-	b := s.xds
-	s.xds = nil
-	s.xdsFed.Store(false)
-	s.mu.Unlock()
-	s.clearPending(v1alpha1.BackendXDS)
-	if b == nil {
-		return
+// fedChanged updates the flags read without the lock; s.mu is held to write.
+func (s *Switch) fedChanged() {
+	services := false
+	for name, flag := range s.programming {
+		r := s.running[name]
+		flag.Store(r != nil && r.fed)
+		services = services || (r != nil && r.fed && r.instance.Services() != nil)
 	}
-	b.cancel()
-	<-b.done
-	s.opts.Log.Info("the xDS server stopped")
+	s.servingServices.Store(services)
 }
 
-// stopAll stops programming: the SMIOperator is gone. What the Istio backend generated is deleted;
-// the xDS server stops at once. The SMI objects are reconciled again so that their status says
-// nothing programs them.
+// stopAll stops programming: the SMIOperator is gone. Every instance stops at once and every
+// backend cleans up. The SMI objects are reconciled again so that their status says nothing
+// programs them.
 func (s *Switch) stopAll(ctx context.Context, why string) error {
 	s.mu.RLock()
-	wasRunning := s.istio != nil || s.xds != nil
+	wasRunning := len(s.running) > 0
 	s.mu.RUnlock()
 	s.setIdle(why)
 	s.mu.Lock()
 	s.want = ""
 	s.mu.Unlock()
-	s.stopXDS()
-	if err := s.retireIstio(ctx); err != nil {
+	var errs []error
+	for _, b := range s.opts.Backends {
+		s.stop(b.Name())
+		errs = append(errs, b.Clean(ctx, s.env(b)))
+	}
+	if err := errors.Join(errs...); err != nil {
 		return err
 	}
 	if wasRunning {
@@ -598,6 +443,16 @@ func (s *Switch) stopAll(ctx context.Context, why string) error {
 		s.resync(keys)
 	}
 	return nil
+}
+
+// resyncRefs has the SMI objects refs names reconciled again: an instance says their status
+// changed (proxies began or stopped refusing their resources).
+func (s *Switch) resyncRefs(refs []mesh.ObjectRef) {
+	keys := make([]ObjectKey, 0, len(refs))
+	for _, ref := range refs {
+		keys = append(keys, ObjectKey{Kind: ref.Kind, Namespace: ref.Namespace, Name: ref.Name})
+	}
+	s.resync(keys)
 }
 
 func (s *Switch) setIdle(why string) {

@@ -3,5 +3,7 @@
 // SMI object, and prune what it no longer generates; Targets also keeps the namespaces'
 // deny-by-default baseline (the namespace controller's Sink). The watches (SplitWatches,
 // TargetWatches, BaselineWatches) reconcile an object again when someone else edits or deletes
-// what it generated. The Switch (package backends) runs it.
+// what it generated. Backend is the backend the Switch (package backends) runs: its instances
+// program with one set of mesh settings, its Clean deletes every object the operator generated
+// once another backend is in charge. A fixed --backend=istio wires Splits and Targets directly.
 package istio
