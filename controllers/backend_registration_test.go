@@ -94,7 +94,6 @@ func TestSwitchRunsARegisteredBackend(t *testing.T) {
 	}
 	g.Expect(c.Create(ctx, split)).To(Succeed())
 
-
 	port := freePort(g)
 	op := &v1alpha1.SMIOperator{
 		ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.SingletonName},
@@ -278,10 +277,13 @@ func (i *fakeInstance) Services() service.Sink                         { return 
 func (i *fakeInstance) Fits(_ v1alpha1.SMIOperatorSpec, settings mesh.Settings) bool {
 	return i.settings == settings
 }
-func (i *fakeInstance) Activate()                                 { i.record("activated") }
-func (i *fakeInstance) Retire(v1alpha1.SMIOperatorSpec) time.Time { i.record("retired"); return time.Time{} }
-func (i *fakeInstance) Failed() bool                              { return false }
-func (i *fakeInstance) Stop()                                     { i.record("stopped") }
+func (i *fakeInstance) Activate() { i.record("activated") }
+func (i *fakeInstance) Retire(v1alpha1.SMIOperatorSpec) time.Time {
+	i.record("retired")
+	return time.Time{}
+}
+func (i *fakeInstance) Failed() bool { return false }
+func (i *fakeInstance) Stop()        { i.record("stopped") }
 
 func (i *fakeInstance) record(event string) {
 	i.mu.Lock()
