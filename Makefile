@@ -74,8 +74,12 @@ vet: ## go vet, and fail on unformatted files.
 interop-deps: ## Install the non-grpc-go xDS clients test/xdse2e runs (Debian's python3-grpcio: gRPC C-core; grpc-js from npm into ~/.cache), if missing.
 	hack/interop-deps.sh
 
+.PHONY: capture-deps
+capture-deps: ## Install the iptables tools (Debian's iptables) the traffic-capture test runs in its network namespaces, if missing.
+	hack/capture-deps.sh
+
 .PHONY: test
-test: control-plane istiod interop-deps vet verify-generated ## Run every test: unit, golden, fuzz seeds, envtest suites, Istio's validation, the Istio e2e suite.
+test: control-plane istiod interop-deps capture-deps vet verify-generated ## Run every test: unit, golden, fuzz seeds, envtest suites, Istio's validation, the Istio e2e suite.
 	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" go test $(GO_TEST_FLAGS) ./...
 	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" hack/test-istio.sh $(GO_TEST_FLAGS)
 

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/smi-operator/smi-operator/apis/v1alpha1"
+	"github.com/smi-operator/smi-operator/cmd/iptables"
 	"github.com/smi-operator/smi-operator/cmd/translate"
 	"github.com/smi-operator/smi-operator/controllers"
 	xdsbackend "github.com/smi-operator/smi-operator/controllers/backends/xds"
@@ -56,6 +57,9 @@ func main() {
 	}
 	if len(os.Args) > 1 && os.Args[1] == "translate" {
 		os.Exit(translate.Main(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "iptables" {
+		os.Exit(iptables.Main(os.Args[2:], os.Stdout, os.Stderr))
 	}
 	var (
 		metricsAddr, probeAddr        string
