@@ -125,9 +125,11 @@ func deniedCall(_ grpcxds.Reply, err error) error {
 }
 
 // xdsBackend starts an xDS-enabled gRPC server running as ServiceAccount namespace/name on
-// netns.Addr(i):backendPort, and waits until the operator's Listener makes it serve.
+// netns.Addr(i):backendPort, its Pod too (runsAs), and waits until the operator's Listener makes
+// it serve.
 func (o *operator) xdsBackend(namespace, name string, i int) string {
 	GinkgoHelper()
+	o.runsAs(namespace, name, i)
 	b, err := grpcxds.StartXDSBackend(name, netns.HostPort(i, backendPort), o.serverBootstrap(namespace, name))
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(b.Stop)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -24,6 +26,7 @@ import (
 
 	"github.com/smi-operator/smi-operator/test/grpcxds"
 	"github.com/smi-operator/smi-operator/test/netns"
+	"github.com/smi-operator/smi-operator/test/testenv"
 	"github.com/smi-operator/smi-operator/xds/ca"
 	"github.com/smi-operator/smi-operator/xds/server"
 )
@@ -44,7 +47,7 @@ func (o *operator) create(obj client.Object) {
 }
 
 // service creates a Service with one gRPC port 80 → backendPort, and its EndpointSlice holding
-// the given addresses (ready).
+// the given addresses (ready), each naming its Pod (endpointPod).
 func (o *operator) service(namespace, name string, addrs ...string) {
 	GinkgoHelper()
 	o.create(&corev1.Service{
@@ -68,18 +71,54 @@ func endpointSlice(namespace, service string, addrs ...string) *discoveryv1.Endp
 	for _, a := range addrs {
 		slice.Endpoints = append(slice.Endpoints, discoveryv1.Endpoint{
 			Addresses: []string{a}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
+			TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: namespace, Name: endpointPod(a)},
 		})
 	}
 	return slice
 }
 
+// endpointPod names the Pod whose address is addr, in the EndpointSlices of the tests: the
+// operator's clusters accept, as the server of an endpoint, only the ServiceAccount of that Pod
+// (secure naming), which runsAs creates.
+func endpointPod(addr string) string {
+	return "pod-" + strings.ReplaceAll(addr, ".", "-")
+}
+
+// runsAs creates the Pod of the test server on netns.Addr(i) (endpointPod), running as
+// ServiceAccount namespace/serviceAccount (created when missing), as a kubelet would report it.
+func (o *operator) runsAs(namespace, serviceAccount string, i int) {
+	GinkgoHelper()
+	o.ensureServiceAccount(namespace, serviceAccount)
+	pod := testenv.RunningPod(namespace, endpointPod(netns.Addr(i).String()), serviceAccount, netns.Addr(i), nil)
+	Expect(testenv.CreatePod(context.Background(), o.client, pod)).To(Succeed())
+}
+
+// ensureServiceAccount creates the ServiceAccount namespace/name when it does not exist.
+func (o *operator) ensureServiceAccount(namespace, name string) {
+	GinkgoHelper()
+	err := o.client.Create(context.Background(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}})
+	if !apierrors.IsAlreadyExists(err) {
+		Expect(err).NotTo(HaveOccurred())
+	}
+}
+
 // backend starts a gRPC backend (not xDS-enabled) answering as name on
-// netns.Addr(i):backendPort. In enforcing mode clients only speak mutual TLS, so it serves TLS
-// with a certificate of ServiceAccount namespace/name from the operator's CA and requires client
-// certificates from it, as a sidecar-less workload of the mesh would.
+// netns.Addr(i):backendPort, its Pod running as ServiceAccount namespace/name (runsAs).
 func (o *operator) backend(namespace, name string, i int) string {
 	GinkgoHelper()
-	files := o.identity(namespace, name)
+	o.runsAs(namespace, name, i)
+	b := o.tlsBackend(namespace, name, name, i)
+	DeferCleanup(b.Stop)
+	return netns.Addr(i).String()
+}
+
+// tlsBackend starts a gRPC backend (not xDS-enabled) answering as name on
+// netns.Addr(i):backendPort. In enforcing mode clients only speak mutual TLS, so it serves TLS
+// with a certificate of ServiceAccount namespace/serviceAccount from the operator's CA and
+// requires client certificates from it, as a sidecar-less workload of the mesh would.
+func (o *operator) tlsBackend(namespace, serviceAccount, name string, i int) *grpcxds.Backend {
+	GinkgoHelper()
+	files := o.identity(namespace, serviceAccount)
 	cert, err := tls.LoadX509KeyPair(files.CertificateFile, files.PrivateKeyFile)
 	Expect(err).NotTo(HaveOccurred())
 	pool := x509.NewCertPool()
@@ -89,8 +128,7 @@ func (o *operator) backend(namespace, name string, i int) string {
 	})
 	b, err := grpcxds.StartBackend(name, netns.HostPort(i, backendPort), grpc.Creds(creds))
 	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(b.Stop)
-	return netns.Addr(i).String()
+	return b
 }
 
 // identity issues a certificate for ServiceAccount namespace/serviceAccount from the operator's

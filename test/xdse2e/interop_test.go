@@ -148,11 +148,12 @@ func (o *operator) checkInteropSource(ns string, command interopCommand, i int) 
 }
 
 // startInteropServer starts an xDS-enabled server answering as name, running as ServiceAccount
-// namespace/name on netns.Addr(i):backendPort, with the bootstrap a grpc-go xDS-enabled server
-// gets (and command.bootstrap's additions), and returns its address and the process. Nothing says
-// when it serves (C-core's Python API has no serving status): calls tell.
+// namespace/name on netns.Addr(i):backendPort (its Pod too: runsAs), with the bootstrap a grpc-go
+// xDS-enabled server gets (and command.bootstrap's additions), and returns its address and the
+// process. Nothing says when it serves (C-core's Python API has no serving status): calls tell.
 func (o *operator) startInteropServer(command interopCommand, namespace, name string, i int) (string, *interopClient) {
 	GinkgoHelper()
+	o.runsAs(namespace, name, i)
 	p := startInteropProcess(command, o.serverBootstrap(namespace, name), "server "+name, name, netns.HostPort(i, backendPort))
 	return netns.Addr(i).String(), p
 }

@@ -62,6 +62,7 @@ var _ = Describe("the xDS backend", func() {
 	Describe("grpc-js", grpcJSSpecs)
 	Describe("rejections", rejectionsSpecs)
 	Describe("secrets", secretsSpecs)
+	Describe("secure naming", secureNamingSpecs)
 	Describe("splits", splitSpecs)
 	Describe("the SMIOperator's backend", Ordered, ContinueOnFailure, swapSpecs)
 })

@@ -14,8 +14,6 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 	authenticationv1 "k8s.io/api/authentication/v1"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
@@ -79,13 +77,10 @@ func secretsForTheTokensIdentityOnly() {
 // token of it bound to audience, as a projected token volume would hold.
 func (o *operator) serviceAccountToken(ns, name, audience string) string {
 	GinkgoHelper()
+	o.ensureServiceAccount(ns, name)
 	clientset, err := kubernetes.NewForConfig(o.env.Config)
 	Expect(err).NotTo(HaveOccurred())
 	ctx := context.Background()
-	_, err = clientset.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-	if !apierrors.IsAlreadyExists(err) {
-		Expect(err).NotTo(HaveOccurred())
-	}
 	tr, err := clientset.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{
 		Spec: authenticationv1.TokenRequestSpec{Audiences: []string{audience}, ExpirationSeconds: ptr.To(int64(600))},
 	}, metav1.CreateOptions{})
