@@ -178,7 +178,7 @@
 // several ServiceAccounts; each is accepted, for every endpoint of the port.
 //
 //   - The matchers go in match_subject_alt_names, the only field grpc-go (v1.84: its cluster
-//     parsing reads no other), gRPC C-core and grpc-js read. Envoy reads it as well, as a matcher
+//     parsing reads no other), grpc-js-xds (1.14.1) and gRPC C-core read. Envoy reads it as well, as a matcher
 //     of every SAN type, a URI SAN included; it deprecated it in 1.21.0 for
 //     match_typed_subject_alt_names, which Envoy 1.19 and 1.20 do not know and 1.21.0 to 1.21.3
 //     refuse alongside it, so the deprecated field alone serves every client (Envoy counts a
