@@ -26,6 +26,9 @@ const (
 	// TrustBundleSecretName is the SDS secret holding the CA certificates an Envoy sidecar
 	// trusts, as Istio names it.
 	TrustBundleSecretName = "ROOTCA"
+	// SDSCluster is the static cluster of an Envoy sidecar's bootstrap that serves its secrets:
+	// the pod agent, which holds the workload's key (package xds/bootstrap), as Istio names it.
+	SDSCluster = "sds-grpc"
 )
 
 // ALPN protocols Envoy sidecars offer upstream and accept downstream on mutual TLS: what tells an

@@ -1,19 +1,4 @@
-// Package grpcxds drives grpc-go's own xDS client and server against an xDS control plane, for
-// end-to-end tests.
-//
-// Why: no Envoy binary can run on our machines, so the real data plane in tests is proxyless gRPC
-// (google.golang.org/grpc/xds). This package holds what every such test needs and would otherwise
-// re-derive from grpc-go's source: a bootstrap builder (Bootstrap), a client channel with its own
-// xDS client and bootstrap (Dial; several with different identities coexist in one process),
-// backends that answer with their own name, plain or xDS-enabled (StartBackend,
-// StartXDSBackend), and a statistical check of how RPCs spread over backends (Distribution,
-// CheckShares).
-//
-// The backends serve grpc.testing.TestService (from google.golang.org/grpc/interop/grpc_testing,
-// so nothing is generated here): UnaryCall answers with the backend's name in ServerId, its
-// listening address in Hostname and, over mTLS, the client certificate's first URI SAN in
-// Username.
-package grpcxds
+package bootstrap
 
 import (
 	"encoding/json"
@@ -41,9 +26,10 @@ type PEMFiles struct {
 	CACertificateFile string
 }
 
-// Bootstrap builds grpc-go's xDS bootstrap JSON (gRFC A27 and followers; as parsed by grpc-go
-// v1.84 internal/xds/bootstrap). The zero value of every optional field leaves it out.
-type Bootstrap struct {
+// GRPC builds a proxyless gRPC client's or server's xDS bootstrap JSON (gRFC A27 and followers; as
+// parsed by grpc-go v1.84 internal/xds/bootstrap), the file GRPC_XDS_BOOTSTRAP names. The zero
+// value of every optional field leaves it out.
+type GRPC struct {
 	// ServerURI is the xDS management server, a gRPC target such as "10.200.0.1:15010".
 	ServerURI string
 	// ServerFeatures default to ["xds_v3"]. grpc-go speaks only v3 and ignores it, other gRPC
@@ -81,7 +67,7 @@ type Bootstrap struct {
 }
 
 // JSON returns the bootstrap document.
-func (b Bootstrap) JSON() ([]byte, error) {
+func (b GRPC) JSON() ([]byte, error) {
 	if b.ServerURI == "" {
 		return nil, errors.New("bootstrap: ServerURI is required")
 	}
@@ -146,8 +132,8 @@ func (b Bootstrap) JSON() ([]byte, error) {
 	return json.MarshalIndent(doc, "", "  ")
 }
 
-// MustJSON is JSON for tests: it panics on an incomplete Bootstrap.
-func (b Bootstrap) MustJSON() []byte {
+// MustJSON is JSON for tests: it panics on an incomplete bootstrap.
+func (b GRPC) MustJSON() []byte {
 	out, err := b.JSON()
 	if err != nil {
 		panic(err)
