@@ -97,10 +97,7 @@ func trimEndpointSlice(in any) (any, error) {
 // trimPod keeps what names the Pod and the ServiceAccount it runs as (mesh.ServiceAccountOf).
 func trimPod(in any) (any, error) {
 	if pod, ok := in.(*corev1.Pod); ok {
-		pod.ObjectMeta = metav1.ObjectMeta{
-			Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID, ResourceVersion: pod.ResourceVersion,
-			DeletionTimestamp: pod.DeletionTimestamp,
-		}
+		pod.ObjectMeta = metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID, ResourceVersion: pod.ResourceVersion}
 		pod.Spec = corev1.PodSpec{
 			ServiceAccountName:       pod.Spec.ServiceAccountName,
 			DeprecatedServiceAccount: pod.Spec.DeprecatedServiceAccount,
