@@ -131,7 +131,7 @@ func newPodAccounts(pods []corev1.Pod) podAccounts {
 // not a Pod's, names another namespace, or names a Pod not known, or known with another UID (a
 // Pod of the same name recreated, whose new self the cache has not seen yet).
 func (a podAccounts) of(namespace string, ref *corev1.ObjectReference) string {
-	if ref == nil || ref.Kind != "Pod" || (ref.Namespace != "" && ref.Namespace != namespace) {
+	if !isPodOf(namespace, ref) {
 		return ""
 	}
 	pod := a[namespace+"/"+ref.Name]
@@ -141,6 +141,12 @@ func (a podAccounts) of(namespace string, ref *corev1.ObjectReference) string {
 	return mesh.ServiceAccountOf(pod.Spec)
 }
 
+// isPodOf reports whether an endpoint's targetRef names a Pod of the slice's namespace, the only
+// Pods an endpoint of it can have.
+func isPodOf(namespace string, ref *corev1.ObjectReference) bool {
+	return ref != nil && ref.Kind == "Pod" && (ref.Namespace == "" || ref.Namespace == namespace)
+}
+
 // PodKeys are the Pods the EndpointSlices' endpoints name, as (namespace, name): the ones
 // BuildEndpoints needs to know.
 func PodKeys(endpointSlices []discoveryv1.EndpointSlice) []types.NamespacedName {
@@ -148,8 +154,8 @@ func PodKeys(endpointSlices []discoveryv1.EndpointSlice) []types.NamespacedName 
 	for i := range endpointSlices {
 		slice := &endpointSlices[i]
 		for _, ep := range slice.Endpoints {
-			if ref := ep.TargetRef; ref != nil && ref.Kind == "Pod" && (ref.Namespace == "" || ref.Namespace == slice.Namespace) {
-				out = append(out, types.NamespacedName{Namespace: slice.Namespace, Name: ref.Name})
+			if isPodOf(slice.Namespace, ep.TargetRef) {
+				out = append(out, types.NamespacedName{Namespace: slice.Namespace, Name: ep.TargetRef.Name})
 			}
 		}
 	}
