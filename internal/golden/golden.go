@@ -1,8 +1,8 @@
 // Package golden runs the translators' golden-file tests (Istio's gateway translator style): every
 // testdata/<case>.yaml is loaded, rendered by the translator under test and compared with
 // testdata/<case>.golden<ext>; UPDATE_GOLDEN=1 rewrites the golden files instead. A case file holds
-// SMI objects of any served version, Services, workloads and EndpointSlices, and optionally one
-// document of kind Settings with mesh.Settings' fields.
+// SMI objects of any served version, Services, workloads, EndpointSlices and the Pods they name,
+// and optionally one document of kind Settings with mesh.Settings' fields.
 package golden
 
 import (

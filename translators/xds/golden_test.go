@@ -27,8 +27,9 @@ import (
 // sidecars share (TranslateEnvoy's outbound listener and clusters; its RouteConfigurations and
 // ClusterLoadAssignments are the proxyless ones).
 //
-// A case file holds SMI objects of any served version, Services, EndpointSlices and workloads,
-// and optionally one document of kind Settings with mesh.Settings' fields.
+// A case file holds SMI objects of any served version, Services, EndpointSlices (with the Pods
+// they name, whose ServiceAccounts the clusters accept) and workloads, and optionally one document
+// of kind Settings with mesh.Settings' fields.
 func TestGolden(t *testing.T) {
 	golden.Run(t, ".json", translateCase)
 }
