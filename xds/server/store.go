@@ -18,7 +18,9 @@ import (
 )
 
 // The store is the server's desired state, fed piece by piece by the reconcilers: each Service
-// with its endpoints, the routes of each split, the access rules of each TrafficTarget. It keeps
+// with its endpoints (and the ServiceAccounts they run as, the only server identities its
+// clusters accept: xds.ServerIdentities), the routes of each split, the access rules of each
+// TrafficTarget. It keeps
 // the model, not xDS resources: the sources (sources.go) build a resource when a client asks for
 // it, at the version the store gives it, so memory follows what clients use. Every setter
 // compares what it is given with what it holds and only bumps the versions of, and notifies the
