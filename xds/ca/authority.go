@@ -65,9 +65,6 @@ type Authority struct {
 	root      *keyPair
 	bundle    []*x509.Certificate
 	bundlePEM []byte
-
-	cacheMu sync.Mutex
-	cache   map[string]*Certificate // by SPIFFE ID, issued by the current root
 }
 
 // New loads the root from the Secret, creating the Secret when it does not exist, and rotates the
@@ -92,7 +89,7 @@ func New(ctx context.Context, client kubernetes.Interface, opts Options) (*Autho
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	a := &Authority{client: client, opts: opts, cache: map[string]*Certificate{}}
+	a := &Authority{client: client, opts: opts}
 	if _, err := a.Rotate(ctx); err != nil {
 		return nil, err
 	}
@@ -105,9 +102,7 @@ func New(ctx context.Context, client kubernetes.Interface, opts Options) (*Autho
 // Call it periodically (hourly is plenty for the default one-year root).
 //
 // rotated reports whether the root that signs new certificates changed, whether this call
-// rotated it or another replica did: the caller should then push fresh certificates and bundles
-// to its proxies. Cached certificates of the old root are dropped, and so are the cached
-// certificates that are due for renewal.
+// rotated it or another replica did: the caller should then publish the new trust bundle.
 func (a *Authority) Rotate(ctx context.Context) (rotated bool, err error) {
 	a.rotateMu.Lock()
 	defer a.rotateMu.Unlock()
@@ -216,15 +211,6 @@ func (a *Authority) adopt(root *keyPair, bundle []*x509.Certificate) bool {
 	changed := a.root != nil && !bytes.Equal(a.root.cert.Raw, root.cert.Raw)
 	a.root, a.bundle, a.bundlePEM = root, bundle, encodeCerts(bundle)
 	a.mu.Unlock()
-
-	now := a.opts.Now()
-	a.cacheMu.Lock()
-	for id, c := range a.cache {
-		if changed || !now.Before(c.RenewAt()) {
-			delete(a.cache, id)
-		}
-	}
-	a.cacheMu.Unlock()
 	return changed
 }
 
@@ -238,8 +224,10 @@ func (a *Authority) TrustBundlePEM() []byte {
 	return bytes.Clone(a.bundlePEM)
 }
 
-// Issue signs a new certificate for spiffeID, which must be
-// spiffe://<trust domain>/ns/<namespace>/sa/<service account>.
+// Issue generates a key and signs a new certificate of it for spiffeID, which must be
+// spiffe://<trust domain>/ns/<namespace>/sa/<service account>. The key is generated in this
+// process: it is for a workload that is this process (tests, tools), never to be sent to one.
+// Workloads send a CSR ([Authority.Sign]).
 func (a *Authority) Issue(spiffeID string) (*Certificate, error) {
 	if _, _, err := ParseSPIFFEID(spiffeID, a.opts.TrustDomain); err != nil {
 		return nil, fmt.Errorf("ca: %w", err)
@@ -290,21 +278,60 @@ func (a *Authority) IssueServing(dnsNames []string, ips []net.IP, ttl time.Durat
 // Now is the Authority's clock.
 func (a *Authority) Now() time.Time { return a.opts.Now() }
 
-// ForIdentity returns the certificate of spiffeID that the Authority issued last while it is not
-// due for renewal (now < RenewAt), else issues and keeps a new one: all proxies of one identity
-// share one certificate. The result must not be modified.
-func (a *Authority) ForIdentity(spiffeID string) (*Certificate, error) {
-	// Held while issuing: concurrent callers for one identity wait for one signature rather than
-	// each making their own.
-	a.cacheMu.Lock()
-	defer a.cacheMu.Unlock()
-	if c, ok := a.cache[spiffeID]; ok && a.opts.Now().Before(c.RenewAt()) {
-		return c, nil
+// CertTTL is the lifetime of the workload certificates the Authority signs.
+func (a *Authority) CertTTL() time.Duration { return a.opts.CertTTL }
+
+// Sign signs the public key of a certificate signing request as the workload certificate of
+// spiffeID (spiffe://<trust domain>/ns/<namespace>/sa/<service account>, which the caller derives
+// from what authenticated the requester), valid for the configured CertTTL. The CSR's signature
+// must check out (its sender holds the key) and its only subject alternative name must be that
+// SPIFFE ID: a CSR asking for any other name, or for more, is refused, not narrowed, so that a
+// workload never holds a certificate other than the one it asked for. The key is the
+// requester's: the returned Certificate has no PrivateKeyPEM.
+func (a *Authority) Sign(csr *x509.CertificateRequest, spiffeID string) (*Certificate, error) {
+	if _, _, err := ParseSPIFFEID(spiffeID, a.opts.TrustDomain); err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
 	}
-	c, err := a.Issue(spiffeID)
+	if err := CheckCSR(csr, spiffeID); err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
+	}
+	u, err := url.Parse(spiffeID)
 	if err != nil {
-		return nil, err
+		return nil, err // unreachable: ParseSPIFFEID parsed it
 	}
-	a.cache[spiffeID] = c
+	a.mu.RLock()
+	root, bundlePEM := a.root, a.bundlePEM
+	a.mu.RUnlock()
+	c, _, err := signPublicKey(root, bundlePEM, csr.PublicKey, a.opts.Now(), a.opts.CertTTL, spiffeID, workloadNames(u))
+	if err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
+	}
 	return c, nil
+}
+
+// CheckCSR says why csr is not a request for the workload certificate of spiffeID, nil when it
+// is: its signature checks out with its own key (an ECDSA, RSA or Ed25519 key of a size Go
+// accepts), it carries exactly one URI SAN, spiffeID, and no DNS name, IP address or e-mail
+// address.
+func CheckCSR(csr *x509.CertificateRequest, spiffeID string) error {
+	if err := csr.CheckSignature(); err != nil {
+		return fmt.Errorf("the CSR's signature does not check out with its public key: %w", err)
+	}
+	var asked []string
+	for _, u := range csr.URIs {
+		asked = append(asked, u.String())
+	}
+	for _, n := range csr.DNSNames {
+		asked = append(asked, "DNS:"+n)
+	}
+	for _, ip := range csr.IPAddresses {
+		asked = append(asked, "IP:"+ip.String())
+	}
+	for _, e := range csr.EmailAddresses {
+		asked = append(asked, "email:"+e)
+	}
+	if len(asked) != 1 || len(csr.URIs) != 1 || asked[0] != spiffeID {
+		return fmt.Errorf("the CSR asks for %q; the requester may only ask for its own identity, exactly %q", asked, spiffeID)
+	}
+	return nil
 }

@@ -3,10 +3,13 @@ package ca
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
 	"net"
+	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -116,8 +119,8 @@ func TestIssueRefusesOtherIdentities(t *testing.T) {
 		if _, err := a.Issue(id); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Issue(%q) = %v, want an error containing %q", id, err, want)
 		}
-		if _, err := a.ForIdentity(id); err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("ForIdentity(%q) = %v, want an error containing %q", id, err, want)
+		if _, err := a.Sign(testCSR(t, newKey(t), id), id); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Sign(%q) = %v, want an error containing %q", id, err, want)
 		}
 	}
 }
@@ -335,99 +338,97 @@ func TestRotateRecreatesADeletedSecret(t *testing.T) {
 	}
 }
 
-func TestForIdentityCache(t *testing.T) {
+// TestSign: a CSR for the identity is signed for its own public key, valid for CertTTL, with no
+// key in what comes back; a CSR asking for another identity, for more than the identity, or
+// whose signature does not check out is refused and says why.
+func TestSign(t *testing.T) {
 	clock := clocktesting.NewFakeClock(t0)
-	a, err := New(context.Background(), fake.NewClientset(), testOptions(clock))
+	opts := testOptions(clock)
+	opts.CertTTL = 10 * time.Minute
+	a, err := New(context.Background(), fake.NewClientset(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	const id = "spiffe://cluster.local/ns/default/sa/bookbuyer"
-	first, err := a.ForIdentity(id)
+	key := newKey(t)
+	c, err := a.Sign(testCSR(t, key, id), id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Lifetime 1h05m (backdated 5m): renew 32m30s after NotBefore, i.e. 27m30s from now.
-	if want := clock.Now().Add(27*time.Minute + 30*time.Second); !first.RenewAt().Equal(want) {
-		t.Fatalf("RenewAt %s, want %s", first.RenewAt(), want)
+	if len(c.PrivateKeyPEM) != 0 || bytes.Contains(c.CertChainPEM, []byte("PRIVATE KEY")) {
+		t.Error("a certificate signed from a CSR carries a key")
 	}
-	other, err := a.ForIdentity("spiffe://cluster.local/ns/default/sa/bookstore")
-	if err != nil {
-		t.Fatal(err)
+	leaf := bundleOf(t, c.CertChainPEM)[0]
+	if !key.PublicKey.Equal(leaf.PublicKey) {
+		t.Error("the certificate is not of the CSR's key")
 	}
-	if other == first || bytes.Equal(other.CertChainPEM, first.CertChainPEM) {
-		t.Fatal("two identities share a certificate")
+	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != id || len(leaf.DNSNames) != 0 {
+		t.Errorf("SANs %v %v, want %s only", leaf.URIs, leaf.DNSNames, id)
+	}
+	if got := leaf.NotAfter.Sub(clock.Now()); got != 10*time.Minute {
+		t.Errorf("lifetime from now %s, want CertTTL", got)
+	}
+	if err := verifyLeaf(c.CertChainPEM, a.TrustBundlePEM(), clock.Now()); err != nil {
+		t.Errorf("does not verify against the trust bundle: %v", err)
 	}
 
-	steps := []struct {
-		advance time.Duration
-		same    bool
+	other := "spiffe://cluster.local/ns/default/sa/bookstore"
+	for name, tt := range map[string]struct {
+		csr  *x509.CertificateRequest
+		want string
 	}{
-		{0, true},
-		{27 * time.Minute, true},
-		{29 * time.Second, true}, // one second before RenewAt
-		{time.Second, false},     // at RenewAt
-		{time.Minute, true},      // the renewed one is kept
-	}
-	current := first
-	for i, s := range steps {
-		clock.Step(s.advance)
-		got, err := a.ForIdentity(id)
-		if err != nil {
-			t.Fatal(err)
+		"another identity":     {testCSR(t, key, other), `the CSR asks for ["` + other + `"]`},
+		"two identities":       {testCSR(t, key, id, other), "may only ask for its own identity"},
+		"a DNS name beside it": {testCSRWith(t, key, []string{id}, []string{"bookbuyer.default.svc"}), `DNS:bookbuyer.default.svc`},
+		"no name":              {testCSR(t, key), "may only ask for its own identity"},
+		"a bad signature":      {tamper(testCSR(t, key, id)), "signature does not check out"},
+	} {
+		if _, err := a.Sign(tt.csr, id); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: Sign = %v, want an error containing %q", name, err, tt.want)
 		}
-		if (got == current) != s.same {
-			t.Fatalf("step %d (%s): same certificate = %v, want %v", i, clock.Now().Sub(t0), got == current, s.same)
-		}
-		if !clock.Now().Before(got.RenewAt()) {
-			t.Fatalf("step %d: returned a certificate due for renewal", i)
-		}
-		current = got
-	}
-
-	// A rotation drops the cache at once: cached certificates carry the old bundle.
-	clock.Step(21 * 24 * time.Hour)
-	current, err = a.ForIdentity(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rotated, err := a.Rotate(context.Background()); err != nil || !rotated {
-		t.Fatalf("Rotate = %v, %v; want a rotation", rotated, err)
-	}
-	got, err := a.ForIdentity(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got == current {
-		t.Fatal("ForIdentity returned a certificate of the old root after rotation")
-	}
-	if !bytes.Equal(got.TrustBundlePEM, a.TrustBundlePEM()) || len(bundleOf(t, got.TrustBundlePEM)) != 2 {
-		t.Error("the certificate issued after rotation does not carry the new bundle")
 	}
 }
 
-func TestForIdentityConcurrentCallersShareOneCertificate(t *testing.T) {
-	a, err := New(context.Background(), fake.NewClientset(), testOptions(clocktesting.NewFakeClock(t0)))
+func newKey(t *testing.T) *ecdsa.PrivateKey {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	const n = 20
-	certs := make([]*Certificate, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			c, err := a.ForIdentity("spiffe://cluster.local/ns/default/sa/x")
-			if err != nil {
-				t.Error(err)
-			}
-			certs[i] = c
-		})
-	}
-	wg.Wait()
-	for i := range certs {
-		if certs[i] != certs[0] {
-			t.Fatalf("caller %d got another certificate", i)
+	return key
+}
+
+// testCSR is a CSR of key asking for the URI SANs ids.
+func testCSR(t *testing.T, key *ecdsa.PrivateKey, ids ...string) *x509.CertificateRequest {
+	t.Helper()
+	return testCSRWith(t, key, ids, nil)
+}
+
+func testCSRWith(t *testing.T, key *ecdsa.PrivateKey, ids, dnsNames []string) *x509.CertificateRequest {
+	t.Helper()
+	tmpl := &x509.CertificateRequest{DNSNames: dnsNames}
+	for _, id := range ids {
+		u, err := url.Parse(id)
+		if err != nil {
+			t.Fatal(err)
 		}
+		tmpl.URIs = append(tmpl.URIs, u)
 	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return csr
+}
+
+// tamper flips a bit of the CSR's signature.
+func tamper(csr *x509.CertificateRequest) *x509.CertificateRequest {
+	csr.Signature[len(csr.Signature)/2] ^= 1
+	return csr
 }
 
 // TestIssueServing: a serving certificate verifies, with the trust bundle, for each of its names

@@ -23,12 +23,14 @@ const clockSkew = 5 * time.Minute
 // rootCommonName is the subject of every root this package creates.
 const rootCommonName = "smi-operator xDS CA"
 
-// Certificate is a workload certificate with its key and the trust bundle to verify peers with.
-// Certificates returned by [Authority.ForIdentity] are shared: do not modify them.
+// Certificate is a certificate, with its key when this process generated it, and the trust bundle
+// to verify peers with.
 type Certificate struct {
 	// CertChainPEM is the leaf certificate; the root is in TrustBundlePEM.
 	CertChainPEM []byte
-	// PrivateKeyPEM is the leaf's ECDSA P-256 key, PKCS #8.
+	// PrivateKeyPEM is the leaf's ECDSA P-256 key, PKCS #8, when this process generated it
+	// ([Authority.Issue], [Authority.IssueServing]); empty for a certificate signed from a CSR
+	// ([Authority.Sign]), whose key never left its workload.
 	PrivateKeyPEM []byte
 	// TrustBundlePEM holds every root whose certificates are trusted: the current one first, then
 	// the previous ones until they expire.
@@ -203,31 +205,52 @@ func parseKeyPair(certPEM, keyPEM []byte) (*keyPair, error) {
 	return &keyPair{cert: cert, key: key, certPEM: certPEM, keyPEM: keyPEM}, nil
 }
 
-// issueLeaf signs a fresh ECDSA P-256 key for spiffeID (already validated) with root. The leaf is
-// a workload certificate: client and server authentication, its identity the URI SAN.
-func issueLeaf(root *keyPair, bundlePEM []byte, spiffeID *url.URL, now time.Time, ttl time.Duration) (*Certificate, error) {
-	return signLeaf(root, bundlePEM, now, ttl, spiffeID.String(), func(tmpl *x509.Certificate) {
+// workloadNames makes a leaf a workload certificate: client and server authentication, its
+// identity the URI SAN (spiffeID, already validated).
+func workloadNames(spiffeID *url.URL) func(*x509.Certificate) {
+	return func(tmpl *x509.Certificate) {
 		// An empty subject, as X.509-SVIDs have: the identity is the URI SAN, which Go then marks
 		// critical (RFC 5280 4.2.1.6).
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
 		tmpl.URIs = []*url.URL{spiffeID}
-	})
+	}
+}
+
+// issueLeaf signs a fresh ECDSA P-256 key for spiffeID (already validated) with root: a workload
+// certificate whose key this process holds.
+func issueLeaf(root *keyPair, bundlePEM []byte, spiffeID *url.URL, now time.Time, ttl time.Duration) (*Certificate, error) {
+	return signLeaf(root, bundlePEM, now, ttl, spiffeID.String(), workloadNames(spiffeID))
 }
 
 // signLeaf signs a fresh ECDSA P-256 key with root, valid from now (backdated for clock skew) for
 // ttl or until the root expires, whichever comes first; names fill in the subject alternative
 // names and key usages. what names the certificate in errors.
 func signLeaf(root *keyPair, bundlePEM []byte, now time.Time, ttl time.Duration, what string, names func(*x509.Certificate)) (*Certificate, error) {
-	if !now.Before(root.cert.NotAfter) {
-		return nil, fmt.Errorf("the root CA expired at %s; it is rotated by Rotate", root.cert.NotAfter.UTC().Format(time.RFC3339))
-	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
 	}
-	serial, err := newSerial()
+	c, der, err := signPublicKey(root, bundlePEM, key.Public(), now, ttl, what, names)
 	if err != nil {
 		return nil, err
+	}
+	leaf, err := newKeyPair(der, key)
+	if err != nil {
+		return nil, err
+	}
+	c.PrivateKeyPEM = leaf.keyPEM
+	return c, nil
+}
+
+// signPublicKey signs a certificate of pub with root, as signLeaf does, without a key: the
+// returned Certificate has no PrivateKeyPEM; der is the leaf.
+func signPublicKey(root *keyPair, bundlePEM []byte, pub crypto.PublicKey, now time.Time, ttl time.Duration, what string, names func(*x509.Certificate)) (*Certificate, []byte, error) {
+	if !now.Before(root.cert.NotAfter) {
+		return nil, nil, fmt.Errorf("the root CA expired at %s; it is rotated by Rotate", root.cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	serial, err := newSerial()
+	if err != nil {
+		return nil, nil, err
 	}
 	notAfter := now.Add(ttl)
 	if notAfter.After(root.cert.NotAfter) {
@@ -241,21 +264,20 @@ func signLeaf(root *keyPair, bundlePEM []byte, now time.Time, ttl time.Duration,
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 	}
 	names(tmpl)
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, root.cert, key.Public(), root.key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, root.cert, pub, root.key)
 	if err != nil {
-		return nil, fmt.Errorf("signing the certificate of %s: %w", what, err)
+		return nil, nil, fmt.Errorf("signing the certificate of %s: %w", what, err)
 	}
-	leaf, err := newKeyPair(der, key)
+	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	return &Certificate{
-		CertChainPEM:   leaf.certPEM,
-		PrivateKeyPEM:  leaf.keyPEM,
+		CertChainPEM:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		TrustBundlePEM: bundlePEM,
-		NotBefore:      leaf.cert.NotBefore,
-		NotAfter:       leaf.cert.NotAfter,
-	}, nil
+		NotBefore:      leaf.NotBefore,
+		NotAfter:       leaf.NotAfter,
+	}, der, nil
 }
 
 // newSerial returns a random positive 128-bit serial number.

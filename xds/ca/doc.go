@@ -1,6 +1,6 @@
 // Package ca is the certificate authority of the operator's own xDS backend: it issues the
-// short-lived X.509-SVIDs (ECDSA P-256 keys, one SPIFFE URI SAN) that Envoy sidecars receive over
-// SDS and proxyless gRPC clients through their certificate provider, so that workloads can talk
+// short-lived X.509-SVIDs (one SPIFFE URI SAN) that pod agents obtain with a CSR and hand to Envoy
+// sidecars over SDS and to proxyless gRPC clients through their certificate provider files, so that workloads can talk
 // mTLS and the RBAC built from TrafficTargets can match their identities. It exists because that
 // backend must work without Istio, cert-manager or SPIRE in the cluster.
 //
@@ -21,15 +21,18 @@
 //
 // # Workload certificates
 //
-// [Authority.Issue] signs a fresh key for one SPIFFE ID of the form
-// spiffe://<trust domain>/ns/<namespace>/sa/<service account>, the identity Istio uses, so that
-// source principals read the same on both backends. Anything else (another trust domain, another
-// path, query, port, percent-encoding) is refused: the certificate is what the data plane's RBAC
-// trusts, and the caller derives the ID from an authenticated ServiceAccount token (package
-// xds/auth). Certificates are backdated five minutes for clock skew, never outlive the root, and
-// are renewed at half their lifetime ([Certificate.RenewAt]). [Authority.ForIdentity] shares one
-// certificate among all proxies of one identity until then, so a thousand replicas of a Deployment
-// cost one signature per renewal, not a thousand.
+// [Authority.Sign] signs the public key of a workload's certificate signing request for one SPIFFE
+// ID of the form spiffe://<trust domain>/ns/<namespace>/sa/<service account>, the identity Istio
+// uses, so that source principals read the same on both backends: the workload (its pod agent)
+// generates its key and sends only the CSR, so no workload key is ever made or held by the
+// operator. The CSR's signature must check out and its one subject alternative name must be that
+// ID ([CheckCSR]); anything else (another trust domain, another path, query, port,
+// percent-encoding, a DNS name beside it) is refused: the certificate is what the data plane's
+// RBAC trusts, and the caller derives the ID from an authenticated ServiceAccount token (package
+// xds/auth; the xDS server's IstioCertificateService). Certificates are backdated five minutes for
+// clock skew, live the configured CertTTL, never outlive the root, and are renewed by their holder
+// at half their lifetime. [Authority.Issue] generates the key itself: for a process that is the
+// workload (tests, tools), never for one to be sent away.
 //
 // # Serving certificates
 //

@@ -1,11 +1,8 @@
 package server_test
 
 import (
-	"context"
 	"errors"
 	"io"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,14 +10,10 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes/fake"
 
-	"github.com/smi-operator/smi-operator/test/grpcxds"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 	"github.com/smi-operator/smi-operator/translators/xds"
 	"github.com/smi-operator/smi-operator/xds/auth"
-	"github.com/smi-operator/smi-operator/xds/ca"
 	"github.com/smi-operator/smi-operator/xds/server"
 )
 
@@ -39,10 +32,10 @@ func accessTo(destination, source string) []mesh.AccessRule {
 // TestStreamsActForTheirFirstNodeOnly: the identity a stream acts for is fixed by its first
 // request (and proven by its token, when it has one). A later request on the same stream naming
 // another node — an ACK, or a re-subscription with the last nonce and no version — ends the stream
-// with PermissionDenied before anything of the other identity is sent: neither its certificate
-// and key (SDS) nor its per-identity listeners (a gRPC server's RBAC, an Envoy inbound listener).
-// go-control-plane adopts the node of every request that carries one, so without this an
-// authenticated stream could read every identity's key.
+// with PermissionDenied before anything of the other identity is sent: none of its per-identity
+// listeners (a gRPC server's RBAC, an Envoy inbound listener). go-control-plane adopts the node of
+// every request that carries one, so without this an authenticated stream could read every
+// identity's configuration.
 func TestStreamsActForTheirFirstNodeOnly(t *testing.T) {
 	serverListener := xds.ServerListenerNamePrefix + "0.0.0.0:8080"
 	for _, tc := range []struct {
@@ -52,7 +45,6 @@ func TestStreamsActForTheirFirstNodeOnly(t *testing.T) {
 		typeURL string
 		names   []string
 	}{
-		{"SDS secrets", "token-of-a", server.ProxyEnvoy, resourcev3.SecretType, []string{xds.WorkloadSecretName, xds.TrustBundleSecretName}},
 		{"gRPC server listener, authenticated", "token-of-a", server.ProxyGRPC, resourcev3.ListenerType, []string{serverListener}},
 		{"gRPC server listener, no token", "", server.ProxyGRPC, resourcev3.ListenerType, []string{serverListener}},
 		{"Envoy inbound listener", "token-of-a", server.ProxyEnvoy, resourcev3.ListenerType, nil},
@@ -79,11 +71,6 @@ func TestStreamsActForTheirFirstNodeOnly(t *testing.T) {
 				if len(first.Resources) == 0 {
 					t.Fatalf("a's first response holds nothing")
 				}
-				if tc.typeURL == resourcev3.SecretType {
-					if sans, err := grpcxds.CertificateURIs(first.Resources); err != nil || len(sans) != 1 || sans[0] != "spiffe://cluster.local/ns/shop/sa/a" {
-						t.Fatalf("a's certificate names %v (%v)", sans, err)
-					}
-				}
 
 				other := &discoveryv3.DiscoveryRequest{Node: node(tc.proxy, "shop", "b"), TypeUrl: tc.typeURL, ResourceNames: tc.names, ResponseNonce: first.Nonce}
 				if next == "ACK" {
@@ -94,13 +81,8 @@ func TestStreamsActForTheirFirstNodeOnly(t *testing.T) {
 				}
 				resp, err := stream.Recv()
 				if status.Code(err) != codes.PermissionDenied {
-					leaked := ""
-					if resp != nil && tc.typeURL == resourcev3.SecretType {
-						sans, _ := grpcxds.CertificateURIs(resp.Resources)
-						leaked = " naming " + strings.Join(sans, ", ")
-					}
-					t.Fatalf("a stream of shop/a naming shop/b in its %s got %d resources%s (error %v), want PermissionDenied",
-						next, len(resp.GetResources()), leaked, err)
+					t.Fatalf("a stream of shop/a naming shop/b in its %s got %d resources (error %v), want PermissionDenied",
+						next, len(resp.GetResources()), err)
 				}
 				if got := sum(t, f.reg, "smi_operator_xds_rejected_streams_total"); got != 1 {
 					t.Errorf("rejected streams metric = %v, want 1", got)
@@ -139,82 +121,19 @@ func TestStreamsMayRepeatTheirNode(t *testing.T) {
 	}
 }
 
-// TestSecretVersionsFollowTheirContent: two certificates issued in the same second are two
-// versions: a proxy whose certificate was replaced is sent the new one.
-func TestSecretVersionsFollowTheirContent(t *testing.T) {
-	// A stopped clock: every certificate is issued in the same second.
-	now := time.Now()
-	root, err := ca.New(context.Background(), fake.NewSimpleClientset(), ca.Options{
-		Secret: types.NamespacedName{Namespace: "smi-operator-system", Name: "xds-ca"}, TrustDomain: "cluster.local",
-		Now: func() time.Time { return now },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	authority := &replaceableCA{Authority: root}
-	authority.replace(t)
-	f := startServer(t, server.Options{
-		Settings:      mesh.Settings{Access: mesh.AccessEnforcing},
-		Authenticator: tokens{"token-of-a": auth.Identity{Namespace: "shop", ServiceAccount: "a"}},
-		CA:            authority,
-		SecretRefresh: 20 * time.Millisecond,
-	})
-	stream := f.ads(t, "token-of-a")
-	first := subscribeWorkloadSecret(t, stream)
-	replaced := authority.replace(t)
-	if !replaced.NotBefore.Equal(authority.issued[0].NotBefore) {
-		t.Fatalf("the test needs two certificates with the same NotBefore, got %v and %v", authority.issued[0].NotBefore, replaced.NotBefore)
-	}
-	pushed, err := stream.Recv()
-	if err != nil {
-		t.Fatalf("the replaced certificate was not pushed: %v", err)
-	}
-	if len(pushed.Resources) != 1 || string(pushed.Resources[0].Value) == string(first.Resources[0].Value) {
-		t.Fatalf("pushed %d secrets, the same as before: %v", len(pushed.Resources), len(pushed.Resources) == 1)
-	}
-}
-
-// replaceableCA serves, for every identity, the certificate its test last issued.
-type replaceableCA struct {
-	*ca.Authority
-	mu     sync.Mutex
-	issued []*ca.Certificate
-}
-
-// replace issues a new certificate for shop/a and serves it from now on.
-func (r *replaceableCA) replace(t *testing.T) *ca.Certificate {
-	t.Helper()
-	cert, err := r.Issue(ca.SPIFFEID("cluster.local", "shop", "a"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.issued = append(r.issued, cert)
-	return cert
-}
-
-func (r *replaceableCA) ForIdentity(string) (*ca.Certificate, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.issued[len(r.issued)-1], nil
-}
-
-// TestTokensAndSecretsOnlyOverTLS: on a plain-text connection a stream presenting a token is
-// refused (the token was readable on the way), and secrets are never served, while the same
-// token over TLS gets its certificate.
-func TestTokensAndSecretsOnlyOverTLS(t *testing.T) {
+// TestTokensOnlyOverTLS: on a plain-text connection a stream presenting a token is refused (the
+// token was readable on the way), while the same token over TLS is accepted.
+func TestTokensOnlyOverTLS(t *testing.T) {
 	opts := server.Options{
 		Settings:      mesh.Settings{Access: mesh.AccessEnforcing},
 		Authenticator: tokens{"token-of-a": {Namespace: "shop", ServiceAccount: "a"}},
 		CA:            newAuthority(t),
 	}
-	sds := &discoveryv3.DiscoveryRequest{Node: node(server.ProxyEnvoy, "shop", "a"), TypeUrl: resourcev3.SecretType,
-		ResourceNames: []string{xds.WorkloadSecretName, xds.TrustBundleSecretName}}
+	lds := &discoveryv3.DiscoveryRequest{Node: node(server.ProxyEnvoy, "shop", "a"), TypeUrl: resourcev3.ListenerType}
 	ask := func(f *fixture, token string) (*discoveryv3.DiscoveryResponse, error) {
 		stream := f.ads(t, token)
 		// A stream the server ends at once may fail the Send with io.EOF: its status is Recv's.
-		if err := stream.Send(sds); err != nil && !errors.Is(err, io.EOF) {
+		if err := stream.Send(lds); err != nil && !errors.Is(err, io.EOF) {
 			return nil, err
 		}
 		return stream.Recv()
@@ -222,22 +141,15 @@ func TestTokensAndSecretsOnlyOverTLS(t *testing.T) {
 
 	plain := startPlainTextServer(t, opts)
 	if resp, err := ask(plain, "token-of-a"); status.Code(err) != codes.Unauthenticated {
-		t.Errorf("a token in plain text: got %d secrets, error %v; want Unauthenticated", len(resp.GetResources()), err)
+		t.Errorf("a token in plain text: got %d listeners, error %v; want Unauthenticated", len(resp.GetResources()), err)
 	}
-	if resp, err := ask(plain, ""); status.Code(err) != codes.PermissionDenied {
-		t.Errorf("secrets in plain text without a token: got %d secrets, error %v; want PermissionDenied", len(resp.GetResources()), err)
-	}
-	if got := sum(t, plain.reg, "smi_operator_xds_rejected_streams_total"); got != 2 {
-		t.Errorf("rejected streams metric = %v, want 2", got)
+	if got := sum(t, plain.reg, "smi_operator_xds_rejected_streams_total"); got != 1 {
+		t.Errorf("rejected streams metric = %v, want 1", got)
 	}
 
 	secure := startServer(t, opts)
-	resp, err := ask(secure, "token-of-a")
-	if err != nil {
-		t.Fatalf("over TLS: %v", err)
-	}
-	if sans, err := grpcxds.CertificateURIs(resp.Resources); err != nil || len(sans) != 1 || sans[0] != "spiffe://cluster.local/ns/shop/sa/a" {
-		t.Errorf("over TLS: certificate names %v (%v)", sans, err)
+	if resp, err := ask(secure, "token-of-a"); err != nil || len(resp.GetResources()) == 0 {
+		t.Fatalf("over TLS: %d listeners, error %v", len(resp.GetResources()), err)
 	}
 }
 

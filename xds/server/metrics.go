@@ -15,6 +15,8 @@ type metrics struct {
 	nacks     *prometheus.CounterVec
 	rejected  *prometheus.CounterVec
 	services  prometheus.Gauge
+	// certificates counts CSRs by result.
+	certificates *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -43,6 +45,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "smi_operator_xds_services",
 			Help: "Services the xDS server serves.",
 		}),
+		certificates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "smi_operator_xds_certificate_requests_total",
+			Help: "CSRs pod agents sent, by result (issued, or why refused).",
+		}, []string{"result"}),
 	}
 	if reg != nil {
 		m.connected = register(reg, m.connected)
@@ -51,6 +57,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.nacks = register(reg, m.nacks)
 		m.rejected = register(reg, m.rejected)
 		m.services = register(reg, m.services)
+		m.certificates = register(reg, m.certificates)
 	}
 	return m
 }

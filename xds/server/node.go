@@ -14,8 +14,8 @@ const (
 	// or ProxyEnvoy.
 	MetadataProxy = "smi-operator.io/proxy"
 	// MetadataNamespace and MetadataServiceAccount name the workload identity the node runs as.
-	// They pick the per-identity resources (gRPC server listeners, Envoy inbound listener,
-	// secrets); an authenticated stream must claim the identity its token proves.
+	// They pick the per-identity resources (gRPC server listeners, Envoy inbound listener); an
+	// authenticated stream must claim the identity its token proves.
 	MetadataNamespace      = "smi-operator.io/namespace"
 	MetadataServiceAccount = "smi-operator.io/service-account"
 

@@ -24,11 +24,22 @@
 // Nodes say what they are and who they run as in their metadata (MetadataProxy,
 // MetadataNamespace, MetadataServiceAccount). With an Authenticator, a stream that presents a
 // ServiceAccount token (gRPC metadata "authorization: Bearer <token>") is checked with
-// TokenReview, and a node claiming any other identity on it is refused; secrets are only ever
-// served on an authenticated stream, for its own identity. A stream acts for the node of its first
-// request for its whole life: a later request naming another node or identity ends it with
-// PermissionDenied, and every request reaches the caches with the stream's own node, so nothing
-// per identity is ever looked up by what a later request claims.
+// TokenReview, and a node claiming any other identity on it is refused. A stream acts for the node
+// of its first request for its whole life: a later request naming another node or identity ends it
+// with PermissionDenied, and every request reaches the caches with the stream's own node, so
+// nothing per identity is ever looked up by what a later request claims.
+//
+// # Certificates
+//
+// The server serves no secrets and makes no workload keys. On the same port, with the same TLS and
+// token reviews, it serves Istio's IstioCertificateService (istio.io/api security/v1alpha1,
+// CreateCertificate): a pod agent (package internal/agent) generates its workload's key in the
+// pod and sends a CSR with its ServiceAccount token; the server signs it with its CA
+// (CertificateAuthority) for exactly the SPIFFE ID of the token's ServiceAccount, and refuses a
+// CSR asking for anything else, a call without a valid token, and any call in plain text. The
+// response holds the leaf and the root, never a key. The agent serves the certificate to Envoy
+// over SDS on its Unix socket and writes it to files for proxyless gRPC; an ADS request for
+// secrets is refused.
 package server
 
 import (
@@ -48,6 +59,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	securityv1alpha1 "istio.io/api/security/v1alpha1"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 	k8stypes "k8s.io/apimachinery/pkg/types"
@@ -64,14 +76,13 @@ type Options struct {
 	TLS *tls.Config
 	// Settings are the mesh settings the per-identity resources are built with.
 	Settings mesh.Settings
-	// Authenticator checks the ServiceAccount tokens streams present; nil accepts every stream
-	// as unauthenticated, and secrets are then never served.
+	// Authenticator checks the ServiceAccount tokens streams and CSRs present; nil accepts every
+	// stream as unauthenticated, and signs no CSR.
 	Authenticator Authenticator
-	// CA issues the certificates served over SDS; nil serves no secrets.
+	// CA signs the CSRs of pod agents (IstioCertificateService); nil signs none.
 	CA CertificateAuthority
-	// SecretRefresh is how often served certificates are checked for renewal (and the CA's root
-	// for rotation); one minute when zero.
-	SecretRefresh time.Duration
+	// RootRefresh is how often the CA's root is checked for rotation; one minute when zero.
+	RootRefresh time.Duration
 	// HoldUntilSynced, when set, has the server answer no proxy until Synced is called: its feeder
 	// calls Synced once it has given the server every Service, split and access rule there is. A
 	// proxy reconnecting to a new server (after a settings change, or a restart of the operator)
@@ -95,7 +106,7 @@ type Server struct {
 	streams *streams
 
 	grpcListeners, envoyListeners, grpcRoutes, envoyRoutes *scoped.Cache
-	grpcClusters, envoyClusters, endpoints, secrets        *scoped.Cache
+	grpcClusters, envoyClusters, endpoints                 *scoped.Cache
 	mux                                                    *cache.MuxCache
 	sources                                                sources
 
@@ -129,6 +140,8 @@ type Server struct {
 	pending    pending
 	// onRejections is told which SMI objects' Rejections changed (OnRejections).
 	onRejections atomic.Pointer[func([]mesh.ObjectRef)]
+	// onRootRotated is told the CA's root changed (OnRootRotated).
+	onRootRotated atomic.Pointer[func()]
 }
 
 // New returns a server with nothing to serve yet; the reconcilers fill it.
@@ -167,7 +180,6 @@ func New(opts Options) *Server {
 	s.grpcClusters = scoped.New(resourcev3.ClusterType, scopeOf, s.sources.grpcClusters)
 	s.envoyClusters = scoped.New(resourcev3.ClusterType, scopeOf, s.sources.envoyClusters)
 	s.endpoints = scoped.New(resourcev3.EndpointType, scopeOf, s.sources.endpoints)
-	s.secrets = scoped.New(resourcev3.SecretType, scopeOf, (*secretSource)(s))
 	if opts.HoldUntilSynced {
 		for _, c := range s.caches() {
 			c.Hold()
@@ -176,7 +188,7 @@ func New(opts Options) *Server {
 	s.mux = &cache.MuxCache{
 		// Listeners, routes and clusters differ between the two kinds of client (Envoy's come
 		// with original-destination chains, HTTP methods and SDS, gRPC's with certificate
-		// providers); endpoints and secrets do not.
+		// providers); endpoints do not. No cache serves secrets: the pod agent does.
 		Classify: func(req *cache.Request) string {
 			typ := req.GetTypeUrl()
 			if typ == resourcev3.ListenerType || typ == resourcev3.RouteType || typ == resourcev3.ClusterType {
@@ -194,7 +206,6 @@ func New(opts Options) *Server {
 			resourcev3.ClusterType:                     s.grpcClusters,
 			ProxyEnvoy + "/" + resourcev3.ClusterType:  s.envoyClusters,
 			resourcev3.EndpointType:                    s.endpoints,
-			resourcev3.SecretType:                      s.secrets,
 		},
 	}
 	return s
@@ -221,10 +232,11 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	}
 	srv := grpc.NewServer(opts...)
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(srv, serverv3.NewServer(ctx, s.mux, s.streams))
+	securityv1alpha1.RegisterIstioCertificateServiceServer(srv, &certificateService{s: s})
 	s.opts.Log.Info("serving xDS", "address", lis.Addr().String(), "tls", s.opts.TLS != nil)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(lis) }()
-	go s.refreshSecrets(ctx)
+	go s.rotateRoot(ctx)
 	select {
 	case <-ctx.Done():
 		srv.GracefulStop()
@@ -237,13 +249,13 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	}
 }
 
-// refreshSecrets re-evaluates the SDS watches periodically: resolving them renews the
-// certificates that are due, which pushes them. The CA's root is rotated on the same clock.
-func (s *Server) refreshSecrets(ctx context.Context) {
+// rotateRoot has the CA rotate its root when it is due (or adopt another replica's), and tells
+// OnRootRotated.
+func (s *Server) rotateRoot(ctx context.Context) {
 	if s.opts.CA == nil {
 		return
 	}
-	every := s.opts.SecretRefresh
+	every := s.opts.RootRefresh
 	if every <= 0 {
 		every = time.Minute
 	}
@@ -254,10 +266,13 @@ func (s *Server) refreshSecrets(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
-			if _, err := s.opts.CA.Rotate(ctx); err != nil {
+			rotated, err := s.opts.CA.Rotate(ctx)
+			if err != nil {
 				s.opts.Log.Error(err, "rotating the xDS CA root")
 			}
-			s.secrets.Notify()
+			if f := s.onRootRotated.Load(); rotated && f != nil {
+				(*f)()
+			}
 		}
 	}
 }
@@ -265,7 +280,7 @@ func (s *Server) refreshSecrets(ctx context.Context) {
 // caches are the server's caches, one per type URL and kind of client.
 func (s *Server) caches() []*scoped.Cache {
 	return []*scoped.Cache{s.grpcListeners, s.envoyListeners, s.grpcRoutes, s.envoyRoutes,
-		s.grpcClusters, s.envoyClusters, s.endpoints, s.secrets}
+		s.grpcClusters, s.envoyClusters, s.endpoints}
 }
 
 // Synced says the server holds everything it is to serve: with Options.HoldUntilSynced, proxies are
@@ -280,6 +295,19 @@ func (s *Server) Synced() {
 // only the leader has anything to serve; a proxy whose connection to another replica is refused
 // retries and lands on the leader.
 func (s *Server) NeedLeaderElection() bool { return true }
+
+// OnRootRotated has f called whenever the CA's root changes (rotated by this server or another
+// replica), once the new trust bundle is the CA's: its holders should publish it.
+func (s *Server) OnRootRotated(f func()) { s.onRootRotated.Store(&f) }
+
+// TrustBundlePEM is the CA's trust bundle (every root trusted, the current one first); nil without
+// a CA.
+func (s *Server) TrustBundlePEM() []byte {
+	if s.opts.CA == nil {
+		return nil
+	}
+	return s.opts.CA.TrustBundlePEM()
+}
 
 // Settings are the mesh settings the server builds its resources with.
 func (s *Server) Settings() mesh.Settings { return s.opts.Settings }

@@ -66,8 +66,7 @@ func newStreams(auth Authenticator, m *metrics, log logr.Logger) *streams {
 
 // OnStreamOpen authenticates the stream when it presents a token; a token that does not check
 // out ends the stream, a stream without one stays unauthenticated. A token on a connection that
-// is not TLS ends the stream too: it was readable on the way, so it proves nothing, and the
-// secrets it would unlock must not travel that way either.
+// is not TLS ends the stream too: it was readable on the way, so it proves nothing.
 func (s *streams) OnStreamOpen(ctx context.Context, id int64, _ string) error {
 	state := &streamState{}
 	if p, ok := peer.FromContext(ctx); ok {
@@ -123,8 +122,8 @@ func (s *streams) OnStreamClosed(id int64, _ *corev3.Node) {
 }
 
 // OnStreamRequest binds the stream to the node of its first request (checked against the
-// stream's token), ends the stream when a later request names another node, refuses secrets to
-// streams that did not prove an identity, and counts ACKs and NACKs (logging each NACK with the
+// stream's token), ends the stream when a later request names another node, refuses requests for
+// secrets (the pod agent serves them), and counts ACKs and NACKs (logging each NACK with the
 // node and the error: the proxy keeps its last good configuration, and this is where an operator
 // finds out why).
 //
@@ -166,9 +165,10 @@ func (s *streams) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) e
 			state.node.GetId(), describe(state.info.identity), err)
 	}
 	req.Node = state.node
-	if req.GetTypeUrl() == resourcev3.SecretType && (!state.tls || state.authenticated == nil || state.info.identity == (Identity{})) {
-		s.metrics.rejected.WithLabelValues("secrets-unauthenticated").Inc()
-		return status.Error(codes.PermissionDenied, "secrets are only served over TLS, on a stream authenticated with a ServiceAccount token")
+	if req.GetTypeUrl() == resourcev3.SecretType {
+		s.metrics.rejected.WithLabelValues("secrets").Inc()
+		return status.Error(codes.Unimplemented, "the xDS server serves no secrets: a workload's key is made in its pod, "+
+			"and its pod agent serves the certificate (SDS on its Unix socket, cluster sds-grpc)")
 	}
 	typ := shortType(req.GetTypeUrl())
 	switch {

@@ -1,0 +1,172 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	securityv1alpha1 "istio.io/api/security/v1alpha1"
+
+	"github.com/smi-operator/smi-operator/translators/mesh"
+	"github.com/smi-operator/smi-operator/xds/server"
+)
+
+// createCertificate sends csr (PEM) on f's connection, with "authorization: Bearer token" when
+// token is not empty.
+func (f *fixture) createCertificate(t *testing.T, token string, csr []byte) (*securityv1alpha1.IstioCertificateResponse, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if token != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+	}
+	return securityv1alpha1.NewIstioCertificateServiceClient(f.conn).CreateCertificate(ctx, &securityv1alpha1.IstioCertificateRequest{Csr: string(csr)})
+}
+
+func ecKey(t *testing.T) *ecdsa.PrivateKey {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// csrPEM is a PEM CSR of key asking for the URI SANs ids and the DNS names dns.
+func csrPEM(t *testing.T, key *ecdsa.PrivateKey, ids []string, dns ...string) []byte {
+	t.Helper()
+	tmpl := &x509.CertificateRequest{DNSNames: dns}
+	for _, id := range ids {
+		u, err := url.Parse(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl.URIs = append(tmpl.URIs, u)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+}
+
+// TestCreateCertificate: a pod agent's CSR for the SPIFFE ID of its token's ServiceAccount is
+// signed for the CSR's own key, and the response (leaf, then root) carries no key; a CSR asking for
+// another identity, or for more than its own, one whose signature does not check out, one without
+// a token or with a token the API server refuses, and any CSR in plain text are refused, each
+// with a code and a message that say why.
+func TestCreateCertificate(t *testing.T) {
+	authority := newAuthority(t)
+	opts := server.Options{
+		Settings:      mesh.Settings{Access: mesh.AccessEnforcing},
+		Authenticator: tokens{"token-of-a": {Namespace: "shop", ServiceAccount: "a"}},
+		CA:            authority,
+	}
+	f := startServer(t, opts)
+	const own = "spiffe://cluster.local/ns/shop/sa/a"
+	key := ecKey(t)
+
+	resp, err := f.createCertificate(t, "token-of-a", csrPEM(t, key, []string{own}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.CertChain) != 2 {
+		t.Fatalf("a chain of %d PEMs, want the leaf and the root", len(resp.CertChain))
+	}
+	block, _ := pem.Decode([]byte(resp.CertChain[0]))
+	if block == nil {
+		t.Fatal("the leaf is not PEM")
+	}
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !key.PublicKey.Equal(leaf.PublicKey) {
+		t.Error("the certificate is not of the CSR's key")
+	}
+	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != own {
+		t.Errorf("the certificate names %v, want %s", leaf.URIs, own)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM([]byte(resp.CertChain[1]))
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Errorf("the leaf does not verify with the root sent along: %v", err)
+	}
+	if !bytes.Contains(authority.TrustBundlePEM(), []byte(resp.CertChain[1])) {
+		t.Error("the last certificate of the chain is not the CA's root")
+	}
+	wire, err := proto.Marshal(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(wire, []byte("PRIVATE KEY")) || bytes.Contains(wire, keyDER) || bytes.Contains(wire, key.D.Bytes()) {
+		t.Error("the response carries a private key")
+	}
+
+	badSignature := csrPEM(t, key, []string{own})
+	{
+		block, _ := pem.Decode(badSignature)
+		csr, err := x509.ParseCertificateRequest(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The signature is the DER's last bytes: flip one inside it.
+		i := bytes.LastIndex(block.Bytes, csr.Signature) + len(csr.Signature)/2
+		block.Bytes[i] ^= 1
+		badSignature = pem.EncodeToMemory(block)
+	}
+	for _, tc := range []struct {
+		name  string
+		token string
+		csr   []byte
+		code  codes.Code
+		want  string
+	}{
+		{"another identity", "token-of-a", csrPEM(t, key, []string{"spiffe://cluster.local/ns/shop/sa/b"}), codes.PermissionDenied,
+			`the token proves ServiceAccount shop/a: the CSR asks for ["spiffe://cluster.local/ns/shop/sa/b"]`},
+		{"another trust domain", "token-of-a", csrPEM(t, key, []string{"spiffe://evil.example/ns/shop/sa/a"}), codes.PermissionDenied, "exactly \"" + own + "\""},
+		{"its identity and another", "token-of-a", csrPEM(t, key, []string{own, "spiffe://cluster.local/ns/shop/sa/b"}), codes.PermissionDenied, "may only ask for its own identity"},
+		{"its identity and a DNS name", "token-of-a", csrPEM(t, key, []string{own}, "b.shop.svc"), codes.PermissionDenied, "DNS:b.shop.svc"},
+		{"no name", "token-of-a", csrPEM(t, key, nil), codes.PermissionDenied, "may only ask for its own identity"},
+		{"a bad signature", "token-of-a", badSignature, codes.InvalidArgument, "signature does not check out"},
+		{"not a CSR", "token-of-a", []byte("hello"), codes.InvalidArgument, "CERTIFICATE REQUEST"},
+		{"no token", "", csrPEM(t, key, []string{own}), codes.Unauthenticated, `no "authorization" header`},
+		{"a token the API server refuses", "forged", csrPEM(t, key, []string{own}), codes.Unauthenticated, "unknown token"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := f.createCertificate(t, tc.token, tc.csr)
+			if status.Code(err) != tc.code || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %d certificates, error %v; want %v containing %q", len(resp.GetCertChain()), err, tc.code, tc.want)
+			}
+		})
+	}
+
+	plain := startPlainTextServer(t, opts)
+	if resp, err := plain.createCertificate(t, "token-of-a", csrPEM(t, key, []string{own})); status.Code(err) != codes.Unauthenticated ||
+		!strings.Contains(err.Error(), "over TLS only") {
+		t.Errorf("in plain text: got %d certificates, error %v; want Unauthenticated", len(resp.GetCertChain()), err)
+	}
+	noCA := startServer(t, server.Options{Authenticator: opts.Authenticator})
+	if _, err := noCA.createCertificate(t, "token-of-a", csrPEM(t, key, []string{own})); status.Code(err) != codes.Unimplemented {
+		t.Errorf("without a CA: error %v, want Unimplemented", err)
+	}
+	if got := sum(t, f.reg, "smi_operator_xds_certificate_requests_total"); got != 10 {
+		t.Errorf("certificate requests counted %v times, want 10", got)
+	}
+}
