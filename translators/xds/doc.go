@@ -61,7 +61,9 @@
 //     picks the RouteConfiguration; the names only have to be found in it;
 //   - clusters ([EnvoyClusters]) named and fed like the proxyless ones, with, under mutual TLS,
 //     an UpstreamTlsContext taking the workload certificate and trust bundle over SDS (secrets
-//     "default" and "ROOTCA", from [WorkloadSecret] and [TrustBundleSecret]) and offering ALPN
+//     "default" and "ROOTCA", [WorkloadSecret] and [TrustBundleSecret]) from the static cluster
+//     [SDSCluster] of the sidecar's bootstrap, the pod agent that holds the workload's key (never
+//     from the operator, which has no key), and offering ALPN
 //     "h2" (HTTP/2 ports), "http/1.1" (HTTP ports) or none (TCP ports), and accepting only the
 //     server identities of the port's endpoints (secure naming, below) in a combined validation
 //     context beside the SDS trust bundle. [PassthroughClusters] are the two ORIGINAL_DST clusters;

@@ -164,6 +164,12 @@ func TestInboundListener(t *testing.T) {
 						common.GetValidationContextSdsSecretConfig().GetName() != TrustBundleSecretName {
 						t.Errorf("chain %s: DownstreamTlsContext %v", c.Name, &dtc)
 					}
+					// The secrets come from the pod agent, which holds the key, not from the operator.
+					for _, sds := range []*tlsv3.SdsSecretConfig{common.GetTlsCertificateSdsSecretConfigs()[0], common.GetValidationContextSdsSecretConfig()} {
+						if got := sds.GetSdsConfig().GetApiConfigSource().GetGrpcServices()[0].GetEnvoyGrpc().GetClusterName(); got != SDSCluster {
+							t.Errorf("chain %s: secret %s from %v, want the static cluster %s", c.Name, sds.GetName(), sds.GetSdsConfig(), SDSCluster)
+						}
+					}
 				}
 			}
 			if d := cmp.Diff(tc.want, names); d != "" {

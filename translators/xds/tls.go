@@ -138,13 +138,13 @@ func providerContext(serverIdentities []string) *tlsv3.CommonTlsContext {
 }
 
 // sdsContext is the CommonTlsContext of Envoy sidecars: the workload certificate and the trust
-// bundle over SDS, from the same ADS stream as everything else. Upstream, the server identities
+// bundle over SDS from the pod agent (agentSDS), which holds the workload's key. Upstream, the server identities
 // accepted go with the trust bundle in a combined validation context, as Istio sends them.
 func sdsContext(alpn, serverIdentities []string) *tlsv3.CommonTlsContext {
 	common := &tlsv3.CommonTlsContext{
-		TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{{Name: WorkloadSecretName, SdsConfig: ads()}},
+		TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{{Name: WorkloadSecretName, SdsConfig: agentSDS()}},
 		ValidationContextType: &tlsv3.CommonTlsContext_ValidationContextSdsSecretConfig{
-			ValidationContextSdsSecretConfig: &tlsv3.SdsSecretConfig{Name: TrustBundleSecretName, SdsConfig: ads()},
+			ValidationContextSdsSecretConfig: &tlsv3.SdsSecretConfig{Name: TrustBundleSecretName, SdsConfig: agentSDS()},
 		},
 		AlpnProtocols: alpn,
 	}
@@ -152,11 +152,28 @@ func sdsContext(alpn, serverIdentities []string) *tlsv3.CommonTlsContext {
 		common.ValidationContextType = &tlsv3.CommonTlsContext_CombinedValidationContext{
 			CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
 				DefaultValidationContext:         &tlsv3.CertificateValidationContext{MatchSubjectAltNames: sanMatchers(serverIdentities)},
-				ValidationContextSdsSecretConfig: &tlsv3.SdsSecretConfig{Name: TrustBundleSecretName, SdsConfig: ads()},
+				ValidationContextSdsSecretConfig: &tlsv3.SdsSecretConfig{Name: TrustBundleSecretName, SdsConfig: agentSDS()},
 			},
 		}
 	}
 	return common
+}
+
+// agentSDS is where an Envoy sidecar gets its secrets: the static cluster SDSCluster of its
+// bootstrap, the pod agent's Unix socket, as Istio's sidecars do. Not ADS: the operator never has
+// the workload's key, which is generated in the pod.
+func agentSDS() *corev3.ConfigSource {
+	return &corev3.ConfigSource{
+		ResourceApiVersion: corev3.ApiVersion_V3,
+		ConfigSourceSpecifier: &corev3.ConfigSource_ApiConfigSource{ApiConfigSource: &corev3.ApiConfigSource{
+			ApiType:             corev3.ApiConfigSource_GRPC,
+			TransportApiVersion: corev3.ApiVersion_V3,
+			GrpcServices: []*corev3.GrpcService{{
+				TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: SDSCluster}},
+			}},
+			SetNodeOnFirstMessageOnly: true,
+		}},
+	}
 }
 
 // upstreamTLS is a cluster's transport socket for mutual TLS.
