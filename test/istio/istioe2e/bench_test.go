@@ -37,7 +37,9 @@ const benchFlips = 20
 // the same istiod, alternately, with 0, 1,000 and 10,000 unrelated Services in the mesh
 // (ISTIOE2E_BENCH_SERVICES="0,1000" picks sizes). Each flip is timed from just before the write
 // and from the write's answer to the first RPC answered by the new backend; min / median / max are
-// printed, and the medians reported as metrics. Run with `make bench`.
+// printed, and the medians reported as metrics. Where the time goes is split at the moment a
+// watch of VirtualServices (a client like istiod) sees the new one: before it, the operator's part
+// (about nothing for a direct write), after it, istiod's and the client's. Run with `make bench`.
 func BenchmarkFlipOnIstiod(b *testing.B) {
 	m := start(b)
 	sizes := []int{0, 1000, 10000}
@@ -78,7 +80,8 @@ func BenchmarkFlipOnIstiod(b *testing.B) {
 				wait(b, context.Background(), func(ctx context.Context) error { return grpcxds.WaitOnly(ctx, c, "v1", 20) })
 			}
 
-			var smi, direct flipTimes
+			smi := flipTimes{namespace: smiNS, routed: m.routedTo(b, smiNS)}
+			direct := flipTimes{namespace: vsNS, routed: m.routedTo(b, vsNS)}
 			for i := range benchFlips {
 				to, w1, w2 := "v2", 0, 100
 				if i%2 == 1 {
@@ -99,6 +102,8 @@ func BenchmarkFlipOnIstiod(b *testing.B) {
 			b.Logf("  TrafficSplit through the operator, from just before the write: %s; from its answer: %s", smi.fromStart, smi.fromAnswer)
 			b.Logf("  VirtualService written directly,   from just before the write: %s; from its answer: %s", direct.fromStart, direct.fromAnswer)
 			b.Logf("  the writes themselves (sent to answered): TrafficSplit %s, VirtualService %s", smi.write, direct.write)
+			b.Logf("  from the write's answer to the new VirtualService's watch event: through the operator %s, directly %s", smi.toWatch, direct.toWatch)
+			b.Logf("  from that watch event to the first RPC on the new backend:       through the operator %s, directly %s", smi.watchToRPC, direct.watchToRPC)
 			b.ReportMetric(smi.fromAnswer.median().Seconds()*1000, "smi-ms/flip")
 			b.ReportMetric(direct.fromAnswer.median().Seconds()*1000, "vs-ms/flip")
 		})
@@ -114,8 +119,17 @@ func route(namespace, service string) *networkingapi.HTTPRoute {
 	return &networkingapi.HTTPRoute{Route: []*networkingapi.HTTPRouteDestination{{Destination: &networkingapi.Destination{Host: host(namespace, service)}}}}
 }
 
-// flipTimes are one path's flips.
-type flipTimes struct{ fromStart, fromAnswer, write durations }
+// flipTimes are one path's flips, in namespace.
+type flipTimes struct {
+	namespace string
+	// routed is routedTo(namespace).
+	routed <-chan routed
+
+	fromStart, fromAnswer, write durations
+	// toWatch is from the write's answer to the watch event of the VirtualService sending every
+	// call to the new backend, watchToRPC from that event to the first RPC there.
+	toWatch, watchToRPC durations
+}
 
 // add runs write, which moves every call to backend to, and times the flip; then it waits until
 // every call lands there, so that the next flip starts clean.
@@ -127,7 +141,75 @@ func (f *flipTimes) add(b testing.TB, c grpc.ClientConnInterface, to string, wri
 	f.fromAnswer = append(f.fromAnswer, first)
 	f.fromStart = append(f.fromStart, first+answered.Sub(began))
 	f.write = append(f.write, answered.Sub(began))
+	seen := f.seen(b, host(f.namespace, to), began)
+	f.toWatch = append(f.toWatch, seen.Sub(answered))
+	f.watchToRPC = append(f.watchToRPC, answered.Add(first).Sub(seen))
 	wait(b, context.Background(), func(ctx context.Context) error { return grpcxds.WaitOnly(ctx, c, to, 20) })
+}
+
+// seen is when the watch first saw, after since, a VirtualService of the namespace sending
+// everything to host.
+func (f *flipTimes) seen(b testing.TB, host string, since time.Time) time.Time {
+	timeout := time.After(time.Minute)
+	for {
+		select {
+		case r := <-f.routed:
+			if r.host == host && r.at.After(since) {
+				return r.at
+			}
+		case <-timeout:
+			b.Fatalf("no VirtualService of %s sending everything to %s was seen within a minute", f.namespace, host)
+		}
+	}
+}
+
+// routed is a VirtualService version as a watch saw it: when, and the one host its http routes
+// send every call to ("" when they send calls to more than one, or to none).
+type routed struct {
+	at   time.Time
+	host string
+}
+
+// routedTo watches the VirtualServices of namespace, as istiod does, and sends what it sees
+// until the benchmark ends.
+func (m *meshEnv) routedTo(b testing.TB, namespace string) <-chan routed {
+	b.Helper()
+	c, err := client.NewWithWatch(m.env.Config, client.Options{Scheme: m.client.Scheme()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	w, err := c.Watch(context.Background(), &networkingv1.VirtualServiceList{}, client.InNamespace(namespace))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(w.Stop)
+	out := make(chan routed, 1000)
+	go func() {
+		for ev := range w.ResultChan() {
+			at := time.Now()
+			vs, ok := ev.Object.(*networkingv1.VirtualService)
+			if !ok {
+				continue
+			}
+			hosts := map[string]bool{}
+			for _, r := range vs.Spec.Http {
+				for _, d := range r.Route {
+					hosts[d.GetDestination().GetHost()] = true
+				}
+			}
+			r := routed{at: at}
+			if len(hosts) == 1 {
+				for h := range hosts {
+					r.host = h
+				}
+			}
+			select {
+			case out <- r:
+			default: // nobody reads any more
+			}
+		}
+	}()
+	return out
 }
 
 type durations []time.Duration
