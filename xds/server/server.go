@@ -59,9 +59,9 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
-	securityv1alpha1 "istio.io/api/security/v1alpha1"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
+	securityv1alpha1 "istio.io/api/security/v1alpha1"
 	k8stypes "k8s.io/apimachinery/pkg/types"
 
 	"github.com/smi-operator/smi-operator/translators/mesh"
