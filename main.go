@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/smi-operator/smi-operator/apis/v1alpha1"
+	"github.com/smi-operator/smi-operator/cmd/agent"
 	"github.com/smi-operator/smi-operator/cmd/iptables"
 	"github.com/smi-operator/smi-operator/cmd/translate"
 	"github.com/smi-operator/smi-operator/controllers"
@@ -60,6 +61,9 @@ func main() {
 	}
 	if len(os.Args) > 1 && os.Args[1] == "iptables" {
 		os.Exit(iptables.Main(os.Args[2:], os.Stdout, os.Stderr))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "agent" {
+		os.Exit(agent.Main(os.Args[2:], os.Getenv, os.Stderr))
 	}
 	var (
 		metricsAddr, probeAddr        string
