@@ -8,10 +8,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -75,6 +77,8 @@ func main() {
 		certRotation, enableWebhooks  bool
 		webhookService, webhookSecret string
 		webhookConfigName             string
+		mutatingWebhookConfigName     string
+		agentImage                    string
 		backend                       string
 		settings                      mesh.Settings
 		workers, qps, burst           int
@@ -99,6 +103,8 @@ func main() {
 	flag.StringVar(&webhookService, "webhook-service-name", "smi-operator-webhook-service", "Service in front of the webhook server (certificate DNS name).")
 	flag.StringVar(&webhookSecret, "webhook-secret-name", "smi-operator-webhook-server-cert", "Secret holding the rotated webhook certificate.")
 	flag.StringVar(&webhookConfigName, "validating-webhook-configuration", "smi-operator-validating-webhook-configuration", "ValidatingWebhookConfiguration to inject the CA into.")
+	flag.StringVar(&mutatingWebhookConfigName, "mutating-webhook-configuration", "smi-operator-mutating-webhook-configuration", "MutatingWebhookConfiguration (pod injection) to inject the CA into.")
+	flag.StringVar(&agentImage, "agent-image", "", "Image injected pods run the traffic capture and the pod agent from, when the SMIOperator's spec.xds.injection.agentImage is empty; empty: the operator's own (read from its pod).")
 	flag.StringVar(&backend, "backend", backendFromResource, "Mesh backend to program: resource (the SMIOperator named default selects it "+
 		"and holds its settings, and editing it swaps backends), or fixed: istio, xds (the operator's own xDS server) with the settings of "+
 		"the flags below, or none (webhooks only).")
@@ -178,6 +184,7 @@ func main() {
 			DNSName:                 webhookService + "." + namespace + ".svc",
 			CertDir:                 certDir,
 			ValidatingWebhookConfig: webhookConfigName,
+			MutatingWebhookConfig:   mutatingWebhookConfigName,
 			Ready:                   certsReady,
 		})
 		if err != nil {
@@ -188,11 +195,24 @@ func main() {
 		close(certsReady)
 	}
 
-	if enableWebhooks {
-		controllers.SetupWebhooks(mgr)
-	}
 	// The operator's namespace: the xDS CA root and TLS Secret live there.
 	namespace := cmp.Or(os.Getenv("POD_NAMESPACE"), "smi-operator-system")
+	if enableWebhooks {
+		controllers.SetupWebhooks(mgr)
+		injection := controllers.InjectionOptions{Namespace: namespace, XDSService: xdsConfig.ServiceName, OperatorImage: agentImage}
+		if backend != backendFromResource {
+			// A fixed backend: its xDS settings are the flags'.
+			port, err := portOf(xdsConfig.Address)
+			if err != nil {
+				log.Error(err, "invalid --xds-address")
+				os.Exit(1)
+			}
+			injection.Fixed = &v1alpha1.SMIOperatorSpec{Backend: v1alpha1.Backend(backend), XDS: v1alpha1.XDSSpec{
+				Port: port, TokenAudiences: strings.Split(xdsAudiences, ","),
+			}}
+		}
+		controllers.SetupInjection(mgr, injection)
+	}
 	switch backend {
 	case backendFromResource:
 		err = controllers.SetupFromResource(ctx, mgr, controllers.ResourceOptions{
@@ -249,4 +269,14 @@ func main() {
 		log.Error(err, "the manager stopped with an error")
 		os.Exit(1)
 	}
+}
+
+// portOf is the port of a listening address such as ":15010".
+func portOf(address string) (int32, error) {
+	_, port, err := net.SplitHostPort(address)
+	if err != nil {
+		return 0, err
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	return int32(p), err
 }

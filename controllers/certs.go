@@ -11,6 +11,8 @@ import (
 // +kubebuilder:rbac:groups="",namespace=system,resources=secrets,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations,verbs=get;list;watch
 // +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations,verbs=update;patch,resourceNames=smi-operator-validating-webhook-configuration
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations,verbs=get;list;watch
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations,verbs=update;patch,resourceNames=smi-operator-mutating-webhook-configuration
 // +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get;list;watch
 // +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=update;patch,resourceNames=trafficsplits.split.smi-spec.io;traffictargets.access.smi-spec.io;httproutegroups.specs.smi-spec.io;tcproutes.specs.smi-spec.io
 
@@ -19,14 +21,16 @@ type CertRotation struct {
 	Secret                  types.NamespacedName // where the CA and serving certificate are kept
 	DNSName                 string               // the webhook Service's DNS name
 	CertDir                 string               // where the webhook server reads the certificate
-	ValidatingWebhookConfig string               // configuration whose caBundle is injected
-	Ready                   chan struct{}        // closed once the certificate is in CertDir
+	ValidatingWebhookConfig string               // configurations whose caBundle is injected
+	MutatingWebhookConfig   string
+	Ready                   chan struct{} // closed once the certificate is in CertDir
 }
 
 // AddCertRotator issues and rotates the webhook certificate with open-policy-agent/cert-controller
-// and injects its CA into the validating webhook configuration and the SMI CRDs' conversion config.
+// and injects its CA into the validating and mutating webhook configurations and the SMI CRDs'
+// conversion config.
 func AddCertRotator(mgr ctrl.Manager, c CertRotation) error {
-	webhooks := []rotator.WebhookInfo{{Name: c.ValidatingWebhookConfig, Type: rotator.Validating}}
+	webhooks := []rotator.WebhookInfo{{Name: c.ValidatingWebhookConfig, Type: rotator.Validating}, {Name: c.MutatingWebhookConfig, Type: rotator.Mutating}}
 	for _, crd := range smi.ConvertedCRDNames {
 		webhooks = append(webhooks, rotator.WebhookInfo{Name: crd, Type: rotator.CRDConversion})
 	}

@@ -122,6 +122,16 @@ func TestCRDValidation(t *testing.T) {
 		{"negative grace period", set("spec.xds.swapGracePeriod", "-5m"), "swapGracePeriod must be a duration from 0s to 24h"},
 		{"grace period beyond a day", set("spec.xds.swapGracePeriod", "25h"), "swapGracePeriod must be a duration from 0s to 24h"},
 		{"grace period without a unit", set("spec.xds.swapGracePeriod", "300"), "swapGracePeriod must be a duration from 0s to 24h"},
+		{"injection exclusions", set("spec.xds.injection", map[string]any{
+			"excludeInboundPorts": []any{int64(22)}, "excludeOutboundPorts": []any{int64(5432), int64(65535)},
+			"excludeOutboundCIDRs": []any{"169.254.169.254/32", "fd00::/8"},
+		}), ""},
+		{"injected proxy resources", set("spec.xds.injection.proxyResources", map[string]any{"cpuLimit": "2", "memoryLimit": "512Mi"}), ""},
+		{"an excluded inbound port 0", set("spec.xds.injection.excludeInboundPorts", []any{int64(0)}), "spec.xds.injection.excludeInboundPorts[0]"},
+		{"an excluded outbound port beyond 65535", set("spec.xds.injection.excludeOutboundPorts", []any{int64(65536)}), "spec.xds.injection.excludeOutboundPorts[0]"},
+		{"an excluded CIDR that is an address", set("spec.xds.injection.excludeOutboundCIDRs", []any{"10.0.0.1"}), "must be a CIDR such as 10.0.0.0/8 or fd00::/8"},
+		{"an empty Envoy image", set("spec.xds.injection.envoyImage", ""), "spec.xds.injection.envoyImage"},
+		{"a proxy memory limit in words", set("spec.xds.injection.proxyResources.memoryLimit", "lots"), "spec.xds.injection.proxyResources.memoryLimit"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			obj := sample(t)

@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -19,6 +20,7 @@ const (
 	DefaultTokenAudience   = "smi-operator-xds"
 	DefaultCertificateTTL  = time.Hour
 	DefaultSwapGracePeriod = 5 * time.Minute
+	DefaultEnvoyImage      = "docker.io/envoyproxy/envoy:v1.36.2"
 	// DefaultAccessNamespaces is where access applies when spec.accessNamespaceSelector is unset,
 	// as a label selector in kubectl's syntax: every namespace but Kubernetes' own and Istio's
 	// root namespace. What runs there (cluster DNS, istiod) is the platform, not SMI workloads,
@@ -27,6 +29,22 @@ const (
 	// NamespaceNameLabel is the label the API server sets on every namespace to its name.
 	NamespaceNameLabel = "kubernetes.io/metadata.name"
 )
+
+// Defaults of the injected proxy's resources (InjectionSpec.ProxyResources), as Istio's sidecars
+// have them; no CPU limit.
+const (
+	DefaultProxyCPURequest    = "100m"
+	DefaultProxyMemoryRequest = "128Mi"
+	DefaultProxyMemoryLimit   = "1Gi"
+)
+
+// setQuantity sets *q to def when it is unset.
+func setQuantity(q **resource.Quantity, def string) {
+	if *q == nil {
+		v := resource.MustParse(def)
+		*q = &v
+	}
+}
 
 // WithDefaults returns a copy of the spec with every empty field set to its default, as the API
 // server's defaulting would. Objects read from the API server are already defaulted; this is for
@@ -57,5 +75,12 @@ func (s SMIOperatorSpec) WithDefaults() SMIOperatorSpec {
 	if out.XDS.SwapGracePeriod == nil {
 		out.XDS.SwapGracePeriod = &metav1.Duration{Duration: DefaultSwapGracePeriod}
 	}
+	in := &out.XDS.Injection
+	if in.EnvoyImage == "" {
+		in.EnvoyImage = DefaultEnvoyImage
+	}
+	setQuantity(&in.ProxyResources.CPURequest, DefaultProxyCPURequest)
+	setQuantity(&in.ProxyResources.MemoryRequest, DefaultProxyMemoryRequest)
+	setQuantity(&in.ProxyResources.MemoryLimit, DefaultProxyMemoryLimit)
 	return out
 }

@@ -7,11 +7,19 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 )
 
 func dur(d time.Duration) *metav1.Duration { return &metav1.Duration{Duration: d} }
+
+func qty(s string) *resource.Quantity { q := resource.MustParse(s); return &q }
+
+var defaultInjection = InjectionSpec{
+	EnvoyImage:     "docker.io/envoyproxy/envoy:v1.36.2",
+	ProxyResources: ProxyResources{CPURequest: qty("100m"), MemoryRequest: qty("128Mi"), MemoryLimit: qty("1Gi")},
+}
 
 func TestWithDefaults(t *testing.T) {
 	full := SMIOperatorSpec{
@@ -19,6 +27,11 @@ func TestWithDefaults(t *testing.T) {
 		XDS: XDSSpec{
 			Port: 16000, TLS: &XDSTLS{SecretName: "xds-cert"}, TokenAudiences: []string{"a", "b"},
 			CertificateTTL: dur(2 * time.Hour), SwapGracePeriod: dur(0),
+			Injection: InjectionSpec{
+				EnvoyImage: "registry.example/envoy:v1", AgentImage: "registry.example/smi-operator:v2",
+				ProxyResources:      ProxyResources{CPURequest: qty("50m"), MemoryRequest: qty("64Mi"), CPULimit: qty("1"), MemoryLimit: qty("256Mi")},
+				ExcludeInboundPorts: []int32{22}, ExcludeOutboundPorts: []int32{5432}, ExcludeOutboundCIDRs: []string{"169.254.169.254/32"},
+			},
 		},
 	}
 	for _, tc := range []struct {
@@ -30,7 +43,7 @@ func TestWithDefaults(t *testing.T) {
 		in:   SMIOperatorSpec{},
 		want: SMIOperatorSpec{
 			Backend: BackendIstio, TrustDomain: "cluster.local", ClusterDomain: "cluster.local", AccessMode: AccessEnforcing,
-			XDS: XDSSpec{Port: 15010, TokenAudiences: []string{"smi-operator-xds"}, CertificateTTL: dur(time.Hour), SwapGracePeriod: dur(5 * time.Minute)},
+			XDS: XDSSpec{Port: 15010, TokenAudiences: []string{"smi-operator-xds"}, CertificateTTL: dur(time.Hour), SwapGracePeriod: dur(5 * time.Minute), Injection: defaultInjection},
 		},
 	}, {
 		name: "explicit values are kept, a zero grace period included",
@@ -41,7 +54,7 @@ func TestWithDefaults(t *testing.T) {
 		in:   SMIOperatorSpec{Backend: BackendXDS, XDS: XDSSpec{Port: 16000}},
 		want: SMIOperatorSpec{
 			Backend: BackendXDS, TrustDomain: "cluster.local", ClusterDomain: "cluster.local", AccessMode: AccessEnforcing,
-			XDS: XDSSpec{Port: 16000, TokenAudiences: []string{"smi-operator-xds"}, CertificateTTL: dur(time.Hour), SwapGracePeriod: dur(5 * time.Minute)},
+			XDS: XDSSpec{Port: 16000, TokenAudiences: []string{"smi-operator-xds"}, CertificateTTL: dur(time.Hour), SwapGracePeriod: dur(5 * time.Minute), Injection: defaultInjection},
 		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {

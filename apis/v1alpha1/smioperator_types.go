@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -182,6 +183,79 @@ type XDSSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self.matches('^(0|([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+)$') && duration(self) <= duration('24h')",message="swapGracePeriod must be a duration from 0s to 24h, such as 5m"
 	// +optional
 	SwapGracePeriod *metav1.Duration `json:"swapGracePeriod,omitempty"`
+
+	// Injection configures the sidecars the operator injects into the pods of namespaces labelled
+	// smi-operator.io/inject=enabled (and pods annotated smi-operator.io/inject: "true"): the
+	// images, the proxy's resources, and the ports and CIDRs no injected pod's traffic capture
+	// takes, besides each pod's own annotations. Applied when a pod is created.
+	// +kubebuilder:default={}
+	// +optional
+	Injection InjectionSpec `json:"injection,omitempty"`
+}
+
+// InjectionSpec configures injected sidecars.
+type InjectionSpec struct {
+	// EnvoyImage runs the Envoy sidecar (template envoy).
+	// +kubebuilder:default="docker.io/envoyproxy/envoy:v1.36.2"
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	EnvoyImage string `json:"envoyImage,omitempty"`
+
+	// AgentImage runs the traffic capture init container and the pod agent: an image of this
+	// operator (they are its iptables and agent commands). Empty: the image the operator runs
+	// from.
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	AgentImage string `json:"agentImage,omitempty"`
+
+	// ProxyResources are the Envoy sidecar's resource requests and limits.
+	// +kubebuilder:default={}
+	// +optional
+	ProxyResources ProxyResources `json:"proxyResources,omitempty"`
+
+	// ExcludeInboundPorts are never captured inbound in any injected pod (besides 15020, 15021
+	// and 15090, the proxy's own, and the pod's smi-operator.io/exclude-inbound-ports).
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:Minimum=1
+	// +kubebuilder:validation:items:Maximum=65535
+	// +listType=set
+	// +optional
+	ExcludeInboundPorts []int32 `json:"excludeInboundPorts,omitempty"`
+
+	// ExcludeOutboundPorts are destination ports never captured outbound in any injected pod
+	// (besides the pod's smi-operator.io/exclude-outbound-ports).
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:Minimum=1
+	// +kubebuilder:validation:items:Maximum=65535
+	// +listType=set
+	// +optional
+	ExcludeOutboundPorts []int32 `json:"excludeOutboundPorts,omitempty"`
+
+	// ExcludeOutboundCIDRs are destinations never captured outbound in any injected pod (besides
+	// the pod's smi-operator.io/exclude-outbound-cidrs), such as the cloud's metadata server.
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=64
+	// +kubebuilder:validation:items:XValidation:rule="isCIDR(self)",message="must be a CIDR such as 10.0.0.0/8 or fd00::/8"
+	// +listType=set
+	// +optional
+	ExcludeOutboundCIDRs []string `json:"excludeOutboundCIDRs,omitempty"`
+}
+
+// ProxyResources are a sidecar's resource requests and limits.
+type ProxyResources struct {
+	// +kubebuilder:default="100m"
+	// +optional
+	CPURequest *resource.Quantity `json:"cpuRequest,omitempty"`
+	// +kubebuilder:default="128Mi"
+	// +optional
+	MemoryRequest *resource.Quantity `json:"memoryRequest,omitempty"`
+	// CPULimit is unset by default: a throttled proxy slows every request of its pod.
+	// +optional
+	CPULimit *resource.Quantity `json:"cpuLimit,omitempty"`
+	// +kubebuilder:default="1Gi"
+	// +optional
+	MemoryLimit *resource.Quantity `json:"memoryLimit,omitempty"`
 }
 
 // XDSTLS names the serving certificate of the xDS server.

@@ -36,6 +36,7 @@ const webhookCertDir = "/tmp/k8s-webhook-server/serving-certs"
 // that can patch CRDs is flagged by OLM's good-practice checks.
 var certRotationOnly = []schema.GroupResource{
 	{Group: "admissionregistration.k8s.io", Resource: "validatingwebhookconfigurations"},
+	{Group: "admissionregistration.k8s.io", Resource: "mutatingwebhookconfigurations"},
 	{Group: "apiextensions.k8s.io", Resource: "customresourcedefinitions"},
 }
 
@@ -90,6 +91,7 @@ type inputs struct {
 	bindings     []*rbacv1.RoleBinding
 	cBindings    []*rbacv1.ClusterRoleBinding
 	webhooks     []admissionregistrationv1.ValidatingWebhook
+	mutating     []admissionregistrationv1.MutatingWebhook
 	rest         []*unstructured.Unstructured // neither of the above, nor a sample
 }
 
@@ -143,6 +145,12 @@ func sortInputs(objs []*unstructured.Unstructured) (*inputs, error) {
 			c, err = convert[admissionregistrationv1.ValidatingWebhookConfiguration](u)
 			if c != nil {
 				in.webhooks = append(in.webhooks, c.Webhooks...)
+			}
+		case schema.GroupKind{Group: "admissionregistration.k8s.io", Kind: "MutatingWebhookConfiguration"}:
+			var c *admissionregistrationv1.MutatingWebhookConfiguration
+			c, err = convert[admissionregistrationv1.MutatingWebhookConfiguration](u)
+			if c != nil {
+				in.mutating = append(in.mutating, c.Webhooks...)
 			}
 		default:
 			in.rest = append(in.rest, u)
@@ -298,11 +306,18 @@ func olmDeployment(d *appsv1.Deployment, image string) (*appsv1.Deployment, stri
 // webhookService is the Service that the webhooks and the CRDs' conversion call.
 func webhookService(in *inputs) (*unstructured.Unstructured, error) {
 	names := map[string]bool{}
+	clients := map[string]admissionregistrationv1.WebhookClientConfig{}
 	for _, w := range in.webhooks {
-		if w.ClientConfig.Service == nil {
-			return nil, fmt.Errorf("webhook %s calls a URL, not a Service", w.Name)
+		clients[w.Name] = w.ClientConfig
+	}
+	for _, w := range in.mutating {
+		clients[w.Name] = w.ClientConfig
+	}
+	for name, c := range clients {
+		if c.Service == nil {
+			return nil, fmt.Errorf("webhook %s calls a URL, not a Service", name)
 		}
-		names[w.ClientConfig.Service.Name] = true
+		names[c.Service.Name] = true
 	}
 	for _, crd := range in.crds {
 		if c := crd.Spec.Conversion; c != nil && c.Strategy == apiextensionsv1.WebhookConverter {
@@ -355,6 +370,32 @@ func webhookDefinitions(in *inputs, svc *unstructured.Unstructured, deployment s
 			SideEffects:             w.SideEffects,
 			TimeoutSeconds:          w.TimeoutSeconds,
 			AdmissionReviewVersions: w.AdmissionReviewVersions,
+			WebhookPath:             w.ClientConfig.Service.Path,
+		})
+	}
+	for _, w := range in.mutating {
+		// OLM gives a webhook the OperatorGroup's namespaces, not its own namespaceSelector, so a
+		// webhook whose failure policy is Fail would hold back every pod of those namespaces
+		// while the operator is down, not just those of the namespaces it selects. Such a webhook
+		// is left out: the Ignore one reaches the same pods, and its handler reads the namespace
+		// label itself (the pod injection webhook's namespace.inject, config/webhook).
+		if w.FailurePolicy != nil && *w.FailurePolicy == admissionregistrationv1.Fail && w.NamespaceSelector != nil {
+			continue
+		}
+		out = append(out, operatorsv1alpha1.WebhookDescription{
+			GenerateName:            w.Name,
+			Type:                    operatorsv1alpha1.MutatingAdmissionWebhook,
+			DeploymentName:          deployment,
+			ContainerPort:           port,
+			TargetPort:              &target,
+			Rules:                   w.Rules,
+			FailurePolicy:           w.FailurePolicy,
+			MatchPolicy:             w.MatchPolicy,
+			ObjectSelector:          w.ObjectSelector,
+			SideEffects:             w.SideEffects,
+			TimeoutSeconds:          w.TimeoutSeconds,
+			AdmissionReviewVersions: w.AdmissionReviewVersions,
+			ReinvocationPolicy:      w.ReinvocationPolicy,
 			WebhookPath:             w.ClientConfig.Service.Path,
 		})
 	}

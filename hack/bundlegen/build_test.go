@@ -11,12 +11,13 @@ import (
 
 func TestDisplayName(t *testing.T) {
 	for path, want := range map[string]string{
-		"trustDomain":             "Trust Domain",
-		"mtls":                    "mTLS",
-		"xds.certificateTTL":      "xDS Certificate TTL",
-		"xds.tls.secretName":      "xDS TLS Secret Name",
-		"smiObjects.withProblems": "SMI Objects With Problems",
-		"observedGeneration":      "Observed Generation",
+		"trustDomain":                        "Trust Domain",
+		"mtls":                               "mTLS",
+		"xds.certificateTTL":                 "xDS Certificate TTL",
+		"xds.tls.secretName":                 "xDS TLS Secret Name",
+		"smiObjects.withProblems":            "SMI Objects With Problems",
+		"observedGeneration":                 "Observed Generation",
+		"xds.injection.excludeOutboundCIDRs": "xDS Injection Exclude Outbound CIDRs",
 	} {
 		if got := displayName(strings.Split(path, ".")); got != want {
 			t.Errorf("displayName(%s) = %q, want %q", path, got, want)

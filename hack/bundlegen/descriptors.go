@@ -124,14 +124,18 @@ func displayName(path []string) string {
 	return strings.Join(words, " ")
 }
 
-// splitCamel splits "certificateTTL" into "certificate", "TTL" and "smiObjects" into "smi", "Objects".
+// splitCamel splits "certificateTTL" into "certificate", "TTL", "smiObjects" into "smi", "Objects",
+// and "excludeOutboundCIDRs" into "exclude", "Outbound", "CIDRs".
 func splitCamel(s string) []string {
 	var words []string
 	runes := []rune(s)
 	start := 0
 	for i := 1; i < len(runes); i++ {
 		lowerToUpper := unicode.IsLower(runes[i-1]) && unicode.IsUpper(runes[i])
-		acronymEnd := i+1 < len(runes) && unicode.IsUpper(runes[i-1]) && unicode.IsUpper(runes[i]) && unicode.IsLower(runes[i+1])
+		// An acronym ends before an upper-case letter followed by lower case ("TTLSeconds"), but
+		// its plural's "s" is its own ("CIDRs", "excludeOutboundCIDRs").
+		plural := i+1 < len(runes) && runes[i+1] == 's' && (i+2 == len(runes) || unicode.IsUpper(runes[i+2]))
+		acronymEnd := i+1 < len(runes) && unicode.IsUpper(runes[i-1]) && unicode.IsUpper(runes[i]) && unicode.IsLower(runes[i+1]) && !plural
 		if lowerToUpper || acronymEnd {
 			words = append(words, string(runes[start:i]))
 			start = i
