@@ -1,6 +1,7 @@
 package xdse2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -10,12 +11,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -24,10 +27,10 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/smi-operator/smi-operator/internal/agent"
 	"github.com/smi-operator/smi-operator/test/grpcxds"
 	"github.com/smi-operator/smi-operator/test/netns"
 	"github.com/smi-operator/smi-operator/test/testenv"
-	"github.com/smi-operator/smi-operator/xds/ca"
 	"github.com/smi-operator/smi-operator/xds/server"
 )
 
@@ -131,13 +134,130 @@ func (o *operator) tlsBackend(namespace, serviceAccount, name string, i int) *gr
 	return b
 }
 
-// identity issues a certificate for ServiceAccount namespace/serviceAccount from the operator's
-// CA and writes it, its key and the trust bundle to files, as a workload would get them.
+// identity is the certificate, key and trust bundle files of ServiceAccount
+// namespace/serviceAccount as a workload gets them: written by its pod agent (proxy grpc), which
+// made the key and obtained the certificate with a CSR and a token of that ServiceAccount for the
+// xDS audience (TokenRequest, as a projected volume holds it), from the enforcing operator, which
+// holds the CA every operator of the suite trusts. The agent runs, renewing, until the spec ends;
+// then no response it received from the operator may have carried a private key.
 func (o *operator) identity(namespace, serviceAccount string) grpcxds.PEMFiles {
 	GinkgoHelper()
-	files, err := grpcxds.IssuePEMFiles(GinkgoT().TempDir(), o.ca, ca.SPIFFEID(o.ca.TrustDomain(), namespace, serviceAccount))
+	a := o.startAgent(namespace, serviceAccount, server.ProxyGRPC, netns.HostPort(1, xdsPort))
+	return grpcxds.PEMFiles{CertificateFile: a.paths.CertChainFile, PrivateKeyFile: a.paths.KeyFile, CACertificateFile: a.paths.RootCertFile}
+}
+
+// runningAgent is a pod agent a spec started, with what it reads and writes and every response it
+// received from the operator.
+type runningAgent struct {
+	*agent.Agent
+	paths     agent.Paths
+	responses *responses
+}
+
+// startAgent runs the pod agent of a pod of ServiceAccount namespace/serviceAccount (created when
+// missing) for proxy against the operator at xdsAddress, as an injected pod runs it: its token
+// is a TokenRequest token for the xDS audience, its trust bundle the CA's. It returns once the
+// agent holds a certificate, and stops it when the spec ends, checking that no response it got
+// carried a private key.
+func (o *operator) startAgent(namespace, serviceAccount, proxy, xdsAddress string) *runningAgent {
+	GinkgoHelper()
+	dir := GinkgoT().TempDir()
+	paths := agent.DefaultPaths().InDir(dir)
+	paths.TokenFile, paths.TrustBundleFile = filepath.Join(dir, "token"), filepath.Join(dir, "ca-root.pem")
+	Expect(os.WriteFile(paths.TokenFile, []byte(o.serviceAccountToken(namespace, serviceAccount, tokenAudience)), 0o600)).To(Succeed())
+	Expect(os.WriteFile(paths.TrustBundleFile, o.ca.TrustBundlePEM(), 0o644)).To(Succeed())
+	recorded := &responses{}
+	a, err := agent.New(agent.Options{
+		Proxy: proxy, XDSAddress: xdsAddress,
+		PodName: serviceAccount + "-" + filepath.Base(dir), PodNamespace: namespace, ServiceAccount: serviceAccount,
+		Paths: paths, DialOptions: recorded.dialOptions(), MinRetry: 100 * time.Millisecond, MaxRetry: time.Second,
+		Log: GinkgoLogr.WithName("agent").WithValues("identity", namespace+"/"+serviceAccount),
+	})
 	Expect(err).NotTo(HaveOccurred())
-	return files
+	first := a.Renewed()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	DeferCleanup(func() {
+		cancel()
+		Expect(<-done).To(Succeed())
+		Expect(recorded.keys(a)).To(BeEmpty(), "responses of the operator carrying a private key")
+	})
+	select {
+	case <-first:
+	case <-time.After(30 * time.Second):
+		Fail("the pod agent of " + namespace + "/" + serviceAccount + " got no certificate in 30s")
+	}
+	return &runningAgent{Agent: a, paths: paths, responses: recorded}
+}
+
+// responses records every message a pod agent receives from the operator, and every key the agent
+// held (interceptors on its connections).
+type responses struct {
+	mu   sync.Mutex
+	msgs []proto.Message
+}
+
+func (r *responses) record(m any) {
+	if p, ok := m.(proto.Message); ok {
+		r.mu.Lock()
+		r.msgs = append(r.msgs, proto.Clone(p))
+		r.mu.Unlock()
+	}
+}
+
+func (r *responses) dialOptions() []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			err := invoker(ctx, method, req, reply, cc, opts...)
+			if err == nil {
+				r.record(reply)
+			}
+			return err
+		}),
+		grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+			s, err := streamer(ctx, desc, cc, method, opts...)
+			if err != nil {
+				return nil, err
+			}
+			return &recordingStream{ClientStream: s, r: r}, nil
+		}),
+	}
+}
+
+type recordingStream struct {
+	grpc.ClientStream
+	r *responses
+}
+
+func (s *recordingStream) RecvMsg(m any) error {
+	err := s.ClientStream.RecvMsg(m)
+	if err == nil {
+		s.r.record(m)
+	}
+	return err
+}
+
+// keys describes the recorded responses that carry a private key: a PEM "PRIVATE KEY" block, or
+// the PKCS #8 DER or the private scalar of the key the agent holds. It fails when nothing was
+// recorded.
+func (r *responses) keys(a *agent.Agent) []string {
+	GinkgoHelper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	Expect(r.msgs).NotTo(BeEmpty(), "responses recorded")
+	key := a.Current().Key
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	Expect(err).NotTo(HaveOccurred())
+	var found []string
+	for _, m := range r.msgs {
+		wire, err := proto.Marshal(m)
+		Expect(err).NotTo(HaveOccurred())
+		if bytes.Contains(wire, []byte("PRIVATE KEY")) || bytes.Contains(wire, der) || bytes.Contains(wire, key.D.Bytes()) {
+			found = append(found, fmt.Sprintf("%T", m))
+		}
+	}
+	return found
 }
 
 // clientBootstrap is the bootstrap of a proxyless gRPC client of the operator's xDS server,

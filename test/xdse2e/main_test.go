@@ -57,6 +57,7 @@ func TestXDSE2E(t *testing.T) {
 // Ordered.
 var _ = Describe("the xDS backend", func() {
 	Describe("access", accessSpecs)
+	Describe("the pod agent", agentSpecs)
 	Describe("gRPC C-core", ccoreSpecs)
 	Describe("diagnostics", diagnosticsSpecs)
 	Describe("grpc-js", grpcJSSpecs)
