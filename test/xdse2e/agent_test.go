@@ -26,15 +26,19 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 	securityv1alpha1 "istio.io/api/security/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	xdsbackend "github.com/smi-operator/smi-operator/controllers/backends/xds"
 	"github.com/smi-operator/smi-operator/test/grpcxds"
 	"github.com/smi-operator/smi-operator/test/netns"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 	"github.com/smi-operator/smi-operator/translators/xds"
+	"github.com/smi-operator/smi-operator/xds/bootstrap"
 	"github.com/smi-operator/smi-operator/xds/ca"
 	"github.com/smi-operator/smi-operator/xds/server"
 )
@@ -42,10 +46,25 @@ import (
 // agentSpecs are the specs of the pod agent against the operator. (Every other spec's workloads
 // take their certificates from pod agents too: see operator.identity.)
 func agentSpecs() {
+	It("the operator keeps the trust bundle ConfigMap in every namespace", trustBundleInEveryNamespace)
 	It("workloads bootstrapped by their agents alone: a TrafficTarget allows and denies by identity", trafficTargetWithAgentBootstraps)
 	It("the agent renews a short-lived certificate on disk before it expires", agentRenewsBeforeExpiry)
 	It("a CSR for another identity than the token's is refused", csrForAnotherIdentityIsRefused)
 	It("an Envoy sidecar's agent serves SDS with its own key and proxies ADS with its token", envoyAgentServesSDSAndProxiesADS)
+}
+
+// trustBundleInEveryNamespace: the enforcing operator writes, in a namespace it sees appear, the
+// ConfigMap the pod agents verify the xDS server with (bootstrap.TrustBundleConfigMap), holding
+// the CA's trust bundle and controlled by the Namespace, so that it goes with it.
+func trustBundleInEveryNamespace() {
+	ns := o.namespace("trust-bundle-configmap")
+	Expect(o.trustBundle(ns)).To(Equal(o.ca.TrustBundlePEM()))
+	cm := &corev1.ConfigMap{}
+	Expect(o.client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: bootstrap.TrustBundleConfigMap}, cm)).To(Succeed())
+	ref := metav1.GetControllerOf(cm)
+	Expect(ref).NotTo(BeNil())
+	Expect(ref.Kind).To(Equal("Namespace"))
+	Expect(ref.Name).To(Equal(ns))
 }
 
 // trafficTargetWithAgentBootstraps: an xDS-enabled grpc-go server and grpc-go clients each

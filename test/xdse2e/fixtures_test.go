@@ -31,6 +31,7 @@ import (
 	"github.com/smi-operator/smi-operator/test/grpcxds"
 	"github.com/smi-operator/smi-operator/test/netns"
 	"github.com/smi-operator/smi-operator/test/testenv"
+	"github.com/smi-operator/smi-operator/xds/bootstrap"
 	"github.com/smi-operator/smi-operator/xds/server"
 )
 
@@ -165,7 +166,7 @@ func (o *operator) startAgent(namespace, serviceAccount, proxy, xdsAddress strin
 	paths := agent.DefaultPaths().InDir(dir)
 	paths.TokenFile, paths.TrustBundleFile = filepath.Join(dir, "token"), filepath.Join(dir, "ca-root.pem")
 	Expect(os.WriteFile(paths.TokenFile, []byte(o.serviceAccountToken(namespace, serviceAccount, tokenAudience)), 0o600)).To(Succeed())
-	Expect(os.WriteFile(paths.TrustBundleFile, o.ca.TrustBundlePEM(), 0o644)).To(Succeed())
+	Expect(os.WriteFile(paths.TrustBundleFile, o.trustBundle(namespace), 0o644)).To(Succeed())
 	recorded := &responses{}
 	a, err := agent.New(agent.Options{
 		Proxy: proxy, XDSAddress: xdsAddress,
@@ -189,6 +190,21 @@ func (o *operator) startAgent(namespace, serviceAccount, proxy, xdsAddress strin
 		Fail("the pod agent of " + namespace + "/" + serviceAccount + " got no certificate in 30s")
 	}
 	return &runningAgent{Agent: a, paths: paths, responses: recorded}
+}
+
+// trustBundle is what an injected pod of namespace mounts as its trust bundle: the ConfigMap the
+// enforcing operator keeps in every namespace it programs, waited for; in the namespaces of the
+// other operators, which run no CA, the CA's bundle.
+func (o *operator) trustBundle(namespace string) []byte {
+	GinkgoHelper()
+	if xdsPortFor(namespace) != xdsPort {
+		return o.ca.TrustBundlePEM()
+	}
+	cm := &corev1.ConfigMap{}
+	Eventually(func() error {
+		return o.client.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: bootstrap.TrustBundleConfigMap}, cm)
+	}).Within(30*time.Second).ProbeEvery(50*time.Millisecond).Should(Succeed(), "the trust bundle ConfigMap of %s", namespace)
+	return []byte(cm.Data[bootstrap.TrustBundleKey])
 }
 
 // responses records every message a pod agent receives from the operator, and every key the agent

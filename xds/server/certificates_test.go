@@ -170,3 +170,26 @@ func TestCreateCertificate(t *testing.T) {
 		t.Errorf("certificate requests counted %v times, want 10", got)
 	}
 }
+
+// rotatingCA reports a rotation on every call.
+type rotatingCA struct{ server.CertificateAuthority }
+
+func (rotatingCA) Rotate(context.Context) (bool, error) { return true, nil }
+
+// TestOnRootRotated: when the CA's root changes, the server says so, for its holder to publish the
+// new trust bundle.
+func TestOnRootRotated(t *testing.T) {
+	f := startServer(t, server.Options{CA: rotatingCA{newAuthority(t)}, RootRefresh: 10 * time.Millisecond})
+	told := make(chan struct{}, 1)
+	f.srv.OnRootRotated(func() {
+		select {
+		case told <- struct{}{}:
+		default:
+		}
+	})
+	select {
+	case <-told:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a rotation was not told")
+	}
+}

@@ -62,6 +62,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 	securityv1alpha1 "istio.io/api/security/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
 	k8stypes "k8s.io/apimachinery/pkg/types"
 
 	"github.com/smi-operator/smi-operator/translators/mesh"
@@ -83,6 +84,10 @@ type Options struct {
 	CA CertificateAuthority
 	// RootRefresh is how often the CA's root is checked for rotation; one minute when zero.
 	RootRefresh time.Duration
+	// TrustBundles, when set, publishes the CA's trust bundle in each namespace the server is told
+	// of (the pod agents' anchor); the caller has it publish again when the root rotates
+	// (OnRootRotated).
+	TrustBundles TrustBundles
 	// HoldUntilSynced, when set, has the server answer no proxy until Synced is called: its feeder
 	// calls Synced once it has given the server every Service, split and access rule there is. A
 	// proxy reconnecting to a new server (after a settings change, or a restart of the operator)
@@ -92,6 +97,14 @@ type Options struct {
 	// Registerer receives the server's metrics; nil registers none.
 	Registerer prometheus.Registerer
 	Log        logr.Logger
+}
+
+// TrustBundles publishes the CA's trust bundle where a namespace's workloads read it.
+type TrustBundles interface {
+	// SetNamespace publishes it in the namespace (kept until the namespace goes).
+	SetNamespace(ctx context.Context, ns *corev1.Namespace) error
+	// DeleteNamespace forgets a namespace that is gone or going.
+	DeleteNamespace(name string)
 }
 
 // Authenticator turns a bearer token into the identity it proves.
@@ -308,6 +321,9 @@ func (s *Server) TrustBundlePEM() []byte {
 	}
 	return s.opts.CA.TrustBundlePEM()
 }
+
+// TrustBundles is what publishes the trust bundle in namespaces; nil when nothing does.
+func (s *Server) TrustBundles() TrustBundles { return s.opts.TrustBundles }
 
 // Settings are the mesh settings the server builds its resources with.
 func (s *Server) Settings() mesh.Settings { return s.opts.Settings }

@@ -37,7 +37,9 @@ type ServerWiring struct {
 }
 
 // NewServer starts the built-in certificate authority (its root kept in cfg.CASecret) and the
-// token authenticator, and returns an xDS server using them; it does not listen yet.
+// token authenticator, and returns an xDS server using them, which publishes the CA's trust bundle
+// in every namespace it is told of (TrustBundles), again whenever the root rotates; it does not
+// listen yet.
 func NewServer(ctx context.Context, clientset kubernetes.Interface, settings mesh.Settings, cfg Config, with ServerWiring) (*server.Server, error) {
 	host, _, err := net.SplitHostPort(cfg.Address)
 	if err != nil {
@@ -58,16 +60,39 @@ func NewServer(ctx context.Context, clientset kubernetes.Interface, settings mes
 			return nil, err
 		}
 	}
-	return server.New(server.Options{
+	bundles := NewTrustBundles(clientset, authority.TrustBundlePEM, with.Log)
+	srv := server.New(server.Options{
 		Address:         cfg.Address,
 		Settings:        settings,
 		Authenticator:   authenticator,
 		CA:              authority,
+		TrustBundles:    bundles,
 		TLS:             serving,
 		HoldUntilSynced: with.HoldUntilSynced,
 		Registerer:      with.Registerer,
 		Log:             with.Log,
-	}), nil
+	})
+	srv.OnRootRotated(func() {
+		// In the background: the rotation loop must not wait for a write per namespace. The
+		// old root stays in the bundle until it expires, so retrying for a while is safe.
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			for wait := time.Second; ; wait *= 2 {
+				err := bundles.Republish(ctx)
+				if err == nil {
+					return
+				}
+				with.Log.Error(err, "publishing the rotated trust bundle; retrying", "in", wait)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+			}
+		}()
+	})
+	return srv, nil
 }
 
 // ServingNames are the DNS names of the xDS Service (service in namespace) and the IP address

@@ -43,14 +43,20 @@ func (b Targets) Forget(_ context.Context, ref mesh.ObjectRef) error {
 }
 
 // SetNamespace tells the server whether access applies in the namespace (its labels), which it
-// judges with its own settings.
-func (b Targets) SetNamespace(_ context.Context, ns *corev1.Namespace) error {
+// judges with its own settings, and publishes the CA's trust bundle there (TrustBundles).
+func (b Targets) SetNamespace(ctx context.Context, ns *corev1.Namespace) error {
 	b.Server.SetNamespace(ns.Name, ns.Labels)
+	if tb := b.Server.TrustBundles(); tb != nil {
+		return tb.SetNamespace(ctx, ns)
+	}
 	return nil
 }
 
 // DeleteNamespace has the server forget the namespace.
 func (b Targets) DeleteNamespace(_ context.Context, name string) error {
 	b.Server.DeleteNamespace(name)
+	if tb := b.Server.TrustBundles(); tb != nil {
+		tb.DeleteNamespace(name)
+	}
 	return nil
 }
