@@ -38,7 +38,7 @@ generate: ## Generate deepcopy code for the operator's Go types (apis/smi, apis/
 .PHONY: manifests
 manifests: ## Generate the CRDs (SMI and the operator's own), RBAC and webhook configuration under config/.
 	hack/gen-crds.sh config/crd/bases
-	$(CONTROLLER_GEN) crd paths=./apis/v1alpha1/... output:crd:dir=config/crd/bases
+	$(CONTROLLER_GEN) crd paths=./apis/v1alpha1/... paths=./apis/policy/... output:crd:dir=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=manager-role webhook paths=./... output:rbac:dir=config/rbac output:webhook:dir=config/webhook
 
 .PHONY: bundle

@@ -9,10 +9,16 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 )
 
-// ownGroup is the operator's own API group: its kinds get a descriptor for every field, derived
-// from the CRD schema so that they cannot drift from the API. The SMI kinds get only their status
-// conditions (their specs are SMI's, documented there).
+// ownGroup is the operator's own API group; its kinds, and those of its subgroups
+// (policy.smi-operator.io), get a descriptor for every field, derived from the CRD schema so that
+// they cannot drift from the API. The SMI kinds get only their status conditions (their specs are
+// SMI's, documented there).
 const ownGroup = "smi-operator.io"
+
+// isOwnGroup reports whether group is ownGroup or one of its subgroups.
+func isOwnGroup(group string) bool {
+	return group == ownGroup || strings.HasSuffix(group, "."+ownGroup)
+}
 
 // UI descriptors (x-descriptors) OLM's console understands.
 const (
@@ -38,7 +44,7 @@ func descriptors(crd *apiextensionsv1.CustomResourceDefinition, v apiextensionsv
 		return nil, nil
 	}
 	root := v.Schema.OpenAPIV3Schema.Properties
-	if crd.Spec.Group != ownGroup {
+	if !isOwnGroup(crd.Spec.Group) {
 		if st, ok := root["status"]; ok {
 			if c, ok := st.Properties["conditions"]; ok {
 				status = append(status, operatorsv1alpha1.StatusDescriptor{

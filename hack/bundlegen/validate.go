@@ -245,7 +245,7 @@ func checkDeployment(csv *operatorsv1alpha1.ClusterServiceVersion) []string {
 func checkDescriptors(csv *operatorsv1alpha1.ClusterServiceVersion) []string {
 	var errs []string
 	for _, o := range csv.Spec.CustomResourceDefinitions.Owned {
-		if strings.HasSuffix(o.Name, "."+ownGroup) && (len(o.SpecDescriptors) == 0 || len(o.StatusDescriptors) == 0) {
+		if _, group, _ := strings.Cut(o.Name, "."); isOwnGroup(group) && (len(o.SpecDescriptors) == 0 || len(o.StatusDescriptors) == 0) {
 			errs = append(errs, fmt.Sprintf("owned CRD %s %s has no spec or no status descriptors", o.Name, o.Version))
 		}
 	}
