@@ -38,6 +38,9 @@ const (
 	// ReasonSelfReferentialSplit: a backend is the split's own apex, which the SMI spec says cannot
 	// be; it is accepted (as OSM and linkerd-smi accept it): its share stays on the apex's endpoints.
 	ReasonSelfReferentialSplit = "SelfReferentialSplit"
+	// ReasonSplitNotChained: a backend is the apex of another split, whose weights do not apply
+	// to the share sent to it (no backend chains splits).
+	ReasonSplitNotChained = "SplitNotChained"
 	// ReasonNoWeightedBackends: no remaining backend has a positive weight; traffic stays on the apex.
 	ReasonNoWeightedBackends = "NoWeightedBackends"
 	// ReasonRouteNotFound: a referenced HTTPRouteGroup, TCPRoute or UDPRoute does not exist.

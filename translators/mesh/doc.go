@@ -32,6 +32,10 @@
 //   - The apex listed as its own backend keeps that share on the apex's own endpoints. The spec
 //     says a split cannot reference itself, but OSM and linkerd-smi accept it, so it is accepted
 //     with a warning (ResolvedRefs=False SelfReferentialSplit) rather than refused.
+//   - A backend that is the apex of another split gets its share on its own endpoints: no backend
+//     chains splits (Istio does not apply a VirtualService to another's destination, and the xDS
+//     routes name the backends' own clusters), so the split is warned (ResolvedRefs=False
+//     SplitNotChained) rather than silently doing less than its author most likely meant.
 //   - An apex without any port (a headless Service without ports) carries no traffic to split: the
 //     split is not programmed (NoRoutablePorts), whatever the backend.
 //   - A match reference that is not a specs.smi-spec.io HTTPRouteGroup rejects the whole split

@@ -56,7 +56,30 @@ func (b *builder) splits(in []splitv1alpha4.TrafficSplit) []Split {
 			out = append(out, s)
 		}
 	}
+	b.warnUnchained(out)
 	return out
+}
+
+// warnUnchained tells a split whose backend is another split's apex that the other split's
+// weights do not apply to its share: neither Istio (a VirtualService is not applied to the
+// destination of another) nor the xDS backend (a route's clusters are the backends' own) chains
+// splits, and an author who split a split most likely expected them to.
+func (b *builder) warnUnchained(splits []Split) {
+	splitOf := map[types.NamespacedName]ObjectRef{}
+	for _, s := range splits {
+		splitOf[nameOf(s.Apex.Namespace, s.Apex.Name)] = s.Source
+	}
+	for _, s := range splits {
+		for _, be := range s.Backends {
+			other, split := splitOf[nameOf(be.Namespace, be.Name)]
+			if !split || be.Weight == 0 || other == s.Source {
+				continue
+			}
+			b.diags.Warn(s.Source, smi.ConditionResolvedRefs, ReasonSplitNotChained,
+				"backend %q is the apex of TrafficSplit %q, whose weights do not apply here: this split's share (weight %d) goes to %q's own endpoints, as splits are not chained",
+				be.Name, other.Name, be.Weight, be.Name)
+		}
+	}
 }
 
 // apexOf is the name of the Service a split's spec.service names, "the FQDN that applications

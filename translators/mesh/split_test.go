@@ -226,13 +226,26 @@ func TestSplitSemantics(t *testing.T) {
 			diag(splitRef, smi.ConditionAccepted, ReasonUnsupportedRouteKind, SeverityError),
 		},
 	}, {
-		name: "splits on different apexes are independent and sorted by apex",
+		name: "splits on different apexes are independent and sorted by apex; a split on a split's apex is warned it is not chained",
 		splits: []splitv1alpha4.TrafficSplit{
 			trafficSplit("z", "web-v1", 0, backend("web-v2", 1)),
 			trafficSplit("y", "web", 0, backend("web-v1", 1)),
 		},
 		want: []Split{
 			{Source: ref(smi.TrafficSplitKind, "y"), Apex: apex, Backends: []Backend{{v1, 1}}},
+			{Source: ref(smi.TrafficSplitKind, "z"), Apex: v1, Backends: []Backend{{v2, 1}}},
+		},
+		wantDiags: []Diagnostic{
+			diag(ref(smi.TrafficSplitKind, "y"), smi.ConditionResolvedRefs, ReasonSplitNotChained, SeverityWarning),
+		},
+	}, {
+		name: "a split's weight-0 backend that is another split's apex carries nothing to chain: no warning",
+		splits: []splitv1alpha4.TrafficSplit{
+			trafficSplit("z", "web-v1", 0, backend("web-v2", 1)),
+			trafficSplit("y", "web", 0, backend("web-v1", 0), backend("web-v2", 1)),
+		},
+		want: []Split{
+			{Source: ref(smi.TrafficSplitKind, "y"), Apex: apex, Backends: []Backend{{v1, 0}, {v2, 1}}},
 			{Source: ref(smi.TrafficSplitKind, "z"), Apex: v1, Backends: []Backend{{v2, 1}}},
 		},
 	}}
