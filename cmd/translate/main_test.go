@@ -218,3 +218,23 @@ func TestCRDSchemaLimits(t *testing.T) {
 		})
 	}
 }
+
+// TestSamplesAreProgrammedOnBothBackends: `kubectl apply -k config/samples`, the first thing a
+// newcomer runs, brings the SMI objects together with the Services and workloads they name, so
+// that every one of them is programmed on either backend: no error and no warning on any object.
+func TestSamplesAreProgrammedOnBothBackends(t *testing.T) {
+	samples := filepath.Join("..", "..", "config", "samples")
+	for _, backend := range []string{"istio", "xds"} {
+		var stdout, stderr bytes.Buffer
+		code := Main([]string{"--backend=" + backend, samples}, strings.NewReader(""), &stdout, &stderr)
+		var problems []string
+		for _, line := range strings.Split(stderr.String(), "\n") {
+			if line != "" && !strings.HasPrefix(line, "note:") {
+				problems = append(problems, line)
+			}
+		}
+		if code != ExitOK || len(problems) > 0 {
+			t.Errorf("--backend=%s: exit %d, problems:\n%s", backend, code, strings.Join(problems, "\n"))
+		}
+	}
+}

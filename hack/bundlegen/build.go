@@ -40,6 +40,10 @@ var certRotationOnly = []schema.GroupResource{
 	{Group: "apiextensions.k8s.io", Resource: "customresourcedefinitions"},
 }
 
+// sampleWorkloadLabel marks the workloads and Services the samples act on (config/samples/
+// bookstore.yaml): applied with the samples, never part of the bundle.
+const sampleWorkloadLabel = "smi-operator.io/sample"
+
 // conversionWebhookName names the CSV's one conversion webhook definition.
 const conversionWebhookName = "convert.smi-operator.io"
 
@@ -99,6 +103,9 @@ func sortInputs(objs []*unstructured.Unstructured) (*inputs, error) {
 	in := &inputs{roles: map[string]*rbacv1.Role{}, clusterRoles: map[string]*rbacv1.ClusterRole{}}
 	var err error
 	for _, u := range objs {
+		if _, ok := u.GetLabels()[sampleWorkloadLabel]; ok {
+			continue // what the samples act on is the user's, not the operator's
+		}
 		switch u.GroupVersionKind().GroupKind() {
 		case schema.GroupKind{Group: "operators.coreos.com", Kind: "ClusterServiceVersion"}:
 			if in.csv != nil {

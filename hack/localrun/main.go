@@ -85,7 +85,7 @@ func run(operator, kubeconfig string, operatorArgs []string) error {
 localrun: the operator runs against an embedded control plane. In another shell:
 
     export KUBECONFIG=%s
-    kubectl apply -k config/samples      # the SMIOperator "default" selects the backend (istio)
+    kubectl apply -k config/samples      # the SMIOperator "default" (backend istio), the SMI objects and the bookstore app
     kubectl get trafficsplits -o wide
     kubectl patch smioperator default --type merge -p '{"spec":{"backend":"xds"}}'
 

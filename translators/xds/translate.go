@@ -148,8 +148,14 @@ func SplitRoutes(split mesh.Split) (envoy, proxyless []*routev3.RouteConfigurati
 		d.Fail(split.Source, smi.ConditionProgrammed, mesh.ReasonNoRoutablePorts,
 			"the apex %q has no TCP port, the only traffic the xDS backend routes; nothing is split", split.Apex.Name)
 	}
+	// Only an apex a gRPC client can call needs telling: one whose every TCP port is declared
+	// HTTP/1.1 (appProtocol or name "http") carries no gRPC, which needs HTTP/2.
+	grpcCallable := false
+	for _, port := range split.Apex.Ports {
+		grpcCallable = grpcCallable || (port.Protocol == corev1.ProtocolTCP && protocolOf(port) != protocolHTTP)
+	}
 	for _, m := range split.Matches {
-		if _, ok := forProxyless(m); !ok {
+		if _, ok := forProxyless(m); !ok && grpcCallable {
 			d.Warn(split.Source, smi.ConditionProgrammed, ReasonMethodsExcludePOST,
 				"match %s allows only %s; gRPC calls are POST, so proxyless gRPC clients never take it (Envoy sidecars do)",
 				matchName(m), strings.Join(m.Methods, ", "))
