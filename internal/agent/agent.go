@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,6 +33,7 @@ import (
 
 	xdstranslator "github.com/smi-operator/smi-operator/translators/xds"
 	"github.com/smi-operator/smi-operator/xds/bootstrap"
+	"github.com/smi-operator/smi-operator/xds/ca"
 	"github.com/smi-operator/smi-operator/xds/server"
 )
 
@@ -269,11 +269,7 @@ func (a *Agent) fetch(ctx context.Context) (*Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	id, err := url.Parse(a.spiffeID)
-	if err != nil {
-		return nil, fmt.Errorf("the identity %q: %w", a.spiffeID, err)
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{URIs: []*url.URL{id}}, key)
+	csr, err := ca.CSR(key, []string{a.spiffeID})
 	if err != nil {
 		return nil, err
 	}
@@ -285,7 +281,7 @@ func (a *Agent) fetch(ctx context.Context) (*Certificate, error) {
 	callCtx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token), 30*time.Second)
 	defer cancel()
 	resp, err := securityv1alpha1.NewIstioCertificateServiceClient(conn).CreateCertificate(callCtx, &securityv1alpha1.IstioCertificateRequest{
-		Csr: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})),
+		Csr: string(csr),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("asking %s to sign the CSR: %w", a.opts.XDSAddress, err)

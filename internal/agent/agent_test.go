@@ -3,18 +3,17 @@ package agent_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
-	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,28 +27,17 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/smi-operator/smi-operator/internal/agent"
+	"github.com/smi-operator/smi-operator/test/grpcxds"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 	xdstranslator "github.com/smi-operator/smi-operator/translators/xds"
-	"github.com/smi-operator/smi-operator/xds/auth"
 	"github.com/smi-operator/smi-operator/xds/ca"
 	"github.com/smi-operator/smi-operator/xds/server"
 )
-
-// tokens is an Authenticator that knows a fixed set of tokens.
-type tokens map[string]auth.Identity
-
-func (t tokens) Authenticate(_ context.Context, token string) (auth.Identity, error) {
-	if id, ok := t[token]; ok {
-		return id, nil
-	}
-	return auth.Identity{}, fmt.Errorf("%w: unknown token", auth.ErrUnauthenticated)
-}
 
 // operator is an xDS server over TLS with a CA (its certificate for 127.0.0.1) and a token of
 // shop/web, and the files a pod would have: the token and the trust bundle.
@@ -78,25 +66,18 @@ func startOperator(t *testing.T, certTTL time.Duration) *operator {
 	srv := server.New(server.Options{
 		TLS:           &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12},
 		Settings:      mesh.Settings{Access: mesh.AccessEnforcing, TrustDomain: "cluster.local"},
-		Authenticator: tokens{"token-of-web": {Namespace: "shop", ServiceAccount: "web"}, "token-of-db": {Namespace: "shop", ServiceAccount: "db"}},
+		Authenticator: grpcxds.Tokens{"token-of-web": {Namespace: "shop", ServiceAccount: "web"}, "token-of-db": {Namespace: "shop", ServiceAccount: "db"}},
 		CA:            authority,
 		Log:           logr.Discard(),
 	})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(ctx, lis) }()
-	t.Cleanup(func() { cancel(); <-done })
+	addr := grpcxds.ServeLoopback(t, srv)
 
 	dir := t.TempDir()
 	paths := agent.DefaultPaths().InDir(dir)
 	paths.TokenFile, paths.TrustBundleFile = filepath.Join(dir, "token"), filepath.Join(dir, "ca-root.pem")
 	write(t, paths.TokenFile, "token-of-web")
 	write(t, paths.TrustBundleFile, string(authority.TrustBundlePEM()))
-	return &operator{addr: lis.Addr().String(), authority: authority, paths: paths}
+	return &operator{addr: addr, authority: authority, paths: paths}
 }
 
 func write(t *testing.T, path, content string) {
@@ -106,76 +87,23 @@ func write(t *testing.T, path, content string) {
 	}
 }
 
-// responses records every message the agent receives from the operator (an interceptor on its
-// connections).
-type responses struct {
-	mu   sync.Mutex
-	msgs []proto.Message
-}
-
-func (r *responses) record(m any) {
-	if p, ok := m.(proto.Message); ok {
-		r.mu.Lock()
-		r.msgs = append(r.msgs, proto.Clone(p))
-		r.mu.Unlock()
-	}
-}
-
-func (r *responses) dialOptions() []grpc.DialOption {
-	return []grpc.DialOption{
-		grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-			err := invoker(ctx, method, req, reply, cc, opts...)
-			if err == nil {
-				r.record(reply)
-			}
-			return err
-		}),
-		grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-			s, err := streamer(ctx, desc, cc, method, opts...)
-			if err != nil {
-				return nil, err
-			}
-			return &recordingStream{ClientStream: s, r: r}, nil
-		}),
-	}
-}
-
-type recordingStream struct {
-	grpc.ClientStream
-	r *responses
-}
-
-func (s *recordingStream) RecvMsg(m any) error {
-	err := s.ClientStream.RecvMsg(m)
-	if err == nil {
-		s.r.record(m)
-	}
-	return err
-}
-
 // noKeyIn fails the test if any recorded response carries a private key: "PRIVATE KEY", or the
-// key's PKCS #8 DER or its private scalar.
-func (r *responses) noKeyIn(t *testing.T, keys ...*agent.Certificate) {
+// PKCS #8 DER or the private scalar of one of the certificates' keys.
+func noKeyIn(t *testing.T, r *grpcxds.Responses, certs ...*agent.Certificate) {
 	t.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.msgs) == 0 {
+	if r.Len() == 0 {
 		t.Fatal("no response recorded")
 	}
-	for _, m := range r.msgs {
-		wire, err := proto.Marshal(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if bytes.Contains(wire, []byte("PRIVATE KEY")) {
-			t.Errorf("a %T from the operator carries a PEM private key", m)
-		}
-		for _, k := range keys {
-			der, _ := x509.MarshalPKCS8PrivateKey(k.Key)
-			if bytes.Contains(wire, der) || bytes.Contains(wire, k.Key.D.Bytes()) {
-				t.Errorf("a %T from the operator carries the workload's key", m)
-			}
-		}
+	var keys []*ecdsa.PrivateKey
+	for _, c := range certs {
+		keys = append(keys, c.Key)
+	}
+	found, err := r.CarryingKeys(keys...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found) > 0 {
+		t.Errorf("responses of the operator carrying a private key: %v", found)
 	}
 }
 
@@ -227,8 +155,8 @@ func TestGRPCAgent(t *testing.T) {
 	if err := os.Remove(op.paths.TokenFile); err != nil {
 		t.Fatal(err)
 	}
-	var recorded responses
-	a := runAgent(t, agent.Options{Proxy: server.ProxyGRPC, XDSAddress: op.addr, Paths: op.paths, DialOptions: recorded.dialOptions()})
+	var recorded grpcxds.Responses
+	a := runAgent(t, agent.Options{Proxy: server.ProxyGRPC, XDSAddress: op.addr, Paths: op.paths, DialOptions: recorded.DialOptions()})
 	first := a.Renewed()
 	time.Sleep(200 * time.Millisecond)
 	if code := readyCode(a); code != http.StatusServiceUnavailable {
@@ -318,7 +246,7 @@ func TestGRPCAgent(t *testing.T) {
 	if renewed.Key.Equal(cert.Key) {
 		t.Error("the renewal kept the key; each CSR gets a new one")
 	}
-	recorded.noKeyIn(t, cert, renewed)
+	noKeyIn(t, &recorded, cert, renewed)
 }
 
 // TestEnvoyAgent: the agent of an Envoy sidecar writes Envoy's bootstrap and serves on its socket
@@ -328,8 +256,8 @@ func TestGRPCAgent(t *testing.T) {
 // carries the token the file holds then. No response of the operator carries a key.
 func TestEnvoyAgent(t *testing.T) {
 	op := startOperator(t, time.Hour)
-	var recorded responses
-	a := runAgent(t, agent.Options{Proxy: server.ProxyEnvoy, XDSAddress: op.addr, Paths: op.paths, DialOptions: recorded.dialOptions()})
+	var recorded grpcxds.Responses
+	a := runAgent(t, agent.Options{Proxy: server.ProxyEnvoy, XDSAddress: op.addr, Paths: op.paths, DialOptions: recorded.DialOptions()})
 	cert := waitRenewed(t, a, a.Renewed(), 10*time.Second)
 	if raw, err := os.ReadFile(op.paths.EnvoyBootstrapFile); err != nil || !bytes.Contains(raw, []byte(`"id": "web-1.shop"`)) {
 		t.Errorf("Envoy's bootstrap: %v\n%s", err, raw)
@@ -402,7 +330,7 @@ func TestEnvoyAgent(t *testing.T) {
 	if _, err := ads("db"); err != nil {
 		t.Errorf("ADS through the agent claiming shop/db once the token file holds db's token: %v", err)
 	}
-	recorded.noKeyIn(t, cert)
+	noKeyIn(t, &recorded, cert)
 }
 
 func firstPEM(bundle []byte) []byte {

@@ -7,8 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
-	"net/url"
 	"os"
 	"time"
 
@@ -151,7 +149,7 @@ func agentRenewsBeforeExpiry() {
 	Expect(renewed.URIs).To(HaveLen(1))
 	Expect(renewed.URIs[0].String()).To(Equal(ca.SPIFFEID("cluster.local", ns, "ticker")))
 	Expect(a.Current().Key.Equal(firstKey)).To(BeFalse(), "a new key for the renewal")
-	Expect(a.responses.keys(a.Agent)).To(BeEmpty())
+	Expect(keysIn(a.responses, a.Agent)).To(BeEmpty())
 }
 
 // csrForAnotherIdentityIsRefused: with a real token of ServiceAccount teller, the operator signs a
@@ -165,15 +163,9 @@ func csrForAnotherIdentityIsRefused() {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	Expect(err).NotTo(HaveOccurred())
 	csr := func(ids ...string) string {
-		tmpl := &x509.CertificateRequest{}
-		for _, id := range ids {
-			u, err := url.Parse(id)
-			Expect(err).NotTo(HaveOccurred())
-			tmpl.URIs = append(tmpl.URIs, u)
-		}
-		der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
+		data, err := ca.CSR(key, ids)
 		Expect(err).NotTo(HaveOccurred())
-		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+		return string(data)
 	}
 	sign := func(token, csr string) (*securityv1alpha1.IstioCertificateResponse, error) {
 		ctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token), 20*time.Second)

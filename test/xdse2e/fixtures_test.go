@@ -1,7 +1,6 @@
 package xdse2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -11,14 +10,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -152,7 +149,7 @@ func (o *operator) identity(namespace, serviceAccount string) grpcxds.PEMFiles {
 type runningAgent struct {
 	*agent.Agent
 	paths     agent.Paths
-	responses *responses
+	responses *grpcxds.Responses
 }
 
 // startAgent runs the pod agent of a pod of ServiceAccount namespace/serviceAccount (created when
@@ -167,11 +164,11 @@ func (o *operator) startAgent(namespace, serviceAccount, proxy, xdsAddress strin
 	paths.TokenFile, paths.TrustBundleFile = filepath.Join(dir, "token"), filepath.Join(dir, "ca-root.pem")
 	Expect(os.WriteFile(paths.TokenFile, []byte(o.serviceAccountToken(namespace, serviceAccount, tokenAudience)), 0o600)).To(Succeed())
 	Expect(os.WriteFile(paths.TrustBundleFile, o.trustBundle(namespace), 0o644)).To(Succeed())
-	recorded := &responses{}
+	recorded := &grpcxds.Responses{}
 	a, err := agent.New(agent.Options{
 		Proxy: proxy, XDSAddress: xdsAddress,
 		PodName: serviceAccount + "-" + filepath.Base(dir), PodNamespace: namespace, ServiceAccount: serviceAccount,
-		Paths: paths, DialOptions: recorded.dialOptions(), MinRetry: 100 * time.Millisecond, MaxRetry: time.Second,
+		Paths: paths, DialOptions: recorded.DialOptions(), MinRetry: 100 * time.Millisecond, MaxRetry: time.Second,
 		Log: GinkgoLogr.WithName("agent").WithValues("identity", namespace+"/"+serviceAccount),
 	})
 	Expect(err).NotTo(HaveOccurred())
@@ -182,7 +179,7 @@ func (o *operator) startAgent(namespace, serviceAccount, proxy, xdsAddress strin
 	DeferCleanup(func() {
 		cancel()
 		Expect(<-done).To(Succeed())
-		Expect(recorded.keys(a)).To(BeEmpty(), "responses of the operator carrying a private key")
+		Expect(keysIn(recorded, a)).To(BeEmpty(), "responses of the operator carrying a private key")
 	})
 	select {
 	case <-first:
@@ -207,72 +204,13 @@ func (o *operator) trustBundle(namespace string) []byte {
 	return []byte(cm.Data[bootstrap.TrustBundleKey])
 }
 
-// responses records every message a pod agent receives from the operator, and every key the agent
-// held (interceptors on its connections).
-type responses struct {
-	mu   sync.Mutex
-	msgs []proto.Message
-}
-
-func (r *responses) record(m any) {
-	if p, ok := m.(proto.Message); ok {
-		r.mu.Lock()
-		r.msgs = append(r.msgs, proto.Clone(p))
-		r.mu.Unlock()
-	}
-}
-
-func (r *responses) dialOptions() []grpc.DialOption {
-	return []grpc.DialOption{
-		grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-			err := invoker(ctx, method, req, reply, cc, opts...)
-			if err == nil {
-				r.record(reply)
-			}
-			return err
-		}),
-		grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-			s, err := streamer(ctx, desc, cc, method, opts...)
-			if err != nil {
-				return nil, err
-			}
-			return &recordingStream{ClientStream: s, r: r}, nil
-		}),
-	}
-}
-
-type recordingStream struct {
-	grpc.ClientStream
-	r *responses
-}
-
-func (s *recordingStream) RecvMsg(m any) error {
-	err := s.ClientStream.RecvMsg(m)
-	if err == nil {
-		s.r.record(m)
-	}
-	return err
-}
-
-// keys describes the recorded responses that carry a private key: a PEM "PRIVATE KEY" block, or
-// the PKCS #8 DER or the private scalar of the key the agent holds. It fails when nothing was
-// recorded.
-func (r *responses) keys(a *agent.Agent) []string {
+// keysIn names the responses recorded that carry a private key (the one the agent holds, or any
+// PEM one); it fails when nothing was recorded.
+func keysIn(r *grpcxds.Responses, a *agent.Agent) []string {
 	GinkgoHelper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	Expect(r.msgs).NotTo(BeEmpty(), "responses recorded")
-	key := a.Current().Key
-	der, err := x509.MarshalPKCS8PrivateKey(key)
+	Expect(r.Len()).NotTo(BeZero(), "responses recorded")
+	found, err := r.CarryingKeys(a.Current().Key)
 	Expect(err).NotTo(HaveOccurred())
-	var found []string
-	for _, m := range r.msgs {
-		wire, err := proto.Marshal(m)
-		Expect(err).NotTo(HaveOccurred())
-		if bytes.Contains(wire, []byte("PRIVATE KEY")) || bytes.Contains(wire, der) || bytes.Contains(wire, key.D.Bytes()) {
-			found = append(found, fmt.Sprintf("%T", m))
-		}
-	}
 	return found
 }
 

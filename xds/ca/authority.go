@@ -3,7 +3,10 @@ package ca
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/rand"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -334,4 +337,22 @@ func CheckCSR(csr *x509.CertificateRequest, spiffeID string) error {
 		return fmt.Errorf("the CSR asks for %q; the requester may only ask for its own identity, exactly %q", asked, spiffeID)
 	}
 	return nil
+}
+
+// CSR is a PEM certificate signing request of key asking for the URI SANs ids and the DNS names
+// dnsNames. A pod agent asks for its one SPIFFE ID; anything more is refused by [CheckCSR].
+func CSR(key crypto.Signer, ids []string, dnsNames ...string) ([]byte, error) {
+	tmpl := &x509.CertificateRequest{DNSNames: dnsNames}
+	for _, id := range ids {
+		u, err := url.Parse(id)
+		if err != nil {
+			return nil, fmt.Errorf("ca: %q: %w", id, err)
+		}
+		tmpl.URIs = append(tmpl.URIs, u)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
+	if err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), nil
 }

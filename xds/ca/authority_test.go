@@ -7,8 +7,8 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/pem"
 	"net"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -406,19 +406,12 @@ func testCSR(t *testing.T, key *ecdsa.PrivateKey, ids ...string) *x509.Certifica
 
 func testCSRWith(t *testing.T, key *ecdsa.PrivateKey, ids, dnsNames []string) *x509.CertificateRequest {
 	t.Helper()
-	tmpl := &x509.CertificateRequest{DNSNames: dnsNames}
-	for _, id := range ids {
-		u, err := url.Parse(id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl.URIs = append(tmpl.URIs, u)
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
+	data, err := CSR(key, ids, dnsNames...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	csr, err := x509.ParseCertificateRequest(der)
+	block, _ := pem.Decode(data)
+	csr, err := x509.ParseCertificateRequest(block.Bytes)
 	if err != nil {
 		t.Fatal(err)
 	}

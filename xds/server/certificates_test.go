@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 	securityv1alpha1 "istio.io/api/security/v1alpha1"
 
 	"github.com/smi-operator/smi-operator/translators/mesh"
+	"github.com/smi-operator/smi-operator/xds/ca"
 	"github.com/smi-operator/smi-operator/xds/server"
 )
 
@@ -47,19 +47,11 @@ func ecKey(t *testing.T) *ecdsa.PrivateKey {
 // csrPEM is a PEM CSR of key asking for the URI SANs ids and the DNS names dns.
 func csrPEM(t *testing.T, key *ecdsa.PrivateKey, ids []string, dns ...string) []byte {
 	t.Helper()
-	tmpl := &x509.CertificateRequest{DNSNames: dns}
-	for _, id := range ids {
-		u, err := url.Parse(id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl.URIs = append(tmpl.URIs, u)
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
+	data, err := ca.CSR(key, ids, dns...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+	return data
 }
 
 // TestCreateCertificate: a pod agent's CSR for the SPIFFE ID of its token's ServiceAccount is

@@ -38,20 +38,12 @@ import (
 	"github.com/smi-operator/smi-operator/test/grpcxds"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 	"github.com/smi-operator/smi-operator/translators/xds"
-	"github.com/smi-operator/smi-operator/xds/auth"
 	"github.com/smi-operator/smi-operator/xds/ca"
 	"github.com/smi-operator/smi-operator/xds/server"
 )
 
 // tokens is an Authenticator that knows a fixed set of tokens.
-type tokens map[string]auth.Identity
-
-func (t tokens) Authenticate(_ context.Context, token string) (auth.Identity, error) {
-	if id, ok := t[token]; ok {
-		return id, nil
-	}
-	return auth.Identity{}, fmt.Errorf("%w: unknown token", auth.ErrUnauthenticated)
-}
+type tokens = grpcxds.Tokens
 
 type fixture struct {
 	addr string
@@ -103,15 +95,7 @@ func serve(t *testing.T, opts server.Options) *fixture {
 	opts.Registerer = reg
 	opts.Log = logr.Discard()
 	srv := server.New(opts)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(ctx, lis) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return &fixture{addr: lis.Addr().String(), srv: srv, reg: reg}
+	return &fixture{addr: grpcxds.ServeLoopback(t, srv), srv: srv, reg: reg}
 }
 
 // ads opens a stream, with "authorization: Bearer token" when token is not empty.
