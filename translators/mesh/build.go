@@ -18,6 +18,7 @@ func Build(snap Snapshot, settings Settings) (Model, []Diagnostic) {
 		Splits:           b.splits(snap.TrafficSplits),
 		AccessRules:      b.accessRules(snap.TrafficTargets),
 		AccessNamespaces: accessNamespaces(snap, b.settings),
+		Policies:         b.policies(snap.TrafficPolicies),
 	}
 	return model, b.diags.Sorted()
 }

@@ -82,6 +82,24 @@
 //   - no workload at all is a warning too (NoWorkloads): the rule stays in the Model, and its
 //     policies appear once a workload does. Bare Pods, Jobs and CronJobs are not looked at.
 //
+// TrafficPolicy (the operator's own API, apis/policy/v1alpha1; one [Policy] each):
+//   - Conflicts are settled first, as for splits: of the policies whose targets overlap (the same
+//     Service, and the same port or one of them without a port), the oldest (creationTimestamp,
+//     then name) wins even when it turns out broken; each later one has no effect at all
+//     (Accepted=False Conflicted, naming the winner), rather than a part of it applying to the
+//     ports the winner leaves free, which would make its effect depend on another object.
+//   - A target that is not a Service (kind Service, core group) is refused
+//     (UnsupportedTargetKind); a missing Service or port makes the policy absent from the Model
+//     (ResolvedRefs=False ServiceNotFound or PortNotFound) until it appears.
+//   - Every field is checked again as the CRD checks it (InvalidPolicy, naming the fields), since
+//     objects translated offline or stored before the CRD had its rules never went through it.
+//     A fault's percentage left out is policyv1alpha1.DefaultFaultPercentage.
+//   - The policy applies to every client of the Service port, whatever route a split gives the
+//     request: backends put its route settings (timeout, retries, fault) on every route of the
+//     port, the split's match routes and catch-all included, and its cluster settings
+//     (connection limits, outlier detection, load balancing) on the Service's own cluster. A
+//     split's backends are other Services, governed by their own policies.
+//
 // HTTPRouteGroup:
 //   - pathRegex is RE2, anchored at the start of the path only. [PathMatch] keeps it as written,
 //     gives FullRegex "^(?:re).*" for engines that match the whole path (Envoy, Istio), and classifies

@@ -23,6 +23,9 @@ type Model struct {
 	// enforcing mode, those Settings.AccessNamespaces selects, whether or not a TrafficTarget
 	// names them. Empty in permissive mode.
 	AccessNamespaces []string
+	// Policies holds one entry per programmed TrafficPolicy, sorted by namespace, Service and
+	// port. A Service port is covered by at most one.
+	Policies []Policy
 }
 
 // ObjectRef names an object of the snapshot.
@@ -168,6 +171,13 @@ type Identity struct {
 	// SPIFFEID is spiffe://<trust domain>/ns/<namespace>/sa/<service account>.
 	SPIFFEID string
 }
+
+// Nobody is the identity no workload has: what a backend allows, or accepts, where a list that
+// must not be empty has nobody to name (an allow-nothing policy, a cluster none of whose
+// endpoints' identities is known), since an empty list means "anyone" to Istio, Envoy and every
+// gRPC library. Istio's CA and the operator's issue spiffe://<trust domain>/ns/<namespace>/sa/<name>
+// only, and ".invalid" is reserved (RFC 2606), so it can be no trust domain.
+var Nobody = Identity{SPIFFEID: spiffeScheme + "smi-operator.invalid/nobody"}
 
 // Principal is the SPIFFE ID without its scheme, as Istio writes principals.
 func (i Identity) Principal() string {

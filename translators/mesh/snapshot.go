@@ -11,6 +11,7 @@ import (
 	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
 	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
 
+	policyv1alpha1 "github.com/smi-operator/smi-operator/apis/policy/v1alpha1"
 	"github.com/smi-operator/smi-operator/apis/smi/conversion"
 )
 
@@ -30,10 +31,12 @@ type Snapshot struct {
 	// Namespaces, with their labels, say where deny-by-default applies (Settings.AccessNamespaces).
 	// A namespace of the snapshot's objects that is missing here is judged by its name alone.
 	Namespaces []corev1.Namespace
+	// TrafficPolicies are the operator's own resilience policies (not SMI objects).
+	TrafficPolicies []policyv1alpha1.TrafficPolicy
 }
 
 // Add converts an SMI object of any served version to its hub version and appends it, or appends a
-// Service, Deployment, StatefulSet, DaemonSet or Namespace. Other objects are an error.
+// Service, Deployment, StatefulSet, DaemonSet, Namespace or TrafficPolicy. Other objects are an error.
 func (s *Snapshot) Add(obj runtime.Object) error {
 	switch o := obj.(type) {
 	case *corev1.Namespace:
@@ -50,6 +53,9 @@ func (s *Snapshot) Add(obj runtime.Object) error {
 		return nil
 	case *appsv1.DaemonSet:
 		s.DaemonSets = append(s.DaemonSets, *o)
+		return nil
+	case *policyv1alpha1.TrafficPolicy:
+		s.TrafficPolicies = append(s.TrafficPolicies, *o)
 		return nil
 	}
 	hub, err := toHub(obj)
