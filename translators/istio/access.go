@@ -196,10 +196,8 @@ func DefaultDenyIn(namespace string) bool {
 }
 
 // NobodyPrincipal is the only source the allow-nothing policy allows: a principal no workload
-// has. Istio's CA issues spiffe://<trust domain>/ns/<namespace>/sa/<name> only, and ".invalid"
-// is reserved (RFC 2606), so it can be no trust domain; a request without mutual TLS has no
-// principal at all.
-const NobodyPrincipal = "smi-operator.invalid/nobody"
+// has (mesh.Nobody); a request without mutual TLS has no principal at all.
+var NobodyPrincipal = mesh.Nobody.Principal()
 
 // DefaultDeny is enforcing mode's allow-nothing AuthorizationPolicy for a namespace: it selects
 // every workload, and its one rule allows NobodyPrincipal, so only what TrafficTargets allow gets

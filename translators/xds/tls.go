@@ -9,7 +9,6 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/smi-operator/smi-operator/translators/istio"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 )
 
@@ -75,10 +74,9 @@ func inlineBytes(b []byte) *corev3.DataSource {
 }
 
 // NobodySPIFFEID is the one server identity a cluster accepts when none of its endpoints' is
-// known: the SPIFFE ID of the principal the Istio backend's allow-nothing policy allows, which no
-// certificate carries (see istio.NobodyPrincipal). An empty list of SAN matchers would mean "any
-// certificate of the mesh" to Envoy and to every gRPC library, so a cluster never gets one.
-const NobodySPIFFEID = "spiffe://" + istio.NobodyPrincipal
+// known: mesh.Nobody's, which no certificate carries. An empty list of SAN matchers would mean
+// "any certificate of the mesh" to Envoy and to every gRPC library, so a cluster never gets one.
+var NobodySPIFFEID = mesh.Nobody.SPIFFEID
 
 // ServerIdentities are the SPIFFE IDs a client accepts on the certificate of a server of a Service
 // port, whose endpoints are given ("secure naming", as Istio calls it): one per ServiceAccount the
