@@ -360,12 +360,14 @@ func (a *Agent) install(c *Certificate) error {
 	case server.ProxyGRPC:
 		// The bundle first (it may hold a new root the new leaf needs), then the key and the chain:
 		// file_watcher refuses a key and chain that do not match and keeps what it has until both
-		// are new.
+		// are new. The key is readable by the group: the app, which runs as a UID of its own,
+		// reads it as a member of the pod's fsGroup (the grpc template sets one when the pod
+		// has none), which the volume's files get; nobody else shares the volume.
 		for _, f := range []struct {
 			path string
 			data []byte
 			perm os.FileMode
-		}{{p.RootCertFile, c.RootsPEM, 0o644}, {p.KeyFile, c.KeyPEM, 0o600}, {p.CertChainFile, c.ChainPEM, 0o644}} {
+		}{{p.RootCertFile, c.RootsPEM, 0o644}, {p.KeyFile, c.KeyPEM, 0o640}, {p.CertChainFile, c.ChainPEM, 0o644}} {
 			if err := writeFileAtomic(f.path, f.data, f.perm); err != nil {
 				return err
 			}

@@ -184,8 +184,8 @@ func TestGRPCAgent(t *testing.T) {
 	if !leaf.Equal(cert.Leaf) || len(leaf.URIs) != 1 || leaf.URIs[0].String() != "spiffe://cluster.local/ns/shop/sa/web" {
 		t.Errorf("on disk: %v, want the agent's certificate of spiffe://cluster.local/ns/shop/sa/web", leaf.URIs)
 	}
-	if fi, err := os.Stat(op.paths.KeyFile); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Errorf("key file mode %v (%v), want 0600", fi.Mode().Perm(), err)
+	if fi, err := os.Stat(op.paths.KeyFile); err != nil || fi.Mode().Perm() != 0o640 {
+		t.Errorf("key file mode %v (%v), want 0640: the app reads it through the pod's fsGroup, nobody else", fi.Mode().Perm(), err)
 	}
 	roots := x509.NewCertPool()
 	rootsPEM, _ := os.ReadFile(op.paths.RootCertFile)

@@ -10,8 +10,9 @@
 //   - renews the certificate at half its life, with a new key each time; a failed renewal is
 //     retried with exponential backoff while the current certificate is kept;
 //   - hands the certificate to the proxy. For proxyless gRPC (ProxyGRPC) it writes the
-//     certificate chain, the key (0600) and the trust bundle to files, each written to a temporary
-//     file and renamed, so that grpc's file_watcher never reads half a file, and the gRPC
+//     certificate chain, the key (0640: the app reads it as a member of the pod's fsGroup) and
+//     the trust bundle to files, each written to a temporary file and renamed, so that grpc's
+//     file_watcher never reads half a file, and the gRPC
 //     bootstrap that names them (xds/bootstrap.GRPC: the operator over TLS, the token as
 //     call_creds). For Envoy (ProxyEnvoy) it serves, on a Unix socket in the volume it shares
 //     with Envoy, SDS (the secrets "default" and "ROOTCA", pushed again on every renewal) and an ADS
