@@ -77,6 +77,29 @@
 //   - UDP grants are reported as not enforced (UDPNotEnforced): Istio authorization does not see
 //     UDP, so UDP traffic is neither allowed nor denied.
 //
+// # TrafficPolicy → the host's VirtualService and DestinationRule
+//
+// Istio reads one VirtualService and one DestinationRule per host (it does not merge a second
+// one), so a policy never writes a second of either:
+//
+//   - timeout, retries (attempts, perTryTimeout, retryOn joined with commas, backoff from
+//     baseInterval) and fault (delay fixedDelay, abort httpStatus or grpcStatus, percentages) go
+//     on every http route of the ports it covers: into the split's VirtualService when the
+//     Service is a split's apex (match routes and the catch-all to the apex included), else into
+//     a VirtualService of its own with one http route per covered port Istio may see HTTP on, to
+//     the Service itself. Istio has no maximum backoff (retries.backoff.maxInterval is reported,
+//     not programmed) and no route settings on opaque TCP ports (reported);
+//   - connectionPool (tcp.maxConnections, http.http1MaxPendingRequests, http2MaxRequests,
+//     maxRetries, idleTimeout on both), outlierDetection and loadBalancer (simple ROUND_ROBIN or
+//     LEAST_REQUEST, consistentHash with ringHash or maglev, tableSize Envoy's default 65537, by
+//     header, cookie or source IP) go into the trafficPolicy of the host's DestinationRule: the
+//     ISTIO_MUTUAL one the mtls setting writes when the Service is a split backend, else one of
+//     its own. A policy of every port sets the top-level fields, a policy of one port a
+//     portLevelSettings entry (Istio falls back to the top level, TLS included, for what it
+//     leaves out). Istio reads maxEjectionPercent 0 as its default, 10% (reported).
+//   - objects of its own are labelled after the policy (the first of its Service's, when
+//     policies on different ports share them); merged ones keep the split as their source.
+//
 // # Access modes (mesh.Settings.Access)
 //
 //   - Enforcing (default): SMI's deny-by-default. Every namespace holding a TrafficTarget

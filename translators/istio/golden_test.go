@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	policyv1alpha1 "github.com/smi-operator/smi-operator/apis/policy/v1alpha1"
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/internal/golden"
 	"github.com/smi-operator/smi-operator/translators/mesh"
@@ -93,8 +94,21 @@ func checkOutput(t *testing.T, out Output, diags []mesh.Diagnostic, settings mes
 			t.Errorf("objects of one kind are not sorted by namespace/name")
 		}
 	}
-	if !settings.MTLS && len(out.DestinationRules) > 0 {
-		t.Errorf("DestinationRules without mTLS: %d", len(out.DestinationRules))
+	// Istio reads one VirtualService and one DestinationRule per host: a policy merges into the
+	// split's, and without mTLS only policies write DestinationRules.
+	hosts := map[string]bool{}
+	for _, vs := range out.VirtualServices {
+		for _, h := range vs.Spec.Hosts {
+			if hosts[vs.Namespace+"/"+h] {
+				t.Errorf("two VirtualServices for host %s", h)
+			}
+			hosts[vs.Namespace+"/"+h] = true
+		}
+	}
+	for _, dr := range out.DestinationRules {
+		if !settings.MTLS && dr.Labels[smi.LabelSourceKind] != policyv1alpha1.TrafficPolicyKind {
+			t.Errorf("DestinationRule %s without mTLS, not from a TrafficPolicy", dr.Name)
+		}
 	}
 	if !settings.Enforcing() && len(out.PeerAuthentications) > 0 {
 		t.Errorf("PeerAuthentications in permissive mode: %d", len(out.PeerAuthentications))

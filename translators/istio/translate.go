@@ -65,6 +65,7 @@ func Translate(model mesh.Model, settings mesh.Settings) (Output, []mesh.Diagnos
 		t.accessRule(&model.AccessRules[i])
 	}
 	t.defaultDeny(model.AccessNamespaces)
+	t.policies(model.Policies) // after the splits, whose objects it merges into
 	out := Output{
 		VirtualServices:       t.virtualServices.finish(),
 		DestinationRules:      t.destinationRules.finish(),

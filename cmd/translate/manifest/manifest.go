@@ -27,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"sigs.k8s.io/yaml"
 
+	policyv1alpha1 "github.com/smi-operator/smi-operator/apis/policy/v1alpha1"
 	"github.com/smi-operator/smi-operator/apis/smi"
 )
 
@@ -200,11 +201,12 @@ func nullToNil(raw []byte) []byte {
 }
 
 // Scheme knows the kinds the mesh model is built from: every served version of every SMI kind,
+// the operator's TrafficPolicy,
 // Services, EndpointSlices, Deployments, StatefulSets, DaemonSets and Namespaces, and the Pods
 // whose ServiceAccounts the xDS clusters accept as their endpoints' servers.
 var Scheme = func() *runtime.Scheme {
 	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{smi.AddToScheme, corev1.AddToScheme, appsv1.AddToScheme, discoveryv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{smi.AddToScheme, policyv1alpha1.AddToScheme, corev1.AddToScheme, appsv1.AddToScheme, discoveryv1.AddToScheme} {
 		if err := add(s); err != nil {
 			panic(err)
 		}
@@ -215,18 +217,19 @@ var Scheme = func() *runtime.Scheme {
 // modelKinds are the kinds of Scheme that the model reads; the scheme also holds list and option
 // types, which are not manifests of their own.
 var modelKinds = map[schema.GroupKind]bool{
-	{Group: smi.SplitGroup, Kind: smi.TrafficSplitKind}:   true,
-	{Group: smi.AccessGroup, Kind: smi.TrafficTargetKind}: true,
-	{Group: smi.SpecsGroup, Kind: smi.HTTPRouteGroupKind}: true,
-	{Group: smi.SpecsGroup, Kind: smi.TCPRouteKind}:       true,
-	{Group: smi.SpecsGroup, Kind: smi.UDPRouteKind}:       true,
-	{Group: "", Kind: "Service"}:                          true,
-	{Group: "", Kind: "Namespace"}:                        true,
-	{Group: "", Kind: "Pod"}:                              true,
-	{Group: discoveryv1.GroupName, Kind: "EndpointSlice"}: true,
-	{Group: appsv1.GroupName, Kind: "Deployment"}:         true,
-	{Group: appsv1.GroupName, Kind: "StatefulSet"}:        true,
-	{Group: appsv1.GroupName, Kind: "DaemonSet"}:          true,
+	{Group: smi.SplitGroup, Kind: smi.TrafficSplitKind}:                   true,
+	{Group: smi.AccessGroup, Kind: smi.TrafficTargetKind}:                 true,
+	{Group: smi.SpecsGroup, Kind: smi.HTTPRouteGroupKind}:                 true,
+	{Group: smi.SpecsGroup, Kind: smi.TCPRouteKind}:                       true,
+	{Group: smi.SpecsGroup, Kind: smi.UDPRouteKind}:                       true,
+	{Group: policyv1alpha1.Group, Kind: policyv1alpha1.TrafficPolicyKind}: true,
+	{Group: "", Kind: "Service"}:                                          true,
+	{Group: "", Kind: "Namespace"}:                                        true,
+	{Group: "", Kind: "Pod"}:                                              true,
+	{Group: discoveryv1.GroupName, Kind: "EndpointSlice"}:                 true,
+	{Group: appsv1.GroupName, Kind: "Deployment"}:                         true,
+	{Group: appsv1.GroupName, Kind: "StatefulSet"}:                        true,
+	{Group: appsv1.GroupName, Kind: "DaemonSet"}:                          true,
 }
 
 // Reads reports whether gvk is a kind and version that the model is built from, which [Decode]
