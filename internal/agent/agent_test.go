@@ -147,11 +147,12 @@ func readyCode(a *agent.Agent) int {
 
 // TestGRPCAgent: the agent of a proxyless gRPC workload, without a token yet, is not ready and
 // retries; once the token is there it gets a certificate of its identity for a key it made, writes
-// the chain, the key (0600) and the bundle, and the gRPC bootstrap naming them, and is ready; at
-// half the certificate's life it renews it, with a new key, on disk before the old one expires.
+// the chain, the key and the bundle, and the gRPC bootstrap naming them, and is ready; at half the
+// certificate's life, the operator out of reach, it keeps it and retries; then it renews it, with
+// a new key, on disk before the old one expires.
 // No response of the operator carries a key.
 func TestGRPCAgent(t *testing.T) {
-	op := startOperator(t, 4*time.Second)
+	op := startOperator(t, 6*time.Second)
 	if err := os.Remove(op.paths.TokenFile); err != nil {
 		t.Fatal(err)
 	}
@@ -234,8 +235,18 @@ func TestGRPCAgent(t *testing.T) {
 		t.Errorf("bootstrap certificate provider %v", p)
 	}
 
-	// Renewed at half-life (2s), before the first expires (4s).
-	renewed := waitRenewed(t, a, a.Renewed(), 5*time.Second)
+	// At half-life (3s) the operator cannot be asked (no token): the agent keeps its certificate,
+	// on disk and ready, and retries; once it can, the renewal lands before the first expires (6s).
+	if err := os.Remove(op.paths.TokenFile); err != nil {
+		t.Fatal(err)
+	}
+	next := a.Renewed()
+	time.Sleep(time.Until(cert.RenewAt) + 500*time.Millisecond)
+	if got := a.Current(); got != cert || !onDisk().Equal(leaf) || readyCode(a) != http.StatusOK {
+		t.Fatal("a failed renewal did not keep the current certificate")
+	}
+	write(t, op.paths.TokenFile, "token-of-web")
+	renewed := waitRenewed(t, a, next, 5*time.Second)
 	now := onDisk()
 	if now.Equal(leaf) || !now.Equal(renewed.Leaf) {
 		t.Fatal("the renewed certificate is not on disk")
