@@ -362,11 +362,10 @@ func webhookDefinitions(in *inputs, svc *unstructured.Unstructured, deployment s
 	if err != nil {
 		return nil, err
 	}
-	var out []operatorsv1alpha1.WebhookDescription
-	for _, w := range in.webhooks {
-		out = append(out, operatorsv1alpha1.WebhookDescription{
+	describe := func(typ operatorsv1alpha1.WebhookAdmissionType, w admissionregistrationv1.ValidatingWebhook) operatorsv1alpha1.WebhookDescription {
+		return operatorsv1alpha1.WebhookDescription{
 			GenerateName:            w.Name,
-			Type:                    operatorsv1alpha1.ValidatingAdmissionWebhook,
+			Type:                    typ,
 			DeploymentName:          deployment,
 			ContainerPort:           port,
 			TargetPort:              &target,
@@ -378,7 +377,11 @@ func webhookDefinitions(in *inputs, svc *unstructured.Unstructured, deployment s
 			TimeoutSeconds:          w.TimeoutSeconds,
 			AdmissionReviewVersions: w.AdmissionReviewVersions,
 			WebhookPath:             w.ClientConfig.Service.Path,
-		})
+		}
+	}
+	var out []operatorsv1alpha1.WebhookDescription
+	for _, w := range in.webhooks {
+		out = append(out, describe(operatorsv1alpha1.ValidatingAdmissionWebhook, w))
 	}
 	for _, w := range in.mutating {
 		// OLM gives a webhook the OperatorGroup's namespaces, not its own namespaceSelector, so a
@@ -389,22 +392,18 @@ func webhookDefinitions(in *inputs, svc *unstructured.Unstructured, deployment s
 		if w.FailurePolicy != nil && *w.FailurePolicy == admissionregistrationv1.Fail && w.NamespaceSelector != nil {
 			continue
 		}
-		out = append(out, operatorsv1alpha1.WebhookDescription{
-			GenerateName:            w.Name,
-			Type:                    operatorsv1alpha1.MutatingAdmissionWebhook,
-			DeploymentName:          deployment,
-			ContainerPort:           port,
-			TargetPort:              &target,
-			Rules:                   w.Rules,
-			FailurePolicy:           w.FailurePolicy,
-			MatchPolicy:             w.MatchPolicy,
-			ObjectSelector:          w.ObjectSelector,
-			SideEffects:             w.SideEffects,
-			TimeoutSeconds:          w.TimeoutSeconds,
-			AdmissionReviewVersions: w.AdmissionReviewVersions,
-			ReinvocationPolicy:      w.ReinvocationPolicy,
-			WebhookPath:             w.ClientConfig.Service.Path,
-		})
+		// A mutating webhook has a validating one's fields, and one more.
+		var common admissionregistrationv1.ValidatingWebhook
+		raw, err := json.Marshal(w)
+		if err == nil {
+			err = json.Unmarshal(raw, &common)
+		}
+		if err != nil {
+			return nil, err
+		}
+		d := describe(operatorsv1alpha1.MutatingAdmissionWebhook, common)
+		d.ReinvocationPolicy = w.ReinvocationPolicy
+		out = append(out, d)
 	}
 	// One conversion webhook definition for every CRD converted through the same path.
 	var conversion *operatorsv1alpha1.WebhookDescription
