@@ -87,6 +87,10 @@ type Options struct {
 	DialOptions []grpc.DialOption
 	// MinRetry and MaxRetry bound the backoff between failed attempts (1s and 30s when zero).
 	MinRetry, MaxRetry time.Duration
+	// RootsRefresh is how often the trust bundle file is read again between renewals, so that a
+	// root the operator added (a rotation) reaches the proxy without waiting for a renewal; 30s
+	// when zero.
+	RootsRefresh time.Duration
 	Log                logr.Logger
 }
 
@@ -111,6 +115,8 @@ type Certificate struct {
 	Key                        *ecdsa.PrivateKey
 	// RenewAt is half-way from when it was received to its expiry.
 	RenewAt time.Time
+	// caRoot is the root the CA sent with it (PEM), trusted beside the bundle file.
+	caRoot []byte
 }
 
 // New checks the options and returns an agent; Run runs it.
@@ -143,6 +149,9 @@ func New(opts Options) (*Agent, error) {
 	if opts.MaxRetry <= 0 {
 		opts.MaxRetry = 30 * time.Second
 	}
+	if opts.RootsRefresh <= 0 {
+		opts.RootsRefresh = 30 * time.Second
+	}
 	a := &Agent{
 		opts:     opts,
 		spiffeID: "spiffe://" + opts.TrustDomain + "/ns/" + opts.PodNamespace + "/sa/" + opts.ServiceAccount,
@@ -167,7 +176,8 @@ func (a *Agent) Current() *Certificate {
 	return a.current
 }
 
-// Renewed is closed when the agent next installs a certificate (the first, or a renewal).
+// Renewed is closed when the agent next hands the proxy a certificate (the first, a renewal) or a
+// changed trust bundle.
 func (a *Agent) Renewed() <-chan struct{} {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -247,12 +257,76 @@ func (a *Agent) Run(ctx context.Context) error {
 			log.Info("installed the workload certificate", "identity", a.spiffeID, "serial", cert.Leaf.SerialNumber.Text(16),
 				"expires", cert.Leaf.NotAfter, "renewAt", cert.RenewAt)
 		}
-		select {
-		case <-ctx.Done():
+		if !a.sleep(ctx, wait) {
 			return nil
-		case <-time.After(wait):
 		}
 	}
+}
+
+// sleep waits for d, reading the trust bundle file again every RootsRefresh meanwhile; false when
+// ctx ended.
+func (a *Agent) sleep(ctx context.Context, d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	ticker := time.NewTicker(a.opts.RootsRefresh)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-timer.C:
+			return true
+		case <-ticker.C:
+			if err := a.refreshRoots(); err != nil {
+				a.opts.Log.Error(err, "reading the trust bundle again; keeping the current one")
+			}
+		}
+	}
+}
+
+// refreshRoots hands the proxy the trust bundle again when the file now says something else.
+func (a *Agent) refreshRoots() error {
+	c := a.Current()
+	if c == nil {
+		return nil
+	}
+	bundle, _, err := a.trustBundle()
+	if err != nil {
+		return err
+	}
+	roots := mergeRoots(bundle, c.caRoot)
+	if bytes.Equal(roots, c.RootsPEM) {
+		return nil
+	}
+	next := *c
+	next.RootsPEM = roots
+	a.opts.Log.Info("the trust bundle changed; handing it to the proxy")
+	return a.install(&next)
+}
+
+// mergeRoots is bundle followed by the certificates of extra that it does not hold (compared by
+// their DER).
+func mergeRoots(bundle, extra []byte) []byte {
+	out := bytes.Clone(bundle)
+	held := map[string]bool{}
+	for rest := bundle; ; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			break
+		}
+		held[string(block.Bytes)] = true
+	}
+	for rest := extra; ; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			break
+		}
+		if !held[string(block.Bytes)] {
+			held[string(block.Bytes)] = true
+			out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: block.Bytes})...)
+		}
+	}
+	return out
 }
 
 // fetch generates a key and has the operator sign a CSR of it.
@@ -321,15 +395,13 @@ func (a *Agent) check(chain []string, key *ecdsa.PrivateKey, bundle []byte, root
 	}
 	// The root the CA sent (the chain's last, when it is not the leaf) joins the bundle: after a
 	// root rotation it may be newer than the mounted ConfigMap.
-	var chainPEM, rootsPEM bytes.Buffer
-	rootsPEM.Write(bundle)
+	var chainPEM bytes.Buffer
+	var caRoot []byte
 	intermediates := x509.NewCertPool()
 	for i, c := range certs {
 		last := i == len(certs)-1 && i > 0
 		if last && c.IsCA {
-			if !bytes.Contains(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})) {
-				_ = pem.Encode(&rootsPEM, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
-			}
+			caRoot = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
 			continue
 		}
 		_ = pem.Encode(&chainPEM, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
@@ -337,8 +409,9 @@ func (a *Agent) check(chain []string, key *ecdsa.PrivateKey, bundle []byte, root
 			intermediates.AddCert(c)
 		}
 	}
+	rootsPEM := mergeRoots(bundle, caRoot)
 	verifyRoots := roots.Clone()
-	verifyRoots.AppendCertsFromPEM(rootsPEM.Bytes())
+	verifyRoots.AppendCertsFromPEM(rootsPEM)
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: verifyRoots, Intermediates: intermediates,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth}}); err != nil {
 		return nil, fmt.Errorf("the CA's certificate does not verify with the trust bundle: %w", err)
@@ -348,8 +421,8 @@ func (a *Agent) check(chain []string, key *ecdsa.PrivateKey, bundle []byte, root
 		return nil, err
 	}
 	return &Certificate{
-		ChainPEM: chainPEM.Bytes(), KeyPEM: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), RootsPEM: rootsPEM.Bytes(),
-		Leaf: leaf, Key: key, RenewAt: received.Add(leaf.NotAfter.Sub(received) / 2),
+		ChainPEM: chainPEM.Bytes(), KeyPEM: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), RootsPEM: rootsPEM,
+		Leaf: leaf, Key: key, RenewAt: received.Add(leaf.NotAfter.Sub(received) / 2), caRoot: caRoot,
 	}, nil
 }
 

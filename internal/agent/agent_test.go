@@ -348,3 +348,30 @@ func firstPEM(bundle []byte) []byte {
 	block, _ := pem.Decode(bundle)
 	return pem.EncodeToMemory(block)
 }
+
+// TestTrustBundleFollowsTheFile: a root added to the mounted trust bundle (the operator's CA
+// rotated) reaches the proxy's root file between renewals, with the root the CA sent kept.
+func TestTrustBundleFollowsTheFile(t *testing.T) {
+	op := startOperator(t, time.Hour)
+	a := runAgent(t, agent.Options{Proxy: server.ProxyGRPC, XDSAddress: op.addr, Paths: op.paths, RootsRefresh: 50 * time.Millisecond})
+	cert := waitRenewed(t, a, a.Renewed(), 10*time.Second)
+	other, err := ca.New(context.Background(), fake.NewClientset(), ca.Options{
+		Secret: types.NamespacedName{Namespace: "elsewhere", Name: "other-ca"}, TrustDomain: "cluster.local",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := a.Renewed()
+	write(t, op.paths.TrustBundleFile, string(other.TrustBundlePEM())+string(op.authority.TrustBundlePEM()))
+	waitRenewed(t, a, next, 5*time.Second)
+	roots, err := os.ReadFile(op.paths.RootCertFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(roots, other.TrustBundlePEM()) || !bytes.Contains(roots, firstPEM(op.authority.TrustBundlePEM())) {
+		t.Errorf("the root file does not hold both roots:\n%s", roots)
+	}
+	if got := a.Current(); !got.Leaf.Equal(cert.Leaf) {
+		t.Error("a new trust bundle replaced the certificate")
+	}
+}

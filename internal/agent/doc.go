@@ -8,7 +8,9 @@
 //     ServiceAccount token projected for the xDS audience, over TLS verified with the mesh's trust
 //     bundle (the ConfigMap the operator keeps in every namespace). The key never leaves the pod;
 //   - renews the certificate at half its life, with a new key each time; a failed renewal is
-//     retried with exponential backoff while the current certificate is kept;
+//     retried with exponential backoff while the current certificate is kept. Between renewals it
+//     reads the trust bundle file again (every 30s), so that a root the operator added when its
+//     CA rotated reaches the proxy without waiting for a renewal;
 //   - hands the certificate to the proxy. For proxyless gRPC (ProxyGRPC) it writes the
 //     certificate chain, the key (0640: the app reads it as a member of the pod's fsGroup) and
 //     the trust bundle to files, each written to a temporary file and renamed, so that grpc's
