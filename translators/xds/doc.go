@@ -195,6 +195,40 @@
 //   - Servers' listeners match no SAN (grpc-go NACKs SAN matchers on servers): who may call is
 //     the RBAC's decision, on the client certificate's SPIFFE ID.
 //
+// # Resilience policies (TrafficPolicies)
+//
+// [ApplyPolicy] puts a policy on its Service's resources, for every TCP port it covers; [Translate]
+// and [TranslateEnvoy] apply every policy of the model ([PolicyClusters] and
+// [PolicyOutboundChains] for Envoy's clusters and outbound chains). One route serves both kinds
+// of clients, since each ignores the fields the other reads:
+//
+//   - routes (every route of the port's RouteConfiguration, a split's match routes, catch-all and
+//     standby routes included): timeout as Envoy's timeout and as max_stream_duration, which is
+//     what grpc-go reads; idle_timeout; retry_policy (retry_on joined with commas, the API's
+//     DefaultRetryOn when left out; num_retries; per_try_timeout; retry_back_off, base 25ms when
+//     only a maximum is given), none for 0 attempts (grpc-go refuses num_retries 0); hash_policy
+//     under ring hash or Maglev: a header, a cookie, or for source IP both Envoy's connection
+//     source IP and grpc-go's channel ID filter state (one client, one endpoint, which is what
+//     source-IP affinity gives a client); the fault as typed_per_filter_config of
+//     envoy.filters.http.fault (fixed delay, abort by HTTP status or gRPC status code,
+//     percentages out of a hundred);
+//   - the fault filter, with an empty configuration, before the router of the port's
+//     HttpConnectionManager (the proxyless Listener and the Envoy outbound chain), only on ports
+//     whose policy has a fault, so other Listeners stay as they are;
+//   - clusters: circuit_breakers (one DEFAULT-priority threshold), outlier_detection
+//     (consecutive_5xx; consecutive_gateway_failure enforced at 100%, Envoy's default being 0%;
+//     consecutive 5xx ejection turned off when only gateway errors are asked for), lb_policy
+//     ROUND_ROBIN, LEAST_REQUEST, RING_HASH or MAGLEV.
+//
+// grpc-go (v1.84) implements less, so proxyless clusters get what it has instead, and
+// [PolicyDiagnostics] says so on the policy (Programmed=False UnsupportedPolicyField, a warning)
+// for ports a gRPC client can call (not declared HTTP/1.1): no Maglev (a ring hash of the same
+// key), no consecutive-error ejection (failure-percentage ejection at a 100% threshold with the
+// smaller consecutive count as the request volume and one host minimum: an endpoint whose every
+// call failed in an interval), no cookie hashing, no per-try timeout, no idle timeout, at most 4
+// retries, retries on gRPC status codes only, circuit breaking on max requests only. Route
+// settings on a port Envoy carries as opaque TCP are reported too.
+//
 // # Decisions
 //
 //   - Weighted clusters keep the split's weights as written, minus the zero ones (grpc-go drops

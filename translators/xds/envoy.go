@@ -365,8 +365,13 @@ func TranslateEnvoy(model mesh.Model, services []mesh.Service, endpoints Endpoin
 	}
 	var chains []*listenerv3.FilterChain
 	for _, svc := range services {
-		chains = append(chains, OutboundFilterChains(svc, splits[[2]string{svc.Namespace, svc.Name}])...)
-		out.Clusters = append(out.Clusters, EnvoyClusters(svc, endpoints, settings)...)
+		svcChains, clusters := OutboundFilterChains(svc, splits[[2]string{svc.Namespace, svc.Name}]), EnvoyClusters(svc, endpoints, settings)
+		for _, p := range policiesOf(&model, svc) {
+			PolicyOutboundChains(svcChains, p)
+			PolicyClusters(clusters, p, false)
+		}
+		chains = append(chains, svcChains...)
+		out.Clusters = append(out.Clusters, clusters...)
 	}
 	out.Listeners = []*listenerv3.Listener{OutboundListener(chains)}
 	sortOutput(&out)

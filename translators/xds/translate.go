@@ -50,6 +50,9 @@ func Translate(model mesh.Model, services []mesh.Service, endpoints Endpoints, s
 func translate(model mesh.Model, services []mesh.Service, endpoints Endpoints, settings mesh.Settings, proxyless bool) (Output, []mesh.Diagnostic) {
 	splitRoutes, diags := allSplitRoutes(model, proxyless)
 	diags = append(diags, AccessDiagnostics(model.AccessRules)...)
+	for i := range model.Policies {
+		diags = append(diags, PolicyDiagnostics(&model.Policies[i])...)
+	}
 	var out Output
 	for _, svc := range services {
 		res := ServiceResources(svc, endpoints, settings)
@@ -57,6 +60,9 @@ func translate(model mesh.Model, services []mesh.Service, endpoints Endpoints, s
 			if override, ok := splitRoutes[rc.Name]; ok {
 				res.RouteConfigurations[i] = override
 			}
+		}
+		for _, p := range policiesOf(&model, svc) {
+			ApplyPolicy(&res, p, proxyless)
 		}
 		out.Listeners = append(out.Listeners, res.Listeners...)
 		out.RouteConfigurations = append(out.RouteConfigurations, res.RouteConfigurations...)
