@@ -91,7 +91,7 @@ type Options struct {
 	// root the operator added (a rotation) reaches the proxy without waiting for a renewal; 30s
 	// when zero.
 	RootsRefresh time.Duration
-	Log                logr.Logger
+	Log          logr.Logger
 }
 
 // Agent obtains and renews the workload's certificate and hands it to the proxy.
