@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -313,12 +317,11 @@ func (a *Authority) Sign(csr *x509.CertificateRequest, spiffeID string) (*Certif
 }
 
 // CheckCSR says why csr is not a request for the workload certificate of spiffeID, nil when it
-// is: its signature checks out with its own key (an ECDSA, RSA or Ed25519 key of a size Go
-// accepts), it carries exactly one URI SAN, spiffeID, and no DNS name, IP address or e-mail
-// address.
+// is: its key and signature pass CheckCSRKey, and it carries exactly one URI SAN, spiffeID, and no
+// DNS name, IP address or e-mail address.
 func CheckCSR(csr *x509.CertificateRequest, spiffeID string) error {
-	if err := csr.CheckSignature(); err != nil {
-		return fmt.Errorf("the CSR's signature does not check out with its public key: %w", err)
+	if err := CheckCSRKey(csr); err != nil {
+		return err
 	}
 	var asked []string
 	for _, u := range csr.URIs {
@@ -335,6 +338,29 @@ func CheckCSR(csr *x509.CertificateRequest, spiffeID string) error {
 	}
 	if len(asked) != 1 || len(csr.URIs) != 1 || asked[0] != spiffeID {
 		return fmt.Errorf("the CSR asks for %q; the requester may only ask for its own identity, exactly %q", asked, spiffeID)
+	}
+	return nil
+}
+
+// CheckCSRKey says why csr's key or signature is not acceptable, nil when they are: the key is
+// ECDSA on P-256, P-384 or P-521, RSA of 2048 bits or more, or Ed25519, and the signature checks
+// out with it (the sender holds the key).
+func CheckCSRKey(csr *x509.CertificateRequest) error {
+	switch k := csr.PublicKey.(type) {
+	case *ecdsa.PublicKey:
+		if c := k.Curve; c != elliptic.P256() && c != elliptic.P384() && c != elliptic.P521() {
+			return fmt.Errorf("the CSR's ECDSA key is on %s; P-256, P-384 or P-521 are accepted", c.Params().Name)
+		}
+	case *rsa.PublicKey:
+		if k.N.BitLen() < 2048 {
+			return fmt.Errorf("the CSR's RSA key has %d bits; 2048 at least are accepted", k.N.BitLen())
+		}
+	case ed25519.PublicKey:
+	default:
+		return fmt.Errorf("the CSR's key is a %T; ECDSA, RSA or Ed25519 keys are accepted", csr.PublicKey)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return fmt.Errorf("the CSR's signature does not check out with its public key: %w", err)
 	}
 	return nil
 }

@@ -119,7 +119,7 @@ func TestIssueRefusesOtherIdentities(t *testing.T) {
 		if _, err := a.Issue(id); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Issue(%q) = %v, want an error containing %q", id, err, want)
 		}
-		if _, err := a.Sign(testCSR(t, newKey(t), id), id); err == nil || !strings.Contains(err.Error(), want) {
+		if _, err := a.Sign(testCSR(t, newKey(t, elliptic.P256()), id), id); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Sign(%q) = %v, want an error containing %q", id, err, want)
 		}
 	}
@@ -350,7 +350,7 @@ func TestSign(t *testing.T) {
 		t.Fatal(err)
 	}
 	const id = "spiffe://cluster.local/ns/default/sa/bookbuyer"
-	key := newKey(t)
+	key := newKey(t, elliptic.P256())
 	c, err := a.Sign(testCSR(t, key, id), id)
 	if err != nil {
 		t.Fatal(err)
@@ -382,6 +382,7 @@ func TestSign(t *testing.T) {
 		"a DNS name beside it": {testCSRWith(t, key, []string{id}, []string{"bookbuyer.default.svc"}), `DNS:bookbuyer.default.svc`},
 		"no name":              {testCSR(t, key), "may only ask for its own identity"},
 		"a bad signature":      {tamper(testCSR(t, key, id)), "signature does not check out"},
+		"a weak key":           {testCSR(t, newKey(t, elliptic.P224()), id), "the CSR's ECDSA key is on P-224"},
 	} {
 		if _, err := a.Sign(tt.csr, id); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: Sign = %v, want an error containing %q", name, err, tt.want)
@@ -389,9 +390,10 @@ func TestSign(t *testing.T) {
 	}
 }
 
-func newKey(t *testing.T) *ecdsa.PrivateKey {
+// newKey is an ECDSA key on curve.
+func newKey(t *testing.T, curve elliptic.Curve) *ecdsa.PrivateKey {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := ecdsa.GenerateKey(curve, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,8 +44,8 @@ type certificateService struct {
 
 // CreateCertificate checks, in order: the connection is TLS (a token read on the way proves
 // nothing, and the certificate would be readable too), the call carries a ServiceAccount token
-// the API server accepts for the configured audiences, the CSR parses and its signature checks
-// out, and its only SAN is the SPIFFE ID of the token's ServiceAccount. Then it signs the CSR's
+// the API server accepts for the configured audiences, the CSR parses, its key is strong enough
+// and its signature checks out, and its only SAN is the SPIFFE ID of the token's ServiceAccount. Then it signs the CSR's
 // key for the configured certificate lifetime (a requested validity_duration is ignored) and
 // returns the leaf, then the current root, as Istio's CA does.
 func (c *certificateService) CreateCertificate(ctx context.Context, req *securityv1alpha1.IstioCertificateRequest) (*securityv1alpha1.IstioCertificateResponse, error) {
@@ -79,15 +79,15 @@ func (c *certificateService) CreateCertificate(ctx context.Context, req *securit
 		s.metrics.certificates.WithLabelValues("bad-csr").Inc()
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
+	if err := ca.CheckCSRKey(csr); err != nil {
+		s.metrics.certificates.WithLabelValues("bad-csr").Inc()
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
 	spiffeID := ca.SPIFFEID(authority.TrustDomain(), identity.Namespace, identity.ServiceAccount)
 	if err := ca.CheckCSR(csr, spiffeID); err != nil {
 		s.metrics.certificates.WithLabelValues("other-identity").Inc()
 		s.opts.Log.Info("refused a CSR", "authenticated", identity.String(), "reason", err.Error())
-		msg := fmt.Sprintf("the token proves ServiceAccount %s: %v", identity, err)
-		if csr.CheckSignature() != nil {
-			return nil, status.Error(codes.InvalidArgument, msg)
-		}
-		return nil, status.Error(codes.PermissionDenied, msg)
+		return nil, status.Error(codes.PermissionDenied, fmt.Sprintf("the token proves ServiceAccount %s: %v", identity, err))
 	}
 	cert, err := authority.Sign(csr, spiffeID)
 	if err != nil {

@@ -35,9 +35,10 @@ func (f *fixture) createCertificate(t *testing.T, token string, csr []byte) (*se
 	return securityv1alpha1.NewIstioCertificateServiceClient(f.conn).CreateCertificate(ctx, &securityv1alpha1.IstioCertificateRequest{Csr: string(csr)})
 }
 
-func ecKey(t *testing.T) *ecdsa.PrivateKey {
+// ecKey is an ECDSA key on curve.
+func ecKey(t *testing.T, curve elliptic.Curve) *ecdsa.PrivateKey {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := ecdsa.GenerateKey(curve, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +69,7 @@ func TestCreateCertificate(t *testing.T) {
 	}
 	f := startServer(t, opts)
 	const own = "spiffe://cluster.local/ns/shop/sa/a"
-	key := ecKey(t)
+	key := ecKey(t, elliptic.P256())
 
 	resp, err := f.createCertificate(t, "token-of-a", csrPEM(t, key, []string{own}))
 	if err != nil {
@@ -137,6 +138,7 @@ func TestCreateCertificate(t *testing.T) {
 		{"its identity and a DNS name", "token-of-a", csrPEM(t, key, []string{own}, "b.shop.svc"), codes.PermissionDenied, "DNS:b.shop.svc"},
 		{"no name", "token-of-a", csrPEM(t, key, nil), codes.PermissionDenied, "may only ask for its own identity"},
 		{"a bad signature", "token-of-a", badSignature, codes.InvalidArgument, "signature does not check out"},
+		{"a weak key", "token-of-a", csrPEM(t, ecKey(t, elliptic.P224()), []string{own}), codes.InvalidArgument, "P-224"},
 		{"not a CSR", "token-of-a", []byte("hello"), codes.InvalidArgument, "CERTIFICATE REQUEST"},
 		{"no token", "", csrPEM(t, key, []string{own}), codes.Unauthenticated, `no "authorization" header`},
 		{"a token the API server refuses", "forged", csrPEM(t, key, []string{own}), codes.Unauthenticated, "unknown token"},
@@ -158,8 +160,8 @@ func TestCreateCertificate(t *testing.T) {
 	if _, err := noCA.createCertificate(t, "token-of-a", csrPEM(t, key, []string{own})); status.Code(err) != codes.Unimplemented {
 		t.Errorf("without a CA: error %v, want Unimplemented", err)
 	}
-	if got := sum(t, f.reg, "smi_operator_xds_certificate_requests_total"); got != 10 {
-		t.Errorf("certificate requests counted %v times, want 10", got)
+	if got := sum(t, f.reg, "smi_operator_xds_certificate_requests_total"); got != 11 {
+		t.Errorf("certificate requests counted %v times, want 11", got)
 	}
 }
 
