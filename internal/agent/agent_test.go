@@ -375,3 +375,60 @@ func TestTrustBundleFollowsTheFile(t *testing.T) {
 		t.Error("a new trust bundle replaced the certificate")
 	}
 }
+
+// TestEnvoySecretsFollowRenewals: an Envoy sidecar's SDS stream on the agent's socket is pushed the
+// renewed certificate, without asking, when the agent renews it.
+func TestEnvoySecretsFollowRenewals(t *testing.T) {
+	op := startOperator(t, 2*time.Second)
+	a := runAgent(t, agent.Options{Proxy: server.ProxyEnvoy, XDSAddress: op.addr, Paths: op.paths})
+	first := waitRenewed(t, a, a.Renewed(), 10*time.Second)
+	conn, err := grpc.NewClient("unix://"+op.paths.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sds, err := secretv3.NewSecretDiscoveryServiceClient(conn).StreamSecrets(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{xdstranslator.WorkloadSecretName}
+	leafOf := func(resp *discoveryv3.DiscoveryResponse) *x509.Certificate {
+		t.Helper()
+		s := &tlsv3.Secret{}
+		if len(resp.Resources) != 1 || resp.Resources[0].UnmarshalTo(s) != nil {
+			t.Fatalf("SDS answered %d resources", len(resp.Resources))
+		}
+		block, _ := pem.Decode(s.GetTlsCertificate().GetCertificateChain().GetInlineBytes())
+		leaf, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return leaf
+	}
+	if err := sds.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.SecretType, ResourceNames: names}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := sds.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := leafOf(resp)
+	if err := sds.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.SecretType, ResourceNames: names,
+		VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce}); err != nil {
+		t.Fatal(err)
+	}
+	// The first certificate may have been renewed already between the two reads; then the push
+	// brings the one after.
+	for served.Equal(first.Leaf) {
+		resp, err := sds.Recv()
+		if err != nil {
+			t.Fatalf("no renewed certificate pushed: %v", err)
+		}
+		served = leafOf(resp)
+	}
+	if len(served.URIs) != 1 || served.URIs[0].String() != a.SPIFFEID() {
+		t.Errorf("SDS pushed a certificate of %v", served.URIs)
+	}
+}
