@@ -253,7 +253,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			retry = min(2*retry, a.opts.MaxRetry)
 		} else {
 			retry = a.opts.MinRetry
-			wait = time.Until(cert.RenewAt)
+			// Never sooner than a retry: a certificate of a few seconds must not make a tight loop.
+			wait = max(time.Until(cert.RenewAt), a.opts.MinRetry)
 			log.Info("installed the workload certificate", "identity", a.spiffeID, "serial", cert.Leaf.SerialNumber.Text(16),
 				"expires", cert.Leaf.NotAfter, "renewAt", cert.RenewAt)
 		}
@@ -392,6 +393,9 @@ func (a *Agent) check(chain []string, key *ecdsa.PrivateKey, bundle []byte, root
 	}
 	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != a.spiffeID {
 		return nil, fmt.Errorf("the CA's certificate names %v, not %s", leaf.URIs, a.spiffeID)
+	}
+	if !received.Before(leaf.NotAfter) {
+		return nil, fmt.Errorf("the CA's certificate expired at %s (is the clock right?)", leaf.NotAfter)
 	}
 	// The root the CA sent (the chain's last, when it is not the leaf) joins the bundle: after a
 	// root rotation it may be newer than the mounted ConfigMap.
