@@ -4,7 +4,9 @@
 //
 //	smi-operator translate [flags] FILE|DIR|- ...
 //
-// It reads SMI objects of every served version, with the Services, EndpointSlices, Deployments,
+// It reads SMI objects of every served version and the operator's TrafficPolicies (whose
+// timeouts, retries, faults, connection limits, ejection and load balancing show in the output
+// of both backends), with the Services, EndpointSlices, Deployments,
 // StatefulSets and DaemonSets they need (and, for the xDS backend's secure naming, the Pods the
 // EndpointSlices name: a mutual-TLS cluster accepts the ServiceAccounts of its endpoints' Pods,
 // and none when they are not given), from YAML or JSON manifests (package manifest: "---"
@@ -23,7 +25,8 @@
 // (for SMI objects, what the API server does with a create against the generated CRDs, embedded
 // in the binary: package crdvalidation, with apiextensions-apiserver's own schema, list-type and
 // CEL validation; then, if that accepts them, the validating webhook's
-// apis/smi/validation.ValidateJSON on the JSON the webhook would receive; for the other kinds,
+// apis/smi/validation.ValidateJSON on the JSON the webhook would receive; for TrafficPolicies
+// their CRD alone, errors sorted by field; for the other kinds,
 // object metadata and strict fields), conversion to the hub (mesh.Snapshot.Add), mesh.Build with the
 // manager's settings flags (--trust-domain, --cluster-domain, --access-mode, --mtls, same
 // defaults) and the backend's translator, the very functions the controllers call. A reviewer sees

@@ -2,6 +2,7 @@ package translate
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -310,9 +311,19 @@ func (r *reader) object(pos position, gvk schema.GroupVersionKind, m map[string]
 	}
 	var errs field.ErrorList
 	var err error
-	if isSMI {
+	switch {
+	case isSMI:
 		errs, err = admitSMI(gvk, m)
-	} else {
+	case crdvalidation.Served(gvk):
+		// A TrafficPolicy: its CRD's schema and CEL rules are all there is (no webhook). Its
+		// schema has more fields that can fail together than SMI's, which the validator visits
+		// in map order: sorted by field, one input always gets one report (the field-less note
+		// on skipped rules last).
+		errs, err = crdvalidation.Validate(gvk, m)
+		slices.SortStableFunc(errs, func(a, b *field.Error) int {
+			return cmp.Or(cmp.Compare(boolRank(a.Field == ""), boolRank(b.Field == "")), cmp.Compare(a.Field, b.Field))
+		})
+	default:
 		errs = validateMeta(gvk, meta)
 	}
 	if err != nil {
@@ -449,6 +460,13 @@ func subjectOf(gvk schema.GroupVersionKind, namespace, name string) string {
 		name = namespace + "/" + name
 	}
 	return fmt.Sprintf("%s %s (%s)", gvk.Kind, name, gvk.GroupVersion())
+}
+
+func boolRank(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 type stringer string

@@ -69,7 +69,7 @@ type version struct {
 	hasStatus       bool
 }
 
-// Served reports whether gvk is a kind and version the SMI CRDs serve.
+// Served reports whether gvk is a kind and version the SMI CRDs, or the TrafficPolicy CRD, serve.
 func Served(gvk schema.GroupVersionKind) bool {
 	versions, err := loadVersions()
 	if err != nil {
@@ -209,13 +209,13 @@ func blockingError(errs field.ErrorList) *field.Error {
 // loadVersions reads the embedded CRDs once into what the API server builds for each served
 // version (customresource_handler.go's getOrCreateServingInfoFor).
 var loadVersions = sync.OnceValues(func() (map[schema.GroupVersionKind]*version, error) {
-	files, err := fs.Glob(crd.SMI, "bases/*.yaml")
+	files, err := fs.Glob(crd.Translated, "bases/*.yaml")
 	if err != nil {
 		return nil, err
 	}
 	versions := map[schema.GroupVersionKind]*version{}
 	for _, name := range files {
-		data, err := crd.SMI.ReadFile(name)
+		data, err := crd.Translated.ReadFile(name)
 		if err != nil {
 			return nil, err
 		}
