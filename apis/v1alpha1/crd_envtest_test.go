@@ -3,17 +3,14 @@ package v1alpha1_test
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/smi-operator/smi-operator/apis/v1alpha1"
 	"github.com/smi-operator/smi-operator/test/testenv"
@@ -25,51 +22,16 @@ var controlPlane testenv.Lazy
 
 func TestMain(m *testing.M) { controlPlane.Main(m) }
 
-func kubeClient(t *testing.T) client.Client {
-	t.Helper()
-	env := controlPlane.Get(t)
-	scheme := runtime.NewScheme()
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(env.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-// sample is config/samples' SMIOperator, the object every case starts from.
-func sample(t *testing.T) *unstructured.Unstructured {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "config", "samples", "smi-operator.io_v1alpha1_smioperator_default.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &unstructured.Unstructured{}
-	if err := yaml.Unmarshal(data, &u.Object); err != nil {
-		t.Fatal(err)
-	}
-	return u
-}
-
-type edit func(u *unstructured.Unstructured) error
-
-// set sets the field at a dotted path ("spec.xds.port") to a JSON value.
-func set(path string, value any) edit {
-	return func(u *unstructured.Unstructured) error {
-		return unstructured.SetNestedField(u.Object, value, strings.Split(path, ".")...)
-	}
-}
-
 // TestCRDValidation sends the sample, and the sample with one thing wrong, to a real API server
 // (dry run: nothing is stored) and checks that the CRD's schema and CEL rules accept the good ones
 // and refuse each bad one with the message that names the problem.
 func TestCRDValidation(t *testing.T) {
-	c := kubeClient(t)
+	c := controlPlane.Client(t, v1alpha1.AddToScheme)
+	set := testenv.Set
+	sample := filepath.Join("..", "..", "config", "samples", "smi-operator.io_v1alpha1_smioperator_default.yaml")
 	for _, tc := range []struct {
 		name string
-		edit edit
+		edit testenv.Edit
 		want string // "" when the object must be accepted, else a part of the error
 	}{
 		{"the sample", nil, ""},
@@ -133,33 +95,14 @@ func TestCRDValidation(t *testing.T) {
 		{"an empty Envoy image", set("spec.xds.injection.envoyImage", ""), "spec.xds.injection.envoyImage"},
 		{"a proxy memory limit in words", set("spec.xds.injection.proxyResources.memoryLimit", "lots"), "spec.xds.injection.proxyResources.memoryLimit"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			obj := sample(t)
-			if tc.edit != nil {
-				if err := tc.edit(obj); err != nil {
-					t.Fatal(err)
-				}
-			}
-			err := c.Create(context.Background(), obj, client.DryRunAll)
-			switch {
-			case tc.want == "" && err != nil:
-				t.Fatalf("refused: %v", err)
-			case tc.want == "":
-			case err == nil:
-				t.Fatalf("accepted, want an error containing %q", tc.want)
-			case !apierrors.IsInvalid(err):
-				t.Fatalf("error %v is not Invalid (422)", err)
-			case !strings.Contains(err.Error(), tc.want):
-				t.Fatalf("error %q does not contain %q", err, tc.want)
-			}
-		})
+		testenv.CheckCreate(t, c, sample, tc.name, tc.edit, tc.want)
 	}
 }
 
 // TestCRDDefaults checks that the API server fills an SMIOperator without a spec with exactly
 // the defaults WithDefaults (and so main.go's flags) uses, nested objects included.
 func TestCRDDefaults(t *testing.T) {
-	c := kubeClient(t)
+	c := controlPlane.Client(t, v1alpha1.AddToScheme)
 	for _, tc := range []struct {
 		name string
 		obj  map[string]any
@@ -190,7 +133,7 @@ func TestCRDDefaults(t *testing.T) {
 // TestStatusValidation writes the status subresource (server-side dry run): a valid status is
 // accepted, counts below zero and unknown backends are refused.
 func TestStatusValidation(t *testing.T) {
-	c := kubeClient(t)
+	c := controlPlane.Client(t, v1alpha1.AddToScheme)
 	ctx := context.Background()
 	obj := &v1alpha1.SMIOperator{}
 	obj.Name = v1alpha1.SingletonName

@@ -250,14 +250,14 @@ func (v *policyValidator) percent(field string, p *policyv1alpha1.Percentage) in
 	return int32(*p)
 }
 
-func (v *policyValidator) atLeast(field string, n *int32, least int32) int32 {
+func (v *policyValidator) count(field string, n *policyv1alpha1.Count) int32 {
 	if n == nil {
 		return 0
 	}
-	if *n < least {
-		v.fail(field, "%d is below %d", *n, least)
+	if *n < 1 {
+		v.fail(field, "%d is below 1", *n)
 	}
-	return *n
+	return int32(*n)
 }
 
 func (v *policyValidator) resolve(spec *policyv1alpha1.TrafficPolicySpec) Policy {
@@ -288,16 +288,16 @@ func (v *policyValidator) resolve(spec *policyv1alpha1.TrafficPolicySpec) Policy
 	}
 	if c := spec.CircuitBreaker; c != nil {
 		p.CircuitBreaker = &CircuitBreaker{
-			MaxConnections:     v.atLeast("circuitBreaker.maxConnections", c.MaxConnections, 1),
-			MaxPendingRequests: v.atLeast("circuitBreaker.maxPendingRequests", c.MaxPendingRequests, 1),
-			MaxRequests:        v.atLeast("circuitBreaker.maxRequests", c.MaxRequests, 1),
-			MaxRetries:         v.atLeast("circuitBreaker.maxRetries", c.MaxRetries, 1),
+			MaxConnections:     v.count("circuitBreaker.maxConnections", c.MaxConnections),
+			MaxPendingRequests: v.count("circuitBreaker.maxPendingRequests", c.MaxPendingRequests),
+			MaxRequests:        v.count("circuitBreaker.maxRequests", c.MaxRequests),
+			MaxRetries:         v.count("circuitBreaker.maxRetries", c.MaxRetries),
 		}
 	}
 	if o := spec.OutlierDetection; o != nil {
 		p.OutlierDetection = &OutlierDetection{
-			Consecutive5xx:           v.atLeast("outlierDetection.consecutive5xx", o.Consecutive5xx, 1),
-			ConsecutiveGatewayErrors: v.atLeast("outlierDetection.consecutiveGatewayErrors", o.ConsecutiveGatewayErrors, 1),
+			Consecutive5xx:           v.count("outlierDetection.consecutive5xx", o.Consecutive5xx),
+			ConsecutiveGatewayErrors: v.count("outlierDetection.consecutiveGatewayErrors", o.ConsecutiveGatewayErrors),
 			Interval:                 v.duration("outlierDetection.interval", o.Interval),
 			BaseEjectionTime:         v.duration("outlierDetection.baseEjectionTime", o.BaseEjectionTime),
 		}

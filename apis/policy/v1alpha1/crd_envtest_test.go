@@ -1,17 +1,8 @@
 package v1alpha1_test
 
 import (
-	"context"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
-
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	policyv1alpha1 "github.com/smi-operator/smi-operator/apis/policy/v1alpha1"
 	"github.com/smi-operator/smi-operator/test/testenv"
@@ -23,61 +14,19 @@ var controlPlane testenv.Lazy
 
 func TestMain(m *testing.M) { controlPlane.Main(m) }
 
-func kubeClient(t *testing.T) client.Client {
-	t.Helper()
-	env := controlPlane.Get(t)
-	scheme := runtime.NewScheme()
-	if err := policyv1alpha1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(env.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-// sample is config/samples' TrafficPolicy, the object every case starts from.
-func sample(t *testing.T) *unstructured.Unstructured {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "..", "config", "samples", "policy.smi-operator.io_v1alpha1_trafficpolicy.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &unstructured.Unstructured{}
-	if err := yaml.Unmarshal(data, &u.Object); err != nil {
-		t.Fatal(err)
-	}
-	return u
-}
-
-type edit func(u *unstructured.Unstructured) error
-
-// set sets the field at a dotted path ("spec.retries.attempts") to a JSON value.
-func set(path string, value any) edit {
-	return func(u *unstructured.Unstructured) error {
-		return unstructured.SetNestedField(u.Object, value, strings.Split(path, ".")...)
-	}
-}
-
-func unset(path string) edit {
-	return func(u *unstructured.Unstructured) error {
-		unstructured.RemoveNestedField(u.Object, strings.Split(path, ".")...)
-		return nil
-	}
-}
-
 const durationMessage = "must be a duration of at least 1ms in whole milliseconds"
 
 // TestCRDValidation sends the sample, and the sample with one thing wrong, to a real API server
 // (dry run: nothing is stored) and checks that the CRD's schema and CEL rules accept the good ones
 // and refuse each bad one with an error naming the field.
 func TestCRDValidation(t *testing.T) {
-	c := kubeClient(t)
-	abort := func(a map[string]any) edit { return set("spec.faultInjection", map[string]any{"abort": a}) }
+	c := controlPlane.Client(t, policyv1alpha1.AddToScheme)
+	set, unset := testenv.Set, testenv.Unset
+	abort := func(a map[string]any) testenv.Edit { return set("spec.faultInjection", map[string]any{"abort": a}) }
+	sample := filepath.Join("..", "..", "..", "config", "samples", "policy.smi-operator.io_v1alpha1_trafficpolicy.yaml")
 	for _, tc := range []struct {
 		name string
-		edit edit
+		edit testenv.Edit
 		want string // "" when the object must be accepted, else a part of the error
 	}{
 		{"the sample", nil, ""},
@@ -135,25 +84,6 @@ func TestCRDValidation(t *testing.T) {
 		{"a header name with a space", set("spec.loadBalancer.hashKey.header", "x user"), "loadBalancer.hashKey.header must be an HTTP header name"},
 		{"zero max requests", set("spec.circuitBreaker.maxRequests", int64(0)), "spec.circuitBreaker.maxRequests in body should be greater than or equal to 1"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			obj := sample(t)
-			if tc.edit != nil {
-				if err := tc.edit(obj); err != nil {
-					t.Fatal(err)
-				}
-			}
-			err := c.Create(context.Background(), obj, client.DryRunAll)
-			switch {
-			case tc.want == "" && err != nil:
-				t.Fatalf("refused: %v", err)
-			case tc.want == "":
-			case err == nil:
-				t.Fatalf("accepted, want an error containing %q", tc.want)
-			case !apierrors.IsInvalid(err):
-				t.Fatalf("error %v is not Invalid (422)", err)
-			case !strings.Contains(err.Error(), tc.want):
-				t.Fatalf("error %q does not contain %q", err, tc.want)
-			}
-		})
+		testenv.CheckCreate(t, c, sample, tc.name, tc.edit, tc.want)
 	}
 }

@@ -90,7 +90,7 @@ type TrafficPolicySpec struct {
 }
 
 // TargetRef names a Service of the policy's namespace.
-// +kubebuilder:validation:XValidation:rule="self.kind == 'Service' && (!has(self.group) || self.group == '' || self.group == 'core')",message="targetRef must name a Service (kind Service of the core API group): policies attach to Services only"
+// +kubebuilder:validation:XValidation:rule="self.kind == 'Service' && (!has(self.group) || self.group == ” || self.group == 'core')",message="targetRef must name a Service (kind Service of the core API group): policies attach to Services only"
 type TargetRef struct {
 	// Group of the target: the core API group, written "" or left out.
 	// +kubebuilder:validation:MaxLength=253
@@ -121,6 +121,10 @@ type TargetRef struct {
 // +kubebuilder:validation:MaxLength=32
 // +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(h|m|ms)|[0-9]+([.][0-9]{1,3})?s)+$') && duration(self) >= duration('1ms')",message="must be a duration of at least 1ms in whole milliseconds, without a sign, such as 500ms, 2s or 1m30s"
 type Duration string
+
+// Count is a number of connections, requests or errors, at least 1.
+// +kubebuilder:validation:Minimum=1
+type Count int32
 
 // Percentage is a share of requests, from 0 to 100.
 // +kubebuilder:validation:Minimum=0
@@ -190,21 +194,17 @@ type Backoff struct {
 // CircuitBreaker caps what clients send to the Service at once; each limit is per client proxy.
 type CircuitBreaker struct {
 	// MaxConnections caps the connections to the Service.
-	// +kubebuilder:validation:Minimum=1
 	// +optional
-	MaxConnections *int32 `json:"maxConnections,omitempty"`
+	MaxConnections *Count `json:"maxConnections,omitempty"`
 	// MaxPendingRequests caps the requests waiting for a connection.
-	// +kubebuilder:validation:Minimum=1
 	// +optional
-	MaxPendingRequests *int32 `json:"maxPendingRequests,omitempty"`
+	MaxPendingRequests *Count `json:"maxPendingRequests,omitempty"`
 	// MaxRequests caps the requests (gRPC calls) in flight.
-	// +kubebuilder:validation:Minimum=1
 	// +optional
-	MaxRequests *int32 `json:"maxRequests,omitempty"`
+	MaxRequests *Count `json:"maxRequests,omitempty"`
 	// MaxRetries caps the retries in flight.
-	// +kubebuilder:validation:Minimum=1
 	// +optional
-	MaxRetries *int32 `json:"maxRetries,omitempty"`
+	MaxRetries *Count `json:"maxRetries,omitempty"`
 }
 
 // OutlierDetection ejects an endpoint after consecutive failures, for baseEjectionTime times the
@@ -212,14 +212,12 @@ type CircuitBreaker struct {
 type OutlierDetection struct {
 	// Consecutive5xx ejects an endpoint after this many 5xx responses in a row (gRPC: UNAVAILABLE,
 	// INTERNAL and the like, as Envoy maps them).
-	// +kubebuilder:validation:Minimum=1
 	// +optional
-	Consecutive5xx *int32 `json:"consecutive5xx,omitempty"`
+	Consecutive5xx *Count `json:"consecutive5xx,omitempty"`
 	// ConsecutiveGatewayErrors ejects an endpoint after this many 502, 503 or 504 responses (or
 	// connection failures) in a row.
-	// +kubebuilder:validation:Minimum=1
 	// +optional
-	ConsecutiveGatewayErrors *int32 `json:"consecutiveGatewayErrors,omitempty"`
+	ConsecutiveGatewayErrors *Count `json:"consecutiveGatewayErrors,omitempty"`
 	// Interval between ejection sweeps.
 	// +optional
 	Interval *Duration `json:"interval,omitempty"`

@@ -38,22 +38,22 @@ func (in *CircuitBreaker) DeepCopyInto(out *CircuitBreaker) {
 	*out = *in
 	if in.MaxConnections != nil {
 		in, out := &in.MaxConnections, &out.MaxConnections
-		*out = new(int32)
+		*out = new(Count)
 		**out = **in
 	}
 	if in.MaxPendingRequests != nil {
 		in, out := &in.MaxPendingRequests, &out.MaxPendingRequests
-		*out = new(int32)
+		*out = new(Count)
 		**out = **in
 	}
 	if in.MaxRequests != nil {
 		in, out := &in.MaxRequests, &out.MaxRequests
-		*out = new(int32)
+		*out = new(Count)
 		**out = **in
 	}
 	if in.MaxRetries != nil {
 		in, out := &in.MaxRetries, &out.MaxRetries
-		*out = new(int32)
+		*out = new(Count)
 		**out = **in
 	}
 }
@@ -208,12 +208,12 @@ func (in *OutlierDetection) DeepCopyInto(out *OutlierDetection) {
 	*out = *in
 	if in.Consecutive5xx != nil {
 		in, out := &in.Consecutive5xx, &out.Consecutive5xx
-		*out = new(int32)
+		*out = new(Count)
 		**out = **in
 	}
 	if in.ConsecutiveGatewayErrors != nil {
 		in, out := &in.ConsecutiveGatewayErrors, &out.ConsecutiveGatewayErrors
-		*out = new(int32)
+		*out = new(Count)
 		**out = **in
 	}
 	if in.Interval != nil {
