@@ -90,7 +90,7 @@ type TrafficPolicySpec struct {
 }
 
 // TargetRef names a Service of the policy's namespace.
-// +kubebuilder:validation:XValidation:rule="self.kind == 'Service' && (!has(self.group) || self.group == ” || self.group == 'core')",message="targetRef must name a Service (kind Service of the core API group): policies attach to Services only"
+// +kubebuilder:validation:XValidation:rule="self.kind == 'Service' && (!has(self.group) || size(self.group) == 0 || self.group == 'core')",message="targetRef must name a Service (kind Service of the core API group): policies attach to Services only"
 type TargetRef struct {
 	// Group of the target: the core API group, written "" or left out.
 	// +kubebuilder:validation:MaxLength=253
