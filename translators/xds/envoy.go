@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -58,11 +57,7 @@ const (
 // sidecars here do not sniff outbound traffic, and carrying HTTP as TCP still works (without
 // HTTP routes or HTTP access rules), while parsing TCP as HTTP would break it.
 func protocolOf(p mesh.ServicePort) portProtocol {
-	proto := p.AppProtocol
-	if proto == "" {
-		proto, _, _ = strings.Cut(p.Name, "-")
-	}
-	switch strings.ToLower(proto) {
+	switch p.DeclaredProtocol() {
 	case "http":
 		return protocolHTTP
 	case "http2", "grpc", "h2c", "kubernetes.io/h2c":

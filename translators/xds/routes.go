@@ -2,7 +2,6 @@ package xds
 
 import (
 	"regexp"
-	"slices"
 	"strings"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -47,14 +46,7 @@ func splitRoutes(split *mesh.Split, port int32, proxyless bool) []*routev3.Route
 // POST holds for every call and is dropped; one excluding POST can never hold, and ok is false
 // (SplitRoutes reports it). Envoy sidecars see the method and keep the condition.
 func forProxyless(m mesh.HTTPMatch) (_ mesh.HTTPMatch, ok bool) {
-	if len(m.Methods) == 0 {
-		return m, true
-	}
-	if !slices.Contains(m.Methods, "POST") {
-		return m, false
-	}
-	m.Methods = nil
-	return m, true
+	return m.ForGRPC()
 }
 
 // withStandby appends, after the catch-all (so that no request ever takes it), a route naming
