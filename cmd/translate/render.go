@@ -11,9 +11,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	utiljson "k8s.io/apimachinery/pkg/util/json"
-	"sigs.k8s.io/yaml"
 
+	"github.com/smi-operator/smi-operator/cmd/translate/manifest"
 	"github.com/smi-operator/smi-operator/translators/istio"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 	"github.com/smi-operator/smi-operator/translators/xds"
@@ -23,32 +22,7 @@ import (
 // (controllers/owned): its JSON without status and the metadata the server owns. The owner
 // reference the operator adds is left out: it needs the UID the API server gives the SMI object.
 func writeIstio(w *bytes.Buffer, out istio.Output) error {
-	for _, obj := range out.Objects() {
-		data, err := json.Marshal(obj)
-		if err != nil {
-			return err
-		}
-		var u map[string]any
-		if err := utiljson.Unmarshal(data, &u); err != nil {
-			return err
-		}
-		delete(u, "status")
-		if meta, ok := u["metadata"].(map[string]any); ok {
-			for _, f := range []string{"creationTimestamp", "resourceVersion", "managedFields"} {
-				delete(meta, f)
-			}
-		}
-		if data, err = json.Marshal(u); err != nil {
-			return err
-		}
-		y, err := yaml.JSONToYAML(data)
-		if err != nil {
-			return err
-		}
-		w.WriteString("---\n")
-		w.Write(y)
-	}
-	return nil
+	return manifest.Write(w, out.Objects())
 }
 
 // xdsDocument is the JSON the xDS backend renders to: what the operator's xDS server would serve.
