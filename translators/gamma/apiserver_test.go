@@ -1,0 +1,128 @@
+package gamma
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/smi-operator/smi-operator/apis/smi"
+	"github.com/smi-operator/smi-operator/test/corpus"
+	"github.com/smi-operator/smi-operator/test/testenv"
+	"github.com/smi-operator/smi-operator/translators/mesh"
+)
+
+// controlPlane is started by the first test that needs it, so the package's other tests run
+// without one, and stopped by TestMain.
+var controlPlane testenv.Lazy
+
+func TestMain(m *testing.M) { controlPlane.Main(m) }
+
+// TestAPIServerAcceptsEveryRoute runs every input of the repository (package test/corpus: the
+// translators' golden cases, translate's cases, every fuzz corpus entry) and this package's
+// cases through mesh.Build and Translate, and creates every route (dry run, strict field
+// validation) on a real API server with the Gateway API CRDs of the module installed, first the
+// standard channel, then the experimental one: their schemas and CEL rules are the spec's own
+// validation, and a route they refuse would silently program nothing. A route the CRDs must
+// refuse is refused, so the check is not vacuous.
+func TestAPIServerAcceptsEveryRoute(t *testing.T) {
+	env := controlPlane.Get(t)
+	c := controlPlane.Client(t, gatewayv1.Install, corev1.AddToScheme)
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases, err := corpus.All(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := filepath.Glob(filepath.Join("testdata", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range own {
+		if strings.HasSuffix(in, ".golden.yaml") {
+			continue
+		}
+		cs, err := corpus.Load(in, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs.Name = "translators/gamma/" + in
+		cases = append(cases, cs)
+	}
+	if len(cases) < 60 {
+		t.Fatalf("only %d inputs: the corpus is not being found", len(cases))
+	}
+
+	ctx := context.Background()
+	namespaces := map[string]bool{}
+	for _, channel := range []string{testenv.GatewayAPIStandard, testenv.GatewayAPIExperimental} {
+		t.Run(channel, func(t *testing.T) {
+			if err := testenv.InstallGatewayAPICRDs(env.Config, channel); err != nil {
+				t.Fatal(err)
+			}
+			crd := &unstructured.Unstructured{}
+			crd.SetAPIVersion("apiextensions.k8s.io/v1")
+			crd.SetKind("CustomResourceDefinition")
+			if err := c.Get(ctx, client.ObjectKey{Name: "httproutes.gateway.networking.k8s.io"}, crd); err != nil ||
+				crd.GetAnnotations()["gateway.networking.k8s.io/channel"] != channel {
+				t.Fatalf("the HTTPRoute CRD is not of the %s channel: %v %v", channel, crd.GetAnnotations(), err)
+			}
+			counts := map[string]int{}
+			for _, cs := range cases {
+				model, _ := mesh.Build(cs.Snapshot, cs.Settings)
+				out, _ := Translate(model, cs.Settings)
+				for _, obj := range out.Objects() {
+					if len(validation.IsDNS1123Subdomain(obj.GetLabels()[smi.LabelSourceName])) > 0 {
+						continue // read leniently (translate's malformed case): the API server refuses the SMI object itself
+					}
+					if ns := obj.GetNamespace(); !namespaces[ns] {
+						createNamespace(t, c, ns)
+						namespaces[ns] = true
+					}
+					kind := obj.GetObjectKind().GroupVersionKind().Kind
+					counts[kind]++
+					if err := c.Create(ctx, obj.DeepCopyObject().(client.Object), client.DryRunAll, client.FieldValidation("Strict")); err != nil {
+						t.Errorf("%s: the API server refuses %s %s/%s: %v", cs.Name, kind, obj.GetNamespace(), obj.GetName(), err)
+					}
+				}
+			}
+			t.Logf("routes created (dry run) by kind: %v", counts)
+			for _, kind := range []string{"HTTPRoute", "GRPCRoute", "TCPRoute"} {
+				if counts[kind] == 0 {
+					t.Errorf("no %s was created: the corpus exercises none", kind)
+				}
+			}
+
+			// A backendRef to a Service without a port: the CRD's CEL rule refuses it.
+			bad := &gatewayv1.HTTPRoute{}
+			bad.Namespace, bad.Name = "shop", "no-backend-port"
+			bad.Spec.ParentRefs = []gatewayv1.ParentReference{{Name: "web"}}
+			bad.Spec.Rules = []gatewayv1.HTTPRouteRule{{BackendRefs: []gatewayv1.HTTPBackendRef{{BackendRef: serviceRef("web-v1", 80)}}}}
+			bad.Spec.Rules[0].BackendRefs[0].Port = nil
+			createNamespace(t, c, "shop")
+			err := c.Create(ctx, bad, client.DryRunAll)
+			if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "Must have port for Service reference") {
+				t.Errorf("a backendRef without port: got %v, want the CRD's refusal", err)
+			}
+		})
+	}
+}
+
+func createNamespace(t *testing.T, c client.Client, name string) {
+	t.Helper()
+	ns := &corev1.Namespace{}
+	ns.Name = name
+	if err := c.Create(context.Background(), ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(errors.Join(errors.New("creating namespace "+name), err))
+	}
+}
