@@ -13,8 +13,10 @@
 // separated YAML or concatenated JSON; "-" is standard input; a directory is read recursively for
 // *.yaml, *.yml and *.json in name order, leaving out hidden entries and kustomization files), and
 // prints what the operator would program with the same flags: with --backend=istio (the default)
-// the Istio objects as a YAML stream, with --backend=xds the xDS resources its own control plane
-// would serve as one JSON document (--proxy=grpc, envoy or all), with --backend=none nothing.
+// the Istio objects as a YAML stream, with --backend=gamma the Gateway API routes (HTTPRoute,
+// GRPCRoute, TCPRoute with Service parents, for GAMMA meshes) as a YAML stream, with
+// --backend=xds the xDS resources its own control plane would serve as one JSON document
+// (--proxy=grpc, envoy or all), with --backend=none nothing.
 // Output is deterministic: the same input gives the same bytes whatever the order of files and
 // documents (but for which of two definitions of one object comes last: applying both, the later
 // wins), so that it can be committed and diffed. Objects that name no namespace are put in

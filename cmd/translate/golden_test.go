@@ -147,18 +147,21 @@ func checkContract(t *testing.T, args []string, code int, stdout []byte, stderr 
 	}
 	if slices.Contains(args, "--backend=xds") {
 		checkXDS(t, stdout)
+	} else if slices.Contains(args, "--backend=gamma") {
+		checkObjects(t, stdout, []string{"HTTPRoute", "GRPCRoute", "TCPRoute"}, func(v string) bool { return v == "gateway.networking.k8s.io/v1" })
 	} else if !slices.Contains(args, "--backend=none") {
-		checkIstio(t, stdout)
+		checkObjects(t, stdout, []string{"VirtualService", "DestinationRule", "AuthorizationPolicy", "PeerAuthentication"},
+			func(v string) bool { return strings.HasSuffix(v, ".istio.io/v1") })
 	} else if len(stdout) > 0 {
 		t.Errorf("--backend=none printed %q", stdout)
 	}
 }
 
-// checkIstio asserts that the output is a YAML stream of labelled Istio objects, each in a
-// namespace, sorted by kind as istio.Output.Objects gives them, then namespace and name.
-func checkIstio(t *testing.T, stdout []byte) {
+// checkObjects asserts that the output is a YAML stream of labelled objects of the backend (Istio's
+// or the Gateway API's: apiVersion as ours says), each in a namespace, sorted by kind as the
+// translator's Output.Objects gives them (kindOrder), then namespace and name.
+func checkObjects(t *testing.T, stdout []byte, kindOrder []string, ours func(apiVersion string) bool) {
 	t.Helper()
-	kindOrder := []string{"VirtualService", "DestinationRule", "AuthorizationPolicy", "PeerAuthentication"}
 	var keys []string
 	for _, doc := range manifest.Split(stdout) {
 		if doc.Err != nil || doc.JSON == nil {
@@ -179,8 +182,8 @@ func checkIstio(t *testing.T, stdout []byte) {
 		}
 		id := fmt.Sprintf("%s %s/%s", obj.Kind, obj.Metadata.Namespace, obj.Metadata.Name)
 		kind := slices.Index(kindOrder, obj.Kind)
-		if !strings.HasSuffix(obj.APIVersion, ".istio.io/v1") || kind < 0 || obj.Metadata.Namespace == "" || obj.Metadata.Name == "" {
-			t.Errorf("%s (%s): not a namespaced Istio object", id, obj.APIVersion)
+		if !ours(obj.APIVersion) || kind < 0 || obj.Metadata.Namespace == "" || obj.Metadata.Name == "" {
+			t.Errorf("%s (%s): not a namespaced object of the backend", id, obj.APIVersion)
 		}
 		if obj.Metadata.Labels[smi.LabelManagedBy] != smi.ManagedByValue || obj.Metadata.Labels[smi.LabelSourceKind] == "" {
 			t.Errorf("%s: labels %v lack managed-by or source", id, obj.Metadata.Labels)

@@ -14,6 +14,8 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
+	"github.com/smi-operator/smi-operator/cmd/translate/manifest"
+	"github.com/smi-operator/smi-operator/translators/gamma"
 	"github.com/smi-operator/smi-operator/translators/istio"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 )
@@ -37,6 +39,7 @@ const (
 const (
 	backendIstio = "istio"
 	backendXDS   = "xds"
+	backendGamma = "gamma"
 	backendNone  = "none"
 
 	proxyGRPC  = "grpc"
@@ -62,8 +65,8 @@ ServiceAccounts the xDS backend's mutual-TLS clusters accept), from YAML or JSON
 ("-" is standard input; a directory is read recursively: *.yaml, *.yml, *.json, in name order),
 checks them as the cluster would (the SMI CRDs' schemas and the SMI validating webhook, object
 metadata, strict fields), and prints what the operator would program: the Istio objects as a
-YAML stream (--backend=istio), or the xDS resources as JSON (--backend=xds). No cluster is
-contacted.
+YAML stream (--backend=istio), the Gateway API routes as a YAML stream (--backend=gamma), or the
+xDS resources as JSON (--backend=xds). No cluster is contacted.
 
 Standard error gets one line per finding, "error:", "warning:" or "note:" first: input the cluster
 would refuse, then the diagnostics the SMI objects would get as conditions.
@@ -111,7 +114,7 @@ func parseFlags(args []string, stdout io.Writer) (options, []string, error) {
 	var grpcPorts string
 	fs := flag.NewFlagSet("translate", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&opts.backend, "backend", backendIstio, "Mesh backend to translate for: istio (Istio objects as YAML), xds (the operator's own xDS "+
+	fs.StringVar(&opts.backend, "backend", backendIstio, "Mesh backend to translate for: istio (Istio objects as YAML), gamma (Gateway API routes for meshes as YAML), xds (the operator's own xDS "+
 		"server's resources as JSON), or none (only check the input).")
 	fs.StringVar(&opts.proxy, "proxy", proxyAll, "With --backend=xds, the clients to translate for: grpc (proxyless gRPC), envoy (Envoy sidecars) or all.")
 	fs.StringVar(&grpcPorts, "grpc-server-ports", "", "With --backend=xds, comma-separated ports of the proxyless gRPC server Listeners rendered "+
@@ -148,9 +151,9 @@ func parseFlags(args []string, stdout io.Writer) (options, []string, error) {
 	})
 
 	switch opts.backend {
-	case backendIstio, backendXDS, backendNone:
+	case backendIstio, backendGamma, backendXDS, backendNone:
 	default:
-		return opts, nil, fmt.Errorf("unknown --backend %q: use istio, xds or none", opts.backend)
+		return opts, nil, fmt.Errorf("unknown --backend %q: use istio, gamma, xds or none", opts.backend)
 	}
 	switch opts.proxy {
 	case proxyGRPC, proxyEnvoy, proxyAll:
@@ -219,6 +222,10 @@ func run(opts options, files []file) ([]byte, []report) {
 		var objs istio.Output
 		objs, backendDiags = istio.Translate(model, opts.settings)
 		err = writeIstio(&out, objs)
+	case backendGamma:
+		var objs gamma.Output
+		objs, backendDiags = gamma.Translate(model, opts.settings)
+		err = manifest.Write(&out, objs.Objects())
 	case backendXDS:
 		backendDiags, err = writeXDS(&out, model, snap, endpoints, opts)
 	}
