@@ -223,9 +223,11 @@
 // grpc-go (v1.84) implements less, so proxyless clusters get what it has instead, and
 // [PolicyDiagnostics] says so on the policy (Programmed=False UnsupportedPolicyField, a warning)
 // for ports a gRPC client can call (not declared HTTP/1.1): no Maglev (a ring hash of the same
-// key), no consecutive-error ejection (failure-percentage ejection at a 100% threshold with the
-// smaller consecutive count as the request volume and one host minimum: an endpoint whose every
-// call failed in an interval), no cookie hashing, no per-try timeout, no idle timeout, at most 4
+// key), no consecutive-error ejection (failure-percentage ejection with the smaller consecutive
+// count as the request volume and one host minimum, at a 99% threshold since grpc-go ejects only
+// above it: an endpoint whose every call failed in an interval), no cookie hashing, a timeout
+// that starts after a fault's delay (grpc-go runs the fault filter before it applies
+// max_stream_duration, so only the caller's deadline cuts a delay short), no per-try timeout, no idle timeout, at most 4
 // retries, retries on gRPC status codes only, circuit breaking on max requests only. Route
 // settings on a port Envoy carries as opaque TCP are reported too.
 //

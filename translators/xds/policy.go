@@ -28,6 +28,9 @@ import (
 // channel, so every call of one client goes to one endpoint (gRFC A42).
 const grpcChannelIDKey = "io.grpc.channel_id"
 
+// grpcFailurePercentageThreshold stands for consecutive-error ejection on proxyless clusters.
+const grpcFailurePercentageThreshold = 99
+
 // grpcMaxRetries is the most retries grpc-go makes: it caps attempts (retries plus the first try)
 // at 5.
 const grpcMaxRetries = 4
@@ -265,7 +268,8 @@ func uint32Value(n int32) *wrapperspb.UInt32Value {
 
 // outlierDetection is Envoy's consecutive-error ejection. grpc-go implements only success-rate and
 // failure-percentage ejection, so a proxyless cluster ejects instead an endpoint whose every call
-// failed in an interval, once it had at least as many calls as the smaller consecutive count.
+// failed (more than 99%) in an interval, once it had at least as many calls as the smaller
+// consecutive count.
 func outlierDetection(od *mesh.OutlierDetection, proxyless bool) *clusterv3.OutlierDetection {
 	out := &clusterv3.OutlierDetection{
 		Interval:         optionalDuration(od.Interval),
@@ -280,7 +284,9 @@ func outlierDetection(od *mesh.OutlierDetection, proxyless bool) *clusterv3.Outl
 			volume = g
 		}
 		if volume != 0 {
-			out.FailurePercentageThreshold = wrapperspb.UInt32(100)
+			// grpc-go ejects when the failure percentage is above the threshold (Envoy: at or
+			// above), so 100 would never eject; above 99% is every call of fewer than 100.
+			out.FailurePercentageThreshold = wrapperspb.UInt32(grpcFailurePercentageThreshold)
 			out.EnforcingFailurePercentage = wrapperspb.UInt32(100)
 			out.FailurePercentageMinimumHosts = wrapperspb.UInt32(1)
 			out.FailurePercentageRequestVolume = wrapperspb.UInt32(uint32(volume))
@@ -326,6 +332,9 @@ func PolicyDiagnostics(p *mesh.Policy) []mesh.Diagnostic {
 	if p.IdleTimeout != 0 {
 		warn("idleTimeout: %s have no idle timeout per route; only Envoy sidecars apply it", grpc)
 	}
+	if p.Timeout != 0 && p.Fault != nil && p.Fault.Delay != nil {
+		warn("timeout: %s start it after the fault's delay, so it does not cut an injected delay short; only the caller's own deadline does", grpc)
+	}
 	if r := p.Retries; r != nil {
 		if r.PerTryTimeout != 0 {
 			warn("retries.perTryTimeout: %s do not implement it; only the whole call's timeout bounds their tries", grpc)
@@ -349,7 +358,7 @@ func PolicyDiagnostics(p *mesh.Policy) []mesh.Diagnostic {
 		warn("circuitBreaker: %s implement maxRequests only; maxConnections, maxPendingRequests and maxRetries apply on Envoy sidecars", grpc)
 	}
 	if od := p.OutlierDetection; od != nil && (od.Consecutive5xx != 0 || od.ConsecutiveGatewayErrors != 0) {
-		warn("outlierDetection: %s do not count consecutive errors; they eject an endpoint whose every call failed during an interval once it had that many calls (failure-percentage ejection at 100%%)", grpc)
+		warn("outlierDetection: %s do not count consecutive errors; they eject an endpoint of which more than 99%% of the calls failed during an interval once it had that many calls (failure-percentage ejection)", grpc)
 	}
 	if lb := p.LoadBalancer; lb != nil {
 		if lb.Type == policyv1alpha1.LoadBalancerMaglev {
