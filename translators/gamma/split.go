@@ -205,17 +205,11 @@ func (b *splitRoutes) httpRoute(port int32) {
 	var headers []int
 	for i, m := range b.s.Matches {
 		path, pathRegex := httpPath(m.Path)
-		var hs []gatewayv1.HTTPHeaderMatch
-		for _, h := range m.Headers {
-			value, regex := headerValue(h)
-			typ := gatewayv1.HeaderMatchExact
-			if regex {
-				typ = gatewayv1.HeaderMatchRegularExpression
-			}
-			hs = append(hs, gatewayv1.HTTPHeaderMatch{Type: ptr.To(typ), Name: gatewayv1.HTTPHeaderName(h.Name), Value: value})
-			b.regex[i] = b.regex[i] || regex
-		}
-		b.regex[i] = b.regex[i] || pathRegex
+		hs, headerRegex := headerMatches(m.Headers, gatewayv1.HeaderMatchExact, gatewayv1.HeaderMatchRegularExpression,
+			func(typ gatewayv1.HeaderMatchType, name, value string) gatewayv1.HTTPHeaderMatch {
+				return gatewayv1.HTTPHeaderMatch{Type: ptr.To(typ), Name: gatewayv1.HTTPHeaderName(name), Value: value}
+			})
+		b.regex[i] = b.regex[i] || pathRegex || headerRegex
 		headers = append(headers, len(hs))
 		if len(m.Methods) == 0 {
 			matches = append(matches, gatewayv1.HTTPRouteMatch{Path: path, Headers: hs})
@@ -258,15 +252,12 @@ func (b *splitRoutes) grpcRoute(port int32) (ok bool) {
 		if !ok {
 			return false
 		}
-		var hs []gatewayv1.GRPCHeaderMatch
-		for _, h := range m.Headers {
-			value, isRegex := headerValue(h)
-			typ := gatewayv1.GRPCHeaderMatchExact
-			if isRegex {
-				typ = gatewayv1.GRPCHeaderMatchRegularExpression
-			}
-			hs = append(hs, gatewayv1.GRPCHeaderMatch{Type: ptr.To(typ), Name: gatewayv1.GRPCHeaderName(h.Name), Value: value})
-			regex[i] = regex[i] || isRegex
+		hs, headerRegex := headerMatches(m.Headers, gatewayv1.GRPCHeaderMatchExact, gatewayv1.GRPCHeaderMatchRegularExpression,
+			func(typ gatewayv1.GRPCHeaderMatchType, name, value string) gatewayv1.GRPCHeaderMatch {
+				return gatewayv1.GRPCHeaderMatch{Type: ptr.To(typ), Name: gatewayv1.GRPCHeaderName(name), Value: value}
+			})
+		if headerRegex {
+			regex[i] = true
 		}
 		headers = append(headers, len(hs))
 		matches = append(matches, gatewayv1.GRPCRouteMatch{Method: method, Headers: hs})
@@ -343,6 +334,21 @@ func exactPathValid(v string) bool {
 		}
 	}
 	return true
+}
+
+// headerMatches writes a match's headers as HTTPRoute or GRPCRoute header matches (headerValue),
+// of type exact or regex; anyRegex says whether one needs a regex.
+func headerMatches[H any, T ~string](headers []mesh.HeaderMatch, exact, regex T, match func(typ T, name, value string) H) (out []H, anyRegex bool) {
+	for _, h := range headers {
+		value, isRegex := headerValue(h)
+		typ := exact
+		if isRegex {
+			typ = regex
+		}
+		out = append(out, match(typ, h.Name, value))
+		anyRegex = anyRegex || isRegex
+	}
+	return out, anyRegex
 }
 
 // headerValue is how a header match is written: its exact value, or else (regex true) a regex

@@ -5,14 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
 	networkingapi "istio.io/api/networking/v1alpha3"
 	securityapi "istio.io/api/security/v1beta1"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -49,51 +47,15 @@ func translateCase(t *testing.T, snap mesh.Snapshot, settings mesh.Settings, inp
 		b.WriteString("---\n")
 		b.Write(y)
 	}
-	writeDiagnostics(&b, "mesh.Build", buildDiags)
-	writeDiagnostics(&b, "istio.Translate", diags)
+	golden.WriteDiagnostics(&b, "mesh.Build", buildDiags)
+	golden.WriteDiagnostics(&b, "istio.Translate", diags)
 	return b.String()
-}
-
-func writeDiagnostics(b *strings.Builder, step string, diags []mesh.Diagnostic) {
-	fmt.Fprintf(b, "# %s diagnostics:\n", step)
-	if len(diags) == 0 {
-		b.WriteString("#   none\n")
-	}
-	for _, d := range diags {
-		fmt.Fprintf(b, "#   %s\n", d)
-	}
 }
 
 // checkOutput asserts what must hold for any input, beyond what a golden file shows at a glance.
 func checkOutput(t *testing.T, out Output, diags []mesh.Diagnostic, settings mesh.Settings) {
 	t.Helper()
-	for _, d := range diags {
-		if strings.TrimSpace(d.Message) == "" || d.Condition != smi.ConditionProgrammed {
-			t.Errorf("diagnostic %v: want a message and condition %s", d, smi.ConditionProgrammed)
-		}
-	}
-	if !slices.Equal(diags, mesh.SortDiagnostics(diags)) {
-		t.Errorf("diagnostics are not sorted and unique")
-	}
-	seen := map[string]bool{}
-	for _, obj := range out.Objects() {
-		gvk := obj.GetObjectKind().GroupVersionKind()
-		id := fmt.Sprintf("%s %s/%s", gvk.Kind, obj.GetNamespace(), obj.GetName())
-		if seen[id] {
-			t.Errorf("%s generated twice", id)
-		}
-		seen[id] = true
-		checkMeta(t, id, obj)
-		checkRoundTrip(t, id, obj)
-	}
-	for _, kindSorted := range [][]client.Object{appendObjects(nil, out.VirtualServices), appendObjects(nil, out.DestinationRules),
-		appendObjects(nil, out.AuthorizationPolicies), appendObjects(nil, out.PeerAuthentications)} {
-		if !slices.IsSortedFunc(kindSorted, func(a, b client.Object) int {
-			return strings.Compare(a.GetNamespace()+"/"+a.GetName(), b.GetNamespace()+"/"+b.GetName())
-		}) {
-			t.Errorf("objects of one kind are not sorted by namespace/name")
-		}
-	}
+	golden.CheckOutput(t, out.Objects(), diags, func(id string, obj client.Object) { checkRoundTrip(t, id, obj) })
 	// Istio reads one VirtualService and one DestinationRule per host: a policy merges into the
 	// split's, and without mTLS only policies write DestinationRules.
 	hosts := map[string]bool{}
@@ -123,32 +85,6 @@ func checkOutput(t *testing.T, out Output, diags []mesh.Diagnostic, settings mes
 		if len(pa.Spec.GetSelector().GetMatchLabels()) == 0 || pa.Spec.GetMtls().GetMode() != securityapi.PeerAuthentication_MutualTLS_STRICT {
 			t.Errorf("PeerAuthentication %s: want a workload selector and STRICT, got %v", pa.Name, &pa.Spec)
 		}
-	}
-}
-
-func checkMeta(t *testing.T, id string, obj client.Object) {
-	t.Helper()
-	gvk := obj.GetObjectKind().GroupVersionKind()
-	if gvk.Group == "" || gvk.Version == "" || gvk.Kind == "" {
-		t.Errorf("%s: apiVersion/kind not set: %v", id, gvk)
-	}
-	if obj.GetNamespace() == "" {
-		t.Errorf("%s: no namespace", id)
-	}
-	if msgs := validation.IsDNS1123Subdomain(obj.GetName()); len(msgs) > 0 || len(obj.GetName()) > smi.MaxNameLength {
-		t.Errorf("%s: name is not a DNS-1123 name of at most %d characters: %v", id, smi.MaxNameLength, msgs)
-	}
-	labels := obj.GetLabels()
-	if labels[smi.LabelManagedBy] != smi.ManagedByValue || labels[smi.LabelSourceKind] == "" || labels[smi.LabelSourceName] == "" {
-		t.Errorf("%s: labels %v lack the managed-by or source labels", id, labels)
-	}
-	for k, v := range labels {
-		if msgs := append(validation.IsQualifiedName(k), validation.IsValidLabelValue(v)...); len(msgs) > 0 {
-			t.Errorf("%s: label %s=%s: %v", id, k, v, msgs)
-		}
-	}
-	if len(obj.GetOwnerReferences()) > 0 {
-		t.Errorf("%s: owner references are the controller's job", id)
 	}
 }
 
