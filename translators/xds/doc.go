@@ -214,7 +214,8 @@
 //     percentages out of a hundred);
 //   - the fault filter, with an empty configuration, before the router of the port's
 //     HttpConnectionManager (the proxyless Listener and the Envoy outbound chain), only on ports
-//     whose policy has a fault, so other Listeners stay as they are;
+//     whose policy has a fault, so other Listeners stay as they are; on opaque TCP ports, the
+//     idle timeout on the outbound chain's tcp_proxy;
 //   - clusters: circuit_breakers (one DEFAULT-priority threshold), outlier_detection
 //     (consecutive_5xx; consecutive_gateway_failure enforced at 100%, Envoy's default being 0%;
 //     consecutive 5xx ejection turned off when only gateway errors are asked for), lb_policy
@@ -229,7 +230,7 @@
 // that starts after a fault's delay (grpc-go runs the fault filter before it applies
 // max_stream_duration, so only the caller's deadline cuts a delay short), no per-try timeout, no idle timeout, at most 4
 // retries, retries on gRPC status codes only, circuit breaking on max requests only. Route
-// settings on a port Envoy carries as opaque TCP are reported too.
+// settings (but the idle timeout) on a port Envoy carries as opaque TCP are reported too.
 //
 // # Decisions
 //

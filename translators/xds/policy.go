@@ -12,6 +12,7 @@ import (
 	faultcommonv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/common/fault/v3"
 	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -88,20 +89,27 @@ func policiesOf(model *mesh.Model, svc mesh.Service) []*mesh.Policy {
 	return out
 }
 
-// PolicyOutboundChains puts the fault filter of a policy with a fault on the HTTP filter chains
-// of its Service on the Envoy outbound listener ([OutboundFilterChains]), in place.
+// PolicyOutboundChains puts a policy on the chains of its Service on the Envoy outbound listener
+// ([OutboundFilterChains]), in place: the fault filter on HTTP chains when it has a fault, the idle
+// timeout on the tcp_proxy of opaque TCP chains (HTTP ones take it from their routes).
 func PolicyOutboundChains(chains []*listenerv3.FilterChain, p *mesh.Policy) {
-	if p.Fault == nil {
-		return
-	}
 	for _, port := range p.Service.Ports {
-		if port.Protocol != corev1.ProtocolTCP || !p.Covers(port.Port) || opaqueTCP(port) {
+		if port.Protocol != corev1.ProtocolTCP || !p.Covers(port.Port) {
 			continue
 		}
 		name := ListenerName(p.Service, port.Port)
 		for _, fc := range chains {
-			if fc.Name == name {
+			switch {
+			case fc.Name != name:
+			case !opaqueTCP(port) && p.Fault != nil:
 				fc.Filters = []*listenerv3.Filter{hcmFilter(faultConnectionManager(name))}
+			case opaqueTCP(port) && p.IdleTimeout != 0 && len(fc.Filters) == 1:
+				tp := &tcpproxyv3.TcpProxy{}
+				if err := fc.Filters[0].GetTypedConfig().UnmarshalTo(tp); err != nil {
+					panic(fmt.Sprintf("xds: the tcp_proxy this package built does not unpack: %v", err))
+				}
+				tp.IdleTimeout = durationpb.New(p.IdleTimeout)
+				fc.Filters = []*listenerv3.Filter{networkFilter(wellknown.TCPProxy, tp)}
 			}
 		}
 	}
@@ -305,7 +313,7 @@ func outlierDetection(od *mesh.OutlierDetection, proxyless bool) *clusterv3.Outl
 }
 
 // PolicyDiagnostics reports what of a policy the xDS backend cannot honour: on opaque TCP ports,
-// route settings (Envoy carries them as TCP); for proxyless gRPC clients (grpc-go), on the ports
+// route settings but the idle timeout (Envoy carries them as TCP); for proxyless gRPC clients (grpc-go), on the ports
 // a gRPC client can call, the fields it does not implement and what it does instead.
 func PolicyDiagnostics(p *mesh.Policy) []mesh.Diagnostic {
 	var d mesh.Diagnostics
@@ -322,8 +330,8 @@ func PolicyDiagnostics(p *mesh.Policy) []mesh.Diagnostic {
 			tcpOnly = append(tcpOnly, fmt.Sprint(port.Port))
 		}
 	}
-	if len(tcpOnly) > 0 && (p.Timeout != 0 || p.IdleTimeout != 0 || p.Retries != nil || p.Fault != nil || p.LoadBalancer != nil && p.LoadBalancer.Type != policyv1alpha1.LoadBalancerRoundRobin && p.LoadBalancer.Type != policyv1alpha1.LoadBalancerLeastRequest) {
-		warn("Envoy sidecars carry port %s of Service %q as opaque TCP (neither its appProtocol nor its name says HTTP): timeout, idleTimeout, retries, faultInjection and hashing apply to HTTP requests only, not there", strings.Join(tcpOnly, ", "), p.Service.Name)
+	if len(tcpOnly) > 0 && (p.Timeout != 0 || p.Retries != nil || p.Fault != nil || p.LoadBalancer != nil && p.LoadBalancer.Type != policyv1alpha1.LoadBalancerRoundRobin && p.LoadBalancer.Type != policyv1alpha1.LoadBalancerLeastRequest) {
+		warn("Envoy sidecars carry port %s of Service %q as opaque TCP (neither its appProtocol nor its name says HTTP): timeout, retries, faultInjection and hashing apply to HTTP requests only, not there", strings.Join(tcpOnly, ", "), p.Service.Name)
 	}
 	if !grpcCallable {
 		return d.Sorted()
