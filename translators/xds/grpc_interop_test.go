@@ -243,20 +243,7 @@ func TestGRPCServesWhatServerListenerAllows(t *testing.T) {
 			}
 			endpoint := Endpoint{Address: "127.0.0.1", Port: uint32(port), Ready: true, ServiceAccount: endpointSA}
 			out := ServiceResources(svc, Endpoints{{Namespace: "shop", Name: "api", Port: 8080}: {endpoint}}, tc.settings)
-			res := map[resourcev3.Type][]types.Resource{}
-			for _, r := range out.Listeners {
-				res[resourcev3.ListenerType] = append(res[resourcev3.ListenerType], r)
-			}
-			for _, r := range out.RouteConfigurations {
-				res[resourcev3.RouteType] = append(res[resourcev3.RouteType], r)
-			}
-			for _, r := range out.Clusters {
-				res[resourcev3.ClusterType] = append(res[resourcev3.ClusterType], r)
-			}
-			for _, r := range out.ClusterLoadAssignments {
-				res[resourcev3.EndpointType] = append(res[resourcev3.EndpointType], r)
-			}
-			if err := cache.SetSnapshot(ctx, "client", must(cachev3.NewSnapshot("1", res))(t)); err != nil {
+			if err := cache.SetSnapshot(ctx, "client", must(cachev3.NewSnapshot("1", out.Resources()))(t)); err != nil {
 				t.Fatal(err)
 			}
 

@@ -10,9 +10,7 @@ import (
 	"time"
 
 	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
-	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -97,20 +95,7 @@ func policyClient(t *testing.T, spec policyv1alpha1.TrafficPolicySpec, backends 
 	}
 	out, _ := xds.Translate(model, []mesh.Service{mesh.ServiceOf(&svc, settings)},
 		xds.Endpoints{{Namespace: "shop", Name: "api", Port: policyPort}: endpoints}, settings)
-	res := map[resourcev3.Type][]types.Resource{}
-	for _, r := range out.Listeners {
-		res[resourcev3.ListenerType] = append(res[resourcev3.ListenerType], r)
-	}
-	for _, r := range out.RouteConfigurations {
-		res[resourcev3.RouteType] = append(res[resourcev3.RouteType], r)
-	}
-	for _, r := range out.Clusters {
-		res[resourcev3.ClusterType] = append(res[resourcev3.ClusterType], r)
-	}
-	for _, r := range out.ClusterLoadAssignments {
-		res[resourcev3.EndpointType] = append(res[resourcev3.EndpointType], r)
-	}
-	snap, err := cachev3.NewSnapshot("1", res)
+	snap, err := cachev3.NewSnapshot("1", out.Resources())
 	if err != nil {
 		t.Fatal(err)
 	}

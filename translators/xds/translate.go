@@ -15,6 +15,8 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -34,6 +36,24 @@ type Output struct {
 	RouteConfigurations    []*routev3.RouteConfiguration
 	Clusters               []*clusterv3.Cluster
 	ClusterLoadAssignments []*endpointv3.ClusterLoadAssignment
+}
+
+// Resources returns o by xDS type, as go-control-plane's snapshot caches take resources.
+func (o Output) Resources() map[resourcev3.Type][]types.Resource {
+	res := map[resourcev3.Type][]types.Resource{}
+	for _, r := range o.Listeners {
+		res[resourcev3.ListenerType] = append(res[resourcev3.ListenerType], r)
+	}
+	for _, r := range o.RouteConfigurations {
+		res[resourcev3.RouteType] = append(res[resourcev3.RouteType], r)
+	}
+	for _, r := range o.Clusters {
+		res[resourcev3.ClusterType] = append(res[resourcev3.ClusterType], r)
+	}
+	for _, r := range o.ClusterLoadAssignments {
+		res[resourcev3.EndpointType] = append(res[resourcev3.EndpointType], r)
+	}
+	return res
 }
 
 // Translate turns the mesh model, the cluster's Services and their endpoints into xDS resources for
