@@ -1,0 +1,146 @@
+package backends
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/smi-operator/smi-operator/apis/smi/hub"
+	"github.com/smi-operator/smi-operator/apis/v1alpha1"
+	"github.com/smi-operator/smi-operator/controllers/namespace"
+	"github.com/smi-operator/smi-operator/controllers/owned"
+	"github.com/smi-operator/smi-operator/controllers/service"
+	"github.com/smi-operator/smi-operator/controllers/smiobject"
+	"github.com/smi-operator/smi-operator/translators/mesh"
+)
+
+// Written is what the backends that write objects of API kinds the cluster may not serve
+// (Istio's, the Gateway API's) with an owned.Writer do alike: check that the kinds are served,
+// watch them, and delete every object generated once no instance runs. The objects stay in the
+// cluster until then, and the mesh serves them: their instances ([WrittenInstance]) have nothing
+// to drain or stop.
+type Written struct {
+	// Backend names the backend in messages; Install says what makes the kinds served.
+	Backend v1alpha1.Backend
+	Install string
+	Writer  owned.Writer
+	// Lists are the list kinds of what the backend generates, which it prunes.
+	Lists []client.ObjectList
+	// Watches are the watches the controllers need while the backend programs; predicates
+	// filter every event.
+	Watches func(mgr manager.Manager, c Controllers, predicates ...predicate.Predicate) []Watch
+
+	// watched: the controllers watch the kinds (added once, when first served).
+	watched bool
+	// clean: no generated object is left since an instance last ran.
+	clean bool
+}
+
+// Watch is a controller's sources.
+type Watch struct {
+	Controller controller.Controller
+	Sources    []source.Source
+}
+
+// ItemsOf returns an object of each list's item type, so that a backend's kinds are listed once.
+func ItemsOf(lists []client.ObjectList) []client.Object {
+	out := make([]client.Object, 0, len(lists))
+	for _, list := range lists {
+		item := reflect.ValueOf(list).Elem().FieldByName("Items").Type().Elem()
+		if item.Kind() == reflect.Pointer { // Istio's lists hold pointers
+			item = item.Elem()
+		}
+		out = append(out, reflect.New(item).Interface().(client.Object))
+	}
+	return out
+}
+
+// Served says whether the cluster serves every kind of lists.
+func Served(mgr manager.Manager, backend v1alpha1.Backend, install string, lists []client.ObjectList) error {
+	for _, obj := range ItemsOf(lists) {
+		gvk, err := mgr.GetClient().GroupVersionKindFor(obj)
+		if err != nil {
+			return err
+		}
+		if _, err := mgr.GetRESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version); err != nil {
+			return fmt.Errorf("the %s backend cannot run: the cluster does not serve %s (%s)", backend, gvk, install)
+		}
+	}
+	return nil
+}
+
+// Start checks that the cluster serves the kinds and, the first time, adds the cache indexes and
+// the watches of them (filtered to nothing while no instance programs). They cannot be set up
+// at the operator's start: a watch of a kind the cluster does not serve would fail the manager.
+func (w *Written) Start(ctx context.Context, env Env) error {
+	if !w.watched {
+		if err := Served(env.Manager, w.Backend, w.Install, w.Lists); err != nil {
+			return err
+		}
+		if err := owned.IndexGenerated(ctx, env.Manager.GetFieldIndexer(), ItemsOf(w.Lists)...); err != nil {
+			return fmt.Errorf("indexing the %s backend's objects: %w", w.Backend, err)
+		}
+		programming := predicate.NewPredicateFuncs(func(client.Object) bool { return env.Programming() })
+		for _, watch := range w.Watches(env.Manager, env.Controllers, w.Writer.ForgetDeleted(), programming) {
+			for _, src := range watch.Sources {
+				if err := watch.Controller.Watch(src); err != nil {
+					return err
+				}
+			}
+		}
+		w.watched = true
+	}
+	w.clean = false
+	return nil
+}
+
+// Clean deletes every object the backend generated. It lists from the API server, not the cache,
+// so that none is missed; the Switch has waited for the writes in flight.
+func (w *Written) Clean(ctx context.Context, env Env) error {
+	if w.clean {
+		return nil
+	}
+	if !w.watched && Served(env.Manager, w.Backend, w.Install, w.Lists) != nil {
+		w.clean = true // no instance ever ran, and the kinds are not served: nothing to delete
+		return nil
+	}
+	n, err := w.Writer.DeleteAllGenerated(ctx, env.Manager.GetAPIReader(), w.Lists)
+	if err != nil {
+		return fmt.Errorf("deleting the %s backend's objects: %w", w.Backend, err)
+	}
+	w.clean = true
+	env.Log.Info("the "+string(w.Backend)+" backend is retired", "deleted", n)
+	return nil
+}
+
+// WrittenInstance is an instance of a [Written] backend, programming with Settings.
+type WrittenInstance struct {
+	SplitSink     smiobject.Backend[*hub.TrafficSplit]
+	TargetSink    smiobject.Backend[*hub.TrafficTarget]
+	NamespaceSink namespace.Sink
+	Settings      mesh.Settings
+}
+
+func (i WrittenInstance) Splits() smiobject.Backend[*hub.TrafficSplit]   { return i.SplitSink }
+func (i WrittenInstance) Targets() smiobject.Backend[*hub.TrafficTarget] { return i.TargetSink }
+func (i WrittenInstance) Namespaces() namespace.Sink                     { return i.NamespaceSink }
+func (i WrittenInstance) Services() service.Sink                         { return nil }
+
+// Fits says whether the instance programs with settings; the spec's other fields are not its.
+func (i WrittenInstance) Fits(_ v1alpha1.SMIOperatorSpec, settings mesh.Settings) bool {
+	return i.Settings == settings
+}
+
+// Activate, Retire, Failed and Stop: the objects written stay in the cluster until Clean, and the
+// mesh serves them; there is nothing to drain or stop.
+func (WrittenInstance) Activate()                                 {}
+func (WrittenInstance) Retire(v1alpha1.SMIOperatorSpec) time.Time { return time.Time{} }
+func (WrittenInstance) Failed() bool                              { return false }
+func (WrittenInstance) Stop()                                     {}
