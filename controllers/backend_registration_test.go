@@ -11,7 +11,6 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
-	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -19,19 +18,14 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/apis/v1alpha1"
-	"github.com/smi-operator/smi-operator/controllers"
 	"github.com/smi-operator/smi-operator/controllers/backends"
-	xdsbackend "github.com/smi-operator/smi-operator/controllers/backends/xds"
 	"github.com/smi-operator/smi-operator/controllers/namespace"
 	"github.com/smi-operator/smi-operator/controllers/service"
 	"github.com/smi-operator/smi-operator/controllers/smiobject"
-	"github.com/smi-operator/smi-operator/test/testenv"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 )
 
@@ -48,51 +42,10 @@ const fakeBackendName v1alpha1.Backend = "fake"
 // but the registration.
 func TestSwitchRunsARegisteredBackend(t *testing.T) {
 	g := NewWithT(t)
-	ctrl.SetLogger(zap.New(zap.WriteTo(testWriter{t}), zap.UseDevMode(true)))
-	env, err := testenv.Start(testenv.Options{})
-	g.Expect(err).NotTo(HaveOccurred())
-	t.Cleanup(func() { _ = env.Stop() })
-	c, err := client.New(env.Config, client.Options{Scheme: controllers.NewScheme()})
-	g.Expect(err).NotTo(HaveOccurred())
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	allowBackendInCRD(ctx, g, c, fakeBackendName)
-
-	const operatorNS, ns = "smi-operator", "shop"
-	for _, name := range []string{operatorNS, ns} {
-		g.Expect(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})).To(Succeed())
-	}
-	for _, name := range []string{"web", "web-v1", "web-v2"} {
-		g.Expect(c.Create(ctx, &corev1.Service{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-			Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
-		})).To(Succeed())
-	}
 	fake := &fakeBackend{}
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme: controllers.NewScheme(), Metrics: metricsserver.Options{BindAddress: "0"}, WebhookServer: env.WebhookServer(),
-	})
-	g.Expect(err).NotTo(HaveOccurred())
-	controllers.SetupWebhooks(mgr)
-	g.Expect(controllers.SetupFromResource(ctx, mgr, controllers.ResourceOptions{
-		MaxConcurrentReconciles: 2, Namespace: operatorNS, XDSHost: "127.0.0.1",
-		XDS: xdsbackend.Config{
-			ServiceName: "smi-operator-xds",
-			CASecret:    types.NamespacedName{Namespace: operatorNS, Name: "smi-operator-xds-ca"},
-		},
-		MoreBackends: []backends.Backend{fake},
-	})).To(Succeed())
-	managerDone := make(chan error, 1)
-	go func() { managerDone <- mgr.Start(ctx) }()
-	t.Cleanup(func() { cancel(); <-managerDone })
-	g.Eventually(func() error { return mgr.GetWebhookServer().StartedChecker()(nil) }).Should(Succeed())
-	split := &hub.TrafficSplit{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
-		Spec: splitv1alpha4.TrafficSplitSpec{Service: "web", Backends: []splitv1alpha4.TrafficSplitBackend{
-			{Service: "web-v1", Weight: 90}, {Service: "web-v2", Weight: 10},
-		}},
-	}
-	g.Expect(c.Create(ctx, split)).To(Succeed())
+	run := runOperator(t, g, func(ctrl.Manager) backends.Backend { return fake })
+	c, ctx, split := run.c, run.ctx, run.split
+	const operatorNS, ns = runOperatorNS, runShopNS
 
 	port := freePort(g)
 	op := &v1alpha1.SMIOperator{

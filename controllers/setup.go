@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/source"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/conversion"
@@ -26,6 +27,7 @@ import (
 	"github.com/smi-operator/smi-operator/apis/smi/validation"
 	"github.com/smi-operator/smi-operator/apis/v1alpha1"
 	"github.com/smi-operator/smi-operator/controllers/backends"
+	gammabackend "github.com/smi-operator/smi-operator/controllers/backends/gamma"
 	istiobackend "github.com/smi-operator/smi-operator/controllers/backends/istio"
 	xdsbackend "github.com/smi-operator/smi-operator/controllers/backends/xds"
 	"github.com/smi-operator/smi-operator/controllers/index"
@@ -46,7 +48,7 @@ import (
 const ConversionPath = "/convert"
 
 // NewScheme returns the scheme the operator's clients and caches use: Kubernetes' own types, the
-// SMI hub versions with their status, and the Istio types it generates.
+// SMI hub versions with their status, and the Istio and Gateway API types it generates.
 func NewScheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
@@ -55,6 +57,7 @@ func NewScheme() *runtime.Scheme {
 	utilruntime.Must(networkingv1.AddToScheme(s))
 	utilruntime.Must(securityv1.AddToScheme(s))
 	utilruntime.Must(v1alpha1.AddToScheme(s))
+	utilruntime.Must(gatewayv1.Install(s))
 	return s
 }
 
@@ -93,7 +96,7 @@ func SetupIstio(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err != nil {
 		return err
 	}
-	writer := istioWriter(mgr, statuses)
+	writer := generatedWriter(mgr, statuses)
 	targets := istiobackend.Targets{Writer: writer, Settings: opts.Settings}
 	splitCtrl, targetCtrl, err := setupReconcilers(ctx, mgr, opts, statuses, backendSet{
 		splits:   istiobackend.Splits{Writer: writer, Settings: opts.Settings},
@@ -136,9 +139,9 @@ func newStatuses(mgr ctrl.Manager, workers int) (*status.WriteQueue, error) {
 	return statuses, mgr.Add(statuses)
 }
 
-// istioWriter writes the Istio objects; its writes hold the statuses back and share their memory
-// of recent writes.
-func istioWriter(mgr ctrl.Manager, statuses *status.WriteQueue) owned.Writer {
+// generatedWriter writes the generated objects (Istio's, the Gateway API routes); its writes hold
+// the statuses back and share their memory of recent writes.
+func generatedWriter(mgr ctrl.Manager, statuses *status.WriteQueue) owned.Writer {
 	return owned.Writer{Client: mgr.GetClient(), Reader: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
 		Unobserved: statuses.Writer.Unobserved, Busy: statuses.Programming}
 }
@@ -275,8 +278,9 @@ func SetupFromResource(ctx context.Context, mgr ctrl.Manager, opts ResourceOptio
 		Manager: mgr,
 		// The backends an SMIOperator can select.
 		Backends: append([]backends.Backend{
-			istiobackend.Backend(istioWriter(mgr, statuses)),
+			istiobackend.Backend(generatedWriter(mgr, statuses)),
 			xdsbackend.Backend(xdsbackend.BackendOptions{Host: opts.XDSHost, Base: opts.XDS, Registerer: registerer}),
+			gammabackend.Backend(generatedWriter(mgr, statuses)),
 		}, opts.MoreBackends...),
 		Log: ctrl.Log.WithName("backends"),
 	})

@@ -9,7 +9,7 @@ import (
 const SingletonName = "default"
 
 // Backend names the mesh the operator programs from the SMI objects.
-// +kubebuilder:validation:Enum=istio;xds
+// +kubebuilder:validation:Enum=istio;xds;gamma
 type Backend string
 
 // Backends.
@@ -20,6 +20,11 @@ const (
 	// BackendXDS serves Envoy sidecars and proxyless gRPC clients from the operator's own xDS
 	// server and certificate authority. Nothing else has to be installed.
 	BackendXDS Backend = "xds"
+	// BackendGamma writes Gateway API routes (HTTPRoutes, GRPCRoutes, TCPRoutes whose parent is
+	// the split's apex Service) for a mesh that reads them (GAMMA: Linkerd, Istio, Cilium, Kuma,
+	// Consul). The Gateway API CRDs (standard channel, v1.6 or later) must be installed.
+	// TrafficTargets are not enforced: each reports Programmed=False.
+	BackendGamma Backend = "gamma"
 )
 
 // AccessMode says how far SMI's deny-by-default reaches; the values are mesh.AccessMode's.
@@ -67,8 +72,9 @@ type SMIOperator struct {
 
 // SMIOperatorSpec is the operator's configuration. The defaults equal main.go's flag defaults.
 type SMIOperatorSpec struct {
-	// Backend is the mesh the SMI objects are programmed into: istio (Istio's own objects) or
-	// xds (the operator's built-in xDS server). Changing it swaps backends on the running
+	// Backend is the mesh the SMI objects are programmed into: istio (Istio's own objects), xds
+	// (the operator's built-in xDS server) or gamma (Gateway API routes, for meshes that read
+	// them; TrafficTargets are not enforced). Changing it swaps backends on the running
 	// operator; see xds.swapGracePeriod.
 	// +kubebuilder:default=istio
 	// +optional
