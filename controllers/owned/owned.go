@@ -8,7 +8,6 @@ package owned
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -31,6 +30,7 @@ import (
 
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/controllers/unobserved"
+	"github.com/smi-operator/smi-operator/internal/objectjson"
 )
 
 // FieldManager is the server-side apply field manager of everything the operator writes.
@@ -174,7 +174,7 @@ func (w Writer) get(ctx context.Context, reader client.Reader, gvk schema.GroupV
 // writer already sent the same content while the cache showed that (the cache has not caught up
 // yet). It reports whether it sent it, or the conflict that kept it from sending it.
 func (w Writer) write(ctx context.Context, source client.Object, gvk schema.GroupVersionKind, wanted, cached client.Object) (bool, *Conflict, error) {
-	u, err := ToUnstructured(wanted)
+	u, err := objectjson.Unstructured(wanted)
 	if err != nil {
 		return false, nil, err
 	}
@@ -478,11 +478,11 @@ func upToDate(current, wanted client.Object) (bool, error) {
 	if !isSubset(wanted.GetLabels(), current.GetLabels()) || !metav1.IsControlledBy(current, ownerOf(wanted)) {
 		return false, nil
 	}
-	c, err := ToUnstructured(current)
+	c, err := objectjson.Unstructured(current)
 	if err != nil {
 		return false, err
 	}
-	wu, err := ToUnstructured(wanted)
+	wu, err := objectjson.Unstructured(wanted)
 	if err != nil {
 		return false, err
 	}
@@ -529,27 +529,6 @@ func controllerOf(obj client.Object) string {
 		return fmt.Sprintf("%s %q", ref.Kind, ref.Name)
 	}
 	return "no controller"
-}
-
-// ToUnstructured is obj as the Writer sends it, without what is the server's. It goes through
-// JSON, not the reflection converter: Istio's specs are protobuf messages whose JSON form only
-// their own marshalers produce.
-func ToUnstructured(obj client.Object) (*unstructured.Unstructured, error) {
-	data, err := json.Marshal(obj)
-	if err != nil {
-		return nil, err
-	}
-	u := &unstructured.Unstructured{}
-	if err := json.Unmarshal(data, &u.Object); err != nil {
-		return nil, err
-	}
-	// Only what the operator decides is applied: status belongs to the subresource, and these are
-	// the server's.
-	delete(u.Object, "status")
-	unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
-	unstructured.RemoveNestedField(u.Object, "metadata", "resourceVersion")
-	unstructured.RemoveNestedField(u.Object, "metadata", "managedFields")
-	return u, nil
 }
 
 func metaItems(list client.ObjectList) ([]client.Object, error) {

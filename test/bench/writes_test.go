@@ -19,6 +19,7 @@ import (
 	"github.com/smi-operator/smi-operator/controllers"
 	"github.com/smi-operator/smi-operator/controllers/owned"
 	"github.com/smi-operator/smi-operator/controllers/status"
+	"github.com/smi-operator/smi-operator/internal/objectjson"
 	"github.com/smi-operator/smi-operator/test/testenv"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 )
@@ -230,7 +231,7 @@ func newDirectWriter(b *testing.B, cfg *rest.Config) *directWriter {
 
 // create creates obj as owned.Writer creates an object its cache does not show.
 func (d *directWriter) create(ctx context.Context, obj client.Object) error {
-	u, err := owned.ToUnstructured(obj)
+	u, err := objectjson.Unstructured(obj)
 	if err != nil {
 		return err
 	}
@@ -240,7 +241,7 @@ func (d *directWriter) create(ctx context.Context, obj client.Object) error {
 // apply applies obj as owned.Writer applies to an object its source controls (without the UID:
 // the object is new), and as it wrote new objects too until it created them (7a0ee89).
 func (d *directWriter) apply(ctx context.Context, obj client.Object) error {
-	u, err := owned.ToUnstructured(obj)
+	u, err := objectjson.Unstructured(obj)
 	if err != nil {
 		return err
 	}

@@ -4,30 +4,21 @@ import (
 	"bytes"
 	"encoding/json"
 
-	utiljson "k8s.io/apimachinery/pkg/util/json"
+	"github.com/smi-operator/smi-operator/internal/objectjson"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 )
 
 // Write appends objs to w as a YAML stream ("---" before each document), each as the operator
-// applies it (controllers/owned): its JSON without status and the metadata the server owns.
+// applies it (objectjson.Unstructured).
 func Write(w *bytes.Buffer, objs []client.Object) error {
 	for _, obj := range objs {
-		data, err := json.Marshal(obj)
+		u, err := objectjson.Unstructured(obj)
 		if err != nil {
 			return err
 		}
-		var u map[string]any
-		if err := utiljson.Unmarshal(data, &u); err != nil {
-			return err
-		}
-		delete(u, "status")
-		if meta, ok := u["metadata"].(map[string]any); ok {
-			for _, f := range []string{"creationTimestamp", "resourceVersion", "managedFields"} {
-				delete(meta, f)
-			}
-		}
-		if data, err = json.Marshal(u); err != nil {
+		data, err := json.Marshal(u.Object)
+		if err != nil {
 			return err
 		}
 		y, err := yaml.JSONToYAML(data)
