@@ -48,6 +48,9 @@ type Config struct {
 	// TokenAudience is the audience of the ServiceAccount token projected for the agent (and the
 	// app's gRPC library), one the xDS server accepts.
 	TokenAudience string
+	// TrustDomain is the SMIOperator's spec.trustDomain: the agent asks the CA for
+	// spiffe://<TrustDomain>/ns/<ns>/sa/<sa>, and the CA refuses any other domain than its own.
+	TrustDomain string
 }
 
 // Names of what Pod adds.
@@ -251,7 +254,7 @@ func agentContainer(template string, cfg Config) corev1.Container {
 	return corev1.Container{
 		Name:          AgentContainerName,
 		Image:         cfg.AgentImage,
-		Args:          []string{"agent", "--proxy=" + template, "--xds-address=" + cfg.XDSAddress},
+		Args:          []string{"agent", "--proxy=" + template, "--xds-address=" + cfg.XDSAddress, "--trust-domain=" + cfg.TrustDomain},
 		RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),
 		Env: []corev1.EnvVar{
 			field("POD_NAME", "metadata.name"), field("POD_NAMESPACE", "metadata.namespace"),

@@ -26,6 +26,7 @@ func testConfig() inject.Config {
 	return inject.Config{
 		Injection: testSettings(), AgentImage: "registry.example/smi-operator:v0.1.0",
 		XDSAddress: "smi-operator-xds.smi-operator-system.svc:15010", TokenAudience: "smi-operator-xds",
+		TrustDomain: "corp.example",
 	}
 }
 

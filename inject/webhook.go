@@ -71,6 +71,7 @@ func (w *Webhook) Handle(ctx context.Context, req admission.Request) admission.R
 		AgentImage:    spec.XDS.Injection.AgentImage,
 		XDSAddress:    net.JoinHostPort(w.XDSService+"."+w.OperatorNamespace+".svc", strconv.Itoa(int(spec.XDS.Port))),
 		TokenAudience: spec.XDS.TokenAudiences[0],
+		TrustDomain:   spec.TrustDomain,
 	}
 	if cfg.AgentImage == "" {
 		if cfg.AgentImage, err = w.OperatorImage(ctx); err != nil {

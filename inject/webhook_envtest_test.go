@@ -2,6 +2,7 @@ package inject_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -86,7 +87,7 @@ func TestWebhookOnAPIServer(t *testing.T) {
 		}
 	}
 	op := &v1alpha1.SMIOperator{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.SingletonName}, Spec: v1alpha1.SMIOperatorSpec{
-		Backend: v1alpha1.BackendXDS, XDS: v1alpha1.XDSSpec{Port: 15012, Injection: v1alpha1.InjectionSpec{ExcludeOutboundPorts: []int32{5432}}},
+		Backend: v1alpha1.BackendXDS, TrustDomain: "corp.example", XDS: v1alpha1.XDSSpec{Port: 15012, Injection: v1alpha1.InjectionSpec{ExcludeOutboundPorts: []int32{5432}}},
 	}}
 	if err := c.Create(ctx, op); err != nil {
 		t.Fatal(err)
@@ -120,8 +121,9 @@ func TestWebhookOnAPIServer(t *testing.T) {
 			t.Errorf("annotation %s = %q, want %q", v1alpha1.InjectedAnnotation, got, template)
 		}
 		for _, ic := range pod.Spec.InitContainers {
-			if ic.Name == inject.AgentContainerName && (ic.Image != image || !strings.Contains(strings.Join(ic.Args, " "), "--xds-address=smi-operator-xds."+operatorNS+".svc:15012")) {
-				t.Errorf("agent %s %v: want image %s and the spec's xDS port", ic.Image, ic.Args, image)
+			// The agent asks for spiffe://<trustDomain>/...: another domain than the CA's is refused.
+			if ic.Name == inject.AgentContainerName && (ic.Image != image || !slices.Contains(ic.Args, "--xds-address=smi-operator-xds."+operatorNS+".svc:15012") || !slices.Contains(ic.Args, "--trust-domain=corp.example")) {
+				t.Errorf("agent %s %v: want image %s, the spec's xDS port and trust domain", ic.Image, ic.Args, image)
 			}
 			if ic.Name == inject.InitContainerName && !strings.Contains(strings.Join(ic.Args, " "), "--exclude-outbound-ports=5432") {
 				t.Errorf("capture %v: want the SMIOperator's excluded outbound port", ic.Args)

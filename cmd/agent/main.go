@@ -25,6 +25,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/smi-operator/smi-operator/apis/v1alpha1"
 	"github.com/smi-operator/smi-operator/internal/agent"
 	"github.com/smi-operator/smi-operator/xds/bootstrap"
 	"github.com/smi-operator/smi-operator/xds/server"
@@ -80,7 +81,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (agent.O
 	var workloadDir, health string
 	fs.StringVar(&opts.Proxy, "proxy", "", `what the certificate is for: "envoy" (SDS and an ADS proxy on the agent's socket, Envoy's bootstrap) or "grpc" (files and the gRPC bootstrap)`)
 	fs.StringVar(&opts.XDSAddress, "xds-address", "", "the operator's xDS Service, host:port (its certificate service, and the proxy's management server)")
-	fs.StringVar(&opts.TrustDomain, "trust-domain", "cluster.local", "the trust domain of the workload's SPIFFE ID (the SMIOperator's spec.trustDomain)")
+	fs.StringVar(&opts.TrustDomain, "trust-domain", v1alpha1.DefaultTrustDomain, "the trust domain of the workload's SPIFFE ID (the SMIOperator's spec.trustDomain)")
 	fs.StringVar(&opts.Paths.TokenFile, "token-file", bootstrap.TokenFile, "the ServiceAccount token projected for the xDS audience")
 	fs.StringVar(&opts.Paths.TrustBundleFile, "trust-bundle-file", bootstrap.TrustBundleFile, "the mesh's trust bundle (the ConfigMap "+bootstrap.TrustBundleConfigMap+")")
 	fs.StringVar(&workloadDir, "workload-dir", bootstrap.WorkloadDir, "where the certificate, key, bundle, bootstraps and socket go")

@@ -31,6 +31,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	securityv1alpha1 "istio.io/api/security/v1alpha1"
 
+	"github.com/smi-operator/smi-operator/apis/v1alpha1"
 	xdstranslator "github.com/smi-operator/smi-operator/translators/xds"
 	"github.com/smi-operator/smi-operator/xds/bootstrap"
 	"github.com/smi-operator/smi-operator/xds/ca"
@@ -79,7 +80,7 @@ type Options struct {
 	// PodName, PodNamespace and ServiceAccount are the pod's (downward API); the node ID is
 	// "<pod>.<namespace>". InstanceIP is the pod's IP (logged; optional).
 	PodName, PodNamespace, ServiceAccount, InstanceIP string
-	// TrustDomain of the workload's SPIFFE ID; "cluster.local" when empty.
+	// TrustDomain of the workload's SPIFFE ID; v1alpha1.DefaultTrustDomain when empty.
 	TrustDomain string
 	Paths       Paths
 	// DialOptions are added to every connection to the operator (tests observe responses with
@@ -138,7 +139,7 @@ func New(opts Options) (*Agent, error) {
 		return nil, fmt.Errorf("agent: xDS address %q: %w", opts.XDSAddress, err)
 	}
 	if opts.TrustDomain == "" {
-		opts.TrustDomain = "cluster.local"
+		opts.TrustDomain = v1alpha1.DefaultTrustDomain
 	}
 	if opts.Paths == (Paths{}) {
 		opts.Paths = DefaultPaths()
