@@ -29,7 +29,8 @@ const (
 )
 
 // Conditions derives the three conditions of an object from the diagnostics about it: a condition
-// is False with the reason of its first diagnostic and every diagnostic's message, whatever their
+// is False with the reason of its first error (of its first diagnostic when none is an error: a
+// warning must not hide what stopped the object) and every diagnostic's message, whatever their
 // severity (a backend dropped for a missing Service makes ResolvedRefs False, and the rest is still
 // programmed); Programmed is also False when any error kept the object out of the backend.
 func Conditions(generation int64, diags []mesh.Diagnostic) []metav1.Condition {
@@ -43,6 +44,9 @@ func Conditions(generation int64, diags []mesh.Diagnostic) []metav1.Condition {
 		c := metav1.Condition{Type: typ, Status: metav1.ConditionTrue, Reason: trueReason, ObservedGeneration: generation}
 		if ds := byCondition[typ]; len(ds) > 0 {
 			c.Status, c.Reason, c.Message = metav1.ConditionFalse, ds[0].Reason, messages(ds)
+			if errs := errorsOf(ds); len(errs) > 0 {
+				c.Reason = errs[0].Reason
+			}
 		}
 		return c
 	}

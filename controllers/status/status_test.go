@@ -32,6 +32,11 @@ func TestConditions(t *testing.T) {
 			want{"True", mesh.ReasonApexNotFound, mesh.ReasonApexNotFound}},
 		{"a warning on programming is not hidden", []mesh.Diagnostic{diag(smi.ConditionProgrammed, mesh.ReasonNoWorkloads, mesh.SeverityWarning)},
 			want{"True", "True", mesh.ReasonNoWorkloads}},
+		// BackendNotFound sorts before ServiceNotFound: the reason must come from the error anyway.
+		{"an error's reason wins over a warning's", []mesh.Diagnostic{
+			diag(smi.ConditionResolvedRefs, mesh.ReasonBackendNotFound, mesh.SeverityWarning),
+			diag(smi.ConditionResolvedRefs, mesh.ReasonServiceNotFound, mesh.SeverityError)},
+			want{"True", mesh.ReasonServiceNotFound, mesh.ReasonServiceNotFound}},
 		{"a name taken by someone else", Conflicts(self, []owned.Conflict{{Kind: "VirtualService", Name: "web", Owner: "no controller"}}),
 			want{mesh.ReasonConflicted, "True", ReasonNotAccepted}},
 	}
