@@ -27,18 +27,26 @@ import (
 
 // +kubebuilder:rbac:groups="",namespace=system,resources=secrets,verbs=get;create;update
 
-// Keys of the CA Secret. tls.crt and tls.key are the current root (kubernetes.io/tls requires
-// them); ca.crt is the trust bundle.
+// Keys of the CA Secret. tls.crt and tls.key are the current root, the one that signs
+// (kubernetes.io/tls requires them); ca.crt is the trust bundle; next.crt and next.key, while a
+// rotation is under way, the root that signs once it has been in the bundle for the propagation
+// delay.
 const (
-	SecretCertKey   = corev1.TLSCertKey
-	SecretKeyKey    = corev1.TLSPrivateKeyKey
-	SecretBundleKey = "ca.crt"
+	SecretCertKey     = corev1.TLSCertKey
+	SecretKeyKey      = corev1.TLSPrivateKeyKey
+	SecretBundleKey   = "ca.crt"
+	SecretNextCertKey = "next.crt"
+	SecretNextKeyKey  = "next.key"
 )
 
 // Defaults of [Options].
 const (
 	DefaultRootTTL = 365 * 24 * time.Hour
 	DefaultCertTTL = time.Hour
+	// DefaultRootPropagation is far more than a trust bundle takes to reach every proxy: the
+	// operator's ConfigMap writes, the kubelet's sync of the mounted ConfigMap (about a minute),
+	// the agent's re-read of the file (30 s).
+	DefaultRootPropagation = time.Hour
 )
 
 // maxAttempts bounds how often Rotate re-reads the Secret after losing a race to another writer.
@@ -54,6 +62,11 @@ type Options struct {
 	RootTTL time.Duration
 	// CertTTL is the lifetime of a workload certificate; DefaultCertTTL when zero.
 	CertTTL time.Duration
+	// RootPropagation is how long a new root is in the trust bundle before it signs anything:
+	// until then a peer that has not yet read the new bundle would refuse its certificates.
+	// DefaultRootPropagation when zero, and never more than a sixth of RootTTL, so that the new
+	// root signs while the old one still has a sixth of its life left.
+	RootPropagation time.Duration
 	// RootSPIFFESAN puts the trust domain's SPIFFE ID (spiffe://<trust domain>) into new roots.
 	RootSPIFFESAN bool
 	// Now is the clock; time.Now when nil.
@@ -90,9 +103,13 @@ func New(ctx context.Context, client kubernetes.Interface, opts Options) (*Autho
 	if opts.CertTTL == 0 {
 		opts.CertTTL = DefaultCertTTL
 	}
-	if opts.RootTTL < 0 || opts.CertTTL < 0 {
-		return nil, errors.New("ca: RootTTL and CertTTL must be positive")
+	if opts.RootPropagation == 0 {
+		opts.RootPropagation = DefaultRootPropagation
 	}
+	if opts.RootTTL < 0 || opts.CertTTL < 0 || opts.RootPropagation < 0 {
+		return nil, errors.New("ca: RootTTL, CertTTL and RootPropagation must be positive")
+	}
+	opts.RootPropagation = min(opts.RootPropagation, opts.RootTTL/6)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -103,14 +120,19 @@ func New(ctx context.Context, client kubernetes.Interface, opts Options) (*Autho
 	return a, nil
 }
 
-// Rotate re-reads the Secret and, when its root has less than a third of its lifetime left,
-// replaces it by a new root, keeping the old one in the trust bundle until it expires. A Secret
-// deleted meanwhile is created again, with the roots this Authority still trusts in its bundle.
-// Call it periodically (hourly is plenty for the default one-year root).
+// Rotate re-reads the Secret and moves a rotation on, in two steps. When the current root has
+// less than a third of its lifetime left, a new root is made and added to the trust bundle only
+// (next.crt): the current root goes on signing. Once the new root has been in the bundle for
+// RootPropagation, it becomes the current root and signs; the old one stays in the bundle until
+// it expires. Every peer thus trusts a root before it meets a certificate of it. A current root
+// that has already expired (an operator down for that long) is replaced at once: nothing can
+// be signed with it. A Secret deleted meanwhile is created again with a new root that signs at
+// once, with the roots this Authority still trusts in its bundle. Call Rotate often enough for
+// the propagation delay to hold (the xDS server: every minute).
 //
-// rotated reports whether the root that signs new certificates changed, whether this call
-// rotated it or another replica did: the caller should then publish the new trust bundle.
-func (a *Authority) Rotate(ctx context.Context) (rotated bool, err error) {
+// bundleChanged reports whether the trust bundle changed (a root added, promoted or expired),
+// whether by this call or by another replica: the caller should then publish it.
+func (a *Authority) Rotate(ctx context.Context) (bundleChanged bool, err error) {
 	a.rotateMu.Lock()
 	defer a.rotateMu.Unlock()
 	ref := a.opts.Secret
@@ -147,7 +169,7 @@ func (a *Authority) syncOnce(ctx context.Context) (*keyPair, []*x509.Certificate
 			Name:      ref.Name,
 			Labels:    map[string]string{"app.kubernetes.io/managed-by": "smi-operator"},
 		}, Type: corev1.SecretTypeTLS}
-		setSecretData(s, root, bundle)
+		setSecretData(s, root, nil, bundle)
 		if _, err := secrets.Create(ctx, s, metav1.CreateOptions{}); err != nil {
 			return nil, nil, annotate(err, "creating", ref)
 		}
@@ -156,24 +178,48 @@ func (a *Authority) syncOnce(ctx context.Context) (*keyPair, []*x509.Certificate
 	if err != nil {
 		return nil, nil, annotate(err, "reading", ref)
 	}
-	root, stored, err := decodeSecret(s)
+	root, next, stored, err := decodeSecret(s)
 	if err != nil {
 		return nil, nil, fmt.Errorf("ca: Secret %s does not hold a usable CA (fix or delete it): %w", ref, err)
 	}
-	if !needsRotation(root.cert, now) {
-		return root, trustBundle(root.cert, stored, now), nil
+	expired := !now.Before(root.cert.NotAfter)
+	var signing, staged *keyPair
+	switch {
+	case next != nil && (expired || !now.Before(a.promotionTime(next))):
+		signing = next // promote: the new root has been in every bundle long enough
+	case next == nil && expired:
+		if signing, err = newRoot(a.opts.TrustDomain, a.opts.RootSPIFFESAN, now, a.opts.RootTTL); err != nil {
+			return nil, nil, err
+		}
+	case next == nil && needsRotation(root.cert, now):
+		if staged, err = newRoot(a.opts.TrustDomain, a.opts.RootSPIFFESAN, now, a.opts.RootTTL); err != nil {
+			return nil, nil, err
+		}
+		signing = root
+	default:
+		return root, trustBundle(root.cert, append(certsOf(next), stored...), now), nil
 	}
-	next, err := newRoot(a.opts.TrustDomain, a.opts.RootSPIFFESAN, now, a.opts.RootTTL)
-	if err != nil {
-		return nil, nil, err
-	}
-	bundle := trustBundle(next.cert, append([]*x509.Certificate{root.cert}, stored...), now)
-	setSecretData(s, next, bundle)
+	trusted := append(append(certsOf(staged), root.cert), stored...)
+	bundle := trustBundle(signing.cert, trusted, now)
+	setSecretData(s, signing, staged, bundle)
 	// s carries the resourceVersion read above: a concurrent writer makes this a Conflict.
 	if _, err := secrets.Update(ctx, s, metav1.UpdateOptions{}); err != nil {
 		return nil, nil, annotate(err, "rotating the root in", ref)
 	}
-	return next, bundle, nil
+	return signing, bundle, nil
+}
+
+// promotionTime is when next, added to the bundle as it was made, starts signing.
+func (a *Authority) promotionTime(next *keyPair) time.Time {
+	return next.cert.NotBefore.Add(clockSkew + a.opts.RootPropagation)
+}
+
+// certsOf is kp's certificate, or nothing for nil.
+func certsOf(kp *keyPair) []*x509.Certificate {
+	if kp == nil {
+		return nil
+	}
+	return []*x509.Certificate{kp.cert}
 }
 
 // annotate keeps the API error (callers test it with apierrors.Is*) and says what was done.
@@ -181,42 +227,53 @@ func annotate(err error, doing string, ref types.NamespacedName) error {
 	return fmt.Errorf("ca: %s Secret %s: %w", doing, ref, err)
 }
 
-// setSecretData writes root and bundle into s. The type of an existing Secret is left alone: it
-// cannot be changed.
-func setSecretData(s *corev1.Secret, root *keyPair, bundle []*x509.Certificate) {
+// setSecretData writes the signing root, the next root (nil: none) and the bundle into s. The
+// type of an existing Secret is left alone: it cannot be changed.
+func setSecretData(s *corev1.Secret, root, next *keyPair, bundle []*x509.Certificate) {
 	if s.Data == nil {
 		s.Data = map[string][]byte{}
 	}
 	s.Data[SecretCertKey] = root.certPEM
 	s.Data[SecretKeyKey] = root.keyPEM
 	s.Data[SecretBundleKey] = encodeCerts(bundle)
+	delete(s.Data, SecretNextCertKey)
+	delete(s.Data, SecretNextKeyKey)
+	if next != nil {
+		s.Data[SecretNextCertKey] = next.certPEM
+		s.Data[SecretNextKeyKey] = next.keyPEM
+	}
 }
 
-// decodeSecret returns the root and the stored bundle; a missing ca.crt is an empty bundle.
-func decodeSecret(s *corev1.Secret) (*keyPair, []*x509.Certificate, error) {
+// decodeSecret returns the signing root, the next root (nil when no rotation is under way) and
+// the stored bundle; a missing ca.crt is an empty bundle.
+func decodeSecret(s *corev1.Secret) (root, next *keyPair, bundle []*x509.Certificate, err error) {
 	for _, k := range []string{SecretCertKey, SecretKeyKey} {
 		if len(s.Data[k]) == 0 {
-			return nil, nil, fmt.Errorf("%s is missing", k)
+			return nil, nil, nil, fmt.Errorf("%s is missing", k)
 		}
 	}
-	root, err := parseKeyPair(s.Data[SecretCertKey], s.Data[SecretKeyKey])
-	if err != nil {
-		return nil, nil, err
+	if root, err = parseKeyPair(s.Data[SecretCertKey], s.Data[SecretKeyKey]); err != nil {
+		return nil, nil, nil, err
 	}
-	var bundle []*x509.Certificate
+	if len(s.Data[SecretNextCertKey]) > 0 || len(s.Data[SecretNextKeyKey]) > 0 {
+		if next, err = parseKeyPair(s.Data[SecretNextCertKey], s.Data[SecretNextKeyKey]); err != nil {
+			return nil, nil, nil, fmt.Errorf("%s/%s: %w", SecretNextCertKey, SecretNextKeyKey, err)
+		}
+	}
 	if len(s.Data[SecretBundleKey]) > 0 {
 		if bundle, err = parseCerts(s.Data[SecretBundleKey]); err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", SecretBundleKey, err)
+			return nil, nil, nil, fmt.Errorf("%s: %w", SecretBundleKey, err)
 		}
 	}
-	return root, bundle, nil
+	return root, next, bundle, nil
 }
 
-// adopt makes root and bundle current and reports whether the root changed.
+// adopt makes root (the signing one) and bundle current and reports whether the bundle changed.
 func (a *Authority) adopt(root *keyPair, bundle []*x509.Certificate) bool {
+	bundlePEM := encodeCerts(bundle)
 	a.mu.Lock()
-	changed := a.root != nil && !bytes.Equal(a.root.cert.Raw, root.cert.Raw)
-	a.root, a.bundle, a.bundlePEM = root, bundle, encodeCerts(bundle)
+	changed := a.bundlePEM != nil && !bytes.Equal(a.bundlePEM, bundlePEM)
+	a.root, a.bundle, a.bundlePEM = root, bundle, bundlePEM
 	a.mu.Unlock()
 	return changed
 }

@@ -175,10 +175,16 @@ func TestNewRefusesAnUnusableSecret(t *testing.T) {
 	}
 }
 
+// TestRotation: a due root is replaced in two steps, so that every peer trusts the new root before
+// it meets a certificate of it: first the new root joins the bundle while the old one goes on
+// signing, then, RootPropagation later, the new root signs; the old root stays trusted until it
+// expires.
 func TestRotation(t *testing.T) {
 	client := fake.NewClientset()
 	clock := clocktesting.NewFakeClock(t0)
-	a, err := New(context.Background(), client, testOptions(clock))
+	opts := testOptions(clock)
+	opts.RootPropagation = time.Hour
+	a, err := New(context.Background(), client, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,47 +196,81 @@ func TestRotation(t *testing.T) {
 
 	// 30-day root (+5m backdating): due with less than 10 days and 100s left.
 	clock.Step(20*24*time.Hour - time.Hour)
-	if rotated, err := a.Rotate(context.Background()); err != nil || rotated {
-		t.Fatalf("Rotate with 10 days and an hour left = %v, %v; want no rotation", rotated, err)
+	if changed, err := a.Rotate(context.Background()); err != nil || changed {
+		t.Fatalf("Rotate with 10 days and an hour left = %v, %v; want nothing to do", changed, err)
 	}
 	if n := countActions(client, "update"); n != 0 {
 		t.Fatalf("%d updates without a rotation", n)
 	}
 
+	// Step 1: the new root joins the bundle; the old one still signs.
 	clock.Step(time.Hour)
-	rotated, err := a.Rotate(context.Background())
-	if err != nil || !rotated {
-		t.Fatalf("Rotate with less than a third left = %v, %v; want a rotation", rotated, err)
+	changed, err := a.Rotate(context.Background())
+	if err != nil || !changed {
+		t.Fatalf("Rotate with less than a third left = %v, %v; want the bundle changed", changed, err)
 	}
 	s := getSecret(t, client)
-	stored := bundleOf(t, s.Data["ca.crt"])
-	newRoot := bundleOf(t, s.Data["tls.crt"])[0]
-	if newRoot.Equal(oldRoot) {
-		t.Fatal("tls.crt still holds the old root")
+	if signing := bundleOf(t, s.Data["tls.crt"])[0]; !signing.Equal(oldRoot) {
+		t.Fatal("tls.crt changed as the new root was made: it signs before peers trust it")
 	}
-	if len(stored) != 2 || !stored[0].Equal(newRoot) || !stored[1].Equal(oldRoot) {
-		t.Fatalf("ca.crt holds %d certificates, want the new root then the old one", len(stored))
+	newRoot := bundleOf(t, s.Data["next.crt"])[0]
+	published := a.TrustBundlePEM()
+	if stored := bundleOf(t, s.Data["ca.crt"]); len(stored) != 2 || !stored[0].Equal(oldRoot) || !stored[1].Equal(newRoot) {
+		t.Fatalf("ca.crt holds %d certificates, want the signing root then the next one", len(stored))
 	}
-	if !bytes.Equal(a.TrustBundlePEM(), s.Data["ca.crt"]) {
+	if !bytes.Equal(published, s.Data["ca.crt"]) {
 		t.Error("the Authority's bundle is not the Secret's")
 	}
 	if !newRoot.NotAfter.Equal(clock.Now().Add(30 * 24 * time.Hour)) {
-		t.Errorf("new root expires %s, want RootTTL after the rotation", newRoot.NotAfter)
+		t.Errorf("new root expires %s, want RootTTL after it was made", newRoot.NotAfter)
+	}
+	interim, err := a.Issue("spiffe://cluster.local/ns/default/sa/interim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mustParseCert(t, interim.CertChainPEM).CheckSignatureFrom(oldRoot); err != nil {
+		t.Errorf("a certificate issued while the new root propagates is not the old root's: %v", err)
+	}
+	// A second replica starting now takes over the rotation where it is.
+	if b, err := New(context.Background(), client, opts); err != nil || !bytes.Equal(b.TrustBundlePEM(), published) {
+		t.Fatalf("a new Authority during the propagation: %v, its bundle the Secret's: %v", err, err == nil && bytes.Equal(b.TrustBundlePEM(), published))
 	}
 
+	clock.Step(time.Hour - time.Second)
+	if changed, err := a.Rotate(context.Background()); err != nil || changed {
+		t.Fatalf("Rotate before the propagation delay passed = %v, %v; want nothing to do", changed, err)
+	}
+
+	// Step 2: the new root signs.
+	clock.Step(time.Second)
+	changed, err = a.Rotate(context.Background())
+	if err != nil || !changed {
+		t.Fatalf("Rotate after the propagation delay = %v, %v; want the bundle changed", changed, err)
+	}
+	s = getSecret(t, client)
+	if signing := bundleOf(t, s.Data["tls.crt"])[0]; !signing.Equal(newRoot) {
+		t.Fatal("tls.crt does not hold the next root after the propagation delay")
+	}
+	if _, found := s.Data["next.crt"]; found {
+		t.Error("next.crt kept after its root was promoted")
+	}
+	if stored := bundleOf(t, s.Data["ca.crt"]); len(stored) != 2 || !stored[0].Equal(newRoot) || !stored[1].Equal(oldRoot) {
+		t.Fatalf("ca.crt holds %d certificates, want the new root then the old one", len(stored))
+	}
 	newLeaf, err := a.Issue("spiffe://cluster.local/ns/default/sa/new")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := mustParseCert(t, newLeaf.CertChainPEM).CheckSignatureFrom(newRoot); err != nil {
-		t.Errorf("a certificate issued after the rotation is not signed by the new root: %v", err)
+		t.Errorf("a certificate issued after the promotion is not signed by the new root: %v", err)
 	}
-	// Both generations verify against the new bundle: peers of the old root stay trusted.
-	for name, leaf := range map[string]*Certificate{"old": oldLeaf, "new": newLeaf} {
-		at := clock.Now()
-		if name == "old" {
-			at = oldLeaf.NotBefore.Add(time.Minute) // within the old leaf's hour
-		}
+	// What the rotation is for: a peer that still holds the bundle published in step 1 verifies
+	// the new certificates, and every generation verifies against the current bundle.
+	if err := verifyLeaf(newLeaf.CertChainPEM, published, clock.Now()); err != nil {
+		t.Errorf("the new root's leaf does not verify against the bundle published before it signed: %v", err)
+	}
+	for name, leaf := range map[string]*Certificate{"old": oldLeaf, "interim": interim, "new": newLeaf} {
+		at := leaf.NotBefore.Add(time.Minute) // within each leaf's hour
 		if err := verifyLeaf(leaf.CertChainPEM, a.TrustBundlePEM(), at); err != nil {
 			t.Errorf("%s leaf does not verify against the bundle after rotation: %v", name, err)
 		}
@@ -242,14 +282,17 @@ func TestRotation(t *testing.T) {
 
 	// Once the old root has expired it leaves the bundle; the new root is not due yet.
 	clock.Step(10 * 24 * time.Hour)
-	if rotated, err := a.Rotate(context.Background()); err != nil || rotated {
-		t.Fatalf("Rotate after the old root expired = %v, %v; want no rotation", rotated, err)
+	if changed, err := a.Rotate(context.Background()); err != nil || !changed {
+		t.Fatalf("Rotate after the old root expired = %v, %v; want the bundle changed", changed, err)
 	}
 	if b := bundleOf(t, a.TrustBundlePEM()); len(b) != 1 || !b[0].Equal(newRoot) {
 		t.Errorf("bundle holds %d certificates after the old root expired, want the new root only", len(b))
 	}
+	if n := countActions(client, "update"); n != 2 {
+		t.Errorf("%d updates, want 2: the expired root leaves the bundle without a write", n)
+	}
 	// A second Authority starting now loads the new root.
-	b, err := New(context.Background(), client, testOptions(clock))
+	b, err := New(context.Background(), client, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,10 +301,33 @@ func TestRotation(t *testing.T) {
 	}
 }
 
+// An operator that was down until its root expired cannot wait for the propagation delay:
+// nothing verifies against an expired root, so the new root signs at once.
+func TestExpiredRootIsReplacedAtOnce(t *testing.T) {
+	client := fake.NewClientset()
+	clock := clocktesting.NewFakeClock(t0)
+	a, err := New(context.Background(), client, testOptions(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := bundleOf(t, a.TrustBundlePEM())[0]
+	clock.Step(31 * 24 * time.Hour)
+	if changed, err := a.Rotate(context.Background()); err != nil || !changed {
+		t.Fatalf("Rotate = %v, %v", changed, err)
+	}
+	leaf, err := a.Issue("spiffe://cluster.local/ns/default/sa/late")
+	if err != nil {
+		t.Fatalf("no certificate right after the expired root was replaced: %v", err)
+	}
+	if b := bundleOf(t, a.TrustBundlePEM()); len(b) != 1 || b[0].Equal(old) || mustParseCert(t, leaf.CertChainPEM).CheckSignatureFrom(b[0]) != nil {
+		t.Error("want a bundle of the new root alone, which signed the leaf")
+	}
+}
+
 // rootSecret builds the Secret another replica would write for root and bundle.
 func rootSecret(root *keyPair, bundle []*x509.Certificate) *corev1.Secret {
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: secretRef.Namespace, Name: secretRef.Name}, Type: corev1.SecretTypeTLS}
-	setSecretData(s, root, bundle)
+	setSecretData(s, root, nil, bundle)
 	return s
 }
 

@@ -13,11 +13,16 @@
 // out the same bundle.
 //
 // [Authority.Rotate], called periodically by the caller (this package starts no goroutines),
-// re-reads the Secret and replaces the root once it has less than a third of its lifetime left. The
-// old root stays in the trust bundle until it expires, so a peer still holding a certificate of the
-// old root keeps being trusted while everybody renews. The new root is written with Update on the
+// re-reads the Secret and replaces the root once it has less than a third of its lifetime left,
+// in two steps, because a peer refuses a certificate of a root it has not read yet: the new root
+// first joins the trust bundle only (next.crt, next.key), the old one still signing; once it has
+// been there for Options.RootPropagation (an hour: ConfigMap propagation to every pod and the
+// agents' re-reads take a few minutes) it signs. The old root stays in the trust bundle until it
+// expires, so a peer still holding a certificate of the old root keeps being trusted while
+// everybody renews. The state of a rotation is all in the Secret (the new root's NotBefore is when
+// it joined the bundle), so any replica takes it over. Each step is written with Update on the
 // resourceVersion that was read: of two replicas rotating at once one wins, the other gets a
-// conflict, re-reads, and adopts the winner's root instead of rotating a second time.
+// conflict, re-reads, and adopts the winner's step instead of making another.
 //
 // # Workload certificates
 //

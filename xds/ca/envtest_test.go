@@ -129,11 +129,15 @@ func TestSecretOnAPIServer(t *testing.T) {
 		t.Error("the second Authority wrote the Secret")
 	}
 
-	// Rotation persists: the first Authority rotates, the second adopts on its next Rotate, and
-	// certificates of the old root still verify with the bundle of either.
+	// Rotation persists: the first Authority rotates (the new root joins the bundle, then signs
+	// an hour later), the second adopts on its next Rotate, and certificates of the old root still
+	// verify with the bundle of either.
 	clk.Step(21 * 24 * time.Hour)
-	if rotated, err := first.Rotate(ctx); err != nil || !rotated {
-		t.Fatalf("Rotate = %v, %v; want a rotation", rotated, err)
+	for step := range 2 {
+		if changed, err := first.Rotate(ctx); err != nil || !changed {
+			t.Fatalf("Rotate, step %d = %v, %v; want the bundle changed", step+1, changed, err)
+		}
+		clk.Step(ca.DefaultRootPropagation)
 	}
 	s, err = c.CoreV1().Secrets(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 	if err != nil {
@@ -213,29 +217,41 @@ func TestConcurrentRotationConverges(t *testing.T) {
 		}
 		authorities[i] = a
 	}
-	old := authorities[0].TrustBundlePEM()
+	old := certs(t, authorities[0].TrustBundlePEM())[0]
 	clk.Step(21 * time.Hour)
-	var wg sync.WaitGroup
-	for i, a := range authorities {
-		wg.Go(func() {
-			if rotated, err := a.Rotate(ctx); err != nil || !rotated {
-				t.Errorf("replica %d: Rotate = %v, %v; want the root changed", i, rotated, err)
-			}
-		})
-	}
-	wg.Wait()
-	s, err := c.CoreV1().Secrets(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stored := certs(t, s.Data["ca.crt"])
-	if len(stored) != 2 || !stored[1].Equal(certs(t, old)[0]) {
-		t.Fatalf("ca.crt holds %d certificates, want one new root and the old one: a replica rotated twice", len(stored))
-	}
-	for i, a := range authorities {
-		if !bytes.Equal(a.TrustBundlePEM(), s.Data["ca.crt"]) {
-			t.Errorf("replica %d has a bundle other than the Secret's", i)
+	// Both steps of a rotation: the new root joins the bundle, then, an hour later, signs.
+	var next *x509.Certificate
+	for step := 1; step <= 2; step++ {
+		var wg sync.WaitGroup
+		for i, a := range authorities {
+			wg.Go(func() {
+				if changed, err := a.Rotate(ctx); err != nil || !changed {
+					t.Errorf("step %d, replica %d: Rotate = %v, %v; want the bundle changed", step, i, changed, err)
+				}
+			})
 		}
+		wg.Wait()
+		s, err := c.CoreV1().Secrets(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored := certs(t, s.Data["ca.crt"])
+		if next == nil && len(stored) == 2 {
+			next = stored[1]
+		}
+		want := []*x509.Certificate{old, next} // signing root first
+		if step == 2 {
+			want = []*x509.Certificate{next, old}
+		}
+		if len(stored) != 2 || !stored[0].Equal(want[0]) || !stored[1].Equal(want[1]) {
+			t.Fatalf("step %d: ca.crt holds %d certificates, want the signing root and one other: a replica rotated twice", step, len(stored))
+		}
+		for i, a := range authorities {
+			if !bytes.Equal(a.TrustBundlePEM(), s.Data["ca.crt"]) {
+				t.Errorf("step %d: replica %d has a bundle other than the Secret's", step, i)
+			}
+		}
+		clk.Step(ca.DefaultRootPropagation)
 	}
 }
 

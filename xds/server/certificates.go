@@ -26,8 +26,9 @@ type CertificateAuthority interface {
 	Sign(csr *x509.CertificateRequest, spiffeID string) (*ca.Certificate, error)
 	TrustBundlePEM() []byte
 	TrustDomain() string
-	// Rotate replaces the root when it is due, keeping the old one in the trust bundle.
-	Rotate(ctx context.Context) (rotated bool, err error)
+	// Rotate moves the root's rotation on when it is due (ca.Authority.Rotate): a new root is in
+	// the trust bundle before it signs, and the old one stays there until it expires.
+	Rotate(ctx context.Context) (bundleChanged bool, err error)
 }
 
 // maxCSRBytes bounds the PEM CSR a caller may send (a P-256 CSR is about 500 bytes; RSA 4096 about

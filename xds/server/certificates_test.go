@@ -170,12 +170,12 @@ type rotatingCA struct{ server.CertificateAuthority }
 
 func (rotatingCA) Rotate(context.Context) (bool, error) { return true, nil }
 
-// TestOnRootRotated: when the CA's root changes, the server says so, for its holder to publish the
-// new trust bundle.
-func TestOnRootRotated(t *testing.T) {
+// TestOnTrustBundleChanged: when the CA's bundle changes, the server says so, for its holder to
+// publish it.
+func TestOnTrustBundleChanged(t *testing.T) {
 	f := startServer(t, server.Options{CA: rotatingCA{newAuthority(t)}, RootRefresh: 10 * time.Millisecond})
 	told := make(chan struct{}, 1)
-	f.srv.OnRootRotated(func() {
+	f.srv.OnTrustBundleChanged(func() {
 		select {
 		case told <- struct{}{}:
 		default:

@@ -85,8 +85,8 @@ type Options struct {
 	// RootRefresh is how often the CA's root is checked for rotation; one minute when zero.
 	RootRefresh time.Duration
 	// TrustBundles, when set, publishes the CA's trust bundle in each namespace the server is told
-	// of (the pod agents' anchor); the caller has it publish again when the root rotates
-	// (OnRootRotated).
+	// of (the pod agents' anchor); the caller has it publish again when the bundle changes
+	// (OnTrustBundleChanged).
 	TrustBundles TrustBundles
 	// HoldUntilSynced, when set, has the server answer no proxy until Synced is called: its feeder
 	// calls Synced once it has given the server every Service, split and access rule there is. A
@@ -153,8 +153,8 @@ type Server struct {
 	pending    pending
 	// onRejections is told which SMI objects' Rejections changed (OnRejections).
 	onRejections atomic.Pointer[func([]mesh.ObjectRef)]
-	// onRootRotated is told the CA's root changed (OnRootRotated).
-	onRootRotated atomic.Pointer[func()]
+	// onTrustBundleChanged is told the CA's trust bundle changed (OnTrustBundleChanged).
+	onTrustBundleChanged atomic.Pointer[func()]
 }
 
 // New returns a server with nothing to serve yet; the reconcilers fill it.
@@ -262,8 +262,8 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	}
 }
 
-// rotateRoot has the CA rotate its root when it is due (or adopt another replica's), and tells
-// OnRootRotated.
+// rotateRoot has the CA move its root's rotation on when it is due (or adopt another replica's),
+// and tells OnTrustBundleChanged.
 func (s *Server) rotateRoot(ctx context.Context) {
 	if s.opts.CA == nil {
 		return
@@ -279,11 +279,11 @@ func (s *Server) rotateRoot(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
-			rotated, err := s.opts.CA.Rotate(ctx)
+			changed, err := s.opts.CA.Rotate(ctx)
 			if err != nil {
 				s.opts.Log.Error(err, "rotating the xDS CA root")
 			}
-			if f := s.onRootRotated.Load(); rotated && f != nil {
+			if f := s.onTrustBundleChanged.Load(); changed && f != nil {
 				(*f)()
 			}
 		}
@@ -309,9 +309,10 @@ func (s *Server) Synced() {
 // retries and lands on the leader.
 func (s *Server) NeedLeaderElection() bool { return true }
 
-// OnRootRotated has f called whenever the CA's root changes (rotated by this server or another
-// replica), once the new trust bundle is the CA's: its holders should publish it.
-func (s *Server) OnRootRotated(f func()) { s.onRootRotated.Store(&f) }
+// OnTrustBundleChanged has f called whenever the CA's trust bundle changes (a root added ahead of
+// a rotation, promoted, or expired; by this server or another replica), once the new bundle is
+// the CA's: its holders should publish it.
+func (s *Server) OnTrustBundleChanged(f func()) { s.onTrustBundleChanged.Store(&f) }
 
 // TrustBundlePEM is the CA's trust bundle (every root trusted, the current one first); nil without
 // a CA.

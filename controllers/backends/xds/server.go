@@ -72,9 +72,10 @@ func NewServer(ctx context.Context, clientset kubernetes.Interface, settings mes
 		Registerer:      with.Registerer,
 		Log:             with.Log,
 	})
-	srv.OnRootRotated(func() {
-		// In the background: the rotation loop must not wait for a write per namespace. The
-		// old root stays in the bundle until it expires, so retrying for a while is safe.
+	srv.OnTrustBundleChanged(func() {
+		// In the background: the rotation loop must not wait for a write per namespace. A new
+		// root signs only RootPropagation (an hour) after it entered the bundle, and an old one
+		// stays in it until it expires, so retrying for ten minutes is safe.
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()
