@@ -31,6 +31,7 @@ import (
 	"github.com/smi-operator/smi-operator/controllers"
 	xdsbackend "github.com/smi-operator/smi-operator/controllers/backends/xds"
 	"github.com/smi-operator/smi-operator/translators/mesh"
+	"github.com/smi-operator/smi-operator/xds/ca"
 )
 
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
@@ -115,6 +116,7 @@ func main() {
 	flag.StringVar(&xdsConfig.ServiceName, "xds-service-name", "smi-operator-xds", "Service in front of the xDS server, in the operator's namespace (the built-in serving certificate's DNS names).")
 	flag.StringVar(&xdsAudiences, "xds-token-audiences", v1alpha1.DefaultTokenAudience, "Comma-separated audiences the ServiceAccount tokens proxies present must be bound to.")
 	flag.StringVar(&xdsCASecret, "xds-ca-secret", "smi-operator-xds-ca", "Secret in the operator's namespace (POD_NAMESPACE) keeping the xDS CA root.")
+	flag.DurationVar(&xdsConfig.CARootTTL, "xds-ca-root-ttl", ca.DefaultRootTTL, "Lifetime of a root the xDS CA makes; a root is rotated with a third of it left, and a new root signs only after min(1h, a sixth of it) in the trust bundle.")
 	flag.DurationVar(&xdsConfig.CertTTL, "xds-cert-ttl", v1alpha1.DefaultCertificateTTL, "Lifetime of the workload certificates served over SDS; renewed at half-life.")
 	settings.BindFlags(flag.CommandLine)
 	flag.IntVar(&workers, "max-concurrent-reconciles", 8, "Reconciles run in parallel per controller.")
@@ -221,6 +223,7 @@ func main() {
 			XDS: xdsbackend.Config{
 				ServiceName: xdsConfig.ServiceName,
 				CASecret:    types.NamespacedName{Namespace: namespace, Name: xdsCASecret},
+				CARootTTL:   xdsConfig.CARootTTL,
 			},
 		})
 	case "istio":

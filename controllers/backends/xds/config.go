@@ -32,6 +32,9 @@ type Config struct {
 	CASecret types.NamespacedName
 	// CertTTL is the lifetime of workload certificates; ca.DefaultCertTTL when zero.
 	CertTTL time.Duration
+	// CARootTTL is the lifetime of the roots the CA makes (ca.Options.RootTTL); ca.DefaultRootTTL
+	// when zero.
+	CARootTTL time.Duration
 }
 
 // ConfigFrom is the xDS server configuration an SMIOperator spec asks for (spec.xds, defaults

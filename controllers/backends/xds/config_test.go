@@ -12,7 +12,7 @@ import (
 )
 
 func TestConfigFrom(t *testing.T) {
-	base := Config{ServiceName: "smi-operator-xds", CASecret: types.NamespacedName{Namespace: "ops", Name: "xds-ca"}}
+	base := Config{ServiceName: "smi-operator-xds", CASecret: types.NamespacedName{Namespace: "ops", Name: "xds-ca"}, CARootTTL: 48 * time.Hour}
 	dur := func(d time.Duration) *metav1.Duration { return &metav1.Duration{Duration: d} }
 	for _, tc := range []struct {
 		name string
@@ -21,7 +21,7 @@ func TestConfigFrom(t *testing.T) {
 	}{{
 		name: "defaults",
 		in:   v1alpha1.SMIOperatorSpec{},
-		want: Config{Address: "10.0.0.1:15010", ServiceName: "smi-operator-xds", CASecret: base.CASecret,
+		want: Config{Address: "10.0.0.1:15010", ServiceName: "smi-operator-xds", CASecret: base.CASecret, CARootTTL: base.CARootTTL,
 			TokenAudiences: []string{"smi-operator-xds"}, CertTTL: time.Hour},
 	}, {
 		name: "everything set",
@@ -29,12 +29,12 @@ func TestConfigFrom(t *testing.T) {
 			Port: 16000, TLS: &v1alpha1.XDSTLS{SecretName: "xds-cert"}, TokenAudiences: []string{"a", "b"},
 			CertificateTTL: dur(90 * time.Minute), SwapGracePeriod: dur(0),
 		}},
-		want: Config{Address: "10.0.0.1:16000", TLSSecretName: "xds-cert", ServiceName: "smi-operator-xds", CASecret: base.CASecret,
+		want: Config{Address: "10.0.0.1:16000", TLSSecretName: "xds-cert", ServiceName: "smi-operator-xds", CASecret: base.CASecret, CARootTTL: base.CARootTTL,
 			TokenAudiences: []string{"a", "b"}, CertTTL: 90 * time.Minute},
 	}, {
 		name: "plain text",
 		in:   v1alpha1.SMIOperatorSpec{XDS: v1alpha1.XDSSpec{InsecurePlaintext: true}},
-		want: Config{Address: "10.0.0.1:15010", Plaintext: true, ServiceName: "smi-operator-xds", CASecret: base.CASecret,
+		want: Config{Address: "10.0.0.1:15010", Plaintext: true, ServiceName: "smi-operator-xds", CASecret: base.CASecret, CARootTTL: base.CARootTTL,
 			TokenAudiences: []string{"smi-operator-xds"}, CertTTL: time.Hour},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -33,7 +33,9 @@ type ServerWiring struct {
 	HoldUntilSynced bool
 	// Registerer receives the server's metrics; nil registers none.
 	Registerer prometheus.Registerer
-	Log        logr.Logger
+	// RootRefresh is how often the CA's root rotation is moved on (server.Options.RootRefresh).
+	RootRefresh time.Duration
+	Log         logr.Logger
 }
 
 // NewServer starts the built-in certificate authority (its root kept in cfg.CASecret) and the
@@ -45,7 +47,7 @@ func NewServer(ctx context.Context, clientset kubernetes.Interface, settings mes
 	if err != nil {
 		return nil, fmt.Errorf("xDS address %q: %w", cfg.Address, err)
 	}
-	authority, err := ca.New(ctx, clientset, ca.Options{Secret: cfg.CASecret, TrustDomain: settings.TrustDomain, CertTTL: cfg.CertTTL})
+	authority, err := ca.New(ctx, clientset, ca.Options{Secret: cfg.CASecret, TrustDomain: settings.TrustDomain, CertTTL: cfg.CertTTL, RootTTL: cfg.CARootTTL})
 	if err != nil {
 		return nil, fmt.Errorf("starting the xDS certificate authority: %w", err)
 	}
@@ -69,6 +71,7 @@ func NewServer(ctx context.Context, clientset kubernetes.Interface, settings mes
 		TrustBundles:    bundles,
 		TLS:             serving,
 		HoldUntilSynced: with.HoldUntilSynced,
+		RootRefresh:     with.RootRefresh,
 		Registerer:      with.Registerer,
 		Log:             with.Log,
 	})
