@@ -294,24 +294,26 @@ func (f *fixture) subscribeEnvoy(t *testing.T, namespace, sa, typeURL string) (d
 	return f.subscribe(t, server.ProxyEnvoy, namespace, sa, typeURL)
 }
 
-// subscribe is subscribeEnvoy for a node of any kind of proxy.
-func (f *fixture) subscribe(t *testing.T, proxy, namespace, sa, typeURL string) (discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient, *discoveryv3.DiscoveryResponse) {
+// subscribe is subscribeEnvoy for a node of any kind of proxy, to the resources named (all of the
+// type, wildcard, when none is).
+func (f *fixture) subscribe(t *testing.T, proxy, namespace, sa, typeURL string, names ...string) (discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient, *discoveryv3.DiscoveryResponse) {
 	t.Helper()
 	stream := f.ads(t, "")
-	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node(proxy, namespace, sa), TypeUrl: typeURL}); err != nil {
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node(proxy, namespace, sa), TypeUrl: typeURL, ResourceNames: names}); err != nil {
 		t.Fatal(err)
 	}
-	return stream, recvAndACK(t, stream)
+	return stream, recvAndACK(t, stream, names...)
 }
 
-// recvAndACK receives the stream's next response and ACKs it.
-func recvAndACK(t *testing.T, stream discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient) *discoveryv3.DiscoveryResponse {
+// recvAndACK receives the stream's next response and ACKs it, still subscribed to the names (the
+// stream's subscription by name; none for a wildcard one).
+func recvAndACK(t *testing.T, stream discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient, names ...string) *discoveryv3.DiscoveryResponse {
 	t.Helper()
 	resp, err := stream.Recv()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ack := &discoveryv3.DiscoveryRequest{TypeUrl: resp.TypeUrl, VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce}
+	ack := &discoveryv3.DiscoveryRequest{TypeUrl: resp.TypeUrl, ResourceNames: names, VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce}
 	if err := stream.Send(ack); err != nil {
 		t.Fatal(err)
 	}
