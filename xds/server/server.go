@@ -1,13 +1,14 @@
 // Package server is the operator's own xDS control plane: an ADS server on go-control-plane that
 // serves what the reconcilers feed it (xds.ServiceResources per Service, xds.SplitRoutes per
-// TrafficSplit, access rules per TrafficTarget) to proxyless gRPC clients and servers and to
-// Envoy sidecars.
+// TrafficSplit, xds.ApplyPolicy per TrafficPolicy, access rules per TrafficTarget) to proxyless
+// gRPC clients and servers and to Envoy sidecars: for a model, what xds.Translate and
+// xds.TranslateEnvoy output.
 //
 // # Caches
 //
 // Every type is served by a cache of package scoped, which resolves each requested name when it
-// answers: the server keeps the model of each Service (its ports and endpoints), splits and
-// access rules, and builds an xDS resource only when a client asks for it, at a version the
+// answers: the server keeps the model of each Service (its ports and endpoints), splits, policies
+// and access rules, and builds an xDS resource only when a client asks for it, at a version the
 // store keeps. Memory thus follows what clients use: 10,000 Services nobody dials cost their
 // model, not four xDS resources each. Caches index watches by name, versions are compared before
 // anything is built, and only what changed is built and sent, so a weight change costs one
@@ -140,9 +141,15 @@ type Server struct {
 	// the splits programming each: which objects a proxy's refusal concerns (rejections.go).
 	splitResources   map[mesh.ObjectRef][]resourceKey
 	splitsByResource map[resourceKey]map[mesh.ObjectRef]bool
-	// outboundVersion changes whenever a Service or split the Envoy outbound listener is built
-	// from does.
+	// outboundVersion changes whenever a Service, split or policy the Envoy outbound listener is
+	// built from does.
 	outboundVersion uint64
+	// policies are the TrafficPolicies by Service and source, policyService each source's
+	// Service, policyVersion the version of what they program on each Service's routes and
+	// clusters (none while no policy names it).
+	policies      map[k8stypes.NamespacedName]map[mesh.ObjectRef]*mesh.Policy
+	policyService map[mesh.ObjectRef]k8stypes.NamespacedName
+	policyVersion map[k8stypes.NamespacedName]uint64
 	// access holds the access rules by destination scope and source, accessScopes each
 	// source's scopes, accessVersion each scope's version.
 	access        map[string]map[mesh.ObjectRef][]mesh.AccessRule
@@ -171,6 +178,9 @@ func New(opts Options) *Server {
 		splitApex:        map[mesh.ObjectRef]k8stypes.NamespacedName{},
 		splitResources:   map[mesh.ObjectRef][]resourceKey{},
 		splitsByResource: map[resourceKey]map[mesh.ObjectRef]bool{},
+		policies:         map[k8stypes.NamespacedName]map[mesh.ObjectRef]*mesh.Policy{},
+		policyService:    map[mesh.ObjectRef]k8stypes.NamespacedName{},
+		policyVersion:    map[k8stypes.NamespacedName]uint64{},
 		access:           map[string]map[mesh.ObjectRef][]mesh.AccessRule{},
 		accessScopes:     map[mesh.ObjectRef][]string{},
 		accessVersion:    map[string]uint64{},

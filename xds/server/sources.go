@@ -9,7 +9,9 @@ import (
 	"sync"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"google.golang.org/protobuf/proto"
 	k8stypes "k8s.io/apimachinery/pkg/types"
 
 	"github.com/smi-operator/smi-operator/translators/mesh"
@@ -117,15 +119,22 @@ type grpcListenerSource struct {
 	memo memo
 }
 
-// clientListenerVersion is every client listener's version: its content depends on its name only.
-const clientListenerVersion = "client"
+// clientListenerVersion is a client listener's version: its content depends on its name, and on
+// whether the policy served on its port has a fault (xds.ApplyPolicy then puts the fault filter in
+// the listener, and puts nothing else there). The caller holds the store's read lock.
+func (s *Server) clientListenerVersion(entry *serviceEntry, name string) string {
+	if _, p := s.servedPolicy(serviceKey(entry.service), listenerPort(name)); p != nil && p.Fault != nil {
+		return "client-fault"
+	}
+	return "client"
+}
 
 func (src *grpcListenerSource) Version(scope, name string) (string, bool) {
 	s := src.s
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if _, ok := s.byListener[name]; ok {
-		return clientListenerVersion, true
+	if entry, ok := s.byListener[name]; ok {
+		return s.clientListenerVersion(entry, name), true
 	}
 	if strings.HasPrefix(name, xds.ServerListenerNamePrefix) {
 		// A server listener is a function of the name, the identity's rules and the settings.
@@ -139,8 +148,11 @@ func (src *grpcListenerSource) Resolve(scope, name string) (types.Resource, bool
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if entry, ok := s.byListener[name]; ok {
-		res := src.memo.get(name, clientListenerVersion, func() types.Resource {
-			return xds.ServiceResources(onePort(entry.service, listenerPort(name)), nil, s.opts.Settings).Listeners[0]
+		res := src.memo.get(name, s.clientListenerVersion(entry, name), func() types.Resource {
+			port := listenerPort(name)
+			res := xds.ServiceResources(onePort(entry.service, port), nil, s.opts.Settings)
+			s.applyPolicy(&res, entry.service, port, true)
+			return res.Listeners[0]
 		})
 		return res, true
 	}
@@ -163,43 +175,80 @@ func (src *grpcListenerSource) Wildcard(string) []string {
 }
 
 // routeSource serves RouteConfigurations to one kind of client: a split's when a split programs
-// the name, else the Service port's default.
+// the name, else the Service port's default; with the policy served on the Service port.
 type routeSource struct {
 	s     *Server
 	envoy bool
 	memo  memo
 }
 
+// routeVersion is the version of the RouteConfiguration name: the split's or the Service's, and
+// its Service's policies'. The caller holds the store's read lock.
+func (s *Server) routeVersion(name string) (string, bool) {
+	entry, isService := s.byListener[name]
+	policies := ""
+	if isService {
+		policies = s.policyVersionOf(entry)
+	}
+	if v, ok := s.splitRoute(name); ok {
+		return v.version + policies, true
+	}
+	if isService {
+		return versionOf("service-", entry.specVersion) + policies, true
+	}
+	return "", false
+}
+
 func (src *routeSource) Version(_, name string) (string, bool) {
 	s := src.s
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if v, ok := s.splitRoute(name); ok {
-		return v.version, true
-	}
-	if entry, ok := s.byListener[name]; ok {
-		return versionOf("service-", entry.specVersion), true
-	}
-	return "", false
+	return s.routeVersion(name)
 }
 
 func (src *routeSource) Resolve(_, name string) (types.Resource, bool) {
 	s := src.s
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if v, ok := s.splitRoute(name); ok {
-		if src.envoy {
-			return v.envoy, true
+	if _, isService := s.byListener[name]; !isService {
+		// The split of an apex the server does not know (yet): no policy of it can apply, and
+		// nothing is built to keep.
+		if v, ok := s.splitRoute(name); ok {
+			return src.splitRouteOf(v), true
 		}
-		return v.grpc, true
-	}
-	entry, ok := s.byListener[name]
-	if !ok {
 		return nil, false
 	}
-	return src.memo.get(name, versionOf("service-", entry.specVersion), func() types.Resource {
-		return xds.ServiceResources(onePort(entry.service, listenerPort(name)), nil, s.opts.Settings).RouteConfigurations[0]
-	}), true
+	version, _ := s.routeVersion(name)
+	return src.memo.get(name, version, func() types.Resource { return src.build(name) }), true
+}
+
+// splitRouteOf is the split route configuration of this source's kind of client.
+func (src *routeSource) splitRouteOf(v splitRoute) *routev3.RouteConfiguration {
+	if src.envoy {
+		return v.envoy
+	}
+	return v.grpc
+}
+
+// build makes the RouteConfiguration of a Service port: its split's, else its default, with the
+// policy served on the port. The caller holds the store's read lock.
+func (src *routeSource) build(name string) *routev3.RouteConfiguration {
+	s := src.s
+	entry, port := s.byListener[name], listenerPort(name)
+	var rc *routev3.RouteConfiguration
+	if v, ok := s.splitRoute(name); ok {
+		rc = src.splitRouteOf(v)
+	} else {
+		rc = xds.ServiceResources(onePort(entry.service, port), nil, s.opts.Settings).RouteConfigurations[0]
+	}
+	_, policy := s.servedPolicy(serviceKey(entry.service), port)
+	if policy == nil {
+		return rc
+	}
+	// On a copy: a split's route configuration is the store's.
+	res := xds.Output{RouteConfigurations: []*routev3.RouteConfiguration{proto.Clone(rc).(*routev3.RouteConfiguration)}}
+	xds.ApplyPolicy(&res, policy, !src.envoy)
+	return res.RouteConfigurations[0]
 }
 
 func (src *routeSource) Wildcard(string) []string { return nil }
@@ -220,9 +269,15 @@ func (src *clusterSource) Version(_, name string) (string, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if entry, ok := s.byCluster[name]; ok {
-		return versionOf("cluster-", entry.clusterVersion), true
+		return s.clusterVersion(entry), true
 	}
 	return "", false
+}
+
+// clusterVersion is the version of the entry's clusters: the Service's and its endpoints'
+// identities' (clusterVersion), and its policies'. The caller holds the store's read lock.
+func (s *Server) clusterVersion(entry *serviceEntry) string {
+	return versionOf("cluster-", entry.clusterVersion) + s.policyVersionOf(entry)
 }
 
 var passthrough = xds.PassthroughClusters()
@@ -246,13 +301,17 @@ func (src *clusterSource) Resolve(_, name string) (types.Resource, bool) {
 	if !ok {
 		return nil, false
 	}
-	return src.memo.get(name, versionOf("cluster-", entry.clusterVersion), func() types.Resource {
+	return src.memo.get(name, s.clusterVersion(entry), func() types.Resource {
 		port := clusterPort(name)
 		svc := onePort(entry.service, port)
+		var res xds.Output
 		if src.envoy {
-			return xds.EnvoyClusters(svc, entry.endpointsOf(port), s.opts.Settings)[0]
+			res.Clusters = xds.EnvoyClusters(svc, entry.endpointsOf(port), s.opts.Settings)
+		} else {
+			res = xds.ServiceResources(svc, entry.endpointsOf(port), s.opts.Settings)
 		}
-		return xds.ServiceResources(svc, entry.endpointsOf(port), s.opts.Settings).Clusters[0]
+		s.applyPolicy(&res, entry.service, port, !src.envoy)
+		return res.Clusters[0]
 	}), true
 }
 
@@ -357,9 +416,49 @@ func (src *envoyListenerSource) outboundListener() types.Resource {
 		})
 		var chains []*listenerv3.FilterChain
 		for _, k := range keys {
-			chains = append(chains, xds.OutboundFilterChains(s.services[k].service, s.splitOf(k))...)
+			chains = append(chains, s.outboundChains(k)...)
 		}
 		src.outbound = versioned{resource: xds.OutboundListener(chains), version: version}
 	}
 	return src.outbound.resource
+}
+
+// outboundChains are the chains of the Service key on the Envoy outbound listener, with its split
+// and the policy served on each of its ports; none when the Service is not known. The caller
+// holds the store's lock.
+func (s *Server) outboundChains(key k8stypes.NamespacedName) []*listenerv3.FilterChain {
+	entry, ok := s.services[key]
+	if !ok {
+		return nil
+	}
+	chains := xds.OutboundFilterChains(entry.service, s.splitOf(key))
+	for _, port := range entry.tcpPorts() {
+		if _, p := s.servedPolicy(key, port); p != nil {
+			// Only on this port: another policy may be served on the others.
+			onPort := *p
+			onPort.Port = port
+			xds.PolicyOutboundChains(chains, &onPort)
+		}
+	}
+	return chains
+}
+
+// policyVersionOf is what the version of a resource of the entry's Service that its policies
+// change (routes, clusters) ends with: nothing while no policy names the Service. The caller
+// holds the store's read lock.
+func (s *Server) policyVersionOf(entry *serviceEntry) string {
+	v, ok := s.policyVersion[serviceKey(entry.service)]
+	if !ok {
+		return ""
+	}
+	return versionOf("-policy-", v)
+}
+
+// applyPolicy puts the policy served on port of svc on res, resources of that port alone, for
+// proxyless clients or Envoy sidecars (their clusters), as xds.Translate and xds.TranslateEnvoy
+// do. The caller holds the store's read lock.
+func (s *Server) applyPolicy(res *xds.Output, svc mesh.Service, port int32, proxyless bool) {
+	if _, p := s.servedPolicy(serviceKey(svc), port); p != nil {
+		xds.ApplyPolicy(res, p, proxyless)
+	}
 }

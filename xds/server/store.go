@@ -2,27 +2,30 @@ package server
 
 import (
 	"cmp"
+	"fmt"
 	"maps"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
 	k8stypes "k8s.io/apimachinery/pkg/types"
 
+	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 	"github.com/smi-operator/smi-operator/translators/xds"
 )
 
 // The store is the server's desired state, fed piece by piece by the reconcilers: each Service
 // with its endpoints (and the ServiceAccounts they run as, the only server identities its
-// clusters accept: xds.ServerIdentities), the routes of each split, the access rules of each
-// TrafficTarget. It keeps
-// the model, not xDS resources: the sources (sources.go) build a resource when a client asks for
-// it, at the version the store gives it, so memory follows what clients use. Every setter
+// clusters accept: xds.ServerIdentities), the routes of each split, the TrafficPolicy of each
+// Service port, the access rules of each TrafficTarget. It keeps the model, not xDS resources:
+// the sources (sources.go) build a resource when a client asks for it, at the version the store
+// gives it, so memory follows what clients use. Every setter
 // compares what it is given with what it holds and only bumps the versions of, and notifies the
 // watches on, what differs: a reconcile that changes nothing pushes nothing, and a change costs
 // work proportional to what changed, not to the mesh.
@@ -298,6 +301,159 @@ func (s *Server) servedSplit(key k8stypes.NamespacedName) mesh.ObjectRef {
 
 func compareRefs(a, b mesh.ObjectRef) int {
 	return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+}
+
+// SetPolicy serves one TrafficPolicy on the resources of its Service (xds.ApplyPolicy): the
+// routes and clusters of the ports it covers, and the gRPC clients' listeners and Envoy outbound
+// chains of those ports where it puts a fault filter or an idle timeout; nil forgets the policy
+// (deleted, or no longer programmed). Only the resources of its Service, and of the Service it
+// leaves when it moves, are rebuilt and pushed. It returns what the xDS backend cannot honour of
+// the policy (xds.PolicyDiagnostics), and which policy is served on each port it covers but does
+// not govern: the model lets one policy govern a port (the oldest); while the reconciler hands a
+// port over, the first by source is served, as for splits (servedSplit).
+func (s *Server) SetPolicy(source mesh.ObjectRef, policy *mesh.Policy) []mesh.Diagnostic {
+	var diags []mesh.Diagnostic
+	if policy != nil {
+		diags = xds.PolicyDiagnostics(policy)
+	}
+	s.mu.Lock()
+	defer s.unlockAndNotify()
+	s.replacePolicy(source, policy)
+	return append(diags, s.policyConflicts(source)...)
+}
+
+// replacePolicy stores the policy of source in place of the one it had, if they differ, and bumps
+// the versions of what that changes on the Services concerned. The caller holds s.mu for writing.
+func (s *Server) replacePolicy(source mesh.ObjectRef, policy *mesh.Policy) {
+	old, had := s.policyService[source]
+	if !had && policy == nil || had && policy != nil && reflect.DeepEqual(s.policies[old][source], policy) {
+		return
+	}
+	var touched []k8stypes.NamespacedName
+	if had {
+		touched = append(touched, old)
+	}
+	if policy != nil && (!had || serviceKey(policy.Service) != old) {
+		touched = append(touched, serviceKey(policy.Service))
+	}
+	before := make([]policyView, len(touched))
+	for i, key := range touched {
+		before[i] = s.policyView(key)
+	}
+	if had {
+		remove(s.policies, old, source)
+		delete(s.policyService, source)
+	}
+	if policy != nil {
+		key := serviceKey(policy.Service)
+		if s.policies[key] == nil {
+			s.policies[key] = map[mesh.ObjectRef]*mesh.Policy{}
+		}
+		s.policies[key][source] = policy
+		s.policyService[source] = key
+	}
+	for i, key := range touched {
+		s.policiesChanged(key, before[i])
+	}
+}
+
+func serviceKey(svc mesh.Service) k8stypes.NamespacedName {
+	return k8stypes.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
+}
+
+// policyPorts are the ports a policy programs: the TCP ports of its Service it covers, those
+// xds.ApplyPolicy puts it on.
+func policyPorts(p *mesh.Policy) []int32 {
+	var out []int32
+	for _, port := range p.Service.Ports {
+		if port.Protocol == corev1.ProtocolTCP && p.Covers(port.Port) {
+			out = append(out, port.Port)
+		}
+	}
+	return out
+}
+
+// servedPolicy is the policy served on port of the Service key, and its source: of the policies
+// programming the port, the first by source; nil when none does.
+func (s *Server) servedPolicy(key k8stypes.NamespacedName, port int32) (mesh.ObjectRef, *mesh.Policy) {
+	var source mesh.ObjectRef
+	var served *mesh.Policy
+	for src, p := range s.policies[key] {
+		if (served == nil || compareRefs(src, source) < 0) && slices.Contains(policyPorts(p), port) {
+			source, served = src, p
+		}
+	}
+	return source, served
+}
+
+// policyView is what the policies of one Service program: the policy served on each port, and the
+// Service's Envoy outbound chains with them.
+type policyView struct {
+	byPort map[int32]*mesh.Policy
+	chains []*listenerv3.FilterChain
+}
+
+func (s *Server) policyView(key k8stypes.NamespacedName) policyView {
+	view := policyView{byPort: map[int32]*mesh.Policy{}, chains: s.outboundChains(key)}
+	for _, p := range s.policies[key] {
+		for _, port := range policyPorts(p) {
+			_, view.byPort[port] = s.servedPolicy(key, port)
+		}
+	}
+	return view
+}
+
+// policiesChanged bumps the version of what changed of the Service key since its policies were as
+// before says: its routes and clusters (and gRPC client listeners, whose versions tell whether
+// they changed) when another policy, or another version of one, is served on one of its ports;
+// the Envoy outbound listener when its chains changed. A setter that changes nothing served
+// rebuilds and pushes nothing.
+func (s *Server) policiesChanged(key k8stypes.NamespacedName, before policyView) {
+	after := s.policyView(key)
+	if !reflect.DeepEqual(before.byPort, after.byPort) {
+		if len(s.policies[key]) == 0 {
+			// Without a policy the resources are what they were before any: their versions too.
+			delete(s.policyVersion, key)
+		} else {
+			s.policyVersion[key] = s.next()
+		}
+		if entry, ok := s.services[key]; ok {
+			listeners, clusters := entry.names()
+			s.pending.listenerNames = append(s.pending.listenerNames, listeners...)
+			s.pending.routeNames = append(s.pending.routeNames, listeners...)
+			s.pending.clusterNames = append(s.pending.clusterNames, clusters...)
+		}
+	}
+	if !slices.EqualFunc(before.chains, after.chains, func(a, b *listenerv3.FilterChain) bool { return proto.Equal(a, b) }) {
+		s.pending.outbound = true
+		s.outboundVersion = s.next()
+	}
+}
+
+// policyConflicts reports the ports the policy of source programs where another source's policy
+// is served: an error when that is every port, a warning when it still governs some.
+func (s *Server) policyConflicts(source mesh.ObjectRef) []mesh.Diagnostic {
+	key, ok := s.policyService[source]
+	if !ok {
+		return nil
+	}
+	p := s.policies[key][source]
+	var lost []string
+	ports := policyPorts(p)
+	for _, port := range ports {
+		if winner, _ := s.servedPolicy(key, port); winner != source {
+			lost = append(lost, fmt.Sprintf("port %d of Service %q is served by %s", port, p.Service.Name, winner))
+		}
+	}
+	if len(lost) == 0 {
+		return nil
+	}
+	severity := mesh.SeverityWarning
+	if len(lost) == len(ports) {
+		severity = mesh.SeverityError
+	}
+	return []mesh.Diagnostic{{Object: source, Condition: smi.ConditionProgrammed, Reason: mesh.ReasonConflicted, Severity: severity,
+		Message: strings.Join(lost, "; ") + ", first by name until the TrafficPolicies covering one port are settled (the oldest governs it)"}}
 }
 
 // SetAccess serves the access rules of one TrafficTarget (the model's rules whose Source it is);
