@@ -1,8 +1,8 @@
 // Package xds translates the mesh model, together with the endpoints of its Services, into the xDS
 // resources that the operator's own control plane serves to proxyless gRPC clients and servers
 // (grpc-go's xds resolver and xDS-enabled servers) and to Envoy sidecars. The server tells them
-// apart by node metadata; the pieces here are built per Service, per split, per identity, so that
-// it redoes only what a change touches.
+// apart by node metadata; the pieces here are built per Service, per split, per policy, per
+// identity, so that it redoes only what a change touches.
 //
 // Every function is pure: [Translate] (proxyless) and [TranslateEnvoy] (what all Envoy sidecars
 // share) take a [mesh.Model], the Services, their [Endpoints] and [mesh.Settings]; the per-identity
@@ -199,8 +199,9 @@
 //
 // [ApplyPolicy] puts a policy on its Service's resources, for every TCP port it covers; [Translate]
 // and [TranslateEnvoy] apply every policy of the model ([PolicyClusters] and
-// [PolicyOutboundChains] for Envoy's clusters and outbound chains). One route serves both kinds
-// of clients, since each ignores the fields the other reads:
+// [PolicyOutboundChains] for Envoy's clusters and outbound chains), and the xDS server the one it
+// serves on each Service port to the resources of that port as it builds them. One route serves
+// both kinds of clients, since each ignores the fields the other reads:
 //
 //   - routes (every route of the port's RouteConfiguration, a split's match routes, catch-all and
 //     standby routes included): timeout as Envoy's timeout and as max_stream_duration, which is

@@ -57,10 +57,11 @@ func (o Output) Resources() map[resourcev3.Type][]types.Resource {
 }
 
 // Translate turns the mesh model, the cluster's Services and their endpoints into xDS resources for
-// proxyless gRPC clients, and reports what it cannot express, access rules included
-// ([AccessDiagnostics]). It is [ServiceResources] for every Service, with [SplitRoutes] in place
-// of the default routes of every split apex: what the xDS server assembles piece by piece, in one
-// call, for tests and the offline translate command. Server Listeners are per identity and asked
+// proxyless gRPC clients, and reports what it cannot express, of access rules
+// ([AccessDiagnostics]) and policies ([PolicyDiagnostics]) too. It is [ServiceResources] for every
+// Service, with [SplitRoutes] in place of the default routes of every split apex and
+// [ApplyPolicy] of every policy: what the xDS server assembles piece by piece, in one call, for
+// tests and the offline translate command. Server Listeners are per identity and asked
 // for by name: see [ServerListener].
 func Translate(model mesh.Model, services []mesh.Service, endpoints Endpoints, settings mesh.Settings) (Output, []mesh.Diagnostic) {
 	return translate(model, services, endpoints, settings, true)
