@@ -19,6 +19,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	policyv1alpha1 "github.com/smi-operator/smi-operator/apis/policy/v1alpha1"
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/apis/v1alpha1"
@@ -223,10 +224,15 @@ type fakeInstance struct {
 	events []string
 }
 
-func (i *fakeInstance) Splits() smiobject.Backend[*hub.TrafficSplit]   { return fakeSplits{i} }
-func (i *fakeInstance) Targets() smiobject.Backend[*hub.TrafficTarget] { return fakeTargets{} }
-func (i *fakeInstance) Namespaces() namespace.Sink                     { return fakeNamespaces{i} }
-func (i *fakeInstance) Services() service.Sink                         { return nil }
+func (i *fakeInstance) Splits() smiobject.Backend[*hub.TrafficSplit] { return fakeSplits{i} }
+func (i *fakeInstance) Targets() smiobject.Backend[*hub.TrafficTarget] {
+	return programsNothing[*hub.TrafficTarget]{}
+}
+func (i *fakeInstance) Policies() smiobject.Backend[*policyv1alpha1.TrafficPolicy] {
+	return programsNothing[*policyv1alpha1.TrafficPolicy]{}
+}
+func (i *fakeInstance) Namespaces() namespace.Sink { return fakeNamespaces{i} }
+func (i *fakeInstance) Services() service.Sink     { return nil }
 func (i *fakeInstance) Fits(_ v1alpha1.SMIOperatorSpec, settings mesh.Settings) bool {
 	return i.settings == settings
 }
@@ -292,12 +298,13 @@ func (f fakeSplits) Forget(_ context.Context, ref mesh.ObjectRef) error {
 	return nil
 }
 
-type fakeTargets struct{}
+// programsNothing is a sink of kind T that programs nothing and reports nothing.
+type programsNothing[T hub.Object] struct{}
 
-func (fakeTargets) Program(context.Context, *hub.TrafficTarget, *mesh.Models) ([]mesh.Diagnostic, error) {
+func (programsNothing[T]) Program(context.Context, T, *mesh.Models) ([]mesh.Diagnostic, error) {
 	return nil, nil
 }
-func (fakeTargets) Forget(context.Context, mesh.ObjectRef) error { return nil }
+func (programsNothing[T]) Forget(context.Context, mesh.ObjectRef) error { return nil }
 
 type fakeNamespaces struct{ *fakeInstance }
 

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	policyv1alpha1 "github.com/smi-operator/smi-operator/apis/policy/v1alpha1"
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/conversion"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
@@ -37,6 +38,7 @@ import (
 	"github.com/smi-operator/smi-operator/controllers/smiobject"
 	"github.com/smi-operator/smi-operator/controllers/smioperator"
 	"github.com/smi-operator/smi-operator/controllers/status"
+	"github.com/smi-operator/smi-operator/controllers/trafficpolicy"
 	"github.com/smi-operator/smi-operator/controllers/trafficsplit"
 	"github.com/smi-operator/smi-operator/controllers/traffictarget"
 	"github.com/smi-operator/smi-operator/controllers/unobserved"
@@ -57,6 +59,7 @@ func NewScheme() *runtime.Scheme {
 	utilruntime.Must(networkingv1.AddToScheme(s))
 	utilruntime.Must(securityv1.AddToScheme(s))
 	utilruntime.Must(v1alpha1.AddToScheme(s))
+	utilruntime.Must(policyv1alpha1.AddToScheme(s))
 	utilruntime.Must(gatewayv1.Install(s))
 	return s
 }
@@ -98,9 +101,10 @@ func SetupIstio(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	}
 	writer := generatedWriter(mgr, statuses)
 	targets := istiobackend.Targets{Writer: writer, Settings: opts.Settings}
-	splitCtrl, targetCtrl, err := setupReconcilers(ctx, mgr, opts, statuses, backendSet{
+	ctrls, err := setupReconcilers(ctx, mgr, opts, statuses, backendSet{
 		splits:   istiobackend.Splits{Writer: writer, Settings: opts.Settings},
 		targets:  targets,
+		policies: istiobackend.Policies{Writer: writer, Settings: opts.Settings},
 		settings: func() mesh.Settings { return opts.Settings },
 	})
 	if err != nil {
@@ -116,7 +120,16 @@ func SetupIstio(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := watch(namespaceCtrl, istiobackend.BaselineWatches(mgr, forget)); err != nil {
 		return err
 	}
-	return watchAll(splitCtrl, istiobackend.SplitWatches(mgr, forget), targetCtrl, istiobackend.TargetWatches(mgr, forget))
+	for c, sources := range map[controller.Controller][]source.Source{
+		ctrls.splits:   istiobackend.SplitWatches(mgr, forget),
+		ctrls.targets:  istiobackend.TargetWatches(mgr, forget),
+		ctrls.policies: istiobackend.PolicyWatches(mgr, forget),
+	} {
+		if err := watch(c, sources); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // watch adds sources to a controller.
@@ -146,13 +159,6 @@ func generatedWriter(mgr ctrl.Manager, statuses *status.WriteQueue) owned.Writer
 		Unobserved: statuses.Writer.Unobserved, Busy: statuses.Programming}
 }
 
-func watchAll(splitCtrl controller.Controller, splitSources []source.Source, targetCtrl controller.Controller, targetSources []source.Source) error {
-	if err := watch(splitCtrl, splitSources); err != nil {
-		return err
-	}
-	return watch(targetCtrl, targetSources)
-}
-
 // EventReporter is the component the operator's Events are reported as.
 const EventReporter = "smi-operator"
 
@@ -160,30 +166,43 @@ const EventReporter = "smi-operator"
 type backendSet struct {
 	splits   trafficsplit.Backend
 	targets  traffictarget.Backend
+	policies trafficpolicy.Backend
 	settings func() mesh.Settings
-	// splitResync and targetResync, when set, deliver objects to reconcile again.
-	splitResync, targetResync <-chan event.GenericEvent
+	// splitResync, targetResync and policyResync, when set, deliver objects to reconcile again.
+	splitResync, targetResync, policyResync <-chan event.GenericEvent
 }
 
-// setupReconcilers registers the cache indexes and the reconcilers of the SMI root kinds with
-// the backends of set, reporting through statuses. It returns the two controllers, for watches
-// added later.
-func setupReconcilers(ctx context.Context, mgr ctrl.Manager, opts Options, statuses *status.WriteQueue, set backendSet) (splitCtrl, targetCtrl controller.Controller, err error) {
+// reconcilerControllers are the controllers of the SMI root kinds and of TrafficPolicies, for
+// watches added later.
+type reconcilerControllers struct {
+	splits, targets, policies controller.Controller
+}
+
+// setupReconcilers registers the cache indexes and the reconcilers of the SMI root kinds and of
+// TrafficPolicies with the backends of set, reporting through statuses.
+func setupReconcilers(ctx context.Context, mgr ctrl.Manager, opts Options, statuses *status.WriteQueue, set backendSet) (reconcilerControllers, error) {
+	var out reconcilerControllers
 	if err := index.Setup(ctx, mgr.GetFieldIndexer()); err != nil {
-		return nil, nil, err
+		return out, err
 	}
-	splitCtrl, err = (&smiobject.Reconciler[*hub.TrafficSplit]{
+	var err error
+	if out.splits, err = (&smiobject.Reconciler[*hub.TrafficSplit]{
 		Kind: trafficsplit.Kind(), Client: mgr.GetClient(), Backend: set.splits, Status: statuses, Settings: set.settings,
 		Resync: set.splitResync, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
-	}).SetupWithManager(mgr)
-	if err != nil {
-		return nil, nil, err
+	}).SetupWithManager(mgr); err != nil {
+		return out, err
 	}
-	targetCtrl, err = (&smiobject.Reconciler[*hub.TrafficTarget]{
+	if out.targets, err = (&smiobject.Reconciler[*hub.TrafficTarget]{
 		Kind: traffictarget.Kind(), Client: mgr.GetClient(), Backend: set.targets, Status: statuses, Settings: set.settings,
 		Resync: set.targetResync, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+	}).SetupWithManager(mgr); err != nil {
+		return out, err
+	}
+	out.policies, err = (&smiobject.Reconciler[*policyv1alpha1.TrafficPolicy]{
+		Kind: trafficpolicy.Kind(), Client: mgr.GetClient(), Backend: set.policies, Status: statuses, Settings: set.settings,
+		Resync: set.policyResync, MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 	}).SetupWithManager(mgr)
-	return splitCtrl, targetCtrl, err
+	return out, err
 }
 
 // SetupXDS registers the reconcilers that feed the operator's own xDS server from SMI objects,
@@ -195,13 +214,17 @@ func SetupXDS(ctx context.Context, mgr ctrl.Manager, opts Options, xdsServer *se
 		return err
 	}
 	gate := newSyncGate(mgr.GetClient(), xdsServer.Synced)
-	splitResync, targetResync := make(chan event.GenericEvent), make(chan event.GenericEvent)
-	xdsServer.OnRejections(func(refs []mesh.ObjectRef) { go resyncRefs(ctx, refs, splitResync, targetResync) })
-	_, _, err = setupReconcilers(ctx, mgr, opts, statuses, backendSet{
+	resyncs := map[string]chan event.GenericEvent{
+		smi.TrafficSplitKind: make(chan event.GenericEvent), smi.TrafficTargetKind: make(chan event.GenericEvent),
+		policyv1alpha1.TrafficPolicyKind: make(chan event.GenericEvent),
+	}
+	xdsServer.OnRejections(func(refs []mesh.ObjectRef) { go resyncRefs(ctx, refs, resyncs) })
+	_, err = setupReconcilers(ctx, mgr, opts, statuses, backendSet{
 		splits:      gatedBackend[*hub.TrafficSplit]{xdsbackend.Splits{Server: xdsServer}, smi.TrafficSplitKind, gate},
 		targets:     gatedBackend[*hub.TrafficTarget]{xdsbackend.Targets{Server: xdsServer}, smi.TrafficTargetKind, gate},
+		policies:    gatedBackend[*policyv1alpha1.TrafficPolicy]{xdsbackend.Policies{Server: xdsServer}, policyv1alpha1.TrafficPolicyKind, gate},
 		settings:    settings,
-		splitResync: splitResync, targetResync: targetResync,
+		splitResync: resyncs[smi.TrafficSplitKind], targetResync: resyncs[smi.TrafficTargetKind], policyResync: resyncs[policyv1alpha1.TrafficPolicyKind],
 	})
 	if err != nil {
 		return err
@@ -226,13 +249,13 @@ func SetupXDS(ctx context.Context, mgr ctrl.Manager, opts Options, xdsServer *se
 	return mgr.Add(xdsServer)
 }
 
-// resyncRefs sends the split and target controllers the SMI objects refs names, to reconcile
+// resyncRefs sends the controllers of the objects refs names (by kind) those objects, to reconcile
 // again: the xDS server's rejections of their resources changed, and so must their status.
-func resyncRefs(ctx context.Context, refs []mesh.ObjectRef, splits, targets chan<- event.GenericEvent) {
+func resyncRefs(ctx context.Context, refs []mesh.ObjectRef, controllers map[string]chan event.GenericEvent) {
 	for _, ref := range refs {
-		ch := splits
-		if ref.Kind == smi.TrafficTargetKind {
-			ch = targets
+		ch, ok := controllers[ref.Kind]
+		if !ok {
+			continue
 		}
 		ev := event.GenericEvent{Object: &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: ref.Namespace, Name: ref.Name}}}
 		select {
@@ -288,9 +311,9 @@ func SetupFromResource(ctx context.Context, mgr ctrl.Manager, opts ResourceOptio
 		return err
 	}
 	reconcilerOpts := Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}
-	splitCtrl, targetCtrl, err := setupReconcilers(ctx, mgr, reconcilerOpts, statuses, backendSet{
-		splits: sw.Splits(), targets: sw.Targets(), settings: sw.Settings,
-		splitResync: sw.SplitResync(), targetResync: sw.TargetResync(),
+	ctrls, err := setupReconcilers(ctx, mgr, reconcilerOpts, statuses, backendSet{
+		splits: sw.Splits(), targets: sw.Targets(), policies: sw.Policies(), settings: sw.Settings,
+		splitResync: sw.SplitResync(), targetResync: sw.TargetResync(), policyResync: sw.PolicyResync(),
 	})
 	if err != nil {
 		return err
@@ -308,7 +331,7 @@ func SetupFromResource(ctx context.Context, mgr ctrl.Manager, opts ResourceOptio
 	if err != nil {
 		return err
 	}
-	sw.SetControllers(backends.Controllers{Splits: splitCtrl, Targets: targetCtrl, Services: serviceCtrl, Namespaces: namespaceCtrl})
+	sw.SetControllers(backends.Controllers{Splits: ctrls.splits, Targets: ctrls.targets, Policies: ctrls.policies, Services: serviceCtrl, Namespaces: namespaceCtrl})
 	if err := mgr.Add(sw); err != nil {
 		return err
 	}

@@ -18,7 +18,7 @@ import (
 )
 
 // syncGate tells an xDS server it is synced (server.Server.Synced) once the reconcilers have fed
-// it every TrafficSplit, TrafficTarget, Service and Namespace the cache held when it started: until then a
+// it every TrafficSplit, TrafficTarget, TrafficPolicy, Service and Namespace the cache held when it started: until then a
 // server built with server.Options.HoldUntilSynced answers no proxy, so that proxies connecting
 // to a fresh operator keep their configuration instead of being told that whatever was not fed
 // yet does not exist. It is the fixed --backend=xds wiring's; backends.Switch does the same for

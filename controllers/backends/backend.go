@@ -8,6 +8,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	policyv1alpha1 "github.com/smi-operator/smi-operator/apis/policy/v1alpha1"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/apis/v1alpha1"
 	"github.com/smi-operator/smi-operator/controllers/namespace"
@@ -43,6 +44,7 @@ type Backend interface {
 type Instance interface {
 	Splits() smiobject.Backend[*hub.TrafficSplit]
 	Targets() smiobject.Backend[*hub.TrafficTarget]
+	Policies() smiobject.Backend[*policyv1alpha1.TrafficPolicy]
 	Namespaces() namespace.Sink
 	// Services is where Services and their endpoints go; nil when the backend takes none.
 	Services() service.Sink
@@ -78,7 +80,7 @@ type Env struct {
 	Log  logr.Logger
 }
 
-// Controllers are the controllers of the SMI kinds, Services and Namespaces.
+// Controllers are the controllers of the SMI kinds, TrafficPolicies, Services and Namespaces.
 type Controllers struct {
-	Splits, Targets, Services, Namespaces controller.Controller
+	Splits, Targets, Policies, Services, Namespaces controller.Controller
 }

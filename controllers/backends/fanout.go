@@ -8,11 +8,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	policyv1alpha1 "github.com/smi-operator/smi-operator/apis/policy/v1alpha1"
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/controllers/namespace"
 	"github.com/smi-operator/smi-operator/controllers/service"
 	"github.com/smi-operator/smi-operator/controllers/smiobject"
+	"github.com/smi-operator/smi-operator/controllers/trafficpolicy"
 	"github.com/smi-operator/smi-operator/controllers/trafficsplit"
 	"github.com/smi-operator/smi-operator/controllers/traffictarget"
 	"github.com/smi-operator/smi-operator/translators/mesh"
@@ -27,6 +29,11 @@ func (s *Switch) Splits() trafficsplit.Backend {
 // Targets is the TrafficTarget reconciler's backend: every instance taking updates.
 func (s *Switch) Targets() traffictarget.Backend {
 	return fanout[*hub.TrafficTarget]{s, smi.TrafficTargetKind, Instance.Targets}
+}
+
+// Policies is the TrafficPolicy reconciler's backend: every instance taking updates.
+func (s *Switch) Policies() trafficpolicy.Backend {
+	return fanout[*policyv1alpha1.TrafficPolicy]{s, policyv1alpha1.TrafficPolicyKind, Instance.Policies}
 }
 
 // Namespaces is where the namespace controller sends Namespaces: every instance taking updates.

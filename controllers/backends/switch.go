@@ -66,6 +66,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	policyv1alpha1 "github.com/smi-operator/smi-operator/apis/policy/v1alpha1"
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/apis/v1alpha1"
@@ -92,7 +93,7 @@ type Switch struct {
 	opts Options
 
 	// Resync channels: MoveToward sends every object a new instance must program to its controller.
-	splitResync, targetResync, serviceResync, namespaceResync chan event.GenericEvent
+	splitResync, targetResync, policyResync, serviceResync, namespaceResync chan event.GenericEvent
 	// changes wakes the SMIOperator reconciler when an instance being brought up is done.
 	changes chan event.GenericEvent
 
@@ -161,6 +162,7 @@ func New(opts Options) (*Switch, error) {
 		opts:            opts,
 		splitResync:     make(chan event.GenericEvent),
 		targetResync:    make(chan event.GenericEvent),
+		policyResync:    make(chan event.GenericEvent),
 		serviceResync:   make(chan event.GenericEvent),
 		namespaceResync: make(chan event.GenericEvent),
 		changes:         make(chan event.GenericEvent, 1),
@@ -173,10 +175,11 @@ func New(opts Options) (*Switch, error) {
 	}, nil
 }
 
-// SplitResync, TargetResync, ServiceResync and NamespaceResync feed the controllers the objects to
+// SplitResync, TargetResync, PolicyResync, ServiceResync and NamespaceResync feed the controllers the objects to
 // reconcile again when a backend starts; Changes wakes the SMIOperator reconciler.
 func (s *Switch) SplitResync() <-chan event.GenericEvent   { return s.splitResync }
 func (s *Switch) TargetResync() <-chan event.GenericEvent  { return s.targetResync }
+func (s *Switch) PolicyResync() <-chan event.GenericEvent  { return s.policyResync }
 func (s *Switch) ServiceResync() <-chan event.GenericEvent { return s.serviceResync }
 func (s *Switch) NamespaceResync() <-chan event.GenericEvent {
 	return s.namespaceResync
@@ -476,8 +479,8 @@ func (s *Switch) list(ctx context.Context, services bool) ([]ObjectKey, error) {
 // applies or not), or a Service (kind "Service") for an xDS server.
 type ObjectKey struct{ Kind, Namespace, Name string }
 
-// ListObjects lists from c what a backend being brought up has to program: the TrafficSplits and
-// TrafficTargets not being deleted, every Namespace not being deleted (where deny-by-default must
+// ListObjects lists from c what a backend being brought up has to program: the TrafficSplits,
+// TrafficTargets and TrafficPolicies not being deleted, every Namespace not being deleted (where deny-by-default must
 // hold before the other backend goes), and every Service when services is set (xds).
 func ListObjects(ctx context.Context, c client.Reader, services bool) ([]ObjectKey, error) {
 	var keys []ObjectKey
@@ -498,6 +501,15 @@ func ListObjects(ctx context.Context, c client.Reader, services bool) ([]ObjectK
 	for i := range targets.Items {
 		if targets.Items[i].DeletionTimestamp.IsZero() {
 			keys = append(keys, ObjectKey{smi.TrafficTargetKind, targets.Items[i].Namespace, targets.Items[i].Name})
+		}
+	}
+	policies := &policyv1alpha1.TrafficPolicyList{}
+	if err := c.List(ctx, policies, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, err
+	}
+	for i := range policies.Items {
+		if policies.Items[i].DeletionTimestamp.IsZero() {
+			keys = append(keys, ObjectKey{policyv1alpha1.TrafficPolicyKind, policies.Items[i].Namespace, policies.Items[i].Name})
 		}
 	}
 	namespaces := &corev1.NamespaceList{}
@@ -532,6 +544,8 @@ func (s *Switch) resync(keys []ObjectKey) {
 				ch = s.splitResync
 			case smi.TrafficTargetKind:
 				ch = s.targetResync
+			case policyv1alpha1.TrafficPolicyKind:
+				ch = s.policyResync
 			case NamespaceKind:
 				ch = s.namespaceResync
 			}

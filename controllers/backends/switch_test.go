@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
+	policyv1alpha1 "github.com/smi-operator/smi-operator/apis/policy/v1alpha1"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/apis/v1alpha1"
 	"github.com/smi-operator/smi-operator/controllers/namespace"
@@ -157,8 +158,11 @@ type stubInstance struct {
 	stopped  bool
 }
 
-func (*stubInstance) Splits() smiobject.Backend[*hub.TrafficSplit]      { return nil }
-func (*stubInstance) Targets() smiobject.Backend[*hub.TrafficTarget]    { return nil }
+func (*stubInstance) Splits() smiobject.Backend[*hub.TrafficSplit]   { return nil }
+func (*stubInstance) Targets() smiobject.Backend[*hub.TrafficTarget] { return nil }
+func (*stubInstance) Policies() smiobject.Backend[*policyv1alpha1.TrafficPolicy] {
+	return nil
+}
 func (*stubInstance) Namespaces() namespace.Sink                        { return nil }
 func (*stubInstance) Services() service.Sink                            { return nil }
 func (*stubInstance) Fits(v1alpha1.SMIOperatorSpec, mesh.Settings) bool { return true }

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
+	policyv1alpha1 "github.com/smi-operator/smi-operator/apis/policy/v1alpha1"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/apis/v1alpha1"
 	"github.com/smi-operator/smi-operator/controllers/namespace"
@@ -124,6 +125,7 @@ func (w *Written) Clean(ctx context.Context, env Env) error {
 type WrittenInstance struct {
 	SplitSink     smiobject.Backend[*hub.TrafficSplit]
 	TargetSink    smiobject.Backend[*hub.TrafficTarget]
+	PolicySink    smiobject.Backend[*policyv1alpha1.TrafficPolicy]
 	NamespaceSink namespace.Sink
 	Settings      mesh.Settings
 }
@@ -131,7 +133,10 @@ type WrittenInstance struct {
 func (i WrittenInstance) Splits() smiobject.Backend[*hub.TrafficSplit]   { return i.SplitSink }
 func (i WrittenInstance) Targets() smiobject.Backend[*hub.TrafficTarget] { return i.TargetSink }
 func (i WrittenInstance) Namespaces() namespace.Sink                     { return i.NamespaceSink }
-func (i WrittenInstance) Services() service.Sink                         { return nil }
+func (i WrittenInstance) Policies() smiobject.Backend[*policyv1alpha1.TrafficPolicy] {
+	return i.PolicySink
+}
+func (i WrittenInstance) Services() service.Sink { return nil }
 
 // Fits says whether the instance programs with settings; the spec's other fields are not its.
 func (i WrittenInstance) Fits(_ v1alpha1.SMIOperatorSpec, settings mesh.Settings) bool {

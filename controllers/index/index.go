@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	policyv1alpha1 "github.com/smi-operator/smi-operator/apis/policy/v1alpha1"
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/translators/mesh"
@@ -28,6 +29,9 @@ const (
 	TargetRoutes = "smi.routes"
 	// TargetDestination indexes TrafficTargets by destination ServiceAccount name.
 	TargetDestination = "smi.destination"
+	// PolicyTarget indexes TrafficPolicies by the name their targetRef names (a Service's, when
+	// the policy is valid).
+	PolicyTarget = "smi.policytarget"
 	// WorkloadServiceAccount indexes Deployments, StatefulSets and DaemonSets by the
 	// ServiceAccount their pods run as.
 	WorkloadServiceAccount = "smi.serviceaccount"
@@ -50,13 +54,7 @@ func Setup(ctx context.Context, indexer client.FieldIndexer) error {
 		fn    client.IndexerFunc
 	}{
 		{&hub.TrafficSplit{}, SplitApex, split(func(s *hub.TrafficSplit) []string { return []string{ApexName(s)} })},
-		{&hub.TrafficSplit{}, SplitServices, split(func(s *hub.TrafficSplit) []string {
-			names := []string{ApexName(s)}
-			for _, b := range s.Spec.Backends {
-				names = append(names, b.Service)
-			}
-			return names
-		})},
+		{&hub.TrafficSplit{}, SplitServices, split(SplitServiceNames)},
 		{&hub.TrafficSplit{}, SplitRoutes, split(func(s *hub.TrafficSplit) []string {
 			var names []string
 			for _, m := range s.Spec.Matches {
@@ -74,6 +72,9 @@ func Setup(ctx context.Context, indexer client.FieldIndexer) error {
 		{&hub.TrafficTarget{}, TargetDestination, target(func(t *hub.TrafficTarget) []string {
 			return []string{t.Spec.Destination.Name}
 		})},
+		{&policyv1alpha1.TrafficPolicy{}, PolicyTarget, func(o client.Object) []string {
+			return []string{o.(*policyv1alpha1.TrafficPolicy).Spec.TargetRef.Name}
+		}},
 		{&appsv1.Deployment{}, WorkloadServiceAccount, func(o client.Object) []string {
 			return []string{mesh.ServiceAccountOf(o.(*appsv1.Deployment).Spec.Template.Spec)}
 		}},
@@ -110,6 +111,15 @@ func Enqueue(c client.Reader, newList func() client.ObjectList, field string, ke
 		}
 		return reqs
 	})
+}
+
+// SplitServiceNames are the names of the Services a split names: its apex, then its backends.
+func SplitServiceNames(s *hub.TrafficSplit) []string {
+	names := []string{ApexName(s)}
+	for _, b := range s.Spec.Backends {
+		names = append(names, b.Service)
+	}
+	return names
 }
 
 // ApexName is the name of the Service a split's spec.service names, however it spells it

@@ -2,7 +2,8 @@
 // reconcile is the same for every kind: read the object from the cache, collect what its model
 // depends on, build the model with the settings in force, have the Backend program it, and report
 // the outcome in the object's status. What differs between kinds (what the model depends on, which
-// changes to watch) is a Kind: package trafficsplit's and package traffictarget's.
+// changes to watch) is a Kind: package trafficsplit's, package traffictarget's and package
+// trafficpolicy's (the operator's own TrafficPolicy, reconciled the same way).
 package smiobject
 
 import (

@@ -18,16 +18,19 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
+	policyv1alpha1 "github.com/smi-operator/smi-operator/apis/policy/v1alpha1"
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/controllers/index"
 	"github.com/smi-operator/smi-operator/controllers/smiobject"
 	"github.com/smi-operator/smi-operator/controllers/status"
+	"github.com/smi-operator/smi-operator/controllers/trafficpolicy"
 	"github.com/smi-operator/smi-operator/controllers/trafficsplit"
 	"github.com/smi-operator/smi-operator/controllers/traffictarget"
 	"github.com/smi-operator/smi-operator/translators/mesh"
@@ -221,7 +224,7 @@ func cond(typ string, s metav1.ConditionStatus, reason string) string {
 func reconcile[T hub.Object](t *testing.T, kind smiobject.Kind[T], objects []client.Object, backend *recordingBackend[T], twice bool) run {
 	t.Helper()
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{hub.AddToScheme, corev1.AddToScheme, appsv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{hub.AddToScheme, corev1.AddToScheme, appsv1.AddToScheme, policyv1alpha1.AddToScheme} {
 		if err := add(scheme); err != nil {
 			t.Fatal(err)
 		}
@@ -376,6 +379,87 @@ func TestReconcileTrafficTarget(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			backend := recordingBackend[*hub.TrafficTarget]{describe: accessRules}
 			reconcile(t, traffictarget.Kind(), tc.objects, &backend, tc.twice).check(t, tc.wantCalls, tc.wantPatches, tc.wantEvents, false)
+		})
+	}
+}
+
+func policy(name string, created time.Time, port int32) *policyv1alpha1.TrafficPolicy {
+	p := &policyv1alpha1.TrafficPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name, Generation: 1, CreationTimestamp: metav1.NewTime(created)},
+		Spec: policyv1alpha1.TrafficPolicySpec{
+			TargetRef: policyv1alpha1.TargetRef{Kind: "Service", Name: "web"},
+			Timeout:   ptr.To[policyv1alpha1.Duration]("1s"),
+		},
+	}
+	if port != 0 {
+		p.Spec.TargetRef.Port = &port
+	}
+	return p
+}
+
+// policiesAndSplits describes a model's policies as "policy on Service:port" and its splits as
+// splits does: what a backend may merge a policy into.
+func policiesAndSplits(model mesh.Model) []string {
+	var out []string
+	for _, p := range model.Policies {
+		out = append(out, fmt.Sprintf("%s on %s:%d", p.Source.Name, p.Service.Name, p.Port))
+	}
+	return append(out, splits(model)...)
+}
+
+// TestReconcileTrafficPolicy is TestReconcileTrafficSplit's table for the TrafficPolicy kind: the
+// model a policy is programmed from holds the policies of its Service (the older winning a port)
+// and the splits naming the Service, whose objects a backend may merge it into.
+func TestReconcileTrafficPolicy(t *testing.T) {
+	older, newer := time.Unix(1000, 0), time.Unix(2000, 0)
+	for _, tc := range []struct {
+		name        string
+		objects     []client.Object
+		twice       bool
+		wantCalls   []string
+		wantPatches [][]string
+		wantEvents  []string
+	}{{
+		name:      "a policy that does not exist is forgotten, and nothing is written",
+		wantCalls: []string{"Forget TrafficPolicy shop/web"},
+	}, {
+		name:        "a policy of a Service that a split routes is programmed with the split in its model",
+		objects:     []client.Object{policy("web", older, 0), split("canary", older, "web-v1"), service("web"), service("web-v1")},
+		wantCalls:   []string{"Program shop/web [web on web:0 web→web-v1:1]"},
+		wantPatches: [][]string{programmed},
+		wantEvents:  []string{"Normal " + status.ReasonProgrammed},
+	}, {
+		name:        "a reconcile that changes nothing sends no request and records no Event",
+		objects:     []client.Object{policy("web", older, 0), service("web")},
+		twice:       true,
+		wantCalls:   []string{"Program shop/web [web on web:0]", "Program shop/web [web on web:0]"},
+		wantPatches: [][]string{programmed},
+		wantEvents:  []string{"Normal " + status.ReasonProgrammed},
+	}, {
+		name:      "an older policy of the whole Service keeps it; the newer one is Conflicted, and its backend told of the winner only",
+		objects:   []client.Object{policy("web", newer, 80), policy("old", older, 0), service("web")},
+		wantCalls: []string{"Program shop/web []"},
+		wantPatches: [][]string{{
+			cond(smi.ConditionAccepted, metav1.ConditionFalse, mesh.ReasonConflicted),
+			cond(smi.ConditionResolvedRefs, metav1.ConditionTrue, status.ReasonResolvedRefs),
+			cond(smi.ConditionProgrammed, metav1.ConditionFalse, status.ReasonNotAccepted),
+		}},
+		wantEvents: []string{"Warning " + mesh.ReasonConflicted, "Warning " + status.ReasonNotAccepted},
+	}, {
+		name:      "a missing Service: nothing is programmed, the policy says why",
+		objects:   []client.Object{policy("web", older, 0)},
+		wantCalls: []string{"Program shop/web []"},
+		wantPatches: [][]string{{
+			cond(smi.ConditionAccepted, metav1.ConditionTrue, status.ReasonAccepted),
+			cond(smi.ConditionResolvedRefs, metav1.ConditionFalse, mesh.ReasonServiceNotFound),
+			cond(smi.ConditionProgrammed, metav1.ConditionFalse, mesh.ReasonServiceNotFound),
+		}},
+		// One Event per condition that changed: ResolvedRefs and Programmed.
+		wantEvents: []string{"Warning " + mesh.ReasonServiceNotFound, "Warning " + mesh.ReasonServiceNotFound},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			backend := recordingBackend[*policyv1alpha1.TrafficPolicy]{describe: policiesAndSplits}
+			reconcile(t, trafficpolicy.Kind(), tc.objects, &backend, tc.twice).check(t, tc.wantCalls, tc.wantPatches, tc.wantEvents, false)
 		})
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
+	policyv1alpha1 "github.com/smi-operator/smi-operator/apis/policy/v1alpha1"
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/controllers/index"
@@ -25,6 +26,7 @@ import (
 // +kubebuilder:rbac:groups=split.smi-spec.io,resources=trafficsplits/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=specs.smi-spec.io,resources=httproutegroups,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
+// +kubebuilder:rbac:groups=policy.smi-operator.io,resources=trafficpolicies,verbs=get;list;watch
 
 // Backend programs what TrafficSplits generate on one mesh. The model a split is programmed from
 // holds, in Splits, only that split, when it is programmable (it won its apex and its references
@@ -37,7 +39,7 @@ func Kind() smiobject.Kind[*hub.TrafficSplit] {
 	return smiobject.Kind[*hub.TrafficSplit]{
 		Name:     smi.TrafficSplitKind,
 		New:      func() *hub.TrafficSplit { return &hub.TrafficSplit{} },
-		Snapshot: snapshot,
+		Snapshot: Snapshot,
 		Narrow:   func(m *mesh.Model, self mesh.ObjectRef) { m.Splits = onlyFrom(m.Splits, self) },
 		// Status writes (ours) and metadata edits change nothing the reconcile reads from the object.
 		Changed: predicate.GenerationChangedPredicate{},
@@ -45,10 +47,11 @@ func Kind() smiobject.Kind[*hub.TrafficSplit] {
 	}
 }
 
-// snapshot collects what the split's model depends on: every split on the same apex (to settle
-// conflicts), the Services it names and the HTTPRouteGroups it matches on. Missing ones are left
-// out; the model reports them.
-func snapshot(ctx context.Context, c client.Reader, split *hub.TrafficSplit) (mesh.Snapshot, error) {
+// Snapshot collects what the split's model depends on: every split on the same apex (to settle
+// conflicts), the Services it names, the HTTPRouteGroups it matches on and the TrafficPolicies
+// of those Services (a backend may carry a policy's settings in what the split generates: Istio's
+// one VirtualService per host). Missing ones are left out; the model reports them.
+func Snapshot(ctx context.Context, c client.Reader, split *hub.TrafficSplit) (mesh.Snapshot, error) {
 	var snap mesh.Snapshot
 	apex := index.ApexName(split)
 	rivals := &hub.TrafficSplitList{}
@@ -58,10 +61,7 @@ func snapshot(ctx context.Context, c client.Reader, split *hub.TrafficSplit) (me
 	for i := range rivals.Items {
 		snap.TrafficSplits = append(snap.TrafficSplits, *rivals.Items[i].SDK())
 	}
-	names := []string{apex}
-	for _, b := range split.Spec.Backends {
-		names = append(names, b.Service)
-	}
+	names := index.SplitServiceNames(split)
 	for _, name := range names {
 		svc := &corev1.Service{}
 		if found, err := get(ctx, c, split.Namespace, name, svc); err != nil {
@@ -70,6 +70,11 @@ func snapshot(ctx context.Context, c client.Reader, split *hub.TrafficSplit) (me
 			snap.Services = append(snap.Services, *svc)
 		}
 	}
+	policies, err := PoliciesOf(ctx, c, split.Namespace, names...)
+	if err != nil {
+		return snap, err
+	}
+	snap.TrafficPolicies = policies
 	for _, m := range split.Spec.Matches {
 		group := &hub.HTTPRouteGroup{}
 		if found, err := get(ctx, c, split.Namespace, m.Name, group); err != nil {
@@ -79,6 +84,24 @@ func snapshot(ctx context.Context, c client.Reader, split *hub.TrafficSplit) (me
 		}
 	}
 	return snap, nil
+}
+
+// PoliciesOf lists the TrafficPolicies of namespace whose target has one of names, each once.
+func PoliciesOf(ctx context.Context, c client.Reader, namespace string, names ...string) ([]policyv1alpha1.TrafficPolicy, error) {
+	var out []policyv1alpha1.TrafficPolicy
+	seen := map[string]bool{}
+	for _, name := range names {
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		list := &policyv1alpha1.TrafficPolicyList{}
+		if err := c.List(ctx, list, client.InNamespace(namespace), client.MatchingFields{index.PolicyTarget: name}); err != nil {
+			return nil, err
+		}
+		out = append(out, list.Items...)
+	}
+	return out, nil
 }
 
 func get(ctx context.Context, c client.Reader, namespace, name string, obj client.Object) (bool, error) {
@@ -106,7 +129,12 @@ func watch(b *builder.Builder, c client.Client) *builder.Builder {
 			return index.ApexName(o.(*hub.TrafficSplit))
 		}), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Service{}, splitsByIndex(c, index.SplitServices, client.Object.GetName)).
-		Watches(&hub.HTTPRouteGroup{}, splitsByIndex(c, index.SplitRoutes, client.Object.GetName))
+		Watches(&hub.HTTPRouteGroup{}, splitsByIndex(c, index.SplitRoutes, client.Object.GetName)).
+		// A policy's settings may go into what the split generates (Istio merges them into the
+		// split's VirtualService and DestinationRules).
+		Watches(&policyv1alpha1.TrafficPolicy{}, splitsByIndex(c, index.SplitServices, func(o client.Object) string {
+			return o.(*policyv1alpha1.TrafficPolicy).Spec.TargetRef.Name
+		}), builder.WithPredicates(predicate.GenerationChangedPredicate{}))
 }
 
 // splitsByIndex maps an object to the splits in its namespace whose field index holds key(object).

@@ -104,11 +104,12 @@ func (o *operator) ensureServiceAccount(namespace, name string) {
 }
 
 // backend starts a gRPC backend (not xDS-enabled) answering as name on
-// netns.Addr(i):backendPort, its Pod running as ServiceAccount namespace/name (runsAs).
-func (o *operator) backend(namespace, name string, i int) string {
+// netns.Addr(i):backendPort, its Pod running as ServiceAccount namespace/name (runsAs); opts are
+// more server options (an interceptor that makes it fail or slow).
+func (o *operator) backend(namespace, name string, i int, opts ...grpc.ServerOption) string {
 	GinkgoHelper()
 	o.runsAs(namespace, name, i)
-	b := o.tlsBackend(namespace, name, name, i)
+	b := o.tlsBackend(namespace, name, name, i, opts...)
 	DeferCleanup(b.Stop)
 	return netns.Addr(i).String()
 }
@@ -117,7 +118,7 @@ func (o *operator) backend(namespace, name string, i int) string {
 // netns.Addr(i):backendPort. In enforcing mode clients only speak mutual TLS, so it serves TLS
 // with a certificate of ServiceAccount namespace/serviceAccount from the operator's CA and
 // requires client certificates from it, as a sidecar-less workload of the mesh would.
-func (o *operator) tlsBackend(namespace, serviceAccount, name string, i int) *grpcxds.Backend {
+func (o *operator) tlsBackend(namespace, serviceAccount, name string, i int, opts ...grpc.ServerOption) *grpcxds.Backend {
 	GinkgoHelper()
 	files := o.identity(namespace, serviceAccount)
 	cert, err := tls.LoadX509KeyPair(files.CertificateFile, files.PrivateKeyFile)
@@ -127,7 +128,7 @@ func (o *operator) tlsBackend(namespace, serviceAccount, name string, i int) *gr
 	creds := credentials.NewTLS(&tls.Config{
 		Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert,
 	})
-	b, err := grpcxds.StartBackend(name, netns.HostPort(i, backendPort), grpc.Creds(creds))
+	b, err := grpcxds.StartBackend(name, netns.HostPort(i, backendPort), append([]grpc.ServerOption{grpc.Creds(creds)}, opts...)...)
 	Expect(err).NotTo(HaveOccurred())
 	return b
 }

@@ -61,6 +61,7 @@ var _ = Describe("the xDS backend", func() {
 	Describe("gRPC C-core", ccoreSpecs)
 	Describe("diagnostics", diagnosticsSpecs)
 	Describe("grpc-js", grpcJSSpecs)
+	Describe("policies", policySpecs)
 	Describe("rejections", rejectionsSpecs)
 	Describe("secrets", secretsSpecs)
 	Describe("secure naming", secureNamingSpecs)

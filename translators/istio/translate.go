@@ -33,13 +33,14 @@ func (o Output) Objects() []client.Object {
 	return appendObjects(out, o.PeerAuthentications)
 }
 
-// From returns the objects generated from SMI objects of kind (smi.TrafficSplitKind, say): what a
-// reconciler of that kind writes, without the namespace baselines, which the namespace
-// controller keeps.
-func (o Output) From(kind string) []client.Object {
+// From returns the objects generated from the object of kind (smi.TrafficSplitKind, say) named
+// name: what its reconciler writes, without the namespace baselines, which the namespace
+// controller keeps, and without what its model's other objects generate (a TrafficPolicy's
+// model holds the splits its settings merge into, and the other policies of its Service).
+func (o Output) From(kind, name string) []client.Object {
 	var out []client.Object
 	for _, obj := range o.Objects() {
-		if obj.GetLabels()[smi.LabelSourceKind] == kind {
+		if labels := obj.GetLabels(); labels[smi.LabelSourceKind] == kind && labels[smi.LabelSourceName] == smi.ShortName(name) {
 			out = append(out, obj)
 		}
 	}

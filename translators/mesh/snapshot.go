@@ -5,7 +5,9 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 
 	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
 	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
@@ -86,4 +88,37 @@ func toHub(obj runtime.Object) (runtime.Object, error) {
 		return nil, fmt.Errorf("mesh: %w", err)
 	}
 	return hub, nil
+}
+
+// Merge adds the objects of other that s does not hold yet (by namespace and name, for each
+// kind), so that snapshots collected for several objects make one that holds each object once.
+func (s *Snapshot) Merge(other Snapshot) {
+	s.TrafficSplits = mergeObjects(s.TrafficSplits, other.TrafficSplits, func(o *splitv1alpha4.TrafficSplit) metav1.Object { return o })
+	s.TrafficTargets = mergeObjects(s.TrafficTargets, other.TrafficTargets, func(o *accessv1alpha3.TrafficTarget) metav1.Object { return o })
+	s.HTTPRouteGroups = mergeObjects(s.HTTPRouteGroups, other.HTTPRouteGroups, func(o *specsv1alpha4.HTTPRouteGroup) metav1.Object { return o })
+	s.TCPRoutes = mergeObjects(s.TCPRoutes, other.TCPRoutes, func(o *specsv1alpha4.TCPRoute) metav1.Object { return o })
+	s.UDPRoutes = mergeObjects(s.UDPRoutes, other.UDPRoutes, func(o *specsv1alpha4.UDPRoute) metav1.Object { return o })
+	s.Services = mergeObjects(s.Services, other.Services, func(o *corev1.Service) metav1.Object { return o })
+	s.Deployments = mergeObjects(s.Deployments, other.Deployments, func(o *appsv1.Deployment) metav1.Object { return o })
+	s.StatefulSets = mergeObjects(s.StatefulSets, other.StatefulSets, func(o *appsv1.StatefulSet) metav1.Object { return o })
+	s.DaemonSets = mergeObjects(s.DaemonSets, other.DaemonSets, func(o *appsv1.DaemonSet) metav1.Object { return o })
+	s.Namespaces = mergeObjects(s.Namespaces, other.Namespaces, func(o *corev1.Namespace) metav1.Object { return o })
+	s.TrafficPolicies = mergeObjects(s.TrafficPolicies, other.TrafficPolicies, func(o *policyv1alpha1.TrafficPolicy) metav1.Object { return o })
+}
+
+// mergeObjects appends the items of more whose namespace and name no item of have has.
+func mergeObjects[T any](have, more []T, meta func(*T) metav1.Object) []T {
+	held := make(map[types.NamespacedName]bool, len(have))
+	for i := range have {
+		m := meta(&have[i])
+		held[types.NamespacedName{Namespace: m.GetNamespace(), Name: m.GetName()}] = true
+	}
+	for i := range more {
+		m := meta(&more[i])
+		if key := (types.NamespacedName{Namespace: m.GetNamespace(), Name: m.GetName()}); !held[key] {
+			held[key] = true
+			have = append(have, more[i])
+		}
+	}
+	return have
 }

@@ -48,6 +48,22 @@ func TestSnapshotAddSortsObjectsByKind(t *testing.T) {
 	}
 }
 
+// TestSnapshotMerge: snapshots collected for several objects make one holding each object once,
+// the first copy of it kept.
+func TestSnapshotMerge(t *testing.T) {
+	web, api := service("web", 80), service("api", 80)
+	webAgain := service("web", 8080)
+	otherNS := service("web", 80)
+	otherNS.Namespace = "elsewhere"
+	split := trafficSplit("canary", "web", 0, backend("web-v1", 1))
+	got := Snapshot{Services: []corev1.Service{web}, TrafficSplits: []splitv1alpha4.TrafficSplit{split}}
+	got.Merge(Snapshot{Services: []corev1.Service{webAgain, api, otherNS}, TrafficSplits: []splitv1alpha4.TrafficSplit{split}})
+	want := Snapshot{Services: []corev1.Service{web, api, otherNS}, TrafficSplits: []splitv1alpha4.TrafficSplit{split}}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("merged snapshot (-want +got):\n%s", d)
+	}
+}
+
 func TestSnapshotAddRejectsOtherObjects(t *testing.T) {
 	var s Snapshot
 	if err := s.Add(&corev1.Pod{}); err == nil {

@@ -43,6 +43,10 @@ type TrafficPolicy struct {
 	Status smi.Status `json:"status,omitempty"`
 }
 
+// GetStatus returns the policy's status, which the operator's reconcilers write as they write the
+// SMI objects' (hub.Object).
+func (p *TrafficPolicy) GetStatus() *smi.Status { return &p.Status }
+
 // TrafficPolicyList is a list of TrafficPolicies.
 //
 // +kubebuilder:object:root=true

@@ -58,7 +58,8 @@ func (b *backend) Start(ctx context.Context, env backends.Env, _ v1alpha1.SMIOpe
 		return nil, err
 	}
 	targets := Targets{Settings: settings}
-	return backends.WrittenInstance{SplitSink: Splits{Writer: b.Writer, Settings: settings}, TargetSink: targets, NamespaceSink: targets, Settings: settings}, nil
+	return backends.WrittenInstance{SplitSink: Splits{Writer: b.Writer, Settings: settings}, TargetSink: targets, NamespaceSink: targets,
+		PolicySink: Policies{Settings: settings}, Settings: settings}, nil
 }
 
 // watches are the split controller's watches of the routes.

@@ -33,7 +33,8 @@ func (b *backend) Start(ctx context.Context, env backends.Env, _ v1alpha1.SMIOpe
 		return nil, err
 	}
 	targets := Targets{Writer: b.Writer, Settings: settings}
-	return backends.WrittenInstance{SplitSink: Splits{Writer: b.Writer, Settings: settings}, TargetSink: targets, NamespaceSink: targets, Settings: settings}, nil
+	return backends.WrittenInstance{SplitSink: Splits{Writer: b.Writer, Settings: settings}, TargetSink: targets, NamespaceSink: targets,
+		PolicySink: Policies{Writer: b.Writer, Settings: settings}, Settings: settings}, nil
 }
 
 // watches are the controllers' watches of the Istio objects.
@@ -41,6 +42,7 @@ func watches(mgr manager.Manager, c backends.Controllers, predicates ...predicat
 	return []backends.Watch{
 		{Controller: c.Splits, Sources: SplitWatches(mgr, predicates...)},
 		{Controller: c.Targets, Sources: TargetWatches(mgr, predicates...)},
+		{Controller: c.Policies, Sources: PolicyWatches(mgr, predicates...)},
 		{Controller: c.Namespaces, Sources: BaselineWatches(mgr, predicates...)},
 	}
 }

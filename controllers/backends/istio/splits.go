@@ -50,7 +50,7 @@ func program(ctx context.Context, w owned.Writer, settings mesh.Settings, kind s
 	generated []client.ObjectList) ([]mesh.Diagnostic, error) {
 	model, _ := models.BuiltWith(settings)
 	out, diags := istiotranslator.Translate(model, settings)
-	res, err := w.Sync(ctx, obj, out.From(kind), generated)
+	res, err := w.Sync(ctx, obj, out.From(kind, obj.GetName()), generated)
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
+	policyv1alpha1 "github.com/smi-operator/smi-operator/apis/policy/v1alpha1"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/apis/v1alpha1"
 	"github.com/smi-operator/smi-operator/controllers/backends"
@@ -154,8 +155,11 @@ type instance struct {
 
 func (i *instance) Splits() smiobject.Backend[*hub.TrafficSplit]   { return Splits{Server: i.server} }
 func (i *instance) Targets() smiobject.Backend[*hub.TrafficTarget] { return Targets{Server: i.server} }
-func (i *instance) Namespaces() namespace.Sink                     { return Targets{Server: i.server} }
-func (i *instance) Services() service.Sink                         { return service.OnServer(i.server) }
+func (i *instance) Policies() smiobject.Backend[*policyv1alpha1.TrafficPolicy] {
+	return Policies{Server: i.server}
+}
+func (i *instance) Namespaces() namespace.Sink { return Targets{Server: i.server} }
+func (i *instance) Services() service.Sink     { return service.OnServer(i.server) }
 
 func (i *instance) Fits(spec v1alpha1.SMIOperatorSpec, settings mesh.Settings) bool {
 	return !i.failed.Load() && reflect.DeepEqual(i.config, i.configFor(spec, settings))

@@ -1,0 +1,171 @@
+package istio
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	policyv1alpha1 "github.com/smi-operator/smi-operator/apis/policy/v1alpha1"
+	"github.com/smi-operator/smi-operator/apis/smi"
+	"github.com/smi-operator/smi-operator/controllers/index"
+	"github.com/smi-operator/smi-operator/controllers/owned"
+	"github.com/smi-operator/smi-operator/controllers/status"
+	istiotranslator "github.com/smi-operator/smi-operator/translators/istio"
+	"github.com/smi-operator/smi-operator/translators/mesh"
+)
+
+// Policies programs a TrafficPolicy: its settings go into the objects the splits of its Service
+// write (their reconcilers merge them), and into a VirtualService and a DestinationRule of its own
+// for a host that has none, controlled by the policy. Istio reads one VirtualService and one
+// DestinationRule per host, so a policy whose own object would share its host with one the
+// operator does not control writes nothing and reports Conflicted: a second object for the host
+// would be ignored, or would hide the user's.
+type Policies struct {
+	Writer   owned.Writer
+	Settings mesh.Settings
+}
+
+// Program writes the policy's own objects, unless a host of theirs is taken.
+func (b Policies) Program(ctx context.Context, policy *policyv1alpha1.TrafficPolicy, models *mesh.Models) ([]mesh.Diagnostic, error) {
+	self := mesh.ObjectRef{Kind: policyv1alpha1.TrafficPolicyKind, Namespace: policy.Namespace, Name: policy.Name}
+	model, _ := models.BuiltWith(b.Settings)
+	out, diags := istiotranslator.Translate(model, b.Settings)
+	wanted := out.From(self.Kind, self.Name)
+	taken, err := b.hostsTaken(ctx, wanted)
+	if err != nil {
+		return nil, err
+	}
+	if len(taken) > 0 {
+		wanted = nil // and whatever the policy wrote before goes
+		for _, t := range taken {
+			diags = append(diags, mesh.Diagnostic{Object: self, Condition: smi.ConditionAccepted, Reason: mesh.ReasonConflicted,
+				Severity: mesh.SeverityError, Message: t + "; Istio reads one per host, so the policy writes nothing"})
+		}
+	}
+	res, err := b.Writer.Sync(ctx, policy, wanted, SplitGeneratedKinds())
+	if err != nil {
+		return nil, err
+	}
+	return append(diags, status.Conflicts(self, res.Conflicts)...), nil
+}
+
+// Forget deletes what a deleted policy generated.
+func (b Policies) Forget(ctx context.Context, ref mesh.ObjectRef) error {
+	return b.Writer.PruneAfterDelete(ctx, ref.Kind, ref.Namespace, ref.Name, SplitGeneratedKinds())
+}
+
+// hostsTaken describes, for each VirtualService and DestinationRule of wanted, the objects of its
+// kind the operator did not generate that hold its host. It reads every namespace's (from the
+// cache): a VirtualService anywhere may name a host by its FQDN.
+func (b Policies) hostsTaken(ctx context.Context, wanted []client.Object) ([]string, error) {
+	var taken []string
+	for _, obj := range wanted {
+		var host string
+		var list client.ObjectList
+		switch o := obj.(type) {
+		case *networkingv1.VirtualService:
+			host, list = o.Spec.Hosts[0], &networkingv1.VirtualServiceList{}
+		case *networkingv1.DestinationRule:
+			host, list = o.Spec.Host, &networkingv1.DestinationRuleList{}
+		default:
+			continue
+		}
+		if err := b.Writer.Reader.List(ctx, list); err != nil {
+			return nil, err
+		}
+		switch l := list.(type) {
+		case *networkingv1.VirtualServiceList:
+			for _, vs := range l.Items {
+				for _, h := range vs.Spec.Hosts {
+					if !generated(vs) && sameHost(h, vs.Namespace, host) {
+						taken = append(taken, fmt.Sprintf("VirtualService %s/%s, not the operator's, routes host %s", vs.Namespace, vs.Name, host))
+					}
+				}
+			}
+		case *networkingv1.DestinationRuleList:
+			for _, dr := range l.Items {
+				if !generated(dr) && sameHost(dr.Spec.Host, dr.Namespace, host) {
+					taken = append(taken, fmt.Sprintf("DestinationRule %s/%s, not the operator's, holds the traffic policy of host %s", dr.Namespace, dr.Name, host))
+				}
+			}
+		}
+	}
+	return taken, nil
+}
+
+func generated(obj client.Object) bool {
+	return obj.GetLabels()[smi.LabelManagedBy] == smi.ManagedByValue
+}
+
+// sameHost says whether host, written in an Istio object of namespace, is ours (a Service's FQDN,
+// <name>.<namespace>.svc.<cluster domain>): a short name (no dot) is a Service of the object's
+// own namespace, as Istio resolves it; any other host is meant as written.
+func sameHost(host, namespace, ours string) bool {
+	if strings.Contains(host, ".") {
+		return host == ours
+	}
+	_, domain, _ := strings.Cut(ours, ".svc.")
+	return host+"."+namespace+".svc."+domain == ours
+}
+
+// serviceOfHost is the Service a host of an Istio object of namespace may name: a short name's,
+// or <name>.<namespace>.svc.<any domain>'s (any: the watches that use it may enqueue a policy
+// more, never one less).
+func serviceOfHost(host, namespace string) (types.NamespacedName, bool) {
+	parts := strings.Split(host, ".")
+	switch {
+	case len(parts) == 1:
+		return types.NamespacedName{Namespace: namespace, Name: host}, true
+	case len(parts) >= 3 && parts[2] == "svc":
+		return types.NamespacedName{Namespace: parts[1], Name: parts[0]}, true
+	}
+	return types.NamespacedName{}, false
+}
+
+// PolicyWatches are the watches a policy controller needs while the Istio backend programs: a
+// policy is reconciled again when what it generates is changed or deleted by someone else, and
+// when a VirtualService or DestinationRule the operator does not generate is created, changed or
+// deleted for the host of its Service (it may block the policy, or stop blocking it). predicates,
+// such as "the Istio backend is active", filter every event.
+func PolicyWatches(mgr manager.Manager, predicates ...predicate.Predicate) []source.Source {
+	owner := handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &policyv1alpha1.TrafficPolicy{}, handler.OnlyControllerOwner())
+	changed := append([]predicate.Predicate{owned.NotCreated}, predicates...)
+	users := append([]predicate.Predicate{predicate.NewPredicateFuncs(func(o client.Object) bool { return !generated(o) })}, predicates...)
+	c := mgr.GetClient()
+	byHost := func(hosts func(client.Object) []string) handler.EventHandler {
+		return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			var reqs []reconcile.Request
+			for _, h := range hosts(o) {
+				svc, ok := serviceOfHost(h, o.GetNamespace())
+				if !ok {
+					continue
+				}
+				list := &policyv1alpha1.TrafficPolicyList{}
+				if err := c.List(ctx, list, client.InNamespace(svc.Namespace), client.MatchingFields{index.PolicyTarget: svc.Name}); err != nil {
+					continue
+				}
+				for i := range list.Items {
+					reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+				}
+			}
+			return reqs
+		})
+	}
+	vsHosts := byHost(func(o client.Object) []string { return o.(*networkingv1.VirtualService).Spec.Hosts })
+	drHost := byHost(func(o client.Object) []string { return []string{o.(*networkingv1.DestinationRule).Spec.Host} })
+	return []source.Source{
+		source.Kind(mgr.GetCache(), client.Object(&networkingv1.VirtualService{}), owner, changed...),
+		source.Kind(mgr.GetCache(), client.Object(&networkingv1.DestinationRule{}), owner, changed...),
+		source.Kind(mgr.GetCache(), client.Object(&networkingv1.VirtualService{}), vsHosts, users...),
+		source.Kind(mgr.GetCache(), client.Object(&networkingv1.DestinationRule{}), drHost, users...),
+	}
+}

@@ -1,0 +1,203 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	policyv1alpha1 "github.com/smi-operator/smi-operator/apis/policy/v1alpha1"
+	"github.com/smi-operator/smi-operator/apis/smi"
+	"github.com/smi-operator/smi-operator/apis/smi/hub"
+)
+
+// hostObjects returns a function listing the VirtualServices of namespace routing host, and the
+// DestinationRules of host, each as "<controller kind>/<name>" ("-/<name>" without controller).
+func hostObjects(ctx context.Context, namespace, host string) func() []string {
+	return func() []string {
+		var out []string
+		controller := func(o client.Object) string {
+			if ref := metav1.GetControllerOf(o); ref != nil {
+				return ref.Kind + "/" + ref.Name
+			}
+			return "-/" + o.GetName()
+		}
+		vss := &networkingv1.VirtualServiceList{}
+		Expect(k8sClient.List(ctx, vss, client.InNamespace(namespace))).To(Succeed())
+		for _, vs := range vss.Items {
+			for _, h := range vs.Spec.Hosts {
+				if h == host || fqdn(h, namespace) == host {
+					out = append(out, "VirtualService "+controller(vs))
+				}
+			}
+		}
+		drs := &networkingv1.DestinationRuleList{}
+		Expect(k8sClient.List(ctx, drs, client.InNamespace(namespace))).To(Succeed())
+		for _, dr := range drs.Items {
+			if dr.Spec.Host == host || fqdn(dr.Spec.Host, namespace) == host {
+				out = append(out, "DestinationRule "+controller(dr))
+			}
+		}
+		return out
+	}
+}
+
+// routeSettings returns, for every http route of the VirtualService, its timeout and retry
+// attempts ("5s/3"; "-/-" when unset).
+func routeSettings(vs *networkingv1.VirtualService) []string {
+	var out []string
+	for _, r := range vs.Spec.Http {
+		timeout, attempts := "-", "-"
+		if r.Timeout != nil {
+			timeout = r.Timeout.AsDuration().String()
+		}
+		if r.Retries != nil {
+			attempts = fmt.Sprint(r.Retries.Attempts)
+		}
+		out = append(out, timeout+"/"+attempts)
+	}
+	return out
+}
+
+func policyCondition(ctx context.Context, namespace, name, typ string) func() *metav1.Condition {
+	return condition(ctx, &policyv1alpha1.TrafficPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}, typ)
+}
+
+var _ = Describe("TrafficPolicy on the Istio backend", func() {
+	var ns string
+	BeforeEach(func(ctx SpecContext) { ns = newNamespace(ctx) })
+
+	It("merges a policy on a split's apex into the split's VirtualService, follows its changes and goes with it", func(ctx SpecContext) {
+		create(ctx, ns, service("web", 80)+"---\n"+service("web-v1", 80)+"---\n"+service("web-v2", 80)+"---\n"+`
+apiVersion: split.smi-spec.io/v1alpha4
+kind: TrafficSplit
+metadata: {name: web}
+spec:
+  service: web
+  backends: [{service: web-v1, weight: 1}, {service: web-v2, weight: 1}]
+---
+apiVersion: policy.smi-operator.io/v1alpha1
+kind: TrafficPolicy
+metadata: {name: web-resilience}
+spec:
+  targetRef: {kind: Service, name: web}
+  timeout: 2s
+  retries: {attempts: 3, retryOn: [unavailable]}
+  circuitBreaker: {maxRequests: 10}
+`)
+		host := fqdn("web", ns)
+		Eventually(virtualService(ctx, ns, "web")).Should(WithTransform(routeSettings, Equal([]string{"2s/3"})))
+		// One VirtualService for the host, the split's; the cluster settings in a DestinationRule
+		// of the policy's own (no mtls here, so the split writes none for the apex).
+		Eventually(hostObjects(ctx, ns, host)).Should(ConsistOf("VirtualService TrafficSplit/web", "DestinationRule TrafficPolicy/web-resilience"))
+		dr := &networkingv1.DestinationRule{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web-resilience"}, dr)).To(Succeed())
+		Expect(dr.Spec.TrafficPolicy.ConnectionPool.Http.Http2MaxRequests).To(Equal(int32(10)))
+		Eventually(policyCondition(ctx, ns, "web-resilience", smi.ConditionProgrammed)).Should(haveStatus(metav1.ConditionTrue, "Programmed"))
+		Eventually(policyCondition(ctx, ns, "web-resilience", smi.ConditionAccepted)).Should(haveStatus(metav1.ConditionTrue, "Accepted"))
+
+		By("updating the policy")
+		policy := &policyv1alpha1.TrafficPolicy{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web-resilience"}, policy)).To(Succeed())
+		policy.Spec.Timeout = ptr.To[policyv1alpha1.Duration]("5s")
+		policy.Spec.CircuitBreaker = nil
+		Expect(k8sClient.Update(ctx, policy)).To(Succeed())
+		Eventually(virtualService(ctx, ns, "web")).Should(WithTransform(routeSettings, Equal([]string{"5s/3"})))
+		Eventually(hostObjects(ctx, ns, host)).Should(ConsistOf("VirtualService TrafficSplit/web"))
+
+		By("deleting the policy")
+		Expect(k8sClient.Delete(ctx, policy)).To(Succeed())
+		Eventually(virtualService(ctx, ns, "web")).Should(WithTransform(routeSettings, Equal([]string{"-/-"})))
+		Expect(hostObjects(ctx, ns, host)()).To(ConsistOf("VirtualService TrafficSplit/web"))
+	})
+
+	It("writes a VirtualService of its own for a Service no split routes, and hands over to a split that comes", func(ctx SpecContext) {
+		create(ctx, ns, service("api", 80)+"---\n"+service("api-v2", 80)+"---\n"+`
+apiVersion: policy.smi-operator.io/v1alpha1
+kind: TrafficPolicy
+metadata: {name: api}
+spec:
+  targetRef: {kind: Service, name: api}
+  timeout: 1500ms
+`)
+		host := fqdn("api", ns)
+		Eventually(hostObjects(ctx, ns, host)).Should(ConsistOf("VirtualService TrafficPolicy/api"))
+		Eventually(virtualService(ctx, ns, "api")).Should(WithTransform(routeSettings, Equal([]string{"1.5s/-"})))
+
+		By("creating a split on the Service")
+		create(ctx, ns, `
+apiVersion: split.smi-spec.io/v1alpha4
+kind: TrafficSplit
+metadata: {name: api-canary}
+spec:
+  service: api
+  backends: [{service: api, weight: 9}, {service: api-v2, weight: 1}]
+`)
+		Eventually(hostObjects(ctx, ns, host)).Should(ConsistOf("VirtualService TrafficSplit/api-canary"))
+		Eventually(virtualService(ctx, ns, "api-canary")).Should(WithTransform(routeSettings, Equal([]string{"1.5s/-"})))
+		Eventually(policyCondition(ctx, ns, "api", smi.ConditionProgrammed)).Should(haveStatus(metav1.ConditionTrue, "Programmed"))
+
+		By("deleting the split")
+		Expect(k8sClient.Delete(ctx, &hub.TrafficSplit{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "api-canary"}})).To(Succeed())
+		Eventually(hostObjects(ctx, ns, host)).Should(ConsistOf("VirtualService TrafficPolicy/api"))
+	})
+
+	It("writes nothing and reports Conflicted while the user's own VirtualService routes the host", func(ctx SpecContext) {
+		create(ctx, ns, service("pay", 80)+"---\n"+`
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: mine}
+spec:
+  hosts: [pay]
+  http: [{route: [{destination: {host: pay}}]}]
+---
+apiVersion: policy.smi-operator.io/v1alpha1
+kind: TrafficPolicy
+metadata: {name: pay}
+spec:
+  targetRef: {kind: Service, name: pay}
+  timeout: 1s
+  circuitBreaker: {maxConnections: 5}
+`)
+		host := fqdn("pay", ns)
+		Eventually(policyCondition(ctx, ns, "pay", smi.ConditionAccepted)).Should(And(haveStatus(metav1.ConditionFalse, "Conflicted"),
+			HaveField("Message", ContainSubstring("VirtualService "+ns+"/mine"))))
+		Consistently(hostObjects(ctx, ns, host), "2s").Should(ConsistOf("VirtualService -/mine"))
+		Eventually(func() []string { return eventReasons(ctx, ns, "pay") }).Should(ContainElement("Conflicted"))
+
+		By("programming once the user's object is gone")
+		Expect(k8sClient.Delete(ctx, &networkingv1.VirtualService{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "mine"}})).To(Succeed())
+		Eventually(hostObjects(ctx, ns, host)).Should(ConsistOf("VirtualService TrafficPolicy/pay", "DestinationRule TrafficPolicy/pay"))
+		Eventually(policyCondition(ctx, ns, "pay", smi.ConditionAccepted)).Should(haveStatus(metav1.ConditionTrue, "Accepted"))
+	})
+
+	It("lets the oldest of two policies on one Service win", func(ctx SpecContext) {
+		create(ctx, ns, service("db", 80)+"---\n"+`
+apiVersion: policy.smi-operator.io/v1alpha1
+kind: TrafficPolicy
+metadata: {name: first}
+spec:
+  targetRef: {kind: Service, name: db}
+  timeout: 1s
+`)
+		Eventually(policyCondition(ctx, ns, "first", smi.ConditionProgrammed)).Should(haveStatus(metav1.ConditionTrue, "Programmed"))
+		time.Sleep(1100 * time.Millisecond) // creation timestamps have whole seconds
+		create(ctx, ns, `
+apiVersion: policy.smi-operator.io/v1alpha1
+kind: TrafficPolicy
+metadata: {name: second}
+spec:
+  targetRef: {kind: Service, name: db, port: 80}
+  timeout: 9s
+`)
+		Eventually(policyCondition(ctx, ns, "second", smi.ConditionAccepted)).Should(And(haveStatus(metav1.ConditionFalse, "Conflicted"),
+			HaveField("Message", ContainSubstring(`older TrafficPolicy "first"`))))
+		Consistently(virtualService(ctx, ns, "first"), "1s").Should(WithTransform(routeSettings, Equal([]string{"1s/-"})))
+	})
+})
