@@ -274,13 +274,16 @@ func SetupFromResource(ctx context.Context, mgr ctrl.Manager, opts ResourceOptio
 	if registerer == nil {
 		registerer = metrics.Registry
 	}
+	writer := generatedWriter(mgr, statuses)
+	// Istio's access policy, kept by the istio backend.
+	istioAccess := &istiobackend.Access{Writer: writer}
 	sw, err := backends.New(backends.Options{
 		Manager: mgr,
 		// The backends an SMIOperator can select.
 		Backends: append([]backends.Backend{
-			istiobackend.Backend(generatedWriter(mgr, statuses)),
+			istiobackend.Backend(writer, istioAccess),
 			xdsbackend.Backend(xdsbackend.BackendOptions{Host: opts.XDSHost, Base: opts.XDS, Registerer: registerer}),
-			gammabackend.Backend(generatedWriter(mgr, statuses)),
+			gammabackend.Backend(writer),
 		}, opts.MoreBackends...),
 		Log: ctrl.Log.WithName("backends"),
 	})
