@@ -275,7 +275,8 @@ func SetupFromResource(ctx context.Context, mgr ctrl.Manager, opts ResourceOptio
 		registerer = metrics.Registry
 	}
 	writer := generatedWriter(mgr, statuses)
-	// Istio's access policy, kept by the istio backend.
+	// Istio's access policy, which the istio backend and the gamma backend (accessPolicy istio)
+	// both write: one Access, so that neither deletes it while the other writes it.
 	istioAccess := &istiobackend.Access{Writer: writer}
 	sw, err := backends.New(backends.Options{
 		Manager: mgr,
@@ -283,7 +284,7 @@ func SetupFromResource(ctx context.Context, mgr ctrl.Manager, opts ResourceOptio
 		Backends: append([]backends.Backend{
 			istiobackend.Backend(writer, istioAccess),
 			xdsbackend.Backend(xdsbackend.BackendOptions{Host: opts.XDSHost, Base: opts.XDS, Registerer: registerer}),
-			gammabackend.Backend(writer),
+			gammabackend.Backend(writer, istioAccess),
 		}, opts.MoreBackends...),
 		Log: ctrl.Log.WithName("backends"),
 	})
