@@ -41,8 +41,13 @@ type operatorRun struct {
 // (port 80), and starts the operator (SetupFromResource, the backend registered through
 // MoreBackends), then creates the split shop/web. Everything stops when the test ends.
 func runOperator(t *testing.T, g Gomega, more func(ctrl.Manager) backends.Backend) operatorRun {
+	return runOperatorOn(t, g, testenv.Options{}, more)
+}
+
+// runOperatorOn is runOperator on a control plane started with opts.
+func runOperatorOn(t *testing.T, g Gomega, opts testenv.Options, more func(ctrl.Manager) backends.Backend) operatorRun {
 	ctrl.SetLogger(zap.New(zap.WriteTo(testWriter{t}), zap.UseDevMode(true)))
-	env, err := testenv.Start(testenv.Options{})
+	env, err := testenv.Start(opts)
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(func() { _ = env.Stop() })
 	c, err := client.New(env.Config, client.Options{Scheme: controllers.NewScheme()})

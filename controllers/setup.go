@@ -297,13 +297,17 @@ func SetupFromResource(ctx context.Context, mgr ctrl.Manager, opts ResourceOptio
 	if registerer == nil {
 		registerer = metrics.Registry
 	}
+	writer := generatedWriter(mgr, statuses)
+	// Istio's access policy, which the istio backend and the gamma backend (accessPolicy istio)
+	// both write: one Access, so that neither deletes it while the other writes it.
+	istioAccess := &istiobackend.Access{Writer: writer}
 	sw, err := backends.New(backends.Options{
 		Manager: mgr,
 		// The backends an SMIOperator can select.
 		Backends: append([]backends.Backend{
-			istiobackend.Backend(generatedWriter(mgr, statuses)),
+			istiobackend.Backend(writer, istioAccess),
 			xdsbackend.Backend(xdsbackend.BackendOptions{Host: opts.XDSHost, Base: opts.XDS, Registerer: registerer}),
-			gammabackend.Backend(generatedWriter(mgr, statuses)),
+			gammabackend.Backend(writer, istioAccess),
 		}, opts.MoreBackends...),
 		Log: ctrl.Log.WithName("backends"),
 	})

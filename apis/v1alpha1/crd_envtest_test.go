@@ -52,10 +52,12 @@ func TestCRDValidation(t *testing.T) {
 		{"no grace period", set("spec.xds.swapGracePeriod", "0s"), ""},
 		{"no grace period, bare 0", set("spec.xds.swapGracePeriod", "0"), ""},
 		{"longest grace period", set("spec.xds.swapGracePeriod", "24h"), ""},
+		{"gamma enforcing access with Istio's policies", set("spec.gamma.accessPolicy", "istio"), ""},
 
 		{"another name", set("metadata.name", "mesh"), "SMIOperator is a cluster singleton: its name must be 'default'"},
 		{"unknown backend", set("spec.backend", "linkerd"), `spec.backend: Unsupported value: "linkerd"`},
 		{"backend none is not offered", set("spec.backend", "none"), `spec.backend: Unsupported value: "none"`},
+		{"gamma access by Linkerd, not written yet", set("spec.gamma.accessPolicy", "linkerd"), `spec.gamma.accessPolicy: Unsupported value: "linkerd"`},
 		{"access mode in lower case", set("spec.accessMode", "enforcing"), `spec.accessMode: Unsupported value: "enforcing"`},
 		{"trust domain with a scheme", set("spec.trustDomain", "spiffe://corp.example"), "trustDomain must be a SPIFFE trust domain"},
 		{"upper-case trust domain", set("spec.trustDomain", "Corp.Example"), "trustDomain must be a SPIFFE trust domain"},
@@ -110,6 +112,7 @@ func TestCRDDefaults(t *testing.T) {
 		{"no spec", map[string]any{}},
 		{"empty spec", map[string]any{"spec": map[string]any{}}},
 		{"empty xds", map[string]any{"spec": map[string]any{"xds": map[string]any{}}}},
+		{"empty gamma", map[string]any{"spec": map[string]any{"gamma": map[string]any{}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u := &unstructured.Unstructured{Object: tc.obj}

@@ -21,6 +21,10 @@ const (
 	DefaultCertificateTTL  = time.Hour
 	DefaultSwapGracePeriod = 5 * time.Minute
 	DefaultEnvoyImage      = "docker.io/envoyproxy/envoy:v1.36.2"
+	// DefaultGammaAccessPolicy enforces nothing, and says so on every TrafficTarget: writing
+	// a mesh's policies must be asked for, since the operator cannot tell which mesh reads the
+	// routes.
+	DefaultGammaAccessPolicy = GammaAccessPolicyNone
 	// DefaultAccessNamespaces is where access applies when spec.accessNamespaceSelector is unset,
 	// as a label selector in kubectl's syntax: every namespace but Kubernetes' own and Istio's
 	// root namespace. What runs there (cluster DNS, istiod) is the platform, not SMI workloads,
@@ -82,5 +86,8 @@ func (s SMIOperatorSpec) WithDefaults() SMIOperatorSpec {
 	setQuantity(&in.ProxyResources.CPURequest, DefaultProxyCPURequest)
 	setQuantity(&in.ProxyResources.MemoryRequest, DefaultProxyMemoryRequest)
 	setQuantity(&in.ProxyResources.MemoryLimit, DefaultProxyMemoryLimit)
+	if out.Gamma.AccessPolicy == "" {
+		out.Gamma.AccessPolicy = DefaultGammaAccessPolicy
+	}
 	return out
 }

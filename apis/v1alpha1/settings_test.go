@@ -33,6 +33,7 @@ func TestWithDefaults(t *testing.T) {
 				ExcludeInboundPorts: []int32{22}, ExcludeOutboundPorts: []int32{5432}, ExcludeOutboundCIDRs: []string{"169.254.169.254/32"},
 			},
 		},
+		Gamma: GammaSpec{AccessPolicy: GammaAccessPolicyIstio},
 	}
 	for _, tc := range []struct {
 		name string
@@ -43,7 +44,8 @@ func TestWithDefaults(t *testing.T) {
 		in:   SMIOperatorSpec{},
 		want: SMIOperatorSpec{
 			Backend: BackendIstio, TrustDomain: "cluster.local", ClusterDomain: "cluster.local", AccessMode: AccessEnforcing,
-			XDS: XDSSpec{Port: 15010, TokenAudiences: []string{"smi-operator-xds"}, CertificateTTL: dur(time.Hour), SwapGracePeriod: dur(5 * time.Minute), Injection: defaultInjection},
+			XDS:   XDSSpec{Port: 15010, TokenAudiences: []string{"smi-operator-xds"}, CertificateTTL: dur(time.Hour), SwapGracePeriod: dur(5 * time.Minute), Injection: defaultInjection},
+			Gamma: GammaSpec{AccessPolicy: GammaAccessPolicyNone},
 		},
 	}, {
 		name: "explicit values are kept, a zero grace period included",
@@ -54,7 +56,8 @@ func TestWithDefaults(t *testing.T) {
 		in:   SMIOperatorSpec{Backend: BackendXDS, XDS: XDSSpec{Port: 16000}},
 		want: SMIOperatorSpec{
 			Backend: BackendXDS, TrustDomain: "cluster.local", ClusterDomain: "cluster.local", AccessMode: AccessEnforcing,
-			XDS: XDSSpec{Port: 16000, TokenAudiences: []string{"smi-operator-xds"}, CertificateTTL: dur(time.Hour), SwapGracePeriod: dur(5 * time.Minute), Injection: defaultInjection},
+			XDS:   XDSSpec{Port: 16000, TokenAudiences: []string{"smi-operator-xds"}, CertificateTTL: dur(time.Hour), SwapGracePeriod: dur(5 * time.Minute), Injection: defaultInjection},
+			Gamma: GammaSpec{AccessPolicy: GammaAccessPolicyNone},
 		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {

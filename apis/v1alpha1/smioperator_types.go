@@ -23,8 +23,25 @@ const (
 	// BackendGamma writes Gateway API routes (HTTPRoutes, GRPCRoutes, TCPRoutes whose parent is
 	// the split's apex Service) for a mesh that reads them (GAMMA: Linkerd, Istio, Cilium, Kuma,
 	// Consul). The Gateway API CRDs (standard channel, v1.6 or later) must be installed.
-	// TrafficTargets are not enforced: each reports Programmed=False.
+	// TrafficTargets are enforced as spec.gamma.accessPolicy says.
 	BackendGamma Backend = "gamma"
+)
+
+// GammaAccessPolicy names what enforces TrafficTargets while the backend is gamma: the Gateway
+// API has no authorization standard, so access is each mesh's own policy resources.
+// +kubebuilder:validation:Enum=none;istio
+type GammaAccessPolicy string
+
+// Access policies of the gamma backend. Linkerd's policy resources are not written yet, so
+// linkerd is not offered: the API refuses it rather than accepting what nothing enforces.
+const (
+	// GammaAccessPolicyNone enforces nothing: every TrafficTarget reports Programmed=False
+	// AccessNotEnforced, never silently accepted.
+	GammaAccessPolicyNone GammaAccessPolicy = "none"
+	// GammaAccessPolicyIstio writes the AuthorizationPolicies and PeerAuthentications the istio
+	// backend writes for TrafficTargets (and its allow-nothing baselines): for Istio reading the
+	// routes. Istio's security CRDs must be installed.
+	GammaAccessPolicyIstio GammaAccessPolicy = "istio"
 )
 
 // AccessMode says how far SMI's deny-by-default reaches; the values are mesh.AccessMode's.
@@ -74,8 +91,8 @@ type SMIOperator struct {
 type SMIOperatorSpec struct {
 	// Backend is the mesh the SMI objects are programmed into: istio (Istio's own objects), xds
 	// (the operator's built-in xDS server) or gamma (Gateway API routes, for meshes that read
-	// them; TrafficTargets are not enforced). Changing it swaps backends on the running
-	// operator; see xds.swapGracePeriod.
+	// them; TrafficTargets enforced as gamma.accessPolicy says). Changing it swaps backends on the
+	// running operator; see xds.swapGracePeriod.
 	// +kubebuilder:default=istio
 	// +optional
 	Backend Backend `json:"backend,omitempty"`
@@ -130,6 +147,24 @@ type SMIOperatorSpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	XDS XDSSpec `json:"xds,omitempty"`
+
+	// Gamma configures the gamma backend. Read only while the backend is gamma; keeping it set
+	// with another backend is allowed, as xds is.
+	// +kubebuilder:default={}
+	// +optional
+	Gamma GammaSpec `json:"gamma,omitempty"`
+}
+
+// GammaSpec configures the gamma (Gateway API) backend.
+type GammaSpec struct {
+	// AccessPolicy says what enforces TrafficTargets, which the Gateway API cannot express: none
+	// (each TrafficTarget reports Programmed=False AccessNotEnforced) or istio (the
+	// AuthorizationPolicies and PeerAuthentications the istio backend writes, with the same
+	// deny-by-default baselines; Istio's security CRDs must be installed, else the SMIOperator
+	// reports BackendUnavailable).
+	// +kubebuilder:default=none
+	// +optional
+	AccessPolicy GammaAccessPolicy `json:"accessPolicy,omitempty"`
 }
 
 // XDSSpec configures the xDS (ADS) server that Envoy sidecars and proxyless gRPC clients connect to.

@@ -88,17 +88,27 @@ func (w *Written) Start(ctx context.Context, env Env) error {
 		if err := owned.IndexGenerated(ctx, env.Manager.GetFieldIndexer(), ItemsOf(w.Lists)...); err != nil {
 			return fmt.Errorf("indexing the %s backend's objects: %w", w.Backend, err)
 		}
-		programming := predicate.NewPredicateFuncs(func(client.Object) bool { return env.Programming() })
-		for _, watch := range w.Watches(env.Manager, env.Controllers, w.Writer.ForgetDeleted(), programming) {
-			for _, src := range watch.Sources {
-				if err := watch.Controller.Watch(src); err != nil {
-					return err
-				}
-			}
+		if err := AddWatches(env, w.Writer, w.Watches); err != nil {
+			return err
 		}
 		w.watched = true
 	}
 	w.clean = false
+	return nil
+}
+
+// AddWatches adds the watches of generated objects that watches returns to the controllers, each
+// event filtered by env.Programming (so that the watches, which cannot be removed, are quiet while
+// no instance of the backend programs) and by writer.ForgetDeleted.
+func AddWatches(env Env, writer owned.Writer, watches func(mgr manager.Manager, c Controllers, predicates ...predicate.Predicate) []Watch) error {
+	programming := predicate.NewPredicateFuncs(func(client.Object) bool { return env.Programming() })
+	for _, watch := range watches(env.Manager, env.Controllers, writer.ForgetDeleted(), programming) {
+		for _, src := range watch.Sources {
+			if err := watch.Controller.Watch(src); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 

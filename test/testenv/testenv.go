@@ -24,6 +24,8 @@ type Options struct {
 	// the operator builds with: an Istio release's own (manifests/charts/base/files/crd-all.gen.yaml),
 	// for suites that run that release's istiod.
 	IstioCRDs string
+	// WithoutIstioCRDs installs none of Istio's CRDs: a cluster without Istio.
+	WithoutIstioCRDs bool
 }
 
 // Env is a running control plane.
@@ -84,7 +86,7 @@ func assetsDir(root string) (string, error) {
 	return dir, nil
 }
 
-// Start starts the control plane and installs Istio's CRDs and the SMI CRDs (conversion through
+// Start starts the control plane and installs Istio's CRDs (unless opts says not to) and the SMI CRDs (conversion through
 // https://<Webhook.LocalServingHost>:<Webhook.LocalServingPort>/convert) and the validating webhook
 // configuration from config/webhook, both trusting Webhook.LocalServingCertDir's certificate.
 func Start(opts Options) (*Env, error) {
@@ -112,7 +114,7 @@ func Start(opts Options) (*Env, error) {
 		apiServer.Set(k, v)
 	}
 	cfg, err := env.Start()
-	if err == nil {
+	if err == nil && !opts.WithoutIstioCRDs {
 		err = installIstioCRDs(root, opts.IstioCRDs, cfg)
 	}
 	if err != nil {

@@ -69,8 +69,11 @@
 //
 // # TrafficTarget and TrafficPolicy
 //
-// The Gateway API has no authorization standard, and this backend does not enforce access yet
-// (the `none` access policy): every TrafficTarget is reported Programmed=False AccessNotEnforced,
-// never silently accepted, and so is deny-by-default in enforcing mode. TrafficPolicies are not
-// programmed either (PolicyNotSupported).
+// The Gateway API has no authorization standard, so this translator writes no access policy:
+// every TrafficTarget is reported Programmed=False AccessNotEnforced, never silently accepted, and
+// so is deny-by-default in enforcing mode. That is the gamma backend's access policy `none`
+// (spec.gamma.accessPolicy); with `istio` the backend programs TrafficTargets with
+// translators/istio instead (AuthorizationPolicies and PeerAuthentications), and these
+// diagnostics of targets are not used. TrafficPolicies are not programmed either
+// (PolicyNotSupported).
 package gamma

@@ -23,7 +23,8 @@ const (
 	// route may hold; nothing of it is written.
 	ReasonRouteLimitExceeded = "RouteLimitExceeded"
 	// ReasonAccessNotEnforced: the Gateway API has no authorization standard, and no access
-	// policy is configured for this backend: a TrafficTarget neither allows nor denies anything.
+	// policy is configured for this backend (spec.gamma.accessPolicy none): a TrafficTarget
+	// neither allows nor denies anything.
 	ReasonAccessNotEnforced = "AccessNotEnforced"
 	// ReasonPolicyNotSupported: this backend does not program TrafficPolicies yet.
 	ReasonPolicyNotSupported = "PolicyNotSupported"
@@ -79,14 +80,17 @@ type translator struct {
 }
 
 // accessNotEnforced reports a TrafficTarget that this backend leaves without effect: never
-// silently accepted.
+// silently accepted. It is what the gamma backend reports under accessPolicy none; under istio,
+// the backend programs targets with translators/istio instead, and Translate's diagnostics of
+// targets are not used.
 func (t *translator) accessNotEnforced(r *mesh.AccessRule, settings mesh.Settings) {
 	also := ""
 	if settings.Enforcing() {
 		also = ", nor does SMI's deny-by-default hold in its namespace"
 	}
 	t.diags.Fail(r.Source, smi.ConditionProgrammed, ReasonAccessNotEnforced,
-		"the Gateway API has no authorization standard and the gamma backend enforces no access policy: "+
+		"the Gateway API has no authorization standard and the gamma backend enforces no access policy "+
+			"(spec.gamma.accessPolicy none; istio writes Istio's): "+
 			"this TrafficTarget neither allows nor denies traffic to ServiceAccount %s/%s%s",
 		r.Destination.Namespace, r.Destination.ServiceAccount, also)
 }

@@ -2,6 +2,8 @@ package gamma
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -17,7 +19,10 @@ import (
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/apis/v1alpha1"
 	"github.com/smi-operator/smi-operator/controllers/backends"
+	istiobackend "github.com/smi-operator/smi-operator/controllers/backends/istio"
+	"github.com/smi-operator/smi-operator/controllers/namespace"
 	"github.com/smi-operator/smi-operator/controllers/owned"
+	"github.com/smi-operator/smi-operator/controllers/smiobject"
 	"github.com/smi-operator/smi-operator/controllers/status"
 	gammatranslator "github.com/smi-operator/smi-operator/translators/gamma"
 	"github.com/smi-operator/smi-operator/translators/mesh"
@@ -31,13 +36,21 @@ const Name = v1alpha1.BackendGamma
 // install says what makes the route kinds served.
 const install = "install the Gateway API CRDs, standard channel v1.6 or later"
 
-// Backend is the Gateway API backend the Switch runs: routes written with writer.
-func Backend(writer owned.Writer) backends.Backend {
-	return &backend{backends.Written{Backend: Name, Install: install, Writer: writer, Lists: Lists(), Watches: watches}}
+// installIstioAccess says what makes the kinds of accessPolicy istio served.
+const installIstioAccess = "install Istio's CRDs, or set spec.gamma.accessPolicy to none"
+
+// Backend is the Gateway API backend the Switch runs: routes written with writer, and with
+// accessPolicy istio the Istio backend's access policy through access, which it shares.
+func Backend(writer owned.Writer, access *istiobackend.Access) backends.Backend {
+	return &backend{Written: backends.Written{Backend: Name, Install: install, Writer: writer, Lists: Lists(), Watches: watches}, access: access}
 }
 
-// backend checks, watches and cleans up the route kinds as backends.Written does.
-type backend struct{ backends.Written }
+// backend checks, watches and cleans up the route kinds as backends.Written does, and the access
+// policy through the shared istio.Access.
+type backend struct {
+	backends.Written
+	access *istiobackend.Access
+}
 
 func (*backend) Name() v1alpha1.Backend { return Name }
 
@@ -52,14 +65,62 @@ func Served(mgr manager.Manager) error {
 }
 
 // Start checks that the cluster serves the route kinds and watches them, then programs with
-// settings through the same writer as any instance before.
-func (b *backend) Start(ctx context.Context, env backends.Env, _ v1alpha1.SMIOperatorSpec, settings mesh.Settings, _ func()) (backends.Instance, error) {
+// settings through the same writer as any instance before, TrafficTargets as spec's
+// gamma.accessPolicy says.
+//
+// With istio, Istio's security kinds must be served too, else the backend does not start and the
+// SMIOperator reports BackendUnavailable, as for missing route kinds, rather than routes running
+// with every TrafficTarget reporting that it is not enforced: the spec asks for something the
+// cluster cannot do, the SMIOperator is where the user asked for it, and the backend running
+// meanwhile keeps enforcing what it enforces, where a swap would open the traffic it denies.
+func (b *backend) Start(ctx context.Context, env backends.Env, spec v1alpha1.SMIOperatorSpec, settings mesh.Settings, _ func()) (backends.Instance, error) {
 	if err := b.Written.Start(ctx, env); err != nil {
 		return nil, err
 	}
-	targets := Targets{Settings: settings}
-	return backends.WrittenInstance{SplitSink: Splits{Writer: b.Writer, Settings: settings}, TargetSink: targets, NamespaceSink: targets,
-		PolicySink: Policies{Settings: settings}, Settings: settings}, nil
+	policy := spec.WithDefaults().Gamma.AccessPolicy
+	var access accessSink
+	switch policy {
+	case v1alpha1.GammaAccessPolicyIstio:
+		if err := b.access.Start(ctx, env, Name, installIstioAccess); err != nil {
+			return nil, err
+		}
+		access = istiobackend.Targets{Writer: b.Writer, Settings: settings}
+	case v1alpha1.GammaAccessPolicyNone:
+		b.access.Stop(Name)
+		access = Targets{Settings: settings, Access: b.access}
+	default:
+		return nil, fmt.Errorf("spec.gamma.accessPolicy %q is not one this operator enforces", policy)
+	}
+	return instance{
+		WrittenInstance: backends.WrittenInstance{SplitSink: Splits{Writer: b.Writer, Settings: settings}, TargetSink: access, NamespaceSink: access,
+			PolicySink: Policies{Settings: settings}, Settings: settings},
+		accessPolicy: policy,
+	}, nil
+}
+
+// accessSink programs TrafficTargets and, for deny-by-default, Namespaces, as one access policy
+// does.
+type accessSink interface {
+	smiobject.Backend[*hub.TrafficTarget]
+	namespace.Sink
+}
+
+// Clean deletes the routes, and the access policy unless another backend (istio) writes it.
+func (b *backend) Clean(ctx context.Context, env backends.Env) error {
+	return errors.Join(b.Written.Clean(ctx, env), b.access.Clean(ctx, env, Name))
+}
+
+// instance is a backends.WrittenInstance that also enforces one access policy.
+type instance struct {
+	backends.WrittenInstance
+	accessPolicy v1alpha1.GammaAccessPolicy
+}
+
+// Fits says whether the instance programs with settings and spec's access policy: another policy
+// takes a new instance, which the Switch brings up (and which prunes what the policy before
+// wrote, or writes what it did not).
+func (i instance) Fits(spec v1alpha1.SMIOperatorSpec, settings mesh.Settings) bool {
+	return i.WrittenInstance.Fits(spec, settings) && spec.WithDefaults().Gamma.AccessPolicy == i.accessPolicy
 }
 
 // watches are the split controller's watches of the routes.
@@ -114,20 +175,34 @@ func (b Splits) Forget(ctx context.Context, ref mesh.ObjectRef) error {
 	return b.Writer.PruneAfterDelete(ctx, ref.Kind, ref.Namespace, ref.Name, Lists())
 }
 
-// Targets writes nothing: it reports each target as not enforced, and is the namespace sink,
-// with nothing to keep in a namespace.
+// Targets is the TrafficTarget and namespace sink of accessPolicy none: it enforces nothing and
+// reports each target as not enforced. What accessPolicy istio wrote before is pruned, target by
+// target and namespace by namespace, once no backend writes it (istio.Access).
 type Targets struct {
 	Settings mesh.Settings
+	Access   *istiobackend.Access
 }
 
-// Program returns the translator's diagnostics of the target (AccessNotEnforced).
-func (b Targets) Program(_ context.Context, _ *hub.TrafficTarget, models *mesh.Models) ([]mesh.Diagnostic, error) {
+// Program prunes the target's access policy and returns the translator's diagnostics of the
+// target (AccessNotEnforced).
+func (b Targets) Program(ctx context.Context, target *hub.TrafficTarget, models *mesh.Models) ([]mesh.Diagnostic, error) {
+	if err := b.Access.PruneTarget(ctx, target); err != nil {
+		return nil, err
+	}
 	model, _ := models.BuiltWith(b.Settings)
 	_, diags := gammatranslator.Translate(model, b.Settings)
 	return diags, nil
 }
 
-// Forget, SetNamespace and DeleteNamespace: nothing was written.
-func (Targets) Forget(context.Context, mesh.ObjectRef) error          { return nil }
-func (Targets) SetNamespace(context.Context, *corev1.Namespace) error { return nil }
-func (Targets) DeleteNamespace(context.Context, string) error         { return nil }
+// Forget prunes a deleted target's access policy.
+func (b Targets) Forget(ctx context.Context, ref mesh.ObjectRef) error {
+	return b.Access.ForgetTarget(ctx, ref)
+}
+
+// SetNamespace prunes the namespace's allow-nothing baseline.
+func (b Targets) SetNamespace(ctx context.Context, ns *corev1.Namespace) error {
+	return b.Access.PruneNamespace(ctx, ns)
+}
+
+// DeleteNamespace does nothing: a baseline goes with its namespace.
+func (Targets) DeleteNamespace(context.Context, string) error { return nil }

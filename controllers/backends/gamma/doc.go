@@ -5,7 +5,18 @@
 // (the Gateway API's standard channel, v1.6 or later, holds all three); otherwise Start says why
 // and the SMIOperator reports BackendUnavailable until they appear.
 //
-// TrafficTargets are not enforced: the Gateway API has no authorization standard, and no access
-// policy is written yet, so each one is reported Programmed=False AccessNotEnforced (the
-// translator's diagnostic). Namespaces need nothing.
+// The Gateway API has no authorization standard, so TrafficTargets are enforced as the
+// SMIOperator's spec.gamma.accessPolicy says:
+//
+//   - none (the default): nothing is written and each target is reported Programmed=False
+//     AccessNotEnforced (the translator's diagnostic); namespaces need nothing.
+//   - istio: the Istio backend's Targets program targets and namespaces, writing the same
+//     AuthorizationPolicies, PeerAuthentications and allow-nothing baselines. Both backends
+//     share one istio.Access, so that neither's Clean deletes the policy the other still writes
+//     (a swap between them rewrites nothing); the gamma backend's Clean deletes it otherwise.
+//     Istio's security CRDs must be served, else Start says why (BackendUnavailable).
+//
+// Another access policy is another instance (Instance.Fits): from istio to none, the new
+// instance deletes the policy target by target and namespace by namespace, once no backend
+// writes it. Linkerd's policy resources are not written yet.
 package gamma

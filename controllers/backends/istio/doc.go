@@ -5,5 +5,7 @@
 // TargetWatches, BaselineWatches) reconcile an object again when someone else edits or deletes
 // what it generated. Backend is the backend the Switch (package backends) runs: its instances
 // program with one set of mesh settings, its Clean deletes every object the operator generated
-// once another backend is in charge. A fixed --backend=istio wires Splits and Targets directly.
+// once another backend is in charge, but the access policy (Access) while the gamma backend,
+// with spec.gamma.accessPolicy istio, writes the same objects. A fixed --backend=istio wires
+// Splits and Targets directly.
 package istio

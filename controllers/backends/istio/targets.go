@@ -34,6 +34,11 @@ func TargetGeneratedKinds() []client.ObjectList {
 	return []client.ObjectList{&securityv1.AuthorizationPolicyList{}, &securityv1.PeerAuthenticationList{}}
 }
 
+// baselineLists are the list kinds of what a Namespace generates, its baseline, for pruning.
+func baselineLists() []client.ObjectList {
+	return []client.ObjectList{&securityv1.AuthorizationPolicyList{}}
+}
+
 // Program writes the Istio objects of the target's rule.
 func (b Targets) Program(ctx context.Context, target *hub.TrafficTarget, models *mesh.Models) ([]mesh.Diagnostic, error) {
 	return program(ctx, b.Writer, b.Settings, smi.TrafficTargetKind, target, models, TargetGeneratedKinds())
@@ -52,7 +57,7 @@ func (b Targets) SetNamespace(ctx context.Context, ns *corev1.Namespace) error {
 	if b.Settings.EnforcesIn(ns.Labels) && istiotranslator.DefaultDenyIn(ns.Name) {
 		wanted = []client.Object{istiotranslator.DefaultDeny(ns.Name)}
 	}
-	res, err := b.Writer.Sync(ctx, ns, wanted, []client.ObjectList{&securityv1.AuthorizationPolicyList{}})
+	res, err := b.Writer.Sync(ctx, ns, wanted, baselineLists())
 	for _, c := range res.Conflicts {
 		// A Namespace has no status to report on: the log says why its baseline is missing.
 		log.FromContext(ctx).Info("the namespace's allow-nothing policy is not written: an object the operator does not control holds its name",
