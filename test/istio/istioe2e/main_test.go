@@ -185,17 +185,25 @@ func (m *meshEnv) startOperator() error {
 	if err := m.client.Create(ctx, op); err != nil {
 		return err
 	}
+	return m.waitBackend(v1alpha1.BackendIstio)
+}
+
+// waitBackend waits, a minute at most, until the SMIOperator's status, computed from its spec as
+// it is now, is Ready with backend active.
+func (m *meshEnv) waitBackend(backend v1alpha1.Backend) error {
+	ctx := context.Background()
+	op := &v1alpha1.SMIOperator{}
 	deadline := time.Now().Add(time.Minute)
 	for {
-		if err := m.client.Get(ctx, client.ObjectKeyFromObject(op), op); err != nil {
+		if err := m.client.Get(ctx, client.ObjectKey{Name: v1alpha1.SingletonName}, op); err != nil {
 			return err
 		}
 		ready := meta.FindStatusCondition(op.Status.Conditions, v1alpha1.ConditionReady)
-		if ready != nil && ready.Status == metav1.ConditionTrue && op.Status.ActiveBackend == v1alpha1.BackendIstio {
+		if op.Status.ObservedGeneration == op.Generation && ready != nil && ready.Status == metav1.ConditionTrue && op.Status.ActiveBackend == backend {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the SMIOperator is not Ready with the Istio backend after a minute: %+v\n%s", op.Status, m.operator.LogTail(40))
+			return fmt.Errorf("the SMIOperator is not Ready with the %s backend after a minute: %+v\n%s", backend, op.Status, m.operator.LogTail(40))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

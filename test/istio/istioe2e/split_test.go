@@ -41,44 +41,59 @@ func TestSplitWeightsOnIstiod(t *testing.T) {
 	m := start(t)
 	for _, version := range []string{"v1alpha1", "v1alpha2", "v1alpha3", "v1alpha4"} {
 		t.Run(version, func(t *testing.T) {
-			ctx := context.Background()
 			ns := m.namespace(t, "split-"+version)
 			c := m.apexAndBackends(t, ns)
-
-			split := m.split(t, version, ns, "apex", 80, 20)
-			wait(t, ctx, func(ctx context.Context) error { return grpcxds.WaitFor(ctx, c, notFrom("apex")) })
-			shares(t, ctx, c, map[string]float64{"v1": 80, "v2": 20})
+			split := m.splitFollowed(t, version, ns, c)
 			m.istiodFindsNothingWrong(t, ns)
-
-			// A zero weight gets nothing: all to v2, then all to v1 (a 1:0 split), then back. A
-			// flip to a backend that had no weight is timed from the write's answer to its first RPC.
-			previous := map[string]int{"v1": 80, "v2": 20}
-			for _, flip := range []struct {
-				v1, v2 int
-				to     string
-			}{{0, 100, "v2"}, {100, 0, "v1"}, {0, 100, "v2"}} {
-				m.setWeights(t, split, flip.v1, flip.v2)
-				if previous[flip.to] == 0 {
-					t.Logf("weights %d/%d: first RPC on %s %v after the write returned", flip.v1, flip.v2, flip.to, firstFrom(t, ctx, c, flip.to).Round(time.Millisecond))
-				}
-				wait(t, ctx, func(ctx context.Context) error { return grpcxds.WaitOnly(ctx, c, flip.to, 50) })
-				shares(t, ctx, c, map[string]float64{flip.to: 1})
-				previous = map[string]int{"v1": flip.v1, "v2": flip.v2}
-			}
-
-			// All weights zero: the split is not programmed, the apex gets its traffic back.
-			m.setWeights(t, split, 0, 0)
-			wait(t, ctx, func(ctx context.Context) error { return grpcxds.WaitOnly(ctx, c, "apex", 50) })
-			m.setWeights(t, split, 20, 80)
-			wait(t, ctx, func(ctx context.Context) error { return grpcxds.WaitOnly(ctx, c, "v2", 1) })
-			shares(t, ctx, c, map[string]float64{"v1": 20, "v2": 80})
-
-			if err := m.client.Delete(ctx, split); err != nil {
-				t.Fatal(err)
-			}
-			wait(t, ctx, func(ctx context.Context) error { return grpcxds.WaitOnly(ctx, c, "apex", 50) })
+			m.weightChangesFollowed(t, split, c)
 		})
 	}
+}
+
+// splitFollowed creates a TrafficSplit of version in namespace, apex 80/20 between v1 and v2, and
+// checks that c's RPCs spread so.
+func (m *meshEnv) splitFollowed(t *testing.T, version, namespace string, c grpc.ClientConnInterface) *unstructured.Unstructured {
+	t.Helper()
+	ctx := context.Background()
+	split := m.split(t, version, namespace, "apex", 80, 20)
+	wait(t, ctx, func(ctx context.Context) error { return grpcxds.WaitFor(ctx, c, notFrom("apex")) })
+	shares(t, ctx, c, map[string]float64{"v1": 80, "v2": 20})
+	return split
+}
+
+// weightChangesFollowed edits the 80/20 split of splitFollowed and checks that c's RPCs follow:
+// a zero weight gets no call, a flip is followed, all-zero weights and deleting the split give
+// the apex its traffic back.
+func (m *meshEnv) weightChangesFollowed(t *testing.T, split *unstructured.Unstructured, c grpc.ClientConnInterface) {
+	t.Helper()
+	ctx := context.Background()
+	// A zero weight gets nothing: all to v2, then all to v1 (a 1:0 split), then back. A flip to a
+	// backend that had no weight is timed from the write's answer to its first RPC.
+	previous := map[string]int{"v1": 80, "v2": 20}
+	for _, flip := range []struct {
+		v1, v2 int
+		to     string
+	}{{0, 100, "v2"}, {100, 0, "v1"}, {0, 100, "v2"}} {
+		m.setWeights(t, split, flip.v1, flip.v2)
+		if previous[flip.to] == 0 {
+			t.Logf("weights %d/%d: first RPC on %s %v after the write returned", flip.v1, flip.v2, flip.to, firstFrom(t, ctx, c, flip.to).Round(time.Millisecond))
+		}
+		wait(t, ctx, func(ctx context.Context) error { return grpcxds.WaitOnly(ctx, c, flip.to, 50) })
+		shares(t, ctx, c, map[string]float64{flip.to: 1})
+		previous = map[string]int{"v1": flip.v1, "v2": flip.v2}
+	}
+
+	// All weights zero: the split is not programmed, the apex gets its traffic back.
+	m.setWeights(t, split, 0, 0)
+	wait(t, ctx, func(ctx context.Context) error { return grpcxds.WaitOnly(ctx, c, "apex", 50) })
+	m.setWeights(t, split, 20, 80)
+	wait(t, ctx, func(ctx context.Context) error { return grpcxds.WaitOnly(ctx, c, "v2", 1) })
+	shares(t, ctx, c, map[string]float64{"v1": 20, "v2": 80})
+
+	if err := m.client.Delete(ctx, split); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, ctx, func(ctx context.Context) error { return grpcxds.WaitOnly(ctx, c, "apex", 50) })
 }
 
 // mostlyOn makes runs of 100 calls until more than half of a run lands on backend: a change of
