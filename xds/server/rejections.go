@@ -386,15 +386,38 @@ func (s *Server) served(source mesh.ObjectRef) bool {
 	return ok && s.servedSplit(apex) == source
 }
 
-// programmedResources is what the SMI object ref programs: for the split served for its apex (its
+// programmedResources is what the object ref programs: for the split served for its apex (its
 // rivals program nothing while the controller hands the apex over), splitResources; for a
-// TrafficTarget, its destinations' own listeners. The caller holds s.mu.
+// TrafficTarget, its destinations' own listeners; for a TrafficPolicy, policyResources. The
+// caller holds s.mu.
 func (s *Server) programmedResources(ref mesh.ObjectRef) programmed {
-	p := programmed{identities: s.accessScopes[ref]}
+	p := programmed{identities: s.accessScopes[ref], resources: s.policyResources(ref)}
 	if s.served(ref) {
-		p.resources = s.splitResources[ref]
+		p.resources = append(p.resources, s.splitResources[ref]...)
 	}
 	return p
+}
+
+// policyResources are the resources the policy of source puts its settings on, on the ports of its
+// Service where it is the one served (servedPolicy): each port's client listener and route
+// configuration (named alike) and its cluster. None when source has no policy. The caller holds
+// s.mu.
+func (s *Server) policyResources(source mesh.ObjectRef) []resourceKey {
+	key, ok := s.policyService[source]
+	if !ok {
+		return nil
+	}
+	p := s.policies[key][source]
+	var out []resourceKey
+	for _, port := range policyPorts(p) {
+		if served, _ := s.servedPolicy(key, port); served != source {
+			continue
+		}
+		name := xds.ListenerName(p.Service, port)
+		out = append(out, resourceKey{resourcev3.ListenerType, name}, resourceKey{resourcev3.RouteType, name},
+			resourceKey{resourcev3.ClusterType, xds.ClusterName(p.Service, port)})
+	}
+	return out
 }
 
 // programmedBy are the SMI objects that program one of the resources a stream of the identity
@@ -407,6 +430,15 @@ func (s *Server) programmedBy(scope string, keys []resourceKey) []mesh.ObjectRef
 	for _, key := range keys {
 		for source := range s.splitsByResource[key] {
 			if s.served(source) && !slices.Contains(refs, source) {
+				refs = append(refs, source)
+			}
+		}
+	}
+	// Policies are looked through, not indexed like splits: there are few of them, and a
+	// proxy's rejections change seldom.
+	for _, sources := range s.policies {
+		for source := range sources {
+			if !slices.Contains(refs, source) && slices.ContainsFunc(s.policyResources(source), func(k resourceKey) bool { return slices.Contains(keys, k) }) {
 				refs = append(refs, source)
 			}
 		}

@@ -266,7 +266,7 @@ func TestOnlyAccountableStreamsMarkObjectsRejected(t *testing.T) {
 // weights are there): a proxy refusing one of them keeps the split out of its configuration too.
 // The apex's own cluster is not the split's when no request goes there (no matches), and a
 // cluster of a Service no split names is nobody's.
-func TestRefusedClustersAndListenersAreReportedOnTheirSplit(t *testing.T) {
+func TestRefusedClustersAndListenersAreReportedOnTheirSplitOrPolicy(t *testing.T) {
 	service := func(name string) mesh.Service {
 		port := "grpc"
 		if strings.HasPrefix(name, "api") {
@@ -277,6 +277,7 @@ func TestRefusedClustersAndListenersAreReportedOnTheirSplit(t *testing.T) {
 	}
 	web := mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "web"}
 	api := mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "api"}
+	dbPolicy := mesh.ObjectRef{Kind: "TrafficPolicy", Namespace: "shop", Name: "db"}
 	for _, tc := range []struct {
 		name, proxy, typeURL, resource string
 		want                           []mesh.ObjectRef
@@ -285,7 +286,9 @@ func TestRefusedClustersAndListenersAreReportedOnTheirSplit(t *testing.T) {
 		{"backend cluster", server.ProxyGRPC, resourcev3.ClusterType, "outbound|80||web-v2.shop.svc.cluster.local", []mesh.ObjectRef{web}},
 		{"backend endpoints", server.ProxyGRPC, resourcev3.EndpointType, "outbound|80||web-v2.shop.svc.cluster.local", []mesh.ObjectRef{web}},
 		{"apex cluster of a split without matches", server.ProxyGRPC, resourcev3.ClusterType, "outbound|80||web.shop.svc.cluster.local", nil},
-		{"cluster of no split", server.ProxyGRPC, resourcev3.ClusterType, "outbound|80||db.shop.svc.cluster.local", nil},
+		{"cluster of a policy's Service", server.ProxyGRPC, resourcev3.ClusterType, "outbound|80||db.shop.svc.cluster.local", []mesh.ObjectRef{dbPolicy}},
+		{"route configuration of a policy's Service", server.ProxyGRPC, resourcev3.RouteType, "db.shop.svc.cluster.local:80", []mesh.ObjectRef{dbPolicy}},
+		{"cluster of neither a split nor a policy", server.ProxyGRPC, resourcev3.ClusterType, "outbound|80||cache.shop.svc.cluster.local", nil},
 		{"Envoy outbound listener", server.ProxyEnvoy, resourcev3.ListenerType, xds.OutboundListenerName, []mesh.ObjectRef{api}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -293,12 +296,13 @@ func TestRefusedClustersAndListenersAreReportedOnTheirSplit(t *testing.T) {
 				Authenticator: tokens{"token-of-client": {Namespace: "shop", ServiceAccount: "client"}}})
 			changed := make(chan []mesh.ObjectRef, 16)
 			f.srv.OnRejections(func(refs []mesh.ObjectRef) { changed <- refs })
-			for _, name := range []string{"web", "web-v1", "web-v2", "api", "api-v1", "db"} {
+			for _, name := range []string{"web", "web-v1", "web-v2", "api", "api-v1", "db", "cache"} {
 				f.srv.SetService(k8stypes.NamespacedName{Namespace: "shop", Name: name}, service(name), nil)
 			}
 			f.srv.SetSplit(web, &mesh.Split{Source: web, Apex: service("web"), Backends: []mesh.Backend{
 				{Service: service("web-v1"), Weight: 1}, {Service: service("web-v2"), Weight: 1}}})
 			f.srv.SetSplit(api, &mesh.Split{Source: api, Apex: service("api"), Backends: []mesh.Backend{{Service: service("api-v1"), Weight: 1}}})
+			f.srv.SetPolicy(dbPolicy, &mesh.Policy{Source: dbPolicy, Service: service("db"), Timeout: time.Second})
 
 			stream := f.ads(t, "token-of-client")
 			var names []string
@@ -319,9 +323,14 @@ func TestRefusedClustersAndListenersAreReportedOnTheirSplit(t *testing.T) {
 				ErrorDetail: &rpcstatus.Status{Message: "refused " + tc.resource}}); err != nil {
 				t.Fatal(err)
 			}
-			// Once the route configuration asked next arrives, the NACK has been handled (a
-			// stream's requests are handled in order).
-			if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.RouteType, ResourceNames: []string{"api.shop.svc.cluster.local:80"}}); err != nil {
+			// Once the resource of another type asked next arrives, the NACK has been handled (a
+			// stream's requests are handled in order); of the same type, the request would drop
+			// the refused resource.
+			next := &discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.RouteType, ResourceNames: []string{"api.shop.svc.cluster.local:80"}}
+			if tc.typeURL == resourcev3.RouteType {
+				next = &discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.ClusterType, ResourceNames: []string{"outbound|80||api-v1.shop.svc.cluster.local"}}
+			}
+			if err := stream.Send(next); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := stream.Recv(); err != nil {
@@ -336,7 +345,7 @@ func TestRefusedClustersAndListenersAreReportedOnTheirSplit(t *testing.T) {
 			if !slices.Equal(told, tc.want) {
 				t.Errorf("OnRejections named %v, want %v", told, tc.want)
 			}
-			for _, ref := range []mesh.ObjectRef{web, api} {
+			for _, ref := range []mesh.ObjectRef{web, api, dbPolicy} {
 				want := 0
 				if slices.Contains(tc.want, ref) {
 					want = 1

@@ -16,7 +16,8 @@ type Policies struct {
 
 // Program serves the policy, or stops serving it when the model does not program it (it lost its
 // ports to an older policy, or does not resolve). The server reports what proxyless gRPC clients
-// cannot honour, as a warning.
+// cannot honour, as a warning; proxies that refused the resources it programs make it not
+// Programmed.
 func (b Policies) Program(_ context.Context, policy *policyv1alpha1.TrafficPolicy, models *mesh.Models) ([]mesh.Diagnostic, error) {
 	model, _ := models.BuiltWith(b.Server.Settings())
 	self := mesh.ObjectRef{Kind: policyv1alpha1.TrafficPolicyKind, Namespace: policy.Namespace, Name: policy.Name}
@@ -26,7 +27,8 @@ func (b Policies) Program(_ context.Context, policy *policyv1alpha1.TrafficPolic
 			programmed = &model.Policies[i]
 		}
 	}
-	return b.Server.SetPolicy(self, programmed), nil
+	diags := b.Server.SetPolicy(self, programmed)
+	return append(diags, b.Server.RejectionDiagnostics(self)...), nil
 }
 
 // Forget stops serving a deleted policy's settings.
