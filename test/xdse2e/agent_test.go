@@ -47,6 +47,7 @@ func agentSpecs() {
 	It("the operator keeps the trust bundle ConfigMap in every namespace", trustBundleInEveryNamespace)
 	It("workloads bootstrapped by their agents alone: a TrafficTarget allows and denies by identity", trafficTargetWithAgentBootstraps)
 	It("the agent renews a short-lived certificate on disk before it expires", agentRenewsBeforeExpiry)
+	It("rotating the CA's root loses no mutual-TLS call between agents' workloads", rootRotationLosesNoCall)
 	It("a CSR for another identity than the token's is refused", csrForAnotherIdentityIsRefused)
 	It("an Envoy sidecar's agent serves SDS with its own key and proxies ADS with its token", envoyAgentServesSDSAndProxiesADS)
 }
@@ -112,21 +113,8 @@ const (
 // certificate — another key, the same identity — on disk at half its life, before the one on disk
 // expires, and a grpc-go client keeps calling a server through the renewal over mutual TLS.
 func agentRenewsBeforeExpiry() {
-	ctx, cancel := context.WithCancel(context.Background())
-	clientset, err := kubernetes.NewForConfig(o.env.Config)
-	Expect(err).NotTo(HaveOccurred())
-	srv, err := xdsbackend.NewServer(ctx, clientset, mesh.Settings{TrustDomain: "cluster.local", ClusterDomain: "cluster.local"}, xdsbackend.Config{
-		Address:        netns.HostPort(1, shortTTLXDSPort),
-		TokenAudiences: []string{tokenAudience},
-		CASecret:       types.NamespacedName{Namespace: operatorNamespace, Name: xdsCASecret},
-		ServiceName:    xdsServiceName,
-		CertTTL:        shortTTL,
-	}, xdsbackend.ServerWiring{Log: ctrl.Log.WithName("short-ttl-xds")})
-	Expect(err).NotTo(HaveOccurred())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Start(ctx) }()
-	DeferCleanup(func() { cancel(); <-done })
-	Expect(listening(netns.HostPort(1, shortTTLXDSPort), 10*time.Second)).To(Succeed())
+	startCAServer(shortTTLXDSPort, xdsbackend.Config{CASecret: types.NamespacedName{Namespace: operatorNamespace, Name: xdsCASecret}, CertTTL: shortTTL},
+		xdsbackend.ServerWiring{Log: ctrl.Log.WithName("short-ttl-xds")})
 
 	ns := o.namespace("agent-renews-before-expiry")
 	a := o.startAgent(ns, "ticker", server.ProxyGRPC, netns.HostPort(1, shortTTLXDSPort))
@@ -150,6 +138,23 @@ func agentRenewsBeforeExpiry() {
 	Expect(renewed.URIs[0].String()).To(Equal(ca.SPIFFEID("cluster.local", ns, "ticker")))
 	Expect(a.Current().Key.Equal(firstKey)).To(BeFalse(), "a new key for the renewal")
 	Expect(keysIn(a.responses, a.Agent)).To(BeEmpty())
+}
+
+// startCAServer runs, until the spec ends, an xDS server of its own on netns.Addr(1):port with
+// the CA and certificate lifetimes of cfg (CASecret, CertTTL, CARootTTL; the rest is the suite
+// operator's) and wiring, for specs that need lifetimes the operators of the suite do not have.
+func startCAServer(port uint16, cfg xdsbackend.Config, wiring xdsbackend.ServerWiring) {
+	GinkgoHelper()
+	ctx, cancel := context.WithCancel(context.Background())
+	clientset, err := kubernetes.NewForConfig(o.env.Config)
+	Expect(err).NotTo(HaveOccurred())
+	cfg.Address, cfg.TokenAudiences, cfg.ServiceName = netns.HostPort(1, port), []string{tokenAudience}, xdsServiceName
+	srv, err := xdsbackend.NewServer(ctx, clientset, mesh.Settings{TrustDomain: "cluster.local", ClusterDomain: "cluster.local"}, cfg, wiring)
+	Expect(err).NotTo(HaveOccurred())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Start(ctx) }()
+	DeferCleanup(func() { cancel(); <-done })
+	Expect(listening(netns.HostPort(1, port), 10*time.Second)).To(Succeed())
 }
 
 // csrForAnotherIdentityIsRefused: with a real token of ServiceAccount teller, the operator signs a

@@ -153,24 +153,41 @@ type runningAgent struct {
 	responses *grpcxds.Responses
 }
 
+// agentSetup is what a spec may change of how startAgent runs an agent.
+type agentSetup struct {
+	// trustBundle is the bundle mounted at start; the operator's for the namespace (trustBundle)
+	// when nil.
+	trustBundle []byte
+	// rootsRefresh is how often the agent reads its trust bundle file again; its default when 0.
+	rootsRefresh time.Duration
+}
+
 // startAgent runs the pod agent of a pod of ServiceAccount namespace/serviceAccount (created when
 // missing) for proxy against the operator at xdsAddress, as an injected pod runs it: its token
-// is a TokenRequest token for the xDS audience, its trust bundle the CA's. It returns once the
-// agent holds a certificate, and stops it when the spec ends, checking that no response it got
-// carried a private key.
-func (o *operator) startAgent(namespace, serviceAccount, proxy, xdsAddress string) *runningAgent {
+// is a TokenRequest token for the xDS audience, its trust bundle the CA's (unless setup says
+// otherwise). It returns once the agent holds a certificate, and stops it when the spec ends,
+// checking that no response it got carried a private key.
+func (o *operator) startAgent(namespace, serviceAccount, proxy, xdsAddress string, setup ...agentSetup) *runningAgent {
 	GinkgoHelper()
+	var s agentSetup
+	if len(setup) > 0 {
+		s = setup[0]
+	}
+	if s.trustBundle == nil {
+		s.trustBundle = o.trustBundle(namespace)
+	}
 	dir := GinkgoT().TempDir()
 	paths := agent.DefaultPaths().InDir(dir)
 	paths.TokenFile, paths.TrustBundleFile = filepath.Join(dir, "token"), filepath.Join(dir, "ca-root.pem")
 	Expect(os.WriteFile(paths.TokenFile, []byte(o.serviceAccountToken(namespace, serviceAccount, tokenAudience)), 0o600)).To(Succeed())
-	Expect(os.WriteFile(paths.TrustBundleFile, o.trustBundle(namespace), 0o644)).To(Succeed())
+	Expect(os.WriteFile(paths.TrustBundleFile, s.trustBundle, 0o644)).To(Succeed())
 	recorded := &grpcxds.Responses{}
 	a, err := agent.New(agent.Options{
 		Proxy: proxy, XDSAddress: xdsAddress,
 		PodName: serviceAccount + "-" + filepath.Base(dir), PodNamespace: namespace, ServiceAccount: serviceAccount,
 		Paths: paths, DialOptions: recorded.DialOptions(), MinRetry: 100 * time.Millisecond, MaxRetry: time.Second,
-		Log: GinkgoLogr.WithName("agent").WithValues("identity", namespace+"/"+serviceAccount),
+		RootsRefresh: s.rootsRefresh,
+		Log:          GinkgoLogr.WithName("agent").WithValues("identity", namespace+"/"+serviceAccount),
 	})
 	Expect(err).NotTo(HaveOccurred())
 	first := a.Renewed()
