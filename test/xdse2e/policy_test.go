@@ -222,7 +222,13 @@ func outliersAreEjected() {
 	o.service(ns, "api", o.backend(ns, "broken", 6, broken.option()), o.backend(ns, "healthy", 7, healthy.option()))
 	c := dial(ns, "api", o.clientBootstrap(ns, "outlier-client"))
 	c.waitFor(ctx, grpcxds.FromBackend("healthy"))
-	Expect(c.outcomes(ctx, 20)).To(HaveKey(codes.Unavailable), "without outlier detection the broken endpoint keeps its share")
+	// Without outlier detection the broken endpoint keeps its share, once its connection is up.
+	c.waitFor(ctx, func(_ grpcxds.Reply, err error) error {
+		if status.Code(err) != codes.Unavailable {
+			return fmt.Errorf("no call failed on the broken endpoint yet (last: %v)", err)
+		}
+		return nil
+	})
 
 	o.policy(ns, "api", policyv1alpha1.TrafficPolicySpec{OutlierDetection: &policyv1alpha1.OutlierDetection{
 		Consecutive5xx: ptr.To[policyv1alpha1.Count](3), Interval: ptr.To[policyv1alpha1.Duration]("200ms"),
