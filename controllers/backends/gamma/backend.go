@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -131,6 +134,11 @@ func watches(mgr manager.Manager, c backends.Controllers, predicates ...predicat
 // splitWatches have a split reconciled again when a route it generates is changed or deleted
 // by someone else, or when a route someone else owns, named like one of the split's, goes away
 // (it blocked the split). predicates filter every event.
+//
+// Every update of a route passes, status-only ones included: a mesh writing its verdict in the
+// route's status.parents must reconcile the split, whose status reports it (Splits.Program). No
+// loop follows: the operator never writes a route's status, and an update of its own spec write
+// finds the route as wanted and writes nothing.
 func splitWatches(mgr manager.Manager, predicates ...predicate.Predicate) []source.Source {
 	owner := handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &hub.TrafficSplit{}, handler.OnlyControllerOwner())
 	// A route is named <split>-<port> (translators/gamma): a route someone else holds under that
@@ -158,16 +166,45 @@ type Splits struct {
 }
 
 // Program writes the routes of the model's split and prunes the split's others; routes someone
-// else holds are reported on the split.
+// else holds, and routes a mesh refuses in their status, are reported on the split.
 func (b Splits) Program(ctx context.Context, split *hub.TrafficSplit, models *mesh.Models) ([]mesh.Diagnostic, error) {
 	model, _ := models.BuiltWith(b.Settings)
 	out, diags := gammatranslator.Translate(model, b.Settings)
-	res, err := b.Writer.Sync(ctx, split, out.Objects(), Lists())
+	routes := out.Objects()
+	res, err := b.Writer.Sync(ctx, split, routes, Lists())
 	if err != nil {
 		return nil, err
 	}
 	self := mesh.ObjectRef{Kind: smi.TrafficSplitKind, Namespace: split.Namespace, Name: split.Name}
-	return append(diags, status.Conflicts(self, res.Conflicts)...), nil
+	verdicts, err := b.meshVerdicts(ctx, split, self, routes)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Concat(diags, status.Conflicts(self, res.Conflicts), verdicts), nil
+}
+
+// meshVerdicts reads each of the split's routes from the cache and returns what the meshes say of
+// it in its status (gammatranslator.RouteStatus). A route the cache does not show (just created:
+// its status, once a mesh writes one, reconciles the split) or that someone else controls (a
+// conflict, reported as such) says nothing. The cache may show a route as it was before this
+// Program rewrote it: its verdict then carries the older generation, and holds until the cache
+// catches up, which reconciles the split again.
+func (b Splits) meshVerdicts(ctx context.Context, split *hub.TrafficSplit, self mesh.ObjectRef, routes []client.Object) ([]mesh.Diagnostic, error) {
+	var out []mesh.Diagnostic
+	for _, wanted := range routes {
+		route := wanted.DeepCopyObject().(client.Object)
+		err := b.Writer.Reader.Get(ctx, client.ObjectKeyFromObject(wanted), route)
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if metav1.IsControlledBy(route, split) {
+			out = append(out, gammatranslator.RouteStatus(self, route)...)
+		}
+	}
+	return out, nil
 }
 
 // Forget deletes what a deleted split generated (the garbage collector would too, in time).
