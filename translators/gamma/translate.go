@@ -42,6 +42,13 @@ const (
 	ReasonRouteRefsNotResolved = "RouteRefsNotResolved"
 )
 
+// ReasonTCPRouteNotServed (Programmed=False): the cluster does not serve TCPRoute v1 (a Gateway
+// API release before v1.6, where TCPRoute is experimental and v1alpha2), so the backend writes the
+// split's HTTPRoutes and GRPCRoutes but not its TCPRoutes: a warning when other routes of the
+// split are written, an error when none is. The backend reports it (controllers/backends/gamma);
+// Translate does not know what the cluster serves.
+const ReasonTCPRouteNotServed = "TCPRouteNotServed"
+
 // Output is the desired set of Gateway API routes. Each list is sorted by namespace, then name.
 type Output struct {
 	HTTPRoutes []*gatewayv1.HTTPRoute
