@@ -67,6 +67,15 @@
 //   - A split with no route at all (every port UDP, or a gRPC port whose every match excludes
 //     POST) is not programmed (NoRoutablePorts).
 //
+// # What the meshes say of the routes
+//
+// [RouteStatus] is the other way round, as pure as Translate: it reads a route as the cluster has
+// it and reports on its split each mesh controller's verdict in status.parents[] for the apex
+// Service (the route's Service parent, and its port when the entry names one): Accepted=False is
+// RouteNotAccepted (Programmed=False, an error), ResolvedRefs=False is RouteRefsNotResolved
+// (ResolvedRefs=False, a warning: the Gateway API keeps the rest of the route in effect). A verdict
+// observed at an older generation than the route's is left out; no entry reports nothing.
+//
 // # TrafficTarget and TrafficPolicy
 //
 // The Gateway API has no authorization standard, so this translator writes no access policy:

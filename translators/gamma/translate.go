@@ -30,6 +30,25 @@ const (
 	ReasonPolicyNotSupported = "PolicyNotSupported"
 )
 
+// Reasons of what a mesh says of the routes written (RouteStatus): the route's own status,
+// status.parents[] entry for the apex Service, as the mesh controller that reads it writes it.
+const (
+	// ReasonRouteNotAccepted (Programmed=False): a mesh does not accept a route of the split
+	// (Accepted=False): its port is not split as the route says on that mesh.
+	ReasonRouteNotAccepted = "RouteNotAccepted"
+	// ReasonRouteRefsNotResolved (ResolvedRefs=False, a warning): a mesh accepts a route of the
+	// split but does not resolve some of its references (ResolvedRefs=False); by the Gateway
+	// API's rules the rest of the route is in effect.
+	ReasonRouteRefsNotResolved = "RouteRefsNotResolved"
+)
+
+// ReasonTCPRouteNotServed (Programmed=False): the cluster does not serve TCPRoute v1 (a Gateway
+// API release before v1.6, where TCPRoute is experimental and v1alpha2), so the backend writes the
+// split's HTTPRoutes and GRPCRoutes but not its TCPRoutes: a warning when other routes of the
+// split are written, an error when none is. The backend reports it (controllers/backends/gamma);
+// Translate does not know what the cluster serves.
+const ReasonTCPRouteNotServed = "TCPRouteNotServed"
+
 // Output is the desired set of Gateway API routes. Each list is sorted by namespace, then name.
 type Output struct {
 	HTTPRoutes []*gatewayv1.HTTPRoute

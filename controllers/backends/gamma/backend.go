@@ -4,16 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
-	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
@@ -42,31 +45,37 @@ const installIstioAccess = "install Istio's CRDs, or set spec.gamma.accessPolicy
 // Backend is the Gateway API backend the Switch runs: routes written with writer, and with
 // accessPolicy istio the Istio backend's access policy through access, which it shares.
 func Backend(writer owned.Writer, access *istiobackend.Access) backends.Backend {
-	return &backend{Written: backends.Written{Backend: Name, Install: install, Writer: writer, Lists: Lists(), Watches: watches}, access: access}
+	return &backend{
+		Written:   backends.Written{Backend: Name, Install: install, Writer: writer, Lists: routeLists(), Watches: watchesOf(routeLists())},
+		tcpRoutes: backends.Written{Backend: Name, Install: installTCPRoute, Writer: writer, Lists: tcpRouteLists(), Watches: watchesOf(tcpRouteLists())},
+		access:    access,
+	}
 }
 
-// backend checks, watches and cleans up the route kinds as backends.Written does, and the access
-// policy through the shared istio.Access.
+// backend checks, watches and cleans up the route kinds as backends.Written does: HTTPRoutes and
+// GRPCRoutes, without which it does not run, and TCPRoutes apart, where the cluster serves them
+// (tcproutes.go). The access policy goes through the shared istio.Access.
 type backend struct {
 	backends.Written
-	access *istiobackend.Access
+	tcpRoutes backends.Written
+	access    *istiobackend.Access
 }
 
 func (*backend) Name() v1alpha1.Backend { return Name }
 
-// Lists are the list kinds of what the backend generates, which it prunes.
-func Lists() []client.ObjectList {
-	return []client.ObjectList{&gatewayv1.HTTPRouteList{}, &gatewayv1.GRPCRouteList{}, &gatewayv1.TCPRouteList{}}
-}
+// Lists are the list kinds of everything the backend generates, which it prunes where the cluster
+// serves them.
+func Lists() []client.ObjectList { return append(routeLists(), tcpRouteLists()...) }
 
-// Served says whether the cluster serves every route kind the backend writes.
+// Served says whether the cluster serves the route kinds the backend cannot run without.
 func Served(mgr manager.Manager) error {
-	return backends.Served(mgr, Name, install, Lists())
+	return backends.Served(mgr, Name, install, routeLists())
 }
 
 // Start checks that the cluster serves the route kinds and watches them, then programs with
 // settings through the same writer as any instance before, TrafficTargets as spec's
-// gamma.accessPolicy says.
+// gamma.accessPolicy says. Where TCPRoute is not served, the instance writes no TCPRoute and
+// reports so on the splits that need one, until the cluster serves it (tcproutes.go).
 //
 // With istio, Istio's security kinds must be served too, else the backend does not start and the
 // SMIOperator reports BackendUnavailable, as for missing route kinds, rather than routes running
@@ -76,6 +85,12 @@ func Served(mgr manager.Manager) error {
 func (b *backend) Start(ctx context.Context, env backends.Env, spec v1alpha1.SMIOperatorSpec, settings mesh.Settings, _ func()) (backends.Instance, error) {
 	if err := b.Written.Start(ctx, env); err != nil {
 		return nil, err
+	}
+	withoutTCPRoutes := !tcpRoutesServed(env.Manager)
+	if !withoutTCPRoutes {
+		if err := b.tcpRoutes.Start(ctx, env); err != nil {
+			return nil, err
+		}
 	}
 	policy := spec.WithDefaults().Gamma.AccessPolicy
 	var access accessSink
@@ -91,11 +106,15 @@ func (b *backend) Start(ctx context.Context, env backends.Env, spec v1alpha1.SMI
 	default:
 		return nil, fmt.Errorf("spec.gamma.accessPolicy %q is not one this operator enforces", policy)
 	}
-	return instance{
-		WrittenInstance: backends.WrittenInstance{SplitSink: Splits{Writer: b.Writer, Settings: settings}, TargetSink: access, NamespaceSink: access,
-			PolicySink: Policies{Settings: settings}, Settings: settings},
+	i := instance{
+		WrittenInstance: backends.WrittenInstance{SplitSink: Splits{Writer: b.Writer, Settings: settings, WithoutTCPRoutes: withoutTCPRoutes},
+			TargetSink: access, NamespaceSink: access, PolicySink: Policies{Settings: settings}, Settings: settings},
 		accessPolicy: policy,
-	}, nil
+	}
+	if withoutTCPRoutes {
+		i.tcpRoutesServed, i.stopAwaiting = awaitTCPRoutes(env)
+	}
+	return i, nil
 }
 
 // accessSink programs TrafficTargets and, for deny-by-default, Namespaces, as one access policy
@@ -107,31 +126,51 @@ type accessSink interface {
 
 // Clean deletes the routes, and the access policy unless another backend (istio) writes it.
 func (b *backend) Clean(ctx context.Context, env backends.Env) error {
-	return errors.Join(b.Written.Clean(ctx, env), b.access.Clean(ctx, env, Name))
+	return errors.Join(b.Written.Clean(ctx, env), b.tcpRoutes.Clean(ctx, env), b.access.Clean(ctx, env, Name))
 }
 
 // instance is a backends.WrittenInstance that also enforces one access policy.
 type instance struct {
 	backends.WrittenInstance
 	accessPolicy v1alpha1.GammaAccessPolicy
+	// tcpRoutesServed, for an instance started while the cluster did not serve TCPRoute, is set
+	// once it does (awaitTCPRoutes, stopped by stopAwaiting); nil when it was served at Start.
+	tcpRoutesServed *atomic.Bool
+	stopAwaiting    context.CancelFunc
 }
 
 // Fits says whether the instance programs with settings and spec's access policy: another policy
 // takes a new instance, which the Switch brings up (and which prunes what the policy before
-// wrote, or writes what it did not).
+// wrote, or writes what it did not). An instance without TCPRoutes fits no more once the cluster
+// serves TCPRoute: the one that replaces it writes them.
 func (i instance) Fits(spec v1alpha1.SMIOperatorSpec, settings mesh.Settings) bool {
-	return i.WrittenInstance.Fits(spec, settings) && spec.WithDefaults().Gamma.AccessPolicy == i.accessPolicy
+	return i.WrittenInstance.Fits(spec, settings) && spec.WithDefaults().Gamma.AccessPolicy == i.accessPolicy &&
+		(i.tcpRoutesServed == nil || !i.tcpRoutesServed.Load())
 }
 
-// watches are the split controller's watches of the routes.
-func watches(mgr manager.Manager, c backends.Controllers, predicates ...predicate.Predicate) []backends.Watch {
-	return []backends.Watch{{Controller: c.Splits, Sources: splitWatches(mgr, predicates...)}}
+// Stop stops awaiting TCPRoute; the routes written stay, as for any WrittenInstance.
+func (i instance) Stop() {
+	if i.stopAwaiting != nil {
+		i.stopAwaiting()
+	}
+}
+
+// watchesOf returns the split controller's watches of the route kinds of lists.
+func watchesOf(lists []client.ObjectList) func(manager.Manager, backends.Controllers, ...predicate.Predicate) []backends.Watch {
+	return func(mgr manager.Manager, c backends.Controllers, predicates ...predicate.Predicate) []backends.Watch {
+		return []backends.Watch{{Controller: c.Splits, Sources: splitWatches(mgr, lists, predicates...)}}
+	}
 }
 
 // splitWatches have a split reconciled again when a route it generates is changed or deleted
 // by someone else, or when a route someone else owns, named like one of the split's, goes away
-// (it blocked the split). predicates filter every event.
-func splitWatches(mgr manager.Manager, predicates ...predicate.Predicate) []source.Source {
+// (it blocked the split), of the route kinds of lists. predicates filter every event.
+//
+// Every update of a route passes, status-only ones included: a mesh writing its verdict in the
+// route's status.parents must reconcile the split, whose status reports it (Splits.Program). No
+// loop follows: the operator never writes a route's status, and an update of its own spec write
+// finds the route as wanted and writes nothing.
+func splitWatches(mgr manager.Manager, lists []client.ObjectList, predicates ...predicate.Predicate) []source.Source {
 	owner := handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &hub.TrafficSplit{}, handler.OnlyControllerOwner())
 	// A route is named <split>-<port> (translators/gamma): a route someone else holds under that
 	// name blocked the split of that name.
@@ -145,7 +184,7 @@ func splitWatches(mgr manager.Manager, predicates ...predicate.Predicate) []sour
 	changed := append([]predicate.Predicate{owned.NotCreated}, predicates...)
 	deleted := append([]predicate.Predicate{owned.OnlyDeleted}, predicates...)
 	var out []source.Source
-	for _, kind := range backends.ItemsOf(Lists()) {
+	for _, kind := range backends.ItemsOf(lists) {
 		out = append(out, source.Kind(mgr.GetCache(), kind, owner, changed...), source.Kind(mgr.GetCache(), kind, sameName, deleted...))
 	}
 	return out
@@ -155,24 +194,69 @@ func splitWatches(mgr manager.Manager, predicates ...predicate.Predicate) []sour
 type Splits struct {
 	Writer   owned.Writer
 	Settings mesh.Settings
+	// WithoutTCPRoutes: the cluster does not serve TCPRoute; the split's TCPRoutes are left out
+	// and reported (TCPRouteNotServed).
+	WithoutTCPRoutes bool
+}
+
+// kinds are the route kinds the splits' routes are of, which Sync prunes.
+func (b Splits) kinds() []client.ObjectList {
+	if b.WithoutTCPRoutes {
+		return routeLists()
+	}
+	return Lists()
 }
 
 // Program writes the routes of the model's split and prunes the split's others; routes someone
-// else holds are reported on the split.
+// else holds, routes a mesh refuses in their status and, without TCPRoute, the TCPRoutes left out
+// are reported on the split.
 func (b Splits) Program(ctx context.Context, split *hub.TrafficSplit, models *mesh.Models) ([]mesh.Diagnostic, error) {
 	model, _ := models.BuiltWith(b.Settings)
 	out, diags := gammatranslator.Translate(model, b.Settings)
-	res, err := b.Writer.Sync(ctx, split, out.Objects(), Lists())
+	self := mesh.ObjectRef{Kind: smi.TrafficSplitKind, Namespace: split.Namespace, Name: split.Name}
+	if b.WithoutTCPRoutes && len(out.TCPRoutes) > 0 {
+		diags = append(diags, tcpRoutesNotServed(self, out))
+		out.TCPRoutes = nil
+	}
+	routes := out.Objects()
+	res, err := b.Writer.Sync(ctx, split, routes, b.kinds())
 	if err != nil {
 		return nil, err
 	}
-	self := mesh.ObjectRef{Kind: smi.TrafficSplitKind, Namespace: split.Namespace, Name: split.Name}
-	return append(diags, status.Conflicts(self, res.Conflicts)...), nil
+	verdicts, err := b.meshVerdicts(ctx, split, self, routes)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Concat(diags, status.Conflicts(self, res.Conflicts), verdicts), nil
+}
+
+// meshVerdicts reads each of the split's routes from the cache and returns what the meshes say of
+// it in its status (gammatranslator.RouteStatus). A route the cache does not show (just created:
+// its status, once a mesh writes one, reconciles the split) or that someone else controls (a
+// conflict, reported as such) says nothing. The cache may show a route as it was before this
+// Program rewrote it: its verdict then carries the older generation, and holds until the cache
+// catches up, which reconciles the split again.
+func (b Splits) meshVerdicts(ctx context.Context, split *hub.TrafficSplit, self mesh.ObjectRef, routes []client.Object) ([]mesh.Diagnostic, error) {
+	var out []mesh.Diagnostic
+	for _, wanted := range routes {
+		route := wanted.DeepCopyObject().(client.Object)
+		err := b.Writer.Reader.Get(ctx, client.ObjectKeyFromObject(wanted), route)
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if metav1.IsControlledBy(route, split) {
+			out = append(out, gammatranslator.RouteStatus(self, route)...)
+		}
+	}
+	return out, nil
 }
 
 // Forget deletes what a deleted split generated (the garbage collector would too, in time).
 func (b Splits) Forget(ctx context.Context, ref mesh.ObjectRef) error {
-	return b.Writer.PruneAfterDelete(ctx, ref.Kind, ref.Namespace, ref.Name, Lists())
+	return b.Writer.PruneAfterDelete(ctx, ref.Kind, ref.Namespace, ref.Name, b.kinds())
 }
 
 // Targets is the TrafficTarget and namespace sink of accessPolicy none: it enforces nothing and

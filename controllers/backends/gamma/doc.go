@@ -1,9 +1,18 @@
 // Package gamma is the Gateway API (GAMMA) backend: it writes the routes translators/gamma
 // generates from each TrafficSplit (HTTPRoutes, GRPCRoutes, TCPRoutes whose parent is the apex
 // Service), with server-side apply, controlled by the split, for whichever mesh reads them
-// (Linkerd, Istio, Cilium, Kuma, Consul). It runs only where the cluster serves those kinds
-// (the Gateway API's standard channel, v1.6 or later, holds all three); otherwise Start says why
-// and the SMIOperator reports BackendUnavailable until they appear.
+// (Linkerd, Istio, Cilium, Kuma, Consul). It runs only where the cluster serves HTTPRoute and
+// GRPCRoute (the Gateway API's standard channel, v1.6 or later, holds all three); otherwise Start
+// says why and the SMIOperator reports BackendUnavailable until they appear. Where TCPRoute v1
+// is not served (before v1.6 it is experimental, v1alpha2), it runs without TCPRoutes: each split
+// that needs one reports TCPRouteNotServed, and the instance is replaced by one writing them
+// once the cluster serves TCPRoute (tcproutes.go).
+//
+// What the meshes say of the routes shows on their split: Splits.Program reads each route it
+// controls from the cache and reports a mesh controller's Accepted=False (RouteNotAccepted) or
+// ResolvedRefs=False (RouteRefsNotResolved) on the route's parent entry for the apex Service
+// (translators/gamma.RouteStatus). The watch of the routes passes status-only updates, so a
+// mesh's verdict reconciles the split; the operator never writes a route's status.
 //
 // The Gateway API has no authorization standard, so TrafficTargets are enforced as the
 // SMIOperator's spec.gamma.accessPolicy says:
