@@ -22,7 +22,8 @@ const (
 	BackendXDS Backend = "xds"
 	// BackendGamma writes Gateway API routes (HTTPRoutes, GRPCRoutes, TCPRoutes whose parent is
 	// the split's apex Service) for a mesh that reads them (GAMMA: Linkerd, Istio, Cilium, Kuma,
-	// Consul). The Gateway API CRDs (standard channel, v1.6 or later) must be installed.
+	// Consul). The Gateway API's HTTPRoute and GRPCRoute CRDs must be installed; without
+	// TCPRoute's (standard channel from v1.6), splits of TCP ports say they are not programmed.
 	// TrafficTargets are enforced as spec.gamma.accessPolicy says.
 	BackendGamma Backend = "gamma"
 )

@@ -67,11 +67,6 @@ func (*backend) Name() v1alpha1.Backend { return Name }
 // serves them.
 func Lists() []client.ObjectList { return append(routeLists(), tcpRouteLists()...) }
 
-// Served says whether the cluster serves the route kinds the backend cannot run without.
-func Served(mgr manager.Manager) error {
-	return backends.Served(mgr, Name, install, routeLists())
-}
-
 // Start checks that the cluster serves the route kinds and watches them, then programs with
 // settings through the same writer as any instance before, TrafficTargets as spec's
 // gamma.accessPolicy says. Where TCPRoute is not served, the instance writes no TCPRoute and
