@@ -2,11 +2,11 @@ package istioe2e
 
 import (
 	"context"
-	"fmt"
 	"testing"
 
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
-	"k8s.io/apimachinery/pkg/types"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/smi-operator/smi-operator/apis/v1alpha1"
@@ -39,9 +39,7 @@ import (
 //     only show the client's earlier routes.
 func TestGammaRoutesOnIstiod(t *testing.T) {
 	m := start(t)
-	if err := testenv.InstallGatewayAPICRDs(m.env.Config, testenv.GatewayAPIStandard); err != nil {
-		t.Fatal(err)
-	}
+	m.gatewayAPIOnIstiod(t)
 	m.setBackend(t, v1alpha1.BackendGamma)
 	t.Cleanup(func() { m.setBackend(t, v1alpha1.BackendIstio) })
 
@@ -77,16 +75,36 @@ func TestGammaRoutesOnIstiod(t *testing.T) {
 	})
 }
 
+// gatewayAPIOnIstiod installs the Gateway API CRDs (standard channel) and waits, a minute at most,
+// until istiod's Gateway API controller runs: it starts once istiod's CRD watcher sees the CRDs,
+// and a second or two later writes its GatewayClass "istio". Until then istiod turns no route into
+// a VirtualService: a swap to gamma at once (its backend is Ready as soon as the API server serves
+// the routes) deleted the VirtualService in a push before the route's, and the client's calls left
+// the split for one debounce (~100 ms).
+func (m *meshEnv) gatewayAPIOnIstiod(t testing.TB) {
+	t.Helper()
+	if err := testenv.InstallGatewayAPICRDs(m.env.Config, testenv.GatewayAPIStandard); err != nil {
+		t.Fatal(err)
+	}
+	class := &unstructured.Unstructured{}
+	class.SetAPIVersion("gateway.networking.k8s.io/v1")
+	class.SetKind("GatewayClass")
+	m.waitExists(t, client.ObjectKey{Name: "istio"}, class)
+}
+
 // setBackend edits the SMIOperator's backend and waits until the operator has swapped to it.
 func (m *meshEnv) setBackend(t testing.TB, backend v1alpha1.Backend) {
 	t.Helper()
-	op := &v1alpha1.SMIOperator{}
-	op.Name = v1alpha1.SingletonName
-	patch := client.RawPatch(types.MergePatchType, fmt.Appendf(nil, `{"spec":{"backend":%q}}`, backend))
-	if err := m.client.Patch(context.Background(), op, patch); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.waitBackend(backend); err != nil {
+	m.editOperator(t, map[string]any{"backend": backend})
+}
+
+// editOperator merges fields into the SMIOperator's spec (a nil drops a field: its default comes
+// back) and waits until the operator is Ready with the backend the spec then names.
+func (m *meshEnv) editOperator(t testing.TB, fields map[string]any) {
+	t.Helper()
+	op := &v1alpha1.SMIOperator{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.SingletonName}}
+	m.patchSpec(t, op, fields)
+	if err := m.waitBackend(op.Spec.Backend); err != nil {
 		t.Fatal(err)
 	}
 }
