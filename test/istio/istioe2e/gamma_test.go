@@ -2,16 +2,14 @@ package istioe2e
 
 import (
 	"context"
-	"fmt"
 	"testing"
-	"time"
 
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
-	"k8s.io/apimachinery/pkg/types"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/smi-operator/smi-operator/apis/v1alpha1"
-	"github.com/smi-operator/smi-operator/test/grpcxds"
 	"github.com/smi-operator/smi-operator/test/testenv"
 )
 
@@ -41,9 +39,7 @@ import (
 //     only show the client's earlier routes.
 func TestGammaRoutesOnIstiod(t *testing.T) {
 	m := start(t)
-	if err := testenv.InstallGatewayAPICRDs(m.env.Config, testenv.GatewayAPIStandard); err != nil {
-		t.Fatal(err)
-	}
+	m.gatewayAPIOnIstiod(t)
 	m.setBackend(t, v1alpha1.BackendGamma)
 	t.Cleanup(func() { m.setBackend(t, v1alpha1.BackendIstio) })
 
@@ -79,16 +75,36 @@ func TestGammaRoutesOnIstiod(t *testing.T) {
 	})
 }
 
+// gatewayAPIOnIstiod installs the Gateway API CRDs (standard channel) and waits, a minute at most,
+// until istiod's Gateway API controller runs: it starts once istiod's CRD watcher sees the CRDs,
+// and a second or two later writes its GatewayClass "istio". Until then istiod turns no route into
+// a VirtualService: a swap to gamma at once (its backend is Ready as soon as the API server serves
+// the routes) deleted the VirtualService in a push before the route's, and the client's calls left
+// the split for one debounce (~100 ms).
+func (m *meshEnv) gatewayAPIOnIstiod(t testing.TB) {
+	t.Helper()
+	if err := testenv.InstallGatewayAPICRDs(m.env.Config, testenv.GatewayAPIStandard); err != nil {
+		t.Fatal(err)
+	}
+	class := &unstructured.Unstructured{}
+	class.SetAPIVersion("gateway.networking.k8s.io/v1")
+	class.SetKind("GatewayClass")
+	m.waitExists(t, client.ObjectKey{Name: "istio"}, class)
+}
+
 // setBackend edits the SMIOperator's backend and waits until the operator has swapped to it.
 func (m *meshEnv) setBackend(t testing.TB, backend v1alpha1.Backend) {
 	t.Helper()
-	op := &v1alpha1.SMIOperator{}
-	op.Name = v1alpha1.SingletonName
-	patch := client.RawPatch(types.MergePatchType, fmt.Appendf(nil, `{"spec":{"backend":%q}}`, backend))
-	if err := m.client.Patch(context.Background(), op, patch); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.waitBackend(backend); err != nil {
+	m.editOperator(t, map[string]any{"backend": backend})
+}
+
+// editOperator merges fields into the SMIOperator's spec (a nil drops a field: its default comes
+// back) and waits until the operator is Ready with the backend the spec then names.
+func (m *meshEnv) editOperator(t testing.TB, fields map[string]any) {
+	t.Helper()
+	op := &v1alpha1.SMIOperator{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.SingletonName}}
+	m.patchSpec(t, op, fields)
+	if err := m.waitBackend(op.Spec.Backend); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -103,51 +119,5 @@ func (m *meshEnv) noVirtualServices(t testing.TB, namespace string) {
 	}
 	for _, vs := range list.Items {
 		t.Errorf("VirtualService %s/%s exists with the gamma backend", namespace, vs.Name)
-	}
-}
-
-// TestSwapIstioToGammaOnIstiod: swapping the backend istio → gamma while a proxyless client of
-// istiod calls continuously, with the whole split on v1, loses no RPC and no call leaves the split
-// (none reaches the apex): the routes are written before the VirtualService goes, and istiod
-// applies them. The swap on to xds is not shown here: a proxyless client follows the one xDS server
-// its bootstrap names, so a client of istiod keeps istiod's routes (none, once the routes are
-// deleted: its calls go back to the apex), and a client of the operator's xDS server is another
-// client.
-func TestSwapIstioToGammaOnIstiod(t *testing.T) {
-	m := start(t)
-	if err := testenv.InstallGatewayAPICRDs(m.env.Config, testenv.GatewayAPIStandard); err != nil {
-		t.Fatal(err)
-	}
-	ns := m.namespace(t, "swap-to-gamma")
-	c := m.apexAndBackends(t, ns)
-	m.split(t, "v1alpha4", ns, "apex", 100, 0)
-	wait(t, context.Background(), func(ctx context.Context) error { return grpcxds.WaitOnly(ctx, c, "v1", 50) })
-
-	ctx, stop := context.WithCancel(context.Background())
-	answered, failed := map[string]int{}, 0
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for ctx.Err() == nil {
-			r, err := grpcxds.Call(ctx, c)
-			switch {
-			case ctx.Err() != nil:
-			case err != nil:
-				failed++
-			default:
-				answered[r.Backend]++
-			}
-		}
-	}()
-	t.Cleanup(func() { m.setBackend(t, v1alpha1.BackendIstio) })
-	m.setBackend(t, v1alpha1.BackendGamma)
-	// The VirtualService's deletion reaches the client after the swap is reported done.
-	time.Sleep(2 * time.Second)
-	stop()
-	<-done
-	m.noVirtualServices(t, ns)
-	t.Logf("through the swap: %v answered, %d failed", answered, failed)
-	if failed > 0 || len(answered) != 1 || answered["v1"] == 0 {
-		t.Errorf("through the swap istio → gamma, %d RPCs failed and %v answered; want every one answered by v1", failed, answered)
 	}
 }

@@ -252,8 +252,9 @@ func (m *meshEnv) createSMI(t testing.TB, apiVersion, kind, namespace, name stri
 	return obj
 }
 
-// patchSpec merges fields into an SMI object's spec (lists are replaced whole).
-func (m *meshEnv) patchSpec(t testing.TB, obj *unstructured.Unstructured, fields map[string]any) {
+// patchSpec merges fields into an object's spec, an SMI object's or the SMIOperator's (lists are
+// replaced whole, a nil drops a field), and updates obj with what the API server answered.
+func (m *meshEnv) patchSpec(t testing.TB, obj client.Object, fields map[string]any) {
 	t.Helper()
 	patch, err := json.Marshal(map[string]any{"spec": fields})
 	if err != nil {
@@ -294,6 +295,20 @@ func wait(t testing.TB, ctx context.Context, until func(context.Context) error) 
 	if err := until(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// waitExists reads the object key names into obj, waiting a minute at most until it exists.
+func (m *meshEnv) waitExists(t testing.TB, key client.ObjectKey, obj client.Object) {
+	t.Helper()
+	wait(t, context.Background(), func(ctx context.Context) error {
+		for {
+			err := m.client.Get(ctx, key, obj)
+			if err == nil || ctx.Err() != nil {
+				return err
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
 }
 
 // shares makes calls RPCs and checks how they spread over backends.
