@@ -268,4 +268,3 @@ func sortObjects[T client.Object](objs []T) {
 		return cmp.Or(cmp.Compare(a.GetNamespace(), b.GetNamespace()), cmp.Compare(a.GetName(), b.GetName()))
 	})
 }
-

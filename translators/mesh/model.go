@@ -230,7 +230,8 @@ type Workload struct {
 	// Selector is the controller's spec.selector.matchLabels, never empty. It selects the
 	// controller's pods and, Build has checked, no pod template of another known workload running
 	// as a different ServiceAccount.
-	Selector map[string]string // Ports are the TCP ports its pod template's containers declare, sorted; nil when none. Its
+	Selector map[string]string
+	// Ports are the TCP ports its pod template's containers declare, sorted; nil when none. Its
 	// pods may listen on others.
 	Ports []int32
 }
