@@ -96,18 +96,5 @@ func TestGammaBackendLinkerdAccessNotServed(t *testing.T) {
 	run := runOperator(t, g, nil)
 	c, ctx, env := run.c, run.ctx, run.env
 	g.Expect(testenv.InstallGatewayAPICRDs(env.Config, testenv.GatewayAPIStandard)).To(Succeed())
-	op := &v1alpha1.SMIOperator{
-		ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.SingletonName},
-		Spec:       v1alpha1.SMIOperatorSpec{Backend: gammabackend.Name, Gamma: v1alpha1.GammaSpec{AccessPolicy: v1alpha1.GammaAccessPolicyLinkerd}},
-	}
-	g.Expect(c.Create(ctx, op)).To(Succeed())
-	g.Eventually(func() *metav1.Condition {
-		got := &v1alpha1.SMIOperator{}
-		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(op), got)).To(Succeed())
-		return meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReady)
-	}, 30*time.Second).Should(And(Not(BeNil()), HaveField("Reason", v1alpha1.ReasonBackendUnavailable),
-		HaveField("Message", And(ContainSubstring("does not serve policy.linkerd.io"), ContainSubstring("spec.gamma.accessPolicy to none")))))
-
-	setGammaAccessPolicy(ctx, g, c, op, v1alpha1.GammaAccessPolicyNone)
-	g.Eventually(activeBackend(ctx, g, c), 30*time.Second).Should(Equal(gammabackend.Name))
+	expectAccessUnavailableUntilNone(ctx, g, c, v1alpha1.GammaAccessPolicyLinkerd, "policy.linkerd.io")
 }
