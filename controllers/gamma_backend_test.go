@@ -167,9 +167,16 @@ func TestGammaBackendIstioAccessNotServed(t *testing.T) {
 	run := runOperatorOn(t, g, testenv.Options{WithoutIstioCRDs: true}, nil)
 	c, ctx, env := run.c, run.ctx, run.env
 	g.Expect(testenv.InstallGatewayAPICRDs(env.Config, testenv.GatewayAPIStandard)).To(Succeed())
+	expectAccessUnavailableUntilNone(ctx, g, c, v1alpha1.GammaAccessPolicyIstio, "security.istio.io")
+}
+
+// expectAccessUnavailableUntilNone creates the SMIOperator with backend gamma and accessPolicy
+// policy, whose kinds (of group) the cluster does not serve, and checks that it is
+// BackendUnavailable, saying what to install or change, and that accessPolicy none then runs.
+func expectAccessUnavailableUntilNone(ctx context.Context, g Gomega, c client.Client, policy v1alpha1.GammaAccessPolicy, group string) {
 	op := &v1alpha1.SMIOperator{
 		ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.SingletonName},
-		Spec:       v1alpha1.SMIOperatorSpec{Backend: gammabackend.Name, Gamma: v1alpha1.GammaSpec{AccessPolicy: v1alpha1.GammaAccessPolicyIstio}},
+		Spec:       v1alpha1.SMIOperatorSpec{Backend: gammabackend.Name, Gamma: v1alpha1.GammaSpec{AccessPolicy: policy}},
 	}
 	g.Expect(c.Create(ctx, op)).To(Succeed())
 	g.Eventually(func() *metav1.Condition {
@@ -177,7 +184,7 @@ func TestGammaBackendIstioAccessNotServed(t *testing.T) {
 		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(op), got)).To(Succeed())
 		return meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReady)
 	}, 30*time.Second).Should(And(Not(BeNil()), HaveField("Reason", v1alpha1.ReasonBackendUnavailable),
-		HaveField("Message", And(ContainSubstring("does not serve security.istio.io"), ContainSubstring("spec.gamma.accessPolicy to none")))))
+		HaveField("Message", And(ContainSubstring("does not serve "+group), ContainSubstring("spec.gamma.accessPolicy to none")))))
 
 	setGammaAccessPolicy(ctx, g, c, op, v1alpha1.GammaAccessPolicyNone)
 	g.Eventually(activeBackend(ctx, g, c), 30*time.Second).Should(Equal(gammabackend.Name))

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/smi-operator/smi-operator/apis/linkerd"
 	policyv1alpha1 "github.com/smi-operator/smi-operator/apis/policy/v1alpha1"
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/conversion"
@@ -50,7 +51,7 @@ import (
 const ConversionPath = "/convert"
 
 // NewScheme returns the scheme the operator's clients and caches use: Kubernetes' own types, the
-// SMI hub versions with their status, and the Istio and Gateway API types it generates.
+// SMI hub versions with their status, and the Istio, Gateway API and Linkerd types it generates.
 func NewScheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
@@ -61,6 +62,7 @@ func NewScheme() *runtime.Scheme {
 	utilruntime.Must(v1alpha1.AddToScheme(s))
 	utilruntime.Must(policyv1alpha1.AddToScheme(s))
 	utilruntime.Must(gatewayv1.Install(s))
+	utilruntime.Must(linkerd.AddToScheme(s))
 	return s
 }
 

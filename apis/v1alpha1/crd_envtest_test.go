@@ -53,11 +53,12 @@ func TestCRDValidation(t *testing.T) {
 		{"no grace period, bare 0", set("spec.xds.swapGracePeriod", "0"), ""},
 		{"longest grace period", set("spec.xds.swapGracePeriod", "24h"), ""},
 		{"gamma enforcing access with Istio's policies", set("spec.gamma.accessPolicy", "istio"), ""},
+		{"gamma enforcing access with Linkerd's policies", set("spec.gamma.accessPolicy", "linkerd"), ""},
 
 		{"another name", set("metadata.name", "mesh"), "SMIOperator is a cluster singleton: its name must be 'default'"},
 		{"unknown backend", set("spec.backend", "linkerd"), `spec.backend: Unsupported value: "linkerd"`},
 		{"backend none is not offered", set("spec.backend", "none"), `spec.backend: Unsupported value: "none"`},
-		{"gamma access by Linkerd, not written yet", set("spec.gamma.accessPolicy", "linkerd"), `spec.gamma.accessPolicy: Unsupported value: "linkerd"`},
+		{"gamma access by an unknown mesh", set("spec.gamma.accessPolicy", "cilium"), `spec.gamma.accessPolicy: Unsupported value: "cilium"`},
 		{"access mode in lower case", set("spec.accessMode", "enforcing"), `spec.accessMode: Unsupported value: "enforcing"`},
 		{"trust domain with a scheme", set("spec.trustDomain", "spiffe://corp.example"), "trustDomain must be a SPIFFE trust domain"},
 		{"upper-case trust domain", set("spec.trustDomain", "Corp.Example"), "trustDomain must be a SPIFFE trust domain"},

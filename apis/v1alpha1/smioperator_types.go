@@ -30,11 +30,10 @@ const (
 
 // GammaAccessPolicy names what enforces TrafficTargets while the backend is gamma: the Gateway
 // API has no authorization standard, so access is each mesh's own policy resources.
-// +kubebuilder:validation:Enum=none;istio
+// +kubebuilder:validation:Enum=none;istio;linkerd
 type GammaAccessPolicy string
 
-// Access policies of the gamma backend. Linkerd's policy resources are not written yet, so
-// linkerd is not offered: the API refuses it rather than accepting what nothing enforces.
+// Access policies of the gamma backend.
 const (
 	// GammaAccessPolicyNone enforces nothing: every TrafficTarget reports Programmed=False
 	// AccessNotEnforced, never silently accepted.
@@ -43,6 +42,10 @@ const (
 	// backend writes for TrafficTargets (and its allow-nothing baselines): for Istio reading the
 	// routes. Istio's security CRDs must be installed.
 	GammaAccessPolicyIstio GammaAccessPolicy = "istio"
+	// GammaAccessPolicyLinkerd writes Linkerd's policy resources (Servers, MeshTLSAuthentications,
+	// AuthorizationPolicies, policy.linkerd.io HTTPRoutes): for Linkerd reading the routes.
+	// Linkerd's CRDs (2.15 or later) must be installed.
+	GammaAccessPolicyLinkerd GammaAccessPolicy = "linkerd"
 )
 
 // AccessMode says how far SMI's deny-by-default reaches; the values are mesh.AccessMode's.
@@ -159,10 +162,13 @@ type SMIOperatorSpec struct {
 // GammaSpec configures the gamma (Gateway API) backend.
 type GammaSpec struct {
 	// AccessPolicy says what enforces TrafficTargets, which the Gateway API cannot express: none
-	// (each TrafficTarget reports Programmed=False AccessNotEnforced) or istio (the
+	// (each TrafficTarget reports Programmed=False AccessNotEnforced), istio (the
 	// AuthorizationPolicies and PeerAuthentications the istio backend writes, with the same
 	// deny-by-default baselines; Istio's security CRDs must be installed, else the SMIOperator
-	// reports BackendUnavailable).
+	// reports BackendUnavailable) or linkerd (Linkerd's Servers, MeshTLSAuthentications,
+	// AuthorizationPolicies and policy HTTPRoutes; Linkerd's CRDs must be installed, else
+	// BackendUnavailable; deny-by-default beyond the ports TrafficTargets name is Linkerd's
+	// default inbound policy, which the operator does not set).
 	// +kubebuilder:default=none
 	// +optional
 	AccessPolicy GammaAccessPolicy `json:"accessPolicy,omitempty"`

@@ -65,9 +65,10 @@ func Load(path string, reverse bool) (Case, error) {
 // the offline command's cases and the fuzz corpus entries (leniently: documents that do not decode
 // are skipped, objects without a namespace go to "default"). Fuzz entries and offline cases get a
 // Service for every name a TrafficSplit refers to that they lack, so their splits produce routes.
-func All(root string) ([]Case, error) {
+// goldenDirs, relative to root, add the golden cases of other translators (a translator's own).
+func All(root string, goldenDirs ...string) ([]Case, error) {
 	var cases []Case
-	for _, dir := range []string{"translators/istio/testdata", "translators/xds/testdata"} {
+	for _, dir := range append([]string{"translators/istio/testdata", "translators/xds/testdata"}, goldenDirs...) {
 		inputs, err := filepath.Glob(filepath.Join(root, dir, "*.yaml"))
 		if err != nil {
 			return nil, err

@@ -204,19 +204,10 @@ func (b *splitRoutes) httpRoute(port int32) {
 	var matches []gatewayv1.HTTPRouteMatch
 	var headers []int
 	for i, m := range b.s.Matches {
-		path, pathRegex := httpPath(m.Path)
-		hs, headerRegex := headerMatches(m.Headers, gatewayv1.HeaderMatchExact, gatewayv1.HeaderMatchRegularExpression,
-			func(typ gatewayv1.HeaderMatchType, name, value string) gatewayv1.HTTPHeaderMatch {
-				return gatewayv1.HTTPHeaderMatch{Type: ptr.To(typ), Name: gatewayv1.HTTPHeaderName(name), Value: value}
-			})
-		b.regex[i] = b.regex[i] || pathRegex || headerRegex
-		headers = append(headers, len(hs))
-		if len(m.Methods) == 0 {
-			matches = append(matches, gatewayv1.HTTPRouteMatch{Path: path, Headers: hs})
-		}
-		for _, method := range m.Methods {
-			matches = append(matches, gatewayv1.HTTPRouteMatch{Path: path, Headers: slices.Clone(hs), Method: ptr.To(gatewayv1.HTTPMethod(method))})
-		}
+		ms, regex := HTTPRouteMatches(m)
+		b.regex[i] = b.regex[i] || regex
+		headers = append(headers, len(m.Headers))
+		matches = append(matches, ms...)
 	}
 	b.checkLimits(len(matches), headers)
 	r.Spec.Rules = rules(matches, weighted, func(m []gatewayv1.HTTPRouteMatch, be []gatewayv1.HTTPBackendRef) gatewayv1.HTTPRouteRule {
@@ -225,6 +216,25 @@ func (b *splitRoutes) httpRoute(port int32) {
 	if b.s.CatchAllToApex {
 		r.Spec.Rules = append(r.Spec.Rules, gatewayv1.HTTPRouteRule{BackendRefs: httpBackendRefs([]gatewayv1.BackendRef{serviceRef(b.s.Apex.Name, port)})})
 	}
+}
+
+// HTTPRouteMatches writes an HTTPRouteGroup match as HTTPRoute matches: one per method, or one
+// for any method. regex says whether the path or a header needs RegularExpression matching
+// (httpPath, headerValue). Linkerd's policy.linkerd.io HTTPRoute takes the same matches.
+func HTTPRouteMatches(m mesh.HTTPMatch) (_ []gatewayv1.HTTPRouteMatch, regex bool) {
+	path, pathRegex := httpPath(m.Path)
+	hs, headerRegex := headerMatches(m.Headers, gatewayv1.HeaderMatchExact, gatewayv1.HeaderMatchRegularExpression,
+		func(typ gatewayv1.HeaderMatchType, name, value string) gatewayv1.HTTPHeaderMatch {
+			return gatewayv1.HTTPHeaderMatch{Type: ptr.To(typ), Name: gatewayv1.HTTPHeaderName(name), Value: value}
+		})
+	if len(m.Methods) == 0 {
+		return []gatewayv1.HTTPRouteMatch{{Path: path, Headers: hs}}, pathRegex || headerRegex
+	}
+	out := make([]gatewayv1.HTTPRouteMatch, len(m.Methods))
+	for i, method := range m.Methods {
+		out[i] = gatewayv1.HTTPRouteMatch{Path: path, Headers: slices.Clone(hs), Method: ptr.To(gatewayv1.HTTPMethod(method))}
+	}
+	return out, pathRegex || headerRegex
 }
 
 // grpcRoute writes the GRPCRoute of one apex port, unless a match cannot be expressed as a

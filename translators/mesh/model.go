@@ -231,6 +231,9 @@ type Workload struct {
 	// controller's pods and, Build has checked, no pod template of another known workload running
 	// as a different ServiceAccount.
 	Selector map[string]string
+	// Ports are the TCP ports its pod template's containers declare, sorted; nil when none. Its
+	// pods may listen on others.
+	Ports []int32
 }
 
 // PortSet is a set of destination ports. The zero value is the empty set, so an unresolved rule

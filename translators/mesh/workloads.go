@@ -19,6 +19,8 @@ type podController struct {
 	selector *metav1.LabelSelector
 	// podLabels are the labels of its pod template, i.e. of its pods.
 	podLabels map[string]string
+	// ports are the TCP ports its pod template declares.
+	ports []int32
 }
 
 func newPodController(kind string, meta *metav1.ObjectMeta, selector *metav1.LabelSelector, pod *corev1.PodTemplateSpec) podController {
@@ -28,7 +30,24 @@ func newPodController(kind string, meta *metav1.ObjectMeta, selector *metav1.Lab
 		account:   ServiceAccountOf(pod.Spec),
 		selector:  selector,
 		podLabels: pod.Labels,
+		ports:     declaredPorts(pod.Spec),
 	}
+}
+
+// declaredPorts are the TCP container ports of spec's containers, sorted and unique; nil when it
+// declares none. A container may listen on ports it does not declare: what needs a port number
+// (Linkerd's Server) can only use these for "every port".
+func declaredPorts(spec corev1.PodSpec) []int32 {
+	var out []int32
+	for _, c := range spec.Containers {
+		for _, p := range c.Ports {
+			if p.Protocol == "" || p.Protocol == corev1.ProtocolTCP {
+				out = append(out, p.ContainerPort)
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // ServiceAccountOf is the ServiceAccount pods of spec run as. The API server still honours the
@@ -89,7 +108,7 @@ func (b *builder) destinationWorkloads(referrer ObjectRef, dest Identity) []Work
 				w.kind, w.name, other.kind, other.name, other.account, unrestrictedWhere)
 			continue
 		}
-		out = append(out, Workload{Kind: w.kind, Name: w.name, Selector: maps.Clone(w.selector.MatchLabels)})
+		out = append(out, Workload{Kind: w.kind, Name: w.name, Selector: maps.Clone(w.selector.MatchLabels), Ports: slices.Clone(w.ports)})
 	}
 	if !found {
 		b.diags.Warn(referrer, smi.ConditionProgrammed, ReasonNoWorkloads,

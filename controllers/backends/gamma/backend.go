@@ -42,23 +42,27 @@ const install = "install the Gateway API CRDs, standard channel v1.6 or later"
 // installIstioAccess says what makes the kinds of accessPolicy istio served.
 const installIstioAccess = "install Istio's CRDs, or set spec.gamma.accessPolicy to none"
 
-// Backend is the Gateway API backend the Switch runs: routes written with writer, and with
-// accessPolicy istio the Istio backend's access policy through access, which it shares.
+// Backend is the Gateway API backend the Switch runs: routes written with writer, with
+// accessPolicy istio the Istio backend's access policy through access, which it shares, and with
+// linkerd Linkerd's policy resources.
 func Backend(writer owned.Writer, access *istiobackend.Access) backends.Backend {
 	return &backend{
 		Written:   backends.Written{Backend: Name, Install: install, Writer: writer, Lists: routeLists(), Watches: watchesOf(routeLists())},
 		tcpRoutes: backends.Written{Backend: Name, Install: installTCPRoute, Writer: writer, Lists: tcpRouteLists(), Watches: watchesOf(tcpRouteLists())},
 		access:    access,
+		linkerd:   newLinkerdAccess(writer),
 	}
 }
 
 // backend checks, watches and cleans up the route kinds as backends.Written does: HTTPRoutes and
 // GRPCRoutes, without which it does not run, and TCPRoutes apart, where the cluster serves them
-// (tcproutes.go). The access policy goes through the shared istio.Access.
+// (tcproutes.go). The Istio access policy goes through the shared istio.Access, the Linkerd one
+// through linkerdAccess.
 type backend struct {
 	backends.Written
 	tcpRoutes backends.Written
 	access    *istiobackend.Access
+	linkerd   *linkerdAccess
 }
 
 func (*backend) Name() v1alpha1.Backend { return Name }
@@ -76,7 +80,9 @@ func Lists() []client.ObjectList { return append(routeLists(), tcpRouteLists()..
 // SMIOperator reports BackendUnavailable, as for missing route kinds, rather than routes running
 // with every TrafficTarget reporting that it is not enforced: the spec asks for something the
 // cluster cannot do, the SMIOperator is where the user asked for it, and the backend running
-// meanwhile keeps enforcing what it enforces, where a swap would open the traffic it denies.
+// meanwhile keeps enforcing what it enforces, where a swap would open the traffic it denies. So
+// with linkerd, for Linkerd's policy kinds. Under another policy than linkerd, what linkerd wrote
+// is deleted.
 func (b *backend) Start(ctx context.Context, env backends.Env, spec v1alpha1.SMIOperatorSpec, settings mesh.Settings, _ func()) (backends.Instance, error) {
 	if err := b.Written.Start(ctx, env); err != nil {
 		return nil, err
@@ -95,11 +101,25 @@ func (b *backend) Start(ctx context.Context, env backends.Env, spec v1alpha1.SMI
 			return nil, err
 		}
 		access = istiobackend.Targets{Writer: b.Writer, Settings: settings}
+	case v1alpha1.GammaAccessPolicyLinkerd:
+		if err := b.linkerd.Start(ctx, env); err != nil {
+			return nil, err
+		}
+		b.access.Stop(Name)
+		access = LinkerdTargets{Writer: b.Writer, Settings: settings, Access: b.access}
 	case v1alpha1.GammaAccessPolicyNone:
 		b.access.Stop(Name)
 		access = Targets{Settings: settings, Access: b.access}
 	default:
 		return nil, fmt.Errorf("spec.gamma.accessPolicy %q is not one this operator enforces", policy)
+	}
+	if policy != v1alpha1.GammaAccessPolicyLinkerd {
+		if err := b.linkerd.Clean(ctx, env); err != nil {
+			return nil, err
+		}
+		if b.linkerd.indexed.Load() {
+			access = pruneLinkerd{accessSink: access, writer: b.Writer}
+		}
 	}
 	i := instance{
 		WrittenInstance: backends.WrittenInstance{SplitSink: Splits{Writer: b.Writer, Settings: settings, WithoutTCPRoutes: withoutTCPRoutes},
@@ -119,9 +139,10 @@ type accessSink interface {
 	namespace.Sink
 }
 
-// Clean deletes the routes, and the access policy unless another backend (istio) writes it.
+// Clean deletes the routes, the Linkerd access policy, and the Istio one unless another backend
+// (istio) writes it.
 func (b *backend) Clean(ctx context.Context, env backends.Env) error {
-	return errors.Join(b.Written.Clean(ctx, env), b.tcpRoutes.Clean(ctx, env), b.access.Clean(ctx, env, Name))
+	return errors.Join(b.Written.Clean(ctx, env), b.tcpRoutes.Clean(ctx, env), b.access.Clean(ctx, env, Name), b.linkerd.Clean(ctx, env))
 }
 
 // instance is a backends.WrittenInstance that also enforces one access policy.

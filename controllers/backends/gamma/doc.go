@@ -24,8 +24,15 @@
 //     share one istio.Access, so that neither's Clean deletes the policy the other still writes
 //     (a swap between them rewrites nothing); the gamma backend's Clean deletes it otherwise.
 //     Istio's security CRDs must be served, else Start says why (BackendUnavailable).
+//   - linkerd: LinkerdTargets writes translators/linkerd's Servers, MeshTLSAuthentications,
+//     AuthorizationPolicies and policy HTTPRoutes, controlled by each target; a Server another
+//     target controls is shared, not a conflict. Linkerd's CRDs must be served, else Start says
+//     why (BackendUnavailable). Namespaces get nothing: Linkerd's namespace-wide default is an
+//     annotation, which the translator reports in enforcing mode. Only this backend writes these
+//     objects: its Clean, and the Start of any other policy, delete all of them.
 //
 // Another access policy is another instance (Instance.Fits): from istio to none, the new
 // instance deletes the policy target by target and namespace by namespace, once no backend
-// writes it. Linkerd's policy resources are not written yet.
+// writes it; from linkerd to another, the Linkerd objects are deleted at once, and target by target
+// for what the instance replaced may still write.
 package gamma
