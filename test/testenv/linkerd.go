@@ -11,12 +11,18 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
+
+	"github.com/smi-operator/smi-operator/apis/linkerd"
 )
 
 // LinkerdModule is the module that ships Linkerd's CRDs, as the Helm chart linkerd-crds.
@@ -90,6 +96,51 @@ func InstallLinkerdPolicyCRDs(cfg *rest.Config) error {
 	}
 	if _, err := envtest.InstallCRDs(cfg, envtest.CRDInstallOptions{CRDs: crds}); err != nil {
 		return fmt.Errorf("installing Linkerd's policy CRDs of %s: %w", dir, err)
+	}
+	return nil
+}
+
+// InstallLinkerdPolicyCRDsOrStandIns installs Linkerd's policy CRDs (InstallLinkerdPolicyCRDs)
+// or, where they cannot be had, stand-ins (InstallLinkerdPolicyStandIns); real says which.
+func InstallLinkerdPolicyCRDsOrStandIns(cfg *rest.Config) (real bool, err error) {
+	err = InstallLinkerdPolicyCRDs(cfg)
+	if errors.Is(err, ErrLinkerdCRDsUnavailable) {
+		return false, InstallLinkerdPolicyStandIns(cfg)
+	}
+	return err == nil, err
+}
+
+// InstallLinkerdPolicyStandIns installs, for each Linkerd policy kind and version the operator
+// writes (package apis/linkerd), a CRD that accepts any object of it: enough for a test of what
+// the operator writes, reads back and deletes, nothing about whether Linkerd's schemas accept it
+// (that is InstallLinkerdPolicyCRDs's, with Linkerd's own CRDs).
+func InstallLinkerdPolicyStandIns(cfg *rest.Config) error {
+	anything := &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
+		Type: "object", XPreserveUnknownFields: ptr.To(true),
+	}}
+	var crds []*apiextensionsv1.CustomResourceDefinition
+	for _, k := range []struct {
+		kind, plural string
+		version      schema.GroupVersion
+	}{
+		{linkerd.ServerKind, "servers", linkerd.ServerVersion},
+		{linkerd.HTTPRouteKind, "httproutes", linkerd.HTTPRouteVersion},
+		{linkerd.AuthorizationPolicyKind, "authorizationpolicies", linkerd.AuthorizationVersion},
+		{linkerd.MeshTLSAuthenticationKind, "meshtlsauthentications", linkerd.AuthorizationVersion},
+	} {
+		crds = append(crds, &apiextensionsv1.CustomResourceDefinition{
+			ObjectMeta: metav1.ObjectMeta{Name: k.plural + "." + k.version.Group},
+			Spec: apiextensionsv1.CustomResourceDefinitionSpec{
+				Group: k.version.Group, Scope: apiextensionsv1.NamespaceScoped,
+				Names: apiextensionsv1.CustomResourceDefinitionNames{Kind: k.kind, ListKind: k.kind + "List", Plural: k.plural, Singular: strings.ToLower(k.kind)},
+				Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{
+					Name: k.version.Version, Served: true, Storage: true, Schema: anything,
+				}},
+			},
+		})
+	}
+	if _, err := envtest.InstallCRDs(cfg, envtest.CRDInstallOptions{CRDs: crds}); err != nil {
+		return fmt.Errorf("installing stand-ins of Linkerd's policy CRDs: %w", err)
 	}
 	return nil
 }
