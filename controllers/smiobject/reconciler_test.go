@@ -436,7 +436,7 @@ func TestReconcileTrafficPolicy(t *testing.T) {
 		wantPatches: [][]string{programmed},
 		wantEvents:  []string{"Normal " + status.ReasonProgrammed},
 	}, {
-		name:      "an older policy of the whole Service keeps it; the newer one is Conflicted, and its backend told of the winner only",
+		name:      "an older policy of the whole Service keeps it; the newer one is Conflicted, and its backend is handed a model programming nothing of it",
 		objects:   []client.Object{policy("web", newer, 80), policy("old", older, 0), service("web")},
 		wantCalls: []string{"Program shop/web []"},
 		wantPatches: [][]string{{

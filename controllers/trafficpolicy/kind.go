@@ -111,8 +111,11 @@ func watch(b *builder.Builder, c client.Client) *builder.Builder {
 		Watches(&policyv1alpha1.TrafficPolicy{}, enqueue(c, func(_ context.Context, o client.Object) []string {
 			return []string{o.(*policyv1alpha1.TrafficPolicy).Spec.TargetRef.Name}
 		}), generation).
-		Watches(&hub.TrafficSplit{}, enqueue(c, func(_ context.Context, o client.Object) []string {
-			return index.SplitServiceNames(o.(*hub.TrafficSplit))
+		// A split changed, created or deleted changes what it, and the splits sharing its apex
+		// (which may win or lose the apex), write for their Services.
+		Watches(&hub.TrafficSplit{}, enqueue(c, func(ctx context.Context, o client.Object) []string {
+			split := o.(*hub.TrafficSplit)
+			return append(index.SplitServiceNames(split), servicesOfSplits(ctx, c, split.Namespace, index.SplitApex, index.ApexName(split))...)
 		}), generation).
 		Watches(&corev1.Service{}, enqueue(c, func(ctx context.Context, o client.Object) []string {
 			return append([]string{o.GetName()}, servicesOfSplits(ctx, c, o.GetNamespace(), index.SplitServices, o.GetName())...)

@@ -15,6 +15,7 @@ import (
 	policyv1alpha1 "github.com/smi-operator/smi-operator/apis/policy/v1alpha1"
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
+	istiobackend "github.com/smi-operator/smi-operator/controllers/backends/istio"
 )
 
 // hostObjects returns a function listing the VirtualServices of namespace routing host, and the
@@ -97,7 +98,7 @@ spec:
 		// of the policy's own (no mtls here, so the split writes none for the apex).
 		Eventually(hostObjects(ctx, ns, host)).Should(ConsistOf("VirtualService TrafficSplit/web", "DestinationRule TrafficPolicy/web-resilience"))
 		dr := &networkingv1.DestinationRule{}
-		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web-resilience"}, dr)).To(Succeed())
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web-resilience-trafficpolicy"}, dr)).To(Succeed())
 		Expect(dr.Spec.TrafficPolicy.ConnectionPool.Http.Http2MaxRequests).To(Equal(int32(10)))
 		Eventually(policyCondition(ctx, ns, "web-resilience", smi.ConditionProgrammed)).Should(haveStatus(metav1.ConditionTrue, "Programmed"))
 		Eventually(policyCondition(ctx, ns, "web-resilience", smi.ConditionAccepted)).Should(haveStatus(metav1.ConditionTrue, "Accepted"))
@@ -128,7 +129,7 @@ spec:
 `)
 		host := fqdn("api", ns)
 		Eventually(hostObjects(ctx, ns, host)).Should(ConsistOf("VirtualService TrafficPolicy/api"))
-		Eventually(virtualService(ctx, ns, "api")).Should(WithTransform(routeSettings, Equal([]string{"1.5s/-"})))
+		Eventually(virtualService(ctx, ns, "api-trafficpolicy")).Should(WithTransform(routeSettings, Equal([]string{"1.5s/-"})))
 
 		By("creating a split on the Service")
 		create(ctx, ns, `
@@ -198,6 +199,98 @@ spec:
 `)
 		Eventually(policyCondition(ctx, ns, "second", smi.ConditionAccepted)).Should(And(haveStatus(metav1.ConditionFalse, "Conflicted"),
 			HaveField("Message", ContainSubstring(`older TrafficPolicy "first"`))))
-		Consistently(virtualService(ctx, ns, "first"), "1s").Should(WithTransform(routeSettings, Equal([]string{"1s/-"})))
+		Consistently(virtualService(ctx, ns, "first-trafficpolicy"), "1s").Should(WithTransform(routeSettings, Equal([]string{"1s/-"})))
+	})
+
+	It("names its objects apart from a split's of the same name", func(ctx SpecContext) {
+		create(ctx, ns, service("web", 80)+"---\n"+service("web-v1", 80)+"---\n"+service("api", 80)+"---\n"+`
+apiVersion: split.smi-spec.io/v1alpha4
+kind: TrafficSplit
+metadata: {name: web}
+spec:
+  service: web
+  backends: [{service: web-v1, weight: 1}]
+---
+apiVersion: policy.smi-operator.io/v1alpha1
+kind: TrafficPolicy
+metadata: {name: web}
+spec:
+  targetRef: {kind: Service, name: api}
+  timeout: 1s
+`)
+		Eventually(hostObjects(ctx, ns, fqdn("api", ns))).Should(ConsistOf("VirtualService TrafficPolicy/web"))
+		Eventually(hostObjects(ctx, ns, fqdn("web", ns))).Should(ConsistOf("VirtualService TrafficSplit/web"))
+		Eventually(policyCondition(ctx, ns, "web", smi.ConditionAccepted)).Should(haveStatus(metav1.ConditionTrue, "Accepted"))
+		Eventually(condition(ctx, &hub.TrafficSplit{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"}}, smi.ConditionAccepted)).
+			Should(haveStatus(metav1.ConditionTrue, "Accepted"))
+	})
+
+	It("says it is not programmed while the split's VirtualService carrying its settings is blocked", func(ctx SpecContext) {
+		// The user's object holds the split's name, for another host: the split writes nothing.
+		create(ctx, ns, service("web", 80)+"---\n"+service("web-v1", 80)+"---\n"+`
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web}
+spec:
+  hosts: [elsewhere.example.com]
+  http: [{route: [{destination: {host: elsewhere.example.com}}]}]
+---
+apiVersion: split.smi-spec.io/v1alpha4
+kind: TrafficSplit
+metadata: {name: web}
+spec:
+  service: web
+  backends: [{service: web-v1, weight: 1}]
+---
+apiVersion: policy.smi-operator.io/v1alpha1
+kind: TrafficPolicy
+metadata: {name: web-timeout}
+spec:
+  targetRef: {kind: Service, name: web}
+  timeout: 1s
+`)
+		Eventually(policyCondition(ctx, ns, "web-timeout", smi.ConditionProgrammed)).Should(And(haveStatus(metav1.ConditionFalse, istiobackend.ReasonCarrierNotWritten),
+			HaveField("Message", ContainSubstring("VirtualService "+ns+"/web of TrafficSplit"))))
+
+		By("programming once the split can write its VirtualService")
+		Expect(k8sClient.Delete(ctx, &networkingv1.VirtualService{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"}})).To(Succeed())
+		Eventually(virtualService(ctx, ns, "web")).Should(WithTransform(routeSettings, Equal([]string{"1s/-"})))
+		Eventually(policyCondition(ctx, ns, "web-timeout", smi.ConditionProgrammed)).Should(haveStatus(metav1.ConditionTrue, "Programmed"))
+	})
+
+	It("reports every policy of a Service Conflicted while the user's VirtualService routes its host", func(ctx SpecContext) {
+		create(ctx, ns, service("pay", 80, 8080)+"---\n"+`
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: mine}
+spec:
+  hosts: [pay]
+  http: [{route: [{destination: {host: pay}}]}]
+---
+apiVersion: policy.smi-operator.io/v1alpha1
+kind: TrafficPolicy
+metadata: {name: pay-80}
+spec:
+  targetRef: {kind: Service, name: pay, port: 80}
+  timeout: 1s
+---
+apiVersion: policy.smi-operator.io/v1alpha1
+kind: TrafficPolicy
+metadata: {name: pay-8080}
+spec:
+  targetRef: {kind: Service, name: pay, port: 8080}
+  timeout: 2s
+`)
+		for _, name := range []string{"pay-80", "pay-8080"} {
+			Eventually(policyCondition(ctx, ns, name, smi.ConditionAccepted)).Should(haveStatus(metav1.ConditionFalse, "Conflicted"), name)
+		}
+		Consistently(hostObjects(ctx, ns, fqdn("pay", ns)), "2s").Should(ConsistOf("VirtualService -/mine"))
+
+		By("sharing one VirtualService once the user's object is gone")
+		Expect(k8sClient.Delete(ctx, &networkingv1.VirtualService{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "mine"}})).To(Succeed())
+		Eventually(hostObjects(ctx, ns, fqdn("pay", ns))).Should(HaveLen(1))
+		for _, name := range []string{"pay-80", "pay-8080"} {
+			Eventually(policyCondition(ctx, ns, name, smi.ConditionProgrammed)).Should(haveStatus(metav1.ConditionTrue, "Programmed"), name)
+		}
 	})
 })

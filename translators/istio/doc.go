@@ -97,8 +97,11 @@
 //     its own. A policy of every port sets the top-level fields, a policy of one port a
 //     portLevelSettings entry (Istio falls back to the top level, TLS included, for what it
 //     leaves out). Istio reads maxEjectionPercent 0 as its default, 10% (reported).
-//   - objects of its own are labelled after the policy (the first of its Service's, when
-//     policies on different ports share them); merged ones keep the split as their source.
+//   - objects of its own are named <policy>-trafficpolicy (PolicyNameSuffix: never a split's
+//     name, as both are reconciled apart) and labelled after the policy (the first of its
+//     Service's by port, when policies on different ports share them); merged ones keep the
+//     split as their source. [Carriers] are the objects, whoever's, that carry a policy's
+//     settings.
 //
 // # Access modes (mesh.Settings.Access)
 //

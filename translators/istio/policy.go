@@ -1,6 +1,7 @@
 package istio
 
 import (
+	"slices"
 	"strings"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	networkingapi "istio.io/api/networking/v1alpha3"
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	policyv1alpha1 "github.com/smi-operator/smi-operator/apis/policy/v1alpha1"
 	"github.com/smi-operator/smi-operator/apis/smi"
@@ -74,7 +76,7 @@ func (t *translator) servicePolicies(policies []mesh.Policy) {
 		t.reportRouteLimits(p)
 	}
 	if own && len(vs.Spec.Http) > 0 {
-		t.virtualServices.add(vs, policies[0].Source.Name)
+		t.virtualServices.add(vs, policies[0].Source.Name, PolicyNameSuffix)
 	}
 
 	drs := t.destinationRulesOf(svc.FQDN)
@@ -87,7 +89,7 @@ func (t *translator) servicePolicies(policies []mesh.Policy) {
 		if len(drs) == 0 {
 			dr := newDestinationRule(svc.Namespace, src)
 			dr.Spec.Host = svc.FQDN
-			t.destinationRules.add(dr, policies[0].Source.Name)
+			t.destinationRules.add(dr, policies[0].Source.Name, PolicyNameSuffix)
 			drs = append(drs, dr)
 		}
 		for _, dr := range drs {
@@ -99,6 +101,33 @@ func (t *translator) servicePolicies(policies []mesh.Policy) {
 		}
 	}
 }
+
+// Carriers are the objects of out that carry p's settings: the VirtualServices of its Service's
+// host when it has route settings, its DestinationRules when it has cluster settings, whichever
+// source (the policy, another policy of the Service, a split) they are labelled after.
+func Carriers(out Output, p *mesh.Policy) []client.Object {
+	var carriers []client.Object
+	if hasRouteSettings(p) {
+		for _, vs := range out.VirtualServices {
+			if slices.Contains(vs.Spec.Hosts, p.Service.FQDN) {
+				carriers = append(carriers, vs)
+			}
+		}
+	}
+	if clusterSettings(p) != nil {
+		for _, dr := range out.DestinationRules {
+			if dr.Spec.Host == p.Service.FQDN {
+				carriers = append(carriers, dr)
+			}
+		}
+	}
+	return carriers
+}
+
+// PolicyNameSuffix ends the names of a policy's own objects: a split's are named after the split
+// (and a backend), so that a policy and a split of one name in one namespace, each reconciled on
+// its own, never want the same object.
+const PolicyNameSuffix = "trafficpolicy"
 
 // virtualServiceOf returns the VirtualService written so far for host, or nil.
 func (t *translator) virtualServiceOf(host string) *networkingv1.VirtualService {

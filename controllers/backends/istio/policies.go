@@ -3,11 +3,15 @@ package istio
 import (
 	"context"
 	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -25,22 +29,33 @@ import (
 
 // Policies programs a TrafficPolicy: its settings go into the objects the splits of its Service
 // write (their reconcilers merge them), and into a VirtualService and a DestinationRule of its own
-// for a host that has none, controlled by the policy. Istio reads one VirtualService and one
-// DestinationRule per host, so a policy whose own object would share its host with one the
-// operator does not control writes nothing and reports Conflicted: a second object for the host
-// would be ignored, or would hide the user's.
+// for a host that has none, controlled by the policy (or by the policy of the same Service they
+// are named after: the policies of one Service share them). Istio reads one VirtualService and one
+// DestinationRule per host, so while an object of the host the operator does not control exists,
+// the policy writes nothing of its own and reports Conflicted: a second object for the host would
+// be ignored, or would hide the user's. And a policy whose settings are in an object that is not
+// written (a split's blocked by a user's object of its name) says so rather than Programmed.
 type Policies struct {
 	Writer   owned.Writer
 	Settings mesh.Settings
 }
 
-// Program writes the policy's own objects, unless a host of theirs is taken.
+// ReasonCarrierNotWritten (Programmed=False): the object a policy's settings go into, another
+// source's, is not in the cluster as the operator writes it.
+const ReasonCarrierNotWritten = "CarrierNotWritten"
+
+// Program writes the policy's own objects, unless the host is taken, and checks the objects of
+// other sources that carry its settings.
 func (b Policies) Program(ctx context.Context, policy *policyv1alpha1.TrafficPolicy, models *mesh.Models) ([]mesh.Diagnostic, error) {
 	self := mesh.ObjectRef{Kind: policyv1alpha1.TrafficPolicyKind, Namespace: policy.Namespace, Name: policy.Name}
 	model, _ := models.BuiltWith(b.Settings)
 	out, diags := istiotranslator.Translate(model, b.Settings)
 	wanted := out.From(self.Kind, self.Name)
-	taken, err := b.hostsTaken(ctx, wanted)
+	var carriers []client.Object
+	if p := policyOf(model, self); p != nil {
+		carriers = istiotranslator.Carriers(out, p)
+	}
+	taken, err := b.hostsTaken(ctx, carriers)
 	if err != nil {
 		return nil, err
 	}
@@ -48,14 +63,61 @@ func (b Policies) Program(ctx context.Context, policy *policyv1alpha1.TrafficPol
 		wanted = nil // and whatever the policy wrote before goes
 		for _, t := range taken {
 			diags = append(diags, mesh.Diagnostic{Object: self, Condition: smi.ConditionAccepted, Reason: mesh.ReasonConflicted,
-				Severity: mesh.SeverityError, Message: t + "; Istio reads one per host, so the policy writes nothing"})
+				Severity: mesh.SeverityError, Message: t + "; Istio reads one per host, so the policy writes nothing of its own and its settings may not apply"})
 		}
 	}
 	res, err := b.Writer.Sync(ctx, policy, wanted, SplitGeneratedKinds())
 	if err != nil {
 		return nil, err
 	}
-	return append(diags, status.Conflicts(self, res.Conflicts)...), nil
+	diags = append(diags, status.Conflicts(self, res.Conflicts)...)
+	if len(taken) == 0 {
+		missing, err := b.notWritten(ctx, carriers, self)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range missing {
+			diags = append(diags, mesh.Diagnostic{Object: self, Condition: smi.ConditionProgrammed, Reason: ReasonCarrierNotWritten,
+				Severity: mesh.SeverityError, Message: m})
+		}
+	}
+	return diags, nil
+}
+
+// policyOf is the model's policy of source, nil when the model does not program it.
+func policyOf(model mesh.Model, source mesh.ObjectRef) *mesh.Policy {
+	for i := range model.Policies {
+		if model.Policies[i].Source == source {
+			return &model.Policies[i]
+		}
+	}
+	return nil
+}
+
+// notWritten describes the carriers another source writes (a split, the policy of the Service
+// they are named after) that the cache does not hold as that source's: not written yet, or
+// blocked by an object of their name the operator does not control. The source's own status
+// says why; a carrier written later reconciles the policy again (PolicyWatches).
+func (b Policies) notWritten(ctx context.Context, carriers []client.Object, self mesh.ObjectRef) ([]string, error) {
+	var missing []string
+	for _, c := range carriers {
+		labels := c.GetLabels()
+		if labels[smi.LabelSourceKind] == self.Kind && labels[smi.LabelSourceName] == smi.ShortName(self.Name) {
+			continue // the policy's own: Sync wrote it or reported why not
+		}
+		held := c.DeepCopyObject().(client.Object)
+		err := b.Writer.Reader.Get(ctx, client.ObjectKeyFromObject(c), held)
+		if err != nil && !apierrors.IsNotFound(err) {
+			return nil, err
+		}
+		if err == nil && held.GetLabels()[smi.LabelSourceKind] == labels[smi.LabelSourceKind] && held.GetLabels()[smi.LabelSourceName] == labels[smi.LabelSourceName] {
+			continue
+		}
+		kind := reflect.TypeOf(c).Elem().Name()
+		missing = append(missing, fmt.Sprintf("its settings go into %s %s/%s of %s %q, which is not written (see that object's status)",
+			kind, c.GetNamespace(), c.GetName(), labels[smi.LabelSourceKind], labels[smi.LabelSourceName]))
+	}
+	return missing, nil
 }
 
 // Forget deletes what a deleted policy generated.
@@ -63,12 +125,12 @@ func (b Policies) Forget(ctx context.Context, ref mesh.ObjectRef) error {
 	return b.Writer.PruneAfterDelete(ctx, ref.Kind, ref.Namespace, ref.Name, SplitGeneratedKinds())
 }
 
-// hostsTaken describes, for each VirtualService and DestinationRule of wanted, the objects of its
-// kind the operator did not generate that hold its host. It reads every namespace's (from the
+// hostsTaken describes, for each VirtualService and DestinationRule among carriers, the objects of
+// its kind the operator did not generate that hold its host. It reads every namespace's (from the
 // cache): a VirtualService anywhere may name a host by its FQDN.
-func (b Policies) hostsTaken(ctx context.Context, wanted []client.Object) ([]string, error) {
+func (b Policies) hostsTaken(ctx context.Context, carriers []client.Object) ([]string, error) {
 	var taken []string
-	for _, obj := range wanted {
+	for _, obj := range carriers {
 		var host string
 		var list client.ObjectList
 		switch o := obj.(type) {
@@ -99,7 +161,7 @@ func (b Policies) hostsTaken(ctx context.Context, wanted []client.Object) ([]str
 			}
 		}
 	}
-	return taken, nil
+	return slices.Compact(slices.Sorted(slices.Values(taken))), nil
 }
 
 func generated(obj client.Object) bool {
@@ -132,14 +194,20 @@ func serviceOfHost(host, namespace string) (types.NamespacedName, bool) {
 }
 
 // PolicyWatches are the watches a policy controller needs while the Istio backend programs: a
-// policy is reconciled again when what it generates is changed or deleted by someone else, and
-// when a VirtualService or DestinationRule the operator does not generate is created, changed or
-// deleted for the host of its Service (it may block the policy, or stop blocking it). predicates,
-// such as "the Istio backend is active", filter every event.
+// policy is reconciled again when what it generates is changed or deleted by someone else, when a
+// VirtualService or DestinationRule the operator does not generate is created, changed or deleted
+// for the host of its Service (it may block the policy, or stop blocking it), and when one the
+// operator generates for that host is created or deleted (a split's object carrying the policy's
+// settings appeared or went). predicates, such as "the Istio backend is active", filter every
+// event.
 func PolicyWatches(mgr manager.Manager, predicates ...predicate.Predicate) []source.Source {
 	owner := handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &policyv1alpha1.TrafficPolicy{}, handler.OnlyControllerOwner())
 	changed := append([]predicate.Predicate{owned.NotCreated}, predicates...)
-	users := append([]predicate.Predicate{predicate.NewPredicateFuncs(func(o client.Object) bool { return !generated(o) })}, predicates...)
+	hostHolders := append([]predicate.Predicate{predicate.Funcs{
+		CreateFunc: func(event.CreateEvent) bool { return true },
+		DeleteFunc: func(event.DeleteEvent) bool { return true },
+		UpdateFunc: func(e event.UpdateEvent) bool { return !generated(e.ObjectNew) },
+	}}, predicates...)
 	c := mgr.GetClient()
 	byHost := func(hosts func(client.Object) []string) handler.EventHandler {
 		return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
@@ -165,7 +233,7 @@ func PolicyWatches(mgr manager.Manager, predicates ...predicate.Predicate) []sou
 	return []source.Source{
 		source.Kind(mgr.GetCache(), client.Object(&networkingv1.VirtualService{}), owner, changed...),
 		source.Kind(mgr.GetCache(), client.Object(&networkingv1.DestinationRule{}), owner, changed...),
-		source.Kind(mgr.GetCache(), client.Object(&networkingv1.VirtualService{}), vsHosts, users...),
-		source.Kind(mgr.GetCache(), client.Object(&networkingv1.DestinationRule{}), drHost, users...),
+		source.Kind(mgr.GetCache(), client.Object(&networkingv1.VirtualService{}), vsHosts, hostHolders...),
+		source.Kind(mgr.GetCache(), client.Object(&networkingv1.DestinationRule{}), drHost, hostHolders...),
 	}
 }
