@@ -315,6 +315,10 @@ func (s *Server) SetPolicy(source mesh.ObjectRef, policy *mesh.Policy) []mesh.Di
 	var diags []mesh.Diagnostic
 	if policy != nil {
 		diags = xds.PolicyDiagnostics(policy)
+		// The server keeps its own copy: the caller's model may be reused, and a change to what
+		// the server holds must come with a version bump.
+		held := *policy
+		policy = &held
 	}
 	s.mu.Lock()
 	defer s.unlockAndNotify()
