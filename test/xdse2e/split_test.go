@@ -2,6 +2,7 @@ package xdse2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -28,6 +29,7 @@ func splitSpecs() {
 	It("a TrafficSplit's weights move live traffic", splitWeightsMoveLiveTraffic)
 	It("a TrafficSplit's matches move live traffic", splitMatchesMoveLiveTraffic)
 	It("endpoints are followed", endpointsAreFollowed)
+	It("a split flipping through all-zero weights loses no RPC", splitFlipsLoseNoRPC)
 }
 
 // splitWeightsMoveLiveTraffic: a TrafficSplit's weights show up in how a proxyless client's
@@ -109,6 +111,55 @@ func splitMatchesMoveLiveTraffic() {
 	always := metadata.AppendToOutgoingContext(ctx, "x-canary", "always")
 	c.waitFor(always, grpcxds.FromBackend("api-canary"))
 	c.shares(canary, 100, map[string]float64{"api": 1})
+}
+
+// splitFlipsLoseNoRPC: a proxyless client calling back to back loses no RPC while its split's
+// weight flips between the backends, and through all-zero weights (traffic back on the apex) and
+// out again. grpc-go (v1.84) fails the RPCs it picks for a cluster its balancer does not hold yet
+// ("unknown cluster selected for RPC", see the README): the split's routes must keep every
+// cluster it may route to referenced, its apex included, all-zero weights included.
+func splitFlipsLoseNoRPC() {
+	ctx := context.Background()
+	ns := o.namespace("split-flips-lose-no-rpc")
+	o.service(ns, "shop", o.backend(ns, "shop", 2))
+	o.service(ns, "shop-v1", o.backend(ns, "shop-v1", 3))
+	o.service(ns, "shop-v2", o.backend(ns, "shop-v2", 4))
+	split := &hub.TrafficSplit{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop"},
+		Spec: splitv1alpha4.TrafficSplitSpec{Service: "shop", Backends: []splitv1alpha4.TrafficSplitBackend{
+			{Service: "shop-v1", Weight: 100}, {Service: "shop-v2", Weight: 0},
+		}},
+	}
+	o.create(split)
+	c := dial(ns, "shop", o.clientBootstrap(ns, "flips-client"))
+	// A split's first routes move the client onto clusters it never held: only what follows counts.
+	waitOnly(c, ctx, "shop-v1")
+
+	calls := startCallingEvery(ctx, 0, map[string]*grpcClient{"any backend": c}, false)
+	flips := [][2]int{{0, 100}, {0, 0}, {100, 0}, {0, 0}, {0, 100}, {100, 0}, {0, 0}, {0, 100}, {0, 0}, {100, 0}, {0, 100}, {100, 0}}
+	for _, weights := range flips {
+		o.setWeights(split, weights[0], weights[1])
+		want := map[[2]int]string{{100, 0}: "shop-v1", {0, 100}: "shop-v2", {0, 0}: "shop"}[weights]
+		waitOnly(c, ctx, want)
+	}
+	ok, failed := calls.stop()
+	Expect(failed).To(BeEmpty(), "%d of %d RPCs failed through %d flips, first at %v; by error: %v",
+		len(failed), ok+len(failed), len(flips), failed[:min(1, len(failed))], countByCause(failed))
+	Expect(ok).To(BeNumerically(">=", 1000), "RPCs made during the flips")
+	GinkgoWriter.Printf("%d RPCs back to back through %d flips, none failed\n", ok, len(flips))
+}
+
+// countByCause counts the caller's failures by the error underneath each (whose own message
+// says when it happened).
+func countByCause(failed []error) map[string]int {
+	counts := map[string]int{}
+	for _, err := range failed {
+		if cause := errors.Unwrap(err); cause != nil {
+			err = cause
+		}
+		counts[err.Error()]++
+	}
+	return counts
 }
 
 // endpointsAreFollowed: endpoints added to and removed from a Service's EndpointSlice, and
