@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -37,20 +38,12 @@ func splitSpecs() {
 func splitWeightsMoveLiveTraffic() {
 	ctx := context.Background()
 	ns := o.namespace("split-weights-move-live-traffic")
-	o.service(ns, "web", o.backend(ns, "web", 2))
-	o.service(ns, "web-v1", o.backend(ns, "web-v1", 3))
-	o.service(ns, "web-v2", o.backend(ns, "web-v2", 4))
+	split := o.apexWithTwoVersions(ns, "web", 80, 20)
 
 	c := dial(ns, "web", o.clientBootstrap(ns, "weights-client"))
 	// Without a split, the apex's own endpoints answer.
 	c.waitFor(ctx, grpcxds.FromBackend("web"))
 
-	split := &hub.TrafficSplit{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
-		Spec: splitv1alpha4.TrafficSplitSpec{Service: "web", Backends: []splitv1alpha4.TrafficSplitBackend{
-			{Service: "web-v1", Weight: 80}, {Service: "web-v2", Weight: 20},
-		}},
-	}
 	o.create(split)
 	c.waitFor(ctx, notFrom("web"))
 	c.shares(ctx, 1000, map[string]float64{"web-v1": 80, "web-v2": 20})
@@ -121,15 +114,7 @@ func splitMatchesMoveLiveTraffic() {
 func splitFlipsLoseNoRPC() {
 	ctx := context.Background()
 	ns := o.namespace("split-flips-lose-no-rpc")
-	o.service(ns, "shop", o.backend(ns, "shop", 2))
-	o.service(ns, "shop-v1", o.backend(ns, "shop-v1", 3))
-	o.service(ns, "shop-v2", o.backend(ns, "shop-v2", 4))
-	split := &hub.TrafficSplit{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop"},
-		Spec: splitv1alpha4.TrafficSplitSpec{Service: "shop", Backends: []splitv1alpha4.TrafficSplitBackend{
-			{Service: "shop-v1", Weight: 100}, {Service: "shop-v2", Weight: 0},
-		}},
-	}
+	split := o.apexWithTwoVersions(ns, "shop", 100, 0)
 	o.create(split)
 	c := dial(ns, "shop", o.clientBootstrap(ns, "flips-client"))
 	// A split's first routes move the client onto clusters it never held: only what follows counts.
@@ -205,12 +190,34 @@ func notFrom(name string) func(grpcxds.Reply, error) error {
 	}
 }
 
+// apexWithTwoVersions starts backends answering as apex, apex-v1 and apex-v2 (on addresses 2 to
+// 4), each behind a Service of its name, and returns, not yet created, a TrafficSplit of apex
+// between the two versions, weighing v1 and v2.
+func (o *operator) apexWithTwoVersions(ns, apex string, v1, v2 int) *hub.TrafficSplit {
+	GinkgoHelper()
+	for i, name := range []string{apex, apex + "-v1", apex + "-v2"} {
+		o.service(ns, name, o.backend(ns, name, 2+i))
+	}
+	return &hub.TrafficSplit{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: apex},
+		Spec: splitv1alpha4.TrafficSplitSpec{Service: apex, Backends: []splitv1alpha4.TrafficSplitBackend{
+			{Service: apex + "-v1", Weight: v1}, {Service: apex + "-v2", Weight: v2},
+		}},
+	}
+}
+
+// setWeights sets the weights of the split's two backends, reading it again when the operator
+// wrote its status in between.
 func (o *operator) setWeights(split *hub.TrafficSplit, v1, v2 int) {
 	GinkgoHelper()
 	ctx := context.Background()
-	Expect(o.client.Get(ctx, client.ObjectKeyFromObject(split), split)).To(Succeed())
-	split.Spec.Backends[0].Weight, split.Spec.Backends[1].Weight = v1, v2
-	Expect(o.client.Update(ctx, split)).To(Succeed())
+	Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := o.client.Get(ctx, client.ObjectKeyFromObject(split), split); err != nil {
+			return err
+		}
+		split.Spec.Backends[0].Weight, split.Spec.Backends[1].Weight = v1, v2
+		return o.client.Update(ctx, split)
+	})).To(Succeed())
 }
 
 // waitProgrammed waits for the split's Programmed condition to be True for its generation.
