@@ -40,7 +40,9 @@ func Kind() smiobject.Kind[*hub.TrafficSplit] {
 		Name:     smi.TrafficSplitKind,
 		New:      func() *hub.TrafficSplit { return &hub.TrafficSplit{} },
 		Snapshot: Snapshot,
-		Narrow:   func(m *mesh.Model, self mesh.ObjectRef) { m.Splits = onlyFrom(m.Splits, self) },
+		Narrow: func(m *mesh.Model, self mesh.ObjectRef) {
+			m.Splits, m.UnweightedSplits = onlyFrom(m.Splits, self), onlyFrom(m.UnweightedSplits, self)
+		},
 		// Status writes (ours) and metadata edits change nothing the reconcile reads from the object.
 		Changed: predicate.GenerationChangedPredicate{},
 		Watch:   watch,

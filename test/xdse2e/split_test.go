@@ -2,6 +2,7 @@ package xdse2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -28,6 +30,7 @@ func splitSpecs() {
 	It("a TrafficSplit's weights move live traffic", splitWeightsMoveLiveTraffic)
 	It("a TrafficSplit's matches move live traffic", splitMatchesMoveLiveTraffic)
 	It("endpoints are followed", endpointsAreFollowed)
+	It("a split flipping through all-zero weights loses no RPC", splitFlipsLoseNoRPC)
 }
 
 // splitWeightsMoveLiveTraffic: a TrafficSplit's weights show up in how a proxyless client's
@@ -35,20 +38,12 @@ func splitSpecs() {
 func splitWeightsMoveLiveTraffic() {
 	ctx := context.Background()
 	ns := o.namespace("split-weights-move-live-traffic")
-	o.service(ns, "web", o.backend(ns, "web", 2))
-	o.service(ns, "web-v1", o.backend(ns, "web-v1", 3))
-	o.service(ns, "web-v2", o.backend(ns, "web-v2", 4))
+	split := o.apexWithTwoVersions(ns, "web", 80, 20)
 
 	c := dial(ns, "web", o.clientBootstrap(ns, "weights-client"))
 	// Without a split, the apex's own endpoints answer.
 	c.waitFor(ctx, grpcxds.FromBackend("web"))
 
-	split := &hub.TrafficSplit{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
-		Spec: splitv1alpha4.TrafficSplitSpec{Service: "web", Backends: []splitv1alpha4.TrafficSplitBackend{
-			{Service: "web-v1", Weight: 80}, {Service: "web-v2", Weight: 20},
-		}},
-	}
 	o.create(split)
 	c.waitFor(ctx, notFrom("web"))
 	c.shares(ctx, 1000, map[string]float64{"web-v1": 80, "web-v2": 20})
@@ -111,6 +106,47 @@ func splitMatchesMoveLiveTraffic() {
 	c.shares(canary, 100, map[string]float64{"api": 1})
 }
 
+// splitFlipsLoseNoRPC: a proxyless client calling back to back loses no RPC while its split's
+// weight flips between the backends, and through all-zero weights (traffic back on the apex) and
+// out again. grpc-go (v1.84) fails the RPCs it picks for a cluster its balancer does not hold yet
+// ("unknown cluster selected for RPC", see the README): the split's routes must keep every
+// cluster it may route to referenced, its apex included, all-zero weights included.
+func splitFlipsLoseNoRPC() {
+	ctx := context.Background()
+	ns := o.namespace("split-flips-lose-no-rpc")
+	split := o.apexWithTwoVersions(ns, "shop", 100, 0)
+	o.create(split)
+	c := dial(ns, "shop", o.clientBootstrap(ns, "flips-client"))
+	// A split's first routes move the client onto clusters it never held: only what follows counts.
+	waitOnly(c, ctx, "shop-v1")
+
+	calls := startCallingEvery(ctx, 0, map[string]*grpcClient{"any backend": c}, false)
+	flips := [][2]int{{0, 100}, {0, 0}, {100, 0}, {0, 0}, {0, 100}, {100, 0}, {0, 0}, {0, 100}, {0, 0}, {100, 0}, {0, 100}, {100, 0}}
+	for _, weights := range flips {
+		o.setWeights(split, weights[0], weights[1])
+		want := map[[2]int]string{{100, 0}: "shop-v1", {0, 100}: "shop-v2", {0, 0}: "shop"}[weights]
+		waitOnly(c, ctx, want)
+	}
+	ok, failed := calls.stop()
+	Expect(failed).To(BeEmpty(), "%d of %d RPCs failed through %d flips, first at %v; by error: %v",
+		len(failed), ok+len(failed), len(flips), failed[:min(1, len(failed))], countByCause(failed))
+	Expect(ok).To(BeNumerically(">=", 1000), "RPCs made during the flips")
+	GinkgoWriter.Printf("%d RPCs back to back through %d flips, none failed\n", ok, len(flips))
+}
+
+// countByCause counts the caller's failures by the error underneath each (whose own message
+// says when it happened).
+func countByCause(failed []error) map[string]int {
+	counts := map[string]int{}
+	for _, err := range failed {
+		if cause := errors.Unwrap(err); cause != nil {
+			err = cause
+		}
+		counts[err.Error()]++
+	}
+	return counts
+}
+
 // endpointsAreFollowed: endpoints added to and removed from a Service's EndpointSlice, and
 // endpoints turning unready, change where RPCs go.
 func endpointsAreFollowed() {
@@ -154,12 +190,34 @@ func notFrom(name string) func(grpcxds.Reply, error) error {
 	}
 }
 
+// apexWithTwoVersions starts backends answering as apex, apex-v1 and apex-v2 (on addresses 2 to
+// 4), each behind a Service of its name, and returns, not yet created, a TrafficSplit of apex
+// between the two versions, weighing v1 and v2.
+func (o *operator) apexWithTwoVersions(ns, apex string, v1, v2 int) *hub.TrafficSplit {
+	GinkgoHelper()
+	for i, name := range []string{apex, apex + "-v1", apex + "-v2"} {
+		o.service(ns, name, o.backend(ns, name, 2+i))
+	}
+	return &hub.TrafficSplit{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: apex},
+		Spec: splitv1alpha4.TrafficSplitSpec{Service: apex, Backends: []splitv1alpha4.TrafficSplitBackend{
+			{Service: apex + "-v1", Weight: v1}, {Service: apex + "-v2", Weight: v2},
+		}},
+	}
+}
+
+// setWeights sets the weights of the split's two backends, reading it again when the operator
+// wrote its status in between.
 func (o *operator) setWeights(split *hub.TrafficSplit, v1, v2 int) {
 	GinkgoHelper()
 	ctx := context.Background()
-	Expect(o.client.Get(ctx, client.ObjectKeyFromObject(split), split)).To(Succeed())
-	split.Spec.Backends[0].Weight, split.Spec.Backends[1].Weight = v1, v2
-	Expect(o.client.Update(ctx, split)).To(Succeed())
+	Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := o.client.Get(ctx, client.ObjectKeyFromObject(split), split); err != nil {
+			return err
+		}
+		split.Spec.Backends[0].Weight, split.Spec.Backends[1].Weight = v1, v2
+		return o.client.Update(ctx, split)
+	})).To(Succeed())
 }
 
 // waitProgrammed waits for the split's Programmed condition to be True for its generation.

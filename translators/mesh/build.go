@@ -14,8 +14,10 @@ import (
 // whatever cannot be used is left out and explained by a Diagnostic.
 func Build(snap Snapshot, settings Settings) (Model, []Diagnostic) {
 	b := newBuilder(snap, settings.withDefaults())
+	splits, unweighted := b.splits(snap.TrafficSplits)
 	model := Model{
-		Splits:           b.splits(snap.TrafficSplits),
+		Splits:           splits,
+		UnweightedSplits: unweighted,
 		AccessRules:      b.accessRules(snap.TrafficTargets),
 		AccessNamespaces: accessNamespaces(snap, b.settings),
 		Policies:         b.policies(snap.TrafficPolicies),

@@ -14,6 +14,12 @@ type Model struct {
 	// Splits holds one entry per programmed TrafficSplit, sorted by apex namespace and name. At
 	// most one split exists per apex.
 	Splits []Split
+	// UnweightedSplits holds, in the same order, the TrafficSplits that would be programmed but
+	// that no backend has a positive weight in (Programmed=False, NoWeightedBackends): all their
+	// traffic stays on the apex, as if they did not exist. A backend may still use them to keep
+	// their backends ready for the weights coming back; the xDS backend does, so that proxyless
+	// clients go on holding the backends' clusters (their Backends all weigh 0).
+	UnweightedSplits []Split
 	// AccessRules holds one entry per accepted TrafficTarget, sorted by destination identity, then
 	// by the TrafficTarget's namespace and name, so the rules of one destination are adjacent.
 	// Access is additive: a request to a destination is allowed when any of its rules allows it,

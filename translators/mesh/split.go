@@ -15,8 +15,9 @@ import (
 	"github.com/smi-operator/smi-operator/apis/smi"
 )
 
-// splits resolves every TrafficSplit. The result is sorted by apex namespace and name.
-func (b *builder) splits(in []splitv1alpha4.TrafficSplit) []Split {
+// splits resolves every TrafficSplit into those to program and those that would be but for
+// their weights, all zero (Model.UnweightedSplits). Both are sorted by apex namespace and name.
+func (b *builder) splits(in []splitv1alpha4.TrafficSplit) (programmed, unweighted []Split) {
 	// The apex each split names, however spec.service spells it; a split naming none is refused.
 	apexes := make(map[*splitv1alpha4.TrafficSplit]string, len(in))
 	ordered := make([]*splitv1alpha4.TrafficSplit, 0, len(in))
@@ -42,7 +43,6 @@ func (b *builder) splits(in []splitv1alpha4.TrafficSplit) []Split {
 	})
 
 	owners := map[types.NamespacedName]string{}
-	var out []Split
 	for _, ts := range ordered {
 		ref := ObjectRef{Kind: smi.TrafficSplitKind, Namespace: ts.Namespace, Name: ts.Name}
 		apex := nameOf(ts.Namespace, apexes[ts])
@@ -52,13 +52,25 @@ func (b *builder) splits(in []splitv1alpha4.TrafficSplit) []Split {
 			continue
 		}
 		owners[apex] = ts.Name
-		if s, ok := b.split(ref, ts, apex); ok {
-			out = append(out, s)
+		switch s, state := b.split(ref, ts, apex); state {
+		case splitProgrammed:
+			programmed = append(programmed, s)
+		case splitUnweighted:
+			unweighted = append(unweighted, s)
 		}
 	}
-	b.warnUnchained(out)
-	return out
+	b.warnUnchained(programmed)
+	return programmed, unweighted
 }
+
+// splitState is what becomes of a resolved split.
+type splitState int
+
+const (
+	splitRefused    splitState = iota // not programmed, for what its diagnostics say
+	splitProgrammed                   // programmed
+	splitUnweighted                   // not programmed for its weights alone, all zero
+)
 
 // warnUnchained tells a split whose backend is another split's apex that the other split's
 // weights do not apply to its share: neither Istio (a VirtualService is not applied to the
@@ -98,18 +110,18 @@ func apexOf(ts *splitv1alpha4.TrafficSplit, clusterDomain string) (name, problem
 	return parsed.Name, ""
 }
 
-// split resolves one TrafficSplit that owns its apex. ok is false when it must not be programmed.
-func (b *builder) split(ref ObjectRef, ts *splitv1alpha4.TrafficSplit, apexName types.NamespacedName) (s Split, ok bool) {
+// split resolves one TrafficSplit that owns its apex, and says whether it is to be programmed.
+func (b *builder) split(ref ObjectRef, ts *splitv1alpha4.TrafficSplit, apexName types.NamespacedName) (Split, splitState) {
 	b.validateSplit(ref, ts)
 	if b.diags.Failed(ref) {
-		return Split{}, false
+		return Split{}, splitRefused
 	}
 	apex, found := b.services[apexName]
 	if !found {
 		// Without the apex there is no port to check backends against and nothing to route from.
 		b.diags.Fail(ref, smi.ConditionResolvedRefs, ReasonApexNotFound,
 			"apex Service %q not found in namespace %q", apexName.Name, ts.Namespace)
-		return Split{}, false
+		return Split{}, splitRefused
 	}
 
 	if len(apex.Ports) == 0 {
@@ -118,16 +130,7 @@ func (b *builder) split(ref ObjectRef, ts *splitv1alpha4.TrafficSplit, apexName 
 			"the apex Service %q has no port, so it carries no traffic to split; nothing is split", apexName.Name)
 	}
 
-	s = Split{Source: ref, Apex: apex, Backends: b.splitBackends(ref, apex, ts.Spec.Backends)}
-	total := 0
-	for _, be := range s.Backends {
-		total += be.Weight
-	}
-	if total == 0 {
-		b.diags.Fail(ref, smi.ConditionProgrammed, ReasonNoWeightedBackends,
-			"no usable backend has a positive weight; traffic keeps going to the apex %q", ts.Spec.Service)
-	}
-
+	s := Split{Source: ref, Apex: apex, Backends: b.splitBackends(ref, apex, ts.Spec.Backends)}
 	for _, m := range ts.Spec.Matches {
 		s.Matches = append(s.Matches, b.httpMatches(ref, ts.Namespace, m.Name, nil)...)
 	}
@@ -139,7 +142,23 @@ func (b *builder) split(ref ObjectRef, ts *splitv1alpha4.TrafficSplit, apexName 
 				"none of the referenced HTTPRouteGroups has a usable match; nothing is split")
 		}
 	}
-	return s, !b.diags.Failed(ref)
+	// Judged last, so that a split failing for nothing else is known to be merely unweighted.
+	refused := b.diags.Failed(ref)
+	total := 0
+	for _, be := range s.Backends {
+		total += be.Weight
+	}
+	switch {
+	case total == 0:
+		b.diags.Fail(ref, smi.ConditionProgrammed, ReasonNoWeightedBackends,
+			"no usable backend has a positive weight; traffic keeps going to the apex %q", ts.Spec.Service)
+		if !refused {
+			return s, splitUnweighted
+		}
+	case !refused:
+		return s, splitProgrammed
+	}
+	return Split{}, splitRefused
 }
 
 // validateSplit checks what can be judged from the TrafficSplit alone.

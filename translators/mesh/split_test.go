@@ -34,12 +34,14 @@ func TestSplitSemantics(t *testing.T) {
 	canaryIR := Split{Source: splitRef, Apex: apex, Backends: []Backend{{v1, 90}, {v2, 10}}}
 
 	tests := []struct {
-		name      string
-		splits    []splitv1alpha4.TrafficSplit
-		groups    []specsv1alpha4.HTTPRouteGroup
-		services  []corev1.Service
-		want      []Split
-		wantDiags []Diagnostic
+		name     string
+		splits   []splitv1alpha4.TrafficSplit
+		groups   []specsv1alpha4.HTTPRouteGroup
+		services []corev1.Service
+		want     []Split
+		// wantUnweighted are the splits not programmed for their weights alone (Model.UnweightedSplits).
+		wantUnweighted []Split
+		wantDiags      []Diagnostic
 	}{{
 		name:   "empty matches split everything",
 		splits: []splitv1alpha4.TrafficSplit{canary},
@@ -97,14 +99,16 @@ func TestSplitSemantics(t *testing.T) {
 		splits: []splitv1alpha4.TrafficSplit{trafficSplit("canary", "web", 0, backend("web-v1", 100), backend("web-v2", 0))},
 		want:   []Split{{Source: splitRef, Apex: apex, Backends: []Backend{{v1, 100}, {v2, 0}}}},
 	}, {
-		name:   "all weights zero is not programmed and traffic stays on the apex",
-		splits: []splitv1alpha4.TrafficSplit{trafficSplit("canary", "web", 0, backend("web-v1", 0), backend("web-v2", 0))},
+		name:           "all weights zero is not programmed and traffic stays on the apex",
+		splits:         []splitv1alpha4.TrafficSplit{trafficSplit("canary", "web", 0, backend("web-v1", 0), backend("web-v2", 0))},
+		wantUnweighted: []Split{{Source: splitRef, Apex: apex, Backends: []Backend{{v1, 0}, {v2, 0}}}},
 		wantDiags: []Diagnostic{
 			diag(splitRef, smi.ConditionProgrammed, ReasonNoWeightedBackends, SeverityError),
 		},
 	}, {
-		name:   "all weights zero after drops is not programmed",
-		splits: []splitv1alpha4.TrafficSplit{trafficSplit("canary", "web", 0, backend("web-v1", 0), backend("web-v9", 10))},
+		name:           "all weights zero after drops is not programmed",
+		splits:         []splitv1alpha4.TrafficSplit{trafficSplit("canary", "web", 0, backend("web-v1", 0), backend("web-v9", 10))},
+		wantUnweighted: []Split{{Source: splitRef, Apex: apex, Backends: []Backend{{v1, 0}}}},
 		wantDiags: []Diagnostic{
 			diag(splitRef, smi.ConditionProgrammed, ReasonNoWeightedBackends, SeverityError),
 			diag(splitRef, smi.ConditionResolvedRefs, ReasonBackendNotFound, SeverityWarning),
@@ -137,6 +141,7 @@ func TestSplitSemantics(t *testing.T) {
 			trafficSplit("old", "web", 0, backend("web-v1", 0)),
 			trafficSplit("new", "web", 10, backend("web-v2", 1)),
 		},
+		wantUnweighted: []Split{{Source: ref(smi.TrafficSplitKind, "old"), Apex: apex, Backends: []Backend{{v1, 0}}}},
 		wantDiags: []Diagnostic{
 			diag(ref(smi.TrafficSplitKind, "new"), smi.ConditionAccepted, ReasonConflicted, SeverityError),
 			diag(ref(smi.TrafficSplitKind, "old"), smi.ConditionProgrammed, ReasonNoWeightedBackends, SeverityError),
@@ -203,6 +208,17 @@ func TestSplitSemantics(t *testing.T) {
 			diag(splitRef, smi.ConditionResolvedRefs, ReasonRouteNotFound, SeverityWarning),
 		},
 	}, {
+		// Unweighted only when the weights are all that stops it: it may then serve as the split
+		// to come, which a split that could never be programmed cannot.
+		name: "all weights zero and no valid match is not unweighted",
+		splits: []splitv1alpha4.TrafficSplit{withMatches(
+			trafficSplit("canary", "web", 0, backend("web-v1", 0), backend("web-v2", 0)), groupRef("gone"))},
+		wantDiags: []Diagnostic{
+			diag(splitRef, smi.ConditionProgrammed, ReasonNoValidMatches, SeverityError),
+			diag(splitRef, smi.ConditionProgrammed, ReasonNoWeightedBackends, SeverityError),
+			diag(splitRef, smi.ConditionResolvedRefs, ReasonRouteNotFound, SeverityWarning),
+		},
+	}, {
 		name:   "only invalid matches: nothing is split rather than everything",
 		splits: []splitv1alpha4.TrafficSplit{withMatches(canary, groupRef("broken"))},
 		groups: []specsv1alpha4.HTTPRouteGroup{brokenGroup},
@@ -256,6 +272,9 @@ func TestSplitSemantics(t *testing.T) {
 			m, diags := build(t, snap, Settings{})
 			if d := cmp.Diff(tc.want, m.Splits); d != "" {
 				t.Errorf("splits (-want +got):\n%s", d)
+			}
+			if d := cmp.Diff(tc.wantUnweighted, m.UnweightedSplits); d != "" {
+				t.Errorf("unweighted splits (-want +got):\n%s", d)
 			}
 			if d := cmp.Diff(tc.wantDiags, diags, ignoreMessage); d != "" {
 				t.Errorf("diagnostics (-want +got):\n%s", d)

@@ -57,10 +57,7 @@ func TestEveryInputValidates(t *testing.T) {
 func corpusMessages(t *testing.T, c corpus.Case) []proto.Message {
 	t.Helper()
 	model, _ := mesh.Build(c.Snapshot, c.Settings)
-	services := make([]mesh.Service, len(c.Snapshot.Services))
-	for i := range c.Snapshot.Services {
-		services[i] = mesh.ServiceOf(&c.Snapshot.Services[i], c.Settings)
-	}
+	services := servicesOf(c.Snapshot, c.Settings)
 	endpoints := BuildEndpoints(c.Snapshot.Services, c.EndpointSlices, c.Pods)
 	var all []proto.Message
 	out, _ := Translate(model, services, endpoints, c.Settings)

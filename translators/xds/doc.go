@@ -26,9 +26,12 @@
 //
 // A split apex's RouteConfigurations are replaced by [SplitRoutes]: one route per HTTP match with
 // weighted_clusters, then a catch-all to the apex when the split has matches, or one weighted
-// catch-all route when it has none. The pieces are independent so that the xDS server redoes only
-// what a change touches: a weight change rebuilds one RouteConfiguration, an endpoint change one
-// ClusterLoadAssignment. [Translate] assembles them all at once.
+// catch-all route when it has none; then, for proxyless clients, a standby route naming every
+// other cluster the split may route to (see Decisions). A split unprogrammed for its all-zero
+// weights alone (mesh.Model.UnweightedSplits) gets them too, everything to the apex. The pieces
+// are independent so that the xDS server redoes only what a change touches: a weight change
+// rebuilds one RouteConfiguration, an endpoint change one ClusterLoadAssignment. [Translate]
+// assembles them all at once.
 //
 // # Resources for Envoy sidecars
 //
@@ -238,11 +241,21 @@
 //   - Weighted clusters keep the split's weights as written, minus the zero ones (grpc-go drops
 //     them anyway). When the sum would not fit the uint32 that xDS weights and their total are,
 //     the weights are scaled down proportionally, and a positive weight never becomes 0, so the
-//     total is always > 0 (grpc-go NACKs a 0 total).
-//   - Backends at weight 0 are named by a "standby" route after the catch-all, which no request
-//     takes: grpc-go disconnects from every cluster no route names, so without it a weight shift
-//     to such a backend waits for new subscriptions and a new connection (about 5 ms of the
-//     7.7 ms median measured by the xDS benchmark) rather than only a picker change.
+//     total is always > 0 (grpc-go NACKs a 0 total). A split whose weights are all 0 routes to
+//     the apex's cluster instead.
+//   - Every cluster a split may route to over its life, its backends (at weight 0 too) and, for
+//     proxyless clients, its apex (where all-zero weights and the split's deletion send
+//     traffic), is named in every RouteConfiguration of the split: those no route before names
+//     are on a "standby" route after the catch-all, which no request takes, each at weight 1.
+//     grpc-go (v1.84) holds exactly the clusters the routes of its virtual host name with a
+//     positive weight (unreachable routes included), and drops a cluster once no route names it
+//     and no RPC picked for it is uncommitted. It applies new routes before its cluster_manager
+//     has their new clusters, and fails the RPCs picked in between with Unavailable "unknown
+//     cluster selected for RPC" (see the README); so a weight move onto a cluster it does not
+//     hold loses RPCs, however the server orders its updates, and one onto a cluster it holds
+//     is a picker change that loses none, without new subscriptions or connections. What
+//     remains exposed: a split's first routes, and a backend added to a split. Envoy holds every
+//     cluster anyway: its standby route names only the zero-weight backends.
 //   - A match becomes one route: path as prefix, exact path or safe_regex (mesh.PathMatch's
 //     FullRegex, since Envoy and grpc-go match regexes against the whole path), each header as a
 //     safe_regex string matcher (SMI header values are whole-value regexes), and methods as one

@@ -146,7 +146,7 @@ func tcpDestination(svc mesh.Service, port int32, split *mesh.Split) *tcpproxyv3
 		}
 	}
 	if len(clusters) == 0 {
-		return own // as weightedAction: mesh never programs such a split
+		return own // an unweighted split (mesh.Model.UnweightedSplits), as in weightedAction
 	}
 	return &tcpproxyv3.TcpProxy{ClusterSpecifier: &tcpproxyv3.TcpProxy_WeightedClusters{
 		WeightedClusters: &tcpproxyv3.TcpProxy_WeightedCluster{Clusters: clusters},

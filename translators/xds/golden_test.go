@@ -34,14 +34,20 @@ func TestGolden(t *testing.T) {
 	golden.Run(t, ".json", translateCase)
 }
 
+// servicesOf is every Service of the snapshot, as translation takes them.
+func servicesOf(snap mesh.Snapshot, settings mesh.Settings) []mesh.Service {
+	services := make([]mesh.Service, len(snap.Services))
+	for i := range snap.Services {
+		services[i] = mesh.ServiceOf(&snap.Services[i], settings)
+	}
+	return services
+}
+
 // translateCase builds, translates, checks the invariants and renders the result.
 func translateCase(t *testing.T, c golden.Case) string {
 	t.Helper()
 	model, buildDiags := mesh.Build(c.Snapshot, c.Settings)
-	services := make([]mesh.Service, len(c.Snapshot.Services))
-	for i := range c.Snapshot.Services {
-		services[i] = mesh.ServiceOf(&c.Snapshot.Services[i], c.Settings)
-	}
+	services := servicesOf(c.Snapshot, c.Settings)
 	endpoints := BuildEndpoints(c.Snapshot.Services, c.EndpointSlices, c.Pods)
 	out, diags := Translate(model, services, endpoints, c.Settings)
 	checkOutput(t, out)
@@ -276,22 +282,20 @@ func checkOutput(t *testing.T, out Output) {
 func routeClusters(t *testing.T, rc string, r *routev3.Route) []string {
 	t.Helper()
 	action := r.GetRoute()
-	if c := action.GetCluster(); c != "" {
-		return []string{c}
+	if action.GetCluster() != "" {
+		return clustersOf(action)
 	}
-	var names []string
 	total := uint64(0)
 	for _, c := range action.GetWeightedClusters().GetClusters() {
 		if c.GetWeight().GetValue() == 0 {
 			t.Errorf("RouteConfiguration %s route %s: zero weight for %s", rc, r.Name, c.Name)
 		}
 		total += uint64(c.GetWeight().GetValue())
-		names = append(names, c.Name)
 	}
 	if total == 0 || total > 1<<32-1 {
 		t.Errorf("RouteConfiguration %s route %s: weights sum to %d", rc, r.Name, total)
 	}
-	return names
+	return clustersOf(action)
 }
 
 // checkEnvoyOutput asserts what must hold for Envoy sidecars: every resource is valid, the

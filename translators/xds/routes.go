@@ -17,7 +17,7 @@ import (
 func splitRoutes(split *mesh.Split, port int32, proxyless bool) []*routev3.Route {
 	weighted := weightedAction(split, port)
 	if len(split.Matches) == 0 {
-		return withStandby([]*routev3.Route{catchAll("split", weighted)}, split, port)
+		return withStandby([]*routev3.Route{catchAll("split", weighted)}, split, port, proxyless)
 	}
 	routes := make([]*routev3.Route, 0, len(split.Matches)+2)
 	for _, m := range split.Matches {
@@ -38,7 +38,7 @@ func splitRoutes(split *mesh.Split, port int32, proxyless bool) []*routev3.Route
 	if split.CatchAllToApex {
 		routes = append(routes, catchAll("apex", clusterAction(ClusterName(split.Apex, port))))
 	}
-	return withStandby(routes, split, port)
+	return withStandby(routes, split, port, proxyless)
 }
 
 // forProxyless adapts a match to grpc-go, which matches route headers against a call's metadata,
@@ -50,25 +50,53 @@ func forProxyless(m mesh.HTTPMatch) (_ mesh.HTTPMatch, ok bool) {
 }
 
 // withStandby appends, after the catch-all (so that no request ever takes it), a route naming
-// the backends whose weight is 0. grpc-go drops zero-weight clusters from weighted_clusters and
-// tears down the connections of every cluster no route names: a weight moving to a backend at 0
-// would then wait for new CDS and EDS subscriptions and a new connection before the first
-// request lands (about 5 ms here), instead of a picker change. Named by a route, the standby
-// backends stay resolved and connected. Envoy keeps every cluster anyway; to it the route is
-// dead configuration.
-func withStandby(routes []*routev3.Route, split *mesh.Split, port int32) []*routev3.Route {
-	var standby []*routev3.WeightedCluster_ClusterWeight
+// every cluster the split may route to that no route before names: the backends at weight 0 and,
+// for proxyless clients, the apex. grpc-go (v1.84) holds the clusters every route of the virtual
+// host names, but drops zero-weight ones from weighted_clusters; it tears down the connections of
+// a cluster no route names, and fails the RPCs it picks for a cluster it does not hold yet: new
+// routes take effect before its balancer has the new cluster ("unknown cluster selected for RPC",
+// internal/xds/resolver/xds_resolver.go: sendNewServiceConfig installs the config selector, then
+// clientconn.go hands the balancer its config). Named here, the standby clusters stay resolved and
+// connected, so a weight moving onto a backend, or all of them back to the apex (all-zero weights,
+// a deleted split), is a picker change that loses no RPC. Envoy holds every cluster anyway: to it
+// the route is dead configuration, and it gets no apex.
+func withStandby(routes []*routev3.Route, split *mesh.Split, port int32, proxyless bool) []*routev3.Route {
+	named := map[string]bool{}
+	for _, r := range routes {
+		for _, c := range clustersOf(r.GetRoute()) {
+			named[c] = true
+		}
+	}
+	candidates := make([]mesh.Service, 0, len(split.Backends)+1)
 	for _, b := range split.Backends {
-		if b.Weight == 0 {
-			standby = append(standby, &routev3.WeightedCluster_ClusterWeight{
-				Name: ClusterName(b.Service, port), Weight: wrapperspb.UInt32(1),
-			})
+		candidates = append(candidates, b.Service)
+	}
+	if proxyless {
+		candidates = append(candidates, split.Apex)
+	}
+	var standby []*routev3.WeightedCluster_ClusterWeight
+	for _, svc := range candidates {
+		if name := ClusterName(svc, port); !named[name] {
+			named[name] = true
+			standby = append(standby, &routev3.WeightedCluster_ClusterWeight{Name: name, Weight: wrapperspb.UInt32(1)})
 		}
 	}
 	if len(standby) == 0 {
 		return routes
 	}
 	return append(routes, catchAll("standby", withoutTimeout(weightedClusters(standby))))
+}
+
+// clustersOf names the clusters a route action sends requests to.
+func clustersOf(action *routev3.RouteAction) []string {
+	if c := action.GetCluster(); c != "" {
+		return []string{c}
+	}
+	var names []string
+	for _, c := range action.GetWeightedClusters().GetClusters() {
+		names = append(names, c.GetName())
+	}
+	return names
 }
 
 // weightedAction shares a port's traffic between the split's backends, on the same port number
@@ -89,9 +117,9 @@ func weightedAction(split *mesh.Split, port int32) *routev3.RouteAction {
 		})
 	}
 	if len(clusters) == 0 {
-		// mesh never programs a split without a positive weight; should one slip through, the
-		// traffic stays on the apex rather than hitting an empty weighted_clusters, which Envoy
-		// and grpc-go reject along with the whole RouteConfiguration.
+		// An unweighted split (mesh.Model.UnweightedSplits): the traffic stays on the apex
+		// rather than hitting an empty weighted_clusters, which Envoy and grpc-go reject along
+		// with the whole RouteConfiguration.
 		return clusterAction(ClusterName(split.Apex, port))
 	}
 	return withoutTimeout(weightedClusters(clusters))

@@ -94,11 +94,12 @@ func translate(model mesh.Model, services []mesh.Service, endpoints Endpoints, s
 	return out, mesh.SortDiagnostics(diags)
 }
 
-// allSplitRoutes returns the RouteConfigurations of every split apex port, by name.
+// allSplitRoutes returns the RouteConfigurations of every split apex port, by name, unweighted
+// splits' included: they send everything to the apex, and keep their backends on standby.
 func allSplitRoutes(model mesh.Model, proxyless bool) (map[string]*routev3.RouteConfiguration, []mesh.Diagnostic) {
 	byName := map[string]*routev3.RouteConfiguration{}
 	var diags []mesh.Diagnostic
-	for _, split := range model.Splits {
+	for _, split := range slices.Concat(model.Splits, model.UnweightedSplits) {
 		routes, grpcRoutes, d := SplitRoutes(split)
 		if proxyless {
 			routes = grpcRoutes

@@ -325,9 +325,9 @@ func isIdentityListener(key resourceKey) bool {
 
 // splitResources are the resources a split programs when it is the one served for its apex: its
 // route configurations (names), the gRPC clients' listeners of the apex, the clusters and load
-// assignments of its backends on the apex's ports (and of the apex when requests matching none
-// of its matches go there), and the Envoy outbound listener when it carries the split's weights
-// (xds.WeighsOnOutboundListener).
+// assignments of its backends and of its apex on the apex's ports (its route configurations name
+// them all for proxyless clients, xds.SplitRoutes, which fetch them with the routes), and the
+// Envoy outbound listener when it carries the split's weights (xds.WeighsOnOutboundListener).
 func splitResources(split *mesh.Split, names []string) []resourceKey {
 	var out []resourceKey
 	for _, name := range names {
@@ -336,12 +336,9 @@ func splitResources(split *mesh.Split, names []string) []resourceKey {
 	if xds.WeighsOnOutboundListener(*split) {
 		out = append(out, resourceKey{resourcev3.ListenerType, xds.OutboundListenerName})
 	}
-	var services []mesh.Service
+	services := []mesh.Service{split.Apex}
 	for _, b := range split.Backends {
 		services = append(services, b.Service)
-	}
-	if split.CatchAllToApex {
-		services = append(services, split.Apex)
 	}
 	for _, port := range split.Apex.Ports {
 		if port.Protocol != corev1.ProtocolTCP {

@@ -285,7 +285,8 @@ func TestRefusedClustersAndListenersAreReportedOnTheirSplitOrPolicy(t *testing.T
 		{"apex listener", server.ProxyGRPC, resourcev3.ListenerType, "web.shop.svc.cluster.local:80", []mesh.ObjectRef{web}},
 		{"backend cluster", server.ProxyGRPC, resourcev3.ClusterType, "outbound|80||web-v2.shop.svc.cluster.local", []mesh.ObjectRef{web}},
 		{"backend endpoints", server.ProxyGRPC, resourcev3.EndpointType, "outbound|80||web-v2.shop.svc.cluster.local", []mesh.ObjectRef{web}},
-		{"apex cluster of a split without matches", server.ProxyGRPC, resourcev3.ClusterType, "outbound|80||web.shop.svc.cluster.local", nil},
+		// Its standby route names it: proxyless clients fetch it with the split's routes.
+		{"apex cluster of a split without matches", server.ProxyGRPC, resourcev3.ClusterType, "outbound|80||web.shop.svc.cluster.local", []mesh.ObjectRef{web}},
 		{"cluster of a policy's Service", server.ProxyGRPC, resourcev3.ClusterType, "outbound|80||db.shop.svc.cluster.local", []mesh.ObjectRef{dbPolicy}},
 		{"route configuration of a policy's Service", server.ProxyGRPC, resourcev3.RouteType, "db.shop.svc.cluster.local:80", []mesh.ObjectRef{dbPolicy}},
 		{"cluster of neither a split nor a policy", server.ProxyGRPC, resourcev3.ClusterType, "outbound|80||cache.shop.svc.cluster.local", nil},

@@ -2,6 +2,7 @@ package xds
 
 import (
 	"context"
+	"slices"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
@@ -16,16 +17,19 @@ type Splits struct {
 }
 
 // Program serves the split's routes, or stops serving them when the model does not program it.
-// Proxies that refused the routes (server.Rejections) make the split not Programmed: they keep
-// routing as before.
+// A split unprogrammed for its all-zero weights alone is served all the same: its routes send
+// everything to the apex, as its default routes would, but keep naming the backends, which
+// proxyless clients then go on holding (xds.SplitRoutes): grpc-go fails the RPCs the weights
+// coming back would move onto a cluster it had dropped. Proxies that refused the routes
+// (server.Rejections) make the split not Programmed: they keep routing as before.
 func (b Splits) Program(_ context.Context, split *hub.TrafficSplit, models *mesh.Models) ([]mesh.Diagnostic, error) {
 	model, _ := models.BuiltWith(b.Server.Settings())
-	var programmed *mesh.Split
-	if len(model.Splits) > 0 {
-		programmed = &model.Splits[0]
+	var served *mesh.Split
+	if splits := slices.Concat(model.Splits, model.UnweightedSplits); len(splits) > 0 {
+		served = &splits[0]
 	}
 	self := mesh.ObjectRef{Kind: smi.TrafficSplitKind, Namespace: split.Namespace, Name: split.Name}
-	diags := b.Server.SetSplit(self, programmed)
+	diags := b.Server.SetSplit(self, served)
 	return append(diags, b.Server.RejectionDiagnostics(self)...), nil
 }
 
