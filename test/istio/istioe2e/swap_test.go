@@ -99,7 +99,12 @@ func TestSwapIstioToGammaToXDS(t *testing.T) {
 	m.weightChangesFollowed(t, split, operatorClient)
 	calls, failures := operatorClient.counts()
 	t.Logf("the client of the operator's xDS server: %d RPCs, %d failed", calls, len(failures))
-	noRPCLost(t, "the client of the operator's xDS server", failures)
+	// The operator's xDS server keeps every cluster a split may route to named in its routes
+	// (translators/xds: the standby route), so its client never meets grpc-go's cluster race
+	// (noRPCLost): every failure counts.
+	if len(failures) > 0 {
+		t.Errorf("the client of the operator's xDS server: %s", failed(failures))
+	}
 
 	// istiod's client, meanwhile, stayed on the apex: the split's changes reach only the
 	// operator's xDS server.
