@@ -47,6 +47,13 @@
 //     go to the first rule, so the catch-all only takes what no match takes; without it a mesh would
 //     answer those requests 404. Opaque TCP cannot match an HTTP match: with matches no TCPRoute is
 //     written and connections stay on the apex, the mesh's default for a Service without routes.
+//   - A standby rule ends each HTTPRoute and GRPCRoute: the Services the split may route to
+//     that no other rule names with a weight (zero-weight backends, the apex unless the catch-all
+//     goes there), at weight 1, for the gRPC method smioperator.standby.v1.Standby/Never (its HTTP
+//     path) that no client calls. grpc-go applies new routes before its balancer has a cluster it
+//     did not hold, failing the calls picked in between; a mesh handing its proxyless clients the
+//     rule keeps those clusters held, so a weight change or the split's removal moves calls onto
+//     clusters they already have.
 //   - Paths: none for any path, Exact for an exact literal (when the CRD's rules take it), and
 //     otherwise RegularExpression with mesh's whole-path regex ("^(?:re).*", the same to an
 //     engine that matches the whole path and to one that searches). A literal prefix is a regex

@@ -156,6 +156,49 @@ func serviceRef(name string, port int32) gatewayv1.BackendRef {
 	}}
 }
 
+// The standby rule's match: a gRPC method no client calls (and the HTTP path of it).
+const (
+	StandbyService = "smioperator.standby.v1.Standby"
+	StandbyMethod  = "Never"
+)
+
+// standbyRefs are the Services the split may route to on port but its other rules do not name
+// with a weight: its backends of weight 0 and, unless requests already go there, the apex. The
+// standby rule names them (weight 1 each), matching a call no client makes, so that a proxyless
+// gRPC client of the mesh holds their clusters before a weight change or the split's removal moves
+// requests there: grpc-go (v1.84) applies new routes before its balancer has a cluster it did not
+// hold, and fails the calls picked in between ("unknown cluster selected for RPC"); it keeps a
+// cluster that any route names with a positive weight, reachable or not. None when they do not
+// fit the rule's backend limit.
+func (b *splitRoutes) standbyRefs(port int32) []gatewayv1.BackendRef {
+	var out []gatewayv1.BackendRef
+	named := map[string]bool{}
+	for i, be := range b.s.Backends {
+		if b.weights[i] > 0 {
+			named[be.Name] = true
+		}
+	}
+	if b.s.CatchAllToApex {
+		named[b.s.Apex.Name] = true
+	}
+	add := func(name string) {
+		if !named[name] {
+			named[name] = true
+			ref := serviceRef(name, port)
+			ref.Weight = ptr.To[int32](1)
+			out = append(out, ref)
+		}
+	}
+	for _, be := range b.s.Backends {
+		add(be.Name)
+	}
+	add(b.s.Apex.Name)
+	if len(out) > maxBackendRefs {
+		return nil
+	}
+	return out
+}
+
 // parentRefs is what every route of the split on port has: the apex Service port as its only parent.
 func (b *splitRoutes) parentRefs(port int32) gatewayv1.CommonRouteSpec {
 	return gatewayv1.CommonRouteSpec{ParentRefs: []gatewayv1.ParentReference{{
@@ -169,9 +212,9 @@ func (b *splitRoutes) checkLimits(matches int, headers []int) {
 	if b.limit != "" {
 		return
 	}
-	if matches > maxMatchesPerRoute-1 {
-		b.limit = fmt.Sprintf("%d route matches (one per method of each HTTPRouteGroup match); a route holds at most %d besides its catch-all",
-			matches, maxMatchesPerRoute-1)
+	if matches > maxMatchesPerRoute-2 {
+		b.limit = fmt.Sprintf("%d route matches (one per method of each HTTPRouteGroup match); a route holds at most %d besides its catch-all and standby rules",
+			matches, maxMatchesPerRoute-2)
 	}
 	for _, n := range headers {
 		if n > maxHeaderMatches {
@@ -197,6 +240,15 @@ func (b *splitRoutes) httpRoute(port int32) {
 	r := &gatewayv1.HTTPRoute{TypeMeta: typeMeta("HTTPRoute"), ObjectMeta: objectMeta(b.s.Source, port)}
 	r.Spec.CommonRouteSpec = b.parentRefs(port)
 	b.out.HTTPRoutes = append(b.out.HTTPRoutes, r)
+	defer func() {
+		if standby := b.standbyRefs(port); len(standby) > 0 {
+			r.Spec.Rules = append(r.Spec.Rules, gatewayv1.HTTPRouteRule{
+				Matches: []gatewayv1.HTTPRouteMatch{{Path: &gatewayv1.HTTPPathMatch{
+					Type: ptr.To(gatewayv1.PathMatchExact), Value: ptr.To("/" + StandbyService + "/" + StandbyMethod)}}},
+				BackendRefs: httpBackendRefs(standby),
+			})
+		}
+	}()
 	if len(b.s.Matches) == 0 {
 		r.Spec.Rules = []gatewayv1.HTTPRouteRule{{BackendRefs: weighted}}
 		return
@@ -245,6 +297,15 @@ func (b *splitRoutes) grpcRoute(port int32) (ok bool) {
 	weighted := grpcBackendRefs(b.backendRefs(port))
 	r := &gatewayv1.GRPCRoute{TypeMeta: typeMeta("GRPCRoute"), ObjectMeta: objectMeta(b.s.Source, port)}
 	r.Spec.CommonRouteSpec = b.parentRefs(port)
+	defer func() {
+		if standby := b.standbyRefs(port); len(standby) > 0 && len(r.Spec.Rules) > 0 {
+			r.Spec.Rules = append(r.Spec.Rules, gatewayv1.GRPCRouteRule{
+				Matches: []gatewayv1.GRPCRouteMatch{{Method: &gatewayv1.GRPCMethodMatch{
+					Type: ptr.To(gatewayv1.GRPCMethodMatchExact), Service: ptr.To(StandbyService), Method: ptr.To(StandbyMethod)}}},
+				BackendRefs: grpcBackendRefs(standby),
+			})
+		}
+	}()
 	if len(b.s.Matches) == 0 {
 		r.Spec.Rules = []gatewayv1.GRPCRouteRule{{BackendRefs: weighted}}
 		b.out.GRPCRoutes = append(b.out.GRPCRoutes, r)

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/smi-operator/smi-operator/translators/mesh"
 )
@@ -90,5 +91,52 @@ func TestTranslateEmptyModel(t *testing.T) {
 	out, diags := Translate(mesh.Model{}, mesh.Settings{})
 	if len(out.Objects()) != 0 || len(diags) != 0 {
 		t.Errorf("empty model gave %d objects and diagnostics %v", len(out.Objects()), diags)
+	}
+}
+
+// TestEveryRouteNamesEveryServiceOfItsSplit: whatever the weights, each HTTPRoute and GRPCRoute
+// of a split names with a positive weight every Service the split may route to (its backends and
+// its apex), so that a proxyless gRPC client holds their clusters before a change sends calls
+// there (the standby rule).
+func TestEveryRouteNamesEveryServiceOfItsSplit(t *testing.T) {
+	port := func(name string, appProtocol string) mesh.ServicePort {
+		return mesh.ServicePort{Name: name, Port: 80, Protocol: corev1.ProtocolTCP, AppProtocol: appProtocol}
+	}
+	service := func(name string) mesh.Service {
+		return mesh.Service{Namespace: "shop", Name: name, FQDN: name + ".shop.svc.cluster.local",
+			Ports: []mesh.ServicePort{port("grpc", "grpc")}}
+	}
+	for _, weights := range [][2]int{{1, 0}, {0, 1}, {3, 1}} {
+		for _, proto := range []string{"grpc", "http"} {
+			apex := service("web")
+			apex.Ports = []mesh.ServicePort{port(proto, proto)}
+			split := mesh.Split{Source: mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "web"}, Apex: apex,
+				Backends: []mesh.Backend{{Service: service("web-v1"), Weight: weights[0]}, {Service: service("web-v2"), Weight: weights[1]}}}
+			out, _ := Translate(mesh.Model{Splits: []mesh.Split{split}}, mesh.Settings{})
+			for _, r := range out.Objects() {
+				named := map[string]bool{}
+				switch r := r.(type) {
+				case *gatewayv1.HTTPRoute:
+					for _, rule := range r.Spec.Rules {
+						for _, ref := range rule.BackendRefs {
+							named[string(ref.Name)] = named[string(ref.Name)] || *ref.Weight > 0
+						}
+					}
+				case *gatewayv1.GRPCRoute:
+					for _, rule := range r.Spec.Rules {
+						for _, ref := range rule.BackendRefs {
+							named[string(ref.Name)] = named[string(ref.Name)] || *ref.Weight > 0
+						}
+					}
+				default:
+					continue
+				}
+				for _, svc := range []string{"web", "web-v1", "web-v2"} {
+					if !named[svc] {
+						t.Errorf("weights %v, %s: %T %s names no %s with a positive weight", weights, proto, r, r.GetName(), svc)
+					}
+				}
+			}
+		}
 	}
 }
