@@ -2,18 +2,15 @@ package gamma
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
-	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/test/corpus"
 	"github.com/smi-operator/smi-operator/test/testenv"
 	"github.com/smi-operator/smi-operator/translators/mesh"
@@ -48,7 +45,6 @@ func TestAPIServerAcceptsEveryRoute(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	namespaces := map[string]bool{}
 	for _, channel := range []string{testenv.GatewayAPIStandard, testenv.GatewayAPIExperimental} {
 		t.Run(channel, func(t *testing.T) {
 			if err := testenv.InstallGatewayAPICRDs(env.Config, channel); err != nil {
@@ -61,25 +57,7 @@ func TestAPIServerAcceptsEveryRoute(t *testing.T) {
 				crd.GetAnnotations()["gateway.networking.k8s.io/channel"] != channel {
 				t.Fatalf("the HTTPRoute CRD is not of the %s channel: %v %v", channel, crd.GetAnnotations(), err)
 			}
-			counts := map[string]int{}
-			for _, cs := range cases {
-				model, _ := mesh.Build(cs.Snapshot, cs.Settings)
-				out, _ := Translate(model, cs.Settings)
-				for _, obj := range out.Objects() {
-					if len(validation.IsDNS1123Subdomain(obj.GetLabels()[smi.LabelSourceName])) > 0 {
-						continue // read leniently (translate's malformed case): the API server refuses the SMI object itself
-					}
-					if ns := obj.GetNamespace(); !namespaces[ns] {
-						createNamespace(t, c, ns)
-						namespaces[ns] = true
-					}
-					kind := obj.GetObjectKind().GroupVersionKind().Kind
-					counts[kind]++
-					if err := c.Create(ctx, obj.DeepCopyObject().(client.Object), client.DryRunAll, client.FieldValidation("Strict")); err != nil {
-						t.Errorf("%s: the API server refuses %s %s/%s: %v", cs.Name, kind, obj.GetNamespace(), obj.GetName(), err)
-					}
-				}
-			}
+			counts := testenv.DryRunCreate(t, c, cases, objects)
 			t.Logf("routes created (dry run) by kind: %v", counts)
 			for _, kind := range []string{"HTTPRoute", "GRPCRoute", "TCPRoute"} {
 				if counts[kind] == 0 {
@@ -93,7 +71,7 @@ func TestAPIServerAcceptsEveryRoute(t *testing.T) {
 			bad.Spec.ParentRefs = []gatewayv1.ParentReference{{Name: "web"}}
 			bad.Spec.Rules = []gatewayv1.HTTPRouteRule{{BackendRefs: []gatewayv1.HTTPBackendRef{{BackendRef: serviceRef("web-v1", 80)}}}}
 			bad.Spec.Rules[0].BackendRefs[0].Port = nil
-			createNamespace(t, c, "shop")
+			testenv.EnsureNamespace(t, c, "shop")
 			err := c.Create(ctx, bad, client.DryRunAll)
 			if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "Must have port for Service reference") {
 				t.Errorf("a backendRef without port: got %v, want the CRD's refusal", err)
@@ -102,11 +80,8 @@ func TestAPIServerAcceptsEveryRoute(t *testing.T) {
 	}
 }
 
-func createNamespace(t *testing.T, c client.Client, name string) {
-	t.Helper()
-	ns := &corev1.Namespace{}
-	ns.Name = name
-	if err := c.Create(context.Background(), ns); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(errors.Join(errors.New("creating namespace "+name), err))
-	}
+// objects is Translate's output as testenv.DryRunCreate takes it.
+func objects(model mesh.Model, settings mesh.Settings) []client.Object {
+	out, _ := Translate(model, settings)
+	return out.Objects()
 }

@@ -7,11 +7,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/smi-operator/smi-operator/apis/linkerd"
-	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/test/corpus"
 	"github.com/smi-operator/smi-operator/test/testenv"
 	"github.com/smi-operator/smi-operator/translators/mesh"
@@ -48,26 +46,7 @@ func TestAPIServerAcceptsEveryObject(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	namespaces := map[string]bool{}
-	counts := map[string]int{}
-	for _, cs := range cases {
-		model, _ := mesh.Build(cs.Snapshot, cs.Settings)
-		out, _ := Translate(model, cs.Settings)
-		for _, obj := range out.Objects() {
-			if len(validation.IsDNS1123Subdomain(obj.GetLabels()[smi.LabelSourceName])) > 0 {
-				continue // read leniently (translate's malformed case): the API server refuses the SMI object itself
-			}
-			if ns := obj.GetNamespace(); !namespaces[ns] {
-				createNamespace(t, c, ns)
-				namespaces[ns] = true
-			}
-			kind := obj.GetObjectKind().GroupVersionKind().Kind
-			counts[kind]++
-			if err := c.Create(ctx, obj.DeepCopyObject().(client.Object), client.DryRunAll, client.FieldValidation("Strict")); err != nil {
-				t.Errorf("%s: the API server refuses %s %s/%s: %v", cs.Name, kind, obj.GetNamespace(), obj.GetName(), err)
-			}
-		}
-	}
+	counts := testenv.DryRunCreate(t, c, cases, objects)
 	t.Logf("objects created (dry run) by kind: %v", counts)
 	for _, kind := range []string{linkerd.ServerKind, linkerd.HTTPRouteKind, linkerd.MeshTLSAuthenticationKind, linkerd.AuthorizationPolicyKind} {
 		if counts[kind] == 0 {
@@ -78,17 +57,14 @@ func TestAPIServerAcceptsEveryObject(t *testing.T) {
 	// A MeshTLSAuthentication without identities: the CRD's oneOf refuses it.
 	bad := &linkerd.MeshTLSAuthentication{}
 	bad.Namespace, bad.Name = "shop", "nobody"
-	createNamespace(t, c, "shop")
+	testenv.EnsureNamespace(t, c, "shop")
 	if err := c.Create(ctx, bad, client.DryRunAll); !apierrors.IsInvalid(err) {
 		t.Errorf("a MeshTLSAuthentication without identities: got %v, want the CRD's refusal", err)
 	}
 }
 
-func createNamespace(t *testing.T, c client.Client, name string) {
-	t.Helper()
-	ns := &corev1.Namespace{}
-	ns.Name = name
-	if err := c.Create(context.Background(), ns); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(errors.Join(errors.New("creating namespace "+name), err))
-	}
+// objects is Translate's output as testenv.DryRunCreate takes it.
+func objects(model mesh.Model, settings mesh.Settings) []client.Object {
+	out, _ := Translate(model, settings)
+	return out.Objects()
 }
