@@ -1,8 +1,6 @@
 package gamma
 
 import (
-	"cmp"
-	"slices"
 	"strconv"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -10,6 +8,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
+	"github.com/smi-operator/smi-operator/translators/internal/objectlist"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 )
 
@@ -59,16 +58,9 @@ type Output struct {
 // Objects returns every object of o, kind by kind in the order of o's fields.
 func (o Output) Objects() []client.Object {
 	out := make([]client.Object, 0, len(o.HTTPRoutes)+len(o.GRPCRoutes)+len(o.TCPRoutes))
-	out = appendObjects(out, o.HTTPRoutes)
-	out = appendObjects(out, o.GRPCRoutes)
-	return appendObjects(out, o.TCPRoutes)
-}
-
-func appendObjects[T client.Object](out []client.Object, objs []T) []client.Object {
-	for _, o := range objs {
-		out = append(out, o)
-	}
-	return out
+	out = objectlist.Append(out, o.HTTPRoutes)
+	out = objectlist.Append(out, o.GRPCRoutes)
+	return objectlist.Append(out, o.TCPRoutes)
 }
 
 // Translate turns the mesh model into Gateway API routes and reports what they cannot express.
@@ -86,9 +78,9 @@ func Translate(model mesh.Model, settings mesh.Settings) (Output, []mesh.Diagnos
 		t.diags.Fail(p.Source, smi.ConditionProgrammed, ReasonPolicyNotSupported,
 			"the gamma backend does not program TrafficPolicies yet: none of this policy's settings apply to Service %q", p.Service.Name)
 	}
-	sortObjects(t.out.HTTPRoutes)
-	sortObjects(t.out.GRPCRoutes)
-	sortObjects(t.out.TCPRoutes)
+	objectlist.Sort(t.out.HTTPRoutes)
+	objectlist.Sort(t.out.GRPCRoutes)
+	objectlist.Sort(t.out.TCPRoutes)
 	return t.out, t.diags.Sorted()
 }
 
@@ -112,12 +104,6 @@ func (t *translator) accessNotEnforced(r *mesh.AccessRule, settings mesh.Setting
 			"(spec.gamma.accessPolicy none; istio writes Istio's): "+
 			"this TrafficTarget neither allows nor denies traffic to ServiceAccount %s/%s%s",
 		r.Destination.Namespace, r.Destination.ServiceAccount, also)
-}
-
-func sortObjects[T client.Object](objs []T) {
-	slices.SortFunc(objs, func(a, b T) int {
-		return cmp.Or(cmp.Compare(a.GetNamespace(), b.GetNamespace()), cmp.Compare(a.GetName(), b.GetName()))
-	})
 }
 
 // objectMeta is the metadata of a route generated from src for one of its apex's ports: named

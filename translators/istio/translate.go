@@ -1,15 +1,13 @@
 package istio
 
 import (
-	"cmp"
-	"slices"
-
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
+	"github.com/smi-operator/smi-operator/translators/internal/objectlist"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 )
 
@@ -27,10 +25,10 @@ type Output struct {
 // Objects returns every object of o, kind by kind in the order of o's fields.
 func (o Output) Objects() []client.Object {
 	out := make([]client.Object, 0, len(o.VirtualServices)+len(o.DestinationRules)+len(o.AuthorizationPolicies)+len(o.PeerAuthentications))
-	out = appendObjects(out, o.VirtualServices)
-	out = appendObjects(out, o.DestinationRules)
-	out = appendObjects(out, o.AuthorizationPolicies)
-	return appendObjects(out, o.PeerAuthentications)
+	out = objectlist.Append(out, o.VirtualServices)
+	out = objectlist.Append(out, o.DestinationRules)
+	out = objectlist.Append(out, o.AuthorizationPolicies)
+	return objectlist.Append(out, o.PeerAuthentications)
 }
 
 // From returns the objects generated from the object of kind (smi.TrafficSplitKind, say) named
@@ -43,13 +41,6 @@ func (o Output) From(kind, name string) []client.Object {
 		if labels := obj.GetLabels(); labels[smi.LabelSourceKind] == kind && labels[smi.LabelSourceName] == smi.ShortName(name) {
 			out = append(out, obj)
 		}
-	}
-	return out
-}
-
-func appendObjects[T client.Object](out []client.Object, objs []T) []client.Object {
-	for _, o := range objs {
-		out = append(out, o)
 	}
 	return out
 }
@@ -156,8 +147,6 @@ func (o *objects[T]) finish() []T {
 		it.obj.SetName(names[i])
 		out[i] = it.obj
 	}
-	slices.SortFunc(out, func(a, b T) int {
-		return cmp.Or(cmp.Compare(a.GetNamespace(), b.GetNamespace()), cmp.Compare(a.GetName(), b.GetName()))
-	})
+	objectlist.Sort(out)
 	return out
 }

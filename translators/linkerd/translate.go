@@ -1,7 +1,6 @@
 package linkerd
 
 import (
-	"cmp"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/smi-operator/smi-operator/apis/linkerd"
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/translators/gamma"
+	"github.com/smi-operator/smi-operator/translators/internal/objectlist"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 )
 
@@ -49,17 +49,10 @@ type Output struct {
 // references comes before it.
 func (o Output) Objects() []client.Object {
 	var out []client.Object
-	out = appendObjects(out, o.Servers)
-	out = appendObjects(out, o.HTTPRoutes)
-	out = appendObjects(out, o.MeshTLSAuthentications)
-	return appendObjects(out, o.AuthorizationPolicies)
-}
-
-func appendObjects[T client.Object](out []client.Object, objs []T) []client.Object {
-	for _, o := range objs {
-		out = append(out, o)
-	}
-	return out
+	out = objectlist.Append(out, o.Servers)
+	out = objectlist.Append(out, o.HTTPRoutes)
+	out = objectlist.Append(out, o.MeshTLSAuthentications)
+	return objectlist.Append(out, o.AuthorizationPolicies)
 }
 
 // Translate turns the model's access rules into Linkerd policy objects and reports what Linkerd
@@ -70,10 +63,10 @@ func Translate(model mesh.Model, settings mesh.Settings) (Output, []mesh.Diagnos
 	for i := range model.AccessRules {
 		t.accessRule(&model.AccessRules[i], settings)
 	}
-	sortObjects(t.out.Servers)
-	sortObjects(t.out.HTTPRoutes)
-	sortObjects(t.out.MeshTLSAuthentications)
-	sortObjects(t.out.AuthorizationPolicies)
+	objectlist.Sort(t.out.Servers)
+	objectlist.Sort(t.out.HTTPRoutes)
+	objectlist.Sort(t.out.MeshTLSAuthentications)
+	objectlist.Sort(t.out.AuthorizationPolicies)
 	return t.out, t.diags.Sorted()
 }
 
@@ -261,10 +254,4 @@ func (t *translator) authorize(r *mesh.AccessRule, authn string, w mesh.Workload
 // objectMeta is the metadata of an object generated from src.
 func objectMeta(src mesh.ObjectRef, name string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Namespace: src.Namespace, Name: name, Labels: smi.SourceLabels(src.Kind, src.Name)}
-}
-
-func sortObjects[T client.Object](objs []T) {
-	slices.SortFunc(objs, func(a, b T) int {
-		return cmp.Or(cmp.Compare(a.GetNamespace(), b.GetNamespace()), cmp.Compare(a.GetName(), b.GetName()))
-	})
 }
