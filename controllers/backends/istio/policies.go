@@ -129,32 +129,39 @@ func (b Policies) Forget(ctx context.Context, ref mesh.ObjectRef) error {
 // its kind the operator did not generate that hold its host. It reads every namespace's (from the
 // cache): a VirtualService anywhere may name a host by its FQDN.
 func (b Policies) hostsTaken(ctx context.Context, carriers []client.Object) ([]string, error) {
-	var taken []string
+	// The hosts of the carriers, by kind: each kind is listed once, however many carry it.
+	var vsHosts, drHosts []string
 	for _, obj := range carriers {
-		var host string
-		var list client.ObjectList
 		switch o := obj.(type) {
 		case *networkingv1.VirtualService:
-			host, list = o.Spec.Hosts[0], &networkingv1.VirtualServiceList{}
+			vsHosts = append(vsHosts, o.Spec.Hosts[0])
 		case *networkingv1.DestinationRule:
-			host, list = o.Spec.Host, &networkingv1.DestinationRuleList{}
-		default:
-			continue
+			drHosts = append(drHosts, o.Spec.Host)
 		}
+	}
+	var taken []string
+	if len(vsHosts) > 0 {
+		list := &networkingv1.VirtualServiceList{}
 		if err := b.Writer.Reader.List(ctx, list); err != nil {
 			return nil, err
 		}
-		switch l := list.(type) {
-		case *networkingv1.VirtualServiceList:
-			for _, vs := range l.Items {
-				for _, h := range vs.Spec.Hosts {
+		for _, vs := range list.Items {
+			for _, h := range vs.Spec.Hosts {
+				for _, host := range vsHosts {
 					if !generated(vs) && sameHost(h, vs.Namespace, host) {
 						taken = append(taken, fmt.Sprintf("VirtualService %s/%s, not the operator's, routes host %s", vs.Namespace, vs.Name, host))
 					}
 				}
 			}
-		case *networkingv1.DestinationRuleList:
-			for _, dr := range l.Items {
+		}
+	}
+	if len(drHosts) > 0 {
+		list := &networkingv1.DestinationRuleList{}
+		if err := b.Writer.Reader.List(ctx, list); err != nil {
+			return nil, err
+		}
+		for _, dr := range list.Items {
+			for _, host := range drHosts {
 				if !generated(dr) && sameHost(dr.Spec.Host, dr.Namespace, host) {
 					taken = append(taken, fmt.Sprintf("DestinationRule %s/%s, not the operator's, holds the traffic policy of host %s", dr.Namespace, dr.Name, host))
 				}
