@@ -156,20 +156,10 @@ func serviceRef(name string, port int32) gatewayv1.BackendRef {
 	}}
 }
 
-// The standby rule's match: a gRPC method no client calls (and the HTTP path of it).
-const (
-	StandbyService = "smioperator.standby.v1.Standby"
-	StandbyMethod  = "Never"
-)
-
 // standbyRefs are the Services the split may route to on port but its other rules do not name
-// with a weight: its backends of weight 0 and, unless requests already go there, the apex. The
-// standby rule names them (weight 1 each), matching a call no client makes, so that a proxyless
-// gRPC client of the mesh holds their clusters before a weight change or the split's removal moves
-// requests there: grpc-go (v1.84) applies new routes before its balancer has a cluster it did not
-// hold, and fails the calls picked in between ("unknown cluster selected for RPC"); it keeps a
-// cluster that any route names with a positive weight, reachable or not. None when they do not
-// fit the rule's backend limit.
+// with a weight: its backends of weight 0 and, unless requests already go there, the apex, at
+// weight 1 each, for the standby rule (see mesh.StandbyPath). None when they do not fit the rule's
+// backend limit.
 func (b *splitRoutes) standbyRefs(port int32) []gatewayv1.BackendRef {
 	var out []gatewayv1.BackendRef
 	named := map[string]bool{}
@@ -244,7 +234,7 @@ func (b *splitRoutes) httpRoute(port int32) {
 		if standby := b.standbyRefs(port); len(standby) > 0 {
 			r.Spec.Rules = append(r.Spec.Rules, gatewayv1.HTTPRouteRule{
 				Matches: []gatewayv1.HTTPRouteMatch{{Path: &gatewayv1.HTTPPathMatch{
-					Type: ptr.To(gatewayv1.PathMatchExact), Value: ptr.To("/" + StandbyService + "/" + StandbyMethod)}}},
+					Type: ptr.To(gatewayv1.PathMatchExact), Value: ptr.To(mesh.StandbyPath)}}},
 				BackendRefs: httpBackendRefs(standby),
 			})
 		}
@@ -301,7 +291,7 @@ func (b *splitRoutes) grpcRoute(port int32) (ok bool) {
 		if standby := b.standbyRefs(port); len(standby) > 0 && len(r.Spec.Rules) > 0 {
 			r.Spec.Rules = append(r.Spec.Rules, gatewayv1.GRPCRouteRule{
 				Matches: []gatewayv1.GRPCRouteMatch{{Method: &gatewayv1.GRPCMethodMatch{
-					Type: ptr.To(gatewayv1.GRPCMethodMatchExact), Service: ptr.To(StandbyService), Method: ptr.To(StandbyMethod)}}},
+					Type: ptr.To(gatewayv1.GRPCMethodMatchExact), Service: ptr.To(mesh.StandbyService), Method: ptr.To(mesh.StandbyMethod)}}},
 				BackendRefs: grpcBackendRefs(standby),
 			})
 		}
