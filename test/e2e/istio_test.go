@@ -26,6 +26,7 @@ import (
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/test/testenv"
+	"github.com/smi-operator/smi-operator/translators/mesh"
 )
 
 // create creates every object of a multi-document YAML in namespace.
@@ -136,7 +137,8 @@ spec:
 
 		By("correcting a hand edit")
 		vs, _ = virtualService(ctx, ns, "web")()
-		vs.Spec.Http[0].Route[0].Weight, vs.Spec.Http[0].Route[1].Weight = 50, 50
+		splitRoute := vs.Spec.Http[len(vs.Spec.Http)-1] // the split's route, after its standby route
+		splitRoute.Route[0].Weight, splitRoute.Route[1].Weight = 50, 50
 		Expect(k8sClient.Update(ctx, vs)).To(Succeed())
 		Eventually(virtualService(ctx, ns, "web")).Should(WithTransform(weights, Equal(map[string]int32{
 			fqdn("web-v1", ns): 25, fqdn("web-v2", ns): 75,
@@ -301,7 +303,7 @@ spec: {service: db, backends: [{service: db-b, weight: 1}]}
 		Eventually(virtualService(ctx, ns, "second")).Should(WithTransform(weights, Equal(map[string]int32{fqdn("db-b", ns): 100})))
 	})
 
-	It("programs nothing for a split whose backends all weigh zero or lack the apex port, and says why", func(ctx SpecContext) {
+	It("keeps a split whose backends all weigh zero or lack the apex port on the apex, its backends on standby, and says why", func(ctx SpecContext) {
 		create(ctx, ns, service("pay", 80)+"---\n"+service("pay-v1", 80)+"---\n"+service("pay-v2", 8080)+"---\n"+`
 apiVersion: split.smi-spec.io/v1alpha4
 kind: TrafficSplit
@@ -311,8 +313,13 @@ spec: {service: pay, backends: [{service: pay-v1, weight: 0}, {service: pay-v2, 
 		split := &hub.TrafficSplit{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "pay"}}
 		Eventually(condition(ctx, split, smi.ConditionProgrammed)).Should(haveStatus(metav1.ConditionFalse, "NoWeightedBackends"))
 		Expect(condition(ctx, split, smi.ConditionResolvedRefs)()).To(haveStatus(metav1.ConditionFalse, "BackendPortMismatch"))
-		_, err := virtualService(ctx, ns, "pay")()
-		Expect(err).To(Satisfy(apierrors.IsNotFound), "traffic stays on the apex")
+		Eventually(virtualService(ctx, ns, "pay")).Should(WithTransform(weights, Equal(map[string]int32{fqdn("pay", ns): 0})),
+			"traffic stays on the apex (a lone destination, no weight)")
+		vs, _ := virtualService(ctx, ns, "pay")()
+		Expect(vs.Spec.Http).To(HaveLen(2))
+		Expect(vs.Spec.Http[0].Match[0].Uri.GetExact()).To(Equal(mesh.StandbyPath), "the standby route comes first")
+		Expect(vs.Spec.Http[0].Route).To(HaveLen(1), "pay-v2 lacks the apex port")
+		Expect(vs.Spec.Http[0].Route[0].Destination.Host).To(Equal(fqdn("pay-v1", ns)))
 
 		By("programming it once a backend with the apex port gets weight")
 		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {

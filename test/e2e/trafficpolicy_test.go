@@ -16,6 +16,7 @@ import (
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	istiobackend "github.com/smi-operator/smi-operator/controllers/backends/istio"
+	"github.com/smi-operator/smi-operator/translators/mesh"
 )
 
 // hostObjects returns a function listing the VirtualServices of namespace routing host, and the
@@ -49,11 +50,15 @@ func hostObjects(ctx context.Context, namespace, host string) func() []string {
 	}
 }
 
-// routeSettings returns, for every http route of the VirtualService, its timeout and retry
-// attempts ("5s/3"; "-/-" when unset).
+// routeSettings returns, for every http route of the VirtualService but a split's standby route
+// (which no request takes and no policy changes), its timeout and retry attempts ("5s/3"; "-/-"
+// when unset).
 func routeSettings(vs *networkingv1.VirtualService) []string {
 	var out []string
 	for _, r := range vs.Spec.Http {
+		if len(r.Match) == 1 && r.Match[0].GetUri().GetExact() == mesh.StandbyPath {
+			continue
+		}
 		timeout, attempts := "-", "-"
 		if r.Timeout != nil {
 			timeout = r.Timeout.AsDuration().String()

@@ -43,15 +43,26 @@
 //     port the VirtualService does not route.
 //   - Weights become integer percentages summing to exactly 100 by largest remainder (ties go to
 //     the backend that sorts first); a zero weight never receives a remainder. Backends at 0% are
-//     left out of the route: Istio gives all traffic to a route's only destination whatever its
-//     weight, so listing a 0 next to a single 100 would invite misreading for no benefit. A
-//     positive weight too small to reach 1% is reported (WeightRoundedToZero).
+//     left out of the split's routes: Istio gives all traffic to a route's only destination
+//     whatever its weight, and istiod drops zero-weight destinations. A positive weight too small
+//     to reach 1% is reported (WeightRoundedToZero).
+//   - A standby route comes first on each HTTP (or sniffed) port: it names the Services the split
+//     may route to that its other routes send nothing (backends at 0%, the apex unless requests go
+//     there), weights summing to 100, for the path mesh.StandbyPath that no client calls, so that
+//     proxyless gRPC clients of istiod hold their clusters before a weight change or the split's
+//     removal moves calls there (see mesh.StandbyPath). First, because istiod hands proxyless
+//     clients no route after a catch-all. None when every such Service already gets requests. No
+//     TrafficPolicy setting goes on it.
+//   - A split with all-zero weights (mesh.Model.UnweightedSplits), not programmed, still gets its
+//     VirtualService when its apex has an HTTP port: every request to the apex, its backends on
+//     standby, for the weights coming back. No tcp route: Istio's default sends connections to the
+//     apex.
 //   - UDP and SCTP apex ports are not routed by Istio: reported, their traffic is left alone. A
 //     split with no port left to route (or, with matches, no HTTP port) produces nothing and is
 //     not programmed (NoRoutablePorts; an apex without any port never gets here, package mesh
 //     refuses it for every backend).
-//   - With Settings.MTLS, one DestinationRule per backend (weight 0 included, so mTLS is in place
-//     before traffic shifts) named <split>-<backend>, host the backend FQDN, tls ISTIO_MUTUAL.
+//   - With Settings.MTLS, one DestinationRule per backend (weight 0 included, all-zero splits too,
+//     so mTLS is in place before traffic shifts) named <split>-<backend>, host the backend FQDN, tls ISTIO_MUTUAL.
 //
 // # TrafficTarget → AuthorizationPolicies (and PeerAuthentications)
 //

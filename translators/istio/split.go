@@ -1,6 +1,7 @@
 package istio
 
 import (
+	"slices"
 	"strings"
 
 	networkingapi "istio.io/api/networking/v1alpha3"
@@ -54,7 +55,9 @@ type routedPort struct {
 	portHandling
 }
 
-// split writes the VirtualService of a split and, with mTLS, its DestinationRules.
+// split writes the VirtualService of a split and, with mTLS, its DestinationRules. An unweighted
+// split (mesh.Model.UnweightedSplits) gets them too, its http routes sending every request to the
+// apex, so that its backends stay on standby for the weights coming back.
 func (t *translator) split(s *mesh.Split) {
 	ports := t.routedPorts(s)
 	weights := make([]int, len(s.Backends))
@@ -62,34 +65,42 @@ func (t *translator) split(s *mesh.Split) {
 		weights[i] = be.Weight
 	}
 	percent := testOnlyWeights(percentages(weights)) // the identity but in a test build (weights_hook.go)
+	unweighted := !slices.ContainsFunc(percent, func(p int32) bool { return p > 0 })
 	src := sourceOf(s.Source)
 
 	vs := newVirtualService(s.Source.Namespace, src)
 	vs.Spec.Hosts = []string{s.Apex.FQDN}
 	for _, p := range ports {
 		if p.http {
-			vs.Spec.Http = append(vs.Spec.Http, httpRoutes(s, percent, p.number)...)
+			routes := httpRoutes(s, percent, unweighted, p.number)
+			if standby := standbyRoute(s, percent, unweighted, p.number); standby != nil {
+				routes = append([]*networkingapi.HTTPRoute{standby}, routes...)
+			}
+			vs.Spec.Http = append(vs.Spec.Http, routes...)
 		}
-		if p.tcp && len(s.Matches) == 0 {
+		if p.tcp && len(s.Matches) == 0 && !unweighted {
 			vs.Spec.Tcp = append(vs.Spec.Tcp, &networkingapi.TCPRoute{
 				Match: []*networkingapi.L4MatchAttributes{{Port: p.number}},
-				Route: tcpDestinations(s.Backends, percent, p.number),
+				Route: tcpDestinations(fqdns(s.Backends), percent, p.number),
 			})
 		}
 	}
-	if len(vs.Spec.Http) == 0 && len(vs.Spec.Tcp) == 0 {
+	switch {
+	case len(vs.Spec.Http) > 0 || len(vs.Spec.Tcp) > 0:
+		t.virtualServices.add(vs, s.Source.Name)
+		t.reportRoundedToZero(s, weights, percent)
+	case unweighted:
+		// No HTTP port to keep its backends on standby on; package mesh reported that nothing is split.
+	case len(s.Matches) > 0:
 		// Istio rejects a VirtualService without routes; nothing is split, say why.
-		if len(s.Matches) > 0 {
-			t.diags.Fail(s.Source, smi.ConditionProgrammed, mesh.ReasonNoRoutablePorts,
-				"the apex %q has no port on which Istio may see HTTP, so no request can match; nothing is split", s.Apex.Name)
-		} else {
-			t.diags.Fail(s.Source, smi.ConditionProgrammed, mesh.ReasonNoRoutablePorts,
-				"the apex %q has no TCP port that Istio can route; nothing is split", s.Apex.Name)
-		}
+		t.diags.Fail(s.Source, smi.ConditionProgrammed, mesh.ReasonNoRoutablePorts,
+			"the apex %q has no port on which Istio may see HTTP, so no request can match; nothing is split", s.Apex.Name)
+		return
+	default:
+		t.diags.Fail(s.Source, smi.ConditionProgrammed, mesh.ReasonNoRoutablePorts,
+			"the apex %q has no TCP port that Istio can route; nothing is split", s.Apex.Name)
 		return
 	}
-	t.virtualServices.add(vs, s.Source.Name)
-	t.reportRoundedToZero(s, weights, percent)
 
 	if t.settings.MTLS {
 		for _, be := range s.Backends {
@@ -129,29 +140,62 @@ func (t *translator) reportRoundedToZero(s *mesh.Split, weights []int, percent [
 }
 
 // httpRoutes are the http routes of one apex port: the split requests, then (with matches) the
-// rest to the apex. Istio takes the first route that matches, so the catch-all comes last. Routes
-// have no name: SMI match names need not be unique, and one match yields a route per port.
-func httpRoutes(s *mesh.Split, percent []int32, port uint32) []*networkingapi.HTTPRoute {
+// rest to the apex; an unweighted split's send every request to the apex. Istio takes the first
+// route that matches, so the catch-all comes last. Routes have no name: SMI match names need not
+// be unique, and one match yields a route per port.
+func httpRoutes(s *mesh.Split, percent []int32, unweighted bool, port uint32) []*networkingapi.HTTPRoute {
+	toApex := &networkingapi.HTTPRoute{
+		Match: []*networkingapi.HTTPMatchRequest{{Port: port}},
+		Route: []*networkingapi.HTTPRouteDestination{{Destination: destination(s.Apex.FQDN, port)}},
+	}
+	if unweighted {
+		return []*networkingapi.HTTPRoute{toApex}
+	}
 	if len(s.Matches) == 0 {
 		return []*networkingapi.HTTPRoute{{
 			Match: []*networkingapi.HTTPMatchRequest{{Port: port}},
-			Route: httpDestinations(s.Backends, percent, port),
+			Route: httpDestinations(fqdns(s.Backends), percent, port),
 		}}
 	}
 	var out []*networkingapi.HTTPRoute
 	for _, m := range s.Matches {
 		out = append(out, &networkingapi.HTTPRoute{
 			Match: matchRequests(m, port),
-			Route: httpDestinations(s.Backends, percent, port),
+			Route: httpDestinations(fqdns(s.Backends), percent, port),
 		})
 	}
 	if s.CatchAllToApex {
-		out = append(out, &networkingapi.HTTPRoute{
-			Match: []*networkingapi.HTTPMatchRequest{{Port: port}},
-			Route: []*networkingapi.HTTPRouteDestination{{Destination: destination(s.Apex.FQDN, port)}},
-		})
+		out = append(out, toApex)
 	}
 	return out
+}
+
+// standbyRoute is the split's standby route on an apex port (see mesh.StandbyPath): the Services
+// it may route to that its other routes send nothing (backends at 0%, the apex unless requests go
+// there), with weights summing to 100, which every Istio version takes (a hundred at most: a
+// Service whose share would round to 0% is left off). It comes first: istiod hands its proxyless
+// clients no route after a catch-all. nil when there is nothing to keep on standby.
+func standbyRoute(s *mesh.Split, percent []int32, unweighted bool, port uint32) *networkingapi.HTTPRoute {
+	held := map[string]bool{} // the hosts the other routes send requests to
+	for i, be := range s.Backends {
+		held[be.FQDN] = held[be.FQDN] || percent[i] > 0
+	}
+	held[s.Apex.FQDN] = held[s.Apex.FQDN] || unweighted || (len(s.Matches) > 0 && s.CatchAllToApex)
+	var hosts []string
+	for _, host := range append(fqdns(s.Backends), s.Apex.FQDN) {
+		if !held[host] && !slices.Contains(hosts, host) {
+			hosts = append(hosts, host)
+		}
+	}
+	if len(hosts) == 0 {
+		return nil
+	}
+	share := percentages(slices.Repeat([]int{1}, len(hosts)))
+	return &networkingapi.HTTPRoute{
+		Match: []*networkingapi.HTTPMatchRequest{{Port: port, Uri: &networkingapi.StringMatch{
+			MatchType: &networkingapi.StringMatch_Exact{Exact: mesh.StandbyPath}}}},
+		Route: httpDestinations(hosts, share, port),
+	}
 }
 
 // matchRequests expresses one HTTPRouteGroup match on one port. Istio ORs the requests of a
@@ -197,27 +241,36 @@ func destination(host string, port uint32) *networkingapi.Destination {
 	return &networkingapi.Destination{Host: host, Port: &networkingapi.PortSelector{Number: port}}
 }
 
-// httpDestinations and tcpDestinations list the backends that get traffic, on the apex's port
-// number; backends at 0% are left out.
-func httpDestinations(backends []mesh.Backend, percent []int32, port uint32) []*networkingapi.HTTPRouteDestination {
-	return weighted(backends, percent, port, func(d *networkingapi.Destination, w int32) *networkingapi.HTTPRouteDestination {
+// httpDestinations and tcpDestinations list the hosts that get traffic, on the apex's port
+// number; hosts at 0% are left out.
+func httpDestinations(hosts []string, percent []int32, port uint32) []*networkingapi.HTTPRouteDestination {
+	return weighted(hosts, percent, port, func(d *networkingapi.Destination, w int32) *networkingapi.HTTPRouteDestination {
 		return &networkingapi.HTTPRouteDestination{Destination: d, Weight: w}
 	})
 }
 
-func tcpDestinations(backends []mesh.Backend, percent []int32, port uint32) []*networkingapi.RouteDestination {
-	return weighted(backends, percent, port, func(d *networkingapi.Destination, w int32) *networkingapi.RouteDestination {
+func tcpDestinations(hosts []string, percent []int32, port uint32) []*networkingapi.RouteDestination {
+	return weighted(hosts, percent, port, func(d *networkingapi.Destination, w int32) *networkingapi.RouteDestination {
 		return &networkingapi.RouteDestination{Destination: d, Weight: w}
 	})
 }
 
-// weighted builds one route destination per backend with a positive percentage.
-func weighted[T any](backends []mesh.Backend, percent []int32, port uint32, to func(*networkingapi.Destination, int32) T) []T {
+// weighted builds one route destination per host with a positive percentage.
+func weighted[T any](hosts []string, percent []int32, port uint32, to func(*networkingapi.Destination, int32) T) []T {
 	var out []T
-	for i, be := range backends {
+	for i, host := range hosts {
 		if percent[i] > 0 {
-			out = append(out, to(destination(be.FQDN, port), percent[i]))
+			out = append(out, to(destination(host, port), percent[i]))
 		}
+	}
+	return out
+}
+
+// fqdns are the backends' FQDNs, in order.
+func fqdns(backends []mesh.Backend) []string {
+	out := make([]string, len(backends))
+	for i, be := range backends {
+		out[i] = be.FQDN
 	}
 	return out
 }

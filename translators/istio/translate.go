@@ -53,6 +53,9 @@ func Translate(model mesh.Model, settings mesh.Settings) (Output, []mesh.Diagnos
 	for i := range model.Splits {
 		t.split(&model.Splits[i])
 	}
+	for i := range model.UnweightedSplits {
+		t.split(&model.UnweightedSplits[i])
+	}
 	for i := range model.AccessRules {
 		t.accessRule(&model.AccessRules[i])
 	}
