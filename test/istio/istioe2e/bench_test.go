@@ -2,12 +2,14 @@ package istioe2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +28,7 @@ import (
 	"github.com/smi-operator/smi-operator/test/grpcxds"
 	"github.com/smi-operator/smi-operator/test/netns"
 	"github.com/smi-operator/smi-operator/test/testenv"
+	meshmodel "github.com/smi-operator/smi-operator/translators/mesh"
 )
 
 // benchFlips is how many weight flips each path is timed on, per size.
@@ -69,9 +72,11 @@ func BenchmarkFlipOnIstiod(b *testing.B) {
 			smiNS, vsNS := m.namespace(b, fmt.Sprintf("bench-smi-%d", size)), m.namespace(b, fmt.Sprintf("bench-vs-%d", size))
 			smiClient, vsClient := m.apexAndBackends(b, smiNS), m.apexAndBackends(b, vsNS)
 			split := m.split(b, "v1alpha4", smiNS, "apex", 100, 0)
+			// The direct path writes the routes the operator wrote, moved to its namespace: istiod
+			// has the same work on both paths (their standby route included).
 			vs := &networkingv1.VirtualService{
 				ObjectMeta: metav1.ObjectMeta{Namespace: vsNS, Name: "apex"},
-				Spec:       networkingapi.VirtualService{Hosts: []string{host(vsNS, "apex")}, Http: []*networkingapi.HTTPRoute{route(vsNS, "v1")}},
+				Spec:       networkingapi.VirtualService{Hosts: []string{host(vsNS, "apex")}, Http: m.operatorsRoutes(b, smiNS, vsNS, "v1")},
 			}
 			if err := m.client.Create(context.Background(), vs); err != nil {
 				b.Fatal(err)
@@ -88,11 +93,11 @@ func BenchmarkFlipOnIstiod(b *testing.B) {
 					to, w1, w2 = "v1", 100, 0
 				}
 				smi.add(b, smiClient, to, func() { m.setWeights(b, split, w1, w2) })
+				patch, err := json.Marshal(map[string]any{"spec": map[string]any{"http": m.operatorsRoutes(b, smiNS, vsNS, to)}})
+				if err != nil {
+					b.Fatal(err)
+				}
 				direct.add(b, vsClient, to, func() {
-					patch, err := json.Marshal(map[string]any{"spec": map[string]any{"http": []any{route(vsNS, to)}}})
-					if err != nil {
-						b.Fatal(err)
-					}
 					if err := m.client.Patch(context.Background(), vs, client.RawPatch(types.MergePatchType, patch)); err != nil {
 						b.Fatal(err)
 					}
@@ -104,19 +109,66 @@ func BenchmarkFlipOnIstiod(b *testing.B) {
 			b.Logf("  the writes themselves (sent to answered): TrafficSplit %s, VirtualService %s", smi.write, direct.write)
 			b.Logf("  from the write's answer to the new VirtualService's watch event: through the operator %s, directly %s", smi.toWatch, direct.toWatch)
 			b.Logf("  from that watch event to the first RPC on the new backend:       through the operator %s, directly %s", smi.watchToRPC, direct.watchToRPC)
+			api := m.auditedFlips(b, smiNS, vsNS)
+			b.Logf("  in the API server (its audit log): the TrafficSplit write %s, then until the operator's VirtualService write arrives %s, that write %s; the VirtualService written directly %s",
+				api.split, api.reaction, api.operatorWrite, api.directWrite)
 			b.ReportMetric(smi.fromAnswer.median().Seconds()*1000, "smi-ms/flip")
 			b.ReportMetric(direct.fromAnswer.median().Seconds()*1000, "vs-ms/flip")
 		})
 	}
 }
 
-// host is a Service's FQDN; route the VirtualService route sending everything to it.
+// host is a Service's FQDN.
 func host(namespace, service string) string {
 	return fmt.Sprintf("%s.%s.svc.cluster.local", service, namespace)
 }
 
-func route(namespace, service string) *networkingapi.HTTPRoute {
-	return &networkingapi.HTTPRoute{Route: []*networkingapi.HTTPRouteDestination{{Destination: &networkingapi.Destination{Host: host(namespace, service)}}}}
+// operatorsRoutes waits until the operator's VirtualService "apex" of namespace from sends every
+// request to backend, and returns its http routes with their hosts moved to namespace to.
+func (m *meshEnv) operatorsRoutes(b testing.TB, from, to, backend string) []*networkingapi.HTTPRoute {
+	b.Helper()
+	var routes []*networkingapi.HTTPRoute
+	wait(b, context.Background(), func(ctx context.Context) error {
+		for {
+			vs := &networkingv1.VirtualService{}
+			err := m.client.Get(ctx, client.ObjectKey{Namespace: from, Name: "apex"}, vs)
+			if err == nil && routedHost(vs) == host(from, backend) {
+				data, err := json.Marshal(vs.Spec.Http)
+				if err != nil {
+					return err
+				}
+				data = bytes.ReplaceAll(data, []byte("."+from+".svc."), []byte("."+to+".svc."))
+				return json.Unmarshal(data, &routes)
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%w: the operator's VirtualService %s/apex does not send everything to %s (error %v)", ctx.Err(), from, backend, err)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	})
+	return routes
+}
+
+// routedHost is the one host the VirtualService's http routes, but a standby route, send
+// requests to; "" when they send them to more than one, or to none.
+func routedHost(vs *networkingv1.VirtualService) string {
+	hosts := map[string]bool{}
+	for _, r := range vs.Spec.Http {
+		if len(r.Match) == 1 && r.Match[0].GetUri().GetExact() == meshmodel.StandbyPath {
+			continue
+		}
+		for _, d := range r.Route {
+			hosts[d.GetDestination().GetHost()] = true
+		}
+	}
+	if len(hosts) != 1 {
+		return ""
+	}
+	for h := range hosts {
+		return h
+	}
+	return ""
 }
 
 // flipTimes are one path's flips, in namespace.
@@ -163,8 +215,7 @@ func (f *flipTimes) seen(b testing.TB, host string, since time.Time) time.Time {
 	}
 }
 
-// routed is a VirtualService version as a watch saw it: when, and the one host its http routes
-// send every call to ("" when they send calls to more than one, or to none).
+// routed is a VirtualService version as a watch saw it: when, and its routedHost.
 type routed struct {
 	at   time.Time
 	host string
@@ -191,20 +242,8 @@ func (m *meshEnv) routedTo(b testing.TB, namespace string) <-chan routed {
 			if !ok {
 				continue
 			}
-			hosts := map[string]bool{}
-			for _, r := range vs.Spec.Http {
-				for _, d := range r.Route {
-					hosts[d.GetDestination().GetHost()] = true
-				}
-			}
-			r := routed{at: at}
-			if len(hosts) == 1 {
-				for h := range hosts {
-					r.host = h
-				}
-			}
 			select {
-			case out <- r:
+			case out <- routed{at: at, host: routedHost(vs)}:
 			default: // nobody reads any more
 			}
 		}
@@ -312,4 +351,75 @@ func (m *meshEnv) istiodServices() (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("no pilot_services in istiod's metrics (%v)", s.Err())
+}
+
+// auditedFlips are the writes of a benchmark's flips as the API server's audit log has them, each
+// from its arrival to its answer (the audit log's requestReceivedTimestamp and stageTimestamp):
+// the TrafficSplit writes of namespace smi, the operator's reaction (from a TrafficSplit write's
+// answer to the arrival of the operator's first VirtualService write after it) and that write, and
+// the VirtualService writes of namespace direct.
+type auditedFlips struct {
+	split, reaction, operatorWrite, directWrite durations
+}
+
+// auditEvent is the part of an audit log entry (audit.k8s.io/v1 Event) the benchmark reads.
+type auditEvent struct {
+	UserAgent string `json:"userAgent"`
+	ObjectRef struct {
+		Resource    string `json:"resource"`
+		Namespace   string `json:"namespace"`
+		Subresource string `json:"subresource"`
+	} `json:"objectRef"`
+	RequestReceivedTimestamp metav1.MicroTime `json:"requestReceivedTimestamp"`
+	StageTimestamp           metav1.MicroTime `json:"stageTimestamp"`
+}
+
+func (e auditEvent) took() time.Duration {
+	return e.StageTimestamp.Sub(e.RequestReceivedTimestamp.Time)
+}
+
+func (m *meshEnv) auditedFlips(b testing.TB, smi, direct string) auditedFlips {
+	b.Helper()
+	f, err := os.Open(filepath.Join(m.dir, auditLog))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	var events []auditEvent
+	lines := bufio.NewScanner(f)
+	lines.Buffer(nil, 1<<20)
+	for lines.Scan() {
+		var e auditEvent
+		if err := json.Unmarshal(lines.Bytes(), &e); err != nil {
+			b.Fatalf("%s: %v", auditLog, err)
+		}
+		if e.ObjectRef.Subresource == "" {
+			events = append(events, e)
+		}
+	}
+	if err := lines.Err(); err != nil {
+		b.Fatal(err)
+	}
+	slices.SortFunc(events, func(x, y auditEvent) int { return x.RequestReceivedTimestamp.Compare(y.RequestReceivedTimestamp.Time) })
+	var out auditedFlips
+	for i, e := range events {
+		switch {
+		case e.ObjectRef.Namespace == direct && e.ObjectRef.Resource == "virtualservices":
+			out.directWrite = append(out.directWrite, e.took())
+		case e.ObjectRef.Namespace == smi && e.ObjectRef.Resource == "trafficsplits":
+			out.split = append(out.split, e.took())
+			for _, next := range events[i+1:] {
+				if next.ObjectRef.Namespace == smi && next.ObjectRef.Resource == "virtualservices" && strings.HasPrefix(next.UserAgent, "smi-operator/") {
+					out.reaction = append(out.reaction, next.RequestReceivedTimestamp.Sub(e.StageTimestamp.Time))
+					out.operatorWrite = append(out.operatorWrite, next.took())
+					break
+				}
+			}
+		}
+	}
+	if len(out.split) != benchFlips || len(out.reaction) != benchFlips || len(out.directWrite) != benchFlips {
+		b.Fatalf("%s holds %d TrafficSplit writes of %s followed by the operator's VirtualService write, and %d VirtualService writes of %s; want %d each",
+			auditLog, len(out.reaction), smi, len(out.directWrite), direct, benchFlips)
+	}
+	return out
 }

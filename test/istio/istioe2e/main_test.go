@@ -128,7 +128,13 @@ func newMesh() (*meshEnv, error) {
 		m.stop(true)
 		return nil, err
 	}
-	m.env, err = testenv.Start(testenv.Options{APIServerFlags: netns.APIServerFlags(), IstioCRDs: crds})
+	flags := netns.APIServerFlags()
+	if err := os.WriteFile(filepath.Join(dir, "audit-policy.yaml"), []byte(auditPolicy), 0o644); err != nil {
+		m.stop(true)
+		return nil, err
+	}
+	flags["audit-policy-file"], flags["audit-log-path"] = filepath.Join(dir, "audit-policy.yaml"), filepath.Join(dir, auditLog)
+	m.env, err = testenv.Start(testenv.Options{APIServerFlags: flags, IstioCRDs: crds})
 	if err != nil {
 		m.stop(true)
 		return nil, err
@@ -153,6 +159,24 @@ func newMesh() (*meshEnv, error) {
 	fmt.Fprintf(os.Stderr, "istioe2e: API server, istiod and the operator ready in %v (logs in %s)\n", time.Since(began).Round(time.Millisecond), dir)
 	return m, nil
 }
+
+// auditPolicy has the API server log when each patch of a VirtualService or a TrafficSplit
+// arrived and was answered, to its audit log (auditLog, in the mesh's folder): BenchmarkFlipOnIstiod
+// reads there how long the writes of a flip took in the API server, and when the operator's write
+// arrived.
+const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived, ResponseStarted, Panic]
+rules:
+- level: Metadata
+  verbs: [patch]
+  resources:
+  - {group: networking.istio.io, resources: [virtualservices]}
+  - {group: split.smi-spec.io, resources: [trafficsplits]}
+- level: None
+`
+
+const auditLog = "audit.log"
 
 // istioModuleDir is the folder of the istio.io/istio module this module pins.
 func istioModuleDir() (string, error) {
