@@ -126,8 +126,10 @@ func New(ctx context.Context, client kubernetes.Interface, opts Options) (*Autho
 // RootPropagation, it becomes the current root and signs; the old one stays in the bundle until
 // it expires. Every peer thus trusts a root before it meets a certificate of it. A current root
 // that has already expired (an operator down for that long) is replaced at once: nothing can
-// be signed with it. A Secret deleted meanwhile is created again with a new root that signs at
-// once, with the roots this Authority still trusts in its bundle. Call Rotate often enough for
+// be signed with it. A Secret deleted meanwhile is created again as step 1 of a rotation: the
+// root this Authority holds goes on signing, a new one joins the bundle (with the roots this
+// Authority still trusts) and signs after RootPropagation. Only an Authority without a root of
+// its own, or whose root has expired, makes a new root that signs at once. Call Rotate often enough for
 // the propagation delay to hold (the xDS server: every minute).
 //
 // bundleChanged reports whether the trust bundle changed (a root added, promoted or expired),
@@ -157,23 +159,28 @@ func (a *Authority) syncOnce(ctx context.Context) (*keyPair, []*x509.Certificate
 	secrets := a.client.CoreV1().Secrets(ref.Namespace)
 	s, err := secrets.Get(ctx, ref.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		root, err := newRoot(a.opts.TrustDomain, a.opts.RootSPIFFESAN, now, a.opts.RootTTL)
+		made, err := newRoot(a.opts.TrustDomain, a.opts.RootSPIFFESAN, now, a.opts.RootTTL)
 		if err != nil {
 			return nil, nil, err
 		}
 		a.mu.RLock()
-		bundle := trustBundle(root.cert, a.bundle, now)
+		signing, staged, trusted := made, (*keyPair)(nil), a.bundle
+		if a.root != nil && now.Before(a.root.cert.NotAfter) {
+			// Deleted while this Authority runs: the new root is rotated in, as in Rotate.
+			signing, staged, trusted = a.root, made, append(certsOf(made), a.bundle...)
+		}
 		a.mu.RUnlock()
+		bundle := trustBundle(signing.cert, trusted, now)
 		s = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{
 			Namespace: ref.Namespace,
 			Name:      ref.Name,
 			Labels:    map[string]string{"app.kubernetes.io/managed-by": "smi-operator"},
 		}, Type: corev1.SecretTypeTLS}
-		setSecretData(s, root, nil, bundle)
+		setSecretData(s, signing, staged, bundle)
 		if _, err := secrets.Create(ctx, s, metav1.CreateOptions{}); err != nil {
 			return nil, nil, annotate(err, "creating", ref)
 		}
-		return root, bundle, nil
+		return signing, bundle, nil
 	}
 	if err != nil {
 		return nil, nil, annotate(err, "reading", ref)

@@ -383,7 +383,57 @@ func TestRotationConflictAdoptsTheWinner(t *testing.T) {
 	}
 }
 
-func TestRotateRecreatesADeletedSecret(t *testing.T) {
+// A Secret deleted while the operator runs is created again as a rotation would go on: the root
+// this Authority holds goes on signing, a new one joins the bundle and signs only after
+// RootPropagation. A new root signing at once would have peers that still hold the bundle
+// published before refuse every certificate issued meanwhile.
+func TestRotateRecreatesADeletedSecretAsARotation(t *testing.T) {
+	client := fake.NewClientset()
+	clock := clocktesting.NewFakeClock(t0)
+	opts := testOptions(clock)
+	opts.RootPropagation = time.Hour
+	a, err := New(context.Background(), client, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := bundleOf(t, a.TrustBundlePEM())[0]
+	published := a.TrustBundlePEM() // what peers hold
+	clock.Step(time.Minute)
+	if err := client.CoreV1().Secrets(secretRef.Namespace).Delete(context.Background(), secretRef.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	changed, err := a.Rotate(context.Background())
+	if err != nil || !changed {
+		t.Fatalf("Rotate = %v, %v; want the Secret created again and a new root in the bundle", changed, err)
+	}
+	s := getSecret(t, client)
+	if signing := bundleOf(t, s.Data["tls.crt"])[0]; !signing.Equal(old) {
+		t.Fatal("the re-created Secret's tls.crt is a new root: it signs before peers trust it")
+	}
+	next := bundleOf(t, s.Data["next.crt"])[0]
+	if stored := bundleOf(t, s.Data["ca.crt"]); len(stored) != 2 || !stored[0].Equal(old) || !stored[1].Equal(next) {
+		t.Fatalf("ca.crt holds %d certificates, want the signing root then the next one", len(stored))
+	}
+	leaf, err := a.Issue("spiffe://cluster.local/ns/default/sa/meanwhile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := verifyLeaf(leaf.CertChainPEM, published, clock.Now()); err != nil {
+		t.Errorf("a certificate issued after the Secret was re-created does not verify against the bundle peers hold: %v", err)
+	}
+
+	clock.Step(time.Hour)
+	if changed, err := a.Rotate(context.Background()); err != nil || !changed {
+		t.Fatalf("Rotate after the propagation delay = %v, %v; want the new root promoted", changed, err)
+	}
+	if signing := bundleOf(t, getSecret(t, client).Data["tls.crt"])[0]; !signing.Equal(next) {
+		t.Error("the new root does not sign after the propagation delay")
+	}
+}
+
+// Without a root of its own (an operator started while the Secret is missing), an Authority can
+// only make a new one and sign with it.
+func TestRotateRecreatesADeletedSecretWithoutARootAtOnce(t *testing.T) {
 	client := fake.NewClientset()
 	clock := clocktesting.NewFakeClock(t0)
 	a, err := New(context.Background(), client, testOptions(clock))
@@ -394,13 +444,16 @@ func TestRotateRecreatesADeletedSecret(t *testing.T) {
 	if err := client.CoreV1().Secrets(secretRef.Namespace).Delete(context.Background(), secretRef.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	rotated, err := a.Rotate(context.Background())
-	if err != nil || !rotated {
-		t.Fatalf("Rotate = %v, %v; want a new root", rotated, err)
+	b, err := New(context.Background(), client, testOptions(clock))
+	if err != nil {
+		t.Fatal(err)
 	}
-	stored := bundleOf(t, getSecret(t, client).Data["ca.crt"])
-	if len(stored) != 2 || stored[0].Equal(old) || !stored[1].Equal(old) {
-		t.Error("the re-created Secret does not keep trusting the previous root")
+	s := getSecret(t, client)
+	if signing := bundleOf(t, s.Data["tls.crt"])[0]; signing.Equal(old) || len(s.Data["next.crt"]) > 0 {
+		t.Error("a new Authority without the Secret does not sign with a new root at once")
+	}
+	if !bytes.Equal(b.TrustBundlePEM(), s.Data["ca.crt"]) {
+		t.Error("the new Authority's bundle is not the Secret's")
 	}
 }
 

@@ -24,6 +24,12 @@
 // resourceVersion that was read: of two replicas rotating at once one wins, the other gets a
 // conflict, re-reads, and adopts the winner's step instead of making another.
 //
+// A Secret deleted while an Authority runs is created again by its next Rotate as step 1 of a
+// rotation: the root it holds goes on signing and a new root joins the bundle, signing after
+// RootPropagation, so that no peer meets a certificate of a root it has not read. An Authority
+// that starts without the Secret (every replica restarted) can only make a root that signs at
+// once; that is also the way to stop signing with a root at once, after its key leaked.
+//
 // # Workload certificates
 //
 // [Authority.Sign] signs the public key of a workload's certificate signing request for one SPIFFE
