@@ -9,6 +9,8 @@ import (
 	. "github.com/onsi/gomega"
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -181,6 +183,38 @@ spec:
 		Expect(k8sClient.Delete(ctx, &networkingv1.VirtualService{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "mine"}})).To(Succeed())
 		Eventually(hostObjects(ctx, ns, host)).Should(ConsistOf("VirtualService TrafficPolicy/pay", "DestinationRule TrafficPolicy/pay"))
 		Eventually(policyCondition(ctx, ns, "pay", smi.ConditionAccepted)).Should(haveStatus(metav1.ConditionTrue, "Accepted"))
+	})
+
+	It("programs beside a user's VirtualService of the host bound to gateways only, which sidecars never read", func(ctx SpecContext) {
+		create(ctx, ns, service("pay", 80)+"---\n"+`
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: edge}
+spec:
+  hosts: [pay]
+  gateways: [ingress]
+  http: [{route: [{destination: {host: pay}}]}]
+---
+apiVersion: policy.smi-operator.io/v1alpha1
+kind: TrafficPolicy
+metadata: {name: pay}
+spec:
+  targetRef: {kind: Service, name: pay}
+  timeout: 1s
+`)
+		Eventually(policyCondition(ctx, ns, "pay", smi.ConditionProgrammed)).Should(haveStatus(metav1.ConditionTrue, "Programmed"))
+		Expect(policyCondition(ctx, ns, "pay", smi.ConditionAccepted)()).To(haveStatus(metav1.ConditionTrue, "Accepted"))
+		Expect(hostObjects(ctx, ns, fqdn("pay", ns))()).To(ConsistOf("VirtualService -/edge", "VirtualService TrafficPolicy/pay"))
+
+		By("reporting Conflicted once the user's VirtualService applies to sidecars too")
+		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			vs := &networkingv1.VirtualService{}
+			Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: "edge"}, vs)).To(Succeed())
+			vs.Spec.Gateways = append(vs.Spec.Gateways, "mesh")
+			return k8sClient.Update(ctx, vs)
+		})).To(Succeed())
+		Eventually(policyCondition(ctx, ns, "pay", smi.ConditionAccepted)).Should(haveStatus(metav1.ConditionFalse, "Conflicted"))
+		Eventually(hostObjects(ctx, ns, fqdn("pay", ns))).Should(ConsistOf("VirtualService -/edge"))
 	})
 
 	It("lets the oldest of two policies on one Service win", func(ctx SpecContext) {

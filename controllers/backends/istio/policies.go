@@ -126,7 +126,7 @@ func (b Policies) Forget(ctx context.Context, ref mesh.ObjectRef) error {
 }
 
 // hostsTaken describes, for each VirtualService and DestinationRule among carriers, the objects of
-// its kind the operator did not generate that hold its host. It reads every namespace's (from the
+// its kind the operator did not generate that hold its host for the mesh's clients. It reads every namespace's (from the
 // cache): a VirtualService anywhere may name a host by its FQDN.
 func (b Policies) hostsTaken(ctx context.Context, carriers []client.Object) ([]string, error) {
 	// The hosts of the carriers, by kind: each kind is listed once, however many carry it.
@@ -148,7 +148,7 @@ func (b Policies) hostsTaken(ctx context.Context, carriers []client.Object) ([]s
 		for _, vs := range list.Items {
 			for _, h := range vs.Spec.Hosts {
 				for _, host := range vsHosts {
-					if !generated(vs) && sameHost(h, vs.Namespace, host) {
+					if !generated(vs) && appliesToSidecars(vs) && sameHost(h, vs.Namespace, host) {
 						taken = append(taken, fmt.Sprintf("VirtualService %s/%s, not the operator's, routes host %s", vs.Namespace, vs.Name, host))
 					}
 				}
@@ -169,6 +169,13 @@ func (b Policies) hostsTaken(ctx context.Context, carriers []client.Object) ([]s
 		}
 	}
 	return slices.Compact(slices.Sorted(slices.Values(taken))), nil
+}
+
+// appliesToSidecars says whether Istio applies vs to the mesh's sidecars and proxyless clients, as
+// it does the operator's: with no gateways, or with the reserved gateway "mesh" among them. A
+// VirtualService bound to gateways only routes their traffic and competes with nothing of ours.
+func appliesToSidecars(vs *networkingv1.VirtualService) bool {
+	return len(vs.Spec.Gateways) == 0 || slices.Contains(vs.Spec.Gateways, "mesh")
 }
 
 func generated(obj client.Object) bool {
