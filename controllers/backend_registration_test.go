@@ -166,10 +166,6 @@ func freePort(g Gomega) int32 {
 	return int32(lis.Addr().(*net.TCPAddr).Port)
 }
 
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
-
 // fakeBackend is a backend that programs no mesh: its instances record what the Switch and the
 // reconcilers had them do.
 type fakeBackend struct {

@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -46,7 +47,8 @@ func runOperator(t *testing.T, g Gomega, more func(ctrl.Manager) backends.Backen
 
 // runOperatorOn is runOperator on a control plane started with opts.
 func runOperatorOn(t *testing.T, g Gomega, opts testenv.Options, more func(ctrl.Manager) backends.Backend) operatorRun {
-	ctrl.SetLogger(zap.New(zap.WriteTo(testWriter{t}), zap.UseDevMode(true)))
+	testLogs.to(t)
+	t.Cleanup(func() { testLogs.to(nil) }) // registered first, so it runs after the manager stopped
 	env, err := testenv.Start(opts)
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(func() { _ = env.Stop() })
@@ -96,4 +98,35 @@ func runOperatorOn(t *testing.T, g Gomega, opts testenv.Options, more func(ctrl.
 	}
 	g.Expect(c.Create(ctx, split)).To(Succeed())
 	return operatorRun{env: env, c: c, ctx: ctx, split: split}
+}
+
+// testLogs is where the operators the tests run log: into the test running one now, else nowhere.
+// controller-runtime's logger takes the first logger it is given for the whole process, so it
+// cannot be one test's (a later test, or -count > 1, would log into a test that has completed,
+// which panics).
+var testLogs = func() *currentTest {
+	w := &currentTest{}
+	ctrl.SetLogger(zap.New(zap.WriteTo(w), zap.UseDevMode(true)))
+	return w
+}()
+
+// currentTest writes into the log of the test it is pointed to, if any.
+type currentTest struct {
+	mu sync.Mutex
+	t  *testing.T
+}
+
+func (c *currentTest) to(t *testing.T) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
+func (c *currentTest) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.t != nil {
+		c.t.Log(string(p))
+	}
+	return len(p), nil
 }
