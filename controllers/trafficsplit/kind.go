@@ -30,7 +30,8 @@ import (
 
 // Backend programs what TrafficSplits generate on one mesh. The model a split is programmed from
 // holds, in Splits, only that split, when it is programmable (it won its apex and its references
-// resolve), else nothing, and then whatever the split generated before must go.
+// resolve), or, in UnweightedSplits, only that split when its weights alone keep it from being
+// programmed, else nothing, and then whatever the split generated before must go.
 type Backend = smiobject.Backend[*hub.TrafficSplit]
 
 // Kind is the TrafficSplit kind: a split is reconciled with the splits sharing its apex (the

@@ -26,6 +26,7 @@ import (
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/test/testenv"
+	istiotranslator "github.com/smi-operator/smi-operator/translators/istio"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 )
 
@@ -317,7 +318,8 @@ spec: {service: pay, backends: [{service: pay-v1, weight: 0}, {service: pay-v2, 
 			"traffic stays on the apex (a lone destination, no weight)")
 		vs, _ := virtualService(ctx, ns, "pay")()
 		Expect(vs.Spec.Http).To(HaveLen(2))
-		Expect(vs.Spec.Http[0].Match[0].Uri.GetExact()).To(Equal(mesh.StandbyPath), "the standby route comes first")
+		Expect(istiotranslator.IsStandby(vs.Spec.Http[0])).To(BeTrue(), "the standby route comes first")
+		Expect(vs.Spec.Http[0].Match[0].Uri.GetExact()).To(Equal(mesh.StandbyPath))
 		Expect(vs.Spec.Http[0].Route).To(HaveLen(1), "pay-v2 lacks the apex port")
 		Expect(vs.Spec.Http[0].Route[0].Destination.Host).To(Equal(fqdn("pay-v1", ns)))
 

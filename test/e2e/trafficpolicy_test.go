@@ -18,7 +18,7 @@ import (
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	istiobackend "github.com/smi-operator/smi-operator/controllers/backends/istio"
-	"github.com/smi-operator/smi-operator/translators/mesh"
+	istiotranslator "github.com/smi-operator/smi-operator/translators/istio"
 )
 
 // hostObjects returns a function listing the VirtualServices of namespace routing host, and the
@@ -58,7 +58,7 @@ func hostObjects(ctx context.Context, namespace, host string) func() []string {
 func routeSettings(vs *networkingv1.VirtualService) []string {
 	var out []string
 	for _, r := range vs.Spec.Http {
-		if len(r.Match) == 1 && r.Match[0].GetUri().GetExact() == mesh.StandbyPath {
+		if istiotranslator.IsStandby(r) {
 			continue
 		}
 		timeout, attempts := "-", "-"

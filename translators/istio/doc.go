@@ -46,17 +46,18 @@
 //     left out of the split's routes: Istio gives all traffic to a route's only destination
 //     whatever its weight, and istiod drops zero-weight destinations. A positive weight too small
 //     to reach 1% is reported (WeightRoundedToZero).
-//   - A standby route comes first on each HTTP (or sniffed) port: it names the Services the split
-//     may route to that its other routes send nothing (backends at 0%, the apex unless requests go
-//     there), weights summing to 100, for the path mesh.StandbyPath that no client calls, so that
+//   - A standby route (named StandbyRouteName, the only named route) comes first on each HTTP (or
+//     sniffed) port: it names the Services the split may route to that its other routes send
+//     nothing (backends at 0%, the apex unless requests go there), weights summing to 100, for the
+//     path mesh.StandbyPath that no client calls, so that
 //     proxyless gRPC clients of istiod hold their clusters before a weight change or the split's
 //     removal moves calls there (see mesh.StandbyPath). First, because istiod hands proxyless
 //     clients no route after a catch-all. None when every such Service already gets requests. No
 //     TrafficPolicy setting goes on it.
 //   - A split with all-zero weights (mesh.Model.UnweightedSplits), not programmed, still gets its
-//     VirtualService when its apex has an HTTP port: every request to the apex, its backends on
-//     standby, for the weights coming back. No tcp route: Istio's default sends connections to the
-//     apex.
+//     VirtualService and DestinationRules when its apex has an HTTP port: every request to the
+//     apex, its backends on standby, for the weights coming back. No tcp route: Istio's default
+//     sends connections to the apex. Without an HTTP port it gets nothing.
 //   - UDP and SCTP apex ports are not routed by Istio: reported, their traffic is left alone. A
 //     split with no port left to route (or, with matches, no HTTP port) produces nothing and is
 //     not programmed (NoRoutablePorts; an apex without any port never gets here, package mesh

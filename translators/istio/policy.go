@@ -64,7 +64,7 @@ func (t *translator) servicePolicies(policies []mesh.Policy) {
 			}
 		}
 		for _, r := range vs.Spec.Http {
-			if routeCovered(r, p) && !isStandby(r) {
+			if routeCovered(r, p) && !IsStandby(r) {
 				applyRouteSettings(r, p)
 				applied = true
 			}
@@ -152,11 +152,6 @@ func (t *translator) destinationRulesOf(host string) []*networkingv1.Destination
 
 func hasRouteSettings(p *mesh.Policy) bool {
 	return p.Timeout != 0 || p.Retries != nil || p.Fault != nil
-}
-
-// isStandby says whether r is a split's standby route (standbyRoute), which no request takes.
-func isStandby(r *networkingapi.HTTPRoute) bool {
-	return len(r.Match) == 1 && r.Match[0].GetUri().GetExact() == mesh.StandbyPath
 }
 
 // routeCovered reports whether an http route of the Service's host carries requests to a port the

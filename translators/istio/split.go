@@ -90,7 +90,9 @@ func (t *translator) split(s *mesh.Split) {
 		t.virtualServices.add(vs, s.Source.Name)
 		t.reportRoundedToZero(s, weights, percent)
 	case unweighted:
-		// No HTTP port to keep its backends on standby on; package mesh reported that nothing is split.
+		// No HTTP port to keep its backends on standby on: nothing to write (package mesh reported
+		// that nothing is split).
+		return
 	case len(s.Matches) > 0:
 		// Istio rejects a VirtualService without routes; nothing is split, say why.
 		t.diags.Fail(s.Source, smi.ConditionProgrammed, mesh.ReasonNoRoutablePorts,
@@ -141,7 +143,8 @@ func (t *translator) reportRoundedToZero(s *mesh.Split, weights []int, percent [
 
 // httpRoutes are the http routes of one apex port: the split requests, then (with matches) the
 // rest to the apex; an unweighted split's send every request to the apex. Istio takes the first
-// route that matches, so the catch-all comes last. Routes have no name: SMI match names need not
+// route that matches, so the catch-all comes last. These routes have no name (the standby route
+// alone has one): SMI match names need not
 // be unique, and one match yields a route per port.
 func httpRoutes(s *mesh.Split, percent []int32, unweighted bool, port uint32) []*networkingapi.HTTPRoute {
 	toApex := &networkingapi.HTTPRoute{
@@ -170,6 +173,13 @@ func httpRoutes(s *mesh.Split, percent []int32, unweighted bool, port uint32) []
 	return out
 }
 
+// StandbyRouteName names a split's standby route, and only that route: the translator gives the
+// routes of a split's matches no name.
+const StandbyRouteName = "smi-operator-standby"
+
+// IsStandby says whether r is a split's standby route, which no request takes.
+func IsStandby(r *networkingapi.HTTPRoute) bool { return r.GetName() == StandbyRouteName }
+
 // standbyRoute is the split's standby route on an apex port (see mesh.StandbyPath): the Services
 // it may route to that its other routes send nothing (backends at 0%, the apex unless requests go
 // there), with weights summing to 100, which every Istio version takes (a hundred at most: a
@@ -192,6 +202,7 @@ func standbyRoute(s *mesh.Split, percent []int32, unweighted bool, port uint32) 
 	}
 	share := percentages(slices.Repeat([]int{1}, len(hosts)))
 	return &networkingapi.HTTPRoute{
+		Name: StandbyRouteName,
 		Match: []*networkingapi.HTTPMatchRequest{{Port: port, Uri: &networkingapi.StringMatch{
 			MatchType: &networkingapi.StringMatch_Exact{Exact: mesh.StandbyPath}}}},
 		Route: httpDestinations(hosts, share, port),

@@ -17,8 +17,8 @@ type Model struct {
 	// UnweightedSplits holds, in the same order, the TrafficSplits that would be programmed but
 	// that no backend has a positive weight in (Programmed=False, NoWeightedBackends): all their
 	// traffic stays on the apex, as if they did not exist. A backend may still use them to keep
-	// their backends ready for the weights coming back; the xDS backend does, so that proxyless
-	// clients go on holding the backends' clusters (their Backends all weigh 0).
+	// their backends ready for the weights coming back; the xDS and Istio backends do, so that
+	// proxyless clients go on holding the backends' clusters (their Backends all weigh 0).
 	UnweightedSplits []Split
 	// AccessRules holds one entry per accepted TrafficTarget, sorted by destination identity, then
 	// by the TrafficTarget's namespace and name, so the rules of one destination are adjacent.

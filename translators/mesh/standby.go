@@ -7,8 +7,9 @@ package mesh
 // fails the calls picked in between ("unknown cluster selected for RPC"); it keeps every cluster
 // a route names with a positive weight. A mesh handing its proxyless clients a standby route keeps
 // those clusters held, so a weight change, or the split's removal, moves calls onto clusters the
-// clients already have. Backends that program proxyless clients write one (the gamma, Istio and
-// xDS translators).
+// clients already have. The gamma and Istio translators write such a route for StandbyPath; the
+// xDS translator, whose server hands out its routes as they are, names those Services on a route
+// after the catch-all instead.
 const (
 	StandbyService = "smioperator.standby.v1.Standby"
 	StandbyMethod  = "Never"

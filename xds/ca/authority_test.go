@@ -431,9 +431,10 @@ func TestRotateRecreatesADeletedSecretAsARotation(t *testing.T) {
 	}
 }
 
-// Without a root of its own (an operator started while the Secret is missing), an Authority can
-// only make a new one and sign with it.
-func TestRotateRecreatesADeletedSecretWithoutARootAtOnce(t *testing.T) {
+// An Authority whose root has expired (an operator down for that long, its Secret deleted
+// meanwhile) cannot go on signing with it: the Secret comes back with a new root that signs at
+// once.
+func TestRotateRecreatesADeletedSecretAfterItsRootExpiredAtOnce(t *testing.T) {
 	client := fake.NewClientset()
 	clock := clocktesting.NewFakeClock(t0)
 	a, err := New(context.Background(), client, testOptions(clock))
@@ -441,19 +442,27 @@ func TestRotateRecreatesADeletedSecretWithoutARootAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := bundleOf(t, a.TrustBundlePEM())[0]
+	clock.Step(31 * 24 * time.Hour)
 	if err := client.CoreV1().Secrets(secretRef.Namespace).Delete(context.Background(), secretRef.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	b, err := New(context.Background(), client, testOptions(clock))
+	if changed, err := a.Rotate(context.Background()); err != nil || !changed {
+		t.Fatalf("Rotate = %v, %v; want a new root", changed, err)
+	}
+	s := getSecret(t, client)
+	signing := bundleOf(t, s.Data["tls.crt"])[0]
+	if signing.Equal(old) || len(s.Data["next.crt"]) > 0 {
+		t.Fatal("the re-created Secret does not sign with a new root at once")
+	}
+	leaf, err := a.Issue("spiffe://cluster.local/ns/default/sa/late")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := getSecret(t, client)
-	if signing := bundleOf(t, s.Data["tls.crt"])[0]; signing.Equal(old) || len(s.Data["next.crt"]) > 0 {
-		t.Error("a new Authority without the Secret does not sign with a new root at once")
+	if err := mustParseCert(t, leaf.CertChainPEM).CheckSignatureFrom(signing); err != nil {
+		t.Errorf("the leaf is not the new root's: %v", err)
 	}
-	if !bytes.Equal(b.TrustBundlePEM(), s.Data["ca.crt"]) {
-		t.Error("the new Authority's bundle is not the Secret's")
+	if b := bundleOf(t, a.TrustBundlePEM()); len(b) != 1 || !b[0].Equal(signing) {
+		t.Error("want a bundle of the new root alone: the expired one verifies nothing")
 	}
 }
 

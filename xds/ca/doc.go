@@ -27,8 +27,11 @@
 // A Secret deleted while an Authority runs is created again by its next Rotate as step 1 of a
 // rotation: the root it holds goes on signing and a new root joins the bundle, signing after
 // RootPropagation, so that no peer meets a certificate of a root it has not read. An Authority
-// that starts without the Secret (every replica restarted) can only make a root that signs at
-// once; that is also the way to stop signing with a root at once, after its key leaked.
+// that starts without the Secret can only make a root that signs at once; that is also the way
+// to stop signing with a root at once, after its key leaked: stop every replica (scale the
+// operator to zero), delete the Secret, start them again. A replica still running would write
+// the Secret back with the leaked root. The bundle it writes back holds the roots it trusted,
+// a root that was staged in the deleted Secret among them, until they expire.
 //
 // # Workload certificates
 //
