@@ -389,10 +389,14 @@ func (h *harness) flip(b *testing.B, conn *grpc.ClientConn, routeName string) []
 		if err := h.client.Get(ctx, client.ObjectKey{Namespace: benchNamespace, Name: "web"}, split); err != nil {
 			b.Fatal(err)
 		}
+		// Away from where the split is: a size measured after another starts where that one left
+		// it, and a write that changes nothing pushes nothing.
 		want := "web-v2"
-		split.Spec.Backends[0].Weight, split.Spec.Backends[1].Weight = 0, 100
-		if i%2 == 1 {
+		if split.Spec.Backends[1].Weight > 0 {
 			want = "web-v1"
+		}
+		split.Spec.Backends[0].Weight, split.Spec.Backends[1].Weight = 0, 100
+		if want == "web-v1" {
 			split.Spec.Backends[0].Weight, split.Spec.Backends[1].Weight = 100, 0
 		}
 		mu.Lock()
@@ -421,7 +425,14 @@ func (h *harness) flip(b *testing.B, conn *grpc.ClientConn, routeName string) []
 		}
 		// The watcher's push may come a little after the client's: wait for it, so that every
 		// flip has its push figure.
-		for f.pushed = pushedAt(f.sent); f.pushed.IsZero(); f.pushed = pushedAt(f.sent) {
+		for {
+			pushed, ended := pushedAt(f.sent)
+			if f.pushed = pushed; !pushed.IsZero() {
+				break
+			}
+			if ended != nil {
+				b.Fatalf("flip %d: the route watcher's stream ended before the push: %v", i, ended)
+			}
 			if time.Now().After(deadline) {
 				b.Fatalf("flip %d: the route watcher saw no push within 30s", i)
 			}
@@ -434,8 +445,9 @@ func (h *harness) flip(b *testing.B, conn *grpc.ClientConn, routeName string) []
 }
 
 // watchRoutes subscribes a bare ADS client to one RouteConfiguration, ACKing every push, and
-// returns a function giving the first push received after a time.
-func watchRoutes(b *testing.B, name string) func(after time.Time) time.Time {
+// returns a function giving the first push received after a time (zero when none yet), and why the
+// stream ended if it did.
+func watchRoutes(b *testing.B, name string) func(after time.Time) (time.Time, error) {
 	conn, err := grpc.NewClient(netns.HostPort(1, xdsPort), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		b.Fatal(err)
@@ -452,10 +464,14 @@ func watchRoutes(b *testing.B, name string) func(after time.Time) time.Time {
 	}
 	var mu sync.Mutex
 	var times []time.Time
+	var ended error // why the stream ended, if it did
 	go func() {
 		for {
 			resp, err := stream.Recv()
 			if err != nil {
+				mu.Lock()
+				ended = err
+				mu.Unlock()
 				return
 			}
 			mu.Lock()
@@ -464,15 +480,15 @@ func watchRoutes(b *testing.B, name string) func(after time.Time) time.Time {
 			_ = stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.RouteType, ResourceNames: []string{name}, VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce})
 		}
 	}()
-	return func(after time.Time) time.Time {
+	return func(after time.Time) (time.Time, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, t := range times {
 			if t.After(after) {
-				return t
+				return t, nil
 			}
 		}
-		return time.Time{}
+		return time.Time{}, ended
 	}
 }
 
