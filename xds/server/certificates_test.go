@@ -170,6 +170,33 @@ type rotatingCA struct{ server.CertificateAuthority }
 
 func (rotatingCA) Rotate(context.Context) (bool, error) { return true, nil }
 
+// countingCA counts the calls of Rotate.
+type countingCA struct {
+	server.CertificateAuthority
+	rotations chan struct{}
+}
+
+func (c countingCA) Rotate(context.Context) (bool, error) {
+	select {
+	case c.rotations <- struct{}{}:
+	default:
+	}
+	return false, nil
+}
+
+// TestServingRereadsTheCAAtOnce: a server that starts serving (a replica just elected leader)
+// has the CA re-read its Secret at once, not a RootRefresh later: the CA loaded its root when the
+// process started, and another replica may have rotated it, or the Secret may be gone, since.
+func TestServingRereadsTheCAAtOnce(t *testing.T) {
+	ca := countingCA{CertificateAuthority: newAuthority(t), rotations: make(chan struct{}, 1)}
+	startServer(t, server.Options{CA: ca, RootRefresh: time.Hour})
+	select {
+	case <-ca.rotations:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the CA was not re-read when the server started serving")
+	}
+}
+
 // TestOnTrustBundleChanged: when the CA's bundle changes, the server says so, for its holder to
 // publish it.
 func TestOnTrustBundleChanged(t *testing.T) {

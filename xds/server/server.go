@@ -273,7 +273,9 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 }
 
 // rotateRoot has the CA move its root's rotation on when it is due (or adopt another replica's),
-// and tells OnTrustBundleChanged.
+// and tells OnTrustBundleChanged: once as the server starts serving (a replica just elected
+// leader holds the root it loaded when its process started, which another replica may have
+// rotated since, or whose Secret may be gone), then every RootRefresh.
 func (s *Server) rotateRoot(ctx context.Context) {
 	if s.opts.CA == nil {
 		return
@@ -285,17 +287,17 @@ func (s *Server) rotateRoot(ctx context.Context) {
 	ticker := time.NewTicker(every)
 	defer ticker.Stop()
 	for {
+		changed, err := s.opts.CA.Rotate(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.opts.Log.Error(err, "rotating the xDS CA root")
+		}
+		if f := s.onTrustBundleChanged.Load(); changed && f != nil {
+			(*f)()
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
-			changed, err := s.opts.CA.Rotate(ctx)
-			if err != nil {
-				s.opts.Log.Error(err, "rotating the xDS CA root")
-			}
-			if f := s.onTrustBundleChanged.Load(); changed && f != nil {
-				(*f)()
-			}
 		}
 	}
 }
