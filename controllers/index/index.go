@@ -129,3 +129,22 @@ func ApexName(s *hub.TrafficSplit) string {
 	parsed, _ := smi.ParseSplitService(s.Spec.Service)
 	return parsed.Name
 }
+
+// PoliciesOf lists, through the PolicyTarget index, the TrafficPolicies of namespace whose target has
+// one of names, each once.
+func PoliciesOf(ctx context.Context, c client.Reader, namespace string, names ...string) ([]policyv1alpha1.TrafficPolicy, error) {
+	var out []policyv1alpha1.TrafficPolicy
+	seen := map[string]bool{}
+	for _, name := range names {
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		list := &policyv1alpha1.TrafficPolicyList{}
+		if err := c.List(ctx, list, client.InNamespace(namespace), client.MatchingFields{PolicyTarget: name}); err != nil {
+			return nil, err
+		}
+		out = append(out, list.Items...)
+	}
+	return out, nil
+}

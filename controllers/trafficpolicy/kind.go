@@ -56,7 +56,7 @@ func Kind() smiobject.Kind[*policyv1alpha1.TrafficPolicy] {
 func snapshot(ctx context.Context, c client.Reader, policy *policyv1alpha1.TrafficPolicy) (mesh.Snapshot, error) {
 	var snap mesh.Snapshot
 	target := policy.Spec.TargetRef.Name
-	policies, err := trafficsplit.PoliciesOf(ctx, c, policy.Namespace, target)
+	policies, err := index.PoliciesOf(ctx, c, policy.Namespace, target)
 	if err != nil {
 		return snap, err
 	}
@@ -142,7 +142,7 @@ func servicesOfSplits(ctx context.Context, c client.Reader, namespace, field, ke
 // returns for it.
 func enqueue(c client.Reader, targets func(context.Context, client.Object) []string) handler.EventHandler {
 	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
-		policies, err := trafficsplit.PoliciesOf(ctx, c, o.GetNamespace(), targets(ctx, o)...)
+		policies, err := index.PoliciesOf(ctx, c, o.GetNamespace(), targets(ctx, o)...)
 		if err != nil {
 			return nil
 		}

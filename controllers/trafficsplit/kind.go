@@ -73,7 +73,7 @@ func Snapshot(ctx context.Context, c client.Reader, split *hub.TrafficSplit) (me
 			snap.Services = append(snap.Services, *svc)
 		}
 	}
-	policies, err := PoliciesOf(ctx, c, split.Namespace, names...)
+	policies, err := index.PoliciesOf(ctx, c, split.Namespace, names...)
 	if err != nil {
 		return snap, err
 	}
@@ -87,24 +87,6 @@ func Snapshot(ctx context.Context, c client.Reader, split *hub.TrafficSplit) (me
 		}
 	}
 	return snap, nil
-}
-
-// PoliciesOf lists the TrafficPolicies of namespace whose target has one of names, each once.
-func PoliciesOf(ctx context.Context, c client.Reader, namespace string, names ...string) ([]policyv1alpha1.TrafficPolicy, error) {
-	var out []policyv1alpha1.TrafficPolicy
-	seen := map[string]bool{}
-	for _, name := range names {
-		if seen[name] {
-			continue
-		}
-		seen[name] = true
-		list := &policyv1alpha1.TrafficPolicyList{}
-		if err := c.List(ctx, list, client.InNamespace(namespace), client.MatchingFields{index.PolicyTarget: name}); err != nil {
-			return nil, err
-		}
-		out = append(out, list.Items...)
-	}
-	return out, nil
 }
 
 func get(ctx context.Context, c client.Reader, namespace, name string, obj client.Object) (bool, error) {
