@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
+	policyv1alpha1 "github.com/smi-operator/smi-operator/apis/policy/v1alpha1"
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/controllers/unobserved"
 	"github.com/smi-operator/smi-operator/internal/objectjson"
@@ -448,14 +449,14 @@ func (w Writer) itemKind(list client.ObjectList) (schema.GroupVersionKind, error
 }
 
 // generated says whether obj is one the operator generated: labelled with its source and
-// controlled by an SMI object or, for a namespace's baseline, a Namespace.
+// controlled by an SMI object, a TrafficPolicy or, for a namespace's baseline, a Namespace.
 func generated(obj client.Object) bool {
 	ref := metav1.GetControllerOf(obj)
 	if ref == nil || obj.GetLabels()[smi.LabelSourceKind] == "" {
 		return false
 	}
 	switch ref.Kind {
-	case smi.TrafficSplitKind, smi.TrafficTargetKind, smi.NamespaceSourceKind:
+	case smi.TrafficSplitKind, smi.TrafficTargetKind, policyv1alpha1.TrafficPolicyKind, smi.NamespaceSourceKind:
 		return true
 	}
 	return false

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
+	policyv1alpha1 "github.com/smi-operator/smi-operator/apis/policy/v1alpha1"
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/controllers/unobserved"
 )
@@ -33,6 +34,8 @@ func TestDeleteAllGenerated(t *testing.T) {
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(
 		vs("shop", "web", ours, controller),
 		vs("bank", "web", ours, controller),
+		vs("shop", "web-trafficpolicy", smi.SourceLabels(policyv1alpha1.TrafficPolicyKind, "web"),
+			[]metav1.OwnerReference{{APIVersion: "policy.smi-operator.io/v1alpha1", Kind: policyv1alpha1.TrafficPolicyKind, Name: "web", UID: "3", Controller: ptr.To(true)}}),
 		vs("shop", "labelled-by-hand", map[string]string{smi.LabelManagedBy: smi.ManagedByValue}, nil),
 		vs("shop", "labels-copied", ours, nil),
 		vs("shop", "labels-copied-by-a-deployment", ours, []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: "web", UID: "2", Controller: ptr.To(true)}}),
@@ -58,8 +61,8 @@ func TestDeleteAllGenerated(t *testing.T) {
 	}
 	slices.Sort(names)
 	want := []string{"shop/labelled-by-hand", "shop/labels-copied", "shop/labels-copied-by-a-deployment", "shop/someone-elses"}
-	if n != 2 || !slices.Equal(names, want) {
-		t.Errorf("deleted %d, left %v; want 2 deleted and %v left", n, names, want)
+	if n != 3 || !slices.Equal(names, want) {
+		t.Errorf("deleted %d, left %v; want 3 deleted and %v left", n, names, want)
 	}
 	if !writes.Begin(key, content, "") {
 		t.Error("the write to a deleted object is still remembered: it would not be written again")
