@@ -87,10 +87,8 @@ func snapshot(ctx context.Context, c client.Reader, policy *policyv1alpha1.Traff
 // policies of their other Services, which generate nothing of self's.
 func narrow(m *mesh.Model, self mesh.ObjectRef) {
 	var service types.NamespacedName
-	for _, p := range m.Policies {
-		if p.Source == self {
-			service = types.NamespacedName{Namespace: p.Service.Namespace, Name: p.Service.Name}
-		}
+	if p := m.PolicyOf(self); p != nil {
+		service = types.NamespacedName{Namespace: p.Service.Namespace, Name: p.Service.Name}
 	}
 	kept := m.Policies[:0:0]
 	for _, p := range m.Policies {

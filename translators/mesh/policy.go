@@ -115,6 +115,16 @@ const (
 	ReasonUnsupportedPolicyField = "UnsupportedPolicyField"
 )
 
+// PolicyOf returns the policy that source programs, or nil when the model does not program it.
+func (m *Model) PolicyOf(source ObjectRef) *Policy {
+	for i := range m.Policies {
+		if m.Policies[i].Source == source {
+			return &m.Policies[i]
+		}
+	}
+	return nil
+}
+
 // PolicyFor returns the policy governing port of svc, or nil.
 func (m *Model) PolicyFor(svc Service, port int32) *Policy {
 	for i := range m.Policies {

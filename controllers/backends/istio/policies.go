@@ -52,7 +52,7 @@ func (b Policies) Program(ctx context.Context, policy *policyv1alpha1.TrafficPol
 	out, diags := istiotranslator.Translate(model, b.Settings)
 	wanted := out.From(self.Kind, self.Name)
 	var carriers []client.Object
-	if p := policyOf(model, self); p != nil {
+	if p := model.PolicyOf(self); p != nil {
 		carriers = istiotranslator.Carriers(out, p)
 	}
 	taken, err := b.hostsTaken(ctx, carriers)
@@ -82,16 +82,6 @@ func (b Policies) Program(ctx context.Context, policy *policyv1alpha1.TrafficPol
 		}
 	}
 	return diags, nil
-}
-
-// policyOf is the model's policy of source, nil when the model does not program it.
-func policyOf(model mesh.Model, source mesh.ObjectRef) *mesh.Policy {
-	for i := range model.Policies {
-		if model.Policies[i].Source == source {
-			return &model.Policies[i]
-		}
-	}
-	return nil
 }
 
 // notWritten describes the carriers another source writes (a split, the policy of the Service
@@ -142,7 +132,7 @@ func (b Policies) hostsTaken(ctx context.Context, carriers []client.Object) ([]s
 	var taken []string
 	if len(vsHosts) > 0 {
 		list := &networkingv1.VirtualServiceList{}
-		if err := b.Writer.Reader.List(ctx, list); err != nil {
+		if err := b.Writer.Reader.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil { // only read
 			return nil, err
 		}
 		for _, vs := range list.Items {
@@ -157,7 +147,7 @@ func (b Policies) hostsTaken(ctx context.Context, carriers []client.Object) ([]s
 	}
 	if len(drHosts) > 0 {
 		list := &networkingv1.DestinationRuleList{}
-		if err := b.Writer.Reader.List(ctx, list); err != nil {
+		if err := b.Writer.Reader.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil { // only read
 			return nil, err
 		}
 		for _, dr := range list.Items {
@@ -231,12 +221,12 @@ func PolicyWatches(mgr manager.Manager, predicates ...predicate.Predicate) []sou
 				if !ok {
 					continue
 				}
-				list := &policyv1alpha1.TrafficPolicyList{}
-				if err := c.List(ctx, list, client.InNamespace(svc.Namespace), client.MatchingFields{index.PolicyTarget: svc.Name}); err != nil {
+				policies, err := index.PoliciesOf(ctx, c, svc.Namespace, svc.Name)
+				if err != nil {
 					continue
 				}
-				for i := range list.Items {
-					reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+				for i := range policies {
+					reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&policies[i])})
 				}
 			}
 			return reqs

@@ -21,13 +21,7 @@ type Policies struct {
 func (b Policies) Program(_ context.Context, policy *policyv1alpha1.TrafficPolicy, models *mesh.Models) ([]mesh.Diagnostic, error) {
 	model, _ := models.BuiltWith(b.Server.Settings())
 	self := mesh.ObjectRef{Kind: policyv1alpha1.TrafficPolicyKind, Namespace: policy.Namespace, Name: policy.Name}
-	var programmed *mesh.Policy
-	for i := range model.Policies {
-		if model.Policies[i].Source == self {
-			programmed = &model.Policies[i]
-		}
-	}
-	diags := b.Server.SetPolicy(self, programmed)
+	diags := b.Server.SetPolicy(self, model.PolicyOf(self))
 	return append(diags, b.Server.RejectionDiagnostics(self)...), nil
 }
 
