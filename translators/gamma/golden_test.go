@@ -68,29 +68,32 @@ func checkMeta(t *testing.T, id string, obj client.Object) {
 
 // checkRoutes asserts that a route's only parent is the split's apex on a port it has, that
 // every backend is a Service of the split on that port with a weight in the CRD's range, and
-// that the last rule of a route with matches sends the rest to the apex.
+// that the last rule of a route with matches (but for a standby rule after it) sends the rest to
+// the apex.
 func checkRoutes(t *testing.T, id string, s mesh.Split, obj client.Object) {
 	t.Helper()
 	var parents []gatewayv1.ParentReference
 	var rules [][]gatewayv1.BackendRef
-	var matched []bool
+	var matched, standbyRule []bool
 	switch r := obj.(type) {
 	case *gatewayv1.HTTPRoute:
 		parents = r.Spec.ParentRefs
 		for _, rule := range r.Spec.Rules {
 			refs := refsOf(rule.BackendRefs, func(b gatewayv1.HTTPBackendRef) gatewayv1.BackendRef { return b.BackendRef })
 			rules, matched = append(rules, refs), append(matched, len(rule.Matches) > 0)
+			standbyRule = append(standbyRule, len(rule.Matches) == 1 && rule.Matches[0].Path != nil && ptrValue(rule.Matches[0].Path.Value) == mesh.StandbyPath)
 		}
 	case *gatewayv1.GRPCRoute:
 		parents = r.Spec.ParentRefs
 		for _, rule := range r.Spec.Rules {
 			refs := refsOf(rule.BackendRefs, func(b gatewayv1.GRPCBackendRef) gatewayv1.BackendRef { return b.BackendRef })
 			rules, matched = append(rules, refs), append(matched, len(rule.Matches) > 0)
+			standbyRule = append(standbyRule, len(rule.Matches) == 1 && rule.Matches[0].Method != nil && ptrValue(rule.Matches[0].Method.Service) == mesh.StandbyService)
 		}
 	case *gatewayv1.TCPRoute:
 		parents = r.Spec.ParentRefs
 		for _, rule := range r.Spec.Rules {
-			rules, matched = append(rules, rule.BackendRefs), append(matched, false)
+			rules, matched, standbyRule = append(rules, rule.BackendRefs), append(matched, false), append(standbyRule, false)
 		}
 	default:
 		t.Fatalf("%s: unexpected type %T", id, obj)
@@ -121,9 +124,14 @@ func checkRoutes(t *testing.T, id string, s mesh.Split, obj client.Object) {
 		}
 	}
 	if len(s.Matches) > 0 {
-		last := rules[len(rules)-1]
-		if matched[len(rules)-1] || len(last) != 1 || string(last[0].Name) != s.Apex.Name || last[0].Weight != nil {
-			t.Errorf("%s: the last rule is not a catch-all to the apex: %+v", id, last)
+		// The catch-all to the apex ends the rules, but for the standby rule after it.
+		end := len(rules) - 1
+		if standbyRule[end] {
+			end--
+		}
+		last := rules[end]
+		if matched[end] || len(last) != 1 || string(last[0].Name) != s.Apex.Name || last[0].Weight != nil {
+			t.Errorf("%s: the last rule but the standby rule is not a catch-all to the apex: %+v", id, last)
 		}
 	}
 }

@@ -49,6 +49,9 @@ func forProxyless(m mesh.HTTPMatch) (_ mesh.HTTPMatch, ok bool) {
 	return m.ForGRPC()
 }
 
+// standbyRouteName names the standby route withStandby appends.
+const standbyRouteName = "standby"
+
 // withStandby appends, after the catch-all (so that no request ever takes it), a route naming
 // every cluster the split may route to that no route before names: the backends at weight 0 and,
 // for proxyless clients, the apex. grpc-go (v1.84) holds the clusters every route of the virtual
@@ -84,7 +87,7 @@ func withStandby(routes []*routev3.Route, split *mesh.Split, port int32, proxyle
 	if len(standby) == 0 {
 		return routes
 	}
-	return append(routes, catchAll("standby", withoutTimeout(weightedClusters(standby))))
+	return append(routes, catchAll(standbyRouteName, withoutTimeout(weightedClusters(standby))))
 }
 
 // clustersOf names the clusters a route action sends requests to.

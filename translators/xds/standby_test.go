@@ -106,7 +106,7 @@ func namesEveryCluster(routeConfigs []*routev3.RouteConfiguration, split *mesh.S
 		named := map[string]bool{}
 		caughtAll := false
 		for _, r := range routeConfigs[i].GetVirtualHosts()[0].GetRoutes() {
-			if r.Name == "standby" && !caughtAll {
+			if r.Name == standbyRouteName && !caughtAll {
 				return fmt.Errorf("RouteConfiguration %s: standby route before any catch-all: requests would take it", routeConfigs[i].Name)
 			}
 			caughtAll = caughtAll || (r.GetMatch().GetPrefix() == "/" && len(r.GetMatch().GetHeaders()) == 0)
