@@ -239,6 +239,13 @@ spec:
 		Eventually(policyCondition(ctx, ns, "second", smi.ConditionAccepted)).Should(And(haveStatus(metav1.ConditionFalse, "Conflicted"),
 			HaveField("Message", ContainSubstring(`older TrafficPolicy "first"`))))
 		Consistently(virtualService(ctx, ns, "first-trafficpolicy"), "1s").Should(WithTransform(routeSettings, Equal([]string{"1s/-"})))
+		Expect(hostObjects(ctx, ns, fqdn("db", ns))()).To(ConsistOf("VirtualService TrafficPolicy/first"), "the loser writes nothing")
+
+		By("programming the other policy once the winner goes")
+		Expect(k8sClient.Delete(ctx, &policyv1alpha1.TrafficPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "first"}})).To(Succeed())
+		Eventually(policyCondition(ctx, ns, "second", smi.ConditionAccepted)).Should(haveStatus(metav1.ConditionTrue, "Accepted"))
+		Eventually(virtualService(ctx, ns, "second-trafficpolicy")).Should(WithTransform(routeSettings, Equal([]string{"9s/-"})))
+		Eventually(hostObjects(ctx, ns, fqdn("db", ns))).Should(ConsistOf("VirtualService TrafficPolicy/second"))
 	})
 
 	It("names its objects apart from a split's of the same name", func(ctx SpecContext) {
@@ -327,7 +334,8 @@ spec:
 
 		By("sharing one VirtualService once the user's object is gone")
 		Expect(k8sClient.Delete(ctx, &networkingv1.VirtualService{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "mine"}})).To(Succeed())
-		Eventually(hostObjects(ctx, ns, fqdn("pay", ns))).Should(HaveLen(1))
+		Eventually(hostObjects(ctx, ns, fqdn("pay", ns))).Should(ConsistOf("VirtualService TrafficPolicy/pay-80"), "named after the lowest port's policy")
+		Eventually(virtualService(ctx, ns, "pay-80-trafficpolicy")).Should(WithTransform(routeSettings, ConsistOf("1s/-", "2s/-")))
 		for _, name := range []string{"pay-80", "pay-8080"} {
 			Eventually(policyCondition(ctx, ns, name, smi.ConditionProgrammed)).Should(haveStatus(metav1.ConditionTrue, "Programmed"), name)
 		}

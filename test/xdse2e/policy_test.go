@@ -64,7 +64,8 @@ func (b *behaviour) option() grpc.ServerOption {
 }
 
 // policy creates a TrafficPolicy of Service namespace/service with spec, and waits until it is
-// Programmed (a warning of what the client cannot honour is no failure).
+// Accepted (whether it is Programmed is each spec's to check: a warning of what a client cannot
+// honour is no failure).
 func (o *operator) policy(namespace, service string, spec policyv1alpha1.TrafficPolicySpec) *policyv1alpha1.TrafficPolicy {
 	GinkgoHelper()
 	spec.TargetRef = policyv1alpha1.TargetRef{Kind: "Service", Name: service}

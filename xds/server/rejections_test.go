@@ -260,12 +260,13 @@ func TestOnlyAccountableStreamsMarkObjectsRejected(t *testing.T) {
 	}
 }
 
-// TestRefusedClustersAndListenersAreReportedOnTheirSplit: besides its route configurations, a
-// split is programmed by the gRPC clients' listener of its apex, the clusters and load assignments
-// of its backends, and, when its apex has an opaque TCP port, the Envoy outbound listener (its
-// weights are there): a proxy refusing one of them keeps the split out of its configuration too.
-// The apex's own cluster is not the split's when no request goes there (no matches), and a
-// cluster of a Service no split names is nobody's.
+// TestRefusedClustersAndListenersAreReportedOnTheirSplitOrPolicy: besides its route
+// configurations, a split is programmed by the gRPC clients' listener of its apex, the clusters
+// and load assignments of its backends and of its apex (its standby route names the apex's
+// cluster for proxyless clients), and, when its apex has an opaque TCP port, the Envoy outbound
+// listener (its weights are there): a proxy refusing one of them keeps the split out of its
+// configuration too. A policy is programmed by its Service's clusters and route configurations;
+// a cluster of a Service neither names is nobody's.
 func TestRefusedClustersAndListenersAreReportedOnTheirSplitOrPolicy(t *testing.T) {
 	service := func(name string) mesh.Service {
 		port := "grpc"

@@ -336,8 +336,7 @@ func notFrom(name string) func(grpcxds.Reply, error) error {
 
 // firstFromPause is how long firstFrom waits between calls. Calls back to back keep the client
 // and the answering server busy, two processes on these 2 cores, and slow down what is being
-// timed: the operator's VirtualService write took 15-20 ms (median) against calls back to back
-// in BenchmarkFlipOnIstiod, 10 ms with this pause. It costs at most that much resolution, the same
+// timed (the operator's own write, in a trial). It costs at most that much resolution, the same
 // on every path timed.
 const firstFromPause = time.Millisecond
 

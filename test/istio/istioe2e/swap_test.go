@@ -35,13 +35,13 @@ import (
 //     never before. A proxyless client follows the one xDS server its bootstrap names: the xds
 //     backend writes nothing istiod reads, so once the gamma backend deletes its routes (after
 //     the xds backend has programmed everything) istiod has no route for the apex left and its
-//     client calls the apex Service itself. The split is lost for it, and calls fail only in
-//     grpc-go's race as the client moves to the apex's cluster (noRPCLost).
+//     client calls the apex Service itself. The split is lost for it; no call may fail as the
+//     client moves to the apex's cluster (noRPCLost: the gamma standby rule keeps it held).
 //   - A second proxyless client, bootstrapped to the operator's own xDS server once the xds
 //     backend is active, follows the split (weights 80/20, flips, all-zero weights, deletion:
-//     weightChangesFollowed), its calls failing only in that race.
+//     weightChangesFollowed), no call failing.
 //
-// Every RPC of both clients is counted; a failure of any other kind fails the test.
+// Every RPC of both clients is counted; any failure fails the test.
 func TestSwapIstioToGammaToXDS(t *testing.T) {
 	m := start(t)
 	m.gatewayAPIOnIstiod(t)
@@ -112,8 +112,8 @@ func TestSwapIstioToGammaToXDS(t *testing.T) {
 // noRPCLost fails the test for every failed RPC of who's. grpc-go (v1.84) fails the calls it
 // picks while new routes send it to a cluster its balancer does not hold yet ("unknown cluster
 // selected for RPC": it applies the routes before the balancer has the cluster); the routes the
-// operator writes, on every backend, name every cluster a split may route to (the standby rules
-// of translators/gamma and translators/xds), so that no swap or flip moves a client onto a
+// operator writes, on every backend, name every cluster a split may route to (the standby routes
+// and rules of translators/istio, translators/gamma and translators/xds), so that no swap or flip moves a client onto a
 // cluster it did not hold.
 func noRPCLost(t testing.TB, who string, failures []error) {
 	t.Helper()
