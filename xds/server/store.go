@@ -315,8 +315,9 @@ func (s *Server) SetPolicy(source mesh.ObjectRef, policy *mesh.Policy) []mesh.Di
 	var diags []mesh.Diagnostic
 	if policy != nil {
 		diags = xds.PolicyDiagnostics(policy)
-		// The server keeps its own copy: the caller's model may be reused, and a change to what
-		// the server holds must come with a version bump.
+		// The server keeps its own copy of the value (the caller's model, and the slice element it
+		// points into, may be reused); what the value points to is shared, since a model is
+		// never changed once built. A change to what the server holds must come with a version bump.
 		held := *policy
 		policy = &held
 	}
