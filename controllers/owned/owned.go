@@ -40,8 +40,9 @@ const FieldManager = "smi-operator"
 // Conflict is a wanted object that exists but is not controlled by the source.
 type Conflict struct {
 	Kind, Name string
-	// Owner describes who controls it ("no controller" when nobody does).
-	Owner string
+	// Owner describes who controls it ("no controller" when nobody does); OwnerKind is the
+	// controller's kind ("" when nobody controls it).
+	Owner, OwnerKind string
 }
 
 func (c Conflict) String() string {
@@ -514,7 +515,11 @@ func conflictOf(gvk schema.GroupVersionKind, live, source client.Object) *Confli
 	if metav1.IsControlledBy(live, source) {
 		return nil
 	}
-	return &Conflict{Kind: gvk.Kind, Name: live.GetName(), Owner: controllerOf(live)}
+	c := &Conflict{Kind: gvk.Kind, Name: live.GetName(), Owner: controllerOf(live)}
+	if ref := metav1.GetControllerOf(live); ref != nil {
+		c.OwnerKind = ref.Kind
+	}
+	return c
 }
 
 // sameObject says whether a and b (nil: no object) are one object: both none, or the same UID.

@@ -2,7 +2,6 @@ package gamma
 
 import (
 	"context"
-	"strings"
 	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
@@ -108,7 +107,7 @@ func (b LinkerdTargets) Program(ctx context.Context, target *hub.TrafficTarget, 
 	}
 	var conflicts []owned.Conflict
 	for _, c := range res.Conflicts {
-		if c.Kind != linkerd.ServerKind || !strings.HasPrefix(c.Owner, smi.TrafficTargetKind+" ") {
+		if c.Kind != linkerd.ServerKind || c.OwnerKind != smi.TrafficTargetKind {
 			conflicts = append(conflicts, c)
 		}
 	}
