@@ -383,7 +383,7 @@ func (w Writer) DeleteAllGenerated(ctx context.Context, reader client.Reader, ki
 			return deleted, err
 		}
 		for _, item := range items {
-			if !generated(item) {
+			if !Generated(item) {
 				continue // labelled by hand, or controlled by something else: not ours to delete
 			}
 			if err := w.delete(ctx, gvk, item); err != nil {
@@ -449,9 +449,9 @@ func (w Writer) itemKind(list client.ObjectList) (schema.GroupVersionKind, error
 	return listGVK.GroupVersion().WithKind(strings.TrimSuffix(listGVK.Kind, "List")), nil
 }
 
-// generated says whether obj is one the operator generated: labelled with its source and
+// Generated says whether obj is one the operator generated: labelled with its source and
 // controlled by an SMI object, a TrafficPolicy or, for a namespace's baseline, a Namespace.
-func generated(obj client.Object) bool {
+func Generated(obj client.Object) bool {
 	ref := metav1.GetControllerOf(obj)
 	if ref == nil || obj.GetLabels()[smi.LabelSourceKind] == "" {
 		return false

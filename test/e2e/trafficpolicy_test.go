@@ -185,6 +185,29 @@ spec:
 		Eventually(policyCondition(ctx, ns, "pay", smi.ConditionAccepted)).Should(haveStatus(metav1.ConditionTrue, "Accepted"))
 	})
 
+	It("reports Conflicted for a user's VirtualService of the host that copied the operator's labels", func(ctx SpecContext) {
+		create(ctx, ns, service("pay", 80)+"---\n"+`
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: copied
+  labels: {app.kubernetes.io/managed-by: smi-operator, smi.smi-operator.io/source-kind: TrafficPolicy, smi.smi-operator.io/source-name: pay}
+spec:
+  hosts: [pay]
+  http: [{route: [{destination: {host: pay}}]}]
+---
+apiVersion: policy.smi-operator.io/v1alpha1
+kind: TrafficPolicy
+metadata: {name: pay}
+spec:
+  targetRef: {kind: Service, name: pay}
+  timeout: 1s
+`)
+		Eventually(policyCondition(ctx, ns, "pay", smi.ConditionAccepted)).Should(And(haveStatus(metav1.ConditionFalse, "Conflicted"),
+			HaveField("Message", ContainSubstring("VirtualService "+ns+"/copied"))), "labels anyone can copy do not make an object the operator's")
+		Consistently(hostObjects(ctx, ns, fqdn("pay", ns)), "2s").Should(ConsistOf("VirtualService -/copied"))
+	})
+
 	It("programs beside a user's VirtualService of the host bound to gateways only, which sidecars never read", func(ctx SpecContext) {
 		create(ctx, ns, service("pay", 80)+"---\n"+`
 apiVersion: networking.istio.io/v1

@@ -9,6 +9,7 @@ import (
 
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -100,8 +101,8 @@ func (b Policies) notWritten(ctx context.Context, carriers []client.Object, self
 		if err != nil && !apierrors.IsNotFound(err) {
 			return nil, err
 		}
-		if err == nil && held.GetLabels()[smi.LabelSourceKind] == labels[smi.LabelSourceKind] && held.GetLabels()[smi.LabelSourceName] == labels[smi.LabelSourceName] {
-			continue
+		if ref := metav1.GetControllerOf(held); err == nil && ref != nil && ref.Kind == labels[smi.LabelSourceKind] && smi.ShortName(ref.Name) == labels[smi.LabelSourceName] {
+			continue // the carrier's source controls it
 		}
 		kind := reflect.TypeOf(c).Elem().Name()
 		missing = append(missing, fmt.Sprintf("its settings go into %s %s/%s of %s %q, which is not written (see that object's status)",
@@ -138,7 +139,7 @@ func (b Policies) hostsTaken(ctx context.Context, carriers []client.Object) ([]s
 		for _, vs := range list.Items {
 			for _, h := range vs.Spec.Hosts {
 				for _, host := range vsHosts {
-					if !generated(vs) && appliesToSidecars(vs) && sameHost(h, vs.Namespace, host) {
+					if !owned.Generated(vs) && appliesToSidecars(vs) && sameHost(h, vs.Namespace, host) {
 						taken = append(taken, fmt.Sprintf("VirtualService %s/%s, not the operator's, routes host %s", vs.Namespace, vs.Name, host))
 					}
 				}
@@ -152,7 +153,7 @@ func (b Policies) hostsTaken(ctx context.Context, carriers []client.Object) ([]s
 		}
 		for _, dr := range list.Items {
 			for _, host := range drHosts {
-				if !generated(dr) && sameHost(dr.Spec.Host, dr.Namespace, host) {
+				if !owned.Generated(dr) && sameHost(dr.Spec.Host, dr.Namespace, host) {
 					taken = append(taken, fmt.Sprintf("DestinationRule %s/%s, not the operator's, holds the traffic policy of host %s", dr.Namespace, dr.Name, host))
 				}
 			}
@@ -166,10 +167,6 @@ func (b Policies) hostsTaken(ctx context.Context, carriers []client.Object) ([]s
 // VirtualService bound to gateways only routes their traffic and competes with nothing of ours.
 func appliesToSidecars(vs *networkingv1.VirtualService) bool {
 	return len(vs.Spec.Gateways) == 0 || slices.Contains(vs.Spec.Gateways, "mesh")
-}
-
-func generated(obj client.Object) bool {
-	return obj.GetLabels()[smi.LabelManagedBy] == smi.ManagedByValue
 }
 
 // sameHost says whether host, written in an Istio object of namespace, is ours (a Service's FQDN,
@@ -210,7 +207,7 @@ func PolicyWatches(mgr manager.Manager, predicates ...predicate.Predicate) []sou
 	hostHolders := append([]predicate.Predicate{predicate.Funcs{
 		CreateFunc: func(event.CreateEvent) bool { return true },
 		DeleteFunc: func(event.DeleteEvent) bool { return true },
-		UpdateFunc: func(e event.UpdateEvent) bool { return !generated(e.ObjectNew) },
+		UpdateFunc: func(e event.UpdateEvent) bool { return !owned.Generated(e.ObjectNew) },
 	}}, predicates...)
 	c := mgr.GetClient()
 	byHost := func(hosts func(client.Object) []string) handler.EventHandler {
