@@ -80,9 +80,12 @@ func rootRotationLosesNoCall() {
 	vault := o.startAgent(ns, "vault", server.ProxyGRPC, netns.HostPort(1, rotationXDSPort), setup)
 	teller := o.startAgent(ns, "teller", server.ProxyGRPC, netns.HostPort(1, rotationXDSPort), setup)
 	kubeletCtx, stopKubelet := context.WithCancel(ctx)
-	DeferCleanup(stopKubelet)
+	kubeletDone := make(chan struct{})
+	// Stopped and waited for: a write into the agents' folders after the spec would fail outside it.
+	DeferCleanup(func() { stopKubelet(); <-kubeletDone })
 	go func() {
 		defer GinkgoRecover()
+		defer close(kubeletDone)
 		type seen struct {
 			at     time.Time
 			bundle []byte
