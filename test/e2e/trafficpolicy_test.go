@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -50,6 +51,33 @@ func hostObjects(ctx context.Context, namespace, host string) func() []string {
 		}
 		return out
 	}
+}
+
+// userVirtualService is the YAML of a VirtualService of the user's, name with labels (a YAML
+// map, "" for none), routing host to itself, with specFields (YAML lines) besides hosts and http.
+func userVirtualService(name, labels, host string, specFields ...string) string {
+	meta := "{name: " + name + "}"
+	if labels != "" {
+		meta = "{name: " + name + ", labels: " + labels + "}"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: %s\nspec:\n  hosts: [%s]\n", meta, host)
+	for _, f := range specFields {
+		fmt.Fprintf(&b, "  %s\n", f)
+	}
+	fmt.Fprintf(&b, "  http: [{route: [{destination: {host: %s}}]}]\n", host)
+	return b.String()
+}
+
+// trafficPolicy is the YAML of a TrafficPolicy named name with targetRef (a YAML map) and
+// specFields (YAML lines).
+func trafficPolicy(name, targetRef string, specFields ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "apiVersion: policy.smi-operator.io/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: %s}\nspec:\n  targetRef: %s\n", name, targetRef)
+	for _, f := range specFields {
+		fmt.Fprintf(&b, "  %s\n", f)
+	}
+	return b.String()
 }
 
 // routeSettings returns, for every http route of the VirtualService but a split's standby route
@@ -157,22 +185,8 @@ spec:
 	})
 
 	It("writes nothing and reports Conflicted while the user's own VirtualService routes the host", func(ctx SpecContext) {
-		create(ctx, ns, service("pay", 80)+"---\n"+`
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: mine}
-spec:
-  hosts: [pay]
-  http: [{route: [{destination: {host: pay}}]}]
----
-apiVersion: policy.smi-operator.io/v1alpha1
-kind: TrafficPolicy
-metadata: {name: pay}
-spec:
-  targetRef: {kind: Service, name: pay}
-  timeout: 1s
-  circuitBreaker: {maxConnections: 5}
-`)
+		create(ctx, ns, service("pay", 80)+"---\n"+userVirtualService("mine", "", "pay")+"---\n"+
+			trafficPolicy("pay", "{kind: Service, name: pay}", "timeout: 1s", "circuitBreaker: {maxConnections: 5}"))
 		host := fqdn("pay", ns)
 		Eventually(policyCondition(ctx, ns, "pay", smi.ConditionAccepted)).Should(And(haveStatus(metav1.ConditionFalse, "Conflicted"),
 			HaveField("Message", ContainSubstring("VirtualService "+ns+"/mine"))))
@@ -186,45 +200,17 @@ spec:
 	})
 
 	It("reports Conflicted for a user's VirtualService of the host that copied the operator's labels", func(ctx SpecContext) {
-		create(ctx, ns, service("pay", 80)+"---\n"+`
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: copied
-  labels: {app.kubernetes.io/managed-by: smi-operator, smi.smi-operator.io/source-kind: TrafficPolicy, smi.smi-operator.io/source-name: pay}
-spec:
-  hosts: [pay]
-  http: [{route: [{destination: {host: pay}}]}]
----
-apiVersion: policy.smi-operator.io/v1alpha1
-kind: TrafficPolicy
-metadata: {name: pay}
-spec:
-  targetRef: {kind: Service, name: pay}
-  timeout: 1s
-`)
+		create(ctx, ns, service("pay", 80)+"---\n"+
+			userVirtualService("copied", "{app.kubernetes.io/managed-by: smi-operator, smi.smi-operator.io/source-kind: TrafficPolicy, smi.smi-operator.io/source-name: pay}", "pay")+
+			"---\n"+trafficPolicy("pay", "{kind: Service, name: pay}", "timeout: 1s"))
 		Eventually(policyCondition(ctx, ns, "pay", smi.ConditionAccepted)).Should(And(haveStatus(metav1.ConditionFalse, "Conflicted"),
 			HaveField("Message", ContainSubstring("VirtualService "+ns+"/copied"))), "labels anyone can copy do not make an object the operator's")
 		Consistently(hostObjects(ctx, ns, fqdn("pay", ns)), "2s").Should(ConsistOf("VirtualService -/copied"))
 	})
 
 	It("programs beside a user's VirtualService of the host bound to gateways only, which sidecars never read", func(ctx SpecContext) {
-		create(ctx, ns, service("pay", 80)+"---\n"+`
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: edge}
-spec:
-  hosts: [pay]
-  gateways: [ingress]
-  http: [{route: [{destination: {host: pay}}]}]
----
-apiVersion: policy.smi-operator.io/v1alpha1
-kind: TrafficPolicy
-metadata: {name: pay}
-spec:
-  targetRef: {kind: Service, name: pay}
-  timeout: 1s
-`)
+		create(ctx, ns, service("pay", 80)+"---\n"+userVirtualService("edge", "", "pay", "gateways: [ingress]")+"---\n"+
+			trafficPolicy("pay", "{kind: Service, name: pay}", "timeout: 1s"))
 		Eventually(policyCondition(ctx, ns, "pay", smi.ConditionProgrammed)).Should(haveStatus(metav1.ConditionTrue, "Programmed"))
 		Expect(policyCondition(ctx, ns, "pay", smi.ConditionAccepted)()).To(haveStatus(metav1.ConditionTrue, "Accepted"))
 		Expect(hostObjects(ctx, ns, fqdn("pay", ns))()).To(ConsistOf("VirtualService -/edge", "VirtualService TrafficPolicy/pay"))
@@ -328,28 +314,9 @@ spec:
 	})
 
 	It("reports every policy of a Service Conflicted while the user's VirtualService routes its host", func(ctx SpecContext) {
-		create(ctx, ns, service("pay", 80, 8080)+"---\n"+`
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: mine}
-spec:
-  hosts: [pay]
-  http: [{route: [{destination: {host: pay}}]}]
----
-apiVersion: policy.smi-operator.io/v1alpha1
-kind: TrafficPolicy
-metadata: {name: pay-80}
-spec:
-  targetRef: {kind: Service, name: pay, port: 80}
-  timeout: 1s
----
-apiVersion: policy.smi-operator.io/v1alpha1
-kind: TrafficPolicy
-metadata: {name: pay-8080}
-spec:
-  targetRef: {kind: Service, name: pay, port: 8080}
-  timeout: 2s
-`)
+		create(ctx, ns, service("pay", 80, 8080)+"---\n"+userVirtualService("mine", "", "pay")+"---\n"+
+			trafficPolicy("pay-80", "{kind: Service, name: pay, port: 80}", "timeout: 1s")+"---\n"+
+			trafficPolicy("pay-8080", "{kind: Service, name: pay, port: 8080}", "timeout: 2s"))
 		for _, name := range []string{"pay-80", "pay-8080"} {
 			Eventually(policyCondition(ctx, ns, name, smi.ConditionAccepted)).Should(haveStatus(metav1.ConditionFalse, "Conflicted"), name)
 		}
