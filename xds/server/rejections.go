@@ -24,7 +24,8 @@ import (
 // stops asking for them, or goes away, and maps them back to the SMI objects that program them,
 // so that their status says so (Rejections). Only streams that are accountable for what they say
 // count (streams.accountable): status is what users act on, and a client that proved nothing must
-// not be able to write it.
+// not be able to write it. A proven identity is still any workload of the cluster, so an object's
+// status quotes only the errors of proxies of its own namespace, and counts the others (Rejection).
 //
 // In state-of-the-world xDS a NACK names the nonce of the response it refuses, not a resource:
 // the server keeps the names of the resources of every response not yet answered. grpc-go and
@@ -237,18 +238,35 @@ func resourceName(b []byte) (string, bool) {
 	return "", false
 }
 
-// Rejections says how many proxies (ADS streams) refused, and still hold an older version of, a
-// resource the SMI object ref programs, and the error of one of them. It is asked on every xDS
-// reconcile of an SMI object: its cost follows what ref programs and the streams that refuse
-// something, not the mesh.
-func (s *Server) Rejections(ref mesh.ObjectRef) (proxies int, detail string) {
+// Rejection is what the proxies that refuse one SMI object's configuration say of it.
+type Rejection struct {
+	// Proxies is how many proxies (ADS streams) refuse a resource the object programs and hold
+	// an older version of it.
+	Proxies int
+	// Detail is the error of one of those of the object's own namespace (the oldest stream's, so
+	// that it stays put while others come and go), and By that proxy's identity. Detail is ""
+	// when every one is of another namespace: a proxy's text is its own, proven by nothing, and a
+	// workload of one namespace must not write what another namespace's owners read.
+	Detail string
+	By     Identity
+	// Namespaces are the other namespaces whose proxies refuse it, sorted ("" for proxies that
+	// claim no identity, on a plain-text server). Their errors are in the operator's log.
+	Namespaces []string
+}
+
+// Rejections says which proxies refuse, and still hold an older version of, a resource the SMI
+// object ref programs. It is asked on every xDS reconcile of an SMI object: its cost follows what
+// ref programs and the streams that refuse something, not the mesh.
+func (s *Server) Rejections(ref mesh.ObjectRef) Rejection {
+	var r Rejection
 	s.mu.RLock()
 	programs := s.programmedResources(ref)
 	s.mu.RUnlock()
 	if len(programs.resources) == 0 && len(programs.identities) == 0 {
-		return 0, ""
+		return r
 	}
 	oldest := int64(-1)
+	elsewhere := map[string]bool{}
 	s.streams.mu.Lock()
 	defer s.streams.mu.Unlock()
 	for id, st := range s.streams.rejecting {
@@ -256,29 +274,54 @@ func (s *Server) Rejections(ref mesh.ObjectRef) (proxies int, detail string) {
 		if !refused {
 			continue
 		}
-		proxies++
-		// The error reported is the oldest stream's: it stays put while others come and go.
+		r.Proxies++
+		if st.info.identity.Namespace != ref.Namespace || st.info.identity == (Identity{}) {
+			elsewhere[st.info.identity.Namespace] = true
+			continue
+		}
 		if oldest < 0 || id < oldest {
-			oldest, detail = id, d
+			oldest, r.Detail, r.By = id, d, st.info.identity
 		}
 	}
-	return proxies, detail
+	r.Namespaces = slices.Sorted(maps.Keys(elsewhere))
+	return r
 }
+
+// maxNamespacesNamed bounds the other namespaces a rejection message names.
+const maxNamespacesNamed = 5
 
 // RejectionDiagnostics reports, as a Programmed=False diagnostic on ref, proxies that refused
 // what ref programs; none when every proxy took it.
 func (s *Server) RejectionDiagnostics(ref mesh.ObjectRef) []mesh.Diagnostic {
-	proxies, detail := s.Rejections(ref)
-	if proxies == 0 {
+	r := s.Rejections(ref)
+	if r.Proxies == 0 {
 		return nil
 	}
 	what := "proxies reject"
-	if proxies == 1 {
+	if r.Proxies == 1 {
 		what = "proxy rejects"
 	}
+	message := fmt.Sprintf("%d xDS %s this object's configuration and keep their last good one", r.Proxies, what)
+	if r.Detail != "" {
+		message += fmt.Sprintf("; the one of %s says: %s", describe(r.By), r.Detail)
+	}
+	if len(r.Namespaces) > 0 {
+		named := make([]string, 0, maxNamespacesNamed)
+		for _, ns := range r.Namespaces[:min(len(r.Namespaces), maxNamespacesNamed)] {
+			if ns == "" {
+				named = append(named, "with no identity")
+			} else {
+				named = append(named, fmt.Sprintf("of namespace %q", ns))
+			}
+		}
+		if more := len(r.Namespaces) - len(named); more > 0 {
+			named = append(named, fmt.Sprintf("of %d more namespaces", more))
+		}
+		message += fmt.Sprintf("; refusing proxies %s are counted, not quoted (their errors are in the operator's log)",
+			strings.Join(named, ", "))
+	}
 	return []mesh.Diagnostic{{Object: ref, Condition: smi.ConditionProgrammed, Reason: mesh.ReasonRejectedByProxies,
-		Severity: mesh.SeverityWarning,
-		Message:  fmt.Sprintf("%d xDS %s this object's configuration and keep their last good one; one says: %s", proxies, what, detail)}}
+		Severity: mesh.SeverityWarning, Message: message}}
 }
 
 // programmed is what one SMI object programs: the resources whose refusal by a proxy leaves

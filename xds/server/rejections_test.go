@@ -78,9 +78,12 @@ func TestRejectedRouteIsReportedOnItsSplitUntilAccepted(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("%s: OnRejections was not called", step)
 		}
-		gotProxies, gotDetail := f.srv.Rejections(split)
-		if gotProxies != proxies || gotDetail != detail {
-			t.Errorf("%s: Rejections = %d, %q; want %d, %q", step, gotProxies, gotDetail, proxies, detail)
+		got := f.srv.Rejections(split)
+		if got.Proxies != proxies || got.Detail != detail || len(got.Namespaces) != 0 {
+			t.Errorf("%s: Rejections = %+v; want %d proxies of its namespace, %q", step, got, proxies, detail)
+		}
+		if proxies > 0 && got.By != (server.Identity{Namespace: "shop", ServiceAccount: "client"}) {
+			t.Errorf("%s: Rejections quotes %v, want shop/client", step, got.By)
 		}
 	}
 
@@ -88,12 +91,12 @@ func TestRejectedRouteIsReportedOnItsSplitUntilAccepted(t *testing.T) {
 	first := recv()
 	send(reply(first, "", &rpcstatus.Status{Message: refusal}))
 	expect("after the NACK", 1, refusal)
-	if n, _ := f.srv.Rejections(unrelated); n != 0 {
+	if n := f.srv.Rejections(unrelated).Proxies; n != 0 {
 		t.Errorf("a split programming nothing the proxy refused reports %d rejections", n)
 	}
 	diags := f.srv.RejectionDiagnostics(split)
 	if len(diags) != 1 || diags[0].Reason != mesh.ReasonRejectedByProxies || diags[0].Condition != "Programmed" ||
-		!strings.Contains(diags[0].Message, "1 xDS proxy") || !strings.Contains(diags[0].Message, refusal) {
+		!strings.Contains(diags[0].Message, "1 xDS proxy") || !strings.Contains(diags[0].Message, "ServiceAccount shop/client says: "+refusal) {
 		t.Errorf("diagnostics of the refused split: %v", diags)
 	}
 
@@ -169,7 +172,7 @@ func TestRefusedInboundListenerIsReportedOnTheTargets(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			got, _ := f.srv.Rejections(target)
+			got := f.srv.Rejections(target).Proxies
 			if got == want {
 				return
 			}
@@ -181,7 +184,7 @@ func TestRefusedInboundListenerIsReportedOnTheTargets(t *testing.T) {
 	}
 	nack("web", "Error adding/updating listener(s) "+xds.InboundListenerName+": bad RBAC")
 	waitRejections("inbound listener refused", 1)
-	if n, _ := f.srv.Rejections(other); n != 0 {
+	if n := f.srv.Rejections(other).Proxies; n != 0 {
 		t.Errorf("another identity's target reports %d rejections of db's inbound listener", n)
 	}
 	nack("admin", "Error adding/updating listener(s) "+xds.OutboundListenerName+": bad filter chain")
@@ -243,7 +246,7 @@ func TestOnlyAccountableStreamsMarkObjectsRejected(t *testing.T) {
 			if tc.counted {
 				want = 1
 			}
-			if proxies, _ := f.srv.Rejections(split); proxies != want {
+			if proxies := f.srv.Rejections(split).Proxies; proxies != want {
 				t.Errorf("Rejections of the split = %d, want %d", proxies, want)
 			}
 			select {
@@ -352,7 +355,7 @@ func TestRefusedClustersAndListenersAreReportedOnTheirSplitOrPolicy(t *testing.T
 				if slices.Contains(tc.want, ref) {
 					want = 1
 				}
-				if got, _ := f.srv.Rejections(ref); got != want {
+				if got := f.srv.Rejections(ref).Proxies; got != want {
 					t.Errorf("Rejections of %s = %d, want %d", ref.Name, got, want)
 				}
 			}
@@ -400,7 +403,75 @@ func TestRejectionDetailIsAboutTheObject(t *testing.T) {
 	if _, err := stream.Recv(); err != nil {
 		t.Fatal(err)
 	}
-	if proxies, detail := f.srv.Rejections(web); proxies != 1 || detail != "bad route" {
-		t.Errorf("Rejections of the split = %d, %q; want 1, %q", proxies, detail, "bad route")
+	if r := f.srv.Rejections(web); r.Proxies != 1 || r.Detail != "bad route" {
+		t.Errorf("Rejections of the split = %+v; want 1 proxy, %q", r, "bad route")
+	}
+}
+
+// TestRefusalsOfOtherNamespacesAreCountedNotQuoted: any workload with a token can ask for, and
+// refuse, a split's route configuration, wherever it runs. Its refusal counts on the split (a
+// client elsewhere that keeps the old routes is a fact worth knowing), but its text, unproven and
+// its own, is quoted only on objects of its own namespace: a workload of another tenant must not
+// write what a split's owners read. The proxy quoted is named.
+func TestRefusalsOfOtherNamespacesAreCountedNotQuoted(t *testing.T) {
+	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive},
+		Authenticator: tokens{
+			"token-of-outsider": {Namespace: "elsewhere", ServiceAccount: "outsider"},
+			"token-of-client":   {Namespace: "shop", ServiceAccount: "client"},
+		}})
+	web := mesh.Service{Namespace: "shop", Name: "web", FQDN: "web.shop.svc.cluster.local",
+		Ports: []mesh.ServicePort{{Name: "grpc", Port: 80, Protocol: corev1.ProtocolTCP}}}
+	split := mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "web"}
+	f.srv.SetSplit(split, &mesh.Split{Source: split, Apex: web, Backends: []mesh.Backend{{Service: web, Weight: 1}}})
+	const route = "web.shop.svc.cluster.local:80"
+	const lure = "RouteConfiguration " + route + " is broken: apply https://example.com/fix.yaml to repair it"
+	const refusal = "RouteConfiguration " + route + ": RouteAction weighted_cluster has incorrect total weight"
+
+	refuse := func(token, namespace, serviceAccount, message string) {
+		t.Helper()
+		stream := f.ads(t, token)
+		if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node(server.ProxyGRPC, namespace, serviceAccount),
+			TypeUrl: resourcev3.RouteType, ResourceNames: []string{route}}); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.RouteType, ResourceNames: []string{route},
+			ResponseNonce: resp.Nonce, ErrorDetail: &rpcstatus.Status{Message: message}}); err != nil {
+			t.Fatal(err)
+		}
+		// Handled in order: once this answer arrives, the NACK has been.
+		if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.ClusterType}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stream.Recv(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	message := func() string {
+		t.Helper()
+		diags := f.srv.RejectionDiagnostics(split)
+		if len(diags) != 1 || diags[0].Reason != mesh.ReasonRejectedByProxies {
+			t.Fatalf("diagnostics of the refused split: %v", diags)
+		}
+		return diags[0].Message
+	}
+
+	refuse("token-of-outsider", "elsewhere", "outsider", lure)
+	if got := message(); strings.Contains(got, "example.com") || !strings.Contains(got, "1 xDS proxy") || !strings.Contains(got, `namespace "elsewhere"`) {
+		t.Errorf("refused by a proxy of another namespace only, the split says %q; want it counted, its namespace named, its text not quoted", got)
+	}
+
+	refuse("token-of-client", "shop", "client", refusal)
+	got := message()
+	for _, want := range []string{"2 xDS proxies", "ServiceAccount shop/client", refusal, `namespace "elsewhere"`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("refused by proxies of its namespace and another, the split says %q; want it to hold %q", got, want)
+		}
+	}
+	if strings.Contains(got, "example.com") {
+		t.Errorf("the split quotes the proxy of another namespace: %q", got)
 	}
 }

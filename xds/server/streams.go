@@ -177,7 +177,7 @@ func (s *streams) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) e
 	case req.GetErrorDetail() != nil:
 		s.metrics.nacks.WithLabelValues(typ).Inc()
 		s.log.Info("a proxy rejected configuration; it keeps its last good one", "node", req.GetNode().GetId(),
-			"type", typ, "version", req.GetVersionInfo(), "error", boundedDetail(req.GetErrorDetail().GetMessage()),
+			"identity", describe(state.info.identity), "type", typ, "version", req.GetVersionInfo(), "error", boundedDetail(req.GetErrorDetail().GetMessage()),
 			"reportedOnSMIObjects", s.accountable(state))
 	default:
 		s.metrics.acks.WithLabelValues(typ).Inc()
