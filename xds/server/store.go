@@ -2,7 +2,6 @@ package server
 
 import (
 	"cmp"
-	"fmt"
 	"maps"
 	"reflect"
 	"slices"
@@ -15,7 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	k8stypes "k8s.io/apimachinery/pkg/types"
 
-	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 	"github.com/smi-operator/smi-operator/translators/xds"
 )
@@ -308,9 +306,10 @@ func compareRefs(a, b mesh.ObjectRef) int {
 // chains of those ports where it puts a fault filter or an idle timeout; nil forgets the policy
 // (deleted, or no longer programmed). Only the resources of its Service, and of the Service it
 // leaves when it moves, are rebuilt and pushed. It returns what the xDS backend cannot honour of
-// the policy (xds.PolicyDiagnostics), and which policy is served on each port it covers but does
-// not govern: the model lets one policy govern a port (the oldest); while the reconciler hands a
-// port over, the first by source is served, as for splits (servedSplit).
+// the policy (xds.PolicyDiagnostics). The model lets one policy govern a port (the oldest) and
+// reports the others; while the reconciler hands a port over, the first by source is served, as
+// for splits (servedSplit), and that is not reported: the policy the model gives the port to
+// would keep saying so once the other lets go, since nothing reconciles it again.
 func (s *Server) SetPolicy(source mesh.ObjectRef, policy *mesh.Policy) []mesh.Diagnostic {
 	var diags []mesh.Diagnostic
 	if policy != nil {
@@ -324,7 +323,7 @@ func (s *Server) SetPolicy(source mesh.ObjectRef, policy *mesh.Policy) []mesh.Di
 	s.mu.Lock()
 	defer s.unlockAndNotify()
 	s.replacePolicy(source, policy)
-	return append(diags, s.policyConflicts(source)...)
+	return diags
 }
 
 // replacePolicy stores the policy of source in place of the one it had, if they differ, and bumps
@@ -433,32 +432,6 @@ func (s *Server) policiesChanged(key k8stypes.NamespacedName, before policyView)
 		s.pending.outbound = true
 		s.outboundVersion = s.next()
 	}
-}
-
-// policyConflicts reports the ports the policy of source programs where another source's policy
-// is served: an error when that is every port, a warning when it still governs some.
-func (s *Server) policyConflicts(source mesh.ObjectRef) []mesh.Diagnostic {
-	key, ok := s.policyService[source]
-	if !ok {
-		return nil
-	}
-	p := s.policies[key][source]
-	var lost []string
-	ports := policyPorts(p)
-	for _, port := range ports {
-		if winner, _ := s.servedPolicy(key, port); winner != source {
-			lost = append(lost, fmt.Sprintf("port %d of Service %q is served by %s", port, p.Service.Name, winner))
-		}
-	}
-	if len(lost) == 0 {
-		return nil
-	}
-	severity := mesh.SeverityWarning
-	if len(lost) == len(ports) {
-		severity = mesh.SeverityError
-	}
-	return []mesh.Diagnostic{{Object: source, Condition: smi.ConditionProgrammed, Reason: mesh.ReasonConflicted, Severity: severity,
-		Message: strings.Join(lost, "; ") + ", first by name until the TrafficPolicies covering one port are settled (the oldest governs it)"}}
 }
 
 // SetAccess serves the access rules of one TrafficTarget (the model's rules whose Source it is);
