@@ -97,6 +97,9 @@ func SetupIstio(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := owned.IndexGenerated(ctx, mgr.GetFieldIndexer(), istiobackend.Kinds...); err != nil {
 		return err
 	}
+	if err := istiobackend.IndexHosts(ctx, mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
 	statuses, err := newStatuses(mgr, opts.MaxConcurrentReconciles)
 	if err != nil {
 		return err

@@ -37,6 +37,9 @@ type Written struct {
 	// Watches are the watches the controllers need while the backend programs; predicates
 	// filter every event.
 	Watches func(mgr manager.Manager, c Controllers, predicates ...predicate.Predicate) []Watch
+	// Indexes, when set, adds the cache indexes the backend reads its kinds through, besides
+	// owned.GeneratedByIndex.
+	Indexes func(ctx context.Context, indexer client.FieldIndexer) error
 
 	// watched: the controllers watch the kinds (added once, when first served).
 	watched bool
@@ -87,6 +90,11 @@ func (w *Written) Start(ctx context.Context, env Env) error {
 		}
 		if err := owned.IndexGenerated(ctx, env.Manager.GetFieldIndexer(), ItemsOf(w.Lists)...); err != nil {
 			return fmt.Errorf("indexing the %s backend's objects: %w", w.Backend, err)
+		}
+		if w.Indexes != nil {
+			if err := w.Indexes(ctx, env.Manager.GetFieldIndexer()); err != nil {
+				return fmt.Errorf("indexing the %s backend's objects: %w", w.Backend, err)
+			}
 		}
 		if err := AddWatches(env, w.Writer, w.Watches); err != nil {
 			return err

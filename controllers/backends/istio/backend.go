@@ -20,8 +20,9 @@ const install = "install Istio, or choose the xds backend"
 // policy through access, which the gamma backend shares.
 func Backend(writer owned.Writer, access *Access) backends.Backend {
 	return &backend{
-		Written: backends.Written{Backend: v1alpha1.BackendIstio, Install: install, Writer: writer, Lists: SplitGeneratedKinds(), Watches: routeWatches},
-		access:  access,
+		Written: backends.Written{Backend: v1alpha1.BackendIstio, Install: install, Writer: writer, Lists: SplitGeneratedKinds(), Watches: routeWatches,
+			Indexes: IndexHosts},
+		access: access,
 	}
 }
 

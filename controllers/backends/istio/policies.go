@@ -117,42 +117,33 @@ func (b Policies) Forget(ctx context.Context, ref mesh.ObjectRef) error {
 }
 
 // hostsTaken describes, for each VirtualService and DestinationRule among carriers, the objects of
-// its kind the operator did not generate that hold its host for the mesh's clients. It reads every namespace's (from the
-// cache): a VirtualService anywhere may name a host by its FQDN.
+// its kind the operator did not generate that hold its host for the mesh's clients. It reads them
+// from the cache through HostIndex: a VirtualService anywhere may name a host by its FQDN.
 func (b Policies) hostsTaken(ctx context.Context, carriers []client.Object) ([]string, error) {
-	// The hosts of the carriers, by kind: each kind is listed once, however many carry it.
-	var vsHosts, drHosts []string
+	var taken []string
 	for _, obj := range carriers {
 		switch o := obj.(type) {
 		case *networkingv1.VirtualService:
-			vsHosts = append(vsHosts, o.Spec.Hosts[0])
-		case *networkingv1.DestinationRule:
-			drHosts = append(drHosts, o.Spec.Host)
-		}
-	}
-	var taken []string
-	if len(vsHosts) > 0 {
-		list := &networkingv1.VirtualServiceList{}
-		if err := b.Writer.Reader.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil { // only read
-			return nil, err
-		}
-		for _, vs := range list.Items {
-			for _, h := range vs.Spec.Hosts {
-				for _, host := range vsHosts {
-					if !owned.Generated(vs) && appliesToSidecars(vs) && sameHost(h, vs.Namespace, host) {
-						taken = append(taken, fmt.Sprintf("VirtualService %s/%s, not the operator's, routes host %s", vs.Namespace, vs.Name, host))
-					}
+			host := o.Spec.Hosts[0]
+			list := &networkingv1.VirtualServiceList{}
+			if err := b.listHolding(ctx, list, host, o.Namespace); err != nil {
+				return nil, err
+			}
+			for _, vs := range list.Items {
+				if owned.Generated(vs) || !appliesToSidecars(vs) {
+					continue
+				}
+				if slices.ContainsFunc(vs.Spec.Hosts, func(h string) bool { return sameHost(h, vs.Namespace, host) }) {
+					taken = append(taken, fmt.Sprintf("VirtualService %s/%s, not the operator's, routes host %s", vs.Namespace, vs.Name, host))
 				}
 			}
-		}
-	}
-	if len(drHosts) > 0 {
-		list := &networkingv1.DestinationRuleList{}
-		if err := b.Writer.Reader.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil { // only read
-			return nil, err
-		}
-		for _, dr := range list.Items {
-			for _, host := range drHosts {
+		case *networkingv1.DestinationRule:
+			host := o.Spec.Host
+			list := &networkingv1.DestinationRuleList{}
+			if err := b.listHolding(ctx, list, host, o.Namespace); err != nil {
+				return nil, err
+			}
+			for _, dr := range list.Items {
 				if !owned.Generated(dr) && sameHost(dr.Spec.Host, dr.Namespace, host) {
 					taken = append(taken, fmt.Sprintf("DestinationRule %s/%s, not the operator's, holds the traffic policy of host %s", dr.Namespace, dr.Name, host))
 				}
@@ -160,6 +151,17 @@ func (b Policies) hostsTaken(ctx context.Context, carriers []client.Object) ([]s
 		}
 	}
 	return slices.Compact(slices.Sorted(slices.Values(taken))), nil
+}
+
+// listHolding lists, from the cache, the objects of list's kind whose hosts may name the Service
+// of host, written in an object of namespace.
+func (b Policies) listHolding(ctx context.Context, list client.ObjectList, host, namespace string) error {
+	svc, ok := serviceOfHost(host, namespace)
+	if !ok {
+		return nil
+	}
+	// Only read: no copy.
+	return b.Writer.Reader.List(ctx, list, client.MatchingFields{HostIndex: hostKey(svc)}, client.UnsafeDisableDeepCopy)
 }
 
 // appliesToSidecars says whether Istio applies vs to the mesh's sidecars and proxyless clients, as

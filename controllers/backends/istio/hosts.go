@@ -1,0 +1,52 @@
+package istio
+
+import (
+	"context"
+
+	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// HostIndex indexes VirtualServices and DestinationRules by "<namespace>/<name>" of each Service
+// their hosts may name (serviceOfHost): a policy's reconcile reads the objects that may hold its
+// Service's host, not every one of the cluster.
+const HostIndex = "istio.hostservice"
+
+// HostIndexes are the objects HostIndex indexes, and the keys of each.
+var HostIndexes = []struct {
+	Object client.Object
+	Hosts  client.IndexerFunc
+}{
+	{&networkingv1.VirtualService{}, func(o client.Object) []string {
+		return hostServices(o.GetNamespace(), o.(*networkingv1.VirtualService).Spec.Hosts...)
+	}},
+	{&networkingv1.DestinationRule{}, func(o client.Object) []string {
+		return hostServices(o.GetNamespace(), o.(*networkingv1.DestinationRule).Spec.Host)
+	}},
+}
+
+// IndexHosts adds HostIndex to the cache. The Istio kinds must be served.
+func IndexHosts(ctx context.Context, indexer client.FieldIndexer) error {
+	for _, ix := range HostIndexes {
+		if err := indexer.IndexField(ctx, ix.Object, HostIndex, ix.Hosts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hostServices are the HostIndex keys of hosts written in an Istio object of namespace.
+func hostServices(namespace string, hosts ...string) []string {
+	var keys []string
+	for _, h := range hosts {
+		if svc, ok := serviceOfHost(h, namespace); ok {
+			keys = append(keys, hostKey(svc))
+		}
+	}
+	return keys
+}
+
+func hostKey(svc types.NamespacedName) string {
+	return svc.String()
+}

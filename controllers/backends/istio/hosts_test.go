@@ -1,0 +1,91 @@
+package istio
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	networkingapi "istio.io/api/networking/v1"
+	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/smi-operator/smi-operator/controllers/owned"
+)
+
+// listsRecorded is a reader that records whether each List of Istio's kinds was narrowed by a
+// field index.
+type listsRecorded struct {
+	client.Reader
+	unindexed []string
+}
+
+func (r *listsRecorded) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	o := &client.ListOptions{}
+	o.ApplyOptions(opts)
+	if o.FieldSelector == nil || o.FieldSelector.Empty() {
+		r.unindexed = append(r.unindexed, fmt.Sprintf("%T", list))
+	}
+	return r.Reader.List(ctx, list, opts...)
+}
+
+// TestHostsTakenReadsOnlyObjectsNamingTheHost: a policy's reconcile finds the VirtualServices and
+// DestinationRules of others that hold its Service's host, wherever they are and however they
+// name it, through the host index (HostIndexes): never by listing every one of the cluster, which
+// grows with the mesh and runs on every policy reconcile.
+func TestHostsTakenReadsOnlyObjectsNamingTheHost(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := networkingv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	vs := func(namespace, name string, hosts ...string) *networkingv1.VirtualService {
+		return &networkingv1.VirtualService{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
+			Spec: networkingapi.VirtualService{Hosts: hosts}}
+	}
+	dr := func(namespace, name, host string) *networkingv1.DestinationRule {
+		return &networkingv1.DestinationRule{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
+			Spec: networkingapi.DestinationRule{Host: host}}
+	}
+	objects := []client.Object{
+		vs("shop", "short-name", "web"),
+		vs("other", "fqdn", "example.com", "web.shop.svc.cluster.local"),
+		vs("other", "short-name-elsewhere", "web"), // another namespace's web
+		dr("shop", "rule", "web.shop.svc.cluster.local"),
+	}
+	for i := range 50 {
+		objects = append(objects, vs("unrelated", fmt.Sprintf("vs-%d", i), fmt.Sprintf("svc-%d", i)),
+			dr("unrelated", fmt.Sprintf("dr-%d", i), fmt.Sprintf("svc-%d.unrelated.svc.cluster.local", i)))
+	}
+	builder := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objects...)
+	for _, ix := range HostIndexes {
+		builder = builder.WithIndex(ix.Object, HostIndex, ix.Hosts)
+	}
+	reader := &listsRecorded{Reader: builder.Build()}
+	b := Policies{Writer: owned.Writer{Reader: reader}}
+
+	carriers := []client.Object{
+		&networkingv1.VirtualService{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"},
+			Spec: networkingapi.VirtualService{Hosts: []string{"web.shop.svc.cluster.local"}}},
+		&networkingv1.DestinationRule{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"},
+			Spec: networkingapi.DestinationRule{Host: "web.shop.svc.cluster.local"}},
+	}
+	taken, err := b.hostsTaken(context.Background(), carriers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(taken, "\n")
+	for _, want := range []string{"VirtualService shop/short-name", "VirtualService other/fqdn", "DestinationRule shop/rule"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("hostsTaken = %q; want it to name %s", taken, want)
+		}
+	}
+	if len(taken) != 3 {
+		t.Errorf("hostsTaken = %q; want exactly the 3 objects holding web.shop's host", taken)
+	}
+	if len(reader.unindexed) > 0 {
+		t.Errorf("hostsTaken listed %v without an index: every object of the cluster", reader.unindexed)
+	}
+}
