@@ -53,7 +53,8 @@
 //     path) that no client calls. grpc-go applies new routes before its balancer has a cluster it
 //     did not hold, failing the calls picked in between; a mesh handing its proxyless clients the
 //     rule keeps those clusters held, so a weight change or the split's removal moves calls onto
-//     clusters they already have.
+//     clusters they already have. It is left out where it does not fit (more than 16 Services, or
+//     no match left in the route): it must not cost the split its matches.
 //   - Paths: none for any path, Exact for an exact literal (when the CRD's rules take it), and
 //     otherwise RegularExpression with mesh's whole-path regex ("^(?:re).*", the same to an
 //     engine that matches the whole path and to one that searches). A literal prefix is a regex

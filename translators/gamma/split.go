@@ -159,8 +159,13 @@ func serviceRef(name string, port int32) gatewayv1.BackendRef {
 // standbyRefs are the Services the split may route to on port but its other rules do not name
 // with a weight: its backends of weight 0 and, unless requests already go there, the apex, at
 // weight 1 each, for the standby rule (see mesh.StandbyPath). None when they do not fit the rule's
-// backend limit.
-func (b *splitRoutes) standbyRefs(port int32) []gatewayv1.BackendRef {
+// backend limit, or the rule does not fit in a route whose other rules hold matches of their own
+// (a rule without matches counts one): the standby rule only keeps the split's backends warm, and
+// must not cost it its matches.
+func (b *splitRoutes) standbyRefs(port int32, matches int) []gatewayv1.BackendRef {
+	if matches+1 > maxMatchesPerRoute {
+		return nil
+	}
 	var out []gatewayv1.BackendRef
 	named := map[string]bool{}
 	for i, be := range b.s.Backends {
@@ -202,15 +207,29 @@ func (b *splitRoutes) checkLimits(matches int, headers []int) {
 	if b.limit != "" {
 		return
 	}
-	if matches > maxMatchesPerRoute-2 {
-		b.limit = fmt.Sprintf("%d route matches (one per method of each HTTPRouteGroup match); a route holds at most %d besides its catch-all and standby rules",
-			matches, maxMatchesPerRoute-2)
+	room, besides := maxMatchesPerRoute, ""
+	if b.s.CatchAllToApex {
+		room, besides = room-1, " besides its catch-all rule"
+	}
+	if matches > room {
+		b.limit = fmt.Sprintf("%d route matches (one per method of each HTTPRouteGroup match); a route holds at most %d%s",
+			matches, room, besides)
 	}
 	for _, n := range headers {
 		if n > maxHeaderMatches {
 			b.limit = fmt.Sprintf("a match of %d headers; a route match holds at most %d", n, maxHeaderMatches)
 		}
 	}
+}
+
+// ruleMatches counts the matches of rules as the Gateway API's limit does: a rule without matches
+// counts one, once defaulted.
+func ruleMatches[R any](rules []R, matches func(R) int) int {
+	n := 0
+	for _, r := range rules {
+		n += max(1, matches(r))
+	}
+	return n
 }
 
 // rules chunks the matches into rules of at most maxMatchesPerRule, each with its own copy of
@@ -231,7 +250,7 @@ func (b *splitRoutes) httpRoute(port int32) {
 	r.Spec.CommonRouteSpec = b.parentRefs(port)
 	b.out.HTTPRoutes = append(b.out.HTTPRoutes, r)
 	defer func() {
-		if standby := b.standbyRefs(port); len(standby) > 0 {
+		if standby := b.standbyRefs(port, ruleMatches(r.Spec.Rules, func(r gatewayv1.HTTPRouteRule) int { return len(r.Matches) })); len(standby) > 0 {
 			r.Spec.Rules = append(r.Spec.Rules, gatewayv1.HTTPRouteRule{
 				Matches: []gatewayv1.HTTPRouteMatch{{Path: &gatewayv1.HTTPPathMatch{
 					Type: ptr.To(gatewayv1.PathMatchExact), Value: ptr.To(mesh.StandbyPath)}}},
@@ -288,7 +307,7 @@ func (b *splitRoutes) grpcRoute(port int32) (ok bool) {
 	r := &gatewayv1.GRPCRoute{TypeMeta: typeMeta("GRPCRoute"), ObjectMeta: objectMeta(b.s.Source, port)}
 	r.Spec.CommonRouteSpec = b.parentRefs(port)
 	defer func() {
-		if standby := b.standbyRefs(port); len(standby) > 0 && len(r.Spec.Rules) > 0 {
+		if standby := b.standbyRefs(port, ruleMatches(r.Spec.Rules, func(r gatewayv1.GRPCRouteRule) int { return len(r.Matches) })); len(standby) > 0 && len(r.Spec.Rules) > 0 {
 			r.Spec.Rules = append(r.Spec.Rules, gatewayv1.GRPCRouteRule{
 				Matches: []gatewayv1.GRPCRouteMatch{{Method: &gatewayv1.GRPCMethodMatch{
 					Type: ptr.To(gatewayv1.GRPCMethodMatchExact), Service: ptr.To(mesh.StandbyService), Method: ptr.To(mesh.StandbyMethod)}}},
