@@ -94,16 +94,16 @@ func policiesOf(model *mesh.Model, svc mesh.Service) []*mesh.Policy {
 // timeout on the tcp_proxy of opaque TCP chains (HTTP ones take it from their routes).
 func PolicyOutboundChains(chains []*listenerv3.FilterChain, p *mesh.Policy) {
 	for _, port := range p.Service.Ports {
-		if port.Protocol != corev1.ProtocolTCP || !p.Covers(port.Port) {
+		if !PolicyOnOutboundListener(p, port) {
 			continue
 		}
 		name := ListenerName(p.Service, port.Port)
 		for _, fc := range chains {
 			switch {
 			case fc.Name != name:
-			case !opaqueTCP(port) && p.Fault != nil:
+			case !opaqueTCP(port):
 				fc.Filters = []*listenerv3.Filter{hcmFilter(faultConnectionManager(name))}
-			case opaqueTCP(port) && p.IdleTimeout != 0 && len(fc.Filters) == 1:
+			case len(fc.Filters) == 1:
 				tp := &tcpproxyv3.TcpProxy{}
 				if err := fc.Filters[0].GetTypedConfig().UnmarshalTo(tp); err != nil {
 					panic(fmt.Sprintf("xds: the tcp_proxy this package built does not unpack: %v", err))
@@ -113,6 +113,19 @@ func PolicyOutboundChains(chains []*listenerv3.FilterChain, p *mesh.Policy) {
 			}
 		}
 	}
+}
+
+// PolicyOnOutboundListener says whether the policy puts anything on the Envoy outbound listener's
+// chain of port of its Service (PolicyOutboundChains): the fault filter on an HTTP port, the idle
+// timeout on an opaque TCP one. Elsewhere Envoy takes the policy from routes and clusters.
+func PolicyOnOutboundListener(p *mesh.Policy, port mesh.ServicePort) bool {
+	if port.Protocol != corev1.ProtocolTCP || !p.Covers(port.Port) {
+		return false
+	}
+	if opaqueTCP(port) {
+		return p.IdleTimeout != 0
+	}
+	return p.Fault != nil
 }
 
 // faultConnectionManager is rdsConnectionManager with the fault filter before the router. Its own

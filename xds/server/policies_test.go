@@ -306,6 +306,53 @@ func TestPolicyHandoverServesTheFirstByRefAndIsNoConflict(t *testing.T) {
 	}
 }
 
+// TestPolicyFollowsItsServicesPorts: a policy of a whole Service covers the ports the Service has
+// now, as the server knows it: a port added is served with the policy's settings at once, not
+// after the policy's own reconcile; and that reconcile, handing the server the policy again with
+// the Service as it now is, pushes nothing (the settings did not change).
+func TestPolicyFollowsItsServicesPorts(t *testing.T) {
+	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive}})
+	key := types.NamespacedName{Namespace: "shop", Name: "web"}
+	web := mesh.Service{Namespace: "shop", Name: "web", FQDN: "web.shop.svc.cluster.local",
+		Ports: []mesh.ServicePort{{Name: "grpc", Port: 80, Protocol: corev1.ProtocolTCP}}}
+	f.srv.SetService(key, web, nil)
+	policy := mesh.ObjectRef{Kind: policyv1alpha1.TrafficPolicyKind, Namespace: "shop", Name: "web"}
+	f.srv.SetPolicy(policy, retryPolicy(policy, web, 0, 3))
+
+	grown := web
+	grown.Ports = append(slices.Clone(web.Ports), mesh.ServicePort{Name: "grpc-admin", Port: 9090, Protocol: corev1.ProtocolTCP})
+	f.srv.SetService(key, grown, nil)
+	admin := xds.ListenerName(grown, 9090)
+	stream, resp := f.subscribe(t, server.ProxyGRPC, "shop", "client", resourcev3.RouteType, admin)
+	if got := retriesOf(t, resp, admin); !slices.Equal(got, []uint32{3}) {
+		t.Errorf("the port the Service gained retries %v times, want the policy's 3 before the policy is set again", got)
+	}
+	f.srv.SetPolicy(policy, retryPolicy(policy, grown, 0, 3))
+	noPush(t, "the policy set again with its Service as it now is", stream)
+}
+
+// TestPolicySetBeforeItsServiceIsServedAndGoes: a policy the server gets before its Service (the
+// reconcilers run apart) is served once the Service comes, and its removal then reaches the
+// clients.
+func TestPolicySetBeforeItsServiceIsServedAndGoes(t *testing.T) {
+	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive}})
+	key := types.NamespacedName{Namespace: "shop", Name: "web"}
+	web := mesh.Service{Namespace: "shop", Name: "web", FQDN: "web.shop.svc.cluster.local",
+		Ports: []mesh.ServicePort{{Name: "grpc", Port: 80, Protocol: corev1.ProtocolTCP}}}
+	policy := mesh.ObjectRef{Kind: policyv1alpha1.TrafficPolicyKind, Namespace: "shop", Name: "web"}
+	f.srv.SetPolicy(policy, retryPolicy(policy, web, 0, 3))
+	f.srv.SetService(key, web, nil)
+	route := xds.ListenerName(web, 80)
+	stream, resp := f.subscribe(t, server.ProxyGRPC, "shop", "client", resourcev3.RouteType, route)
+	if got := retriesOf(t, resp, route); !slices.Equal(got, []uint32{3}) {
+		t.Errorf("the Service's port retries %v times, want the policy's 3", got)
+	}
+	f.srv.SetPolicy(policy, nil)
+	if got := retriesOf(t, recvAndACK(t, stream, route), route); !slices.Equal(got, []uint32{0}) {
+		t.Errorf("once the policy is gone the port retries %v times, want none", got)
+	}
+}
+
 // TestPolicyReachesGRPCClients: a real grpc-go xDS client calling a Service follows its
 // TrafficPolicy as the server changes it: a fault aborting every call with one status, then with
 // another, then no policy and the backend answers again.

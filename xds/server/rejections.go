@@ -439,23 +439,35 @@ func (s *Server) programmedResources(ref mesh.ObjectRef) programmed {
 }
 
 // policyResources are the resources the policy of source puts its settings on, on the ports of its
-// Service where it is the one served (servedPolicy): each port's client listener and route
-// configuration (named alike) and its cluster. None when source has no policy. The caller holds
-// s.mu.
+// Service where it is the one served (servedPolicy): each port's route configuration and cluster,
+// the gRPC clients' listener when it has a fault (its filter is there), and the Envoy outbound
+// listener where it puts something on its chains (xds.PolicyOnOutboundListener). None when source
+// has no policy. The caller holds s.mu.
 func (s *Server) policyResources(source mesh.ObjectRef) []resourceKey {
 	key, ok := s.policyService[source]
 	if !ok {
 		return nil
 	}
-	p := s.policies[key][source]
+	entry, ok := s.services[key]
+	if !ok {
+		return nil
+	}
+	p, svc := s.policies[key][source], entry.service
 	var out []resourceKey
-	for _, port := range policyPorts(p) {
-		if served, _ := s.servedPolicy(key, port); served != source {
+	outbound := false
+	for _, port := range s.policyPorts(key, p) {
+		if served, _ := s.servedPolicy(key, port.Port); served != source {
 			continue
 		}
-		name := xds.ListenerName(p.Service, port)
-		out = append(out, resourceKey{resourcev3.ListenerType, name}, resourceKey{resourcev3.RouteType, name},
-			resourceKey{resourcev3.ClusterType, xds.ClusterName(p.Service, port)})
+		name := xds.ListenerName(svc, port.Port)
+		out = append(out, resourceKey{resourcev3.RouteType, name}, resourceKey{resourcev3.ClusterType, xds.ClusterName(svc, port.Port)})
+		if p.Fault != nil {
+			out = append(out, resourceKey{resourcev3.ListenerType, name})
+		}
+		outbound = outbound || xds.PolicyOnOutboundListener(p, port)
+	}
+	if outbound {
+		out = append(out, resourceKey{resourcev3.ListenerType, xds.OutboundListenerName})
 	}
 	return out
 }

@@ -282,6 +282,7 @@ func TestRefusedClustersAndListenersAreReportedOnTheirSplitOrPolicy(t *testing.T
 	web := mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "web"}
 	api := mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "api"}
 	dbPolicy := mesh.ObjectRef{Kind: "TrafficPolicy", Namespace: "shop", Name: "db"}
+	payPolicy := mesh.ObjectRef{Kind: "TrafficPolicy", Namespace: "shop", Name: "pay"}
 	for _, tc := range []struct {
 		name, proxy, typeURL, resource string
 		want                           []mesh.ObjectRef
@@ -294,20 +295,25 @@ func TestRefusedClustersAndListenersAreReportedOnTheirSplitOrPolicy(t *testing.T
 		{"cluster of a policy's Service", server.ProxyGRPC, resourcev3.ClusterType, "outbound|80||db.shop.svc.cluster.local", []mesh.ObjectRef{dbPolicy}},
 		{"route configuration of a policy's Service", server.ProxyGRPC, resourcev3.RouteType, "db.shop.svc.cluster.local:80", []mesh.ObjectRef{dbPolicy}},
 		{"cluster of neither a split nor a policy", server.ProxyGRPC, resourcev3.ClusterType, "outbound|80||cache.shop.svc.cluster.local", nil},
-		{"Envoy outbound listener", server.ProxyEnvoy, resourcev3.ListenerType, xds.OutboundListenerName, []mesh.ObjectRef{api}},
+		// A policy puts something on the client listener only with a fault (its filter).
+		{"client listener of a policy's Service, without a fault", server.ProxyGRPC, resourcev3.ListenerType, "db.shop.svc.cluster.local:80", nil},
+		{"client listener of a policy's Service, with a fault", server.ProxyGRPC, resourcev3.ListenerType, "pay.shop.svc.cluster.local:80", []mesh.ObjectRef{payPolicy}},
+		// api's split weighs there (opaque TCP), and pay's policy puts its fault filter there.
+		{"Envoy outbound listener", server.ProxyEnvoy, resourcev3.ListenerType, xds.OutboundListenerName, []mesh.ObjectRef{api, payPolicy}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive},
 				Authenticator: tokens{"token-of-client": {Namespace: "shop", ServiceAccount: "client"}}})
 			changed := make(chan []mesh.ObjectRef, 16)
 			f.srv.OnRejections(func(refs []mesh.ObjectRef) { changed <- refs })
-			for _, name := range []string{"web", "web-v1", "web-v2", "api", "api-v1", "db", "cache"} {
+			for _, name := range []string{"web", "web-v1", "web-v2", "api", "api-v1", "db", "pay", "cache"} {
 				f.srv.SetService(k8stypes.NamespacedName{Namespace: "shop", Name: name}, service(name), nil)
 			}
 			f.srv.SetSplit(web, &mesh.Split{Source: web, Apex: service("web"), Backends: []mesh.Backend{
 				{Service: service("web-v1"), Weight: 1}, {Service: service("web-v2"), Weight: 1}}})
 			f.srv.SetSplit(api, &mesh.Split{Source: api, Apex: service("api"), Backends: []mesh.Backend{{Service: service("api-v1"), Weight: 1}}})
 			f.srv.SetPolicy(dbPolicy, &mesh.Policy{Source: dbPolicy, Service: service("db"), Timeout: time.Second})
+			f.srv.SetPolicy(payPolicy, &mesh.Policy{Source: payPolicy, Service: service("pay"), Fault: &mesh.Fault{Abort: &mesh.FaultAbort{HTTPStatus: 503, Percent: 100}}})
 
 			stream := f.ads(t, "token-of-client")
 			var names []string
@@ -347,10 +353,11 @@ func TestRefusedClustersAndListenersAreReportedOnTheirSplitOrPolicy(t *testing.T
 			default:
 			}
 			slices.SortFunc(told, func(a, b mesh.ObjectRef) int { return strings.Compare(a.Name, b.Name) })
+			slices.SortFunc(tc.want, func(a, b mesh.ObjectRef) int { return strings.Compare(a.Name, b.Name) })
 			if !slices.Equal(told, tc.want) {
 				t.Errorf("OnRejections named %v, want %v", told, tc.want)
 			}
-			for _, ref := range []mesh.ObjectRef{web, api, dbPolicy} {
+			for _, ref := range []mesh.ObjectRef{web, api, dbPolicy, payPolicy} {
 				want := 0
 				if slices.Contains(tc.want, ref) {
 					want = 1

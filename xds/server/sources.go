@@ -246,9 +246,9 @@ func (src *routeSource) build(name string) *routev3.RouteConfiguration {
 		return rc
 	}
 	// On a copy: a split's route configuration is the store's.
-	res := xds.Output{RouteConfigurations: []*routev3.RouteConfiguration{proto.Clone(rc).(*routev3.RouteConfiguration)}}
-	xds.ApplyPolicy(&res, policy, !src.envoy)
-	return res.RouteConfigurations[0]
+	rc = proto.Clone(rc).(*routev3.RouteConfiguration)
+	xds.PolicyRoutes(rc, policy)
+	return rc
 }
 
 func (src *routeSource) Wildcard(string) []string { return nil }
@@ -435,9 +435,7 @@ func (s *Server) outboundChains(key k8stypes.NamespacedName) []*listenerv3.Filte
 	for _, port := range entry.tcpPorts() {
 		if _, p := s.servedPolicy(key, port); p != nil {
 			// Only on this port: another policy may be served on the others.
-			onPort := *p
-			onPort.Port = port
-			xds.PolicyOutboundChains(chains, &onPort)
+			xds.PolicyOutboundChains(chains, policyOnPort(p, entry.service, port))
 		}
 	}
 	return chains
@@ -459,6 +457,6 @@ func (s *Server) policyVersionOf(entry *serviceEntry) string {
 // do. The caller holds the store's read lock.
 func (s *Server) applyPolicy(res *xds.Output, svc mesh.Service, port int32, proxyless bool) {
 	if _, p := s.servedPolicy(serviceKey(svc), port); p != nil {
-		xds.ApplyPolicy(res, p, proxyless)
+		xds.ApplyPolicy(res, policyOnPort(p, svc, port), proxyless)
 	}
 }

@@ -317,7 +317,11 @@ func (s *Server) SetPolicy(source mesh.ObjectRef, policy *mesh.Policy) []mesh.Di
 		// The server keeps its own copy of the value (the caller's model, and the slice element it
 		// points into, may be reused); what the value points to is shared, since a model is
 		// never changed once built. A change to what the server holds must come with a version bump.
+		// Of its Service it keeps the name: the ports the policy covers are the Service's as the
+		// server has it now (SetService), so that a port added is served with the policy at once,
+		// and the policy set again with the Service as it now is changes nothing.
 		held := *policy
+		held.Service = mesh.Service{Namespace: policy.Service.Namespace, Name: policy.Service.Name, FQDN: policy.Service.FQDN}
 		policy = &held
 	}
 	s.mu.Lock()
@@ -365,29 +369,41 @@ func serviceKey(svc mesh.Service) k8stypes.NamespacedName {
 	return k8stypes.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
 }
 
-// policyPorts are the ports a policy programs: the TCP ports of its Service it covers, those
-// xds.ApplyPolicy puts it on.
-func policyPorts(p *mesh.Policy) []int32 {
-	var out []int32
-	for _, port := range p.Service.Ports {
+// policyPorts are the ports the policy p of the Service key programs: the TCP ports of the Service,
+// as the server has it, that p covers (those xds.ApplyPolicy puts it on). The caller holds s.mu.
+func (s *Server) policyPorts(key k8stypes.NamespacedName, p *mesh.Policy) []mesh.ServicePort {
+	entry, ok := s.services[key]
+	if !ok {
+		return nil
+	}
+	var out []mesh.ServicePort
+	for _, port := range entry.service.Ports {
 		if port.Protocol == corev1.ProtocolTCP && p.Covers(port.Port) {
-			out = append(out, port.Port)
+			out = append(out, port)
 		}
 	}
 	return out
 }
 
-// servedPolicy is the policy served on port of the Service key, and its source: of the policies
-// programming the port, the first by source; nil when none does.
+// servedPolicy is the policy served on port (a TCP port of the Service key), and its source: of
+// the policies covering the port, the first by source; nil when none does. The caller holds s.mu.
 func (s *Server) servedPolicy(key k8stypes.NamespacedName, port int32) (mesh.ObjectRef, *mesh.Policy) {
 	var source mesh.ObjectRef
 	var served *mesh.Policy
 	for src, p := range s.policies[key] {
-		if (served == nil || compareRefs(src, source) < 0) && slices.Contains(policyPorts(p), port) {
+		if (served == nil || compareRefs(src, source) < 0) && p.Covers(port) {
 			source, served = src, p
 		}
 	}
 	return source, served
+}
+
+// policyOnPort is the policy p of svc as the translator's functions take it for port alone: on
+// the Service as the server has it, with that one port.
+func policyOnPort(p *mesh.Policy, svc mesh.Service, port int32) *mesh.Policy {
+	onPort := *p
+	onPort.Service = onePort(svc, port)
+	return &onPort
 }
 
 // policyView is what the policies of one Service program: the policy served on each port, and the
@@ -400,8 +416,8 @@ type policyView struct {
 func (s *Server) policyView(key k8stypes.NamespacedName) policyView {
 	view := policyView{byPort: map[int32]*mesh.Policy{}, chains: s.outboundChains(key)}
 	for _, p := range s.policies[key] {
-		for _, port := range policyPorts(p) {
-			_, view.byPort[port] = s.servedPolicy(key, port)
+		for _, port := range s.policyPorts(key, p) {
+			_, view.byPort[port.Port] = s.servedPolicy(key, port.Port)
 		}
 	}
 	return view
@@ -414,7 +430,11 @@ func (s *Server) policyView(key k8stypes.NamespacedName) policyView {
 // rebuilds and pushes nothing.
 func (s *Server) policiesChanged(key k8stypes.NamespacedName, before policyView) {
 	after := s.policyView(key)
-	if !reflect.DeepEqual(before.byPort, after.byPort) {
+	// Versioned whenever a policy names the Service, even one serving no port of it (yet): the
+	// Service's resources built without the version suffix must be those without any policy, and
+	// a Service that comes, or gains a port, after its policy is built with it.
+	_, versioned := s.policyVersion[key]
+	if !reflect.DeepEqual(before.byPort, after.byPort) || versioned != (len(s.policies[key]) > 0) {
 		if len(s.policies[key]) == 0 {
 			// Without a policy the resources are what they were before any: their versions too.
 			delete(s.policyVersion, key)
