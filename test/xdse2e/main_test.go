@@ -95,7 +95,8 @@ const (
 // for the xDS-enabled servers and the mutual-TLS clients of gRPC libraries that reach no TLS xDS
 // server (gRPC C-core 1.51, grpc-js-xds 1.14.1), one namespace each, whose access rules must be
 // enforced.
-var plainEnforcingNamespaces = []string{ccoreServerNamespace, grpcJSServerNamespace, ccoreClientNamespace, grpcJSClientNamespace}
+var plainEnforcingNamespaces = []string{ccoreServerNamespace, grpcJSServerNamespace, ccoreClientNamespace, grpcJSClientNamespace,
+	ccoreNamingNamespace, grpcJSNamingNamespace}
 
 // operator is the control plane, the operator (webhooks and xDS backend) and a client.
 type operator struct {
