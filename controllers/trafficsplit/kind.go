@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
@@ -112,7 +113,7 @@ func watch(b *builder.Builder, c client.Client) *builder.Builder {
 		// A split created or deleted on the same apex can change who wins the apex.
 		Watches(&hub.TrafficSplit{}, splitsByIndex(c, index.SplitApex, func(o client.Object) string {
 			return index.ApexName(o.(*hub.TrafficSplit))
-		}), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		}), builder.WithPredicates(apexChanged)).
 		Watches(&corev1.Service{}, splitsByIndex(c, index.SplitServices, client.Object.GetName)).
 		Watches(&hub.HTTPRouteGroup{}, splitsByIndex(c, index.SplitRoutes, client.Object.GetName)).
 		// A policy's settings may go into what the split generates (Istio merges them into the
@@ -121,6 +122,14 @@ func watch(b *builder.Builder, c client.Client) *builder.Builder {
 			return o.(*policyv1alpha1.TrafficPolicy).Spec.TargetRef.Name
 		}), builder.WithPredicates(predicate.GenerationChangedPredicate{}))
 }
+
+// apexChanged passes the events of a split that can change who wins an apex: its creation, its
+// deletion, its move to another apex. The oldest split of an apex wins it whatever its spec
+// (package mesh), so any other change is the split's own reconcile's alone; passing it would
+// reconcile every split of the apex, the changed one twice, on every weight change.
+var apexChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+	return index.ApexName(e.ObjectOld.(*hub.TrafficSplit)) != index.ApexName(e.ObjectNew.(*hub.TrafficSplit))
+}}
 
 // splitsByIndex maps an object to the splits in its namespace whose field index holds key(object).
 func splitsByIndex(c client.Client, field string, key func(client.Object) string) handler.EventHandler {
