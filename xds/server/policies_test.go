@@ -353,6 +353,36 @@ func TestPolicySetBeforeItsServiceIsServedAndGoes(t *testing.T) {
 	}
 }
 
+// TestPolicyChangedOffItsServicesPortsIsServedWhenThePortComes: a policy of one port changed
+// while its Service lacks the port (no resource of the Service changes then) is served as it now
+// is once the port comes back, on the route configuration a split of the Service still holds.
+func TestPolicyChangedOffItsServicesPortsIsServedWhenThePortComes(t *testing.T) {
+	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive}})
+	key := types.NamespacedName{Namespace: "shop", Name: "web"}
+	both := mesh.Service{Namespace: "shop", Name: "web", FQDN: "web.shop.svc.cluster.local",
+		Ports: []mesh.ServicePort{{Name: "grpc", Port: 80, Protocol: corev1.ProtocolTCP}, {Name: "grpc-admin", Port: 9090, Protocol: corev1.ProtocolTCP}}}
+	one := both
+	one.Ports = both.Ports[:1]
+	f.srv.SetService(key, both, nil)
+	split := mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "web"}
+	f.srv.SetSplit(split, &mesh.Split{Source: split, Apex: both, Backends: []mesh.Backend{{Service: both, Weight: 1}}})
+	policy := mesh.ObjectRef{Kind: policyv1alpha1.TrafficPolicyKind, Namespace: "shop", Name: "admin"}
+	f.srv.SetPolicy(policy, retryPolicy(policy, both, 9090, 3))
+	admin := xds.ListenerName(both, 9090)
+	_, resp := f.subscribe(t, server.ProxyGRPC, "shop", "client", resourcev3.RouteType, admin)
+	if got := retriesOf(t, resp, admin); !slices.Equal(got, []uint32{3}) {
+		t.Errorf("port 9090 retries %v times, want the policy's 3", got)
+	}
+
+	f.srv.SetService(key, one, nil)
+	f.srv.SetPolicy(policy, retryPolicy(policy, one, 9090, 4))
+	f.srv.SetService(key, both, nil)
+	_, resp = f.subscribe(t, server.ProxyGRPC, "shop", "another-client", resourcev3.RouteType, admin)
+	if got := retriesOf(t, resp, admin); !slices.Equal(got, []uint32{4}) {
+		t.Errorf("port 9090, back, retries %v times, want the policy's 4 as it now is", got)
+	}
+}
+
 // TestPolicyReachesGRPCClients: a real grpc-go xDS client calling a Service follows its
 // TrafficPolicy as the server changes it: a fault aborting every call with one status, then with
 // another, then no policy and the backend answers again.

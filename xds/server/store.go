@@ -406,35 +406,27 @@ func policyOnPort(p *mesh.Policy, svc mesh.Service, port int32) *mesh.Policy {
 	return &onPort
 }
 
-// policyView is what the policies of one Service program: the policy served on each port, and the
+// policyView is what the policies of one Service program: the policies themselves (which one is
+// served on a port follows from them and the Service's ports, which SetService versions), and the
 // Service's Envoy outbound chains with them.
 type policyView struct {
-	byPort map[int32]*mesh.Policy
-	chains []*listenerv3.FilterChain
+	policies map[mesh.ObjectRef]*mesh.Policy
+	chains   []*listenerv3.FilterChain
 }
 
 func (s *Server) policyView(key k8stypes.NamespacedName) policyView {
-	view := policyView{byPort: map[int32]*mesh.Policy{}, chains: s.outboundChains(key)}
-	for _, p := range s.policies[key] {
-		for _, port := range s.policyPorts(key, p) {
-			_, view.byPort[port.Port] = s.servedPolicy(key, port.Port)
-		}
-	}
-	return view
+	return policyView{policies: maps.Clone(s.policies[key]), chains: s.outboundChains(key)}
 }
 
 // policiesChanged bumps the version of what changed of the Service key since its policies were as
 // before says: its routes and clusters (and gRPC client listeners, whose versions tell whether
-// they changed) when another policy, or another version of one, is served on one of its ports;
-// the Envoy outbound listener when its chains changed. A setter that changes nothing served
-// rebuilds and pushes nothing.
+// they changed) when its policies changed, even on a port it lacks (it may gain it back, under a
+// split route kept since); the Envoy outbound listener when its chains changed. A setter that
+// changes nothing rebuilds and pushes nothing. While a policy names the Service, its resources'
+// versions end with the policy version: those built without it are those without any policy.
 func (s *Server) policiesChanged(key k8stypes.NamespacedName, before policyView) {
 	after := s.policyView(key)
-	// Versioned whenever a policy names the Service, even one serving no port of it (yet): the
-	// Service's resources built without the version suffix must be those without any policy, and
-	// a Service that comes, or gains a port, after its policy is built with it.
-	_, versioned := s.policyVersion[key]
-	if !reflect.DeepEqual(before.byPort, after.byPort) || versioned != (len(s.policies[key]) > 0) {
+	if !reflect.DeepEqual(before.policies, after.policies) {
 		if len(s.policies[key]) == 0 {
 			// Without a policy the resources are what they were before any: their versions too.
 			delete(s.policyVersion, key)
