@@ -124,11 +124,13 @@ func watch(b *builder.Builder, c client.Client) *builder.Builder {
 }
 
 // apexChanged passes the events of a split that can change who wins an apex: its creation, its
-// deletion, its move to another apex. The oldest split of an apex wins it whatever its spec
-// (package mesh), so any other change is the split's own reconcile's alone; passing it would
-// reconcile every split of the apex, the changed one twice, on every weight change.
+// deletion, a change of the apex it names (spec.service: another Service, or one package mesh takes
+// for no apex, of another namespace or cluster domain). The oldest split of an apex wins it
+// whatever the rest of its spec, so any other change is the split's own reconcile's alone;
+// passing it would reconcile every split of the apex, the changed one twice, on every weight
+// change.
 var apexChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
-	return index.ApexName(e.ObjectOld.(*hub.TrafficSplit)) != index.ApexName(e.ObjectNew.(*hub.TrafficSplit))
+	return e.ObjectOld.(*hub.TrafficSplit).Spec.Service != e.ObjectNew.(*hub.TrafficSplit).Spec.Service
 }}
 
 // splitsByIndex maps an object to the splits in its namespace whose field index holds key(object).

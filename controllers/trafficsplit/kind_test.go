@@ -11,7 +11,7 @@ import (
 )
 
 // TestApexChangedPassesOnlyWhatMovesAnApex: the rivals of a split are reconciled when it comes,
-// goes or moves to another apex, not when its weights change (the oldest wins whatever they are).
+// goes or names another apex, not when its weights change (the oldest wins whatever they are).
 func TestApexChangedPassesOnlyWhatMovesAnApex(t *testing.T) {
 	split := func(apex string, weight int) *hub.TrafficSplit {
 		return &hub.TrafficSplit{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"},
@@ -25,8 +25,11 @@ func TestApexChangedPassesOnlyWhatMovesAnApex(t *testing.T) {
 		{"created", apexChanged.Create(event.CreateEvent{Object: split("web", 1)}), true},
 		{"deleted", apexChanged.Delete(event.DeleteEvent{Object: split("web", 1)}), true},
 		{"weights changed", apexChanged.Update(event.UpdateEvent{ObjectOld: split("web", 1), ObjectNew: split("web", 2)}), false},
-		{"the apex written another way", apexChanged.Update(event.UpdateEvent{ObjectOld: split("web", 1), ObjectNew: split("web.shop.svc.cluster.local", 1)}), false},
 		{"moved to another apex", apexChanged.Update(event.UpdateEvent{ObjectOld: split("web", 1), ObjectNew: split("api", 1)}), true},
+		// A Service of another namespace, or of another cluster domain, is no apex (package mesh):
+		// the split leaves its apex, as it does by moving.
+		{"moved to another namespace's Service", apexChanged.Update(event.UpdateEvent{ObjectOld: split("web", 1), ObjectNew: split("web.other", 1)}), true},
+		{"moved to another cluster domain", apexChanged.Update(event.UpdateEvent{ObjectOld: split("web", 1), ObjectNew: split("web.shop.svc.example.org", 1)}), true},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s: apexChanged = %v, want %v", tc.name, tc.got, tc.want)
