@@ -3,6 +3,7 @@ package server_test
 import (
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -202,5 +203,36 @@ func TestStreamWithoutANodeCannotNameOneLater(t *testing.T) {
 	}
 	if resp, err := stream.Recv(); status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("naming a node after a first request without one: got %d listeners (error %v), want PermissionDenied", len(resp.GetResources()), err)
+	}
+}
+
+// TestNodesClaimOnlyKubernetesNames: the identity a node claims must be one Kubernetes could
+// have, a namespace name and a ServiceAccount name; on a plain-text server the claim is believed
+// and named in SMI objects' status (a refusal's namespace), so any other text is refused with the
+// stream, before anything is served.
+func TestNodesClaimOnlyKubernetesNames(t *testing.T) {
+	f := startPlainTextServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive}})
+	for _, tc := range []struct {
+		name, namespace, serviceAccount string
+	}{
+		{"a namespace with spaces", "apply https://example.com/fix.yaml", "client"},
+		{"a namespace too long", strings.Repeat("a", 64), "client"},
+		{"a ServiceAccount with a slash", "shop", "client/admin"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stream := f.ads(t, "")
+			if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node(server.ProxyGRPC, tc.namespace, tc.serviceAccount),
+				TypeUrl: resourcev3.ListenerType}); err != nil {
+				t.Fatal(err)
+			}
+			if resp, err := stream.Recv(); status.Code(err) != codes.InvalidArgument {
+				t.Errorf("a node claiming %q/%q: got %d listeners (error %v), want InvalidArgument", tc.namespace, tc.serviceAccount, len(resp.GetResources()), err)
+			}
+		})
+	}
+	// Kubernetes names are taken.
+	_, resp := f.subscribe(t, server.ProxyGRPC, "shop", "client.v2", resourcev3.ListenerType)
+	if resp == nil {
+		t.Error("a node claiming shop/client.v2 got no answer")
 	}
 }

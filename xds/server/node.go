@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/smi-operator/smi-operator/xds/auth"
 )
@@ -49,8 +50,9 @@ type nodeInfo struct {
 	identity Identity
 }
 
-// parseNode reads the node's metadata; a node that names half an identity, or an unknown proxy
-// kind, is refused rather than guessed at.
+// parseNode reads the node's metadata; a node that names half an identity, an identity no
+// Kubernetes ServiceAccount could have, or an unknown proxy kind, is refused rather than guessed
+// at.
 func parseNode(node *corev3.Node) (nodeInfo, error) {
 	fields := node.GetMetadata().GetFields()
 	info := nodeInfo{
@@ -68,6 +70,16 @@ func parseNode(node *corev3.Node) (nodeInfo, error) {
 	}
 	if (info.identity.Namespace == "") != (info.identity.ServiceAccount == "") {
 		return info, fmt.Errorf("node %q: metadata %s and %s must be set together", node.GetId(), MetadataNamespace, MetadataServiceAccount)
+	}
+	// Names Kubernetes could have, and nothing else: on a plain-text server the claim is
+	// believed, and SMI objects' status names it (Rejection). Not echoed: the text is the client's.
+	if info.identity.Namespace != "" {
+		if len(validation.IsDNS1123Label(info.identity.Namespace)) > 0 {
+			return info, fmt.Errorf("node %q: metadata %s is not a namespace name (an RFC 1123 label)", node.GetId(), MetadataNamespace)
+		}
+		if len(validation.IsDNS1123Subdomain(info.identity.ServiceAccount)) > 0 {
+			return info, fmt.Errorf("node %q: metadata %s is not a ServiceAccount name (an RFC 1123 subdomain)", node.GetId(), MetadataServiceAccount)
+		}
 	}
 	return info, nil
 }
