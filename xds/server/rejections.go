@@ -8,6 +8,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -441,8 +442,8 @@ func (s *Server) programmedResources(ref mesh.ObjectRef) programmed {
 // policyResources are the resources the policy of source puts its settings on, on the ports of its
 // Service where it is the one served (servedPolicy): each port's route configuration and cluster,
 // the gRPC clients' listener when it has a fault (its filter is there), and the Envoy outbound
-// listener where it puts something on its chains (xds.PolicyOnOutboundListener). None when source
-// has no policy. The caller holds s.mu.
+// listener where it puts something on the Service's chains there (xds.PolicyOnOutboundListener).
+// None when source has no policy. The caller holds s.mu.
 func (s *Server) policyResources(source mesh.ObjectRef) []resourceKey {
 	key, ok := s.policyService[source]
 	if !ok {
@@ -453,6 +454,7 @@ func (s *Server) policyResources(source mesh.ObjectRef) []resourceKey {
 		return nil
 	}
 	p, svc := s.policies[key][source], entry.service
+	chains := s.outboundChains(key) // none for a Service without a cluster IP
 	var out []resourceKey
 	outbound := false
 	for _, port := range s.policyPorts(key, p) {
@@ -464,7 +466,7 @@ func (s *Server) policyResources(source mesh.ObjectRef) []resourceKey {
 		if p.Fault != nil {
 			out = append(out, resourceKey{resourcev3.ListenerType, name})
 		}
-		outbound = outbound || xds.PolicyOnOutboundListener(p, port)
+		outbound = outbound || xds.PolicyOnOutboundListener(p, port) && slices.ContainsFunc(chains, func(fc *listenerv3.FilterChain) bool { return fc.Name == name })
 	}
 	if outbound {
 		out = append(out, resourceKey{resourcev3.ListenerType, xds.OutboundListenerName})

@@ -276,13 +276,19 @@ func TestRefusedClustersAndListenersAreReportedOnTheirSplitOrPolicy(t *testing.T
 		if strings.HasPrefix(name, "api") {
 			port = "tcp-ledger" // opaque TCP: split on the Envoy outbound listener
 		}
-		return mesh.Service{Namespace: "shop", Name: name, FQDN: name + ".shop.svc.cluster.local",
+		svc := mesh.Service{Namespace: "shop", Name: name, FQDN: name + ".shop.svc.cluster.local",
 			Ports: []mesh.ServicePort{{Name: port, Port: 80, Protocol: corev1.ProtocolTCP}}}
+		if name == "pay" {
+			svc.ClusterIPs = []string{"10.96.0.10"} // Envoy's outbound listener has chains of it
+		}
+		return svc
 	}
 	web := mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "web"}
 	api := mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "api"}
 	dbPolicy := mesh.ObjectRef{Kind: "TrafficPolicy", Namespace: "shop", Name: "db"}
 	payPolicy := mesh.ObjectRef{Kind: "TrafficPolicy", Namespace: "shop", Name: "pay"}
+	// A fault too, but its Service has no cluster IP: no chain of it on the outbound listener.
+	headlessPolicy := mesh.ObjectRef{Kind: "TrafficPolicy", Namespace: "shop", Name: "headless"}
 	for _, tc := range []struct {
 		name, proxy, typeURL, resource string
 		want                           []mesh.ObjectRef
@@ -298,7 +304,8 @@ func TestRefusedClustersAndListenersAreReportedOnTheirSplitOrPolicy(t *testing.T
 		// A policy puts something on the client listener only with a fault (its filter).
 		{"client listener of a policy's Service, without a fault", server.ProxyGRPC, resourcev3.ListenerType, "db.shop.svc.cluster.local:80", nil},
 		{"client listener of a policy's Service, with a fault", server.ProxyGRPC, resourcev3.ListenerType, "pay.shop.svc.cluster.local:80", []mesh.ObjectRef{payPolicy}},
-		// api's split weighs there (opaque TCP), and pay's policy puts its fault filter there.
+		// api's split weighs there (opaque TCP), and pay's policy puts its fault filter there;
+		// headless has no chain there.
 		{"Envoy outbound listener", server.ProxyEnvoy, resourcev3.ListenerType, xds.OutboundListenerName, []mesh.ObjectRef{api, payPolicy}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -306,7 +313,7 @@ func TestRefusedClustersAndListenersAreReportedOnTheirSplitOrPolicy(t *testing.T
 				Authenticator: tokens{"token-of-client": {Namespace: "shop", ServiceAccount: "client"}}})
 			changed := make(chan []mesh.ObjectRef, 16)
 			f.srv.OnRejections(func(refs []mesh.ObjectRef) { changed <- refs })
-			for _, name := range []string{"web", "web-v1", "web-v2", "api", "api-v1", "db", "pay", "cache"} {
+			for _, name := range []string{"web", "web-v1", "web-v2", "api", "api-v1", "db", "pay", "headless", "cache"} {
 				f.srv.SetService(k8stypes.NamespacedName{Namespace: "shop", Name: name}, service(name), nil)
 			}
 			f.srv.SetSplit(web, &mesh.Split{Source: web, Apex: service("web"), Backends: []mesh.Backend{
@@ -314,6 +321,7 @@ func TestRefusedClustersAndListenersAreReportedOnTheirSplitOrPolicy(t *testing.T
 			f.srv.SetSplit(api, &mesh.Split{Source: api, Apex: service("api"), Backends: []mesh.Backend{{Service: service("api-v1"), Weight: 1}}})
 			f.srv.SetPolicy(dbPolicy, &mesh.Policy{Source: dbPolicy, Service: service("db"), Timeout: time.Second})
 			f.srv.SetPolicy(payPolicy, &mesh.Policy{Source: payPolicy, Service: service("pay"), Fault: &mesh.Fault{Abort: &mesh.FaultAbort{HTTPStatus: 503, Percent: 100}}})
+			f.srv.SetPolicy(headlessPolicy, &mesh.Policy{Source: headlessPolicy, Service: service("headless"), Fault: &mesh.Fault{Abort: &mesh.FaultAbort{HTTPStatus: 503, Percent: 100}}})
 
 			stream := f.ads(t, "token-of-client")
 			var names []string
@@ -357,7 +365,7 @@ func TestRefusedClustersAndListenersAreReportedOnTheirSplitOrPolicy(t *testing.T
 			if !slices.Equal(told, tc.want) {
 				t.Errorf("OnRejections named %v, want %v", told, tc.want)
 			}
-			for _, ref := range []mesh.ObjectRef{web, api, dbPolicy, payPolicy} {
+			for _, ref := range []mesh.ObjectRef{web, api, dbPolicy, payPolicy, headlessPolicy} {
 				want := 0
 				if slices.Contains(tc.want, ref) {
 					want = 1
