@@ -41,8 +41,9 @@ type Written struct {
 	// owned.GeneratedByIndex.
 	Indexes func(ctx context.Context, indexer client.FieldIndexer) error
 
-	// watched: the controllers watch the kinds (added once, when first served).
-	watched bool
+	// indexed: the cache indexes the kinds; watched: the controllers watch them (each added once,
+	// when first served; apart, so that a Start failing between them can be retried).
+	indexed, watched bool
 	// clean: no generated object is left since an instance last ran.
 	clean bool
 }
@@ -88,13 +89,11 @@ func (w *Written) Start(ctx context.Context, env Env) error {
 		if err := Served(env.Manager, w.Backend, w.Install, w.Lists); err != nil {
 			return err
 		}
-		if err := owned.IndexGenerated(ctx, env.Manager.GetFieldIndexer(), ItemsOf(w.Lists)...); err != nil {
-			return fmt.Errorf("indexing the %s backend's objects: %w", w.Backend, err)
-		}
-		if w.Indexes != nil {
-			if err := w.Indexes(ctx, env.Manager.GetFieldIndexer()); err != nil {
+		if !w.indexed {
+			if err := w.index(ctx, env.Manager.GetFieldIndexer()); err != nil {
 				return fmt.Errorf("indexing the %s backend's objects: %w", w.Backend, err)
 			}
+			w.indexed = true
 		}
 		if err := AddWatches(env, w.Writer, w.Watches); err != nil {
 			return err
@@ -102,6 +101,18 @@ func (w *Written) Start(ctx context.Context, env Env) error {
 		w.watched = true
 	}
 	w.clean = false
+	return nil
+}
+
+// index adds owned.GeneratedByIndex and the backend's Indexes. A failure leaves the indexes
+// added before it: the cache refuses them a second time, so a retry cannot succeed either.
+func (w *Written) index(ctx context.Context, indexer client.FieldIndexer) error {
+	if err := owned.IndexGenerated(ctx, indexer, ItemsOf(w.Lists)...); err != nil {
+		return err
+	}
+	if w.Indexes != nil {
+		return w.Indexes(ctx, indexer)
+	}
 	return nil
 }
 

@@ -1,0 +1,87 @@
+package backends
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/smi-operator/smi-operator/apis/v1alpha1"
+	"github.com/smi-operator/smi-operator/controllers/owned"
+)
+
+// indexer is a cache's field indexer: like the manager's, it refuses an index it already has.
+type indexer map[string]bool
+
+func (ix indexer) IndexField(_ context.Context, obj client.Object, field string, _ client.IndexerFunc) error {
+	key := fmt.Sprintf("%T/%s", obj, field)
+	if ix[key] {
+		return fmt.Errorf("indexer conflict: %s", key)
+	}
+	ix[key] = true
+	return nil
+}
+
+// stubManager is the part of a manager Written.Start uses.
+type stubManager struct {
+	manager.Manager
+	client  client.Client
+	mapper  meta.RESTMapper
+	indexer indexer
+}
+
+func (m stubManager) GetClient() client.Client             { return m.client }
+func (m stubManager) GetRESTMapper() meta.RESTMapper       { return m.mapper }
+func (m stubManager) GetFieldIndexer() client.FieldIndexer { return m.indexer }
+
+// failingController refuses its first watch.
+type failingController struct {
+	controller.Controller
+	refused *bool
+}
+
+func (c failingController) Watch(source.Source) error {
+	if !*c.refused {
+		*c.refused = true
+		return errors.New("the first watch is refused")
+	}
+	return nil
+}
+
+// TestWrittenStartIsRetriedAfterItsWatchesFail: a Start that indexed the kinds but could not add
+// their watches can be tried again: the indexes are not added a second time (the cache would
+// refuse them, and the backend could never start).
+func TestWrittenStartIsRetriedAfterItsWatchesFail(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := corev1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	mapper := meta.NewDefaultRESTMapper(nil)
+	mapper.Add(corev1.SchemeGroupVersion.WithKind("ConfigMap"), meta.RESTScopeNamespace)
+	mgr := stubManager{client: fake.NewClientBuilder().WithScheme(scheme).Build(), mapper: mapper, indexer: indexer{}}
+	refused := false
+	w := &Written{Backend: v1alpha1.BackendIstio, Writer: owned.Writer{}, Lists: []client.ObjectList{&corev1.ConfigMapList{}},
+		Indexes: func(ctx context.Context, ix client.FieldIndexer) error {
+			return ix.IndexField(ctx, &corev1.ConfigMap{}, "own", nil)
+		},
+		Watches: func(manager.Manager, Controllers, ...predicate.Predicate) []Watch {
+			return []Watch{{Controller: failingController{refused: &refused}, Sources: []source.Source{nil}}}
+		}}
+	env := Env{Manager: mgr, Programming: func() bool { return true }}
+	if err := w.Start(context.Background(), env); err == nil {
+		t.Fatal("the first Start succeeded though its watch was refused")
+	}
+	if err := w.Start(context.Background(), env); err != nil {
+		t.Errorf("Start again: %v", err)
+	}
+}
