@@ -222,8 +222,9 @@ func (b *splitRoutes) checkLimits(matches int, headers []int) {
 	}
 }
 
-// ruleMatches counts the matches of rules as the Gateway API's limit does: a rule without matches
-// counts one, once defaulted.
+// ruleMatches counts the matches of rules as HTTPRoute's limit does: a rule without matches counts
+// one, once defaulted. GRPCRoute's counts none for it: there the count is one stricter than the
+// CRD's, never looser.
 func ruleMatches[R any](rules []R, matches func(R) int) int {
 	n := 0
 	for _, r := range rules {
