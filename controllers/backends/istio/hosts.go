@@ -13,8 +13,8 @@ import (
 // Service's host, not every one of the cluster.
 const HostIndex = "istio.hostservice"
 
-// HostIndexes are the objects HostIndex indexes, and the keys of each.
-var HostIndexes = []struct {
+// hostIndexes are the objects HostIndex indexes, and the keys of each.
+var hostIndexes = []struct {
 	Object client.Object
 	Hosts  client.IndexerFunc
 }{
@@ -28,7 +28,7 @@ var HostIndexes = []struct {
 
 // IndexHosts adds HostIndex to the cache. The Istio kinds must be served.
 func IndexHosts(ctx context.Context, indexer client.FieldIndexer) error {
-	for _, ix := range HostIndexes {
+	for _, ix := range hostIndexes {
 		if err := indexer.IndexField(ctx, ix.Object, HostIndex, ix.Hosts); err != nil {
 			return err
 		}

@@ -34,7 +34,7 @@ func (r *listsRecorded) List(ctx context.Context, list client.ObjectList, opts .
 
 // TestHostsTakenReadsOnlyObjectsNamingTheHost: a policy's reconcile finds the VirtualServices and
 // DestinationRules of others that hold its Service's host, wherever they are and however they
-// name it, through the host index (HostIndexes): never by listing every one of the cluster, which
+// name it, through the host index (hostIndexes): never by listing every one of the cluster, which
 // grows with the mesh and runs on every policy reconcile.
 func TestHostsTakenReadsOnlyObjectsNamingTheHost(t *testing.T) {
 	scheme := runtime.NewScheme()
@@ -60,7 +60,7 @@ func TestHostsTakenReadsOnlyObjectsNamingTheHost(t *testing.T) {
 			dr("unrelated", fmt.Sprintf("dr-%d", i), fmt.Sprintf("svc-%d.unrelated.svc.cluster.local", i)))
 	}
 	builder := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objects...)
-	for _, ix := range HostIndexes {
+	for _, ix := range hostIndexes {
 		builder = builder.WithIndex(ix.Object, HostIndex, ix.Hosts)
 	}
 	reader := &listsRecorded{Reader: builder.Build()}
