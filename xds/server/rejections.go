@@ -49,10 +49,12 @@ type sentResponse struct {
 // turn, and one that does not must not make the server hoard names.
 const maxUnanswered = 8
 
-// rejectionChange is a stream's rejections of some resources that appeared, changed or cleared.
+// rejectionChange is a stream's rejections of some resources that appeared or cleared (keys), or
+// whose error alone changed (reworded).
 type rejectionChange struct {
-	scope string // the stream's identity, for the per-identity listeners
-	keys  []resourceKey
+	identity Identity // the stream's
+	keys     []resourceKey
+	reworded []resourceKey
 }
 
 // sentResponseOf is what remembering a response keeps: its nonce and the names of its resources,
@@ -105,18 +107,23 @@ func (st *streamState) answered(typeURL, nonce string) (sentResponse, bool) {
 // reply updates the stream's rejections with a request: an ACK clears the resources of the
 // response it accepts, a NACK marks those its error names (all of the response's when it names
 // none) and clears the others, and a request that no longer names a resource clears it. It
-// returns the resources whose rejection appeared, changed or cleared. The caller holds streams.mu.
-func (st *streamState) reply(req *discoveryv3.DiscoveryRequest) []resourceKey {
-	var changed []resourceKey
+// returns the resources whose rejection appeared or cleared, and those whose error alone changed.
+// The caller holds streams.mu.
+func (st *streamState) reply(req *discoveryv3.DiscoveryRequest) (changed, reworded []resourceKey) {
 	set := func(key resourceKey, detail string) {
-		if old, had := st.rejected[key]; had && old == detail {
+		old, had := st.rejected[key]
+		if had && old == detail {
 			return
 		}
 		if st.rejected == nil {
 			st.rejected = map[resourceKey]string{}
 		}
 		st.rejected[key] = detail
-		changed = append(changed, key)
+		if had {
+			reworded = append(reworded, key)
+		} else {
+			changed = append(changed, key)
+		}
 	}
 	clear := func(key resourceKey) {
 		if _, had := st.rejected[key]; had {
@@ -152,7 +159,7 @@ func (st *streamState) reply(req *discoveryv3.DiscoveryRequest) []resourceKey {
 			}
 		}
 	}
-	return changed
+	return changed, reworded
 }
 
 // maxRejectionDetail bounds the part of a proxy's error kept: the text is the proxy's own, not
@@ -507,15 +514,25 @@ func (s *Server) OnRejections(fn func([]mesh.ObjectRef)) {
 	s.onRejections.Store(&fn)
 }
 
-// rejectionsChanged tells the OnRejections function which SMI objects' rejections appeared,
-// changed or cleared.
+// rejectionsChanged tells the OnRejections function which SMI objects' rejections appeared or
+// cleared, or quote an error that changed: only objects of the stream's namespace quote its errors
+// (Rejections), so a rewording elsewhere changes nothing of theirs, and must not have them
+// reconciled each time a proxy rewords its refusals.
 func (s *Server) rejectionsChanged(change rejectionChange) {
 	fn := s.onRejections.Load()
-	if fn == nil || len(change.keys) == 0 {
+	if fn == nil || len(change.keys) == 0 && len(change.reworded) == 0 {
 		return
 	}
+	scope := scopeKey(change.identity)
 	s.mu.RLock()
-	refs := s.programmedBy(change.scope, change.keys)
+	refs := s.programmedBy(scope, change.keys)
+	if len(change.reworded) > 0 && change.identity != (Identity{}) {
+		for _, ref := range s.programmedBy(scope, change.reworded) {
+			if ref.Namespace == change.identity.Namespace && !slices.Contains(refs, ref) {
+				refs = append(refs, ref)
+			}
+		}
+	}
 	s.mu.RUnlock()
 	if len(refs) > 0 {
 		(*fn)(refs)

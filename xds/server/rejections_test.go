@@ -490,3 +490,74 @@ func TestRefusalsOfOtherNamespacesAreCountedNotQuoted(t *testing.T) {
 		t.Errorf("the split quotes the proxy of another namespace: %q", got)
 	}
 }
+
+// TestRewordedRefusalReachesOnlyObjectsQuotingIt: a proxy that refuses a split's routes again,
+// in other words, changes what the split's status would quote only when the proxy is of the
+// split's namespace; of another namespace its words are never quoted, and its rewording must not
+// have the split reconciled (any workload can reword its refusals as often as it has the routes
+// sent again). Its refusal appearing and clearing still count.
+func TestRewordedRefusalReachesOnlyObjectsQuotingIt(t *testing.T) {
+	for _, tc := range []struct {
+		namespace string
+		reworded  bool // the rewording reported
+	}{
+		{"shop", true},
+		{"elsewhere", false},
+	} {
+		t.Run(tc.namespace, func(t *testing.T) {
+			f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive},
+				Authenticator: tokens{"token": {Namespace: tc.namespace, ServiceAccount: "client"}}})
+			web := mesh.Service{Namespace: "shop", Name: "web", FQDN: "web.shop.svc.cluster.local",
+				Ports: []mesh.ServicePort{{Name: "grpc", Port: 80, Protocol: corev1.ProtocolTCP}}}
+			split := mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "web"}
+			f.srv.SetSplit(split, &mesh.Split{Source: split, Apex: web, Backends: []mesh.Backend{{Service: web, Weight: 1}}})
+			// Each call records how many proxies refused the split when it was made: the calls
+			// are made on the stream's goroutine, in the order of its requests.
+			calls := make(chan int, 16)
+			f.srv.OnRejections(func([]mesh.ObjectRef) { calls <- f.srv.Rejections(split).Proxies })
+			const route = "web.shop.svc.cluster.local:80"
+			stream := f.ads(t, "token")
+			reply := func(names []string, message string) {
+				t.Helper()
+				req := &discoveryv3.DiscoveryRequest{Node: node(server.ProxyGRPC, tc.namespace, "client"), TypeUrl: resourcev3.RouteType, ResourceNames: names}
+				if err := stream.Send(req); err != nil {
+					t.Fatal(err)
+				}
+				resp, err := stream.Recv()
+				if err != nil {
+					t.Fatal(err)
+				}
+				req = &discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.RouteType, ResourceNames: names, VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce}
+				if message != "" {
+					req.VersionInfo, req.ErrorDetail = "", &rpcstatus.Status{Message: message}
+				}
+				if err := stream.Send(req); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Asking for one more name each time has the routes sent again.
+			reply([]string{route}, "refused")
+			reply([]string{route, "a.shop.svc.cluster.local:80"}, "refused in other words")
+			reply([]string{route, "b.shop.svc.cluster.local:80"}, "") // accepted: the refusal clears
+			var got []int
+			for {
+				select {
+				case n := <-calls:
+					got = append(got, n)
+				case <-time.After(10 * time.Second):
+					t.Fatalf("OnRejections calls %v, and none after the refusal cleared", got)
+				}
+				if got[len(got)-1] == 0 {
+					break
+				}
+			}
+			want := []int{1, 0}
+			if tc.reworded {
+				want = []int{1, 1, 0}
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("OnRejections calls saw %v refusing proxies; want %v", got, want)
+			}
+		})
+	}
+}

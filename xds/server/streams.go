@@ -116,7 +116,7 @@ func (s *streams) OnStreamClosed(id int64, _ *corev3.Node) {
 	if state != nil && state.info != nil {
 		s.metrics.connected.WithLabelValues(state.info.proxy).Dec()
 		if len(state.rejected) > 0 {
-			s.rejectionsChanged(rejectionChange{scope: scopeKey(state.info.identity), keys: slices.Collect(maps.Keys(state.rejected))})
+			s.rejectionsChanged(rejectionChange{identity: state.info.identity, keys: slices.Collect(maps.Keys(state.rejected))})
 		}
 	}
 }
@@ -186,15 +186,15 @@ func (s *streams) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) e
 		return nil
 	}
 	s.mu.Lock()
-	changed := state.reply(req)
+	changed, reworded := state.reply(req)
 	if len(state.rejected) > 0 {
 		s.rejecting[id] = state
 	} else {
 		delete(s.rejecting, id)
 	}
 	s.mu.Unlock()
-	if len(changed) > 0 {
-		s.rejectionsChanged(rejectionChange{scope: scopeKey(state.info.identity), keys: changed})
+	if len(changed) > 0 || len(reworded) > 0 {
+		s.rejectionsChanged(rejectionChange{identity: state.info.identity, keys: changed, reworded: reworded})
 	}
 	return nil
 }
