@@ -29,6 +29,36 @@ func testOptions(clock *clocktesting.FakeClock) Options {
 	return Options{Secret: secretRef, TrustDomain: "cluster.local", RootTTL: 30 * 24 * time.Hour, Now: clock.Now}
 }
 
+// propagatingAuthority is an Authority whose new roots wait an hour (RootPropagation) before
+// signing, on a fake API server and a fake clock starting at t0.
+func propagatingAuthority(t *testing.T) (*Authority, *fake.Clientset, *clocktesting.FakeClock, Options) {
+	t.Helper()
+	client := fake.NewClientset()
+	clock := clocktesting.NewFakeClock(t0)
+	opts := testOptions(clock)
+	opts.RootPropagation = time.Hour
+	a, err := New(context.Background(), client, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, client, clock, opts
+}
+
+// checkRotationBegun checks that the Secret is at a rotation's first step, old still signing and
+// a new root in the bundle after it, and returns the new root.
+func checkRotationBegun(t *testing.T, client *fake.Clientset, old *x509.Certificate) *x509.Certificate {
+	t.Helper()
+	s := getSecret(t, client)
+	if signing := bundleOf(t, s.Data["tls.crt"])[0]; !signing.Equal(old) {
+		t.Fatal("tls.crt is a new root: it signs before peers trust it")
+	}
+	next := bundleOf(t, s.Data["next.crt"])[0]
+	if stored := bundleOf(t, s.Data["ca.crt"]); len(stored) != 2 || !stored[0].Equal(old) || !stored[1].Equal(next) {
+		t.Fatalf("ca.crt holds %d certificates, want the signing root then the next one", len(stored))
+	}
+	return next
+}
+
 func getSecret(t *testing.T, client *fake.Clientset) *corev1.Secret {
 	t.Helper()
 	s, err := client.CoreV1().Secrets(secretRef.Namespace).Get(context.Background(), secretRef.Name, metav1.GetOptions{})
@@ -180,14 +210,7 @@ func TestNewRefusesAnUnusableSecret(t *testing.T) {
 // signing, then, RootPropagation later, the new root signs; the old root stays trusted until it
 // expires.
 func TestRotation(t *testing.T) {
-	client := fake.NewClientset()
-	clock := clocktesting.NewFakeClock(t0)
-	opts := testOptions(clock)
-	opts.RootPropagation = time.Hour
-	a, err := New(context.Background(), client, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, client, clock, opts := propagatingAuthority(t)
 	oldRoot := bundleOf(t, a.TrustBundlePEM())[0]
 	oldLeaf, err := a.Issue("spiffe://cluster.local/ns/default/sa/old")
 	if err != nil {
@@ -209,16 +232,9 @@ func TestRotation(t *testing.T) {
 	if err != nil || !changed {
 		t.Fatalf("Rotate with less than a third left = %v, %v; want the bundle changed", changed, err)
 	}
-	s := getSecret(t, client)
-	if signing := bundleOf(t, s.Data["tls.crt"])[0]; !signing.Equal(oldRoot) {
-		t.Fatal("tls.crt changed as the new root was made: it signs before peers trust it")
-	}
-	newRoot := bundleOf(t, s.Data["next.crt"])[0]
+	newRoot := checkRotationBegun(t, client, oldRoot)
 	published := a.TrustBundlePEM()
-	if stored := bundleOf(t, s.Data["ca.crt"]); len(stored) != 2 || !stored[0].Equal(oldRoot) || !stored[1].Equal(newRoot) {
-		t.Fatalf("ca.crt holds %d certificates, want the signing root then the next one", len(stored))
-	}
-	if !bytes.Equal(published, s.Data["ca.crt"]) {
+	if !bytes.Equal(published, getSecret(t, client).Data["ca.crt"]) {
 		t.Error("the Authority's bundle is not the Secret's")
 	}
 	if !newRoot.NotAfter.Equal(clock.Now().Add(30 * 24 * time.Hour)) {
@@ -247,7 +263,7 @@ func TestRotation(t *testing.T) {
 	if err != nil || !changed {
 		t.Fatalf("Rotate after the propagation delay = %v, %v; want the bundle changed", changed, err)
 	}
-	s = getSecret(t, client)
+	s := getSecret(t, client)
 	if signing := bundleOf(t, s.Data["tls.crt"])[0]; !signing.Equal(newRoot) {
 		t.Fatal("tls.crt does not hold the next root after the propagation delay")
 	}
@@ -388,14 +404,7 @@ func TestRotationConflictAdoptsTheWinner(t *testing.T) {
 // RootPropagation. A new root signing at once would have peers that still hold the bundle
 // published before refuse every certificate issued meanwhile.
 func TestRotateRecreatesADeletedSecretAsARotation(t *testing.T) {
-	client := fake.NewClientset()
-	clock := clocktesting.NewFakeClock(t0)
-	opts := testOptions(clock)
-	opts.RootPropagation = time.Hour
-	a, err := New(context.Background(), client, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, client, clock, _ := propagatingAuthority(t)
 	old := bundleOf(t, a.TrustBundlePEM())[0]
 	published := a.TrustBundlePEM() // what peers hold
 	clock.Step(time.Minute)
@@ -406,14 +415,7 @@ func TestRotateRecreatesADeletedSecretAsARotation(t *testing.T) {
 	if err != nil || !changed {
 		t.Fatalf("Rotate = %v, %v; want the Secret created again and a new root in the bundle", changed, err)
 	}
-	s := getSecret(t, client)
-	if signing := bundleOf(t, s.Data["tls.crt"])[0]; !signing.Equal(old) {
-		t.Fatal("the re-created Secret's tls.crt is a new root: it signs before peers trust it")
-	}
-	next := bundleOf(t, s.Data["next.crt"])[0]
-	if stored := bundleOf(t, s.Data["ca.crt"]); len(stored) != 2 || !stored[0].Equal(old) || !stored[1].Equal(next) {
-		t.Fatalf("ca.crt holds %d certificates, want the signing root then the next one", len(stored))
-	}
+	next := checkRotationBegun(t, client, old)
 	leaf, err := a.Issue("spiffe://cluster.local/ns/default/sa/meanwhile")
 	if err != nil {
 		t.Fatal(err)
