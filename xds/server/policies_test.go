@@ -198,11 +198,7 @@ func retryPolicy(source mesh.ObjectRef, svc mesh.Service, port int32, attempts i
 // routes of another Service are not pushed.
 func TestPolicyChangesWhatClientsReceive(t *testing.T) {
 	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive}})
-	service := func(name string) mesh.Service {
-		return mesh.Service{Namespace: "shop", Name: name, FQDN: name + ".shop.svc.cluster.local",
-			Ports: []mesh.ServicePort{{Name: "grpc", Port: 80, Protocol: corev1.ProtocolTCP}}}
-	}
-	web, db := service("web"), service("db")
+	web, db := shopService("web"), shopService("db")
 	for _, svc := range []mesh.Service{web, db} {
 		f.srv.SetService(types.NamespacedName{Namespace: "shop", Name: svc.Name}, svc, nil)
 	}
@@ -313,8 +309,7 @@ func TestPolicyHandoverServesTheFirstByRefAndIsNoConflict(t *testing.T) {
 func TestPolicyFollowsItsServicesPorts(t *testing.T) {
 	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive}})
 	key := types.NamespacedName{Namespace: "shop", Name: "web"}
-	web := mesh.Service{Namespace: "shop", Name: "web", FQDN: "web.shop.svc.cluster.local",
-		Ports: []mesh.ServicePort{{Name: "grpc", Port: 80, Protocol: corev1.ProtocolTCP}}}
+	web := shopService("web")
 	f.srv.SetService(key, web, nil)
 	policy := mesh.ObjectRef{Kind: policyv1alpha1.TrafficPolicyKind, Namespace: "shop", Name: "web"}
 	f.srv.SetPolicy(policy, retryPolicy(policy, web, 0, 3))
@@ -337,8 +332,7 @@ func TestPolicyFollowsItsServicesPorts(t *testing.T) {
 func TestPolicySetBeforeItsServiceIsServedAndGoes(t *testing.T) {
 	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive}})
 	key := types.NamespacedName{Namespace: "shop", Name: "web"}
-	web := mesh.Service{Namespace: "shop", Name: "web", FQDN: "web.shop.svc.cluster.local",
-		Ports: []mesh.ServicePort{{Name: "grpc", Port: 80, Protocol: corev1.ProtocolTCP}}}
+	web := shopService("web")
 	policy := mesh.ObjectRef{Kind: policyv1alpha1.TrafficPolicyKind, Namespace: "shop", Name: "web"}
 	f.srv.SetPolicy(policy, retryPolicy(policy, web, 0, 3))
 	f.srv.SetService(key, web, nil)

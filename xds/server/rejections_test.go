@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
@@ -28,14 +29,10 @@ func TestRejectedRouteIsReportedOnItsSplitUntilAccepted(t *testing.T) {
 	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive},
 		Authenticator: tokens{"token-of-client": {Namespace: "shop", ServiceAccount: "client"}}})
 	f.srv.OnRejections(func(refs []mesh.ObjectRef) { changed <- refs })
-	service := func(name string) mesh.Service {
-		return mesh.Service{Namespace: "shop", Name: name, FQDN: name + ".shop.svc.cluster.local",
-			Ports: []mesh.ServicePort{{Name: "grpc", Port: 80, Protocol: corev1.ProtocolTCP}}}
-	}
 	split := mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "web"}
 	unrelated := mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "other"}
 	routeTo := func(backend string) *mesh.Split {
-		return &mesh.Split{Source: split, Apex: service("web"), Backends: []mesh.Backend{{Service: service(backend), Weight: 1}}}
+		return &mesh.Split{Source: split, Apex: shopService("web"), Backends: []mesh.Backend{{Service: shopService(backend), Weight: 1}}}
 	}
 	f.srv.SetSplit(split, routeTo("v1"))
 	const route = "web.shop.svc.cluster.local:80"
@@ -197,8 +194,7 @@ func TestRefusedInboundListenerIsReportedOnTheTargets(t *testing.T) {
 // plain-text server (the explicit opt-out, where no stream can prove anything and every claim is
 // believed) every stream counts.
 func TestOnlyAccountableStreamsMarkObjectsRejected(t *testing.T) {
-	web := mesh.Service{Namespace: "shop", Name: "web", FQDN: "web.shop.svc.cluster.local",
-		Ports: []mesh.ServicePort{{Name: "grpc", Port: 80, Protocol: corev1.ProtocolTCP}}}
+	web := shopService("web")
 	split := mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "web"}
 	const route = "web.shop.svc.cluster.local:80"
 	for _, tc := range []struct {
@@ -219,26 +215,8 @@ func TestOnlyAccountableStreamsMarkObjectsRejected(t *testing.T) {
 			f.srv.SetSplit(split, &mesh.Split{Source: split, Apex: web, Backends: []mesh.Backend{{Service: web, Weight: 1}}})
 
 			stream := f.ads(t, tc.token)
-			if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node(server.ProxyGRPC, "shop", "client"),
-				TypeUrl: resourcev3.RouteType, ResourceNames: []string{route}}); err != nil {
-				t.Fatal(err)
-			}
-			resp, err := stream.Recv()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.RouteType, ResourceNames: []string{route},
-				ResponseNonce: resp.Nonce, ErrorDetail: &rpcstatus.Status{Message: "refused"}}); err != nil {
-				t.Fatal(err)
-			}
-			// A stream's requests are handled in order: once the clusters it asks for next
-			// arrive, its NACK has been handled.
-			if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.ClusterType}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := stream.Recv(); err != nil {
-				t.Fatal(err)
-			}
+			refuse(t, stream, node(server.ProxyGRPC, "shop", "client"), resourcev3.RouteType, []string{route}, "refused")
+			handled(t, stream, resourcev3.ClusterType)
 			if got := sum(t, f.reg, "smi_operator_xds_nacks_total"); got != 1 {
 				t.Errorf("NACKs counted = %v, want 1 whoever sent it", got)
 			}
@@ -342,18 +320,10 @@ func TestRefusedClustersAndListenersAreReportedOnTheirSplitOrPolicy(t *testing.T
 				ErrorDetail: &rpcstatus.Status{Message: "refused " + tc.resource}}); err != nil {
 				t.Fatal(err)
 			}
-			// Once the resource of another type asked next arrives, the NACK has been handled (a
-			// stream's requests are handled in order); of the same type, the request would drop
-			// the refused resource.
-			next := &discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.RouteType, ResourceNames: []string{"api.shop.svc.cluster.local:80"}}
 			if tc.typeURL == resourcev3.RouteType {
-				next = &discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.ClusterType, ResourceNames: []string{"outbound|80||api-v1.shop.svc.cluster.local"}}
-			}
-			if err := stream.Send(next); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := stream.Recv(); err != nil {
-				t.Fatal(err)
+				handled(t, stream, resourcev3.ClusterType, "outbound|80||api-v1.shop.svc.cluster.local")
+			} else {
+				handled(t, stream, resourcev3.RouteType, "api.shop.svc.cluster.local:80")
 			}
 			var told []mesh.ObjectRef
 			select {
@@ -383,41 +353,17 @@ func TestRefusedClustersAndListenersAreReportedOnTheirSplitOrPolicy(t *testing.T
 func TestRejectionDetailIsAboutTheObject(t *testing.T) {
 	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive},
 		Authenticator: tokens{"token-of-client": {Namespace: "shop", ServiceAccount: "client"}}})
-	service := func(name string) mesh.Service {
-		return mesh.Service{Namespace: "shop", Name: name, FQDN: name + ".shop.svc.cluster.local",
-			Ports: []mesh.ServicePort{{Name: "grpc", Port: 80, Protocol: corev1.ProtocolTCP}}}
-	}
 	for _, name := range []string{"web", "web-v1", "db"} {
-		f.srv.SetService(k8stypes.NamespacedName{Namespace: "shop", Name: name}, service(name), nil)
+		f.srv.SetService(k8stypes.NamespacedName{Namespace: "shop", Name: name}, shopService(name), nil)
 	}
 	web := mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "web"}
-	f.srv.SetSplit(web, &mesh.Split{Source: web, Apex: service("web"), Backends: []mesh.Backend{{Service: service("web-v1"), Weight: 1}}})
+	f.srv.SetSplit(web, &mesh.Split{Source: web, Apex: shopService("web"), Backends: []mesh.Backend{{Service: shopService("web-v1"), Weight: 1}}})
 
 	stream := f.ads(t, "token-of-client")
-	refuse := func(typeURL, name, message string) {
-		t.Helper()
-		if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node(server.ProxyGRPC, "shop", "client"), TypeUrl: typeURL, ResourceNames: []string{name}}); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := stream.Recv()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: typeURL, ResourceNames: []string{name}, ResponseNonce: resp.Nonce,
-			ErrorDetail: &rpcstatus.Status{Message: message}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	refuse(resourcev3.RouteType, "web.shop.svc.cluster.local:80", "bad route")
+	refuse(t, stream, node(server.ProxyGRPC, "shop", "client"), resourcev3.RouteType, []string{"web.shop.svc.cluster.local:80"}, "bad route")
 	// Its error sorts first, but the db cluster is nothing the split programs.
-	refuse(resourcev3.ClusterType, "outbound|80||db.shop.svc.cluster.local", "a bad cluster")
-	// Handled in order: once this answer arrives, both NACKs have been.
-	if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNames: []string{"outbound|80||web-v1.shop.svc.cluster.local"}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := stream.Recv(); err != nil {
-		t.Fatal(err)
-	}
+	refuse(t, stream, nil, resourcev3.ClusterType, []string{"outbound|80||db.shop.svc.cluster.local"}, "a bad cluster")
+	handled(t, stream, resourcev3.EndpointType, "outbound|80||web-v1.shop.svc.cluster.local")
 	if r := f.srv.Rejections(web); r.Proxies != 1 || r.Detail != "bad route" {
 		t.Errorf("Rejections of the split = %+v; want 1 proxy, %q", r, "bad route")
 	}
@@ -434,36 +380,18 @@ func TestRefusalsOfOtherNamespacesAreCountedNotQuoted(t *testing.T) {
 			"token-of-outsider": {Namespace: "elsewhere", ServiceAccount: "outsider"},
 			"token-of-client":   {Namespace: "shop", ServiceAccount: "client"},
 		}})
-	web := mesh.Service{Namespace: "shop", Name: "web", FQDN: "web.shop.svc.cluster.local",
-		Ports: []mesh.ServicePort{{Name: "grpc", Port: 80, Protocol: corev1.ProtocolTCP}}}
+	web := shopService("web")
 	split := mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "web"}
 	f.srv.SetSplit(split, &mesh.Split{Source: split, Apex: web, Backends: []mesh.Backend{{Service: web, Weight: 1}}})
 	const route = "web.shop.svc.cluster.local:80"
 	const lure = "RouteConfiguration " + route + " is broken: apply https://example.com/fix.yaml to repair it"
 	const refusal = "RouteConfiguration " + route + ": RouteAction weighted_cluster has incorrect total weight"
 
-	refuse := func(token, namespace, serviceAccount, message string) {
+	refuseAs := func(token, namespace, serviceAccount, message string) {
 		t.Helper()
 		stream := f.ads(t, token)
-		if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node(server.ProxyGRPC, namespace, serviceAccount),
-			TypeUrl: resourcev3.RouteType, ResourceNames: []string{route}}); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := stream.Recv()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.RouteType, ResourceNames: []string{route},
-			ResponseNonce: resp.Nonce, ErrorDetail: &rpcstatus.Status{Message: message}}); err != nil {
-			t.Fatal(err)
-		}
-		// Handled in order: once this answer arrives, the NACK has been.
-		if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.ClusterType}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := stream.Recv(); err != nil {
-			t.Fatal(err)
-		}
+		refuse(t, stream, node(server.ProxyGRPC, namespace, serviceAccount), resourcev3.RouteType, []string{route}, message)
+		handled(t, stream, resourcev3.ClusterType)
 	}
 	message := func() string {
 		t.Helper()
@@ -474,12 +402,12 @@ func TestRefusalsOfOtherNamespacesAreCountedNotQuoted(t *testing.T) {
 		return diags[0].Message
 	}
 
-	refuse("token-of-outsider", "elsewhere", "outsider", lure)
+	refuseAs("token-of-outsider", "elsewhere", "outsider", lure)
 	if got := message(); strings.Contains(got, "example.com") || !strings.Contains(got, "1 xDS proxy") || !strings.Contains(got, `namespace "elsewhere"`) {
 		t.Errorf("refused by a proxy of another namespace only, the split says %q; want it counted, its namespace named, its text not quoted", got)
 	}
 
-	refuse("token-of-client", "shop", "client", refusal)
+	refuseAs("token-of-client", "shop", "client", refusal)
 	got := message()
 	for _, want := range []string{"2 xDS proxies", "ServiceAccount shop/client", refusal, `namespace "elsewhere"`} {
 		if !strings.Contains(got, want) {
@@ -507,8 +435,7 @@ func TestRewordedRefusalReachesOnlyObjectsQuotingIt(t *testing.T) {
 		t.Run(tc.namespace, func(t *testing.T) {
 			f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive},
 				Authenticator: tokens{"token": {Namespace: tc.namespace, ServiceAccount: "client"}}})
-			web := mesh.Service{Namespace: "shop", Name: "web", FQDN: "web.shop.svc.cluster.local",
-				Ports: []mesh.ServicePort{{Name: "grpc", Port: 80, Protocol: corev1.ProtocolTCP}}}
+			web := shopService("web")
 			split := mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "web"}
 			f.srv.SetSplit(split, &mesh.Split{Source: split, Apex: web, Backends: []mesh.Backend{{Service: web, Weight: 1}}})
 			// Each call records how many proxies refused the split when it was made: the calls
@@ -559,5 +486,36 @@ func TestRewordedRefusalReachesOnlyObjectsQuotingIt(t *testing.T) {
 				t.Errorf("OnRejections calls saw %v refusing proxies; want %v", got, want)
 			}
 		})
+	}
+}
+
+// refuse has the stream ask for names of typeURL, as node (nil on a stream's later requests: its
+// first node stays), and refuse (NACK) the response with message.
+func refuse(t *testing.T, stream discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient, node *corev3.Node,
+	typeURL string, names []string, message string) {
+	t.Helper()
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: typeURL, ResourceNames: names}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: typeURL, ResourceNames: names, ResponseNonce: resp.Nonce,
+		ErrorDetail: &rpcstatus.Status{Message: message}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// handled returns once the server has handled every request sent on the stream so far: a
+// stream's requests are handled in order, so it asks for names of typeURL (another type than
+// those asked before, or the request would drop them) and waits for the answer.
+func handled(t *testing.T, stream discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient, typeURL string, names ...string) {
+	t.Helper()
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: typeURL, ResourceNames: names}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatal(err)
 	}
 }

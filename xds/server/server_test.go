@@ -115,6 +115,12 @@ func (f *fixture) ads(t *testing.T, token string) discoveryv3.AggregatedDiscover
 	return stream
 }
 
+// shopService is Service name of namespace shop with one gRPC port, 80.
+func shopService(name string) mesh.Service {
+	return mesh.Service{Namespace: "shop", Name: name, FQDN: name + ".shop.svc.cluster.local",
+		Ports: []mesh.ServicePort{{Name: "grpc", Port: 80, Protocol: corev1.ProtocolTCP}}}
+}
+
 func node(proxy, namespace, serviceAccount string) *corev3.Node {
 	meta, _ := structpb.NewStruct(map[string]any{
 		server.MetadataProxy: proxy, server.MetadataNamespace: namespace, server.MetadataServiceAccount: serviceAccount,
@@ -157,14 +163,10 @@ func TestNoSecretsOverADS(t *testing.T) {
 // and the NACK is counted; a new version is pushed once the content changes.
 func TestNACKIsCountedAndNotResent(t *testing.T) {
 	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive}})
-	service := func(name string) mesh.Service {
-		return mesh.Service{Namespace: "shop", Name: name, FQDN: name + ".shop.svc.cluster.local",
-			Ports: []mesh.ServicePort{{Name: "grpc", Port: 80, Protocol: corev1.ProtocolTCP}}}
-	}
 	// The split sends everything to one backend; each version names another one.
 	routes := func(backend string) *mesh.Split {
-		return &mesh.Split{Source: mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "web"}, Apex: service("web"),
-			Backends: []mesh.Backend{{Service: service(backend), Weight: 1}}}
+		return &mesh.Split{Source: mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "web"}, Apex: shopService("web"),
+			Backends: []mesh.Backend{{Service: shopService(backend), Weight: 1}}}
 	}
 	split := mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "web"}
 	f.srv.SetSplit(split, routes("v1"))
@@ -501,8 +503,7 @@ func writeIdentity(t *testing.T, authority *ca.Authority, namespace, serviceAcco
 func TestDeletedServiceIsRemovedFromClients(t *testing.T) {
 	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive}})
 	key := types.NamespacedName{Namespace: "shop", Name: "web"}
-	web := mesh.Service{Namespace: "shop", Name: "web", FQDN: "web.shop.svc.cluster.local",
-		Ports: []mesh.ServicePort{{Name: "grpc", Port: 80, Protocol: corev1.ProtocolTCP}}}
+	web := shopService("web")
 	f.srv.SetService(key, web, nil)
 
 	stream := f.ads(t, "")
