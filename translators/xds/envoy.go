@@ -66,6 +66,16 @@ func protocolOf(p mesh.ServicePort) portProtocol {
 	return protocolTCP
 }
 
+// HasOutboundChains says whether the Envoy outbound listener has chains of svc: it matches a
+// Service's connections by its cluster IPs, so a Service without one (headless, or not given one
+// yet) has none.
+func HasOutboundChains(svc mesh.Service) bool {
+	return slices.ContainsFunc(svc.ClusterIPs, func(ip string) bool {
+		_, err := netip.ParseAddr(ip)
+		return err == nil
+	})
+}
+
 // OutboundFilterChains are a Service's chains of the outbound listener, one per TCP port,
 // matching connections to any of its ClusterIPs on that port (none for a headless Service):
 // HTTP ports run an HttpConnectionManager with the Service port's RouteConfiguration over RDS
@@ -74,6 +84,9 @@ func protocolOf(p mesh.ServicePort) portProtocol {
 // Service is: when it has no HTTP matches, its TCP ports are shared by weighted_clusters; with
 // matches it only splits HTTP requests, on the RouteConfigurations.
 func OutboundFilterChains(svc mesh.Service, split *mesh.Split) []*listenerv3.FilterChain {
+	if !HasOutboundChains(svc) {
+		return nil
+	}
 	var prefixes []*corev3.CidrRange
 	for _, ip := range svc.ClusterIPs {
 		addr, err := netip.ParseAddr(ip)
@@ -81,9 +94,6 @@ func OutboundFilterChains(svc mesh.Service, split *mesh.Split) []*listenerv3.Fil
 			continue // the API server validates ClusterIPs; nothing to match on otherwise
 		}
 		prefixes = append(prefixes, &corev3.CidrRange{AddressPrefix: addr.String(), PrefixLen: wrapperspb.UInt32(uint32(addr.BitLen()))})
-	}
-	if len(prefixes) == 0 {
-		return nil
 	}
 	if split != nil && (len(split.Matches) > 0 || split.Apex.Namespace != svc.Namespace || split.Apex.Name != svc.Name) {
 		split = nil

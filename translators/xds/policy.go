@@ -44,10 +44,7 @@ const grpcMaxRetries = 4
 // fault, and the cluster settings (circuit breakers, outlier detection, load balancing) on its
 // Cluster. The resources are changed in place: pass ones built for this call.
 func ApplyPolicy(res *Output, p *mesh.Policy, proxyless bool) {
-	for _, port := range p.Service.Ports {
-		if port.Protocol != corev1.ProtocolTCP || !p.Covers(port.Port) {
-			continue
-		}
+	for _, port := range PolicyPorts(p, p.Service) {
 		name := ListenerName(p.Service, port.Port)
 		for i, l := range res.Listeners {
 			if l.Name == name && p.Fault != nil {
@@ -66,16 +63,28 @@ func ApplyPolicy(res *Output, p *mesh.Policy, proxyless bool) {
 // PolicyClusters puts a policy's cluster settings on the clusters of the ports it covers, in
 // place: proxyless ones ([ServiceResources]) or, with proxyless false, Envoy's ([EnvoyClusters]).
 func PolicyClusters(clusters []*clusterv3.Cluster, p *mesh.Policy, proxyless bool) {
-	for _, port := range p.Service.Ports {
-		if port.Protocol != corev1.ProtocolTCP || !p.Covers(port.Port) {
-			continue
-		}
+	for _, port := range PolicyPorts(p, p.Service) {
 		for _, c := range clusters {
 			if c.Name == ClusterName(p.Service, port.Port) {
 				policyCluster(c, p, proxyless)
 			}
 		}
 	}
+}
+
+// PolicyPorts are the ports of svc a policy is put on: the TCP ports it covers.
+func PolicyPorts(p *mesh.Policy, svc mesh.Service) []mesh.ServicePort {
+	var out []mesh.ServicePort
+	for _, port := range svc.Ports {
+		if covered(p, port) {
+			out = append(out, port)
+		}
+	}
+	return out
+}
+
+func covered(p *mesh.Policy, port mesh.ServicePort) bool {
+	return port.Protocol == corev1.ProtocolTCP && p.Covers(port.Port)
 }
 
 // policiesOf returns the policies of svc in model.
@@ -116,10 +125,11 @@ func PolicyOutboundChains(chains []*listenerv3.FilterChain, p *mesh.Policy) {
 }
 
 // PolicyOnOutboundListener says whether the policy puts anything on the Envoy outbound listener's
-// chain of port of its Service (PolicyOutboundChains): the fault filter on an HTTP port, the idle
-// timeout on an opaque TCP one. Elsewhere Envoy takes the policy from routes and clusters.
+// chain of port of its Service (PolicyOutboundChains), when the Service has chains there
+// (HasOutboundChains): the fault filter on an HTTP port, the idle timeout on an opaque TCP one.
+// Elsewhere Envoy takes the policy from routes and clusters.
 func PolicyOnOutboundListener(p *mesh.Policy, port mesh.ServicePort) bool {
-	if port.Protocol != corev1.ProtocolTCP || !p.Covers(port.Port) {
+	if !covered(p, port) {
 		return false
 	}
 	if opaqueTCP(port) {

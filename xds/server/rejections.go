@@ -8,7 +8,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -461,10 +460,9 @@ func (s *Server) policyResources(source mesh.ObjectRef) []resourceKey {
 		return nil
 	}
 	p, svc := s.policies[key][source], entry.service
-	chains := s.outboundChains(key) // none for a Service without a cluster IP
 	var out []resourceKey
 	outbound := false
-	for _, port := range s.policyPorts(key, p) {
+	for _, port := range xds.PolicyPorts(p, svc) {
 		if served, _ := s.servedPolicy(key, port.Port); served != source {
 			continue
 		}
@@ -473,9 +471,9 @@ func (s *Server) policyResources(source mesh.ObjectRef) []resourceKey {
 		if p.Fault != nil {
 			out = append(out, resourceKey{resourcev3.ListenerType, name})
 		}
-		outbound = outbound || xds.PolicyOnOutboundListener(p, port) && slices.ContainsFunc(chains, func(fc *listenerv3.FilterChain) bool { return fc.Name == name })
+		outbound = outbound || xds.PolicyOnOutboundListener(p, port)
 	}
-	if outbound {
+	if outbound && xds.HasOutboundChains(svc) {
 		out = append(out, resourceKey{resourcev3.ListenerType, xds.OutboundListenerName})
 	}
 	return out

@@ -151,7 +151,7 @@ func (src *grpcListenerSource) Resolve(scope, name string) (types.Resource, bool
 		res := src.memo.get(name, s.clientListenerVersion(entry, name), func() types.Resource {
 			port := listenerPort(name)
 			res := xds.ServiceResources(onePort(entry.service, port), nil, s.opts.Settings)
-			s.applyPolicy(&res, entry.service, port, true)
+			s.applyPolicy(&res, entry, port, true)
 			return res.Listeners[0]
 		})
 		return res, true
@@ -241,7 +241,7 @@ func (src *routeSource) build(name string) *routev3.RouteConfiguration {
 	} else {
 		rc = xds.ServiceResources(onePort(entry.service, port), nil, s.opts.Settings).RouteConfigurations[0]
 	}
-	_, policy := s.servedPolicy(serviceKey(entry.service), port)
+	policy := s.servedPolicyOn(entry, port)
 	if policy == nil {
 		return rc
 	}
@@ -310,7 +310,7 @@ func (src *clusterSource) Resolve(_, name string) (types.Resource, bool) {
 		} else {
 			res = xds.ServiceResources(svc, entry.endpointsOf(port), s.opts.Settings)
 		}
-		s.applyPolicy(&res, entry.service, port, !src.envoy)
+		s.applyPolicy(&res, entry, port, !src.envoy)
 		return res.Clusters[0]
 	}), true
 }
@@ -433,9 +433,9 @@ func (s *Server) outboundChains(key k8stypes.NamespacedName) []*listenerv3.Filte
 	}
 	chains := xds.OutboundFilterChains(entry.service, s.splitOf(key))
 	for _, port := range entry.tcpPorts() {
-		if _, p := s.servedPolicy(key, port); p != nil {
+		if p := s.servedPolicyOn(entry, port); p != nil {
 			// Only on this port: another policy may be served on the others.
-			xds.PolicyOutboundChains(chains, policyOnPort(p, entry.service, port))
+			xds.PolicyOutboundChains(chains, p)
 		}
 	}
 	return chains
@@ -452,11 +452,11 @@ func (s *Server) policyVersionOf(entry *serviceEntry) string {
 	return versionOf("-policy-", v)
 }
 
-// applyPolicy puts the policy served on port of svc on res, resources of that port alone, for
-// proxyless clients or Envoy sidecars (their clusters), as xds.Translate and xds.TranslateEnvoy
-// do. The caller holds the store's read lock.
-func (s *Server) applyPolicy(res *xds.Output, svc mesh.Service, port int32, proxyless bool) {
-	if _, p := s.servedPolicy(serviceKey(svc), port); p != nil {
-		xds.ApplyPolicy(res, policyOnPort(p, svc, port), proxyless)
+// applyPolicy puts the policy served on port of the entry's Service on res, resources of that port
+// alone, for proxyless clients or Envoy sidecars (their clusters), as xds.Translate and
+// xds.TranslateEnvoy do. The caller holds the store's read lock.
+func (s *Server) applyPolicy(res *xds.Output, entry *serviceEntry, port int32, proxyless bool) {
+	if p := s.servedPolicyOn(entry, port); p != nil {
+		xds.ApplyPolicy(res, p, proxyless)
 	}
 }

@@ -344,9 +344,9 @@ func (s *Server) replacePolicy(source mesh.ObjectRef, policy *mesh.Policy) {
 	if policy != nil && (!had || serviceKey(policy.Service) != old) {
 		touched = append(touched, serviceKey(policy.Service))
 	}
-	before := make([]policyView, len(touched))
+	chainsBefore := make([][]*listenerv3.FilterChain, len(touched))
 	for i, key := range touched {
-		before[i] = s.policyView(key)
+		chainsBefore[i] = s.outboundChains(key)
 	}
 	if had {
 		remove(s.policies, old, source)
@@ -361,28 +361,12 @@ func (s *Server) replacePolicy(source mesh.ObjectRef, policy *mesh.Policy) {
 		s.policyService[source] = key
 	}
 	for i, key := range touched {
-		s.policiesChanged(key, before[i])
+		s.policiesChanged(key, chainsBefore[i])
 	}
 }
 
 func serviceKey(svc mesh.Service) k8stypes.NamespacedName {
 	return k8stypes.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
-}
-
-// policyPorts are the ports the policy p of the Service key programs: the TCP ports of the Service,
-// as the server has it, that p covers (those xds.ApplyPolicy puts it on). The caller holds s.mu.
-func (s *Server) policyPorts(key k8stypes.NamespacedName, p *mesh.Policy) []mesh.ServicePort {
-	entry, ok := s.services[key]
-	if !ok {
-		return nil
-	}
-	var out []mesh.ServicePort
-	for _, port := range entry.service.Ports {
-		if port.Protocol == corev1.ProtocolTCP && p.Covers(port.Port) {
-			out = append(out, port)
-		}
-	}
-	return out
 }
 
 // servedPolicy is the policy served on port (a TCP port of the Service key), and its source: of
@@ -398,49 +382,39 @@ func (s *Server) servedPolicy(key k8stypes.NamespacedName, port int32) (mesh.Obj
 	return source, served
 }
 
-// policyOnPort is the policy p of svc as the translator's functions take it for port alone: on
-// the Service as the server has it, with that one port.
-func policyOnPort(p *mesh.Policy, svc mesh.Service, port int32) *mesh.Policy {
+// servedPolicyOn is the policy served on port of the entry's Service (servedPolicy) as the
+// translator's functions take it, for that port alone: on the Service as the server has it (the
+// policy held keeps only its Service's name), with that one port. nil when none is served.
+func (s *Server) servedPolicyOn(entry *serviceEntry, port int32) *mesh.Policy {
+	_, p := s.servedPolicy(serviceKey(entry.service), port)
+	if p == nil {
+		return nil
+	}
 	onPort := *p
-	onPort.Service = onePort(svc, port)
+	onPort.Service = onePort(entry.service, port)
 	return &onPort
 }
 
-// policyView is what the policies of one Service program: the policies themselves (which one is
-// served on a port follows from them and the Service's ports, which SetService versions), and the
-// Service's Envoy outbound chains with them.
-type policyView struct {
-	policies map[mesh.ObjectRef]*mesh.Policy
-	chains   []*listenerv3.FilterChain
-}
-
-func (s *Server) policyView(key k8stypes.NamespacedName) policyView {
-	return policyView{policies: maps.Clone(s.policies[key]), chains: s.outboundChains(key)}
-}
-
-// policiesChanged bumps the version of what changed of the Service key since its policies were as
-// before says: its routes and clusters (and gRPC client listeners, whose versions tell whether
-// they changed) when its policies changed, even on a port it lacks (it may gain it back, under a
-// split route kept since); the Envoy outbound listener when its chains changed. A setter that
-// changes nothing rebuilds and pushes nothing. While a policy names the Service, its resources'
-// versions end with the policy version: those built without it are those without any policy.
-func (s *Server) policiesChanged(key k8stypes.NamespacedName, before policyView) {
-	after := s.policyView(key)
-	if !reflect.DeepEqual(before.policies, after.policies) {
-		if len(s.policies[key]) == 0 {
-			// Without a policy the resources are what they were before any: their versions too.
-			delete(s.policyVersion, key)
-		} else {
-			s.policyVersion[key] = s.next()
-		}
-		if entry, ok := s.services[key]; ok {
-			listeners, clusters := entry.names()
-			s.pending.listenerNames = append(s.pending.listenerNames, listeners...)
-			s.pending.routeNames = append(s.pending.routeNames, listeners...)
-			s.pending.clusterNames = append(s.pending.clusterNames, clusters...)
-		}
+// policiesChanged bumps the versions of the Service key's resources after a change of its policies
+// (replacePolicy changes nothing else): its routes and clusters (and gRPC client listeners, whose
+// versions tell whether they changed), even for a change on a port the Service lacks (it may gain
+// it back, under a split route kept since); the Envoy outbound listener when its chains differ
+// from chainsBefore. While a policy names the Service, its resources' versions end with the policy
+// version: those built without it are those without any policy.
+func (s *Server) policiesChanged(key k8stypes.NamespacedName, chainsBefore []*listenerv3.FilterChain) {
+	if len(s.policies[key]) == 0 {
+		// Without a policy the resources are what they were before any: their versions too.
+		delete(s.policyVersion, key)
+	} else {
+		s.policyVersion[key] = s.next()
 	}
-	if !slices.EqualFunc(before.chains, after.chains, func(a, b *listenerv3.FilterChain) bool { return proto.Equal(a, b) }) {
+	if entry, ok := s.services[key]; ok {
+		listeners, clusters := entry.names()
+		s.pending.listenerNames = append(s.pending.listenerNames, listeners...)
+		s.pending.routeNames = append(s.pending.routeNames, listeners...)
+		s.pending.clusterNames = append(s.pending.clusterNames, clusters...)
+	}
+	if !slices.EqualFunc(chainsBefore, s.outboundChains(key), func(a, b *listenerv3.FilterChain) bool { return proto.Equal(a, b) }) {
 		s.pending.outbound = true
 		s.outboundVersion = s.next()
 	}
