@@ -282,7 +282,7 @@ func (s *Server) Rejections(ref mesh.ObjectRef) Rejection {
 			continue
 		}
 		r.Proxies++
-		if st.info.identity.Namespace != ref.Namespace || st.info.identity == (Identity{}) {
+		if st.info.identity.Namespace != ref.Namespace { // no identity: namespace "", no object's
 			elsewhere[st.info.identity.Namespace] = true
 			continue
 		}
@@ -479,17 +479,25 @@ func (s *Server) policyResources(source mesh.ObjectRef) []resourceKey {
 	return out
 }
 
-// programmedBy are the SMI objects that program one of the resources a stream of the identity
-// scope was sent. The caller holds s.mu.
-func (s *Server) programmedBy(scope string, keys []resourceKey) []mesh.ObjectRef {
+// programmedBy are the SMI objects that program one of the resources keys a stream of the
+// identity scope was sent, for which counts(object, resource) holds. The caller holds s.mu.
+func (s *Server) programmedBy(scope string, keys []resourceKey, counts func(mesh.ObjectRef, resourceKey) bool) []mesh.ObjectRef {
 	var refs []mesh.ObjectRef
-	if slices.ContainsFunc(keys, isIdentityListener) {
-		refs = slices.SortedFunc(maps.Keys(s.access[scope]), compareRefs)
+	add := func(ref mesh.ObjectRef, key resourceKey) {
+		if counts(ref, key) && !slices.Contains(refs, ref) {
+			refs = append(refs, ref)
+		}
 	}
+	targets := slices.SortedFunc(maps.Keys(s.access[scope]), compareRefs) // whose rules make up the identity's listeners
 	for _, key := range keys {
+		if isIdentityListener(key) {
+			for _, ref := range targets {
+				add(ref, key)
+			}
+		}
 		for source := range s.splitsByResource[key] {
-			if s.served(source) && !slices.Contains(refs, source) {
-				refs = append(refs, source)
+			if s.served(source) {
+				add(source, key)
 			}
 		}
 	}
@@ -497,8 +505,10 @@ func (s *Server) programmedBy(scope string, keys []resourceKey) []mesh.ObjectRef
 	// proxy's rejections change seldom.
 	for _, sources := range s.policies {
 		for source := range sources {
-			if !slices.Contains(refs, source) && slices.ContainsFunc(s.policyResources(source), func(k resourceKey) bool { return slices.Contains(keys, k) }) {
-				refs = append(refs, source)
+			for _, key := range s.policyResources(source) {
+				if slices.Contains(keys, key) {
+					add(source, key)
+				}
 			}
 		}
 	}
@@ -521,16 +531,12 @@ func (s *Server) rejectionsChanged(change rejectionChange) {
 	if fn == nil || len(change.keys) == 0 && len(change.reworded) == 0 {
 		return
 	}
-	scope := scopeKey(change.identity)
-	s.mu.RLock()
-	refs := s.programmedBy(scope, change.keys)
-	if len(change.reworded) > 0 && change.identity != (Identity{}) {
-		for _, ref := range s.programmedBy(scope, change.reworded) {
-			if ref.Namespace == change.identity.Namespace && !slices.Contains(refs, ref) {
-				refs = append(refs, ref)
-			}
-		}
+	// A stream without an identity has the namespace "", no object's.
+	counts := func(ref mesh.ObjectRef, key resourceKey) bool {
+		return ref.Namespace == change.identity.Namespace || !slices.Contains(change.reworded, key)
 	}
+	s.mu.RLock()
+	refs := s.programmedBy(scopeKey(change.identity), append(change.keys, change.reworded...), counts)
 	s.mu.RUnlock()
 	if len(refs) > 0 {
 		(*fn)(refs)
