@@ -36,6 +36,12 @@ type Identity struct {
 
 func (id Identity) String() string { return id.Namespace + "/" + id.ServiceAccount }
 
+// Valid says whether the identity is one Kubernetes could have: a namespace name (an RFC 1123
+// label) and a ServiceAccount name (an RFC 1123 subdomain).
+func (id Identity) Valid() bool {
+	return validation.IsDNS1123Label(id.Namespace) == nil && validation.IsDNS1123Subdomain(id.ServiceAccount) == nil
+}
+
 // Options configure an [Authenticator].
 type Options struct {
 	// Audiences accepted; a token must be bound to at least one. Required.
@@ -157,10 +163,11 @@ func parseServiceAccountUser(user string) (Identity, error) {
 		return Identity{}, fmt.Errorf("user %q is not a ServiceAccount (%s<namespace>:<name>)", user, serviceAccountPrefix)
 	}
 	ns, name, ok := strings.Cut(rest, ":")
-	if !ok || validation.IsDNS1123Label(ns) != nil || validation.IsDNS1123Subdomain(name) != nil {
+	id := Identity{Namespace: ns, ServiceAccount: name}
+	if !ok || !id.Valid() {
 		return Identity{}, fmt.Errorf("user %q is not a valid ServiceAccount name", user)
 	}
-	return Identity{Namespace: ns, ServiceAccount: name}, nil
+	return id, nil
 }
 
 // tokenExpiry reads the exp claim of a JWT without verifying it: it is only used to shorten the

@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/smi-operator/smi-operator/xds/auth"
 )
@@ -73,13 +72,9 @@ func parseNode(node *corev3.Node) (nodeInfo, error) {
 	}
 	// Names Kubernetes could have, and nothing else: on a plain-text server the claim is
 	// believed, and SMI objects' status names it (Rejection). Not echoed: the text is the client's.
-	if info.identity.Namespace != "" {
-		if len(validation.IsDNS1123Label(info.identity.Namespace)) > 0 {
-			return info, fmt.Errorf("node %q: metadata %s is not a namespace name (an RFC 1123 label)", node.GetId(), MetadataNamespace)
-		}
-		if len(validation.IsDNS1123Subdomain(info.identity.ServiceAccount)) > 0 {
-			return info, fmt.Errorf("node %q: metadata %s is not a ServiceAccount name (an RFC 1123 subdomain)", node.GetId(), MetadataServiceAccount)
-		}
+	if info.identity != (Identity{}) && !info.identity.Valid() {
+		return info, fmt.Errorf("node %q: metadata %s and %s are not a namespace and a ServiceAccount name (RFC 1123)",
+			node.GetId(), MetadataNamespace, MetadataServiceAccount)
 	}
 	return info, nil
 }
