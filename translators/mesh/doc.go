@@ -13,7 +13,8 @@
 // Every problem found becomes a [Diagnostic] on the SMI object it concerns, naming the condition it
 // turns False. A Diagnostic with [SeverityError] means the object has no effect at all: it is absent
 // from the [Model] (a split whose weights are all zero is held apart, in Model.UnweightedSplits: its
-// traffic stays on the apex, and backends may keep its backends on standby for it). [SeverityWarning] means part of the object was ignored and the rest is in effect.
+// traffic stays on the apex, and backends may keep its backends on standby for it).
+// [SeverityWarning] means part of the object was ignored and the rest is in effect.
 // So a controller sets a condition False (with the first diagnostic's reason) when a diagnostic
 // names it, True otherwise, and Programmed=False for any object absent from the Model. Backend
 // translators report with the same type ([Diagnostics] collects, [SortDiagnostics] merges), but

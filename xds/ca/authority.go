@@ -129,8 +129,8 @@ func New(ctx context.Context, client kubernetes.Interface, opts Options) (*Autho
 // be signed with it. A Secret deleted meanwhile is created again as step 1 of a rotation: the
 // root this Authority holds goes on signing, a new one joins the bundle (with the roots this
 // Authority still trusts) and signs after RootPropagation. Only an Authority without a root of
-// its own, or whose root has expired, makes a new root that signs at once. Call Rotate often enough for
-// the propagation delay to hold (the xDS server: every minute).
+// its own, or whose root has expired, makes a new root that signs at once. Call Rotate often
+// enough for the propagation delay to hold (the xDS server: every minute).
 //
 // bundleChanged reports whether the trust bundle changed (a root added, promoted or expired),
 // whether by this call or by another replica: the caller should then publish it.
@@ -158,38 +158,30 @@ func (a *Authority) syncOnce(ctx context.Context) (*keyPair, []*x509.Certificate
 	now := a.opts.Now()
 	secrets := a.client.CoreV1().Secrets(ref.Namespace)
 	s, err := secrets.Get(ctx, ref.Name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		made, err := newRoot(a.opts.TrustDomain, a.opts.RootSPIFFESAN, now, a.opts.RootTTL)
-		if err != nil {
-			return nil, nil, err
-		}
+	missing := apierrors.IsNotFound(err)
+	var root, next *keyPair
+	var stored []*x509.Certificate
+	switch {
+	case missing:
+		// Never made, or deleted while this Authority runs: then its root, still valid, goes on
+		// signing and a new one is staged, as a due rotation does. A new root signing at once
+		// would have peers holding the bundle published before refuse its certificates.
 		a.mu.RLock()
-		signing, staged, trusted := made, (*keyPair)(nil), a.bundle
-		if a.root != nil && now.Before(a.root.cert.NotAfter) {
-			// Deleted while this Authority runs: the new root is rotated in, as in Rotate.
-			signing, staged, trusted = a.root, made, append(certsOf(made), a.bundle...)
-		}
+		root, stored = a.root, a.bundle
 		a.mu.RUnlock()
-		bundle := trustBundle(signing.cert, trusted, now)
 		s = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{
 			Namespace: ref.Namespace,
 			Name:      ref.Name,
 			Labels:    map[string]string{"app.kubernetes.io/managed-by": "smi-operator"},
 		}, Type: corev1.SecretTypeTLS}
-		setSecretData(s, signing, staged, bundle)
-		if _, err := secrets.Create(ctx, s, metav1.CreateOptions{}); err != nil {
-			return nil, nil, annotate(err, "creating", ref)
-		}
-		return signing, bundle, nil
-	}
-	if err != nil {
+	case err != nil:
 		return nil, nil, annotate(err, "reading", ref)
+	default:
+		if root, next, stored, err = decodeSecret(s); err != nil {
+			return nil, nil, fmt.Errorf("ca: Secret %s does not hold a usable CA (fix or delete it): %w", ref, err)
+		}
 	}
-	root, next, stored, err := decodeSecret(s)
-	if err != nil {
-		return nil, nil, fmt.Errorf("ca: Secret %s does not hold a usable CA (fix or delete it): %w", ref, err)
-	}
-	expired := !now.Before(root.cert.NotAfter)
+	expired := root == nil || !now.Before(root.cert.NotAfter)
 	var signing, staged *keyPair
 	switch {
 	case next != nil && (expired || !now.Before(a.promotionTime(next))):
@@ -198,7 +190,7 @@ func (a *Authority) syncOnce(ctx context.Context) (*keyPair, []*x509.Certificate
 		if signing, err = newRoot(a.opts.TrustDomain, a.opts.RootSPIFFESAN, now, a.opts.RootTTL); err != nil {
 			return nil, nil, err
 		}
-	case next == nil && needsRotation(root.cert, now):
+	case next == nil && (missing || needsRotation(root.cert, now)):
 		if staged, err = newRoot(a.opts.TrustDomain, a.opts.RootSPIFFESAN, now, a.opts.RootTTL); err != nil {
 			return nil, nil, err
 		}
@@ -206,9 +198,15 @@ func (a *Authority) syncOnce(ctx context.Context) (*keyPair, []*x509.Certificate
 	default:
 		return root, trustBundle(root.cert, append(certsOf(next), stored...), now), nil
 	}
-	trusted := append(append(certsOf(staged), root.cert), stored...)
-	bundle := trustBundle(signing.cert, trusted, now)
+	trusted := append(certsOf(staged), certsOf(root)...)
+	bundle := trustBundle(signing.cert, append(trusted, stored...), now)
 	setSecretData(s, signing, staged, bundle)
+	if missing {
+		if _, err := secrets.Create(ctx, s, metav1.CreateOptions{}); err != nil {
+			return nil, nil, annotate(err, "creating", ref)
+		}
+		return signing, bundle, nil
+	}
 	// s carries the resourceVersion read above: a concurrent writer makes this a Conflict.
 	if _, err := secrets.Update(ctx, s, metav1.UpdateOptions{}); err != nil {
 		return nil, nil, annotate(err, "rotating the root in", ref)
