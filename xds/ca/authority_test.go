@@ -59,6 +59,13 @@ func checkRotationBegun(t *testing.T, client *fake.Clientset, old *x509.Certific
 	return next
 }
 
+func deleteSecret(t *testing.T, client *fake.Clientset) {
+	t.Helper()
+	if err := client.CoreV1().Secrets(secretRef.Namespace).Delete(context.Background(), secretRef.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func getSecret(t *testing.T, client *fake.Clientset) *corev1.Secret {
 	t.Helper()
 	s, err := client.CoreV1().Secrets(secretRef.Namespace).Get(context.Background(), secretRef.Name, metav1.GetOptions{})
@@ -408,9 +415,7 @@ func TestRotateRecreatesADeletedSecretAsARotation(t *testing.T) {
 	old := bundleOf(t, a.TrustBundlePEM())[0]
 	published := a.TrustBundlePEM() // what peers hold
 	clock.Step(time.Minute)
-	if err := client.CoreV1().Secrets(secretRef.Namespace).Delete(context.Background(), secretRef.Name, metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	deleteSecret(t, client)
 	changed, err := a.Rotate(context.Background())
 	if err != nil || !changed {
 		t.Fatalf("Rotate = %v, %v; want the Secret created again and a new root in the bundle", changed, err)
@@ -445,9 +450,7 @@ func TestRotateRecreatesADeletedSecretAfterItsRootExpiredAtOnce(t *testing.T) {
 	}
 	old := bundleOf(t, a.TrustBundlePEM())[0]
 	clock.Step(31 * 24 * time.Hour)
-	if err := client.CoreV1().Secrets(secretRef.Namespace).Delete(context.Background(), secretRef.Name, metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	deleteSecret(t, client)
 	if changed, err := a.Rotate(context.Background()); err != nil || !changed {
 		t.Fatalf("Rotate = %v, %v; want a new root", changed, err)
 	}

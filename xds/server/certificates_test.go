@@ -165,30 +165,26 @@ func TestCreateCertificate(t *testing.T) {
 	}
 }
 
-// rotatingCA reports a rotation on every call.
-type rotatingCA struct{ server.CertificateAuthority }
-
-func (rotatingCA) Rotate(context.Context) (bool, error) { return true, nil }
-
-// countingCA counts the calls of Rotate.
-type countingCA struct {
+// fakeRotationCA answers every Rotate with changed, and notes each call on rotations (when set).
+type fakeRotationCA struct {
 	server.CertificateAuthority
+	changed   bool
 	rotations chan struct{}
 }
 
-func (c countingCA) Rotate(context.Context) (bool, error) {
+func (c fakeRotationCA) Rotate(context.Context) (bool, error) {
 	select {
 	case c.rotations <- struct{}{}:
 	default:
 	}
-	return false, nil
+	return c.changed, nil
 }
 
 // TestServingRereadsTheCAAtOnce: a server that starts serving (a replica just elected leader)
 // has the CA re-read its Secret at once, not a RootRefresh later: the CA loaded its root when the
 // process started, and another replica may have rotated it, or the Secret may be gone, since.
 func TestServingRereadsTheCAAtOnce(t *testing.T) {
-	ca := countingCA{CertificateAuthority: newAuthority(t), rotations: make(chan struct{}, 1)}
+	ca := fakeRotationCA{CertificateAuthority: newAuthority(t), rotations: make(chan struct{}, 1)}
 	startServer(t, server.Options{CA: ca, RootRefresh: time.Hour})
 	select {
 	case <-ca.rotations:
@@ -200,7 +196,7 @@ func TestServingRereadsTheCAAtOnce(t *testing.T) {
 // TestOnTrustBundleChanged: when the CA's bundle changes, the server says so, for its holder to
 // publish it.
 func TestOnTrustBundleChanged(t *testing.T) {
-	f := startServer(t, server.Options{CA: rotatingCA{newAuthority(t)}, RootRefresh: 10 * time.Millisecond})
+	f := startServer(t, server.Options{CA: fakeRotationCA{CertificateAuthority: newAuthority(t), changed: true}, RootRefresh: 10 * time.Millisecond})
 	told := make(chan struct{}, 1)
 	f.srv.OnTrustBundleChanged(func() {
 		select {

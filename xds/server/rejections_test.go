@@ -306,19 +306,9 @@ func TestRefusedClustersAndListenersAreReportedOnTheirSplitOrPolicy(t *testing.T
 			if tc.proxy == server.ProxyGRPC {
 				names = []string{tc.resource}
 			}
-			if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node(tc.proxy, "shop", "client"), TypeUrl: tc.typeURL, ResourceNames: names}); err != nil {
-				t.Fatal(err)
-			}
-			resp, err := stream.Recv()
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp := refuse(t, stream, node(tc.proxy, "shop", "client"), tc.typeURL, names, "refused "+tc.resource)
 			if _, ok := resourcesByName(t, resp)[tc.resource]; !ok {
-				t.Fatalf("the response does not carry %s", tc.resource)
-			}
-			if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: tc.typeURL, ResourceNames: names, ResponseNonce: resp.Nonce,
-				ErrorDetail: &rpcstatus.Status{Message: "refused " + tc.resource}}); err != nil {
-				t.Fatal(err)
+				t.Fatalf("the response refused does not carry %s", tc.resource)
 			}
 			if tc.typeURL == resourcev3.RouteType {
 				handled(t, stream, resourcev3.ClusterType, "outbound|80||api-v1.shop.svc.cluster.local")
@@ -444,28 +434,15 @@ func TestRewordedRefusalReachesOnlyObjectsQuotingIt(t *testing.T) {
 			f.srv.OnRejections(func([]mesh.ObjectRef) { calls <- f.srv.Rejections(split).Proxies })
 			const route = "web.shop.svc.cluster.local:80"
 			stream := f.ads(t, "token")
-			reply := func(names []string, message string) {
-				t.Helper()
-				req := &discoveryv3.DiscoveryRequest{Node: node(server.ProxyGRPC, tc.namespace, "client"), TypeUrl: resourcev3.RouteType, ResourceNames: names}
-				if err := stream.Send(req); err != nil {
-					t.Fatal(err)
-				}
-				resp, err := stream.Recv()
-				if err != nil {
-					t.Fatal(err)
-				}
-				req = &discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.RouteType, ResourceNames: names, VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce}
-				if message != "" {
-					req.VersionInfo, req.ErrorDetail = "", &rpcstatus.Status{Message: message}
-				}
-				if err := stream.Send(req); err != nil {
-					t.Fatal(err)
-				}
-			}
+			nd := node(server.ProxyGRPC, tc.namespace, "client")
 			// Asking for one more name each time has the routes sent again.
-			reply([]string{route}, "refused")
-			reply([]string{route, "a.shop.svc.cluster.local:80"}, "refused in other words")
-			reply([]string{route, "b.shop.svc.cluster.local:80"}, "") // accepted: the refusal clears
+			refuse(t, stream, nd, resourcev3.RouteType, []string{route}, "refused")
+			refuse(t, stream, nd, resourcev3.RouteType, []string{route, "a.shop.svc.cluster.local:80"}, "refused in other words")
+			accepted := []string{route, "b.shop.svc.cluster.local:80"} // accepted: the refusal clears
+			if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: nd, TypeUrl: resourcev3.RouteType, ResourceNames: accepted}); err != nil {
+				t.Fatal(err)
+			}
+			recvAndACK(t, stream, accepted...)
 			var got []int
 			for {
 				select {
@@ -490,9 +467,9 @@ func TestRewordedRefusalReachesOnlyObjectsQuotingIt(t *testing.T) {
 }
 
 // refuse has the stream ask for names of typeURL, as node (nil on a stream's later requests: its
-// first node stays), and refuse (NACK) the response with message.
+// first node stays), and refuse (NACK) the response with message; it returns the response.
 func refuse(t *testing.T, stream discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient, node *corev3.Node,
-	typeURL string, names []string, message string) {
+	typeURL string, names []string, message string) *discoveryv3.DiscoveryResponse {
 	t.Helper()
 	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: typeURL, ResourceNames: names}); err != nil {
 		t.Fatal(err)
@@ -505,6 +482,7 @@ func refuse(t *testing.T, stream discoveryv3.AggregatedDiscoveryService_StreamAg
 		ErrorDetail: &rpcstatus.Status{Message: message}}); err != nil {
 		t.Fatal(err)
 	}
+	return resp
 }
 
 // handled returns once the server has handled every request sent on the stream so far: a
@@ -517,5 +495,34 @@ func handled(t *testing.T, stream discoveryv3.AggregatedDiscoveryService_StreamA
 	}
 	if _, err := stream.Recv(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRefusingNamespacesAreNamedUpToFive: the message names the namespaces of refusing proxies
+// of other namespaces, sorted, at most five and then how many more, and proxies without an
+// identity (on a plain-text server) as such: the number of namespaces is the clients' to grow.
+func TestRefusingNamespacesAreNamedUpToFive(t *testing.T) {
+	f := startPlainTextServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive}})
+	web := shopService("web")
+	split := mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "web"}
+	f.srv.SetSplit(split, &mesh.Split{Source: split, Apex: web, Backends: []mesh.Backend{{Service: web, Weight: 1}}})
+	const route = "web.shop.svc.cluster.local:80"
+	nodes := []*corev3.Node{{Id: "anonymous"}}
+	for _, ns := range []string{"g", "f", "e", "d", "c", "b", "a"} {
+		nodes = append(nodes, node(server.ProxyGRPC, ns, "client"))
+	}
+	for _, nd := range nodes {
+		stream := f.ads(t, "")
+		refuse(t, stream, nd, resourcev3.RouteType, []string{route}, "refused")
+		handled(t, stream, resourcev3.ClusterType)
+	}
+	diags := f.srv.RejectionDiagnostics(split)
+	if len(diags) != 1 {
+		t.Fatalf("diagnostics of the refused split: %v", diags)
+	}
+	const want = `8 xDS proxies reject this object's configuration and keep their last good one; refusing proxies with no identity, ` +
+		`of namespace "a", of namespace "b", of namespace "c", of namespace "d", of 3 more namespaces are counted, not quoted`
+	if !strings.HasPrefix(diags[0].Message, want) {
+		t.Errorf("the split says %q; want it to begin %q", diags[0].Message, want)
 	}
 }
