@@ -36,17 +36,78 @@ type Written struct {
 	Lists []client.ObjectList
 	// Watches are the watches the controllers need while the backend programs; predicates
 	// filter every event.
-	Watches func(mgr manager.Manager, c Controllers, predicates ...predicate.Predicate) []Watch
+	Watches WatchesFunc
 	// Indexes, when set, adds the cache indexes the backend reads its kinds through, besides
 	// owned.GeneratedByIndex.
 	Indexes func(ctx context.Context, indexer client.FieldIndexer) error
 
-	// indexed: the cache indexes the kinds; watched: the controllers watch them (each added once,
-	// when first served; apart, so that a Start failing between them can be retried).
-	indexed, watched bool
+	kinds KindsSetup
 	// clean: no generated object is left since an instance last ran.
 	clean bool
 }
+
+// WatchesFunc returns the watches controllers need of a backend's kinds; predicates filter every
+// event.
+type WatchesFunc func(mgr manager.Manager, c Controllers, predicates ...predicate.Predicate) []Watch
+
+// KindsSetup adds the cache indexes and the controllers' watches of kinds a backend writes, once
+// each: neither can be removed, and the cache refuses a second index of a name. A call that
+// failed part way can be made again: what it added is not added twice. Its methods are not safe
+// for concurrent use.
+type KindsSetup struct {
+	indexed bool
+	// added counts, per backend, the watch sources added so far, in the order its watches
+	// come; watched holds the backends whose watches are all added.
+	added   map[v1alpha1.Backend]int
+	watched map[v1alpha1.Backend]bool
+}
+
+// Ensure checks that the cluster serves the kinds of lists (install says what makes them served)
+// and adds, unless it did before, owned.GeneratedByIndex of them and the indexes of more (when
+// set), then backend's watches (each event filtered by env.Programming and writer.ForgetDeleted).
+func (k *KindsSetup) Ensure(ctx context.Context, env Env, backend v1alpha1.Backend, install string, lists []client.ObjectList,
+	more func(context.Context, client.FieldIndexer) error, writer owned.Writer, watches WatchesFunc) error {
+	if k.watched[backend] {
+		return nil
+	}
+	if err := Served(env.Manager, backend, install, lists); err != nil {
+		return err
+	}
+	if !k.indexed {
+		if err := owned.IndexGenerated(ctx, env.Manager.GetFieldIndexer(), ItemsOf(lists)...); err != nil {
+			return fmt.Errorf("indexing the %s backend's objects: %w", backend, err)
+		}
+		if more != nil {
+			if err := more(ctx, env.Manager.GetFieldIndexer()); err != nil {
+				return fmt.Errorf("indexing the %s backend's objects: %w", backend, err)
+			}
+		}
+		k.indexed = true
+	}
+	if k.added == nil {
+		k.added, k.watched = map[v1alpha1.Backend]int{}, map[v1alpha1.Backend]bool{}
+	}
+	programming := predicate.NewPredicateFuncs(func(client.Object) bool { return env.Programming() })
+	n := 0
+	for _, watch := range watches(env.Manager, env.Controllers, writer.ForgetDeleted(), programming) {
+		for _, src := range watch.Sources {
+			n++
+			if n <= k.added[backend] {
+				continue
+			}
+			if err := watch.Controller.Watch(src); err != nil {
+				return err
+			}
+			k.added[backend] = n
+		}
+	}
+	k.watched[backend] = true
+	return nil
+}
+
+// Indexed says whether the kinds are indexed: objects of them may have been written by this
+// process.
+func (k *KindsSetup) Indexed() bool { return k.indexed }
 
 // Watch is a controller's sources.
 type Watch struct {
@@ -85,49 +146,10 @@ func Served(mgr manager.Manager, backend v1alpha1.Backend, install string, lists
 // the watches of them (filtered to nothing while no instance programs). They cannot be set up
 // at the operator's start: a watch of a kind the cluster does not serve would fail the manager.
 func (w *Written) Start(ctx context.Context, env Env) error {
-	if !w.watched {
-		if err := Served(env.Manager, w.Backend, w.Install, w.Lists); err != nil {
-			return err
-		}
-		if !w.indexed {
-			if err := w.index(ctx, env.Manager.GetFieldIndexer()); err != nil {
-				return fmt.Errorf("indexing the %s backend's objects: %w", w.Backend, err)
-			}
-			w.indexed = true
-		}
-		if err := AddWatches(env, w.Writer, w.Watches); err != nil {
-			return err
-		}
-		w.watched = true
-	}
-	w.clean = false
-	return nil
-}
-
-// index adds owned.GeneratedByIndex and the backend's Indexes. A failure leaves the indexes
-// added before it: the cache refuses them a second time, so a retry cannot succeed either.
-func (w *Written) index(ctx context.Context, indexer client.FieldIndexer) error {
-	if err := owned.IndexGenerated(ctx, indexer, ItemsOf(w.Lists)...); err != nil {
+	if err := w.kinds.Ensure(ctx, env, w.Backend, w.Install, w.Lists, w.Indexes, w.Writer, w.Watches); err != nil {
 		return err
 	}
-	if w.Indexes != nil {
-		return w.Indexes(ctx, indexer)
-	}
-	return nil
-}
-
-// AddWatches adds the watches of generated objects that watches returns to the controllers, each
-// event filtered by env.Programming (so that the watches, which cannot be removed, are quiet while
-// no instance of the backend programs) and by writer.ForgetDeleted.
-func AddWatches(env Env, writer owned.Writer, watches func(mgr manager.Manager, c Controllers, predicates ...predicate.Predicate) []Watch) error {
-	programming := predicate.NewPredicateFuncs(func(client.Object) bool { return env.Programming() })
-	for _, watch := range watches(env.Manager, env.Controllers, writer.ForgetDeleted(), programming) {
-		for _, src := range watch.Sources {
-			if err := watch.Controller.Watch(src); err != nil {
-				return err
-			}
-		}
-	}
+	w.clean = false
 	return nil
 }
 
@@ -137,7 +159,7 @@ func (w *Written) Clean(ctx context.Context, env Env) error {
 	if w.clean {
 		return nil
 	}
-	if !w.watched && Served(env.Manager, w.Backend, w.Install, w.Lists) != nil {
+	if !w.kinds.Indexed() && Served(env.Manager, w.Backend, w.Install, w.Lists) != nil {
 		w.clean = true // no instance ever ran, and the kinds are not served: nothing to delete
 		return nil
 	}

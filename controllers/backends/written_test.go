@@ -44,23 +44,27 @@ func (m stubManager) GetClient() client.Client             { return m.client }
 func (m stubManager) GetRESTMapper() meta.RESTMapper       { return m.mapper }
 func (m stubManager) GetFieldIndexer() client.FieldIndexer { return m.indexer }
 
-// failingController refuses its first watch.
-type failingController struct {
+// countingController counts the watches added to it; refuseFirst has it refuse the first one.
+type countingController struct {
 	controller.Controller
-	refused *bool
+	refuseFirst bool
+	watches     *int
+	refused     *bool
 }
 
-func (c failingController) Watch(source.Source) error {
-	if !*c.refused {
+func (c countingController) Watch(source.Source) error {
+	if c.refuseFirst && !*c.refused {
 		*c.refused = true
 		return errors.New("the first watch is refused")
 	}
+	*c.watches++
 	return nil
 }
 
-// TestWrittenStartIsRetriedAfterItsWatchesFail: a Start that indexed the kinds but could not add
-// their watches can be tried again: the indexes are not added a second time (the cache would
-// refuse them, and the backend could never start).
+// TestWrittenStartIsRetriedAfterItsWatchesFail: a Start that indexed the kinds and added some of
+// their watches, then failed to add another, can be tried again: the indexes are not added a
+// second time (the cache would refuse them, and the backend could never start), nor the watches
+// added before the failure (their events would come twice).
 func TestWrittenStartIsRetriedAfterItsWatchesFail(t *testing.T) {
 	scheme := runtime.NewScheme()
 	if err := corev1.AddToScheme(scheme); err != nil {
@@ -69,19 +73,26 @@ func TestWrittenStartIsRetriedAfterItsWatchesFail(t *testing.T) {
 	mapper := meta.NewDefaultRESTMapper(nil)
 	mapper.Add(corev1.SchemeGroupVersion.WithKind("ConfigMap"), meta.RESTScopeNamespace)
 	mgr := stubManager{client: fake.NewClientBuilder().WithScheme(scheme).Build(), mapper: mapper, indexer: indexer{}}
+	var first, second int
 	refused := false
 	w := &Written{Backend: v1alpha1.BackendIstio, Writer: owned.Writer{}, Lists: []client.ObjectList{&corev1.ConfigMapList{}},
 		Indexes: func(ctx context.Context, ix client.FieldIndexer) error {
 			return ix.IndexField(ctx, &corev1.ConfigMap{}, "own", nil)
 		},
 		Watches: func(manager.Manager, Controllers, ...predicate.Predicate) []Watch {
-			return []Watch{{Controller: failingController{refused: &refused}, Sources: []source.Source{nil}}}
+			return []Watch{
+				{Controller: countingController{watches: &first}, Sources: []source.Source{nil}},
+				{Controller: countingController{watches: &second, refuseFirst: true, refused: &refused}, Sources: []source.Source{nil}},
+			}
 		}}
 	env := Env{Manager: mgr, Programming: func() bool { return true }}
 	if err := w.Start(context.Background(), env); err == nil {
-		t.Fatal("the first Start succeeded though its watch was refused")
+		t.Fatal("the first Start succeeded though a watch was refused")
 	}
 	if err := w.Start(context.Background(), env); err != nil {
 		t.Errorf("Start again: %v", err)
+	}
+	if first != 1 || second != 1 {
+		t.Errorf("after a retry the controllers have %d and %d watches, want 1 each", first, second)
 	}
 }

@@ -172,7 +172,7 @@ func (i instance) Stop() {
 }
 
 // watchesOf returns the split controller's watches of the route kinds of lists.
-func watchesOf(lists []client.ObjectList) func(manager.Manager, backends.Controllers, ...predicate.Predicate) []backends.Watch {
+func watchesOf(lists []client.ObjectList) backends.WatchesFunc {
 	return func(mgr manager.Manager, c backends.Controllers, predicates ...predicate.Predicate) []backends.Watch {
 		return []backends.Watch{{Controller: c.Splits, Sources: splitWatches(mgr, lists, predicates...)}}
 	}

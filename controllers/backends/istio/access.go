@@ -32,11 +32,9 @@ type Access struct {
 	Writer owned.Writer
 
 	mu sync.Mutex
-	// indexed: the manager's cache indexes the kinds (once: a second index of a name fails).
-	indexed bool
-	// watchedBy are the backends whose watches of the kinds the controllers have (added once
-	// each: a watch cannot be removed, and each is filtered by its own backend's Programming).
-	watchedBy map[v1alpha1.Backend]bool
+	// kinds indexes the kinds once, and adds each backend's watches of them once (each is
+	// filtered by its own backend's Programming).
+	kinds backends.KindsSetup
 	// writers are the backends whose latest instance writes the objects.
 	writers map[v1alpha1.Backend]bool
 	// clean: no object is left since a backend last wrote them.
@@ -53,23 +51,8 @@ func accessLists() []client.ObjectList { return TargetGeneratedKinds() }
 func (a *Access) Start(ctx context.Context, env backends.Env, backend v1alpha1.Backend, install string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if !a.watchedBy[backend] {
-		if err := backends.Served(env.Manager, backend, install, accessLists()); err != nil {
-			return err
-		}
-		if !a.indexed {
-			if err := owned.IndexGenerated(ctx, env.Manager.GetFieldIndexer(), backends.ItemsOf(accessLists())...); err != nil {
-				return fmt.Errorf("indexing Istio's access policy: %w", err)
-			}
-			a.indexed = true
-		}
-		if err := backends.AddWatches(env, a.Writer, accessWatches); err != nil {
-			return err
-		}
-		if a.watchedBy == nil {
-			a.watchedBy = map[v1alpha1.Backend]bool{}
-		}
-		a.watchedBy[backend] = true
+	if err := a.kinds.Ensure(ctx, env, backend, install, accessLists(), nil, a.Writer, accessWatches); err != nil {
+		return err
 	}
 	if a.writers == nil {
 		a.writers = map[v1alpha1.Backend]bool{}
@@ -108,7 +91,7 @@ func (a *Access) Clean(ctx context.Context, env backends.Env, backend v1alpha1.B
 	if a.clean || len(a.writers) > 0 {
 		return nil
 	}
-	if !a.indexed && backends.Served(env.Manager, backend, install, accessLists()) != nil {
+	if !a.kinds.Indexed() && backends.Served(env.Manager, backend, install, accessLists()) != nil {
 		a.clean = true // never written by this process, and the kinds are not served: nothing to delete
 		return nil
 	}
@@ -128,7 +111,7 @@ func (a *Access) Clean(ctx context.Context, env backends.Env, backend v1alpha1.B
 func (a *Access) prunable() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.indexed && len(a.writers) == 0
+	return a.kinds.Indexed() && len(a.writers) == 0
 }
 
 // PruneTarget deletes the access policy of target, when prunable.
