@@ -97,7 +97,7 @@ func SetupIstio(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := owned.IndexGenerated(ctx, mgr.GetFieldIndexer(), istiobackend.Kinds...); err != nil {
 		return err
 	}
-	if err := istiobackend.IndexHosts(ctx, mgr.GetFieldIndexer()); err != nil {
+	if err := istiobackend.Indexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
 	statuses, err := newStatuses(mgr, opts.MaxConcurrentReconciles)

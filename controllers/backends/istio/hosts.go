@@ -26,8 +26,11 @@ var hostIndexes = []struct {
 	}},
 }
 
-// IndexHosts adds HostIndex to the cache. The Istio kinds must be served.
-func IndexHosts(ctx context.Context, indexer client.FieldIndexer) error {
+// Indexes adds the cache indexes the Istio backend's controllers read its kinds through, besides
+// owned.GeneratedByIndex: HostIndex. Both ways of running the backend (the Switch's, and the fixed
+// --backend=istio of SetupIstio) call it; an index the controllers need goes here. The Istio kinds
+// must be served.
+func Indexes(ctx context.Context, indexer client.FieldIndexer) error {
 	for _, ix := range hostIndexes {
 		if err := indexer.IndexField(ctx, ix.Object, HostIndex, ix.Hosts); err != nil {
 			return err
