@@ -2,6 +2,7 @@ package istio
 
 import (
 	"context"
+	"slices"
 
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -9,47 +10,55 @@ import (
 )
 
 // HostIndex indexes VirtualServices and DestinationRules by "<namespace>/<name>" of each Service
-// their hosts may name (serviceOfHost): a policy's reconcile reads the objects that may hold its
+// their hosts may name (servicesOfHosts): a policy's reconcile reads the objects that may hold its
 // Service's host, not every one of the cluster.
 const HostIndex = "istio.hostservice"
 
-// hostIndexes are the objects HostIndex indexes, and the keys of each.
-var hostIndexes = []struct {
-	Object client.Object
-	Hosts  client.IndexerFunc
-}{
-	{&networkingv1.VirtualService{}, func(o client.Object) []string {
-		return hostServices(o.GetNamespace(), o.(*networkingv1.VirtualService).Spec.Hosts...)
-	}},
-	{&networkingv1.DestinationRule{}, func(o client.Object) []string {
-		return hostServices(o.GetNamespace(), o.(*networkingv1.DestinationRule).Spec.Host)
-	}},
-}
+// hostKinds are the kinds HostIndex indexes: those of hostsOf.
+var hostKinds = []client.Object{&networkingv1.VirtualService{}, &networkingv1.DestinationRule{}}
 
 // Indexes adds the cache indexes the Istio backend's controllers read its kinds through, besides
 // owned.GeneratedByIndex: HostIndex. Both ways of running the backend (the Switch's, and the fixed
 // --backend=istio of SetupIstio) call it; an index the controllers need goes here. The Istio kinds
 // must be served.
 func Indexes(ctx context.Context, indexer client.FieldIndexer) error {
-	for _, ix := range hostIndexes {
-		if err := indexer.IndexField(ctx, ix.Object, HostIndex, ix.Hosts); err != nil {
+	for _, kind := range hostKinds {
+		if err := indexer.IndexField(ctx, kind, HostIndex, hostIndexKeys); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// hostServices are the HostIndex keys of hosts written in an Istio object of namespace.
-func hostServices(namespace string, hosts ...string) []string {
+// hostIndexKeys are the HostIndex keys of an object of hostKinds.
+func hostIndexKeys(o client.Object) []string {
 	var keys []string
-	for _, h := range hosts {
-		if svc, ok := serviceOfHost(h, namespace); ok {
-			keys = append(keys, hostKey(svc))
-		}
+	for _, svc := range servicesOfHosts(o) {
+		keys = append(keys, svc.String())
 	}
 	return keys
 }
 
-func hostKey(svc types.NamespacedName) string {
-	return svc.String()
+// hostsOf are the hosts an Istio object of hostKinds is for: a VirtualService's, a
+// DestinationRule's one.
+func hostsOf(o client.Object) []string {
+	switch o := o.(type) {
+	case *networkingv1.VirtualService:
+		return o.Spec.Hosts
+	case *networkingv1.DestinationRule:
+		return []string{o.Spec.Host}
+	}
+	return nil
+}
+
+// servicesOfHosts are the Services, each once, that the hosts of an Istio object may name
+// (serviceOfHost).
+func servicesOfHosts(o client.Object) []types.NamespacedName {
+	var out []types.NamespacedName
+	for _, h := range hostsOf(o) {
+		if svc, ok := serviceOfHost(h, o.GetNamespace()); ok && !slices.Contains(out, svc) {
+			out = append(out, svc)
+		}
+	}
+	return out
 }

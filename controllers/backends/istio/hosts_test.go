@@ -10,14 +10,16 @@ import (
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
+	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/controllers/owned"
 )
 
-// listsRecorded is a reader that records whether each List of Istio's kinds was narrowed by a
-// field index.
+// listsRecorded is a reader that records each List not narrowed by HostIndex.
 type listsRecorded struct {
 	client.Reader
 	unindexed []string
@@ -26,16 +28,17 @@ type listsRecorded struct {
 func (r *listsRecorded) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
 	o := &client.ListOptions{}
 	o.ApplyOptions(opts)
-	if o.FieldSelector == nil || o.FieldSelector.Empty() {
-		r.unindexed = append(r.unindexed, fmt.Sprintf("%T", list))
+	if o.FieldSelector == nil || len(o.FieldSelector.Requirements()) != 1 || o.FieldSelector.Requirements()[0].Field != HostIndex {
+		r.unindexed = append(r.unindexed, fmt.Sprintf("%T (fields %v)", list, o.FieldSelector))
 	}
 	return r.Reader.List(ctx, list, opts...)
 }
 
 // TestHostsTakenReadsOnlyObjectsNamingTheHost: a policy's reconcile finds the VirtualServices and
 // DestinationRules of others that hold its Service's host, wherever they are and however they
-// name it, through the host index (hostIndexes): never by listing every one of the cluster, which
-// grows with the mesh and runs on every policy reconcile.
+// name it, through HostIndex: never by listing every one of the cluster, which grows with the mesh
+// and runs on every policy reconcile. The operator's own objects, and VirtualServices bound to
+// gateways only, hold nothing.
 func TestHostsTakenReadsOnlyObjectsNamingTheHost(t *testing.T) {
 	scheme := runtime.NewScheme()
 	if err := networkingv1.AddToScheme(scheme); err != nil {
@@ -49,19 +52,26 @@ func TestHostsTakenReadsOnlyObjectsNamingTheHost(t *testing.T) {
 		return &networkingv1.DestinationRule{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
 			Spec: networkingapi.DestinationRule{Host: host}}
 	}
+	gatewayOnly := vs("shop", "edge", "web")
+	gatewayOnly.Spec.Gateways = []string{"ingress"}
+	generated := vs("shop", "a-split", "web")
+	generated.Labels = map[string]string{smi.LabelSourceKind: smi.TrafficSplitKind}
+	generated.OwnerReferences = []metav1.OwnerReference{{APIVersion: "split.smi-spec.io/v1alpha4", Kind: "TrafficSplit", Name: "a-split", UID: "1", Controller: ptr.To(true)}}
 	objects := []client.Object{
 		vs("shop", "short-name", "web"),
 		vs("other", "fqdn", "example.com", "web.shop.svc.cluster.local"),
 		vs("other", "short-name-elsewhere", "web"), // another namespace's web
 		dr("shop", "rule", "web.shop.svc.cluster.local"),
+		gatewayOnly,
+		generated,
 	}
 	for i := range 50 {
 		objects = append(objects, vs("unrelated", fmt.Sprintf("vs-%d", i), fmt.Sprintf("svc-%d", i)),
 			dr("unrelated", fmt.Sprintf("dr-%d", i), fmt.Sprintf("svc-%d.unrelated.svc.cluster.local", i)))
 	}
 	builder := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objects...)
-	for _, ix := range hostIndexes {
-		builder = builder.WithIndex(ix.Object, HostIndex, ix.Hosts)
+	for _, kind := range hostKinds {
+		builder = builder.WithIndex(kind, HostIndex, hostIndexKeys)
 	}
 	reader := &listsRecorded{Reader: builder.Build()}
 	b := Policies{Writer: owned.Writer{Reader: reader}}
@@ -72,7 +82,7 @@ func TestHostsTakenReadsOnlyObjectsNamingTheHost(t *testing.T) {
 		&networkingv1.DestinationRule{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"},
 			Spec: networkingapi.DestinationRule{Host: "web.shop.svc.cluster.local"}},
 	}
-	taken, err := b.hostsTaken(context.Background(), carriers)
+	taken, err := b.hostsTaken(context.Background(), types.NamespacedName{Namespace: "shop", Name: "web"}, carriers)
 	if err != nil {
 		t.Fatal(err)
 	}

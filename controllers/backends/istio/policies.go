@@ -9,6 +9,7 @@ import (
 
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -53,10 +54,12 @@ func (b Policies) Program(ctx context.Context, policy *policyv1alpha1.TrafficPol
 	out, diags := istiotranslator.Translate(model, b.Settings)
 	wanted := out.From(self.Kind, self.Name)
 	var carriers []client.Object
+	var svc types.NamespacedName
 	if p := model.PolicyOf(self); p != nil {
 		carriers = istiotranslator.Carriers(out, p)
+		svc = types.NamespacedName{Namespace: p.Service.Namespace, Name: p.Service.Name}
 	}
-	taken, err := b.hostsTaken(ctx, carriers)
+	taken, err := b.hostsTaken(ctx, svc, carriers)
 	if err != nil {
 		return nil, err
 	}
@@ -116,52 +119,44 @@ func (b Policies) Forget(ctx context.Context, ref mesh.ObjectRef) error {
 	return b.Writer.PruneAfterDelete(ctx, ref.Kind, ref.Namespace, ref.Name, SplitGeneratedKinds())
 }
 
-// hostsTaken describes, for each VirtualService and DestinationRule among carriers, the objects of
-// its kind the operator did not generate that hold its host for the mesh's clients. It reads them
-// from the cache through HostIndex: a VirtualService anywhere may name a host by its FQDN.
-func (b Policies) hostsTaken(ctx context.Context, carriers []client.Object) ([]string, error) {
+// hostsTaken describes, for each VirtualService and DestinationRule among carriers (all for the
+// host of Service svc), the objects of its kind the operator did not generate that hold that host
+// for the mesh's clients. It reads them from the cache through HostIndex: a VirtualService
+// anywhere may name a host by its FQDN.
+func (b Policies) hostsTaken(ctx context.Context, svc types.NamespacedName, carriers []client.Object) ([]string, error) {
 	var taken []string
-	for _, obj := range carriers {
-		switch o := obj.(type) {
+	for _, carrier := range carriers {
+		var list client.ObjectList
+		var holds string
+		switch carrier.(type) {
 		case *networkingv1.VirtualService:
-			host := o.Spec.Hosts[0]
-			list := &networkingv1.VirtualServiceList{}
-			if err := b.listHolding(ctx, list, host, o.Namespace); err != nil {
-				return nil, err
-			}
-			for _, vs := range list.Items {
-				if owned.Generated(vs) || !appliesToSidecars(vs) {
-					continue
-				}
-				if slices.ContainsFunc(vs.Spec.Hosts, func(h string) bool { return sameHost(h, vs.Namespace, host) }) {
-					taken = append(taken, fmt.Sprintf("VirtualService %s/%s, not the operator's, routes host %s", vs.Namespace, vs.Name, host))
-				}
-			}
+			list, holds = &networkingv1.VirtualServiceList{}, "routes host"
 		case *networkingv1.DestinationRule:
-			host := o.Spec.Host
-			list := &networkingv1.DestinationRuleList{}
-			if err := b.listHolding(ctx, list, host, o.Namespace); err != nil {
-				return nil, err
+			list, holds = &networkingv1.DestinationRuleList{}, "holds the traffic policy of host"
+		default:
+			continue
+		}
+		// Only read: no copy.
+		if err := b.Writer.Reader.List(ctx, list, client.MatchingFields{HostIndex: svc.String()}, client.UnsafeDisableDeepCopy); err != nil {
+			return nil, err
+		}
+		items, err := meta.ExtractList(list)
+		if err != nil {
+			return nil, err
+		}
+		host := hostsOf(carrier)[0]
+		for _, item := range items {
+			o := item.(client.Object)
+			if vs, ok := o.(*networkingv1.VirtualService); owned.Generated(o) || ok && !appliesToSidecars(vs) {
+				continue
 			}
-			for _, dr := range list.Items {
-				if !owned.Generated(dr) && sameHost(dr.Spec.Host, dr.Namespace, host) {
-					taken = append(taken, fmt.Sprintf("DestinationRule %s/%s, not the operator's, holds the traffic policy of host %s", dr.Namespace, dr.Name, host))
-				}
+			if slices.ContainsFunc(hostsOf(o), func(h string) bool { return sameHost(h, o.GetNamespace(), host) }) {
+				taken = append(taken, fmt.Sprintf("%s %s/%s, not the operator's, %s %s",
+					reflect.TypeOf(o).Elem().Name(), o.GetNamespace(), o.GetName(), holds, host))
 			}
 		}
 	}
 	return slices.Compact(slices.Sorted(slices.Values(taken))), nil
-}
-
-// listHolding lists, from the cache, the objects of list's kind whose hosts may name the Service
-// of host, written in an object of namespace.
-func (b Policies) listHolding(ctx context.Context, list client.ObjectList, host, namespace string) error {
-	svc, ok := serviceOfHost(host, namespace)
-	if !ok {
-		return nil
-	}
-	// Only read: no copy.
-	return b.Writer.Reader.List(ctx, list, client.MatchingFields{HostIndex: hostKey(svc)}, client.UnsafeDisableDeepCopy)
 }
 
 // appliesToSidecars says whether Istio applies vs to the mesh's sidecars and proxyless clients, as
@@ -212,31 +207,28 @@ func PolicyWatches(mgr manager.Manager, predicates ...predicate.Predicate) []sou
 		UpdateFunc: func(e event.UpdateEvent) bool { return !owned.Generated(e.ObjectNew) },
 	}}, predicates...)
 	c := mgr.GetClient()
-	byHost := func(hosts func(client.Object) []string) handler.EventHandler {
-		return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
-			var reqs []reconcile.Request
-			for _, h := range hosts(o) {
-				svc, ok := serviceOfHost(h, o.GetNamespace())
-				if !ok {
-					continue
-				}
-				policies, err := index.PoliciesOf(ctx, c, svc.Namespace, svc.Name)
-				if err != nil {
-					continue
-				}
-				for i := range policies {
-					reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&policies[i])})
-				}
+	// The policies of the Services an object's hosts may name, one list per namespace.
+	byHost := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		names := map[string][]string{}
+		for _, svc := range servicesOfHosts(o) {
+			names[svc.Namespace] = append(names[svc.Namespace], svc.Name)
+		}
+		var reqs []reconcile.Request
+		for namespace, services := range names {
+			policies, err := index.PoliciesOf(ctx, c, namespace, services...)
+			if err != nil {
+				continue
 			}
-			return reqs
-		})
-	}
-	vsHosts := byHost(func(o client.Object) []string { return o.(*networkingv1.VirtualService).Spec.Hosts })
-	drHost := byHost(func(o client.Object) []string { return []string{o.(*networkingv1.DestinationRule).Spec.Host} })
+			for i := range policies {
+				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&policies[i])})
+			}
+		}
+		return reqs
+	})
 	return []source.Source{
 		source.Kind(mgr.GetCache(), client.Object(&networkingv1.VirtualService{}), owner, changed...),
 		source.Kind(mgr.GetCache(), client.Object(&networkingv1.DestinationRule{}), owner, changed...),
-		source.Kind(mgr.GetCache(), client.Object(&networkingv1.VirtualService{}), vsHosts, hostHolders...),
-		source.Kind(mgr.GetCache(), client.Object(&networkingv1.DestinationRule{}), drHost, hostHolders...),
+		source.Kind(mgr.GetCache(), client.Object(&networkingv1.VirtualService{}), byHost, hostHolders...),
+		source.Kind(mgr.GetCache(), client.Object(&networkingv1.DestinationRule{}), byHost, hostHolders...),
 	}
 }
