@@ -159,11 +159,12 @@ func serviceRef(name string, port int32) gatewayv1.BackendRef {
 // standbyRefs are the Services the split may route to on port but its other rules do not name
 // with a weight: its backends of weight 0 and, unless requests already go there, the apex, at
 // weight 1 each, for the standby rule (see mesh.StandbyPath). None when they do not fit the rule's
-// backend limit, or the rule does not fit in a route whose other rules hold matches of their own
-// (a rule without matches counts one): the standby rule only keeps the split's backends warm, and
-// must not cost it its matches.
-func (b *splitRoutes) standbyRefs(port int32, matches int) []gatewayv1.BackendRef {
-	if matches+1 > maxMatchesPerRoute {
+// backend limit, or the rule does not fit in a route whose other rules hold used matches (a rule
+// without matches counts one, as HTTPRoute's limit does; GRPCRoute's counts none, so there the
+// count is one stricter than its CRD's, never looser): the standby rule only keeps the split's
+// backends warm, and must not cost it its matches.
+func (b *splitRoutes) standbyRefs(port int32, used int) []gatewayv1.BackendRef {
+	if used+1 > maxMatchesPerRoute {
 		return nil
 	}
 	var out []gatewayv1.BackendRef
@@ -207,30 +208,16 @@ func (b *splitRoutes) checkLimits(matches int, headers []int) {
 	if b.limit != "" {
 		return
 	}
-	room, besides := maxMatchesPerRoute, ""
-	if b.s.CatchAllToApex {
-		room, besides = room-1, " besides its catch-all rule"
-	}
-	if matches > room {
-		b.limit = fmt.Sprintf("%d route matches (one per method of each HTTPRouteGroup match); a route holds at most %d%s",
-			matches, room, besides)
+	// With matches, a route ends with the catch-all rule (mesh sets CatchAllToApex), which counts one.
+	if room := maxMatchesPerRoute - 1; matches > room {
+		b.limit = fmt.Sprintf("%d route matches (one per method of each HTTPRouteGroup match); a route holds at most %d besides its catch-all rule",
+			matches, room)
 	}
 	for _, n := range headers {
 		if n > maxHeaderMatches {
 			b.limit = fmt.Sprintf("a match of %d headers; a route match holds at most %d", n, maxHeaderMatches)
 		}
 	}
-}
-
-// ruleMatches counts the matches of rules as HTTPRoute's limit does: a rule without matches counts
-// one, once defaulted. GRPCRoute's counts none for it: there the count is one stricter than the
-// CRD's, never looser.
-func ruleMatches[R any](rules []R, matches func(R) int) int {
-	n := 0
-	for _, r := range rules {
-		n += max(1, matches(r))
-	}
-	return n
 }
 
 // rules chunks the matches into rules of at most maxMatchesPerRule, each with its own copy of
@@ -244,40 +231,37 @@ func rules[M, B, R any](matches []M, backends []B, rule func([]M, []B) R) []R {
 }
 
 // httpRoute writes the HTTPRoute of one apex port: the split requests, then (with matches) the
-// rest to the apex.
+// rest to the apex, then the standby rule.
 func (b *splitRoutes) httpRoute(port int32) {
 	weighted := httpBackendRefs(b.backendRefs(port))
 	r := &gatewayv1.HTTPRoute{TypeMeta: typeMeta("HTTPRoute"), ObjectMeta: objectMeta(b.s.Source, port)}
 	r.Spec.CommonRouteSpec = b.parentRefs(port)
-	b.out.HTTPRoutes = append(b.out.HTTPRoutes, r)
-	defer func() {
-		if standby := b.standbyRefs(port, ruleMatches(r.Spec.Rules, func(r gatewayv1.HTTPRouteRule) int { return len(r.Matches) })); len(standby) > 0 {
-			r.Spec.Rules = append(r.Spec.Rules, gatewayv1.HTTPRouteRule{
-				Matches: []gatewayv1.HTTPRouteMatch{{Path: &gatewayv1.HTTPPathMatch{
-					Type: ptr.To(gatewayv1.PathMatchExact), Value: ptr.To(mesh.StandbyPath)}}},
-				BackendRefs: httpBackendRefs(standby),
-			})
-		}
-	}()
+	used := 1 // one rule without matches
 	if len(b.s.Matches) == 0 {
 		r.Spec.Rules = []gatewayv1.HTTPRouteRule{{BackendRefs: weighted}}
-		return
+	} else {
+		var matches []gatewayv1.HTTPRouteMatch
+		var headers []int
+		for i, m := range b.s.Matches {
+			ms, regex := HTTPRouteMatches(m)
+			b.regex[i] = b.regex[i] || regex
+			headers = append(headers, len(m.Headers))
+			matches = append(matches, ms...)
+		}
+		b.checkLimits(len(matches), headers)
+		r.Spec.Rules = append(rules(matches, weighted, func(m []gatewayv1.HTTPRouteMatch, be []gatewayv1.HTTPBackendRef) gatewayv1.HTTPRouteRule {
+			return gatewayv1.HTTPRouteRule{Matches: m, BackendRefs: be}
+		}), gatewayv1.HTTPRouteRule{BackendRefs: httpBackendRefs([]gatewayv1.BackendRef{serviceRef(b.s.Apex.Name, port)})})
+		used = len(matches) + 1
 	}
-	var matches []gatewayv1.HTTPRouteMatch
-	var headers []int
-	for i, m := range b.s.Matches {
-		ms, regex := HTTPRouteMatches(m)
-		b.regex[i] = b.regex[i] || regex
-		headers = append(headers, len(m.Headers))
-		matches = append(matches, ms...)
+	if standby := b.standbyRefs(port, used); len(standby) > 0 {
+		r.Spec.Rules = append(r.Spec.Rules, gatewayv1.HTTPRouteRule{
+			Matches: []gatewayv1.HTTPRouteMatch{{Path: &gatewayv1.HTTPPathMatch{
+				Type: ptr.To(gatewayv1.PathMatchExact), Value: ptr.To(mesh.StandbyPath)}}},
+			BackendRefs: httpBackendRefs(standby),
+		})
 	}
-	b.checkLimits(len(matches), headers)
-	r.Spec.Rules = rules(matches, weighted, func(m []gatewayv1.HTTPRouteMatch, be []gatewayv1.HTTPBackendRef) gatewayv1.HTTPRouteRule {
-		return gatewayv1.HTTPRouteRule{Matches: m, BackendRefs: be}
-	})
-	if b.s.CatchAllToApex {
-		r.Spec.Rules = append(r.Spec.Rules, gatewayv1.HTTPRouteRule{BackendRefs: httpBackendRefs([]gatewayv1.BackendRef{serviceRef(b.s.Apex.Name, port)})})
-	}
+	b.out.HTTPRoutes = append(b.out.HTTPRoutes, r)
 }
 
 // HTTPRouteMatches writes an HTTPRouteGroup match as HTTPRoute matches: one per method, or one
@@ -307,54 +291,50 @@ func (b *splitRoutes) grpcRoute(port int32) (ok bool) {
 	weighted := grpcBackendRefs(b.backendRefs(port))
 	r := &gatewayv1.GRPCRoute{TypeMeta: typeMeta("GRPCRoute"), ObjectMeta: objectMeta(b.s.Source, port)}
 	r.Spec.CommonRouteSpec = b.parentRefs(port)
-	defer func() {
-		if standby := b.standbyRefs(port, ruleMatches(r.Spec.Rules, func(r gatewayv1.GRPCRouteRule) int { return len(r.Matches) })); len(standby) > 0 && len(r.Spec.Rules) > 0 {
-			r.Spec.Rules = append(r.Spec.Rules, gatewayv1.GRPCRouteRule{
-				Matches: []gatewayv1.GRPCRouteMatch{{Method: &gatewayv1.GRPCMethodMatch{
-					Type: ptr.To(gatewayv1.GRPCMethodMatchExact), Service: ptr.To(mesh.StandbyService), Method: ptr.To(mesh.StandbyMethod)}}},
-				BackendRefs: grpcBackendRefs(standby),
-			})
-		}
-	}()
+	used := 1 // one rule without matches
 	if len(b.s.Matches) == 0 {
 		r.Spec.Rules = []gatewayv1.GRPCRouteRule{{BackendRefs: weighted}}
-		b.out.GRPCRoutes = append(b.out.GRPCRoutes, r)
-		return true
-	}
-	var matches []gatewayv1.GRPCRouteMatch
-	var headers []int
-	regex := map[int]bool{}
-	for i, m := range b.s.Matches {
-		m, callable := m.ForGRPC()
-		if !callable {
-			continue
+	} else {
+		var matches []gatewayv1.GRPCRouteMatch
+		var headers []int
+		regex := map[int]bool{}
+		for i, m := range b.s.Matches {
+			m, callable := m.ForGRPC()
+			if !callable {
+				continue
+			}
+			method, ok := grpcMethod(m.Path)
+			if !ok {
+				return false
+			}
+			hs, headerRegex := headerMatches(m.Headers, gatewayv1.GRPCHeaderMatchExact, gatewayv1.GRPCHeaderMatchRegularExpression,
+				func(typ gatewayv1.GRPCHeaderMatchType, name, value string) gatewayv1.GRPCHeaderMatch {
+					return gatewayv1.GRPCHeaderMatch{Type: ptr.To(typ), Name: gatewayv1.GRPCHeaderName(name), Value: value}
+				})
+			if headerRegex {
+				regex[i] = true
+			}
+			headers = append(headers, len(hs))
+			matches = append(matches, gatewayv1.GRPCRouteMatch{Method: method, Headers: hs})
 		}
-		method, ok := grpcMethod(m.Path)
-		if !ok {
-			return false
+		if len(matches) == 0 {
+			return true
 		}
-		hs, headerRegex := headerMatches(m.Headers, gatewayv1.GRPCHeaderMatchExact, gatewayv1.GRPCHeaderMatchRegularExpression,
-			func(typ gatewayv1.GRPCHeaderMatchType, name, value string) gatewayv1.GRPCHeaderMatch {
-				return gatewayv1.GRPCHeaderMatch{Type: ptr.To(typ), Name: gatewayv1.GRPCHeaderName(name), Value: value}
-			})
-		if headerRegex {
-			regex[i] = true
+		for i := range regex {
+			b.regex[i] = true
 		}
-		headers = append(headers, len(hs))
-		matches = append(matches, gatewayv1.GRPCRouteMatch{Method: method, Headers: hs})
+		b.checkLimits(len(matches), headers)
+		r.Spec.Rules = append(rules(matches, weighted, func(m []gatewayv1.GRPCRouteMatch, be []gatewayv1.GRPCBackendRef) gatewayv1.GRPCRouteRule {
+			return gatewayv1.GRPCRouteRule{Matches: m, BackendRefs: be}
+		}), gatewayv1.GRPCRouteRule{BackendRefs: grpcBackendRefs([]gatewayv1.BackendRef{serviceRef(b.s.Apex.Name, port)})})
+		used = len(matches) + 1
 	}
-	if len(matches) == 0 {
-		return true
-	}
-	for i := range regex {
-		b.regex[i] = true
-	}
-	b.checkLimits(len(matches), headers)
-	r.Spec.Rules = rules(matches, weighted, func(m []gatewayv1.GRPCRouteMatch, be []gatewayv1.GRPCBackendRef) gatewayv1.GRPCRouteRule {
-		return gatewayv1.GRPCRouteRule{Matches: m, BackendRefs: be}
-	})
-	if b.s.CatchAllToApex {
-		r.Spec.Rules = append(r.Spec.Rules, gatewayv1.GRPCRouteRule{BackendRefs: grpcBackendRefs([]gatewayv1.BackendRef{serviceRef(b.s.Apex.Name, port)})})
+	if standby := b.standbyRefs(port, used); len(standby) > 0 {
+		r.Spec.Rules = append(r.Spec.Rules, gatewayv1.GRPCRouteRule{
+			Matches: []gatewayv1.GRPCRouteMatch{{Method: &gatewayv1.GRPCMethodMatch{
+				Type: ptr.To(gatewayv1.GRPCMethodMatchExact), Service: ptr.To(mesh.StandbyService), Method: ptr.To(mesh.StandbyMethod)}}},
+			BackendRefs: grpcBackendRefs(standby),
+		})
 	}
 	b.out.GRPCRoutes = append(b.out.GRPCRoutes, r)
 	return true
