@@ -168,27 +168,11 @@ func (b *splitRoutes) standbyRefs(port int32, used int) []gatewayv1.BackendRef {
 		return nil
 	}
 	var out []gatewayv1.BackendRef
-	named := map[string]bool{}
-	for i, be := range b.s.Backends {
-		if b.weights[i] > 0 {
-			named[be.Name] = true
-		}
+	for _, svc := range b.s.StandbyServices(func(i int) bool { return b.weights[i] > 0 }, true, b.s.CatchAllToApex) {
+		ref := serviceRef(svc.Name, port)
+		ref.Weight = ptr.To[int32](1)
+		out = append(out, ref)
 	}
-	if b.s.CatchAllToApex {
-		named[b.s.Apex.Name] = true
-	}
-	add := func(name string) {
-		if !named[name] {
-			named[name] = true
-			ref := serviceRef(name, port)
-			ref.Weight = ptr.To[int32](1)
-			out = append(out, ref)
-		}
-	}
-	for _, be := range b.s.Backends {
-		add(be.Name)
-	}
-	add(b.s.Apex.Name)
 	if len(out) > maxBackendRefs {
 		return nil
 	}

@@ -186,19 +186,13 @@ func IsStandby(r *networkingapi.HTTPRoute) bool { return r.GetName() == StandbyR
 // Service whose share would round to 0% is left off). It comes first: istiod hands its proxyless
 // clients no route after a catch-all. nil when there is nothing to keep on standby.
 func standbyRoute(s *mesh.Split, percent []int32, unweighted bool, port uint32) *networkingapi.HTTPRoute {
-	held := map[string]bool{} // the hosts the other routes send requests to
-	for i, be := range s.Backends {
-		held[be.FQDN] = held[be.FQDN] || percent[i] > 0
-	}
-	held[s.Apex.FQDN] = held[s.Apex.FQDN] || unweighted || (len(s.Matches) > 0 && s.CatchAllToApex)
-	var hosts []string
-	for _, host := range append(fqdns(s.Backends), s.Apex.FQDN) {
-		if !held[host] && !slices.Contains(hosts, host) {
-			hosts = append(hosts, host)
-		}
-	}
-	if len(hosts) == 0 {
+	standby := s.StandbyServices(func(i int) bool { return percent[i] > 0 }, true, unweighted || s.CatchAllToApex)
+	if len(standby) == 0 {
 		return nil
+	}
+	hosts := make([]string, len(standby))
+	for i, svc := range standby {
+		hosts[i] = svc.FQDN
 	}
 	share := percentages(slices.Repeat([]int{1}, len(hosts)))
 	return &networkingapi.HTTPRoute{

@@ -15,3 +15,31 @@ const (
 	StandbyMethod  = "Never"
 	StandbyPath    = "/" + StandbyService + "/" + StandbyMethod
 )
+
+// StandbyServices are the Services a split's standby route names: those it may route to (its
+// backends, then, withApex, its apex) that its other routes send nothing, each once. receives
+// says whether backend i gets requests there, apexReceives whether the apex does. Each translator
+// renders them, within its own limits.
+func (s *Split) StandbyServices(receives func(backend int) bool, withApex, apexReceives bool) []Service {
+	type name struct{ namespace, name string }
+	held := map[name]bool{}
+	for i, b := range s.Backends {
+		held[name{b.Namespace, b.Name}] = held[name{b.Namespace, b.Name}] || receives(i)
+	}
+	apex := name{s.Apex.Namespace, s.Apex.Name}
+	held[apex] = held[apex] || apexReceives
+	var out []Service
+	add := func(svc Service) {
+		if n := (name{svc.Namespace, svc.Name}); !held[n] {
+			held[n] = true
+			out = append(out, svc)
+		}
+	}
+	for _, b := range s.Backends {
+		add(b.Service)
+	}
+	if withApex {
+		add(s.Apex)
+	}
+	return out
+}

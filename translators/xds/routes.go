@@ -70,19 +70,10 @@ func withStandby(routes []*routev3.Route, split *mesh.Split, port int32, proxyle
 			named[c] = true
 		}
 	}
-	candidates := make([]mesh.Service, 0, len(split.Backends)+1)
-	for _, b := range split.Backends {
-		candidates = append(candidates, b.Service)
-	}
-	if proxyless {
-		candidates = append(candidates, split.Apex)
-	}
+	held := func(svc mesh.Service) bool { return named[ClusterName(svc, port)] }
 	var standby []*routev3.WeightedCluster_ClusterWeight
-	for _, svc := range candidates {
-		if name := ClusterName(svc, port); !named[name] {
-			named[name] = true
-			standby = append(standby, &routev3.WeightedCluster_ClusterWeight{Name: name, Weight: wrapperspb.UInt32(1)})
-		}
+	for _, svc := range split.StandbyServices(func(i int) bool { return held(split.Backends[i].Service) }, proxyless, held(split.Apex)) {
+		standby = append(standby, &routev3.WeightedCluster_ClusterWeight{Name: ClusterName(svc, port), Weight: wrapperspb.UInt32(1)})
 	}
 	if len(standby) == 0 {
 		return routes
