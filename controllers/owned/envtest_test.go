@@ -158,7 +158,7 @@ func (c cluster) checkRoutes(t *testing.T, r routes) {
 	t.Helper()
 	vs := c.storedTyped(t)
 	if !metav1.IsControlledBy(vs, c.split()) {
-		t.Errorf("the VirtualService is controlled by %s, not by the split", controllerOf(vs))
+		t.Errorf("the VirtualService is controlled by %v, not by the split", metav1.GetControllerOf(vs))
 	}
 	gotHTTP, gotTCP := len(vs.Spec.Http) > 0, len(vs.Spec.Tcp) > 0
 	if gotHTTP != (r == httpRoutes) || gotTCP != (r == tcpRoutes) {
@@ -183,7 +183,7 @@ func TestSyncLeavesAnObjectCreatedSinceTheCacheLooked(t *testing.T) {
 	w := c.writer(c.cacheShowing())
 
 	res := c.sync(t, w, httpRoutes)
-	checkConflicts(t, res, Conflict{Kind: "VirtualService", Name: "web", Owner: "no controller"})
+	checkConflicts(t, res, Conflict{Kind: "VirtualService", Name: "web"})
 	if diff := cmp.Diff(theirs.Object, c.stored(t).Object); diff != "" {
 		t.Fatalf("the object someone else created was changed (-before +after):\n%s", diff)
 	}
@@ -209,7 +209,7 @@ func TestSyncLeavesAnObjectThatReplacedTheSourcesOwn(t *testing.T) {
 
 	// Other routes than the cache shows: the operator must write.
 	res := c.sync(t, c.writer(cache), tcpRoutes)
-	checkConflicts(t, res, Conflict{Kind: "VirtualService", Name: "web", Owner: "no controller"})
+	checkConflicts(t, res, Conflict{Kind: "VirtualService", Name: "web"})
 	if diff := cmp.Diff(theirs.Object, c.stored(t).Object); diff != "" {
 		t.Errorf("the object that replaced the source's was changed (-before +after):\n%s", diff)
 	}

@@ -40,13 +40,16 @@ const FieldManager = "smi-operator"
 // Conflict is a wanted object that exists but is not controlled by the source.
 type Conflict struct {
 	Kind, Name string
-	// Owner describes who controls it ("no controller" when nobody does); OwnerKind is the
-	// controller's kind ("" when nobody controls it).
-	Owner, OwnerKind string
+	// OwnerKind and OwnerName name its controller; "" when nobody controls it.
+	OwnerKind, OwnerName string
 }
 
 func (c Conflict) String() string {
-	return fmt.Sprintf("%s %q already exists and belongs to %s", c.Kind, c.Name, c.Owner)
+	owner := "no controller"
+	if c.OwnerKind != "" {
+		owner = fmt.Sprintf("%s %q", c.OwnerKind, c.OwnerName)
+	}
+	return fmt.Sprintf("%s %q already exists and belongs to %s", c.Kind, c.Name, owner)
 }
 
 // Result says what a Sync did.
@@ -515,9 +518,9 @@ func conflictOf(gvk schema.GroupVersionKind, live, source client.Object) *Confli
 	if metav1.IsControlledBy(live, source) {
 		return nil
 	}
-	c := &Conflict{Kind: gvk.Kind, Name: live.GetName(), Owner: controllerOf(live)}
+	c := &Conflict{Kind: gvk.Kind, Name: live.GetName()}
 	if ref := metav1.GetControllerOf(live); ref != nil {
-		c.OwnerKind = ref.Kind
+		c.OwnerKind, c.OwnerName = ref.Kind, ref.Name
 	}
 	return c
 }
@@ -528,13 +531,6 @@ func sameObject(a, b client.Object) bool {
 		return a == nil && b == nil
 	}
 	return a.GetUID() == b.GetUID()
-}
-
-func controllerOf(obj client.Object) string {
-	if ref := metav1.GetControllerOf(obj); ref != nil {
-		return fmt.Sprintf("%s %q", ref.Kind, ref.Name)
-	}
-	return "no controller"
 }
 
 func metaItems(list client.ObjectList) ([]client.Object, error) {

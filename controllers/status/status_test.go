@@ -37,7 +37,7 @@ func TestConditions(t *testing.T) {
 			diag(smi.ConditionResolvedRefs, mesh.ReasonBackendNotFound, mesh.SeverityWarning),
 			diag(smi.ConditionResolvedRefs, mesh.ReasonServiceNotFound, mesh.SeverityError)},
 			want{"True", mesh.ReasonServiceNotFound, mesh.ReasonServiceNotFound}},
-		{"a name taken by someone else", Conflicts(self, []owned.Conflict{{Kind: "VirtualService", Name: "web", Owner: "no controller"}}),
+		{"a name taken by someone else", Conflicts(self, []owned.Conflict{{Kind: "VirtualService", Name: "web"}}),
 			want{mesh.ReasonConflicted, "True", ReasonNotAccepted}},
 	}
 	for _, tc := range tests {

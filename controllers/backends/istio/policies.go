@@ -104,8 +104,10 @@ func (b Policies) notWritten(ctx context.Context, carriers []client.Object, self
 		if err != nil && !apierrors.IsNotFound(err) {
 			return nil, err
 		}
-		if ref := metav1.GetControllerOf(held); err == nil && ref != nil && ref.Kind == labels[smi.LabelSourceKind] && smi.ShortName(ref.Name) == labels[smi.LabelSourceName] {
-			continue // the carrier's source controls it
+		if err == nil {
+			if ref := metav1.GetControllerOf(held); ref != nil && ref.Kind == labels[smi.LabelSourceKind] && smi.ShortName(ref.Name) == labels[smi.LabelSourceName] {
+				continue // the carrier's source controls it
+			}
 		}
 		kind := reflect.TypeOf(c).Elem().Name()
 		missing = append(missing, fmt.Sprintf("its settings go into %s %s/%s of %s %q, which is not written (see that object's status)",
