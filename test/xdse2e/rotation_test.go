@@ -127,21 +127,7 @@ func rootRotationLosesNoCall() {
 		if err != nil {
 			return err
 		}
-		want := ca.SPIFFEID("cluster.local", ns, "vault")
-		creds := credentials.NewTLS(&tls.Config{
-			Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12,
-			// SPIFFE certificates name no host: the chain and the peer's SPIFFE ID are verified here.
-			InsecureSkipVerify:    true,
-			VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error { return verifySPIFFE(raw, roots, want) },
-		})
-		conn, err := grpc.NewClient(netns.HostPort(rotationBackendIndex, backendPort), grpc.WithTransportCredentials(creds))
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		_, err = grpcxds.Call(cctx, conn)
+		_, err = spiffeCall(ctx, netns.HostPort(rotationBackendIndex, backendPort), pair, roots, ca.SPIFFEID("cluster.local", ns, "vault"))
 		return err
 	}
 
@@ -205,6 +191,25 @@ func (w *workloadFiles) load() (tls.Certificate, *x509.CertPool, error) {
 		return tls.Certificate{}, nil, err
 	}
 	return *w.lastGood, roots, nil
+}
+
+// spiffeCall calls addr once with mutual TLS as the holder of pair, accepting only a server whose
+// certificate chains to roots and carries the SPIFFE ID want (verifySPIFFE: SPIFFE certificates
+// name no host, so the usual host check cannot be used).
+func spiffeCall(ctx context.Context, addr string, pair tls.Certificate, roots *x509.CertPool, want string) (grpcxds.Reply, error) {
+	creds := credentials.NewTLS(&tls.Config{
+		Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12,
+		InsecureSkipVerify:    true,
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error { return verifySPIFFE(raw, roots, want) },
+	})
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		return grpcxds.Reply{}, err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return grpcxds.Call(ctx, conn)
 }
 
 // verifySPIFFE verifies a peer's chain against roots and that its leaf is the SPIFFE ID want.

@@ -10,11 +10,10 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 
 	"github.com/smi-operator/smi-operator/test/grpcxds"
 	"github.com/smi-operator/smi-operator/test/netns"
+	"github.com/smi-operator/smi-operator/xds/ca"
 )
 
 // secureNamingSpecs are the specs of the server identities clients accept.
@@ -43,8 +42,7 @@ const (
 // checkInteropSecureNaming is clientAcceptsOnlyTheEndpointsIdentity's check, but for the Pod
 // unknown at first, with command's clients (startInterop's), which take mutual TLS from the
 // Cluster, in namespace ns (created unless it exists), the endpoint on netns.Addr(i): refusal is
-// the client's error for a certificate without an accepted SAN. A grpc-go client that checks no
-// name (mutual TLS with the mesh's CA, any SAN) shows that mallory does answer at the address.
+// the client's error for a certificate without an accepted SAN (takenOverByMallory).
 func (o *operator) checkInteropSecureNaming(ns string, command interopCommand, refusal string, i int) {
 	GinkgoHelper()
 	o.ensureNamespace(ns)
@@ -63,77 +61,40 @@ func (o *operator) checkInteropSecureNaming(ns string, command interopCommand, r
 		return err
 	}).Within(time.Minute).ProbeEvery(50 * time.Millisecond).Should(Succeed())
 
+	o.takenOverByMallory(ns, i, ledger, c.call, refusal)
+}
+
+// takenOverByMallory stops ledger, the server at the endpoint netns.Addr(i) of namespace ns, and
+// starts there a workload of another ServiceAccount, mallory, with a valid certificate of the
+// mesh's CA; a client that accepts mallory shows that it answers there. call's client must refuse
+// it, its error holding refusal, and no call may be answered, on the way or in 20 calls after.
+func (o *operator) takenOverByMallory(ns string, i int, ledger *grpcxds.Backend, call func() (grpcxds.Reply, error), refusal string) {
+	GinkgoHelper()
 	By("a workload of another ServiceAccount takes over the endpoint's address: refused")
 	ledger.Stop()
 	mallory := o.tlsBackend(ns, "mallory", "mallory", i)
 	DeferCleanup(mallory.Stop)
-	answeredByMallory := o.callerWithoutNameCheck(ns, i, "mallory")
-	Eventually(answeredByMallory).Within(time.Minute).ProbeEvery(50*time.Millisecond).
-		Should(Succeed(), "mallory does not answer at the endpoint's address")
-	// The client refuses mallory's certificate, which it reaches once it reconnects; never a call
-	// answered on the way.
-	deadline := time.Now().Add(time.Minute)
-	for {
-		r, err := c.call()
-		Expect(err).To(HaveOccurred(), "%s's call was answered by %q", command.name, r.Backend)
-		if strings.Contains(err.Error(), refusal) {
-			break
-		}
-		Expect(time.Now().Before(deadline)).To(BeTrue(), "%s did not refuse mallory's certificate within a minute; last error: %v", command.name, err)
-		time.Sleep(50 * time.Millisecond)
-	}
-	for range 20 {
-		r, err := c.call()
-		Expect(err).To(HaveOccurred(), "%s's call was answered by %q", command.name, r.Backend)
-	}
-}
-
-// callerWithoutNameCheck returns a check that a call to netns.Addr(i), with mutual TLS as
-// ServiceAccount ns/teller, trusting the mesh's CA but checking no name, is answered by backend.
-func (o *operator) callerWithoutNameCheck(ns string, i int, backend string) func() error {
-	GinkgoHelper()
 	files := o.identity(ns, "teller")
-	cert, err := tls.LoadX509KeyPair(files.CertificateFile, files.PrivateKeyFile)
+	pair, err := tls.LoadX509KeyPair(files.CertificateFile, files.PrivateKeyFile)
 	Expect(err).NotTo(HaveOccurred())
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(o.ca.TrustBundlePEM())
-	creds := credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert},
-		// Any certificate of the mesh's CA: the check secure naming makes is what this leaves out.
-		InsecureSkipVerify: true, VerifyPeerCertificate: verifiedBy(pool)})
-	conn, err := grpc.NewClient(netns.HostPort(i, backendPort), grpc.WithTransportCredentials(creds))
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(conn.Close)
-	return func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		r, err := grpcxds.Call(ctx, conn)
-		if err == nil && r.Backend != backend {
-			return fmt.Errorf("answered by %q, want %s", r.Backend, backend)
-		}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(o.ca.TrustBundlePEM())
+	Eventually(func() error {
+		_, err := spiffeCall(context.Background(), netns.HostPort(i, backendPort), pair, roots, ca.SPIFFEID("cluster.local", ns, "mallory"))
 		return err
-	}
-}
+	}).Within(time.Minute).ProbeEvery(50*time.Millisecond).Should(Succeed(), "mallory does not answer at the endpoint's address")
 
-// verifiedBy checks that the peer's chain leads to a root of pool, whatever names it carries.
-func verifiedBy(pool *x509.CertPool) func([][]byte, [][]*x509.Certificate) error {
-	return func(raw [][]byte, _ [][]*x509.Certificate) error {
-		if len(raw) == 0 {
-			return fmt.Errorf("no certificate")
+	refused := refusedWith(refusal)
+	// The client reaches mallory once it reconnects: until then other errors are fine, an answer never.
+	Eventually(func() error {
+		r, err := call()
+		if err == nil {
+			return StopTrying(fmt.Sprintf("the call was answered by %q", r.Backend))
 		}
-		certs := make([]*x509.Certificate, len(raw))
-		for j, der := range raw {
-			c, err := x509.ParseCertificate(der)
-			if err != nil {
-				return err
-			}
-			certs[j] = c
-		}
-		intermediates := x509.NewCertPool()
-		for _, c := range certs[1:] {
-			intermediates.AddCert(c)
-		}
-		_, err := certs[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: intermediates, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
-		return err
+		return refused(r, err)
+	}).Within(time.Minute).ProbeEvery(50 * time.Millisecond).Should(Succeed())
+	for range 20 {
+		Expect(refused(call())).To(Succeed())
 	}
 }
 
@@ -164,6 +125,7 @@ func clientAcceptsOnlyTheEndpointsIdentity() {
 	}
 
 	By("the endpoint's Pod is not known: no server is accepted")
+	refused := refusedWith(refusedServer)
 	Eventually(func() error { return refused(call()) }).Within(time.Minute).ProbeEvery(50 * time.Millisecond).Should(Succeed())
 	Consistently(func() error { return refused(call()) }).Within(time.Second).ProbeEvery(100 * time.Millisecond).Should(Succeed())
 
@@ -176,24 +138,19 @@ func clientAcceptsOnlyTheEndpointsIdentity() {
 		return err
 	})
 
-	By("a workload of another ServiceAccount takes over the endpoint's address: refused")
-	ledger.Stop()
-	mallory := o.tlsBackend(ns, "mallory", "mallory", i)
-	DeferCleanup(mallory.Stop)
-	Eventually(func() error { return refused(call()) }).Within(time.Minute).ProbeEvery(50 * time.Millisecond).Should(Succeed())
-	// Call after call: none reaches mallory (refused fails on any answer).
-	for range 20 {
-		Expect(refused(call())).To(Succeed())
-	}
+	o.takenOverByMallory(ns, i, ledger, call, refusedServer)
 }
 
-// refused is a check that the call failed because the client refused the server's certificate.
-func refused(r grpcxds.Reply, err error) error {
-	switch {
-	case err == nil:
-		return fmt.Errorf("the call was answered by %q, want the server refused", r.Backend)
-	case !strings.Contains(err.Error(), refusedServer):
-		return fmt.Errorf("want the server's certificate refused, got %w", err)
+// refusedWith is a check that the call failed because the client refused the server's
+// certificate, with an error holding text.
+func refusedWith(text string) func(grpcxds.Reply, error) error {
+	return func(r grpcxds.Reply, err error) error {
+		switch {
+		case err == nil:
+			return fmt.Errorf("the call was answered by %q, want the server refused", r.Backend)
+		case !strings.Contains(err.Error(), text):
+			return fmt.Errorf("want the server's certificate refused (%q), got %w", text, err)
+		}
+		return nil
 	}
-	return nil
 }
