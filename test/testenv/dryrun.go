@@ -2,7 +2,7 @@ package testenv
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -33,7 +33,9 @@ func DryRunCreate(t *testing.T, c client.Client, cases []corpus.Case, translate 
 				continue
 			}
 			if ns := obj.GetNamespace(); !namespaces[ns] {
-				EnsureNamespace(t, c, ns)
+				if err := EnsureNamespace(ctx, c, ns); err != nil {
+					t.Fatal(err)
+				}
 				namespaces[ns] = true
 			}
 			kind := obj.GetObjectKind().GroupVersionKind().Kind
@@ -47,11 +49,11 @@ func DryRunCreate(t *testing.T, c client.Client, cases []corpus.Case, translate 
 }
 
 // EnsureNamespace creates the namespace name unless it exists.
-func EnsureNamespace(t *testing.T, c client.Client, name string) {
-	t.Helper()
+func EnsureNamespace(ctx context.Context, c client.Client, name string) error {
 	ns := &corev1.Namespace{}
 	ns.Name = name
-	if err := c.Create(context.Background(), ns); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(errors.Join(errors.New("creating namespace "+name), err))
+	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating namespace %s: %w", name, err)
 	}
+	return nil
 }

@@ -24,7 +24,6 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -32,6 +31,7 @@ import (
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
 	"github.com/smi-operator/smi-operator/test/grpcxds"
 	"github.com/smi-operator/smi-operator/test/netns"
+	"github.com/smi-operator/smi-operator/test/testenv"
 )
 
 // The xDS clients that are not grpc-go (C-core: ccore_test.go, grpc-js: grpcjs_test.go) run as
@@ -104,10 +104,7 @@ func interopSplitSpecs(prefix string, first int, start func(service, serviceAcco
 // namespace only, which several tests use.
 func (o *operator) ensureNamespace(name string) {
 	GinkgoHelper()
-	err := o.client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
-	if !apierrors.IsAlreadyExists(err) {
-		Expect(err).NotTo(HaveOccurred())
-	}
+	Expect(testenv.EnsureNamespace(context.Background(), o.client, name)).To(Succeed())
 }
 
 // interopCommand is how to run one kind of client or server: the command (the test adds its

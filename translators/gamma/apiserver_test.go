@@ -71,7 +71,9 @@ func TestAPIServerAcceptsEveryRoute(t *testing.T) {
 			bad.Spec.ParentRefs = []gatewayv1.ParentReference{{Name: "web"}}
 			bad.Spec.Rules = []gatewayv1.HTTPRouteRule{{BackendRefs: []gatewayv1.HTTPBackendRef{{BackendRef: serviceRef("web-v1", 80)}}}}
 			bad.Spec.Rules[0].BackendRefs[0].Port = nil
-			testenv.EnsureNamespace(t, c, "shop")
+			if err := testenv.EnsureNamespace(context.Background(), c, "shop"); err != nil {
+				t.Fatal(err)
+			}
 			err := c.Create(ctx, bad, client.DryRunAll)
 			if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "Must have port for Service reference") {
 				t.Errorf("a backendRef without port: got %v, want the CRD's refusal", err)

@@ -57,7 +57,9 @@ func TestAPIServerAcceptsEveryObject(t *testing.T) {
 	// A MeshTLSAuthentication without identities: the CRD's oneOf refuses it.
 	bad := &linkerd.MeshTLSAuthentication{}
 	bad.Namespace, bad.Name = "shop", "nobody"
-	testenv.EnsureNamespace(t, c, "shop")
+	if err := testenv.EnsureNamespace(context.Background(), c, "shop"); err != nil {
+		t.Fatal(err)
+	}
 	if err := c.Create(ctx, bad, client.DryRunAll); !apierrors.IsInvalid(err) {
 		t.Errorf("a MeshTLSAuthentication without identities: got %v, want the CRD's refusal", err)
 	}
