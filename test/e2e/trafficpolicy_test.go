@@ -118,15 +118,7 @@ spec:
   service: web
   backends: [{service: web-v1, weight: 1}, {service: web-v2, weight: 1}]
 ---
-apiVersion: policy.smi-operator.io/v1alpha1
-kind: TrafficPolicy
-metadata: {name: web-resilience}
-spec:
-  targetRef: {kind: Service, name: web}
-  timeout: 2s
-  retries: {attempts: 3, retryOn: [unavailable]}
-  circuitBreaker: {maxRequests: 10}
-`)
+`+trafficPolicy("web-resilience", "{kind: Service, name: web}", "timeout: 2s", "retries: {attempts: 3, retryOn: [unavailable]}", "circuitBreaker: {maxRequests: 10}"))
 		host := fqdn("web", ns)
 		Eventually(virtualService(ctx, ns, "web")).Should(WithTransform(routeSettings, Equal([]string{"2s/3"})))
 		// One VirtualService for the host, the split's; the cluster settings in a DestinationRule
@@ -154,14 +146,7 @@ spec:
 	})
 
 	It("writes a VirtualService of its own for a Service no split routes, and hands over to a split that comes", func(ctx SpecContext) {
-		create(ctx, ns, service("api", 80)+"---\n"+service("api-v2", 80)+"---\n"+`
-apiVersion: policy.smi-operator.io/v1alpha1
-kind: TrafficPolicy
-metadata: {name: api}
-spec:
-  targetRef: {kind: Service, name: api}
-  timeout: 1500ms
-`)
+		create(ctx, ns, service("api", 80)+"---\n"+service("api-v2", 80)+"---\n"+trafficPolicy("api", "{kind: Service, name: api}", "timeout: 1500ms"))
 		host := fqdn("api", ns)
 		Eventually(hostObjects(ctx, ns, host)).Should(ConsistOf("VirtualService TrafficPolicy/api"))
 		Eventually(virtualService(ctx, ns, "api-trafficpolicy")).Should(WithTransform(routeSettings, Equal([]string{"1.5s/-"})))
@@ -227,24 +212,10 @@ spec:
 	})
 
 	It("lets the oldest of two policies on one Service win", func(ctx SpecContext) {
-		create(ctx, ns, service("db", 80)+"---\n"+`
-apiVersion: policy.smi-operator.io/v1alpha1
-kind: TrafficPolicy
-metadata: {name: first}
-spec:
-  targetRef: {kind: Service, name: db}
-  timeout: 1s
-`)
+		create(ctx, ns, service("db", 80)+"---\n"+trafficPolicy("first", "{kind: Service, name: db}", "timeout: 1s"))
 		Eventually(policyCondition(ctx, ns, "first", smi.ConditionProgrammed)).Should(haveStatus(metav1.ConditionTrue, "Programmed"))
 		time.Sleep(1100 * time.Millisecond) // creation timestamps have whole seconds
-		create(ctx, ns, `
-apiVersion: policy.smi-operator.io/v1alpha1
-kind: TrafficPolicy
-metadata: {name: second}
-spec:
-  targetRef: {kind: Service, name: db, port: 80}
-  timeout: 9s
-`)
+		create(ctx, ns, trafficPolicy("second", "{kind: Service, name: db, port: 80}", "timeout: 9s"))
 		Eventually(policyCondition(ctx, ns, "second", smi.ConditionAccepted)).Should(And(haveStatus(metav1.ConditionFalse, "Conflicted"),
 			HaveField("Message", ContainSubstring(`older TrafficPolicy "first"`))))
 		Consistently(virtualService(ctx, ns, "first-trafficpolicy"), "1s").Should(WithTransform(routeSettings, Equal([]string{"1s/-"})))
@@ -266,13 +237,7 @@ spec:
   service: web
   backends: [{service: web-v1, weight: 1}]
 ---
-apiVersion: policy.smi-operator.io/v1alpha1
-kind: TrafficPolicy
-metadata: {name: web}
-spec:
-  targetRef: {kind: Service, name: api}
-  timeout: 1s
-`)
+`+trafficPolicy("web", "{kind: Service, name: api}", "timeout: 1s"))
 		Eventually(hostObjects(ctx, ns, fqdn("api", ns))).Should(ConsistOf("VirtualService TrafficPolicy/web"))
 		Eventually(hostObjects(ctx, ns, fqdn("web", ns))).Should(ConsistOf("VirtualService TrafficSplit/web"))
 		Eventually(policyCondition(ctx, ns, "web", smi.ConditionAccepted)).Should(haveStatus(metav1.ConditionTrue, "Accepted"))
@@ -297,13 +262,7 @@ spec:
   service: web
   backends: [{service: web-v1, weight: 1}]
 ---
-apiVersion: policy.smi-operator.io/v1alpha1
-kind: TrafficPolicy
-metadata: {name: web-timeout}
-spec:
-  targetRef: {kind: Service, name: web}
-  timeout: 1s
-`)
+`+trafficPolicy("web-timeout", "{kind: Service, name: web}", "timeout: 1s"))
 		Eventually(policyCondition(ctx, ns, "web-timeout", smi.ConditionProgrammed)).Should(And(haveStatus(metav1.ConditionFalse, istiobackend.ReasonCarrierNotWritten),
 			HaveField("Message", ContainSubstring("VirtualService "+ns+"/web of TrafficSplit"))))
 
