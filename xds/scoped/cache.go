@@ -84,8 +84,8 @@ type watch struct {
 	// otherwise (none when a client unsubscribed from its last name).
 	wildcard bool
 	names    []string
-	// first is true for the first request of a subscription (no version yet): it is answered
-	// even with nothing.
+	// first is true for the first request of a subscription (no version yet, and not the refusal
+	// of a response): it is answered even with nothing.
 	first bool
 }
 
@@ -107,7 +107,10 @@ func (c *Cache) CreateWatch(req *cache.Request, sub cache.Subscription, out chan
 	if err != nil {
 		return nil, err
 	}
-	w := &watch{scope: scope, request: req, sub: sub, response: out, wildcard: sub.IsWildcard(), first: req.GetVersionInfo() == ""}
+	// A client that refused the first response it was sent has accepted no version either; answering
+	// its refusal with the same content would have it refuse again, and so on without end.
+	first := req.GetVersionInfo() == "" && req.GetErrorDetail() == nil
+	w := &watch{scope: scope, request: req, sub: sub, response: out, wildcard: sub.IsWildcard(), first: first}
 	if !w.wildcard {
 		w.names = slices.Sorted(maps.Keys(sub.SubscribedResources()))
 	}

@@ -225,6 +225,26 @@ func TestNACKedContentIsNotResent(t *testing.T) {
 	equal(t, got, "server=a@3")
 }
 
+// TestNACKOfTheFirstResponseIsNotAnswered: a client that refuses the first response of a
+// subscription has accepted no version, and its NACK carries none (grpc-go's and Envoy's do so);
+// it is not sent the same content again either, or the two would trade it and its refusal as fast
+// as they can, until the content changes.
+func TestNACKOfTheFirstResponseIsNotAnswered(t *testing.T) {
+	src := &fakeSource{revision: map[string]int{}, names: map[string][]string{}}
+	src.set("a", 1, "server")
+	c, open := start(t, src)
+	a := open("a")
+	a.send("", "", false, "server")
+	bad, got := a.next()
+	equal(t, got, "server=a@1")
+	a.send("", bad.Nonce, true, "server")
+	a.none()
+	src.set("a", 2, "server")
+	c.Notify("a")
+	_, got = a.next()
+	equal(t, got, "server=a@2")
+}
+
 func TestWildcardAndRemoval(t *testing.T) {
 	src := &fakeSource{revision: map[string]int{}, names: map[string][]string{}}
 	src.set("a", 1, "inbound", "outbound")
