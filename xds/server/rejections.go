@@ -517,7 +517,9 @@ func (s *Server) programmedBy(scope string, keys []resourceKey, counts func(mesh
 
 // OnRejections has fn told which SMI objects a proxy began or stopped refusing the resources of
 // (their Rejections changed), so that their status is written again; it replaces any earlier fn.
-// fn is called on the ADS streams' goroutines and must not block.
+// An object is named at most once per Options.RejectionReportInterval: at once the first time,
+// then once at the end of each interval in which it changed again. fn is called on the ADS
+// streams' goroutines and on timers', and must not block.
 func (s *Server) OnRejections(fn func([]mesh.ObjectRef)) {
 	s.onRejections.Store(&fn)
 }
@@ -539,6 +541,6 @@ func (s *Server) rejectionsChanged(change rejectionChange) {
 	refs := s.programmedBy(scopeKey(change.identity), append(change.keys, change.reworded...), counts)
 	s.mu.RUnlock()
 	if len(refs) > 0 {
-		(*fn)(refs)
+		s.rejectionReports.changed(refs)
 	}
 }

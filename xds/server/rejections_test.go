@@ -26,7 +26,7 @@ import (
 // ending after other NACKs.
 func TestRejectedRouteIsReportedOnItsSplitUntilAccepted(t *testing.T) {
 	changed := make(chan []mesh.ObjectRef, 16)
-	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive},
+	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive}, RejectionReportInterval: -1, // every change told at once
 		Authenticator: tokens{"token-of-client": {Namespace: "shop", ServiceAccount: "client"}}})
 	f.srv.OnRejections(func(refs []mesh.ObjectRef) { changed <- refs })
 	split := mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "web"}
@@ -423,7 +423,7 @@ func TestRewordedRefusalReachesOnlyObjectsQuotingIt(t *testing.T) {
 		{"elsewhere", false},
 	} {
 		t.Run(tc.namespace, func(t *testing.T) {
-			f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive},
+			f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive}, RejectionReportInterval: -1, // every change told at once
 				Authenticator: tokens{"token": {Namespace: tc.namespace, ServiceAccount: "client"}}})
 			web := shopService("web")
 			split := mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "web"}
@@ -524,5 +524,85 @@ func TestRefusingNamespacesAreNamedUpToFive(t *testing.T) {
 		`of namespace "a", of namespace "b", of namespace "c", of namespace "d", of 3 more namespaces are counted, not quoted`
 	if !strings.HasPrefix(diags[0].Message, want) {
 		t.Errorf("the split says %q; want it to begin %q", diags[0].Message, want)
+	}
+}
+
+// TestRejectionsOfAnObjectAreToldAtMostOncePerInterval: a proxy that refuses and accepts a split's
+// routes over and over (any proven workload can) has OnRejections told of the split at once the
+// first time, then at most once per RejectionReportInterval, with the state the last change left
+// (each call has the split's status written); once an interval passes with no change, the next
+// change is told at once again.
+func TestRejectionsOfAnObjectAreToldAtMostOncePerInterval(t *testing.T) {
+	const interval = time.Second
+	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive}, RejectionReportInterval: interval,
+		Authenticator: tokens{"token": {Namespace: "shop", ServiceAccount: "client"}}})
+	web := shopService("web")
+	split := mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "web"}
+	f.srv.SetSplit(split, &mesh.Split{Source: split, Apex: web, Backends: []mesh.Backend{{Service: web, Weight: 1}}})
+	type call struct {
+		at      time.Time
+		proxies int // refusing the split when told
+	}
+	calls := make(chan call, 16)
+	f.srv.OnRejections(func(refs []mesh.ObjectRef) {
+		if slices.Equal(refs, []mesh.ObjectRef{split}) {
+			calls <- call{time.Now(), f.srv.Rejections(split).Proxies}
+		} else {
+			t.Errorf("OnRejections named %v, want only %v", refs, split)
+		}
+	})
+	next := func(step string) call {
+		t.Helper()
+		select {
+		case c := <-calls:
+			return c
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: OnRejections was not called", step)
+			return call{}
+		}
+	}
+	const route = "web.shop.svc.cluster.local:80"
+	stream := f.ads(t, "token")
+	// Asking for one more name each time has the routes sent again, to refuse or accept.
+	accept := func(extra string) {
+		t.Helper()
+		names := []string{route, extra}
+		if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.RouteType, ResourceNames: names}); err != nil {
+			t.Fatal(err)
+		}
+		recvAndACK(t, stream, names...)
+	}
+
+	began := time.Now()
+	refuse(t, stream, node(server.ProxyGRPC, "shop", "client"), resourcev3.RouteType, []string{route}, "refused")
+	accept("a.shop.svc.cluster.local:80")
+	refuse(t, stream, nil, resourcev3.RouteType, []string{route, "b.shop.svc.cluster.local:80"}, "refused")
+	accept("c.shop.svc.cluster.local:80")
+	refuse(t, stream, nil, resourcev3.RouteType, []string{route, "d.shop.svc.cluster.local:80"}, "refused again")
+	handled(t, stream, resourcev3.ClusterType)
+
+	first := next("the first refusal")
+	if first.at.Sub(began) >= interval {
+		t.Errorf("the first refusal was told %v after it, want at once", first.at.Sub(began))
+	}
+	last := next("the changes after it")
+	if gap := last.at.Sub(first.at); gap < interval {
+		t.Errorf("OnRejections told the split again %v after the first call, want at least %v", gap, interval)
+	}
+	if last.proxies != 1 {
+		t.Errorf("the last call saw %d refusing proxies, want 1: the last change was a refusal", last.proxies)
+	}
+	select {
+	case c := <-calls:
+		t.Fatalf("OnRejections told the split a third time (%d refusing) with no change since its second call", c.proxies)
+	case <-time.After(interval + interval/2):
+	}
+
+	changedAt := time.Now()
+	accept("e.shop.svc.cluster.local:80")
+	cleared := next("the acceptance after a quiet interval")
+	if cleared.proxies != 0 || cleared.at.Sub(changedAt) >= interval {
+		t.Errorf("after a quiet interval the acceptance was told %v after it, with %d refusing; want at once, none refusing",
+			cleared.at.Sub(changedAt), cleared.proxies)
 	}
 }

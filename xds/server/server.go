@@ -95,6 +95,9 @@ type Options struct {
 	// would otherwise be answered from half the data, and in state-of-the-world xDS a listener or
 	// cluster missing from a response is a deletion; unanswered, it keeps what it has.
 	HoldUntilSynced bool
+	// RejectionReportInterval is the least time between two OnRejections calls naming one SMI
+	// object; DefaultRejectionReportInterval when zero, none when negative.
+	RejectionReportInterval time.Duration
 	// Registerer receives the server's metrics; nil registers none.
 	Registerer prometheus.Registerer
 	Log        logr.Logger
@@ -158,8 +161,10 @@ type Server struct {
 	// unenforced holds the namespaces where access is not enforced (SetNamespace).
 	unenforced map[string]bool
 	pending    pending
-	// onRejections is told which SMI objects' Rejections changed (OnRejections).
-	onRejections atomic.Pointer[func([]mesh.ObjectRef)]
+	// onRejections is told which SMI objects' Rejections changed (OnRejections), through
+	// rejectionReports.
+	onRejections     atomic.Pointer[func([]mesh.ObjectRef)]
+	rejectionReports *spacedReports
 	// onTrustBundleChanged is told the CA's trust bundle changed (OnTrustBundleChanged).
 	onTrustBundleChanged atomic.Pointer[func()]
 }
@@ -187,6 +192,11 @@ func New(opts Options) *Server {
 		unenforced:       map[string]bool{},
 		pending:          pending{scopes: map[string]bool{}},
 	}
+	s.rejectionReports = newSpacedReports(opts.RejectionReportInterval, func(refs []mesh.ObjectRef) {
+		if fn := s.onRejections.Load(); fn != nil {
+			(*fn)(refs)
+		}
+	})
 	s.streams = newStreams(opts.Authenticator, s.metrics, opts.Log)
 	s.streams.rejectionsChanged = s.rejectionsChanged
 	s.streams.believeClaims = opts.TLS == nil
