@@ -105,8 +105,8 @@
 //     maxRetries, idleTimeout on both), outlierDetection and loadBalancer (simple ROUND_ROBIN or
 //     LEAST_REQUEST, consistentHash with ringHash or maglev, tableSize Envoy's default 65537, by
 //     header, cookie or source IP) go into the trafficPolicy of the host's DestinationRule: the
-//     ISTIO_MUTUAL one the mtls setting writes when the Service is a split backend, else one of
-//     its own. A policy of every port sets the top-level fields, a policy of one port a
+//     ISTIO_MUTUAL one the mtls setting writes when the Service is a split backend (one per split
+//     it is a backend of, each carrying them: Istio reads one of them), else one of its own. A policy of every port sets the top-level fields, a policy of one port a
 //     portLevelSettings entry (Istio falls back to the top level, TLS included, for what it
 //     leaves out). Istio reads maxEjectionPercent 0 as its default, 10% (reported).
 //   - objects of its own are named <policy>-trafficpolicy (PolicyNameSuffix: never a split's
