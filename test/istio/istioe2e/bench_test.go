@@ -22,6 +22,7 @@ import (
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/smi-operator/smi-operator/test/grpcxds"
@@ -373,19 +374,8 @@ type auditedFlips struct {
 	split, reaction, operatorWrite, directWrite durations
 }
 
-// auditEvent is the part of an audit log entry (audit.k8s.io/v1 Event) the benchmark reads.
-type auditEvent struct {
-	UserAgent string `json:"userAgent"`
-	ObjectRef struct {
-		Resource    string `json:"resource"`
-		Namespace   string `json:"namespace"`
-		Subresource string `json:"subresource"`
-	} `json:"objectRef"`
-	RequestReceivedTimestamp metav1.MicroTime `json:"requestReceivedTimestamp"`
-	StageTimestamp           metav1.MicroTime `json:"stageTimestamp"`
-}
-
-func (e auditEvent) took() time.Duration {
+// took is how long the API server took to answer the request an audit event logs.
+func took(e *auditv1.Event) time.Duration {
 	return e.StageTimestamp.Sub(e.RequestReceivedTimestamp.Time)
 }
 
@@ -396,36 +386,38 @@ func (m *meshEnv) auditedFlips(b testing.TB, smi, direct string) auditedFlips {
 		b.Fatal(err)
 	}
 	defer f.Close()
-	var events []auditEvent
+	var events []*auditv1.Event
 	lines := bufio.NewScanner(f)
 	lines.Buffer(nil, 1<<20)
 	for lines.Scan() {
-		var e auditEvent
-		if err := json.Unmarshal(lines.Bytes(), &e); err != nil {
+		e := &auditv1.Event{}
+		if err := json.Unmarshal(lines.Bytes(), e); err != nil {
 			b.Fatalf("%s: %v", auditLog, err)
 		}
-		if e.ObjectRef.Subresource == "" {
+		if e.ObjectRef != nil && e.ObjectRef.Subresource == "" {
 			events = append(events, e)
 		}
 	}
 	if err := lines.Err(); err != nil {
 		b.Fatal(err)
 	}
-	slices.SortFunc(events, func(x, y auditEvent) int { return x.RequestReceivedTimestamp.Compare(y.RequestReceivedTimestamp.Time) })
+	slices.SortFunc(events, func(x, y *auditv1.Event) int {
+		return x.RequestReceivedTimestamp.Compare(y.RequestReceivedTimestamp.Time)
+	})
 	var out auditedFlips
 	for i, e := range events {
 		switch {
 		case e.ObjectRef.Namespace == direct && e.ObjectRef.Resource == "virtualservices":
-			out.directWrite = append(out.directWrite, e.took())
+			out.directWrite = append(out.directWrite, took(e))
 		case e.ObjectRef.Namespace == smi && e.ObjectRef.Resource == "trafficsplits":
-			out.split = append(out.split, e.took())
+			out.split = append(out.split, took(e))
 			for _, next := range events[i+1:] {
 				if next.ObjectRef.Namespace == smi && next.ObjectRef.Resource == "trafficsplits" {
 					break // no write of the operator's between this flip and the next: counted short below
 				}
 				if next.ObjectRef.Namespace == smi && next.ObjectRef.Resource == "virtualservices" && strings.HasPrefix(next.UserAgent, "smi-operator/") {
 					out.reaction = append(out.reaction, next.RequestReceivedTimestamp.Sub(e.StageTimestamp.Time))
-					out.operatorWrite = append(out.operatorWrite, next.took())
+					out.operatorWrite = append(out.operatorWrite, took(next))
 					break
 				}
 			}
