@@ -116,8 +116,8 @@ func (c *Cache) CreateWatch(req *cache.Request, sub cache.Subscription, out chan
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	// The first request of a subscription (no version yet) is always answered, even with nothing,
-	// so the client learns that the names it asked for do not exist.
+	// The first request of a subscription (no version yet, no refusal) is always answered, even
+	// with nothing, so the client learns that the names it asked for do not exist.
 	if !c.held && c.respond(w, w.first) {
 		return func() {}, nil
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -59,7 +60,7 @@ func (r *spacedReports) tellAndWait(refs []mesh.ObjectRef) {
 	if len(refs) == 0 {
 		return
 	}
-	r.tell(refs)
+	r.tell(slices.Clone(refs)) // refs is walked again when the interval ends
 	time.AfterFunc(r.interval, func() { r.intervalEnded(refs) })
 }
 
