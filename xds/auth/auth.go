@@ -23,6 +23,15 @@ import (
 // DefaultCacheTTL is how long a successful review is reused when [Options.CacheTTL] is zero.
 const DefaultCacheTTL = time.Minute
 
+// DefaultMaxConcurrentReviews bounds the TokenReviews in flight when
+// [Options.MaxConcurrentReviews] is zero.
+const DefaultMaxConcurrentReviews = 32
+
+// ErrTooManyReviews is wrapped by the error of a token that would need a TokenReview while
+// [Options.MaxConcurrentReviews] are in flight: the caller may try again (an xDS server answers
+// codes.Unavailable).
+var ErrTooManyReviews = errors.New("too many token reviews in flight")
+
 // ErrUnauthenticated is wrapped by every error that means "this caller is not let in" (no,
 // malformed, invalid or unsuitable token), as opposed to failing to ask the API server. An xDS
 // server maps it to codes.Unauthenticated and anything else to codes.Unavailable.
@@ -49,6 +58,12 @@ type Options struct {
 	// CacheTTL is how long a successful review is reused; DefaultCacheTTL when zero, no caching
 	// when negative.
 	CacheTTL time.Duration
+	// MaxConcurrentReviews bounds the TokenReviews in flight; DefaultMaxConcurrentReviews when
+	// zero. Anyone who reaches the server can send tokens, and each one not in the cache costs a
+	// review: past the bound a token is refused at once (ErrTooManyReviews) rather than queued on
+	// the client's rate limit, where the other API calls made through the same client (the CA's,
+	// the trust bundles') would wait behind them.
+	MaxConcurrentReviews int
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -58,6 +73,8 @@ type Options struct {
 type Authenticator struct {
 	client kubernetes.Interface
 	opts   Options
+	// reviews holds a token per TokenReview in flight.
+	reviews chan struct{}
 
 	mu        sync.Mutex
 	cache     map[[sha256.Size]byte]cached // by hash of the token: no tokens kept in memory
@@ -81,7 +98,11 @@ func New(client kubernetes.Interface, opts Options) (*Authenticator, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Authenticator{client: client, opts: opts, cache: map[[sha256.Size]byte]cached{}}, nil
+	if opts.MaxConcurrentReviews <= 0 {
+		opts.MaxConcurrentReviews = DefaultMaxConcurrentReviews
+	}
+	return &Authenticator{client: client, opts: opts, reviews: make(chan struct{}, opts.MaxConcurrentReviews),
+		cache: map[[sha256.Size]byte]cached{}}, nil
 }
 
 // Authenticate returns the ServiceAccount that token was issued to. The error wraps
@@ -101,6 +122,12 @@ func (a *Authenticator) Authenticate(ctx context.Context, token string) (Identit
 		return c.id, nil
 	}
 
+	select {
+	case a.reviews <- struct{}{}:
+		defer func() { <-a.reviews }()
+	default:
+		return Identity{}, fmt.Errorf("auth: %w (%d): try again later", ErrTooManyReviews, cap(a.reviews))
+	}
 	review, err := a.client.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{
 		Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: a.opts.Audiences},
 	}, metav1.CreateOptions{})

@@ -3,8 +3,11 @@ package auth
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -14,7 +17,9 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
 	k8stesting "k8s.io/client-go/testing"
 	clocktesting "k8s.io/utils/clock/testing"
 )
@@ -133,6 +138,76 @@ func TestAuthenticate(t *testing.T) {
 	}
 	if r.count() != 12 {
 		t.Errorf("%d reviews, want 12 (none for the empty token)", r.count())
+	}
+}
+
+// TestReviewsInFlightAreBounded: a token not in the cache costs a TokenReview, and anyone who
+// reaches the xDS port can send tokens; beyond MaxConcurrentReviews in flight a token is refused
+// at once as "try again" (not unauthenticated), rather than queueing on the client's rate limit
+// with the CA's and the trust bundles' API calls behind it. Cached tokens still pass meanwhile.
+func TestReviewsInFlightAreBounded(t *testing.T) {
+	// An API server whose reviews wait until release is closed (the fake clientset runs one
+	// reaction at a time, so it cannot hold two reviews in flight).
+	statuses := map[string]authenticationv1.TokenReviewStatus{
+		"cached": saStatus("system:serviceaccount:shop:cached", audience),
+		"a":      saStatus("system:serviceaccount:shop:a", audience),
+		"b":      saStatus("system:serviceaccount:shop:b", audience),
+		"c":      saStatus("system:serviceaccount:shop:c", audience),
+	}
+	entered, release := make(chan string, 8), make(chan struct{})
+	apiServer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		review := &authenticationv1.TokenReview{}
+		if err := json.NewDecoder(req.Body).Decode(review); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if review.Spec.Token != "cached" {
+			entered <- review.Spec.Token
+			<-release
+		}
+		review.Status = statuses[review.Spec.Token]
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(review)
+	}))
+	t.Cleanup(apiServer.Close)
+	clientset, err := kubernetes.NewForConfig(&rest.Config{Host: apiServer.URL, ContentConfig: rest.ContentConfig{ContentType: "application/json"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(clientset, Options{Audiences: []string{audience}, MaxConcurrentReviews: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := a.Authenticate(ctx, "cached"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 2)
+	for _, token := range []string{"a", "b"} {
+		go func() {
+			_, err := a.Authenticate(ctx, token)
+			done <- err
+		}()
+	}
+	for range 2 {
+		<-entered
+	}
+	_, err = a.Authenticate(ctx, "c")
+	if !errors.Is(err, ErrTooManyReviews) || errors.Is(err, ErrUnauthenticated) {
+		t.Errorf("a third review while two are in flight: %v; want ErrTooManyReviews, not unauthenticated", err)
+	}
+	if id, err := a.Authenticate(ctx, "cached"); err != nil || id.ServiceAccount != "cached" {
+		t.Errorf("a cached token while reviews are full: %v, %v", id, err)
+	}
+	close(release)
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Errorf("a review in flight: %v", err)
+		}
+	}
+	if _, err := a.Authenticate(ctx, "c"); err != nil {
+		t.Errorf("once the reviews in flight ended: %v", err)
 	}
 }
 

@@ -66,6 +66,11 @@ func (c *certificateService) CreateCertificate(ctx context.Context, req *securit
 		return nil, status.Error(codes.Unauthenticated, err.Error())
 	}
 	identity, err := authenticator.Authenticate(ctx, token)
+	if errors.Is(err, auth.ErrTooManyReviews) {
+		// Counted, not logged: whoever floods the reviews would flood the log too.
+		s.metrics.certificates.WithLabelValues("reviews-busy").Inc()
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
 	if err != nil && !errors.Is(err, auth.ErrUnauthenticated) {
 		s.metrics.certificates.WithLabelValues("review-failed").Inc()
 		s.opts.Log.Error(err, "cannot review a CSR's token")

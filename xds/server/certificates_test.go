@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,11 @@ import (
 	"google.golang.org/protobuf/proto"
 	securityv1alpha1 "istio.io/api/security/v1alpha1"
 
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/smi-operator/smi-operator/translators/mesh"
+	"github.com/smi-operator/smi-operator/xds/auth"
 	"github.com/smi-operator/smi-operator/xds/ca"
 	"github.com/smi-operator/smi-operator/xds/server"
 )
@@ -209,4 +214,54 @@ func TestOnTrustBundleChanged(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("a rotation was not told")
 	}
+}
+
+// busyReviews is an Authenticator whose reviews are all taken (auth.ErrTooManyReviews).
+type busyReviews struct{}
+
+func (busyReviews) Authenticate(context.Context, string) (server.Identity, error) {
+	return server.Identity{}, fmt.Errorf("auth: %w (32): try again later", auth.ErrTooManyReviews)
+}
+
+// TestBusyReviewsAreRetryable: while the token reviews in flight are at their bound, a CSR and a
+// new ADS stream are refused Unavailable, which the agent and xDS clients retry (not
+// Unauthenticated, which they would take as final), and counted as reviews-busy.
+func TestBusyReviewsAreRetryable(t *testing.T) {
+	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessEnforcing}, Authenticator: busyReviews{}, CA: newAuthority(t)})
+	_, err := f.createCertificate(t, "token", csrPEM(t, ecKey(t, elliptic.P256()), []string{"spiffe://cluster.local/ns/shop/sa/a"}))
+	if status.Code(err) != codes.Unavailable {
+		t.Errorf("a CSR while reviews are busy: %v, want Unavailable", err)
+	}
+	stream := f.ads(t, "token")
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node(server.ProxyGRPC, "shop", "a"), TypeUrl: resourcev3.ListenerType}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); status.Code(err) != codes.Unavailable {
+		t.Errorf("an ADS stream while reviews are busy: %v, want Unavailable", err)
+	}
+	for _, name := range []string{"smi_operator_xds_certificate_requests_total", "smi_operator_xds_rejected_streams_total"} {
+		if got := labelled(t, f.reg, name, "reviews-busy"); got != 1 {
+			t.Errorf("%s{reviews-busy} = %v, want 1", name, got)
+		}
+	}
+}
+
+// labelled is the value of the counter name whose one label has value.
+func labelled(t *testing.T, reg *prometheus.Registry, name, value string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if labels := m.GetLabel(); len(labels) == 1 && labels[0].GetValue() == value {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
