@@ -21,7 +21,7 @@ import (
 
 // TestGammaBackendLinkerdAccess: with spec.gamma.accessPolicy linkerd, a TrafficTarget gets its
 // Server, MeshTLSAuthentication and AuthorizationPolicy, controlled by it, and is programmed;
-// setting the policy to none deletes them. Where Linkerd's CRDs cannot be had
+// setting the policy to none deletes them, and so does swapping away from gamma. Where Linkerd's CRDs cannot be had
 // (testenv.LinkerdPolicyCRDDir), it runs with stand-ins that accept any object of the kinds: what
 // the operator writes and deletes is checked all the same, not that Linkerd's schemas accept it.
 func TestGammaBackendLinkerdAccess(t *testing.T) {
@@ -88,6 +88,13 @@ func TestGammaBackendLinkerdAccess(t *testing.T) {
 		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(target), got)).To(Succeed())
 		return meta.FindStatusCondition(got.Status.Conditions, smi.ConditionProgrammed)
 	}, 30*time.Second).Should(And(Not(BeNil()), HaveField("Status", metav1.ConditionFalse)))
+
+	// Back to linkerd, then away from gamma: every Linkerd object goes with the gamma backend.
+	setGammaAccessPolicy(ctx, g, c, op, v1alpha1.GammaAccessPolicyLinkerd)
+	g.Eventually(objects, 30*time.Second).Should(HaveLen(3))
+	setBackend(ctx, g, c, op, v1alpha1.BackendIstio)
+	g.Eventually(activeBackend(ctx, g, c), 30*time.Second).Should(Equal(v1alpha1.BackendIstio))
+	g.Eventually(objects, 30*time.Second).Should(BeEmpty(), "swapping away from gamma left Linkerd objects")
 }
 
 // TestGammaBackendLinkerdAccessNotServed: accessPolicy linkerd where Linkerd's CRDs are not served
