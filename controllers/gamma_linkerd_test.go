@@ -21,7 +21,8 @@ import (
 
 // TestGammaBackendLinkerdAccess: with spec.gamma.accessPolicy linkerd, a TrafficTarget gets its
 // Server, MeshTLSAuthentication and AuthorizationPolicy, controlled by it, and is programmed;
-// setting the policy to none deletes them, and so does swapping away from gamma. Where Linkerd's CRDs cannot be had
+// a second target of the destination shares its Server, and writes it again once the first target
+// is deleted; setting the policy to none deletes them, and so does swapping away from gamma. Where Linkerd's CRDs cannot be had
 // (testenv.LinkerdPolicyCRDDir), it runs with stand-ins that accept any object of the kinds: what
 // the operator writes and deletes is checked all the same, not that Linkerd's schemas accept it.
 func TestGammaBackendLinkerdAccess(t *testing.T) {
@@ -80,12 +81,32 @@ func TestGammaBackendLinkerdAccess(t *testing.T) {
 		linkerd.AuthorizationPolicyKind + "/web-deployment-web-8080": "TrafficTarget/web",
 	}))
 
+	// A second target of the same destination shares its Server, which the first controls; when
+	// the first goes, the second writes the Server again, controlled by it.
+	second := webTarget(ns)
+	second.Name = "web-2"
+	second.Spec.Sources[0].Name = "other"
+	g.Expect(c.Create(ctx, second)).To(Succeed())
+	g.Eventually(objects, 30*time.Second).Should(Equal(map[string]string{
+		linkerd.ServerKind + "/deployment-web-8080":                    "TrafficTarget/web",
+		linkerd.MeshTLSAuthenticationKind + "/web":                     "TrafficTarget/web",
+		linkerd.AuthorizationPolicyKind + "/web-deployment-web-8080":   "TrafficTarget/web",
+		linkerd.MeshTLSAuthenticationKind + "/web-2":                   "TrafficTarget/web-2",
+		linkerd.AuthorizationPolicyKind + "/web-2-deployment-web-8080": "TrafficTarget/web-2",
+	}))
+	g.Expect(c.Delete(ctx, target)).To(Succeed())
+	g.Eventually(objects, 30*time.Second).Should(Equal(map[string]string{
+		linkerd.ServerKind + "/deployment-web-8080":                    "TrafficTarget/web-2",
+		linkerd.MeshTLSAuthenticationKind + "/web-2":                   "TrafficTarget/web-2",
+		linkerd.AuthorizationPolicyKind + "/web-2-deployment-web-8080": "TrafficTarget/web-2",
+	}))
+
 	// none: every Linkerd object goes; the target says access is not enforced.
 	setGammaAccessPolicy(ctx, g, c, op, v1alpha1.GammaAccessPolicyNone)
 	g.Eventually(objects, 30*time.Second).Should(BeEmpty())
 	g.Eventually(func() *metav1.Condition {
 		got := &hub.TrafficTarget{}
-		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(target), got)).To(Succeed())
+		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(second), got)).To(Succeed())
 		return meta.FindStatusCondition(got.Status.Conditions, smi.ConditionProgrammed)
 	}, 30*time.Second).Should(And(Not(BeNil()), HaveField("Status", metav1.ConditionFalse)))
 
