@@ -1,6 +1,9 @@
 package mesh
 
 import (
+	"reflect"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -61,6 +64,46 @@ func TestSnapshotMerge(t *testing.T) {
 	want := Snapshot{Services: []corev1.Service{web, api, otherNS}, TrafficSplits: []splitv1alpha4.TrafficSplit{split}}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("merged snapshot (-want +got):\n%s", d)
+	}
+}
+
+// TestSnapshotMergeCoversEveryKind: for every kind a Snapshot holds (every field, found by
+// reflection, so that a kind added later without its line in Merge fails here), Merge adds an
+// object the snapshot lacks and not one of a namespace and name it holds.
+func TestSnapshotMergeCoversEveryKind(t *testing.T) {
+	// objects is a snapshot with, in every field, one object per name, in namespace ns.
+	objects := func(names ...string) Snapshot {
+		var out Snapshot
+		v := reflect.ValueOf(&out).Elem()
+		for i := range v.NumField() {
+			field := v.Field(i)
+			for _, name := range names {
+				item := reflect.New(field.Type().Elem())
+				obj, ok := item.Interface().(metav1.Object)
+				if !ok {
+					t.Fatalf("Snapshot.%s holds %v, not Kubernetes objects", v.Type().Field(i).Name, field.Type().Elem())
+				}
+				obj.SetNamespace(ns)
+				obj.SetName(name)
+				obj.SetLabels(map[string]string{"from": strings.Join(names, ",")})
+				field.Set(reflect.Append(field, item.Elem()))
+			}
+		}
+		return out
+	}
+	got := objects("a")
+	got.Merge(objects("a", "b"))
+	v := reflect.ValueOf(got)
+	for i := range v.NumField() {
+		field := v.Field(i)
+		var held []string
+		for j := range field.Len() {
+			obj := field.Index(j).Addr().Interface().(metav1.Object)
+			held = append(held, obj.GetName()+" from "+obj.GetLabels()["from"])
+		}
+		if want := []string{"a from a", "b from a,b"}; !slices.Equal(held, want) {
+			t.Errorf("merged %s: %v, want %v (the one held kept, the one lacking added)", v.Type().Field(i).Name, held, want)
+		}
 	}
 }
 
