@@ -169,6 +169,18 @@ spec:
 		Eventually(hostObjects(ctx, ns, host)).Should(ConsistOf("VirtualService TrafficPolicy/api"))
 	})
 
+	It("says its Service is not found, and is programmed once the Service appears", func(ctx SpecContext) {
+		create(ctx, ns, trafficPolicy("later", "{kind: Service, name: later}", "timeout: 2s"))
+		Eventually(policyCondition(ctx, ns, "later", smi.ConditionResolvedRefs)).Should(haveStatus(metav1.ConditionFalse, "ServiceNotFound"))
+		Expect(hostObjects(ctx, ns, fqdn("later", ns))()).To(BeEmpty())
+
+		By("creating the Service")
+		create(ctx, ns, service("later", 80))
+		Eventually(policyCondition(ctx, ns, "later", smi.ConditionProgrammed)).Should(haveStatus(metav1.ConditionTrue, "Programmed"))
+		Eventually(policyCondition(ctx, ns, "later", smi.ConditionResolvedRefs)).Should(haveStatus(metav1.ConditionTrue, "ResolvedRefs"))
+		Eventually(virtualService(ctx, ns, "later-trafficpolicy")).Should(WithTransform(routeSettings, Equal([]string{"2s/-"})))
+	})
+
 	It("writes nothing and reports Conflicted while the user's own VirtualService routes the host", func(ctx SpecContext) {
 		create(ctx, ns, service("pay", 80)+"---\n"+userVirtualService("mine", "", "pay")+"---\n"+
 			trafficPolicy("pay", "{kind: Service, name: pay}", "timeout: 1s", "circuitBreaker: {maxConnections: 5}"))
