@@ -48,6 +48,7 @@ func agentSpecs() {
 	It("workloads bootstrapped by their agents alone: a TrafficTarget allows and denies by identity", trafficTargetWithAgentBootstraps)
 	It("the agent renews a short-lived certificate on disk before it expires", agentRenewsBeforeExpiry)
 	It("rotating the CA's root loses no mutual-TLS call between agents' workloads", rootRotationLosesNoCall)
+	It("a root that signs as soon as it is in the trust bundle fails mutual-TLS calls (the rotation spec's negative control)", rootSigningAtOnceFailsCalls)
 	It("a CSR for another identity than the token's is refused", csrForAnotherIdentityIsRefused)
 	It("an Envoy sidecar's agent serves SDS with its own key and proxies ADS with its token", envoyAgentServesSDSAndProxiesADS)
 }

@@ -30,7 +30,7 @@ import (
 	"github.com/smi-operator/smi-operator/xds/server"
 )
 
-// rotationXDSPort is where rootRotationLosesNoCall's xDS server, with a CA of its own, listens.
+// rotationXDSPort is where rotateUnderCalls's xDS server, with a CA of its own, listens.
 // rotationRootTTL is the life of that CA's roots: a root is backdated by the CA's clock skew
 // allowance (5 minutes) and rotated with a third of its whole validity left, so 160 s has the
 // first root staged about 7 s after it is made, and signing a sixth of 160 s (27 s) later.
@@ -52,10 +52,29 @@ const (
 // certificates of a few seconds keep calling each other over mutual TLS, a new connection per
 // call and the files read again at every handshake, as proxyless gRPC's file watcher does. The
 // trust bundle reaches the pods' files as the kubelet updates a mounted ConfigMap: late
-// (kubeletLag), copied from the CA's Secret. Not one call fails, and at the end both workloads hold certificates of
-// the new root. Signing with a new root at once (one step) would fail the handshakes of every
-// peer whose bundle did not hold it yet.
+// (kubeletLag), copied from the CA's Secret. Not one call fails, and at the end both workloads hold
+// certificates of the new root.
 func rootRotationLosesNoCall() {
+	r := rotateUnderCalls("root-rotation", 0)
+	Expect(r.failures).To(BeEmpty(), "%d of %d calls failed across the rotation", len(r.failures), r.calls)
+	Expect(r.notOnRoot).NotTo(HaveOccurred())
+}
+
+// rootSigningAtOnceFailsCalls is rootRotationLosesNoCall's negative control: the same rotation
+// with a new root that signs as soon as it is in the trust bundle (one step) fails the handshakes
+// of the workload whose bundle does not hold it yet. It shows that spec would see a rotation that
+// loses calls.
+func rootSigningAtOnceFailsCalls() {
+	r := rotateUnderCalls("root-rotation-one-step", time.Nanosecond)
+	Expect(r.failures).NotTo(BeEmpty(), "no call of %d failed with a root that signs at once", r.calls)
+	GinkgoWriter.Printf("%d of %d calls failed; at the end: %v\n", len(r.failures), r.calls, r.notOnRoot)
+}
+
+// rotateUnderCalls runs a CA whose new roots sign after propagation (its default when zero) until
+// it has rotated its root and three certificate lifetimes more have passed, while two workloads of
+// namespace ns (created) call each other, and says what it saw.
+func rotateUnderCalls(ns string, propagation time.Duration) rotation {
+	GinkgoHelper()
 	ctx := context.Background()
 	clientset, err := kubernetes.NewForConfig(o.env.Config)
 	Expect(err).NotTo(HaveOccurred())
@@ -67,7 +86,7 @@ func rootRotationLosesNoCall() {
 	deleteSecret() // a root of an earlier run would rotate on its own schedule
 	DeferCleanup(deleteSecret)
 	startCAServer(rotationXDSPort, xdsbackend.Config{CASecret: secret, CertTTL: rotationCertTTL, CARootTTL: rotationRootTTL},
-		xdsbackend.ServerWiring{RootRefresh: 500 * time.Millisecond, Log: ctrl.Log.WithName("rotation-xds")})
+		xdsbackend.ServerWiring{RootRefresh: 500 * time.Millisecond, RootPropagation: propagation, Log: ctrl.Log.WithName("rotation-xds")})
 	secretData := func(key string) []byte {
 		s, err := clientset.CoreV1().Secrets(secret.Namespace).Get(ctx, secret.Name, metav1.GetOptions{})
 		Expect(err).NotTo(HaveOccurred())
@@ -75,7 +94,7 @@ func rootRotationLosesNoCall() {
 	}
 	firstRoot := secretData(ca.SecretCertKey)
 
-	ns := o.namespace("root-rotation")
+	o.namespace(ns)
 	setup := agentSetup{trustBundle: secretData(ca.SecretBundleKey), rootsRefresh: 500 * time.Millisecond}
 	vault := o.startAgent(ns, "vault", server.ProxyGRPC, netns.HostPort(1, rotationXDSPort), setup)
 	teller := o.startAgent(ns, "teller", server.ProxyGRPC, netns.HostPort(1, rotationXDSPort), setup)
@@ -147,7 +166,6 @@ func rootRotationLosesNoCall() {
 		time.Sleep(50 * time.Millisecond)
 	}
 	Expect(rotated).NotTo(BeZero(), "the root was not rotated within 2 minutes")
-	Expect(failures).To(BeEmpty(), "%d of %d calls failed across the rotation", len(failures), calls)
 	Expect(calls).To(BeNumerically(">", 100))
 
 	newRoot := x509.NewCertPool()
@@ -157,9 +175,19 @@ func rootRotationLosesNoCall() {
 		Expect(err).NotTo(HaveOccurred())
 		leaf, err := x509.ParseCertificate(pair.Certificate[0])
 		Expect(err).NotTo(HaveOccurred())
-		_, err = leaf.Verify(x509.VerifyOptions{Roots: newRoot, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
-		Expect(err).NotTo(HaveOccurred(), "the workload's certificate is not of the new root")
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: newRoot, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+			return rotation{calls, failures, fmt.Errorf("the certificate of %s is not of the new root: %w", leaf.URIs, err)}
+		}
 	}
+	return rotation{calls, failures, nil}
+}
+
+// rotation is what rotateUnderCalls saw: the calls made, the errors of those that failed, and
+// why a workload does not hold a certificate of the new root at the end (nil when both do).
+type rotation struct {
+	calls     int
+	failures  []error
+	notOnRoot error
 }
 
 // workloadFiles reads the certificate, key and trust bundle a pod agent writes for proxyless gRPC,

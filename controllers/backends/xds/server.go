@@ -35,7 +35,10 @@ type ServerWiring struct {
 	Registerer prometheus.Registerer
 	// RootRefresh is how often the CA's root rotation is moved on (server.Options.RootRefresh).
 	RootRefresh time.Duration
-	Log         logr.Logger
+	// RootPropagation is how long a new root is in the trust bundle before it signs
+	// (ca.Options.RootPropagation; its default when zero). Tests shorten it to sign at once.
+	RootPropagation time.Duration
+	Log             logr.Logger
 }
 
 // NewServer starts the built-in certificate authority (its root kept in cfg.CASecret) and the
@@ -47,7 +50,8 @@ func NewServer(ctx context.Context, clientset kubernetes.Interface, settings mes
 	if err != nil {
 		return nil, fmt.Errorf("xDS address %q: %w", cfg.Address, err)
 	}
-	authority, err := ca.New(ctx, clientset, ca.Options{Secret: cfg.CASecret, TrustDomain: settings.TrustDomain, CertTTL: cfg.CertTTL, RootTTL: cfg.CARootTTL})
+	authority, err := ca.New(ctx, clientset, ca.Options{Secret: cfg.CASecret, TrustDomain: settings.TrustDomain, CertTTL: cfg.CertTTL, RootTTL: cfg.CARootTTL,
+		RootPropagation: with.RootPropagation})
 	if err != nil {
 		return nil, fmt.Errorf("starting the xDS certificate authority: %w", err)
 	}
