@@ -80,6 +80,12 @@ func (c *certificateService) CreateCertificate(ctx context.Context, req *securit
 		s.metrics.certificates.WithLabelValues("unauthenticated").Inc()
 		return nil, status.Error(codes.Unauthenticated, err.Error())
 	}
+	if !s.csrLimits.allow(identity) {
+		// Counted, not logged: a workload asking without end would fill the log too.
+		s.metrics.certificates.WithLabelValues("rate-limited").Inc()
+		return nil, status.Errorf(codes.ResourceExhausted, "ServiceAccount %s asked for more than %d certificates at once, or %v a second since: try again later",
+			identity, s.csrLimits.burst, float64(s.csrLimits.rate))
+	}
 	csr, err := parseCSR(req.GetCsr())
 	if err != nil {
 		s.metrics.certificates.WithLabelValues("bad-csr").Inc()

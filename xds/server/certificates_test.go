@@ -265,3 +265,30 @@ func labelled(t *testing.T, reg *prometheus.Registry, name, value string) float6
 	}
 	return 0
 }
+
+// TestCSRsAreLimitedPerServiceAccount: a workload whose token proves its ServiceAccount may ask for
+// certificates at most CSRBurst at once, then CSRRate a second; past that it is refused
+// ResourceExhausted (which the pod agent retries later), counted as rate-limited, while another
+// ServiceAccount is still served: one workload cannot have the operator sign without end.
+func TestCSRsAreLimitedPerServiceAccount(t *testing.T) {
+	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessEnforcing}, CA: newAuthority(t),
+		CSRRate: 0.001, CSRBurst: 2, // one more a quarter of an hour later: none within the test
+		Authenticator: tokens{"token-of-a": {Namespace: "shop", ServiceAccount: "a"}, "token-of-b": {Namespace: "shop", ServiceAccount: "b"}}})
+	key := ecKey(t, elliptic.P256())
+	csrOf := func(sa string) []byte { return csrPEM(t, key, []string{"spiffe://cluster.local/ns/shop/sa/" + sa}) }
+	for i := range 2 {
+		if _, err := f.createCertificate(t, "token-of-a", csrOf("a")); err != nil {
+			t.Fatalf("CSR %d of shop/a, within the burst: %v", i+1, err)
+		}
+	}
+	_, err := f.createCertificate(t, "token-of-a", csrOf("a"))
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "shop/a") {
+		t.Errorf("a third CSR of shop/a at once: %v; want ResourceExhausted naming the ServiceAccount", err)
+	}
+	if _, err := f.createCertificate(t, "token-of-b", csrOf("b")); err != nil {
+		t.Errorf("a CSR of shop/b while shop/a is limited: %v", err)
+	}
+	if got := labelled(t, f.reg, "smi_operator_xds_certificate_requests_total", "rate-limited"); got != 1 {
+		t.Errorf("certificate requests rate-limited = %v, want 1", got)
+	}
+}

@@ -85,6 +85,10 @@ type Options struct {
 	CA CertificateAuthority
 	// RootRefresh is how often the CA's root is checked for rotation; one minute when zero.
 	RootRefresh time.Duration
+	// CSRRate and CSRBurst limit the CSRs signed per ServiceAccount: CSRBurst at once, then CSRRate
+	// a second (DefaultCSRRate and DefaultCSRBurst when zero).
+	CSRRate  float64
+	CSRBurst int
 	// TrustBundles, when set, publishes the CA's trust bundle in each namespace the server is told
 	// of (the pod agents' anchor); the caller has it publish again when the bundle changes
 	// (OnTrustBundleChanged).
@@ -165,6 +169,8 @@ type Server struct {
 	// rejectionReports.
 	onRejections     atomic.Pointer[func([]mesh.ObjectRef)]
 	rejectionReports *spacedReports
+	// csrLimits bounds the CSRs signed per ServiceAccount.
+	csrLimits *csrLimits
 	// onTrustBundleChanged is told the CA's trust bundle changed (OnTrustBundleChanged).
 	onTrustBundleChanged atomic.Pointer[func()]
 }
@@ -197,6 +203,7 @@ func New(opts Options) *Server {
 			(*fn)(refs)
 		}
 	})
+	s.csrLimits = newCSRLimits(opts.CSRRate, opts.CSRBurst)
 	s.streams = newStreams(opts.Authenticator, s.metrics, opts.Log)
 	s.streams.rejectionsChanged = s.rejectionsChanged
 	s.streams.believeClaims = opts.TLS == nil
