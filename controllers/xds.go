@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"k8s.io/client-go/kubernetes"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -21,7 +20,7 @@ import (
 // as cfg (main.go's flags), and registers the reconcilers that feed it. Its metrics go to
 // registerer, the manager's registry when nil.
 func SetupXDSBackend(ctx context.Context, mgr ctrl.Manager, opts Options, cfg xdsbackend.Config, registerer prometheus.Registerer) error {
-	clientset, err := kubernetes.NewForConfig(mgr.GetConfig())
+	clients, err := xdsbackend.NewClients(mgr.GetConfig())
 	if err != nil {
 		return err
 	}
@@ -45,7 +44,7 @@ func SetupXDSBackend(ctx context.Context, mgr ctrl.Manager, opts Options, cfg xd
 		}
 		with.TLS = &tls.Config{GetCertificate: watcher.GetCertificate, MinVersion: tls.VersionTLS12}
 	}
-	xdsServer, err := xdsbackend.NewServer(ctx, clientset, opts.Settings, cfg, with)
+	xdsServer, err := xdsbackend.NewServer(ctx, clients, opts.Settings, cfg, with)
 	if err != nil {
 		return err
 	}

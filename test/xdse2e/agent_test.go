@@ -27,7 +27,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -147,10 +146,10 @@ func agentRenewsBeforeExpiry() {
 func startCAServer(port uint16, cfg xdsbackend.Config, wiring xdsbackend.ServerWiring) {
 	GinkgoHelper()
 	ctx, cancel := context.WithCancel(context.Background())
-	clientset, err := kubernetes.NewForConfig(o.env.Config)
+	clients, err := xdsbackend.NewClients(o.env.Config)
 	Expect(err).NotTo(HaveOccurred())
 	cfg.Address, cfg.TokenAudiences, cfg.ServiceName = netns.HostPort(1, port), []string{tokenAudience}, xdsServiceName
-	srv, err := xdsbackend.NewServer(ctx, clientset, mesh.Settings{TrustDomain: "cluster.local", ClusterDomain: "cluster.local"}, cfg, wiring)
+	srv, err := xdsbackend.NewServer(ctx, clients, mesh.Settings{TrustDomain: "cluster.local", ClusterDomain: "cluster.local"}, cfg, wiring)
 	Expect(err).NotTo(HaveOccurred())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Start(ctx) }()

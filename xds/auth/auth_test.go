@@ -191,7 +191,13 @@ func TestReviewsInFlightAreBounded(t *testing.T) {
 		}()
 	}
 	for range 2 {
-		<-entered
+		select {
+		case <-entered:
+		case err := <-done:
+			t.Fatalf("a review ended before the API server held it: %v", err)
+		case <-ctx.Done():
+			t.Fatal("the API server did not get two reviews")
+		}
 	}
 	_, err = a.Authenticate(ctx, "c")
 	if !errors.Is(err, ErrTooManyReviews) || errors.Is(err, ErrUnauthenticated) {

@@ -66,15 +66,13 @@ func (c *certificateService) CreateCertificate(ctx context.Context, req *securit
 		return nil, status.Error(codes.Unauthenticated, err.Error())
 	}
 	identity, err := authenticator.Authenticate(ctx, token)
-	if errors.Is(err, auth.ErrTooManyReviews) {
-		// Counted, not logged: whoever floods the reviews would flood the log too.
-		s.metrics.certificates.WithLabelValues("reviews-busy").Inc()
-		return nil, status.Error(codes.Unavailable, err.Error())
-	}
 	if err != nil && !errors.Is(err, auth.ErrUnauthenticated) {
-		s.metrics.certificates.WithLabelValues("review-failed").Inc()
-		s.opts.Log.Error(err, "cannot review a CSR's token")
-		return nil, status.Error(codes.Unavailable, "cannot check the token now: "+err.Error())
+		reason, st, apiFailed := tokenUnchecked(ctx, err)
+		s.metrics.certificates.WithLabelValues(reason).Inc()
+		if apiFailed {
+			s.opts.Log.Error(err, "cannot review a CSR's token")
+		}
+		return nil, st
 	}
 	if err != nil {
 		s.metrics.certificates.WithLabelValues("unauthenticated").Inc()
@@ -109,6 +107,22 @@ func (c *certificateService) CreateCertificate(ctx context.Context, req *securit
 	}
 	s.metrics.certificates.WithLabelValues("issued").Inc()
 	return &securityv1alpha1.IstioCertificateResponse{CertChain: []string{string(cert.CertChainPEM), firstCertificate(cert.TrustBundlePEM)}}, nil
+}
+
+// tokenUnchecked is how a call is answered whose token Authenticate could not check (err does not
+// wrap auth.ErrUnauthenticated): the metric reason, the status (Unavailable, which clients retry,
+// unless the caller went away), and whether the API server failed, which is logged. The reviews
+// in flight at their bound, or the caller gone, are counted only: whoever floods the reviews
+// would flood the log too.
+func tokenUnchecked(ctx context.Context, err error) (reason string, st error, apiFailed bool) {
+	switch {
+	case errors.Is(err, auth.ErrTooManyReviews):
+		return "reviews-busy", status.Error(codes.Unavailable, err.Error()), false
+	case ctx.Err() != nil:
+		return "cancelled", status.FromContextError(ctx.Err()).Err(), false
+	default:
+		return "review-failed", status.Error(codes.Unavailable, "cannot check the token now: "+err.Error()), true
+	}
 }
 
 func isTLS(p *peer.Peer) bool {

@@ -86,16 +86,13 @@ func (s *streams) OnStreamOpen(ctx context.Context, id int64, _ string) error {
 			return status.Error(codes.Unauthenticated, err.Error())
 		}
 		identity, err := s.auth.Authenticate(ctx, token)
-		if errors.Is(err, auth.ErrTooManyReviews) {
-			// Counted, not logged: whoever floods the reviews would flood the log too.
-			s.metrics.rejected.WithLabelValues("reviews-busy").Inc()
-			return status.Error(codes.Unavailable, err.Error())
-		}
 		if err != nil && !errors.Is(err, auth.ErrUnauthenticated) {
-			// The API server could not be asked: the proxy should retry, not give up.
-			s.metrics.rejected.WithLabelValues("review-failed").Inc()
-			s.log.Error(err, "cannot review an xDS stream's token")
-			return status.Error(codes.Unavailable, "cannot check the token now: "+err.Error())
+			reason, st, apiFailed := tokenUnchecked(ctx, err)
+			s.metrics.rejected.WithLabelValues(reason).Inc()
+			if apiFailed {
+				s.log.Error(err, "cannot review an xDS stream's token")
+			}
+			return st
 		}
 		if err != nil {
 			s.metrics.rejected.WithLabelValues("unauthenticated").Inc()

@@ -12,7 +12,6 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
@@ -50,8 +49,8 @@ type backend struct {
 	// endpointsWatched: the Service controller watches EndpointSlices (added once, when a server
 	// first runs).
 	endpointsWatched bool
-	// clientset reaches the API server for the CA and the token reviews.
-	clientset kubernetes.Interface
+	// clients reach the API server for the CA, the trust bundles and the token reviews.
+	clients *Clients
 }
 
 func (*backend) Name() v1alpha1.Backend { return v1alpha1.BackendXDS }
@@ -67,12 +66,12 @@ func (b *backend) Start(ctx context.Context, env backends.Env, spec v1alpha1.SMI
 		}
 		b.endpointsWatched = true
 	}
-	if b.clientset == nil {
-		clientset, err := kubernetes.NewForConfig(env.Manager.GetConfig())
+	if b.clients == nil {
+		clients, err := NewClients(env.Manager.GetConfig())
 		if err != nil {
 			return nil, err
 		}
-		b.clientset = clientset
+		b.clients = &clients
 	}
 	cfg := b.configFor(spec, settings)
 	srv, err := b.newServer(ctx, env, cfg)
@@ -125,7 +124,7 @@ func (b *backend) newServer(ctx context.Context, env backends.Env, cfg instanceC
 		}
 		serving = tlsConfig
 	}
-	srv, err := NewServer(ctx, b.clientset, cfg.settings, cfg.xds, ServerWiring{
+	srv, err := NewServer(ctx, *b.clients, cfg.settings, cfg.xds, ServerWiring{
 		TLS: serving, HoldUntilSynced: true, Registerer: b.opts.Registerer, Log: env.Log,
 	})
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/smi-operator/smi-operator/translators/mesh"
@@ -41,21 +42,42 @@ type ServerWiring struct {
 	Log             logr.Logger
 }
 
+// Clients are the API clients of an xDS server: API for the CA and the trust bundles, and
+// TokenReviews for the token reviews alone. Each client has its own rate limit, and anyone who
+// reaches the xDS port can send tokens to review: sharing one would let them hold the CA's and
+// the trust bundles' calls back.
+type Clients struct {
+	API, TokenReviews kubernetes.Interface
+}
+
+// NewClients makes the two Clients from config, each with its own rate limit.
+func NewClients(config *rest.Config) (Clients, error) {
+	api, err := kubernetes.NewForConfig(rest.CopyConfig(config))
+	if err != nil {
+		return Clients{}, err
+	}
+	reviews, err := kubernetes.NewForConfig(rest.CopyConfig(config))
+	if err != nil {
+		return Clients{}, err
+	}
+	return Clients{API: api, TokenReviews: reviews}, nil
+}
+
 // NewServer starts the built-in certificate authority (its root kept in cfg.CASecret) and the
 // token authenticator, and returns an xDS server using them, which publishes the CA's trust bundle
 // in every namespace it is told of (TrustBundles), again whenever the root rotates; it does not
 // listen yet.
-func NewServer(ctx context.Context, clientset kubernetes.Interface, settings mesh.Settings, cfg Config, with ServerWiring) (*server.Server, error) {
+func NewServer(ctx context.Context, clients Clients, settings mesh.Settings, cfg Config, with ServerWiring) (*server.Server, error) {
 	host, _, err := net.SplitHostPort(cfg.Address)
 	if err != nil {
 		return nil, fmt.Errorf("xDS address %q: %w", cfg.Address, err)
 	}
-	authority, err := ca.New(ctx, clientset, ca.Options{Secret: cfg.CASecret, TrustDomain: settings.TrustDomain, CertTTL: cfg.CertTTL, RootTTL: cfg.CARootTTL,
+	authority, err := ca.New(ctx, clients.API, ca.Options{Secret: cfg.CASecret, TrustDomain: settings.TrustDomain, CertTTL: cfg.CertTTL, RootTTL: cfg.CARootTTL,
 		RootPropagation: with.RootPropagation})
 	if err != nil {
 		return nil, fmt.Errorf("starting the xDS certificate authority: %w", err)
 	}
-	authenticator, err := auth.New(clientset, auth.Options{Audiences: cfg.TokenAudiences})
+	authenticator, err := auth.New(clients.TokenReviews, auth.Options{Audiences: cfg.TokenAudiences})
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +88,7 @@ func NewServer(ctx context.Context, clientset kubernetes.Interface, settings mes
 			return nil, err
 		}
 	}
-	bundles := NewTrustBundles(clientset, authority.TrustBundlePEM, with.Log)
+	bundles := NewTrustBundles(clients.API, authority.TrustBundlePEM, with.Log)
 	srv := server.New(server.Options{
 		Address:         cfg.Address,
 		Settings:        settings,
