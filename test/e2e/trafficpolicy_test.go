@@ -172,7 +172,7 @@ spec:
 	It("says its Service is not found, and is programmed once the Service appears", func(ctx SpecContext) {
 		create(ctx, ns, trafficPolicy("later", "{kind: Service, name: later}", "timeout: 2s"))
 		Eventually(policyCondition(ctx, ns, "later", smi.ConditionResolvedRefs)).Should(haveStatus(metav1.ConditionFalse, "ServiceNotFound"))
-		Expect(hostObjects(ctx, ns, fqdn("later", ns))()).To(BeEmpty())
+		Consistently(hostObjects(ctx, ns, fqdn("later", ns)), "1s").Should(BeEmpty())
 
 		By("creating the Service")
 		create(ctx, ns, service("later", 80))

@@ -21,7 +21,6 @@ import (
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 	"github.com/smi-operator/smi-operator/xds/auth"
 	"github.com/smi-operator/smi-operator/xds/ca"
@@ -246,33 +245,13 @@ func TestBusyReviewsAreRetryable(t *testing.T) {
 	}
 }
 
-// labelled is the value of the counter name whose one label has value.
-func labelled(t *testing.T, reg *prometheus.Registry, name, value string) float64 {
-	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			if labels := m.GetLabel(); len(labels) == 1 && labels[0].GetValue() == value {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
-}
-
 // TestCSRsAreLimitedPerServiceAccount: a workload whose token proves its ServiceAccount may ask for
 // certificates at most CSRBurst at once, then CSRRate a second; past that it is refused
 // ResourceExhausted (which the pod agent retries later), counted as rate-limited, while another
 // ServiceAccount is still served: one workload cannot have the operator sign without end.
 func TestCSRsAreLimitedPerServiceAccount(t *testing.T) {
 	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessEnforcing}, CA: newAuthority(t),
-		CSRRate: 0.001, CSRBurst: 2, // one more a quarter of an hour later: none within the test
+		CSRRate: 0.001, CSRBurst: 2, // one more every 1,000 s: none within the test
 		Authenticator: tokens{"token-of-a": {Namespace: "shop", ServiceAccount: "a"}, "token-of-b": {Namespace: "shop", ServiceAccount: "b"}}})
 	key := ecKey(t, elliptic.P256())
 	csrOf := func(sa string) []byte { return csrPEM(t, key, []string{"spiffe://cluster.local/ns/shop/sa/" + sa}) }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"math"
 	"sync"
 	"time"
 
@@ -8,9 +9,9 @@ import (
 )
 
 // DefaultCSRRate and DefaultCSRBurst bound the CSRs signed per ServiceAccount
-// (Options.CSRRate, Options.CSRBurst): a rollout of up to 200 pods of one ServiceAccount gets its
-// certificates at once, more at 50 a second, while one workload asking without end has the
-// operator sign at most 50 a second for it.
+// (Options.CSRRate, Options.CSRBurst): a burst of 200 (a rollout's pods, each asking once), then 50
+// a second, so that one workload asking without end has the operator sign at most 50 a second
+// for it.
 const (
 	DefaultCSRRate  = 50
 	DefaultCSRBurst = 200
@@ -22,6 +23,9 @@ const (
 type csrLimits struct {
 	rate  rate.Limit
 	burst int
+	// refill is how long an empty bucket takes to fill.
+	refill time.Duration
+	now    func() time.Time
 
 	mu        sync.Mutex
 	buckets   map[Identity]*csrBucket
@@ -34,28 +38,30 @@ type csrBucket struct {
 }
 
 func newCSRLimits(perSecond float64, burst int) *csrLimits {
-	if perSecond <= 0 {
+	if !(perSecond > 0) || math.IsInf(perSecond, 0) { // NaN too
 		perSecond = DefaultCSRRate
 	}
 	if burst <= 0 {
 		burst = DefaultCSRBurst
 	}
-	return &csrLimits{rate: rate.Limit(perSecond), burst: burst, buckets: map[Identity]*csrBucket{}}
+	// Bounded: a rate so low that filling overflows a Duration would otherwise drop every bucket
+	// at every call, and so limit nothing.
+	refill := time.Duration(min(float64(burst)/perSecond, (24*time.Hour).Seconds()) * float64(time.Second))
+	return &csrLimits{rate: rate.Limit(perSecond), burst: burst, refill: refill, now: time.Now, buckets: map[Identity]*csrBucket{}}
 }
 
 // allow says whether id may have a CSR signed now, and takes one from its bucket if so.
 func (l *csrLimits) allow(id Identity) bool {
-	now := time.Now()
-	refill := time.Duration(float64(l.burst) / float64(l.rate) * float64(time.Second))
+	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !now.Before(l.nextSweep) {
 		for other, b := range l.buckets {
-			if now.Sub(b.last) >= refill {
+			if now.Sub(b.last) >= l.refill {
 				delete(l.buckets, other)
 			}
 		}
-		l.nextSweep = now.Add(refill)
+		l.nextSweep = now.Add(l.refill)
 	}
 	b, ok := l.buckets[id]
 	if !ok {

@@ -219,20 +219,40 @@ func TestNACKIsCountedAndNotResent(t *testing.T) {
 // sum adds up every series of a metric.
 func sum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
+	total := 0.0
+	for _, v := range series(t, reg, name) {
+		total += v
+	}
+	return total
+}
+
+// labelled is the value of the series of name whose label values, joined with commas, are values.
+func labelled(t *testing.T, reg *prometheus.Registry, name, values string) float64 {
+	t.Helper()
+	return series(t, reg, name)[values]
+}
+
+// series are the values of the counter or gauge name, by its label values joined with commas.
+func series(t *testing.T, reg *prometheus.Registry, name string) map[string]float64 {
+	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	total := 0.0
+	out := map[string]float64{}
 	for _, f := range families {
 		if f.GetName() != name {
 			continue
 		}
 		for _, m := range f.GetMetric() {
-			total += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			var values []string
+			for _, l := range m.GetLabel() {
+				values = append(values, l.GetValue())
+			}
+			out[strings.Join(values, ",")] += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 		}
 	}
-	return total
+	return out
 }
 
 // TestEnvoySidecarGetsItsListenersAndClusters: an Envoy sidecar subscribing to everything gets
