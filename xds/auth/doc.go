@@ -19,6 +19,12 @@
 // that a token revoked (its ServiceAccount or pod deleted) keeps authenticating for at most the
 // cache TTL.
 //
+// Anyone who reaches the xDS port can send tokens, and each token not in the cache costs a
+// review: at most Options.MaxConcurrentReviews are in flight, and past that a token is refused
+// at once with [ErrTooManyReviews] (an xDS server answers Unavailable, which clients retry), so
+// that a flood of tokens neither piles up goroutines nor queues ahead of the real ones. Give the
+// Authenticator a client of its own: its rate limit is then the reviews' alone.
+//
 // The [Authenticator] uses a [kubernetes.Interface]: TokenReview is a create-only virtual
 // resource, which the manager's cached client would send to the API server unchanged anyway.
 package auth

@@ -40,7 +40,17 @@
 // CSR asking for anything else, a call without a valid token, and any call in plain text. The
 // response holds the leaf and the root, never a key. The agent serves the certificate to Envoy
 // over SDS on its Unix socket and writes it to files for proxyless gRPC; an ADS request for
-// secrets is refused.
+// secrets is refused. Each ServiceAccount has a token bucket of CSRs (Options.CSRBurst, then
+// Options.CSRRate a second): past it a CSR is refused ResourceExhausted, so that one workload
+// cannot keep the CA signing.
+//
+// # Rejections
+//
+// A proxy that refuses (NACKs) a resource keeps its last good one; the server maps what accountable
+// streams refuse back to the SMI objects that program it (Rejections, OnRejections), so that
+// their status says so. Refused content is not sent again until it changes, the first response
+// of a subscription included. Any proven workload can refuse and accept at will, so an object is
+// named to OnRejections at most once per Options.RejectionReportInterval.
 package server
 
 import (
