@@ -289,6 +289,8 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	go s.rotateRoot(ctx)
 	select {
 	case <-ctx.Done():
+		// The streams' rejections clear as they close: nothing to report of a server that stops.
+		s.rejectionReports.stop()
 		srv.GracefulStop()
 		return nil
 	case err := <-done:

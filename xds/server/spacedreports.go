@@ -25,6 +25,8 @@ type spacedReports struct {
 	mu sync.Mutex
 	// open holds the objects told within the last interval: true when they changed since.
 	open map[mesh.ObjectRef]bool
+	// stopped: nothing more is told, and no interval started.
+	stopped bool
 }
 
 func newSpacedReports(interval time.Duration, tell func([]mesh.ObjectRef)) *spacedReports {
@@ -37,12 +39,17 @@ func newSpacedReports(interval time.Duration, tell func([]mesh.ObjectRef)) *spac
 // changed tells of the objects refs that were not told within the interval, and holds the others
 // until their interval ends.
 func (r *spacedReports) changed(refs []mesh.ObjectRef) {
+	r.mu.Lock()
+	if r.stopped {
+		r.mu.Unlock()
+		return
+	}
 	if r.interval < 0 {
+		r.mu.Unlock()
 		r.tell(refs)
 		return
 	}
 	var now []mesh.ObjectRef
-	r.mu.Lock()
 	for _, ref := range refs {
 		if _, told := r.open[ref]; told {
 			r.open[ref] = true
@@ -69,6 +76,10 @@ func (r *spacedReports) tellAndWait(refs []mesh.ObjectRef) {
 func (r *spacedReports) intervalEnded(refs []mesh.ObjectRef) {
 	var due []mesh.ObjectRef
 	r.mu.Lock()
+	if r.stopped {
+		r.mu.Unlock()
+		return
+	}
 	for _, ref := range refs {
 		if r.open[ref] {
 			r.open[ref] = false
@@ -79,4 +90,12 @@ func (r *spacedReports) intervalEnded(refs []mesh.ObjectRef) {
 	}
 	r.mu.Unlock()
 	r.tellAndWait(due)
+}
+
+// stop ends the reports: what changes from now on, and what is held, is never told.
+func (r *spacedReports) stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stopped = true
+	clear(r.open)
 }

@@ -49,3 +49,22 @@ func TestSpacedReportsForgetAQuietObject(t *testing.T) {
 		t.Errorf("told %v, want %v: a's held change at the end of its interval, b nothing more", told, want)
 	}
 }
+
+// TestSpacedReportsStop: once stopped, neither a change nor one held in an interval is told (the
+// server stops: its streams' rejections clear as they close, which concerns no object any more).
+func TestSpacedReportsStop(t *testing.T) {
+	const interval = 50 * time.Millisecond
+	a := mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "a"}
+	told := make(chan []mesh.ObjectRef, 4)
+	r := newSpacedReports(interval, func(refs []mesh.ObjectRef) { told <- refs })
+	r.changed([]mesh.ObjectRef{a})
+	<-told
+	r.changed([]mesh.ObjectRef{a}) // held until the interval ends
+	r.stop()
+	r.changed([]mesh.ObjectRef{a})
+	select {
+	case refs := <-told:
+		t.Errorf("told %v after stop", refs)
+	case <-time.After(4 * interval):
+	}
+}
