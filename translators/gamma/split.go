@@ -214,17 +214,25 @@ func rules[M, B, R any](matches []M, backends []B, rule func([]M, []B) R) []R {
 	return out
 }
 
+// matchRules are the rules of a route whose split has matches: the matches, in rules of their own
+// with the weighted backends, then the catch-all rule sending the rest to the apex, which
+// refs makes backend references of. The limits are checked on the way.
+func matchRules[M, B, R any](b *splitRoutes, port int32, matches []M, headers []int, weighted []B,
+	refs func([]gatewayv1.BackendRef) []B, rule func([]M, []B) R) []R {
+	b.checkLimits(len(matches), headers)
+	return append(rules(matches, weighted, rule), rule(nil, refs([]gatewayv1.BackendRef{serviceRef(b.s.Apex.Name, port)})))
+}
+
 // httpRoute writes the HTTPRoute of one apex port: the split requests, then (with matches) the
 // rest to the apex, then the standby rule.
 func (b *splitRoutes) httpRoute(port int32) {
 	weighted := httpBackendRefs(b.backendRefs(port))
 	r := &gatewayv1.HTTPRoute{TypeMeta: typeMeta("HTTPRoute"), ObjectMeta: objectMeta(b.s.Source, port)}
 	r.Spec.CommonRouteSpec = b.parentRefs(port)
-	used := 1 // one rule without matches
+	var matches []gatewayv1.HTTPRouteMatch
 	if len(b.s.Matches) == 0 {
 		r.Spec.Rules = []gatewayv1.HTTPRouteRule{{BackendRefs: weighted}}
 	} else {
-		var matches []gatewayv1.HTTPRouteMatch
 		var headers []int
 		for i, m := range b.s.Matches {
 			ms, regex := HTTPRouteMatches(m)
@@ -232,13 +240,13 @@ func (b *splitRoutes) httpRoute(port int32) {
 			headers = append(headers, len(m.Headers))
 			matches = append(matches, ms...)
 		}
-		b.checkLimits(len(matches), headers)
-		r.Spec.Rules = append(rules(matches, weighted, func(m []gatewayv1.HTTPRouteMatch, be []gatewayv1.HTTPBackendRef) gatewayv1.HTTPRouteRule {
-			return gatewayv1.HTTPRouteRule{Matches: m, BackendRefs: be}
-		}), gatewayv1.HTTPRouteRule{BackendRefs: httpBackendRefs([]gatewayv1.BackendRef{serviceRef(b.s.Apex.Name, port)})})
-		used = len(matches) + 1
+		r.Spec.Rules = matchRules(b, port, matches, headers, weighted, httpBackendRefs,
+			func(m []gatewayv1.HTTPRouteMatch, be []gatewayv1.HTTPBackendRef) gatewayv1.HTTPRouteRule {
+				return gatewayv1.HTTPRouteRule{Matches: m, BackendRefs: be}
+			})
 	}
-	if standby := b.standbyRefs(port, used); len(standby) > 0 {
+	// The rule without matches, or the catch-all after the matches, counts one.
+	if standby := b.standbyRefs(port, len(matches)+1); len(standby) > 0 {
 		r.Spec.Rules = append(r.Spec.Rules, gatewayv1.HTTPRouteRule{
 			Matches: []gatewayv1.HTTPRouteMatch{{Path: &gatewayv1.HTTPPathMatch{
 				Type: ptr.To(gatewayv1.PathMatchExact), Value: ptr.To(mesh.StandbyPath)}}},
@@ -275,11 +283,10 @@ func (b *splitRoutes) grpcRoute(port int32) (ok bool) {
 	weighted := grpcBackendRefs(b.backendRefs(port))
 	r := &gatewayv1.GRPCRoute{TypeMeta: typeMeta("GRPCRoute"), ObjectMeta: objectMeta(b.s.Source, port)}
 	r.Spec.CommonRouteSpec = b.parentRefs(port)
-	used := 1 // one rule without matches
+	var matches []gatewayv1.GRPCRouteMatch
 	if len(b.s.Matches) == 0 {
 		r.Spec.Rules = []gatewayv1.GRPCRouteRule{{BackendRefs: weighted}}
 	} else {
-		var matches []gatewayv1.GRPCRouteMatch
 		var headers []int
 		regex := map[int]bool{}
 		for i, m := range b.s.Matches {
@@ -307,13 +314,13 @@ func (b *splitRoutes) grpcRoute(port int32) (ok bool) {
 		for i := range regex {
 			b.regex[i] = true
 		}
-		b.checkLimits(len(matches), headers)
-		r.Spec.Rules = append(rules(matches, weighted, func(m []gatewayv1.GRPCRouteMatch, be []gatewayv1.GRPCBackendRef) gatewayv1.GRPCRouteRule {
-			return gatewayv1.GRPCRouteRule{Matches: m, BackendRefs: be}
-		}), gatewayv1.GRPCRouteRule{BackendRefs: grpcBackendRefs([]gatewayv1.BackendRef{serviceRef(b.s.Apex.Name, port)})})
-		used = len(matches) + 1
+		r.Spec.Rules = matchRules(b, port, matches, headers, weighted, grpcBackendRefs,
+			func(m []gatewayv1.GRPCRouteMatch, be []gatewayv1.GRPCBackendRef) gatewayv1.GRPCRouteRule {
+				return gatewayv1.GRPCRouteRule{Matches: m, BackendRefs: be}
+			})
 	}
-	if standby := b.standbyRefs(port, used); len(standby) > 0 {
+	// The rule without matches, or the catch-all after the matches, counts one.
+	if standby := b.standbyRefs(port, len(matches)+1); len(standby) > 0 {
 		r.Spec.Rules = append(r.Spec.Rules, gatewayv1.GRPCRouteRule{
 			Matches: []gatewayv1.GRPCRouteMatch{{Method: &gatewayv1.GRPCMethodMatch{
 				Type: ptr.To(gatewayv1.GRPCMethodMatchExact), Service: ptr.To(mesh.StandbyService), Method: ptr.To(mesh.StandbyMethod)}}},
