@@ -52,9 +52,12 @@ type WatchesFunc func(mgr manager.Manager, c Controllers, predicates ...predicat
 
 // KindsSetup adds the cache indexes and the controllers' watches of kinds a backend writes, once
 // each: neither can be removed, and the cache refuses a second index of a name. A call that
-// failed part way can be made again: what it added is not added twice. Its methods are not safe
-// for concurrent use.
+// failed part way can be made again: what it added is not added twice (but within the backend's own
+// indexes, which are one step, retried whole). Its methods are not safe for concurrent use.
 type KindsSetup struct {
+	// indexes counts the index steps done so far (one per kind of owned.GeneratedByIndex, then
+	// the backend's own as one); indexed says all are.
+	indexes int
 	indexed bool
 	// added counts, per backend, the watch sources added so far, in the order its watches
 	// come; watched holds the backends whose watches are all added.
@@ -74,11 +77,16 @@ func (k *KindsSetup) Ensure(ctx context.Context, env Env, backend v1alpha1.Backe
 		return err
 	}
 	if !k.indexed {
-		if err := owned.IndexGenerated(ctx, env.Manager.GetFieldIndexer(), ItemsOf(lists)...); err != nil {
-			return fmt.Errorf("indexing the %s backend's objects: %w", backend, err)
+		indexer := env.Manager.GetFieldIndexer()
+		var steps []func() error
+		for _, item := range ItemsOf(lists) {
+			steps = append(steps, func() error { return owned.IndexGenerated(ctx, indexer, item) })
 		}
 		if more != nil {
-			if err := more(ctx, env.Manager.GetFieldIndexer()); err != nil {
+			steps = append(steps, func() error { return more(ctx, indexer) })
+		}
+		for ; k.indexes < len(steps); k.indexes++ {
+			if err := steps[k.indexes](); err != nil {
 				return fmt.Errorf("indexing the %s backend's objects: %w", backend, err)
 			}
 		}

@@ -96,3 +96,36 @@ func TestWrittenStartIsRetriedAfterItsWatchesFail(t *testing.T) {
 		t.Errorf("after a retry the controllers have %d and %d watches, want 1 each", first, second)
 	}
 }
+
+// TestWrittenStartIsRetriedAfterItsIndexesFail: a Start whose backend's own indexes failed, after
+// owned.GeneratedByIndex was added, can be tried again: the index added before the failure is not
+// added a second time (the cache would refuse it, and the backend could never start).
+func TestWrittenStartIsRetriedAfterItsIndexesFail(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := corev1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	mapper := meta.NewDefaultRESTMapper(nil)
+	mapper.Add(corev1.SchemeGroupVersion.WithKind("ConfigMap"), meta.RESTScopeNamespace)
+	mgr := stubManager{client: fake.NewClientBuilder().WithScheme(scheme).Build(), mapper: mapper, indexer: indexer{}}
+	failed := false
+	w := &Written{Backend: v1alpha1.BackendIstio, Writer: owned.Writer{}, Lists: []client.ObjectList{&corev1.ConfigMapList{}},
+		Indexes: func(ctx context.Context, ix client.FieldIndexer) error {
+			if !failed {
+				failed = true
+				return errors.New("the backend's index is refused once")
+			}
+			return ix.IndexField(ctx, &corev1.ConfigMap{}, "own", nil)
+		},
+		Watches: func(manager.Manager, Controllers, ...predicate.Predicate) []Watch { return nil }}
+	env := Env{Manager: mgr, Programming: func() bool { return true }}
+	if err := w.Start(context.Background(), env); err == nil {
+		t.Fatal("the first Start succeeded though an index was refused")
+	}
+	if err := w.Start(context.Background(), env); err != nil {
+		t.Errorf("Start again: %v", err)
+	}
+	if len(mgr.indexer) != 2 {
+		t.Errorf("indexes after a retry: %v, want owned.GeneratedByIndex and the backend's", mgr.indexer)
+	}
+}
