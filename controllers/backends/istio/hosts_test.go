@@ -10,7 +10,6 @@ import (
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
@@ -22,12 +21,14 @@ import (
 // listsRecorded is a reader that records each List not narrowed by HostIndex.
 type listsRecorded struct {
 	client.Reader
+	lists     int
 	unindexed []string
 }
 
 func (r *listsRecorded) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
 	o := &client.ListOptions{}
 	o.ApplyOptions(opts)
+	r.lists++
 	if o.FieldSelector == nil || len(o.FieldSelector.Requirements()) != 1 || o.FieldSelector.Requirements()[0].Field != HostIndex {
 		r.unindexed = append(r.unindexed, fmt.Sprintf("%T (fields %v)", list, o.FieldSelector))
 	}
@@ -81,8 +82,11 @@ func TestHostsTakenReadsOnlyObjectsNamingTheHost(t *testing.T) {
 			Spec: networkingapi.VirtualService{Hosts: []string{"web.shop.svc.cluster.local"}}},
 		&networkingv1.DestinationRule{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"},
 			Spec: networkingapi.DestinationRule{Host: "web.shop.svc.cluster.local"}},
+		// Two splits sharing the backend each write its DestinationRule: one list of the kind.
+		&networkingv1.DestinationRule{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "other-web"},
+			Spec: networkingapi.DestinationRule{Host: "web.shop.svc.cluster.local"}},
 	}
-	taken, err := b.hostsTaken(context.Background(), types.NamespacedName{Namespace: "shop", Name: "web"}, carriers)
+	taken, err := b.hostsTaken(context.Background(), carriers)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,6 +98,9 @@ func TestHostsTakenReadsOnlyObjectsNamingTheHost(t *testing.T) {
 	}
 	if len(taken) != 3 {
 		t.Errorf("hostsTaken = %q; want exactly the 3 objects holding web.shop's host", taken)
+	}
+	if reader.lists != 2 {
+		t.Errorf("hostsTaken sent %d lists for 3 carriers of 2 kinds, want one per kind", reader.lists)
 	}
 	if len(reader.unindexed) > 0 {
 		t.Errorf("hostsTaken listed %v without an index: every object of the cluster", reader.unindexed)

@@ -54,12 +54,10 @@ func (b Policies) Program(ctx context.Context, policy *policyv1alpha1.TrafficPol
 	out, diags := istiotranslator.Translate(model, b.Settings)
 	wanted := out.From(self.Kind, self.Name)
 	var carriers []client.Object
-	var svc types.NamespacedName
 	if p := model.PolicyOf(self); p != nil {
 		carriers = istiotranslator.Carriers(out, p)
-		svc = types.NamespacedName{Namespace: p.Service.Namespace, Name: p.Service.Name}
 	}
-	taken, err := b.hostsTaken(ctx, svc, carriers)
+	taken, err := b.hostsTaken(ctx, carriers)
 	if err != nil {
 		return nil, err
 	}
@@ -121,12 +119,13 @@ func (b Policies) Forget(ctx context.Context, ref mesh.ObjectRef) error {
 	return b.Writer.PruneAfterDelete(ctx, ref.Kind, ref.Namespace, ref.Name, SplitGeneratedKinds())
 }
 
-// hostsTaken describes, for each VirtualService and DestinationRule among carriers (all for the
-// host of Service svc), the objects of its kind the operator did not generate that hold that host
-// for the mesh's clients. It reads them from the cache through HostIndex: a VirtualService
-// anywhere may name a host by its FQDN.
-func (b Policies) hostsTaken(ctx context.Context, svc types.NamespacedName, carriers []client.Object) ([]string, error) {
+// hostsTaken describes, for each kind among carriers (VirtualServices and DestinationRules, all
+// for the host of one Service), the objects of that kind the operator did not generate that hold
+// the host for the mesh's clients. It reads them from the cache through HostIndex, once per kind
+// however many carry the policy: a VirtualService anywhere may name a host by its FQDN.
+func (b Policies) hostsTaken(ctx context.Context, carriers []client.Object) ([]string, error) {
 	var taken []string
+	listed := map[reflect.Type]bool{}
 	for _, carrier := range carriers {
 		var list client.ObjectList
 		var holds string
@@ -138,6 +137,12 @@ func (b Policies) hostsTaken(ctx context.Context, svc types.NamespacedName, carr
 		default:
 			continue
 		}
+		if kind := reflect.TypeOf(carrier); listed[kind] {
+			continue
+		} else {
+			listed[kind] = true
+		}
+		svc := servicesOfHosts(carrier)[0]
 		// Only read: no copy.
 		if err := b.Writer.Reader.List(ctx, list, client.MatchingFields{HostIndex: svc.String()}, client.UnsafeDisableDeepCopy); err != nil {
 			return nil, err
@@ -158,7 +163,7 @@ func (b Policies) hostsTaken(ctx context.Context, svc types.NamespacedName, carr
 			}
 		}
 	}
-	return slices.Compact(slices.Sorted(slices.Values(taken))), nil
+	return slices.Sorted(slices.Values(taken)), nil
 }
 
 // appliesToSidecars says whether Istio applies vs to the mesh's sidecars and proxyless clients, as
@@ -209,15 +214,11 @@ func PolicyWatches(mgr manager.Manager, predicates ...predicate.Predicate) []sou
 		UpdateFunc: func(e event.UpdateEvent) bool { return !owned.Generated(e.ObjectNew) },
 	}}, predicates...)
 	c := mgr.GetClient()
-	// The policies of the Services an object's hosts may name, one list per namespace.
+	// The policies of the Services an object's hosts may name.
 	byHost := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
-		names := map[string][]string{}
-		for _, svc := range servicesOfHosts(o) {
-			names[svc.Namespace] = append(names[svc.Namespace], svc.Name)
-		}
 		var reqs []reconcile.Request
-		for namespace, services := range names {
-			policies, err := index.PoliciesOf(ctx, c, namespace, services...)
+		for _, svc := range servicesOfHosts(o) {
+			policies, err := index.PoliciesOf(ctx, c, svc.Namespace, svc.Name)
 			if err != nil {
 				continue
 			}
