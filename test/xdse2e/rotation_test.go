@@ -158,16 +158,18 @@ func rotateUnderCalls(ns string, propagation time.Duration) rotation {
 	rotated := time.Time{}
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) && (rotated.IsZero() || time.Since(rotated) < 3*rotationCertTTL) {
+		// Looked at before the call: the CA writes the new root to the Secret before it signs with
+		// it, so a call that fails while rotated is zero failed before the rotation.
+		if rotated.IsZero() && !bytes.Equal(secretData(ca.SecretCertKey), firstRoot) {
+			rotated = time.Now()
+			GinkgoWriter.Printf("the new root signs after %d calls\n", calls)
+		}
 		calls++
 		if err := call(); err != nil {
 			failures = append(failures, err)
 			if rotated.IsZero() {
 				failuresBefore = append(failuresBefore, err)
 			}
-		}
-		if rotated.IsZero() && !bytes.Equal(secretData(ca.SecretCertKey), firstRoot) {
-			rotated = time.Now()
-			GinkgoWriter.Printf("the new root signs after %d calls\n", calls)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
