@@ -92,9 +92,9 @@ const (
 )
 
 // plainEnforcingNamespaces are programmed by an enforcing operator serving xDS in plain text:
-// for the xDS-enabled servers and the mutual-TLS clients of gRPC libraries that reach no TLS xDS
-// server (gRPC C-core 1.51, grpc-js-xds 1.14.1), one namespace each, whose access rules must be
-// enforced.
+// for the xDS-enabled servers, the mutual-TLS clients and the secure-naming clients of gRPC
+// libraries that reach no TLS xDS server (gRPC C-core 1.51, grpc-js-xds 1.14.1), one namespace
+// for each check of each library, whose access rules must be enforced.
 var plainEnforcingNamespaces = []string{ccoreServerNamespace, grpcJSServerNamespace, ccoreClientNamespace, grpcJSClientNamespace,
 	ccoreNamingNamespace, grpcJSNamingNamespace}
 

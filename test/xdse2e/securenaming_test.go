@@ -53,13 +53,7 @@ func (o *operator) checkInteropSecureNaming(ns string, command interopCommand, r
 	c := o.startInterop(command, ns, "ledger", "teller")
 
 	By("the endpoint's server runs as the endpoint Pod's ServiceAccount: accepted")
-	Eventually(func() error {
-		r, err := c.call()
-		if err == nil && r.Backend != "ledger" {
-			return fmt.Errorf("answered by %q, want ledger", r.Backend)
-		}
-		return err
-	}).Within(time.Minute).ProbeEvery(50 * time.Millisecond).Should(Succeed())
+	Eventually(func() error { return grpcxds.FromBackend("ledger")(c.call()) }).Within(time.Minute).ProbeEvery(50 * time.Millisecond).Should(Succeed())
 
 	o.takenOverByMallory(ns, i, ledger, c.call, refusal)
 }
@@ -131,12 +125,7 @@ func clientAcceptsOnlyTheEndpointsIdentity() {
 
 	By("the Pod appears, running as ledger: the server of that identity is accepted")
 	o.runsAs(ns, "ledger", i)
-	client.waitFor(ctx, func(r grpcxds.Reply, err error) error {
-		if err == nil && r.Backend != "ledger" {
-			return fmt.Errorf("answered by %q, want ledger", r.Backend)
-		}
-		return err
-	})
+	client.waitFor(ctx, grpcxds.FromBackend("ledger"))
 
 	o.takenOverByMallory(ns, i, ledger, call, refusedServer)
 }
