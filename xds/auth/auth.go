@@ -61,8 +61,7 @@ type Options struct {
 	// MaxConcurrentReviews bounds the TokenReviews in flight; DefaultMaxConcurrentReviews when
 	// zero. Anyone who reaches the server can send tokens, and each one not in the cache costs a
 	// review: past the bound a token is refused at once (ErrTooManyReviews) rather than queued on
-	// the client's rate limit, where the other API calls made through the same client (the CA's,
-	// the trust bundles') would wait behind them.
+	// the client's rate limit, goroutines and waits piling up behind it.
 	MaxConcurrentReviews int
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time

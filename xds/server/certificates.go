@@ -14,6 +14,8 @@ import (
 	"google.golang.org/grpc/status"
 	securityv1alpha1 "istio.io/api/security/v1alpha1"
 
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/smi-operator/smi-operator/xds/auth"
 	"github.com/smi-operator/smi-operator/xds/ca"
 )
@@ -67,12 +69,7 @@ func (c *certificateService) CreateCertificate(ctx context.Context, req *securit
 	}
 	identity, err := authenticator.Authenticate(ctx, token)
 	if err != nil && !errors.Is(err, auth.ErrUnauthenticated) {
-		reason, st, apiFailed := tokenUnchecked(ctx, err)
-		s.metrics.certificates.WithLabelValues(reason).Inc()
-		if apiFailed {
-			s.opts.Log.Error(err, "cannot review a CSR's token")
-		}
-		return nil, st
+		return nil, tokenUnchecked(ctx, err, s.metrics.certificates, s.opts.Log, "a CSR")
 	}
 	if err != nil {
 		s.metrics.certificates.WithLabelValues("unauthenticated").Inc()
@@ -109,19 +106,23 @@ func (c *certificateService) CreateCertificate(ctx context.Context, req *securit
 	return &securityv1alpha1.IstioCertificateResponse{CertChain: []string{string(cert.CertChainPEM), firstCertificate(cert.TrustBundlePEM)}}, nil
 }
 
-// tokenUnchecked is how a call is answered whose token Authenticate could not check (err does not
-// wrap auth.ErrUnauthenticated): the metric reason, the status (Unavailable, which clients retry,
-// unless the caller went away), and whether the API server failed, which is logged. The reviews
-// in flight at their bound, or the caller gone, are counted only: whoever floods the reviews
-// would flood the log too.
-func tokenUnchecked(ctx context.Context, err error) (reason string, st error, apiFailed bool) {
+// tokenUnchecked answers a call whose token Authenticate could not check (err does not wrap
+// auth.ErrUnauthenticated) and counts it in counter by reason: Unavailable, which clients retry,
+// unless the caller went away. Only the API server's failure is logged (what: the call's kind):
+// the reviews in flight at their bound, or the caller gone, are the caller's doing, and whoever
+// floods the reviews would flood the log too.
+func tokenUnchecked(ctx context.Context, err error, counter *prometheus.CounterVec, log logr.Logger, what string) error {
 	switch {
 	case errors.Is(err, auth.ErrTooManyReviews):
-		return "reviews-busy", status.Error(codes.Unavailable, err.Error()), false
+		counter.WithLabelValues("reviews-busy").Inc()
+		return status.Error(codes.Unavailable, err.Error())
 	case ctx.Err() != nil:
-		return "cancelled", status.FromContextError(ctx.Err()).Err(), false
+		counter.WithLabelValues("cancelled").Inc()
+		return status.FromContextError(ctx.Err()).Err()
 	default:
-		return "review-failed", status.Error(codes.Unavailable, "cannot check the token now: "+err.Error()), true
+		counter.WithLabelValues("review-failed").Inc()
+		log.Error(err, "cannot review the token of "+what)
+		return status.Error(codes.Unavailable, "cannot check the token now: "+err.Error())
 	}
 }
 

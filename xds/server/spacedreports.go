@@ -14,8 +14,8 @@ const DefaultRejectionReportInterval = 5 * time.Second
 
 // spacedReports tells of changed SMI objects at most once per interval each: an object's first
 // change at once, the changes that follow within the interval together when it ends, and so on
-// until an interval passes without one. Each report has the object's status written again (and,
-// when a rejection appears, a Warning Event), and any workload that proves its identity can
+// until an interval passes without one. Each report reconciles the object, which writes its status
+// (and, when a rejection appears, a Warning Event) when its conditions changed, and any workload that proves its identity can
 // refuse and accept its resources as often as it likes: spacing bounds those writes by the number
 // of objects, not by the proxies' will, and the last change is always told.
 type spacedReports struct {

@@ -87,12 +87,7 @@ func (s *streams) OnStreamOpen(ctx context.Context, id int64, _ string) error {
 		}
 		identity, err := s.auth.Authenticate(ctx, token)
 		if err != nil && !errors.Is(err, auth.ErrUnauthenticated) {
-			reason, st, apiFailed := tokenUnchecked(ctx, err)
-			s.metrics.rejected.WithLabelValues(reason).Inc()
-			if apiFailed {
-				s.log.Error(err, "cannot review an xDS stream's token")
-			}
-			return st
+			return tokenUnchecked(ctx, err, s.metrics.rejected, s.log, "an xDS stream")
 		}
 		if err != nil {
 			s.metrics.rejected.WithLabelValues("unauthenticated").Inc()

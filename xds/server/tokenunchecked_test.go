@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/go-logr/logr/funcr"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -13,8 +16,9 @@ import (
 )
 
 // TestTokenUncheckedLogsOnlyTheAPIServersFailures: a token that could not be checked is answered
-// so that the caller retries, and only the API server's failure is logged: the reviews at their
-// bound, or the caller gone, are the caller's doing, and a flood of them must not flood the log.
+// so that the caller retries and counted by reason, and only the API server's failure is logged:
+// the reviews at their bound, or the caller gone, are the caller's doing, and a flood of them must
+// not flood the log.
 func TestTokenUncheckedLogsOnlyTheAPIServersFailures(t *testing.T) {
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -29,9 +33,17 @@ func TestTokenUncheckedLogsOnlyTheAPIServersFailures(t *testing.T) {
 		{cancelled, fmt.Errorf("auth: reviewing the token: %w", context.Canceled), "cancelled", codes.Canceled, false},
 		{context.Background(), errors.New("auth: reviewing the token: etcd is away"), "review-failed", codes.Unavailable, true},
 	} {
-		reason, st, logged := tokenUnchecked(tc.ctx, tc.err)
-		if reason != tc.reason || status.Code(st) != tc.code || logged != tc.logged {
-			t.Errorf("%v: %s, %v, logged %v; want %s, %v, logged %v", tc.err, reason, status.Code(st), logged, tc.reason, tc.code, tc.logged)
+		counter := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "refused"}, []string{"reason"})
+		logged := false
+		log := funcr.New(func(string, string) { logged = true }, funcr.Options{})
+		st := tokenUnchecked(tc.ctx, tc.err, counter, log, "a test call")
+		count := &dto.Metric{}
+		if err := counter.WithLabelValues(tc.reason).Write(count); err != nil {
+			t.Fatal(err)
+		}
+		if status.Code(st) != tc.code || logged != tc.logged || count.GetCounter().GetValue() != 1 {
+			t.Errorf("%v: %v, logged %v, counted as %s %v times; want %v, logged %v, counted once",
+				tc.err, status.Code(st), logged, tc.reason, count.GetCounter().GetValue(), tc.code, tc.logged)
 		}
 	}
 }

@@ -50,7 +50,7 @@ type backend struct {
 	// first runs).
 	endpointsWatched bool
 	// clients reach the API server for the CA, the trust bundles and the token reviews.
-	clients *Clients
+	clients Clients
 }
 
 func (*backend) Name() v1alpha1.Backend { return v1alpha1.BackendXDS }
@@ -66,12 +66,12 @@ func (b *backend) Start(ctx context.Context, env backends.Env, spec v1alpha1.SMI
 		}
 		b.endpointsWatched = true
 	}
-	if b.clients == nil {
+	if b.clients.API == nil {
 		clients, err := NewClients(env.Manager.GetConfig())
 		if err != nil {
 			return nil, err
 		}
-		b.clients = &clients
+		b.clients = clients
 	}
 	cfg := b.configFor(spec, settings)
 	srv, err := b.newServer(ctx, env, cfg)
@@ -124,7 +124,7 @@ func (b *backend) newServer(ctx context.Context, env backends.Env, cfg instanceC
 		}
 		serving = tlsConfig
 	}
-	srv, err := NewServer(ctx, *b.clients, cfg.settings, cfg.xds, ServerWiring{
+	srv, err := NewServer(ctx, b.clients, cfg.settings, cfg.xds, ServerWiring{
 		TLS: serving, HoldUntilSynced: true, Registerer: b.opts.Registerer, Log: env.Log,
 	})
 	if err != nil {

@@ -52,11 +52,14 @@ type Clients struct {
 
 // NewClients makes the two Clients from config, each with its own rate limit.
 func NewClients(config *rest.Config) (Clients, error) {
-	api, err := kubernetes.NewForConfig(rest.CopyConfig(config))
+	api, err := kubernetes.NewForConfig(config)
 	if err != nil {
 		return Clients{}, err
 	}
-	reviews, err := kubernetes.NewForConfig(rest.CopyConfig(config))
+	// A limiter of config's own would be shared by both: each gets one made from QPS and Burst.
+	own := rest.CopyConfig(config)
+	own.RateLimiter = nil
+	reviews, err := kubernetes.NewForConfig(own)
 	if err != nil {
 		return Clients{}, err
 	}
