@@ -479,36 +479,40 @@ func (s *Server) policyResources(source mesh.ObjectRef) []resourceKey {
 	return out
 }
 
-// programmedBy are the SMI objects that program one of the resources keys a stream of the
-// identity scope was sent, for which counts(object, resource) holds. The caller holds s.mu.
-func (s *Server) programmedBy(scope string, keys []resourceKey, counts func(mesh.ObjectRef, resourceKey) bool) []mesh.ObjectRef {
+// programmedBy are the SMI objects of namespace ("": of any) that program one of the resources
+// keys a stream of the identity scope was sent. The caller holds s.mu.
+func (s *Server) programmedBy(scope string, keys []resourceKey, namespace string) []mesh.ObjectRef {
 	var refs []mesh.ObjectRef
-	add := func(ref mesh.ObjectRef, key resourceKey) {
-		if counts(ref, key) && !slices.Contains(refs, ref) {
+	add := func(ref mesh.ObjectRef) {
+		if (namespace == "" || ref.Namespace == namespace) && !slices.Contains(refs, ref) {
 			refs = append(refs, ref)
 		}
 	}
-	targets := slices.SortedFunc(maps.Keys(s.access[scope]), compareRefs) // whose rules make up the identity's listeners
+	var targets []mesh.ObjectRef // whose rules make up the identity's listeners, once one is refused
 	for _, key := range keys {
 		if isIdentityListener(key) {
+			if targets == nil {
+				targets = slices.SortedFunc(maps.Keys(s.access[scope]), compareRefs)
+			}
 			for _, ref := range targets {
-				add(ref, key)
+				add(ref)
 			}
 		}
 		for source := range s.splitsByResource[key] {
 			if s.served(source) {
-				add(source, key)
+				add(source)
 			}
 		}
 	}
 	// Policies are looked through, not indexed like splits: there are few of them, and a
 	// proxy's rejections change seldom.
-	for _, sources := range s.policies {
+	for svc, sources := range s.policies {
+		if namespace != "" && svc.Namespace != namespace {
+			continue // a policy is of its Service's namespace
+		}
 		for source := range sources {
-			for _, key := range s.policyResources(source) {
-				if slices.Contains(keys, key) {
-					add(source, key)
-				}
+			if slices.ContainsFunc(s.policyResources(source), func(key resourceKey) bool { return slices.Contains(keys, key) }) {
+				add(source)
 			}
 		}
 	}
@@ -533,12 +537,17 @@ func (s *Server) rejectionsChanged(change rejectionChange) {
 	if fn == nil || len(change.keys) == 0 && len(change.reworded) == 0 {
 		return
 	}
-	// A stream without an identity has the namespace "", no object's.
-	counts := func(ref mesh.ObjectRef, key resourceKey) bool {
-		return ref.Namespace == change.identity.Namespace || !slices.Contains(change.reworded, key)
-	}
+	scope := scopeKey(change.identity)
 	s.mu.RLock()
-	refs := s.programmedBy(scopeKey(change.identity), append(change.keys, change.reworded...), counts)
+	refs := s.programmedBy(scope, change.keys, "")
+	// A stream without an identity has the namespace "", no object's: its words are nobody's.
+	if ns := change.identity.Namespace; ns != "" && len(change.reworded) > 0 {
+		for _, ref := range s.programmedBy(scope, change.reworded, ns) {
+			if !slices.Contains(refs, ref) {
+				refs = append(refs, ref)
+			}
+		}
+	}
 	s.mu.RUnlock()
 	if len(refs) > 0 {
 		s.rejectionReports.changed(refs)
