@@ -321,7 +321,7 @@ func (s *Server) SetPolicy(source mesh.ObjectRef, policy *mesh.Policy) []mesh.Di
 		// server has it now (SetService), so that a port added is served with the policy at once,
 		// and the policy set again with the Service as it now is changes nothing.
 		held := *policy
-		held.Service = mesh.Service{Namespace: policy.Service.Namespace, Name: policy.Service.Name, FQDN: policy.Service.FQDN}
+		held.Service = mesh.Service{Namespace: policy.Service.Namespace, Name: policy.Service.Name}
 		policy = &held
 	}
 	s.mu.Lock()
