@@ -101,15 +101,15 @@ func (r *Responses) CarryingKeys(keys ...*ecdsa.PrivateKey) ([]string, error) {
 	return found, nil
 }
 
-// Tokens is an xDS server Authenticator that knows a fixed set of tokens, for tests without an
-// API server.
+// Tokens is an xDS server Authenticator that knows a fixed set of tokens, each bound to no pod,
+// for tests without an API server.
 type Tokens map[string]auth.Identity
 
-func (t Tokens) Authenticate(_ context.Context, token string) (auth.Identity, error) {
+func (t Tokens) Authenticate(_ context.Context, token string) (auth.Caller, error) {
 	if id, ok := t[token]; ok {
-		return id, nil
+		return auth.Caller{Identity: id}, nil
 	}
-	return auth.Identity{}, fmt.Errorf("%w: unknown token", auth.ErrUnauthenticated)
+	return auth.Caller{}, fmt.Errorf("%w: unknown token", auth.ErrUnauthenticated)
 }
 
 // ServeLoopback serves srv (an xDS server) on a loopback port until the test ends, and returns

@@ -14,7 +14,9 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apiserver/pkg/authentication/serviceaccount"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -44,6 +46,24 @@ type Identity struct {
 }
 
 func (id Identity) String() string { return id.Namespace + "/" + id.ServiceAccount }
+
+// Caller is what a token proves: the ServiceAccount it was issued to and, for a token bound to a
+// pod (kubelet projects such tokens), that pod. Pods of one ServiceAccount share its Identity, and
+// with it everything an identity decides (its certificate, its configuration), but are each a
+// caller of their own, for what is counted per caller.
+type Caller struct {
+	Identity Identity
+	// Pod is the UID of the pod the token is bound to, which the API server checks still exists;
+	// empty for a token bound to none (a TokenRequest naming no pod, a Secret's token).
+	Pod types.UID
+}
+
+func (c Caller) String() string {
+	if c.Pod == "" {
+		return c.Identity.String()
+	}
+	return fmt.Sprintf("%s (pod %s)", c.Identity, c.Pod)
+}
 
 // Valid says whether the identity is one Kubernetes could have: a namespace name (an RFC 1123
 // label) and a ServiceAccount name (an RFC 1123 subdomain).
@@ -81,7 +101,7 @@ type Authenticator struct {
 }
 
 type cached struct {
-	id      Identity
+	caller  Caller
 	expires time.Time
 }
 
@@ -104,13 +124,14 @@ func New(client kubernetes.Interface, opts Options) (*Authenticator, error) {
 		cache: map[[sha256.Size]byte]cached{}}, nil
 }
 
-// Authenticate returns the ServiceAccount that token was issued to. The error wraps
+// Authenticate returns who token proves: the ServiceAccount it was issued to, and the pod it is
+// bound to if any. The error wraps
 // [ErrUnauthenticated] and says why when the token is refused: not valid (expired, revoked,
 // signed by someone else, its ServiceAccount deleted), bound to none of the configured audiences,
 // or not a ServiceAccount's.
-func (a *Authenticator) Authenticate(ctx context.Context, token string) (Identity, error) {
+func (a *Authenticator) Authenticate(ctx context.Context, token string) (Caller, error) {
 	if token == "" {
-		return Identity{}, fmt.Errorf("%w: empty token", ErrUnauthenticated)
+		return Caller{}, fmt.Errorf("%w: empty token", ErrUnauthenticated)
 	}
 	key := sha256.Sum256([]byte(token))
 	now := a.opts.Now()
@@ -118,24 +139,24 @@ func (a *Authenticator) Authenticate(ctx context.Context, token string) (Identit
 	c, ok := a.cache[key]
 	a.mu.Unlock()
 	if ok && now.Before(c.expires) {
-		return c.id, nil
+		return c.caller, nil
 	}
 
 	select {
 	case a.reviews <- struct{}{}:
 		defer func() { <-a.reviews }()
 	default:
-		return Identity{}, fmt.Errorf("auth: %w (%d): try again later", ErrTooManyReviews, cap(a.reviews))
+		return Caller{}, fmt.Errorf("auth: %w (%d): try again later", ErrTooManyReviews, cap(a.reviews))
 	}
 	review, err := a.client.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{
 		Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: a.opts.Audiences},
 	}, metav1.CreateOptions{})
 	if err != nil {
-		return Identity{}, fmt.Errorf("auth: reviewing the token: %w", err)
+		return Caller{}, fmt.Errorf("auth: reviewing the token: %w", err)
 	}
-	id, err := a.check(review.Status)
+	caller, err := a.check(review.Status)
 	if err != nil {
-		return Identity{}, err
+		return Caller{}, err
 	}
 
 	if a.opts.CacheTTL > 0 {
@@ -152,32 +173,37 @@ func (a *Authenticator) Authenticate(ctx context.Context, token string) (Identit
 			}
 			a.nextSweep = now.Add(a.opts.CacheTTL)
 		}
-		a.cache[key] = cached{id: id, expires: expires}
+		a.cache[key] = cached{caller: caller, expires: expires}
 		a.mu.Unlock()
 	}
-	return id, nil
+	return caller, nil
 }
 
-// check turns a TokenReview's status into an Identity, or says why it is not one.
-func (a *Authenticator) check(st authenticationv1.TokenReviewStatus) (Identity, error) {
+// check turns a TokenReview's status into a Caller, or says why it is not one.
+func (a *Authenticator) check(st authenticationv1.TokenReviewStatus) (Caller, error) {
 	if !st.Authenticated {
 		why := st.Error
 		if why == "" {
 			why = "the token is not valid"
 		}
-		return Identity{}, fmt.Errorf("%w: %s", ErrUnauthenticated, why)
+		return Caller{}, fmt.Errorf("%w: %s", ErrUnauthenticated, why)
 	}
 	// The API server returns the requested audiences the token is bound to. An authenticator
 	// that ignores audiences returns none: then the token's audience is unknown, and refused.
 	if !slices.ContainsFunc(st.Audiences, func(aud string) bool { return slices.Contains(a.opts.Audiences, aud) }) {
-		return Identity{}, fmt.Errorf("%w: the token is not bound to any of the audiences %q (bound to %q)",
+		return Caller{}, fmt.Errorf("%w: the token is not bound to any of the audiences %q (bound to %q)",
 			ErrUnauthenticated, a.opts.Audiences, st.Audiences)
 	}
 	id, err := parseServiceAccountUser(st.User.Username)
 	if err != nil {
-		return Identity{}, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
+		return Caller{}, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
 	}
-	return id, nil
+	caller := Caller{Identity: id}
+	// Set by the API server's ServiceAccount authenticator for a pod-bound token, and only one.
+	if uids := st.User.Extra[serviceaccount.PodUIDKey]; len(uids) == 1 {
+		caller.Pod = types.UID(uids[0])
+	}
+	return caller, nil
 }
 
 const serviceAccountPrefix = "system:serviceaccount:"

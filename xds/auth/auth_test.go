@@ -17,6 +17,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apiserver/pkg/authentication/serviceaccount"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
@@ -66,6 +67,13 @@ func saStatus(user string, audiences ...string) authenticationv1.TokenReviewStat
 	}
 }
 
+// podStatus is what the API server answers for a token bound to the pod of that UID.
+func podStatus(user, podUID string, audiences ...string) authenticationv1.TokenReviewStatus {
+	st := saStatus(user, audiences...)
+	st.User.Extra = map[string]authenticationv1.ExtraValue{serviceaccount.PodUIDKey: {podUID}, serviceaccount.PodNameKey: {"web-1"}}
+	return st
+}
+
 func TestNewValidates(t *testing.T) {
 	for _, auds := range [][]string{nil, {}, {""}, {audience, ""}} {
 		if _, err := New(fake.NewClientset(), Options{Audiences: auds}); err == nil || !strings.Contains(err.Error(), "audience") {
@@ -87,6 +95,7 @@ func TestAuthenticate(t *testing.T) {
 		"sa-no-name":    saStatus("system:serviceaccount:default", audience),
 		"sa-bad-ns":     saStatus("system:serviceaccount:Default:x", audience),
 		"sa-prefix":     saStatus("system:serviceaccounts:default", audience),
+		"pod-bound":     podStatus("system:serviceaccount:default:bookbuyer", "uid-1", audience),
 	}}
 	a, err := New(r.client(), Options{Audiences: []string{audience, "second"}})
 	if err != nil {
@@ -94,11 +103,12 @@ func TestAuthenticate(t *testing.T) {
 	}
 	for _, tt := range []struct {
 		token   string
-		want    Identity
+		want    Caller
 		wantErr string
 	}{
-		{token: "good", want: Identity{"default", "bookbuyer"}},
-		{token: "two-audiences", want: Identity{"ns-1", "sa.with-dots"}},
+		{token: "good", want: Caller{Identity: Identity{"default", "bookbuyer"}}},
+		{token: "two-audiences", want: Caller{Identity: Identity{"ns-1", "sa.with-dots"}}},
+		{token: "pod-bound", want: Caller{Identity: Identity{"default", "bookbuyer"}, Pod: "uid-1"}},
 		{token: "", wantErr: "empty token"},
 		{token: "garbage", wantErr: "invalid bearer token"},
 		{token: "expired", wantErr: "service account token has expired"},
@@ -125,8 +135,8 @@ func TestAuthenticate(t *testing.T) {
 			if !errors.Is(err, ErrUnauthenticated) {
 				t.Fatalf("error %v does not wrap ErrUnauthenticated", err)
 			}
-			if id != (Identity{}) {
-				t.Fatalf("an identity (%v) with the error", id)
+			if id != (Caller{}) {
+				t.Fatalf("a caller (%v) with the error", id)
 			}
 		})
 	}
@@ -136,8 +146,8 @@ func TestAuthenticate(t *testing.T) {
 			t.Errorf("review for %q asked for audiences %q", spec.Token, spec.Audiences)
 		}
 	}
-	if r.count() != 12 {
-		t.Errorf("%d reviews, want 12 (none for the empty token)", r.count())
+	if r.count() != 13 {
+		t.Errorf("%d reviews, want 13 (none for the empty token)", r.count())
 	}
 }
 
@@ -203,8 +213,8 @@ func TestReviewsInFlightAreBounded(t *testing.T) {
 	if !errors.Is(err, ErrTooManyReviews) || errors.Is(err, ErrUnauthenticated) {
 		t.Errorf("a third review while two are in flight: %v; want ErrTooManyReviews, not unauthenticated", err)
 	}
-	if id, err := a.Authenticate(ctx, "cached"); err != nil || id.ServiceAccount != "cached" {
-		t.Errorf("a cached token while reviews are full: %v, %v", id, err)
+	if c, err := a.Authenticate(ctx, "cached"); err != nil || c.Identity.ServiceAccount != "cached" {
+		t.Errorf("a cached token while reviews are full: %v, %v", c, err)
 	}
 	close(release)
 	for range 2 {
@@ -237,7 +247,7 @@ func jwt(exp time.Time) string {
 
 func TestCache(t *testing.T) {
 	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	bookbuyer := saStatus("system:serviceaccount:default:bookbuyer", audience)
+	bookbuyer := podStatus("system:serviceaccount:default:bookbuyer", "uid-1", audience) // the cache keeps the pod too
 	shortLived := jwt(t0.Add(20 * time.Second))
 	r := &reviewer{statuses: map[string]authenticationv1.TokenReviewStatus{
 		"good":     bookbuyer,
@@ -250,7 +260,7 @@ func TestCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	expect := func(step, token string, want Identity, wantErr bool, wantReviews int) {
+	expect := func(step, token string, want Caller, wantErr bool, wantReviews int) {
 		t.Helper()
 		id, err := a.Authenticate(ctx, token)
 		if (err != nil) != wantErr || id != want {
@@ -260,7 +270,7 @@ func TestCache(t *testing.T) {
 			t.Fatalf("%s: %d reviews so far, want %d", step, r.count(), wantReviews)
 		}
 	}
-	buyer, store := Identity{"default", "bookbuyer"}, Identity{"default", "bookstore"}
+	buyer, store := Caller{Identity: Identity{"default", "bookbuyer"}, Pod: "uid-1"}, Caller{Identity: Identity{"default", "bookstore"}}
 
 	expect("first", "good", buyer, false, 1)
 	expect("again", "good", buyer, false, 1)
@@ -271,7 +281,7 @@ func TestCache(t *testing.T) {
 	expect("after the TTL", "good", buyer, false, 3)
 
 	// Failures are never cached.
-	expect("garbage", "garbage", Identity{}, true, 4)
+	expect("garbage", "garbage", Caller{}, true, 4)
 	r.statuses["garbage"] = bookbuyer
 	expect("garbage, now valid", "garbage", buyer, false, 5)
 
@@ -279,8 +289,8 @@ func TestCache(t *testing.T) {
 	delete(r.statuses, "good")
 	expect("revoked, cached", "good", buyer, false, 5)
 	clock.Step(time.Minute)
-	expect("revoked, expired from the cache", "good", Identity{}, true, 6)
-	expect("revoked, again", "good", Identity{}, true, 7)
+	expect("revoked, expired from the cache", "good", Caller{}, true, 6)
+	expect("revoked, again", "good", Caller{}, true, 7)
 
 	// A token expiring before the TTL is cached until its exp only.
 	clock.SetTime(t0)

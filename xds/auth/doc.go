@@ -3,6 +3,9 @@
 // "authorization: Bearer <token>" gRPC metadata, and the server asks the API server whether the
 // token is valid with a TokenReview. The ServiceAccount it names is the proxy's identity: it
 // decides which certificate the proxy may get (package xds/ca) and which configuration it sees.
+// A token bound to a pod (kubelet's projected tokens are) also proves that pod: the [Caller]
+// carries its UID, by which the xDS server counts what it limits per workload, never what a
+// workload may see or get.
 // Without it any process reaching the xDS port could claim any identity and obtain its
 // certificate.
 //

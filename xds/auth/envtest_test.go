@@ -13,6 +13,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	clocktesting "k8s.io/utils/clock/testing"
 
@@ -102,12 +103,13 @@ func TestTokenReviewOnAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := token(t, c, ns.Name, "bookbuyer", audience)
-	id, err := a.Authenticate(ctx, good)
+	caller, err := a.Authenticate(ctx, good)
 	if err != nil {
 		t.Fatalf("a token of %s/bookbuyer for %q: %v", ns.Name, audience, err)
 	}
-	if want := (auth.Identity{Namespace: ns.Name, ServiceAccount: "bookbuyer"}); id != want {
-		t.Fatalf("identity %v, want %v", id, want)
+	// A TokenRequest that names no pod gives a token bound to none.
+	if want := (auth.Caller{Identity: auth.Identity{Namespace: ns.Name, ServiceAccount: "bookbuyer"}}); caller != want {
+		t.Fatalf("caller %+v, want %+v", caller, want)
 	}
 
 	// Every refusal is ErrUnauthenticated and says why; none is cached.
@@ -185,8 +187,55 @@ func TestTokenReviewOnAPIServer(t *testing.T) {
 
 	// A token of another namespace's ServiceAccount of the same name is that identity.
 	createServiceAccount(t, c, "default", "bookbuyer")
-	id, err = a.Authenticate(ctx, token(t, c, "default", "bookbuyer", audience))
-	if err != nil || id != (auth.Identity{Namespace: "default", ServiceAccount: "bookbuyer"}) {
-		t.Fatalf("a token of default/bookbuyer: %v, %v", id, err)
+	caller, err = a.Authenticate(ctx, token(t, c, "default", "bookbuyer", audience))
+	if err != nil || caller.Identity != (auth.Identity{Namespace: "default", ServiceAccount: "bookbuyer"}) {
+		t.Fatalf("a token of default/bookbuyer: %+v, %v", caller, err)
+	}
+}
+
+// TestPodBoundTokenNamesItsPod: a token bound to a pod, as kubelet projects them, proves that pod
+// as well as its ServiceAccount (the review's user.extra has its UID), and two pods of one
+// ServiceAccount are two callers: what is limited per caller (the xDS server's CSRs) is limited per
+// pod.
+func TestPodBoundTokenNamesItsPod(t *testing.T) {
+	c := kube(t)
+	ctx := context.Background()
+	ns, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "xds-auth-"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	createServiceAccount(t, c, ns.Name, "web")
+	a, err := auth.New(c, auth.Options{Audiences: []string{audience}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := auth.Identity{Namespace: ns.Name, ServiceAccount: "web"}
+	var pods []types.UID
+	for _, name := range []string{"web-1", "web-2"} {
+		pod, err := c.CoreV1().Pods(ns.Name).Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec:       corev1.PodSpec{ServiceAccountName: "web", Containers: []corev1.Container{{Name: "app", Image: "app"}}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, err := c.CoreV1().ServiceAccounts(ns.Name).CreateToken(ctx, "web", &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
+			Audiences:      []string{audience},
+			BoundObjectRef: &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID},
+		}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("TokenRequest bound to pod %s: %v", name, err)
+		}
+		caller, err := a.Authenticate(ctx, tr.Status.Token)
+		if err != nil {
+			t.Fatalf("the token of pod %s: %v", name, err)
+		}
+		if caller.Identity != want || caller.Pod != pod.UID || pod.UID == "" {
+			t.Errorf("the token of pod %s (UID %q) proves %+v, want %v and that pod", name, pod.UID, caller, want)
+		}
+		pods = append(pods, caller.Pod)
+	}
+	if pods[0] == pods[1] {
+		t.Errorf("two pods of one ServiceAccount are one caller: %q", pods)
 	}
 }

@@ -67,7 +67,7 @@ func (c *certificateService) CreateCertificate(ctx context.Context, req *securit
 		s.metrics.certificates.WithLabelValues("unauthenticated").Inc()
 		return nil, status.Error(codes.Unauthenticated, err.Error())
 	}
-	identity, err := authenticator.Authenticate(ctx, token)
+	caller, err := authenticator.Authenticate(ctx, token)
 	if err != nil && !errors.Is(err, auth.ErrUnauthenticated) {
 		return nil, tokenUnchecked(ctx, err, s.metrics.certificates, s.opts.Log, "a CSR")
 	}
@@ -75,12 +75,12 @@ func (c *certificateService) CreateCertificate(ctx context.Context, req *securit
 		s.metrics.certificates.WithLabelValues("unauthenticated").Inc()
 		return nil, status.Error(codes.Unauthenticated, err.Error())
 	}
-	if !s.csrLimits.allow(identity) {
+	if err := s.csrLimits.allow(caller); err != nil {
 		// Counted, not logged: a workload asking without end would fill the log too.
 		s.metrics.certificates.WithLabelValues("rate-limited").Inc()
-		return nil, status.Errorf(codes.ResourceExhausted, "ServiceAccount %s asked for more than %d certificates at once, or %v a second since: try again later",
-			identity, s.csrLimits.burst, float64(s.csrLimits.rate))
+		return nil, status.Error(codes.ResourceExhausted, err.Error()+": try again later")
 	}
+	identity := caller.Identity
 	csr, err := parseCSR(req.GetCsr())
 	if err != nil {
 		s.metrics.certificates.WithLabelValues("bad-csr").Inc()

@@ -219,8 +219,8 @@ func TestOnTrustBundleChanged(t *testing.T) {
 // busyReviews is an Authenticator whose reviews are all taken (auth.ErrTooManyReviews).
 type busyReviews struct{}
 
-func (busyReviews) Authenticate(context.Context, string) (server.Identity, error) {
-	return server.Identity{}, fmt.Errorf("auth: %w (32): try again later", auth.ErrTooManyReviews)
+func (busyReviews) Authenticate(context.Context, string) (auth.Caller, error) {
+	return auth.Caller{}, fmt.Errorf("auth: %w (32): try again later", auth.ErrTooManyReviews)
 }
 
 // TestBusyReviewsAreRetryable: while the token reviews in flight are at their bound, a CSR and a
@@ -247,29 +247,59 @@ func TestBusyReviewsAreRetryable(t *testing.T) {
 	}
 }
 
-// TestCSRsAreLimitedPerServiceAccount: a workload whose token proves its ServiceAccount may ask for
-// certificates at most CSRBurst at once, then CSRRate a second; past that it is refused
-// ResourceExhausted (which the pod agent retries later), counted as rate-limited, while another
-// ServiceAccount is still served: one workload cannot have the operator sign without end.
-func TestCSRsAreLimitedPerServiceAccount(t *testing.T) {
+// TestCSRsAreLimitedPerPodAndNamespace: a pod whose token proves it may ask for certificates at
+// most CSRBurst at once, then CSRRate a second; past that it is refused ResourceExhausted (which
+// the pod agent retries later), counted as rate-limited, while another pod of its ServiceAccount
+// is still served: one workload cannot have the operator sign without end, nor take its siblings'
+// share. Past CSRNamespaceBurst a namespace's callers are refused together, whichever pods and
+// ServiceAccounts they are, while another namespace is still served: a tenant cannot buy more by
+// making more ServiceAccounts or pods.
+func TestCSRsAreLimitedPerPodAndNamespace(t *testing.T) {
 	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessEnforcing}, CA: newAuthority(t),
-		CSRRate: 0.001, CSRBurst: 2, // one more every 1,000 s: none within the test
-		Authenticator: tokens{"token-of-a": {Namespace: "shop", ServiceAccount: "a"}, "token-of-b": {Namespace: "shop", ServiceAccount: "b"}}})
+		CSRRate: 0.001, CSRBurst: 2, CSRNamespaceRate: 0.001, CSRNamespaceBurst: 4, // none more within the test
+		Authenticator: podTokens{
+			"token-of-a-1": {Identity: auth.Identity{Namespace: "shop", ServiceAccount: "a"}, Pod: "uid-1"},
+			"token-of-a-2": {Identity: auth.Identity{Namespace: "shop", ServiceAccount: "a"}, Pod: "uid-2"},
+			"token-of-b":   {Identity: auth.Identity{Namespace: "shop", ServiceAccount: "b"}, Pod: "uid-3"},
+			"token-of-c":   {Identity: auth.Identity{Namespace: "bank", ServiceAccount: "c"}, Pod: "uid-4"},
+		}})
 	key := ecKey(t, elliptic.P256())
-	csrOf := func(sa string) []byte { return csrPEM(t, key, []string{"spiffe://cluster.local/ns/shop/sa/" + sa}) }
+	csrOf := func(ns, sa string) []byte {
+		return csrPEM(t, key, []string{"spiffe://cluster.local/ns/" + ns + "/sa/" + sa})
+	}
 	for i := range 2 {
-		if _, err := f.createCertificate(t, "token-of-a", csrOf("a")); err != nil {
-			t.Fatalf("CSR %d of shop/a, within the burst: %v", i+1, err)
+		if _, err := f.createCertificate(t, "token-of-a-1", csrOf("shop", "a")); err != nil {
+			t.Fatalf("CSR %d of shop/a's pod uid-1, within the burst: %v", i+1, err)
 		}
 	}
-	_, err := f.createCertificate(t, "token-of-a", csrOf("a"))
-	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "shop/a") {
-		t.Errorf("a third CSR of shop/a at once: %v; want ResourceExhausted naming the ServiceAccount", err)
+	_, err := f.createCertificate(t, "token-of-a-1", csrOf("shop", "a"))
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "shop/a (pod uid-1)") {
+		t.Errorf("a third CSR of shop/a's pod uid-1 at once: %v; want ResourceExhausted naming the ServiceAccount and pod", err)
 	}
-	if _, err := f.createCertificate(t, "token-of-b", csrOf("b")); err != nil {
-		t.Errorf("a CSR of shop/b while shop/a is limited: %v", err)
+	if _, err := f.createCertificate(t, "token-of-a-2", csrOf("shop", "a")); err != nil {
+		t.Errorf("a CSR of shop/a's pod uid-2 while uid-1 is limited: %v", err)
 	}
-	if got := labelled(t, f.reg, "smi_operator_xds_certificate_requests_total", "rate-limited"); got != 1 {
-		t.Errorf("certificate requests rate-limited = %v, want 1", got)
+	if _, err := f.createCertificate(t, "token-of-b", csrOf("shop", "b")); err != nil {
+		t.Errorf("a CSR of shop/b, the namespace's fourth: %v", err)
 	}
+	_, err = f.createCertificate(t, "token-of-b", csrOf("shop", "b"))
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "namespace shop") {
+		t.Errorf("the namespace's fifth CSR: %v; want ResourceExhausted naming the namespace", err)
+	}
+	if _, err := f.createCertificate(t, "token-of-c", csrOf("bank", "c")); err != nil {
+		t.Errorf("a CSR of bank/c while shop is limited: %v", err)
+	}
+	if got := labelled(t, f.reg, "smi_operator_xds_certificate_requests_total", "rate-limited"); got != 2 {
+		t.Errorf("certificate requests rate-limited = %v, want 2", got)
+	}
+}
+
+// podTokens is an xDS server Authenticator of pod-bound tokens.
+type podTokens map[string]auth.Caller
+
+func (t podTokens) Authenticate(_ context.Context, token string) (auth.Caller, error) {
+	if c, ok := t[token]; ok {
+		return c, nil
+	}
+	return auth.Caller{}, fmt.Errorf("%w: unknown token", auth.ErrUnauthenticated)
 }

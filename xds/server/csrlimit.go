@@ -1,34 +1,59 @@
 package server
 
 import (
+	"fmt"
 	"math"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/smi-operator/smi-operator/xds/auth"
 )
 
-// DefaultCSRRate and DefaultCSRBurst bound the CSRs signed per ServiceAccount
-// (Options.CSRRate, Options.CSRBurst): a burst of 200 (a rollout's pods, each asking once), then 50
-// a second, so that one workload asking without end has the operator sign at most 50 a second
-// for it.
+// DefaultCSRRate and DefaultCSRBurst bound the CSRs signed per caller (Options.CSRRate,
+// Options.CSRBurst): a pod, or a ServiceAccount for its tokens bound to no pod. A burst of 200,
+// then 50 a second, so that one workload asking without end has the operator sign at most 50 a
+// second for it.
 const (
 	DefaultCSRRate  = 50
 	DefaultCSRBurst = 200
 )
 
-// csrLimits holds a token bucket per ServiceAccount that asked recently. A bucket full again is
-// the same as none, so buckets idle for that long are dropped: the map follows the identities
-// asking, not every identity that ever asked.
+// DefaultCSRNamespaceRate and DefaultCSRNamespaceBurst bound the CSRs signed per namespace,
+// whatever its pods and ServiceAccounts (Options.CSRNamespaceRate, Options.CSRNamespaceBurst):
+// a rollout of 1,000 pods at once, then 200 a second, so that a tenant cannot have more signed
+// by making more ServiceAccounts or pods, and one looping pod leaves its namespace three quarters.
+const (
+	DefaultCSRNamespaceRate  = 200
+	DefaultCSRNamespaceBurst = 1000
+)
+
+// csrLimit is a token bucket's size: burst at once, then rate a second.
+type csrLimit struct {
+	rate  float64
+	burst int
+}
+
+// csrLimits holds the token buckets of the callers and of the namespaces that asked recently; a
+// CSR takes one token from each.
 type csrLimits struct {
+	now func() time.Time
+
+	mu         sync.Mutex
+	callers    buckets[auth.Caller]
+	namespaces buckets[string]
+}
+
+// buckets holds a token bucket per key that asked recently. A bucket full again is the same as
+// none, so buckets idle for that long are dropped: the map follows those asking, not everyone
+// that ever asked.
+type buckets[K comparable] struct {
 	rate  rate.Limit
 	burst int
 	// refill is how long an empty bucket takes to fill.
-	refill time.Duration
-	now    func() time.Time
-
-	mu        sync.Mutex
-	buckets   map[Identity]*csrBucket
+	refill    time.Duration
+	buckets   map[K]*csrBucket
 	nextSweep time.Time
 }
 
@@ -37,37 +62,66 @@ type csrBucket struct {
 	last    time.Time
 }
 
-func newCSRLimits(perSecond float64, burst int) *csrLimits {
-	if !(perSecond > 0) || math.IsInf(perSecond, 0) { // NaN too
-		perSecond = DefaultCSRRate
+// newCSRLimits bounds the CSRs of each caller and of each namespace; a zero (or invalid) rate or
+// burst is the default.
+func newCSRLimits(perCaller, perNamespace csrLimit) *csrLimits {
+	return &csrLimits{
+		now:        time.Now,
+		callers:    newBuckets[auth.Caller](perCaller, csrLimit{DefaultCSRRate, DefaultCSRBurst}),
+		namespaces: newBuckets[string](perNamespace, csrLimit{DefaultCSRNamespaceRate, DefaultCSRNamespaceBurst}),
 	}
-	if burst <= 0 {
-		burst = DefaultCSRBurst
+}
+
+func newBuckets[K comparable](limit, defaults csrLimit) buckets[K] {
+	if !(limit.rate > 0) || math.IsInf(limit.rate, 0) { // NaN too
+		limit.rate = defaults.rate
+	}
+	if limit.burst <= 0 {
+		limit.burst = defaults.burst
 	}
 	// Bounded: a rate so low that filling overflows a Duration would otherwise drop every bucket
 	// at every call, and so limit nothing.
-	refill := time.Duration(min(float64(burst)/perSecond, (24*time.Hour).Seconds()) * float64(time.Second))
-	return &csrLimits{rate: rate.Limit(perSecond), burst: burst, refill: refill, now: time.Now, buckets: map[Identity]*csrBucket{}}
+	refill := time.Duration(min(float64(limit.burst)/limit.rate, (24*time.Hour).Seconds()) * float64(time.Second))
+	return buckets[K]{rate: rate.Limit(limit.rate), burst: limit.burst, refill: refill, buckets: map[K]*csrBucket{}}
 }
 
-// allow says whether id may have a CSR signed now, and takes one from its bucket if so.
-func (l *csrLimits) allow(id Identity) bool {
+// of returns key's bucket, made now if it has none, after dropping the buckets full again.
+func (b *buckets[K]) of(now time.Time, key K) *rate.Limiter {
+	if !now.Before(b.nextSweep) {
+		for other, bucket := range b.buckets {
+			if now.Sub(bucket.last) >= b.refill {
+				delete(b.buckets, other)
+			}
+		}
+		b.nextSweep = now.Add(b.refill)
+	}
+	bucket, ok := b.buckets[key]
+	if !ok {
+		bucket = &csrBucket{limiter: rate.NewLimiter(b.rate, b.burst)}
+		b.buckets[key] = bucket
+	}
+	bucket.last = now
+	return bucket.limiter
+}
+
+func (b *buckets[K]) exceeded(who string) error {
+	return fmt.Errorf("%s asked for more than %d certificates at once, or %v a second since", who, b.burst, float64(b.rate))
+}
+
+// allow takes a token from c's bucket and from its namespace's if both have one, else says which
+// has none: a caller refused by its namespace keeps its token, and one refused by its own bucket
+// takes none from its namespace's.
+func (l *csrLimits) allow(c auth.Caller) error {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !now.Before(l.nextSweep) {
-		for other, b := range l.buckets {
-			if now.Sub(b.last) >= l.refill {
-				delete(l.buckets, other)
-			}
-		}
-		l.nextSweep = now.Add(l.refill)
+	namespace := l.namespaces.of(now, c.Identity.Namespace)
+	if namespace.TokensAt(now) < 1 {
+		return l.namespaces.exceeded("namespace " + c.Identity.Namespace)
 	}
-	b, ok := l.buckets[id]
-	if !ok {
-		b = &csrBucket{limiter: rate.NewLimiter(l.rate, l.burst)}
-		l.buckets[id] = b
+	if !l.callers.of(now, c).AllowN(now, 1) {
+		return l.callers.exceeded(c.String())
 	}
-	b.last = now
-	return b.limiter.AllowN(now, 1)
+	namespace.AllowN(now, 1)
+	return nil
 }

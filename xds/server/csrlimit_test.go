@@ -2,40 +2,89 @@ package server
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/smi-operator/smi-operator/xds/auth"
 )
 
-// TestCSRLimitsDropFullBuckets: a ServiceAccount whose bucket has had time to fill again is
-// forgotten, so the buckets follow the identities asking now.
-func TestCSRLimitsDropFullBuckets(t *testing.T) {
-	l := newCSRLimits(1, 1) // full again after a second
+func caller(ns, sa, pod string) auth.Caller {
+	return auth.Caller{Identity: Identity{Namespace: ns, ServiceAccount: sa}, Pod: types.UID(pod)}
+}
+
+// TestCSRLimitsArePerPodWithinANamespaceCap: a pod that used up its bucket leaves its siblings
+// of the same ServiceAccount theirs (tokens bound to no pod share their ServiceAccount's), and a
+// namespace, however many pods and ServiceAccounts ask, gets its own cap; a caller refused by the
+// namespace's cap keeps its own bucket, and a caller refused by its own bucket takes nothing from
+// the namespace's.
+func TestCSRLimitsArePerPodWithinANamespaceCap(t *testing.T) {
+	l := newCSRLimits(csrLimit{rate: 1e-6, burst: 2}, csrLimit{rate: 1e-6, burst: 5}) // nothing refills within the test
 	clock := time.Unix(0, 0)
 	l.now = func() time.Time { return clock }
-	a, b := Identity{Namespace: "shop", ServiceAccount: "a"}, Identity{Namespace: "shop", ServiceAccount: "b"}
-	if !l.allow(a) || l.allow(a) {
+	allow := func(c auth.Caller, want string) {
+		t.Helper()
+		err := l.allow(c)
+		switch {
+		case want == "" && err != nil:
+			t.Fatalf("%v refused: %v", c, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Fatalf("%v: %v, want refused naming %q", c, err, want)
+		}
+	}
+	web1, web2, unbound := caller("shop", "web", "uid-1"), caller("shop", "web", "uid-2"), caller("shop", "web", "")
+	allow(web1, "")
+	allow(web1, "")
+	allow(web1, "shop/web (pod uid-1)")
+	allow(web1, "shop/web (pod uid-1)") // refused twice: the namespace has given 2 of its 5
+	allow(web2, "")
+	allow(unbound, "")
+	allow(unbound, "")
+	allow(caller("shop", "db", "uid-3"), "namespace shop") // 5 of 5 given
+	allow(caller("bank", "web", "uid-4"), "")              // another namespace has its own cap
+	if b, ok := l.callers.buckets[caller("shop", "db", "uid-3")]; ok && b.limiter.TokensAt(clock) < 2 {
+		t.Errorf("a pod refused by its namespace's cap lost a token of its own: %v left", b.limiter.TokensAt(clock))
+	}
+}
+
+// TestCSRLimitsDropFullBuckets: a caller or namespace whose bucket has had time to fill again is
+// forgotten, so the buckets follow those asking now.
+func TestCSRLimitsDropFullBuckets(t *testing.T) {
+	l := newCSRLimits(csrLimit{rate: 1, burst: 1}, csrLimit{rate: 1, burst: 2}) // full again after 1 s and 2 s
+	clock := time.Unix(0, 0)
+	l.now = func() time.Time { return clock }
+	a, b := caller("shop", "a", ""), caller("bank", "b", "")
+	if l.allow(a) != nil || l.allow(a) == nil {
 		t.Fatal("a bucket of one did not allow exactly one CSR at once")
 	}
 	clock = clock.Add(2 * time.Second)
-	if !l.allow(b) {
-		t.Fatal("another identity was refused")
+	if err := l.allow(b); err != nil {
+		t.Fatalf("another caller was refused: %v", err)
 	}
-	if _, kept := l.buckets[a]; kept || len(l.buckets) != 1 {
-		t.Errorf("buckets after a's refilled: %v, want only b's", l.buckets)
+	if _, kept := l.callers.buckets[a]; kept || len(l.callers.buckets) != 1 {
+		t.Errorf("callers' buckets after a's refilled: %v, want only b's", l.callers.buckets)
+	}
+	if _, kept := l.namespaces.buckets["shop"]; kept || len(l.namespaces.buckets) != 1 {
+		t.Errorf("namespaces' buckets after shop's refilled: %v, want only bank's", l.namespaces.buckets)
 	}
 }
 
 // TestCSRLimitsOfExtremeRates: a rate too low for its refill time to fit a Duration still limits,
 // and a rate that is no number is the default.
 func TestCSRLimitsOfExtremeRates(t *testing.T) {
-	l := newCSRLimits(1e-300, 1)
-	a := Identity{Namespace: "shop", ServiceAccount: "a"}
-	if l.refill <= 0 || !l.allow(a) || l.allow(a) {
-		t.Errorf("rate 1e-300: refill %v, and not exactly one CSR allowed", l.refill)
+	l := newCSRLimits(csrLimit{rate: 1e-300, burst: 1}, csrLimit{})
+	a := caller("shop", "a", "")
+	if l.callers.refill <= 0 || l.allow(a) != nil || l.allow(a) == nil {
+		t.Errorf("rate 1e-300: refill %v, and not exactly one CSR allowed", l.callers.refill)
 	}
 	for _, r := range []float64{math.NaN(), math.Inf(1), -1} {
-		if got := newCSRLimits(r, 0); got.rate != DefaultCSRRate || got.burst != DefaultCSRBurst {
-			t.Errorf("rate %v: %v a second, burst %d; want the defaults", r, got.rate, got.burst)
+		got := newCSRLimits(csrLimit{rate: r}, csrLimit{rate: r})
+		if got.callers.rate != DefaultCSRRate || got.callers.burst != DefaultCSRBurst ||
+			got.namespaces.rate != DefaultCSRNamespaceRate || got.namespaces.burst != DefaultCSRNamespaceBurst {
+			t.Errorf("rate %v: %v a second, burst %d, per namespace %v and %d; want the defaults", r,
+				got.callers.rate, got.callers.burst, got.namespaces.rate, got.namespaces.burst)
 		}
 	}
 }

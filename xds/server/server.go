@@ -40,9 +40,11 @@
 // CSR asking for anything else, a call without a valid token, and any call in plain text. The
 // response holds the leaf and the root, never a key. The agent serves the certificate to Envoy
 // over SDS on its Unix socket and writes it to files for proxyless gRPC; an ADS request for
-// secrets is refused. Each ServiceAccount has a token bucket of CSRs (Options.CSRBurst, then
-// Options.CSRRate a second): past it a CSR is refused ResourceExhausted, so that one workload
-// cannot keep the CA signing.
+// secrets is refused. Each caller (the pod a token is bound to, or the ServiceAccount of a token
+// bound to none) has a token bucket of CSRs (Options.CSRBurst, then Options.CSRRate a second), and
+// each namespace another (Options.CSRNamespaceBurst, CSRNamespaceRate): past either a CSR is
+// refused ResourceExhausted, so that one workload cannot keep the CA signing, take its siblings'
+// share, or have more signed by making more ServiceAccounts or pods.
 //
 // # Rejections
 //
@@ -77,6 +79,7 @@ import (
 	k8stypes "k8s.io/apimachinery/pkg/types"
 
 	"github.com/smi-operator/smi-operator/translators/mesh"
+	"github.com/smi-operator/smi-operator/xds/auth"
 	"github.com/smi-operator/smi-operator/xds/scoped"
 )
 
@@ -95,10 +98,15 @@ type Options struct {
 	CA CertificateAuthority
 	// RootRefresh is how often the CA's root is checked for rotation; one minute when zero.
 	RootRefresh time.Duration
-	// CSRRate and CSRBurst limit the CSRs signed per ServiceAccount: CSRBurst at once, then CSRRate
-	// a second (DefaultCSRRate and DefaultCSRBurst when zero).
+	// CSRRate and CSRBurst limit the CSRs signed per caller, a pod or the ServiceAccount of a token
+	// bound to no pod: CSRBurst at once, then CSRRate a second (DefaultCSRRate and DefaultCSRBurst
+	// when zero).
 	CSRRate  float64
 	CSRBurst int
+	// CSRNamespaceRate and CSRNamespaceBurst limit them per namespace, whatever its callers
+	// (DefaultCSRNamespaceRate and DefaultCSRNamespaceBurst when zero).
+	CSRNamespaceRate  float64
+	CSRNamespaceBurst int
 	// TrustBundles, when set, publishes the CA's trust bundle in each namespace the server is told
 	// of (the pod agents' anchor); the caller has it publish again when the bundle changes
 	// (OnTrustBundleChanged).
@@ -125,9 +133,9 @@ type TrustBundles interface {
 	DeleteNamespace(name string)
 }
 
-// Authenticator turns a bearer token into the identity it proves.
+// Authenticator turns a bearer token into the caller it proves.
 type Authenticator interface {
-	Authenticate(ctx context.Context, token string) (Identity, error)
+	Authenticate(ctx context.Context, token string) (auth.Caller, error)
 }
 
 // Server is the ADS server and its desired state.
@@ -179,7 +187,7 @@ type Server struct {
 	// rejectionReports.
 	onRejections     atomic.Pointer[func([]mesh.ObjectRef)]
 	rejectionReports *spacedReports
-	// csrLimits bounds the CSRs signed per ServiceAccount.
+	// csrLimits bounds the CSRs signed per caller and per namespace.
 	csrLimits *csrLimits
 	// onTrustBundleChanged is told the CA's trust bundle changed (OnTrustBundleChanged).
 	onTrustBundleChanged atomic.Pointer[func()]
@@ -213,7 +221,7 @@ func New(opts Options) *Server {
 			(*fn)(refs)
 		}
 	})
-	s.csrLimits = newCSRLimits(opts.CSRRate, opts.CSRBurst)
+	s.csrLimits = newCSRLimits(csrLimit{opts.CSRRate, opts.CSRBurst}, csrLimit{opts.CSRNamespaceRate, opts.CSRNamespaceBurst})
 	s.streams = newStreams(opts.Authenticator, s.metrics, opts.Log)
 	s.streams.rejectionsChanged = s.rejectionsChanged
 	s.streams.believeClaims = opts.TLS == nil

@@ -85,7 +85,7 @@ func (s *streams) OnStreamOpen(ctx context.Context, id int64, _ string) error {
 			s.metrics.rejected.WithLabelValues("malformed-token").Inc()
 			return status.Error(codes.Unauthenticated, err.Error())
 		}
-		identity, err := s.auth.Authenticate(ctx, token)
+		caller, err := s.auth.Authenticate(ctx, token)
 		if err != nil && !errors.Is(err, auth.ErrUnauthenticated) {
 			return tokenUnchecked(ctx, err, s.metrics.rejected, s.log, "an xDS stream")
 		}
@@ -94,7 +94,7 @@ func (s *streams) OnStreamOpen(ctx context.Context, id int64, _ string) error {
 			s.log.Info("refused an xDS stream", "reason", err.Error())
 			return status.Error(codes.Unauthenticated, err.Error())
 		}
-		state.authenticated = &identity
+		state.authenticated = &caller.Identity
 	}
 	s.mu.Lock()
 	s.open[id] = state
