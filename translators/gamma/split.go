@@ -168,7 +168,7 @@ func (b *splitRoutes) standbyRefs(port int32, used int) []gatewayv1.BackendRef {
 		return nil
 	}
 	var out []gatewayv1.BackendRef
-	for _, svc := range b.s.StandbyServices(func(i int) bool { return b.weights[i] > 0 }, true, b.s.CatchAllToApex) {
+	for _, svc := range b.s.StandbyServices(func(i int) bool { return b.weights[i] > 0 }, true, b.s.CatchAllToApex()) {
 		ref := serviceRef(svc.Name, port)
 		ref.Weight = ptr.To[int32](1)
 		out = append(out, ref)
@@ -192,7 +192,7 @@ func (b *splitRoutes) checkLimits(matches int, headers []int) {
 	if b.limit != "" {
 		return
 	}
-	// With matches, a route ends with the catch-all rule (mesh sets CatchAllToApex), which counts one.
+	// With matches, a route ends with the catch-all rule, which counts one.
 	if room := maxMatchesPerRoute - 1; matches > room {
 		b.limit = fmt.Sprintf("%d route matches (one per method of each HTTPRouteGroup match); a route holds at most %d besides its catch-all rule",
 			matches, room)

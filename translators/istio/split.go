@@ -167,7 +167,7 @@ func httpRoutes(s *mesh.Split, percent []int32, unweighted bool, port uint32) []
 			Route: httpDestinations(fqdns(s.Backends), percent, port),
 		})
 	}
-	if s.CatchAllToApex {
+	if s.CatchAllToApex() {
 		out = append(out, toApex)
 	}
 	return out
@@ -186,7 +186,7 @@ func IsStandby(r *networkingapi.HTTPRoute) bool { return r.GetName() == StandbyR
 // Service whose share would round to 0% is left off). It comes first: istiod hands its proxyless
 // clients no route after a catch-all. nil when there is nothing to keep on standby.
 func standbyRoute(s *mesh.Split, percent []int32, unweighted bool, port uint32) *networkingapi.HTTPRoute {
-	standby := s.StandbyServices(func(i int) bool { return percent[i] > 0 }, true, unweighted || s.CatchAllToApex)
+	standby := s.StandbyServices(func(i int) bool { return percent[i] > 0 }, true, unweighted || s.CatchAllToApex())
 	if len(standby) == 0 {
 		return nil
 	}

@@ -88,10 +88,12 @@ type Split struct {
 	// Empty means every request and connection to the apex is split. When non-empty, only HTTP
 	// requests can match: other connections (opaque TCP ports) stay on the apex.
 	Matches []HTTPMatch
-	// CatchAllToApex is set when Matches is non-empty: requests matching none of them keep going
-	// to the apex service unchanged, which backends must program explicitly after the matches.
-	CatchAllToApex bool
 }
+
+// CatchAllToApex says whether requests matching none of the split's matches keep going to the
+// apex Service unchanged, which backends must program explicitly after the matches: whenever it
+// has matches.
+func (s *Split) CatchAllToApex() bool { return len(s.Matches) > 0 }
 
 // Backend is one weighted destination of a split.
 type Backend struct {

@@ -134,13 +134,10 @@ func (b *builder) split(ref ObjectRef, ts *splitv1alpha4.TrafficSplit, apexName 
 	for _, m := range ts.Spec.Matches {
 		s.Matches = append(s.Matches, b.httpMatches(ref, ts.Namespace, m.Name, nil)...)
 	}
-	if len(ts.Spec.Matches) > 0 {
-		s.CatchAllToApex = true
-		if len(s.Matches) == 0 {
-			// Splitting everything instead would reach far more requests than the author asked.
-			b.diags.Fail(ref, smi.ConditionProgrammed, ReasonNoValidMatches,
-				"none of the referenced HTTPRouteGroups has a usable match; nothing is split")
-		}
+	if len(ts.Spec.Matches) > 0 && len(s.Matches) == 0 {
+		// Splitting everything instead would reach far more requests than the author asked.
+		b.diags.Fail(ref, smi.ConditionProgrammed, ReasonNoValidMatches,
+			"none of the referenced HTTPRouteGroups has a usable match; nothing is split")
 	}
 	// Judged last, so that a split failing for nothing else is known to be merely unweighted.
 	refused := b.diags.Failed(ref)

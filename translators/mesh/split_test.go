@@ -51,13 +51,13 @@ func TestSplitSemantics(t *testing.T) {
 		splits: []splitv1alpha4.TrafficSplit{withMatches(canary, groupRef("ab"))},
 		groups: []specsv1alpha4.HTTPRouteGroup{abGroup},
 		want: []Split{{Source: splitRef, Apex: apex, Backends: canaryIR.Backends,
-			Matches: []HTTPMatch{firefoxIR}, CatchAllToApex: true}},
+			Matches: []HTTPMatch{firefoxIR}}},
 	}, {
 		name:   "match reference with the specs API group is accepted",
 		splits: []splitv1alpha4.TrafficSplit{withMatches(canary, corev1.TypedLocalObjectReference{APIGroup: ptr.To(smi.SpecsGroup), Kind: smi.HTTPRouteGroupKind, Name: "ab"})},
 		groups: []specsv1alpha4.HTTPRouteGroup{abGroup},
 		want: []Split{{Source: splitRef, Apex: apex, Backends: canaryIR.Backends,
-			Matches: []HTTPMatch{firefoxIR}, CatchAllToApex: true}},
+			Matches: []HTTPMatch{firefoxIR}}},
 	}, {
 		name:   "backend lacking an apex port is dropped with a warning",
 		splits: []splitv1alpha4.TrafficSplit{trafficSplit("canary", "web", 0, backend("web-v1", 90), backend("web-other-port", 10))},
@@ -196,7 +196,7 @@ func TestSplitSemantics(t *testing.T) {
 		splits: []splitv1alpha4.TrafficSplit{withMatches(canary, groupRef("gone"), groupRef("ab"))},
 		groups: []specsv1alpha4.HTTPRouteGroup{abGroup},
 		want: []Split{{Source: splitRef, Apex: apex, Backends: canaryIR.Backends,
-			Matches: []HTTPMatch{firefoxIR}, CatchAllToApex: true}},
+			Matches: []HTTPMatch{firefoxIR}}},
 		wantDiags: []Diagnostic{
 			diag(splitRef, smi.ConditionResolvedRefs, ReasonRouteNotFound, SeverityWarning),
 		},

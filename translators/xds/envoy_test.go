@@ -85,7 +85,7 @@ func TestOutboundFilterChains(t *testing.T) {
 	if len(w) != 1 || w[0].Name != "outbound|5432||db-v2.shop.svc.cluster.local" || w[0].Weight != 3 {
 		t.Errorf("split without matches: weighted clusters %v, want db-v2 only (zero weights left out)", w)
 	}
-	withMatches := &mesh.Split{Apex: svc, Backends: backends, Matches: []mesh.HTTPMatch{matchAny}, CatchAllToApex: true}
+	withMatches := &mesh.Split{Apex: svc, Backends: backends, Matches: []mesh.HTTPMatch{matchAny}}
 	if got := tcpCluster(OutboundFilterChains(svc, withMatches)).GetCluster(); got != ClusterName(svc, 5432) {
 		t.Errorf("split with matches: cluster %q, want the apex's own", got)
 	}

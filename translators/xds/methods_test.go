@@ -30,11 +30,10 @@ func TestMethodsExcludePOSTOnlyWhereGRPCCanCall(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			split := mesh.Split{
-				Source:         mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "canary"},
-				Apex:           mesh.Service{Namespace: "shop", Name: "web", FQDN: "web.shop.svc.cluster.local", Ports: tc.ports},
-				Backends:       []mesh.Backend{{Service: mesh.Service{Namespace: "shop", Name: "web-v2", FQDN: "web-v2.shop.svc.cluster.local", Ports: tc.ports}, Weight: 1}},
-				Matches:        []mesh.HTTPMatch{{Group: "routes", Name: "metrics", Methods: []string{"GET"}}},
-				CatchAllToApex: true,
+				Source:   mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "canary"},
+				Apex:     mesh.Service{Namespace: "shop", Name: "web", FQDN: "web.shop.svc.cluster.local", Ports: tc.ports},
+				Backends: []mesh.Backend{{Service: mesh.Service{Namespace: "shop", Name: "web-v2", FQDN: "web-v2.shop.svc.cluster.local", Ports: tc.ports}, Weight: 1}},
+				Matches:  []mesh.HTTPMatch{{Group: "routes", Name: "metrics", Methods: []string{"GET"}}},
 			}
 			_, _, diags := SplitRoutes(split)
 			warned := false

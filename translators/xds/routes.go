@@ -33,9 +33,9 @@ func splitRoutes(split *mesh.Split, port int32, proxyless bool) []*routev3.Route
 			Action: &routev3.Route_Route{Route: weighted},
 		})
 	}
-	// mesh sets CatchAllToApex whenever there are matches; without it the requests matching none
+	// With matches there is a catch-all; without it the requests matching none
 	// would get no route at all, which gRPC clients fail with UNAVAILABLE.
-	if split.CatchAllToApex {
+	if split.CatchAllToApex() {
 		routes = append(routes, catchAll("apex", clusterAction(ClusterName(split.Apex, port))))
 	}
 	return withStandby(routes, split, port, proxyless)
