@@ -121,14 +121,14 @@ func SetupIstio(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err != nil {
 		return err
 	}
-	forget := writer.ForgetDeleted()
-	if err := watch(namespaceCtrl, istiobackend.BaselineWatches(mgr, forget)); err != nil {
+	changes := writer.ChangesToCorrect()
+	if err := watch(namespaceCtrl, istiobackend.BaselineWatches(mgr, changes)); err != nil {
 		return err
 	}
 	for c, sources := range map[controller.Controller][]source.Source{
-		ctrls.splits:   istiobackend.SplitWatches(mgr, forget),
-		ctrls.targets:  istiobackend.TargetWatches(mgr, forget),
-		ctrls.policies: istiobackend.PolicyWatches(mgr, forget),
+		ctrls.splits:   istiobackend.SplitWatches(mgr, changes),
+		ctrls.targets:  istiobackend.TargetWatches(mgr, changes),
+		ctrls.policies: istiobackend.PolicyWatches(mgr, changes),
 	} {
 		if err := watch(c, sources); err != nil {
 			return err
@@ -158,10 +158,11 @@ func newStatuses(mgr ctrl.Manager, workers int) (*status.WriteQueue, error) {
 }
 
 // generatedWriter writes the generated objects (Istio's, the Gateway API routes); its writes hold
-// the statuses back and share their memory of recent writes.
+// the statuses back and share their memory of recent writes, and the watches of what it wrote
+// skip its own writes (ChangesToCorrect).
 func generatedWriter(mgr ctrl.Manager, statuses *status.WriteQueue) owned.Writer {
 	return owned.Writer{Client: mgr.GetClient(), Reader: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
-		Unobserved: statuses.Writer.Unobserved, Busy: statuses.Programming}
+		Unobserved: statuses.Writer.Unobserved, LastWritten: &owned.LastWritten{}, Busy: statuses.Programming}
 }
 
 // EventReporter is the component the operator's Events are reported as.

@@ -67,7 +67,7 @@ type KindsSetup struct {
 
 // Ensure checks that the cluster serves the kinds of lists (install says what makes them served)
 // and adds, unless it did before, owned.GeneratedByIndex of them and the indexes of more (when
-// set), then backend's watches (each event filtered by env.Programming and writer.ForgetDeleted).
+// set), then backend's watches (each event filtered by env.Programming and writer.ChangesToCorrect).
 func (k *KindsSetup) Ensure(ctx context.Context, env Env, backend v1alpha1.Backend, install string, lists []client.ObjectList,
 	more func(context.Context, client.FieldIndexer) error, writer owned.Writer, watches WatchesFunc) error {
 	if k.watched[backend] {
@@ -97,7 +97,7 @@ func (k *KindsSetup) Ensure(ctx context.Context, env Env, backend v1alpha1.Backe
 	}
 	programming := predicate.NewPredicateFuncs(func(client.Object) bool { return env.Programming() })
 	n := 0
-	for _, watch := range watches(env.Manager, env.Controllers, writer.ForgetDeleted(), programming) {
+	for _, watch := range watches(env.Manager, env.Controllers, writer.ChangesToCorrect(), programming) {
 		for _, src := range watch.Sources {
 			n++
 			if n <= k.added[backend] {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	networkingapi "istio.io/api/networking/v1"
@@ -12,9 +13,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	crcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
 	"github.com/smi-operator/smi-operator/apis/smi/hub"
@@ -274,5 +279,97 @@ func TestSyncDoesNotRepeatACreateTheCacheHasNotSeen(t *testing.T) {
 	before := c.writes.Total()
 	if res := c.sync(t, w, httpRoutes); res.Writes != 0 || c.writes.Total() != before {
 		t.Errorf("the second Sync wrote %d objects in %d requests, want none", res.Writes, c.writes.Total()-before)
+	}
+}
+
+// TestChangesToCorrectSkipsOwnWrites: in a real informer on the API server, the update events
+// of the writer's own writes, and of changes to what Sync does not compare, are dropped (each
+// would reconcile the source once more, to find nothing to do); someone else's change of what Sync
+// wrote passes, and so does every update after the object was deleted and forgotten.
+func TestChangesToCorrectSkipsOwnWrites(t *testing.T) {
+	c := newCluster(t)
+	env := controlPlane.Get(t)
+	informers, err := crcache.New(env.Config, crcache.Options{Scheme: c.scheme, DefaultNamespaces: map[string]crcache.Config{c.namespace: {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	informer, err := informers.GetInformer(ctx, &networkingv1.VirtualService{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := c.writer(c.client) // reads the API server itself: Sync never sees a stale object
+	w.LastWritten = &LastWritten{}
+	changes := w.ChangesToCorrect()
+	type verdict struct {
+		update, passed bool
+	}
+	events := make(chan verdict, 10)
+	if _, err := informer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		UpdateFunc: func(old, new any) {
+			events <- verdict{update: true, passed: changes.Update(event.UpdateEvent{ObjectOld: old.(client.Object), ObjectNew: new.(client.Object)})}
+		},
+		DeleteFunc: func(obj any) {
+			o, ok := obj.(client.Object)
+			events <- verdict{passed: ok && changes.Delete(event.DeleteEvent{Object: o})}
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = informers.Start(ctx) }()
+	if !informers.WaitForCacheSync(ctx) {
+		t.Fatal("the informer did not sync")
+	}
+	next := func(step string, want verdict) {
+		t.Helper()
+		select {
+		case got := <-events:
+			if got != want {
+				t.Errorf("%s: event %+v, want %+v", step, got, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: no event", step)
+		}
+	}
+	edit := func(patch string) {
+		t.Helper()
+		vs := &networkingv1.VirtualService{ObjectMeta: metav1.ObjectMeta{Namespace: c.namespace, Name: "web"}}
+		if err := c.client.Patch(ctx, vs, client.RawPatch(types.MergePatchType, []byte(patch)), client.FieldOwner("someone-else")); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	c.sync(t, w, httpRoutes) // a Create: no update event
+	// Then an apply that must hand the Create's fields over (handOverCreatedFields): the first apply
+	// leaves the HTTP routes, and so does the patch of the managed fields; they pass, the object not
+	// being as wanted. The second apply is the writer's own.
+	c.sync(t, w, tcpRoutes)
+	next("the apply that left the created fields", verdict{update: true, passed: true})
+	next("the hand-over of the created fields", verdict{update: true, passed: true})
+	next("the writer's own apply", verdict{update: true, passed: false})
+	c.sync(t, w, httpRoutes)
+	next("the writer's own apply", verdict{update: true, passed: false})
+	edit(`{"metadata":{"annotations":{"note":"by hand"}}}`)
+	next("someone's annotation", verdict{update: true, passed: false})
+	edit(`{"spec":{"hosts":["web","other"]}}`)
+	next("someone's change of the spec", verdict{update: true, passed: true})
+	if res := c.sync(t, w, httpRoutes); res.Writes != 1 {
+		t.Fatalf("Sync correcting the spec wrote %d objects, want 1", res.Writes)
+	}
+	next("the writer's correction", verdict{update: true, passed: false})
+	edit(`{"metadata":{"labels":{"` + smi.LabelSourceName + `":"other"}}}`)
+	next("someone's change of a label the writer set", verdict{update: true, passed: true})
+	c.sync(t, w, httpRoutes)
+	next("the writer's correction", verdict{update: true, passed: false})
+	c.delete(t)
+	next("the deletion", verdict{passed: true})
+	if changes.Update(event.UpdateEvent{ObjectOld: c.wanted(httpRoutes), ObjectNew: c.wanted(httpRoutes)}) != true {
+		t.Error("after the deletion, an update showing what the writer last wrote was dropped: the writer forgot nothing")
+	}
+	select {
+	case e := <-events:
+		t.Errorf("an event nothing made: %+v", e)
+	default:
 	}
 }

@@ -8,12 +8,15 @@ package owned
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
+	"sync"
 
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -71,6 +74,9 @@ type Writer struct {
 	// Unobserved, when set, keeps a reconcile that runs before the cache saw its previous write from
 	// sending it again.
 	Unobserved *unobserved.Writes
+	// LastWritten, when set, lets ChangesToCorrect drop the watch events that leave an object as
+	// Sync last left it.
+	LastWritten *LastWritten
 	// Busy, when set, marks each write and delete in flight until the func it returns is called
 	// (status.WriteQueue.Programming: statuses wait while the mesh is being written).
 	Busy func() (done func())
@@ -102,6 +108,10 @@ func (w Writer) Sync(ctx context.Context, source client.Object, wanted []client.
 		}
 		keep[gvk] = append(keep[gvk], obj.GetName())
 		obj.SetOwnerReferences([]metav1.OwnerReference{ownerRef})
+		want, err := summarize(obj)
+		if err != nil {
+			return res, err
+		}
 
 		cached, err := w.get(ctx, w.Reader, gvk, client.ObjectKeyFromObject(obj))
 		if err != nil {
@@ -112,15 +122,20 @@ func (w Writer) Sync(ctx context.Context, source client.Object, wanted []client.
 				res.Conflicts = append(res.Conflicts, *conflict)
 				continue
 			}
-			same, err := upToDate(cached, obj)
+			same, err := want.matches(cached)
 			if err != nil {
 				return res, err
 			}
 			if same {
 				w.forget(gvk, obj)
+				w.LastWritten.record(unobservedKey(gvk, obj), want)
 				continue
 			}
 		}
+		// Recorded before the write is sent, as its watch event may come before its answer; the
+		// object showing want before then is someone else writing what the source wants anyway.
+		// write forgets it if nothing was written.
+		w.LastWritten.record(unobservedKey(gvk, obj), want)
 		sent, conflict, err := w.write(ctx, source, gvk, obj, cached)
 		if err != nil {
 			return res, err
@@ -301,25 +316,34 @@ func (w Writer) handOverCreatedFields(ctx context.Context, wanted client.Object,
 	return err
 }
 
+// ChangesToCorrect is a predicate for the watches of generated objects. It drops the updates
+// that leave an object as Sync last left it (LastWritten): the event of that very write, which
+// would otherwise reconcile its source once more for nothing, and changes to what Sync does not
+// compare (status, annotations, other managers' fields). It passes every other event and, for a
+// deletion, drops what this writer knows of the object: Unobserved holds a write back while the
+// cache shows the object as it was when the write was sent, and a create sent when the cache
+// showed none, followed by a deletion before any reconcile saw the created object, would leave
+// the cache showing none again, and the object would never be written back.
+func (w Writer) ChangesToCorrect() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			gvk, err := apiutil.GVKForObject(e.ObjectNew, w.Scheme)
+			return err != nil || !w.LastWritten.leftAsRecorded(unobservedKey(gvk, e.ObjectNew), e.ObjectNew)
+		},
+		DeleteFunc: func(e event.DeleteEvent) bool {
+			if gvk, err := apiutil.GVKForObject(e.Object, w.Scheme); err == nil {
+				w.forget(gvk, e.Object)
+			}
+			return true
+		},
+	}
+}
+
 // NotCreated drops the Create events of generated objects: the operator created them itself (one
 // event per object it writes, each of which would reconcile its source once more for nothing),
 // or finds them when it starts, when it reconciles every SMI object anyway. Their updates and
 // deletions, by hand, are what it must see and correct.
 var NotCreated = predicate.Funcs{CreateFunc: func(event.CreateEvent) bool { return false }}
-
-// ForgetDeleted is a predicate for the watches of generated objects that passes every event and,
-// for a deletion, drops what Unobserved knows of the object. Unobserved holds a write back while the
-// cache shows the object as it was when the write was sent; a create sent when the cache showed
-// none, followed by a deletion before any reconcile saw the created object, would leave the cache
-// showing none again, and the object would never be written back.
-func (w Writer) ForgetDeleted() predicate.Predicate {
-	return predicate.Funcs{DeleteFunc: func(e event.DeleteEvent) bool {
-		if gvk, err := apiutil.GVKForObject(e.Object, w.Scheme); err == nil {
-			w.forget(gvk, e.Object)
-		}
-		return true
-	}}
-}
 
 // OnlyDeleted keeps the Delete events only.
 var OnlyDeleted = predicate.Funcs{
@@ -470,37 +494,109 @@ func unobservedKey(gvk schema.GroupVersionKind, obj client.Object) unobserved.Ke
 	return unobserved.Key{Kind: gvk.String(), Namespace: obj.GetNamespace(), Name: obj.GetName()}
 }
 
-// forget drops the memory of a write to obj: the cache shows it as written, or it was deleted.
+// forget drops the memory of a write to obj: the cache shows it as written, it was deleted, or
+// the write failed.
 func (w Writer) forget(gvk schema.GroupVersionKind, obj client.Object) {
+	key := unobservedKey(gvk, obj)
 	if w.Unobserved != nil {
-		w.Unobserved.Forget(unobservedKey(gvk, obj))
+		w.Unobserved.Forget(key)
 	}
+	w.LastWritten.drop(key)
 }
 
 // upToDate reports whether current already has everything wanted sets: its spec, its labels and
 // its controller reference. Fields the API server or other managers add do not count.
 func upToDate(current, wanted client.Object) (bool, error) {
-	if !isSubset(wanted.GetLabels(), current.GetLabels()) || !metav1.IsControlledBy(current, ownerOf(wanted)) {
-		return false, nil
-	}
-	c, err := objectjson.Unstructured(current)
+	want, err := summarize(wanted)
 	if err != nil {
 		return false, err
 	}
-	wu, err := objectjson.Unstructured(wanted)
-	if err != nil {
-		return false, err
-	}
-	return equality.Semantic.DeepEqual(c.Object["spec"], wu.Object["spec"]), nil
+	return want.matches(current)
 }
 
-// ownerOf returns a stand-in object carrying the UID of wanted's controller reference.
-func ownerOf(wanted client.Object) metav1.Object {
-	owner := &metav1.ObjectMeta{}
-	if ref := metav1.GetControllerOf(wanted); ref != nil {
-		owner.UID = ref.UID
+// summary is what upToDate compares of a wanted object: its spec (hashed), its labels and its
+// controller.
+type summary struct {
+	spec   [sha256.Size]byte
+	labels map[string]string
+	owner  types.UID
+}
+
+func summarize(wanted client.Object) (summary, error) {
+	spec, err := specHash(wanted)
+	if err != nil {
+		return summary{}, err
 	}
-	return owner
+	s := summary{spec: spec, labels: maps.Clone(wanted.GetLabels())}
+	if ref := metav1.GetControllerOf(wanted); ref != nil {
+		s.owner = ref.UID
+	}
+	return s, nil
+}
+
+// matches says whether current has everything s was summarised from sets.
+func (s summary) matches(current client.Object) (bool, error) {
+	if !isSubset(s.labels, current.GetLabels()) || !metav1.IsControlledBy(current, &metav1.ObjectMeta{UID: s.owner}) {
+		return false, nil
+	}
+	spec, err := specHash(current)
+	return spec == s.spec, err
+}
+
+// specHash hashes obj's spec as JSON, whose object keys encoding/json sorts: equal specs, typed
+// or not, hash alike.
+func specHash(obj client.Object) ([sha256.Size]byte, error) {
+	u, err := objectjson.Unstructured(obj)
+	if err != nil {
+		return [sha256.Size]byte{}, err
+	}
+	data, err := json.Marshal(u.Object["spec"])
+	return sha256.Sum256(data), err
+}
+
+// LastWritten remembers, for each generated object, the summary of what Sync last wrote there or
+// found there as wanted. Safe for concurrent use; the zero value is ready, and a nil one remembers
+// nothing.
+type LastWritten struct {
+	mu      sync.Mutex
+	objects map[unobserved.Key]summary
+}
+
+func (l *LastWritten) record(key unobserved.Key, s summary) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.objects == nil {
+		l.objects = map[unobserved.Key]summary{}
+	}
+	l.objects[key] = s
+}
+
+func (l *LastWritten) drop(key unobserved.Key) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.objects, key)
+}
+
+// leftAsRecorded says whether obj is still as Sync last left it, so that reconciling its source
+// again would find nothing to do.
+func (l *LastWritten) leftAsRecorded(key unobserved.Key, obj client.Object) bool {
+	if l == nil {
+		return false
+	}
+	l.mu.Lock()
+	s, ok := l.objects[key]
+	l.mu.Unlock()
+	if !ok {
+		return false
+	}
+	same, err := s.matches(obj)
+	return err == nil && same
 }
 
 func isSubset(want, have map[string]string) bool {
