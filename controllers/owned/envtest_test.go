@@ -362,6 +362,18 @@ func TestChangesToCorrectSkipsOwnWrites(t *testing.T) {
 	next("someone's change of a label the writer set", verdict{update: true, passed: true})
 	c.sync(t, w, httpRoutes)
 	next("the writer's correction", verdict{update: true, passed: false})
+	// Someone else takes it over: a conflict, which ends when it is given back as it was.
+	owner := func(apiVersion, kind, name, uid string) string {
+		return `{"metadata":{"ownerReferences":[{"apiVersion":"` + apiVersion + `","kind":"` + kind + `","name":"` + name +
+			`","uid":"` + uid + `","controller":true,"blockOwnerDeletion":true}]}}`
+	}
+	edit(owner("v1", "ConfigMap", "theirs", "their-uid"))
+	next("someone's taking it over", verdict{update: true, passed: true})
+	if res := c.sync(t, w, httpRoutes); len(res.Conflicts) != 1 || res.Writes != 0 {
+		t.Fatalf("Sync of an object someone else controls: %+v, want a conflict and no write", res)
+	}
+	edit(owner(smi.SplitHub.String(), smi.TrafficSplitKind, "web", "split-uid"))
+	next("its giving back, as the writer last wrote it", verdict{update: true, passed: true})
 	c.delete(t)
 	next("the deletion", verdict{passed: true})
 	if changes.Update(event.UpdateEvent{ObjectOld: c.wanted(httpRoutes), ObjectNew: c.wanted(httpRoutes)}) != true {

@@ -120,6 +120,8 @@ func (w Writer) Sync(ctx context.Context, source client.Object, wanted []client.
 		if cached != nil {
 			if conflict := conflictOf(gvk, cached, source); conflict != nil {
 				res.Conflicts = append(res.Conflicts, *conflict)
+				// Given back as last written, it must reconcile the source, to end the conflict.
+				w.LastWritten.drop(unobservedKey(gvk, obj))
 				continue
 			}
 			same, err := want.matches(cached)
@@ -316,27 +318,36 @@ func (w Writer) handOverCreatedFields(ctx context.Context, wanted client.Object,
 	return err
 }
 
-// ChangesToCorrect is a predicate for the watches of generated objects. It drops the updates
-// that leave an object as Sync last left it (LastWritten): the event of that very write, which
-// would otherwise reconcile its source once more for nothing, and changes to what Sync does not
-// compare (status, annotations, other managers' fields). It passes every other event and, for a
-// deletion, drops what this writer knows of the object: Unobserved holds a write back while the
-// cache shows the object as it was when the write was sent, and a create sent when the cache
-// showed none, followed by a deletion before any reconcile saw the created object, would leave
-// the cache showing none again, and the object would never be written back.
+// ChangesToCorrect is a predicate for the watches of generated objects whose status the
+// operator does not read. It drops the updates that leave an object as Sync last left it
+// (LastWritten): the event of that very write, which would otherwise reconcile its source once
+// more for nothing, and changes to what Sync does not compare (status, annotations, other
+// managers' fields). It passes every other event, and forgets deleted objects (ForgetDeleted).
 func (w Writer) ChangesToCorrect() predicate.Predicate {
 	return predicate.Funcs{
 		UpdateFunc: func(e event.UpdateEvent) bool {
 			gvk, err := apiutil.GVKForObject(e.ObjectNew, w.Scheme)
 			return err != nil || !w.LastWritten.leftAsRecorded(unobservedKey(gvk, e.ObjectNew), e.ObjectNew)
 		},
-		DeleteFunc: func(e event.DeleteEvent) bool {
-			if gvk, err := apiutil.GVKForObject(e.Object, w.Scheme); err == nil {
-				w.forget(gvk, e.Object)
-			}
-			return true
-		},
+		DeleteFunc: w.forgetDeleted,
 	}
+}
+
+// ForgetDeleted is a predicate for the watches of generated objects that passes every event and,
+// for a deletion, drops what this writer knows of the object. Unobserved holds a write back while
+// the cache shows the object as it was when the write was sent; a create sent when the cache
+// showed none, followed by a deletion before any reconcile saw the created object, would leave the
+// cache showing none again, and the object would never be written back. It is the predicate of
+// objects whose status the operator reads, every update of which must reach their source.
+func (w Writer) ForgetDeleted() predicate.Predicate {
+	return predicate.Funcs{DeleteFunc: w.forgetDeleted}
+}
+
+func (w Writer) forgetDeleted(e event.DeleteEvent) bool {
+	if gvk, err := apiutil.GVKForObject(e.Object, w.Scheme); err == nil {
+		w.forget(gvk, e.Object)
+	}
+	return true
 }
 
 // NotCreated drops the Create events of generated objects: the operator created them itself (one
@@ -543,8 +554,9 @@ func (s summary) matches(current client.Object) (bool, error) {
 	return spec == s.spec, err
 }
 
-// specHash hashes obj's spec as JSON, whose object keys encoding/json sorts: equal specs, typed
-// or not, hash alike.
+// specHash hashes obj's spec as JSON, whose object keys encoding/json sorts: specs equal as JSON,
+// typed or not, hash alike (an empty list and a missing one do not; the API server drops neither
+// from what it stores).
 func specHash(obj client.Object) ([sha256.Size]byte, error) {
 	u, err := objectjson.Unstructured(obj)
 	if err != nil {

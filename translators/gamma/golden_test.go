@@ -4,6 +4,7 @@ import (
 	"slices"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -80,7 +81,9 @@ func checkRoutes(t *testing.T, id string, s mesh.Split, obj client.Object) {
 		parents = r.Spec.ParentRefs
 		for _, rule := range r.Spec.Rules {
 			refs := refsOf(rule.BackendRefs, func(b gatewayv1.HTTPBackendRef) gatewayv1.BackendRef { return b.BackendRef })
-			rules, matched = append(rules, refs), append(matched, len(rule.Matches) > 0)
+			// Every request: what the CRD defaults a rule without matches to, written out.
+			everyRequest := slices.EqualFunc(rule.Matches, matchAnyRequest(), func(a, b gatewayv1.HTTPRouteMatch) bool { return equality.Semantic.DeepEqual(a, b) })
+			rules, matched = append(rules, refs), append(matched, !everyRequest)
 			standbyRule = append(standbyRule, len(rule.Matches) == 1 && rule.Matches[0].Path != nil && ptrValue(rule.Matches[0].Path.Value) == mesh.StandbyPath)
 		}
 	case *gatewayv1.GRPCRoute:

@@ -231,7 +231,7 @@ func (b *splitRoutes) httpRoute(port int32) {
 	r.Spec.CommonRouteSpec = b.parentRefs(port)
 	var matches []gatewayv1.HTTPRouteMatch
 	if len(b.s.Matches) == 0 {
-		r.Spec.Rules = []gatewayv1.HTTPRouteRule{{BackendRefs: weighted}}
+		r.Spec.Rules = []gatewayv1.HTTPRouteRule{{Matches: matchAnyRequest(), BackendRefs: weighted}}
 	} else {
 		var headers []int
 		for i, m := range b.s.Matches {
@@ -242,6 +242,9 @@ func (b *splitRoutes) httpRoute(port int32) {
 		}
 		r.Spec.Rules = matchRules(b, port, matches, headers, weighted, httpBackendRefs,
 			func(m []gatewayv1.HTTPRouteMatch, be []gatewayv1.HTTPBackendRef) gatewayv1.HTTPRouteRule {
+				if m == nil { // the catch-all
+					m = matchAnyRequest()
+				}
 				return gatewayv1.HTTPRouteRule{Matches: m, BackendRefs: be}
 			})
 	}
@@ -362,14 +365,23 @@ func grpcBackendRefs(refs []gatewayv1.BackendRef) []gatewayv1.GRPCBackendRef {
 // ("/api" matches "/api/x" but not "/apix"), SMI's a string prefix.
 func httpPath(p mesh.PathMatch) (_ *gatewayv1.HTTPPathMatch, regex bool) {
 	switch {
-	case p.Kind == mesh.PathAny:
-		return nil, false
-	case p.Kind == mesh.PathPrefix && p.Literal == "/":
-		return &gatewayv1.HTTPPathMatch{Type: ptr.To(gatewayv1.PathMatchPathPrefix), Value: ptr.To("/")}, false
+	case p.Kind == mesh.PathAny || p.Kind == mesh.PathPrefix && p.Literal == "/":
+		return anyPath(), false
 	case p.Kind == mesh.PathExact && exactPathValid(p.Literal):
 		return &gatewayv1.HTTPPathMatch{Type: ptr.To(gatewayv1.PathMatchExact), Value: ptr.To(p.Literal)}, false
 	}
 	return &gatewayv1.HTTPPathMatch{Type: ptr.To(gatewayv1.PathMatchRegularExpression), Value: ptr.To(p.FullRegex)}, true
+}
+
+// anyPath and matchAnyRequest are what the HTTPRoute CRD defaults a match's path and a rule's
+// matches to, written out: the route the operator applies is then the one the API server stores,
+// which it compares to see whether the route is as wanted (controllers/owned).
+func anyPath() *gatewayv1.HTTPPathMatch {
+	return &gatewayv1.HTTPPathMatch{Type: ptr.To(gatewayv1.PathMatchPathPrefix), Value: ptr.To("/")}
+}
+
+func matchAnyRequest() []gatewayv1.HTTPRouteMatch {
+	return []gatewayv1.HTTPRouteMatch{{Path: anyPath()}}
 }
 
 // pathChars is what the HTTPRoute CRD allows in an Exact or PathPrefix value.

@@ -47,10 +47,12 @@ const installIstioAccess = "install Istio's CRDs, or set spec.gamma.accessPolicy
 // linkerd Linkerd's policy resources.
 func Backend(writer owned.Writer, access *istiobackend.Access) backends.Backend {
 	return &backend{
-		Written:   backends.Written{Backend: Name, Install: install, Writer: writer, Lists: routeLists(), Watches: watchesOf(routeLists())},
-		tcpRoutes: backends.Written{Backend: Name, Install: installTCPRoute, Writer: writer, Lists: tcpRouteLists(), Watches: watchesOf(tcpRouteLists())},
-		access:    access,
-		linkerd:   newLinkerdAccess(writer),
+		Written: backends.Written{Backend: Name, Install: install, Writer: writer, Lists: routeLists(), Watches: watchesOf(routeLists()),
+			ReadsStatus: true},
+		tcpRoutes: backends.Written{Backend: Name, Install: installTCPRoute, Writer: writer, Lists: tcpRouteLists(), Watches: watchesOf(tcpRouteLists()),
+			ReadsStatus: true},
+		access:  access,
+		linkerd: newLinkerdAccess(writer),
 	}
 }
 
@@ -182,10 +184,10 @@ func watchesOf(lists []client.ObjectList) backends.WatchesFunc {
 // by someone else, or when a route someone else owns, named like one of the split's, goes away
 // (it blocked the split), of the route kinds of lists. predicates filter every event.
 //
-// Every update of a route passes, status-only ones included: a mesh writing its verdict in the
-// route's status.parents must reconcile the split, whose status reports it (Splits.Program). No
-// loop follows: the operator never writes a route's status, and an update of its own spec write
-// finds the route as wanted and writes nothing.
+// Every update of a route passes (Written.ReadsStatus), status-only ones included: a mesh writing
+// its verdict in the route's status.parents must reconcile the split, whose status reports it
+// (Splits.Program). No loop follows: the operator never writes a route's status, and an update of
+// its own spec write finds the route as wanted and writes nothing.
 func splitWatches(mgr manager.Manager, lists []client.ObjectList, predicates ...predicate.Predicate) []source.Source {
 	owner := handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &hub.TrafficSplit{}, handler.OnlyControllerOwner())
 	// A route is named <split>-<port> (translators/gamma): a route someone else holds under that
