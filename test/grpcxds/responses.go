@@ -105,9 +105,21 @@ func (r *Responses) CarryingKeys(keys ...*ecdsa.PrivateKey) ([]string, error) {
 // for tests without an API server.
 type Tokens map[string]auth.Identity
 
-func (t Tokens) Authenticate(_ context.Context, token string) (auth.Caller, error) {
-	if id, ok := t[token]; ok {
-		return auth.Caller{Identity: id}, nil
+func (t Tokens) Authenticate(ctx context.Context, token string) (auth.Caller, error) {
+	id, ok := t[token]
+	if !ok {
+		return Callers(nil).Authenticate(ctx, token)
+	}
+	return auth.Caller{Identity: id}, nil
+}
+
+// Callers is an xDS server Authenticator that knows a fixed set of tokens and whom they prove (a
+// pod-bound token's pod too), for tests without an API server.
+type Callers map[string]auth.Caller
+
+func (c Callers) Authenticate(_ context.Context, token string) (auth.Caller, error) {
+	if caller, ok := c[token]; ok {
+		return caller, nil
 	}
 	return auth.Caller{}, fmt.Errorf("%w: unknown token", auth.ErrUnauthenticated)
 }

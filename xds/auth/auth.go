@@ -53,16 +53,17 @@ func (id Identity) String() string { return id.Namespace + "/" + id.ServiceAccou
 // caller of their own, for what is counted per caller.
 type Caller struct {
 	Identity Identity
-	// Pod is the UID of the pod the token is bound to, which the API server checks still exists;
-	// empty for a token bound to none (a TokenRequest naming no pod, a Secret's token).
+	// Pod is the UID of the pod the token is bound to, which existed when the API server reviewed
+	// the token (a review is reused for Options.CacheTTL); empty for a token bound to none (a
+	// TokenRequest naming no pod, a Secret's token).
 	Pod types.UID
 }
 
 func (c Caller) String() string {
 	if c.Pod == "" {
-		return c.Identity.String()
+		return "ServiceAccount " + c.Identity.String()
 	}
-	return fmt.Sprintf("%s (pod %s)", c.Identity, c.Pod)
+	return fmt.Sprintf("ServiceAccount %s (pod %s)", c.Identity, c.Pod)
 }
 
 // Valid says whether the identity is one Kubernetes could have: a namespace name (an RFC 1123

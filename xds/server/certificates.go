@@ -75,10 +75,10 @@ func (c *certificateService) CreateCertificate(ctx context.Context, req *securit
 		s.metrics.certificates.WithLabelValues("unauthenticated").Inc()
 		return nil, status.Error(codes.Unauthenticated, err.Error())
 	}
-	if err := s.csrLimits.allow(caller); err != nil {
+	if limited := s.csrLimits.allow(caller); limited != nil {
 		// Counted, not logged: a workload asking without end would fill the log too.
-		s.metrics.certificates.WithLabelValues("rate-limited").Inc()
-		return nil, status.Error(codes.ResourceExhausted, err.Error()+": try again later")
+		s.metrics.certificates.WithLabelValues(limited.reason).Inc()
+		return nil, status.Error(codes.ResourceExhausted, limited.Error()+": try again later")
 	}
 	identity := caller.Identity
 	csr, err := parseCSR(req.GetCsr())

@@ -22,6 +22,7 @@ import (
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/smi-operator/smi-operator/test/grpcxds"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 	"github.com/smi-operator/smi-operator/xds/auth"
 	"github.com/smi-operator/smi-operator/xds/ca"
@@ -257,7 +258,7 @@ func TestBusyReviewsAreRetryable(t *testing.T) {
 func TestCSRsAreLimitedPerPodAndNamespace(t *testing.T) {
 	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessEnforcing}, CA: newAuthority(t),
 		CSRRate: 0.001, CSRBurst: 2, CSRNamespaceRate: 0.001, CSRNamespaceBurst: 4, // none more within the test
-		Authenticator: podTokens{
+		Authenticator: grpcxds.Callers{
 			"token-of-a-1": {Identity: auth.Identity{Namespace: "shop", ServiceAccount: "a"}, Pod: "uid-1"},
 			"token-of-a-2": {Identity: auth.Identity{Namespace: "shop", ServiceAccount: "a"}, Pod: "uid-2"},
 			"token-of-b":   {Identity: auth.Identity{Namespace: "shop", ServiceAccount: "b"}, Pod: "uid-3"},
@@ -289,17 +290,9 @@ func TestCSRsAreLimitedPerPodAndNamespace(t *testing.T) {
 	if _, err := f.createCertificate(t, "token-of-c", csrOf("bank", "c")); err != nil {
 		t.Errorf("a CSR of bank/c while shop is limited: %v", err)
 	}
-	if got := labelled(t, f.reg, "smi_operator_xds_certificate_requests_total", "rate-limited"); got != 2 {
-		t.Errorf("certificate requests rate-limited = %v, want 2", got)
+	for reason, want := range map[string]float64{"rate-limited": 1, "namespace-rate-limited": 1} {
+		if got := labelled(t, f.reg, "smi_operator_xds_certificate_requests_total", reason); got != want {
+			t.Errorf("certificate requests %s = %v, want %v", reason, got, want)
+		}
 	}
-}
-
-// podTokens is an xDS server Authenticator of pod-bound tokens.
-type podTokens map[string]auth.Caller
-
-func (t podTokens) Authenticate(_ context.Context, token string) (auth.Caller, error) {
-	if c, ok := t[token]; ok {
-		return c, nil
-	}
-	return auth.Caller{}, fmt.Errorf("%w: unknown token", auth.ErrUnauthenticated)
 }

@@ -23,7 +23,8 @@ const (
 // DefaultCSRNamespaceRate and DefaultCSRNamespaceBurst bound the CSRs signed per namespace,
 // whatever its pods and ServiceAccounts (Options.CSRNamespaceRate, Options.CSRNamespaceBurst):
 // a rollout of 1,000 pods at once, then 200 a second, so that a tenant cannot have more signed
-// by making more ServiceAccounts or pods, and one looping pod leaves its namespace three quarters.
+// by making more ServiceAccounts or pods, and one looping pod leaves the rest of its namespace
+// three quarters of the rate.
 const (
 	DefaultCSRNamespaceRate  = 200
 	DefaultCSRNamespaceBurst = 1000
@@ -104,23 +105,31 @@ func (b *buckets[K]) of(now time.Time, key K) *rate.Limiter {
 	return bucket.limiter
 }
 
-func (b *buckets[K]) exceeded(who string) error {
-	return fmt.Errorf("%s asked for more than %d certificates at once, or %v a second since", who, b.burst, float64(b.rate))
+// csrLimited is a CSR refused by a bucket: reason is the metric's label.
+type csrLimited struct {
+	reason, message string
+}
+
+func (e *csrLimited) Error() string { return e.message }
+
+func (b *buckets[K]) exceeded(reason, who string) *csrLimited {
+	return &csrLimited{reason: reason, message: fmt.Sprintf("%s asked for more than %d certificates at once, or %v a second since",
+		who, b.burst, float64(b.rate))}
 }
 
 // allow takes a token from c's bucket and from its namespace's if both have one, else says which
 // has none: a caller refused by its namespace keeps its token, and one refused by its own bucket
 // takes none from its namespace's.
-func (l *csrLimits) allow(c auth.Caller) error {
+func (l *csrLimits) allow(c auth.Caller) *csrLimited {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	namespace := l.namespaces.of(now, c.Identity.Namespace)
 	if namespace.TokensAt(now) < 1 {
-		return l.namespaces.exceeded("namespace " + c.Identity.Namespace)
+		return l.namespaces.exceeded("namespace-rate-limited", "namespace "+c.Identity.Namespace)
 	}
 	if !l.callers.of(now, c).AllowN(now, 1) {
-		return l.callers.exceeded(c.String())
+		return l.callers.exceeded("rate-limited", c.String())
 	}
 	namespace.AllowN(now, 1)
 	return nil

@@ -21,7 +21,8 @@ func caller(ns, sa, pod string) auth.Caller {
 // namespace's cap keeps its own bucket, and a caller refused by its own bucket takes nothing from
 // the namespace's.
 func TestCSRLimitsArePerPodWithinANamespaceCap(t *testing.T) {
-	l := newCSRLimits(csrLimit{rate: 1e-6, burst: 2}, csrLimit{rate: 1e-6, burst: 5}) // nothing refills within the test
+	// Callers' buckets do not refill within the test; namespaces' take one a second.
+	l := newCSRLimits(csrLimit{rate: 1e-6, burst: 2}, csrLimit{rate: 1, burst: 6})
 	clock := time.Unix(0, 0)
 	l.now = func() time.Time { return clock }
 	allow := func(c auth.Caller, want string) {
@@ -35,18 +36,23 @@ func TestCSRLimitsArePerPodWithinANamespaceCap(t *testing.T) {
 		}
 	}
 	web1, web2, unbound := caller("shop", "web", "uid-1"), caller("shop", "web", "uid-2"), caller("shop", "web", "")
+	db := caller("shop", "db", "uid-3")
 	allow(web1, "")
 	allow(web1, "")
-	allow(web1, "shop/web (pod uid-1)")
-	allow(web1, "shop/web (pod uid-1)") // refused twice: the namespace has given 2 of its 5
+	allow(web1, "ServiceAccount shop/web (pod uid-1)")
+	allow(web1, "ServiceAccount shop/web (pod uid-1)") // refusals take nothing from the namespace: 2 of 6 given
 	allow(web2, "")
+	allow(unbound, "") // tokens bound to no pod share their ServiceAccount's bucket
 	allow(unbound, "")
-	allow(unbound, "")
-	allow(caller("shop", "db", "uid-3"), "namespace shop") // 5 of 5 given
-	allow(caller("bank", "web", "uid-4"), "")              // another namespace has its own cap
-	if b, ok := l.callers.buckets[caller("shop", "db", "uid-3")]; ok && b.limiter.TokensAt(clock) < 2 {
-		t.Errorf("a pod refused by its namespace's cap lost a token of its own: %v left", b.limiter.TokensAt(clock))
-	}
+	allow(unbound, "ServiceAccount shop/web asked")
+	allow(db, "")
+	allow(db, "namespace shop") // 6 of 6 given
+	allow(caller("bank", "web", "uid-4"), "")
+	// Two seconds on, the namespace has two CSRs again: db, refused by the namespace, kept its own
+	// second one.
+	clock = clock.Add(2 * time.Second)
+	allow(db, "")
+	allow(db, "ServiceAccount shop/db (pod uid-3)")
 }
 
 // TestCSRLimitsDropFullBuckets: a caller or namespace whose bucket has had time to fill again is
