@@ -5,19 +5,22 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/smi-operator/smi-operator/apis/smi"
+	"github.com/smi-operator/smi-operator/internal/objectjson"
 	"github.com/smi-operator/smi-operator/test/corpus"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 )
 
 // DryRunCreate builds the model of every case, has translate turn it into objects, and creates
 // each object on the API server c reaches (dry run, strict field validation), each namespace
-// created first, reporting each refusal as a test error. Objects
+// created first, reporting each refusal as a test error, and each object whose spec the server
+// would store otherwise than it is written. Objects
 // of a source whose name is no DNS subdomain are skipped: they come from inputs read leniently
 // (translate's malformed case), whose SMI object the API server refuses itself. It returns the
 // objects created by kind, so that a test can check its inputs exercise every kind.
@@ -40,12 +43,32 @@ func DryRunCreate(t *testing.T, c client.Client, cases []corpus.Case, translate 
 			}
 			kind := obj.GetObjectKind().GroupVersionKind().Kind
 			counts[kind]++
-			if err := c.Create(ctx, obj.DeepCopyObject().(client.Object), client.DryRunAll, client.FieldValidation("Strict")); err != nil {
+			stored := obj.DeepCopyObject().(client.Object)
+			if err := c.Create(ctx, stored, client.DryRunAll, client.FieldValidation("Strict")); err != nil {
 				t.Errorf("%s: the API server refuses %s %s/%s: %v", cs.Name, kind, obj.GetNamespace(), obj.GetName(), err)
+				continue
+			}
+			if diff, err := specDiff(obj, stored); err != nil || diff != "" {
+				t.Errorf("%s: the API server stores %s %s/%s otherwise than it is written (a default of its CRD left out: "+
+					"the operator would find it never as wanted, and apply it again after each change someone else makes) "+
+					"(-written +stored):\n%s%v", cs.Name, kind, obj.GetNamespace(), obj.GetName(), diff, err)
 			}
 		}
 	}
 	return counts
+}
+
+// specDiff compares the specs of written and stored as JSON.
+func specDiff(written, stored client.Object) (string, error) {
+	w, err := objectjson.Unstructured(written)
+	if err != nil {
+		return "", err
+	}
+	s, err := objectjson.Unstructured(stored)
+	if err != nil {
+		return "", err
+	}
+	return cmp.Diff(w.Object["spec"], s.Object["spec"]), nil
 }
 
 // EnsureNamespace creates the namespace name unless it exists.

@@ -133,7 +133,7 @@ func checkRoutes(t *testing.T, id string, s mesh.Split, obj client.Object) {
 			end--
 		}
 		last := rules[end]
-		if matched[end] || len(last) != 1 || string(last[0].Name) != s.Apex.Name || last[0].Weight != nil {
+		if matched[end] || len(last) != 1 || string(last[0].Name) != s.Apex.Name || last[0].Weight == nil || *last[0].Weight != 1 {
 			t.Errorf("%s: the last rule but the standby rule is not a catch-all to the apex: %+v", id, last)
 		}
 	}

@@ -220,7 +220,9 @@ func rules[M, B, R any](matches []M, backends []B, rule func([]M, []B) R) []R {
 func matchRules[M, B, R any](b *splitRoutes, port int32, matches []M, headers []int, weighted []B,
 	refs func([]gatewayv1.BackendRef) []B, rule func([]M, []B) R) []R {
 	b.checkLimits(len(matches), headers)
-	return append(rules(matches, weighted, rule), rule(nil, refs([]gatewayv1.BackendRef{serviceRef(b.s.Apex.Name, port)})))
+	toApex := serviceRef(b.s.Apex.Name, port)
+	toApex.Weight = ptr.To(int32(1)) // the CRD's default, written out (anyPath)
+	return append(rules(matches, weighted, rule), rule(nil, refs([]gatewayv1.BackendRef{toApex})))
 }
 
 // httpRoute writes the HTTPRoute of one apex port: the split requests, then (with matches) the
@@ -358,7 +360,7 @@ func grpcBackendRefs(refs []gatewayv1.BackendRef) []gatewayv1.GRPCBackendRef {
 	return out
 }
 
-// httpPath writes a path match: none for any path, Exact for an exact literal the Gateway API
+// httpPath writes a path match: PathPrefix "/" for any path, Exact for an exact literal the Gateway API
 // takes as one, and otherwise RegularExpression (regex true) with the whole-path regex, which
 // means the same to an engine that matches the whole path and to one that searches. A literal
 // prefix other than "/" is a regex too: the Gateway API's PathPrefix matches path segments
@@ -374,8 +376,10 @@ func httpPath(p mesh.PathMatch) (_ *gatewayv1.HTTPPathMatch, regex bool) {
 }
 
 // anyPath and matchAnyRequest are what the HTTPRoute CRD defaults a match's path and a rule's
-// matches to, written out: the route the operator applies is then the one the API server stores,
-// which it compares to see whether the route is as wanted (controllers/owned).
+// matches to, written out, as are the other defaults of the routes' CRDs (a backendRef's group,
+// kind and weight): the route the operator applies is then the one the API server stores, which
+// it compares to see whether the route is as wanted (controllers/owned; checked by
+// testenv.DryRunCreate).
 func anyPath() *gatewayv1.HTTPPathMatch {
 	return &gatewayv1.HTTPPathMatch{Type: ptr.To(gatewayv1.PathMatchPathPrefix), Value: ptr.To("/")}
 }

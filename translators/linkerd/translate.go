@@ -148,13 +148,6 @@ func (t *translator) httpRules(r *mesh.AccessRule) (_ []linkerd.HTTPRouteRule, f
 				"no HTTP request to ServiceAccount %q is allowed rather than more", len(matches), maxMatchesPerRule*maxRules, r.Destination.ServiceAccount)
 		return nil, false
 	}
-	for i := range matches {
-		if matches[i].Path == nil {
-			// What Linkerd's CRD defaults a match without path to: written out, so that the
-			// route read back equals the one written.
-			matches[i].Path = &gatewayv1.HTTPPathMatch{Type: ptr.To(gatewayv1.PathMatchPathPrefix), Value: ptr.To("/")}
-		}
-	}
 	var out []linkerd.HTTPRouteRule
 	for c := range slices.Chunk(matches, maxMatchesPerRule) {
 		out = append(out, linkerd.HTTPRouteRule{Matches: c})
