@@ -362,6 +362,15 @@ func TestChangesToCorrectSkipsOwnWrites(t *testing.T) {
 	next("someone's change of a label the writer set", verdict{update: true, passed: true})
 	c.sync(t, w, httpRoutes)
 	next("the writer's correction", verdict{update: true, passed: false})
+	// Another source of the writer wanting it (as TrafficTargets share a Linkerd Server) finds a
+	// conflict, and leaves the record of the source that controls it.
+	other := c.split()
+	other.Name, other.UID = "other", "other-uid"
+	if res, err := w.Sync(ctx, other, []client.Object{c.wanted(httpRoutes)}, nil); err != nil || len(res.Conflicts) != 1 {
+		t.Fatalf("Sync of another source wanting it: %+v, %v; want a conflict", res, err)
+	}
+	edit(`{"metadata":{"annotations":{"note":"again"}}}`)
+	next("someone's annotation after another source's conflict", verdict{update: true, passed: false})
 	// Someone else takes it over: a conflict, which ends when it is given back as it was.
 	owner := func(apiVersion, kind, name, uid string) string {
 		return `{"metadata":{"ownerReferences":[{"apiVersion":"` + apiVersion + `","kind":"` + kind + `","name":"` + name +

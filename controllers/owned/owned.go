@@ -120,8 +120,7 @@ func (w Writer) Sync(ctx context.Context, source client.Object, wanted []client.
 		if cached != nil {
 			if conflict := conflictOf(gvk, cached, source); conflict != nil {
 				res.Conflicts = append(res.Conflicts, *conflict)
-				// Given back as last written, it must reconcile the source, to end the conflict.
-				w.LastWritten.drop(unobservedKey(gvk, obj))
+				w.LastWritten.takenOver(unobservedKey(gvk, obj), cached)
 				continue
 			}
 			same, err := want.matches(cached)
@@ -593,6 +592,21 @@ func (l *LastWritten) drop(key unobserved.Key) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.objects, key)
+}
+
+// takenOver forgets key's record when obj, which a source of this writer found controlled by
+// someone else, is not controlled as recorded: someone took it over, and its being given back as
+// last written must reconcile the source, to end the conflict. Another source of this writer
+// controlling it, as recorded (a Linkerd Server that TrafficTargets share), leaves the record.
+func (l *LastWritten) takenOver(key unobserved.Key, obj client.Object) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s, ok := l.objects[key]; ok && !metav1.IsControlledBy(obj, &metav1.ObjectMeta{UID: s.owner}) {
+		delete(l.objects, key)
+	}
 }
 
 // leftAsRecorded says whether obj is still as Sync last left it, so that reconciling its source
