@@ -31,8 +31,8 @@ import (
 //     neither a method nor a service (SMI's string prefixes included). istiod orders a route's
 //     matches Exact, PathPrefix, RegularExpression (gateway conversion's sortHTTPRoutes) and stops
 //     at the first catch-all when it builds a sidecar's routes; the rule to the apex that ends the
-//     route matches PathPrefix "/" (the CRD's default), so the regex is dropped. The last subtest
-//     pins that: if it fails, istiod or the translator changed.
+//     route matches PathPrefix "/" (the CRD's default, which the translator writes out), so the
+//     regex is dropped. The last subtest pins that: if it fails, istiod or the translator changed.
 //   - A service's prefix ("/<service>/", a GRPCRoute method match naming only the service): istiod
 //     sends it as a path_separated_prefix, which grpc-go rejects with the whole RouteConfiguration
 //     ("unrecognized path specifier"; the client keeps the routes it had). Not tested: a test would
