@@ -97,8 +97,10 @@ func SetupIstio(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := owned.IndexGenerated(ctx, mgr.GetFieldIndexer(), istiobackend.Kinds...); err != nil {
 		return err
 	}
-	if err := istiobackend.Indexes(ctx, mgr.GetFieldIndexer()); err != nil {
-		return err
+	for _, index := range istiobackend.Indexes() {
+		if err := index(ctx, mgr.GetFieldIndexer()); err != nil {
+			return err
+		}
 	}
 	statuses, err := newStatuses(mgr, opts.MaxConcurrentReconciles)
 	if err != nil {

@@ -42,14 +42,18 @@ type Written struct {
 	// of its own write (the cache catching up), reconciles their source. Otherwise the updates
 	// that leave an object as the writer last left it are skipped (owned.Writer.ChangesToCorrect).
 	ReadsStatus bool
-	// Indexes, when set, adds the cache indexes the backend reads its kinds through, besides
-	// owned.GeneratedByIndex.
-	Indexes func(ctx context.Context, indexer client.FieldIndexer) error
+	// Indexes add the cache indexes the backend reads its kinds through, besides
+	// owned.GeneratedByIndex: one index each, so that a Start failing part way is retried from the
+	// index that failed.
+	Indexes []IndexStep
 
 	kinds KindsSetup
 	// clean: no generated object is left since an instance last ran.
 	clean bool
 }
+
+// IndexStep adds one cache index.
+type IndexStep func(ctx context.Context, indexer client.FieldIndexer) error
 
 // WatchesFunc returns the watches controllers need of a backend's kinds; predicates filter every
 // event.
@@ -57,11 +61,11 @@ type WatchesFunc func(mgr manager.Manager, c Controllers, predicates ...predicat
 
 // KindsSetup adds the cache indexes and the controllers' watches of kinds a backend writes, once
 // each: neither can be removed, and the cache refuses a second index of a name. A call that
-// failed part way can be made again: what it added is not added twice (but within the backend's own
-// indexes, which are one step, retried whole). Its methods are not safe for concurrent use.
+// failed part way can be made again: what it added is not added twice. Its methods are not safe
+// for concurrent use.
 type KindsSetup struct {
 	// indexes counts the index steps done so far (one per kind of owned.GeneratedByIndex, then
-	// the backend's own as one); indexed says all are.
+	// the backend's own); indexed says all are.
 	indexes int
 	indexed bool
 	// added counts, per backend, the watch sources added so far, in the order its watches
@@ -71,11 +75,11 @@ type KindsSetup struct {
 }
 
 // Ensure checks that the cluster serves the kinds of lists (install says what makes them served)
-// and adds, unless it did before, owned.GeneratedByIndex of them and the indexes of more (when
-// set), then backend's watches, each event filtered by changes (the writer's ChangesToCorrect or
+// and adds, unless it did before, owned.GeneratedByIndex of them and the indexes of more, then
+// backend's watches, each event filtered by changes (the writer's ChangesToCorrect or
 // ForgetDeleted) and env.Programming.
 func (k *KindsSetup) Ensure(ctx context.Context, env Env, backend v1alpha1.Backend, install string, lists []client.ObjectList,
-	more func(context.Context, client.FieldIndexer) error, changes predicate.Predicate, watches WatchesFunc) error {
+	more []IndexStep, changes predicate.Predicate, watches WatchesFunc) error {
 	if k.watched[backend] {
 		return nil
 	}
@@ -88,8 +92,8 @@ func (k *KindsSetup) Ensure(ctx context.Context, env Env, backend v1alpha1.Backe
 		for _, item := range ItemsOf(lists) {
 			steps = append(steps, func() error { return owned.IndexGenerated(ctx, indexer, item) })
 		}
-		if more != nil {
-			steps = append(steps, func() error { return more(ctx, indexer) })
+		for _, step := range more {
+			steps = append(steps, func() error { return step(ctx, indexer) })
 		}
 		for ; k.indexes < len(steps); k.indexes++ {
 			if err := steps[k.indexes](); err != nil {

@@ -76,9 +76,9 @@ func TestWrittenStartIsRetriedAfterItsWatchesFail(t *testing.T) {
 	var first, second int
 	refused := false
 	w := &Written{Backend: v1alpha1.BackendIstio, Writer: owned.Writer{}, Lists: []client.ObjectList{&corev1.ConfigMapList{}},
-		Indexes: func(ctx context.Context, ix client.FieldIndexer) error {
+		Indexes: []IndexStep{func(ctx context.Context, ix client.FieldIndexer) error {
 			return ix.IndexField(ctx, &corev1.ConfigMap{}, "own", nil)
-		},
+		}},
 		Watches: func(manager.Manager, Controllers, ...predicate.Predicate) []Watch {
 			return []Watch{
 				{Controller: countingController{watches: &first}, Sources: []source.Source{nil}},
@@ -97,9 +97,10 @@ func TestWrittenStartIsRetriedAfterItsWatchesFail(t *testing.T) {
 	}
 }
 
-// TestWrittenStartIsRetriedAfterItsIndexesFail: a Start whose backend's own indexes failed, after
-// owned.GeneratedByIndex was added, can be tried again: the index added before the failure is not
-// added a second time (the cache would refuse it, and the backend could never start).
+// TestWrittenStartIsRetriedAfterItsIndexesFail: a Start whose backend's own indexes failed part
+// way, after owned.GeneratedByIndex and the backend's first index were added, can be tried again:
+// the indexes added before the failure are not added a second time (the cache would refuse them,
+// and the backend could never start).
 func TestWrittenStartIsRetriedAfterItsIndexesFail(t *testing.T) {
 	scheme := runtime.NewScheme()
 	if err := corev1.AddToScheme(scheme); err != nil {
@@ -110,12 +111,17 @@ func TestWrittenStartIsRetriedAfterItsIndexesFail(t *testing.T) {
 	mgr := stubManager{client: fake.NewClientBuilder().WithScheme(scheme).Build(), mapper: mapper, indexer: indexer{}}
 	failed := false
 	w := &Written{Backend: v1alpha1.BackendIstio, Writer: owned.Writer{}, Lists: []client.ObjectList{&corev1.ConfigMapList{}},
-		Indexes: func(ctx context.Context, ix client.FieldIndexer) error {
-			if !failed {
-				failed = true
-				return errors.New("the backend's index is refused once")
-			}
-			return ix.IndexField(ctx, &corev1.ConfigMap{}, "own", nil)
+		Indexes: []IndexStep{
+			func(ctx context.Context, ix client.FieldIndexer) error {
+				return ix.IndexField(ctx, &corev1.ConfigMap{}, "first", nil)
+			},
+			func(ctx context.Context, ix client.FieldIndexer) error {
+				if !failed {
+					failed = true
+					return errors.New("the backend's second index is refused once")
+				}
+				return ix.IndexField(ctx, &corev1.ConfigMap{}, "second", nil)
+			},
 		},
 		Watches: func(manager.Manager, Controllers, ...predicate.Predicate) []Watch { return nil }}
 	env := Env{Manager: mgr, Programming: func() bool { return true }}
@@ -125,7 +131,7 @@ func TestWrittenStartIsRetriedAfterItsIndexesFail(t *testing.T) {
 	if err := w.Start(context.Background(), env); err != nil {
 		t.Errorf("Start again: %v", err)
 	}
-	if len(mgr.indexer) != 2 {
-		t.Errorf("indexes after a retry: %v, want owned.GeneratedByIndex and the backend's", mgr.indexer)
+	if len(mgr.indexer) != 3 {
+		t.Errorf("indexes after a retry: %v, want owned.GeneratedByIndex and the backend's two", mgr.indexer)
 	}
 }

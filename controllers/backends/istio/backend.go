@@ -21,7 +21,7 @@ const install = "install Istio, or choose the xds backend"
 func Backend(writer owned.Writer, access *Access) backends.Backend {
 	return &backend{
 		Written: backends.Written{Backend: v1alpha1.BackendIstio, Install: install, Writer: writer, Lists: SplitGeneratedKinds(), Watches: routeWatches,
-			Indexes: Indexes},
+			Indexes: Indexes()},
 		access: access,
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 
+	"github.com/smi-operator/smi-operator/controllers/backends"
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -17,17 +18,18 @@ const HostIndex = "istio.hostservice"
 // hostKinds are the kinds HostIndex indexes: those of hostsOf.
 var hostKinds = []client.Object{&networkingv1.VirtualService{}, &networkingv1.DestinationRule{}}
 
-// Indexes adds the cache indexes the Istio backend's controllers read its kinds through, besides
-// owned.GeneratedByIndex: HostIndex. Both ways of running the backend (the Switch's, and the fixed
-// --backend=istio of SetupIstio) call it; an index the controllers need goes here. The Istio kinds
-// must be served.
-func Indexes(ctx context.Context, indexer client.FieldIndexer) error {
+// Indexes add the cache indexes the Istio backend's controllers read its kinds through, besides
+// owned.GeneratedByIndex: HostIndex, of each of hostKinds. Both ways of running the backend (the
+// Switch's, and the fixed --backend=istio of SetupIstio) add them; an index the controllers need
+// goes here. The Istio kinds must be served.
+func Indexes() []backends.IndexStep {
+	var steps []backends.IndexStep
 	for _, kind := range hostKinds {
-		if err := indexer.IndexField(ctx, kind, HostIndex, hostIndexKeys); err != nil {
-			return err
-		}
+		steps = append(steps, func(ctx context.Context, indexer client.FieldIndexer) error {
+			return indexer.IndexField(ctx, kind, HostIndex, hostIndexKeys)
+		})
 	}
-	return nil
+	return steps
 }
 
 // hostIndexKeys are the HostIndex keys of an object of hostKinds.
