@@ -40,6 +40,18 @@ type stubManager struct {
 	indexer indexer
 }
 
+// newStubManager is a manager of a cluster that serves ConfigMaps, with no index yet.
+func newStubManager(t *testing.T) stubManager {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	if err := corev1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	mapper := meta.NewDefaultRESTMapper(nil)
+	mapper.Add(corev1.SchemeGroupVersion.WithKind("ConfigMap"), meta.RESTScopeNamespace)
+	return stubManager{client: fake.NewClientBuilder().WithScheme(scheme).Build(), mapper: mapper, indexer: indexer{}}
+}
+
 func (m stubManager) GetClient() client.Client             { return m.client }
 func (m stubManager) GetRESTMapper() meta.RESTMapper       { return m.mapper }
 func (m stubManager) GetFieldIndexer() client.FieldIndexer { return m.indexer }
@@ -66,13 +78,7 @@ func (c countingController) Watch(source.Source) error {
 // second time (the cache would refuse them, and the backend could never start), nor the watches
 // added before the failure (their events would come twice).
 func TestWrittenStartIsRetriedAfterItsWatchesFail(t *testing.T) {
-	scheme := runtime.NewScheme()
-	if err := corev1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	mapper := meta.NewDefaultRESTMapper(nil)
-	mapper.Add(corev1.SchemeGroupVersion.WithKind("ConfigMap"), meta.RESTScopeNamespace)
-	mgr := stubManager{client: fake.NewClientBuilder().WithScheme(scheme).Build(), mapper: mapper, indexer: indexer{}}
+	mgr := newStubManager(t)
 	var first, second int
 	refused := false
 	w := &Written{Backend: v1alpha1.BackendIstio, Writer: owned.Writer{}, Lists: []client.ObjectList{&corev1.ConfigMapList{}},
@@ -102,13 +108,7 @@ func TestWrittenStartIsRetriedAfterItsWatchesFail(t *testing.T) {
 // the indexes added before the failure are not added a second time (the cache would refuse them,
 // and the backend could never start).
 func TestWrittenStartIsRetriedAfterItsIndexesFail(t *testing.T) {
-	scheme := runtime.NewScheme()
-	if err := corev1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	mapper := meta.NewDefaultRESTMapper(nil)
-	mapper.Add(corev1.SchemeGroupVersion.WithKind("ConfigMap"), meta.RESTScopeNamespace)
-	mgr := stubManager{client: fake.NewClientBuilder().WithScheme(scheme).Build(), mapper: mapper, indexer: indexer{}}
+	mgr := newStubManager(t)
 	failed := false
 	w := &Written{Backend: v1alpha1.BackendIstio, Writer: owned.Writer{}, Lists: []client.ObjectList{&corev1.ConfigMapList{}},
 		Indexes: []IndexStep{
