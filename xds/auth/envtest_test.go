@@ -66,6 +66,16 @@ func kube(t *testing.T) kubernetes.Interface {
 	return c
 }
 
+// createNamespace creates a namespace of the test's own.
+func createNamespace(t *testing.T, c kubernetes.Interface) *corev1.Namespace {
+	t.Helper()
+	ns, err := c.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "xds-auth-"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ns
+}
+
 func createServiceAccount(t *testing.T, c kubernetes.Interface, ns, name string) {
 	t.Helper()
 	if _, err := c.CoreV1().ServiceAccounts(ns).Create(context.Background(),
@@ -90,10 +100,7 @@ func token(t *testing.T, c kubernetes.Interface, ns, sa string, audiences ...str
 func TestTokenReviewOnAPIServer(t *testing.T) {
 	c := kube(t)
 	ctx := context.Background()
-	ns, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "xds-auth-"}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns := createNamespace(t, c)
 	createServiceAccount(t, c, ns.Name, "bookbuyer")
 	createServiceAccount(t, c, ns.Name, "doomed")
 
@@ -200,10 +207,7 @@ func TestTokenReviewOnAPIServer(t *testing.T) {
 func TestPodBoundTokenNamesItsPod(t *testing.T) {
 	c := kube(t)
 	ctx := context.Background()
-	ns, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "xds-auth-"}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns := createNamespace(t, c)
 	createServiceAccount(t, c, ns.Name, "web")
 	a, err := auth.New(c, auth.Options{Audiences: []string{audience}})
 	if err != nil {
