@@ -161,8 +161,8 @@ func newStatuses(mgr ctrl.Manager, workers int) (*status.WriteQueue, error) {
 
 // generatedWriter writes the generated objects (Istio's, the Gateway API routes); its writes hold
 // the statuses back and share their memory of recent writes, and the watches of what it wrote
-// skip its own writes (ChangesToCorrect), but for the routes, whose status is read
-// (backends.Written.ReadsStatus).
+// skip its own writes (ChangesToCorrect); the gamma backend writes its routes, whose status it
+// reads, with a copy that records nothing.
 func generatedWriter(mgr ctrl.Manager, statuses *status.WriteQueue) owned.Writer {
 	return owned.Writer{Client: mgr.GetClient(), Reader: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
 		Unobserved: statuses.Writer.Unobserved, LastWritten: &owned.LastWritten{}, Busy: statuses.Programming}

@@ -37,11 +37,6 @@ type Written struct {
 	// Watches are the watches the controllers need while the backend programs; predicates
 	// filter every event.
 	Watches WatchesFunc
-	// ReadsStatus says that the backend reports what others write in its objects' status (the
-	// gamma backend: a mesh's verdict on a route): every update of them, of the status only or
-	// of its own write (the cache catching up), reconciles their source. Otherwise the updates
-	// that leave an object as the writer last left it are skipped (owned.Writer.ChangesToCorrect).
-	ReadsStatus bool
 	// Indexes add the cache indexes the backend reads its kinds through, besides
 	// owned.GeneratedByIndex: one index each, so that a Start failing part way is retried from the
 	// index that failed.
@@ -76,10 +71,9 @@ type KindsSetup struct {
 
 // Ensure checks that the cluster serves the kinds of lists (install says what makes them served)
 // and adds, unless it did before, owned.GeneratedByIndex of them and the indexes of more, then
-// backend's watches, each event filtered by changes (the writer's ChangesToCorrect or
-// ForgetDeleted) and env.Programming.
+// backend's watches, each event filtered by writer.ChangesToCorrect and env.Programming.
 func (k *KindsSetup) Ensure(ctx context.Context, env Env, backend v1alpha1.Backend, install string, lists []client.ObjectList,
-	more []IndexStep, changes predicate.Predicate, watches WatchesFunc) error {
+	more []IndexStep, writer owned.Writer, watches WatchesFunc) error {
 	if k.watched[backend] {
 		return nil
 	}
@@ -107,7 +101,7 @@ func (k *KindsSetup) Ensure(ctx context.Context, env Env, backend v1alpha1.Backe
 	}
 	programming := predicate.NewPredicateFuncs(func(client.Object) bool { return env.Programming() })
 	n := 0
-	for _, watch := range watches(env.Manager, env.Controllers, changes, programming) {
+	for _, watch := range watches(env.Manager, env.Controllers, writer.ChangesToCorrect(), programming) {
 		for _, src := range watch.Sources {
 			n++
 			if n <= k.added[backend] {
@@ -164,11 +158,7 @@ func Served(mgr manager.Manager, backend v1alpha1.Backend, install string, lists
 // the watches of them (filtered to nothing while no instance programs). They cannot be set up
 // at the operator's start: a watch of a kind the cluster does not serve would fail the manager.
 func (w *Written) Start(ctx context.Context, env Env) error {
-	changes := w.Writer.ChangesToCorrect()
-	if w.ReadsStatus {
-		changes = w.Writer.ForgetDeleted()
-	}
-	if err := w.kinds.Ensure(ctx, env, w.Backend, w.Install, w.Lists, w.Indexes, changes, w.Watches); err != nil {
+	if err := w.kinds.Ensure(ctx, env, w.Backend, w.Install, w.Lists, w.Indexes, w.Writer, w.Watches); err != nil {
 		return err
 	}
 	w.clean = false

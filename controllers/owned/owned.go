@@ -9,7 +9,6 @@ package owned
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -317,36 +316,28 @@ func (w Writer) handOverCreatedFields(ctx context.Context, wanted client.Object,
 	return err
 }
 
-// ChangesToCorrect is a predicate for the watches of generated objects whose status the
-// operator does not read. It drops the updates that leave an object as Sync last left it
-// (LastWritten): the event of that very write, which would otherwise reconcile its source once
-// more for nothing, and changes to what Sync does not compare (status, annotations, other
-// managers' fields). It passes every other event, and forgets deleted objects (ForgetDeleted).
+// ChangesToCorrect is a predicate for the watches of generated objects. It drops the updates
+// that leave an object as Sync last left it (LastWritten; with none, it drops nothing): the event
+// of that very write, which would otherwise reconcile its source once more for nothing, and
+// changes to what Sync does not compare (status, annotations). It passes every other event and,
+// for a deletion, drops what this writer knows of the object: Unobserved holds a write back while
+// the cache shows the object as it was when the write was sent, and a create sent when the cache
+// showed none, followed by a deletion before any reconcile saw the created object, would leave the
+// cache showing none again, and the object would never be written back. A writer of objects whose
+// status the operator reads, every update of which must reach their source, has no LastWritten.
 func (w Writer) ChangesToCorrect() predicate.Predicate {
 	return predicate.Funcs{
 		UpdateFunc: func(e event.UpdateEvent) bool {
 			gvk, err := apiutil.GVKForObject(e.ObjectNew, w.Scheme)
 			return err != nil || !w.LastWritten.leftAsRecorded(unobservedKey(gvk, e.ObjectNew), e.ObjectNew)
 		},
-		DeleteFunc: w.forgetDeleted,
+		DeleteFunc: func(e event.DeleteEvent) bool {
+			if gvk, err := apiutil.GVKForObject(e.Object, w.Scheme); err == nil {
+				w.forget(gvk, e.Object)
+			}
+			return true
+		},
 	}
-}
-
-// ForgetDeleted is a predicate for the watches of generated objects that passes every event and,
-// for a deletion, drops what this writer knows of the object. Unobserved holds a write back while
-// the cache shows the object as it was when the write was sent; a create sent when the cache
-// showed none, followed by a deletion before any reconcile saw the created object, would leave the
-// cache showing none again, and the object would never be written back. It is the predicate of
-// objects whose status the operator reads, every update of which must reach their source.
-func (w Writer) ForgetDeleted() predicate.Predicate {
-	return predicate.Funcs{DeleteFunc: w.forgetDeleted}
-}
-
-func (w Writer) forgetDeleted(e event.DeleteEvent) bool {
-	if gvk, err := apiutil.GVKForObject(e.Object, w.Scheme); err == nil {
-		w.forget(gvk, e.Object)
-	}
-	return true
 }
 
 // NotCreated drops the Create events of generated objects: the operator created them itself (one
@@ -514,8 +505,9 @@ func (w Writer) forget(gvk schema.GroupVersionKind, obj client.Object) {
 	w.LastWritten.drop(key)
 }
 
-// upToDate reports whether current already has everything wanted sets: its spec, its labels and
-// its controller reference. Fields the API server or other managers add do not count.
+// upToDate reports whether current already has everything wanted sets: its whole spec (a field
+// someone else adds there counts), its labels and its controller reference. Other metadata and the
+// status do not count.
 func upToDate(current, wanted client.Object) (bool, error) {
 	want, err := summarize(wanted)
 	if err != nil {
@@ -553,16 +545,15 @@ func (s summary) matches(current client.Object) (bool, error) {
 	return spec == s.spec, err
 }
 
-// specHash hashes obj's spec as JSON, whose object keys encoding/json sorts: specs equal as JSON,
-// typed or not, hash alike (an empty list and a missing one do not; the API server drops neither
-// from what it stores).
+// specHash hashes obj's spec as JSON (unobserved.Hash): specs equal as JSON, typed or not, hash
+// alike (an empty list and a missing one do not; the API server drops neither from what it
+// stores).
 func specHash(obj client.Object) ([sha256.Size]byte, error) {
 	u, err := objectjson.Unstructured(obj)
 	if err != nil {
 		return [sha256.Size]byte{}, err
 	}
-	data, err := json.Marshal(u.Object["spec"])
-	return sha256.Sum256(data), err
+	return unobserved.Hash(u.Object["spec"]), nil
 }
 
 // LastWritten remembers, for each generated object, the summary of what Sync last wrote there or

@@ -46,13 +46,16 @@ const installIstioAccess = "install Istio's CRDs, or set spec.gamma.accessPolicy
 // accessPolicy istio the Istio backend's access policy through access, which it shares, and with
 // linkerd Linkerd's policy resources.
 func Backend(writer owned.Writer, access *istiobackend.Access) backends.Backend {
+	// Every update of a route must reconcile its split (splitWatches), so the routes' writer keeps
+	// no record of what it last wrote: its ChangesToCorrect then skips nothing.
+	routes := writer
+	routes.LastWritten = nil
 	return &backend{
-		Written: backends.Written{Backend: Name, Install: install, Writer: writer, Lists: routeLists(), Watches: watchesOf(routeLists()),
-			ReadsStatus: true},
-		tcpRoutes: backends.Written{Backend: Name, Install: installTCPRoute, Writer: writer, Lists: tcpRouteLists(), Watches: watchesOf(tcpRouteLists()),
-			ReadsStatus: true},
-		access:  access,
-		linkerd: newLinkerdAccess(writer),
+		Written:      backends.Written{Backend: Name, Install: install, Writer: routes, Lists: routeLists(), Watches: watchesOf(routeLists())},
+		tcpRoutes:    backends.Written{Backend: Name, Install: installTCPRoute, Writer: routes, Lists: tcpRouteLists(), Watches: watchesOf(tcpRouteLists())},
+		access:       access,
+		linkerd:      newLinkerdAccess(writer),
+		accessWriter: writer,
 	}
 }
 
@@ -65,6 +68,9 @@ type backend struct {
 	tcpRoutes backends.Written
 	access    *istiobackend.Access
 	linkerd   *linkerdAccess
+	// accessWriter writes the access policies, whose updates that leave them as written need not
+	// reconcile their targets.
+	accessWriter owned.Writer
 }
 
 func (*backend) Name() v1alpha1.Backend { return Name }
@@ -102,13 +108,13 @@ func (b *backend) Start(ctx context.Context, env backends.Env, spec v1alpha1.SMI
 		if err := b.access.Start(ctx, env, Name, installIstioAccess); err != nil {
 			return nil, err
 		}
-		access = istiobackend.Targets{Writer: b.Writer, Settings: settings}
+		access = istiobackend.Targets{Writer: b.accessWriter, Settings: settings}
 	case v1alpha1.GammaAccessPolicyLinkerd:
 		if err := b.linkerd.Start(ctx, env); err != nil {
 			return nil, err
 		}
 		b.access.Stop(Name)
-		access = LinkerdTargets{Writer: b.Writer, Settings: settings, Access: b.access}
+		access = LinkerdTargets{Writer: b.accessWriter, Settings: settings, Access: b.access}
 	case v1alpha1.GammaAccessPolicyNone:
 		b.access.Stop(Name)
 		access = Targets{Settings: settings, Access: b.access}
@@ -120,7 +126,7 @@ func (b *backend) Start(ctx context.Context, env backends.Env, spec v1alpha1.SMI
 			return nil, err
 		}
 		if b.linkerd.indexed.Load() {
-			access = pruneLinkerd{accessSink: access, writer: b.Writer}
+			access = pruneLinkerd{accessSink: access, writer: b.accessWriter}
 		}
 	}
 	i := instance{
@@ -184,7 +190,8 @@ func watchesOf(lists []client.ObjectList) backends.WatchesFunc {
 // by someone else, or when a route someone else owns, named like one of the split's, goes away
 // (it blocked the split), of the route kinds of lists. predicates filter every event.
 //
-// Every update of a route passes (Written.ReadsStatus), status-only ones included: a mesh writing
+// Every update of a route passes (the routes' writer records nothing), status-only ones included, and
+// the cache catching up with the operator's own write (Splits.meshVerdicts): a mesh writing
 // its verdict in the route's status.parents must reconcile the split, whose status reports it
 // (Splits.Program). No loop follows: the operator never writes a route's status, and an update of
 // its own spec write finds the route as wanted and writes nothing.

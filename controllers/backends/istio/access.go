@@ -51,7 +51,7 @@ func accessLists() []client.ObjectList { return TargetGeneratedKinds() }
 func (a *Access) Start(ctx context.Context, env backends.Env, backend v1alpha1.Backend, install string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if err := a.kinds.Ensure(ctx, env, backend, install, accessLists(), nil, a.Writer.ChangesToCorrect(), accessWatches); err != nil {
+	if err := a.kinds.Ensure(ctx, env, backend, install, accessLists(), nil, a.Writer, accessWatches); err != nil {
 		return err
 	}
 	if a.writers == nil {
