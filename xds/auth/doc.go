@@ -25,8 +25,10 @@
 // Anyone who reaches the xDS port can send tokens, and each token not in the cache costs a
 // review: at most Options.MaxConcurrentReviews are in flight, and past that a token is refused
 // at once with [ErrTooManyReviews] (an xDS server answers Unavailable, which clients retry), so
-// that a flood of tokens neither piles up goroutines nor queues ahead of the real ones. Give the
-// Authenticator a client of its own: its rate limit is then the reviews' alone.
+// that a flood of tokens piles up neither goroutines nor waits on the client's rate limit. It does
+// not keep the flood from the real tokens: while it fills the reviews in flight, a real token not
+// in the cache is refused too, and its caller retries. Give the Authenticator a client of its
+// own: its rate limit is then the reviews' alone.
 //
 // The [Authenticator] uses a [kubernetes.Interface]: TokenReview is a create-only virtual
 // resource, which the manager's cached client would send to the API server unchanged anyway.

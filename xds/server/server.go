@@ -295,10 +295,11 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(lis) }()
 	go s.rotateRoot(ctx)
+	// The streams' rejections clear as they close: nothing to report of a server that stops,
+	// whichever way it does.
+	defer s.rejectionReports.stop()
 	select {
 	case <-ctx.Done():
-		// The streams' rejections clear as they close: nothing to report of a server that stops.
-		s.rejectionReports.stop()
 		srv.GracefulStop()
 		return nil
 	case err := <-done:

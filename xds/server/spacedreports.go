@@ -92,7 +92,8 @@ func (r *spacedReports) intervalEnded(refs []mesh.ObjectRef) {
 	r.tellAndWait(due)
 }
 
-// stop ends the reports: what changes from now on, and what is held, is never told.
+// stop ends the reports: what changes from now on, and what is held, is never told (a report
+// already under way still ends).
 func (r *spacedReports) stop() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
