@@ -69,7 +69,7 @@ func TestAPIServerAcceptsEveryRoute(t *testing.T) {
 			bad := &gatewayv1.HTTPRoute{}
 			bad.Namespace, bad.Name = "shop", "no-backend-port"
 			bad.Spec.ParentRefs = []gatewayv1.ParentReference{{Name: "web"}}
-			bad.Spec.Rules = []gatewayv1.HTTPRouteRule{{BackendRefs: []gatewayv1.HTTPBackendRef{{BackendRef: serviceRef("web-v1", 80)}}}}
+			bad.Spec.Rules = []gatewayv1.HTTPRouteRule{{BackendRefs: []gatewayv1.HTTPBackendRef{{BackendRef: serviceRef("web-v1", 80, 1)}}}}
 			bad.Spec.Rules[0].BackendRefs[0].Port = nil
 			if err := testenv.EnsureNamespace(context.Background(), c, "shop"); err != nil {
 				t.Fatal(err)

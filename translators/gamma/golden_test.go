@@ -82,7 +82,7 @@ func checkRoutes(t *testing.T, id string, s mesh.Split, obj client.Object) {
 		for _, rule := range r.Spec.Rules {
 			refs := refsOf(rule.BackendRefs, func(b gatewayv1.HTTPBackendRef) gatewayv1.BackendRef { return b.BackendRef })
 			// Every request: what the CRD defaults a rule without matches to, written out.
-			everyRequest := slices.EqualFunc(rule.Matches, matchAnyRequest(), func(a, b gatewayv1.HTTPRouteMatch) bool { return equality.Semantic.DeepEqual(a, b) })
+			everyRequest := equality.Semantic.DeepEqual(rule.Matches, matchAnyRequest())
 			rules, matched = append(rules, refs), append(matched, !everyRequest)
 			standbyRule = append(standbyRule, len(rule.Matches) == 1 && rule.Matches[0].Path != nil && ptrValue(rule.Matches[0].Path.Value) == mesh.StandbyPath)
 		}

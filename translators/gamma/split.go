@@ -138,9 +138,7 @@ func (b *splitRoutes) backendRefs(port int32) []gatewayv1.BackendRef {
 	var out []gatewayv1.BackendRef
 	for i, be := range b.s.Backends {
 		if b.weights[i] > 0 {
-			ref := serviceRef(be.Name, port)
-			ref.Weight = ptr.To(int32(b.weights[i])) // <= maxTotalWeight
-			out = append(out, ref)
+			out = append(out, serviceRef(be.Name, port, int32(b.weights[i]))) // <= maxTotalWeight
 		}
 	}
 	return out
@@ -149,11 +147,12 @@ func (b *splitRoutes) backendRefs(port int32) []gatewayv1.BackendRef {
 // serviceRef names a Service port as a backend: its endpoints, never the routes attached to it
 // (GEP-1294: a Service is a frontend as a parentRef, a backend as a backendRef), so the apex may
 // be a backend of its own route and a backend that is another split's apex is not split again.
-func serviceRef(name string, port int32) gatewayv1.BackendRef {
+// Every field is written, the weight too (1 is the CRD's default): see anyPath.
+func serviceRef(name string, port, weight int32) gatewayv1.BackendRef {
 	return gatewayv1.BackendRef{BackendObjectReference: gatewayv1.BackendObjectReference{
 		Group: ptr.To(gatewayv1.Group("")), Kind: ptr.To(gatewayv1.Kind(serviceKind)),
 		Name: gatewayv1.ObjectName(name), Port: ptr.To(gatewayv1.PortNumber(port)),
-	}}
+	}, Weight: ptr.To(weight)}
 }
 
 // standbyRefs are the Services the split may route to on port but its other rules do not name
@@ -169,9 +168,7 @@ func (b *splitRoutes) standbyRefs(port int32, used int) []gatewayv1.BackendRef {
 	}
 	var out []gatewayv1.BackendRef
 	for _, svc := range b.s.StandbyServices(func(i int) bool { return b.weights[i] > 0 }, true, b.s.CatchAllToApex()) {
-		ref := serviceRef(svc.Name, port)
-		ref.Weight = ptr.To[int32](1)
-		out = append(out, ref)
+		out = append(out, serviceRef(svc.Name, port, 1))
 	}
 	if len(out) > maxBackendRefs {
 		return nil
@@ -220,9 +217,7 @@ func rules[M, B, R any](matches []M, backends []B, rule func([]M, []B) R) []R {
 func matchRules[M, B, R any](b *splitRoutes, port int32, matches []M, headers []int, weighted []B,
 	refs func([]gatewayv1.BackendRef) []B, rule func([]M, []B) R) []R {
 	b.checkLimits(len(matches), headers)
-	toApex := serviceRef(b.s.Apex.Name, port)
-	toApex.Weight = ptr.To(int32(1)) // the CRD's default, written out (anyPath)
-	return append(rules(matches, weighted, rule), rule(nil, refs([]gatewayv1.BackendRef{toApex})))
+	return append(rules(matches, weighted, rule), rule(nil, refs([]gatewayv1.BackendRef{serviceRef(b.s.Apex.Name, port, 1)})))
 }
 
 // httpRoute writes the HTTPRoute of one apex port: the split requests, then (with matches) the
@@ -378,8 +373,9 @@ func httpPath(p mesh.PathMatch) (_ *gatewayv1.HTTPPathMatch, regex bool) {
 // anyPath and matchAnyRequest are what the HTTPRoute CRD defaults a match's path and a rule's
 // matches to, written out, as are the other defaults of the routes' CRDs (a backendRef's group,
 // kind and weight): the route the operator applies is then the one the API server stores, which
-// it compares to see whether the route is as wanted (controllers/owned; checked by
-// testenv.DryRunCreate).
+// it compares to see whether the route is as wanted (controllers/owned; checked against the CRDs
+// of the module's Gateway API version by testenv.DryRunCreate). Linkerd's policy HTTPRoute, which
+// takes HTTPRouteMatches, defaults a match's path alike.
 func anyPath() *gatewayv1.HTTPPathMatch {
 	return &gatewayv1.HTTPPathMatch{Type: ptr.To(gatewayv1.PathMatchPathPrefix), Value: ptr.To("/")}
 }
