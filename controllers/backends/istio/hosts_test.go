@@ -106,3 +106,33 @@ func TestHostsTakenReadsOnlyObjectsNamingTheHost(t *testing.T) {
 		t.Errorf("hostsTaken listed %v without an index: every object of the cluster", reader.unindexed)
 	}
 }
+
+// TestHostsTakenSkipsACarrierNamingNoService: a carrier whose host names no Service (the
+// translator makes none, but nothing in the types forbids it) has no Service to look up, so it
+// takes no host and does not stop the carriers after it from being looked up.
+func TestHostsTakenSkipsACarrierNamingNoService(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := networkingv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	theirs := &networkingv1.VirtualService{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "theirs"},
+		Spec: networkingapi.VirtualService{Hosts: []string{"web"}}}
+	builder := fake.NewClientBuilder().WithScheme(scheme).WithObjects(theirs)
+	for _, kind := range hostKinds {
+		builder = builder.WithIndex(kind, HostIndex, hostIndexKeys)
+	}
+	b := Policies{Writer: owned.Writer{Reader: builder.Build()}}
+	carriers := []client.Object{
+		&networkingv1.VirtualService{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "external"},
+			Spec: networkingapi.VirtualService{Hosts: []string{"example.com"}}},
+		&networkingv1.VirtualService{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"},
+			Spec: networkingapi.VirtualService{Hosts: []string{"web.shop.svc.cluster.local"}}},
+	}
+	taken, err := b.hostsTaken(context.Background(), carriers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(taken) != 1 || !strings.Contains(taken[0], "VirtualService shop/theirs") {
+		t.Errorf("hostsTaken = %q; want shop/theirs, which holds web.shop's host", taken)
+	}
+}

@@ -137,12 +137,13 @@ func (b Policies) hostsTaken(ctx context.Context, carriers []client.Object) ([]s
 		default:
 			continue
 		}
-		if kind := reflect.TypeOf(carrier); listed[kind] {
-			continue
-		} else {
-			listed[kind] = true
+		services := servicesOfHosts(carrier)
+		kind := reflect.TypeOf(carrier)
+		if len(services) == 0 || listed[kind] {
+			continue // no Service to look its holders up by, or its kind is looked up already
 		}
-		svc := servicesOfHosts(carrier)[0]
+		listed[kind] = true
+		svc := services[0]
 		// Only read: no copy.
 		if err := b.Writer.Reader.List(ctx, list, client.MatchingFields{HostIndex: svc.String()}, client.UnsafeDisableDeepCopy); err != nil {
 			return nil, err
