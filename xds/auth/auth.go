@@ -7,11 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/peer"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -28,6 +30,11 @@ const DefaultCacheTTL = time.Minute
 // DefaultMaxConcurrentReviews bounds the TokenReviews in flight when
 // [Options.MaxConcurrentReviews] is zero.
 const DefaultMaxConcurrentReviews = 32
+
+// DefaultMaxReviewsPerPeer bounds the TokenReviews in flight for one source address when
+// [Options.MaxReviewsPerPeer] is zero: a pod's agent needs one for its ADS stream and one for its
+// certificate, the first time its token is seen.
+const DefaultMaxReviewsPerPeer = 2
 
 // ErrTooManyReviews is wrapped by the error of a token that would need a TokenReview while
 // [Options.MaxConcurrentReviews] are in flight: the caller may try again (an xDS server answers
@@ -84,6 +91,10 @@ type Options struct {
 	// review: past the bound a token is refused at once (ErrTooManyReviews) rather than queued on
 	// the client's rate limit, goroutines and waits piling up behind it.
 	MaxConcurrentReviews int
+	// MaxReviewsPerPeer bounds the TokenReviews in flight for the calls from one network address
+	// (of the gRPC peer in the call's context, whatever its port); DefaultMaxReviewsPerPeer when
+	// zero.
+	MaxReviewsPerPeer int
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -95,6 +106,11 @@ type Authenticator struct {
 	opts   Options
 	// reviews holds a token per TokenReview in flight.
 	reviews chan struct{}
+
+	peersMu sync.Mutex
+	// peerReviews counts the TokenReviews in flight by source address; an address with none is
+	// not in it.
+	peerReviews map[netip.Addr]int
 
 	mu        sync.Mutex
 	cache     map[[sha256.Size]byte]cached // by hash of the token: no tokens kept in memory
@@ -121,8 +137,11 @@ func New(client kubernetes.Interface, opts Options) (*Authenticator, error) {
 	if opts.MaxConcurrentReviews <= 0 {
 		opts.MaxConcurrentReviews = DefaultMaxConcurrentReviews
 	}
+	if opts.MaxReviewsPerPeer <= 0 {
+		opts.MaxReviewsPerPeer = DefaultMaxReviewsPerPeer
+	}
 	return &Authenticator{client: client, opts: opts, reviews: make(chan struct{}, opts.MaxConcurrentReviews),
-		cache: map[[sha256.Size]byte]cached{}}, nil
+		peerReviews: map[netip.Addr]int{}, cache: map[[sha256.Size]byte]cached{}}, nil
 }
 
 // Authenticate returns who token proves: the ServiceAccount it was issued to, and the pod it is
@@ -143,6 +162,13 @@ func (a *Authenticator) Authenticate(ctx context.Context, token string) (Caller,
 		return c.caller, nil
 	}
 
+	// The peer's bound first: a source over its share takes none of the total from the others.
+	if addr, ok := peerAddr(ctx); ok {
+		if !a.startPeerReview(addr) {
+			return Caller{}, fmt.Errorf("auth: %w from %s (%d): try again later", ErrTooManyReviews, addr, a.opts.MaxReviewsPerPeer)
+		}
+		defer a.endPeerReview(addr)
+	}
 	select {
 	case a.reviews <- struct{}{}:
 		defer func() { <-a.reviews }()
@@ -178,6 +204,38 @@ func (a *Authenticator) Authenticate(ctx context.Context, token string) (Caller,
 		a.mu.Unlock()
 	}
 	return caller, nil
+}
+
+// peerAddr is the address of the gRPC peer of the call, without its port; IPv4 however it came.
+func peerAddr(ctx context.Context) (netip.Addr, bool) {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return netip.Addr{}, false
+	}
+	addrPort, err := netip.ParseAddrPort(p.Addr.String())
+	if err != nil {
+		return netip.Addr{}, false // not an IP peer (a Unix socket's, bufconn's): no address to count by
+	}
+	return addrPort.Addr().Unmap().WithZone(""), true
+}
+
+// startPeerReview counts a review from addr in, unless addr has MaxReviewsPerPeer in flight.
+func (a *Authenticator) startPeerReview(addr netip.Addr) bool {
+	a.peersMu.Lock()
+	defer a.peersMu.Unlock()
+	if a.peerReviews[addr] >= a.opts.MaxReviewsPerPeer {
+		return false
+	}
+	a.peerReviews[addr]++
+	return true
+}
+
+func (a *Authenticator) endPeerReview(addr netip.Addr) {
+	a.peersMu.Lock()
+	defer a.peersMu.Unlock()
+	if a.peerReviews[addr]--; a.peerReviews[addr] == 0 {
+		delete(a.peerReviews, addr)
+	}
 }
 
 // check turns a TokenReview's status into a Caller, or says why it is not one.

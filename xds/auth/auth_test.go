@@ -6,14 +6,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/peer"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -151,27 +154,18 @@ func TestAuthenticate(t *testing.T) {
 	}
 }
 
-// TestReviewsInFlightAreBounded: a token not in the cache costs a TokenReview, and anyone who
-// reaches the xDS port can send tokens; beyond MaxConcurrentReviews in flight a token is refused
-// at once as "try again" (not unauthenticated), rather than queueing on the client's rate limit
-// with the CA's and the trust bundles' API calls behind it. Cached tokens still pass meanwhile.
-func TestReviewsInFlightAreBounded(t *testing.T) {
-	// An API server whose reviews wait until release is closed (the fake clientset runs one
-	// reaction at a time, so it cannot hold two reviews in flight).
-	statuses := map[string]authenticationv1.TokenReviewStatus{
-		"cached": saStatus("system:serviceaccount:shop:cached", audience),
-		"a":      saStatus("system:serviceaccount:shop:a", audience),
-		"b":      saStatus("system:serviceaccount:shop:b", audience),
-		"c":      saStatus("system:serviceaccount:shop:c", audience),
-	}
-	entered, release := make(chan string, 8), make(chan struct{})
+// holdingAPIServer is an API server answering TokenReviews from statuses, each review but those
+// of cached waiting until release is closed, after telling its token on entered (the fake
+// clientset runs one reaction at a time, so it cannot hold two reviews in flight).
+func holdingAPIServer(t *testing.T, statuses map[string]authenticationv1.TokenReviewStatus, cached string) (c kubernetes.Interface, entered chan string, release chan struct{}) {
+	entered, release = make(chan string, 8), make(chan struct{})
 	apiServer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		review := &authenticationv1.TokenReview{}
 		if err := json.NewDecoder(req.Body).Decode(review); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		if review.Spec.Token != "cached" {
+		if review.Spec.Token != cached {
 			entered <- review.Spec.Token
 			<-release
 		}
@@ -184,6 +178,62 @@ func TestReviewsInFlightAreBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return clientset, entered, release
+}
+
+// authenticateInBackground runs Authenticate and sends its error on the channel returned.
+func authenticateInBackground(ctx context.Context, a *Authenticator, token string) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.Authenticate(ctx, token)
+		done <- err
+	}()
+	return done
+}
+
+// awaitReview waits until the API server holds the review of token.
+func awaitReview(t *testing.T, entered <-chan string, done <-chan error, token string) {
+	t.Helper()
+	select {
+	case got := <-entered:
+		if got != token {
+			t.Fatalf("the API server got a review of %q, want %q", got, token)
+		}
+	case err := <-done:
+		t.Fatalf("the review of %q ended before the API server held it: %v", token, err)
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the API server did not get the review of %q", token)
+	}
+}
+
+// refusedAtOnce checks that the call whose result done carries was refused as "try again" (not
+// unauthenticated) without a review reaching the API server.
+func refusedAtOnce(t *testing.T, entered <-chan string, done <-chan error, what string) {
+	t.Helper()
+	select {
+	case token := <-entered:
+		t.Errorf("%s: the API server got a review of %q, want it refused at once", what, token)
+	case err := <-done:
+		if !errors.Is(err, ErrTooManyReviews) || errors.Is(err, ErrUnauthenticated) {
+			t.Errorf("%s: %v; want ErrTooManyReviews, not unauthenticated", what, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("%s: neither refused nor reviewed", what)
+	}
+}
+
+// TestReviewsInFlightAreBounded: a token not in the cache costs a TokenReview, and anyone who
+// reaches the xDS port can send tokens; beyond MaxConcurrentReviews in flight a token is refused
+// at once as "try again" (not unauthenticated), rather than queueing on the client's rate limit
+// with the CA's and the trust bundles' API calls behind it. Cached tokens still pass meanwhile.
+func TestReviewsInFlightAreBounded(t *testing.T) {
+	statuses := map[string]authenticationv1.TokenReviewStatus{
+		"cached": saStatus("system:serviceaccount:shop:cached", audience),
+		"a":      saStatus("system:serviceaccount:shop:a", audience),
+		"b":      saStatus("system:serviceaccount:shop:b", audience),
+		"c":      saStatus("system:serviceaccount:shop:c", audience),
+	}
+	clientset, entered, release := holdingAPIServer(t, statuses, "cached")
 	a, err := New(clientset, Options{Audiences: []string{audience}, MaxConcurrentReviews: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -193,37 +243,69 @@ func TestReviewsInFlightAreBounded(t *testing.T) {
 	if _, err := a.Authenticate(ctx, "cached"); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 2)
+	var held []<-chan error
 	for _, token := range []string{"a", "b"} {
-		go func() {
-			_, err := a.Authenticate(ctx, token)
-			done <- err
-		}()
+		done := authenticateInBackground(ctx, a, token)
+		awaitReview(t, entered, done, token)
+		held = append(held, done)
 	}
-	for range 2 {
-		select {
-		case <-entered:
-		case err := <-done:
-			t.Fatalf("a review ended before the API server held it: %v", err)
-		case <-ctx.Done():
-			t.Fatal("the API server did not get two reviews")
-		}
-	}
-	_, err = a.Authenticate(ctx, "c")
-	if !errors.Is(err, ErrTooManyReviews) || errors.Is(err, ErrUnauthenticated) {
-		t.Errorf("a third review while two are in flight: %v; want ErrTooManyReviews, not unauthenticated", err)
-	}
+	refusedAtOnce(t, entered, authenticateInBackground(ctx, a, "c"), "a third review while two are in flight")
 	if c, err := a.Authenticate(ctx, "cached"); err != nil || c.Identity.ServiceAccount != "cached" {
 		t.Errorf("a cached token while reviews are full: %v, %v", c, err)
 	}
 	close(release)
-	for range 2 {
+	for _, done := range held {
 		if err := <-done; err != nil {
 			t.Errorf("a review in flight: %v", err)
 		}
 	}
 	if _, err := a.Authenticate(ctx, "c"); err != nil {
 		t.Errorf("once the reviews in flight ended: %v", err)
+	}
+}
+
+// TestReviewsInFlightAreBoundedPerPeer: one source address, sending tokens faster than the API
+// server reviews them, holds at most MaxReviewsPerPeer of the reviews in flight, whatever its
+// connections: the rest stay free for the real callers elsewhere, whose tokens are not cached
+// yet. A call that is no network peer's (none in its context) is bound by the total only.
+func TestReviewsInFlightAreBoundedPerPeer(t *testing.T) {
+	statuses := map[string]authenticationv1.TokenReviewStatus{}
+	for _, sa := range []string{"a", "b", "c", "d", "e", "f"} {
+		statuses[sa] = saStatus("system:serviceaccount:shop:"+sa, audience)
+	}
+	clientset, entered, release := holdingAPIServer(t, statuses, "")
+	a, err := New(clientset, Options{Audiences: []string{audience}, MaxConcurrentReviews: 8, MaxReviewsPerPeer: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	from := func(addr string) context.Context {
+		return peer.NewContext(ctx, &peer.Peer{Addr: net.TCPAddrFromAddrPort(netip.MustParseAddrPort(addr))})
+	}
+	var held []<-chan error
+	hold := func(ctx context.Context, token string) {
+		done := authenticateInBackground(ctx, a, token)
+		awaitReview(t, entered, done, token)
+		held = append(held, done)
+	}
+	hold(from("10.0.0.1:5000"), "a")
+	hold(from("10.0.0.1:5001"), "b") // another connection of the same host
+	refusedAtOnce(t, entered, authenticateInBackground(from("10.0.0.1:5002"), a, "c"),
+		"a third review from 10.0.0.1 while two of its are in flight")
+	refusedAtOnce(t, entered, authenticateInBackground(from("[::ffff:10.0.0.1]:5003"), a, "c"),
+		"a third review from 10.0.0.1 over IPv6")
+	hold(from("10.0.0.2:5000"), "d")
+	hold(ctx, "e")
+	hold(ctx, "f")
+	close(release)
+	for _, done := range held {
+		if err := <-done; err != nil {
+			t.Errorf("a review in flight: %v", err)
+		}
+	}
+	if _, err := a.Authenticate(from("10.0.0.1:5004"), "c"); err != nil {
+		t.Errorf("once the reviews of 10.0.0.1 ended: %v", err)
 	}
 }
 

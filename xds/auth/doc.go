@@ -25,10 +25,15 @@
 // Anyone who reaches the xDS port can send tokens, and each token not in the cache costs a
 // review: at most Options.MaxConcurrentReviews are in flight, and past that a token is refused
 // at once with [ErrTooManyReviews] (an xDS server answers Unavailable, which clients retry), so
-// that a flood of tokens piles up neither goroutines nor waits on the client's rate limit. It does
-// not keep the flood from the real tokens: while it fills the reviews in flight, a real token not
-// in the cache is refused too, and its caller retries. Give the Authenticator a client of its
-// own: its rate limit is then the reviews' alone.
+// that a flood of tokens piles up neither goroutines nor waits on the client's rate limit. One
+// source address (the call's gRPC peer, whatever its port or connection) has at most
+// Options.MaxReviewsPerPeer of them, refused the same way past that: a flood from one host leaves
+// the rest to the real tokens. A flood from as many addresses as there are reviews in flight
+// still fills them, and then a real token not in the cache is refused too, and its caller
+// retries; in a cluster, pods have an address each, and a Service's ClusterIP keeps the
+// caller's. Callers behind one address translation (a load balancer that rewrites the source)
+// share one peer's share. Give the Authenticator a client of its own: its rate limit is then the
+// reviews' alone.
 //
 // The [Authenticator] uses a [kubernetes.Interface]: TokenReview is a create-only virtual
 // resource, which the manager's cached client would send to the API server unchanged anyway.
