@@ -538,11 +538,16 @@ func summarize(wanted client.Object) (summary, error) {
 
 // matches says whether current has everything s was summarised from sets.
 func (s summary) matches(current client.Object) (bool, error) {
-	if !isSubset(s.labels, current.GetLabels()) || !metav1.IsControlledBy(current, &metav1.ObjectMeta{UID: s.owner}) {
+	if !s.metadataMatches(current) {
 		return false, nil
 	}
 	spec, err := specHash(current)
 	return spec == s.spec, err
+}
+
+// metadataMatches says whether current has the labels and the controller s was summarised from.
+func (s summary) metadataMatches(current client.Object) bool {
+	return isSubset(s.labels, current.GetLabels()) && metav1.IsControlledBy(current, &metav1.ObjectMeta{UID: s.owner})
 }
 
 // specHash hashes obj's spec as JSON (unobserved.Hash): specs equal as JSON, typed or not, hash
@@ -561,7 +566,17 @@ func specHash(obj client.Object) ([sha256.Size]byte, error) {
 // nothing.
 type LastWritten struct {
 	mu      sync.Mutex
-	objects map[unobserved.Key]summary
+	objects map[unobserved.Key]*lastWrite
+}
+
+// lastWrite is what LastWritten keeps of one object: the summary, and the generation of the
+// object (by UID) whose spec was last found to hash as the summary's. The API server moves an
+// object's generation whenever its spec changes, so an update at that generation (istiod's
+// status, an annotation) leaves the spec as written, and its hash need not be taken again.
+type lastWrite struct {
+	summary
+	matchedUID        types.UID
+	matchedGeneration int64
 }
 
 func (l *LastWritten) record(key unobserved.Key, s summary) {
@@ -571,9 +586,9 @@ func (l *LastWritten) record(key unobserved.Key, s summary) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.objects == nil {
-		l.objects = map[unobserved.Key]summary{}
+		l.objects = map[unobserved.Key]*lastWrite{}
 	}
-	l.objects[key] = s
+	l.objects[key] = &lastWrite{summary: s}
 }
 
 func (l *LastWritten) drop(key unobserved.Key) {
@@ -595,7 +610,7 @@ func (l *LastWritten) takenOver(key unobserved.Key, obj client.Object) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if s, ok := l.objects[key]; ok && !metav1.IsControlledBy(obj, &metav1.ObjectMeta{UID: s.owner}) {
+	if r, ok := l.objects[key]; ok && !metav1.IsControlledBy(obj, &metav1.ObjectMeta{UID: r.owner}) {
 		delete(l.objects, key)
 	}
 }
@@ -607,13 +622,32 @@ func (l *LastWritten) leftAsRecorded(key unobserved.Key, obj client.Object) bool
 		return false
 	}
 	l.mu.Lock()
-	s, ok := l.objects[key]
+	r, ok := l.objects[key]
+	var seen bool
+	if ok {
+		// Generation 0: a kind whose generation the API server does not keep.
+		seen = obj.GetGeneration() != 0 && obj.GetGeneration() == r.matchedGeneration && obj.GetUID() == r.matchedUID
+	}
 	l.mu.Unlock()
 	if !ok {
 		return false
 	}
-	same, err := s.matches(obj)
-	return err == nil && same
+	if !r.metadataMatches(obj) {
+		return false
+	}
+	if seen {
+		return true
+	}
+	spec, err := specHash(obj)
+	if err != nil || spec != r.spec {
+		return false
+	}
+	l.mu.Lock()
+	if l.objects[key] == r { // not recorded anew meanwhile
+		r.matchedUID, r.matchedGeneration = obj.GetUID(), obj.GetGeneration()
+	}
+	l.mu.Unlock()
+	return true
 }
 
 func isSubset(want, have map[string]string) bool {

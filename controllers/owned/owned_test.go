@@ -5,12 +5,15 @@ import (
 	"slices"
 	"testing"
 
+	networkingapi "istio.io/api/networking/v1"
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	policyv1alpha1 "github.com/smi-operator/smi-operator/apis/policy/v1alpha1"
 	"github.com/smi-operator/smi-operator/apis/smi"
@@ -66,5 +69,85 @@ func TestDeleteAllGenerated(t *testing.T) {
 	}
 	if !writes.Begin(key, content, "") {
 		t.Error("the write to a deleted object is still remembered: it would not be written again")
+	}
+}
+
+// TestLastWrittenTrustsTheGenerationItMatched: once an object's spec was found as last written,
+// its later updates at the same generation (status, annotations: the API server moves the
+// generation with every spec change) are left as recorded without hashing the spec again; but
+// not an object recreated under the name (another UID, its generation counting anew), nor one
+// of a kind without a generation, nor anything after the record was written anew.
+func TestLastWrittenTrustsTheGenerationItMatched(t *testing.T) {
+	vs := func(uid string, generation int64, host string) *networkingv1.VirtualService {
+		return &networkingv1.VirtualService{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web", UID: types.UID(uid), Generation: generation,
+				OwnerReferences: []metav1.OwnerReference{{APIVersion: "split.smi-spec.io/v1alpha4", Kind: "TrafficSplit", Name: "web", UID: "split", Controller: ptr.To(true)}}},
+			Spec: networkingapi.VirtualService{Hosts: []string{host}},
+		}
+	}
+	summaryOf := func(host string) summary {
+		s, err := summarize(vs("", 0, host))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	key := unobserved.Key{Kind: "VirtualService", Namespace: "shop", Name: "web"}
+	l := &LastWritten{}
+	l.record(key, summaryOf("a"))
+	steps := []struct {
+		name string
+		obj  *networkingv1.VirtualService
+		want bool
+	}{
+		{"the write's own event", vs("u1", 1, "a"), true},
+		// Not an API server's doing: shows the spec is not hashed again at that generation.
+		{"an update at the generation matched", vs("u1", 1, "b"), true},
+		{"a spec change", vs("u1", 2, "b"), false},
+		{"recreated by someone else with another spec", vs("u2", 1, "b"), false},
+		{"a kind without a generation", vs("u1", 0, "b"), false},
+	}
+	for _, step := range steps {
+		if got := l.leftAsRecorded(key, step.obj); got != step.want {
+			t.Errorf("%s: leftAsRecorded = %v, want %v", step.name, got, step.want)
+		}
+	}
+	l.record(key, summaryOf("b"))
+	if l.leftAsRecorded(key, vs("u1", 1, "a")) {
+		t.Error("after a new record: the generation matched by the old one was trusted")
+	}
+}
+
+// BenchmarkChangesToCorrectOfAStatusUpdate is the watch filter's cost for an update that moves
+// neither spec nor generation (istiod writing a VirtualService's status), as each of the object's
+// watch sources pays it.
+func BenchmarkChangesToCorrectOfAStatusUpdate(b *testing.B) {
+	scheme := runtime.NewScheme()
+	if err := networkingv1.AddToScheme(scheme); err != nil {
+		b.Fatal(err)
+	}
+	obj := &networkingv1.VirtualService{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web", UID: "u1", Generation: 3,
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "split.smi-spec.io/v1alpha4", Kind: "TrafficSplit", Name: "web", UID: "split", Controller: ptr.To(true)}}},
+		Spec: networkingapi.VirtualService{Hosts: []string{"web.shop.svc.cluster.local"}, Http: []*networkingapi.HTTPRoute{{
+			Route: []*networkingapi.HTTPRouteDestination{
+				{Destination: &networkingapi.Destination{Host: "web-v1.shop.svc.cluster.local"}, Weight: 90},
+				{Destination: &networkingapi.Destination{Host: "web-v2.shop.svc.cluster.local"}, Weight: 10},
+			},
+		}}},
+	}
+	s, err := summarize(obj)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := Writer{Scheme: scheme, LastWritten: &LastWritten{}}
+	w.LastWritten.record(unobservedKey(networkingv1.SchemeGroupVersion.WithKind("VirtualService"), obj), s)
+	changes := w.ChangesToCorrect()
+	e := event.UpdateEvent{ObjectOld: obj, ObjectNew: obj}
+	b.ReportAllocs()
+	for b.Loop() {
+		if changes.Update(e) {
+			b.Fatal("a status update passed")
+		}
 	}
 }
