@@ -107,7 +107,7 @@ func (w Writer) Sync(ctx context.Context, source client.Object, wanted []client.
 		}
 		keep[gvk] = append(keep[gvk], obj.GetName())
 		obj.SetOwnerReferences([]metav1.OwnerReference{ownerRef})
-		want, err := summarize(obj)
+		want, err := wantedOf(gvk, obj)
 		if err != nil {
 			return res, err
 		}
@@ -128,15 +128,15 @@ func (w Writer) Sync(ctx context.Context, source client.Object, wanted []client.
 			}
 			if same {
 				w.forget(gvk, obj)
-				w.LastWritten.record(unobservedKey(gvk, obj), want)
+				w.LastWritten.record(unobservedKey(gvk, obj), want.summary)
 				continue
 			}
 		}
 		// Recorded before the write is sent, as its watch event may come before its answer; the
 		// object showing want before then is someone else writing what the source wants anyway.
 		// write forgets it if nothing was written.
-		w.LastWritten.record(unobservedKey(gvk, obj), want)
-		sent, conflict, err := w.write(ctx, source, gvk, obj, cached)
+		w.LastWritten.record(unobservedKey(gvk, obj), want.summary)
+		sent, conflict, err := w.write(ctx, source, want, cached)
 		if err != nil {
 			return res, err
 		}
@@ -190,46 +190,59 @@ func (w Writer) get(ctx context.Context, reader client.Reader, gvk schema.GroupV
 	return obj, nil
 }
 
-// write sends wanted, of kind gvk, which the cache shows as cached (nil: not at all), unless this
-// writer already sent the same content while the cache showed that (the cache has not caught up
-// yet). It reports whether it sent it, or the conflict that kept it from sending it.
-func (w Writer) write(ctx context.Context, source client.Object, gvk schema.GroupVersionKind, wanted, cached client.Object) (bool, *Conflict, error) {
-	u, err := objectjson.Unstructured(wanted)
+// wanted is an object Sync writes: its kind, its content as sent and the summary of that.
+type wanted struct {
+	gvk     schema.GroupVersionKind
+	content *unstructured.Unstructured
+	summary
+}
+
+// wantedOf converts obj, of kind gvk and carrying its controller reference, for sending once.
+func wantedOf(gvk schema.GroupVersionKind, obj client.Object) (wanted, error) {
+	u, err := objectjson.Unstructured(obj)
 	if err != nil {
-		return false, nil, err
+		return wanted{}, err
 	}
 	u.SetGroupVersionKind(gvk)
+	return wanted{gvk: gvk, content: u, summary: summaryOf(u)}, nil
+}
+
+func (want wanted) key() unobserved.Key { return unobservedKey(want.gvk, want.content) }
+
+// write sends want, which the cache shows as cached (nil: not at all), unless this writer already
+// sent the same content while the cache showed that (the cache has not caught up yet). It
+// reports whether it sent it, or the conflict that kept it from sending it.
+func (w Writer) write(ctx context.Context, source client.Object, want wanted, cached client.Object) (bool, *Conflict, error) {
 	cachedVersion := ""
 	if cached != nil {
 		cachedVersion = cached.GetResourceVersion()
 	}
-	if w.Unobserved != nil && !w.Unobserved.Begin(unobservedKey(gvk, wanted), unobserved.Hash(u.Object), cachedVersion) {
+	if w.Unobserved != nil && !w.Unobserved.Begin(want.key(), unobserved.Hash(want.content.Object), cachedVersion) {
 		return false, nil, nil
 	}
 	defer w.busy()()
-	sent, conflict, err := w.send(ctx, source, gvk, wanted, u, cached)
+	sent, conflict, err := w.send(ctx, source, want, cached)
 	if err != nil || conflict != nil {
 		// Nothing was written: the next reconcile must try again, whatever the cache shows.
-		w.forget(gvk, wanted)
+		w.forget(want.gvk, want.content)
 	}
 	if err != nil {
-		return false, nil, fmt.Errorf("writing %s %s/%s: %w", gvk.Kind, wanted.GetNamespace(), wanted.GetName(), err)
+		return false, nil, fmt.Errorf("writing %s %s/%s: %w", want.gvk.Kind, want.content.GetNamespace(), want.content.GetName(), err)
 	}
 	return sent, conflict, nil
 }
 
-// send writes u, the content of wanted, to live, the object the cache shows (nil: none). The
-// API server refuses the write when the object is not live any more: created, replaced or deleted
-// since the cache looked. The server's object then decides, once: someone else's is a conflict,
-// left as it is; the source's own is written as the server has it.
-func (w Writer) send(ctx context.Context, source client.Object, gvk schema.GroupVersionKind, wanted client.Object,
-	u *unstructured.Unstructured, live client.Object) (bool, *Conflict, error) {
+// send writes want to live, the object the cache shows (nil: none). The API server refuses the
+// write when the object is not live any more: created, replaced or deleted since the cache
+// looked. The server's object then decides, once: someone else's is a conflict, left as it is;
+// the source's own is written as the server has it.
+func (w Writer) send(ctx context.Context, source client.Object, want wanted, live client.Object) (bool, *Conflict, error) {
 	for retried := false; ; retried = true {
-		err := w.createOrApply(ctx, wanted, u, live)
+		err := w.createOrApply(ctx, want, live)
 		if err == nil || retried || !refusedAsNotLive(err) {
 			return err == nil, nil, err
 		}
-		onServer, getErr := w.get(ctx, w.APIReader, gvk, client.ObjectKeyFromObject(wanted))
+		onServer, getErr := w.get(ctx, w.APIReader, want.gvk, client.ObjectKeyFromObject(want.content))
 		if getErr != nil {
 			return false, nil, fmt.Errorf("%w; reading it from the API server: %w", err, getErr)
 		}
@@ -237,10 +250,10 @@ func (w Writer) send(ctx context.Context, source client.Object, gvk schema.Group
 			return false, nil, err // the refusal is about what was sent, not about which object is there
 		}
 		if onServer != nil {
-			if conflict := conflictOf(gvk, onServer, source); conflict != nil {
+			if conflict := conflictOf(want.gvk, onServer, source); conflict != nil {
 				return false, conflict, nil
 			}
-			if same, err := upToDate(onServer, wanted); err != nil || same {
+			if same, err := want.matches(onServer); err != nil || same {
 				return false, nil, err
 			}
 		}
@@ -270,19 +283,19 @@ func refusedAsNotLive(err error) bool {
 	return false
 }
 
-// createOrApply writes u, the content of wanted, to live. Without live it creates the object,
-// never applies it: an apply would take over an object of that name that someone created since
-// the cache looked, where a Create fails. Otherwise it applies u with force to live only: carrying
-// live's UID, the apply fails on any other object of that name.
-func (w Writer) createOrApply(ctx context.Context, wanted client.Object, u *unstructured.Unstructured, live client.Object) error {
+// createOrApply writes want to live. Without live it creates the object, never applies it: an
+// apply would take over an object of that name that someone created since the cache looked,
+// where a Create fails. Otherwise it applies want with force to live only: carrying live's UID,
+// the apply fails on any other object of that name.
+func (w Writer) createOrApply(ctx context.Context, want wanted, live client.Object) error {
 	if live == nil {
-		return w.Client.Create(ctx, u.DeepCopy(), client.FieldOwner(FieldManager))
+		return w.Client.Create(ctx, want.content.DeepCopy(), client.FieldOwner(FieldManager))
 	}
-	applied, err := w.applyTo(ctx, u, live.GetUID())
+	applied, err := w.applyTo(ctx, want.content, live.GetUID())
 	if err != nil {
 		return err
 	}
-	return w.handOverCreatedFields(ctx, wanted, u, applied)
+	return w.handOverCreatedFields(ctx, want, applied)
 }
 
 // applyTo applies u with force to the object with uid, and returns the object the server answers.
@@ -298,10 +311,10 @@ func (w Writer) applyTo(ctx context.Context, u *unstructured.Unstructured, uid t
 // an Update entry of FieldManager, apart from the Apply entry of its applies, and an apply removes
 // only fields no other entry owns: a field the Create set and the apply no longer sends stays. The
 // Create's fields are then moved into the Apply entry (client-go's csaupgrade, made for the same
-// move from kubectl's client-side apply), and u is applied again. An object never needing that
+// move from kubectl's client-side apply), and want is applied again. An object never needing that
 // costs no request more.
-func (w Writer) handOverCreatedFields(ctx context.Context, wanted client.Object, u, applied *unstructured.Unstructured) error {
-	if same, err := upToDate(applied, wanted); err != nil || same {
+func (w Writer) handOverCreatedFields(ctx context.Context, want wanted, applied *unstructured.Unstructured) error {
+	if same, err := want.matches(applied); err != nil || same {
 		return err
 	}
 	patch, err := csaupgrade.UpgradeManagedFieldsPatch(applied, sets.New(FieldManager), FieldManager)
@@ -312,7 +325,7 @@ func (w Writer) handOverCreatedFields(ctx context.Context, wanted client.Object,
 	if err := w.Client.Patch(ctx, applied, client.RawPatch(types.JSONPatchType, patch)); err != nil {
 		return err
 	}
-	_, err = w.applyTo(ctx, u, applied.GetUID())
+	_, err = w.applyTo(ctx, want.content, applied.GetUID())
 	return err
 }
 
@@ -505,35 +518,22 @@ func (w Writer) forget(gvk schema.GroupVersionKind, obj client.Object) {
 	w.LastWritten.drop(key)
 }
 
-// upToDate reports whether current already has everything wanted sets: its whole spec (a field
-// someone else adds there counts), its labels and its controller reference. Other metadata and the
-// status do not count.
-func upToDate(current, wanted client.Object) (bool, error) {
-	want, err := summarize(wanted)
-	if err != nil {
-		return false, err
-	}
-	return want.matches(current)
-}
-
-// summary is what upToDate compares of a wanted object: its spec (hashed), its labels and its
-// controller.
+// summary is what Sync compares of a wanted object with the one in the cluster: its whole spec
+// (hashed: a field someone else adds there counts), its labels and its controller reference.
+// Other metadata and the status do not count.
 type summary struct {
 	spec   [sha256.Size]byte
 	labels map[string]string
 	owner  types.UID
 }
 
-func summarize(wanted client.Object) (summary, error) {
-	spec, err := specHash(wanted)
-	if err != nil {
-		return summary{}, err
-	}
-	s := summary{spec: spec, labels: maps.Clone(wanted.GetLabels())}
-	if ref := metav1.GetControllerOf(wanted); ref != nil {
+// summaryOf summarises content, a wanted object as sent.
+func summaryOf(content *unstructured.Unstructured) summary {
+	s := summary{spec: unobserved.Hash(content.Object["spec"]), labels: maps.Clone(content.GetLabels())}
+	if ref := metav1.GetControllerOf(content); ref != nil {
 		s.owner = ref.UID
 	}
-	return s, nil
+	return s
 }
 
 // matches says whether current has everything s was summarised from sets.

@@ -86,11 +86,11 @@ func TestLastWrittenTrustsTheGenerationItMatched(t *testing.T) {
 		}
 	}
 	summaryOf := func(host string) summary {
-		s, err := summarize(vs("", 0, host))
+		want, err := wantedOf(networkingv1.SchemeGroupVersion.WithKind("VirtualService"), vs("", 0, host))
 		if err != nil {
 			t.Fatal(err)
 		}
-		return s
+		return want.summary
 	}
 	key := unobserved.Key{Kind: "VirtualService", Namespace: "shop", Name: "web"}
 	l := &LastWritten{}
@@ -136,12 +136,12 @@ func BenchmarkChangesToCorrectOfAStatusUpdate(b *testing.B) {
 			},
 		}}},
 	}
-	s, err := summarize(obj)
+	want, err := wantedOf(networkingv1.SchemeGroupVersion.WithKind("VirtualService"), obj)
 	if err != nil {
 		b.Fatal(err)
 	}
 	w := Writer{Scheme: scheme, LastWritten: &LastWritten{}}
-	w.LastWritten.record(unobservedKey(networkingv1.SchemeGroupVersion.WithKind("VirtualService"), obj), s)
+	w.LastWritten.record(want.key(), want.summary)
 	changes := w.ChangesToCorrect()
 	e := event.UpdateEvent{ObjectOld: obj, ObjectNew: obj}
 	b.ReportAllocs()
