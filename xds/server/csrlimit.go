@@ -47,21 +47,19 @@ type csrLimits struct {
 }
 
 // buckets holds a token bucket per key that asked recently. A bucket full again is the same as
-// none, so buckets idle for that long are dropped: the map follows those asking, not everyone
-// that ever asked.
+// none, so such buckets are dropped (looked for once per sweepEvery): the map follows those
+// asking, not everyone that ever asked.
 type buckets[K comparable] struct {
-	rate  rate.Limit
-	burst int
-	// refill is how long an empty bucket takes to fill.
-	refill    time.Duration
-	buckets   map[K]*csrBucket
-	nextSweep time.Time
+	rate       rate.Limit
+	burst      int
+	sweepEvery time.Duration
+	limiters   map[K]*rate.Limiter
+	nextSweep  time.Time
 }
 
-type csrBucket struct {
-	limiter *rate.Limiter
-	last    time.Time
-}
+// maxSweepInterval bounds how long a bucket full again may stay: the time an empty one takes to
+// fill, or this if that is longer.
+const maxSweepInterval = time.Minute
 
 // newCSRLimits bounds the CSRs of each caller and of each namespace; a zero (or invalid) rate or
 // burst is the default.
@@ -80,29 +78,29 @@ func newBuckets[K comparable](limit, defaults csrLimit) buckets[K] {
 	if limit.burst <= 0 {
 		limit.burst = defaults.burst
 	}
-	// Bounded: a rate so low that filling overflows a Duration would otherwise drop every bucket
-	// at every call, and so limit nothing.
-	refill := time.Duration(min(float64(limit.burst)/limit.rate, (24*time.Hour).Seconds()) * float64(time.Second))
-	return buckets[K]{rate: rate.Limit(limit.rate), burst: limit.burst, refill: refill, buckets: map[K]*csrBucket{}}
+	sweepEvery := maxSweepInterval
+	if fill := float64(limit.burst) / limit.rate; fill < sweepEvery.Seconds() {
+		sweepEvery = time.Duration(fill * float64(time.Second))
+	}
+	return buckets[K]{rate: rate.Limit(limit.rate), burst: limit.burst, sweepEvery: sweepEvery, limiters: map[K]*rate.Limiter{}}
 }
 
 // of returns key's bucket, made now if it has none, after dropping the buckets full again.
 func (b *buckets[K]) of(now time.Time, key K) *rate.Limiter {
 	if !now.Before(b.nextSweep) {
-		for other, bucket := range b.buckets {
-			if now.Sub(bucket.last) >= b.refill {
-				delete(b.buckets, other)
+		for other, limiter := range b.limiters {
+			if limiter.TokensAt(now) >= float64(b.burst) {
+				delete(b.limiters, other)
 			}
 		}
-		b.nextSweep = now.Add(b.refill)
+		b.nextSweep = now.Add(b.sweepEvery)
 	}
-	bucket, ok := b.buckets[key]
+	limiter, ok := b.limiters[key]
 	if !ok {
-		bucket = &csrBucket{limiter: rate.NewLimiter(b.rate, b.burst)}
-		b.buckets[key] = bucket
+		limiter = rate.NewLimiter(b.rate, b.burst)
+		b.limiters[key] = limiter
 	}
-	bucket.last = now
-	return bucket.limiter
+	return limiter
 }
 
 // csrLimited is a CSR refused by a bucket: reason is the metric's label.

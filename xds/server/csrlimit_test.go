@@ -69,21 +69,21 @@ func TestCSRLimitsDropFullBuckets(t *testing.T) {
 	if err := l.allow(b); err != nil {
 		t.Fatalf("another caller was refused: %v", err)
 	}
-	if _, kept := l.callers.buckets[a]; kept || len(l.callers.buckets) != 1 {
-		t.Errorf("callers' buckets after a's refilled: %v, want only b's", l.callers.buckets)
+	if _, kept := l.callers.limiters[a]; kept || len(l.callers.limiters) != 1 {
+		t.Errorf("callers' buckets after a's refilled: %v, want only b's", l.callers.limiters)
 	}
-	if _, kept := l.namespaces.buckets["shop"]; kept || len(l.namespaces.buckets) != 1 {
-		t.Errorf("namespaces' buckets after shop's refilled: %v, want only bank's", l.namespaces.buckets)
+	if _, kept := l.namespaces.limiters["shop"]; kept || len(l.namespaces.limiters) != 1 {
+		t.Errorf("namespaces' buckets after shop's refilled: %v, want only bank's", l.namespaces.limiters)
 	}
 }
 
 // TestCSRLimitsOfExtremeRates: a rate too low for its refill time to fit a Duration still limits,
-// and a rate that is no number is the default.
+// its full buckets looked for once a minute, and a rate that is no number is the default.
 func TestCSRLimitsOfExtremeRates(t *testing.T) {
 	l := newCSRLimits(csrLimit{rate: 1e-300, burst: 1}, csrLimit{})
 	a := caller("shop", "a", "")
-	if l.callers.refill <= 0 || l.allow(a) != nil || l.allow(a) == nil {
-		t.Errorf("rate 1e-300: refill %v, and not exactly one CSR allowed", l.callers.refill)
+	if l.callers.sweepEvery != maxSweepInterval || l.allow(a) != nil || l.allow(a) == nil {
+		t.Errorf("rate 1e-300: a sweep every %v, and not exactly one CSR allowed", l.callers.sweepEvery)
 	}
 	for _, r := range []float64{math.NaN(), math.Inf(1), -1} {
 		got := newCSRLimits(csrLimit{rate: r}, csrLimit{rate: r})
