@@ -21,6 +21,8 @@ const DefaultRejectionReportInterval = 5 * time.Second
 type spacedReports struct {
 	interval time.Duration
 	tell     func([]mesh.ObjectRef)
+	// afterInterval runs f once the interval has passed (time.AfterFunc).
+	afterInterval func(f func())
 
 	mu sync.Mutex
 	// open holds the objects told within the last interval: true when they changed since.
@@ -33,7 +35,8 @@ func newSpacedReports(interval time.Duration, tell func([]mesh.ObjectRef)) *spac
 	if interval == 0 {
 		interval = DefaultRejectionReportInterval
 	}
-	return &spacedReports{interval: interval, tell: tell, open: map[mesh.ObjectRef]bool{}}
+	return &spacedReports{interval: interval, tell: tell, open: map[mesh.ObjectRef]bool{},
+		afterInterval: func(f func()) { time.AfterFunc(interval, f) }}
 }
 
 // changed tells of the objects refs that were not told within the interval, and holds the others
@@ -68,7 +71,7 @@ func (r *spacedReports) tellAndWait(refs []mesh.ObjectRef) {
 		return
 	}
 	r.tell(slices.Clone(refs)) // refs is walked again when the interval ends
-	time.AfterFunc(r.interval, func() { r.intervalEnded(refs) })
+	r.afterInterval(func() { r.intervalEnded(refs) })
 }
 
 // intervalEnded tells of those of refs that changed in the interval that ended, starting another,

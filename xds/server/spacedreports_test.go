@@ -2,7 +2,6 @@ package server
 
 import (
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,40 +12,41 @@ import (
 // once a whole interval passes without a change it is forgotten, no timer left for it; objects
 // told together are spaced apart by their own changes.
 func TestSpacedReportsForgetAQuietObject(t *testing.T) {
-	const interval = 100 * time.Millisecond
 	a, b := mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "a"}, mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "b"}
-	var mu sync.Mutex
 	var told [][]mesh.ObjectRef
-	r := newSpacedReports(interval, func(refs []mesh.ObjectRef) {
-		mu.Lock()
-		defer mu.Unlock()
-		told = append(told, refs)
-	})
+	r := newSpacedReports(time.Hour, func(refs []mesh.ObjectRef) { told = append(told, refs) })
+	// The intervals end when the test says, one at a time.
+	var timers []func()
+	r.afterInterval = func(f func()) { timers = append(timers, f) }
+	endInterval := func() {
+		t.Helper()
+		if len(timers) == 0 {
+			t.Fatal("no interval is running")
+		}
+		f := timers[0]
+		timers = timers[1:]
+		f()
+	}
+
 	r.changed([]mesh.ObjectRef{a, b})
 	r.changed([]mesh.ObjectRef{a}) // held: a was told within the interval
-	mu.Lock()
 	if want := [][]mesh.ObjectRef{{a, b}}; !slices.EqualFunc(told, want, slices.Equal) {
 		t.Errorf("told %v at once, want %v", told, want)
 	}
-	mu.Unlock()
-
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r.mu.Lock()
-		open := len(r.open)
-		r.mu.Unlock()
-		if open == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d objects still held 10 s after their last change (interval %v)", open, interval)
-		}
-		time.Sleep(interval / 4)
-	}
-	mu.Lock()
-	defer mu.Unlock()
+	endInterval()
 	if want := [][]mesh.ObjectRef{{a, b}, {a}}; !slices.EqualFunc(told, want, slices.Equal) {
 		t.Errorf("told %v, want %v: a's held change at the end of its interval, b nothing more", told, want)
+	}
+	if len(timers) != 1 {
+		t.Fatalf("%d intervals running after a's held change was told, want a's next one", len(timers))
+	}
+	endInterval() // a quiet one
+	if len(timers) != 0 || len(r.open) != 0 {
+		t.Errorf("after a quiet interval: %d timers left, %v held; want none", len(timers), r.open)
+	}
+	r.changed([]mesh.ObjectRef{b})
+	if want := [][]mesh.ObjectRef{{a, b}, {a}, {b}}; !slices.EqualFunc(told, want, slices.Equal) {
+		t.Errorf("a forgotten object's change: told %v, want %v (at once)", told, want)
 	}
 }
 
