@@ -14,8 +14,6 @@ import (
 	"google.golang.org/grpc/status"
 	securityv1alpha1 "istio.io/api/security/v1alpha1"
 
-	"github.com/go-logr/logr"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/smi-operator/smi-operator/xds/auth"
 	"github.com/smi-operator/smi-operator/xds/ca"
 )
@@ -104,26 +102,6 @@ func (c *certificateService) CreateCertificate(ctx context.Context, req *securit
 	}
 	s.metrics.certificates.WithLabelValues("issued").Inc()
 	return &securityv1alpha1.IstioCertificateResponse{CertChain: []string{string(cert.CertChainPEM), firstCertificate(cert.TrustBundlePEM)}}, nil
-}
-
-// tokenUnchecked answers a call whose token Authenticate could not check (err does not wrap
-// auth.ErrUnauthenticated) and counts it in counter by reason: Unavailable, which clients retry,
-// unless the caller went away. Only the API server's failure is logged (what: the call's kind):
-// the reviews in flight at their bound, or the caller gone, are the caller's doing, and whoever
-// floods the reviews would flood the log too.
-func tokenUnchecked(ctx context.Context, err error, counter *prometheus.CounterVec, log logr.Logger, what string) error {
-	switch {
-	case errors.Is(err, auth.ErrTooManyReviews):
-		counter.WithLabelValues("reviews-busy").Inc()
-		return status.Error(codes.Unavailable, err.Error())
-	case ctx.Err() != nil:
-		counter.WithLabelValues("cancelled").Inc()
-		return status.FromContextError(ctx.Err()).Err()
-	default:
-		counter.WithLabelValues("review-failed").Inc()
-		log.Error(err, "cannot review the token of "+what)
-		return status.Error(codes.Unavailable, "cannot check the token now: "+err.Error())
-	}
 }
 
 func isTLS(p *peer.Peer) bool {

@@ -72,8 +72,10 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
 	securityv1alpha1 "istio.io/api/security/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	k8stypes "k8s.io/apimachinery/pkg/types"
@@ -136,6 +138,26 @@ type TrustBundles interface {
 // Authenticator turns a bearer token into the caller it proves.
 type Authenticator interface {
 	Authenticate(ctx context.Context, token string) (auth.Caller, error)
+}
+
+// tokenUnchecked answers a call whose token Authenticate could not check (err does not wrap
+// auth.ErrUnauthenticated) and counts it in counter by reason: Unavailable, which clients retry,
+// unless the caller went away. Only the API server's failure is logged (what: the call's kind):
+// the reviews in flight at their bound, or the caller gone, are the caller's doing, and whoever
+// floods the reviews would flood the log too.
+func tokenUnchecked(ctx context.Context, err error, counter *prometheus.CounterVec, log logr.Logger, what string) error {
+	switch {
+	case errors.Is(err, auth.ErrTooManyReviews):
+		counter.WithLabelValues("reviews-busy").Inc()
+		return status.Error(codes.Unavailable, err.Error())
+	case ctx.Err() != nil:
+		counter.WithLabelValues("cancelled").Inc()
+		return status.FromContextError(ctx.Err()).Err()
+	default:
+		counter.WithLabelValues("review-failed").Inc()
+		log.Error(err, "cannot review the token of "+what)
+		return status.Error(codes.Unavailable, "cannot check the token now: "+err.Error())
+	}
 }
 
 // Server is the ADS server and its desired state.
