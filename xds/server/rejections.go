@@ -134,14 +134,17 @@ func (st *streamState) reply(req *discoveryv3.DiscoveryRequest) (changed, reword
 	if req.GetResponseNonce() != "" {
 		if resp, ok := st.answered(typeURL, req.GetResponseNonce()); ok {
 			detail := boundedDetail(req.GetErrorDetail().GetMessage())
-			refused := resp.names
+			var refused map[string]bool // nil: all of the response's
 			if req.GetErrorDetail() != nil {
 				if named := namedIn(detail, resp.names); len(named) > 0 {
-					refused = named
+					refused = make(map[string]bool, len(named))
+					for _, name := range named {
+						refused[name] = true
+					}
 				}
 			}
 			for _, name := range resp.names {
-				if req.GetErrorDetail() != nil && slices.Contains(refused, name) {
+				if req.GetErrorDetail() != nil && (refused == nil || refused[name]) {
 					set(resourceKey{typeURL, name}, detail)
 				} else {
 					clear(resourceKey{typeURL, name})
@@ -151,9 +154,13 @@ func (st *streamState) reply(req *discoveryv3.DiscoveryRequest) (changed, reword
 	}
 	// A subscription by name that drops a resource: the proxy no longer holds it. Wildcard
 	// subscriptions (no names) hold whatever the responses carry.
-	if names := req.GetResourceNames(); len(names) > 0 {
+	if names := req.GetResourceNames(); len(names) > 0 && len(st.rejected) > 0 {
+		held := make(map[string]bool, len(names))
+		for _, name := range names {
+			held[name] = true
+		}
 		for key := range st.rejected {
-			if key.typeURL == typeURL && !slices.Contains(names, key.name) {
+			if key.typeURL == typeURL && !held[key.name] {
 				clear(key)
 			}
 		}
@@ -479,24 +486,23 @@ func (s *Server) policyResources(source mesh.ObjectRef) []resourceKey {
 	return out
 }
 
-// programmedBy are the SMI objects of namespace ("": of any) that program one of the resources
-// keys a stream of the identity scope was sent. The caller holds s.mu.
-func (s *Server) programmedBy(scope string, keys []resourceKey, namespace string) []mesh.ObjectRef {
-	var refs []mesh.ObjectRef
+// programmedBy adds to refs the SMI objects of namespace ("": of any) that program one of the
+// resources keys a stream of the identity scope was sent. The caller holds s.mu.
+func (s *Server) programmedBy(scope string, keys []resourceKey, namespace string, refs map[mesh.ObjectRef]bool) {
 	add := func(ref mesh.ObjectRef) {
-		if (namespace == "" || ref.Namespace == namespace) && !slices.Contains(refs, ref) {
-			refs = append(refs, ref)
+		if namespace == "" || ref.Namespace == namespace {
+			refs[ref] = true
 		}
 	}
-	var targets []mesh.ObjectRef // whose rules make up the identity's listeners, once one is refused
+	sent := make(map[resourceKey]bool, len(keys))
+	targetsAdded := false // the rules of the identity's listeners, once one of them is refused
 	for _, key := range keys {
-		if isIdentityListener(key) {
-			if targets == nil {
-				targets = slices.SortedFunc(maps.Keys(s.access[scope]), compareRefs)
-			}
-			for _, ref := range targets {
+		sent[key] = true
+		if isIdentityListener(key) && !targetsAdded {
+			for ref := range s.access[scope] {
 				add(ref)
 			}
+			targetsAdded = true
 		}
 		for source := range s.splitsByResource[key] {
 			if s.served(source) {
@@ -511,12 +517,11 @@ func (s *Server) programmedBy(scope string, keys []resourceKey, namespace string
 			continue // a policy is of its Service's namespace
 		}
 		for source := range sources {
-			if slices.ContainsFunc(s.policyResources(source), func(key resourceKey) bool { return slices.Contains(keys, key) }) {
+			if slices.ContainsFunc(s.policyResources(source), func(key resourceKey) bool { return sent[key] }) {
 				add(source)
 			}
 		}
 	}
-	return refs
 }
 
 // OnRejections has fn told which SMI objects a proxy began or stopped refusing the resources of
@@ -538,18 +543,15 @@ func (s *Server) rejectionsChanged(change rejectionChange) {
 		return
 	}
 	scope := scopeKey(change.identity)
+	refs := map[mesh.ObjectRef]bool{}
 	s.mu.RLock()
-	refs := s.programmedBy(scope, change.keys, "")
+	s.programmedBy(scope, change.keys, "", refs)
 	// A stream without an identity has the namespace "", no object's: its words are nobody's.
 	if ns := change.identity.Namespace; ns != "" && len(change.reworded) > 0 {
-		for _, ref := range s.programmedBy(scope, change.reworded, ns) {
-			if !slices.Contains(refs, ref) {
-				refs = append(refs, ref)
-			}
-		}
+		s.programmedBy(scope, change.reworded, ns, refs)
 	}
 	s.mu.RUnlock()
 	if len(refs) > 0 {
-		s.rejectionReports.changed(refs)
+		s.rejectionReports.changed(slices.SortedFunc(maps.Keys(refs), compareRefs))
 	}
 }
