@@ -78,6 +78,17 @@ func TestAPIServerAcceptsEveryRoute(t *testing.T) {
 			if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "Must have port for Service reference") {
 				t.Errorf("a backendRef without port: got %v, want the CRD's refusal", err)
 			}
+			// A rule without matches, and a backendRef without weight: the CRD defaults both, so
+			// the check of what is stored is not vacuous either.
+			defaulted := &gatewayv1.HTTPRoute{}
+			defaulted.Namespace, defaulted.Name = "shop", "defaults-left-out"
+			defaulted.Spec.ParentRefs = []gatewayv1.ParentReference{{Name: "web"}}
+			defaulted.Spec.Rules = []gatewayv1.HTTPRouteRule{{BackendRefs: []gatewayv1.HTTPBackendRef{{BackendRef: serviceRef("web-v1", 80, 1)}}}}
+			defaulted.Spec.Rules[0].BackendRefs[0].Weight = nil
+			diff, err := testenv.StoredSpecDiff(ctx, c, defaulted)
+			if err != nil || !strings.Contains(diff, "matches") || !strings.Contains(diff, "weight") {
+				t.Errorf("a route leaving the CRD's defaults out: diff %q, %v; want the stored matches and weight told apart", diff, err)
+			}
 		})
 	}
 }
