@@ -545,6 +545,10 @@ func (s summary) matches(current client.Object) (bool, error) {
 	return spec == s.spec, err
 }
 
+func (s summary) equal(other summary) bool {
+	return s.spec == other.spec && s.owner == other.owner && maps.Equal(s.labels, other.labels)
+}
+
 // metadataMatches says whether current has the labels and the controller s was summarised from.
 func (s summary) metadataMatches(current client.Object) bool {
 	return isSubset(s.labels, current.GetLabels()) && metav1.IsControlledBy(current, &metav1.ObjectMeta{UID: s.owner})
@@ -588,6 +592,11 @@ func (l *LastWritten) record(key unobserved.Key, s summary) {
 	if l.objects == nil {
 		l.objects = map[unobserved.Key]*lastWrite{}
 	}
+	// The same summary again (each reconcile of the source records what it finds as wanted)
+	// keeps what was matched: the spec hash is the one the match was found against.
+	if r, ok := l.objects[key]; ok && r.summary.equal(s) {
+		return
+	}
 	l.objects[key] = &lastWrite{summary: s}
 }
 
@@ -623,10 +632,10 @@ func (l *LastWritten) leftAsRecorded(key unobserved.Key, obj client.Object) bool
 	}
 	l.mu.Lock()
 	r, ok := l.objects[key]
-	var seen bool
+	var matchedBefore bool
 	if ok {
 		// Generation 0: a kind whose generation the API server does not keep.
-		seen = obj.GetGeneration() != 0 && obj.GetGeneration() == r.matchedGeneration && obj.GetUID() == r.matchedUID
+		matchedBefore = obj.GetGeneration() != 0 && obj.GetGeneration() == r.matchedGeneration && obj.GetUID() == r.matchedUID
 	}
 	l.mu.Unlock()
 	if !ok {
@@ -635,7 +644,7 @@ func (l *LastWritten) leftAsRecorded(key unobserved.Key, obj client.Object) bool
 	if !r.metadataMatches(obj) {
 		return false
 	}
-	if seen {
+	if matchedBefore {
 		return true
 	}
 	spec, err := specHash(obj)

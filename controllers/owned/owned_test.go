@@ -105,12 +105,20 @@ func TestLastWrittenTrustsTheGenerationItMatched(t *testing.T) {
 		{"an update at the generation matched", vs("u1", 1, "b"), true},
 		{"a spec change", vs("u1", 2, "b"), false},
 		{"recreated by someone else with another spec", vs("u2", 1, "b"), false},
-		{"a kind without a generation", vs("u1", 0, "b"), false},
+		{"the write's own event, again", vs("u1", 1, "a"), true},
+		{"a kind without a generation, as written", vs("u1", 0, "a"), true},
+		{"a kind without a generation, changed", vs("u1", 0, "b"), false},
 	}
 	for _, step := range steps {
 		if got := l.leftAsRecorded(key, step.obj); got != step.want {
 			t.Errorf("%s: leftAsRecorded = %v, want %v", step.name, got, step.want)
 		}
+	}
+	// A reconcile finding the object as wanted records the same summary: what was matched stays.
+	l.leftAsRecorded(key, vs("u1", 1, "a"))
+	l.record(key, summaryOf("a"))
+	if !l.leftAsRecorded(key, vs("u1", 1, "b")) {
+		t.Error("after the same summary was recorded again: the generation matched was forgotten")
 	}
 	l.record(key, summaryOf("b"))
 	if l.leftAsRecorded(key, vs("u1", 1, "a")) {
