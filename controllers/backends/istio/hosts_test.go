@@ -109,7 +109,8 @@ func TestHostsTakenReadsOnlyObjectsNamingTheHost(t *testing.T) {
 
 // TestHostsTakenSkipsACarrierNamingNoService: a carrier whose host names no Service (the
 // translator makes none, but nothing in the types forbids it) has no Service to look up, so it
-// takes no host and does not stop the carriers after it from being looked up.
+// takes no host and does not stop the carriers after it from being looked up; one with such a
+// host beside its Service's is looked up by the Service's.
 func TestHostsTakenSkipsACarrierNamingNoService(t *testing.T) {
 	scheme := runtime.NewScheme()
 	if err := networkingv1.AddToScheme(scheme); err != nil {
@@ -126,7 +127,7 @@ func TestHostsTakenSkipsACarrierNamingNoService(t *testing.T) {
 		&networkingv1.VirtualService{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "external"},
 			Spec: networkingapi.VirtualService{Hosts: []string{"example.com"}}},
 		&networkingv1.VirtualService{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"},
-			Spec: networkingapi.VirtualService{Hosts: []string{"web.shop.svc.cluster.local"}}},
+			Spec: networkingapi.VirtualService{Hosts: []string{"example.com", "web.shop.svc.cluster.local"}}},
 	}
 	taken, err := b.hostsTaken(context.Background(), carriers)
 	if err != nil {

@@ -137,13 +137,21 @@ func (b Policies) hostsTaken(ctx context.Context, carriers []client.Object) ([]s
 		default:
 			continue
 		}
-		services := servicesOfHosts(carrier)
+		// The first host that names a Service: the holders are listed by that Service and
+		// compared with that host.
+		var host string
+		var svc types.NamespacedName
+		for _, h := range hostsOf(carrier) {
+			if s, ok := serviceOfHost(h, carrier.GetNamespace()); ok {
+				host, svc = h, s
+				break
+			}
+		}
 		kind := reflect.TypeOf(carrier)
-		if len(services) == 0 || listed[kind] {
+		if host == "" || listed[kind] {
 			continue // no Service to look its holders up by, or its kind is looked up already
 		}
 		listed[kind] = true
-		svc := services[0]
 		// Only read: no copy.
 		if err := b.Writer.Reader.List(ctx, list, client.MatchingFields{HostIndex: svc.String()}, client.UnsafeDisableDeepCopy); err != nil {
 			return nil, err
@@ -152,7 +160,6 @@ func (b Policies) hostsTaken(ctx context.Context, carriers []client.Object) ([]s
 		if err != nil {
 			return nil, err
 		}
-		host := hostsOf(carrier)[0]
 		for _, item := range items {
 			o := item.(client.Object)
 			if vs, ok := o.(*networkingv1.VirtualService); owned.Generated(o) || ok && !appliesToSidecars(vs) {
