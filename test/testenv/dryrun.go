@@ -45,7 +45,7 @@ func DryRunCreate(t *testing.T, c client.Client, cases []corpus.Case, translate 
 			counts[kind]++
 			diff, err := StoredSpecDiff(ctx, c, obj)
 			if err != nil {
-				t.Errorf("%s: the API server refuses %s %s/%s: %v", cs.Name, kind, obj.GetNamespace(), obj.GetName(), err)
+				t.Errorf("%s: %s %s/%s: %v", cs.Name, kind, obj.GetNamespace(), obj.GetName(), err)
 				continue
 			}
 			if diff != "" {
@@ -60,13 +60,18 @@ func DryRunCreate(t *testing.T, c client.Client, cases []corpus.Case, translate 
 
 // StoredSpecDiff creates obj on the API server c reaches (dry run, strict field validation) and
 // compares its spec as the server would store it with the spec written, as JSON (-written
-// +stored): "" when the server would store it as written. The error is the server's refusal.
+// +stored): "" when the server would store it as written. The error is the server's refusal,
+// or says the specs could not be compared.
 func StoredSpecDiff(ctx context.Context, c client.Client, obj client.Object) (string, error) {
 	stored := obj.DeepCopyObject().(client.Object)
 	if err := c.Create(ctx, stored, client.DryRunAll, client.FieldValidation("Strict")); err != nil {
-		return "", err
+		return "", fmt.Errorf("the API server refuses it: %w", err)
 	}
-	return specDiff(obj, stored)
+	diff, err := specDiff(obj, stored)
+	if err != nil {
+		return "", fmt.Errorf("comparing the spec written with the one stored: %w", err)
+	}
+	return diff, nil
 }
 
 // specDiff compares the specs of written and stored as JSON.
