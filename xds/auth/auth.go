@@ -37,9 +37,14 @@ const DefaultMaxConcurrentReviews = 32
 const DefaultMaxReviewsPerPeer = 2
 
 // ErrTooManyReviews is wrapped by the error of a token that would need a TokenReview while
-// [Options.MaxConcurrentReviews] are in flight: the caller may try again (an xDS server answers
-// codes.Unavailable).
+// [Options.MaxConcurrentReviews] are in flight, or [Options.MaxReviewsPerPeer] for the caller's
+// address (then [ErrTooManyPeerReviews] is wrapped too): the caller may try again (an xDS server
+// answers codes.Unavailable).
 var ErrTooManyReviews = errors.New("too many token reviews in flight")
+
+// ErrTooManyPeerReviews is wrapped by the error of a token that would need a TokenReview while
+// [Options.MaxReviewsPerPeer] are in flight for the caller's address. It wraps [ErrTooManyReviews].
+var ErrTooManyPeerReviews = fmt.Errorf("%w from one address", ErrTooManyReviews)
 
 // ErrUnauthenticated is wrapped by every error that means "this caller is not let in" (no,
 // malformed, invalid or unsuitable token), as opposed to failing to ask the API server. An xDS
@@ -165,7 +170,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, token string) (Caller,
 	// The peer's bound first: a source over its share takes none of the total from the others.
 	if addr, ok := peerAddr(ctx); ok {
 		if !a.startPeerReview(addr) {
-			return Caller{}, fmt.Errorf("auth: %w from %s (%d): try again later", ErrTooManyReviews, addr, a.opts.MaxReviewsPerPeer)
+			return Caller{}, fmt.Errorf("auth: %w (%s, %d): try again later", ErrTooManyPeerReviews, addr, a.opts.MaxReviewsPerPeer)
 		}
 		defer a.endPeerReview(addr)
 	}

@@ -174,6 +174,14 @@ func holdingAPIServer(t *testing.T, statuses map[string]authenticationv1.TokenRe
 		_ = json.NewEncoder(w).Encode(review)
 	}))
 	t.Cleanup(apiServer.Close)
+	// Run before Close, which waits for the reviews held: a test that failed did not release them.
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
 	clientset, err := kubernetes.NewForConfig(&rest.Config{Host: apiServer.URL, ContentConfig: rest.ContentConfig{ContentType: "application/json"}})
 	if err != nil {
 		t.Fatal(err)
@@ -264,17 +272,24 @@ func TestReviewsInFlightAreBounded(t *testing.T) {
 	}
 }
 
+// writtenAddr is a gRPC peer's address as its String writes it.
+type writtenAddr string
+
+func (a writtenAddr) Network() string { return "tcp" }
+func (a writtenAddr) String() string  { return string(a) }
+
 // TestReviewsInFlightAreBoundedPerPeer: one source address, sending tokens faster than the API
 // server reviews them, holds at most MaxReviewsPerPeer of the reviews in flight, whatever its
-// connections: the rest stay free for the real callers elsewhere, whose tokens are not cached
-// yet. A call that is no network peer's (none in its context) is bound by the total only.
+// connections and however its address is written: the rest stay free for the real callers
+// elsewhere, whose tokens are not cached yet. A call that is no IP peer's (none in its context,
+// a Unix socket's) is bound by the total only.
 func TestReviewsInFlightAreBoundedPerPeer(t *testing.T) {
 	statuses := map[string]authenticationv1.TokenReviewStatus{}
-	for _, sa := range []string{"a", "b", "c", "d", "e", "f"} {
+	for _, sa := range []string{"a", "b", "c", "d", "e", "f", "g", "h", "i"} {
 		statuses[sa] = saStatus("system:serviceaccount:shop:"+sa, audience)
 	}
 	clientset, entered, release := holdingAPIServer(t, statuses, "")
-	a, err := New(clientset, Options{Audiences: []string{audience}, MaxConcurrentReviews: 8, MaxReviewsPerPeer: 2})
+	a, err := New(clientset, Options{Audiences: []string{audience}, MaxConcurrentReviews: 10, MaxReviewsPerPeer: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,6 +298,7 @@ func TestReviewsInFlightAreBoundedPerPeer(t *testing.T) {
 	from := func(addr string) context.Context {
 		return peer.NewContext(ctx, &peer.Peer{Addr: net.TCPAddrFromAddrPort(netip.MustParseAddrPort(addr))})
 	}
+	unix := peer.NewContext(ctx, &peer.Peer{Addr: &net.UnixAddr{Name: "@xds", Net: "unix"}})
 	var held []<-chan error
 	hold := func(ctx context.Context, token string) {
 		done := authenticateInBackground(ctx, a, token)
@@ -293,11 +309,14 @@ func TestReviewsInFlightAreBoundedPerPeer(t *testing.T) {
 	hold(from("10.0.0.1:5001"), "b") // another connection of the same host
 	refusedAtOnce(t, entered, authenticateInBackground(from("10.0.0.1:5002"), a, "c"),
 		"a third review from 10.0.0.1 while two of its are in flight")
-	refusedAtOnce(t, entered, authenticateInBackground(from("[::ffff:10.0.0.1]:5003"), a, "c"),
-		"a third review from 10.0.0.1 over IPv6")
+	refusedAtOnce(t, entered, authenticateInBackground(peer.NewContext(ctx, &peer.Peer{Addr: writtenAddr("[::ffff:10.0.0.1]:5003")}), a, "c"),
+		"a third review from 10.0.0.1, written as an IPv4-mapped IPv6 address")
 	hold(from("10.0.0.2:5000"), "d")
 	hold(ctx, "e")
 	hold(ctx, "f")
+	hold(ctx, "g")
+	hold(unix, "h")
+	hold(unix, "i")
 	close(release)
 	for _, done := range held {
 		if err := <-done; err != nil {

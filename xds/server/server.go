@@ -147,6 +147,9 @@ type Authenticator interface {
 // floods the reviews would flood the log too.
 func tokenUnchecked(ctx context.Context, err error, counter *prometheus.CounterVec, log logr.Logger, what string) error {
 	switch {
+	case errors.Is(err, auth.ErrTooManyPeerReviews):
+		counter.WithLabelValues("peer-reviews-busy").Inc()
+		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, auth.ErrTooManyReviews):
 		counter.WithLabelValues("reviews-busy").Inc()
 		return status.Error(codes.Unavailable, err.Error())

@@ -30,6 +30,7 @@ func TestTokenUncheckedLogsOnlyTheAPIServersFailures(t *testing.T) {
 		logged bool
 	}{
 		{context.Background(), fmt.Errorf("auth: %w (32): try again later", auth.ErrTooManyReviews), "reviews-busy", codes.Unavailable, false},
+		{context.Background(), fmt.Errorf("auth: %w (10.0.0.1, 2): try again later", auth.ErrTooManyPeerReviews), "peer-reviews-busy", codes.Unavailable, false},
 		{cancelled, fmt.Errorf("auth: reviewing the token: %w", context.Canceled), "cancelled", codes.Canceled, false},
 		{context.Background(), errors.New("auth: reviewing the token: etcd is away"), "review-failed", codes.Unavailable, true},
 	} {
