@@ -94,3 +94,32 @@ func TestCSRLimitsOfExtremeRates(t *testing.T) {
 		}
 	}
 }
+
+// TestCSRLimitsKeepBucketsNotFull: a sweep drops only the buckets full again; one partly refilled
+// stays, so its caller cannot get a full burst again by waiting for a sweep.
+func TestCSRLimitsKeepBucketsNotFull(t *testing.T) {
+	l := newCSRLimits(csrLimit{rate: 1, burst: 2}, csrLimit{rate: 100, burst: 100}) // callers' sweeps 2 s apart
+	clock := time.Unix(0, 0)
+	l.now = func() time.Time { return clock }
+	a, b, c := caller("shop", "a", ""), caller("shop", "b", ""), caller("shop", "c", "")
+	if err := l.allow(b); err != nil { // the first sweep; the next is due in 2 s
+		t.Fatal(err)
+	}
+	clock = clock.Add(time.Second)
+	if l.allow(a) != nil || l.allow(a) != nil || l.allow(a) == nil {
+		t.Fatal("a bucket of two did not allow exactly two CSRs at once")
+	}
+	clock = clock.Add(time.Second)
+	if err := l.allow(c); err != nil { // the second sweep: b's bucket is full, a's holds one token
+		t.Fatal(err)
+	}
+	if _, kept := l.callers.limiters[b]; kept {
+		t.Error("b's bucket, full again, was kept")
+	}
+	if _, kept := l.callers.limiters[a]; !kept {
+		t.Fatal("a's bucket, one token of two, was dropped")
+	}
+	if l.allow(a) != nil || l.allow(a) == nil {
+		t.Error("a, one second after emptying its bucket, did not get exactly the one CSR refilled")
+	}
+}
