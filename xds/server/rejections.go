@@ -137,10 +137,7 @@ func (st *streamState) reply(req *discoveryv3.DiscoveryRequest) (changed, reword
 			var refused map[string]bool // nil: all of the response's
 			if req.GetErrorDetail() != nil {
 				if named := namedIn(detail, resp.names); len(named) > 0 {
-					refused = make(map[string]bool, len(named))
-					for _, name := range named {
-						refused[name] = true
-					}
+					refused = setOf(named)
 				}
 			}
 			for _, name := range resp.names {
@@ -155,10 +152,7 @@ func (st *streamState) reply(req *discoveryv3.DiscoveryRequest) (changed, reword
 	// A subscription by name that drops a resource: the proxy no longer holds it. Wildcard
 	// subscriptions (no names) hold whatever the responses carry.
 	if names := req.GetResourceNames(); len(names) > 0 && len(st.rejected) > 0 {
-		held := make(map[string]bool, len(names))
-		for _, name := range names {
-			held[name] = true
-		}
+		held := setOf(names)
 		for key := range st.rejected {
 			if key.typeURL == typeURL && !held[key.name] {
 				clear(key)
@@ -166,6 +160,14 @@ func (st *streamState) reply(req *discoveryv3.DiscoveryRequest) (changed, reword
 		}
 	}
 	return changed, reworded
+}
+
+func setOf(names []string) map[string]bool {
+	set := make(map[string]bool, len(names))
+	for _, name := range names {
+		set[name] = true
+	}
+	return set
 }
 
 // maxRejectionDetail bounds the part of a proxy's error kept: the text is the proxy's own, not
