@@ -154,6 +154,7 @@ func (o *operator) serverBootstrap(namespace, name string) []byte {
 			server.MetadataServiceAccount: name,
 		},
 		CertificateProviders: map[string]grpcxds.PEMFiles{"default": o.identity(namespace, name)},
+		JWTTokenFile:         o.xdsTokenFile(namespace, name),
 	}.JSON()
 	Expect(err).NotTo(HaveOccurred())
 	return bootstrap

@@ -247,9 +247,24 @@ func (o *operator) clientBootstrap(namespace, serviceAccount string) []byte {
 			server.MetadataServiceAccount: serviceAccount,
 		},
 		CertificateProviders: map[string]grpcxds.PEMFiles{"default": o.identity(namespace, serviceAccount)},
+		JWTTokenFile:         o.xdsTokenFile(namespace, serviceAccount),
 	}.JSON()
 	Expect(err).NotTo(HaveOccurred())
 	return b
+}
+
+// xdsTokenFile is the file of a token of ServiceAccount namespace/serviceAccount for the xDS
+// audience, which a proxyless workload's bootstrap names (call_creds) for the operator of the
+// namespace to check its node's identity, as an injected pod's does; "" when that operator
+// serves plain text, where tokens are refused.
+func (o *operator) xdsTokenFile(namespace, serviceAccount string) string {
+	GinkgoHelper()
+	if port := xdsPortFor(namespace); port == permissiveXDSPort || port == plainEnforcingXDSPort {
+		return ""
+	}
+	file := filepath.Join(GinkgoT().TempDir(), "xds-token")
+	Expect(os.WriteFile(file, []byte(o.serviceAccountToken(namespace, serviceAccount, tokenAudience)), 0o600)).To(Succeed())
+	return file
 }
 
 // dial connects a proxyless client to the Service's port 80.

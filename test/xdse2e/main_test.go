@@ -34,6 +34,7 @@ import (
 
 	"github.com/smi-operator/smi-operator/controllers"
 	xdsbackend "github.com/smi-operator/smi-operator/controllers/backends/xds"
+	"github.com/smi-operator/smi-operator/test/grpcxds"
 	"github.com/smi-operator/smi-operator/test/netns"
 	"github.com/smi-operator/smi-operator/test/testenv"
 	"github.com/smi-operator/smi-operator/translators/mesh"
@@ -41,7 +42,11 @@ import (
 	"github.com/smi-operator/smi-operator/xds/server"
 )
 
-func TestMain(m *testing.M) { os.Exit(netns.Run(m)) }
+// The suite's proxyless workloads send their bootstrap's token (call_creds), as injected pods do:
+// the operators serving TLS serve a node's identity only to a stream whose token proves it.
+func TestMain(m *testing.M) {
+	os.Exit(grpcxds.RunWithCallCreds(func() int { return netns.Run(m) }))
+}
 
 // TestXDSE2E runs the suite, inside the network namespace (or skips it and says why, as
 // netns.Require does, when there is none).

@@ -25,6 +25,7 @@ import (
 	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
 	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
 	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
@@ -423,8 +424,11 @@ func askXDS(ctx context.Context, ns, serviceAccount, typeURL string, names []str
 }
 
 // askXDSOn is askXDS on the xDS server listening on port (over TLS, with the token ctx carries
-// in its outgoing "authorization" metadata, if any).
+// in its outgoing "authorization" metadata, else one of serviceAccount, which the node claims).
 func askXDSOn(ctx context.Context, port uint16, ns, serviceAccount, typeURL string, names []string) (discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient, error) {
+	if md, _ := metadata.FromOutgoingContext(ctx); len(md.Get("authorization")) == 0 {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+o.serviceAccountToken(ns, serviceAccount, tokenAudience))
+	}
 	conn, err := o.dialXDS(port)
 	if err != nil {
 		return nil, err

@@ -31,7 +31,7 @@ func accessTo(destination, source string) []mesh.AccessRule {
 }
 
 // TestStreamsActForTheirFirstNodeOnly: the identity a stream acts for is fixed by its first
-// request (and proven by its token, when it has one). A later request on the same stream naming
+// request, and proven by its token (TestUnprovenIdentityIsRefusedOverTLS). A later request on the same stream naming
 // another node — an ACK, or a re-subscription with the last nonce and no version — ends the stream
 // with PermissionDenied before anything of the other identity is sent: none of its per-identity
 // listeners (a gRPC server's RBAC, an Envoy inbound listener). go-control-plane adopts the node of
@@ -47,7 +47,6 @@ func TestStreamsActForTheirFirstNodeOnly(t *testing.T) {
 		names   []string
 	}{
 		{"gRPC server listener, authenticated", "token-of-a", server.ProxyGRPC, resourcev3.ListenerType, []string{serverListener}},
-		{"gRPC server listener, no token", "", server.ProxyGRPC, resourcev3.ListenerType, []string{serverListener}},
 		{"Envoy inbound listener", "token-of-a", server.ProxyEnvoy, resourcev3.ListenerType, nil},
 	} {
 		for _, next := range []string{"ACK", "re-subscription"} {
@@ -159,7 +158,7 @@ func TestTokensOnlyOverTLS(t *testing.T) {
 func TestHeldServerAnswersOnceSynced(t *testing.T) {
 	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessEnforcing}, HoldUntilSynced: true})
 	f.srv.SetAccess(mesh.ObjectRef{Kind: "TrafficTarget", Namespace: "shop", Name: "to-a"}, accessTo("a", "x"))
-	stream := f.ads(t, "")
+	stream := f.adsAs(t, "shop", "a")
 	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node(server.ProxyEnvoy, "shop", "a"), TypeUrl: resourcev3.ListenerType}); err != nil {
 		t.Fatal(err)
 	}
@@ -232,4 +231,44 @@ func TestNodesClaimOnlyKubernetesNames(t *testing.T) {
 	}
 	// Kubernetes names are taken: subscribe fails the test unless the node is answered.
 	f.subscribe(t, server.ProxyGRPC, "shop", "client.v2", resourcev3.ListenerType)
+}
+
+// TestUnprovenIdentityIsRefusedOverTLS: on a TLS server a node's identity is a claim its token
+// must prove. A stream without a token whose node names an identity is ended (Unauthenticated,
+// saying how to send the token) before anything of that identity is sent: its listeners carry
+// the identity's RBAC rules, which are not the stream's to read. A stream without a token that
+// names no identity is still served what every workload may see.
+func TestUnprovenIdentityIsRefusedOverTLS(t *testing.T) {
+	f := startServer(t, server.Options{
+		Settings:      mesh.Settings{Access: mesh.AccessEnforcing},
+		Authenticator: tokens{"token-of-a": {Namespace: "shop", ServiceAccount: "a"}},
+	})
+	f.srv.SetAccess(mesh.ObjectRef{Kind: "TrafficTarget", Namespace: "shop", Name: "to-a"}, accessTo("a", "x"))
+	serverListener := xds.ServerListenerNamePrefix + "0.0.0.0:8080"
+	for _, proxy := range []string{server.ProxyGRPC, server.ProxyEnvoy} {
+		stream := f.ads(t, "")
+		req := &discoveryv3.DiscoveryRequest{Node: node(proxy, "shop", "a"), TypeUrl: resourcev3.ListenerType}
+		if proxy == server.ProxyGRPC {
+			req.ResourceNames = []string{serverListener}
+		}
+		if err := stream.Send(req); err != nil && !errors.Is(err, io.EOF) {
+			t.Fatal(err)
+		}
+		resp, err := stream.Recv()
+		if status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "call_creds") {
+			t.Errorf("%s node claiming shop/a without a token: %d listeners, error %v; want Unauthenticated saying how to send the token",
+				proxy, len(resp.GetResources()), err)
+		}
+	}
+	if got := labelled(t, f.reg, "smi_operator_xds_rejected_streams_total", "identity-unproven"); got != 2 {
+		t.Errorf("rejected streams identity-unproven = %v, want 2", got)
+	}
+
+	anonymous := f.ads(t, "")
+	if err := anonymous.Send(&discoveryv3.DiscoveryRequest{Node: node(server.ProxyEnvoy, "", ""), TypeUrl: resourcev3.ListenerType}); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := anonymous.Recv(); err != nil {
+		t.Errorf("a node naming no identity, without a token: %v (%d listeners); want it served", err, len(resp.GetResources()))
+	}
 }

@@ -400,6 +400,7 @@ func TestPolicyReachesGRPCClients(t *testing.T) {
 	conn, err := grpcxds.Dial(xds.ListenerName(api, 80), grpcxds.Bootstrap{
 		ServerURI: f.addr, ServerTLS: &grpcxds.PEMFiles{CACertificateFile: f.caFile}, NodeID: "client",
 		NodeMetadata: map[string]any{server.MetadataNamespace: "shop", server.MetadataServiceAccount: "client"},
+		JWTTokenFile: tokenFileOf(t, "shop", "client"),
 	}.MustJSON())
 	if err != nil {
 		t.Fatal(err)

@@ -89,8 +89,8 @@ func (st *streamState) recordResponse(typeURL string, r sentResponse) {
 // older one of its type: a proxy answers in order, so those were superseded.
 func (st *streamState) answered(typeURL, nonce string) (sentResponse, bool) {
 	n, err := strconv.ParseInt(nonce, 10, 64)
-	if err != nil {
-		return sentResponse{}, false
+	if err != nil || len(st.sent[typeURL]) == 0 {
+		return sentResponse{}, false // not a nonce of ours, or nothing of the type was sent
 	}
 	var found sentResponse
 	ok := false

@@ -201,11 +201,13 @@ func TestOnlyAccountableStreamsMarkObjectsRejected(t *testing.T) {
 		name    string
 		start   func(*testing.T, server.Options) *fixture
 		token   string
+		node    *corev3.Node
 		counted bool
 	}{
-		{"TLS without a token", startServer, "", false},
-		{"TLS with a token", startServer, "token-of-client", true},
-		{"plain text", startPlainTextServer, "", true},
+		// Without a token, a node over TLS may claim no identity (it would be refused).
+		{"TLS without a token", startServer, "", &corev3.Node{Id: "anonymous"}, false},
+		{"TLS with a token", startServer, "token-of-client", node(server.ProxyGRPC, "shop", "client"), true},
+		{"plain text", startPlainTextServer, "", node(server.ProxyGRPC, "shop", "client"), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := tc.start(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive},
@@ -215,7 +217,7 @@ func TestOnlyAccountableStreamsMarkObjectsRejected(t *testing.T) {
 			f.srv.SetSplit(split, &mesh.Split{Source: split, Apex: web, Backends: []mesh.Backend{{Service: web, Weight: 1}}})
 
 			stream := f.ads(t, tc.token)
-			refuse(t, stream, node(server.ProxyGRPC, "shop", "client"), resourcev3.RouteType, []string{route}, "refused")
+			refuse(t, stream, tc.node, resourcev3.RouteType, []string{route}, "refused")
 			handled(t, stream, resourcev3.ClusterType)
 			if got := sum(t, f.reg, "smi_operator_xds_nacks_total"); got != 1 {
 				t.Errorf("NACKs counted = %v, want 1 whoever sent it", got)

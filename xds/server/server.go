@@ -25,7 +25,10 @@
 // Nodes say what they are and who they run as in their metadata (MetadataProxy,
 // MetadataNamespace, MetadataServiceAccount). With an Authenticator, a stream that presents a
 // ServiceAccount token (gRPC metadata "authorization: Bearer <token>") is checked with
-// TokenReview, and a node claiming any other identity on it is refused. A stream acts for the node
+// TokenReview, and a node claiming any other identity on it is refused. Over TLS a node may claim
+// an identity only on a stream whose token proves it (without an Authenticator, on none): a
+// stream without a token naming one is refused, since metadata is a claim, never a principal,
+// and an identity's listeners carry its RBAC rules. A stream acts for the node
 // of its first request for its whole life: a later request naming another node or identity ends it
 // with PermissionDenied, and every request reaches the caches with the stream's own node, so
 // nothing per identity is ever looked up by what a later request claims.

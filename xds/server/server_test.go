@@ -40,6 +40,7 @@ import (
 	"github.com/smi-operator/smi-operator/test/grpcxds"
 	"github.com/smi-operator/smi-operator/translators/mesh"
 	"github.com/smi-operator/smi-operator/translators/xds"
+	"github.com/smi-operator/smi-operator/xds/auth"
 	"github.com/smi-operator/smi-operator/xds/ca"
 	"github.com/smi-operator/smi-operator/xds/server"
 )
@@ -48,6 +49,8 @@ import (
 type tokens = grpcxds.Tokens
 
 type fixture struct {
+	// tls: the server is startServer's, over TLS, where a node's identity must be proven.
+	tls  bool
 	addr string
 	srv  *server.Server
 	reg  *prometheus.Registry
@@ -56,18 +59,25 @@ type fixture struct {
 	caFile string
 }
 
+// The package's grpc-go clients send their bootstrap's token (call_creds), as injected
+// workloads do: over TLS, a node's identity is only served to a stream whose token proves it.
+func TestMain(m *testing.M) { os.Exit(grpcxds.RunWithCallCreds(m.Run)) }
+
 // startServer serves opts over TLS, as the operator does unless told otherwise, on a loopback
-// port until the test ends, with a client trusting it.
+// port until the test ends, with a client trusting it. Its authenticator takes tokenOf's tokens
+// too, besides those of opts.Authenticator.
 func startServer(t *testing.T, opts server.Options) *fixture {
 	t.Helper()
 	cert, pool := selfSigned(t)
 	opts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	opts.Authenticator = grpcxds.IdentityTokens{Next: opts.Authenticator}
 	f := serve(t, opts)
 	f.caFile = filepath.Join(t.TempDir(), "xds-server.pem")
 	if err := os.WriteFile(f.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	f.conn = dialServer(t, f.addr, credentials.NewTLS(&tls.Config{RootCAs: pool}))
+	f.tls = true
 	return f
 }
 
@@ -98,6 +108,31 @@ func serve(t *testing.T, opts server.Options) *fixture {
 	opts.Log = logr.Discard()
 	srv := server.New(opts)
 	return &fixture{addr: grpcxds.ServeLoopback(t, srv), srv: srv, reg: reg}
+}
+
+// tokenOf is a token proving ServiceAccount namespace/serviceAccount to a server of startServer.
+func tokenOf(namespace, serviceAccount string) string {
+	return grpcxds.IdentityToken(auth.Identity{Namespace: namespace, ServiceAccount: serviceAccount})
+}
+
+// tokenFileOf writes tokenOf(namespace, serviceAccount) to a file, for a bootstrap's JWTTokenFile.
+func tokenFileOf(t *testing.T, namespace, serviceAccount string) string {
+	t.Helper()
+	path, err := grpcxds.IdentityTokenFile(t.TempDir(), auth.Identity{Namespace: namespace, ServiceAccount: serviceAccount})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// adsAs opens a stream for a node of ServiceAccount namespace/serviceAccount ("": none): with the
+// token proving it over TLS, without one in plain text, where tokens are refused.
+func (f *fixture) adsAs(t *testing.T, namespace, serviceAccount string) discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient {
+	t.Helper()
+	if !f.tls || namespace == "" {
+		return f.ads(t, "")
+	}
+	return f.ads(t, tokenOf(namespace, serviceAccount))
 }
 
 // ads opens a stream, with "authorization: Bearer token" when token is not empty.
@@ -148,9 +183,10 @@ func TestNoSecretsOverADS(t *testing.T) {
 		Authenticator: tokens{"token-of-a": {Namespace: "shop", ServiceAccount: "a"}},
 		CA:            newAuthority(t),
 	})
-	for _, token := range []string{"token-of-a", ""} {
+	// Without a token a node may claim no identity over TLS (TestUnprovenIdentityIsRefusedOverTLS).
+	for token, nd := range map[string]*corev3.Node{"token-of-a": node(server.ProxyEnvoy, "shop", "a"), "": node(server.ProxyEnvoy, "", "")} {
 		stream := f.ads(t, token)
-		_ = stream.Send(&discoveryv3.DiscoveryRequest{Node: node(server.ProxyEnvoy, "shop", "a"), TypeUrl: resourcev3.SecretType,
+		_ = stream.Send(&discoveryv3.DiscoveryRequest{Node: nd, TypeUrl: resourcev3.SecretType,
 			ResourceNames: []string{xds.WorkloadSecretName, xds.TrustBundleSecretName}})
 		resp, err := stream.Recv()
 		if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "pod agent") {
@@ -171,7 +207,7 @@ func TestNACKIsCountedAndNotResent(t *testing.T) {
 	split := mesh.ObjectRef{Kind: "TrafficSplit", Namespace: "shop", Name: "web"}
 	f.srv.SetSplit(split, routes("v1"))
 
-	stream := f.ads(t, "")
+	stream := f.adsAs(t, "shop", "client")
 	req := &discoveryv3.DiscoveryRequest{Node: node(server.ProxyGRPC, "shop", "client"), TypeUrl: resourcev3.RouteType, ResourceNames: []string{"web.shop.svc.cluster.local:80"}}
 	if err := stream.Send(req); err != nil {
 		t.Fatal(err)
@@ -322,7 +358,7 @@ func (f *fixture) subscribeEnvoy(t *testing.T, namespace, sa, typeURL string) (d
 // type, wildcard, when none is).
 func (f *fixture) subscribe(t *testing.T, proxy, namespace, sa, typeURL string, names ...string) (discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient, *discoveryv3.DiscoveryResponse) {
 	t.Helper()
-	stream := f.ads(t, "")
+	stream := f.adsAs(t, namespace, sa)
 	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node(proxy, namespace, sa), TypeUrl: typeURL, ResourceNames: names}); err != nil {
 		t.Fatal(err)
 	}
@@ -472,6 +508,7 @@ func TestPermissiveModeAllowsEverybody(t *testing.T) {
 					ServerURI: f.addr, ServerTLS: &grpcxds.PEMFiles{CACertificateFile: f.caFile}, NodeID: sa,
 					NodeMetadata:         map[string]any{server.MetadataNamespace: "shop", server.MetadataServiceAccount: sa},
 					CertificateProviders: map[string]grpcxds.PEMFiles{"default": writeIdentity(t, authority, "shop", sa)},
+					JWTTokenFile:         tokenFileOf(t, "shop", sa),
 				}.MustJSON()
 			}
 			backend, err := grpcxds.StartXDSBackend("vault", backendAddr.String(), bootstrap("vault"))
@@ -526,7 +563,7 @@ func TestDeletedServiceIsRemovedFromClients(t *testing.T) {
 	web := shopService("web")
 	f.srv.SetService(key, web, nil)
 
-	stream := f.ads(t, "")
+	stream := f.adsAs(t, "shop", "client")
 	names := []string{"web.shop.svc.cluster.local:80"}
 	recv := func() *discoveryv3.DiscoveryResponse {
 		resp, err := stream.Recv()
@@ -576,7 +613,7 @@ func TestUnchangedSplitsAndRulesPushNothingToEnvoy(t *testing.T) {
 	f.srv.SetSplit(source, split("db-v1"))
 	f.srv.SetAccess(target, rules)
 
-	stream := f.ads(t, "")
+	stream := f.adsAs(t, "shop", "sidecar")
 	req := &discoveryv3.DiscoveryRequest{Node: node(server.ProxyEnvoy, "shop", "sidecar"), TypeUrl: resourcev3.ListenerType}
 	if err := stream.Send(req); err != nil {
 		t.Fatal(err)
@@ -632,7 +669,7 @@ func TestReplacementServerKeepsTheMetrics(t *testing.T) {
 // made-up type would let any client grow the metrics without bound.
 func TestMetricLabelsAreTheServedTypes(t *testing.T) {
 	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive}})
-	stream := f.ads(t, "")
+	stream := f.adsAs(t, "shop", "client")
 	for i := range 3 {
 		err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node(server.ProxyGRPC, "shop", "client"),
 			TypeUrl: fmt.Sprintf("type.googleapis.com/made.up.Type%d", i), ResponseNonce: "1"})
@@ -664,4 +701,22 @@ func TestMetricLabelsAreTheServedTypes(t *testing.T) {
 	if got := sum(t, f.reg, "smi_operator_xds_acks_total"); got < 1 {
 		t.Errorf("ACKs of made-up types counted %v times, want them under type=other", got)
 	}
+}
+
+// TestReplyToAResponseNeverSentLeavesTheServerServing: a proxy whose token proved its identity
+// (so the server books what it refuses) answering a nonce of a type it was never sent anything
+// of is its own mistake: its stream carries on, and every other stream is still served. (It used
+// to panic with the streams' lock held, and the server answered nobody after it.)
+func TestReplyToAResponseNeverSentLeavesTheServerServing(t *testing.T) {
+	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive}})
+	f.srv.SetService(types.NamespacedName{Namespace: "shop", Name: "web"}, shopService("web"), nil)
+	odd := f.adsAs(t, "shop", "client")
+	if err := odd.Send(&discoveryv3.DiscoveryRequest{Node: node(server.ProxyGRPC, "shop", "client"),
+		TypeUrl: resourcev3.ListenerType, ResponseNonce: "7", ErrorDetail: &rpcstatus.Status{Message: "refused"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := odd.Recv(); err != nil {
+		t.Errorf("the stream that answered a nonce never sent: %v, want its listeners", err)
+	}
+	f.subscribe(t, server.ProxyGRPC, "shop", "other", resourcev3.ListenerType) // fails the test unless answered
 }

@@ -65,8 +65,9 @@ func newStreams(auth Authenticator, m *metrics, log logr.Logger) *streams {
 }
 
 // OnStreamOpen authenticates the stream when it presents a token; a token that does not check
-// out ends the stream, a stream without one stays unauthenticated. A token on a connection that
-// is not TLS ends the stream too: it was readable on the way, so it proves nothing.
+// out ends the stream, a stream without one stays unauthenticated (and, over TLS, may claim no
+// identity: OnStreamRequest). A token on a connection that is not TLS ends the stream too: it
+// was readable on the way, so it proves nothing.
 func (s *streams) OnStreamOpen(ctx context.Context, id int64, _ string) error {
 	state := &streamState{}
 	if p, ok := peer.FromContext(ctx); ok {
@@ -141,6 +142,17 @@ func (s *streams) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) e
 			s.metrics.rejected.WithLabelValues("bad-node").Inc()
 			return status.Error(codes.InvalidArgument, err.Error())
 		}
+		// Node metadata is a claim, never a principal: where a token can prove an identity, an
+		// identity is served only to the stream whose token proved it.
+		if state.authenticated == nil && !s.believeClaims && info.identity != (Identity{}) {
+			s.metrics.rejected.WithLabelValues("identity-unproven").Inc()
+			s.log.Info("refused an xDS stream claiming an identity without a token", "node", req.GetNode().GetId(),
+				"claimed", describe(info.identity))
+			return status.Errorf(codes.Unauthenticated, "node %q claims %s without a token proving it: send the ServiceAccount's "+
+				"token (\"authorization: Bearer\"; grpc-go sends it with the bootstrap's call_creds jwt_token_file when "+
+				"GRPC_EXPERIMENTAL_XDS_BOOTSTRAP_CALL_CREDS=true), or claim no identity",
+				req.GetNode().GetId(), describe(info.identity))
+		}
 		if state.authenticated != nil && *state.authenticated != info.identity {
 			s.metrics.rejected.WithLabelValues("identity-mismatch").Inc()
 			s.log.Info("refused an xDS stream claiming another identity", "node", req.GetNode().GetId(),
@@ -182,18 +194,25 @@ func (s *streams) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) e
 	if !s.accountable(state) {
 		return nil
 	}
+	changed, reworded := s.reply(id, state, req)
+	if len(changed) > 0 || len(reworded) > 0 {
+		s.rejectionsChanged(rejectionChange{identity: state.info.identity, keys: changed, reworded: reworded})
+	}
+	return nil
+}
+
+// reply books a request of an accountable stream (streamState.reply) under s.mu, released
+// however reply ends: every stream's callbacks take it.
+func (s *streams) reply(id int64, state *streamState, req *discoveryv3.DiscoveryRequest) (changed, reworded []resourceKey) {
 	s.mu.Lock()
-	changed, reworded := state.reply(req)
+	defer s.mu.Unlock()
+	changed, reworded = state.reply(req)
 	if len(state.rejected) > 0 {
 		s.rejecting[id] = state
 	} else {
 		delete(s.rejecting, id)
 	}
-	s.mu.Unlock()
-	if len(changed) > 0 || len(reworded) > 0 {
-		s.rejectionsChanged(rejectionChange{identity: state.info.identity, keys: changed, reworded: reworded})
-	}
-	return nil
+	return changed, reworded
 }
 
 // accountable says whether what the stream's proxy refuses is reported on SMI objects (and so

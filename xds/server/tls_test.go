@@ -40,7 +40,7 @@ func TestServesADSOverTLS(t *testing.T) {
 		defer cancel()
 		stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(callCtx)
 		if err == nil {
-			err = stream.Send(&discoveryv3.DiscoveryRequest{Node: node(server.ProxyGRPC, "shop", "a"), TypeUrl: resourcev3.ClusterType})
+			err = stream.Send(&discoveryv3.DiscoveryRequest{Node: node(server.ProxyGRPC, "", ""), TypeUrl: resourcev3.ClusterType})
 		}
 		if err == nil {
 			_, err = stream.Recv()

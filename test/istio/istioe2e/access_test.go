@@ -173,6 +173,23 @@ func withTimeout(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
+// serviceAccountToken is a token of ServiceAccount namespace/sa bound to audience, valid for an
+// hour, as a projected token volume holds it.
+func (m *meshEnv) serviceAccountToken(t testing.TB, namespace, sa, audience string) string {
+	t.Helper()
+	clientset, err := kubernetes.NewForConfig(m.env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := clientset.CoreV1().ServiceAccounts(namespace).CreateToken(withTimeout(t, time.Minute), sa, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{Audiences: []string{audience}, ExpirationSeconds: ptr.To(int64(3600))},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr.Status.Token
+}
+
 // istioCertificate gets a workload certificate for ServiceAccount namespace/sa the way Istio's
 // agent does: a key made here, a CSR for spiffe://cluster.local/ns/<namespace>/sa/<sa> sent to
 // istiod's IstioCertificateService over TLS (verified with the root istiod publishes in the
@@ -185,12 +202,7 @@ func (m *meshEnv) istioCertificate(t testing.TB, namespace, sa string) grpcxds.P
 	if err != nil {
 		t.Fatal(err)
 	}
-	token, err := clientset.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, sa, &authenticationv1.TokenRequest{
-		Spec: authenticationv1.TokenRequestSpec{Audiences: []string{"istio-ca"}, ExpirationSeconds: ptr.To(int64(3600))},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	token := m.serviceAccountToken(t, namespace, sa, "istio-ca")
 	var root string
 	for {
 		cm, err := clientset.CoreV1().ConfigMaps(namespace).Get(ctx, "istio-ca-root-cert", metav1.GetOptions{})
@@ -222,7 +234,7 @@ func (m *meshEnv) istioCertificate(t testing.TB, namespace, sa string) grpcxds.P
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	callCtx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token.Status.Token, "ClusterID", "Kubernetes")
+	callCtx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token, "ClusterID", "Kubernetes")
 	resp, err := securityapi.NewIstioCertificateServiceClient(conn).CreateCertificate(callCtx, &securityapi.IstioCertificateRequest{
 		Csr:              string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr})),
 		ValidityDuration: 3600,

@@ -40,11 +40,17 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/smi-operator/smi-operator/apis/v1alpha1"
+	"github.com/smi-operator/smi-operator/test/grpcxds"
 	"github.com/smi-operator/smi-operator/test/netns"
 	"github.com/smi-operator/smi-operator/test/testenv"
 )
 
-func TestMain(m *testing.M) { os.Exit(netns.Run(suite{m})) }
+// The proxyless clients of the operator's own xDS server (after a swap to it) send their
+// bootstrap's token (call_creds), as injected pods do: it serves a node's identity over TLS only
+// to a stream whose token proves it.
+func TestMain(m *testing.M) {
+	os.Exit(grpcxds.RunWithCallCreds(func() int { return netns.Run(suite{m}) }))
+}
 
 // suite runs the tests, then stops the shared mesh, inside the namespace.
 type suite struct{ m *testing.M }

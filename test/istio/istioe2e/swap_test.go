@@ -195,14 +195,19 @@ func (m *meshEnv) issueXDSServingSecret(t testing.TB) {
 
 // operatorXDSBootstrap is the bootstrap of a proxyless gRPC client of the operator's own xDS
 // server, running as ServiceAccount namespace/serviceAccount, which verifies the server with the
-// trust bundle the operator publishes in namespace (the ConfigMap an injected pod mounts). It
-// has no certificate: with mutual TLS off, it needs none.
+// trust bundle the operator publishes in namespace (the ConfigMap an injected pod mounts), and
+// proves its identity with a token of it for the operator's xDS audience (call_creds), as an
+// injected pod does. It has no certificate: with mutual TLS off, it needs none.
 func (m *meshEnv) operatorXDSBootstrap(t testing.TB, namespace, serviceAccount string) []byte {
 	t.Helper()
 	bundle := &corev1.ConfigMap{}
 	m.waitExists(t, client.ObjectKey{Namespace: namespace, Name: bootstrap.TrustBundleConfigMap}, bundle)
 	roots := filepath.Join(t.TempDir(), "xds-roots.pem")
 	if err := os.WriteFile(roots, []byte(bundle.Data[bootstrap.TrustBundleKey]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tokenFile := filepath.Join(t.TempDir(), "xds-token")
+	if err := os.WriteFile(tokenFile, []byte(m.serviceAccountToken(t, namespace, serviceAccount, v1alpha1.DefaultTokenAudience)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	out, err := grpcxds.Bootstrap{
@@ -214,6 +219,7 @@ func (m *meshEnv) operatorXDSBootstrap(t testing.TB, namespace, serviceAccount s
 			server.MetadataNamespace:      namespace,
 			server.MetadataServiceAccount: serviceAccount,
 		},
+		JWTTokenFile: tokenFile,
 	}.JSON()
 	if err != nil {
 		t.Fatal(err)
