@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
 	"github.com/smi-operator/smi-operator/translators/mesh"
@@ -270,5 +272,21 @@ func TestUnprovenIdentityIsRefusedOverTLS(t *testing.T) {
 	}
 	if resp, err := anonymous.Recv(); err != nil {
 		t.Errorf("a node naming no identity, without a token: %v (%d listeners); want it served", err, len(resp.GetResources()))
+	}
+}
+
+// TestTLSServerWithoutAuthenticatorServesNoIdentity: a TLS server that checks no tokens can take
+// an identity from no stream, so a node claiming one is refused, and told the server checks none.
+func TestTLSServerWithoutAuthenticatorServesNoIdentity(t *testing.T) {
+	cert, pool := selfSigned(t)
+	f := serve(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessEnforcing},
+		TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
+	f.conn = dialServer(t, f.addr, credentials.NewTLS(&tls.Config{RootCAs: pool}))
+	stream := f.ads(t, "")
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node(server.ProxyEnvoy, "shop", "a"), TypeUrl: resourcev3.ListenerType}); err != nil && !errors.Is(err, io.EOF) {
+		t.Fatal(err)
+	}
+	if resp, err := stream.Recv(); status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "checks no tokens") {
+		t.Errorf("a node claiming shop/a: %d listeners, error %v; want Unauthenticated saying the server checks no tokens", len(resp.GetResources()), err)
 	}
 }

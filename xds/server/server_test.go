@@ -70,7 +70,7 @@ func startServer(t *testing.T, opts server.Options) *fixture {
 	t.Helper()
 	cert, pool := selfSigned(t)
 	opts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	opts.Authenticator = grpcxds.IdentityTokens{Next: opts.Authenticator}
+	opts.Authenticator = identityTokens{Next: opts.Authenticator}
 	f := serve(t, opts)
 	f.caFile = filepath.Join(t.TempDir(), "xds-server.pem")
 	if err := os.WriteFile(f.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600); err != nil {
@@ -112,13 +112,13 @@ func serve(t *testing.T, opts server.Options) *fixture {
 
 // tokenOf is a token proving ServiceAccount namespace/serviceAccount to a server of startServer.
 func tokenOf(namespace, serviceAccount string) string {
-	return grpcxds.IdentityToken(auth.Identity{Namespace: namespace, ServiceAccount: serviceAccount})
+	return identityToken(auth.Identity{Namespace: namespace, ServiceAccount: serviceAccount})
 }
 
 // tokenFileOf writes tokenOf(namespace, serviceAccount) to a file, for a bootstrap's JWTTokenFile.
 func tokenFileOf(t *testing.T, namespace, serviceAccount string) string {
 	t.Helper()
-	path, err := grpcxds.IdentityTokenFile(t.TempDir(), auth.Identity{Namespace: namespace, ServiceAccount: serviceAccount})
+	path, err := identityTokenFile(t.TempDir(), auth.Identity{Namespace: namespace, ServiceAccount: serviceAccount})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -719,4 +719,24 @@ func TestReplyToAResponseNeverSentLeavesTheServerServing(t *testing.T) {
 		t.Errorf("the stream that answered a nonce never sent: %v, want its listeners", err)
 	}
 	f.subscribe(t, server.ProxyGRPC, "shop", "other", resourcev3.ListenerType) // fails the test unless answered
+}
+
+// TestDeltaStreamsAreRefused: the server speaks state-of-the-world ADS only. A delta stream, which
+// anyone reaching the port can open, without a token, is refused Unimplemented, and the server
+// goes on serving. (Its first request used to panic in the cache, and took the process down.)
+func TestDeltaStreamsAreRefused(t *testing.T) {
+	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	delta, err := discoveryv3.NewAggregatedDiscoveryServiceClient(f.conn).DeltaAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := delta.Send(&discoveryv3.DeltaDiscoveryRequest{Node: node(server.ProxyEnvoy, "", ""), TypeUrl: resourcev3.ClusterType}); err != nil && !errors.Is(err, io.EOF) {
+		t.Fatal(err)
+	}
+	if _, err := delta.Recv(); status.Code(err) != codes.Unimplemented {
+		t.Errorf("a delta stream: %v, want Unimplemented", err)
+	}
+	f.subscribe(t, server.ProxyGRPC, "shop", "client", resourcev3.ListenerType) // fails the test unless answered
 }

@@ -64,6 +64,14 @@ func newStreams(auth Authenticator, m *metrics, log logr.Logger) *streams {
 	return &streams{auth: auth, metrics: m, log: log, open: map[int64]*streamState{}, rejecting: map[int64]*streamState{}}
 }
 
+// OnDeltaStreamOpen refuses incremental (delta) xDS: the server's caches answer
+// state-of-the-world requests only, and a delta request would reach a cache that cannot classify
+// it. Anyone reaching the port can open one, token or not.
+func (s *streams) OnDeltaStreamOpen(context.Context, int64, string) error {
+	s.metrics.rejected.WithLabelValues("delta").Inc()
+	return status.Error(codes.Unimplemented, "this xDS server speaks state-of-the-world ADS only, not delta (incremental) xDS")
+}
+
 // OnStreamOpen authenticates the stream when it presents a token; a token that does not check
 // out ends the stream, a stream without one stays unauthenticated (and, over TLS, may claim no
 // identity: OnStreamRequest). A token on a connection that is not TLS ends the stream too: it
@@ -148,6 +156,10 @@ func (s *streams) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) e
 			s.metrics.rejected.WithLabelValues("identity-unproven").Inc()
 			s.log.Info("refused an xDS stream claiming an identity without a token", "node", req.GetNode().GetId(),
 				"claimed", describe(info.identity))
+			if s.auth == nil {
+				return status.Errorf(codes.Unauthenticated, "node %q claims %s, which this server can take from no one: it checks no "+
+					"tokens, so it serves no identity's own resources; claim no identity", req.GetNode().GetId(), describe(info.identity))
+			}
 			return status.Errorf(codes.Unauthenticated, "node %q claims %s without a token proving it: send the ServiceAccount's "+
 				"token (\"authorization: Bearer\"; grpc-go sends it with the bootstrap's call_creds jwt_token_file when "+
 				"GRPC_EXPERIMENTAL_XDS_BOOTSTRAP_CALL_CREDS=true), or claim no identity",
