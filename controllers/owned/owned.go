@@ -127,8 +127,12 @@ func (w Writer) Sync(ctx context.Context, source client.Object, wanted []client.
 				return res, err
 			}
 			if same {
-				w.forget(gvk, obj)
-				w.LastWritten.record(unobservedKey(gvk, obj), want.summary)
+				// The cache shows the write: nothing is in flight any more. What the watch filter
+				// matched stays (record keeps it for the same summary).
+				if w.Unobserved != nil {
+					w.Unobserved.Forget(want.key())
+				}
+				w.LastWritten.record(want.key(), want.summary)
 				continue
 			}
 		}

@@ -114,12 +114,6 @@ func TestLastWrittenTrustsTheGenerationItMatched(t *testing.T) {
 			t.Errorf("%s: leftAsRecorded = %v, want %v", step.name, got, step.want)
 		}
 	}
-	// A reconcile finding the object as wanted records the same summary: what was matched stays.
-	l.leftAsRecorded(key, vs("u1", 1, "a"))
-	l.record(key, summaryOf("a"))
-	if !l.leftAsRecorded(key, vs("u1", 1, "b")) {
-		t.Error("after the same summary was recorded again: the generation matched was forgotten")
-	}
 	l.record(key, summaryOf("b"))
 	if l.leftAsRecorded(key, vs("u1", 1, "a")) {
 		t.Error("after a new record: the generation matched by the old one was trusted")
@@ -157,5 +151,51 @@ func BenchmarkChangesToCorrectOfAStatusUpdate(b *testing.B) {
 		if changes.Update(e) {
 			b.Fatal("a status update passed")
 		}
+	}
+}
+
+// TestSyncFindingAsWantedKeepsTheGenerationMatched: a reconcile whose Sync finds the object as
+// wanted leaves what the watch filter matched, so the object's next status update is not hashed
+// again.
+func TestSyncFindingAsWantedKeepsTheGenerationMatched(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := networkingv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	if err := policyv1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme).Build()
+	w := Writer{Client: c, Reader: c, APIReader: c, Scheme: scheme, LastWritten: &LastWritten{}}
+	source := &policyv1alpha1.TrafficPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web", UID: "policy"}}
+	wanted := func() []client.Object {
+		return []client.Object{&networkingv1.VirtualService{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web", Labels: smi.SourceLabels(policyv1alpha1.TrafficPolicyKind, "web")},
+			Spec:       networkingapi.VirtualService{Hosts: []string{"web.shop.svc.cluster.local"}},
+		}}
+	}
+	sync := func() {
+		t.Helper()
+		if _, err := w.Sync(context.Background(), source, wanted(), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sync() // creates it
+	stored := &networkingv1.VirtualService{}
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: "shop", Name: "web"}, stored); err != nil {
+		t.Fatal(err)
+	}
+	stored.Generation = 1 // the fake client keeps none
+	key := unobservedKey(networkingv1.SchemeGroupVersion.WithKind("VirtualService"), stored)
+	if !w.LastWritten.leftAsRecorded(key, stored) {
+		t.Fatal("the created object is not left as recorded")
+	}
+	sync() // finds it as wanted
+	// Not an API server's doing (its spec moved, its generation did not): shows what was matched
+	// is trusted without hashing.
+	changed := stored.DeepCopy()
+	changed.Spec.Hosts = []string{"other"}
+	if !w.LastWritten.leftAsRecorded(key, changed) {
+		t.Error("after a Sync that found the object as wanted, the generation matched was forgotten")
 	}
 }
