@@ -30,9 +30,10 @@
 // Options.MaxReviewsPerPeer of them, refused the same way past that: a flood from one host leaves
 // the rest to the real tokens. A flood from as many addresses as there are reviews in flight
 // still fills them, and then a real token not in the cache is refused too, and its caller
-// retries; in a cluster, pods have an address each, and a Service's ClusterIP keeps the
-// caller's. Callers behind one address translation (a load balancer that rewrites the source, a
-// sidecar proxy in the server's own pod) share one peer's share. Give the Authenticator a client of its own: its rate limit is then the
+// retries; in a cluster, pods have an address each (hostNetwork pods their node's), and a
+// Service's ClusterIP keeps the caller's. Callers behind one address translation (masquerading
+// of a node's pod traffic, a load balancer that rewrites the source, a sidecar proxy in the
+// server's own pod) share one peer's share. Give the Authenticator a client of its own: its rate limit is then the
 // reviews' alone.
 //
 // The [Authenticator] uses a [kubernetes.Interface]: TokenReview is a create-only virtual
