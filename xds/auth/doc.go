@@ -33,8 +33,8 @@
 // retries; in a cluster, pods have an address each (hostNetwork pods their node's), and a
 // Service's ClusterIP keeps the caller's. Callers behind one address translation (masquerading
 // of a node's pod traffic, a load balancer that rewrites the source, a sidecar proxy in the
-// server's own pod) share one peer's share. Give the Authenticator a client of its own: its rate limit is then the
-// reviews' alone.
+// server's own pod) share one peer's share. Give the Authenticator a client of its own: its rate
+// limit is then the reviews' alone.
 //
 // The [Authenticator] uses a [kubernetes.Interface]: TokenReview is a create-only virtual
 // resource, which the manager's cached client would send to the API server unchanged anyway.
