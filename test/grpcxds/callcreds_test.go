@@ -20,9 +20,9 @@ import (
 	"github.com/smi-operator/smi-operator/test/netns"
 )
 
-// callCredsEnv is grpc-go's switch for bootstrap call_creds (gRFC A97). grpc-go reads it once,
-// when its package initialises, so a test can only flip it by starting a new process.
-const callCredsEnv = "GRPC_EXPERIMENTAL_XDS_BOOTSTRAP_CALL_CREDS"
+// callCredsEnv: grpc-go reads it once, when its package initialises, so a test can only flip it
+// by starting a new process.
+const callCredsEnv = grpcxds.CallCredsEnv
 
 // TestBootstrapCallCreds: can a grpc-go xDS client present a bearer token to the management
 // server? Yes, with bootstrap call_creds [{type: jwt_token_file, config: {jwt_token_file: …}}],

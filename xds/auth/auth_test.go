@@ -285,7 +285,7 @@ func (a writtenAddr) String() string  { return string(a) }
 // a Unix socket's) is bound by the total only.
 func TestReviewsInFlightAreBoundedPerPeer(t *testing.T) {
 	statuses := map[string]authenticationv1.TokenReviewStatus{}
-	for _, sa := range []string{"a", "b", "c", "d", "e", "f", "g", "h", "i"} {
+	for _, sa := range []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"} {
 		statuses[sa] = saStatus("system:serviceaccount:shop:"+sa, audience)
 	}
 	clientset, entered, release := holdingAPIServer(t, statuses, "")
@@ -317,6 +317,7 @@ func TestReviewsInFlightAreBoundedPerPeer(t *testing.T) {
 	hold(ctx, "g")
 	hold(unix, "h")
 	hold(unix, "i")
+	hold(unix, "j")
 	close(release)
 	for _, done := range held {
 		if err := <-done; err != nil {

@@ -13,7 +13,6 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	clocktesting "k8s.io/utils/clock/testing"
 
@@ -201,9 +200,8 @@ func TestTokenReviewOnAPIServer(t *testing.T) {
 }
 
 // TestPodBoundTokenNamesItsPod: a token bound to a pod, as kubelet projects them, proves that pod
-// as well as its ServiceAccount (the review's user.extra has its UID), and two pods of one
-// ServiceAccount are two callers: what is limited per caller (the xDS server's CSRs) is limited per
-// pod.
+// as well as its ServiceAccount (the review's user.extra has its UID), for each of two pods of one
+// ServiceAccount.
 func TestPodBoundTokenNamesItsPod(t *testing.T) {
 	c := kube(t)
 	ctx := context.Background()
@@ -214,7 +212,6 @@ func TestPodBoundTokenNamesItsPod(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := auth.Identity{Namespace: ns.Name, ServiceAccount: "web"}
-	var pods []types.UID
 	for _, name := range []string{"web-1", "web-2"} {
 		pod, err := c.CoreV1().Pods(ns.Name).Create(ctx, &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: name},
@@ -237,9 +234,5 @@ func TestPodBoundTokenNamesItsPod(t *testing.T) {
 		if caller.Identity != want || caller.Pod != pod.UID || pod.UID == "" {
 			t.Errorf("the token of pod %s (UID %q) proves %+v, want %v and that pod", name, pod.UID, caller, want)
 		}
-		pods = append(pods, caller.Pod)
-	}
-	if pods[0] == pods[1] {
-		t.Errorf("two pods of one ServiceAccount are one caller: %q", pods)
 	}
 }

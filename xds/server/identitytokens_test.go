@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/smi-operator/smi-operator/xds/auth"
+	"github.com/smi-operator/smi-operator/xds/server"
 )
 
 // identityToken is a token identityTokens takes as proof of id: an unsigned JWT naming the
@@ -35,9 +36,7 @@ func identityTokenFile(dir string, id auth.Identity) (string, error) {
 // identityToken as proof of the identity it names, and hands any other token to Next (refused
 // when Next is nil).
 type identityTokens struct {
-	Next interface {
-		Authenticate(ctx context.Context, token string) (auth.Caller, error)
-	}
+	Next server.Authenticator
 }
 
 func (t identityTokens) Authenticate(ctx context.Context, token string) (auth.Caller, error) {

@@ -706,7 +706,8 @@ func TestMetricLabelsAreTheServedTypes(t *testing.T) {
 // TestReplyToAResponseNeverSentLeavesTheServerServing: a proxy whose token proved its identity
 // (so the server books what it refuses) answering a nonce of a type it was never sent anything
 // of is its own mistake: its stream carries on, and every other stream is still served. (It used
-// to panic with the streams' lock held, and the server answered nobody after it.)
+// to panic with the streams' lock held; unwinding, the stream's close waited on that lock for
+// ever, and so did every other stream.)
 func TestReplyToAResponseNeverSentLeavesTheServerServing(t *testing.T) {
 	f := startServer(t, server.Options{Settings: mesh.Settings{Access: mesh.AccessPermissive}})
 	f.srv.SetService(types.NamespacedName{Namespace: "shop", Name: "web"}, shopService("web"), nil)
