@@ -13,11 +13,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
-	authenticationv1 "k8s.io/api/authentication/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/utils/ptr"
 
+	"github.com/smi-operator/smi-operator/test/testenv"
 	"github.com/smi-operator/smi-operator/translators/xds"
 	"github.com/smi-operator/smi-operator/xds/server"
 )
@@ -73,13 +70,7 @@ func tokensProveTheirIdentityOnly() {
 // token of it bound to audience, as a projected token volume would hold.
 func (o *operator) serviceAccountToken(ns, name, audience string) string {
 	GinkgoHelper()
-	o.ensureServiceAccount(ns, name)
-	clientset, err := kubernetes.NewForConfig(o.env.Config)
+	token, err := testenv.ServiceAccountToken(context.Background(), o.env.Config, ns, name, audience)
 	Expect(err).NotTo(HaveOccurred())
-	ctx := context.Background()
-	tr, err := clientset.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{
-		Spec: authenticationv1.TokenRequestSpec{Audiences: []string{audience}, ExpirationSeconds: ptr.To(int64(3600))},
-	}, metav1.CreateOptions{})
-	Expect(err).NotTo(HaveOccurred())
-	return tr.Status.Token
+	return token
 }

@@ -50,6 +50,7 @@ import (
 	"github.com/smi-operator/smi-operator/controllers/backends"
 	"github.com/smi-operator/smi-operator/test/grpcxds"
 	"github.com/smi-operator/smi-operator/test/netns"
+	"github.com/smi-operator/smi-operator/test/testenv"
 	"github.com/smi-operator/smi-operator/xds/ca"
 	"github.com/smi-operator/smi-operator/xds/server"
 )
@@ -423,11 +424,34 @@ func askXDS(ctx context.Context, ns, serviceAccount, typeURL string, names []str
 	return askXDSOn(ctx, swapXDSPort, ns, serviceAccount, typeURL, names)
 }
 
+// xdsTokens holds a token for the xDS audience per "namespace/ServiceAccount", made once: askXDSOn
+// runs in polling loops and in an admission webhook's handler, neither of which should ask the
+// API server for one each time.
+var xdsTokens sync.Map
+
+// xdsToken is the token askXDSOn sends for ServiceAccount ns/serviceAccount (valid for an hour).
+func xdsToken(ctx context.Context, ns, serviceAccount string) (string, error) {
+	key := ns + "/" + serviceAccount
+	if token, ok := xdsTokens.Load(key); ok {
+		return token.(string), nil
+	}
+	token, err := testenv.ServiceAccountToken(ctx, o.env.Config, ns, serviceAccount, tokenAudience)
+	if err != nil {
+		return "", err
+	}
+	xdsTokens.Store(key, token)
+	return token, nil
+}
+
 // askXDSOn is askXDS on the xDS server listening on port (over TLS, with the token ctx carries
 // in its outgoing "authorization" metadata, else one of serviceAccount, which the node claims).
 func askXDSOn(ctx context.Context, port uint16, ns, serviceAccount, typeURL string, names []string) (discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient, error) {
 	if md, _ := metadata.FromOutgoingContext(ctx); len(md.Get("authorization")) == 0 {
-		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+o.serviceAccountToken(ns, serviceAccount, tokenAudience))
+		token, err := xdsToken(ctx, ns, serviceAccount)
+		if err != nil {
+			return nil, err
+		}
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
 	}
 	conn, err := o.dialXDS(port)
 	if err != nil {

@@ -26,11 +26,9 @@ import (
 	securityapi "istio.io/api/security/v1alpha1"
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	appsv1 "k8s.io/api/apps/v1"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/smi-operator/smi-operator/test/grpcxds"
@@ -177,17 +175,11 @@ func withTimeout(t testing.TB, d time.Duration) context.Context {
 // hour, as a projected token volume holds it.
 func (m *meshEnv) serviceAccountToken(t testing.TB, namespace, sa, audience string) string {
 	t.Helper()
-	clientset, err := kubernetes.NewForConfig(m.env.Config)
+	token, err := testenv.ServiceAccountToken(withTimeout(t, time.Minute), m.env.Config, namespace, sa, audience)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := clientset.CoreV1().ServiceAccounts(namespace).CreateToken(withTimeout(t, time.Minute), sa, &authenticationv1.TokenRequest{
-		Spec: authenticationv1.TokenRequestSpec{Audiences: []string{audience}, ExpirationSeconds: ptr.To(int64(3600))},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tr.Status.Token
+	return token
 }
 
 // istioCertificate gets a workload certificate for ServiceAccount namespace/sa the way Istio's
