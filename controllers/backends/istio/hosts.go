@@ -53,6 +53,17 @@ func hostsOf(o client.Object) []string {
 	return nil
 }
 
+// firstServiceHost is the first of an Istio object's hosts that may name a Service
+// (serviceOfHost), and that Service.
+func firstServiceHost(o client.Object) (string, types.NamespacedName, bool) {
+	for _, h := range hostsOf(o) {
+		if svc, ok := serviceOfHost(h, o.GetNamespace()); ok {
+			return h, svc, true
+		}
+	}
+	return "", types.NamespacedName{}, false
+}
+
 // servicesOfHosts are the Services, each once, that the hosts of an Istio object may name
 // (serviceOfHost).
 func servicesOfHosts(o client.Object) []types.NamespacedName {

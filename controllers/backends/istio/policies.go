@@ -137,18 +137,10 @@ func (b Policies) hostsTaken(ctx context.Context, carriers []client.Object) ([]s
 		default:
 			continue
 		}
-		// The first host that names a Service: the holders are listed by that Service and
-		// compared with that host.
-		var host string
-		var svc types.NamespacedName
-		for _, h := range hostsOf(carrier) {
-			if s, ok := serviceOfHost(h, carrier.GetNamespace()); ok {
-				host, svc = h, s
-				break
-			}
-		}
+		// The holders are listed by that Service and compared with that host.
+		host, svc, ok := firstServiceHost(carrier)
 		kind := reflect.TypeOf(carrier)
-		if host == "" || listed[kind] {
+		if !ok || listed[kind] {
 			continue // no Service to look its holders up by, or its kind is looked up already
 		}
 		listed[kind] = true
