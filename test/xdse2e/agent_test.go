@@ -118,19 +118,28 @@ func agentRenewsBeforeExpiry() {
 
 	ns := o.namespace("agent-renews-before-expiry")
 	a := o.startAgent(ns, "ticker", server.ProxyGRPC, netns.HostPort(1, shortTTLXDSPort))
+	read := func() (*x509.Certificate, error) {
+		pair, err := tls.LoadX509KeyPair(a.paths.CertChainFile, a.paths.KeyFile)
+		if err != nil {
+			return nil, err
+		}
+		return x509.ParseCertificate(pair.Certificate[0])
+	}
 	onDisk := func() *x509.Certificate {
 		GinkgoHelper()
-		pair, err := tls.LoadX509KeyPair(a.paths.CertChainFile, a.paths.KeyFile)
+		leaf, err := read()
 		Expect(err).NotTo(HaveOccurred(), "the chain and key on disk belong together")
-		leaf, err := x509.ParseCertificate(pair.Certificate[0])
-		Expect(err).NotTo(HaveOccurred())
 		return leaf
 	}
 	first := onDisk()
 	Expect(first.NotAfter).To(BeTemporally("~", time.Now().Add(shortTTL), 2*time.Second), "the certificate lives the configured TTL")
 	firstKey := a.Current().Key
-	Eventually(func() bool { return !onDisk().Equal(first) }).Within(shortTTL).ProbeEvery(100*time.Millisecond).Should(BeTrue(),
-		"a renewed certificate on disk")
+	// The agent writes the new key, then the new chain (file_watcher waits for both): a read
+	// between the two sees a pair that does not match, and looks again.
+	Eventually(func() bool {
+		leaf, err := read()
+		return err == nil && !leaf.Equal(first)
+	}).Within(shortTTL).ProbeEvery(100*time.Millisecond).Should(BeTrue(), "a renewed certificate on disk, its key with it")
 	renewed := onDisk()
 	Expect(time.Now()).To(BeTemporally("<", first.NotAfter), "renewed before the first certificate expired")
 	GinkgoWriter.Printf("renewed %s before the first certificate expired\n", time.Until(first.NotAfter).Round(time.Millisecond))
